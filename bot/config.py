@@ -1,0 +1,512 @@
+"""Configuration: process settings from the environment, and the team's incident policy.
+
+Two sources, on purpose:
+
+* ``Settings`` (pydantic-settings) holds what differs per deployment: the database URL and the
+  Slack credentials. It comes from environment variables, so secrets never sit in a file in git.
+* ``Policy`` holds how the team runs incidents: severities, statuses and their transitions, roles,
+  channel naming, reminder cadences. It lives in ``firebreak.toml``, which the team keeps under
+  version control. Every key has a default, so an empty file (or no file) is a working policy.
+
+Any problem stops start-up with one line that names the key (``ConfigError``; exit code 2).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.errors import ConfigError
+
+# --------------------------------------------------------------------------------------------
+# Durations: teams write "15m", "1h30m", "90s", "2d"; a bare number is minutes.
+
+_DURATION_PART = re.compile(r"(\d+)\s*(d|h|m|s)", re.IGNORECASE)
+_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse a positive duration such as ``15m``, ``1h30m``, ``90s`` or ``2d``."""
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 90s")
+    elif isinstance(value, int | float):
+        result = timedelta(minutes=value)
+    elif isinstance(value, str):
+        text = value.strip()
+        compact = text.replace(" ", "")
+        if not compact or _DURATION_PART.sub("", compact) != "":
+            raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 1h30m, 90s, 2d")
+        parts: dict[str, int] = {}
+        for amount, unit in _DURATION_PART.findall(compact):
+            key = _DURATION_UNITS[unit.lower()]
+            parts[key] = parts.get(key, 0) + int(amount)
+        result = timedelta(**parts)
+    else:
+        raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 90s")
+    if result <= timedelta(0):
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return result
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration``: ``timedelta(minutes=90)`` -> ``1h30m``."""
+    seconds = int(value.total_seconds())
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            out.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(out) or "0s"
+
+
+# --------------------------------------------------------------------------------------------
+# The incident policy (firebreak.toml)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+
+
+def _check_key(value: str) -> str:
+    if not _KEY.match(value):
+        raise ValueError(f"{value!r} is not a valid key: use up to 32 letters, digits, '-' or '_'")
+    return value
+
+
+class SeverityPolicy(_Strict):
+    key: str
+    name: str = ""
+    description: str
+    update_every: Duration | None = None
+    """How often the commander is expected to post a status update (issue: reminders)."""
+
+    _key = field_validator("key")(_check_key)
+
+
+class StatusPolicy(_Strict):
+    key: str
+    name: str = ""
+    description: str = ""
+    phase: Literal["active", "resolved", "closed"] = "active"
+    milestone: Literal["mitigated", "resolved", "closed"] | None = None
+    """Entering this status stamps this milestone (the first time)."""
+    next: list[str] = Field(default_factory=list)
+    """The statuses an incident may move to from this one."""
+
+    _key = field_validator("key")(_check_key)
+
+
+class RolePolicy(_Strict):
+    key: str
+    name: str
+    short: str = ""
+    description: str = ""
+
+    _key = field_validator("key")(_check_key)
+
+
+class SlackPolicy(_Strict):
+    channel_name: str = "inc-{number}-{slug}"
+    """Placeholders: {number}, {slug} (from the title), {severity}, {date} (YYYYMMDD)."""
+    announcements_channel: str | None = None
+    """Channel id (C...) that gets one message per non-private incident, edited in place."""
+    capture_reaction: str = "pushpin"
+    """Reacting with this emoji to a message in an incident channel puts it on the timeline."""
+
+    @field_validator("channel_name")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if "{number}" not in value:
+            raise ValueError("must contain {number} so every incident gets its own channel")
+        unknown = set(re.findall(r"{([^}]*)}", value)) - {"number", "slug", "severity", "date"}
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}}: "
+                "use {number}, {slug}, {severity} or {date}"
+            )
+        return value
+
+    @field_validator("capture_reaction")
+    @classmethod
+    def _reaction(cls, value: str) -> str:
+        value = value.strip().strip(":")
+        if not value:
+            raise ValueError("must name an emoji, e.g. pushpin")
+        return value
+
+
+def _default_severities() -> list[SeverityPolicy]:
+    return [
+        SeverityPolicy(
+            key="SEV1",
+            name="Critical",
+            description="Customer-facing outage or data loss; all hands, page now.",
+            update_every=timedelta(minutes=15),
+        ),
+        SeverityPolicy(
+            key="SEV2",
+            name="Major",
+            description="Major feature degraded for many customers; respond immediately.",
+            update_every=timedelta(minutes=30),
+        ),
+        SeverityPolicy(
+            key="SEV3",
+            name="Minor",
+            description="Partial or internal impact with a workaround; respond in hours.",
+            update_every=timedelta(hours=1),
+        ),
+        SeverityPolicy(
+            key="SEV4",
+            name="Low",
+            description="Little or no customer impact; track and fix in working hours.",
+            update_every=timedelta(hours=4),
+        ),
+    ]
+
+
+def _default_statuses() -> list[StatusPolicy]:
+    return [
+        StatusPolicy(
+            key="triage",
+            name="Triage",
+            description="Declared; establishing scope and impact.",
+            next=["investigating", "identified", "monitoring", "resolved"],
+        ),
+        StatusPolicy(
+            key="investigating",
+            name="Investigating",
+            description="Looking for the cause.",
+            next=["identified", "monitoring", "resolved"],
+        ),
+        StatusPolicy(
+            key="identified",
+            name="Identified",
+            description="Cause found; working on a fix.",
+            next=["investigating", "monitoring", "resolved"],
+        ),
+        StatusPolicy(
+            key="monitoring",
+            name="Monitoring",
+            description="Mitigated; watching that it holds.",
+            milestone="mitigated",
+            next=["investigating", "identified", "resolved"],
+        ),
+        StatusPolicy(
+            key="resolved",
+            name="Resolved",
+            description="Impact is over; follow-up and postmortem remain.",
+            phase="resolved",
+            milestone="resolved",
+            next=["closed", "investigating"],
+        ),
+        StatusPolicy(
+            key="closed",
+            name="Closed",
+            description="Done: postmortem drafted, follow-up tracked as action items.",
+            phase="closed",
+            milestone="closed",
+            next=["investigating"],
+        ),
+    ]
+
+
+def _default_roles() -> list[RolePolicy]:
+    return [
+        RolePolicy(
+            key="commander",
+            name="Incident Commander",
+            short="IC",
+            description="Owns the incident: decides, delegates, keeps everyone informed.",
+        ),
+        RolePolicy(
+            key="comms",
+            name="Comms Lead",
+            short="Comms",
+            description="Writes status updates for stakeholders and customers.",
+        ),
+        RolePolicy(
+            key="scribe",
+            name="Scribe",
+            short="Scribe",
+            description="Keeps the timeline: captures decisions and findings as they happen.",
+        ),
+        RolePolicy(
+            key="ops",
+            name="Ops Lead",
+            short="Ops",
+            description="Hands on keyboard: runs the commands and the runbook steps.",
+        ),
+    ]
+
+
+COMMANDER = "commander"
+
+
+class Policy(_Strict):
+    """How the team runs incidents. Loaded from firebreak.toml; every key has a default."""
+
+    timezone: str = "UTC"
+    default_severity: str = "SEV3"
+    severities: list[SeverityPolicy] = Field(default_factory=_default_severities)
+    statuses: list[StatusPolicy] = Field(default_factory=_default_statuses)
+    roles: list[RolePolicy] = Field(default_factory=_default_roles)
+    slack: SlackPolicy = Field(default_factory=SlackPolicy)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}: use an IANA name such as Europe/Berlin or UTC"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        for name, items in (
+            ("severities", self.severities),
+            ("statuses", self.statuses),
+            ("roles", self.roles),
+        ):
+            if not items:
+                raise ValueError(f"{name}: at least one is required")
+            seen: set[str] = set()
+            for item in items:
+                folded = item.key.casefold()
+                if folded in seen:
+                    raise ValueError(f"{name}: duplicate key {item.key!r}")
+                seen.add(folded)
+        if self.find_severity(self.default_severity) is None:
+            raise ValueError(
+                f"default_severity: {self.default_severity!r} is not one of the severities "
+                f"({', '.join(s.key for s in self.severities)})"
+            )
+        keys = {s.key for s in self.statuses}
+        for status in self.statuses:
+            for target in status.next:
+                if target not in keys:
+                    raise ValueError(
+                        f"statuses: {status.key!r} lists unknown next status {target!r}"
+                    )
+        if self.statuses[0].phase != "active":
+            raise ValueError("statuses: the first status (where incidents start) must be active")
+        for phase in ("resolved", "closed"):
+            if not any(s.phase == phase for s in self.statuses):
+                raise ValueError(f"statuses: one status needs phase = {phase!r}")
+        if not any(r.key == COMMANDER for r in self.roles):
+            raise ValueError(
+                "roles: a role with key 'commander' (the Incident Commander) is required"
+            )
+        return self
+
+    # Lookups are forgiving about how people type: "sev1", "SEV1", "1"; "ic", "Comms Lead".
+
+    def find_severity(self, text: str) -> SeverityPolicy | None:
+        wanted = text.strip().casefold()
+        for sev in self.severities:
+            if wanted in (sev.key.casefold(), sev.name.casefold()):
+                return sev
+        if wanted.isdigit():
+            for sev in self.severities:
+                digits = re.sub(r"\D", "", sev.key)
+                if digits and int(digits) == int(wanted):
+                    return sev
+        return None
+
+    def severity(self, key: str) -> SeverityPolicy:
+        found = self.find_severity(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def find_status(self, text: str) -> StatusPolicy | None:
+        wanted = text.strip().casefold()
+        for status in self.statuses:
+            if wanted in (status.key.casefold(), status.name.casefold()):
+                return status
+        return None
+
+    def status(self, key: str) -> StatusPolicy:
+        found = self.find_status(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    @property
+    def initial_status(self) -> StatusPolicy:
+        return self.statuses[0]
+
+    def find_role(self, text: str) -> RolePolicy | None:
+        wanted = text.strip().casefold()
+        for role in self.roles:
+            names = {role.key.casefold(), role.name.casefold()}
+            if role.short:
+                names.add(role.short.casefold())
+            if wanted in names:
+                return role
+        # "comms" -> "Comms Lead": a unique prefix of three or more letters is enough
+        candidates = [r for r in self.roles if r.name.casefold().startswith(wanted)]
+        return candidates[0] if len(wanted) >= 3 and len(candidates) == 1 else None
+
+    def role(self, key: str) -> RolePolicy:
+        found = self.find_role(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling against the configuration reference)"
+    where = f"{source}: {loc}" if loc else source
+    return f"{where}: {message}"
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Load the team's policy file; ``None`` means the built-in defaults."""
+    if path is None:
+        return Policy()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the policy file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return policy_from_dict(data, source=str(path))
+
+
+def policy_from_dict(data: dict[str, Any], *, source: str = "policy") -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Process settings (environment variables)
+
+
+class Settings(BaseSettings):
+    """Per-deployment settings, read from the environment (and an optional ``.env`` file)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(default="sqlite:///firebreak.db", alias="DATABASE_URL")
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    host: str = Field(default="127.0.0.1", alias="FIREBREAK_HOST")
+    port: int = Field(default=3000, alias="PORT", ge=1, le=65535)
+    policy_file: Path | None = Field(default=None, alias="FIREBREAK_POLICY_FILE")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="FIREBREAK_LOG_LEVEL"
+    )
+    log_format: Literal["json", "text"] = Field(default="json", alias="FIREBREAK_LOG_FORMAT")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def resolved_policy_file(self) -> Path | None:
+        """The policy file in use: the configured one, else ./firebreak.toml if present."""
+        if self.policy_file is not None:
+            return self.policy_file
+        local = Path("firebreak.toml")
+        return local if local.is_file() else None
+
+
+def normalise_database_url(value: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://) and pick the psycopg 3 driver."""
+    value = value.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            value = "postgresql+psycopg://" + value[len(prefix) :]
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL: use sqlite:///path/to/firebreak.db or "
+            "postgresql://user:password@host:5432/dbname"
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql"
+        )
+    return value
+
+
+_ENV_NAMES = {name: (field.alias or name.upper()) for name, field in Settings.model_fields.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, turning validation errors into one clear line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = _ENV_NAMES.get(field, field)
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"environment: {name}: {message}") from None
+
+
+def load_configuration(policy_path: Path | None = None) -> tuple[Settings, Policy]:
+    settings = load_settings()
+    path = policy_path or settings.resolved_policy_file()
+    return settings, load_policy(path)

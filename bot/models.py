@@ -1,0 +1,156 @@
+"""SQLModel tables. The schema itself is created and changed only by Alembic migrations.
+
+Times are ``UTCDateTime`` columns: timezone-aware UTC in Python on both backends.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from bot.db import UTCDateTime, configure_metadata
+
+configure_metadata(SQLModel.metadata)
+
+
+def _utc(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class EventKind(StrEnum):
+    """What a timeline event records. Stored as text, so new kinds need no migration."""
+
+    DECLARED = "declared"
+    SEVERITY_CHANGED = "severity_changed"
+    STATUS_CHANGED = "status_changed"
+    ACKNOWLEDGED = "acknowledged"
+    ROLE_ASSIGNED = "role_assigned"
+    ROLE_UNASSIGNED = "role_unassigned"
+    NOTE = "note"
+    STATUS_UPDATE = "status_update"
+    MESSAGE = "message"
+    RETRACTION = "retraction"
+    DETAILS_CHANGED = "details_changed"
+    ACTION_ITEM_ADDED = "action_item_added"
+    ACTION_ITEM_COMPLETED = "action_item_completed"
+    ACTION_ITEM_REOPENED = "action_item_reopened"
+    CHANNEL_CREATED = "channel_created"
+    RUNBOOK_STARTED = "runbook_started"
+    RUNBOOK_STEP = "runbook_step"
+    REMINDER_SENT = "reminder_sent"
+    ESCALATED = "escalated"
+    POSTMORTEM_GENERATED = "postmortem_generated"
+    PERMISSION_DENIED = "permission_denied"
+
+
+class Counter(SQLModel, table=True):
+    """Named counters. ``incident_number`` hands out gap-free incident numbers: it is bumped in
+    the same transaction that inserts the incident, so a rolled-back declare returns its number."""
+
+    __tablename__ = "counters"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: int = Field(default=0)
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(unique=True)
+    title: str = Field(max_length=300)
+    summary: str = Field(default="", sa_type=Text)
+    severity: str = Field(max_length=32)
+    status: str = Field(max_length=32)
+    private: bool = Field(default=False)
+    service: str | None = Field(default=None, max_length=200)
+    reporter_id: str = Field(max_length=64)
+    declare_key: str | None = Field(default=None, unique=True, max_length=255)
+    """Idempotency key of the request that declared it (Slack trigger or view id)."""
+
+    slack_channel_id: str | None = Field(default=None, max_length=32, index=True)
+    slack_channel_name: str | None = Field(default=None, max_length=80)
+    summary_message_ts: str | None = Field(default=None, max_length=32)
+    announcement_channel_id: str | None = Field(default=None, max_length=32)
+    announcement_ts: str | None = Field(default=None, max_length=32)
+
+    impact_started_at: datetime | None = _utc(default=None)
+    detected_at: datetime | None = _utc(default=None)
+    declared_at: datetime = _utc()
+    acknowledged_at: datetime | None = _utc(default=None)
+    mitigated_at: datetime | None = _utc(default=None)
+    resolved_at: datetime | None = _utc(default=None)
+    closed_at: datetime | None = _utc(default=None)
+    updated_at: datetime = _utc()
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.number}"
+
+
+class RoleAssignment(SQLModel, table=True):
+    """Who held which role, and when. The current holder has ``unassigned_at`` unset."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (
+        Index(
+            "uq_role_assignments_current",
+            "incident_id",
+            "role",
+            unique=True,
+            sqlite_where=text("unassigned_at IS NULL"),
+            postgresql_where=text("unassigned_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    role: str = Field(max_length=32)
+    user_id: str = Field(max_length=64)
+    assigned_at: datetime = _utc()
+    assigned_by: str = Field(max_length=64)
+    unassigned_at: datetime | None = _utc(default=None)
+    unassigned_by: str | None = Field(default=None, max_length=64)
+
+
+class TimelineEvent(SQLModel, table=True):
+    """One entry on an incident's timeline. Rows are never updated or deleted: a correction or a
+    withdrawn capture is a new event of kind ``retraction`` that points at the earlier one."""
+
+    __tablename__ = "timeline_events"
+    __table_args__ = (Index("ix_timeline_events_incident_occurred", "incident_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    occurred_at: datetime = _utc()
+    recorded_at: datetime = _utc()
+    kind: str = Field(max_length=40)
+    actor_id: str | None = Field(default=None, max_length=64)
+    text: str = Field(default="", sa_type=Text)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    source_url: str | None = Field(default=None, max_length=2000)
+    source_ref: str | None = Field(default=None, max_length=255, index=True)
+    """Where it came from, e.g. ``slack:C123:1712345678.000100`` for a captured message."""
+    idempotency_key: str = Field(unique=True, max_length=255)
+
+
+class ActionItem(SQLModel, table=True):
+    __tablename__ = "action_items"
+    __table_args__ = (UniqueConstraint("incident_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    number: int
+    """1, 2, 3... within the incident, so people can say "done 2"."""
+    text: str = Field(sa_type=Text)
+    owner_id: str | None = Field(default=None, max_length=64)
+    due_on: date | None = Field(default=None)
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = _utc()
+    created_by: str = Field(max_length=64)
+    completed_at: datetime | None = _utc(default=None)
+    completed_by: str | None = Field(default=None, max_length=64)

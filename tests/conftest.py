@@ -1,0 +1,114 @@
+"""Test fixtures. The whole suite runs against one backend per run:
+
+* SQLite (default): a fresh database file per session, migrated with Alembic.
+* PostgreSQL: set ``FIREBREAK_TEST_DATABASE_URL`` (e.g. postgresql://postgres@127.0.0.1:5432/test).
+  A throwaway database is created next to it for the run and dropped afterwards. If the server
+  cannot be reached the run fails; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+from bot import migrations
+from bot.config import Policy, normalise_database_url
+from bot.db import Database
+from bot.incidents import INCIDENT_COUNTER
+from bot.models import Counter
+
+PG_ENV = "FIREBREAK_TEST_DATABASE_URL"
+
+
+def _pg_admin_url() -> str | None:
+    value = os.environ.get(PG_ENV, "").strip()
+    return normalise_database_url(value) if value else None
+
+
+class DatabaseFactory:
+    """Creates empty databases on the backend under test and removes them at the end."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.admin_url = _pg_admin_url()
+        self.created: list[str] = []
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.admin_url else "sqlite"
+
+    def create(self) -> str:
+        name = f"firebreak_test_{uuid.uuid4().hex[:12]}"
+        if self.admin_url is None:
+            return f"sqlite:///{self.tmp / (name + '.db')}"
+        admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if self.admin_url is None or not self.created:
+            return
+        admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                for name in self.created:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(tmp_path_factory.mktemp("databases"))
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(database_factory: DatabaseFactory) -> str:
+    """One migrated database for the session; each test starts from empty tables."""
+    url = database_factory.create()
+    migrations.upgrade(url)
+    return url
+
+
+def reset_database(database: Database) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with database.transaction() as session:
+        if database.backend == "postgresql":
+            session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                session.execute(text(f"DELETE FROM {table}"))
+        session.add(Counter(name=INCIDENT_COUNTER, value=0))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url, pool_size=25)
+    reset_database(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return Policy()
+
+
+@pytest.fixture
+def new_database_url(database_factory: DatabaseFactory) -> Callable[[], str]:
+    """Factory for an extra, empty (unmigrated) database on the backend under test."""
+    return database_factory.create

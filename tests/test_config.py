@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import (
+    Policy,
+    load_policy,
+    load_settings,
+    parse_duration,
+    policy_from_dict,
+)
+from bot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("15m", timedelta(minutes=15)),
+        ("1h30m", timedelta(minutes=90)),
+        ("90s", timedelta(seconds=90)),
+        ("2d", timedelta(days=2)),
+        ("1h 5m", timedelta(minutes=65)),
+        (10, timedelta(minutes=10)),
+    ],
+)
+def test_durations_read_the_way_teams_write_them(text: object, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "abc", "15 minutes", "-5m", "0m", "1.5h", True])
+def test_bad_durations_are_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_the_example_policy_file_is_the_default_policy() -> None:
+    assert load_policy(ROOT / "firebreak.toml") == Policy()
+
+
+def test_an_empty_policy_file_is_the_default_policy(tmp_path: Path) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_text("")
+    assert load_policy(path) == Policy()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {
+                "severities": [{"key": "P1", "description": "x", "update_every": "soon"}],
+                "default_severity": "P1",
+            },
+            "severities.0.update_every: invalid duration 'soon'",
+        ),
+        (
+            {
+                "severities": [{"key": "P1", "description": "x", "update_every": "-5m"}],
+                "default_severity": "P1",
+            },
+            "severities.0.update_every",
+        ),
+        ({"default_severity": "SEV9"}, "default_severity: 'SEV9' is not one of the severities"),
+        ({"slack": {"chanel_name": "x"}}, "slack.chanel_name: unknown key"),
+        (
+            {"slack": {"channel_name": "incident-{slug}"}},
+            "slack.channel_name: must contain {number}",
+        ),
+        ({"slack": {"channel_name": "inc-{number}-{team}"}}, "unknown placeholder {team}"),
+        ({"timezone": "Mars/Olympus"}, "timezone: unknown timezone 'Mars/Olympus'"),
+        ({"roles": [{"key": "lead", "name": "Lead"}]}, "'commander'"),
+        ({"statuses": [{"key": "open", "next": ["gone"]}]}, "unknown next status 'gone'"),
+        ({"severities": [{"key": "bad key!", "description": "x"}]}, "severities.0.key"),
+    ],
+)
+def test_a_bad_policy_names_the_key_and_the_problem(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        policy_from_dict(data, source="firebreak.toml")
+    text = str(info.value)
+    assert text.startswith("firebreak.toml")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_invalid_toml_reports_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_text('timezone = "UTC"\n[slack\n')
+    with pytest.raises(ConfigError, match=r"firebreak.toml: invalid TOML: .*line 2"):
+        load_policy(path)
+
+
+def test_lookups_forgive_how_people_type(policy: Policy) -> None:
+    assert policy.severity("sev2").key == "SEV2"
+    assert policy.severity("1").key == "SEV1"
+    assert policy.severity("critical").key == "SEV1"
+    assert policy.role("IC").key == "commander"
+    assert policy.role("comms lead").key == "comms"
+    assert policy.role("ops").key == "ops"
+    assert policy.find_role("o") is None
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db:5432/firebreak")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9000/api")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+psycopg://u:p@db:5432/firebreak"
+    assert settings.slack_api_url == "http://127.0.0.1:9000/api/"
+    assert "xoxb-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PORT", "eighty", "environment: PORT:"),
+        ("DATABASE_URL", "mysql://x/y", "environment: DATABASE_URL: unsupported database"),
+        ("SLACK_API_URL", "slack.com/api", "environment: SLACK_API_URL: must be an http(s) URL"),
+    ],
+)
+def test_bad_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings()

@@ -1,0 +1,397 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+from sqlmodel import func, select
+
+from bot import incidents as core
+from bot.config import Policy
+from bot.db import Database
+from bot.errors import InvalidInput, InvalidTransition, NotFound
+from bot.models import EventKind, Incident, TimelineEvent
+
+T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
+
+
+def declare(db: Database, policy: Policy, **kwargs: Any) -> Incident:
+    kwargs.setdefault("title", "Checkout returns 500s")
+    kwargs.setdefault("reporter", "U1")
+    with db.transaction() as session:
+        return core.declare_incident(session, policy, **kwargs).incident
+
+
+def events(db: Database, incident: Incident, **kwargs: Any) -> list[TimelineEvent]:
+    assert incident.id is not None
+    with db.transaction() as session:
+        return core.timeline(session, incident.id, **kwargs)
+
+
+def count_rows(db: Database, model: Any) -> int:
+    with db.transaction() as session:
+        return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+# --------------------------------------------------------------------------------------------
+# Declare
+
+
+def test_declare_numbers_incidents_and_records_the_declaration(
+    db: Database, policy: Policy
+) -> None:
+    with freeze_time(T0):
+        first = declare(db, policy, title="Payments down", severity="sev1", service="payments")
+        second = declare(db, policy, title="Search slow")
+    assert (first.ref, second.ref) == ("INC-1", "INC-2")
+    assert first.severity == "SEV1"
+    assert first.status == "triage"
+    assert first.declared_at == T0 and first.declared_at.tzinfo is not None
+    assert second.severity == policy.default_severity
+    [event] = events(db, first)
+    assert event.kind == EventKind.DECLARED
+    assert event.actor_id == "U1"
+    assert "Payments down" in event.text
+    assert event.occurred_at == T0
+
+
+def test_declare_with_the_same_key_returns_the_same_incident(db: Database, policy: Policy) -> None:
+    with db.transaction() as session:
+        first = core.declare_incident(session, policy, title="A", reporter="U1", key="trigger-1")
+    with db.transaction() as session:
+        again = core.declare_incident(session, policy, title="A", reporter="U1", key="trigger-1")
+    assert first.changed and not again.changed
+    assert again.incident.id == first.incident.id
+    assert count_rows(db, Incident) == 1
+    assert count_rows(db, TimelineEvent) == 1
+
+
+def test_a_failed_declare_gives_its_number_back(db: Database, policy: Policy) -> None:
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        core.declare_incident(session, policy, title="doomed", reporter="U1")
+        raise RuntimeError("crash after the insert, before the commit")
+    assert declare(db, policy).number == 1
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "🔥 Checkout on fire 🔥",
+        "خدمة الدفع متوقفة",  # right-to-left
+        "'; DROP TABLE incidents; --",
+        "100% of requests fail for users with \\ and % and _ in names",
+        "支付服务中断",
+    ],
+)
+def test_titles_are_stored_exactly(db: Database, policy: Policy, title: str) -> None:
+    incident = declare(db, policy, title=title)
+    with db.transaction() as session:
+        stored = core.find_incident(session, incident.ref)
+    assert stored.title == title
+    assert count_rows(db, Incident) == 1
+
+
+@pytest.mark.parametrize("title", ["", "   ", "\x00\x01"])
+def test_an_empty_title_is_refused(db: Database, policy: Policy, title: str) -> None:
+    with pytest.raises(InvalidInput, match="title is empty"):
+        declare(db, policy, title=title)
+    assert count_rows(db, Incident) == 0
+
+
+def test_a_ten_thousand_character_title_is_refused_and_nothing_is_written(
+    db: Database, policy: Policy
+) -> None:
+    with pytest.raises(InvalidInput, match="10,000 characters"):
+        declare(db, policy, title="x" * 10_000)
+    assert count_rows(db, Incident) == 0
+    assert count_rows(db, TimelineEvent) == 0
+    assert declare(db, policy).number == 1  # the number was not used up
+
+
+def test_control_characters_are_removed_from_titles(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy, title="DB\x00 down\nagain")
+    assert incident.title == "DB down again"
+
+
+def test_unknown_severity_lists_the_choices(db: Database, policy: Policy) -> None:
+    with pytest.raises(InvalidInput, match=r"Unknown severity 'SEV9'.*SEV1, SEV2, SEV3, SEV4"):
+        declare(db, policy, severity="SEV9")
+    assert count_rows(db, Incident) == 0
+
+
+def test_impact_in_the_future_is_refused(db: Database, policy: Policy) -> None:
+    with freeze_time(T0), pytest.raises(InvalidInput, match="future"):
+        declare(db, policy, impact_started_at=T0 + timedelta(minutes=5))
+
+
+def test_naive_times_are_refused(db: Database, policy: Policy) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        declare(db, policy, impact_started_at=datetime(2026, 1, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Severity and status
+
+
+def test_severity_changes_are_recorded_and_repeats_are_not(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy, severity="SEV3")
+    assert incident.id is not None
+    with db.transaction() as session:
+        change = core.change_severity(session, policy, incident.id, "1", actor="U2")
+    assert change.changed and change.incident.severity == "SEV1"
+    with db.transaction() as session:
+        again = core.change_severity(session, policy, incident.id, "SEV1", actor="U3")
+    assert not again.changed
+    kinds = [e.kind for e in events(db, incident)]
+    assert kinds == [EventKind.DECLARED, EventKind.SEVERITY_CHANGED]
+    assert events(db, incident)[-1].data == {"from": "SEV3", "to": "SEV1"}
+
+
+def test_status_follows_the_allowed_transitions(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        core.change_status(session, policy, incident.id, "investigating", actor="U1")
+    with (
+        pytest.raises(InvalidTransition, match="cannot move to closed") as info,
+        db.transaction() as session,
+    ):
+        core.change_status(session, policy, incident.id, "closed", actor="U1")
+    assert "identified, monitoring, resolved" in str(info.value)
+    with db.transaction() as session:
+        assert core.get_incident(session, incident.id).status == "investigating"
+    with pytest.raises(InvalidInput, match="Unknown status"), db.transaction() as session:
+        core.change_status(session, policy, incident.id, "fixed-ish", actor="U1")
+
+
+def test_milestones_are_stamped_once_and_metrics_follow(db: Database, policy: Policy) -> None:
+    impact = T0 - timedelta(minutes=20)
+    with freeze_time(T0):
+        incident = declare(
+            db, policy, impact_started_at=impact, detected_at=T0 - timedelta(minutes=5)
+        )
+    assert incident.id is not None
+    with freeze_time(T0 + timedelta(minutes=3)), db.transaction() as session:
+        core.acknowledge_incident(session, incident.id, actor="U2")
+    with freeze_time(T0 + timedelta(minutes=30)), db.transaction() as session:
+        core.mitigate_incident(session, policy, incident.id, actor="U2")
+    with freeze_time(T0 + timedelta(minutes=40)), db.transaction() as session:
+        core.change_status(session, policy, incident.id, "investigating", actor="U2")
+    with freeze_time(T0 + timedelta(minutes=50)), db.transaction() as session:
+        core.change_status(session, policy, incident.id, "monitoring", actor="U2")
+    with freeze_time(T0 + timedelta(hours=1)), db.transaction() as session:
+        core.resolve_incident(session, policy, incident.id, actor="U2")
+    with freeze_time(T0 + timedelta(days=1)), db.transaction() as session:
+        closed = core.close_incident(session, policy, incident.id, actor="U2").incident
+    assert closed.mitigated_at == T0 + timedelta(minutes=30)  # the first mitigation counts
+    metrics = core.incident_metrics(closed)
+    assert metrics.time_to_detect == timedelta(minutes=15)
+    assert metrics.time_to_acknowledge == timedelta(minutes=3)
+    assert metrics.time_to_mitigate == timedelta(minutes=50)
+    assert metrics.time_to_resolve == timedelta(minutes=80)
+    assert metrics.duration == timedelta(days=1, minutes=20)
+    assert core.humanize_duration(metrics.time_to_resolve) == "1h 20m"
+
+
+def test_metrics_without_milestones_are_unknown_not_zero(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    metrics = core.incident_metrics(incident)
+    assert metrics.time_to_detect is None
+    assert metrics.time_to_acknowledge is None
+    assert metrics.time_to_resolve is None
+    assert core.humanize_duration(metrics.time_to_resolve) == "unknown"
+
+
+def test_reopen_clears_resolution_and_keeps_history(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        core.resolve_incident(session, policy, incident.id, actor="U1")
+    with db.transaction() as session:
+        core.close_incident(session, policy, incident.id, actor="U1")
+    with db.transaction() as session:
+        change = core.reopen_incident(session, policy, incident.id, actor="U2", text="came back")
+    assert change.incident.status == "investigating"
+    assert change.incident.resolved_at is None and change.incident.closed_at is None
+    assert change.event is not None and change.event.data["reopened"] is True
+    assert "came back" in change.event.text
+    statuses = [
+        e.data.get("to") for e in events(db, incident) if e.kind == EventKind.STATUS_CHANGED
+    ]
+    assert statuses == ["resolved", "closed", "investigating"]
+
+
+def test_resolving_twice_writes_one_event(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        first = core.resolve_incident(session, policy, incident.id, actor="U1")
+    with db.transaction() as session:
+        second = core.resolve_incident(session, policy, incident.id, actor="U2")
+    assert first.changed and not second.changed
+    assert len(events(db, incident)) == 2
+
+
+def test_a_repeated_request_key_is_applied_once(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    for _ in range(3):
+        with db.transaction() as session:
+            core.add_note(
+                session, incident.id, "Rolled back deploy 123", actor="U1", key="slack:trigger:42"
+            )
+    notes = [e for e in events(db, incident) if e.kind == EventKind.NOTE]
+    assert len(notes) == 1
+
+
+def test_unknown_incident_is_not_found(db: Database, policy: Policy) -> None:
+    with db.transaction() as session:
+        with pytest.raises(NotFound, match="INC-99"):
+            core.find_incident(session, "INC-99")
+        with pytest.raises(InvalidInput, match="incident number"):
+            core.find_incident(session, "'; select 1")
+        with pytest.raises(NotFound):
+            core.change_severity(session, policy, 12345, "SEV1", actor="U1")
+
+
+# --------------------------------------------------------------------------------------------
+# Roles
+
+
+def test_roles_are_assigned_replaced_and_kept_in_history(db: Database, policy: Policy) -> None:
+    with freeze_time(T0):
+        incident = declare(db, policy)
+    assert incident.id is not None
+    with freeze_time(T0 + timedelta(minutes=2)), db.transaction() as session:
+        change = core.assign_role(session, policy, incident.id, "ic", "U2", actor="U1")
+    assert change.incident.acknowledged_at == T0 + timedelta(minutes=2)
+    with db.transaction() as session:
+        core.assign_role(session, policy, incident.id, "Incident Commander", "U3", actor="U2")
+        core.assign_role(session, policy, incident.id, "comms", "U4", actor="U3")
+    with db.transaction() as session:
+        assert not core.assign_role(session, policy, incident.id, "comms", "U4", actor="U3").changed
+        assert core.current_roles(session, incident.id) == {"commander": "U3", "comms": "U4"}
+        history = core.role_history(session, incident.id)
+    assert [(h.role, h.user_id, h.unassigned_at is None) for h in history] == [
+        ("commander", "U2", False),
+        ("commander", "U3", True),
+        ("comms", "U4", True),
+    ]
+    with db.transaction() as session:
+        assert core.unassign_role(session, policy, incident.id, "comms", actor="U4").changed
+        assert core.current_roles(session, incident.id) == {"commander": "U3"}
+
+
+def test_unknown_role_is_refused(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with (
+        pytest.raises(InvalidInput, match=r"Unknown role 'janitor'.*commander"),
+        db.transaction() as session,
+    ):
+        core.assign_role(session, policy, incident.id, "janitor", "U2", actor="U1")
+    assert len(events(db, incident)) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Timeline capture and retraction
+
+
+@freeze_time(T0)
+def test_a_message_is_captured_once_and_can_be_withdrawn(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    said_at = T0 - timedelta(minutes=1)
+    for captured_by in ("U2", "U3"):
+        with db.transaction() as session:
+            core.capture_message(
+                session,
+                incident.id,
+                source_ref="slack:C1:1.000100",
+                text="error rate back to 0.1%",
+                author="U5",
+                occurred_at=said_at,
+                captured_by=captured_by,
+                source_url="https://example.slack.com/archives/C1/p1000100",
+            )
+    visible = [e for e in events(db, incident) if e.kind == EventKind.MESSAGE]
+    assert len(visible) == 1
+    assert visible[0].occurred_at == said_at and visible[0].actor_id == "U5"
+    with db.transaction() as session:
+        assert core.withdraw_capture(session, incident.id, "slack:C1:1.000100", actor="U2").changed
+    assert [e.kind for e in events(db, incident)] == [EventKind.DECLARED]
+    audit = events(db, incident, include_retracted=True)
+    assert [e.kind for e in audit] == [EventKind.MESSAGE, EventKind.DECLARED, EventKind.RETRACTION]
+    # captured again after the withdrawal: visible again, as a new row
+    with db.transaction() as session:
+        assert core.capture_message(
+            session,
+            incident.id,
+            source_ref="slack:C1:1.000100",
+            text="error rate back to 0.1%",
+            author="U5",
+            occurred_at=said_at,
+            captured_by="U2",
+        ).changed
+    assert len([e for e in events(db, incident) if e.kind == EventKind.MESSAGE]) == 1
+
+
+def test_external_events_keep_their_own_time(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with freeze_time(T0), db.transaction() as session:
+        change = core.record_timeline_event(
+            session,
+            incident.id,
+            kind="deploy",
+            text="api v2.3.1 rolled out",
+            occurred_at=T0 - timedelta(hours=1),
+            data={"version": "2.3.1"},
+            key="deploy:981",
+        )
+    assert change.event is not None
+    assert change.event.occurred_at == T0 - timedelta(hours=1)
+    assert change.event.recorded_at == T0
+    assert [e.kind for e in events(db, incident)] == ["deploy", EventKind.DECLARED]
+
+
+# --------------------------------------------------------------------------------------------
+# Action items
+
+
+def test_action_items_are_numbered_and_completed(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        core.add_action_item(
+            session,
+            incident.id,
+            "Alert on connection pool saturation",
+            actor="U1",
+            owner="U2",
+            due_on=date(2026, 4, 1),
+        )
+        core.add_action_item(session, incident.id, "Add a canary stage", actor="U1")
+    with db.transaction() as session:
+        assert core.complete_action_item(session, incident.id, 2, actor="U2").changed
+        assert not core.complete_action_item(session, incident.id, 2, actor="U2").changed
+        items = core.list_action_items(session, incident.id)
+        with pytest.raises(NotFound, match="no action item 7"):
+            core.complete_action_item(session, incident.id, 7, actor="U2")
+    assert [(i.number, i.status, i.owner_id) for i in items] == [
+        (1, "open", "U2"),
+        (2, "done", None),
+    ]
+    assert items[0].due_on == date(2026, 4, 1)
+
+
+def test_listing_leaves_out_closed_incidents(db: Database, policy: Policy) -> None:
+    open_one = declare(db, policy, title="open")
+    closed = declare(db, policy, title="closed")
+    assert closed.id is not None
+    with db.transaction() as session:
+        core.close_incident(session, policy, closed.id, actor="U1")
+    with db.transaction() as session:
+        assert [i.id for i in core.list_incidents(session, policy)] == [open_one.id]
+        assert len(core.list_incidents(session, policy, phases=None)) == 2

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlmodel import SQLModel
+
+import bot.models  # noqa: F401
+from bot import migrations
+from bot.db import Database
+
+
+def test_upgrade_an_empty_database_and_downgrade_back(new_database_url: Callable[[], str]) -> None:
+    url = new_database_url()
+    migrations.upgrade(url)
+    db = Database(url)
+    try:
+        tables = set(inspect(db.engine).get_table_names())
+        assert {
+            "incidents",
+            "timeline_events",
+            "role_assignments",
+            "action_items",
+            "counters",
+        } <= tables
+        assert migrations.is_at_head(db.engine)
+        migrations.downgrade(url, "base")
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        assert migrations.current_revision(db.engine) is None
+        migrations.upgrade(url)
+        assert migrations.is_at_head(db.engine)
+    finally:
+        db.dispose()
+
+
+def test_models_and_migrations_agree(new_database_url: Callable[[], str]) -> None:
+    """If this fails, a model changed without a migration: run
+    `firebreak db revision -m '...'` (autogenerate) and review the result."""
+    url = new_database_url()
+    migrations.upgrade(url)
+    db = Database(url)
+    try:
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            diff = compare_metadata(context, SQLModel.metadata)
+    finally:
+        db.dispose()
+    assert diff == []
+
+
+def test_sqlite_pragmas_are_set(tmp_path: object) -> None:
+    db = Database(f"sqlite:///{tmp_path}/x.db")
+    try:
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        db.dispose()
