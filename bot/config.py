@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -104,7 +105,11 @@ class SeverityPolicy(_Strict):
     name: str = ""
     description: str
     update_every: Duration | None = None
-    """How often the commander is expected to post a status update (issue: reminders)."""
+    """How often the commander is expected to post a status update; unset: no update nudges."""
+    ack_within: Duration | None = None
+    """Escalate when nobody has acknowledged or taken the commander role after this long."""
+    escalate_again_after: Duration | None = None
+    """Escalate to the second tier when still unacknowledged this long after the first."""
 
     _key = field_validator("key")(_check_key)
 
@@ -161,6 +166,152 @@ class SlackPolicy(_Strict):
         return value
 
 
+_SLACK_TARGET = re.compile(r"^(?:[UWS][A-Z0-9]{2,}|@[a-z0-9][a-z0-9._-]*)$")
+
+
+def _check_targets(values: list[str]) -> list[str]:
+    for value in values:
+        if not _SLACK_TARGET.match(value):
+            raise ValueError(
+                f"{value!r} is not a Slack user id (U...), user group id (S...) or "
+                "user group handle (@oncall)"
+            )
+    return values
+
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+def _check_channel(value: str | None) -> str | None:
+    if value is not None and not _CHANNEL_ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a Slack channel id: use the id (C0123ABCD) from the "
+            "channel's details, not its name"
+        )
+    return value
+
+
+def _check_cron(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"invalid cron expression {value!r} ({exc}): use five fields, "
+            "e.g. '0 9 * * 1-5' for 09:00 on weekdays"
+        ) from None
+    return value
+
+
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class RemindersPolicy(_Strict):
+    """Nudges and escalations. Cadences per severity live on the severities."""
+
+    escalate_to: list[str] = Field(default_factory=list)
+    """First tier when nobody acknowledges: user ids, user group ids or @handles."""
+    escalate_again_to: list[str] = Field(default_factory=list)
+    """Second tier, ``escalate_again_after`` later."""
+    escalation_channel: str | None = None
+    """Channel id where escalations are also posted (besides the incident channel)."""
+    snooze_choices: list[Duration] = Field(
+        default_factory=lambda: [
+            timedelta(minutes=15),
+            timedelta(minutes=30),
+            timedelta(minutes=60),
+        ]
+    )
+    step_stale_after: Duration | None = timedelta(minutes=30)
+    """Nudge when a runbook step has been in progress (assigned) this long."""
+    close_after_resolve: Duration | None = timedelta(hours=24)
+    """After resolve, remind to close and finish the postmortem; sent in working hours."""
+    working_hours: str = "09:00-17:00"
+    working_days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
+    action_items_cron: str | None = "0 10 * * 1-5"
+    """When overdue action items are chased (in the policy timezone)."""
+    digest_cron: str | None = "0 9 * * 1-5"
+    """When the digest of open incidents is posted (in the policy timezone); unset: never."""
+    digest_channel: str | None = None
+    """Where the digest goes; default: the announcements channel."""
+
+    _targets = field_validator("escalate_to", "escalate_again_to")(_check_targets)
+    _channels = field_validator("escalation_channel", "digest_channel")(_check_channel)
+    _crons = field_validator("action_items_cron", "digest_cron")(_check_cron)
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        match = _HOURS.match(value.replace(" ", ""))
+        if not match or match.group(1, 2) >= match.group(3, 4):
+            raise ValueError(f"{value!r} is not a range of hours like 09:00-17:00")
+        return value.replace(" ", "")
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        days = [d.strip().lower()[:3] for d in value]
+        bad = [d for d in days if d not in _DAYS]
+        if bad or not days:
+            raise ValueError(f"use day names like mon, tue, ... sun (got {value!r})")
+        return days
+
+
+class RunbooksPolicy(_Strict):
+    paths: list[Path] = Field(default_factory=lambda: [Path("runbooks")])
+    """Directories of markdown runbooks, relative to the policy file."""
+    steps_per_page: int = Field(default=10, ge=1, le=20)
+    suggestions: int = Field(default=3, ge=0, le=10)
+    """How many matching runbooks to suggest when an incident is declared."""
+
+
+class PostmortemPolicy(_Strict):
+    template_dir: Path | None = None
+    """A directory with ``postmortem.md.j2`` to use instead of the built-in template."""
+    output_dir: Path | None = Path("postmortems")
+    """Where drafts are also written as files; unset: not written to disk."""
+    on_close: bool = True
+    """Generate the draft (and post it to the channel) when the incident is closed."""
+
+
+_PRINCIPAL = re.compile(
+    r"^(everyone|admins|reporter|any-role|role:[A-Za-z0-9_-]+|group:(S[A-Z0-9]+|@[a-z0-9._-]+)"
+    r"|user:[UW][A-Z0-9]+)$"
+)
+
+
+def _check_principals(values: list[str]) -> list[str]:
+    if not values:
+        raise ValueError('list at least one principal, e.g. ["everyone"]')
+    for value in values:
+        if not _PRINCIPAL.match(value):
+            raise ValueError(
+                f"{value!r} is not a principal: use everyone, admins, reporter, any-role, "
+                "role:<key>, group:<S-id or @handle>, user:<U-id>"
+            )
+    return values
+
+
+class AccessPolicy(_Strict):
+    """Who may do what. A person may act when they match any listed principal."""
+
+    declare: list[str] = Field(default_factory=lambda: ["everyone"])
+    change_severity: list[str] = Field(default_factory=lambda: ["everyone"])
+    close: list[str] = Field(default_factory=lambda: ["everyone"])
+    reopen: list[str] = Field(default_factory=lambda: ["everyone"])
+    admins: list[str] = Field(default_factory=list)
+    """Firebreak admins (user ids or group ids), besides Slack workspace admins and owners."""
+
+    _principals = field_validator("declare", "change_severity", "close", "reopen")(
+        _check_principals
+    )
+    _admins = field_validator("admins")(_check_targets)
+
+
 def _default_severities() -> list[SeverityPolicy]:
     return [
         SeverityPolicy(
@@ -168,18 +319,24 @@ def _default_severities() -> list[SeverityPolicy]:
             name="Critical",
             description="Customer-facing outage or data loss; all hands, page now.",
             update_every=timedelta(minutes=15),
+            ack_within=timedelta(minutes=5),
+            escalate_again_after=timedelta(minutes=10),
         ),
         SeverityPolicy(
             key="SEV2",
             name="Major",
             description="Major feature degraded for many customers; respond immediately.",
             update_every=timedelta(minutes=30),
+            ack_within=timedelta(minutes=10),
+            escalate_again_after=timedelta(minutes=15),
         ),
         SeverityPolicy(
             key="SEV3",
             name="Minor",
             description="Partial or internal impact with a workaround; respond in hours.",
             update_every=timedelta(hours=1),
+            ack_within=timedelta(minutes=30),
+            escalate_again_after=timedelta(hours=1),
         ),
         SeverityPolicy(
             key="SEV4",
@@ -277,6 +434,16 @@ class Policy(_Strict):
     statuses: list[StatusPolicy] = Field(default_factory=_default_statuses)
     roles: list[RolePolicy] = Field(default_factory=_default_roles)
     slack: SlackPolicy = Field(default_factory=SlackPolicy)
+    reminders: RemindersPolicy = Field(default_factory=RemindersPolicy)
+    runbooks: RunbooksPolicy = Field(default_factory=RunbooksPolicy)
+    postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
+    access: AccessPolicy = Field(default_factory=AccessPolicy)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def resolve_path(self, path: Path) -> Path:
+        """A path from the policy, relative to the policy file's directory."""
+        return path if path.is_absolute() else self._base_dir / path
 
     @field_validator("timezone")
     @classmethod
@@ -414,7 +581,9 @@ def load_policy(path: Path | None) -> Policy:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return policy_from_dict(data, source=str(path))
+    policy = policy_from_dict(data, source=str(path))
+    policy._base_dir = path.resolve().parent
+    return policy
 
 
 def policy_from_dict(data: dict[str, Any], *, source: str = "policy") -> Policy:

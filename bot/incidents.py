@@ -224,6 +224,7 @@ def _earlier(session: Session, key: str | None) -> TimelineEvent | None:
 
 def _append(
     session: Session,
+    policy: Policy,
     incident: Incident,
     *,
     kind: EventKind | str,
@@ -337,6 +338,7 @@ def declare_incident(
     session.flush()
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.DECLARED,
         text=f"{incident.ref} declared as {sev.key}: {title}",
@@ -411,6 +413,7 @@ def change_severity(
     incident.severity = sev.key
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.SEVERITY_CHANGED,
         text=f"Severity changed from {previous} to {sev.key}",
@@ -482,6 +485,7 @@ def change_status(
     verb = "reopened" if reopened else "status changed"
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.STATUS_CHANGED,
         text=(
@@ -604,6 +608,7 @@ def reopen_incident(
 
 def acknowledge_incident(
     session: Session,
+    policy: Policy,
     incident_id: int,
     *,
     actor: str,
@@ -621,6 +626,7 @@ def acknowledge_incident(
     incident.acknowledged_at = now
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.ACKNOWLEDGED,
         text=f"{incident.ref} acknowledged",
@@ -683,6 +689,7 @@ def assign_role(
         acknowledged = True
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.ROLE_ASSIGNED,
         text=f"{found.name}: <@{user}>" + (f" (was <@{previous}>)" if previous else ""),
@@ -721,6 +728,7 @@ def unassign_role(
     session.add(current)
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.ROLE_UNASSIGNED,
         text=f"{found.name}: <@{current.user_id}> stepped down",
@@ -748,6 +756,7 @@ def _current_assignment(session: Session, incident_id: int, role: str) -> RoleAs
 
 def add_note(
     session: Session,
+    policy: Policy,
     incident_id: int,
     text: str,
     *,
@@ -757,12 +766,20 @@ def add_note(
 ) -> Change:
     body = clean_text(text, label="note", max_length=TEXT_MAX, required=True)
     return _record(
-        session, incident_id, kind=EventKind.NOTE, text=body, actor=_user(actor), key=key, now=now
+        session,
+        policy,
+        incident_id,
+        kind=EventKind.NOTE,
+        text=body,
+        actor=_user(actor),
+        key=key,
+        now=now,
     )
 
 
 def post_status_update(
     session: Session,
+    policy: Policy,
     incident_id: int,
     text: str,
     *,
@@ -774,6 +791,7 @@ def post_status_update(
     body = clean_text(text, label="status update", max_length=TEXT_MAX, required=True)
     return _record(
         session,
+        policy,
         incident_id,
         kind=EventKind.STATUS_UPDATE,
         text=body,
@@ -785,6 +803,7 @@ def post_status_update(
 
 def record_timeline_event(
     session: Session,
+    policy: Policy,
     incident_id: int,
     *,
     kind: EventKind | str,
@@ -808,6 +827,7 @@ def record_timeline_event(
         raise InvalidInput("The source link is longer than 2,000 characters.")
     return _record(
         session,
+        policy,
         incident_id,
         kind=kind_text,
         text=body,
@@ -823,6 +843,7 @@ def record_timeline_event(
 
 def _record(
     session: Session,
+    policy: Policy,
     incident_id: int,
     *,
     kind: EventKind | str,
@@ -836,7 +857,9 @@ def _record(
     incident, repeat = _begin_change(session, incident_id, key)
     if repeat:
         return repeat
-    event = _append(session, incident, kind=kind, text=text, actor=actor, now=now, key=key, **extra)
+    event = _append(
+        session, policy, incident, kind=kind, text=text, actor=actor, now=now, key=key, **extra
+    )
     return Change(incident, event)
 
 
@@ -872,6 +895,7 @@ def _is_retracted(session: Session, incident_id: int, event: TimelineEvent) -> b
 
 def capture_message(
     session: Session,
+    policy: Policy,
     incident_id: int,
     *,
     source_ref: str,
@@ -894,6 +918,7 @@ def capture_message(
     body = clean_text(text, label="message", max_length=TEXT_MAX) or "(message without text)"
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.MESSAGE,
         text=body,
@@ -910,6 +935,7 @@ def capture_message(
 
 def retract_event(
     session: Session,
+    policy: Policy,
     incident_id: int,
     event_id: int,
     *,
@@ -932,6 +958,7 @@ def retract_event(
         return Change(incident, None)
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.RETRACTION,
         text=clean_text(reason, label="reason", max_length=TEXT_MAX) or "Removed from the timeline",
@@ -946,6 +973,7 @@ def retract_event(
 
 def withdraw_capture(
     session: Session,
+    policy: Policy,
     incident_id: int,
     source_ref: str,
     *,
@@ -959,12 +987,20 @@ def withdraw_capture(
     if event is None or event.id is None:
         return Change(incident, None)
     return retract_event(
-        session, incident_id, event.id, actor=actor, reason="Capture withdrawn", key=key, now=now
+        session,
+        policy,
+        incident_id,
+        event.id,
+        actor=actor,
+        reason="Capture withdrawn",
+        key=key,
+        now=now,
     )
 
 
 def edit_details(
     session: Session,
+    policy: Policy,
     incident_id: int,
     *,
     actor: str,
@@ -1014,6 +1050,7 @@ def edit_details(
         return Change(incident, None)
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.DETAILS_CHANGED,
         text="Changed " + ", ".join(k.replace("_", " ") for k in changes),
@@ -1031,6 +1068,7 @@ def edit_details(
 
 def add_action_item(
     session: Session,
+    policy: Policy,
     incident_id: int,
     text: str,
     *,
@@ -1067,6 +1105,7 @@ def add_action_item(
     session.flush()
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.ACTION_ITEM_ADDED,
         text=f"Action item {number}: {body}",
@@ -1085,6 +1124,7 @@ def add_action_item(
 
 def complete_action_item(
     session: Session,
+    policy: Policy,
     incident_id: int,
     number: int,
     *,
@@ -1113,6 +1153,7 @@ def complete_action_item(
     session.add(item)
     event = _append(
         session,
+        policy,
         incident,
         kind=EventKind.ACTION_ITEM_COMPLETED if done else EventKind.ACTION_ITEM_REOPENED,
         text=f"Action item {number} {'done' if done else 'reopened'}: {item.text}",

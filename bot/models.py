@@ -87,6 +87,15 @@ class Incident(SQLModel, table=True):
     closed_at: datetime | None = _utc(default=None)
     updated_at: datetime = _utc()
 
+    slack_state: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    """Which Slack set-up steps are done (invited, topic, pinned, ...), so a retry resumes."""
+    slack_setup_error: str | None = Field(default=None, sa_type=Text)
+    slack_lease_until: datetime | None = _utc(default=None)
+    """While set in the future, one worker is setting up or refreshing the incident's Slack
+    channel and messages; others leave it alone."""
+
     @property
     def ref(self) -> str:
         return f"INC-{self.number}"
@@ -154,3 +163,106 @@ class ActionItem(SQLModel, table=True):
     created_by: str = Field(max_length=64)
     completed_at: datetime | None = _utc(default=None)
     completed_by: str | None = Field(default=None, max_length=64)
+
+
+class SlackDelivery(SQLModel, table=True):
+    """Slack requests already handled, by event id (events) or another unique key, so a retry
+    (``X-Slack-Retry-Num``), a double delivery or a second replica does the work only once."""
+
+    __tablename__ = "slack_deliveries"
+
+    key: str = Field(primary_key=True, max_length=255)
+    received_at: datetime = _utc(index=True)
+
+
+class RunbookRun(SQLModel, table=True):
+    """A runbook being walked in an incident. The steps are a snapshot taken when the run
+    started, so editing the file mid-incident never shifts the progress under responders."""
+
+    __tablename__ = "runbook_runs"
+    __table_args__ = (UniqueConstraint("incident_id", "runbook_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    runbook_id: str = Field(max_length=200)
+    """The catalog's stable name for the runbook (its path relative to the runbook directory)."""
+    title: str = Field(max_length=300)
+    source_path: str | None = Field(default=None, max_length=1000)
+    content_hash: str = Field(max_length=64)
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """The parsed runbook (context and steps) as the responders saw it when it started."""
+    step_count: int
+    status: str = Field(default="active", max_length=16)
+    started_at: datetime = _utc()
+    started_by: str = Field(max_length=64)
+    completed_at: datetime | None = _utc(default=None)
+    slack_channel_id: str | None = Field(default=None, max_length=32)
+    slack_message_ts: str | None = Field(default=None, max_length=32)
+    page: int = Field(default=0)
+
+
+class RunbookStepState(SQLModel, table=True):
+    """Progress of one step of a run: pending, in_progress (assigned), done or skipped."""
+
+    __tablename__ = "runbook_step_states"
+    __table_args__ = (UniqueConstraint("run_id", "step_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runbook_runs.id", index=True)
+    step_index: int
+    state: str = Field(default="pending", max_length=16)
+    assignee_id: str | None = Field(default=None, max_length=64)
+    started_at: datetime | None = _utc(default=None)
+    updated_at: datetime = _utc()
+    updated_by: str | None = Field(default=None, max_length=64)
+
+
+class Reminder(SQLModel, table=True):
+    """Something due at a time: a nudge, an escalation, a digest. The database is the source of
+    truth; the scheduler only wakes up, claims due rows atomically and sends them.
+
+    ``dedupe_key`` names the reminder (``update:42``, ``ack:42``, ``digest``), so scheduling the
+    same reminder twice updates one row instead of creating two."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_state_due_at", "state", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=255)
+    kind: str = Field(max_length=40)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    due_at: datetime = _utc()
+    state: str = Field(default="pending", max_length=16)
+    """pending -> claimed -> pending (recurring) / sent; or cancelled / stopped."""
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attempts: int = Field(default=0)
+    sent_count: int = Field(default=0)
+    last_sent_at: datetime | None = _utc(default=None)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_until: datetime | None = _utc(default=None)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class Postmortem(SQLModel, table=True):
+    """One generated version of an incident's postmortem draft. Regenerating adds a version;
+    earlier versions are kept. ``generation_key`` makes a repeated trigger (closing twice, a
+    retried command) produce one version, not two."""
+
+    __tablename__ = "postmortems"
+    __table_args__ = (UniqueConstraint("incident_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    version: int
+    generation_key: str = Field(unique=True, max_length=255)
+    markdown: str = Field(sa_type=Text)
+    template: str = Field(max_length=1000)
+    """The template used: ``default`` or the path of the team's template."""
+    template_error: str | None = Field(default=None, sa_type=Text)
+    """Why the team's template was not used (the default was used instead), if it failed."""
+    created_at: datetime = _utc()
+    created_by: str = Field(max_length=64)
+    file_path: str | None = Field(default=None, max_length=1000)
+    slack_file_id: str | None = Field(default=None, max_length=64)

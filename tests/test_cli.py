@@ -74,7 +74,7 @@ def test_export_writes_the_incident_and_its_timeline(
             session, policy, title="Queue lag", reporter="U1", severity="SEV2"
         ).incident
         assert incident.id is not None
-        core.add_note(session, incident.id, "consumer group rebalancing", actor="U2")
+        core.add_note(session, policy, incident.id, "consumer group rebalancing", actor="U2")
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
     assert main(["export", "INC-1", "--output", "out.json"]) == 0

@@ -173,7 +173,7 @@ def test_milestones_are_stamped_once_and_metrics_follow(db: Database, policy: Po
         )
     assert incident.id is not None
     with freeze_time(T0 + timedelta(minutes=3)), db.transaction() as session:
-        core.acknowledge_incident(session, incident.id, actor="U2")
+        core.acknowledge_incident(session, policy, incident.id, actor="U2")
     with freeze_time(T0 + timedelta(minutes=30)), db.transaction() as session:
         core.mitigate_incident(session, policy, incident.id, actor="U2")
     with freeze_time(T0 + timedelta(minutes=40)), db.transaction() as session:
@@ -239,7 +239,12 @@ def test_a_repeated_request_key_is_applied_once(db: Database, policy: Policy) ->
     for _ in range(3):
         with db.transaction() as session:
             core.add_note(
-                session, incident.id, "Rolled back deploy 123", actor="U1", key="slack:trigger:42"
+                session,
+                policy,
+                incident.id,
+                "Rolled back deploy 123",
+                actor="U1",
+                key="slack:trigger:42",
             )
     notes = [e for e in events(db, incident) if e.kind == EventKind.NOTE]
     assert len(notes) == 1
@@ -307,6 +312,7 @@ def test_a_message_is_captured_once_and_can_be_withdrawn(db: Database, policy: P
         with db.transaction() as session:
             core.capture_message(
                 session,
+                policy,
                 incident.id,
                 source_ref="slack:C1:1.000100",
                 text="error rate back to 0.1%",
@@ -319,7 +325,9 @@ def test_a_message_is_captured_once_and_can_be_withdrawn(db: Database, policy: P
     assert len(visible) == 1
     assert visible[0].occurred_at == said_at and visible[0].actor_id == "U5"
     with db.transaction() as session:
-        assert core.withdraw_capture(session, incident.id, "slack:C1:1.000100", actor="U2").changed
+        assert core.withdraw_capture(
+            session, policy, incident.id, "slack:C1:1.000100", actor="U2"
+        ).changed
     assert [e.kind for e in events(db, incident)] == [EventKind.DECLARED]
     audit = events(db, incident, include_retracted=True)
     assert [e.kind for e in audit] == [EventKind.MESSAGE, EventKind.DECLARED, EventKind.RETRACTION]
@@ -327,6 +335,7 @@ def test_a_message_is_captured_once_and_can_be_withdrawn(db: Database, policy: P
     with db.transaction() as session:
         assert core.capture_message(
             session,
+            policy,
             incident.id,
             source_ref="slack:C1:1.000100",
             text="error rate back to 0.1%",
@@ -343,6 +352,7 @@ def test_external_events_keep_their_own_time(db: Database, policy: Policy) -> No
     with freeze_time(T0), db.transaction() as session:
         change = core.record_timeline_event(
             session,
+            policy,
             incident.id,
             kind="deploy",
             text="api v2.3.1 rolled out",
@@ -366,19 +376,20 @@ def test_action_items_are_numbered_and_completed(db: Database, policy: Policy) -
     with db.transaction() as session:
         core.add_action_item(
             session,
+            policy,
             incident.id,
             "Alert on connection pool saturation",
             actor="U1",
             owner="U2",
             due_on=date(2026, 4, 1),
         )
-        core.add_action_item(session, incident.id, "Add a canary stage", actor="U1")
+        core.add_action_item(session, policy, incident.id, "Add a canary stage", actor="U1")
     with db.transaction() as session:
-        assert core.complete_action_item(session, incident.id, 2, actor="U2").changed
-        assert not core.complete_action_item(session, incident.id, 2, actor="U2").changed
+        assert core.complete_action_item(session, policy, incident.id, 2, actor="U2").changed
+        assert not core.complete_action_item(session, policy, incident.id, 2, actor="U2").changed
         items = core.list_action_items(session, incident.id)
         with pytest.raises(NotFound, match="no action item 7"):
-            core.complete_action_item(session, incident.id, 7, actor="U2")
+            core.complete_action_item(session, policy, incident.id, 7, actor="U2")
     assert [(i.number, i.status, i.owner_id) for i in items] == [
         (1, "open", "U2"),
         (2, "done", None),
