@@ -1063,6 +1063,86 @@ def edit_details(
 
 
 # --------------------------------------------------------------------------------------------
+# Slack bookkeeping: where the incident lives in Slack. Not incident state, except the channel.
+
+
+def attach_channel(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    channel_id: str,
+    channel_name: str,
+    actor: str,
+    now: datetime | None = None,
+) -> Change:
+    """Record the incident's Slack channel (once; a second attach with another id is refused)."""
+    now = _when(now, utcnow())
+    incident = _lock(session, incident_id)
+    if incident.slack_channel_id == channel_id:
+        return Change(incident, None)
+    if incident.slack_channel_id is not None:
+        raise InvalidInput(f"{incident.ref} already has a channel.")
+    incident.slack_channel_id = channel_id
+    incident.slack_channel_name = channel_name
+    event = _append(
+        session,
+        policy,
+        incident,
+        kind=EventKind.CHANNEL_CREATED,
+        text=f"Incident channel #{channel_name} created",
+        actor=actor,
+        now=now,
+        key=f"channel:{incident_id}",
+        data={"channel": channel_id, "name": channel_name},
+    )
+    return Change(incident, event)
+
+
+_SLACK_REFS = {
+    "summary_message_ts",
+    "announcement_channel_id",
+    "announcement_ts",
+    "slack_setup_error",
+    "slack_lease_until",
+}
+
+
+def save_slack_refs(
+    session: Session, incident_id: int, *, state: dict[str, Any] | None = None, **refs: Any
+) -> Incident:
+    """Remember Slack message timestamps and set-up progress, so retries resume, not repeat."""
+    unknown = set(refs) - _SLACK_REFS
+    if unknown:
+        raise ValueError(f"not Slack bookkeeping fields: {sorted(unknown)}")
+    incident = _lock(session, incident_id)
+    for name, value in refs.items():
+        setattr(incident, name, value)
+    if state:
+        incident.slack_state = {**incident.slack_state, **state}
+    session.add(incident)
+    session.flush()
+    return incident
+
+
+def find_recent_duplicate(
+    session: Session, *, reporter: str, title: str, since: datetime
+) -> Incident | None:
+    """An incident the same person declared with the same title since ``since`` (a double
+    submit or a pasted command sent twice)."""
+    cleaned = clean_text(title, label="title", max_length=TITLE_MAX, multiline=False)
+    return session.exec(
+        select(Incident)
+        .where(
+            Incident.reporter_id == reporter,
+            Incident.title == cleaned,
+            col(Incident.declared_at) >= since,
+        )
+        .order_by(col(Incident.number).desc())
+    ).first()
+
+
+# --------------------------------------------------------------------------------------------
 # Action items
 
 

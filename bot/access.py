@@ -1,0 +1,114 @@
+"""Who may do what: the one place access rules are checked.
+
+The policy lists principals per action (``[access]`` in firebreak.toml). A person may act when
+they match any of them. Refusals name who may act instead, so the responder knows whom to ask.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from bot.config import Policy
+from bot.errors import NotAllowed
+from bot.models import Incident
+
+Action = Literal["declare", "change_severity", "close", "reopen"]
+
+_VERBS = {
+    "declare": "declare incidents",
+    "change_severity": "change the severity",
+    "close": "close incidents",
+    "reopen": "reopen incidents",
+}
+
+
+class Directory(Protocol):
+    """Lookups access rules need from Slack."""
+
+    def is_workspace_admin(self, user: str) -> bool: ...
+
+    def group_members(self, group: str) -> set[str]:
+        """Members of a user group given by id (S...) or handle (@sre)."""
+        ...
+
+
+def _matches(
+    principal: str,
+    user: str,
+    *,
+    policy: Policy,
+    incident: Incident | None,
+    roles: dict[str, str],
+    directory: Directory,
+) -> bool:
+    if principal == "everyone":
+        return True
+    if principal == "admins":
+        return is_admin(policy, user, directory)
+    if principal == "reporter":
+        return incident is not None and incident.reporter_id == user
+    if principal == "any-role":
+        return user in roles.values()
+    kind, _, value = principal.partition(":")
+    if kind == "role":
+        return roles.get(value) == user
+    if kind == "group":
+        return user in directory.group_members(value)
+    if kind == "user":
+        return user == value
+    return False
+
+
+def is_admin(policy: Policy, user: str, directory: Directory) -> bool:
+    for admin in policy.access.admins:
+        if admin == user:
+            return True
+        if admin.startswith(("S", "@")) and user in directory.group_members(admin):
+            return True
+    return directory.is_workspace_admin(user)
+
+
+def describe(policy: Policy, principals: list[str]) -> str:
+    names = []
+    for principal in principals:
+        kind, _, value = principal.partition(":")
+        if principal == "admins":
+            names.append("Firebreak or workspace admins")
+        elif principal == "reporter":
+            names.append("the person who declared it")
+        elif principal == "any-role":
+            names.append("anyone holding an incident role")
+        elif kind == "role":
+            role = policy.find_role(value)
+            names.append(f"the {role.name if role else value}")
+        elif kind == "group":
+            names.append(
+                f"members of <!subteam^{value}>" if value.startswith("S") else f"members of {value}"
+            )
+        elif kind == "user":
+            names.append(f"<@{value}>")
+    if len(names) > 1:
+        return ", ".join(names[:-1]) + " or " + names[-1]
+    return names[0] if names else "nobody"
+
+
+def require(
+    policy: Policy,
+    action: Action,
+    user: str,
+    *,
+    incident: Incident | None,
+    roles: dict[str, str],
+    directory: Directory,
+) -> None:
+    """Raise ``NotAllowed`` (with who may do it) unless ``user`` may perform ``action``."""
+    principals = list(getattr(policy.access, action))
+    for principal in principals:
+        if _matches(
+            principal, user, policy=policy, incident=incident, roles=roles, directory=directory
+        ):
+            return
+    raise NotAllowed(
+        f"You may not {_VERBS[action]}: only {describe(policy, principals)} can. "
+        "Ask one of them, or change [access] in firebreak.toml."
+    )

@@ -1,0 +1,147 @@
+"""Logs and metrics.
+
+Logs are JSON lines with a request id per Slack request. Firebreak never logs message bodies,
+titles or notes (they may belong to private incidents), and a filter scrubs anything shaped like
+a Slack token or the signing secret from every record, whatever logged it.
+
+Metrics are Prometheus counters and histograms served at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from prometheus_client import Counter, Gauge, Histogram
+from pythonjsonlogger.json import JsonFormatter
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+
+INCIDENTS_DECLARED = Counter(
+    "firebreak_incidents_declared_total", "Incidents declared", ["severity"]
+)
+INCIDENTS_OPEN = Gauge(
+    "firebreak_incidents_open", "Incidents not yet closed, by severity", ["severity"]
+)
+ACK_LATENCY = Histogram(
+    "firebreak_slack_ack_seconds",
+    "Time from receiving a Slack request to sending its acknowledgement",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
+)
+SLACK_REQUESTS = Counter(
+    "firebreak_slack_requests_total", "Requests received from Slack", ["kind", "status"]
+)
+SLACK_CALLS = Counter(
+    "firebreak_slack_api_calls_total", "Slack Web API calls", ["method", "outcome"]
+)
+SLACK_LATENCY = Histogram(
+    "firebreak_slack_api_seconds", "Slack Web API call duration, retries included", ["method"]
+)
+SLACK_RATE_LIMITED = Counter(
+    "firebreak_slack_rate_limited_total", "Slack Web API calls answered with HTTP 429", ["method"]
+)
+ERRORS = Counter("firebreak_errors_total", "Unexpected errors", ["where"])
+REMINDERS_SENT = Counter(
+    "firebreak_reminders_sent_total", "Reminders and escalations sent", ["kind"]
+)
+SCHEDULER_LAG = Gauge(
+    "firebreak_scheduler_lag_seconds",
+    "How late the oldest reminder sent in the last scheduler tick was",
+)
+SCHEDULER_TICKS = Counter("firebreak_scheduler_ticks_total", "Scheduler wake-ups", ["outcome"])
+
+# --------------------------------------------------------------------------------------------
+# Request ids
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ContextThreadPoolExecutor(ThreadPoolExecutor):
+    """A thread pool that runs each task in a copy of the submitter's context, so the request
+    id follows the work from the HTTP thread into Bolt's listener threads."""
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Logging
+
+_SECRET_SHAPES = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
+
+
+class RedactSecrets(logging.Filter):
+    """Replace Slack tokens and configured secrets in a record's message and arguments."""
+
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        super().__init__()
+        self.secrets = [s for s in (secrets or []) if len(s) >= 6]
+
+    def scrub(self, text: str) -> str:
+        text = _SECRET_SHAPES.sub("[redacted]", text)
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self.scrub(message)
+        if cleaned != message or record.args:
+            record.msg = cleaned
+            record.args = None
+        for key, value in list(record.__dict__.items()):
+            if isinstance(value, str) and key not in ("msg", "message", "name", "levelname"):
+                record.__dict__[key] = self.scrub(value)
+        return True
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None
+) -> None:
+    """Configure the root logger once for the process."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "{asctime}{levelname}{name}{message}{request_id}",
+                style="{",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    handler.addFilter(_RequestIdFilter())
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # The Slack SDKs log request and response bodies at DEBUG: never let them.
+    for noisy in ("slack_sdk", "slack_bolt", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def safe_extra(**values: Any) -> dict[str, Any]:
+    """Structured fields for a log record: ids and counts only, never user-written text."""
+    return {k: v for k, v in values.items() if v is not None}

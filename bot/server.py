@@ -1,0 +1,127 @@
+"""``firebreak serve``: the production process.
+
+HTTP mode serves ``/slack/events`` (plus health and metrics) with uvicorn. When
+``SLACK_APP_TOKEN`` is set, Slack's payloads arrive over Socket Mode instead, and the HTTP server
+still serves health and metrics for the orchestrator.
+
+Shutdown on SIGTERM: uvicorn stops accepting connections and finishes the requests in flight;
+then the listener threads finish the work they acknowledged, the scheduler stops and releases
+its claims on reminders (another replica takes them at once), and the database pool closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from bot import migrations
+from bot.config import Policy, Settings
+from bot.errors import ConfigError
+from bot.observability import ContextThreadPoolExecutor, configure_logging
+from bot.runtime import Firebreak
+from bot.slack.app import LISTENER_THREADS, build_app
+from bot.slack.flows import IncidentFlows
+from bot.slack.gateway import SlackCallError
+from bot.web import create_web_app
+
+log = logging.getLogger(__name__)
+
+GRACEFUL_SECONDS = 25
+
+
+@dataclass
+class Service:
+    """Everything ``serve`` runs, built without starting anything (tests start it themselves)."""
+
+    firebreak: Firebreak
+    flows: IncidentFlows
+    executor: ContextThreadPoolExecutor
+    web: Any
+    socket_mode: Any = None
+    scheduler: Any = None
+
+    def start_background(self) -> None:
+        from bot.slack.integration import start_scheduler
+
+        self.scheduler = start_scheduler(self.firebreak, self.flows)
+        if self.socket_mode is not None:
+            self.socket_mode.connect()
+
+    def stop(self) -> None:
+        if self.socket_mode is not None:
+            self.socket_mode.close()
+        self.executor.shutdown(wait=True, cancel_futures=False)
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        self.firebreak.close()
+
+
+def build_service(settings: Settings, policy: Policy, *, check_slack: bool = True,
+                  scheduler: bool = True) -> Service:
+    """Validate the configuration and assemble the service; raises ``ConfigError``."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("environment: SLACK_BOT_TOKEN is not set. Create the Slack app from "
+                          "slack-manifest.yaml (see README), or try `firebreak demo` without "
+                          "Slack.")
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        raise ConfigError("environment: SLACK_SIGNING_SECRET is not set; it is needed to "
+                          "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode).")
+    from bot.slack.integration import load_catalog
+
+    firebreak = Firebreak.create(settings, policy, catalog=load_catalog(policy))
+    if not migrations.is_at_head(firebreak.db.engine):
+        firebreak.close()
+        raise ConfigError("database: the schema is not at the latest migration; run "
+                          "`firebreak db upgrade` first.")
+    if check_slack:
+        _check_slack(firebreak)
+    flows = IncidentFlows(firebreak)
+    executor = ContextThreadPoolExecutor(max_workers=LISTENER_THREADS,
+                                         thread_name_prefix="firebreak-listener")
+    bolt = build_app(firebreak, flows=flows, executor=executor)
+    socket_mode = None
+    if settings.slack_app_token is not None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_mode = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    service = Service(firebreak=firebreak, flows=flows, executor=executor, web=None,
+                      socket_mode=socket_mode)
+    service.web = create_web_app(
+        None if socket_mode is not None else bolt, firebreak.db,
+        on_startup=service.start_background if scheduler else None,
+        on_shutdown=service.stop,
+    )
+    return service
+
+
+def _check_slack(firebreak: Firebreak) -> None:
+    try:
+        firebreak.gateway.bot_user_id()
+    except SlackCallError as exc:
+        if exc.error in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
+            raise ConfigError(f"environment: SLACK_BOT_TOKEN: {exc}") from None
+        log.warning("Slack not reachable at start-up; continuing", extra={"error": exc.error})
+        return
+    from bot.slack.integration import validate_reminder_targets
+
+    validate_reminder_targets(firebreak)
+
+
+def serve(settings: Settings, policy: Policy, *, host: str | None = None,
+          port: int | None = None) -> None:
+    secrets = [s.get_secret_value() for s in (settings.slack_bot_token,
+                                              settings.slack_signing_secret,
+                                              settings.slack_app_token) if s is not None]
+    configure_logging(settings.log_level, settings.log_format, secrets)
+    service = build_service(settings, policy)
+    config = uvicorn.Config(
+        service.web, host=host or settings.host, port=port or settings.port,
+        log_config=None, access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        server_header=False, proxy_headers=True,
+    )
+    log.info("firebreak serving", extra={"host": config.host, "port": config.port,
+                                         "socket_mode": service.socket_mode is not None})
+    uvicorn.Server(config).run()

@@ -1,0 +1,124 @@
+"""Build the Bolt app. One factory, no module-level app: tests and the demo build their own."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.request import BoltRequest
+from sqlalchemy.exc import IntegrityError
+
+from bot import observability
+from bot.clock import utcnow
+from bot.models import SlackDelivery
+from bot.observability import ContextThreadPoolExecutor
+from bot.runtime import Firebreak
+from bot.slack.flows import IncidentFlows
+from bot.slack.listeners import Listeners
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/incident"
+CAPTURE_SHORTCUT = "add_to_timeline"
+LISTENER_THREADS = 32
+
+
+def build_app(
+    firebreak: Firebreak,
+    *,
+    flows: IncidentFlows | None = None,
+    executor: ContextThreadPoolExecutor | None = None,
+) -> App:
+    settings = firebreak.settings
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        raise ValueError("SLACK_SIGNING_SECRET is required to verify requests from Slack")
+    flows = flows or IncidentFlows(firebreak)
+    listeners = Listeners(flows)
+    app = App(
+        client=firebreak.gateway.client,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        ),
+        process_before_response=False,
+        token_verification_enabled=False,
+        listener_executor=executor
+        or ContextThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="firebreak-listener"
+        ),
+        logger=logging.getLogger("slack_bolt.App"),
+    )
+    app.use(_deduplicate_events(firebreak))
+
+    app.command(COMMAND)(listeners.command)
+    app.action(re.compile(r"^(incident|home):"))(listeners.action)
+    app.view_submission(re.compile(r".*"))(listeners.view_submission)
+    app.view_closed(re.compile(r".*"))(lambda ack: ack())
+    app.shortcut(CAPTURE_SHORTCUT)(listeners.message_shortcut)
+    app.shortcut("declare_incident")(
+        lambda ack, body, respond: _global_declare(listeners, ack, body, respond)
+    )
+    app.event("reaction_added")(listeners.reaction)
+    app.event("reaction_removed")(listeners.reaction)
+    app.event("app_home_opened")(listeners.home_opened)
+    for ignored in ("member_joined_channel", "pin_added", "message"):
+        app.event(ignored)(lambda: None)
+
+    for register in _EXTENSIONS:
+        register(app, flows)
+    app.error(_log_error)
+    return app
+
+
+def _global_declare(
+    listeners: Listeners, ack: Callable[..., Any], body: dict[str, Any], respond: Any
+) -> None:
+    from bot.slack.listeners import Ctx, guarded
+
+    ack()
+    user = (body.get("user") or {}).get("id", "")
+    ctx = Ctx(
+        user=user,
+        channel=None,
+        respond=respond or (lambda **_: None),
+        key=f"shortcut:{body.get('action_ts', '')}",
+        trigger_id=body.get("trigger_id"),
+    )
+    guarded(ctx, lambda: listeners.open_declare_form(ctx))
+
+
+def _log_error(error: Exception, body: dict[str, Any]) -> None:
+    observability.ERRORS.labels(where="bolt").inc()
+    log.error(
+        "unhandled error in a Slack listener",
+        exc_info=error,
+        extra={"type": str(body.get("type", ""))[:40]},
+    )
+
+
+def _deduplicate_events(firebreak: Firebreak) -> Callable[..., Any]:
+    """Slack retries an event (same ``event_id``, ``X-Slack-Retry-Num``) when it thinks we were
+    slow; two replicas may each get a copy. The first to record the id handles it."""
+
+    def middleware(req: BoltRequest, body: dict[str, Any], next: Callable[[], Any]) -> Any:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if not event_id:
+            return next()
+        try:
+            with firebreak.db.transaction() as session:
+                session.add(SlackDelivery(key=f"event:{event_id}"[:255], received_at=utcnow()))
+        except IntegrityError:
+            retry = req.headers.get("x-slack-retry-num", ["0"])[0]
+            log.info("duplicate event ignored", extra={"event_id": event_id, "retry": retry})
+            return BoltResponse(status=200, body="")
+        return next()
+
+    return middleware
+
+
+# Modules that add listeners (runbooks, reminders, postmortems) register here.
+_EXTENSIONS: list[Callable[[App, IncidentFlows], None]] = []

@@ -1,0 +1,236 @@
+"""``/incident``: parse the text people type, then run the subcommand.
+
+The parser is a pure function (``parse_command``) so it can be tested and fuzzed on its own.
+Anything it cannot make sense of becomes a usage message, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from bot.incidents import parse_incident_ref
+
+SUBCOMMANDS = {
+    "help": "help",
+    "declare": "declare",
+    "new": "declare",
+    "status": "status",
+    "sev": "sev",
+    "severity": "sev",
+    "ack": "ack",
+    "acknowledge": "ack",
+    "ic": "ic",
+    "commander": "ic",
+    "role": "role",
+    "update": "update",
+    "note": "note",
+    "mitigate": "mitigate",
+    "mitigated": "mitigate",
+    "resolve": "resolve",
+    "resolved": "resolve",
+    "reopen": "reopen",
+    "close": "close",
+    "list": "list",
+    "timeline": "timeline",
+    "runbook": "runbook",
+    "runbooks": "runbook",
+    "action": "action",
+    "actions": "actions",
+    "done": "done",
+    "postmortem": "postmortem",
+    "retry": "retry",
+}
+
+# Subcommands that take no free text, so a trailing incident number is unambiguous.
+_TRAILING_REF = {
+    "status",
+    "ack",
+    "mitigate",
+    "close",
+    "timeline",
+    "actions",
+    "postmortem",
+    "retry",
+    "sev",
+    "ic",
+    "done",
+}
+
+USAGE = {
+    "sev": "`/incident sev <level>`, e.g. `/incident sev 2`",
+    "ic": "`/incident ic @person` (or `/incident ic me`)",
+    "role": "`/incident role <role> @person`, e.g. `/incident role comms @dana`",
+    "update": "`/incident update <what changed, what is next>`",
+    "note": "`/incident note <text>`",
+    "action": "`/incident action <text> [@owner] [YYYY-MM-DD]`",
+    "done": "`/incident done <action item number>`",
+    "declare": "`/incident declare <title>`",
+}
+
+_REF_TOKEN = re.compile(r"^(?:inc-?\d{1,9}|#\d{1,9})$", re.IGNORECASE)
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
+_ANY_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    """``name`` is a canonical subcommand, ``declare_title`` for bare text, or ``open_form``."""
+
+    name: str
+    incident_ref: int | None = None
+    text: str = ""
+    users: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    error: str | None = None
+    due: date | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def user_from_token(token: str) -> str | None:
+    """``<@U123|bob>``, ``<@U123>`` or a raw user id -> ``U123``."""
+    match = _MENTION.match(token)
+    if match:
+        return match.group(1)
+    return token if _USER_ID.match(token) else None
+
+
+def parse_due(token: str, today: date) -> date | None:
+    lowered = token.lower()
+    if _DATE.match(token):
+        try:
+            return date.fromisoformat(token)
+        except ValueError:
+            return None
+    if lowered == "today":
+        return today
+    if lowered == "tomorrow":
+        return today + timedelta(days=1)
+    if lowered in _WEEKDAYS:
+        ahead = (_WEEKDAYS.index(lowered) - today.weekday()) % 7 or 7
+        return today + timedelta(days=ahead)
+    return None
+
+
+def parse_command(text: str, *, today: date) -> ParsedCommand:
+    raw = (text or "").strip()
+    if not raw:
+        return ParsedCommand("open_form")
+    tokens = raw.split()
+    ref = None
+    rest = raw
+    if _REF_TOKEN.match(tokens[0]):
+        ref = parse_incident_ref(tokens[0].lstrip("#"))
+        rest = raw[len(tokens[0]) :].strip()
+        tokens = tokens[1:]
+        if not tokens:
+            return ParsedCommand("status", incident_ref=ref)
+    word = tokens[0].lower()
+    name = SUBCOMMANDS.get(word)
+    if name is None:
+        return ParsedCommand("declare_title", incident_ref=ref, text=rest)
+    body = rest[len(tokens[0]) :].strip()
+    args = tuple(tokens[1:])
+    if name in _TRAILING_REF and args and _REF_TOKEN.match(args[-1]) and ref is None:
+        ref = parse_incident_ref(args[-1].lstrip("#"))
+        args = args[:-1]
+        body = " ".join(args)
+    return _shape(name, ref, body, args, today)
+
+
+def _shape(
+    name: str, ref: int | None, body: str, args: tuple[str, ...], today: date
+) -> ParsedCommand:
+    def bad(message: str) -> ParsedCommand:
+        return ParsedCommand(name, incident_ref=ref, error=message)
+
+    if name == "declare":
+        if not body:
+            return bad(f"Give the incident a title: {USAGE['declare']}")
+        return ParsedCommand("declare", incident_ref=ref, text=body)
+    if name == "sev":
+        if len(args) != 1:
+            return bad(f"Say which severity: {USAGE['sev']}")
+        return ParsedCommand("sev", incident_ref=ref, args=args)
+    if name == "ic":
+        if len(args) != 1:
+            return bad(f"Say who is the commander: {USAGE['ic']}")
+        if args[0].lower() == "me":
+            return ParsedCommand("ic", incident_ref=ref, users=("me",))
+        user = user_from_token(args[0])
+        if user is None:
+            return bad(f"{args[0][:40]!r} is not a person: mention them with @. {USAGE['ic']}")
+        return ParsedCommand("ic", incident_ref=ref, users=(user,))
+    if name == "role":
+        if len(args) < 2:
+            return bad(f"Say which role and who: {USAGE['role']}")
+        user = "me" if args[-1].lower() == "me" else user_from_token(args[-1])
+        if user is None:
+            return bad(f"{args[-1][:40]!r} is not a person: mention them with @. {USAGE['role']}")
+        return ParsedCommand("role", incident_ref=ref, text=" ".join(args[:-1]), users=(user,))
+    if name in ("update", "note"):
+        if not body:
+            return bad(f"Add the text: {USAGE[name]}")
+        return ParsedCommand(name, incident_ref=ref, text=body)
+    if name == "action":
+        return _shape_action(ref, list(args), today)
+    if name == "done":
+        if len(args) != 1 or not args[0].lstrip("#").isdigit():
+            return bad(f"Say which action item: {USAGE['done']}")
+        return ParsedCommand("done", incident_ref=ref, args=(args[0].lstrip("#"),))
+    if (
+        name
+        in (
+            "status",
+            "ack",
+            "mitigate",
+            "close",
+            "list",
+            "timeline",
+            "actions",
+            "postmortem",
+            "retry",
+            "help",
+        )
+        and args
+    ):
+        return bad(f"`{name}` takes no words after it. Type `/incident help` for the commands.")
+    return ParsedCommand(name, incident_ref=ref, text=body, args=args)
+
+
+def _shape_action(ref: int | None, words: list[str], today: date) -> ParsedCommand:
+    due = None
+    owner = None
+    while words:
+        tail = words[-1]
+        parsed_due = parse_due(tail, today) if due is None else None
+        if parsed_due is not None:
+            due = parsed_due
+            words.pop()
+            continue
+        user = user_from_token(tail) if owner is None else None
+        if user is not None:
+            owner = user
+            words.pop()
+            continue
+        break
+    text = " ".join(words).strip()
+    if not text:
+        return ParsedCommand(
+            "action", incident_ref=ref, error=f"Describe the action item: {USAGE['action']}"
+        )
+    if due is not None and due < today:
+        return ParsedCommand(
+            "action", incident_ref=ref, error=f"The due date {due.isoformat()} is in the past."
+        )
+    return ParsedCommand(
+        "action", incident_ref=ref, text=text, users=(owner,) if owner else (), due=due
+    )
+
+
+def mentioned_users(text: str) -> list[str]:
+    return _ANY_MENTION.findall(text or "")

@@ -1,0 +1,758 @@
+"""Bolt listeners: acknowledge at once, then do the work through the flows and the core.
+
+Every listener calls ``ack()`` before anything slow (opening a modal, which must happen within
+3 seconds of the trigger, comes right after). Errors become ephemeral messages written for the
+person who clicked or typed; a stack trace only ever goes to the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bot import incidents as core
+from bot import observability
+from bot.clock import utcnow
+from bot.config import COMMANDER
+from bot.errors import FirebreakError, InvalidInput, NotFound
+from bot.incidents import TITLE_MAX
+from bot.models import Incident
+from bot.slack import blocks
+from bot.slack.commands import ParsedCommand, parse_command
+from bot.slack.flows import IncidentFlows
+from bot.slack.gateway import SlackCallError
+from bot.slack.limits import escape_mrkdwn, truncate
+
+log = logging.getLogger(__name__)
+
+Respond = Callable[..., Any]
+
+UNEXPECTED = (
+    "Something went wrong inside Firebreak (request {rid}). Nothing was half-written; "
+    "try again, and if it keeps failing, tell whoever runs Firebreak."
+)
+
+
+@dataclass
+class Ctx:
+    """Who asked, where, and how to answer them."""
+
+    user: str
+    channel: str | None
+    respond: Respond
+    key: str
+    trigger_id: str | None = None
+
+
+def reply(ctx: Ctx, text: str, blocks_: list[dict[str, Any]] | None = None) -> None:
+    ctx.respond(text=text, blocks=blocks_, response_type="ephemeral", replace_original=False)
+
+
+def guarded(ctx: Ctx, work: Callable[[], None]) -> None:
+    """Run ``work``; turn every failure into an answer the person can act on."""
+    try:
+        work()
+    except FirebreakError as exc:
+        reply(ctx, f":no_entry: {exc}")
+    except SlackCallError as exc:
+        reply(ctx, f":warning: {exc}")
+    except Exception:
+        observability.ERRORS.labels(where="listener").inc()
+        log.exception("listener failed")
+        reply(ctx, ":warning: " + UNEXPECTED.format(rid=observability.request_id.get()))
+
+
+def split_title(text: str) -> tuple[str, str]:
+    """A long ``/incident <text>`` keeps its first words as the title and all of it as the
+    summary, so nothing typed is lost."""
+    single = " ".join(text.split())
+    if len(single) <= TITLE_MAX:
+        return single, ""
+    cut = single[: TITLE_MAX - 1].rsplit(" ", 1)[0] or single[: TITLE_MAX - 1]
+    return cut + "…", text.strip()
+
+
+class Listeners:
+    def __init__(self, flows: IncidentFlows) -> None:
+        self.flows = flows
+        self.fb = flows.fb
+        self.policy = flows.policy
+        self.gateway = flows.gateway
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def incident_for(self, ctx: Ctx, ref: int | None) -> Incident:
+        with self.fb.db.transaction() as session:
+            if ref is not None:
+                return core.find_incident(session, ref)
+            incident = core.find_incident_by_channel(session, ctx.channel) if ctx.channel else None
+        if incident is None:
+            raise InvalidInput(
+                "This channel is not an incident channel. Name the incident, "
+                "e.g. `/incident INC-42 status`, or see `/incident list`."
+            )
+        return incident
+
+    def known_user(self, user: str) -> str:
+        found = self.gateway.user(user)
+        if found is None:
+            raise NotFound(f"Slack does not know the user <@{user}>.")
+        if found.deleted:
+            raise InvalidInput(f"<@{user}> is deactivated.")
+        if found.is_bot:
+            raise InvalidInput(f"<@{user}> is a bot; give incident roles to people.")
+        return user
+
+    def _apply(
+        self,
+        ctx: Ctx,
+        incident: Incident,
+        apply: Callable[[Session], core.Change],
+        done: str,
+        unchanged: str,
+    ) -> core.Change:
+        assert incident.id is not None
+        change = self.flows.change(incident.id, apply)
+        message = done if change.changed else unchanged
+        if change.detail.get("problem"):
+            message += f"\n:warning: {change.detail['problem']}"
+            reply(ctx, message)
+        elif not change.changed or ctx.channel != change.incident.slack_channel_id:
+            # In the incident channel a change is announced to everyone; elsewhere, and when
+            # nothing changed, only the person who asked hears back.
+            reply(ctx, message)
+        return change
+
+    # -- /incident ---------------------------------------------------------------------------
+
+    def command(self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        ctx = Ctx(
+            user=body.get("user_id", ""),
+            channel=body.get("channel_id"),
+            respond=respond,
+            key=f"cmd:{body.get('trigger_id', '')}",
+            trigger_id=body.get("trigger_id"),
+        )
+        parsed = parse_command(body.get("text", ""), today=utcnow().date())
+        guarded(ctx, lambda: self.run_command(ctx, parsed))
+
+    def run_command(self, ctx: Ctx, parsed: ParsedCommand) -> None:
+        if parsed.error:
+            reply(ctx, f":grey_question: {parsed.error}")
+            return
+        name = parsed.name
+        if name == "open_form":
+            self.open_declare_form(ctx)
+            return
+        if name == "help":
+            reply(ctx, blocks.help_text(self.policy))
+            return
+        if name == "list":
+            self.list_incidents(ctx)
+            return
+        if name == "declare_title":
+            if ctx.channel and parsed.incident_ref is None:
+                with self.fb.db.transaction() as session:
+                    here = core.find_incident_by_channel(session, ctx.channel)
+                if here is not None:
+                    reply(
+                        ctx,
+                        f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not "
+                        f"a command. This is {here.ref}'s channel; type `/incident help` for "
+                        "the commands, or `/incident declare <title>` for a new incident.",
+                    )
+                    return
+            self.declare_now(ctx, parsed.text)
+            return
+        if name == "declare":
+            self.declare_now(ctx, parsed.text)
+            return
+        handler = getattr(self, f"cmd_{name}")
+        incident = self.incident_for(ctx, parsed.incident_ref)
+        handler(ctx, parsed, incident)
+
+    def open_declare_form(self, ctx: Ctx, title: str = "") -> None:
+        if not ctx.trigger_id:
+            raise InvalidInput(
+                "Slack sent no trigger to open the form; type `/incident <title>` instead."
+            )
+        self.gateway.open_view(
+            ctx.trigger_id,
+            blocks.declare_modal(
+                self.policy, title=title, origin_channel=ctx.channel, reporter=ctx.user
+            ),
+        )
+
+    def declare_now(self, ctx: Ctx, text: str) -> None:
+        title, summary = split_title(text)
+        outcome = self.flows.declare(reporter=ctx.user, title=title, summary=summary, key=ctx.key)
+        self.tell_declared(ctx, outcome.incident, outcome.repeat, outcome.problems)
+
+    def tell_declared(
+        self, ctx: Ctx, incident: Incident, repeat: bool, problems: list[str]
+    ) -> None:
+        where = (
+            f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else "(no channel yet)"
+        )
+        if repeat:
+            text = f"You already declared {incident.ref} a moment ago: {where}"
+        else:
+            text = (
+                f":rotating_light: Declared *{incident.ref}* ({incident.severity}): {where}\n"
+                "Change the severity or take the commander role from the pinned summary."
+            )
+        if problems and incident.slack_setup_error:
+            notice, payload = blocks.setup_problem(incident, incident.slack_setup_error)
+            reply(ctx, text + "\n" + notice, [blocks.section(text), *payload])
+            return
+        if problems:
+            text += "\n:warning: " + "\n:warning: ".join(problems[:5])
+        reply(ctx, text)
+
+    def list_incidents(self, ctx: Ctx) -> None:
+        now = utcnow()
+        with self.fb.db.transaction() as session:
+            found = core.list_incidents(session, self.policy, phases=("active", "resolved"))
+            commanders = {
+                i.id or 0: core.current_roles(session, i.id or 0).get(COMMANDER, "") for i in found
+            }
+        visible = [i for i in found if not i.private or self.flows._is_member(i, ctx.user)]
+        reply(
+            ctx,
+            blocks.incident_list(
+                self.policy, visible, {k: v for k, v in commanders.items() if v}, now
+            ),
+        )
+
+    def cmd_status(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        assert incident.id is not None
+        with self.fb.db.transaction() as session:
+            from bot.slack.flows import snapshot
+
+            snap = snapshot(session, incident.id)
+        text, payload = blocks.incident_summary(self.policy, snap)
+        reply(ctx, text, payload)
+
+    def cmd_sev(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        self.flows.require("change_severity", ctx.user, incident)
+        wanted = parsed.args[0]
+        found = self.policy.find_severity(wanted)
+        target = found.key if found else wanted
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.change_severity(
+                s, self.policy, incident.id or 0, wanted, actor=ctx.user, key=ctx.key
+            ),
+            f"{incident.ref} is now {target}.",
+            f"{incident.ref} is already {target}.",
+        )
+
+    def cmd_ack(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.acknowledge_incident(
+                s, self.policy, incident.id or 0, actor=ctx.user, key=ctx.key
+            ),
+            f"{incident.ref} acknowledged.",
+            f"{incident.ref} was already acknowledged.",
+        )
+
+    def cmd_ic(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        user = ctx.user if parsed.users[0] == "me" else self.known_user(parsed.users[0])
+        self._assign(ctx, incident, COMMANDER, user)
+
+    def cmd_role(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        role = self.policy.find_role(parsed.text)
+        if role is None:
+            raise InvalidInput(
+                f"Unknown role {parsed.text[:40]!r}. Roles: "
+                + ", ".join(f"{r.key} ({r.name})" for r in self.policy.roles)
+            )
+        user = ctx.user if parsed.users[0] == "me" else self.known_user(parsed.users[0])
+        self._assign(ctx, incident, role.key, user)
+
+    def _assign(self, ctx: Ctx, incident: Incident, role: str, user: str) -> None:
+        name = self.policy.role(role).name
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.assign_role(
+                s, self.policy, incident.id or 0, role, user, actor=ctx.user, key=ctx.key
+            ),
+            f"<@{user}> is now {name} of {incident.ref}.",
+            f"<@{user}> is already {name} of {incident.ref}.",
+        )
+
+    def cmd_update(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        self.post_update(ctx, incident, parsed.text)
+
+    def post_update(self, ctx: Ctx, incident: Incident, text: str) -> None:
+        assert incident.id is not None
+        change = self.flows.change(
+            incident.id,
+            lambda s: core.post_status_update(
+                s, self.policy, incident.id or 0, text, actor=ctx.user, key=ctx.key
+            ),
+        )
+        if not change.changed:
+            return
+        body = change.event.text if change.event else text
+        if incident.slack_channel_id:
+            try:
+                self.gateway.post_message(
+                    incident.slack_channel_id,
+                    f"Status update on {incident.ref}: {body[:200]}",
+                    [
+                        blocks.section(
+                            f":mega: *Status update* from <@{ctx.user}>\n" + escape_mrkdwn(body)
+                        )
+                    ],
+                )
+            except SlackCallError as exc:
+                reply(ctx, f"The update is recorded, but it could not be posted: {exc}")
+                return
+        if ctx.channel != incident.slack_channel_id:
+            reply(ctx, f"Update posted to {incident.ref}.")
+
+    def cmd_note(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        assert incident.id is not None
+        with self.fb.db.transaction() as session:
+            core.add_note(
+                session, self.policy, incident.id, parsed.text, actor=ctx.user, key=ctx.key
+            )
+        reply(ctx, f":memo: Added to {incident.ref}'s timeline.")
+
+    def cmd_mitigate(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.mitigate_incident(
+                s, self.policy, incident.id or 0, actor=ctx.user, key=ctx.key
+            ),
+            f"{incident.ref} is mitigated.",
+            f"{incident.ref} was already mitigated.",
+        )
+
+    def cmd_resolve(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.resolve_incident(
+                s, self.policy, incident.id or 0, actor=ctx.user, text=parsed.text, key=ctx.key
+            ),
+            f"{incident.ref} is resolved.",
+            f"{incident.ref} is already resolved.",
+        )
+
+    def cmd_reopen(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        self.flows.require("reopen", ctx.user, incident)
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.reopen_incident(
+                s, self.policy, incident.id or 0, actor=ctx.user, text=parsed.text, key=ctx.key
+            ),
+            f"{incident.ref} is reopened.",
+            f"{incident.ref} is already open.",
+        )
+
+    def cmd_close(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        self.flows.require("close", ctx.user, incident)
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.close_incident(
+                s, self.policy, incident.id or 0, actor=ctx.user, key=ctx.key
+            ),
+            f"{incident.ref} is closed.",
+            f"{incident.ref} is already closed.",
+        )
+
+    def cmd_timeline(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        assert incident.id is not None
+        with self.fb.db.transaction() as session:
+            events = core.timeline(session, incident.id)
+        text, payload = blocks.timeline_blocks(incident, events)
+        reply(ctx, text, payload)
+
+    def cmd_action(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        assert incident.id is not None
+        owner = self.known_user(parsed.users[0]) if parsed.users else None
+        with self.fb.db.transaction() as session:
+            change = core.add_action_item(
+                session,
+                self.policy,
+                incident.id,
+                parsed.text,
+                actor=ctx.user,
+                owner=owner,
+                due_on=parsed.due,
+                key=ctx.key,
+            )
+        item = change.detail.get("action_item")
+        number = item.number if item is not None else "?"
+        reply(ctx, f":hammer_and_wrench: Action item {number} added to {incident.ref}.")
+        self.flows.refresh_quietly(incident.id)
+
+    def cmd_actions(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        assert incident.id is not None
+        with self.fb.db.transaction() as session:
+            items = core.list_action_items(session, incident.id)
+        reply(ctx, blocks.action_items_text(incident, items))
+
+    def cmd_done(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        number = int(parsed.args[0])
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.complete_action_item(
+                s, self.policy, incident.id or 0, number, actor=ctx.user, key=ctx.key
+            ),
+            f"Action item {number} of {incident.ref} is done.",
+            f"Action item {number} of {incident.ref} was already done.",
+        )
+
+    def cmd_retry(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        assert incident.id is not None
+        problems = self.flows.setup(incident.id)
+        with self.fb.db.transaction() as session:
+            incident = core.get_incident(session, incident.id)
+        if incident.slack_setup_error:
+            reply(
+                ctx, f":warning: Set-up of {incident.ref} still fails: {incident.slack_setup_error}"
+            )
+        else:
+            extra = ("\n:warning: " + "\n:warning: ".join(problems)) if problems else ""
+            reply(ctx, f"{incident.ref} is set up: <#{incident.slack_channel_id}>{extra}")
+
+    # -- buttons and selects -----------------------------------------------------------------
+
+    def action(
+        self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond | None
+    ) -> None:
+        ack()
+        action = (body.get("actions") or [{}])[0]
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id")
+        ctx = Ctx(
+            user=user,
+            channel=channel,
+            respond=respond or self._ephemeral(channel, user),
+            key=f"action:{action.get('action_ts', '')}:{user}:{action.get('action_id')}",
+            trigger_id=body.get("trigger_id"),
+        )
+        guarded(ctx, lambda: self.run_action(ctx, action))
+
+    def _ephemeral(self, channel: str | None, user: str) -> Respond:
+        def send(text: str, **_: Any) -> None:
+            if channel:
+                try:
+                    self.gateway.post_ephemeral(channel, user, text)
+                    return
+                except SlackCallError:
+                    pass
+            log.info("no place to answer a click", extra={"user": user})
+
+        return send
+
+    def run_action(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        action_id = str(action.get("action_id", ""))
+        if action_id == blocks.HOME_DECLARE:
+            self.open_declare_form(ctx)
+            return
+        incident = self._incident_from_value(action)
+        if action_id == blocks.ACK_IC:
+            change = self.flows.change(
+                incident.id or 0, lambda s: self._ack_and_take_ic(s, incident.id or 0, ctx)
+            )
+            if not change.changed:
+                reply(ctx, f"{incident.ref} already has a commander.")
+        elif action_id == blocks.ACKNOWLEDGE:
+            self.cmd_ack(ctx, ParsedCommand("ack"), incident)
+        elif action_id == blocks.SEVERITY:
+            value = (action.get("selected_option") or {}).get("value", "")
+            self.cmd_sev(ctx, ParsedCommand("sev", args=(value,)), incident)
+        elif action_id == blocks.STATUS:
+            self.set_status(ctx, incident, (action.get("selected_option") or {}).get("value", ""))
+        elif action_id == blocks.ASSIGN_ROLE:
+            self._open(ctx, blocks.role_modal(self.policy, incident))
+        elif action_id == blocks.ADD_NOTE:
+            self._open(ctx, blocks.note_modal(incident))
+        elif action_id == blocks.POST_UPDATE:
+            self._open(ctx, blocks.update_modal(self.policy, incident))
+        elif action_id == blocks.RESOLVE:
+            self.cmd_resolve(ctx, ParsedCommand("resolve"), incident)
+        elif action_id == blocks.REOPEN:
+            self.cmd_reopen(ctx, ParsedCommand("reopen"), incident)
+        elif action_id == blocks.CLOSE:
+            self.cmd_close(ctx, ParsedCommand("close"), incident)
+        elif action_id == blocks.RETRY_SETUP:
+            self.cmd_retry(ctx, ParsedCommand("retry"), incident)
+        else:
+            log.info("unhandled action", extra={"action_id": action_id[:100]})
+
+    def _incident_from_value(self, action: dict[str, Any]) -> Incident:
+        raw = str(action.get("value") or "")
+        if not raw.isdigit():
+            block_id = str(action.get("block_id") or "")
+            raw = block_id.removeprefix("incident:")
+        if not raw.isdigit():
+            raise InvalidInput("That button does not belong to an incident any more.")
+        with self.fb.db.transaction() as session:
+            return core.get_incident(session, int(raw))
+
+    def _ack_and_take_ic(self, session: Session, incident_id: int, ctx: Ctx) -> core.Change:
+        roles = core.current_roles(session, incident_id)
+        if COMMANDER in roles:
+            return core.acknowledge_incident(
+                session, self.policy, incident_id, actor=ctx.user, key=ctx.key
+            )
+        return core.assign_role(
+            session, self.policy, incident_id, COMMANDER, ctx.user, actor=ctx.user, key=ctx.key
+        )
+
+    def set_status(self, ctx: Ctx, incident: Incident, status: str) -> None:
+        target = self.policy.find_status(status)
+        current = self.policy.find_status(incident.status)
+        if target is not None and target.phase == "closed":
+            self.flows.require("close", ctx.user, incident)
+        if (
+            target is not None
+            and current is not None
+            and current.phase != "active"
+            and target.phase == "active"
+        ):
+            self.flows.require("reopen", ctx.user, incident)
+        name = target.name if target else status
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.change_status(
+                s, self.policy, incident.id or 0, status, actor=ctx.user, key=ctx.key
+            ),
+            f"{incident.ref} is now {name}.",
+            f"{incident.ref} is already {name}.",
+        )
+
+    def _open(self, ctx: Ctx, view: dict[str, Any]) -> None:
+        if not ctx.trigger_id:
+            raise InvalidInput("Slack sent no trigger to open the form; use the command.")
+        self.gateway.open_view(ctx.trigger_id, view)
+
+    # -- modals ------------------------------------------------------------------------------
+
+    def view_submission(self, ack: Callable[..., Any], body: dict[str, Any]) -> None:
+        view = body.get("view") or {}
+        callback = view.get("callback_id")
+        values = _values(view)
+        user = (body.get("user") or {}).get("id", "")
+        metadata = _metadata(view)
+        errors = self._validate(callback, values)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        channel = metadata.get("channel") if isinstance(metadata.get("channel"), str) else None
+        ctx = Ctx(
+            user=user,
+            channel=channel,
+            respond=self._ephemeral_or_dm(channel, user),
+            key=f"view:{view.get('id', '')}",
+        )
+        guarded(ctx, lambda: self.run_view(ctx, str(callback), values, metadata))
+
+    def _ephemeral_or_dm(self, channel: str | None, user: str) -> Respond:
+        def send(text: str, blocks: list[dict[str, Any]] | None = None, **_: Any) -> None:
+            if channel:
+                try:
+                    self.gateway.post_ephemeral(channel, user, text, blocks)
+                    return
+                except SlackCallError:
+                    pass
+            try:
+                self.gateway.post_message(user, text, blocks)
+            except SlackCallError as exc:
+                log.warning("could not answer a form", extra={"error": exc.error})
+
+        return send
+
+    def _validate(self, callback: Any, values: dict[str, Any]) -> dict[str, str]:
+        if callback == blocks.DECLARE_VIEW:
+            title = " ".join(str(values.get("title") or "").split())
+            if not title:
+                return {"title": "Say in a few words what is wrong."}
+            impact = values.get("impact_started")
+            if isinstance(impact, int) and impact > utcnow().timestamp() + 60:
+                return {"impact_started": "The impact cannot start in the future."}
+        if callback == blocks.NOTE_VIEW and not str(values.get("note") or "").strip():
+            return {"note": "The note is empty."}
+        if callback == blocks.UPDATE_VIEW and not str(values.get("update") or "").strip():
+            return {"update": "The update is empty."}
+        return {}
+
+    def run_view(
+        self, ctx: Ctx, callback: str, values: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        if callback == blocks.DECLARE_VIEW:
+            impact = values.get("impact_started")
+            outcome = self.flows.declare(
+                reporter=ctx.user,
+                title=str(values.get("title") or ""),
+                severity=str(values.get("severity") or "") or None,
+                summary=str(values.get("summary") or ""),
+                service=str(values.get("service") or "") or None,
+                private="private" in (values.get("private") or []),
+                impact_started_at=(
+                    datetime.fromtimestamp(int(impact), UTC) if isinstance(impact, int) else None
+                ),
+                responders=list(values.get("responders") or []),
+                key=ctx.key,
+            )
+            self.tell_declared(ctx, outcome.incident, outcome.repeat, outcome.problems)
+            return
+        if callback == blocks.CAPTURE_VIEW:
+            incident_id = int(str(values.get("incident") or "0"))
+            with self.fb.db.transaction() as session:
+                incident = core.get_incident(session, incident_id)
+            change = self.flows.capture(
+                str(metadata.get("channel")),
+                str(metadata.get("ts")),
+                by=ctx.user,
+                key=ctx.key,
+                incident=incident,
+                message=metadata.get("message"),
+            )
+            ctx.channel = None
+            if change is not None:
+                reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
+            return
+        incident_id = int(metadata.get("incident_id") or 0)
+        with self.fb.db.transaction() as session:
+            incident = core.get_incident(session, incident_id)
+        ctx.channel = ctx.channel or incident.slack_channel_id
+        if callback == blocks.NOTE_VIEW:
+            self.cmd_note(ctx, ParsedCommand("note", text=str(values.get("note"))), incident)
+        elif callback == blocks.UPDATE_VIEW:
+            status = values.get("status")
+            if status:
+                self.set_status(ctx, incident, str(status))
+                with self.fb.db.transaction() as session:
+                    incident = core.get_incident(session, incident_id)
+            self.post_update(ctx, incident, str(values.get("update")))
+        elif callback == blocks.ROLE_VIEW:
+            role = str(values.get("role") or "")
+            user = self.known_user(str(values.get("user") or ""))
+            self._assign(ctx, incident, role, user)
+
+    # -- shortcuts ---------------------------------------------------------------------------
+
+    def message_shortcut(
+        self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id", "")
+        message = body.get("message") or {}
+        ts = str(message.get("ts") or body.get("message_ts") or "")
+        ctx = Ctx(
+            user=user,
+            channel=channel,
+            respond=respond,
+            key=f"shortcut:{channel}:{ts}:{body.get('action_ts', '')}",
+            trigger_id=body.get("trigger_id"),
+        )
+
+        def work() -> None:
+            with self.fb.db.transaction() as session:
+                incident = core.find_incident_by_channel(session, channel)
+                open_incidents = core.list_incidents(
+                    session, self.policy, phases=("active", "resolved")
+                )
+            if incident is None:
+                slim = {k: message.get(k) for k in ("ts", "user", "text", "bot_id")}
+                view = blocks.capture_modal(
+                    [i for i in open_incidents if not i.private or self.flows._is_member(i, user)],
+                    channel=channel,
+                    ts=ts,
+                )
+                if view.get("private_metadata"):
+                    meta = json.loads(view["private_metadata"])
+                    meta["message"] = {
+                        k: (str(v)[:1500] if k == "text" else v) for k, v in slim.items()
+                    }
+                    view["private_metadata"] = json.dumps(meta)[:3000]
+                self._open(ctx, view)
+                return
+            change = self.flows.capture(
+                channel, ts, by=user, key=ctx.key, incident=incident, message=message
+            )
+            if change is not None and change.changed:
+                reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
+            else:
+                reply(ctx, f"That message is already on {incident.ref}'s timeline.")
+
+        guarded(ctx, work)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("reaction") != self.policy.slack.capture_reaction:
+            return
+        item = event.get("item") or {}
+        if item.get("type") != "message" or not item.get("channel") or not item.get("ts"):
+            return
+        key = f"event:{body.get('event_id', '')}"
+        user = str(event.get("user", ""))
+        try:
+            if event.get("type") == "reaction_added":
+                self.flows.capture(item["channel"], item["ts"], by=user, key=key)
+            else:
+                self.flows.uncapture(item["channel"], item["ts"], by=user, key=key)
+        except (FirebreakError, SlackCallError) as exc:
+            log.warning("timeline capture failed", extra={"error": type(exc).__name__})
+
+    def home_opened(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        try:
+            self.flows.publish_home(str(event.get("user", "")))
+        except SlackCallError as exc:
+            log.warning("home not published", extra={"error": exc.error})
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _values(view: dict[str, Any]) -> dict[str, Any]:
+    """``state.values`` flattened to ``{block_id: value}`` whatever the element type."""
+    result: dict[str, Any] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        for element in actions.values():
+            kind = element.get("type")
+            if kind == "static_select":
+                result[block_id] = (element.get("selected_option") or {}).get("value")
+            elif kind == "users_select":
+                result[block_id] = element.get("selected_user")
+            elif kind == "multi_users_select":
+                result[block_id] = element.get("selected_users") or []
+            elif kind == "checkboxes":
+                result[block_id] = [o.get("value") for o in element.get("selected_options") or []]
+            elif kind == "datetimepicker":
+                result[block_id] = element.get("selected_date_time")
+            else:
+                result[block_id] = element.get("value")
+    return result

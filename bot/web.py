@@ -1,0 +1,156 @@
+"""The HTTP server: ``/slack/events`` for Slack, ``/healthz``, ``/readyz`` and ``/metrics``.
+
+Starlette on uvicorn. Bolt's dispatch is synchronous, so it runs in a worker thread and the event
+loop keeps accepting requests; Bolt returns the acknowledgement as soon as a listener calls
+``ack()`` and finishes the work on its own thread pool. Bodies over 1 MiB are refused before
+anything reads them (Slack never sends more than a few kilobytes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt import App, BoltRequest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot import migrations, observability
+from bot.db import Database
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def _kind(body: str, content_type: str) -> str:
+    if "application/json" in content_type:
+        return "event"
+    if body.startswith("payload=") or "&payload=" in body:
+        return "interaction"
+    if "command=" in body:
+        return "command"
+    return "other"
+
+
+def create_web_app(
+    bolt: App | None,
+    database: Database,
+    *,
+    on_startup: Callable[[], None] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> Starlette:
+    async def slack_events(request: Request) -> Response:
+        token = observability.request_id.set(uuid.uuid4().hex[:16])
+        started = time.perf_counter()
+        try:
+            if bolt is None:
+                return PlainTextResponse("Slack is not configured here", status_code=404)
+            try:
+                body = await _read_body(request)
+            except BodyTooLarge:
+                observability.SLACK_REQUESTS.labels(kind="other", status="413").inc()
+                return PlainTextResponse("request body too large", status_code=413)
+            text = body.decode("utf-8", errors="replace")
+            kind = _kind(text, request.headers.get("content-type", ""))
+            bolt_request = BoltRequest(
+                body=text, query=str(request.url.query), headers=dict(request.headers)
+            )
+            response = await run_in_threadpool(bolt.dispatch, bolt_request)
+            observability.ACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
+            observability.SLACK_REQUESTS.labels(kind=kind, status=str(response.status)).inc()
+            headers = response.first_headers_without_set_cookie()
+            headers["x-request-id"] = observability.request_id.get()
+            return Response(content=response.body, status_code=response.status, headers=headers)
+        finally:
+            observability.request_id.reset(token)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        def check() -> tuple[bool, str]:
+            try:
+                database.ping()
+            except Exception as exc:  # any failure means "not ready", with the reason
+                return False, f"database unreachable: {type(exc).__name__}"
+            if not migrations.is_at_head(database.engine):
+                return False, "database schema is not at the latest migration"
+            return True, "ok"
+
+        ready, reason = await run_in_threadpool(check)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "detail": reason},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics(_: Request) -> Response:
+        await run_in_threadpool(_update_gauges, database)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if on_startup is not None:
+            await run_in_threadpool(on_startup)
+        try:
+            yield
+        finally:
+            if on_shutdown is not None:
+                await run_in_threadpool(on_shutdown)
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _update_gauges(database: Database) -> None:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from bot.models import Incident
+
+    try:
+        with database.transaction() as session:
+            rows: list[Any] = list(
+                session.exec(
+                    select(Incident.severity, func.count())
+                    .where(Incident.closed_at.is_(None))  # type: ignore[union-attr]
+                    .group_by(Incident.severity)
+                ).all()
+            )
+    except Exception:
+        log.warning("metrics: database unavailable")
+        return
+    observability.INCIDENTS_OPEN.clear()
+    for severity, count in rows:
+        observability.INCIDENTS_OPEN.labels(severity=severity).set(count)

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.slack.commands import SUBCOMMANDS, parse_command
+
+TODAY = date(2026, 3, 4)  # a Wednesday
+
+
+def parse(text: str):  # type: ignore[no-untyped-def]
+    return parse_command(text, today=TODAY)
+
+
+def test_no_text_opens_the_form() -> None:
+    assert parse("").name == "open_form"
+    assert parse("   ").name == "open_form"
+
+
+def test_free_text_declares_with_it_as_title() -> None:
+    parsed = parse("Checkout returns 500s for EU")
+    assert (parsed.name, parsed.text) == ("declare_title", "Checkout returns 500s for EU")
+
+
+def test_declare_explicitly_even_when_the_title_starts_with_a_command_word() -> None:
+    assert parse("declare status page is down").text == "status page is down"
+    assert parse("declare").error
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "ref"),
+    [
+        ("status", "status", None),
+        ("INC-42", "status", 42),
+        ("inc-42 resolve", "resolve", 42),
+        ("#7 ack", "ack", 7),
+        ("ack INC-7", "ack", 7),
+        ("sev 1 INC-9", "sev", 9),
+        ("timeline inc12", "timeline", 12),
+    ],
+)
+def test_incidents_can_be_named_before_or_after(text: str, name: str, ref: int | None) -> None:
+    parsed = parse(text)
+    assert (parsed.name, parsed.incident_ref, parsed.error) == (name, ref, None)
+
+
+def test_mentions_are_read_in_their_escaped_form() -> None:
+    assert parse("ic <@U012AB3CD|dana>").users == ("U012AB3CD",)
+    assert parse("ic <@U012AB3CD>").users == ("U012AB3CD",)
+    assert parse("ic me").users == ("me",)
+    role = parse("role comms lead <@W0123ABCD|sam>")
+    assert (role.text, role.users) == ("comms lead", ("W0123ABCD",))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ic", "Say who"),
+        ("ic dana", "mention them with @"),
+        ("role comms", "Say which role and who"),
+        ("role comms dana", "not a person"),
+        ("role", "Say which role"),
+        ("sev", "Say which severity"),
+        ("sev 1 2", "Say which severity"),
+        ("note", "Add the text"),
+        ("update   ", "Add the text"),
+        ("done x", "Say which action item"),
+        ("status now please", "takes no words"),
+        ("action", "Describe the action item"),
+        ("action fix it 2020-01-01", "in the past"),
+    ],
+)
+def test_bad_arguments_explain_the_usage(text: str, message: str) -> None:
+    parsed = parse(text)
+    assert parsed.error is not None and message in parsed.error
+
+
+def test_update_and_note_keep_the_text_as_typed() -> None:
+    text = "Rolled back to v1.2.3\n*Error rate* back < 1% — next update 14:30"
+    assert parse(f"update {text}").text == text
+    assert parse(f"INC-3 note {text}").text == text
+
+
+def test_action_items_take_an_owner_and_a_due_date_in_any_order() -> None:
+    parsed = parse("action Add alert on pool saturation <@U0AAA1111> 2026-04-01")
+    assert parsed.text == "Add alert on pool saturation"
+    assert parsed.users == ("U0AAA1111",)
+    assert parsed.due == date(2026, 4, 1)
+    assert parse("action Write docs tomorrow <@U0AAA1111>").due == date(2026, 3, 5)
+    assert parse("action Write docs friday").due == date(2026, 3, 6)
+    assert parse("action Fix it").due is None
+
+
+def test_every_subcommand_word_is_recognised() -> None:
+    for word in SUBCOMMANDS:
+        assert parse(word).name == SUBCOMMANDS[word]
+
+
+@given(st.text(max_size=300))
+def test_the_parser_never_raises(text: str) -> None:
+    parsed = parse(text)
+    assert parsed.name in set(SUBCOMMANDS.values()) | {"open_form", "declare_title"}
+    assert parsed.error is None or isinstance(parsed.error, str)
