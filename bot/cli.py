@@ -140,6 +140,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot import migrations
+    from bot.server import serve
+
+    settings, policy = _configuration(args)
+    if args.migrate:
+        migrations.upgrade(settings.database_url)
+    serve(settings, policy, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         "else the built-in defaults)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="run the Slack bot (HTTP or Socket Mode)")
+    serve.add_argument("--host", help="address to listen on (default: $FIREBREAK_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
+    serve.add_argument("--migrate", action="store_true",
+                       help="upgrade the database schema before serving")
+    serve.set_defaults(handler=cmd_serve)
 
     db = commands.add_parser("db", help="database migrations")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

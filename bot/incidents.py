@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot.clock import as_utc, utcnow
@@ -204,13 +206,16 @@ def list_action_items(session: Session, incident_id: int) -> list[ActionItem]:
 # Internals shared by every change
 
 
+_LOCK_INCIDENT = (
+    select(Incident)
+    .where(col(Incident.id) == bindparam("incident_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock(session: Session, incident_id: int) -> Incident:
-    incident = session.exec(
-        select(Incident)
-        .where(Incident.id == incident_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    incident = session.exec(_LOCK_INCIDENT, params={"incident_id": incident_id}).first()
     if incident is None:
         raise NotFound(f"No incident with id {incident_id}.")
     return incident
@@ -220,6 +225,20 @@ def _earlier(session: Session, key: str | None) -> TimelineEvent | None:
     if key is None:
         return None
     return session.exec(select(TimelineEvent).where(TimelineEvent.idempotency_key == key)).first()
+
+
+def _insert_event_statement(dialect: str) -> Any:
+    table = TimelineEvent.__table__  # type: ignore[attr-defined]
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.id)
+    )
+
+
+# Built once: appending is the hottest path in Firebreak (every click, note, capture, reminder).
+_INSERT_EVENT = {name: _insert_event_statement(name) for name in ("sqlite", "postgresql")}
 
 
 def _append(
@@ -236,24 +255,38 @@ def _append(
     data: dict[str, Any] | None = None,
     source_url: str | None = None,
     source_ref: str | None = None,
-) -> TimelineEvent:
+) -> TimelineEvent | None:
+    """Append one event; ``None`` if an event with ``key`` already exists (a repeat that
+    raced past the earlier check; nothing is written)."""
     assert incident.id is not None
-    event = TimelineEvent(
-        incident_id=incident.id,
-        occurred_at=occurred_at or now,
-        recorded_at=now,
-        kind=str(kind),
-        actor_id=actor,
-        text=text,
-        data=data or {},
-        source_url=source_url,
-        source_ref=source_ref,
-        idempotency_key=key or f"auto:{uuid.uuid4()}",
-    )
-    session.add(event)
-    incident.updated_at = now
-    session.add(incident)
+    values: dict[str, Any] = {
+        "incident_id": incident.id,
+        "occurred_at": occurred_at or now,
+        "recorded_at": now,
+        "kind": str(kind),
+        "actor_id": actor,
+        "text": text,
+        "data": data or {},
+        "source_url": source_url,
+        "source_ref": source_ref,
+        "idempotency_key": key or f"auto:{uuid.uuid4()}",
+    }
+    if session.is_modified(incident):
+        incident.updated_at = now
     session.flush()
+    dialect = session.get_bind().dialect.name
+    new_id = session.execute(_INSERT_EVENT[dialect], values).scalar_one_or_none()
+    if new_id is None:
+        earlier = _earlier(session, key)
+        if earlier is not None and earlier.incident_id != incident.id:
+            raise InvalidInput("That request was already used for another incident.")
+        return None
+    # A detached copy of the row just written (model_construct skips validation: the values
+    # were checked above and accepted by the database).
+    event = TimelineEvent.model_construct(id=new_id, **values)
+    from bot import reminders
+
+    reminders.on_timeline_event(session, policy, incident, event)
     return event
 
 
@@ -854,13 +887,13 @@ def _record(
     **extra: Any,
 ) -> Change:
     now = _when(now, utcnow())
-    incident, repeat = _begin_change(session, incident_id, key)
-    if repeat:
-        return repeat
+    # No state changes here, so a repeated key is caught by the insert itself (ON CONFLICT DO
+    # NOTHING) instead of a separate look-up first.
+    incident = _lock(session, incident_id)
     event = _append(
         session, policy, incident, kind=kind, text=text, actor=actor, now=now, key=key, **extra
     )
-    return Change(incident, event)
+    return Change(incident, event, {} if event is not None else {"repeat": True})
 
 
 def find_event_by_source(

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, SQLModel
 
 from bot.db import UTCDateTime, configure_metadata
@@ -266,3 +267,8 @@ class Postmortem(SQLModel, table=True):
     created_by: str = Field(max_length=64)
     file_path: str | None = Field(default=None, max_length=1000)
     slack_file_id: str | None = Field(default=None, max_length=64)
+
+
+# Configure the mappers now, not lazily at the first query, so detached rows built with
+# model_construct() (see incidents._append) always have working attributes.
+configure_mappers()

@@ -59,3 +59,16 @@ def test_sqlite_pragmas_are_set(tmp_path: object) -> None:
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     finally:
         db.dispose()
+
+
+def test_replicas_migrating_at_once_all_succeed(new_database_url: Callable[[], str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = new_database_url()
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: migrations.upgrade(url), range(3)))
+    db = Database(url)
+    try:
+        assert migrations.is_at_head(db.engine)
+    finally:
+        db.dispose()

@@ -65,8 +65,7 @@ def build_app(
     app.event("reaction_added")(listeners.reaction)
     app.event("reaction_removed")(listeners.reaction)
     app.event("app_home_opened")(listeners.home_opened)
-    for ignored in ("member_joined_channel", "pin_added", "message"):
-        app.event(ignored)(lambda: None)
+    app.event("member_joined_channel")(listeners.member_joined)
 
     for register in _EXTENSIONS:
         register(app, flows)

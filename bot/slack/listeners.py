@@ -25,7 +25,7 @@ from bot.incidents import TITLE_MAX
 from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.commands import ParsedCommand, parse_command
-from bot.slack.flows import IncidentFlows
+from bot.slack.flows import IncidentFlows, snapshot
 from bot.slack.gateway import SlackCallError
 from bot.slack.limits import escape_mrkdwn, truncate
 
@@ -234,8 +234,6 @@ class Listeners:
     def cmd_status(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
         with self.fb.db.transaction() as session:
-            from bot.slack.flows import snapshot
-
             snap = snapshot(session, incident.id)
         text, payload = blocks.incident_summary(self.policy, snap)
         reply(ctx, text, payload)
@@ -719,6 +717,24 @@ class Listeners:
                 self.flows.uncapture(item["channel"], item["ts"], by=user, key=key)
         except (FirebreakError, SlackCallError) as exc:
             log.warning("timeline capture failed", extra={"error": type(exc).__name__})
+
+    def member_joined(self, event: dict[str, Any]) -> None:
+        """Someone joined an incident channel: show them, and only them, where things stand."""
+        channel, user = str(event.get("channel", "")), str(event.get("user", ""))
+        with self.fb.db.transaction() as session:
+            incident = core.find_incident_by_channel(session, channel)
+            if incident is None or incident.id is None:
+                return
+            snap = snapshot(session, incident.id)
+        try:
+            if user == self.gateway.bot_user_id():
+                return
+            text, payload = blocks.incident_summary(self.policy, snap)
+            self.gateway.post_ephemeral(
+                channel, user, f"Welcome to {incident.ref}. {text}", payload
+            )
+        except SlackCallError as exc:
+            log.warning("welcome not sent", extra={"error": exc.error})
 
     def home_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
