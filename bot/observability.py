@@ -13,6 +13,7 @@ import contextvars
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -68,11 +69,35 @@ R = TypeVar("R")
 
 class ContextThreadPoolExecutor(ThreadPoolExecutor):
     """A thread pool that runs each task in a copy of the submitter's context, so the request
-    id follows the work from the HTTP thread into Bolt's listener threads."""
+    id follows the work from the HTTP thread into Bolt's listener threads. It also counts the
+    work in flight, so shutdown (and tests) can wait until everything acknowledged is done."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         context = contextvars.copy_context()
-        return super().submit(context.run, fn, *args, **kwargs)  # type: ignore[arg-type]
+        with self._idle:
+            self._in_flight += 1
+        try:
+            future = super().submit(context.run, fn, *args, **kwargs)  # type: ignore[arg-type]
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: object) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until no submitted work is pending or running; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------
