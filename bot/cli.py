@@ -176,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the Slack bot (HTTP or Socket Mode)")
     serve.add_argument("--host", help="address to listen on (default: $FIREBREAK_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
-    serve.add_argument("--migrate", action="store_true",
-                       help="upgrade the database schema before serving")
+    serve.add_argument(
+        "--migrate", action="store_true", help="upgrade the database schema before serving"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     db = commands.add_parser("db", help="database migrations")
@@ -210,8 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Later modules (serve, demo, runbooks, postmortem) add their commands here.
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = []
+def _register_postmortem(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from bot.postmortem import register
+
+    register(commands)
+
+
+# Modules that add commands of their own.
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
+    _register_postmortem,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,38 +59,52 @@ class Service:
         self.firebreak.close()
 
 
-def build_service(settings: Settings, policy: Policy, *, check_slack: bool = True,
-                  scheduler: bool = True) -> Service:
+def build_service(
+    settings: Settings, policy: Policy, *, check_slack: bool = True, scheduler: bool = True
+) -> Service:
     """Validate the configuration and assemble the service; raises ``ConfigError``."""
     if settings.slack_bot_token is None:
-        raise ConfigError("environment: SLACK_BOT_TOKEN is not set. Create the Slack app from "
-                          "slack-manifest.yaml (see README), or try `firebreak demo` without "
-                          "Slack.")
+        raise ConfigError(
+            "environment: SLACK_BOT_TOKEN is not set. Create the Slack app from "
+            "slack-manifest.yaml (see README), or try `firebreak demo` without "
+            "Slack."
+        )
     if settings.slack_app_token is None and settings.slack_signing_secret is None:
-        raise ConfigError("environment: SLACK_SIGNING_SECRET is not set; it is needed to "
-                          "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode).")
+        raise ConfigError(
+            "environment: SLACK_SIGNING_SECRET is not set; it is needed to "
+            "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)."
+        )
     from bot.slack.integration import load_catalog
 
     firebreak = Firebreak.create(settings, policy, catalog=load_catalog(policy))
     if not migrations.is_at_head(firebreak.db.engine):
         firebreak.close()
-        raise ConfigError("database: the schema is not at the latest migration; run "
-                          "`firebreak db upgrade` first.")
+        raise ConfigError(
+            "database: the schema is not at the latest migration; run `firebreak db upgrade` first."
+        )
     if check_slack:
         _check_slack(firebreak)
     flows = IncidentFlows(firebreak)
-    executor = ContextThreadPoolExecutor(max_workers=LISTENER_THREADS,
-                                         thread_name_prefix="firebreak-listener")
+    executor = ContextThreadPoolExecutor(
+        max_workers=LISTENER_THREADS, thread_name_prefix="firebreak-listener"
+    )
     bolt = build_app(firebreak, flows=flows, executor=executor)
     socket_mode = None
     if settings.slack_app_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         socket_mode = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    service = Service(firebreak=firebreak, flows=flows, executor=executor, web=None,
-                      socket_mode=socket_mode)
+    service = Service(
+        firebreak=firebreak, flows=flows, executor=executor, web=None, socket_mode=socket_mode
+    )
     service.web = create_web_app(
-        None if socket_mode is not None else bolt, firebreak.db,
+        None if socket_mode is not None else bolt,
+        firebreak.db,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        ),
         on_startup=service.start_background if scheduler else None,
         on_shutdown=service.stop,
     )
@@ -110,18 +124,32 @@ def _check_slack(firebreak: Firebreak) -> None:
     validate_reminder_targets(firebreak)
 
 
-def serve(settings: Settings, policy: Policy, *, host: str | None = None,
-          port: int | None = None) -> None:
-    secrets = [s.get_secret_value() for s in (settings.slack_bot_token,
-                                              settings.slack_signing_secret,
-                                              settings.slack_app_token) if s is not None]
+def serve(
+    settings: Settings, policy: Policy, *, host: str | None = None, port: int | None = None
+) -> None:
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        if s is not None
+    ]
     configure_logging(settings.log_level, settings.log_format, secrets)
     service = build_service(settings, policy)
     config = uvicorn.Config(
-        service.web, host=host or settings.host, port=port or settings.port,
-        log_config=None, access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        server_header=False, proxy_headers=True,
+        service.web,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        server_header=False,
+        proxy_headers=True,
     )
-    log.info("firebreak serving", extra={"host": config.host, "port": config.port,
-                                         "socket_mode": service.socket_mode is not None})
+    log.info(
+        "firebreak serving",
+        extra={
+            "host": config.host,
+            "port": config.port,
+            "socket_mode": service.socket_mode is not None,
+        },
+    )
     uvicorn.Server(config).run()

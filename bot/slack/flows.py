@@ -19,13 +19,21 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from bot import access, observability
+from bot import access, observability, postmortem
 from bot import incidents as core
 from bot.access import Action
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput
-from bot.models import ActionItem, EventKind, Incident, RunbookRun, RunbookStepState, TimelineEvent
+from bot.models import (
+    ActionItem,
+    EventKind,
+    Incident,
+    Postmortem,
+    RunbookRun,
+    RunbookStepState,
+    TimelineEvent,
+)
 from bot.runtime import Firebreak
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
@@ -77,10 +85,24 @@ class SlackDirectory:
             return set()
 
 
+class SlackNames:
+    """Readable names for Slack ids in postmortems (``postmortem.NameResolver``)."""
+
+    def __init__(self, gateway: SlackGateway) -> None:
+        self.gateway = gateway
+
+    def user(self, user_id: str) -> str | None:
+        return self.gateway.user_name(user_id)
+
+    def channel(self, channel_id: str) -> str | None:
+        return self.gateway.channel_name(channel_id)
+
+
 class IncidentFlows:
     def __init__(self, firebreak: Firebreak) -> None:
         self.fb = firebreak
         self.directory = SlackDirectory(firebreak.gateway)
+        self.names = SlackNames(firebreak.gateway)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -370,7 +392,69 @@ class IncidentFlows:
                 result.detail["problem"] = problem
             elif result.event is not None and result.event.kind in _ANNOUNCED:
                 self._tell_channel(result.incident, result.event)
+            if result.event is not None and result.event.data.get("phase") == "closed":
+                problem = self._postmortem_on_close(result)
+                if problem:
+                    result.detail["problem"] = problem
         return result
+
+    # -- postmortems -------------------------------------------------------------------------
+
+    def _postmortem_on_close(self, change: core.Change) -> str | None:
+        """Draft the postmortem in its own transaction after the close committed, so a failing
+        draft never keeps an incident open; the key makes a repeated close draft once."""
+        actor = change.event.actor_id if change.event is not None else None
+        try:
+            with self.fb.db.transaction() as session:
+                draft = postmortem.generate_on_close(
+                    session, self.policy, change, actor=actor or "firebreak", names=self.names
+                )
+        except Exception:
+            observability.ERRORS.labels(where="postmortem").inc()
+            log.exception("postmortem draft failed", extra={"incident": change.incident.ref})
+            return "The postmortem draft could not be generated; see Firebreak's log."
+        if draft is None:
+            return None
+        return self._upload_postmortem(change.incident, draft)
+
+    def generate_postmortem(
+        self, incident_id: int, *, actor: str, key: str
+    ) -> tuple[Postmortem, str | None]:
+        """A draft on demand (``/incident postmortem``), posted to the incident channel."""
+        with self.fb.db.transaction() as session:
+            draft = postmortem.generate_postmortem(
+                session, self.policy, incident_id, actor=actor, key=key, names=self.names
+            )
+            incident = core.get_incident(session, incident_id)
+        if draft.slack_file_id:
+            return draft, None
+        return draft, self._upload_postmortem(incident, draft)
+
+    def _upload_postmortem(self, incident: Incident, draft: Postmortem) -> str | None:
+        if incident.slack_channel_id is None or draft.slack_file_id:
+            return None
+        note = (
+            f" (the team template failed, the built-in one was used: {draft.template_error})"
+            if draft.template_error
+            else ""
+        )
+        try:
+            file_id = self.gateway.upload_file(
+                incident.slack_channel_id,
+                f"{incident.ref}-postmortem-v{draft.version}.md",
+                draft.markdown,
+                title=f"{incident.ref} postmortem draft v{draft.version}",
+                comment=f":memo: Postmortem draft v{draft.version} for {incident.ref}, written "
+                f"from the timeline. Fill in the italic prompts.{note}",
+            )
+        except SlackCallError as exc:
+            return f"The postmortem draft v{draft.version} is saved, but uploading it failed: {exc}"
+        with self.fb.db.transaction() as session:
+            stored = session.get(Postmortem, draft.id)
+            if stored is not None:
+                stored.slack_file_id = file_id
+                session.add(stored)
+        return None
 
     def _tell_channel(self, incident: Incident, event: TimelineEvent) -> None:
         """Say in the incident channel what changed and who changed it, so everyone sees it
@@ -469,6 +553,11 @@ class IncidentFlows:
             return user in self.gateway.members(incident.slack_channel_id)
         except SlackCallError:
             return False
+
+
+def announced(kind: str) -> bool:
+    """Whether a change of this kind is announced to everyone in the incident channel."""
+    return kind in _ANNOUNCED
 
 
 def snapshot(session: Session, incident_id: int) -> blocks.IncidentSnapshot:

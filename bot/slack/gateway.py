@@ -244,6 +244,17 @@ class SlackGateway:
         self._members.put(channel, members)
         return members
 
+    def channel_name(self, channel: str) -> str | None:
+        cached = self._users.get(f"channel:{channel}")
+        if cached is not None:
+            return str(cached) or None
+        try:
+            name = str(self.call("conversations.info", channel=channel)["channel"].get("name", ""))
+        except SlackCallError:
+            return None
+        self._users.put(f"channel:{channel}", name)
+        return name or None
+
     def set_topic(self, channel: str, topic: str) -> None:
         self.call("conversations.setTopic", channel=channel, topic=topic)
 

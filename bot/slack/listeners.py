@@ -25,7 +25,7 @@ from bot.incidents import TITLE_MAX
 from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.commands import ParsedCommand, parse_command
-from bot.slack.flows import IncidentFlows, snapshot
+from bot.slack.flows import IncidentFlows, announced, snapshot
 from bot.slack.gateway import SlackCallError
 from bot.slack.limits import escape_mrkdwn, truncate
 
@@ -123,9 +123,14 @@ class Listeners:
         if change.detail.get("problem"):
             message += f"\n:warning: {change.detail['problem']}"
             reply(ctx, message)
-        elif not change.changed or ctx.channel != change.incident.slack_channel_id:
-            # In the incident channel a change is announced to everyone; elsewhere, and when
-            # nothing changed, only the person who asked hears back.
+        elif (
+            not change.changed
+            or ctx.channel != change.incident.slack_channel_id
+            or change.event is None
+            or not announced(change.event.kind)
+        ):
+            # In the incident channel most changes are announced to everyone; elsewhere, and
+            # when nothing changed, only the person who asked hears back.
             reply(ctx, message)
         return change
 
@@ -418,6 +423,20 @@ class Listeners:
             f"Action item {number} of {incident.ref} is done.",
             f"Action item {number} of {incident.ref} was already done.",
         )
+
+    def cmd_postmortem(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        assert incident.id is not None
+        draft, problem = self.flows.generate_postmortem(incident.id, actor=ctx.user, key=ctx.key)
+        where = f" in <#{incident.slack_channel_id}>" if incident.slack_channel_id else ""
+        text = f":memo: Postmortem draft v{draft.version} of {incident.ref} is ready{where}."
+        if draft.template_error:
+            text += (
+                f"\n:warning: The team template failed, so the built-in one was used: "
+                f"{draft.template_error}"
+            )
+        if problem:
+            text += f"\n:warning: {problem}"
+        reply(ctx, text)
 
     def cmd_retry(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None

@@ -31,8 +31,14 @@ class RunningBot:
         self.executor = ContextThreadPoolExecutor(max_workers=16)
         self.flows = IncidentFlows(firebreak)
         self.bolt = build_app(firebreak, flows=self.flows, executor=self.executor)
-        config = uvicorn.Config(create_web_app(self.bolt, firebreak.db), host="127.0.0.1",
-                                port=0, log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            create_web_app(self.bolt, firebreak.db, signing_secret=SECRET),
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -71,10 +77,15 @@ def e2e_policy(fake: FakeSlack) -> Policy:
 
 
 @pytest.fixture
-def bot(fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
-        ) -> Iterator[RunningBot]:
-    settings = Settings(DATABASE_URL=database_url, SLACK_BOT_TOKEN=fake.token,
-                        SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.api_url)
+def bot(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> Iterator[RunningBot]:
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+    )
     running = RunningBot(Firebreak.create(settings, e2e_policy, database=db))
     running.start()
     yield running
@@ -91,6 +102,5 @@ def texts(message: Any) -> str:
     from bot.slack.limits import iter_texts
 
     if isinstance(message, dict):
-        return "\n".join([str(message.get("text", "")),
-                          *iter_texts(message.get("blocks") or [])])
+        return "\n".join([str(message.get("text", "")), *iter_texts(message.get("blocks") or [])])
     return "\n".join([message.text, *iter_texts(message.blocks)])

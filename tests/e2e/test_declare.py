@@ -24,8 +24,11 @@ def test_declare_with_a_title_sets_up_the_whole_channel(
     bot.settle()
 
     [incident] = incidents(db)
-    assert (incident.ref, incident.title, incident.severity) == ("INC-1", "Checkout returns 500s",
-                                                                 "SEV3")
+    assert (incident.ref, incident.title, incident.severity) == (
+        "INC-1",
+        "Checkout returns 500s",
+        "SEV3",
+    )
     channel = incident.slack_channel_id
     assert channel is not None
     assert fake.channel_json(channel)["name"] == "inc-1-checkout-returns-500s"
@@ -48,16 +51,22 @@ def test_the_form_declares_with_everything_it_asks_for(
     [view] = fake.open_views("ana.garcia")
     assert view.payload["callback_id"] == blocks.DECLARE_VIEW
     responder = fake.user_id("ben.okafor")
-    submitted = slack.submit_view(view.id, {
-        "title": "Payments API timing out", "severity": "SEV1",
-        "summary": "EU card payments fail since 02:40", "service": "payments-api",
-        "responders": [responder], "private": ["private"],
-    }, user="ana.garcia")
+    submitted = slack.submit_view(
+        view.id,
+        {
+            "title": "Payments API timing out",
+            "severity": "SEV1",
+            "summary": "EU card payments fail since 02:40",
+            "service": "payments-api",
+            "responders": [responder],
+            "private": ["private"],
+        },
+        user="ana.garcia",
+    )
     assert submitted.status == 200 and reply.status == 200
     bot.settle()
     [incident] = incidents(db)
-    assert (incident.severity, incident.service, incident.private) == ("SEV1", "payments-api",
-                                                                       True)
+    assert (incident.severity, incident.service, incident.private) == ("SEV1", "payments-api", True)
     channel = incident.slack_channel_id or ""
     assert fake.channel_json(channel)["is_private"] is True
     assert responder in fake.members(channel)
@@ -118,8 +127,11 @@ def test_a_failed_channel_creation_is_reported_and_retry_completes_it(
     assert incident.slack_channel_id is not None and incident.slack_setup_error is None
     assert incident.summary_message_ts is not None
     with db.transaction() as session:
-        created = session.exec(select(func.count()).select_from(TimelineEvent).where(
-            TimelineEvent.kind == EventKind.CHANNEL_CREATED)).one()
+        created = session.exec(
+            select(func.count())
+            .select_from(TimelineEvent)
+            .where(TimelineEvent.kind == EventKind.CHANNEL_CREATED)
+        ).one()
     assert created == 1
 
 

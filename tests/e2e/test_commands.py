@@ -1,0 +1,210 @@
+"""/incident subcommands from Slack, and the answers people get when something is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import func, select
+
+from bot import incidents as core
+from bot.db import Database
+from bot.models import EventKind, Incident, TimelineEvent
+from bot.testing import FakeSlack, SlackSimulator
+from tests.e2e.conftest import RunningBot, texts
+from tests.e2e.test_lifecycle import declare, kinds
+
+
+def answer(fake: FakeSlack, reply: object) -> str:
+    posts = fake.response_posts(reply.request.response_url)  # type: ignore[attr-defined]
+    assert posts, "the bot did not answer"
+    return "\n".join(texts(p.payload) for p in posts)
+
+
+def ask(
+    fake: FakeSlack,
+    bot: RunningBot,
+    slack: SlackSimulator,
+    text: str,
+    channel: str,
+    user: str = "ana.garcia",
+) -> str:
+    reply = slack.slash_command(text, user=user, channel=channel)
+    assert reply.status == 200
+    bot.settle()
+    return answer(fake, reply)
+
+
+def test_help_list_status_and_timeline(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    assert "`/incident` commands" in ask(fake, bot, slack, "help", "general")
+    assert "INC-1" in ask(fake, bot, slack, "list", "general")
+    assert "INC-1: Checkout returns 500s" in ask(fake, bot, slack, "status", channel)
+    assert "INC-1: Checkout returns 500s" in ask(fake, bot, slack, "INC-1", "general")
+    assert "Timeline of INC-1" in ask(fake, bot, slack, "timeline INC-1", "general")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sev", "Say which severity"),
+        ("sev 9", "Unknown severity '9'"),
+        ("ic bob", "mention them with @"),
+        ("role janitor <@U0FAKE001|x>", "Unknown role 'janitor'"),
+        ("status please now", "takes no words"),
+        ("frobnicate the widgets", "is not a command"),
+    ],
+)
+def test_bad_input_gets_a_usage_message(
+    fake: FakeSlack,
+    bot: RunningBot,
+    slack: SlackSimulator,
+    db: Database,
+    text: str,
+    expected: str,
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    said = ask(fake, bot, slack, text, incident.slack_channel_id or "")
+    assert expected in said
+    assert "Traceback" not in said
+
+
+def test_mentioning_someone_who_does_not_exist(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    said = ask(fake, bot, slack, "ic <@U0NOBODY1|ghost>", incident.slack_channel_id or "")
+    assert "Slack does not know the user" in said
+    with db.transaction() as session:
+        assert core.current_roles(session, incident.id or 0) == {}
+
+
+def test_commands_outside_an_incident_channel_need_the_number(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    declare(fake, bot, slack, db)
+    assert "not an incident channel" in ask(fake, bot, slack, "resolve", "general")
+    assert "There is no incident INC-7" in ask(fake, bot, slack, "INC-7 resolve", "general")
+    assert "INC-1 is resolved" in ask(fake, bot, slack, "INC-1 resolve", "general")
+
+
+def test_transitions_the_policy_forbids_are_explained(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.slash_command("resolve", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert "INC-1 status changed: triage → resolved" in texts(fake.messages(channel)[-1])
+    said = ask(fake, bot, slack, "mitigate", channel)
+    assert "cannot move to monitoring" in said and "closed, investigating" in said
+    assert "INC-1 is reopened" in ask(fake, bot, slack, "INC-1 reopen flapping", "general")
+
+
+def test_action_items_from_slack(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben = fake.user_id("ben.okafor")
+    assert "Action item 1 added" in ask(
+        fake, bot, slack, f"action Alert on pool saturation <@{ben}|ben> 2099-01-31", channel
+    )
+    assert "1. Alert on pool saturation" in ask(fake, bot, slack, "actions", channel)
+    assert "is done" in ask(fake, bot, slack, "done 1", channel)
+    assert "no action item 5" in ask(fake, bot, slack, "done 5", channel)
+
+
+def test_a_bot_removed_from_the_channel_says_so_and_loses_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.remove_bot_from_channel(channel)
+    said = ask(fake, bot, slack, "update DB failover complete", channel)
+    assert "/invite @Firebreak" in said
+    assert EventKind.STATUS_UPDATE in kinds(db, incident)
+
+
+def test_a_note_is_recorded_and_only_the_author_hears_back(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    before = len(fake.messages(channel))
+    assert "Added to INC-1's timeline" in ask(
+        fake, bot, slack, "note <!channel> 'DROP TABLE", channel
+    )
+    assert len(fake.messages(channel)) == before
+    with db.transaction() as session:
+        [note] = [e for e in core.timeline(session, incident.id or 0) if e.kind == "note"]
+    assert note.text == "<!channel> 'DROP TABLE"
+
+
+def test_home_tab_shows_private_incidents_only_to_members(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    declare(fake, bot, slack, db, title="Public outage")
+    slack.slash_command("", user="ana.garcia", channel="general")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    slack.submit_view(
+        view.id, {"title": "Suspected credential leak", "private": ["private"]}, user="ana.garcia"
+    )
+    bot.settle()
+    slack.open_home("ana.garcia")
+    slack.open_home("ben.okafor")
+    bot.settle()
+    mine = texts({"blocks": fake.home_view("ana.garcia").payload["blocks"]})
+    theirs = texts({"blocks": fake.home_view("ben.okafor").payload["blocks"]})
+    assert "Suspected credential leak" in mine and "Public outage" in mine
+    assert "Suspected credential leak" not in theirs and "Public outage" in theirs
+
+
+def test_forged_unsigned_and_replayed_requests_are_refused_and_store_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    for signing in ("forged", "unsigned", "stale"):
+        reply = slack.slash_command(
+            "Totally real incident", user="ana.garcia", channel="general", signing=signing
+        )  # type: ignore[arg-type]
+        assert reply.status == 401, signing
+    bot.settle()
+    with db.transaction() as session:
+        assert session.exec(select(func.count()).select_from(Incident)).one() == 0
+        assert session.exec(select(func.count()).select_from(TimelineEvent)).one() == 0
+    assert fake.calls_to("conversations.create") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"payload=%7Bnot json", "application/x-www-form-urlencoded"),
+        (b'{"type": "event_callback"}', "application/json"),
+        (b"\xff\xfe\x00garbage", "application/octet-stream"),
+        (
+            b"payload=" + b"%7B%22type%22%3A%22block_actions%22%7D",
+            "application/x-www-form-urlencoded",
+        ),
+    ],
+)
+def test_malformed_payloads_never_crash_the_bot(
+    fake: FakeSlack,
+    bot: RunningBot,
+    slack: SlackSimulator,
+    db: Database,
+    body: bytes,
+    content_type: str,
+) -> None:
+    reply = slack.send_raw(body, content_type=content_type)
+    assert reply.status < 500
+    bot.settle()
+    assert slack.slash_command("help", user="ana.garcia", channel="general").status == 200
+
+
+def test_oversized_bodies_are_refused(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator
+) -> None:
+    reply = slack.send_raw(b"text=" + b"x" * (2 * 1024 * 1024))
+    assert reply.status == 413

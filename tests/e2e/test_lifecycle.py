@@ -1,0 +1,207 @@
+"""The whole life of an incident driven from Slack, and the promises around it: the summary is
+edited in place, retries and double clicks change nothing twice, captures are kept once."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlmodel import select
+
+from bot import incidents as core
+from bot.db import Database
+from bot.models import EventKind, Incident, Postmortem, TimelineEvent
+from bot.slack import blocks
+from bot.testing import FakeSlack, SlackSimulator
+from tests.e2e.conftest import RunningBot, texts
+
+
+def declare(
+    fake: FakeSlack,
+    bot: RunningBot,
+    slack: SlackSimulator,
+    db: Database,
+    title: str = "Checkout returns 500s",
+) -> Incident:
+    slack.slash_command(title, user="ana.garcia", channel="general")
+    bot.settle()
+    with db.transaction() as session:
+        incident = session.exec(select(Incident).order_by(Incident.number.desc())).first()  # type: ignore[attr-defined]
+    assert incident is not None and incident.slack_channel_id
+    return incident
+
+
+def kinds(db: Database, incident: Incident) -> list[str]:
+    with db.transaction() as session:
+        return [e.kind for e in core.timeline(session, incident.id or 0)]
+
+
+def summary_text(fake: FakeSlack, incident: Incident) -> str:
+    return texts(fake.message(incident.slack_channel_id or "", incident.summary_message_ts or ""))
+
+
+def test_an_incident_from_declaration_to_postmortem(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel, ts = incident.slack_channel_id or "", incident.summary_message_ts or ""
+    ana, ben = fake.user_id("ana.garcia"), fake.user_id("ben.okafor")
+    fake.join(channel, ben)
+
+    slack.click(channel, ts, blocks.ACK_IC, user="ana.garcia")
+    bot.settle()
+    assert f"*Commander*\n<@{ana}>" in summary_text(fake, incident)
+
+    slack.slash_command("sev 1", user="ben.okafor", channel=channel)
+    slack.slash_command(f"role comms <@{ben}|ben.okafor>", user="ana.garcia", channel=channel)
+    slack.slash_command(
+        "update Rolled back deploy 4512; error rate falling", user="ana.garcia", channel=channel
+    )
+    slack.slash_command(
+        "note payments-db CPU at 95% since 02:41", user="ben.okafor", channel=channel
+    )
+    bot.settle()
+    text = summary_text(fake, incident)
+    assert "SEV1" in text and f"Comms: <@{ben}>" in text and "Rolled back deploy 4512" in text
+
+    said, _ = slack.say(
+        channel,
+        "ben.okafor",
+        f"Found it: <https://grafana/d/1|pool exhausted> after <@{ana}>'s deploy",
+    )
+    slack.react(channel, said, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+
+    slack.click(channel, ts, blocks.STATUS, user="ana.garcia", value="monitoring")
+    bot.settle()
+    slack.click(channel, ts, blocks.RESOLVE, user="ana.garcia")
+    bot.settle()
+    slack.click(channel, ts, blocks.CLOSE, user="ana.garcia")
+    bot.settle()
+
+    with db.transaction() as session:
+        stored = core.get_incident(session, incident.id or 0)
+        drafts = session.exec(select(Postmortem)).all()
+        events = core.timeline(session, incident.id or 0)
+    assert stored.status == "closed"
+    assert stored.resolved_at and stored.mitigated_at and stored.acknowledged_at
+    [draft] = drafts
+    assert draft.slack_file_id is not None
+    [uploaded] = fake.files()
+    assert uploaded.channels == [channel]
+    assert b"Checkout returns 500s" in (uploaded.content or b"")
+    assert b"pool exhausted" in (uploaded.content or b"")
+    captured = [e for e in events if e.kind == EventKind.MESSAGE]
+    assert len(captured) == 1 and captured[0].actor_id == ben and captured[0].source_url
+    assert [e.kind for e in events].count(EventKind.STATUS_CHANGED) == 3
+
+    # the summary was posted once and edited in place ever since
+    posts = [
+        c
+        for c in fake.calls_to("chat.postMessage")
+        if c.args.get("channel") == channel
+        and "blocks" in c.args
+        and "INC-1: Checkout" in str(c.args["blocks"])
+    ]
+    assert len(posts) == 1
+    assert len([c for c in fake.calls_to("chat.update") if c.args.get("ts") == ts]) >= 6
+    assert "Closed" in summary_text(fake, incident)
+    announcement = fake.message(fake.channel_id("incidents"), stored.announcement_ts or "")
+    assert "Closed" in texts(announcement)
+    assert "Reopen" in str(fake.message(channel, ts).blocks)
+
+
+def test_retried_and_duplicated_events_capture_once(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    said, _ = slack.say(channel, "ana.garcia", "restarting the consumers now")
+    first = slack.react(channel, said, user="ana.garcia", reaction="pushpin")
+    slack.retry(first, reason="http_timeout")
+    slack.retry(first, reason="http_timeout")
+    fake.join(channel, fake.user_id("ben.okafor"))
+    slack.react(channel, said, user="ben.okafor", reaction="pushpin")
+    bot.settle()
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 1
+
+    # one of two reactions removed: still captured; both removed: withdrawn
+    slack.unreact(channel, said, user="ben.okafor", reaction="pushpin")
+    bot.settle()
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 1
+    slack.unreact(channel, said, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 0
+
+
+def test_other_reactions_and_other_channels_are_ignored(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    said, _ = slack.say(incident.slack_channel_id or "", "ana.garcia", "lunch?")
+    slack.react(incident.slack_channel_id or "", said, user="ana.garcia", reaction="eyes")
+    elsewhere, _ = slack.say("incidents", "ana.garcia", "unrelated")
+    slack.react("incidents", elsewhere, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    assert EventKind.MESSAGE not in kinds(db, incident)
+
+
+def test_double_clicks_and_concurrent_clicks_resolve_once(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel, ts = incident.slack_channel_id or "", incident.summary_message_ts or ""
+    fake.join(channel, fake.user_id("ben.okafor"))
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(
+            pool.map(
+                lambda user: slack.click(channel, ts, blocks.RESOLVE, user=user),
+                ["ana.garcia", "ben.okafor", "ana.garcia", "ben.okafor"],
+            )
+        )
+    bot.settle()
+    assert all(r.status == 200 for r in replies)
+    assert kinds(db, incident).count(EventKind.STATUS_CHANGED) == 1
+
+
+def test_message_shortcut_from_another_channel_asks_which_incident(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    said, _ = slack.say("incidents", "ana.garcia", "Customer reports from EU: card declined")
+    slack.message_shortcut("add_to_timeline", "incidents", said, user="ana.garcia")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    slack.submit_view(view.id, {"incident": str(incident.id)}, user="ana.garcia")
+    bot.settle()
+    with db.transaction() as session:
+        [event] = [
+            e for e in core.timeline(session, incident.id or 0) if e.kind == EventKind.MESSAGE
+        ]
+    assert event.text == "Customer reports from EU: card declined"
+    # and from inside the incident channel it is captured at once
+    said, _ = slack.say(incident.slack_channel_id or "", "ana.garcia", "DNS TTL is 300s")
+    slack.message_shortcut(
+        "add_to_timeline", incident.slack_channel_id or "", said, user="ana.garcia"
+    )
+    bot.settle()
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 2
+
+
+def test_timeline_rows_are_never_duplicated_by_a_busy_channel(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    stamps = [slack.say(channel, "ana.garcia", f"observation {i}")[0] for i in range(10)]
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda ts: slack.react(channel, ts, user="ana.garcia", reaction="pushpin"), stamps
+            )
+        )
+    bot.settle()
+    with db.transaction() as session:
+        rows = session.exec(
+            select(TimelineEvent).where(TimelineEvent.kind == EventKind.MESSAGE)
+        ).all()
+    assert sorted(r.text for r in rows) == sorted(f"observation {i}" for i in range(10))
