@@ -154,6 +154,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(args.database_url)
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -180,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--migrate", action="store_true", help="upgrade the database schema before serving"
     )
     serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser(
+        "demo", help="play a realistic incident against a built-in fake Slack (no Slack needed)"
+    )
+    demo.add_argument(
+        "--database-url", help="keep the demo's data here (default: a temporary SQLite file)"
+    )
+    demo.set_defaults(handler=cmd_demo)
 
     db = commands.add_parser("db", help="database migrations")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -217,9 +231,16 @@ def _register_postmortem(commands: argparse._SubParsersAction[_Parser]) -> None:
     register(commands)
 
 
+def _register_runbooks(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from bot.runbooks.cli import register
+
+    register(commands)
+
+
 # Modules that add commands of their own.
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _register_postmortem,
+    _register_runbooks,
 ]
 
 

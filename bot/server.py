@@ -25,6 +25,7 @@ from bot.runtime import Firebreak
 from bot.slack.app import LISTENER_THREADS, build_app
 from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError
+from bot.slack.runbooks import load_catalog
 from bot.web import create_web_app
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,6 @@ def build_service(
             "environment: SLACK_SIGNING_SECRET is not set; it is needed to "
             "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)."
         )
-    from bot.slack.integration import load_catalog
-
     firebreak = Firebreak.create(settings, policy, catalog=load_catalog(policy))
     if not migrations.is_at_head(firebreak.db.engine):
         firebreak.close()

@@ -16,6 +16,7 @@ from bot.clock import utcnow
 from bot.models import SlackDelivery
 from bot.observability import ContextThreadPoolExecutor
 from bot.runtime import Firebreak
+from bot.slack import runbooks
 from bot.slack.flows import IncidentFlows
 from bot.slack.listeners import Listeners
 
@@ -67,8 +68,7 @@ def build_app(
     app.event("app_home_opened")(listeners.home_opened)
     app.event("member_joined_channel")(listeners.member_joined)
 
-    for register in _EXTENSIONS:
-        register(app, flows)
+    runbooks.register(app, listeners)
     app.error(_log_error)
     return app
 
@@ -117,7 +117,3 @@ def _deduplicate_events(firebreak: Firebreak) -> Callable[..., Any]:
         return next()
 
     return middleware
-
-
-# Modules that add listeners (runbooks, reminders, postmortems) register here.
-_EXTENSIONS: list[Callable[[App, IncidentFlows], None]] = []

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import COMMANDER, Policy
-from bot.incidents import humanize_duration
+from bot.incidents import humanize_duration, incident_metrics
 from bot.models import ActionItem, EventKind, Incident, TimelineEvent
 from bot.slack import limits
 from bot.slack.limits import escape_mrkdwn, truncate
@@ -164,10 +164,15 @@ def summary_fields(policy: Policy, snap: IncidentSnapshot) -> list[dict[str, Any
         for role in policy.roles
         if role.key != COMMANDER
     ]
-    end = incident.closed_at or incident.resolved_at or snap.now
-    open_for = humanize_duration(end - incident.declared_at)
     if incident.resolved_at is None:
-        open_for += f" (as of {snap.now:%H:%M} UTC)"
+        open_for = (
+            f"*Open for*\n{humanize_duration(snap.now - incident.declared_at)}"
+            f" (as of {snap.now:%H:%M} UTC)"
+        )
+    else:
+        open_for = (
+            f"*Impact lasted*\n{humanize_duration(incident_metrics(incident).time_to_resolve)}"
+        )
     fields = [
         f"*Severity*\n{severity_mark(policy, incident.severity)} "
         f"{severity_label(policy, incident.severity)}",
@@ -175,7 +180,7 @@ def summary_fields(policy: Policy, snap: IncidentSnapshot) -> list[dict[str, Any
         f"*Commander*\n{mention(snap.roles.get(COMMANDER))}",
         "*Roles*\n" + "\n".join(other_roles),
         f"*Declared*\n{slack_date(incident.declared_at)} by {mention(incident.reporter_id)}",
-        ("*Duration*\n" if incident.resolved_at else "*Open for*\n") + open_for,
+        open_for,
     ]
     if incident.service:
         fields.append(f"*Service*\n{escape_mrkdwn(incident.service)}")
@@ -610,7 +615,7 @@ def incident_list(
     return truncate("\n".join(lines), 3_000 * 10)
 
 
-_KIND_MARKS = {
+_KIND_MARKS: dict[str, str] = {
     EventKind.DECLARED: "🚨",
     EventKind.SEVERITY_CHANGED: "📶",
     EventKind.STATUS_CHANGED: "🔁",
@@ -631,24 +636,28 @@ _KIND_MARKS = {
 def timeline_blocks(
     incident: Incident, events: Sequence[TimelineEvent], *, limit: int = 60
 ) -> tuple[str, list[Block]]:
-    shown = list(events)[-limit:]
-    lines = []
-    for event in shown:
+    """The latest events that fit in one message (Slack caps the text of a message's blocks)."""
+    lines: list[str] = []
+    budget = limits.BLOCKS_TEXT_BUDGET - 600
+    for event in reversed(list(events)[-limit:]):
         who = f" <@{event.actor_id}>" if event.actor_id else ""
         link = f" <{event.source_url}|link>" if event.source_url else ""
-        mark = _KIND_MARKS.get(EventKind(event.kind), "•") if event.kind in set(EventKind) else "•"
+        mark = _KIND_MARKS.get(event.kind, "•")
         text = event.text if event.kind == EventKind.MESSAGE else escape_mrkdwn(event.text)
-        lines.append(
+        line = (
             f"`{event.occurred_at:%m-%d %H:%M}` {mark}{who} "
             f"{truncate(text.replace(chr(10), ' '), 400)}{link}"
         )
+        if len(line) + 1 > budget:
+            break
+        budget -= len(line) + 1
+        lines.append(line)
+    lines.reverse()
     header = f"*Timeline of {incident.ref}* (UTC)"
-    if len(events) > len(shown):
-        header += f" — the last {len(shown)} of {len(events)} events"
+    if len(events) > len(lines):
+        header += f" — the last {len(lines)} of {len(events)} events"
     blocks: list[Block] = [section(header)]
     for chunk in limits.chunk_text("\n".join(lines) or "_nothing yet_", limits.SECTION_TEXT):
-        if len(blocks) >= limits.MESSAGE_BLOCKS - 1:
-            break
         blocks.append(section(chunk))
     blocks.append(context("The whole timeline is in the postmortem draft: `/incident postmortem`"))
     return f"Timeline of {incident.ref}", blocks

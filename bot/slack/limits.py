@@ -18,6 +18,11 @@ MESSAGE_BLOCKS = 50
 VIEW_BLOCKS = 100
 MESSAGE_TEXT = 40_000
 MARKDOWN_BLOCKS_TOTAL = 12_000
+MESSAGE_BLOCKS_TEXT = 12_000
+"""Text across all blocks of one message. Undocumented, but Slack answers
+``msg_blocks_too_long`` past roughly this much text even when every block is within its own
+limit; builders aim for 10,000 to leave room."""
+BLOCKS_TEXT_BUDGET = 10_000
 SECTION_TEXT = 3_000
 SECTION_FIELDS = 10
 SECTION_FIELD_TEXT = 2_000
@@ -319,6 +324,21 @@ class _Checker:
             )
 
 
+def blocks_text_length(value: Any) -> int:
+    """Characters of text anywhere in a block structure (what ``msg_blocks_too_long`` counts)."""
+    if isinstance(value, Mapping):
+        total = 0
+        for key, item in value.items():
+            if key == "text" and isinstance(item, str):
+                total += len(item)
+            elif isinstance(item, Mapping | list):
+                total += blocks_text_length(item)
+        return total
+    if isinstance(value, list):
+        return sum(blocks_text_length(item) for item in value)
+    return 0
+
+
 def message_errors(text: Any = None, blocks: Any = None) -> list[str]:
     """Problems Slack would reject in a ``chat.postMessage``/``chat.update`` payload."""
     checker = _Checker()
@@ -328,6 +348,13 @@ def message_errors(text: Any = None, blocks: Any = None) -> list[str]:
         checker.length("text", text, MESSAGE_TEXT, required=blocks is None)
     if blocks is not None:
         checker.blocks("blocks", blocks, limit=MESSAGE_BLOCKS, surface="message")
+        total = blocks_text_length(blocks)
+        if total > MESSAGE_BLOCKS_TEXT:
+            checker.error(
+                "blocks",
+                f"hold {total} characters of text; Slack rejects more than "
+                f"about {MESSAGE_BLOCKS_TEXT} (msg_blocks_too_long)",
+            )
     return checker.errors
 
 

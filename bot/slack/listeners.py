@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
@@ -28,6 +28,9 @@ from bot.slack.commands import ParsedCommand, parse_command
 from bot.slack.flows import IncidentFlows, announced, snapshot
 from bot.slack.gateway import SlackCallError
 from bot.slack.limits import escape_mrkdwn, truncate
+
+if TYPE_CHECKING:
+    from bot.slack.runbooks import RunbookSlack
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,7 @@ class Listeners:
         self.fb = flows.fb
         self.policy = flows.policy
         self.gateway = flows.gateway
+        self.runbooks: RunbookSlack | None = None
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -423,6 +427,11 @@ class Listeners:
             f"Action item {number} of {incident.ref} is done.",
             f"Action item {number} of {incident.ref} was already done.",
         )
+
+    def cmd_runbook(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        if self.runbooks is None:
+            raise InvalidInput("Runbooks are not enabled on this Firebreak.")
+        self.runbooks.command(ctx, parsed.text, incident)
 
     def cmd_postmortem(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None

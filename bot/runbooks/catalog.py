@@ -1,0 +1,463 @@
+"""The runbook catalog: every runbook in the configured directories, by id and by title, and
+matching an incident to the runbooks most likely to help.
+
+Loading is forgiving: a file that is binary, over 1 MB or unreadable is skipped with a logged
+warning (``firebreak runbooks lint`` reports it as an error), so one bad file never hides the
+others. Which files are runbooks:
+
+* ``*.md`` files anywhere under a runbook directory (hidden directories skipped);
+* not Hugo section files (``_index.md``) nor files starting with ``_`` or ``.`` (templates,
+  drafts), and not ``README.md`` / ``CONTRIBUTING.md`` / ``CHANGELOG.md`` (docs about the
+  runbooks).
+
+A runbook's id is its path relative to its directory without ``.md``
+(``kubernetes/KubePodCrashLooping``). When two directories hold the same id, the first directory
+wins and the other file is skipped with a warning.
+
+Matching is ranked in tiers so that what the alerting system says beats what the words suggest:
+an alert name (from front matter, else the file name or title when it looks like an alert name)
+outranks the affected service, which outranks keywords. Severities in front matter narrow: a
+runbook for SEV1/SEV2 is not suggested for a SEV4. Tokens, weights and indexes are computed once
+at load, so matching one incident against thousands of runbooks takes well under a millisecond
+per hundred runbooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from bot.config import Policy
+from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
+
+log = logging.getLogger(__name__)
+
+NOT_RUNBOOKS = frozenset({"readme.md", "contributing.md", "changelog.md", "license.md"})
+
+ALERT_SCORE = 100.0
+IMPLICIT_ALERT_SCORE = 90.0
+SERVICE_SCORE = 60.0
+KEYWORD_MAX = 40.0
+"""Keyword scores stay below a service match, so tiers never mix."""
+OTHER_SERVICE_FACTOR = 0.5
+"""A runbook written for other services is a weaker keyword match than a general one."""
+
+
+def is_runbook_file(path: Path) -> bool:
+    name = path.name
+    if name.startswith(("_", ".")) or name.casefold() in NOT_RUNBOOKS:
+        return False
+    return name.casefold().endswith(".md")
+
+
+def runbook_id(path: Path, root: Path) -> str:
+    relative = path.relative_to(root).as_posix()
+    return relative[:-3] if relative.casefold().endswith(".md") else relative
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` in a stable order, skipping hidden directories."""
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            yield Path(directory) / name
+
+
+# --------------------------------------------------------------------------------------------
+# Words
+
+_RAW_WORD = re.compile(r"[A-Za-z0-9]+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+STOPWORDS = frozenset(
+    """a an the and or but if then else of to in on at by for from with without into onto over
+    under is are was were be been being it its this that these those there here as not no do
+    does did done can could should would will may might must has have had i we you they he she
+    our your their my me us them so such than too very via per e g eg ie etc any all some each
+    other more most less least when where which who whom what why how also just only out up down
+    off again still yet about after before during while until against between through above
+    below""".split()  # noqa: SIM905
+)
+_SUFFIXES = (("sses", "ss"), ("shes", "sh"), ("ches", "ch"), ("xes", "x"), ("ies", "y"))
+
+
+def stem(word: str) -> str:
+    """A light English stemmer: ``disks`` -> ``disk``, ``looping`` -> ``loop``,
+    ``crashes`` -> ``crash``. Good enough to match how people write incident titles."""
+    if len(word) <= 3 or word.isdigit():
+        return word
+    for suffix, replacement in _SUFFIXES:
+        if word.endswith(suffix):
+            return word[: -len(suffix)] + replacement
+    if word.endswith("ing") and len(word) > 5:
+        base = word[:-3]
+        if len(base) > 2 and base[-1] == base[-2] and base[-1] not in "lsz":
+            base = base[:-1]
+        return base
+    if word.endswith("ed") and len(word) > 4:
+        base = word[:-2]
+        if len(base) > 2 and base[-1] == base[-2] and base[-1] not in "lsz":
+            base = base[:-1]
+        return base
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def words(text: str) -> list[tuple[str, str]]:
+    """``(stem, surface)`` pairs of the meaningful words in ``text``. CamelCase names are split
+    too (``KubePodCrashLooping`` -> kube, pod, crash, loop) and also kept whole."""
+    out: list[tuple[str, str]] = []
+    for raw in _RAW_WORD.findall(text):
+        out.extend(_word(raw))
+    return out
+
+
+@lru_cache(maxsize=65_536)
+def _word(raw: str) -> tuple[tuple[str, str], ...]:
+    """The tokens of one word; cached, because runbooks repeat the same words a lot."""
+    lower = raw.lower()
+    parts = _CAMEL.findall(raw)
+    out: list[tuple[str, str]] = []
+    if len(parts) > 1:
+        if lower not in STOPWORDS and len(lower) > 1:
+            out.append((lower, lower))
+        for part in parts:
+            part_lower = part.lower()
+            if part_lower not in STOPWORDS and len(part_lower) > 1:
+                out.append((stem(part_lower), part_lower))
+    elif lower not in STOPWORDS and len(lower) > 1:
+        out.append((stem(lower), lower))
+    return tuple(out)
+
+
+def _fold(value: str) -> str:
+    return " ".join(value.split()).casefold()
+
+
+def _compact(value: str) -> str:
+    return re.sub(r"[\s_-]+", "", value).casefold()
+
+
+def _query(text: str) -> dict[str, str]:
+    """The distinct word stems of a query, each with the first surface form seen."""
+    query: dict[str, str] = {}
+    for token, surface in words(text):
+        query.setdefault(token, surface)
+    return query
+
+
+_ALERT_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*$")
+
+
+# --------------------------------------------------------------------------------------------
+# Matches
+
+
+@dataclass(frozen=True)
+class Match:
+    runbook: Runbook
+    score: float
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class _Entry:
+    runbook: Runbook
+    alerts: frozenset[str]
+    implicit_alerts: frozenset[str]
+    services: frozenset[str]
+    severities: frozenset[str]
+    weights: dict[str, float]
+
+
+def _weights(runbook: Runbook) -> dict[str, float]:
+    weights: dict[str, float] = {}
+
+    def add(text: str, weight: float) -> None:
+        for token, _ in words(text):
+            if weights.get(token, 0.0) < weight:
+                weights[token] = weight
+
+    add(runbook.title, 3.0)
+    add(" ".join(runbook.tags), 3.0)
+    add(" ".join(runbook.alerts), 3.0)
+    add(runbook.id.replace("/", " "), 2.5)
+    add(" ".join(runbook.services), 2.0)
+    add(runbook.description, 2.0)
+    add(" ".join(runbook.headings), 1.5)
+    add(" ".join(s.title for s in runbook.steps), 1.5)
+    add(runbook.text, 1.0)
+    return weights
+
+
+@dataclass
+class FileProblem:
+    """A file the catalog skipped, and why (lint shows these as errors)."""
+
+    path: Path
+    message: str
+
+
+@dataclass
+class RunbookCatalog:
+    runbooks: dict[str, Runbook] = field(default_factory=dict)
+    skipped: list[FileProblem] = field(default_factory=list)
+    policy: Policy | None = None
+    _entries: list[_Entry] = field(default_factory=list, repr=False)
+    _by_title: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _by_stem: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _tokens: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
+    _idf: dict[str, float] = field(default_factory=dict, repr=False)
+    _alerts: dict[str, list[tuple[int, bool]]] = field(default_factory=dict, repr=False)
+    _services: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    # -- loading
+
+    @classmethod
+    def load(cls, directories: Sequence[Path], *, policy: Policy | None = None) -> RunbookCatalog:
+        """Load every runbook under ``directories`` (missing directories are logged)."""
+        catalog = cls(policy=policy)
+        for directory in directories:
+            if not directory.is_dir():
+                log.warning("runbook directory %s does not exist", directory)
+                catalog.skipped.append(FileProblem(directory, "runbook directory not found"))
+                continue
+            for path in iter_files(directory):
+                if not is_runbook_file(path):
+                    continue
+                rid = runbook_id(path, directory)
+                if rid in catalog.runbooks:
+                    message = (
+                        f"duplicate runbook id {rid!r} (already loaded from an earlier directory)"
+                    )
+                    log.warning("skipping %s: %s", path, message)
+                    catalog.skipped.append(FileProblem(path, message))
+                    continue
+                try:
+                    runbook = load_runbook_file(path, rid)
+                except RunbookFileError as exc:
+                    log.warning("skipping runbook %s: %s", path, exc)
+                    catalog.skipped.append(FileProblem(path, str(exc)))
+                    continue
+                catalog.runbooks[rid] = runbook
+        catalog._index()
+        return catalog
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> RunbookCatalog:
+        return cls.load([policy.resolve_path(p) for p in policy.runbooks.paths], policy=policy)
+
+    @classmethod
+    def of(cls, runbooks: Iterable[Runbook], *, policy: Policy | None = None) -> RunbookCatalog:
+        """A catalog of already parsed runbooks (tests, previews)."""
+        catalog = cls(runbooks={r.id: r for r in runbooks}, policy=policy)
+        catalog._index()
+        return catalog
+
+    def _index(self) -> None:
+        self._entries = []
+        self._by_title, self._by_stem = defaultdict(list), defaultdict(list)
+        tokens: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        alerts: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        services: dict[str, list[int]] = defaultdict(list)
+        for number, runbook in enumerate(self.runbooks.values()):
+            explicit = frozenset(_compact(a) for a in runbook.alerts)
+            implicit = set()
+            stem_name = runbook.id.rsplit("/", 1)[-1]
+            for name in (stem_name, runbook.title):
+                if _ALERT_LIKE.match(name) and _compact(name) not in explicit:
+                    implicit.add(_compact(name))
+            entry = _Entry(
+                runbook=runbook,
+                alerts=explicit,
+                implicit_alerts=frozenset(implicit),
+                services=frozenset(_fold(s) for s in runbook.services),
+                severities=frozenset(self._severity_key(s) for s in runbook.severities),
+                weights=_weights(runbook),
+            )
+            self._entries.append(entry)
+            self._by_title[_fold(runbook.title)].append(runbook.id)
+            self._by_stem[_fold(stem_name)].append(runbook.id)
+            for token, weight in entry.weights.items():
+                tokens[token].append((number, weight))
+            for alert in entry.alerts:
+                alerts[alert].append((number, True))
+            for alert in entry.implicit_alerts:
+                alerts[alert].append((number, False))
+            for service in entry.services:
+                services[service].append(number)
+        total = max(1, len(self._entries))
+        self._tokens = dict(tokens)
+        self._idf = {t: math.log(1 + total / len(p)) for t, p in tokens.items()}
+        self._alerts, self._services = dict(alerts), dict(services)
+
+    def _severity_key(self, value: str) -> str:
+        if self.policy is not None:
+            found = self.policy.find_severity(value)
+            if found is not None:
+                return found.key.casefold()
+        return _compact(value)
+
+    # -- lookups
+
+    def __len__(self) -> int:
+        return len(self.runbooks)
+
+    def __iter__(self) -> Iterator[Runbook]:
+        return iter(self.runbooks.values())
+
+    def get(self, name: str) -> Runbook | None:
+        """A runbook by id (``kubernetes/KubePodCrashLooping``), by title, or by its file name
+        when that is unique; case does not matter."""
+        name = name.strip().removesuffix(".md")
+        if name in self.runbooks:
+            return self.runbooks[name]
+        folded = _fold(name)
+        for rid, runbook in self.runbooks.items():
+            if rid.casefold() == folded:
+                return runbook
+        for index in (self._by_title, self._by_stem):
+            ids = index.get(folded, [])
+            if len(ids) == 1:
+                return self.runbooks[ids[0]]
+        return None
+
+    # -- matching
+
+    def match(
+        self,
+        *,
+        title: str = "",
+        summary: str = "",
+        service: str | None = None,
+        severity: str | None = None,
+        alerts: Sequence[str] = (),
+        limit: int | None = 10,
+    ) -> list[Match]:
+        """Runbooks for an incident, best first, each with its score and the reasons."""
+        wanted_severity = self._severity_key(severity) if severity else None
+        scores: dict[int, float] = defaultdict(float)
+        reasons: dict[int, list[str]] = defaultdict(list)
+
+        for alert in dict.fromkeys(a.strip() for a in alerts if a.strip()):
+            for number, explicit in self._alerts.get(_compact(alert), []):
+                scores[number] += ALERT_SCORE if explicit else IMPLICIT_ALERT_SCORE
+                reasons[number].append(f"alert {alert}")
+        folded_service = _fold(service) if service else ""
+        if folded_service:
+            for number in self._services.get(folded_service, []):
+                scores[number] += SERVICE_SCORE
+                reasons[number].append(f"service {service.strip() if service else ''}")
+
+        query = _query(f"{title}\n{summary}")
+        keyword_hits: set[int] = set()
+        for number, raw in self._keyword_totals(query, strong_only=True).items():
+            entry = self._entries[number]
+            value = KEYWORD_MAX * (1 - math.exp(-raw / 8))
+            if folded_service and entry.services and folded_service not in entry.services:
+                value *= OTHER_SERVICE_FACTOR
+            scores[number] += value
+            keyword_hits.add(number)
+
+        ranked = sorted(
+            (
+                (-score, self._entries[number].runbook.id, number)
+                for number, score in scores.items()
+                if not (
+                    wanted_severity
+                    and self._entries[number].severities
+                    and wanted_severity not in self._entries[number].severities
+                )
+            )
+        )
+        if limit is not None:
+            ranked = ranked[:limit]
+        # Reasons are spelled out only for the runbooks returned.
+        results = []
+        for negative, _, number in ranked:
+            why = list(reasons.get(number, []))
+            if number in keyword_hits:
+                why.append("keywords: " + ", ".join(self._matched_words(number, query)[:5]))
+            results.append(Match(self._entries[number].runbook, round(-negative, 2), tuple(why)))
+        return results
+
+    def suggest(
+        self,
+        *,
+        title: str = "",
+        summary: str = "",
+        service: str | None = None,
+        severity: str | None = None,
+        alerts: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Match]:
+        """The runbooks to offer when an incident is declared: :meth:`match`, cut to the
+        policy's ``runbooks.suggestions`` unless ``limit`` says otherwise."""
+        if limit is None:
+            limit = self.policy.runbooks.suggestions if self.policy is not None else 3
+        if limit < 1:
+            return []
+        return self.match(
+            title=title,
+            summary=summary,
+            service=service,
+            severity=severity,
+            alerts=alerts,
+            limit=limit,
+        )
+
+    def _keyword_totals(self, query: dict[str, str], *, strong_only: bool) -> dict[int, float]:
+        """Keyword relevance per runbook: the sum over query words of idf x field weight.
+        With ``strong_only`` a runbook must match at least one word outside its body text."""
+        totals: dict[int, float] = defaultdict(float)
+        strong: set[int] = set()
+        for token in query:
+            idf = self._idf.get(token)
+            if idf is None:
+                continue
+            for number, weight in self._tokens[token]:
+                totals[number] += idf * weight
+                if weight > 1.0:
+                    strong.add(number)
+        if strong_only:
+            return {n: t for n, t in totals.items() if n in strong}
+        return totals
+
+    def _matched_words(self, number: int, query: dict[str, str]) -> list[str]:
+        """The incident's words this runbook matched, in the incident's own order."""
+        weights = self._entries[number].weights
+        return list(dict.fromkeys(surface for token, surface in query.items() if token in weights))
+
+    def search(self, query: str, *, limit: int | None = 10) -> list[Match]:
+        """``/incident runbook <words>``: an exact id or title first, then alert names, then
+        keyword matches."""
+        query = " ".join(query.split())
+        if not query:
+            return []
+        best: dict[str, Match] = {}
+
+        def offer(match: Match) -> None:
+            current = best.get(match.runbook.id)
+            if current is None or match.score > current.score:
+                best[match.runbook.id] = match
+
+        exact = self.get(query)
+        if exact is not None:
+            offer(Match(exact, 1000.0, ("name",)))
+        for match in self.match(alerts=[query], limit=None):
+            offer(match)
+        words_of_query = _query(query)
+        for number, raw in self._keyword_totals(words_of_query, strong_only=False).items():
+            runbook = self._entries[number].runbook
+            value = KEYWORD_MAX * (1 - math.exp(-raw / 8))
+            matched = self._matched_words(number, words_of_query)
+            offer(Match(runbook, round(value, 2), ("keywords: " + ", ".join(matched[:5]),)))
+        results = sorted(best.values(), key=lambda m: (-m.score, m.runbook.id))
+        return results[:limit] if limit is not None else results

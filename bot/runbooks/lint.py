@@ -1,0 +1,317 @@
+"""``firebreak runbooks lint``: what would go wrong with these runbooks in an incident.
+
+Teams run it in their own CI, so every finding is one line ``file:line: error|warning: message``
+that says what to change. Errors are what breaks a runbook for responders (it cannot be loaded,
+a step says nothing, a link points nowhere, a line Slack cannot show); warnings are what makes it
+worse to use (very many steps, a step cut in Slack, a placeholder left in).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from bot.config import Policy
+from bot.runbooks.catalog import is_runbook_file, iter_files, runbook_id
+from bot.runbooks.parser import (
+    IMPERATIVE_VERBS,
+    KNOWN_KEYS,
+    Level,
+    Runbook,
+    RunbookFileError,
+    heading_kind,
+    make_markdown,
+    markdown_plain_text,
+    parse_runbook,
+    read_runbook_text,
+)
+from bot.runbooks.render import render_runbook_pages
+from bot.slack.limits import HEADER_TEXT, SECTION_TEXT, message_errors
+
+MANY_STEPS = 50
+"""More steps than this is a warning: responders page through it in Slack."""
+_MD = make_markdown()
+_PLACEHOLDER = re.compile(r"^\W*(?:todo|tbd|tbc|fixme|xxx)\b", re.IGNORECASE)
+_CUT_NOTE = "too long for Slack"
+
+_Add = Callable[[int, Level, str], None]
+"""Records a finding for the file being checked."""
+
+
+@dataclass(frozen=True, order=True)
+class LintMessage:
+    path: str
+    line: int
+    level: Level
+    message: str
+
+    def format(self) -> str:
+        return f"{self.path}:{self.line}: {self.level}: {self.message}"
+
+
+@dataclass
+class LintReport:
+    messages: list[LintMessage] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for m in self.messages if m.level == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for m in self.messages if m.level == "warning")
+
+    def summary(self) -> str:
+        def plural(n: int, word: str) -> str:
+            return f"{n} {word}{'' if n == 1 else 's'}"
+
+        return (
+            f"{plural(self.files, 'runbook')} checked: {plural(self.errors, 'error')}, "
+            f"{plural(self.warnings, 'warning')}"
+        )
+
+
+@dataclass
+class _Checked:
+    runbook: Runbook
+    display: str
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def lint_paths(paths: Sequence[Path], *, policy: Policy | None = None) -> LintReport:
+    """Lint runbook directories and files. A directory is read as the bot reads it; a file
+    named on the command line is always checked."""
+    policy = policy or Policy()
+    report = LintReport()
+    checked: list[_Checked] = []
+    for path in paths:
+        if path.is_dir():
+            for file in iter_files(path):
+                if is_runbook_file(file):
+                    _lint_file(file, runbook_id(file, path), policy, report, checked)
+                elif _ignored_markdown(file):
+                    report.messages.append(
+                        LintMessage(
+                            _display(file),
+                            1,
+                            "warning",
+                            "this looks like a runbook but the bot only reads files ending in "
+                            ".md: rename it or remove it",
+                        )
+                    )
+        elif path.is_file():
+            _lint_file(path, path.stem, policy, report, checked)
+        else:
+            report.messages.append(LintMessage(str(path), 0, "error", "no such file or directory"))
+    _duplicates(checked, report)
+    report.messages.sort()
+    return report
+
+
+def _ignored_markdown(path: Path) -> bool:
+    """A file without an extension whose text starts like markdown (a heading or front
+    matter): probably a runbook saved without .md. LICENSE, OWNERS... are not."""
+    if path.suffix or path.name.startswith(("_", ".")) or path.name.isupper():
+        return False
+    try:
+        head = path.read_bytes()[:512]
+    except OSError:
+        return False
+    if b"\0" in head:
+        return False
+    text = head.decode("utf-8", errors="ignore").lstrip()
+    return text.startswith(("#", "---", "+++"))
+
+
+def _lint_file(
+    path: Path, rid: str, policy: Policy, report: LintReport, checked: list[_Checked]
+) -> None:
+    report.files += 1
+    display = _display(path)
+
+    def add(line: int, level: Level, message: str) -> None:
+        report.messages.append(LintMessage(display, line, level, message))
+
+    try:
+        text = read_runbook_text(path)
+    except RunbookFileError as exc:
+        add(1, "error", str(exc))
+        return
+    runbook = parse_runbook(text, runbook_id=rid, path=path)
+    checked.append(_Checked(runbook, display))
+    for problem in runbook.problems:
+        add(problem.line, problem.level, problem.message)
+    for key in runbook.unknown_keys:
+        close = difflib.get_close_matches(key.casefold(), sorted(KNOWN_KEYS), n=1, cutoff=0.75)
+        if close:
+            add(1, "warning", f"unknown front-matter key {key!r}: did you mean {close[0]!r}?")
+    if runbook.empty:
+        add(
+            1,
+            "error",
+            "empty runbook: write the steps as a checklist (- [ ] ...) or under a heading such "
+            "as '## Mitigation'",
+        )
+        return
+    _check_steps(runbook, add)
+    _check_placeholders(text, add)
+    _check_links(runbook, path, add)
+    _check_lines(text, add)
+    _check_slack(runbook, policy, add)
+    _check_severities(runbook, policy, add)
+
+
+def _is_generic(title: str) -> bool:
+    """A title that names a section, not an action ("Mitigation", "Steps (3)")."""
+    found = re.findall(r"[a-z]+", title.casefold())
+    if not found:
+        return True
+    return len(found) <= 3 and found[0] not in IMPERATIVE_VERBS and heading_kind(title) == "action"
+
+
+def _check_steps(runbook: Runbook, add: _Add) -> None:
+    for number, step in enumerate(runbook.steps, start=1):
+        tokens = _MD.parse(step.markdown)
+        has_code = any(t.type in ("fence", "code_block") and t.content.strip() for t in tokens)
+        has_text = bool(markdown_plain_text(step.markdown).strip()) or has_code
+        if not has_text and _is_generic(step.title):
+            add(
+                step.line,
+                "error",
+                f"step {number} ({step.title!r}) has no text: write what responders should do, "
+                "or remove the heading",
+            )
+
+
+def _check_placeholders(text: str, add: _Add) -> None:
+    for token in _MD.parse(text):
+        if token.map is None:
+            continue
+        if token.type in ("fence", "code_block"):
+            lines = [ln.strip("#/-; \t") for ln in token.content.splitlines() if ln.strip()]
+            if lines and all(_PLACEHOLDER.match(ln) for ln in lines):
+                add(
+                    token.map[0] + 1,
+                    "warning",
+                    "code block holds only a placeholder (TODO): write the command",
+                )
+        elif token.type == "inline" and token.level <= 1:
+            plain = " ".join(token.content.split())
+            if _PLACEHOLDER.match(plain) and len(plain) < 60:
+                add(token.map[0] + 1, "warning", "placeholder text (TODO): fill it in")
+
+
+_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def _check_links(runbook: Runbook, path: Path, add: _Add) -> None:
+    for link in runbook.links:
+        target = link.target.strip()
+        if not target or target.startswith(("#", "/")) or _ABSOLUTE.match(target):
+            continue
+        relative = unquote(urlsplit(target).path)
+        if not relative:
+            continue
+        resolved = path.parent / relative
+        if resolved.exists() or resolved.with_name(resolved.name + ".md").exists():
+            continue
+        what = "image" if link.image else "link"
+        add(link.line, "error", f"broken {what}: {relative} does not exist")
+
+
+def _check_lines(text: str, add: _Add) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line) > SECTION_TEXT:
+            add(
+                number,
+                "error",
+                f"line is {len(line):,} characters long; Slack shows at most {SECTION_TEXT:,} "
+                "in a block: break it into shorter lines",
+            )
+
+
+def _check_slack(runbook: Runbook, policy: Policy, add: _Add) -> None:
+    count = len(runbook.steps)
+    if count > MANY_STEPS:
+        add(
+            1,
+            "warning",
+            f"{count} steps: responders page through "
+            f"{-(-count // policy.runbooks.steps_per_page)} pages in Slack; consider splitting "
+            "the runbook",
+        )
+    if len(runbook.title) > HEADER_TEXT - len("Runbook: "):
+        add(1, "warning", f"title is {len(runbook.title)} characters; Slack shows the first 140")
+    cut_lines: set[int] = set()
+    for number, page in enumerate(
+        render_runbook_pages(runbook, steps_per_page=policy.runbooks.steps_per_page), start=1
+    ):
+        for error in message_errors(page.text, page.blocks):
+            add(1, "error", f"Slack would reject page {number} of this runbook: {error}")
+        for block in page.blocks:
+            text = block.get("text")
+            if isinstance(text, dict) and _CUT_NOTE in str(text.get("text", "")):
+                match = re.search(r"\(line (\d+)\)", str(text["text"]))
+                cut_lines.add(int(match.group(1)) if match else 1)
+    for step_number, step in enumerate(runbook.steps, start=1):
+        if step.line in cut_lines:
+            add(
+                step.line,
+                "warning",
+                f"step {step_number} is too long for one Slack message and is cut: split it "
+                "into smaller steps",
+            )
+
+
+def _check_severities(runbook: Runbook, policy: Policy, add: _Add) -> None:
+    known = ", ".join(s.key for s in policy.severities)
+    for severity in runbook.severities:
+        if policy.find_severity(severity) is None:
+            add(
+                1,
+                "warning",
+                f"severity {severity!r} is not in the policy ({known}): the runbook will never "
+                "be suggested for it",
+            )
+
+
+def _duplicates(checked: Iterable[_Checked], report: LintReport) -> None:
+    ids: dict[str, list[_Checked]] = defaultdict(list)
+    titles: dict[str, list[_Checked]] = defaultdict(list)
+    for item in checked:
+        ids[item.runbook.id.casefold()].append(item)
+        titles[" ".join(item.runbook.title.split()).casefold()].append(item)
+    for group in ids.values():
+        for item in group[1:]:
+            report.messages.append(
+                LintMessage(
+                    item.display,
+                    1,
+                    "error",
+                    f"duplicate runbook id {item.runbook.id!r} (also {group[0].display}): the "
+                    "bot loads only the first; rename one",
+                )
+            )
+    for group in titles.values():
+        for item in group[1:]:
+            report.messages.append(
+                LintMessage(
+                    item.display,
+                    1,
+                    "warning",
+                    f"duplicate title {item.runbook.title!r} (also {group[0].display}): "
+                    "responders cannot tell them apart",
+                )
+            )

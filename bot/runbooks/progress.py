@@ -1,0 +1,511 @@
+"""Walking a runbook in an incident: start a run, mark steps done / skipped / assigned, count.
+
+This is domain code: it knows nothing of Slack. Each change goes through the incident core
+(:func:`bot.incidents.record_timeline_event`), so the step change and its timeline event are
+written in the caller's transaction or not at all.
+
+Repeats and races:
+
+* A run is unique per (incident, runbook): starting the same runbook twice returns the first
+  run and writes nothing. The incident row is locked first, so two people starting it at the same
+  moment get one run and one timeline event.
+* A step change locks the incident and then the run row (``FOR UPDATE``; the same order as every
+  other change, so no deadlock), then re-reads the step. Two people clicking "Done" on the same
+  step at once produce one change and one timeline event; a click that changes nothing (done ->
+  done) writes nothing. An idempotency ``key`` (Slack's action ``trigger_id`` or the action's
+  ``action_ts``) makes a retried request a no-op as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlmodel import Session, col, select
+
+from bot import incidents
+from bot.clock import as_utc, utcnow
+from bot.config import Policy
+from bot.errors import InvalidInput, NotFound
+from bot.models import EventKind, Incident, RunbookRun, RunbookStepState, TimelineEvent
+from bot.runbooks.parser import TITLE_MAX, Runbook
+
+StepState = Literal["pending", "in_progress", "done", "skipped"]
+StepAction = Literal["done", "skip", "assign", "reopen"]
+
+PENDING: StepState = "pending"
+IN_PROGRESS: StepState = "in_progress"
+DONE: StepState = "done"
+SKIPPED: StepState = "skipped"
+FINISHED_STATES = frozenset({DONE, SKIPPED})
+ACTIONS: tuple[StepAction, ...] = ("done", "skip", "assign", "reopen")
+
+RUN_ACTIVE = "active"
+RUN_COMPLETED = "completed"
+
+_STEP_TITLE_EVENT_MAX = 200
+
+
+# --------------------------------------------------------------------------------------------
+# Plain views of a run, for rendering and callers outside a session
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    done: int = 0
+    skipped: int = 0
+    in_progress: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.done - self.skipped - self.in_progress
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.done + self.skipped == self.total
+
+    def __str__(self) -> str:
+        """``3/12 done, 1 skipped, 2 in progress`` (zero counts are left out)."""
+        text = f"{self.done}/{self.total} done"
+        if self.skipped:
+            text += f", {self.skipped} skipped"
+        if self.in_progress:
+            text += f", {self.in_progress} in progress"
+        return text
+
+
+@dataclass(frozen=True)
+class StepView:
+    index: int
+    state: str = PENDING
+    assignee_id: str | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run and its step states, detached from the session (safe to render after commit)."""
+
+    id: int
+    incident_id: int
+    runbook_id: str
+    title: str
+    snapshot: dict[str, Any]
+    status: str
+    page: int
+    steps: tuple[StepView, ...]
+    started_by: str = ""
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    slack_channel_id: str | None = None
+    slack_message_ts: str | None = None
+
+    @property
+    def progress(self) -> Progress:
+        return count_progress(self.steps)
+
+    @property
+    def next_step(self) -> int | None:
+        """Index of the first step nobody has finished, if any."""
+        return next((s.index for s in self.steps if s.state not in FINISHED_STATES), None)
+
+
+def count_progress(states: Sequence[StepView | RunbookStepState]) -> Progress:
+    return Progress(
+        total=len(states),
+        done=sum(1 for s in states if s.state == DONE),
+        skipped=sum(1 for s in states if s.state == SKIPPED),
+        in_progress=sum(1 for s in states if s.state == IN_PROGRESS),
+    )
+
+
+def view_run(run: RunbookRun, states: Sequence[RunbookStepState]) -> RunView:
+    assert run.id is not None
+    by_index = {s.step_index: s for s in states}
+    steps = tuple(
+        StepView(
+            index=i,
+            state=by_index[i].state,
+            assignee_id=by_index[i].assignee_id,
+            started_at=by_index[i].started_at,
+            updated_at=by_index[i].updated_at,
+            updated_by=by_index[i].updated_by,
+        )
+        if i in by_index
+        else StepView(index=i)
+        for i in range(run.step_count)
+    )
+    return RunView(
+        id=run.id,
+        incident_id=run.incident_id,
+        runbook_id=run.runbook_id,
+        title=run.title,
+        snapshot=dict(run.snapshot),
+        status=run.status,
+        page=run.page,
+        steps=steps,
+        started_by=run.started_by,
+        started_at=run.started_at,
+        completed_at=run.completed_at,
+        slack_channel_id=run.slack_channel_id,
+        slack_message_ts=run.slack_message_ts,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """What ``start_run`` / ``update_step`` did. ``event`` is ``None`` when nothing changed."""
+
+    run: RunView
+    event: TimelineEvent | None
+    step: StepView | None = None
+    completed: bool = False
+    """This change finished the run (every step done or skipped)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Queries
+
+
+def list_runs(session: Session, incident_id: int) -> list[RunbookRun]:
+    """The runs of an incident, in the order they were started."""
+    return list(
+        session.exec(
+            select(RunbookRun)
+            .where(RunbookRun.incident_id == incident_id)
+            .order_by(col(RunbookRun.started_at), col(RunbookRun.id))
+        ).all()
+    )
+
+
+def find_run(session: Session, incident_id: int, runbook_id: str) -> RunbookRun | None:
+    return session.exec(
+        select(RunbookRun).where(
+            RunbookRun.incident_id == incident_id, RunbookRun.runbook_id == runbook_id
+        )
+    ).first()
+
+
+def step_states(session: Session, run_id: int) -> list[RunbookStepState]:
+    return list(
+        session.exec(
+            select(RunbookStepState)
+            .where(RunbookStepState.run_id == run_id)
+            .order_by(col(RunbookStepState.step_index))
+            .execution_options(populate_existing=True)
+        ).all()
+    )
+
+
+def get_run(session: Session, run_id: int) -> RunView:
+    """A run with its step states."""
+    run = session.get(RunbookRun, run_id)
+    if run is None:
+        raise NotFound(f"No runbook run with id {run_id}.")
+    return view_run(run, step_states(session, run_id))
+
+
+def incident_runs(session: Session, incident_id: int) -> list[RunView]:
+    return [view_run(r, step_states(session, r.id or 0)) for r in list_runs(session, incident_id)]
+
+
+def run_progress(session: Session, run_id: int) -> Progress:
+    """Counts for a run, e.g. ``str(run_progress(...)) == "3/12 done, 1 skipped"``."""
+    return count_progress(step_states(session, run_id))
+
+
+# --------------------------------------------------------------------------------------------
+# Changes
+
+
+def _lock_incident(session: Session, incident_id: int) -> Incident:
+    incident = session.exec(
+        select(Incident)
+        .where(Incident.id == incident_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if incident is None:
+        raise NotFound(f"No incident with id {incident_id}.")
+    return incident
+
+
+def _earlier_event(session: Session, key: str | None) -> TimelineEvent | None:
+    if key is None:
+        return None
+    return session.exec(select(TimelineEvent).where(TimelineEvent.idempotency_key == key)).first()
+
+
+def _actor(value: str, label: str = "user") -> str:
+    value = (value or "").strip()
+    if not value or len(value) > 64 or any(ord(c) < 32 for c in value):
+        raise InvalidInput(f"Not a valid {label} id: {value[:40]!r}.")
+    return value
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def start_run(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    runbook: Runbook,
+    *,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> RunChange:
+    """Start walking ``runbook`` in the incident, or return the run already started.
+
+    The parsed runbook is snapshotted into the run, so editing the file mid-incident never
+    shifts the steps under the responders."""
+    actor = _actor(actor)
+    now = utcnow() if now is None else as_utc(now)
+    if not runbook.steps:
+        raise InvalidInput(
+            f"The runbook {runbook.id or runbook.title!r} has no steps to walk: "
+            "check it with 'firebreak runbooks lint'."
+        )
+    if not runbook.id or len(runbook.id) > 200:
+        raise InvalidInput("A runbook id is 1 to 200 characters (its path without .md).")
+    _lock_incident(session, incident_id)
+    earlier = _earlier_event(session, key)
+    if earlier is not None:
+        if earlier.incident_id != incident_id:
+            raise InvalidInput("That request was already used for another incident.")
+        run_id = earlier.data.get("run_id") if isinstance(earlier.data, dict) else None
+        if isinstance(run_id, int):
+            return RunChange(get_run(session, run_id), None)
+    existing = find_run(session, incident_id, runbook.id)
+    if existing is not None and existing.id is not None:
+        return RunChange(get_run(session, existing.id), None)
+
+    snapshot = runbook.snapshot()
+    run = RunbookRun(
+        incident_id=incident_id,
+        runbook_id=runbook.id,
+        title=_short(runbook.title, TITLE_MAX),
+        source_path=str(runbook.path)[:1000] if runbook.path else None,
+        content_hash=runbook.content_hash[:64],
+        snapshot=snapshot,
+        step_count=len(runbook.steps),
+        status=RUN_ACTIVE,
+        started_at=now,
+        started_by=actor,
+        page=0,
+    )
+    session.add(run)
+    session.flush()
+    assert run.id is not None
+    for index in range(len(runbook.steps)):
+        session.add(RunbookStepState(run_id=run.id, step_index=index, updated_at=now))
+    session.flush()
+    change = incidents.record_timeline_event(
+        session,
+        policy,
+        incident_id,
+        kind=EventKind.RUNBOOK_STARTED,
+        text=f"Runbook started: {run.title} ({len(runbook.steps)} steps)",
+        actor=actor,
+        data={
+            "run_id": run.id,
+            "runbook_id": runbook.id,
+            "title": run.title,
+            "steps": len(runbook.steps),
+        },
+        key=key,
+        now=now,
+    )
+    return RunChange(get_run(session, run.id), change.event)
+
+
+_VERBS = {"done": "done", "skip": "skipped", "assign": "assigned", "reopen": "reopened"}
+
+
+def update_step(
+    session: Session,
+    policy: Policy,
+    run_id: int,
+    step_index: int,
+    action: str,
+    *,
+    actor: str,
+    assignee: str | None = None,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> RunChange:
+    """Mark a step done, skipped, assigned (in progress, with an assignee) or reopened (pending).
+
+    When every step is done or skipped the run is completed; reopening a step of a completed run
+    makes it active again."""
+    if action not in ACTIONS:
+        raise InvalidInput(
+            f"Unknown step action {action[:20]!r}: use done, skip, assign or reopen."
+        )
+    actor = _actor(actor)
+    assignee_id = _actor(assignee, "assignee") if assignee else None
+    if action == "assign" and assignee_id is None:
+        raise InvalidInput("Say who to assign the step to.")
+    now = utcnow() if now is None else as_utc(now)
+
+    found = session.get(RunbookRun, run_id)
+    if found is None:
+        raise NotFound(f"No runbook run with id {run_id}.")
+    _lock_incident(session, found.incident_id)
+    run = session.exec(
+        select(RunbookRun)
+        .where(RunbookRun.id == run_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    earlier = _earlier_event(session, key)
+    if earlier is not None:
+        if earlier.incident_id != run.incident_id:
+            raise InvalidInput("That request was already used for another incident.")
+        return RunChange(get_run(session, run_id), None)
+    if not 0 <= step_index < run.step_count:
+        raise InvalidInput(
+            f"The runbook {run.title!r} has steps 1 to {run.step_count}; there is no step "
+            f"{step_index + 1}."
+        )
+    states = step_states(session, run_id)
+    state = next((s for s in states if s.step_index == step_index), None)
+    if state is None:  # a run whose rows were lost: recreate the missing row
+        state = RunbookStepState(run_id=run_id, step_index=step_index, updated_at=now)
+        session.add(state)
+        states.append(state)
+
+    wanted: str
+    new_assignee = state.assignee_id
+    new_started = state.started_at
+    if action == "done":
+        wanted = DONE
+    elif action == "skip":
+        wanted = SKIPPED
+    elif action == "assign":
+        wanted = IN_PROGRESS
+        if state.state != IN_PROGRESS or state.assignee_id != assignee_id:
+            new_started = now
+        new_assignee = assignee_id
+    else:
+        wanted, new_assignee, new_started = PENDING, None, None
+    if (wanted, new_assignee) == (state.state, state.assignee_id):
+        return RunChange(get_run(session, run_id), None, _step_view(state))
+
+    state.state = wanted
+    state.assignee_id = new_assignee
+    state.started_at = new_started
+    state.updated_at = now
+    state.updated_by = actor
+    session.add(state)
+
+    was_completed = run.status == RUN_COMPLETED
+    progress = count_progress(states)
+    if progress.finished:
+        run.status, run.completed_at = RUN_COMPLETED, now
+    else:
+        run.status, run.completed_at = RUN_ACTIVE, None
+    run.page = _page_after(run, states, step_index, policy.runbooks.steps_per_page)
+    session.add(run)
+    session.flush()
+
+    steps = run.snapshot.get("steps", []) if isinstance(run.snapshot, dict) else []
+    raw_title = steps[step_index].get("title", "") if step_index < len(steps) else ""
+    step_title = _short(str(raw_title), _STEP_TITLE_EVENT_MAX) or f"Step {step_index + 1}"
+    verb = _VERBS[action]
+    text = f"{run.title}: step {step_index + 1} {verb}: {step_title}"
+    if action == "assign":
+        text = f"{run.title}: step {step_index + 1} assigned to <@{assignee_id}>: {step_title}"
+    change = incidents.record_timeline_event(
+        session,
+        policy,
+        run.incident_id,
+        kind=EventKind.RUNBOOK_STEP,
+        text=text,
+        actor=actor,
+        data={
+            "run_id": run_id,
+            "runbook_id": run.runbook_id,
+            "step": step_index,
+            "step_title": step_title,
+            "state": wanted,
+            "assignee": new_assignee,
+        },
+        key=key,
+        now=now,
+    )
+    completed = progress.finished and not was_completed
+    return RunChange(get_run(session, run_id), change.event, _step_view(state), completed)
+
+
+def _step_view(state: RunbookStepState) -> StepView:
+    return StepView(
+        index=state.step_index,
+        state=state.state,
+        assignee_id=state.assignee_id,
+        started_at=state.started_at,
+        updated_at=state.updated_at,
+        updated_by=state.updated_by,
+    )
+
+
+def _page_after(
+    run: RunbookRun, states: Sequence[RunbookStepState], changed: int, per_page: int
+) -> int:
+    """Follow the responders: when the page they are on has nothing left to do, show the page
+    with the next unfinished step."""
+    current = changed // per_page
+    page_states = [s for s in states if s.step_index // per_page == current]
+    if any(s.state not in FINISHED_STATES for s in page_states):
+        return current
+    remaining = sorted(s.step_index for s in states if s.state not in FINISHED_STATES)
+    return remaining[0] // per_page if remaining else current
+
+
+def set_page(session: Session, run_id: int, page: int, *, per_page: int) -> RunView:
+    """Remember which page of the run's message is shown (Previous / Next buttons)."""
+    run = session.exec(
+        select(RunbookRun)
+        .where(RunbookRun.id == run_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if run is None:
+        raise NotFound(f"No runbook run with id {run_id}.")
+    pages = max(1, -(-run.step_count // per_page))
+    page = min(max(page, 0), pages - 1)
+    if run.page != page:
+        run.page = page
+        session.add(run)
+        session.flush()
+    return get_run(session, run_id)
+
+
+def record_run_message(
+    session: Session, run_id: int, *, channel_id: str, message_ts: str
+) -> RunView:
+    """Remember where the run's Slack message is, so later clicks edit it in place."""
+    run = session.get(RunbookRun, run_id)
+    if run is None:
+        raise NotFound(f"No runbook run with id {run_id}.")
+    run.slack_channel_id = channel_id[:32]
+    run.slack_message_ts = message_ts[:32]
+    session.add(run)
+    session.flush()
+    return get_run(session, run_id)

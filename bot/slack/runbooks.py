@@ -1,0 +1,221 @@
+"""Runbooks in Slack: list and search, start a run, and walk it with Done / Skip / Assign.
+
+Progress lives in the database (``bot.runbooks.progress``); the run's message is rendered from it
+and edited in place after every click, so a restart or a second replica shows the same state,
+and two people clicking the same step produce one result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App
+
+from bot import incidents as core
+from bot.errors import InvalidInput, NotFound
+from bot.models import Incident
+from bot.runbooks import progress
+from bot.runbooks.catalog import RunbookCatalog
+from bot.runbooks.parser import Runbook
+from bot.runbooks.render import ACTION_PATTERN, parse_runbook_action, render_run_message
+from bot.slack import blocks
+from bot.slack.flows import IncidentFlows
+from bot.slack.listeners import Ctx, Listeners, guarded, reply
+
+log = logging.getLogger(__name__)
+
+SEARCH_RESULTS = 8
+
+
+class RunbookSlack:
+    def __init__(self, listeners: Listeners) -> None:
+        self.listeners = listeners
+        self.flows: IncidentFlows = listeners.flows
+        self.fb = listeners.fb
+        self.policy = listeners.policy
+        self.gateway = listeners.gateway
+
+    @property
+    def catalog(self) -> RunbookCatalog:
+        if self.fb.catalog is None:
+            raise InvalidInput("No runbooks are loaded: set [runbooks] paths in firebreak.toml.")
+        return self.fb.catalog
+
+    # -- /incident runbook [words] -----------------------------------------------------------
+
+    def command(self, ctx: Ctx, words: str, incident: Incident) -> None:
+        words = words.strip()
+        if words:
+            exact = self.catalog.get(words)
+            if exact is not None:
+                self.start(ctx, incident, exact)
+                return
+            matches = self.catalog.search(words, limit=SEARCH_RESULTS)
+            heading = f"Runbooks matching “{words[:80]}”"
+        else:
+            matches = self.catalog.match(
+                title=incident.title,
+                summary=incident.summary,
+                service=incident.service,
+                severity=incident.severity,
+                limit=SEARCH_RESULTS,
+            )
+            heading = f"Runbooks for {incident.ref}"
+        if not matches:
+            reply(
+                ctx,
+                f"No runbook matches. {len(self.catalog)} runbooks are loaded; try other "
+                "words, or `firebreak runbooks list` on the server.",
+            )
+            return
+        text, payload = blocks.suggestions_blocks(
+            incident, [(m.runbook.id, m.runbook.title, _why(m.runbook, m.reasons)) for m in matches]
+        )
+        payload[0] = blocks.section(f"*{heading}*")
+        reply(ctx, text, payload)
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def start(self, ctx: Ctx, incident: Incident, runbook: Runbook) -> None:
+        assert incident.id is not None
+        if incident.slack_channel_id is None:
+            raise InvalidInput(f"{incident.ref} has no channel yet: `/incident retry` first.")
+        with self.fb.db.transaction() as session:
+            change = progress.start_run(
+                session,
+                self.policy,
+                incident.id,
+                runbook,
+                actor=ctx.user,
+                key=f"runbook-start:{ctx.key}",
+            )
+        run = change.run
+        if run.slack_message_ts:
+            link = self.gateway.permalink(incident.slack_channel_id, run.slack_message_ts)
+            reply(
+                ctx,
+                f"*{runbook.title}* is already running in {incident.ref}"
+                + (f": <{link}|open it>" if link else "."),
+            )
+            return
+        message = render_run_message(run, steps_per_page=self.policy.runbooks.steps_per_page)
+        ts = self.gateway.post_message(incident.slack_channel_id, message.text, message.blocks)
+        with self.fb.db.transaction() as session:
+            progress.record_run_message(
+                session, run.id, channel_id=incident.slack_channel_id, message_ts=ts
+            )
+        self.flows.refresh_quietly(incident.id)
+        if ctx.channel != incident.slack_channel_id:
+            reply(ctx, f"Started *{runbook.title}* in <#{incident.slack_channel_id}>.")
+
+    def start_suggested(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
+        ack()
+        action = (body.get("actions") or [{}])[0]
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id")
+        ctx = Ctx(
+            user=user,
+            channel=channel,
+            respond=respond or self.listeners._ephemeral(channel, user),
+            key=f"action:{action.get('action_ts', '')}:{user}",
+        )
+
+        def work() -> None:
+            try:
+                value = json.loads(action.get("value") or "{}")
+                incident_id, runbook_id = int(value["incident"]), str(value["runbook"])
+            except (ValueError, KeyError, TypeError):
+                raise InvalidInput("That button is out of date; use `/incident runbook`.") from None
+            runbook = self.catalog.get(runbook_id)
+            if runbook is None:
+                raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")
+            with self.fb.db.transaction() as session:
+                incident = core.get_incident(session, incident_id)
+            self.start(ctx, incident, runbook)
+
+        guarded(ctx, work)
+
+    # -- walking -----------------------------------------------------------------------------
+
+    def click(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
+        ack()
+        action = (body.get("actions") or [{}])[0]
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id")
+        ctx = Ctx(
+            user=user,
+            channel=channel,
+            respond=respond or self.listeners._ephemeral(channel, user),
+            key=f"action:{action.get('action_ts', '')}:{user}:{action.get('action_id')}",
+        )
+        guarded(ctx, lambda: self._click(ctx, action))
+
+    def _click(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        decoded = parse_runbook_action(str(action.get("action_id", "")))
+        if decoded is None:
+            return
+        per_page = self.policy.runbooks.steps_per_page
+        with self.fb.db.transaction() as session:
+            if decoded.verb == "page":
+                run = progress.set_page(
+                    session, decoded.run_id, decoded.page or 0, per_page=per_page
+                )
+                changed = True
+            else:
+                assignee = action.get("selected_user")
+                if decoded.verb == "assign":
+                    if not assignee:
+                        return
+                    self.listeners.known_user(str(assignee))
+                change = progress.update_step(
+                    session,
+                    self.policy,
+                    decoded.run_id,
+                    decoded.step or 0,
+                    decoded.verb,
+                    actor=ctx.user,
+                    assignee=assignee,
+                    key=ctx.key,
+                )
+                run, changed = change.run, change.changed
+        if not changed or not run.slack_channel_id or not run.slack_message_ts:
+            return
+        message = render_run_message(run, steps_per_page=per_page)
+        self.gateway.update_message(
+            run.slack_channel_id, run.slack_message_ts, message.text, message.blocks
+        )
+        if decoded.verb != "page":
+            self.flows.refresh_quietly(run.incident_id)
+
+
+def _why(runbook: Runbook, reasons: tuple[str, ...]) -> str:
+    steps = f"{len(runbook.steps)} step{'s' if len(runbook.steps) != 1 else ''}"
+    why = "; ".join(r for r in reasons if r != "name")
+    return f"{steps}" + (f" · {why}" if why else "") + f" · `{runbook.id}`"
+
+
+def register(app: App, listeners: Listeners) -> RunbookSlack:
+    handler = RunbookSlack(listeners)
+    app.action(re.compile(ACTION_PATTERN))(handler.click)
+    app.action(re.compile(rf"^{re.escape(blocks.START_SUGGESTED)}:"))(handler.start_suggested)
+    listeners.runbooks = handler
+    return handler
+
+
+def load_catalog(policy: Any, extra: list[Any] | None = None) -> RunbookCatalog:
+    """The runbooks of the policy's directories (plus ``extra`` ones), loaded once."""
+    directories = [policy.resolve_path(p) for p in policy.runbooks.paths]
+    for path in extra or []:
+        if path not in directories and path.is_dir():
+            directories.append(path)
+    catalog = RunbookCatalog.load(directories, policy=policy)
+    for problem in catalog.skipped:
+        log.warning(
+            "runbook skipped", extra={"path": str(problem.path), "problem": problem.message}
+        )
+    log.info("runbooks loaded", extra={"count": len(catalog)})
+    return catalog

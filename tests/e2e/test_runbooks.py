@@ -1,0 +1,151 @@
+"""Walking runbooks from Slack: suggestions on declare, Done / Skip / Assign, pages, restarts."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlmodel import select
+
+from bot import incidents as core
+from bot.db import Database
+from bot.models import EventKind, RunbookRun, RunbookStepState
+from bot.slack import blocks
+from bot.testing import FakeSlack, SlackSimulator
+from bot.testing.harness import LocalBot
+from tests.e2e.conftest import SECRET, texts
+from tests.e2e.test_lifecycle import declare
+
+
+def run_of(db: Database) -> RunbookRun:
+    with db.transaction() as session:
+        run = session.exec(select(RunbookRun)).first()
+    assert run is not None
+    return run
+
+
+def test_suggested_runbook_starts_and_walks_step_by_step(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db, title="Disk full on db-3, writes failing")
+    channel = incident.slack_channel_id or ""
+    [suggestions] = [m for m in fake.messages(channel) if "may help" in texts(m)]
+    assert "Disk full" in texts(suggestions)
+    start = next(
+        e["action_id"]
+        for b in suggestions.blocks
+        if b.get("accessory")
+        for e in [b["accessory"]]
+        if "Disk full" in b["text"]["text"]
+    )
+    slack.click(channel, suggestions.ts, start, user="ana.garcia")
+    bot.settle()
+    run = run_of(db)
+    assert run.runbook_id == "disk-full" and run.slack_message_ts
+    message = fake.message(channel, run.slack_message_ts)
+    assert f"0/{run.step_count} done" in texts(message)
+
+    ben = fake.user_id("ben.okafor")
+    fake.join(channel, ben)
+    slack.click(channel, run.slack_message_ts, f"runbook:done:{run.id}:0", user="ana.garcia")
+    slack.click(channel, run.slack_message_ts, f"runbook:skip:{run.id}:1", user="ana.garcia")
+    slack.click(
+        channel, run.slack_message_ts, f"runbook:assign:{run.id}:2", user="ana.garcia", value=ben
+    )
+    bot.settle()
+    message = fake.message(channel, run.slack_message_ts)
+    assert f"1/{run.step_count} done, 1 skipped, 1 in progress" in texts(message)
+    assert f"<@{ben}>" in texts(message)
+    with db.transaction() as session:
+        steps = [
+            e for e in core.timeline(session, incident.id or 0) if e.kind == EventKind.RUNBOOK_STEP
+        ]
+    assert [e.data["state"] for e in steps] == ["done", "skipped", "in_progress"]
+    # the pinned summary shows runbook progress too
+    assert "Disk full: 2/" in texts(fake.message(channel, incident.summary_message_ts or ""))
+
+
+def test_two_people_clicking_the_same_step_make_one_result(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.slash_command("runbook high-error-rate", user="ana.garcia", channel=channel)
+    bot.settle()
+    run = run_of(db)
+    fake.join(channel, fake.user_id("ben.okafor"))
+    with ThreadPoolExecutor(6) as pool:
+        list(
+            pool.map(
+                lambda user: slack.click(
+                    channel, run.slack_message_ts or "", f"runbook:done:{run.id}:0", user=user
+                ),
+                ["ana.garcia", "ben.okafor"] * 3,
+            )
+        )
+    bot.settle()
+    with db.transaction() as session:
+        steps = [
+            e for e in core.timeline(session, incident.id or 0) if e.kind == EventKind.RUNBOOK_STEP
+        ]
+    assert len(steps) == 1
+
+
+def test_starting_twice_keeps_one_run_and_progress_survives_a_restart(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.slash_command("runbook bad-deploy-rollback", user="ana.garcia", channel=channel)
+    bot.settle()
+    again = slack.slash_command("runbook bad-deploy-rollback", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert "already running" in texts(fake.response_posts(again.request.response_url)[0].payload)
+    run = run_of(db)
+    slack.click(channel, run.slack_message_ts or "", f"runbook:done:{run.id}:0", user="ana.garcia")
+    bot.settle()
+
+    # a new process (a restart, or another replica) continues from the database
+    bot.stop()
+    replacement = LocalBot(bot.firebreak, signing_secret=SECRET).start()
+    try:
+        other = SlackSimulator(fake, replacement.events_url, SECRET)
+        other.click(
+            channel, run.slack_message_ts or "", f"runbook:done:{run.id}:1", user="ana.garcia"
+        )
+        replacement.settle()
+    finally:
+        replacement.stop()
+    with db.transaction() as session:
+        states = session.exec(
+            select(RunbookStepState)
+            .where(RunbookStepState.run_id == run.id)
+            .order_by(RunbookStepState.step_index)
+        ).all()
+        runs = session.exec(select(RunbookRun)).all()
+    assert [s.state for s in states[:3]] == ["done", "done", "pending"]
+    assert len(runs) == 1
+    assert f"2/{run.step_count} done" in texts(fake.message(channel, run.slack_message_ts or ""))
+
+
+def test_runbook_search_lists_matches_with_start_buttons(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    reply = slack.slash_command(
+        "runbook kafka lag", user="ana.garcia", channel=incident.slack_channel_id or ""
+    )
+    bot.settle()
+    [post] = fake.response_posts(reply.request.response_url)
+    assert "Message-queue consumer lag" in texts(post.payload) or "Kafka" in texts(post.payload)
+    assert any(
+        str(e.get("action_id", "")).startswith(blocks.START_SUGGESTED)
+        for b in post.payload["blocks"]
+        for e in [b.get("accessory") or {}]
+    )
+    nothing = slack.slash_command(
+        "runbook zzzz qqqq", user="ana.garcia", channel=incident.slack_channel_id or ""
+    )
+    bot.settle()
+    assert "No runbook matches" in texts(
+        fake.response_posts(nothing.request.response_url)[0].payload
+    )

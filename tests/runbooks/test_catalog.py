@@ -1,0 +1,234 @@
+"""Loading runbook directories and matching incidents to runbooks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bot.config import policy_from_dict
+from bot.runbooks.catalog import Match, RunbookCatalog, stem, words
+from bot.runbooks.parser import parse_runbook
+from bot.runbooks.render import render_runbook_pages
+from bot.slack.limits import message_errors
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_loads_markdown_files_with_ids_relative_to_their_directory(tmp_path: Path) -> None:
+    write(tmp_path, "kubernetes/KubePodCrashLooping.md", "# KubePodCrashLooping\n- [ ] a\n")
+    write(tmp_path, "disk-full.md", "---\ntitle: Disk full\n---\n- [ ] df -h\n")
+    write(tmp_path, "kubernetes/_index.md", "---\ntitle: kubernetes\n---\n")
+    write(tmp_path, "README.md", "# How we write runbooks\n")
+    write(tmp_path, "notes.txt", "not a runbook")
+    write(tmp_path, ".git/config.md", "# hidden\n")
+
+    catalog = RunbookCatalog.load([tmp_path])
+
+    assert sorted(catalog.runbooks) == ["disk-full", "kubernetes/KubePodCrashLooping"]
+    assert catalog.skipped == []
+
+
+def test_bad_files_are_skipped_with_a_warning_and_do_not_hide_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "good.md", "- [ ] fine\n")
+    (tmp_path / "binary.md").write_bytes(b"\x00\x01\x02PNG")
+    (tmp_path / "huge.md").write_text("- [ ] x\n" * 700_000)  # 5.6 MB
+    caplog.set_level(logging.WARNING, logger="bot.runbooks.catalog")
+
+    catalog = RunbookCatalog.load([tmp_path, tmp_path / "missing"])
+
+    assert list(catalog.runbooks) == ["good"]
+    reasons = {p.path.name: p.message for p in catalog.skipped}
+    assert "binary" in reasons["binary.md"]
+    assert "over 1 MB" in reasons["huge.md"]
+    assert "not found" in reasons["missing"]
+    assert sum("skipping runbook" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_the_same_id_in_two_directories_keeps_the_first(tmp_path: Path) -> None:
+    write(tmp_path / "team", "db.md", "# Team DB\n- [ ] a\n")
+    write(tmp_path / "shared", "db.md", "# Shared DB\n- [ ] a\n")
+
+    catalog = RunbookCatalog.load([tmp_path / "team", tmp_path / "shared"])
+
+    assert catalog.runbooks["db"].title == "Team DB"
+    assert [p.path for p in catalog.skipped] == [tmp_path / "shared" / "db.md"]
+
+
+def test_directories_come_from_the_policy_relative_to_its_file(tmp_path: Path) -> None:
+    write(tmp_path / "books", "a.md", "- [ ] a\n")
+    policy = policy_from_dict({"runbooks": {"paths": ["books"]}})
+    policy._base_dir = tmp_path
+
+    assert list(RunbookCatalog.from_policy(policy).runbooks) == ["a"]
+
+
+def test_runbooks_are_addressable_by_id_title_and_file_name() -> None:
+    catalog = RunbookCatalog.of(
+        [
+            parse_runbook("# Kafka consumer lag\n- [ ] a\n", runbook_id="queues/kafka-lag"),
+            parse_runbook("# Disk full\n- [ ] a\n", runbook_id="disk-full"),
+        ]
+    )
+
+    assert catalog.get("queues/kafka-lag") is catalog.runbooks["queues/kafka-lag"]
+    assert catalog.get("QUEUES/Kafka-Lag.md") is catalog.runbooks["queues/kafka-lag"]
+    assert catalog.get("kafka consumer lag") is catalog.runbooks["queues/kafka-lag"]
+    assert catalog.get("kafka-lag") is catalog.runbooks["queues/kafka-lag"]
+    assert catalog.get("nothing") is None
+
+
+def test_words_split_alert_names_and_stem_plurals() -> None:
+    assert [w for w, _ in words("KubePodCrashLooping")] == [
+        "kubepodcrashlooping",
+        "kube",
+        "pod",
+        "crash",
+        "loop",
+    ]
+    assert stem("disks") == stem("disk") == "disk"
+    assert stem("crashes") == "crash"
+    assert stem("running") == "run"
+    assert stem("status") == "status"
+
+
+CATALOG_TEXTS = {
+    "payments/checkout-errors": (
+        "---\ntitle: Checkout errors\nservices: [payments]\ntags: [errors]\n---\n"
+        "- [ ] Check the payment provider\n"
+    ),
+    "kubernetes/KubePodCrashLooping": "# KubePodCrashLooping\n\n## Mitigation\n\nFix the pod.\n",
+    "explicit-alert": "---\ntitle: Pods restarting\nalerts: [PodRestartStorm]\n---\n- [ ] x\n",
+    "disk-full": (
+        "---\ntitle: Disk full\ndescription: A filesystem is full.\ntags: [disk, storage]\n---\n"
+        "- [ ] Free space with du and df\n"
+    ),
+    "search/disk-full": (
+        "---\ntitle: Search disk full\nservices: [search]\n---\n- [ ] Free disk space\n"
+    ),
+    "sev1-only": (
+        "---\ntitle: Total outage disk failover\nseverities: [SEV1]\n---\n- [ ] Fail over\n"
+    ),
+    "unrelated": "# Rotate certificates\n\n## Mitigation\n\nCheck the dates with openssl.\n",
+}
+
+
+@pytest.fixture
+def catalog() -> RunbookCatalog:
+    return RunbookCatalog.of(
+        [parse_runbook(t, runbook_id=rid) for rid, t in CATALOG_TEXTS.items()],
+        policy=policy_from_dict({}),
+    )
+
+
+def ids(matches: Sequence[Match]) -> list[str]:
+    return [m.runbook.id for m in matches]
+
+
+def test_alert_match_outranks_service_which_outranks_keywords(catalog: RunbookCatalog) -> None:
+    matches = catalog.match(
+        title="Disk full and errors",
+        service="payments",
+        severity="SEV2",
+        alerts=["KubePodCrashLooping"],
+    )
+
+    assert ids(matches)[:3] == [
+        "kubernetes/KubePodCrashLooping",
+        "payments/checkout-errors",
+        "disk-full",
+    ]
+    assert matches[0].reasons[0] == "alert KubePodCrashLooping"
+    assert matches[1].reasons[0] == "service payments"
+    assert matches[2].reasons == ("keywords: disk, full",)
+    assert matches[0].score > matches[1].score > matches[2].score
+
+
+def test_an_alert_in_front_matter_matches_case_insensitively(catalog: RunbookCatalog) -> None:
+    (match,) = catalog.match(alerts=["podrestartstorm"])
+
+    assert (match.runbook.id, match.reasons) == ("explicit-alert", ("alert podrestartstorm",))
+
+
+def test_severities_narrow_the_matches(catalog: RunbookCatalog) -> None:
+    assert "sev1-only" in ids(catalog.match(title="disk failover", severity="SEV1"))
+    assert "sev1-only" in ids(catalog.match(title="disk failover", severity="1"))
+    assert "sev1-only" not in ids(catalog.match(title="disk failover", severity="SEV3"))
+    assert "sev1-only" in ids(catalog.match(title="disk failover"))
+
+
+def test_a_runbook_for_another_service_ranks_below_a_general_one(catalog: RunbookCatalog) -> None:
+    matches = ids(catalog.match(title="disk full", service="checkout"))
+
+    assert matches.index("disk-full") < matches.index("search/disk-full")
+    assert ids(catalog.match(title="disk full", service="search"))[0] == "search/disk-full"
+
+
+def test_an_incident_with_nothing_in_common_matches_nothing(catalog: RunbookCatalog) -> None:
+    assert catalog.match(title="Office coffee machine broken") == []
+
+
+def test_body_words_alone_do_not_suggest_a_runbook(catalog: RunbookCatalog) -> None:
+    assert catalog.match(title="openssl") == []
+    assert ids(catalog.search("openssl")) == ["unrelated"]
+
+
+def test_search_puts_the_exact_name_first(catalog: RunbookCatalog) -> None:
+    results = catalog.search("disk full")
+
+    assert ids(results)[0] == "disk-full"
+    assert results[0].reasons == ("name",)
+    assert "search/disk-full" in ids(results)
+    assert ids(catalog.search("KubePodCrashLooping"))[0] == "kubernetes/KubePodCrashLooping"
+    assert catalog.search("   ") == []
+
+
+def test_suggestions_are_cut_to_the_policy_count() -> None:
+    texts = {f"disk-{i}": f"# Disk full {i}\n- [ ] df\n" for i in range(5)}
+    runbooks = [parse_runbook(t, runbook_id=rid) for rid, t in texts.items()]
+
+    one = RunbookCatalog.of(runbooks, policy=policy_from_dict({"runbooks": {"suggestions": 1}}))
+    assert len(one.suggest(title="disk full")) == 1
+    none = RunbookCatalog.of(runbooks, policy=policy_from_dict({"runbooks": {"suggestions": 0}}))
+    assert none.suggest(title="disk full") == []
+    assert len(none.suggest(title="disk full", limit=4)) == 4
+
+
+BAD_INPUTS: dict[str, str | bytes] = {
+    "invalid-yaml.md": "---\ntitle: [unclosed\n---\n# Disk\n\n- [ ] df -h\n",
+    "binary.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00",
+    "five-mb.md": "- [ ] step\n" * (5 * 1024 * 1024 // 11),
+    "unterminated.md": "# X\n\n## Mitigation\n\n```sh\nkubectl get pods\n",
+    "html.md": "<details><summary>More</summary><p>a <b>b</b> &amp; <script>x()</script></p>",
+    "three-hundred.md": "\n".join(f"{i}. step {i}" for i in range(1, 301)),
+    "long-step.md": "# L\n\n## Mitigation\n\n" + "word " * 4_000,
+    "empty.md": "",
+}
+
+
+def test_bad_files_never_break_loading_or_produce_a_message_slack_rejects(
+    tmp_path: Path,
+) -> None:
+    for name, content in BAD_INPUTS.items():
+        if isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        else:
+            write(tmp_path, name, content)
+
+    catalog = RunbookCatalog.load([tmp_path])
+
+    assert {p.path.name for p in catalog.skipped} == {"binary.md", "five-mb.md"}
+    assert len(catalog) == len(BAD_INPUTS) - 2
+    for loaded in catalog:
+        assert loaded.steps or loaded.empty
+        for page in render_runbook_pages(loaded, steps_per_page=10):
+            assert message_errors(page.text, page.blocks) == []

@@ -1,0 +1,314 @@
+"""``firebreak runbooks lint | show | list`` and the starter runbooks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import bot.cli
+from bot.config import policy_from_dict
+from bot.runbooks import cli as runbooks_cli
+from bot.runbooks.catalog import RunbookCatalog
+from bot.runbooks.lint import lint_paths
+from bot.runbooks.parser import MAX_FILE_BYTES
+from bot.slack.limits import message_errors
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = "---\ntitle: Disk full\n---\n# Disk full\n\n- [ ] Check `df -h`\n- [ ] Free space\n"
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Run:
+    """``firebreak ...`` with the runbooks commands registered, in an empty directory."""
+    monkeypatch.setattr(bot.cli, "_EXTENSIONS", [*bot.cli._EXTENSIONS, runbooks_cli.register])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FIREBREAK_POLICY_FILE", raising=False)
+
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        code = bot.cli.main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return invoke
+
+
+def write(root: Path, name: str, text: str | bytes) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def findings(root: Path) -> list[tuple[str, int, str, str]]:
+    report = lint_paths([root])
+    return [(Path(m.path).name, m.line, m.level, m.message) for m in report.messages]
+
+
+def levels(root: Path) -> list[tuple[str, int, str]]:
+    return [(name, line, level) for name, line, level, _ in findings(root)]
+
+
+def test_a_good_runbook_has_no_findings(tmp_path: Path) -> None:
+    write(tmp_path, "disk.md", GOOD)
+
+    assert findings(tmp_path) == []
+
+
+def test_invalid_yaml_front_matter_is_an_error_at_its_line(tmp_path: Path) -> None:
+    write(tmp_path, "bad.md", "---\ntitle: ok\nservices: [a\n---\n- [ ] x\n")
+
+    ((name, line, level, message),) = findings(tmp_path)
+    assert (name, level) == ("bad.md", "error")
+    assert line in (3, 4)
+    assert message.startswith("invalid YAML front matter")
+
+
+def test_front_matter_types_and_misspelt_keys(tmp_path: Path) -> None:
+    write(tmp_path, "t.md", "---\ntitle: [a]\nservics: [x]\nweight: 3\n---\n- [ ] x\n")
+
+    result = findings(tmp_path)
+    assert ("t.md", 2, "error", "front matter 'title' must be text, not a list or map") in result
+    assert (
+        "t.md",
+        1,
+        "warning",
+        "unknown front-matter key 'servics': did you mean 'services'?",
+    ) in result
+    assert not any("weight" in message for *_, message in result)
+
+
+def test_binary_huge_and_empty_files_are_errors(tmp_path: Path) -> None:
+    write(tmp_path, "image.md", b"\x89PNG\r\n\x1a\n\x00\x00")
+    write(tmp_path, "huge.md", "- [ ] x\n" * (5 * 1024 * 1024 // 8))
+    write(tmp_path, "empty.md", "")
+    write(tmp_path, "title-only.md", "---\ntitle: Nothing yet\n---\n# Nothing yet\n")
+    assert (tmp_path / "huge.md").stat().st_size > MAX_FILE_BYTES
+
+    result = {name: message for name, _, level, message in findings(tmp_path) if level == "error"}
+    assert "binary file" in result["image.md"]
+    assert "5.0 MB" in result["huge.md"]
+    assert result["empty.md"].startswith("empty runbook")
+    assert result["title-only.md"].startswith("empty runbook")
+
+
+def test_unterminated_fence_and_step_without_text(tmp_path: Path) -> None:
+    write(tmp_path, "f.md", "# X\n\n## Diagnosis\n\n## Mitigation\n\n```sh\nkubectl get pods\n")
+
+    assert findings(tmp_path) == [
+        (
+            "f.md",
+            3,
+            "error",
+            "step 1 ('Diagnosis') has no text: write what responders should do, or remove the "
+            "heading",
+        ),
+        (
+            "f.md",
+            7,
+            "error",
+            "code block opened with ``` is never closed: add a line with ``` after the code",
+        ),
+    ]
+
+
+def test_a_heading_that_is_itself_an_instruction_needs_no_text(tmp_path: Path) -> None:
+    text = "# X\n\n## Steps\n\n### Restart the ingress pods\n\n### Verify\n\nok\n"
+    write(tmp_path, "ok.md", text)
+
+    assert findings(tmp_path) == []
+
+
+def test_broken_relative_links_are_errors(tmp_path: Path) -> None:
+    write(tmp_path, "other.md", GOOD.replace("Disk full", "Other"))
+    write(tmp_path, "img/graph.png", b"\x89PNG")
+    text = (
+        "# Links\n\n- [ ] See [other](other.md), [hugo](other) and [web](https://x.io)\n"
+        "- [ ] ![graph](img/graph.png) [anchor](#x) [gone](missing.md#part)\n"
+        "- [ ] ![lost](img/lost.png)\n"
+    )
+    write(tmp_path, "links.md", text)
+
+    assert [f for f in findings(tmp_path) if f[0] == "links.md"] == [
+        ("links.md", 4, "error", "broken link: missing.md does not exist"),
+        ("links.md", 5, "error", "broken image: img/lost.png does not exist"),
+    ]
+
+
+def test_duplicate_ids_across_directories_and_duplicate_titles(tmp_path: Path) -> None:
+    write(tmp_path / "a", "db.md", GOOD)
+    write(tmp_path / "b", "db.md", GOOD.replace("Disk full", "Database"))
+    write(tmp_path / "b", "disk.md", GOOD)
+
+    report = lint_paths([tmp_path / "a", tmp_path / "b"])
+    messages = [
+        (Path(m.path).parent.name, m.level, m.message.split(" (")[0]) for m in report.messages
+    ]
+    assert ("b", "error", "duplicate runbook id 'db'") in messages
+    assert ("b", "warning", "duplicate title 'Disk full'") in messages
+
+
+def test_content_slack_cannot_show(tmp_path: Path) -> None:
+    write(tmp_path, "wide.md", "# W\n\n- [ ] " + "x" * 3_500 + "\n")
+    steps = "\n".join(f"- [ ] step {i}" for i in range(300))
+    write(tmp_path, "many.md", f"# Many\n\n{steps}\n")
+    long_step = "# L\n\n## Mitigation\n\n" + "\n\n".join(["word " * 400] * 12)
+    write(tmp_path, "long.md", long_step)
+
+    result = levels(tmp_path)
+    assert ("wide.md", 3, "error") in result
+    assert ("many.md", 1, "warning") in result
+    assert ("long.md", 3, "warning") in result
+    assert not any(name == "many.md" and level == "error" for name, _, level in result)
+    assert not any(name == "long.md" and level == "error" for name, _, level in result)
+
+
+def test_unknown_severities_and_extensionless_markdown_are_warnings(tmp_path: Path) -> None:
+    write(tmp_path, "sev.md", "---\nseverities: [P1]\n---\n- [ ] x\n")
+    write(tmp_path, "KubeThing", "# KubeThing\n\n## Mitigation\n\nx\n")
+    write(tmp_path, "LICENSE", "# Apache License\n")
+    write(tmp_path, "_index.md", "---\ntitle: section\n---\n")
+
+    assert levels(tmp_path) == [("KubeThing", 1, "warning"), ("sev.md", 1, "warning")]
+
+
+def test_lint_command_prints_file_line_level_message_and_exits_1_on_errors(
+    run: Run, tmp_path: Path
+) -> None:
+    write(tmp_path, "books/good.md", GOOD)
+    write(tmp_path, "books/bad.md", "---\ntitle: [x\n---\n- [ ] y\n")
+
+    code, out, err = run("runbooks", "lint", "books")
+
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("books/bad.md:2: error: invalid YAML front matter")
+    assert lines[-1] == "2 runbooks checked: 1 error, 0 warnings"
+    assert err == ""
+
+    code, out, _ = run("runbooks", "lint", "books/good.md")
+    assert (code, out) == (0, "1 runbook checked: 0 errors, 0 warnings\n")
+
+
+def test_lint_defaults_to_the_policy_paths(run: Run, tmp_path: Path) -> None:
+    write(tmp_path, "firebreak.toml", '[runbooks]\npaths = ["team", "shared"]\n')
+    write(tmp_path, "team/a.md", GOOD)
+    write(tmp_path, "shared/b.md", "")
+
+    code, out, _ = run("runbooks", "lint")
+
+    assert code == 1
+    assert out.splitlines() == [
+        "shared/b.md:1: error: empty runbook: write the steps as a checklist (- [ ] ...) or "
+        "under a heading such as '## Mitigation'",
+        "2 runbooks checked: 1 error, 0 warnings",
+    ]
+
+
+def test_show_prints_the_steps_as_the_bot_posts_them(run: Run, tmp_path: Path) -> None:
+    write(tmp_path, "runbooks/disk.md", GOOD)
+
+    code, out, _ = run("runbooks", "show", "runbooks/disk.md")
+
+    assert code == 0
+    assert out.startswith("Runbook: Disk full\n")
+    assert ":arrow_forward: *1.* Check `df -h`" in out
+    assert "[Done] [Skip] [Assign…]" in out
+
+
+def test_show_json_has_the_parsed_runbook_and_valid_blocks(run: Run, tmp_path: Path) -> None:
+    steps = "\n".join(f"- [ ] step {i}" for i in range(25))
+    write(tmp_path, "runbooks/ops/many.md", f"# Many\n\n{steps}\n")
+
+    code, out, _ = run("runbooks", "show", "runbooks/ops/many.md", "--json")
+
+    assert code == 0
+    document = json.loads(out)
+    assert document["id"] == "ops/many"
+    assert len(document["snapshot"]["steps"]) == 25
+    assert len(document["pages"]) == 3
+    for page in document["pages"]:
+        assert message_errors(page["text"], page["blocks"]) == []
+
+
+def test_show_reports_a_missing_or_binary_file_in_one_line(run: Run, tmp_path: Path) -> None:
+    write(tmp_path, "bin.md", b"\x00\x01")
+
+    assert run("runbooks", "show", "nope.md") == (1, "", "firebreak: nope.md: no such file\n")
+    code, out, err = run("runbooks", "show", "bin.md")
+    assert (code, out) == (1, "")
+    assert err.startswith("firebreak: bin.md: binary file") and err.count("\n") == 1
+
+
+def test_list_shows_ids_titles_steps_and_what_they_match(run: Run, tmp_path: Path) -> None:
+    write(tmp_path, "runbooks/disk.md", GOOD.replace("title:", "services: [api]\ntitle:"))
+    write(tmp_path, "runbooks/k8s/KubePodCrashLooping.md", "# KubePodCrashLooping\n\n1. a\n")
+    write(tmp_path, "runbooks/broken.md", b"\x00")
+
+    code, out, err = run("runbooks", "list")
+
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["ID", "TITLE", "STEPS", "SERVICES/ALERTS"]
+    assert rows[1] == ["disk", "Disk", "full", "2", "service", "api"]
+    assert rows[2] == ["k8s/KubePodCrashLooping", "KubePodCrashLooping", "1"]
+    assert "broken.md: skipped: binary file" in err
+
+
+def test_usage_errors_exit_2(run: Run) -> None:
+    with pytest.raises(SystemExit) as info:
+        run("runbooks", "show")
+    assert info.value.code == 2
+
+
+# --------------------------------------------------------------------------------------------
+# The starter set
+
+
+def test_the_starter_runbooks_pass_lint_and_cover_the_common_incidents() -> None:
+    directory = REPO / "runbooks"
+    report = lint_paths([directory], policy=policy_from_dict({}))
+
+    assert [m.format() for m in report.messages if m.level == "error"] == []
+    catalog = RunbookCatalog.load([directory])
+    assert len(catalog) >= 10
+    for runbook in catalog:
+        assert runbook.problems == ()
+        assert runbook.description and runbook.tags and runbook.owner and runbook.alerts
+        assert runbook.severities
+        assert len(runbook.steps) >= 5, runbook.id
+    styles = {bool(r.context and r.context[0].title == "Meaning") for r in catalog}
+    assert styles == {True, False}  # both prose and checklist runbooks
+
+
+@pytest.mark.parametrize(
+    ("incident", "expected"),
+    [
+        ({"title": "Checkout 500 errors", "alerts": ["HTTP5xxRateHigh"]}, "high-error-rate"),
+        ({"title": "API p99 latency very high"}, "high-latency"),
+        ({"title": "Postgres too many clients"}, "database-connection-exhaustion"),
+        ({"title": "Disk full on db-3", "alerts": ["NodeFilesystemAlmostOutOfSpace"]}, "disk-full"),
+        ({"title": "TLS certificate expired for api.example.com"}, "certificate-expiry"),
+        ({"title": "Kafka consumer lag on orders topic"}, "kafka-consumer-lag"),
+        ({"title": "us-east-1a availability zone degraded"}, "cloud-zone-degradation"),
+        ({"title": "AWS access key leaked on GitHub", "severity": "SEV1"}, "leaked-credential"),
+        ({"title": "Stripe outage: payments failing"}, "third-party-outage"),
+        ({"title": "Bad deploy, need to roll back"}, "bad-deploy-rollback"),
+    ],
+)
+def test_the_starter_runbooks_are_suggested_for_their_incidents(
+    incident: dict[str, object], expected: str
+) -> None:
+    catalog = RunbookCatalog.load([REPO / "runbooks"], policy=policy_from_dict({}))
+
+    matches = catalog.match(**incident)  # type: ignore[arg-type]
+    assert matches and matches[0].runbook.id == expected, [
+        (m.runbook.id, m.score) for m in matches[:3]
+    ]
