@@ -11,7 +11,7 @@ from bot import cli
 from bot import incidents as core
 from bot.config import Policy
 from bot.db import Database
-from bot.postmortem import list_postmortems, register
+from bot.postmortem import list_postmortems
 
 from .scenario import T0
 
@@ -20,7 +20,6 @@ from .scenario import T0
 def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """The real ``firebreak`` entry point with the postmortem command registered, run in an
     empty directory against the test database."""
-    monkeypatch.setattr(cli, "_EXTENSIONS", [register])
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.delenv("FIREBREAK_POLICY_FILE", raising=False)
     monkeypatch.chdir(tmp_path)

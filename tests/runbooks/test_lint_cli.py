@@ -10,7 +10,6 @@ import pytest
 
 import bot.cli
 from bot.config import policy_from_dict
-from bot.runbooks import cli as runbooks_cli
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import MAX_FILE_BYTES
@@ -25,7 +24,6 @@ Run = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Run:
     """``firebreak ...`` with the runbooks commands registered, in an empty directory."""
-    monkeypatch.setattr(bot.cli, "_EXTENSIONS", [*bot.cli._EXTENSIONS, runbooks_cli.register])
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FIREBREAK_POLICY_FILE", raising=False)
 
