@@ -68,9 +68,15 @@ def bench_appends(db: Database, policy: Policy, threads: int) -> float:
         start.wait()
         for i in range(per_thread):
             with db.transaction() as session:
-                core.record_timeline_event(session, policy, incident_id, kind="note",
-                                           text=f"event {worker}-{i}", actor="U1",
-                                           key=f"bench:{incident_id}:{worker}:{i}")
+                core.record_timeline_event(
+                    session,
+                    policy,
+                    incident_id,
+                    kind="note",
+                    text=f"event {worker}-{i}",
+                    actor="U1",
+                    key=f"bench:{incident_id}:{worker}:{i}",
+                )
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(work, w) for w in range(threads)]
@@ -92,8 +98,9 @@ def bench_declares(db: Database, policy: Policy, threads: int) -> list[float]:
         for i in range(per_thread):
             began = time.perf_counter()
             with db.transaction() as session:
-                core.declare_incident(session, policy, title=f"incident {worker}-{i}",
-                                      reporter="U1", severity="SEV2")
+                core.declare_incident(
+                    session, policy, title=f"incident {worker}-{i}", reporter="U1", severity="SEV2"
+                )
             mine.append(time.perf_counter() - began)
         with lock:
             latencies.extend(mine)
@@ -122,9 +129,11 @@ def run(label: str, url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", help="PostgreSQL server to benchmark (default: "
-                        "postgresql://postgres@127.0.0.1:5432/test)",
-                        default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL server to benchmark (default: postgresql://postgres@127.0.0.1:5432/test)",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+    )
     parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     with scratch_database(None) as url:

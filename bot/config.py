@@ -194,10 +194,10 @@ def _check_channel(value: str | None) -> str | None:
 def _check_cron(value: str | None) -> str | None:
     if value is None:
         return None
-    from apscheduler.triggers.cron import CronTrigger
+    from bot.reminders import cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 
     try:
-        CronTrigger.from_crontab(value)
+        cron_trigger(value, ZoneInfo("UTC"))
     except ValueError as exc:
         raise ValueError(
             f"invalid cron expression {value!r} ({exc}): use five fields, "

@@ -10,6 +10,8 @@ readers unblocked meanwhile.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -66,16 +68,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         return as_utc(value)
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch a new database file to WAL (it is persistent, so later connections find it set).
+    Several processes opening a fresh file at once may see it locked for a moment: retry."""
+    for attempt in range(50):
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            time.sleep(0.02 * (attempt + 1))
+    cursor.execute("PRAGMA journal_mode=WAL")
+
+
 def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how transactions start.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        _use_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")

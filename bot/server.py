@@ -25,6 +25,7 @@ from bot.runtime import Firebreak
 from bot.slack.app import LISTENER_THREADS, build_app
 from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError
+from bot.slack.reminders import start_scheduler, validate_reminder_targets
 from bot.slack.runbooks import load_catalog
 from bot.web import create_web_app
 
@@ -45,9 +46,7 @@ class Service:
     scheduler: Any = None
 
     def start_background(self) -> None:
-        from bot.slack.integration import start_scheduler
-
-        self.scheduler = start_scheduler(self.firebreak, self.flows)
+        self.scheduler = start_scheduler(self.firebreak)
         if self.socket_mode is not None:
             self.socket_mode.connect()
 
@@ -118,8 +117,6 @@ def _check_slack(firebreak: Firebreak) -> None:
             raise ConfigError(f"environment: SLACK_BOT_TOKEN: {exc}") from None
         log.warning("Slack not reachable at start-up; continuing", extra={"error": exc.error})
         return
-    from bot.slack.integration import validate_reminder_targets
-
     validate_reminder_targets(firebreak)
 
 

@@ -16,7 +16,7 @@ from bot.clock import utcnow
 from bot.models import SlackDelivery
 from bot.observability import ContextThreadPoolExecutor
 from bot.runtime import Firebreak
-from bot.slack import runbooks
+from bot.slack import reminders, runbooks
 from bot.slack.flows import IncidentFlows
 from bot.slack.listeners import Listeners
 
@@ -69,6 +69,7 @@ def build_app(
     app.event("member_joined_channel")(listeners.member_joined)
 
     runbooks.register(app, listeners)
+    reminders.register(app, listeners)
     app.error(_log_error)
     return app
 

@@ -9,6 +9,7 @@ from bot import incidents as core
 from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.testing import FakeSlack, SlackSimulator
+from bot.testing.simulator import Signing
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.test_lifecycle import declare, kinds
 
@@ -156,8 +157,10 @@ def test_home_tab_shows_private_incidents_only_to_members(
     slack.open_home("ana.garcia")
     slack.open_home("ben.okafor")
     bot.settle()
-    mine = texts({"blocks": fake.home_view("ana.garcia").payload["blocks"]})
-    theirs = texts({"blocks": fake.home_view("ben.okafor").payload["blocks"]})
+    mine_view, their_view = fake.home_view("ana.garcia"), fake.home_view("ben.okafor")
+    assert mine_view is not None and their_view is not None
+    mine = texts({"blocks": mine_view.payload["blocks"]})
+    theirs = texts({"blocks": their_view.payload["blocks"]})
     assert "Suspected credential leak" in mine and "Public outage" in mine
     assert "Suspected credential leak" not in theirs and "Public outage" in theirs
 
@@ -165,10 +168,11 @@ def test_home_tab_shows_private_incidents_only_to_members(
 def test_forged_unsigned_and_replayed_requests_are_refused_and_store_nothing(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:
-    for signing in ("forged", "unsigned", "stale"):
+    signings: list[Signing] = ["forged", "unsigned", "stale"]
+    for signing in signings:
         reply = slack.slash_command(
             "Totally real incident", user="ana.garcia", channel="general", signing=signing
-        )  # type: ignore[arg-type]
+        )
         assert reply.status == 401, signing
     bot.settle()
     with db.transaction() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
@@ -13,7 +13,7 @@ from tests.e2e.conftest import RunningBot, texts
 
 def incidents(db: Database) -> list[Incident]:
     with db.transaction() as session:
-        return list(session.exec(select(Incident).order_by(Incident.number)).all())
+        return list(session.exec(select(Incident).order_by(col(Incident.number))).all())
 
 
 def test_declare_with_a_title_sets_up_the_whole_channel(

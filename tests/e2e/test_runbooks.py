@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.db import Database
@@ -119,7 +119,7 @@ def test_starting_twice_keeps_one_run_and_progress_survives_a_restart(
         states = session.exec(
             select(RunbookStepState)
             .where(RunbookStepState.run_id == run.id)
-            .order_by(RunbookStepState.step_index)
+            .order_by(col(RunbookStepState.step_index))
         ).all()
         runs = session.exec(select(RunbookRun)).all()
     assert [s.state for s in states[:3]] == ["done", "done", "pending"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,19 +17,19 @@ LONG = "x" * 3_000 + " <@U1> & <#C1>"
 
 
 def make_incident(**kwargs: object) -> Incident:
-    values: dict[str, object] = dict(
-        id=7,
-        number=7,
-        title="Checkout returns 500s",
-        severity="SEV1",
-        status="investigating",
-        reporter_id="U1",
-        declared_at=NOW - timedelta(minutes=65),
-        updated_at=NOW,
-        slack_channel_id="C7",
-        summary="",
-        private=False,
-    )
+    values: dict[str, Any] = {
+        "id": 7,
+        "number": 7,
+        "title": "Checkout returns 500s",
+        "severity": "SEV1",
+        "status": "investigating",
+        "reporter_id": "U1",
+        "declared_at": NOW - timedelta(minutes=65),
+        "updated_at": NOW,
+        "slack_channel_id": "C7",
+        "summary": "",
+        "private": False,
+    }
     values.update(kwargs)
     return Incident(**values)
 

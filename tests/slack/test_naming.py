@@ -13,10 +13,12 @@ VALID = re.compile(r"^[a-z0-9_-]{1,80}$")
 WHEN = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def name(title: str, pattern: str = "inc-{number}-{slug}", number: int = 42,
-         attempt: int = 1) -> str:
-    return incident_channel_name(pattern, number=number, title=title, severity="SEV1",
-                                 declared_at=WHEN, attempt=attempt)
+def name(
+    title: str, pattern: str = "inc-{number}-{slug}", number: int = 42, attempt: int = 1
+) -> str:
+    return incident_channel_name(
+        pattern, number=number, title=title, severity="SEV1", declared_at=WHEN, attempt=attempt
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,8 +50,11 @@ def test_retries_after_name_taken_get_a_suffix() -> None:
     assert name("y" * 200, attempt=10).endswith("-10")
 
 
-@given(st.text(max_size=400), st.integers(min_value=1, max_value=10**9),
-       st.integers(min_value=1, max_value=10))
+@given(
+    st.text(max_size=400),
+    st.integers(min_value=1, max_value=10**9),
+    st.integers(min_value=1, max_value=10),
+)
 def test_any_title_gives_a_name_slack_accepts(title: str, number: int, attempt: int) -> None:
     result = name(title, number=number, attempt=attempt)
     assert VALID.match(result), result

@@ -1,0 +1,177 @@
+"""The clock that wakes the reminder loop up, and nothing more.
+
+What is due lives in the database (``bot.reminders``). Each replica runs one APScheduler
+``BackgroundScheduler`` with a single interval job (every 2 s by default) that claims due
+reminders and sends them; the claim is atomic, so two replicas never send the same reminder.
+
+The daily digest and the overdue-action-items chase are *rows* whose next due time comes from
+the cron in the policy, not APScheduler cron jobs: a cron job would fire once per replica.
+
+Shutdown stops the job, waits for a tick in flight (telling it to stop after the reminder it is
+sending) and releases this worker's claims, so another replica takes them at once instead of
+waiting for the lease to run out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from datetime import UTC, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.clock import utcnow
+from bot.config import Policy
+from bot.db import Database
+from bot.errors import ConfigError
+from bot.observability import REMINDERS_SENT, SCHEDULER_LAG, SCHEDULER_TICKS
+from bot.reminders import (
+    DEFAULT_BATCH,
+    DEFAULT_LEASE,
+    Notifier,
+    ReminderWorker,
+    TickReport,
+    UserGroupLookup,
+    seed_recurring_reminders,
+    unknown_targets,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 2.0
+"""Seconds between ticks: a reminder goes out at most about this long after it is due."""
+JOB_ID = "firebreak-reminders"
+
+
+def new_worker_id() -> str:
+    """Unique per process, and readable in the database: ``host:pid:random``."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def validate_targets(
+    policy: Policy, lookup: UserGroupLookup, *, source: str = "firebreak.toml"
+) -> None:
+    """Stop start-up when an escalation target names a user group the workspace lacks.
+
+    Raises ``ConfigError`` with one line naming the key, e.g.
+    ``firebreak.toml: reminders.escalate_to: unknown user group @sre-oncall``. User ids are
+    not checked (Slack would need one call per user). A Slack failure while listing the groups
+    propagates as ``NotifierError``."""
+    groups = None
+    for key in ("escalate_to", "escalate_again_to"):
+        targets: list[str] = getattr(policy.reminders, key)
+        if not any(t.startswith(("@", "S")) for t in targets):
+            continue
+        if groups is None:
+            groups = dict(lookup.user_groups())
+        unknown = unknown_targets(targets, groups)
+        if unknown:
+            noun = "user group" if len(unknown) == 1 else "user groups"
+            raise ConfigError(f"{source}: reminders.{key}: unknown {noun} {', '.join(unknown)}")
+
+
+class ReminderScheduler:
+    """One per process: ``start()`` after the database is migrated, ``shutdown()`` on exit."""
+
+    def __init__(
+        self,
+        database: Database,
+        policy: Policy,
+        notifier: Notifier,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        lease: timedelta = DEFAULT_LEASE,
+        batch_size: int = DEFAULT_BATCH,
+        worker_id: str | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ConfigError(f"reminder interval must be positive, got {interval!r}")
+        self.database = database
+        self.policy = policy
+        self.interval = interval
+        self.worker = ReminderWorker(
+            database,
+            policy,
+            notifier,
+            worker_id=worker_id or new_worker_id(),
+            lease=lease,
+            batch_size=batch_size,
+        )
+        self._stopping = threading.Event()
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker.worker_id
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def start(self) -> None:
+        """Seed the cron rows, then tick now and every ``interval`` seconds.
+
+        The first tick runs at once, so reminders that fell due while no replica was running
+        go out at start-up (each once)."""
+        with self.database.transaction() as session:
+            seed_recurring_reminders(session, self.policy, now=utcnow())
+        self._stopping.clear()
+        self._scheduler.add_job(
+            self.tick,
+            trigger=IntervalTrigger(seconds=self.interval, timezone=UTC),
+            id=JOB_ID,
+            name="claim and send due reminders",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=utcnow(),
+            replace_existing=True,
+        )
+        self._scheduler.start()
+        log.info("reminder scheduler started (worker %s, every %ss)", self.worker_id, self.interval)
+
+    def tick(self) -> TickReport | None:
+        """One claim-and-send round; logs instead of raising (the database may be down)."""
+        if self._stopping.is_set():
+            return None
+        try:
+            report = self.worker.tick(should_stop=self._stopping.is_set)
+        except Exception:
+            SCHEDULER_TICKS.labels(outcome="error").inc()
+            log.exception("reminder tick failed; trying again in %ss", self.interval)
+            return None
+        SCHEDULER_TICKS.labels(outcome="busy" if report.claimed else "idle").inc()
+        for kind in report.sent_kinds:
+            REMINDERS_SENT.labels(kind=kind).inc()
+        if report.max_lateness is not None:
+            SCHEDULER_LAG.set(report.max_lateness)
+        if report.claimed:
+            log.info(
+                "reminders: %d claimed, %d sent, %d settled, %d deferred, %d failed, %d lost",
+                report.claimed,
+                report.sent,
+                report.settled,
+                report.deferred,
+                report.failed,
+                report.lost,
+            )
+        return report
+
+    def shutdown(self) -> int:
+        """Stop ticking, wait for the tick in flight, release this worker's claims.
+
+        Returns how many claims were released."""
+        self._stopping.set()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        try:
+            released = self.worker.release()
+        except Exception:
+            log.exception("could not release reminder claims; their leases will run out")
+            return 0
+        log.info("reminder scheduler stopped; %d claims released", released)
+        return released

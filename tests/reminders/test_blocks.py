@@ -1,0 +1,156 @@
+"""Reminder messages stay within Slack's limits whatever the input, and their buttons route."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from bot.slack import reminder_blocks as rb
+from bot.slack.limits import MESSAGE_BLOCKS, iter_texts, message_errors
+
+LONG_TITLE = "<script>&" + "🔥 very long title " * 40
+MANY_SNOOZES = [timedelta(minutes=m) for m in range(1, 40)] + [timedelta(seconds=30)]
+
+
+def _texts(message: rb.ReminderMessage) -> str:
+    return "\n".join([message.text, *iter_texts(message.blocks)])
+
+
+def _action_ids(message: rb.ReminderMessage) -> list[str]:
+    return [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def _messages() -> dict[str, rb.ReminderMessage]:
+    return {
+        "nudge": rb.update_nudge(
+            reminder_id=9,
+            incident_id=4,
+            incident_ref="INC-4",
+            title=LONG_TITLE,
+            severity="SEV1",
+            mention="<@U0IC>",
+            quiet_for="45m",
+            every="15m",
+            had_update=True,
+            snooze_choices=MANY_SNOOZES,
+        ),
+        "escalation": rb.escalation(
+            incident_ref="INC-4",
+            title=LONG_TITLE,
+            severity="SEV1",
+            channel_id="C0INC",
+            private=False,
+            tier=2,
+            mentions=["<!subteam^S0SRE>"] * 200,
+            waited="15m",
+            in_incident_channel=False,
+        ),
+        "step": rb.stale_step(
+            reminder_id=3,
+            incident_ref="INC-4",
+            runbook_title=LONG_TITLE,
+            step_number=2,
+            step_title=LONG_TITLE,
+            mention="<@U0OPS>",
+            in_progress_for="1h",
+            snooze_choices=MANY_SNOOZES,
+        ),
+        "close": rb.close_reminder(
+            reminder_id=5,
+            incident_ref="INC-4",
+            title=LONG_TITLE,
+            mention="<@U0IC>",
+            resolved_for="1d",
+            snooze_choices=[],
+        ),
+        "actions": rb.overdue_action_items(
+            incident_ref="INC-4",
+            items=[
+                rb.OverdueItem(n, LONG_TITLE, f"U0OWNER{n}", date(2026, 1, 1))
+                for n in range(1, 501)
+            ],
+            today=date(2026, 3, 2),
+        ),
+        "digest": rb.digest(
+            entries=[
+                rb.DigestEntry(
+                    f"INC-{n}", LONG_TITLE, "SEV2", "Investigating", "C0X", "3h", None, False
+                )
+                for n in range(200)
+            ],
+            day=date(2026, 3, 2),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_messages()))
+def test_every_message_passes_slacks_limits_even_with_extreme_input(name: str) -> None:
+    message = _messages()[name]
+    assert message_errors(message.text, message.blocks) == []
+    assert len(message.blocks) <= MESSAGE_BLOCKS
+    assert "<script>" not in _texts(message)  # user text is escaped, not rendered as markup
+
+
+def test_nudge_buttons_route_to_update_snooze_and_stop() -> None:
+    message = rb.update_nudge(
+        reminder_id=9,
+        incident_id=4,
+        incident_ref="INC-4",
+        title="API down",
+        severity="SEV1",
+        mention="<!channel>",
+        quiet_for="20m",
+        every="15m",
+        had_update=False,
+        snooze_choices=[timedelta(minutes=15), timedelta(seconds=900), timedelta(hours=2)],
+    )
+    ids = _action_ids(message)
+    assert ids == [
+        "reminder:update:4",
+        "reminder:snooze:9:15",
+        "reminder:snooze:9:120",
+        "reminder:stop:9",
+    ]
+    assert [rb.parse_action_id(i) for i in ids] == [
+        rb.ReminderAction("update", 4),
+        rb.ReminderAction("snooze", 9, 15),
+        rb.ReminderAction("snooze", 9, 120),
+        rb.ReminderAction("stop", 9),
+    ]
+    assert "Snooze 2h" in _texts(message)
+    assert "none since it was declared 20m ago" in _texts(message)
+
+
+@pytest.mark.parametrize(
+    "action_id",
+    ["reminder:snooze:9", "reminder:stop:x", "incident:update:4", "reminder:update:4:5", ""],
+)
+def test_other_action_ids_are_not_reminder_actions(action_id: str) -> None:
+    assert rb.parse_action_id(action_id) is None
+
+
+def test_long_lists_say_how_many_more_there_are() -> None:
+    items = [rb.OverdueItem(n, "x" * 500, None, date(2026, 3, 1)) for n in range(1, 301)]
+    message = rb.overdue_action_items(incident_ref="INC-1", items=items, today=date(2026, 3, 2))
+    listed = sum(t.count("• ") for t in iter_texts(message.blocks[1:-1]))
+    assert 0 < listed < 300
+    assert f"…and {300 - listed} more" in _texts(message)
+    assert "300 overdue action items" in message.text
+
+    entries = [
+        rb.DigestEntry(f"INC-{n}", "t" * 200, "SEV2", "Investigating", "C0X", "1h", "5m", True)
+        for n in range(1, 101)
+    ]
+    digest = rb.digest(entries=entries, day=date(2026, 3, 2))
+    shown = sum(1 for b in digest.blocks if b["type"] == "section")
+    assert 0 < shown < 100
+    assert f"…and {100 - shown} more" in _texts(digest)
+    assert message_errors(digest.text, digest.blocks) == []
+
+
+def test_an_empty_digest_says_so() -> None:
+    message = rb.digest(entries=[], day=date(2026, 3, 2))
+    assert "No open incidents" in _texts(message)
+    assert "Monday 2 March 2026" in message.text
+    assert message_errors(message.text, message.blocks) == []

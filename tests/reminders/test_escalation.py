@@ -1,0 +1,188 @@
+"""Escalation when nobody acknowledges: two tiers, mentions, the escalation channel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+
+from bot import incidents as core
+from bot import reminders
+from bot.clock import utcnow
+from bot.config import Policy
+from bot.db import Database
+from bot.models import EventKind
+
+from .conftest import T0, FakeNotifier, at, declare, events_of, make_worker, reminder
+
+SIREN = ":rotating_light:"
+
+
+def test_an_unacknowledged_incident_escalates_in_two_tiers(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    incident_id = declare(db, team_policy, severity="SEV1", channel="C0INC1")
+    worker = make_worker(db, team_policy, notifier)
+
+    at(clock, timedelta(minutes=4, seconds=59))
+    worker.tick()
+    assert notifier.containing(SIREN) == []
+
+    at(clock, timedelta(minutes=5))
+    worker.tick()
+    first = notifier.containing(SIREN)
+    assert [p.channel for p in first] == ["C0INC1", "C0ESCALATE"]
+    for post in first:
+        assert "<!subteam^S0SRE>" in post.body  # the @sre-oncall handle, resolved
+        assert "<@U0LEAD>" in post.body
+        assert "<!subteam^S0MANAGERS>" not in post.body
+    assert "<#C0INC1>" in first[1].body  # the escalation channel is told where to go
+
+    at(clock, timedelta(minutes=14, seconds=59))
+    worker.tick()
+    assert len(notifier.containing(SIREN)) == 2
+
+    at(clock, timedelta(minutes=15))
+    worker.tick()
+    second = notifier.containing(SIREN)[2:]
+    assert [p.channel for p in second] == ["C0INC1", "C0ESCALATE"]
+    assert all("<!subteam^S0MANAGERS>" in p.body and "still" in p.body for p in second)
+
+    at(clock, timedelta(hours=3))
+    worker.tick()
+    assert len(notifier.containing(SIREN)) == 4
+    assert reminder(db, reminders.ack_key(incident_id)).state == "sent"
+    escalated = events_of(db, incident_id, EventKind.ESCALATED)
+    assert [e.data["tier"] for e in escalated] == [1, 2]
+    assert "@sre-oncall" in escalated[0].text
+
+
+def test_acknowledging_in_time_means_no_escalation(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    incident_id = declare(db, team_policy, severity="SEV1")
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=4))
+    with db.transaction() as session:
+        core.acknowledge_incident(session, team_policy, incident_id, actor="U0ONCALL")
+    at(clock, timedelta(hours=1))
+    worker.tick()
+    assert notifier.containing(SIREN) == []
+    assert events_of(db, incident_id, EventKind.ESCALATED) == []
+
+
+def test_a_commander_named_after_claiming_stops_the_escalation(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """The condition is checked again after the claim: taking command at the last second wins."""
+    incident_id = declare(db, team_policy, severity="SEV1")
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=5))
+    with db.transaction() as session:
+        [claimed] = [
+            c
+            for c in reminders.claim_due_reminders(session, worker.worker_id, now=utcnow())
+            if c.kind == "ack"
+        ]
+    with db.transaction() as session:
+        core.assign_role(session, team_policy, incident_id, "commander", "U0IC", actor="U0IC")
+    assert worker.process(claimed) == "lost"
+    assert notifier.posts == []
+    assert reminder(db, reminders.ack_key(incident_id)).state == "cancelled"
+
+
+def test_a_private_incident_is_not_described_in_the_escalation_channel(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    declare(db, team_policy, severity="SEV1", private=True, title="Payroll data exposed")
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=5))
+    worker.tick()
+    in_channel, in_escalation = notifier.containing(SIREN)
+    assert "Payroll data exposed" in in_channel.body
+    assert "Payroll data exposed" not in in_escalation.body
+    assert "INC-1" in in_escalation.body and "private" in in_escalation.body
+    assert "<#C0INC1>" not in in_escalation.body
+
+
+def test_an_unknown_handle_at_send_time_still_escalates(
+    db: Database, team_policy: Policy, clock: FrozenDateTimeFactory
+) -> None:
+    notifier = FakeNotifier(groups={})  # the group was deleted after start-up
+    declare(db, team_policy, severity="SEV1")
+    at(clock, timedelta(minutes=5))
+    make_worker(db, team_policy, notifier).tick()
+    [post, _] = notifier.containing(SIREN)
+    assert "@sre-oncall" in post.body and "<@U0LEAD>" in post.body
+
+
+def test_escalation_without_targets_still_warns_the_incident_channel(
+    db: Database, policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    incident_id = declare(db, policy, severity="SEV2")
+    at(clock, timedelta(minutes=10))
+    make_worker(db, policy, notifier).tick()
+    [post] = notifier.containing(SIREN)
+    assert post.channel == "C0INC1"
+    assert "not been acknowledged" in post.body
+    assert len(events_of(db, incident_id, EventKind.ESCALATED)) == 1
+
+
+def test_mentions_are_rendered_for_each_kind_of_target() -> None:
+    groups = {"sre-oncall": "S0SRE"}
+    assert reminders.resolve_mentions(["U0A", "W0B", "S0C", "@SRE-Oncall", "@gone"], groups) == [
+        "<@U0A>",
+        "<@W0B>",
+        "<!subteam^S0C>",
+        "<!subteam^S0SRE>",
+        "@gone",
+    ]
+
+
+def test_a_claimed_escalation_follows_a_severity_change_before_sending(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    incident_id = declare(db, team_policy, severity="SEV1")  # escalate after 5m
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=5))
+    with db.transaction() as session:
+        [claimed] = [
+            c
+            for c in reminders.claim_due_reminders(session, worker.worker_id, now=utcnow())
+            if c.kind == "ack"
+        ]
+    with db.transaction() as session:  # SEV3 gives 30m to acknowledge
+        core.change_severity(session, team_policy, incident_id, "SEV3", actor="U0REPORTER")
+    assert worker.process(claimed) == "settled"
+    assert notifier.containing(SIREN) == []
+    assert reminder(db, reminders.ack_key(incident_id)).due_at == T0 + timedelta(minutes=30)
+    at(clock, timedelta(minutes=30))
+    worker.tick()
+    assert len(notifier.containing(SIREN)) == 2
+
+
+def test_the_second_tier_follows_a_severity_change_made_while_escalating(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    incident_id = declare(db, team_policy, severity="SEV1")  # second tier 10m after the first
+
+    def lower_severity() -> None:
+        notifier.on_post = None
+        with db.transaction() as session:  # SEV2: second tier 15m after the first
+            core.change_severity(session, team_policy, incident_id, "SEV2", actor="U0REPORTER")
+
+    notifier.on_post = lower_severity
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=5))
+    worker.tick()
+    assert len(notifier.containing(SIREN)) == 2  # incident channel and escalation channel
+    row = reminder(db, reminders.ack_key(incident_id))
+    assert (row.state, row.data["tier"]) == ("pending", 2)
+    assert row.due_at == T0 + timedelta(minutes=20)
+    at(clock, timedelta(minutes=19))
+    worker.tick()
+    assert len(notifier.containing(SIREN)) == 2
+    at(clock, timedelta(minutes=20))
+    worker.tick()
+    assert len(notifier.containing(SIREN)) == 4
+    assert len(events_of(db, incident_id, EventKind.ESCALATED)) == 2

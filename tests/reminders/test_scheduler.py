@@ -1,0 +1,127 @@
+"""The APScheduler wiring: start-up, shutdown that hands claims over, and target validation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+
+import pytest
+from prometheus_client import REGISTRY
+
+from bot import reminders
+from bot.clock import utcnow
+from bot.config import Policy, policy_from_dict
+from bot.db import Database
+from bot.errors import ConfigError
+from bot.models import EventKind
+from bot.scheduler import ReminderScheduler, new_worker_id, validate_targets
+
+from .conftest import TEAM_POLICY, FakeNotifier, declare, events_of, make_worker, reminder
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _overdue_nudge(db: Database, policy: Policy) -> int:
+    incident_id = declare(db, policy, severity="SEV4", now=utcnow() - timedelta(hours=5))
+    return incident_id
+
+
+def test_start_sends_what_fell_due_while_down_then_shutdown_stops(
+    db: Database, team_policy: Policy, notifier: FakeNotifier
+) -> None:
+    incident_id = _overdue_nudge(db, team_policy)
+    sent_before = _metric("firebreak_reminders_sent_total", kind="update")
+    scheduler = ReminderScheduler(db, team_policy, notifier, interval=3600)
+    scheduler.start()
+    try:
+        assert scheduler.running
+        # The first tick runs at start-up, not an interval later.
+        assert notifier.posted.wait(timeout=60)
+    finally:
+        scheduler.shutdown()
+    assert not scheduler.running
+    assert len(notifier.posts) == 1
+    assert len(events_of(db, incident_id, EventKind.REMINDER_SENT)) == 1
+    assert _metric("firebreak_reminders_sent_total", kind="update") == sent_before + 1
+    assert _metric("firebreak_scheduler_lag_seconds") >= 3600  # due an hour before start-up
+    assert reminder(db, "digest").state == "pending"  # crons are seeded as rows
+    assert reminder(db, "actions").state == "pending"
+
+
+def test_shutdown_releases_claims_for_another_replica_at_once(
+    db: Database, policy: Policy, notifier: FakeNotifier
+) -> None:
+    incident_id = _overdue_nudge(db, policy)
+    leaving = ReminderScheduler(db, policy, notifier)
+    with db.transaction() as session:
+        claimed = reminders.claim_due_reminders(session, leaving.worker_id, now=utcnow())
+    assert [c.incident_id for c in claimed] == [incident_id]
+
+    assert leaving.shutdown() == 1
+    row = reminder(db, reminders.update_key(incident_id))
+    assert (row.state, row.claimed_by, row.claimed_until) == ("pending", None, None)
+    other = make_worker(db, policy, notifier, name="other-replica")
+    assert other.tick().sent == 1  # no waiting for the lease to run out
+    assert len(notifier.posts) == 1
+
+
+def test_worker_ids_are_unique_per_scheduler(db: Database, policy: Policy) -> None:
+    ids = {new_worker_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(f":{os.getpid()}:" in i for i in ids)
+    notifier = FakeNotifier()
+    first = ReminderScheduler(db, policy, notifier)
+    second = ReminderScheduler(db, policy, notifier)
+    assert first.worker_id != second.worker_id
+
+
+class Groups:
+    def __init__(self, groups: Mapping[str, str]) -> None:
+        self.groups = groups
+        self.calls = 0
+
+    def user_groups(self) -> Mapping[str, str]:
+        self.calls += 1
+        return self.groups
+
+
+def test_known_user_groups_pass_validation() -> None:
+    lookup = Groups({"sre-oncall": "S0SRE", "managers": "S0MANAGERS"})
+    validate_targets(policy_from_dict(TEAM_POLICY), lookup)
+    assert lookup.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("reminders_policy", "message"),
+    [
+        (
+            {"escalate_to": ["@sre-oncall", "U0LEAD"]},
+            "firebreak.toml: reminders.escalate_to: unknown user group @sre-oncall",
+        ),
+        (
+            {"escalate_to": ["@managers"], "escalate_again_to": ["S0GONE", "@nope"]},
+            "firebreak.toml: reminders.escalate_again_to: unknown user groups S0GONE, @nope",
+        ),
+    ],
+)
+def test_an_unknown_user_group_stops_start_up_naming_the_key(
+    reminders_policy: dict[str, list[str]], message: str
+) -> None:
+    policy = policy_from_dict({"reminders": reminders_policy})
+    with pytest.raises(ConfigError) as raised:
+        validate_targets(policy, Groups({"managers": "S0MANAGERS"}))
+    assert str(raised.value) == message
+
+
+def test_user_ids_alone_need_no_lookup() -> None:
+    lookup = Groups({})
+    validate_targets(policy_from_dict({"reminders": {"escalate_to": ["U0LEAD"]}}), lookup)
+    assert lookup.calls == 0
+
+
+def test_a_non_positive_interval_is_refused(db: Database, policy: Policy) -> None:
+    with pytest.raises(ConfigError, match="interval must be positive"):
+        ReminderScheduler(db, policy, FakeNotifier(), interval=0)
