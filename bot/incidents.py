@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -214,6 +215,12 @@ _LOCK_INCIDENT = (
 )
 
 
+_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+_LOCK_INCIDENT_ROW = (
+    sa_select(_INCIDENTS).where(_INCIDENTS.c.id == bindparam("incident_id")).with_for_update()
+)
+
+
 def _lock(session: Session, incident_id: int) -> Incident:
     incident = session.exec(_LOCK_INCIDENT, params={"incident_id": incident_id}).first()
     if incident is None:
@@ -255,6 +262,7 @@ def _append(
     data: dict[str, Any] | None = None,
     source_url: str | None = None,
     source_ref: str | None = None,
+    attached: bool = True,
 ) -> TimelineEvent | None:
     """Append one event; ``None`` if an event with ``key`` already exists (a repeat that
     raced past the earlier check; nothing is written)."""
@@ -271,9 +279,10 @@ def _append(
         "source_ref": source_ref,
         "idempotency_key": key or f"auto:{uuid.uuid4()}",
     }
-    if session.is_modified(incident):
-        incident.updated_at = now
-    session.flush()
+    if attached:
+        if session.is_modified(incident):
+            incident.updated_at = now
+        session.flush()
     dialect = session.get_bind().dialect.name
     new_id = session.execute(_INSERT_EVENT[dialect], values).scalar_one_or_none()
     if new_id is None:
@@ -888,10 +897,23 @@ def _record(
 ) -> Change:
     now = _when(now, utcnow())
     # No state changes here, so a repeated key is caught by the insert itself (ON CONFLICT DO
-    # NOTHING) instead of a separate look-up first.
-    incident = _lock(session, incident_id)
+    # NOTHING) instead of a separate look-up first, and the incident is read as a detached row
+    # rather than an ORM object: this is the hottest path (captures, notes, steps, reminders).
+    row = session.execute(_LOCK_INCIDENT_ROW, {"incident_id": incident_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"No incident with id {incident_id}.")
+    incident = Incident.model_construct(**row)
     event = _append(
-        session, policy, incident, kind=kind, text=text, actor=actor, now=now, key=key, **extra
+        session,
+        policy,
+        incident,
+        kind=kind,
+        text=text,
+        actor=actor,
+        now=now,
+        key=key,
+        attached=False,
+        **extra,
     )
     return Change(incident, event, {} if event is not None else {"repeat": True})
 

@@ -72,3 +72,42 @@ def test_replicas_migrating_at_once_all_succeed(new_database_url: Callable[[], s
         assert migrations.is_at_head(db.engine)
     finally:
         db.dispose()
+
+
+def test_sqlite_writers_are_served_in_arrival_order() -> None:
+    import threading
+    import time
+
+    from bot.db import FairLock
+
+    lock = FairLock()
+    order: list[int] = []
+    inside = 0
+    overlap = False
+    arrived = threading.Event()
+
+    def writer(n: int) -> None:
+        nonlocal inside, overlap
+        with lock:
+            inside += 1
+            overlap = overlap or inside > 1
+            order.append(n)
+            with lock:  # re-entrant: a nested transaction in the same thread does not deadlock
+                pass
+            time.sleep(0.002)
+            inside -= 1
+
+    with lock:
+        threads = []
+        for n in range(8):
+            thread = threading.Thread(target=writer, args=(n,))
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 5
+            while len(lock._waiters) < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+        arrived.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == list(range(8))
+    assert not overlap
