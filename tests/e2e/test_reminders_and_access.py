@@ -1,0 +1,145 @@
+"""Reminders reaching Slack (escalations, nudges with Snooze / Stop) and access rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlmodel import select
+
+from bot import incidents as core
+from bot import reminders
+from bot.clock import utcnow
+from bot.config import AccessPolicy, Policy, RemindersPolicy, SlackPolicy
+from bot.db import Database
+from bot.models import EventKind, Reminder
+from bot.reminders import ReminderWorker
+from bot.slack.reminders import GatewayNotifier
+from bot.testing import FakeSlack, SlackSimulator
+from bot.testing.harness import LocalBot
+from tests.e2e.conftest import texts
+from tests.e2e.test_commands import ask
+from tests.e2e.test_lifecycle import declare, kinds
+
+
+@pytest.fixture
+def e2e_policy(fake: FakeSlack) -> Policy:
+    return Policy(
+        slack=SlackPolicy(announcements_channel=fake.channel_id("incidents")),
+        reminders=RemindersPolicy(
+            escalate_to=["@oncall"], escalation_channel=fake.channel_id("incidents")
+        ),
+        access=AccessPolicy(
+            close=["role:commander", "admins"],
+            change_severity=["any-role", "group:@incident-commanders"],
+        ),
+    )
+
+
+@pytest.fixture
+def worker(bot: LocalBot) -> Iterator[ReminderWorker]:
+    fb = bot.firebreak
+    yield ReminderWorker(fb.db, fb.policy, GatewayNotifier(fb.gateway), worker_id="e2e-worker")
+
+
+def tick_later(worker: ReminderWorker, minutes: float) -> int:
+    """Run the scheduler's tick as if ``minutes`` had passed. The bot's own threads keep real
+    time (freezegun leaves threads alone), which is fine: the tick runs here."""
+    later = utcnow() + timedelta(minutes=minutes)
+    with freeze_time(later, tick=True, ignore=["asyncio", "uvicorn", "anyio", "starlette"]):
+        return worker.tick().sent
+
+
+def test_nobody_acknowledging_escalates_to_the_on_call_group(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database, worker: ReminderWorker
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    assert tick_later(worker, 1) == 0  # SEV3: escalate after 30 minutes without an IC
+    assert tick_later(worker, 31) == 1
+    oncall = fake.usergroup_id("oncall")
+    assert any(
+        f"<!subteam^{oncall}" in texts(m) for m in fake.messages(incident.slack_channel_id or "")
+    )
+    assert any(
+        "INC-1" in texts(m) and f"<!subteam^{oncall}" in texts(m)
+        for m in fake.messages(fake.channel_id("incidents"))
+    )
+    assert EventKind.ESCALATED in kinds(db, incident)
+    assert tick_later(worker, 32) == 0  # sent once, not again on the next tick
+
+
+def test_update_nudge_buttons_snooze_and_stop(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database, worker: ReminderWorker
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.click(channel, incident.summary_message_ts or "", "incident:ack_ic", user="ana.garcia")
+    bot.settle()
+    assert tick_later(worker, 61) == 1  # SEV3: a status update every hour
+    nudge = fake.messages(channel)[-1]
+    assert "status update" in texts(nudge)
+    buttons = [
+        e["action_id"] for b in nudge.blocks if b["type"] == "actions" for e in b["elements"]
+    ]
+    snooze = next(a for a in buttons if a.startswith("reminder:snooze:") and a.endswith(":30"))
+    slack.click(channel, nudge.ts, snooze, user="ana.garcia")
+    bot.settle()
+    key = reminders.update_key(incident.id or 0)
+    with db.transaction() as session:
+        row = session.exec(select(Reminder).where(Reminder.dedupe_key == key)).one()
+    assert abs(row.due_at - (utcnow() + timedelta(minutes=30))) < timedelta(minutes=1)
+    assert "reminder_snoozed" in kinds(db, incident)
+
+    stop = next(a for a in buttons if a.startswith("reminder:stop:"))
+    slack.click(channel, nudge.ts, stop, user="ana.garcia")
+    bot.settle()
+    assert tick_later(worker, 600) == 0
+    assert "reminder_stopped" in kinds(db, incident)
+
+
+def test_closing_is_refused_to_people_without_the_role_and_recorded(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    dev = fake.user_id("dev.patel")
+    fake.join(channel, dev)
+    refused = ask(fake, bot, slack, "close", channel, user="dev.patel")
+    assert "You may not close incidents" in refused
+    assert "Incident Commander" in refused and "admins" in refused
+    with db.transaction() as session:
+        stored = core.get_incident(session, incident.id or 0)
+        denied = [
+            e
+            for e in core.timeline(session, incident.id or 0)
+            if e.kind == EventKind.PERMISSION_DENIED
+        ]
+    assert stored.status == "triage"
+    assert [e.actor_id for e in denied] == [dev]
+    # the commander may
+    slack.slash_command(f"ic <@{dev}|dev.patel>", user="ana.garcia", channel=channel)
+    bot.settle()
+    slack.slash_command("close", user="dev.patel", channel=channel)
+    bot.settle()
+    with db.transaction() as session:
+        assert core.get_incident(session, incident.id or 0).status == "closed"
+
+
+def test_severity_changes_follow_group_membership(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    outsider = "farid.haddad"
+    fake.join(channel, fake.user_id(outsider))
+    assert "You may not change the severity" in ask(
+        fake, bot, slack, "sev 1", channel, user=outsider
+    )
+    member = "chloe.martin"  # in @incident-commanders
+    fake.join(channel, fake.user_id(member))
+    slack.slash_command("sev 1", user=member, channel=channel)
+    bot.settle()
+    with db.transaction() as session:
+        assert core.get_incident(session, incident.id or 0).severity == "SEV1"
