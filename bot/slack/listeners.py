@@ -466,6 +466,14 @@ class Listeners:
         self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond | None
     ) -> None:
         ack()
+        ctx, action = self.click_context(body, respond)
+        guarded(ctx, lambda: self.run_action(ctx, action))
+
+    def click_context(
+        self, body: dict[str, Any], respond: Respond | None
+    ) -> tuple[Ctx, dict[str, Any]]:
+        """Who clicked what, where, and how to answer them (a ``block_actions`` payload).
+        The key names this very click, so a redelivery of it changes nothing twice."""
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id", "")
         channel = (body.get("channel") or {}).get("id")
@@ -476,7 +484,7 @@ class Listeners:
             key=f"action:{action.get('action_ts', '')}:{user}:{action.get('action_id')}",
             trigger_id=body.get("trigger_id"),
         )
-        guarded(ctx, lambda: self.run_action(ctx, action))
+        return ctx, action
 
     def _ephemeral(self, channel: str | None, user: str) -> Respond:
         def send(text: str, **_: Any) -> None:

@@ -70,16 +70,7 @@ class ReminderButtons:
 
     def click(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
         ack()
-        action = (body.get("actions") or [{}])[0]
-        user = (body.get("user") or {}).get("id", "")
-        channel = (body.get("channel") or {}).get("id")
-        ctx = Ctx(
-            user=user,
-            channel=channel,
-            respond=respond or self.listeners._ephemeral(channel, user),
-            key=f"action:{action.get('action_ts', '')}:{user}:{action.get('action_id')}",
-            trigger_id=body.get("trigger_id"),
-        )
+        ctx, action = self.listeners.click_context(body, respond)
         guarded(ctx, lambda: self._click(ctx, str(action.get("action_id", ""))))
 
     def _click(self, ctx: Ctx, action_id: str) -> None:

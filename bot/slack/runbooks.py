@@ -114,15 +114,7 @@ class RunbookSlack:
 
     def start_suggested(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
         ack()
-        action = (body.get("actions") or [{}])[0]
-        user = (body.get("user") or {}).get("id", "")
-        channel = (body.get("channel") or {}).get("id")
-        ctx = Ctx(
-            user=user,
-            channel=channel,
-            respond=respond or self.listeners._ephemeral(channel, user),
-            key=f"action:{action.get('action_ts', '')}:{user}",
-        )
+        ctx, action = self.listeners.click_context(body, respond)
 
         def work() -> None:
             try:
@@ -143,15 +135,7 @@ class RunbookSlack:
 
     def click(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
         ack()
-        action = (body.get("actions") or [{}])[0]
-        user = (body.get("user") or {}).get("id", "")
-        channel = (body.get("channel") or {}).get("id")
-        ctx = Ctx(
-            user=user,
-            channel=channel,
-            respond=respond or self.listeners._ephemeral(channel, user),
-            key=f"action:{action.get('action_ts', '')}:{user}:{action.get('action_id')}",
-        )
+        ctx, action = self.listeners.click_context(body, respond)
         guarded(ctx, lambda: self._click(ctx, action))
 
     def _click(self, ctx: Ctx, action: dict[str, Any]) -> None:
