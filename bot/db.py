@@ -102,7 +102,10 @@ def _prepare_sqlite(engine: Engine) -> None:
 
 
 def create_db_engine(url: str | URL, *, pool_size: int = 10) -> Engine:
-    """Create an engine with the settings Firebreak relies on for either backend."""
+    """Create an engine with the settings Firebreak relies on for either backend.
+
+    ``hide_parameters``: database errors never carry the values of a statement into a log,
+    because those values are incident text (titles, notes, captured messages)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -110,6 +113,7 @@ def create_db_engine(url: str | URL, *, pool_size: int = 10) -> Engine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             parsed,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             poolclass=NullPool if database in ("", ":memory:") else None,
         )
@@ -117,6 +121,7 @@ def create_db_engine(url: str | URL, *, pool_size: int = 10) -> Engine:
         return engine
     return create_engine(
         parsed,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -75,13 +75,17 @@ def build_service(
             "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)."
         )
     firebreak = Firebreak.create(settings, policy, catalog=load_catalog(policy))
-    if not migrations.is_at_head(firebreak.db.engine):
+    try:
+        if not migrations.is_at_head(firebreak.db.engine):
+            raise ConfigError(
+                "database: the schema is not at the latest migration; "
+                "run `firebreak db upgrade` first."
+            )
+        if check_slack:
+            _check_slack(firebreak)
+    except BaseException:
         firebreak.close()
-        raise ConfigError(
-            "database: the schema is not at the latest migration; run `firebreak db upgrade` first."
-        )
-    if check_slack:
-        _check_slack(firebreak)
+        raise
     flows = IncidentFlows(firebreak)
     executor = ContextThreadPoolExecutor(
         max_workers=LISTENER_THREADS, thread_name_prefix="firebreak-listener"

@@ -196,10 +196,6 @@ def load_catalog(policy: Any, extra: list[Any] | None = None) -> RunbookCatalog:
     for path in extra or []:
         if path not in directories and path.is_dir():
             directories.append(path)
-    catalog = RunbookCatalog.load(directories, policy=policy)
-    for problem in catalog.skipped:
-        log.warning(
-            "runbook skipped", extra={"path": str(problem.path), "problem": problem.message}
-        )
+    catalog = RunbookCatalog.load(directories, policy=policy)  # logs what it skips
     log.info("runbooks loaded", extra={"count": len(catalog)})
     return catalog
