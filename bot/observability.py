@@ -14,6 +14,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -107,7 +108,8 @@ _SECRET_SHAPES = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
 
 
 class RedactSecrets(logging.Filter):
-    """Replace Slack tokens and configured secrets in a record's message and arguments."""
+    """Replace Slack tokens and configured secrets in a record's message and arguments, its
+    traceback and stack, and its structured fields (nested ones too)."""
 
     def __init__(self, secrets: list[str] | None = None) -> None:
         super().__init__()
@@ -119,16 +121,35 @@ class RedactSecrets(logging.Filter):
             text = text.replace(secret, "[redacted]")
         return text
 
+    def _scrub_value(self, value: object) -> object:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub_value(v) for v in value]
+        if type(value) is tuple:
+            return tuple(self._scrub_value(v) for v in value)
+        return value
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = self.scrub(message)
         if cleaned != message or record.args:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            # An exception's text (a library echoing a request, say) is formatted here, so it
+            # is scrubbed too; formatters print ``exc_text`` when ``exc_info`` is gone.
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+            record.exc_info = None
         for key, value in list(record.__dict__.items()):
-            if isinstance(value, str) and key not in ("msg", "message", "name", "levelname"):
-                record.__dict__[key] = self.scrub(value)
+            if key not in ("msg", "message", "name", "levelname", "args", "exc_info"):
+                record.__dict__[key] = self._scrub_value(value)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class _RequestIdFilter(logging.Filter):
@@ -142,18 +163,23 @@ def configure_logging(
 ) -> None:
     """Configure the root logger once for the process."""
     handler = logging.StreamHandler(sys.stderr)
+    formatter: logging.Formatter
     if fmt == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "{asctime}{levelname}{name}{message}{request_id}",
-                style="{",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
+        formatter = JsonFormatter(
+            "{asctime}{levelname}{name}{message}{request_id}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
         )
+    # ISO 8601 in UTC (2026-03-02T10:00:00.123Z) whatever TZ the host has: the lines of all
+    # replicas and the timeline's times then read on one clock.
+    formatter.converter = time.gmtime
+    formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
+    formatter.default_msec_format = "%s.%03dZ"
+    handler.setFormatter(formatter)
     handler.addFilter(_RequestIdFilter())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()

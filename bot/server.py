@@ -12,7 +12,9 @@ its claims on reminders (another replica takes them at once), and the database p
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -51,9 +53,13 @@ class Service:
             self.socket_mode.connect()
 
     def stop(self) -> None:
+        # Operators watching a slow shutdown (Slack rate limits in the acknowledged work) see
+        # which stage it is in.
+        log.info("shutting down: finishing the work already acknowledged")
         if self.socket_mode is not None:
             self.socket_mode.close()
         self.executor.shutdown(wait=True, cancel_futures=False)
+        log.info("acknowledged work finished; stopping the reminder scheduler")
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self.firebreak.close()
@@ -152,4 +158,18 @@ def serve(
             "socket_mode": service.socket_mode is not None,
         },
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+
+    # uvicorn handles SIGTERM itself (stop accepting, drain, run ``Service.stop``) and then
+    # raises the signal again, so after a clean shutdown the process would still end "killed by
+    # SIGTERM" (exit 143) and orchestrators would report a failure. This handler, which uvicorn
+    # restores before raising, only asks the server to exit: the process then exits 0. It also
+    # covers a SIGTERM that arrives before uvicorn installs its own handlers.
+    def request_exit(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = signal.signal(signal.SIGTERM, request_exit)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

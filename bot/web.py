@@ -69,42 +69,59 @@ def create_web_app(
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_events(request: Request) -> Response:
-        token = observability.request_id.set(uuid.uuid4().hex[:16])
+        rid = uuid.uuid4().hex[:16]
+        token = observability.request_id.set(rid)
         started = time.perf_counter()
         try:
-            if bolt is None:
-                return PlainTextResponse("Slack is not configured here", status_code=404)
-            try:
-                body = await _read_body(request)
-            except BodyTooLarge:
-                observability.SLACK_REQUESTS.labels(kind="other", status="413").inc()
-                return PlainTextResponse("request body too large", status_code=413)
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:  # Slack only ever sends UTF-8
-                observability.SLACK_REQUESTS.labels(kind="other", status="400").inc()
-                return PlainTextResponse("request body is not UTF-8", status_code=400)
-            kind = _kind(text, request.headers.get("content-type", ""))
-            if verifier is not None and not verifier.is_valid_request(text, dict(request.headers)):
-                # Forged, unsigned or replayed (older than 5 minutes): refused before anything
-                # reads the body.
-                observability.SLACK_REQUESTS.labels(kind="unverified", status="401").inc()
-                return PlainTextResponse("invalid request signature", status_code=401)
-            try:
-                bolt_request = BoltRequest(
-                    body=text, query=str(request.url.query), headers=dict(request.headers)
-                )
-            except ValueError:  # a body Bolt cannot parse (broken JSON in payload=, ...)
-                observability.SLACK_REQUESTS.labels(kind=kind, status="400").inc()
-                return PlainTextResponse("malformed request", status_code=400)
-            response = await run_in_threadpool(bolt.dispatch, bolt_request)
-            observability.ACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
-            observability.SLACK_REQUESTS.labels(kind=kind, status=str(response.status)).inc()
-            headers = response.first_headers_without_set_cookie()
-            headers["x-request-id"] = observability.request_id.get()
-            return Response(content=response.body, status_code=response.status, headers=headers)
+            kind, response = await answer_slack(request, started)
+            # Every answer, refusals included, carries the id, and every Slack request leaves
+            # one line with it: the id a person quotes from an error message leads to the
+            # request and to everything its work logged (ids and numbers only, never bodies).
+            response.headers["x-request-id"] = rid
+            log.log(
+                logging.INFO if response.status_code < 400 else logging.WARNING,
+                "slack request",
+                extra={
+                    "kind": kind,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            return response
         finally:
             observability.request_id.reset(token)
+
+    async def answer_slack(request: Request, started: float) -> tuple[str, Response]:
+        if bolt is None:
+            return "other", PlainTextResponse("Slack is not configured here", status_code=404)
+        try:
+            body = await _read_body(request)
+        except BodyTooLarge:
+            observability.SLACK_REQUESTS.labels(kind="other", status="413").inc()
+            return "other", PlainTextResponse("request body too large", status_code=413)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:  # Slack only ever sends UTF-8
+            observability.SLACK_REQUESTS.labels(kind="other", status="400").inc()
+            return "other", PlainTextResponse("request body is not UTF-8", status_code=400)
+        kind = _kind(text, request.headers.get("content-type", ""))
+        if verifier is not None and not verifier.is_valid_request(text, dict(request.headers)):
+            # Forged, unsigned or replayed (older than 5 minutes): refused before anything
+            # reads the body.
+            observability.SLACK_REQUESTS.labels(kind="unverified", status="401").inc()
+            return "unverified", PlainTextResponse("invalid request signature", status_code=401)
+        try:
+            bolt_request = BoltRequest(
+                body=text, query=str(request.url.query), headers=dict(request.headers)
+            )
+        except ValueError:  # a body Bolt cannot parse (broken JSON in payload=, ...)
+            observability.SLACK_REQUESTS.labels(kind=kind, status="400").inc()
+            return kind, PlainTextResponse("malformed request", status_code=400)
+        response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        observability.ACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
+        observability.SLACK_REQUESTS.labels(kind=kind, status=str(response.status)).inc()
+        headers = response.first_headers_without_set_cookie()
+        return kind, Response(content=response.body, status_code=response.status, headers=headers)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

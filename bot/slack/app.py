@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/incident"
 CAPTURE_SHORTCUT = "add_to_timeline"
-LISTENER_THREADS = 32
+WORK_THREADS = 8
+LISTENER_THREADS = WORK_THREADS  # name kept for bot/server.py
 
 
 def build_app(
@@ -37,7 +38,12 @@ def build_app(
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         raise ValueError("SLACK_SIGNING_SECRET is required to verify requests from Slack")
     flows = flows or IncidentFlows(firebreak)
-    listeners = Listeners(flows)
+    work = executor or ContextThreadPoolExecutor(
+        max_workers=WORK_THREADS, thread_name_prefix="firebreak-work"
+    )
+    listeners = Listeners(flows, work)
+    # Listeners acknowledge and hand the work to ``work`` themselves, so Bolt answers Slack as
+    # soon as a listener returns: the acknowledgement never queues behind other requests' work.
     app = App(
         client=firebreak.gateway.client,
         signing_secret=(
@@ -45,12 +51,8 @@ def build_app(
             if settings.slack_signing_secret
             else None
         ),
-        process_before_response=False,
+        process_before_response=True,
         token_verification_enabled=False,
-        listener_executor=executor
-        or ContextThreadPoolExecutor(
-            max_workers=LISTENER_THREADS, thread_name_prefix="firebreak-listener"
-        ),
         logger=logging.getLogger("slack_bolt.App"),
     )
     app.use(_deduplicate_events(firebreak))

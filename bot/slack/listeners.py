@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -82,14 +83,24 @@ def split_title(text: str) -> tuple[str, str]:
 
 
 class Listeners:
-    def __init__(self, flows: IncidentFlows) -> None:
+    def __init__(self, flows: IncidentFlows, work: Executor) -> None:
         self.flows = flows
+        self.work = work
         self.fb = flows.fb
         self.policy = flows.policy
         self.gateway = flows.gateway
         self.runbooks: RunbookSlack | None = None
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def later(self, ctx: Ctx, job: Callable[[], None]) -> None:
+        """Run ``job`` after the acknowledgement, on the work pool: the HTTP answer to Slack
+        never waits for Slack calls, rate limits or other requests' work."""
+        self.work.submit(guarded, ctx, job)
+
+    def in_background(self, job: Callable[[], None]) -> None:
+        """``later`` for events, where there is nobody to answer."""
+        self.work.submit(_logged, job)
 
     def incident_for(self, ctx: Ctx, ref: int | None) -> Incident:
         with self.fb.db.transaction() as session:
@@ -150,7 +161,11 @@ class Listeners:
             trigger_id=body.get("trigger_id"),
         )
         parsed = parse_command(body.get("text", ""), today=utcnow().date())
-        guarded(ctx, lambda: self.run_command(ctx, parsed))
+        if parsed.name == "open_form":
+            # A trigger id lives 3 seconds: open the form now, not behind queued work.
+            guarded(ctx, lambda: self.open_declare_form(ctx))
+            return
+        self.later(ctx, lambda: self.run_command(ctx, parsed))
 
     def run_command(self, ctx: Ctx, parsed: ParsedCommand) -> None:
         if parsed.error:
@@ -467,7 +482,10 @@ class Listeners:
     ) -> None:
         ack()
         ctx, action = self.click_context(body, respond)
-        guarded(ctx, lambda: self.run_action(ctx, action))
+        if action.get("action_id") in _OPENS_A_FORM:
+            guarded(ctx, lambda: self.run_action(ctx, action))  # the trigger id expires in 3 s
+        else:
+            self.later(ctx, lambda: self.run_action(ctx, action))
 
     def click_context(
         self, body: dict[str, Any], respond: Respond | None
@@ -602,7 +620,7 @@ class Listeners:
             respond=self._ephemeral_or_dm(channel, user),
             key=f"view:{view.get('id', '')}",
         )
-        guarded(ctx, lambda: self.run_view(ctx, str(callback), values, metadata))
+        self.later(ctx, lambda: self.run_view(ctx, str(callback), values, metadata))
 
     def _ephemeral_or_dm(self, channel: str | None, user: str) -> Respond:
         def send(text: str, blocks: list[dict[str, Any]] | None = None, **_: Any) -> None:
@@ -705,27 +723,26 @@ class Listeners:
             trigger_id=body.get("trigger_id"),
         )
 
-        def work() -> None:
+        def ask_which_incident() -> None:
             with self.fb.db.transaction() as session:
-                incident = core.find_incident_by_channel(session, channel)
                 open_incidents = core.list_incidents(
                     session, self.policy, phases=("active", "resolved")
                 )
-            if incident is None:
-                slim = {k: message.get(k) for k in ("ts", "user", "text", "bot_id")}
-                view = blocks.capture_modal(
-                    [i for i in open_incidents if not i.private or self.flows._is_member(i, user)],
-                    channel=channel,
-                    ts=ts,
-                )
-                if view.get("private_metadata"):
-                    meta = json.loads(view["private_metadata"])
-                    meta["message"] = {
-                        k: (str(v)[:1500] if k == "text" else v) for k, v in slim.items()
-                    }
-                    view["private_metadata"] = json.dumps(meta)[:3000]
-                self._open(ctx, view)
-                return
+            slim = {k: message.get(k) for k in ("ts", "user", "text", "bot_id")}
+            view = blocks.capture_modal(
+                [i for i in open_incidents if not i.private or self.flows._is_member(i, user)],
+                channel=channel,
+                ts=ts,
+            )
+            if view.get("private_metadata"):
+                meta = json.loads(view["private_metadata"])
+                meta["message"] = {
+                    k: (str(v)[:1500] if k == "text" else v) for k, v in slim.items()
+                }
+                view["private_metadata"] = json.dumps(meta)[:3000]
+            self._open(ctx, view)
+
+        def capture(incident: Incident) -> None:
             change = self.flows.capture(
                 channel, ts, by=user, key=ctx.key, incident=incident, message=message
             )
@@ -734,11 +751,19 @@ class Listeners:
             else:
                 reply(ctx, f"That message is already on {incident.ref}'s timeline.")
 
-        guarded(ctx, work)
+        with self.fb.db.transaction() as session:
+            here = core.find_incident_by_channel(session, channel)
+        if here is None:
+            guarded(ctx, ask_which_incident)  # opens a form: the trigger id expires in 3 s
+        else:
+            self.later(ctx, lambda: capture(here))
 
     # -- events ------------------------------------------------------------------------------
 
     def reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        self.in_background(lambda: self._reaction(event, body))
+
+    def _reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("reaction") != self.policy.slack.capture_reaction:
             return
         item = event.get("item") or {}
@@ -755,6 +780,9 @@ class Listeners:
             log.warning("timeline capture failed", extra={"error": type(exc).__name__})
 
     def member_joined(self, event: dict[str, Any]) -> None:
+        self.in_background(lambda: self._member_joined(event))
+
+    def _member_joined(self, event: dict[str, Any]) -> None:
         """Someone joined an incident channel: show them, and only them, where things stand."""
         channel, user = str(event.get("channel", "")), str(event.get("user", ""))
         with self.fb.db.transaction() as session:
@@ -773,12 +801,25 @@ class Listeners:
             log.warning("welcome not sent", extra={"error": exc.error})
 
     def home_opened(self, event: dict[str, Any]) -> None:
-        if event.get("tab", "home") != "home":
-            return
+        if event.get("tab", "home") == "home":
+            self.in_background(lambda: self._home_opened(event))
+
+    def _home_opened(self, event: dict[str, Any]) -> None:
         try:
             self.flows.publish_home(str(event.get("user", "")))
         except SlackCallError as exc:
             log.warning("home not published", extra={"error": exc.error})
+
+
+_OPENS_A_FORM = {blocks.HOME_DECLARE, blocks.ASSIGN_ROLE, blocks.ADD_NOTE, blocks.POST_UPDATE}
+
+
+def _logged(job: Callable[[], None]) -> None:
+    try:
+        job()
+    except Exception:
+        observability.ERRORS.labels(where="event").inc()
+        log.exception("event handling failed")
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,11 @@ class ReminderButtons:
     def click(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
         ack()
         ctx, action = self.listeners.click_context(body, respond)
-        guarded(ctx, lambda: self._click(ctx, str(action.get("action_id", ""))))
+        action_id = str(action.get("action_id", ""))
+        if action_id.startswith("reminder:update:"):
+            guarded(ctx, lambda: self._click(ctx, action_id))  # opens a form: trigger lives 3 s
+        else:
+            self.listeners.later(ctx, lambda: self._click(ctx, action_id))
 
     def _click(self, ctx: Ctx, action_id: str) -> None:
         decoded = parse_action_id(action_id)

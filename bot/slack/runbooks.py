@@ -24,7 +24,7 @@ from bot.runbooks.parser import Runbook
 from bot.runbooks.render import ACTION_PATTERN, parse_runbook_action, render_run_message
 from bot.slack import blocks
 from bot.slack.flows import IncidentFlows
-from bot.slack.listeners import Ctx, Listeners, guarded, reply
+from bot.slack.listeners import Ctx, Listeners, reply
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +129,14 @@ class RunbookSlack:
                 incident = core.get_incident(session, incident_id)
             self.start(ctx, incident, runbook)
 
-        guarded(ctx, work)
+        self.listeners.later(ctx, work)
 
     # -- walking -----------------------------------------------------------------------------
 
     def click(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
         ack()
         ctx, action = self.listeners.click_context(body, respond)
-        guarded(ctx, lambda: self._click(ctx, action))
+        self.listeners.later(ctx, lambda: self._click(ctx, action))
 
     def _click(self, ctx: Ctx, action: dict[str, Any]) -> None:
         decoded = parse_runbook_action(str(action.get("action_id", "")))

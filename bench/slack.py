@@ -1,0 +1,771 @@
+"""Benchmark Firebreak as Slack meets it: acknowledgement latency and declare-to-channel-ready.
+
+    python bench/slack.py                      # SQLite (temporary file), then PostgreSQL
+    python bench/slack.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/slack.py --sqlite-only --rounds 2
+    python bench/slack.py --concurrency 1 --rounds 20 --sqlite-only   # unloaded floor
+    python bench/slack.py --in-process         # bot, fake Slack and senders in one process
+
+The real bot (Bolt + Starlette + uvicorn, ``LocalBot``) serves HTTP against the fake Slack. The
+bot runs in a process of its own, as in production: the fake Slack and the threads playing
+Slack's senders share a process (and its GIL), and would otherwise slow the very thing measured.
+``--in-process`` puts everything in one process, as the end-to-end tests do. For PostgreSQL a
+throwaway database is created next to the one given and dropped afterwards; either database is
+migrated with ``bot.migrations.upgrade``.
+
+1. Acknowledgement latency: bursts of ``--concurrency`` signed requests released at once (a
+   barrier) from as many threads, ``--rounds`` bursts per kind, the bot left to finish its work
+   between bursts. ``p50/p99/max`` run from sending the request to reading the whole HTTP
+   response, as Slack waits for it; ``bot p50/p99`` is the part spent inside the bot's web app
+   (the rest is the TCP accept queue and the senders' own scheduling). Targets: p50 < 50 ms,
+   p99 < 300 ms; Slack gives up after 3,000 ms. ``url_verification`` is answered by Bolt with no
+   listener and no database: the floor that HTTP, the signature check and Bolt set.
+   Every request is then checked for its effect (the status answer arrived, the modal opened,
+   the channel is ready): one acknowledged that then failed counts as failed.
+2. Declare-to-channel-ready: ``/incident <title>`` typed in #general, ``--declares`` times one
+   after another (and, as a second figure, every declare of the bursts above). Ready is when the
+   fake has recorded the last of: the channel created, the reporter invited, the summary posted
+   and pinned (the fake stamps each Web API call as it handles it). Target < 1 s.
+
+Figures are printed, never asserted: run it by hand on the machine you care about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import re
+import shlex
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from bot import migrations
+from bot.clock import utcnow
+from bot.config import Policy, Settings, SlackPolicy, normalise_database_url
+from bot.runtime import Firebreak
+from bot.slack import blocks
+from bot.slack.app import LISTENER_THREADS
+from bot.slack.limits import iter_texts
+from bot.slack.runbooks import load_catalog
+from bot.testing import ApiCall, BotReply, FakeSlack, SlackSimulator
+from bot.testing.harness import LocalBot
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "5f2b9c0e8a7d4c1f9e3b6a2d8c4f0e1a"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+SETTLE_TIMEOUT = 120.0
+
+ACK_P50_TARGET_MS = 50
+ACK_P99_TARGET_MS = 300
+ACK_HARD_LIMIT_MS = 3000
+READY_TARGET_MS = 1000
+
+TITLES = [
+    "Checkout returns 500s",
+    "Payments API timing out",
+    "Search latency above 2s",
+    "Login fails for SSO users",
+    "Kafka consumer lag on orders",
+    "Database connections exhausted",
+    "Disk full on logging cluster",
+    "Certificate expired on api gateway",
+    "Image uploads failing",
+    "Elevated error rate in billing",
+]
+FAILED_ANSWER = (":no_entry:", ":warning:", ":grey_question:")
+CHANNEL_MENTION = re.compile(r"<#([CG][A-Z0-9]+)>")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------------------------
+# Databases
+
+
+@contextmanager
+def scratch_database(url: str | None) -> Iterator[str]:
+    """A temporary SQLite file (``None``), or a throwaway database beside ``url``."""
+    if url is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    admin_url = normalise_database_url(url)
+    if make_url(admin_url).get_backend_name() == "sqlite":
+        yield admin_url
+        return
+    name = f"firebreak_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        shown = make_url(admin_url).render_as_string(hide_password=True)
+        raise SystemExit(
+            f"bench/slack.py: cannot create a scratch database on {shown}: {reason}\n"
+            "Start PostgreSQL, pass --database-url, or run with --sqlite-only."
+        ) from None
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# The bot, in this process or in its own
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    """Everything needed to build the bot; plain values, so it crosses to a child process."""
+
+    database_url: str
+    api_url: str
+    token: str
+    announcements_channel: str
+    threads: int
+
+
+class TimedApp:
+    """Wraps the bot's ASGI app and records how long each HTTP request spent inside it (until
+    the last byte of the response was handed to uvicorn)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._times: list[float] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                with self._lock:
+                    self._times.append(time.perf_counter() - started)
+
+        await self.app(scope, receive, timed_send)
+
+    def take(self) -> list[float]:
+        with self._lock:
+            taken, self._times = self._times, []
+        return taken
+
+
+def build_bot(spec: BotSpec) -> tuple[LocalBot, TimedApp]:
+    """The bot as ``firebreak serve`` builds it: the production number of listener threads,
+    the repository's runbooks (declares suggest some), announcements on."""
+    settings = Settings(
+        DATABASE_URL=spec.database_url,
+        SLACK_BOT_TOKEN=spec.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=spec.api_url,
+    )
+    policy = Policy(slack=SlackPolicy(announcements_channel=spec.announcements_channel))
+    catalog = load_catalog(policy, extra=[REPO / "runbooks"])
+    firebreak = Firebreak.create(settings, policy, catalog=catalog)
+    bot = LocalBot(firebreak, signing_secret=SECRET, threads=spec.threads)
+    # LocalBot hands uvicorn the Starlette app itself, never an import string.
+    timed = TimedApp(cast(ASGIApp, bot.server.config.app))
+    bot.server.config.app = timed  # uvicorn loads the app when the server starts
+    return bot, timed
+
+
+class RunningBot(Protocol):
+    events_url: str
+
+    def settle(self) -> None:
+        """Wait until the bot has finished all the work it acknowledged."""
+
+    def take_app_times(self) -> list[float]:
+        """Seconds each request spent in the bot's web app since the last call."""
+
+    def stop(self) -> None: ...
+
+
+class InProcessBot:
+    def __init__(self, spec: BotSpec) -> None:
+        self.bot, self.timed = build_bot(spec)
+        self.bot.start()
+        self.events_url = self.bot.events_url
+
+    def settle(self) -> None:
+        self.bot.settle(SETTLE_TIMEOUT)
+
+    def take_app_times(self) -> list[float]:
+        return self.timed.take()
+
+    def stop(self) -> None:
+        self.bot.stop()
+        self.bot.firebreak.close()
+
+
+def _serve_in_child(spec: BotSpec, connection: Connection) -> None:
+    """The bot's process: start, report the URL, then answer ``settle``, ``times``, ``stop``."""
+    bot, timed = build_bot(spec)
+    bot.start()
+    connection.send(bot.events_url)
+    try:
+        while True:
+            command = connection.recv()
+            if command == "settle":
+                try:
+                    bot.settle(SETTLE_TIMEOUT)
+                    connection.send("")
+                except RuntimeError as exc:
+                    connection.send(str(exc))
+            elif command == "times":
+                connection.send(timed.take())
+            else:
+                break
+    finally:
+        bot.stop()
+        bot.firebreak.close()
+        connection.send("stopped")
+
+
+class ChildProcessBot:
+    def __init__(self, spec: BotSpec) -> None:
+        # spawn, not fork: this process already runs the fake Slack's threads.
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(
+            target=_serve_in_child, args=(spec, child), name="firebreak-bot", daemon=True
+        )
+        self.process.start()
+        child.close()
+        if not self.connection.poll(60):
+            self.process.kill()
+            raise RuntimeError("the bot process did not start within 60 s")
+        self.events_url = str(self._receive())
+
+    def _receive(self) -> Any:
+        try:
+            return self.connection.recv()
+        except EOFError:
+            raise RuntimeError("the bot process died (its traceback is above)") from None
+
+    def settle(self) -> None:
+        self.connection.send("settle")
+        problem = self._receive()
+        if problem:
+            raise RuntimeError(problem)
+
+    def take_app_times(self) -> list[float]:
+        self.connection.send("times")
+        return list(self._receive())
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.connection.send("stop")
+            if self.connection.poll(30):
+                self._receive()
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Figures:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    app_times: list[float] = field(default_factory=list)
+    sent: int = 0
+    non_200: int = 0
+    failed: int = 0
+    peak_in_flight: int = 1
+    problems: dict[str, int] = field(default_factory=dict)
+
+    def problem(self, text: str) -> None:
+        self.failed += 1
+        key = text[:160]
+        self.problems[key] = self.problems.get(key, 0) + 1
+
+
+def peak_overlap(intervals: list[tuple[float, float]]) -> int:
+    """How many requests were in flight at once, at most."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+# --------------------------------------------------------------------------------------------
+# What the bot did, read from the fake
+
+
+@dataclass(frozen=True)
+class ReadyIncident:
+    channel: str
+    reporter: str
+    summary_ts: str
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request of a burst: when it left, and the bot's answer."""
+
+    index: int
+    at: datetime
+    reply: BotReply
+
+
+def answers(fake: FakeSlack, reply: BotReply) -> list[str]:
+    """What the bot posted back to the person through the request's response_url."""
+    url = reply.request.response_url
+    if url is None:
+        return []
+    return [
+        "\n".join([str(p.payload.get("text") or ""), *iter_texts(p.payload.get("blocks") or [])])
+        for p in fake.response_posts(url)
+        if p.status == 200
+    ]
+
+
+def failed_answer(fake: FakeSlack, reply: BotReply) -> str | None:
+    for answer in answers(fake, reply):
+        if answer.startswith(FAILED_ANSWER):
+            return answer.splitlines()[0]
+    return None
+
+
+def declared_channel(fake: FakeSlack, reply: BotReply) -> str | None:
+    """The incident channel named in the bot's "Declared" answer to the reporter."""
+    for answer in answers(fake, reply):
+        if "Declared *INC-" in answer and (found := CHANNEL_MENTION.search(answer)):
+            return found.group(1)
+    return None
+
+
+def channel_ready(
+    fake: FakeSlack, calls: list[ApiCall], channel: str, reporter: str
+) -> tuple[ReadyIncident, datetime] | str:
+    """When the incident channel became ready (created, reporter invited, summary posted and
+    pinned), from the fake's record of Web API calls; or what is missing."""
+
+    def first(method: str, match: Callable[[ApiCall], bool]) -> ApiCall | None:
+        return next((c for c in calls if c.method == method and c.ok and match(c)), None)
+
+    created = first("conversations.create", lambda c: c.response["channel"]["id"] == channel)
+    invited = first(
+        "conversations.invite",
+        lambda c: c.args.get("channel") == channel and reporter in str(c.args.get("users")),
+    )
+    pinned = first("pins.add", lambda c: c.args.get("channel") == channel)
+    if created is None or invited is None or pinned is None:
+        missing = [
+            what
+            for what, call in (("created", created), ("invited", invited), ("pinned", pinned))
+            if call is None
+        ]
+        return "channel not " + "/".join(missing)
+    summary_ts = str(pinned.args.get("timestamp"))
+    posted = first(
+        "chat.postMessage",
+        lambda c: c.args.get("channel") == channel and c.response.get("ts") == summary_ts,
+    )
+    if posted is None:
+        return "the pinned message is not the bot's summary"
+    if reporter not in fake.members(channel) or fake.pins(channel) != [summary_ts]:
+        return "the channel does not show the reporter and the pinned summary"
+    ready_at = max(c.at for c in (created, invited, posted, pinned))
+    return ReadyIncident(channel, reporter, summary_ts), ready_at
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+
+
+class Bench:
+    def __init__(self, fake: FakeSlack, bot: RunningBot, *, concurrency: int, rounds: int) -> None:
+        self.fake = fake
+        self.bot = bot
+        self.slack = SlackSimulator(fake, bot.events_url, SECRET, timeout=30.0, seed=11)
+        self.concurrency = concurrency
+        self.rounds = rounds
+        self.users = [u.id for u in fake.users() if not u.is_bot and not u.deleted]
+        self.general = fake.channel_id("general")
+        self.severities = [s.key for s in Policy().severities]
+        self.incidents: list[ReadyIncident] = []
+        self.ready_in_bursts = Figures(f"declare → channel ready ({concurrency} at once)")
+        self._titles = 0
+
+    def title(self) -> str:
+        self._titles += 1
+        return f"{TITLES[self._titles % len(TITLES)]} ({self._titles})"
+
+    def reporter(self, i: int) -> str:
+        return self.users[i % len(self.users)]
+
+    def target(self, i: int) -> ReadyIncident:
+        return self.incidents[i % len(self.incidents)]
+
+    # -- declare to channel ready, one after another -----------------------------------------
+
+    def declare_to_ready(self, count: int) -> tuple[Figures, Figures]:
+        ready = Figures("declare → channel ready")
+        finished = Figures("declare → set-up finished")
+        for i in range(count):
+            reporter = self.reporter(i)
+            before = len(self.fake.calls)
+            sent_at = utcnow()
+            reply = self.slack.slash_command(self.title(), user=reporter, channel=self.general)
+            self.bot.settle()
+            calls = self.fake.calls[before:]
+            for figures in (ready, finished):
+                figures.sent += 1
+                figures.non_200 += reply.status != 200
+            channel = declared_channel(self.fake, reply)
+            outcome = (
+                channel_ready(self.fake, calls, channel, reporter)
+                if channel
+                else failed_answer(self.fake, reply) or "no 'Declared' answer"
+            )
+            if isinstance(outcome, str):
+                ready.problem(outcome)
+                finished.problem(outcome)
+                continue
+            incident, ready_at = outcome
+            self.incidents.append(incident)
+            ready.latencies.append((ready_at - sent_at).total_seconds())
+            # Finished: the announcement, runbook suggestions and the answer to the reporter.
+            told = [p.at for p in self.fake.response_posts(reply.request.response_url)]
+            done_at = max([c.at for c in calls] + told)
+            finished.latencies.append((done_at - sent_at).total_seconds())
+        return ready, finished
+
+    # -- bursts ------------------------------------------------------------------------------
+
+    def burst(
+        self,
+        figures: Figures,
+        send: Callable[[int], BotReply],
+        check: Callable[[Sent], str | None],
+    ) -> list[Sent]:
+        """Send ``concurrency`` requests at once, let the bot finish, check every effect."""
+        count = self.concurrency
+        gate = threading.Barrier(count)
+
+        def one(i: int) -> tuple[Sent | None, float, str]:
+            gate.wait()
+            sent_at = utcnow()
+            try:
+                reply = send(i)
+            except Exception as exc:  # a refused connection or a timeout is a figure too
+                return None, time.perf_counter(), f"{type(exc).__name__}: {exc}"
+            return Sent(i, sent_at, reply), time.perf_counter(), ""
+
+        self.bot.take_app_times()
+        with ThreadPoolExecutor(count) as pool:
+            results = list(pool.map(one, range(count)))
+        figures.app_times.extend(self.bot.take_app_times())
+        self.bot.settle()
+        intervals = []
+        answered = []
+        for sent, ended, error in results:
+            figures.sent += 1
+            if sent is None:
+                figures.non_200 += 1
+                figures.problem(error)
+                continue
+            reply = sent.reply
+            intervals.append((ended - reply.elapsed, ended))
+            figures.latencies.append(reply.elapsed)
+            if reply.status != 200:
+                figures.non_200 += 1
+                figures.problem(f"HTTP {reply.status}")
+                continue
+            problem = "; ".join(reply.problems) or check(sent)
+            if problem:
+                figures.problem(problem)
+            else:
+                answered.append(sent)
+        figures.peak_in_flight = max(figures.peak_in_flight, peak_overlap(intervals))
+        return answered
+
+    def handshakes(self) -> Figures:
+        figures = Figures("url_verification (no listener)")
+
+        def check(sent: Sent) -> str | None:
+            try:
+                answer = sent.reply.json()
+            except ValueError:
+                return f"not JSON: {sent.reply.text[:80]!r}"
+            echoed = answer.get("challenge") if isinstance(answer, dict) else None
+            return None if echoed == sent.reply.request.payload["challenge"] else "not echoed"
+
+        for _ in range(self.rounds):
+            self.burst(figures, lambda _: self.slack.url_verification(), check)
+        return figures
+
+    def status_commands(self) -> Figures:
+        figures = Figures("/incident status (in channel)")
+
+        def send(i: int) -> BotReply:
+            incident = self.target(i)
+            return self.slack.slash_command(
+                "status", user=incident.reporter, channel=incident.channel
+            )
+
+        def check(sent: Sent) -> str | None:
+            if not answers(self.fake, sent.reply):
+                return "no status answer"
+            return failed_answer(self.fake, sent.reply)
+
+        for _ in range(self.rounds):
+            self.burst(figures, send, check)
+        return figures
+
+    def declares(self) -> Figures:
+        figures = Figures("/incident <title> (declare)")
+        for _ in range(self.rounds):
+            titles = [self.title() for _ in range(self.concurrency)]
+            before = len(self.fake.calls)
+
+            def send(i: int, titles: list[str] = titles) -> BotReply:
+                return self.slack.slash_command(
+                    titles[i], user=self.reporter(i), channel=self.general
+                )
+
+            def check(sent: Sent) -> str | None:
+                if declared_channel(self.fake, sent.reply) is None:
+                    return failed_answer(self.fake, sent.reply) or "no 'Declared' answer"
+                return None
+
+            declared = self.burst(figures, send, check)
+            calls = self.fake.calls[before:]
+            for sent in declared:
+                ready = self.ready_in_bursts
+                ready.sent += 1
+                channel = declared_channel(self.fake, sent.reply) or ""
+                outcome = channel_ready(self.fake, calls, channel, self.reporter(sent.index))
+                if isinstance(outcome, str):
+                    ready.problem(outcome)
+                else:
+                    ready.latencies.append((outcome[1] - sent.at).total_seconds())
+        self.ready_in_bursts.peak_in_flight = figures.peak_in_flight
+        return figures
+
+    def severity_clicks(self) -> Figures:
+        figures = Figures("click: Change severity")
+        for round_ in range(self.rounds):
+
+            def send(i: int, round_: int = round_) -> BotReply:
+                incident = self.target(i)
+                return self.slack.click(
+                    incident.channel,
+                    incident.summary_ts,
+                    blocks.SEVERITY,
+                    user=self.reporter(i),
+                    value=self.severities[(i + round_) % len(self.severities)],
+                )
+
+            self.burst(figures, send, lambda sent: failed_answer(self.fake, sent.reply))
+        return figures
+
+    def note_clicks(self) -> Figures:
+        figures = Figures("click: Add note (opens modal)")
+
+        def send(i: int) -> BotReply:
+            incident = self.target(i)
+            return self.slack.click(
+                incident.channel, incident.summary_ts, blocks.ADD_NOTE, user=self.reporter(i)
+            )
+
+        def check(sent: Sent) -> str | None:
+            trigger = sent.reply.request.trigger_id
+            opened = [
+                c for c in self.fake.calls_to("views.open") if c.args.get("trigger_id") == trigger
+            ]
+            if any(c.ok for c in opened):
+                return None
+            if opened:
+                return f"views.open failed: {opened[-1].error}"
+            return failed_answer(self.fake, sent.reply) or "no modal opened"
+
+        for _ in range(self.rounds):
+            self.burst(figures, send, check)
+        return figures
+
+    def warm_up(self) -> None:
+        """One of each request first: the first of a kind pays for imports and first calls."""
+        incident = self.incidents[0]
+        self.slack.url_verification()
+        self.slack.slash_command("status", user=incident.reporter, channel=incident.channel)
+        self.slack.click(
+            incident.channel, incident.summary_ts, blocks.ADD_NOTE, user=incident.reporter
+        )
+        self.bot.settle()
+
+
+# --------------------------------------------------------------------------------------------
+# Running and printing
+
+HEADER = (
+    f"{'backend':<10} {'request':<36} {'n':>4} {'peak':>4} {'p50 ms':>7} {'p99 ms':>7} "
+    f"{'max ms':>7} {'bot p50':>7} {'bot p99':>7} {'non-200':>7} {'failed':>6}"
+)
+
+
+def ms(values: list[float], q: float | None) -> str:
+    if not values:
+        return f"{'-':>7}"
+    value = max(values) if q is None else percentile(values, q)
+    return f"{value * 1000:7.1f}"
+
+
+def row(backend: str, figures: Figures) -> str:
+    return (
+        f"{backend:<10} {figures.name:<36} {figures.sent:>4} {figures.peak_in_flight:>4} "
+        f"{ms(figures.latencies, 0.5)} {ms(figures.latencies, 0.99)} "
+        f"{ms(figures.latencies, None)} {ms(figures.app_times, 0.5)} "
+        f"{ms(figures.app_times, 0.99)} {figures.non_200:>7} {figures.failed:>6}"
+    )
+
+
+def run(url: str, args: argparse.Namespace) -> list[str]:
+    """Benchmark one backend; prints its rows and returns the problems seen."""
+    backend = make_url(url).get_backend_name()
+    migrations.upgrade(url)
+    started = time.perf_counter()
+    with FakeSlack(seed=7) as fake:
+        spec = BotSpec(
+            database_url=url,
+            api_url=fake.api_url,
+            token=fake.token,
+            announcements_channel=fake.channel_id("incidents"),
+            threads=args.threads,
+        )
+        bot: RunningBot = InProcessBot(spec) if args.in_process else ChildProcessBot(spec)
+        try:
+            bench = Bench(fake, bot, concurrency=args.concurrency, rounds=args.rounds)
+            bench.declare_to_ready(1)  # the first declare pays for start-up
+            ready, finished = bench.declare_to_ready(args.declares)
+            if not bench.incidents:
+                return [f"{backend}: no incident channel became ready, nothing else to measure"]
+            bench.warm_up()
+            results = [
+                bench.handshakes(),
+                bench.status_commands(),
+                bench.declares(),
+                bench.severity_clicks(),
+                bench.note_clicks(),
+                ready,
+                finished,
+                bench.ready_in_bursts,
+            ]
+        finally:
+            bot.stop()
+        errors = fake.errors
+    for figures in results:
+        print(row(backend, figures))
+    print(f"{backend:<10} ({time.perf_counter() - started:.0f} s)", flush=True)
+    problems = [
+        f"{backend}: {figures.name}: {count} × {what}"
+        for figures in results
+        for what, count in figures.problems.items()
+    ]
+    return problems + [f"{backend}: the fake Slack failed on a request:\n{e}" for e in errors]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_POSTGRES,
+        help=f"PostgreSQL server to create the scratch database on (default {DEFAULT_POSTGRES})",
+    )
+    parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--concurrency", type=int, default=50, help="requests per burst (50)")
+    parser.add_argument("--rounds", type=int, default=4, help="bursts per kind of request (4)")
+    parser.add_argument("--declares", type=int, default=30, help="declares one after another")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=LISTENER_THREADS,
+        help=f"the bot's listener threads (default {LISTENER_THREADS}, as `firebreak serve`)",
+    )
+    parser.add_argument(
+        "--in-process", action="store_true", help="run the bot in this process (as e2e tests do)"
+    )
+    args = parser.parse_args()
+    for name in ("concurrency", "rounds", "declares", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+
+    print("command: python " + shlex.join(sys.argv))
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; bot "
+        f"{'in this process' if args.in_process else 'in its own process'} with "
+        f"{args.threads} listener threads"
+    )
+    print(
+        f"targets: acknowledgement p50 < {ACK_P50_TARGET_MS} ms, p99 < {ACK_P99_TARGET_MS} ms "
+        f"(Slack gives up at {ACK_HARD_LIMIT_MS} ms); declare → channel ready < "
+        f"{READY_TARGET_MS} ms"
+    )
+    print(
+        f"{args.rounds} bursts of {args.concurrency} concurrent requests per kind; "
+        f"{args.declares} declares one after another\n"
+    )
+    problems: list[str] = []
+    with ExitStack() as databases:
+        # The PostgreSQL scratch database first, so an unreachable server stops the run at once.
+        urls = (
+            []
+            if args.sqlite_only
+            else [databases.enter_context(scratch_database(args.database_url))]
+        )
+        urls.insert(0, databases.enter_context(scratch_database(None)))
+        print(HEADER, flush=True)
+        for url in urls:
+            problems += run(url, args)
+    print(
+        "\npeak: requests in flight at once. p50/p99/max: send → whole response read; bot: "
+        "inside the bot's web app.\nfailed: non-200, later than 3 s, or acknowledged without "
+        "its effect (answer, modal, ready channel)."
+    )
+    for problem in problems:
+        print("problem:", problem)
+
+
+if __name__ == "__main__":
+    main()
