@@ -24,8 +24,8 @@ ENV PATH=/opt/firebreak/bin:$PATH \
     DATABASE_URL=sqlite:////data/firebreak.db \
     FIREBREAK_LOG_FORMAT=json
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin firebreak \
-    && mkdir -p /app /data \
-    && chown firebreak /data
+    && mkdir -p /app/postmortems /data \
+    && chown firebreak /data /app/postmortems
 COPY --from=build /opt/firebreak /opt/firebreak
 WORKDIR /app
 COPY firebreak.toml ./firebreak.toml

@@ -145,9 +145,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot import migrations
-    from bot.server import serve
+    from bot.server import configure_service_logging, serve
 
     settings, policy = _configuration(args)
+    configure_service_logging(settings)
     if args.migrate:
         migrations.upgrade(settings.database_url)
     serve(settings, policy, host=args.host, port=args.port)

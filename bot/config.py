@@ -620,6 +620,22 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value)
 
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be the app's Bot User OAuth Token, which starts with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError(
+                "must be an app-level token with connections:write, which starts with xapp-"
+            )
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:

@@ -130,15 +130,20 @@ def _check_slack(firebreak: Firebreak) -> None:
     validate_reminder_targets(firebreak)
 
 
-def serve(
-    settings: Settings, policy: Policy, *, host: str | None = None, port: int | None = None
-) -> None:
+def configure_service_logging(settings: Settings) -> None:
+    """JSON logs (or text), with the Slack secrets redacted wherever they would appear."""
     secrets = [
         s.get_secret_value()
         for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
         if s is not None
     ]
     configure_logging(settings.log_level, settings.log_format, secrets)
+
+
+def serve(
+    settings: Settings, policy: Policy, *, host: str | None = None, port: int | None = None
+) -> None:
+    configure_service_logging(settings)
     service = build_service(settings, policy)
     config = uvicorn.Config(
         service.web,

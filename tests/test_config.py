@@ -129,6 +129,12 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PORT", "eighty", "environment: PORT:"),
         ("DATABASE_URL", "mysql://x/y", "environment: DATABASE_URL: unsupported database"),
         ("SLACK_API_URL", "slack.com/api", "environment: SLACK_API_URL: must be an http(s) URL"),
+        (
+            "SLACK_BOT_TOKEN",
+            "xapp-1-A1-2-abc",
+            "environment: SLACK_BOT_TOKEN: must be the app's Bot",
+        ),
+        ("SLACK_APP_TOKEN", "xoxb-123", "environment: SLACK_APP_TOKEN: must be an app-level"),
     ],
 )
 def test_bad_settings_name_the_variable(

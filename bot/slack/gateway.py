@@ -78,13 +78,27 @@ class SlackUser:
         return self.display_name or self.real_name or self.name or self.id
 
 
+class CountingRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Honours ``Retry-After`` like its parent, and counts every HTTP 429 for /metrics,
+    including the ones a retry gets past."""
+
+    def prepare_for_next_attempt(  # type: ignore[no-untyped-def]
+        self, *, state, request, response=None, error=None
+    ) -> None:
+        method = request.url.rsplit("/", 1)[-1]
+        observability.SLACK_RATE_LIMITED.labels(method=method).inc()
+        super().prepare_for_next_attempt(
+            state=state, request=request, response=response, error=error
+        )
+
+
 def build_client(token: str | None, base_url: str) -> WebClient:
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=15,
         retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=3),
+            CountingRateLimitRetryHandler(max_retry_count=3),
             ServerErrorRetryHandler(max_retry_count=2),
             ConnectionErrorRetryHandler(max_retry_count=2),
         ],
