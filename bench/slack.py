@@ -61,7 +61,7 @@ from bot.clock import utcnow
 from bot.config import Policy, Settings, SlackPolicy, normalise_database_url
 from bot.runtime import Firebreak
 from bot.slack import blocks
-from bot.slack.app import LISTENER_THREADS
+from bot.slack.app import WORK_THREADS
 from bot.slack.limits import iter_texts
 from bot.slack.runbooks import load_catalog
 from bot.testing import ApiCall, BotReply, FakeSlack, SlackSimulator
@@ -180,7 +180,7 @@ class TimedApp:
 
 
 def build_bot(spec: BotSpec) -> tuple[LocalBot, TimedApp]:
-    """The bot as ``firebreak serve`` builds it: the production number of listener threads,
+    """The bot as ``firebreak serve`` builds it: the production number of work threads,
     the repository's runbooks (declares suggest some), announcements on."""
     settings = Settings(
         DATABASE_URL=spec.database_url,
@@ -720,8 +720,8 @@ def main() -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=LISTENER_THREADS,
-        help=f"the bot's listener threads (default {LISTENER_THREADS}, as `firebreak serve`)",
+        default=WORK_THREADS,
+        help=f"the bot's work threads (default {WORK_THREADS}, as `firebreak serve`)",
     )
     parser.add_argument(
         "--in-process", action="store_true", help="run the bot in this process (as e2e tests do)"
@@ -735,7 +735,7 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; bot "
         f"{'in this process' if args.in_process else 'in its own process'} with "
-        f"{args.threads} listener threads"
+        f"{args.threads} work threads"
     )
     print(
         f"targets: acknowledgement p50 < {ACK_P50_TARGET_MS} ms, p99 < {ACK_P99_TARGET_MS} ms "

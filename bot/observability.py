@@ -101,6 +101,24 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
 
+class Workers:
+    """The thread pools that finish what the bot acknowledged: ``work`` for everything, and a
+    small ``forms`` pool for opening modals, whose trigger ids expire 3 seconds after the click
+    and so must never wait behind slow work such as a rate-limited Slack call."""
+
+    def __init__(self, work_threads: int = 4, form_threads: int = 2) -> None:
+        self.work = ContextThreadPoolExecutor(work_threads, thread_name_prefix="firebreak-work")
+        self.forms = ContextThreadPoolExecutor(form_threads, thread_name_prefix="firebreak-forms")
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until both pools are idle (a form can lead to work, so forms first)."""
+        return self.forms.wait_idle(timeout) and self.work.wait_idle(timeout)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.forms.shutdown(wait=wait)
+        self.work.shutdown(wait=wait)
+
+
 # --------------------------------------------------------------------------------------------
 # Logging
 

@@ -22,9 +22,9 @@ import uvicorn
 from bot import migrations
 from bot.config import Policy, Settings
 from bot.errors import ConfigError
-from bot.observability import ContextThreadPoolExecutor, configure_logging
+from bot.observability import Workers, configure_logging
 from bot.runtime import Firebreak
-from bot.slack.app import LISTENER_THREADS, build_app
+from bot.slack.app import WORK_THREADS, build_app
 from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError
 from bot.slack.reminders import start_scheduler, validate_reminder_targets
@@ -42,7 +42,7 @@ class Service:
 
     firebreak: Firebreak
     flows: IncidentFlows
-    executor: ContextThreadPoolExecutor
+    workers: Workers
     web: Any
     socket_mode: Any = None
     scheduler: Any = None
@@ -58,7 +58,7 @@ class Service:
         log.info("shutting down: finishing the work already acknowledged")
         if self.socket_mode is not None:
             self.socket_mode.close()
-        self.executor.shutdown(wait=True, cancel_futures=False)
+        self.workers.shutdown(wait=True)
         log.info("acknowledged work finished; stopping the reminder scheduler")
         if self.scheduler is not None:
             self.scheduler.shutdown()
@@ -93,17 +93,15 @@ def build_service(
         firebreak.close()
         raise
     flows = IncidentFlows(firebreak)
-    executor = ContextThreadPoolExecutor(
-        max_workers=LISTENER_THREADS, thread_name_prefix="firebreak-listener"
-    )
-    bolt = build_app(firebreak, flows=flows, executor=executor)
+    workers = Workers(WORK_THREADS)
+    bolt = build_app(firebreak, flows=flows, workers=workers)
     socket_mode = None
     if settings.slack_app_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         socket_mode = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     service = Service(
-        firebreak=firebreak, flows=flows, executor=executor, web=None, socket_mode=socket_mode
+        firebreak=firebreak, flows=flows, workers=workers, web=None, socket_mode=socket_mode
     )
     service.web = create_web_app(
         None if socket_mode is not None else bolt,

@@ -83,9 +83,10 @@ def split_title(text: str) -> tuple[str, str]:
 
 
 class Listeners:
-    def __init__(self, flows: IncidentFlows, work: Executor) -> None:
+    def __init__(self, flows: IncidentFlows, work: Executor, forms: Executor) -> None:
         self.flows = flows
         self.work = work
+        self.forms = forms
         self.fb = flows.fb
         self.policy = flows.policy
         self.gateway = flows.gateway
@@ -97,6 +98,11 @@ class Listeners:
         """Run ``job`` after the acknowledgement, on the work pool: the HTTP answer to Slack
         never waits for Slack calls, rate limits or other requests' work."""
         self.work.submit(guarded, ctx, job)
+
+    def soon(self, ctx: Ctx, job: Callable[[], None]) -> None:
+        """Run ``job`` (one that opens a form) right after the acknowledgement, on a pool kept
+        for forms: a trigger id is valid for 3 seconds, so it never waits behind slow work."""
+        self.forms.submit(guarded, ctx, job)
 
     def in_background(self, job: Callable[[], None]) -> None:
         """``later`` for events, where there is nobody to answer."""
@@ -163,7 +169,7 @@ class Listeners:
         parsed = parse_command(body.get("text", ""), today=utcnow().date())
         if parsed.name == "open_form":
             # A trigger id lives 3 seconds: open the form now, not behind queued work.
-            guarded(ctx, lambda: self.open_declare_form(ctx))
+            self.soon(ctx, lambda: self.open_declare_form(ctx))
             return
         self.later(ctx, lambda: self.run_command(ctx, parsed))
 
@@ -483,7 +489,7 @@ class Listeners:
         ack()
         ctx, action = self.click_context(body, respond)
         if action.get("action_id") in _OPENS_A_FORM:
-            guarded(ctx, lambda: self.run_action(ctx, action))  # the trigger id expires in 3 s
+            self.soon(ctx, lambda: self.run_action(ctx, action))
         else:
             self.later(ctx, lambda: self.run_action(ctx, action))
 
@@ -754,7 +760,7 @@ class Listeners:
         with self.fb.db.transaction() as session:
             here = core.find_incident_by_channel(session, channel)
         if here is None:
-            guarded(ctx, ask_which_incident)  # opens a form: the trigger id expires in 3 s
+            self.soon(ctx, ask_which_incident)
         else:
             self.later(ctx, lambda: capture(here))
 

@@ -19,7 +19,7 @@ from bot.runtime import Firebreak
 from bot.scheduler import ReminderScheduler, validate_targets
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
-from bot.slack.listeners import Ctx, Listeners, guarded, reply
+from bot.slack.listeners import Ctx, Listeners, reply
 from bot.slack.reminder_blocks import parse_action_id
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class ReminderButtons:
         ctx, action = self.listeners.click_context(body, respond)
         action_id = str(action.get("action_id", ""))
         if action_id.startswith("reminder:update:"):
-            guarded(ctx, lambda: self._click(ctx, action_id))  # opens a form: trigger lives 3 s
+            self.listeners.soon(ctx, lambda: self._click(ctx, action_id))
         else:
             self.listeners.later(ctx, lambda: self._click(ctx, action_id))
 

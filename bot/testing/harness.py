@@ -8,7 +8,7 @@ import time
 
 import uvicorn
 
-from bot.observability import ContextThreadPoolExecutor
+from bot.observability import Workers
 from bot.runtime import Firebreak
 from bot.slack.app import build_app
 from bot.slack.flows import IncidentFlows
@@ -17,15 +17,13 @@ from bot.web import create_web_app
 
 class LocalBot:
     """``start()``, then send requests to ``events_url``; ``settle()`` waits until the work the
-    bot acknowledged is done (Bolt finishes it on its own threads after the HTTP answer)."""
+    bot acknowledged is done (it finishes on its worker pools after the HTTP answer)."""
 
-    def __init__(self, firebreak: Firebreak, *, signing_secret: str, threads: int = 16) -> None:
+    def __init__(self, firebreak: Firebreak, *, signing_secret: str, threads: int = 4) -> None:
         self.firebreak = firebreak
-        self.executor = ContextThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="firebreak-listener"
-        )
+        self.workers = Workers(work_threads=threads)
         self.flows = IncidentFlows(firebreak)
-        self.bolt = build_app(firebreak, flows=self.flows, executor=self.executor)
+        self.bolt = build_app(firebreak, flows=self.flows, workers=self.workers)
         web = create_web_app(self.bolt, firebreak.db, signing_secret=signing_secret)
         config = uvicorn.Config(
             web, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
@@ -52,10 +50,10 @@ class LocalBot:
         return f"{self.url}/slack/events"
 
     def settle(self, timeout: float = 30.0) -> None:
-        if not self.executor.wait_idle(timeout):
+        if not self.workers.wait_idle(timeout):
             raise RuntimeError(f"the bot did not finish its work in {timeout:.0f} s")
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
-        self.executor.shutdown(wait=True)
+        self.workers.shutdown(wait=True)
