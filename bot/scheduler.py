@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -133,6 +134,27 @@ class ReminderScheduler:
         )
         self._scheduler.start()
         log.info("reminder scheduler started (worker %s, every %ss)", self.worker_id, self.interval)
+
+    def every(self, seconds: float, job: Callable[[], object], name: str) -> None:
+        """Also run ``job`` every ``seconds`` (housekeeping that is safe on every replica)."""
+
+        def run() -> None:
+            if self._stopping.is_set():
+                return
+            try:
+                job()
+            except Exception:
+                log.exception("%s failed; trying again later", name)
+
+        self._scheduler.add_job(
+            run,
+            trigger=IntervalTrigger(seconds=seconds, timezone=UTC),
+            id=f"firebreak-{name}",
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
 
     def tick(self) -> TickReport | None:
         """One claim-and-send round; logs instead of raising (the database may be down)."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from bot import observability
 from bot.clock import utcnow
@@ -100,6 +103,19 @@ def _log_error(error: Exception, body: dict[str, Any]) -> None:
         exc_info=error,
         extra={"type": str(body.get("type", ""))[:40]},
     )
+
+
+DELIVERIES_KEPT = timedelta(days=2)
+
+
+def prune_deliveries(firebreak: Firebreak, *, now: datetime | None = None) -> int:
+    """Forget event ids older than Slack ever retries (minutes), so the table stays small."""
+    cutoff = (now or utcnow()) - DELIVERIES_KEPT
+    with firebreak.db.transaction() as session:
+        result = session.execute(
+            delete(SlackDelivery).where(col(SlackDelivery.received_at) < cutoff)
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _deduplicate_events(firebreak: Firebreak) -> Callable[..., Any]:

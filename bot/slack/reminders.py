@@ -45,9 +45,12 @@ class GatewayNotifier:
 
 
 def start_scheduler(firebreak: Firebreak) -> ReminderScheduler:
+    from bot.slack.app import prune_deliveries
+
     scheduler = ReminderScheduler(
         firebreak.db, firebreak.policy, GatewayNotifier(firebreak.gateway)
     )
+    scheduler.every(3600, lambda: prune_deliveries(firebreak), "prune-slack-deliveries")
     scheduler.start()
     return scheduler
 

@@ -205,3 +205,24 @@ def test_timeline_rows_are_never_duplicated_by_a_busy_channel(
             select(TimelineEvent).where(TimelineEvent.kind == EventKind.MESSAGE)
         ).all()
     assert sorted(r.text for r in rows) == sorted(f"observation {i}" for i in range(10))
+
+
+def test_event_ids_are_forgotten_after_two_days(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    from datetime import timedelta
+
+    from bot.clock import utcnow
+    from bot.models import SlackDelivery
+    from bot.slack.app import prune_deliveries
+
+    incident = declare(fake, bot, slack, db)
+    said, _ = slack.say(incident.slack_channel_id or "", "ana.garcia", "note this")
+    slack.react(incident.slack_channel_id or "", said, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    with db.transaction() as session:
+        assert len(session.exec(select(SlackDelivery)).all()) == 2  # the message, the reaction
+    assert prune_deliveries(bot.firebreak, now=utcnow() + timedelta(hours=47)) == 0
+    assert prune_deliveries(bot.firebreak, now=utcnow() + timedelta(days=3)) == 2
+    with db.transaction() as session:
+        assert session.exec(select(SlackDelivery)).all() == []
