@@ -256,8 +256,10 @@ class IncidentFlows:
         assert channel is not None
         invite = [u for u in state.get("invite", []) if u not in state.get("invited", [])]
         if invite:
-            problems.extend(self.gateway.invite(channel, invite))
-            self._save_state(incident_id, invited=[*state.get("invited", []), *invite])
+            # Whoever could not be invited (Slack down, rate limited) is tried again by a retry.
+            invited, failed = self.gateway.invite(channel, invite)
+            problems.extend(failed)
+            self._save_state(incident_id, invited=[*state.get("invited", []), *invited])
         self.refresh(incident_id)
         with self.fb.db.transaction() as session:
             incident = core.get_incident(session, incident_id)

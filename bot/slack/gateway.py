@@ -230,18 +230,20 @@ class SlackGateway:
     def create_channel(self, name: str, *, private: bool) -> dict[str, Any]:
         return dict(self.call("conversations.create", name=name, is_private=private)["channel"])
 
-    def invite(self, channel: str, users: Sequence[str]) -> list[str]:
+    def invite(self, channel: str, users: Sequence[str]) -> tuple[list[str], list[str]]:
         """Invite users one call per user, so one unknown user does not stop the others.
-        Returns a sentence per user that could not be invited."""
+        Returns who is now in the channel, and a sentence per user who could not be invited."""
+        done: list[str] = []
         problems: list[str] = []
         for user in dict.fromkeys(users):
             try:
                 self.call("conversations.invite", channel=channel, users=user)
             except SlackCallError as exc:
-                if exc.error in ("already_in_channel", "cant_invite_self"):
+                if exc.error not in ("already_in_channel", "cant_invite_self"):
+                    problems.append(f"<@{user}>: {exc}")
                     continue
-                problems.append(f"<@{user}>: {exc}")
-        return problems
+            done.append(user)
+        return done, problems
 
     def members(self, channel: str) -> set[str]:
         cached = self._members.get(channel)

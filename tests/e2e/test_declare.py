@@ -174,3 +174,29 @@ def test_typing_a_title_twice_declares_once(
     assert len(incidents(db)) == 1
     [answer] = fake.response_posts(second.request.response_url)
     assert "already declared INC-1" in texts(answer.payload)
+
+
+def test_an_invite_that_failed_is_tried_again_by_retry(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    responder = fake.user_id("ben.okafor")
+    slack.slash_command("", user="ana.garcia", channel="general")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    fake.fail("conversations.invite", error="internal_error", times=2)
+    reply = slack.submit_view(
+        view.id, {"title": "Cache stampede", "responders": [responder]}, user="ana.garcia"
+    )
+    bot.settle()
+    [incident] = incidents(db)
+    channel = incident.slack_channel_id or ""
+    assert responder not in fake.members(channel)
+    assert fake.user_id("ana.garcia") not in fake.members(channel)
+    # Firebreak is not in #general, where the form was opened: the answer comes as a DM
+    told = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
+    assert any("conversations.invite (internal_error)" in t for t in told), told
+    assert reply.status == 200
+    slack.slash_command("INC-1 retry", user="ana.garcia", channel="general")
+    bot.settle()
+    assert responder in fake.members(channel)
+    assert fake.user_id("ana.garcia") in fake.members(channel)
