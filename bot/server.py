@@ -48,7 +48,7 @@ class Service:
     scheduler: Any = None
 
     def start_background(self) -> None:
-        self.scheduler = start_scheduler(self.firebreak)
+        self.scheduler = start_scheduler(self.firebreak, self.flows)
         if self.socket_mode is not None:
             self.socket_mode.connect()
 

@@ -376,6 +376,19 @@ class IncidentFlows:
                 except SlackCallError as exc:
                     log.warning("announcement not updated", extra={"error": exc.error})
 
+    def refresh_open_summaries(self) -> int:
+        """Keep "open for" current on the pinned summaries of active incidents (run every few
+        minutes by the scheduler). Returns how many were refreshed."""
+        with self.fb.db.transaction() as session:
+            active = core.list_incidents(session, self.policy, phases=("active",))
+        refreshed = 0
+        for incident in active:
+            if incident.id is None or incident.summary_message_ts is None:
+                continue
+            if self.refresh_quietly(incident.id) is None:
+                refreshed += 1
+        return refreshed
+
     def refresh_quietly(self, incident_id: int) -> str | None:
         """``refresh`` for after a change: a Slack failure is reported, the change stands."""
         try:

@@ -18,6 +18,7 @@ from bot.reminders import NotifierError
 from bot.runtime import Firebreak
 from bot.scheduler import ReminderScheduler, validate_targets
 from bot.slack import blocks
+from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.listeners import Ctx, Listeners, reply
 from bot.slack.reminder_blocks import parse_action_id
@@ -44,13 +45,17 @@ class GatewayNotifier:
             raise NotifierError(str(exc)) from exc
 
 
-def start_scheduler(firebreak: Firebreak) -> ReminderScheduler:
+SUMMARY_REFRESH_SECONDS = 600
+
+
+def start_scheduler(firebreak: Firebreak, flows: IncidentFlows) -> ReminderScheduler:
     from bot.slack.app import prune_deliveries
 
     scheduler = ReminderScheduler(
         firebreak.db, firebreak.policy, GatewayNotifier(firebreak.gateway)
     )
     scheduler.every(3600, lambda: prune_deliveries(firebreak), "prune-slack-deliveries")
+    scheduler.every(SUMMARY_REFRESH_SECONDS, flows.refresh_open_summaries, "refresh-summaries")
     scheduler.start()
     return scheduler
 

@@ -226,3 +226,25 @@ def test_event_ids_are_forgotten_after_two_days(
     assert prune_deliveries(bot.firebreak, now=utcnow() + timedelta(days=3)) == 2
     with db.transaction() as session:
         assert session.exec(select(SlackDelivery)).all() == []
+
+
+def test_open_for_on_the_summary_is_kept_current(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    from datetime import timedelta
+
+    from freezegun import freeze_time
+
+    from bot.clock import utcnow
+
+    incident = declare(fake, bot, slack, db)
+    resolved = declare(fake, bot, slack, db, title="Another one")
+    slack.slash_command("resolve", user="ana.garcia", channel=resolved.slack_channel_id or "")
+    bot.settle()
+    with freeze_time(
+        utcnow() + timedelta(minutes=95),
+        tick=True,
+        ignore=["asyncio", "uvicorn", "anyio", "starlette"],
+    ):
+        assert bot.flows.refresh_open_summaries() == 1  # only the active incident
+    assert "*Open for*\n1h 35m" in summary_text(fake, incident)
