@@ -87,6 +87,23 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 def cmd_policy_check(args: argparse.Namespace) -> int:
     settings, policy = _configuration(args)
     source = args.policy or settings.resolved_policy_file() or "built-in defaults"
+    for path in policy.runbooks.paths:
+        if not policy.resolve_path(path).is_dir():
+            print(
+                f"{source}: warning: runbooks.paths: {policy.resolve_path(path)} is not a "
+                "directory; no runbooks will be loaded from it",
+                file=sys.stderr,
+            )
+    template_dir = policy.postmortem.template_dir
+    if (
+        template_dir is not None
+        and not (policy.resolve_path(template_dir) / "postmortem.md.j2").is_file()
+    ):
+        print(
+            f"{source}: warning: postmortem.template_dir: no postmortem.md.j2 in "
+            f"{policy.resolve_path(template_dir)}; the built-in template will be used",
+            file=sys.stderr,
+        )
     print(
         f"{source}: ok: {len(policy.severities)} severities, {len(policy.statuses)} statuses, "
         f"{len(policy.roles)} roles"

@@ -488,6 +488,14 @@ class Policy(_Strict):
         for phase in ("resolved", "closed"):
             if not any(s.phase == phase for s in self.statuses):
                 raise ValueError(f"statuses: one status needs phase = {phase!r}")
+        role_keys = {r.key for r in self.roles}
+        for action in ("declare", "change_severity", "close", "reopen"):
+            for principal in getattr(self.access, action):
+                if principal.startswith("role:") and principal[5:] not in role_keys:
+                    raise ValueError(
+                        f"access.{action}: {principal!r} names no role; roles are "
+                        + ", ".join(sorted(role_keys))
+                    )
         if not any(r.key == COMMANDER for r in self.roles):
             raise ValueError(
                 "roles: a role with key 'commander' (the Incident Commander) is required"
@@ -576,7 +584,7 @@ def load_policy(path: Path | None) -> Policy:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy file: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows add a BOM
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as exc:

@@ -76,6 +76,24 @@ def slack_to_markdown(text: str, names: NameResolver | None = None) -> str:
     return _fence_code_blocks(_TOKEN.sub(convert, text))
 
 
+def slack_to_plain(text: str) -> str:
+    """Plain text from Slack markup, for what is not Markdown (incident titles, channel names):
+    mentions become ``@name``, links their label (or the URL), entities characters."""
+    if "<" not in text and "&" not in text:
+        return text
+
+    def convert(match: re.Match[str]) -> str:
+        body = match.group(1)
+        if body is None:
+            return _ENTITIES[match.group(2)]
+        target, _, raw_label = body.partition("|")
+        if _SCHEME.match(target):
+            return unescape_entities(raw_label).strip() or unescape_entities(target)
+        return _convert_token(body, None)
+
+    return _TOKEN.sub(convert, text)
+
+
 def _convert_token(body: str, names: NameResolver | None) -> str:
     target, _, raw_label = body.partition("|")
     label = unescape_entities(raw_label).strip()

@@ -507,7 +507,7 @@ def _facts(
         status_name=(status.name or status.key) if status else incident.status,
         phase=status.phase if status else "",
         service=incident.service,
-        summary=incident.summary,
+        summary=slack_to_markdown(incident.summary, people),
         private=incident.private,
         reporter=people.person(incident.reporter_id),
         commander=commander,

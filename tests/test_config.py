@@ -85,6 +85,10 @@ def test_an_empty_policy_file_is_the_default_policy(tmp_path: Path) -> None:
         ({"reminders": {"escalation_channel": "#incidents"}}, "not a Slack channel id"),
         ({"access": {"close": ["role:commander", "the boss"]}}, "access.close: 'the boss'"),
         ({"runbooks": {"steps_per_page": 0}}, "runbooks.steps_per_page"),
+        (
+            {"access": {"close": ["role:comander"]}},
+            "access.close: 'role:comander' names no role; roles are commander, comms, ops, scribe",
+        ),
     ],
 )
 def test_a_bad_policy_names_the_key_and_the_problem(data: dict[str, object], message: str) -> None:
@@ -143,3 +147,9 @@ def test_bad_settings_name_the_variable(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_settings()
+
+
+def test_a_policy_file_saved_with_a_bom_reads_fine(tmp_path: Path) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_bytes("\ufefftimezone = 'Europe/Berlin'\n".encode())
+    assert load_policy(path).timezone == "Europe/Berlin"

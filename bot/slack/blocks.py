@@ -247,6 +247,8 @@ def incident_actions(policy: Policy, incident: Incident, roles: dict[str, str]) 
 
 
 def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Block]]:
+    """The pinned summary. Titles are plain text (escaped here); the summary and status updates
+    are stored in Slack markup (what people typed, mentions and links included)."""
     incident = snap.incident
     title = f"{severity_mark(policy, incident.severity)} {incident.ref}: {incident.title}"
     blocks: list[Block] = [
@@ -254,13 +256,13 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
         {"type": "section", "fields": summary_fields(policy, snap)},
     ]
     if incident.summary:
-        blocks.append(section("*Summary*\n" + escape_mrkdwn(incident.summary)))
+        blocks.append(section("*Summary*\n" + incident.summary))
     if snap.latest_update is not None:
         update = snap.latest_update
         blocks.append(
             section(
                 f"*Latest update* ({slack_date(update.occurred_at)}, {mention(update.actor_id)})\n"
-                + escape_mrkdwn(update.text)
+                + update.text
             )
         )
     if snap.runbooks:
@@ -275,7 +277,7 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
     blocks.append(context(" · ".join(notes)))
     text = (
         f"{incident.ref} [{incident.severity}] {status_label(policy, incident.status)}: "
-        f"{incident.title}"
+        f"{escape_mrkdwn(incident.title)}"
     )
     return truncate(text, 3_000), blocks
 
@@ -296,7 +298,7 @@ def announcement(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Bloc
         {"type": "section", "fields": [mrkdwn(f, limits.SECTION_FIELD_TEXT) for f in fields]},
     ]
     if snap.latest_update is not None:
-        blocks.append(section("*Latest update*: " + escape_mrkdwn(snap.latest_update.text)))
+        blocks.append(section("*Latest update*: " + snap.latest_update.text))
     blocks.append(
         context(
             f"Declared {slack_date(incident.declared_at)}"
@@ -305,7 +307,7 @@ def announcement(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Bloc
     )
     text = (
         f"{incident.ref} [{incident.severity}] {status_label(policy, incident.status)}: "
-        f"{incident.title}"
+        f"{escape_mrkdwn(incident.title)}"
     )
     return truncate(text, 3_000), blocks
 
@@ -316,7 +318,7 @@ def channel_topic(policy: Policy, incident: Incident, roles: dict[str, str]) -> 
         incident.severity,
         status_label(policy, incident.status),
         f"IC <@{commander}>" if commander else "IC unassigned",
-        incident.title,
+        escape_mrkdwn(incident.title),
     ]
     return truncate(" | ".join(parts), limits.TOPIC)
 
@@ -327,7 +329,7 @@ def setup_problem(incident: Incident, problem: str) -> tuple[str, list[Block]]:
         "Retry when the cause is fixed; nothing is lost."
     )
     return text, [
-        section(f":warning: {escape_mrkdwn(text)}"),
+        section(f":warning: {text}"),
         {
             "type": "actions",
             "elements": [button("Retry set-up", RETRY_SETUP, str(incident.id), style="primary")],
@@ -382,6 +384,15 @@ def _text_input(
     return element
 
 
+def metadata_json(metadata: dict[str, Any]) -> str:
+    """``private_metadata`` as compact JSON; never cut (cut JSON is unreadable), so callers
+    keep what they store small and ``capture_modal`` shortens the one long value it carries."""
+    text = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+    if len(text) > limits.PRIVATE_METADATA:
+        raise ValueError(f"private_metadata of {len(text)} characters is over Slack's limit")
+    return text
+
+
 def _modal(
     callback_id: str, title: str, submit: str, blocks: list[Block], metadata: dict[str, Any]
 ) -> dict[str, Any]:
@@ -391,7 +402,7 @@ def _modal(
         "title": plain(title, limits.MODAL_TITLE),
         "submit": plain(submit, limits.MODAL_BUTTON),
         "close": plain("Cancel", limits.MODAL_BUTTON),
-        "private_metadata": json.dumps(metadata)[: limits.PRIVATE_METADATA],
+        "private_metadata": metadata_json(metadata),
         "blocks": blocks,
     }
 
@@ -478,7 +489,7 @@ def declare_modal(
     )
 
 
-def note_modal(incident: Incident) -> dict[str, Any]:
+def note_modal(incident: Incident, *, channel: str | None = None) -> dict[str, Any]:
     return _modal(
         NOTE_VIEW,
         f"Note on {incident.ref}",
@@ -486,11 +497,13 @@ def note_modal(incident: Incident) -> dict[str, Any]:
         [
             _input("note", "Note for the timeline", _text_input("value", multiline=True)),
         ],
-        {"incident_id": incident.id},
+        {"incident_id": incident.id, "channel": channel},
     )
 
 
-def update_modal(policy: Policy, incident: Incident) -> dict[str, Any]:
+def update_modal(
+    policy: Policy, incident: Incident, *, channel: str | None = None
+) -> dict[str, Any]:
     current = policy.find_status(incident.status)
     blocks = [
         _input(
@@ -519,11 +532,11 @@ def update_modal(policy: Policy, incident: Incident) -> dict[str, Any]:
         f"Update on {incident.ref}",
         "Post update",
         blocks,
-        {"incident_id": incident.id},
+        {"incident_id": incident.id, "channel": channel},
     )
 
 
-def role_modal(policy: Policy, incident: Incident) -> dict[str, Any]:
+def role_modal(policy: Policy, incident: Incident, *, channel: str | None = None) -> dict[str, Any]:
     return _modal(
         ROLE_VIEW,
         f"Roles on {incident.ref}",
@@ -540,11 +553,20 @@ def role_modal(policy: Policy, incident: Incident) -> dict[str, Any]:
             ),
             _input("user", "Person", {"type": "users_select", "action_id": "value"}),
         ],
-        {"incident_id": incident.id},
+        {"incident_id": incident.id, "channel": channel},
     )
 
 
-def capture_modal(incidents: Sequence[Incident], *, channel: str, ts: str) -> dict[str, Any]:
+def capture_modal(
+    incidents: Sequence[Incident],
+    *,
+    channel: str,
+    ts: str,
+    message: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Pick the incident a message from another channel goes to. The message travels in the
+    form (Firebreak may not be able to read that channel); a text too long for the form's
+    3,000-character metadata is shortened and marked so."""
     options = [option(f"{i.ref}: {i.title}", str(i.id)) for i in incidents][: limits.SELECT_OPTIONS]
     if not options:
         return {
@@ -565,8 +587,23 @@ def capture_modal(incidents: Sequence[Incident], *, channel: str, ts: str) -> di
                 {"type": "static_select", "action_id": "value", "options": options},
             ),
         ],
-        {"channel": channel, "ts": ts},
+        _capture_metadata(channel, ts, message),
     )
+
+
+def _capture_metadata(channel: str, ts: str, message: dict[str, Any] | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"channel": channel, "ts": ts}
+    if message is None:
+        return metadata
+    slim = {k: message.get(k) for k in ("user", "bot_id") if message.get(k)}
+    text = str(message.get("text") or "")
+    metadata["message"] = {**slim, "text": text}
+    while len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))) > (
+        limits.PRIVATE_METADATA
+    ):
+        text = text[: max(len(text) - 200, 0)]
+        metadata["message"] = {**slim, "text": text + " […]", "shortened": True}
+    return metadata
 
 
 # --------------------------------------------------------------------------------------------
@@ -615,6 +652,10 @@ def incident_list(
     return truncate("\n".join(lines), 3_000 * 10)
 
 
+# Text people wrote in Slack (or in a form, escaped on the way in) is stored in Slack's own
+# markup, so mentions and links keep working; everything else is escaped when shown.
+_SLACK_FORMATTED = {EventKind.MESSAGE, EventKind.NOTE, EventKind.STATUS_UPDATE}
+
 _KIND_MARKS: dict[str, str] = {
     EventKind.DECLARED: "🚨",
     EventKind.SEVERITY_CHANGED: "📶",
@@ -643,7 +684,7 @@ def timeline_blocks(
         who = f" <@{event.actor_id}>" if event.actor_id else ""
         link = f" <{event.source_url}|link>" if event.source_url else ""
         mark = _KIND_MARKS.get(event.kind, "•")
-        text = event.text if event.kind == EventKind.MESSAGE else escape_mrkdwn(event.text)
+        text = event.text if event.kind in _SLACK_FORMATTED else escape_mrkdwn(event.text)
         line = (
             f"`{event.occurred_at:%m-%d %H:%M}` {mark}{who} "
             f"{truncate(text.replace(chr(10), ' '), 400)}{link}"

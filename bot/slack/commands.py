@@ -163,14 +163,14 @@ def _shape(
             return ParsedCommand("ic", incident_ref=ref, users=("me",))
         user = user_from_token(args[0])
         if user is None:
-            return bad(f"{args[0][:40]!r} is not a person: mention them with @. {USAGE['ic']}")
+            return bad(f"{_not_a_person(args[0])} {USAGE['ic']}")
         return ParsedCommand("ic", incident_ref=ref, users=(user,))
     if name == "role":
         if len(args) < 2:
             return bad(f"Say which role and who: {USAGE['role']}")
         user = "me" if args[-1].lower() == "me" else user_from_token(args[-1])
         if user is None:
-            return bad(f"{args[-1][:40]!r} is not a person: mention them with @. {USAGE['role']}")
+            return bad(f"{_not_a_person(args[-1])} {USAGE['role']}")
         return ParsedCommand("role", incident_ref=ref, text=" ".join(args[:-1]), users=(user,))
     if name in ("update", "note"):
         if not body:
@@ -179,7 +179,8 @@ def _shape(
     if name == "action":
         return _shape_action(ref, list(args), today)
     if name == "done":
-        if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        number = args[0].lstrip("#") if len(args) == 1 else ""
+        if not number.isdigit() or not 1 <= int(number) <= 99_999:
             return bad(f"Say which action item: {USAGE['done']}")
         return ParsedCommand("done", incident_ref=ref, args=(args[0].lstrip("#"),))
     if (
@@ -200,6 +201,15 @@ def _shape(
     ):
         return bad(f"`{name}` takes no words after it. Type `/incident help` for the commands.")
     return ParsedCommand(name, incident_ref=ref, text=body, args=args)
+
+
+def _not_a_person(token: str) -> str:
+    if token.startswith("@"):
+        return (
+            f"Slack did not turn {token[:40]!r} into a mention: pick the person from the @ "
+            "list as you type, so Slack sends who they are."
+        )
+    return f"{token[:40]!r} is not a person: mention them with @."
 
 
 def _shape_action(ref: int | None, words: list[str], today: date) -> ParsedCommand:

@@ -131,6 +131,14 @@ class IncidentFlows:
                 self.policy, action, user, incident=incident, roles=roles, directory=self.directory
             )
         except Exception:
+            log.info(
+                "permission denied",
+                extra={
+                    "user": user,
+                    "action": action,
+                    "incident": incident.ref if incident else None,
+                },
+            )
             if incident is not None and incident.id is not None:
                 with self.fb.db.transaction() as session:
                     core.record_timeline_event(
@@ -406,6 +414,7 @@ class IncidentFlows:
             if problem:
                 result.detail["problem"] = problem
             elif result.event is not None and result.event.kind in _ANNOUNCED:
+                self._invite_assignee(result.incident, result.event)
                 self._tell_channel(result.incident, result.event)
             if result.event is not None and result.event.data.get("phase") == "closed":
                 problem = self._postmortem_on_close(result)
@@ -470,6 +479,16 @@ class IncidentFlows:
                 stored.slack_file_id = file_id
                 session.add(stored)
         return None
+
+    def _invite_assignee(self, incident: Incident, event: TimelineEvent) -> None:
+        """Whoever is given a role joins the incident channel (the announcement that follows
+        mentions them, so Slack notifies them)."""
+        user = event.data.get("user") if event.kind == EventKind.ROLE_ASSIGNED else None
+        if not user or incident.slack_channel_id is None:
+            return
+        _, problems = self.gateway.invite(incident.slack_channel_id, [str(user)])
+        for problem in problems:
+            log.warning("role holder not invited", extra={"problem": problem[:200]})
 
     def _tell_channel(self, incident: Incident, event: TimelineEvent) -> None:
         """Say in the incident channel what changed and who changed it, so everyone sees it

@@ -7,22 +7,24 @@ person who clicked or typed; a stack trace only ever goes to the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
+from bot import access, observability
 from bot import incidents as core
-from bot import observability
 from bot.clock import utcnow
 from bot.config import COMMANDER
-from bot.errors import FirebreakError, InvalidInput, NotFound
+from bot.errors import FirebreakError, InvalidInput, NotAllowed, NotFound
 from bot.incidents import TITLE_MAX
+from bot.markup import slack_to_plain
 from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.commands import ParsedCommand, parse_command
@@ -74,8 +76,9 @@ def guarded(ctx: Ctx, work: Callable[[], None]) -> None:
 
 def split_title(text: str) -> tuple[str, str]:
     """A long ``/incident <text>`` keeps its first words as the title and all of it as the
-    summary, so nothing typed is lost."""
-    single = " ".join(text.split())
+    summary, so nothing typed is lost. The title is plain text (mentions become ``@name``,
+    links their label); the summary keeps Slack's markup."""
+    single = " ".join(slack_to_plain(text).split())
     if len(single) <= TITLE_MAX:
         return single, ""
     cut = single[: TITLE_MAX - 1].rsplit(" ", 1)[0] or single[: TITLE_MAX - 1]
@@ -111,14 +114,31 @@ class Listeners:
     def incident_for(self, ctx: Ctx, ref: int | None) -> Incident:
         with self.fb.db.transaction() as session:
             if ref is not None:
-                return core.find_incident(session, ref)
-            incident = core.find_incident_by_channel(session, ctx.channel) if ctx.channel else None
+                incident: Incident | None = core.find_incident(session, ref)
+            else:
+                incident = (
+                    core.find_incident_by_channel(session, ctx.channel) if ctx.channel else None
+                )
         if incident is None:
             raise InvalidInput(
                 "This channel is not an incident channel. Name the incident, "
                 "e.g. `/incident INC-42 status`, or see `/incident list`."
             )
+        self.check_visible(ctx, incident)
         return incident
+
+    def check_visible(self, ctx: Ctx, incident: Incident) -> None:
+        """A private incident exists only for the people in its channel (and admins)."""
+        if not incident.private or ctx.channel == incident.slack_channel_id:
+            return
+        if self.flows._is_member(incident, ctx.user) or access.is_admin(
+            self.policy, ctx.user, self.flows.directory
+        ):
+            return
+        raise NotAllowed(
+            f"{incident.ref} is private: only the people in its channel can see or change it. "
+            "Ask its Incident Commander to invite you."
+        )
 
     def known_user(self, user: str) -> str:
         found = self.gateway.user(user)
@@ -166,7 +186,9 @@ class Listeners:
             key=f"cmd:{body.get('trigger_id', '')}",
             trigger_id=body.get("trigger_id"),
         )
-        parsed = parse_command(body.get("text", ""), today=utcnow().date())
+        parsed = parse_command(
+            body.get("text", ""), today=utcnow().astimezone(self.policy.zone).date()
+        )
         if parsed.name == "open_form":
             # A trigger id lives 3 seconds: open the form now, not behind queued work.
             self.soon(ctx, lambda: self.open_declare_form(ctx))
@@ -188,7 +210,14 @@ class Listeners:
             self.list_incidents(ctx)
             return
         if name == "declare_title":
-            if ctx.channel and parsed.incident_ref is None:
+            if parsed.incident_ref is not None:
+                reply(
+                    ctx,
+                    f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not a command. "
+                    "Type `/incident help` for the commands.",
+                )
+                return
+            if ctx.channel:
                 with self.fb.db.transaction() as session:
                     here = core.find_incident_by_channel(session, ctx.channel)
                 if here is not None:
@@ -339,11 +368,7 @@ class Listeners:
                 self.gateway.post_message(
                     incident.slack_channel_id,
                     f"Status update on {incident.ref}: {body[:200]}",
-                    [
-                        blocks.section(
-                            f":mega: *Status update* from <@{ctx.user}>\n" + escape_mrkdwn(body)
-                        )
-                    ],
+                    [blocks.section(f":mega: *Status update* from <@{ctx.user}>\n" + body)],
                 )
             except SlackCallError as exc:
                 reply(ctx, f"The update is recorded, but it could not be posted: {exc}")
@@ -528,6 +553,7 @@ class Listeners:
             self.open_declare_form(ctx)
             return
         incident = self._incident_from_value(action)
+        self.check_visible(ctx, incident)
         if action_id == blocks.ACK_IC:
             change = self.flows.change(
                 incident.id or 0, lambda s: self._ack_and_take_ic(s, incident.id or 0, ctx)
@@ -542,11 +568,11 @@ class Listeners:
         elif action_id == blocks.STATUS:
             self.set_status(ctx, incident, (action.get("selected_option") or {}).get("value", ""))
         elif action_id == blocks.ASSIGN_ROLE:
-            self._open(ctx, blocks.role_modal(self.policy, incident))
+            self._open(ctx, blocks.role_modal(self.policy, incident, channel=ctx.channel))
         elif action_id == blocks.ADD_NOTE:
-            self._open(ctx, blocks.note_modal(incident))
+            self._open(ctx, blocks.note_modal(incident, channel=ctx.channel))
         elif action_id == blocks.POST_UPDATE:
-            self._open(ctx, blocks.update_modal(self.policy, incident))
+            self._open(ctx, blocks.update_modal(self.policy, incident, channel=ctx.channel))
         elif action_id == blocks.RESOLVE:
             self.cmd_resolve(ctx, ParsedCommand("resolve"), incident)
         elif action_id == blocks.REOPEN:
@@ -666,7 +692,7 @@ class Listeners:
                 reporter=ctx.user,
                 title=str(values.get("title") or ""),
                 severity=str(values.get("severity") or "") or None,
-                summary=str(values.get("summary") or ""),
+                summary=escape_mrkdwn(str(values.get("summary") or "")),
                 service=str(values.get("service") or "") or None,
                 private="private" in (values.get("private") or []),
                 impact_started_at=(
@@ -681,14 +707,21 @@ class Listeners:
             incident_id = int(str(values.get("incident") or "0"))
             with self.fb.db.transaction() as session:
                 incident = core.get_incident(session, incident_id)
-            change = self.flows.capture(
-                str(metadata.get("channel")),
-                str(metadata.get("ts")),
-                by=ctx.user,
-                key=ctx.key,
-                incident=incident,
-                message=metadata.get("message"),
-            )
+            self.check_visible(Ctx(ctx.user, None, ctx.respond, ctx.key), incident)
+            channel, ts = str(metadata.get("channel")), str(metadata.get("ts"))
+            try:  # the whole message, if Firebreak can read that channel
+                change = self.flows.capture(
+                    channel, ts, by=ctx.user, key=ctx.key, incident=incident
+                )
+            except SlackCallError:  # otherwise what the form carried
+                change = self.flows.capture(
+                    channel,
+                    ts,
+                    by=ctx.user,
+                    key=ctx.key,
+                    incident=incident,
+                    message=metadata.get("message"),
+                )
             ctx.channel = None
             if change is not None:
                 reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
@@ -698,14 +731,19 @@ class Listeners:
             incident = core.get_incident(session, incident_id)
         ctx.channel = ctx.channel or incident.slack_channel_id
         if callback == blocks.NOTE_VIEW:
-            self.cmd_note(ctx, ParsedCommand("note", text=str(values.get("note"))), incident)
+            # Form text is typed as is; stored like command text, in Slack's markup.
+            note = escape_mrkdwn(str(values.get("note") or ""))
+            self.cmd_note(ctx, ParsedCommand("note", text=note), incident)
         elif callback == blocks.UPDATE_VIEW:
+            # The update first: a refused status change must not cost the update. Each of the
+            # two changes gets its own idempotency key.
+            text = escape_mrkdwn(str(values.get("update") or ""))
+            self.post_update(replace(ctx, key=f"{ctx.key}:update"), incident, text)
             status = values.get("status")
             if status:
-                self.set_status(ctx, incident, str(status))
                 with self.fb.db.transaction() as session:
                     incident = core.get_incident(session, incident_id)
-            self.post_update(ctx, incident, str(values.get("update")))
+                self.set_status(replace(ctx, key=f"{ctx.key}:status"), incident, str(status))
         elif callback == blocks.ROLE_VIEW:
             role = str(values.get("role") or "")
             user = self.known_user(str(values.get("user") or ""))
@@ -734,18 +772,12 @@ class Listeners:
                 open_incidents = core.list_incidents(
                     session, self.policy, phases=("active", "resolved")
                 )
-            slim = {k: message.get(k) for k in ("ts", "user", "text", "bot_id")}
             view = blocks.capture_modal(
                 [i for i in open_incidents if not i.private or self.flows._is_member(i, user)],
                 channel=channel,
                 ts=ts,
+                message=message,
             )
-            if view.get("private_metadata"):
-                meta = json.loads(view["private_metadata"])
-                meta["message"] = {
-                    k: (str(v)[:1500] if k == "text" else v) for k, v in slim.items()
-                }
-                view["private_metadata"] = json.dumps(meta)[:3000]
             self._open(ctx, view)
 
         def capture(incident: Incident) -> None:
@@ -783,7 +815,22 @@ class Listeners:
             else:
                 self.flows.uncapture(item["channel"], item["ts"], by=user, key=key)
         except (FirebreakError, SlackCallError) as exc:
+            # The pin stays on the message, so everyone would believe it is on the timeline:
+            # tell the person who pinned it. Slack does not redeliver an acknowledged event.
             log.warning("timeline capture failed", extra={"error": type(exc).__name__})
+            verb = (
+                "add that message to"
+                if event.get("type") == "reaction_added"
+                else ("take that message off")
+            )
+            with contextlib.suppress(SlackCallError):
+                self.gateway.post_ephemeral(
+                    item["channel"],
+                    user,
+                    f":warning: Firebreak could not {verb} the incident timeline: {exc} "
+                    f"Remove :{self.policy.slack.capture_reaction}: and add it again, or use "
+                    "the message shortcut *Add to incident timeline*.",
+                )
 
     def member_joined(self, event: dict[str, Any]) -> None:
         self.in_background(lambda: self._member_joined(event))

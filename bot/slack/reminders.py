@@ -95,7 +95,7 @@ class ReminderButtons:
             if not ctx.trigger_id:
                 raise InvalidInput("Use `/incident update <text>` to post the update.")
             self.listeners.gateway.open_view(
-                ctx.trigger_id, blocks.update_modal(self.policy, incident)
+                ctx.trigger_id, blocks.update_modal(self.policy, incident, channel=ctx.channel)
             )
             return
         with self.fb.db.transaction() as session:

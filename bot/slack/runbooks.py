@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
+from sqlalchemy import update
+from sqlmodel import col
 
 from bot import incidents as core
 from bot.errors import InvalidInput, NotFound
-from bot.models import Incident
+from bot.models import Incident, RunbookRun
 from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import Runbook
@@ -29,6 +31,8 @@ from bot.slack.listeners import Ctx, Listeners, reply
 log = logging.getLogger(__name__)
 
 SEARCH_RESULTS = 8
+POSTING = "posting"
+"""Held in ``slack_message_ts`` while one worker posts a run's message."""
 
 
 class RunbookSlack:
@@ -94,8 +98,10 @@ class RunbookSlack:
                 key=f"runbook-start:{ctx.key}",
             )
         run = change.run
-        if run.slack_message_ts:
-            link = self.gateway.permalink(incident.slack_channel_id, run.slack_message_ts)
+        if not self._claim_posting(run.id):
+            link = None
+            if run.slack_message_ts and run.slack_message_ts != POSTING:
+                link = self.gateway.permalink(incident.slack_channel_id, run.slack_message_ts)
             reply(
                 ctx,
                 f"*{runbook.title}* is already running in {incident.ref}"
@@ -103,7 +109,11 @@ class RunbookSlack:
             )
             return
         message = render_run_message(run, steps_per_page=self.policy.runbooks.steps_per_page)
-        ts = self.gateway.post_message(incident.slack_channel_id, message.text, message.blocks)
+        try:
+            ts = self.gateway.post_message(incident.slack_channel_id, message.text, message.blocks)
+        except BaseException:
+            self._release_posting(run.id)
+            raise
         with self.fb.db.transaction() as session:
             progress.record_run_message(
                 session, run.id, channel_id=incident.slack_channel_id, message_ts=ts
@@ -111,6 +121,24 @@ class RunbookSlack:
         self.flows.refresh_quietly(incident.id)
         if ctx.channel != incident.slack_channel_id:
             reply(ctx, f"Started *{runbook.title}* in <#{incident.slack_channel_id}>.")
+
+    def _claim_posting(self, run_id: int) -> bool:
+        """Only one click (of a double click, or of two people) posts the run's message."""
+        with self.fb.db.transaction() as session:
+            result = session.execute(
+                update(RunbookRun)
+                .where(col(RunbookRun.id) == run_id, col(RunbookRun.slack_message_ts).is_(None))
+                .values(slack_message_ts=POSTING)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _release_posting(self, run_id: int) -> None:
+        with self.fb.db.transaction() as session:
+            session.execute(
+                update(RunbookRun)
+                .where(col(RunbookRun.id) == run_id, col(RunbookRun.slack_message_ts) == POSTING)
+                .values(slack_message_ts=None)
+            )
 
     def start_suggested(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
         ack()

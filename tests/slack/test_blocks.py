@@ -96,13 +96,21 @@ def test_summary_shows_roles_elapsed_time_and_who_declared(policy: Policy) -> No
     assert "by <@U1>" in text
 
 
-def test_user_text_cannot_inject_mentions_or_links(policy: Policy) -> None:
-    incident = make_incident(summary="<!channel> wake up <https://evil|click>")
+def test_titles_cannot_inject_mentions_and_slack_markup_survives(policy: Policy) -> None:
+    """Titles are plain text and escaped wherever they land in mrkdwn (the notification text,
+    the topic); summaries and updates are stored in Slack's markup, so mentions and links
+    people typed keep working."""
+    incident = make_incident(
+        title="<!channel> wake up",
+        summary="<@U2|dev> is rolling back, see <https://grafana.example.com/d/1|dashboard>",
+    )
     snap = blocks.IncidentSnapshot(incident=incident, roles={}, now=NOW)
-    _, payload = blocks.incident_summary(policy, snap)
-    text = "\n".join(iter_texts(payload))
-    assert "<!channel>" not in text
-    assert "&lt;!channel&gt;" in text
+    text, payload = blocks.incident_summary(policy, snap)
+    assert "<!channel>" not in text and "&lt;!channel&gt; wake up" in text
+    assert "<!channel>" not in blocks.channel_topic(policy, incident, {})
+    shown = "\n".join(iter_texts(payload))
+    assert "<@U2|dev> is rolling back" in shown
+    assert "<https://grafana.example.com/d/1|dashboard>" in shown
 
 
 def test_modals_are_valid(policy: Policy) -> None:
