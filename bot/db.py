@@ -30,6 +30,7 @@ from sqlmodel import Session, create_engine
 from bot.clock import as_utc
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "firebreak_read_only"
 
 # Stable constraint names, so migrations can alter and drop them on both backends.
 NAMING_CONVENTION = {
@@ -100,11 +101,14 @@ def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Straight to the driver (this runs for every transaction), with the driver's error
-        # translated as SQLAlchemy would.
+        # translated as SQLAlchemy would. Reads begin deferred: in WAL mode they never wait.
+        statement = (
+            "BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+        )
         try:
-            connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
         except sqlite3.OperationalError as exc:
-            raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+            raise OperationalError(statement, None, exc) from exc
 
 
 def create_db_engine(url: str | URL, *, pool_size: int = 10) -> Engine:
@@ -183,6 +187,7 @@ class Database:
         # polling in SQLite's busy handler, whose back-off sleeps stretch the tail latency to
         # hundreds of milliseconds; other processes still wait on the busy timeout.
         self._writer = FairLock() if self.engine.dialect.name == "sqlite" else None
+        self._reader = self.engine.execution_options(**{READ_ONLY: True})
 
     @property
     def backend(self) -> str:
@@ -196,6 +201,15 @@ class Database:
             Session(self.engine, expire_on_commit=False) as session,
             session.begin(),
         ):
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only: it takes no write lock, so on SQLite it neither waits for
+        writers nor makes them wait (WAL). Anything it writes is rolled back."""
+        # Closing the session hands the connection back to the pool, which rolls the read
+        # transaction back; unlike an explicit rollback, it leaves loaded objects readable.
+        with Session(self._reader, expire_on_commit=False) as session:
             yield session
 
     def ping(self) -> None:

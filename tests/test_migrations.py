@@ -111,3 +111,51 @@ def test_sqlite_writers_are_served_in_arrival_order() -> None:
         thread.join(5)
     assert order == list(range(8))
     assert not overlap
+
+
+def test_reads_neither_wait_for_writers_nor_keep_what_they_write(
+    db: Database, policy: object
+) -> None:
+    import threading
+
+    from sqlmodel import select
+
+    from bot import incidents as core
+    from bot.config import Policy
+    from bot.models import Incident
+
+    assert isinstance(policy, Policy)
+    with db.transaction() as session:
+        core.declare_incident(session, policy, title="first", reporter="U1")
+    writing = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with db.transaction() as session:
+            core.declare_incident(session, policy, title="second", reporter="U1")
+            writing.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert writing.wait(10)
+    try:
+        with db.read() as session:  # while the writer holds the write lock
+            titles = [i.title for i in session.exec(select(Incident)).all()]
+            session.add(
+                Incident(
+                    number=99,
+                    title="ghost",
+                    severity="SEV3",
+                    status="triage",
+                    reporter_id="U1",
+                    declared_at=core.utcnow(),
+                    updated_at=core.utcnow(),
+                )
+            )
+    finally:
+        release.set()
+        thread.join(10)
+    assert titles == ["first"]
+    with db.read() as session:
+        assert sorted(i.title for i in session.exec(select(Incident)).all()) == ["first", "second"]

@@ -124,7 +124,7 @@ class IncidentFlows:
         """Check access; a refusal on an incident is recorded on its timeline."""
         roles: dict[str, str] = {}
         if incident is not None and incident.id is not None:
-            with self.fb.db.transaction() as session:
+            with self.fb.db.read() as session:
                 roles = core.current_roles(session, incident.id)
         try:
             access.require(
@@ -201,7 +201,7 @@ class IncidentFlows:
         )
         assert incident.id is not None
         problems = self.setup(incident.id)
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             incident = core.get_incident(session, incident.id)
         return DeclareOutcome(incident, repeat=False, problems=problems)
 
@@ -246,7 +246,7 @@ class IncidentFlows:
         return problems
 
     def _setup_steps(self, incident_id: int, problems: list[str]) -> str | None:
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             incident = core.get_incident(session, incident_id)
         state = dict(incident.slack_state)
         if incident.slack_channel_id is None:
@@ -269,7 +269,7 @@ class IncidentFlows:
             problems.extend(failed)
             self._save_state(incident_id, invited=[*state.get("invited", []), *invited])
         self.refresh(incident_id)
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             incident = core.get_incident(session, incident_id)
         if incident.summary_message_ts is None:
             return "the summary message could not be posted."
@@ -349,7 +349,7 @@ class IncidentFlows:
     # -- keeping Slack in step ---------------------------------------------------------------
 
     def _snapshot(self, incident_id: int) -> blocks.IncidentSnapshot:
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             return snapshot(session, incident_id)
 
     def refresh(self, incident_id: int) -> None:
@@ -387,7 +387,7 @@ class IncidentFlows:
     def refresh_open_summaries(self) -> int:
         """Keep "open for" current on the pinned summaries of active incidents (run every few
         minutes by the scheduler). Returns how many were refreshed."""
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             active = core.list_incidents(session, self.policy, phases=("active",))
         refreshed = 0
         for incident in active:
@@ -516,7 +516,7 @@ class IncidentFlows:
     ) -> core.Change | None:
         """Put a Slack message on the incident's timeline (once)."""
         if incident is None:
-            with self.fb.db.transaction() as session:
+            with self.fb.db.read() as session:
                 incident = core.find_incident_by_channel(session, channel)
         if incident is None or incident.id is None:
             return None
@@ -547,7 +547,7 @@ class IncidentFlows:
     def uncapture(self, channel: str, ts: str, *, by: str, key: str | None) -> core.Change | None:
         """The capture reaction was removed: withdraw the capture unless someone else's
         reaction still stands."""
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             incident = core.find_incident_by_channel(session, channel)
         if incident is None or incident.id is None:
             return None
@@ -566,7 +566,7 @@ class IncidentFlows:
 
     def publish_home(self, user: str) -> None:
         now = utcnow()
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             open_incidents = core.list_incidents(
                 session, self.policy, phases=("active", "resolved")
             )

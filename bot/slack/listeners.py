@@ -112,7 +112,7 @@ class Listeners:
         self.work.submit(_logged, job)
 
     def incident_for(self, ctx: Ctx, ref: int | None) -> Incident:
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             if ref is not None:
                 incident: Incident | None = core.find_incident(session, ref)
             else:
@@ -218,7 +218,7 @@ class Listeners:
                 )
                 return
             if ctx.channel:
-                with self.fb.db.transaction() as session:
+                with self.fb.db.read() as session:
                     here = core.find_incident_by_channel(session, ctx.channel)
                 if here is not None:
                     reply(
@@ -277,7 +277,7 @@ class Listeners:
 
     def list_incidents(self, ctx: Ctx) -> None:
         now = utcnow()
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             found = core.list_incidents(session, self.policy, phases=("active", "resolved"))
             commanders = {
                 i.id or 0: core.current_roles(session, i.id or 0).get(COMMANDER, "") for i in found
@@ -292,7 +292,7 @@ class Listeners:
 
     def cmd_status(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             snap = snapshot(session, incident.id)
         text, payload = blocks.incident_summary(self.policy, snap)
         reply(ctx, text, payload)
@@ -432,7 +432,7 @@ class Listeners:
 
     def cmd_timeline(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             events = core.timeline(session, incident.id)
         text, payload = blocks.timeline_blocks(incident, events)
         reply(ctx, text, payload)
@@ -458,7 +458,7 @@ class Listeners:
 
     def cmd_actions(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             items = core.list_action_items(session, incident.id)
         reply(ctx, blocks.action_items_text(incident, items))
 
@@ -496,7 +496,7 @@ class Listeners:
     def cmd_retry(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
         problems = self.flows.setup(incident.id)
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             incident = core.get_incident(session, incident.id)
         if incident.slack_setup_error:
             reply(
@@ -591,7 +591,7 @@ class Listeners:
             raw = block_id.removeprefix("incident:")
         if not raw.isdigit():
             raise InvalidInput("That button does not belong to an incident any more.")
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             return core.get_incident(session, int(raw))
 
     def _ack_and_take_ic(self, session: Session, incident_id: int, ctx: Ctx) -> core.Change:
@@ -705,7 +705,7 @@ class Listeners:
             return
         if callback == blocks.CAPTURE_VIEW:
             incident_id = int(str(values.get("incident") or "0"))
-            with self.fb.db.transaction() as session:
+            with self.fb.db.read() as session:
                 incident = core.get_incident(session, incident_id)
             self.check_visible(Ctx(ctx.user, None, ctx.respond, ctx.key), incident)
             channel, ts = str(metadata.get("channel")), str(metadata.get("ts"))
@@ -727,7 +727,7 @@ class Listeners:
                 reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
             return
         incident_id = int(metadata.get("incident_id") or 0)
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             incident = core.get_incident(session, incident_id)
         ctx.channel = ctx.channel or incident.slack_channel_id
         if callback == blocks.NOTE_VIEW:
@@ -741,7 +741,7 @@ class Listeners:
             self.post_update(replace(ctx, key=f"{ctx.key}:update"), incident, text)
             status = values.get("status")
             if status:
-                with self.fb.db.transaction() as session:
+                with self.fb.db.read() as session:
                     incident = core.get_incident(session, incident_id)
                 self.set_status(replace(ctx, key=f"{ctx.key}:status"), incident, str(status))
         elif callback == blocks.ROLE_VIEW:
@@ -768,7 +768,7 @@ class Listeners:
         )
 
         def ask_which_incident() -> None:
-            with self.fb.db.transaction() as session:
+            with self.fb.db.read() as session:
                 open_incidents = core.list_incidents(
                     session, self.policy, phases=("active", "resolved")
                 )
@@ -789,7 +789,7 @@ class Listeners:
             else:
                 reply(ctx, f"That message is already on {incident.ref}'s timeline.")
 
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             here = core.find_incident_by_channel(session, channel)
         if here is None:
             self.soon(ctx, ask_which_incident)
@@ -838,7 +838,7 @@ class Listeners:
     def _member_joined(self, event: dict[str, Any]) -> None:
         """Someone joined an incident channel: show them, and only them, where things stand."""
         channel, user = str(event.get("channel", "")), str(event.get("user", ""))
-        with self.fb.db.transaction() as session:
+        with self.fb.db.read() as session:
             incident = core.find_incident_by_channel(session, channel)
             if incident is None or incident.id is None:
                 return
