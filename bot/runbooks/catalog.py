@@ -20,6 +20,13 @@ outranks the affected service, which outranks keywords. Severities in front matt
 runbook for SEV1/SEV2 is not suggested for a SEV4. Tokens, weights and indexes are computed once
 at load, so matching one incident against thousands of runbooks takes well under a millisecond
 per hundred runbooks.
+
+Keywords are the words that tell runbooks apart. English function words and the filler every
+incident report and every runbook uses ("customers see ... since", "page the on-call", "Verify")
+are not keywords: otherwise a runbook that says "customers" in a step would be offered for every
+incident whose reporter wrote it. A keyword counts by where it is (title, tags and alert names
+far above a passing mention in the body) and by how rare it is in the catalog, and a runbook is
+suggested only when a keyword is in more than its body.
 """
 
 from __future__ import annotations
@@ -46,6 +53,18 @@ IMPLICIT_ALERT_SCORE = 90.0
 SERVICE_SCORE = 60.0
 KEYWORD_MAX = 40.0
 """Keyword scores stay below a service match, so tiers never mix."""
+KEYWORD_SCALE = 20.0
+"""The relevance (sum of idf x field weight) at which a keyword score reaches 63 % of
+``KEYWORD_MAX``: two uncommon words in a title."""
+TITLE_WEIGHT = 8.0
+DESCRIPTION_WEIGHT = 4.0
+SECTION_WEIGHT = 2.0
+BODY_WEIGHT = 1.0
+"""How much a word tells about a runbook depends on where it is. The title, tags and alert names
+say what the runbook is for; the description summarises it; headings and step titles name what
+it does; the body mentions many things in passing ("roll back the deploy" in a latency runbook).
+The steep ratio keeps a runbook *about* the incident's words above one that merely mentions
+several of them."""
 OTHER_SERVICE_FACTOR = 0.5
 """A runbook written for other services is a weaker keyword match than a general one."""
 
@@ -75,15 +94,79 @@ def iter_files(root: Path) -> Iterator[Path]:
 
 _RAW_WORD = re.compile(r"[A-Za-z0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-STOPWORDS = frozenset(
-    """a an the and or but if then else of to in on at by for from with without into onto over
-    under is are was were be been being it its this that these those there here as not no do
-    does did done can could should would will may might must has have had i we you they he she
-    our your their my me us them so such than too very via per e g eg ie etc any all some each
-    other more most less least when where which who whom what why how also just only out up down
-    off again still yet about after before during while until against between through above
-    below""".split()  # noqa: SIM905
+
+ENGLISH_STOPWORDS = frozenset(
+    """a about above across after afterwards again against ago all almost alone along already
+    also although always am among amongst an and another any anybody anyone anything anyway
+    anywhere are aren around as at be became because become becomes becoming been before
+    beforehand being below beside besides between beyond both but by can cannot could couldn d
+    did didn do does doesn doing don done down during each eg either else elsewhere enough etc even
+    ever every everybody everyone everything everywhere except few for former formerly from
+    further had hadn has hasn have haven having he hence her here hereby herein hers herself him
+    himself his how however i ie if in indeed into is isn it its itself just ll least less let
+    lets like m many may me meanwhile might mine more moreover most mostly much must mustn my
+    myself namely neither never nevertheless next no nobody none noone nor not nothing now
+    nowhere of off often on once one ones only onto or other others otherwise ought our ours
+    ourselves out over own per perhaps quite rather re s same several shall shan she should
+    shouldn since so some somebody someone something sometime sometimes somewhere soon still such
+    t than that the their theirs them themselves then thence there thereafter thereby therefore
+    therein these they this those though through throughout thru thus to together too toward
+    towards under until unto up upon us ve very via was wasn we were weren what whatever when
+    whence whenever where whereas whereby wherever whether which while who whoever whom whose
+    why will with within without won would wouldn yet you your yours yourself yourselves""".split()  # noqa: SIM905
 )
+"""Function words of English: they say nothing about which runbook helps."""
+
+_FILLER_GROUPS = (
+    # who is affected, how it was noticed, what the report is
+    """customer customers user users people person persons folks everyone team teams issue issues
+    problem problems incident incidents thing things stuff alert alerts alerting firing fired
+    sev please help urgent asap fyi hi hello thanks ok okay see sees saw seen seeing notice
+    notices noticed noticing observe observed observing report reports reported reporting
+    experience experiences experienced experiencing affect affects affected affecting impact
+    impacts impacted impacting""",
+    # "page the on-call", "login page": never what tells runbooks apart
+    "page pages paged paging",
+    # verbs and adverbs any sentence can carry
+    """get gets getting got gotten go goes going went gone come comes coming came make makes
+    making made take takes taking took taken give gives giving gave given seem seems seemed
+    seeming look looks looking looked want wants wanted need needs needed try tries trying tried
+    keep keeps keeping kept say says said tell tells told know knows knew known think thinks
+    thought use uses used using return returns returned returning happen happens happened
+    happening work works worked working started show shows showed showing shown able unable
+    actually apparently approx approximately basically certainly clearly completely currently
+    definitely entirely especially exactly generally hopefully instead likely maybe mainly
+    possibly probably randomly really recently roughly seemingly simply suddenly totally usually
+    intermittently occasionally constantly new old first second last left right""",
+    # every incident fails somewhere; the kind of failure ("errors", "timeouts") is the signal
+    "fail fails failed failing failure failures broken",
+    # when: the report's clock, not the problem
+    """today yesterday tonight tomorrow morning afternoon evening night overnight midnight noon
+    weekend week weeks day days hour hours hr hrs minute minutes min mins seconds sec secs utc
+    gmt pm cet cest bst pst pdt est edt monday tuesday wednesday thursday friday saturday sunday
+    mon tue tues wed thu thur thurs fri sat sun january february march april june july august
+    september october november december jan feb mar apr jun jul aug sep sept oct nov dec""",
+    # what every incident is about and every host name holds
+    """service services system systems app apps application applications api apis prod
+    production environment env com org www example xx""",
+    # how every runbook is written: its section names and the verbs of most steps
+    """runbook runbooks playbook playbooks meaning diagnosis diagnose mitigation mitigate
+    remediation summary overview background procedure procedures step steps verification
+    troubleshooting troubleshoot check checks checked checking verify verifies verified
+    verifying confirm confirms confirmed confirming ensure ensures find finds found finding
+    identify identifies identified identifying determine""",
+)
+INCIDENT_FILLER = frozenset(word for group in _FILLER_GROUPS for word in group.split())
+"""Words every incident report and every runbook uses ("customers see errors since the deploy",
+"page the on-call", "## Mitigation"): they would make any runbook look relevant to any incident.
+Words that name a kind of failure ("errors", "latency", "disk", "slow", "outage", "timeouts")
+are not filler."""
+
+STOPWORDS = ENGLISH_STOPWORDS | INCIDENT_FILLER
+_FILLER_TOKEN = re.compile(r"^(?:\d{1,2}|sev\d|p[0-5])$")
+"""Times, dates and counts (``02:40``, ``3 pods``) and severity labels (``SEV1``, ``P2``)."""
+_HTTP_CLASS = re.compile(r"^([45])\d\d$")
+"""An HTTP status (``500``, ``503s``) also matches the class runbooks are written for (``5xx``)."""
 _SUFFIXES = (("sses", "ss"), ("shes", "sh"), ("ches", "ch"), ("xes", "x"), ("ies", "y"))
 
 
@@ -126,15 +209,23 @@ def _word(raw: str) -> tuple[tuple[str, str], ...]:
     parts = _CAMEL.findall(raw)
     out: list[tuple[str, str]] = []
     if len(parts) > 1:
-        if lower not in STOPWORDS and len(lower) > 1:
+        if _meaningful(lower):
             out.append((lower, lower))
         for part in parts:
             part_lower = part.lower()
-            if part_lower not in STOPWORDS and len(part_lower) > 1:
+            if _meaningful(part_lower):
                 out.append((stem(part_lower), part_lower))
-    elif lower not in STOPWORDS and len(lower) > 1:
+    elif _meaningful(lower):
         out.append((stem(lower), lower))
+    for part in parts:
+        status = _HTTP_CLASS.match(part)
+        if status:
+            out.append((f"{status.group(1)}xx", lower))
     return tuple(out)
+
+
+def _meaningful(lower: str) -> bool:
+    return len(lower) > 1 and lower not in STOPWORDS and not _FILLER_TOKEN.match(lower)
 
 
 def _fold(value: str) -> str:
@@ -185,15 +276,15 @@ def _weights(runbook: Runbook) -> dict[str, float]:
             if weights.get(token, 0.0) < weight:
                 weights[token] = weight
 
-    add(runbook.title, 3.0)
-    add(" ".join(runbook.tags), 3.0)
-    add(" ".join(runbook.alerts), 3.0)
-    add(runbook.id.replace("/", " "), 2.5)
-    add(" ".join(runbook.services), 2.0)
-    add(runbook.description, 2.0)
-    add(" ".join(runbook.headings), 1.5)
-    add(" ".join(s.title for s in runbook.steps), 1.5)
-    add(runbook.text, 1.0)
+    add(runbook.title, TITLE_WEIGHT)
+    add(" ".join(runbook.tags), TITLE_WEIGHT)
+    add(" ".join(runbook.alerts), TITLE_WEIGHT)
+    add(runbook.id.replace("/", " "), TITLE_WEIGHT * 0.75)
+    add(" ".join(runbook.services), DESCRIPTION_WEIGHT)
+    add(runbook.description, DESCRIPTION_WEIGHT)
+    add(" ".join(runbook.headings), SECTION_WEIGHT)
+    add(" ".join(s.title for s in runbook.steps), SECTION_WEIGHT)
+    add(runbook.text, BODY_WEIGHT)
     return weights
 
 
@@ -295,7 +386,11 @@ class RunbookCatalog:
                 services[service].append(number)
         total = max(1, len(self._entries))
         self._tokens = dict(tokens)
-        self._idf = {t: math.log(1 + total / len(p)) for t, p in tokens.items()}
+        # A word mentioned in passing in every runbook still tells the runbook that has it in
+        # its title apart: document frequency counts each occurrence by its field's weight.
+        self._idf = {
+            t: math.log(1 + total / sum(w / TITLE_WEIGHT for _, w in p)) for t, p in tokens.items()
+        }
         self._alerts, self._services = dict(alerts), dict(services)
 
     def _severity_key(self, value: str) -> str:
@@ -360,7 +455,7 @@ class RunbookCatalog:
         keyword_hits: set[int] = set()
         for number, raw in self._keyword_totals(query, strong_only=True).items():
             entry = self._entries[number]
-            value = KEYWORD_MAX * (1 - math.exp(-raw / 8))
+            value = KEYWORD_MAX * (1 - math.exp(-raw / KEYWORD_SCALE))
             if folded_service and entry.services and folded_service not in entry.services:
                 value *= OTHER_SERVICE_FACTOR
             scores[number] += value
@@ -424,7 +519,7 @@ class RunbookCatalog:
                 continue
             for number, weight in self._tokens[token]:
                 totals[number] += idf * weight
-                if weight > 1.0:
+                if weight > BODY_WEIGHT:
                     strong.add(number)
         if strong_only:
             return {n: t for n, t in totals.items() if n in strong}
@@ -456,7 +551,7 @@ class RunbookCatalog:
         words_of_query = _query(query)
         for number, raw in self._keyword_totals(words_of_query, strong_only=False).items():
             runbook = self._entries[number].runbook
-            value = KEYWORD_MAX * (1 - math.exp(-raw / 8))
+            value = KEYWORD_MAX * (1 - math.exp(-raw / KEYWORD_SCALE))
             matched = self._matched_words(number, words_of_query)
             offer(Match(runbook, round(value, 2), ("keywords: " + ", ".join(matched[:5]),)))
         results = sorted(best.values(), key=lambda m: (-m.score, m.runbook.id))

@@ -8,7 +8,8 @@ Teams write runbooks in two styles, and both must work without rewriting them fo
   in fenced code blocks. Context sections (Meaning, Impact, Links...) are shown as context; each
   actionable section (Diagnosis, Mitigation, Rollback...) is a step, split further at its
   sub-headings and, when it holds several commands, at each command block together with the text
-  that explains it.
+  that explains it. Paragraphs that number a procedure (``**Step 3: Verify**``, ``**3.** ...``,
+  as Confluence exports write them) each open a step, like headings, command or not.
 
 The document is parsed with markdown-it (CommonMark, tables, strikethrough, task lists), never with
 regular expressions over the raw text, so code blocks, lists and headings are recognised exactly as
@@ -23,6 +24,7 @@ and what was wrong is kept in ``Runbook.problems`` for ``firebreak runbooks lint
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -394,6 +396,11 @@ def _heading_text(block: _Block) -> str:
     return _plain(block.tokens[1] if len(block.tokens) > 1 else None)
 
 
+def _level(block: _Block) -> int:
+    """1 for ``#`` (and setext ``===``), 2 for ``##``..."""
+    return int(block.first.tag[1:])
+
+
 # --------------------------------------------------------------------------------------------
 # What a heading means
 
@@ -428,6 +435,70 @@ IMPERATIVE_VERBS = frozenset(
     re-run go use get list describe search grep follow email message tell inform""".split()  # noqa: SIM905
 )
 _NUMBERED = re.compile(r"^\s*(?:step\s*\d+\b\s*[:.)\-–—]?|\d+\s*[.):\-–—])\s*", re.IGNORECASE)
+
+_STEP_LEAD = re.compile(
+    r"^\s*(?:step\s*(\d{1,4})\b\s*[:.)\-–—]?|(\d{1,4})\s*[.):\-–—])\s*", re.IGNORECASE
+)
+"""How a paragraph that opens a numbered step starts: ``**Step 3: Verify**``, ``**3.** Verify``."""
+_PLAIN_STEP_LEAD = re.compile(r"^\s*step\s*(\d{1,4})\s*[:.)\-–—]\s*", re.IGNORECASE)
+"""The same without bold: only with the word "Step" and a colon or dash ("Step 3: verify")."""
+_SOURCE_STEP_LEAD = re.compile(
+    r"^(\s*)(?:(\*\*|__)\s*)?(?:step\s*\d{1,4}\b|\d{1,4}(?=\s*[.):\-–—]))\s*[:.)\-–—]?\s*"
+    r"(?:(\2)\s*[:.)\-–—]?\s*)?",
+    re.IGNORECASE,
+)
+"""The numbering at the start of such a paragraph's source line, with its bold markers."""
+
+
+def _bold_lead(inline: Token) -> tuple[str, str] | None:
+    """For a paragraph that starts in bold: the bold text and the text after it."""
+    # markdown-it puts empty text tokens around emphasis
+    children = [c for c in inline.children or [] if c.type != "text" or c.content]
+    if not children or children[0].type != "strong_open":
+        return None
+    depth = 0
+    bold: list[str] = []
+    after: list[str] = []
+    target = bold
+    for child in children:
+        if child.type == "strong_open":
+            depth += 1
+        elif child.type == "strong_close":
+            depth -= 1
+            if depth == 0:
+                target = after  # the first bold run is over; later ones are text
+        elif child.type in ("text", "code_inline"):
+            target.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            target.append(" ")
+    return "".join(bold), "".join(after)
+
+
+def _step_lead(block: _Block) -> tuple[int, bool] | None:
+    """The number of a paragraph that opens a step (``**Step 3: Verify**``, ``**3.** Verify``,
+    ``Step 3: verify``), and whether the paragraph is nothing but that title."""
+    if block.kind != "paragraph" or len(block.tokens) < 2 or block.tokens[1].type != "inline":
+        return None
+    inline = block.tokens[1]
+    lead = _bold_lead(inline)
+    if lead is not None:
+        bold, after = lead
+        match = _STEP_LEAD.match(bold)
+        if match is None:
+            return None
+        return int(match.group(1) or match.group(2)), not after.strip(" \t:.-–—")
+    match = _PLAIN_STEP_LEAD.match(_plain(inline))
+    return (int(match.group(1)), False) if match else None
+
+
+def _strip_step_number(line: str) -> str:
+    """``**Step 3:** Verify`` -> ``Verify``; ``**Step 3: Verify** it`` -> ``**Verify** it``."""
+    match = _SOURCE_STEP_LEAD.match(line)
+    if match is None:
+        return line
+    opener = match.group(2) if match.group(2) and not match.group(3) else ""
+    return match.group(1) + opener + line[match.end() :]
+
 
 Kind = Literal["action", "context"]
 
@@ -596,16 +667,36 @@ class _Parser:
     # -- structure
 
     def title_heading(self) -> _Block | None:
+        """The heading that names the document and is not one of its sections: the first
+        heading, when every other heading is nested under it. With a front-matter title, a
+        heading such as ``# Mitigation`` stays the section it names."""
         headings = [b for b in self.blocks if b.kind == "heading"]
         if not headings:
             return None
         first = headings[0]
-        level = int(first.first.tag[1:])
-        if any(int(h.first.tag[1:]) <= level for h in headings[1:]):
+        level = _level(first)
+        if any(_level(h) <= level for h in headings[1:]):
             return None
-        if is_section_name(_heading_text(first)):
+        if self.meta.title and is_section_name(_heading_text(first)):
             return None
         return first
+
+    def heading_title(self) -> str:
+        """The title a document without a front-matter title gives itself: its first heading
+        (even a section word, ``# Rollback``), unless that heading is a level-2+ section before
+        the document's level-1 title, or the first of a series of top-level sections
+        (``# Meaning`` ... ``# Impact``); then the level-1 title, else nothing."""
+        headings = [b for b in self.blocks if b.kind == "heading"]
+        if not headings:
+            return ""
+        candidate = headings[0]
+        if _level(candidate) > 1:
+            candidate = next((h for h in headings if _level(h) == 1), candidate)
+        text = _heading_text(candidate)
+        later = headings[headings.index(candidate) + 1 :]
+        if is_section_name(text) and any(_level(h) <= _level(candidate) for h in later):
+            return ""
+        return text
 
     def tree(self, title: _Block | None) -> _Section:
         start = self.fm.lines
@@ -663,6 +754,9 @@ class _Parser:
     ) -> tuple[list[Step], list[_Block]]:
         """Steps from the blocks under one heading. For the root (the text before the first
         section) the leading prose is not a step: it is returned to be shown as context."""
+        leads = self.step_leads(blocks)
+        if leads:
+            return self._lead_mode(blocks, leads, heading, heading_line, root=root)
         if any(b.is_step_list for b in blocks):
             return self._list_mode(blocks, heading, heading_line, root=root)
         codes = sum(1 for b in blocks if b.is_code)
@@ -677,6 +771,62 @@ class _Parser:
         if not blocks:
             return [Step(heading, "", heading_line + 1)], []
         return [self.group_step(blocks, heading, heading_line)], []
+
+    @staticmethod
+    def step_leads(blocks: Sequence[_Block]) -> list[int]:
+        """Where the paragraphs that open numbered steps are ("**Step 1: Check the pods**" ...
+        "**Step 3: Verify**"). Like headings, they start a step whether or not a command
+        follows. Only a procedure counts: two or more, numbered one after the other (a bold
+        "**2024-03-01:**" or a lone "**1.**" is not one)."""
+        found = [(i, lead[0]) for i, b in enumerate(blocks) if (lead := _step_lead(b))]
+        if len(found) < 2:
+            return []
+        first = found[0][1]
+        if [number for _, number in found] != list(range(first, first + len(found))):
+            return []
+        return [i for i, _ in found]
+
+    def _lead_mode(
+        self, blocks: list[_Block], leads: list[int], heading: str, heading_line: int, *, root: bool
+    ) -> tuple[list[Step], list[_Block]]:
+        steps: list[Step] = []
+        context: list[_Block] = []
+        before = blocks[: leads[0]]
+        intro: list[_Block] = []
+        if before and (root or any(b.is_step_list or b.has_code() for b in before)):
+            steps, context = self.body_steps(before, heading, heading_line, root=root)
+        else:
+            intro = before
+        bounds = [*leads, len(blocks)]
+        for start, end in itertools.pairwise(bounds):
+            step = self._lead_step(blocks[start], blocks[start + 1 : end], heading, len(steps))
+            if intro:
+                # An introduction ("Run these in order:") is read with the first step.
+                text = self.blocks_source(intro)
+                markdown = text + _SEPARATOR + step.markdown if step.markdown else text
+                step = Step(step.title, markdown, intro[0].start + 1)
+                intro = []
+            steps.append(step)
+        return steps, context
+
+    def _lead_step(self, lead: _Block, rest: list[_Block], heading: str, before: int) -> Step:
+        """One "Step N:" paragraph and what follows it up to the next one. The numbering is
+        dropped (the bot numbers steps); a paragraph that is only the title is the step's title,
+        like a heading."""
+        found = _step_lead(lead)
+        assert found is not None
+        _, title_only = found
+        text = _NUMBERED.sub("", self.block_plain(lead), count=1).strip()
+        end = max((b.end for b in rest), default=lead.end)
+        if title_only:
+            markdown = self.blocks_source(rest)
+        else:
+            first = _strip_step_number(self.lines[lead.start])
+            body = "\n".join([first, *self.lines[lead.start + 1 : end]]).strip("\n")
+            markdown = self._with_references(body, lead.start, end)
+        fallback = f"{heading} ({before + 1})"
+        title = summarise(text) if text else self._group_title(rest, fallback)
+        return Step(title, markdown, lead.start + 1)
 
     @staticmethod
     def _trailing_prose_start(blocks: list[_Block], index: int) -> int:
@@ -762,7 +912,7 @@ class _Parser:
     def run(self) -> Runbook:
         title_block = self.title_heading()
         root = self.tree(title_block)
-        title = self._title(title_block)
+        title = self._title()
 
         items: list[tuple[str, Any]] = []
         root_steps, root_context = self.body_steps(root.body, title, root.line, root=True)
@@ -826,7 +976,7 @@ class _Parser:
             for child in node.children:
                 self._walk(child, child_items, inherited="action")
             first = next((i for i, (k, _) in enumerate(child_items) if k == "step"), None)
-            intro_only = not any(b.is_step_list or b.has_code() for b in node.body)
+            intro_only = not self._procedural(node.body)
             if node.body and intro_only and first is not None:
                 # An introduction to the sub-sections ("Two approaches can be used:") is read
                 # with the first of them, not clicked through as a step of its own.
@@ -841,7 +991,7 @@ class _Parser:
             items.extend(child_items)
             return
         if node.body:
-            if any(b.is_step_list or b.has_code() for b in node.body):
+            if self._procedural(node.body):
                 steps, _ = self.body_steps(
                     node.body, _clean_title(node.title), node.line, root=False
                 )
@@ -854,6 +1004,10 @@ class _Parser:
                 items.append(("unknown", node))
         for child in node.children:
             self._walk(child, items, inherited=None)
+
+    def _procedural(self, blocks: list[_Block]) -> bool:
+        """Blocks that hold steps of their own: a checklist, a command or "Step N:" paragraphs."""
+        return any(b.is_step_list or b.has_code() for b in blocks) or bool(self.step_leads(blocks))
 
     def _section_step(self, node: _Section) -> Step:
         blocks = list(node.all_blocks())
@@ -873,16 +1027,9 @@ class _Parser:
         blocks = list(value)
         return ContextSection(name, self.blocks_source(blocks), blocks[0].start + 1), blocks
 
-    def _title(self, title_block: _Block | None) -> str:
-        candidates = [self.meta.title]
-        if title_block is not None:
-            candidates.append(_heading_text(title_block))
-        else:
-            first = next((b for b in self.blocks if b.kind == "heading"), None)
-            if first is not None and not is_section_name(_heading_text(first)):
-                candidates.append(_heading_text(first))
+    def _title(self) -> str:
         name = self.runbook_id.rsplit("/", 1)[-1] or (self.path.stem if self.path else "")
-        candidates.append(_humanise(name))
+        candidates = [self.meta.title, self.heading_title(), _humanise(name)]
         title = next((c for c in candidates if c), "Runbook")
         return summarise(title, TITLE_MAX) if len(title) > TITLE_MAX else title
 

@@ -17,6 +17,7 @@ within its own limit.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections import deque
@@ -51,7 +52,9 @@ PAGE_TEXT_BUDGET = 10_000
 FALLBACK_TEXT_MAX = 3_000
 STEP_SECTIONS_MAX = 3
 """A step shows in at most this many sections; longer steps are cut with a note."""
-CONTEXT_PREVIEW_MAX = 900
+CONTEXT_SECTIONS_MAX = 3
+"""The context (Meaning, Impact...) shows in at most this many sections on the first page."""
+CONTEXT_CUT_NOTE = "_… more context in the runbook file._"
 MIN_SPLIT = 80
 _FENCE = "```"
 
@@ -186,7 +189,9 @@ class _Renderer:
     def block(self, node: SyntaxTreeNode) -> None:
         out = self.out
         kind = node.type
-        if kind == "paragraph":
+        if kind == "paragraph" and self._namespaced(node):
+            self.html(node.children[0].content)
+        elif kind == "paragraph":
             text = self.inline_of(node)
             if out.in_quote:
                 text = _ALERT_MARKER.sub(_alert_label, text, count=1)
@@ -226,6 +231,12 @@ class _Renderer:
             self.html(node.content)
         else:
             self.blocks(node.children)
+
+    @staticmethod
+    def _namespaced(node: SyntaxTreeNode) -> bool:
+        """A paragraph of Confluence markup (``<ac:structured-macro>``...): HTML, not markdown."""
+        inline = node.children[0] if node.children else None
+        return inline is not None and bool(_NAMESPACED_TAG.search(inline.content))
 
     def list(self, node: SyntaxTreeNode) -> None:
         out = self.out
@@ -381,11 +392,34 @@ def _inline_html(tag: str) -> str:
     return _INLINE_TAGS.get(match.group(2).lower(), "")
 
 
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+_NAMESPACED_TAG = re.compile(
+    r"</[A-Za-z][\w.-]*:[A-Za-z][\w.-]*\s*>"  # a closing tag: </ac:rich-text-body>
+    r"|<[A-Za-z][\w.-]*:[A-Za-z][\w.-]*(?:\s[^<>]*)?/>"  # self-closing: <ri:page ... />
+    r"|<[A-Za-z][\w.-]*:[A-Za-z][\w.-]*\s+[\w:.-]+\s*="  # with attributes: <ac:x ac:name=
+)
+"""XML tags with a namespace, as Confluence exports them (``<ac:structured-macro>``); CommonMark
+does not know them as HTML, so without help they show as literal markup. An autolink such as
+``<tel:+1555...>`` is none of these forms."""
+_MACRO_LABELS = {
+    "warning": ":warning: *Warning*",
+    "note": ":information_source: *Note*",
+    "info": ":information_source: *Info*",
+    "tip": ":bulb: *Tip*",
+}
+"""Confluence's call-out macros, shown like GitHub's ``> [!WARNING]``."""
+
+
 class _HtmlText(HTMLParser):
-    """Raw HTML as readable text: tags dropped, ``<summary>`` bold, links and ``<pre>`` kept."""
+    """Raw HTML as readable text: tags dropped, ``<summary>`` bold, links and ``<pre>`` kept,
+    table cells separated. Tags the converter does not know, namespaced ones included
+    (Confluence's ``<ac:...>`` and ``<ri:...>``), give their text content and nothing else."""
 
     _BREAKS = frozenset({"p", "div", "details", "tr", "table", "ul", "ol", "section"})
     _BREAKS |= {"article", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd", "hr"}
+    _BREAKS |= {"ac:rich-text-body", "ac:layout", "ac:layout-section", "ac:layout-cell"}
+    _SKIPPED = frozenset({"script", "style", "ac:parameter", "ac:task-status", "ac:task-id"})
+    _CODE = frozenset({"pre", "ac:plain-text-body"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -395,6 +429,13 @@ class _HtmlText(HTMLParser):
         self.skip = 0
         self.links: list[tuple[str, int]] = []
         self.summary_at: int | None = None
+        self.cells = 0
+        self.targets: list[tuple[int, str]] = []
+        """Open ``<ac:link>``: where its text starts and the page or file it names."""
+
+    def feed(self, data: str) -> None:
+        # CDATA (the body of a code macro) is text: the parser would drop it as a declaration.
+        super().feed(_CDATA.sub(lambda m: html.escape(m.group(1), quote=False), data))
 
     def _text(self) -> None:
         text = "".join(self.parts)
@@ -404,13 +445,22 @@ class _HtmlText(HTMLParser):
         if joined:
             self.units.append(Unit(False, joined))
 
+    def _code(self) -> None:
+        if self.pre is None:
+            return
+        content = "".join(self.pre).strip("\n")
+        self.pre = None
+        if content.strip():
+            self.units.append(Unit(True, _escape(content)))
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
+        values = dict(attrs)
+        if tag in self._SKIPPED:
             self.skip += 1
-        elif tag == "pre":
+        elif tag in self._CODE:
             self._text()
             self.pre = []
-        elif self.pre is not None:
+        elif self.pre is not None or self.skip:
             return
         elif tag == "summary":
             self.parts.append("\n")
@@ -419,37 +469,65 @@ class _HtmlText(HTMLParser):
             self.parts.append("\n")
         elif tag == "li":
             self.parts.append("\n• ")
+        elif tag == "ac:task":
+            self.parts.append("\n☐ ")
+        elif tag in ("td", "th"):
+            self.parts.append(" | " if self.cells else "")
+            self.cells += 1
         elif tag in self._BREAKS:
+            self.cells = 0
             self.parts.append("\n")
+        elif tag == "ac:structured-macro":
+            label = _MACRO_LABELS.get((values.get("ac:name") or "").casefold())
+            self.parts.append(f"\n{label}\n" if label else "\n")
+        elif tag == "ac:link":
+            self.targets.append((len(self.parts), ""))
+        elif tag.startswith("ri:"):
+            self._resource(tag, values)
         elif tag == "a":
-            self.links.append((dict(attrs).get("href") or "", len(self.parts)))
+            self.links.append((values.get("href") or "", len(self.parts)))
         elif tag == "img":
-            values = dict(attrs)
             self.parts.append(_link(values.get("src") or "", _escape(values.get("alt") or "image")))
         elif tag in _INLINE_TAGS:
             self.parts.append(_INLINE_TAGS[tag])
 
+    def _resource(self, tag: str, values: dict[str, str | None]) -> None:
+        """``<ri:page ri:content-title=...>`` and friends: what an ``<ac:link>`` points at."""
+        if tag == "ri:url":
+            url = values.get("ri:value") or ""
+            if self.targets:
+                at, _ = self.targets.pop()
+                self.targets.append((at, _link(url, "")))
+            return
+        name = values.get("ri:content-title") or values.get("ri:filename") or ""
+        if self.targets and name:
+            at, _ = self.targets.pop()
+            self.targets.append((at, _escape(name)))
+
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
+        if tag in self._SKIPPED:
             self.skip = max(0, self.skip - 1)
-        elif tag == "pre" and self.pre is not None:
-            content = "".join(self.pre).strip("\n")
-            self.pre = None
-            if content.strip():
-                self.units.append(Unit(True, _escape(content)))
-        elif self.pre is not None:
+        elif tag in self._CODE and self.pre is not None:
+            self._code()
+        elif self.pre is not None or self.skip:
             return
         elif tag == "summary" and self.summary_at is not None:
             label = " ".join("".join(self.parts[self.summary_at :]).split())
             del self.parts[self.summary_at :]
             self.parts.append(_wrap("*", label) + "\n" if label else "")
             self.summary_at = None
+        elif tag == "ac:link" and self.targets:
+            # The link's own text when it has one, else the title of what it points at.
+            at, target = self.targets.pop()
+            if not "".join(self.parts[at:]).strip():
+                self.parts.append(target)
         elif tag == "a" and self.links:
             href, at = self.links.pop()
             label = "".join(self.parts[at:]).strip()
             del self.parts[at:]
             self.parts.append(_link(href, label))
-        elif tag in self._BREAKS:
+        elif tag in self._BREAKS or tag == "ac:structured-macro":
+            self.cells = 0
             self.parts.append("\n")
         elif tag in _INLINE_TAGS and tag != "br":
             self.parts.append(_INLINE_TAGS[tag])
@@ -463,11 +541,7 @@ class _HtmlText(HTMLParser):
             self.parts.append(_escape(data))
 
     def result(self) -> list[Unit]:
-        if self.pre is not None:
-            content = "".join(self.pre).strip("\n")
-            self.pre = None
-            if content.strip():
-                self.units.append(Unit(True, _escape(content)))
+        self._code()
         self._text()
         return self.units
 
@@ -723,30 +797,36 @@ def _title_leads_body(title: str, markdown: str) -> bool:
     return " ".join(markdown_plain_text(markdown).split()).startswith(stem)
 
 
-def _about(snapshot: Mapping[str, Any]) -> str:
-    """The runbook's description and its context sections, each cut to a line."""
-    lines = []
-    description = str(snapshot.get("description") or "").strip()
-    if description:
-        lines.append(f"_{_escape(' '.join(description.split()))}_")
-    context = snapshot.get("context")
+def _context_units(snapshot: Mapping[str, Any], *, full: bool) -> list[Unit]:
+    """What the runbook says before its steps: the description, then (with ``full``, on the
+    first page) every context section in full, rendered like steps so paragraphs, lists, links,
+    code and the text of HTML blocks survive. The description is not repeated when it is the
+    start of a section (it usually is the first paragraph of Meaning)."""
+    description = " ".join(str(snapshot.get("description") or "").split())
+    sections: list[tuple[str, list[Unit]]] = []
+    plain: list[str] = []
+    context = snapshot.get("context") if full else None
     for section in context if isinstance(context, list) else []:
         if not isinstance(section, dict):
             continue
-        title = " ".join(str(section.get("title", "")).split())
-        text = " ".join(markdown_plain_text(str(section.get("markdown", ""))).split())
-        if not title and not text:
-            continue
-        if description and text.startswith(description.rstrip("…")):
-            text = text[len(description.rstrip("…")) :].strip()
-        if not text:
-            continue
-        snippet = truncate(text, 160)
-        line = f"*{_escape(title)}*" if title else ""
-        if snippet:
-            line = f"{line} {_escape(snippet)}".strip()
-        lines.append(line)
-    return truncate("\n".join(lines), CONTEXT_PREVIEW_MAX)
+        markdown = str(section.get("markdown", ""))
+        body = markdown_units(markdown)
+        if body:
+            sections.append((" ".join(str(section.get("title", "")).split()), body))
+            plain.append(" ".join(markdown_plain_text(markdown).split()))
+    units: list[Unit] = []
+    stem = description.rstrip("…").strip()
+    repeated = bool(stem) and any(text.startswith(stem) for text in plain)
+    if description and not repeated:
+        units.append(Unit(False, f"_{_escape(description)}_"))
+    for title, body in sections:
+        head = f"*{_escape(title)}*" if title else ""
+        if head and not body[0].code:
+            body = [Unit(False, f"{head}\n{body[0].text}"), *body[1:]]
+        elif head:
+            body = [Unit(False, head), *body]
+        units.extend(body)
+    return units
 
 
 def _step_head(number: int, step: Mapping[str, Any], view: StepView, is_next: bool) -> str:
@@ -853,8 +933,9 @@ def _allocate(needs: Sequence[int], available: int) -> list[int]:
 def render_run_message(
     run: RunView, *, steps_per_page: int, page: int | None = None
 ) -> SlackMessage:
-    """The run's message: title and progress, a short context, the steps of one page with
-    Done / Skip / Assign, and Previous / Next when there are several pages."""
+    """The run's message: title and progress, the context (in full on the first page unless
+    the page cannot hold it with the steps; the description alone on the others), the steps of
+    one page with Done / Skip / Assign, and Previous / Next when there are several pages."""
     steps = _snapshot_steps(run.snapshot)
     count = len(steps)
     pages = page_count(count, steps_per_page)
@@ -873,10 +954,7 @@ def render_run_message(
         {"type": "header", "text": _plain_text(f"Runbook: {title}", HEADER_TEXT)},
         {"type": "context", "elements": [_mrkdwn(status)]},
     ]
-    about = _about(run.snapshot)
-    if about:
-        head.append({"type": "section", "text": _mrkdwn(about)})
-    head.append({"type": "divider"})
+    context_units = _context_units(run.snapshot, full=page == 0)
 
     first = page * steps_per_page
     indexes = list(range(first, min(first + steps_per_page, count)))
@@ -886,13 +964,16 @@ def render_run_message(
     if page < pages - 1:
         nav.append(_button("Next ▶", action_id("page", run.id, page + 1), str(page + 1)))
     tail = [{"type": "actions", "elements": nav}] if nav else []
+    divider: list[dict[str, Any]] = [{"type": "divider"}]
     if not indexes:
-        head.append({"type": "section", "text": _mrkdwn("_This runbook has no steps._")})
+        divider.append({"type": "section", "text": _mrkdwn("_This runbook has no steps._")})
 
-    # Characters and blocks left for the steps of this page.
-    fixed_text = message_text_size(head) + message_text_size(tail)
-    available = PAGE_TEXT_BUDGET - fixed_text - 40 * len(indexes)
-    block_room = MESSAGE_BLOCKS - len(head) - len(tail)
+    # Characters and blocks left for the context and the steps of this page: the context is
+    # one more claimant, so it is shown in full unless the page cannot hold it with the steps.
+    claimants = len(indexes) + (1 if context_units else 0)
+    fixed_text = message_text_size(head) + message_text_size(divider) + message_text_size(tail)
+    available = PAGE_TEXT_BUDGET - fixed_text - 40 * claimants
+    block_room = MESSAGE_BLOCKS - len(head) - len(divider) - len(tail)
 
     units_of: dict[int, list[Unit]] = {}
     finished: dict[int, bool] = {}
@@ -904,12 +985,26 @@ def render_run_message(
         else:
             units_of[i] = _step_units(i + 1, steps[i], view, i == next_index)
     needs = [len(join_units(units_of[i])) + len(_cut_note(steps[i])) + 2 for i in indexes]
-    budgets = _allocate(needs, max(available, 300 * max(1, len(indexes))))
+    if context_units:
+        needs.append(len(join_units(context_units)) + len(CONTEXT_CUT_NOTE) + 2)
+    budgets = _allocate(needs, max(available, 300 * max(1, claimants)))
     max_sections = dict.fromkeys(indexes, STEP_SECTIONS_MAX)
+    context_sections = CONTEXT_SECTIONS_MAX
+
+    def build_context() -> list[dict[str, Any]]:
+        if not context_units:
+            return []
+        texts, _ = pack_sections(
+            context_units,
+            total_limit=max(budgets[-1], 300),
+            max_sections=context_sections,
+            note=CONTEXT_CUT_NOTE,
+        )
+        return [{"type": "section", "text": _mrkdwn(t or " ")} for t in texts]
 
     def build() -> list[list[dict[str, Any]]]:
         out = []
-        for i, budget in zip(indexes, budgets, strict=True):
+        for i, budget in zip(indexes, budgets, strict=False):
             view = views.get(i, StepView(index=i))
             texts, _ = pack_sections(
                 units_of[i],
@@ -927,14 +1022,21 @@ def render_run_message(
             out.append(blocks)
         return out
 
+    about = build_context()
     step_blocks = build()
-    while sum(len(b) for b in step_blocks) > block_room:
-        widest = max(indexes, key=lambda i: (max_sections[i], i))
-        if max_sections[widest] <= 1:
+    while len(about) + sum(len(b) for b in step_blocks) > block_room:
+        # Over Slack's 50 blocks: the widest step (or the context) gives up a section.
+        widest = max(indexes, key=lambda i: (max_sections[i], i), default=None)
+        if context_sections > 1 and (widest is None or context_sections >= max_sections[widest]):
+            context_sections -= 1
+            about = build_context()
+            continue
+        if widest is None or max_sections[widest] <= 1:
             break
         max_sections[widest] -= 1
         step_blocks = build()
 
+    head += about + divider
     blocks = head + [b for group in step_blocks for b in group] + tail
     text = f"Runbook {title}: {progress}"
     if next_index is not None and next_index < count:

@@ -232,3 +232,141 @@ def test_bad_files_never_break_loading_or_produce_a_message_slack_rejects(
         assert loaded.steps or loaded.empty
         for page in render_runbook_pages(loaded, steps_per_page=10):
             assert message_errors(page.text, page.blocks) == []
+
+
+# --------------------------------------------------------------------------------------------
+# What drives matching: meaningful words, not the filler of incident reports
+
+STARTER = Path(__file__).resolve().parents[2] / "runbooks"
+
+
+@pytest.fixture(scope="module")
+def starter() -> RunbookCatalog:
+    return RunbookCatalog.load([STARTER], policy=policy_from_dict({}))
+
+
+def test_filler_words_are_not_keywords_and_signal_words_are() -> None:
+    assert [w for w, _ in words("Customers see spinners since the deploy")] == ["spinner", "deploy"]
+    assert [w for w, _ in words("Page the on-call: users report errors after the runbook")] == [
+        "call",
+        "error",
+    ]
+    assert [w for w, _ in words("Disk latency slow, outage")] == [
+        "disk",
+        "latency",
+        "slow",
+        "outage",
+    ]
+    # times, dates and severity labels say when and how bad, not what
+    assert words("SEV1 since 02:40 UTC on Monday") == []
+
+
+def test_an_http_status_also_matches_its_class() -> None:
+    assert ("5xx", "503s") in words("HTTP 503s")
+    assert ("4xx", "429") in words("429 Too Many Requests")
+
+
+def test_filler_in_an_incident_does_not_suggest_an_unrelated_runbook(
+    starter: RunbookCatalog,
+) -> None:
+    """The leaked-credential runbook says "page the security on-call", "customers" and "since":
+    an incident written with those words is not a security incident."""
+    slow = ids(
+        starter.suggest(title="Login page slow", summary="Customers see spinners since the deploy")
+    )
+    assert "leaked-credential" not in slow
+    assert set(slow[:2]) == {"high-latency", "bad-deploy-rollback"}
+
+    checkout = ids(
+        starter.suggest(
+            title="Checkout returns 500s for EU customers",
+            summary="Card payments from the EU fail with HTTP 500 since about 02:40 UTC.",
+        )
+    )
+    assert checkout[0] == "high-error-rate"
+    assert "leaked-credential" not in checkout
+
+
+def test_a_search_made_only_of_filler_finds_nothing(starter: RunbookCatalog) -> None:
+    assert starter.search("definitely-no-such-runbook") == []
+    assert starter.search("see the runbook since customers") == []
+    assert ids(starter.search("runbook for kafka lag"))[0] == "kafka-consumer-lag"
+
+
+# (title, summary, the first suggestions in any order, runbooks that must not be offered)
+REALISTIC_INCIDENTS: list[tuple[str, str, set[str], set[str]]] = [
+    (
+        "Checkout returns 500s for EU customers",
+        "Card payments from the EU fail with HTTP 500 since about 02:40 UTC.",
+        {"high-error-rate"},
+        {"leaked-credential", "disk-full", "kafka-consumer-lag", "cloud-zone-degradation"},
+    ),
+    (
+        "Login page slow",
+        "Customers see spinners since the deploy",
+        {"high-latency", "bad-deploy-rollback"},
+        {"leaked-credential", "disk-full", "certificate-expiry", "database-connection-exhaustion"},
+    ),
+    (
+        "Elevated 5xx on the orders API after the 14:05 release",
+        "Users see errors at checkout since the new version went out.",
+        {"bad-deploy-rollback", "high-error-rate"},
+        {"leaked-credential", "disk-full", "kafka-consumer-lag", "certificate-expiry"},
+    ),
+    (
+        "Orders consumer group falling behind",
+        "Kafka lag on the orders topic keeps growing; order confirmation emails are delayed.",
+        {"kafka-consumer-lag"},
+        {"leaked-credential", "certificate-expiry", "database-connection-exhaustion"},
+    ),
+    (
+        "Postgres: too many clients",
+        "API pods cannot get a database connection; the PgBouncer pool is saturated.",
+        {"database-connection-exhaustion"},
+        {"leaked-credential", "disk-full", "certificate-expiry", "kafka-consumer-lag"},
+    ),
+    (
+        "/var full on db-3",
+        "No space left on device; writes failing since the backup job ran overnight.",
+        {"disk-full"},
+        {"leaked-credential", "certificate-expiry", "kafka-consumer-lag", "cloud-zone-degradation"},
+    ),
+    (
+        "TLS certificate expired on api.example.com",
+        "Browsers show an invalid certificate warning since midnight.",
+        {"certificate-expiry"},
+        {"leaked-credential", "disk-full", "kafka-consumer-lag", "database-connection-exhaustion"},
+    ),
+    (
+        "AWS access key committed to a public GitHub repo",
+        "A scanner flagged the key in a commit; it may have been used.",
+        {"leaked-credential"},
+        {"disk-full", "kafka-consumer-lag", "high-latency", "database-connection-exhaustion"},
+    ),
+    (
+        "Stripe API down",
+        "Card payments fail; the provider times out and their status page reports an outage.",
+        {"third-party-outage"},
+        {"leaked-credential", "disk-full", "kafka-consumer-lag"},
+    ),
+    (
+        "eu-west-1a degraded",
+        "Instances in one availability zone are unreachable; the provider confirms a zone problem.",
+        {"cloud-zone-degradation"},
+        {"leaked-credential", "disk-full", "kafka-consumer-lag", "certificate-expiry"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "first", "unrelated"),
+    REALISTIC_INCIDENTS,
+    ids=[title for title, *_ in REALISTIC_INCIDENTS],
+)
+def test_starter_runbooks_are_suggested_for_realistic_incidents(
+    starter: RunbookCatalog, title: str, summary: str, first: set[str], unrelated: set[str]
+) -> None:
+    suggested = ids(starter.suggest(title=title, summary=summary, limit=3))
+
+    assert set(suggested[: len(first)]) == first, suggested
+    assert not set(suggested) & unrelated, suggested

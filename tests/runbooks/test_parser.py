@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -283,8 +284,53 @@ def test_title_comes_from_front_matter_then_first_heading_then_file_name() -> No
     assert parse_runbook("# Heading\n- [ ] a\n").title == "Heading"
     assert parse_runbook("- [ ] a\n", runbook_id="disk-full").title == "Disk full"
     assert parse_runbook("- [ ] a\n", runbook_id="k8s/KubeNodeNotReady").title == "KubeNodeNotReady"
-    # a lone section heading is not a title
-    assert parse_runbook("# Steps\n- [ ] a\n", runbook_id="drain").title == "Drain"
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("# Restart\n1. a\n2. b\n", "Restart"),
+        ("# Rollback\n\n- [ ] a\n", "Rollback"),
+        ("# Mitigation\n\nRun `x`\n", "Mitigation"),
+        ("## Steps\n\n- [ ] a\n", "Steps"),
+        ("# Restart\n\nStop the traffic first.\n\n## Steps\n\n1. a\n", "Restart"),
+        # a level-2 section before the level-1 title is not the title
+        ("## Owner\n\npayments\n\n# Payments restart\n\n## Steps\n\n1. a\n", "Payments restart"),
+        # the first of a series of top-level sections does not name the document
+        ("# Meaning\n\nx\n\n# Mitigation\n\n- [ ] a\n", "Db failover"),
+    ],
+    ids=[
+        "only-heading",
+        "checklist",
+        "prose",
+        "level-2-alone",
+        "with-sections",
+        "section-before-level-1",
+        "series-of-sections",
+    ],
+)
+def test_the_first_heading_is_the_title_even_when_it_is_a_section_word(
+    text: str, title: str
+) -> None:
+    assert parse_runbook(text, runbook_id="ops/db-failover").title == title
+
+
+def test_a_section_word_heading_as_title_keeps_the_runbook_walkable() -> None:
+    restart = parse_runbook("# Restart\n\nStop the traffic first.\n\n## Steps\n\n1. a\n2. b\n")
+    assert [s.title for s in restart.steps] == ["a", "b"]
+    assert [(c.title, c.markdown) for c in restart.context] == [
+        ("Overview", "Stop the traffic first.")
+    ]
+
+    mitigation = parse_runbook("# Mitigation\n\nRun `x`\n", runbook_id="x")
+    assert [(s.title, s.markdown) for s in mitigation.steps] == [("Mitigation", "Run `x`")]
+
+
+def test_with_a_front_matter_title_a_section_word_heading_stays_a_section() -> None:
+    runbook = parse_runbook("---\ntitle: Drain a node\n---\n# Mitigation\n\nRun `drain`.\n")
+
+    assert runbook.title == "Drain a node"
+    assert [(s.title, s.markdown) for s in runbook.steps] == [("Mitigation", "Run `drain`.")]
 
 
 def test_front_matter_fields_aliases_and_unknown_keys() -> None:
@@ -440,3 +486,76 @@ def test_files_that_are_not_runbooks_are_refused_with_a_reason(tmp_path: Path) -
     for path, reason in ((binary, "binary"), (huge, "over 1 MB"), (latin, "not UTF-8")):
         with pytest.raises(RunbookFileError, match=reason):
             load_runbook_file(path)
+
+
+STEP_PARAGRAPHS = """\
+# Payments API restart
+
+Created by Jo Doe, last modified on Mar 01, 2024
+
+**Step 1: Check the pods**
+
+```
+kubectl -n payments get pods
+```
+
+**Step 2: Restart the deployment**
+
+```
+kubectl -n payments rollout restart deploy/payments-api
+```
+
+**Step 3: Verify**
+
+Check the Grafana dashboard *Payments Overview*.
+"""
+
+
+def test_step_n_paragraphs_are_steps_whether_or_not_they_carry_a_command() -> None:
+    runbook = parse_runbook(STEP_PARAGRAPHS, runbook_id="payments-restart")
+
+    assert [s.title for s in runbook.steps] == [
+        "Check the pods",
+        "Restart the deployment",
+        "Verify",
+    ]
+    assert runbook.steps[1].markdown == (
+        "```\nkubectl -n payments rollout restart deploy/payments-api\n```"
+    )
+    assert runbook.steps[2].markdown == "Check the Grafana dashboard *Payments Overview*."
+    assert [s.line for s in runbook.steps] == [5, 11, 17]
+    assert [c.markdown for c in runbook.context] == [
+        "Created by Jo Doe, last modified on Mar 01, 2024"
+    ]
+
+
+@pytest.mark.parametrize(
+    "procedure",
+    [
+        "**Step 1:** Drain the node.\n\n**Step 2:** Promote the replica.\n\n**Step 3:** Verify.\n",
+        "**1. Drain the node.**\n\n**2. Promote the replica.**\n\n**3. Verify.**\n",
+        "**1.** Drain the node.\n\n**2.** Promote the replica.\n\n**3.** Verify.\n",
+        "Step 1: Drain the node.\n\nStep 2 - Promote the replica.\n\nStep 3: Verify.\n",
+    ],
+    ids=["bold-step-label", "bold-title", "bold-number", "plain-step-label"],
+)
+def test_every_style_of_numbered_step_paragraph_is_a_step(procedure: str) -> None:
+    text = f"# Failover\n\n## Procedure\n\nRun these in order.\n\n{procedure}"
+    runbook = parse_runbook(text, runbook_id="failover")
+
+    assert [s.title for s in runbook.steps] == [
+        "Drain the node.",
+        "Promote the replica.",
+        "Verify.",
+    ]
+    # the numbering is the bot's; the section's introduction is read with the first step
+    assert runbook.steps[0].markdown.startswith("Run these in order.")
+    assert not any(re.search(r"Step \d|\b\d\.", s.markdown) for s in runbook.steps)
+
+
+def test_bold_dates_and_a_lone_numbered_paragraph_are_not_a_procedure() -> None:
+    dates = "# X\n\n## Mitigation\n\n**2024-03-01:** restarted.\n\n**2024-03-02:** scaled.\n"
+    assert [s.title for s in parse_runbook(dates, runbook_id="x").steps] == ["Mitigation"]
+
+    lone = "# X\n\n## Mitigation\n\n**1.** Restart the pods.\n\nThen wait.\n"
+    assert [s.title for s in parse_runbook(lone, runbook_id="x").steps] == ["Mitigation"]

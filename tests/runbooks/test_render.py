@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.runbooks.parser import parse_runbook
+from bot.runbooks.parser import load_runbook_file, parse_runbook
 from bot.runbooks.progress import RunView, StepView
 from bot.runbooks.render import (
     FALLBACK_TEXT_MAX,
@@ -314,6 +315,136 @@ def test_text_preview_reads_like_the_message() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Context: shown in full where it fits, HTML as readable text
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def page_text(message: Any) -> str:
+    return "\n".join(
+        b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b
+    )
+
+
+def test_context_is_shown_in_full_when_it_fits() -> None:
+    runbook = load_runbook_file(REPO / "runbooks" / "disk-full.md", "disk-full")
+    (overview,) = [c for c in runbook.context if c.title == "Overview"]
+    assert len(overview.markdown) > 200
+
+    first = render_runbook_pages(runbook, steps_per_page=10)[0]
+    assert_valid(first)
+    text = page_text(first)
+    assert " ".join(markdown_to_mrkdwn(overview.markdown).split()) in " ".join(text.split())
+    assert "Never delete files you do not understand" in text
+    assert "more context in the runbook file" not in text
+
+
+def test_context_sections_keep_their_paragraphs_lists_and_code() -> None:
+    text = """\
+# Payments DB failover
+
+## Meaning
+
+The primary is down.
+
+The replicas keep serving reads:
+
+- `replica-1` in eu-west-1a
+- `replica-2` in eu-west-1b
+
+## Links
+
+[Dashboard](https://grafana.example.com/d/payments)
+
+## Mitigation
+
+Promote a replica.
+"""
+    message = render_runbook_pages(parse_runbook(text, runbook_id="db"), steps_per_page=10)[0]
+    shown = page_text(message)
+
+    assert "*Meaning*\nThe primary is down.\n\nThe replicas keep serving reads:" in shown
+    assert "• `replica-2` in eu-west-1b" in shown
+    assert "*Links*\n<https://grafana.example.com/d/payments|Dashboard>" in shown
+
+
+def test_html_in_context_keeps_its_readable_text() -> None:
+    text = """\
+# Payments API restart
+
+<div class="confluence-information-macro"><p>Only on-call SREs should run this.</p></div>
+
+<table><tr><th>Owner</th><td>Payments team</td></tr></table>
+
+## Steps
+
+- [ ] Restart the deployment
+"""
+    runbook = parse_runbook(text, runbook_id="payments-restart")
+    shown = page_text(render_runbook_pages(runbook, steps_per_page=10)[0])
+
+    assert "Only on-call SREs should run this." in shown
+    assert "Owner | Payments team" in shown
+    assert "<div" not in shown and "&lt;div" not in shown
+
+
+def test_namespaced_tags_show_their_text_without_the_markup() -> None:
+    macro = (
+        '<ac:structured-macro ac:name="warning"><ac:rich-text-body><p>Never promote both '
+        "replicas.</p></ac:rich-text-body></ac:structured-macro>"
+    )
+    assert mrkdwn(macro) == ":warning: *Warning*\nNever promote both replicas."
+    assert mrkdwn(f"Before you start:\n\n{macro}").endswith("Never promote both replicas.")
+
+    code = (
+        '<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">bash'
+        "</ac:parameter><ac:plain-text-body><![CDATA[kubectl get pods -n payments]]>"
+        "</ac:plain-text-body></ac:structured-macro>"
+    )
+    assert mrkdwn(code) == "```\nkubectl get pods -n payments\n```"
+
+    link = 'See <ac:link><ri:page ri:content-title="DB failover" /></ac:link> first.'
+    assert mrkdwn(link) == "See DB failover first."
+    # an autolink with a scheme is still a link
+    assert mrkdwn("<tel:+15551234567>") == "<tel:+15551234567>"
+
+
+def test_long_context_is_split_into_sections_and_cut_only_for_the_page_budget() -> None:
+    paragraphs = "\n\n".join(f"Background paragraph {i}: " + "detail " * 60 for i in range(60))
+    text = f"# Huge context\n\n## Background\n\n{paragraphs}\n\n## Steps\n\n" + "\n".join(
+        f"- [ ] Step {i} " + "do this " * 30 for i in range(1, 11)
+    )
+    runbook = parse_runbook(text, runbook_id="huge")
+    assert len(runbook.context[0].markdown) > 20_000
+
+    first = render_runbook_pages(runbook, steps_per_page=10)[0]
+    assert_valid(first)
+    shown = page_text(first)
+    assert "Background paragraph 3:" in shown
+    assert "_… more context in the runbook file._" in shown
+    sections = [b for b in first.blocks if b["type"] == "section"]
+    context = first.blocks[2 : first.blocks.index({"type": "divider"})]
+    assert 1 < len(context) <= 3  # several sections, as a long step gets, and no more
+    assert all(len(b["text"]["text"]) <= SECTION_TEXT for b in sections)
+    # every step is still there, in full
+    assert sum(1 for i in action_ids(first.blocks) if i.startswith("runbook:done:")) == 10
+    assert "too long for Slack" not in shown
+
+
+def test_the_full_context_is_on_the_first_page_only() -> None:
+    text = (
+        "---\ndescription: Free space safely.\n---\n# Disk full\n\n## Impact\n\n"
+        "Writes fail.\n\n## Steps\n\n" + "\n".join(f"- [ ] Step {i}" for i in range(1, 16))
+    )
+    first, second = render_runbook_pages(parse_runbook(text, runbook_id="d"), steps_per_page=10)
+
+    assert "*Impact*\nWrites fail." in page_text(first)
+    assert "_Free space safely._" in page_text(first)
+    assert "Writes fail." not in page_text(second)
+    assert "_Free space safely._" in page_text(second)
+
+
+# --------------------------------------------------------------------------------------------
 # Fuzzing: whatever people write, the bot renders something Slack accepts
 
 _FRAGMENTS = st.sampled_from(
@@ -333,6 +464,14 @@ _FRAGMENTS = st.sampled_from(
         "| a | b |\n|---|---|\n| 1 | 2 |\n",
         "<details><summary>x</summary>\n",
         "</details>\n",
+        "**Step 1:** ",
+        "**Step 2: x**\n\n",
+        "Step 3: ",
+        '<ac:structured-macro ac:name="warning"><ac:rich-text-body>',
+        "</ac:rich-text-body></ac:structured-macro>",
+        "<ac:plain-text-body><![CDATA[x < y]]></ac:plain-text-body>",
+        '<ac:link><ri:page ri:content-title="P" /></ac:link>',
+        "<table><tr><th>a</th><td>b</td></tr></table>\n",
         "<b>",
         "[link](https://x.io)",
         "[ref][1]",
