@@ -18,54 +18,23 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from scratch import percentile, scratch_database
+from sqlalchemy import insert
 from sqlmodel import col, select
 
 from bot import migrations
 from bot import reminders as rem
 from bot.clock import utcnow
-from bot.config import Policy, normalise_database_url
+from bot.config import Policy
 from bot.db import Database
 from bot.models import Incident, Reminder
 from bot.scheduler import ReminderScheduler
-
-
-@contextmanager
-def scratch_database(url: str | None) -> Iterator[str]:
-    if url is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    admin_url = normalise_database_url(url)
-    if make_url(admin_url).get_backend_name() == "sqlite":
-        yield admin_url
-        return
-    name = f"firebreak_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class RecordingNotifier:

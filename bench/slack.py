@@ -39,26 +39,23 @@ import platform
 import re
 import shlex
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import create_engine, text
+from scratch import percentile, scratch_database
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from bot import migrations
 from bot.clock import utcnow
-from bot.config import Policy, Settings, SlackPolicy, normalise_database_url
+from bot.config import Policy, Settings, SlackPolicy
 from bot.runtime import Firebreak
 from bot.slack import blocks
 from bot.slack.app import WORK_THREADS
@@ -101,38 +98,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # --------------------------------------------------------------------------------------------
 # Databases
-
-
-@contextmanager
-def scratch_database(url: str | None) -> Iterator[str]:
-    """A temporary SQLite file (``None``), or a throwaway database beside ``url``."""
-    if url is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    admin_url = normalise_database_url(url)
-    if make_url(admin_url).get_backend_name() == "sqlite":
-        yield admin_url
-        return
-    name = f"firebreak_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        shown = make_url(admin_url).render_as_string(hide_password=True)
-        raise SystemExit(
-            f"bench/slack.py: cannot create a scratch database on {shown}: {reason}\n"
-            "Start PostgreSQL, pass --database-url, or run with --sqlite-only."
-        ) from None
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,11 +259,6 @@ class ChildProcessBot:
 
 # --------------------------------------------------------------------------------------------
 # Figures
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass
@@ -752,7 +712,11 @@ def main() -> None:
         urls = (
             []
             if args.sqlite_only
-            else [databases.enter_context(scratch_database(args.database_url))]
+            else [
+                databases.enter_context(
+                    scratch_database(args.database_url, script="bench/slack.py")
+                )
+            ]
         )
         urls.insert(0, databases.enter_context(scratch_database(None)))
         print(HEADER, flush=True)
