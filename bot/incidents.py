@@ -221,14 +221,18 @@ _LOCK_INCIDENT_ROW = (
 )
 
 
-def _lock(session: Session, incident_id: int) -> Incident:
+def lock_incident(session: Session, incident_id: int) -> Incident:
+    """The incident, locked for this transaction (``FOR UPDATE`` on PostgreSQL; SQLite
+    transactions already hold the write lock). Every change to an incident, here or in other
+    modules, takes this lock first, so changes to one incident are serialised."""
     incident = session.exec(_LOCK_INCIDENT, params={"incident_id": incident_id}).first()
     if incident is None:
         raise NotFound(f"No incident with id {incident_id}.")
     return incident
 
 
-def _earlier(session: Session, key: str | None) -> TimelineEvent | None:
+def earlier_event(session: Session, key: str | None) -> TimelineEvent | None:
+    """The timeline event recorded with idempotency ``key``, if any."""
     if key is None:
         return None
     return session.exec(select(TimelineEvent).where(TimelineEvent.idempotency_key == key)).first()
@@ -286,7 +290,7 @@ def _append(
     dialect = session.get_bind().dialect.name
     new_id = session.execute(_INSERT_EVENT[dialect], values).scalar_one_or_none()
     if new_id is None:
-        earlier = _earlier(session, key)
+        earlier = earlier_event(session, key)
         if earlier is not None and earlier.incident_id != incident.id:
             raise InvalidInput("That request was already used for another incident.")
         return None
@@ -303,8 +307,8 @@ def _begin_change(
     session: Session, incident_id: int, key: str | None
 ) -> tuple[Incident, Change | None]:
     """Lock the incident; if ``key`` was seen before, also return the earlier result."""
-    incident = _lock(session, incident_id)
-    earlier = _earlier(session, key)
+    incident = lock_incident(session, incident_id)
+    earlier = earlier_event(session, key)
     if earlier is not None:
         if earlier.incident_id != incident_id:
             raise InvalidInput("That request was already used for another incident.")
@@ -1133,7 +1137,7 @@ def attach_channel(
 ) -> Change:
     """Record the incident's Slack channel (once; a second attach with another id is refused)."""
     now = _when(now, utcnow())
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     if incident.slack_channel_id == channel_id:
         return Change(incident, None)
     if incident.slack_channel_id is not None:
@@ -1170,7 +1174,7 @@ def save_slack_refs(
     unknown = set(refs) - _SLACK_REFS
     if unknown:
         raise ValueError(f"not Slack bookkeeping fields: {sorted(unknown)}")
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     for name, value in refs.items():
         setattr(incident, name, value)
     if state:

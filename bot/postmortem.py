@@ -76,7 +76,7 @@ from bot import incidents
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy, load_configuration
 from bot.db import Database
-from bot.errors import InvalidInput, NotFound
+from bot.errors import InvalidInput
 from bot.incidents import Change
 from bot.markup import (
     NameResolver,
@@ -1033,14 +1033,7 @@ def _generate(
     earlier = _by_key(session, key, incident_id)
     if earlier is not None:
         return _Generation(earlier, False, None)
-    incident = session.exec(
-        select(Incident)
-        .where(Incident.id == incident_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if incident is None:
-        raise NotFound(f"No incident with id {incident_id}.")
+    incident = incidents.lock_incident(session, incident_id)
     # The same key may have been committed while we waited for the lock.
     earlier = _by_key(session, key, incident_id)
     if earlier is not None:

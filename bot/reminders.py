@@ -370,12 +370,10 @@ def _lock_reminder(session: Session, reminder_id: int) -> Reminder | None:
 
 
 def _lock_incident(session: Session, incident_id: int) -> Incident | None:
-    return session.exec(
-        select(Incident)
-        .where(Incident.id == incident_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    try:
+        return core.lock_incident(session, incident_id)
+    except NotFound:
+        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from bot import incidents
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput, NotFound
-from bot.models import EventKind, Incident, RunbookRun, RunbookStepState, TimelineEvent
+from bot.models import EventKind, RunbookRun, RunbookStepState, TimelineEvent
 from bot.runbooks.parser import TITLE_MAX, Runbook
 
 StepState = Literal["pending", "in_progress", "done", "skipped"]
@@ -231,24 +231,6 @@ def run_progress(session: Session, run_id: int) -> Progress:
 # Changes
 
 
-def _lock_incident(session: Session, incident_id: int) -> Incident:
-    incident = session.exec(
-        select(Incident)
-        .where(Incident.id == incident_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if incident is None:
-        raise NotFound(f"No incident with id {incident_id}.")
-    return incident
-
-
-def _earlier_event(session: Session, key: str | None) -> TimelineEvent | None:
-    if key is None:
-        return None
-    return session.exec(select(TimelineEvent).where(TimelineEvent.idempotency_key == key)).first()
-
-
 def _actor(value: str, label: str = "user") -> str:
     value = (value or "").strip()
     if not value or len(value) > 64 or any(ord(c) < 32 for c in value):
@@ -284,8 +266,8 @@ def start_run(
         )
     if not runbook.id or len(runbook.id) > 200:
         raise InvalidInput("A runbook id is 1 to 200 characters (its path without .md).")
-    _lock_incident(session, incident_id)
-    earlier = _earlier_event(session, key)
+    incidents.lock_incident(session, incident_id)
+    earlier = incidents.earlier_event(session, key)
     if earlier is not None:
         if earlier.incident_id != incident_id:
             raise InvalidInput("That request was already used for another incident.")
@@ -367,14 +349,14 @@ def update_step(
     found = session.get(RunbookRun, run_id)
     if found is None:
         raise NotFound(f"No runbook run with id {run_id}.")
-    _lock_incident(session, found.incident_id)
+    incidents.lock_incident(session, found.incident_id)
     run = session.exec(
         select(RunbookRun)
         .where(RunbookRun.id == run_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    earlier = _earlier_event(session, key)
+    earlier = incidents.earlier_event(session, key)
     if earlier is not None:
         if earlier.incident_id != run.incident_id:
             raise InvalidInput("That request was already used for another incident.")
