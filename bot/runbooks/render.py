@@ -96,6 +96,7 @@ def _wrap(mark: str, inner: str) -> str:
 
 _SCHEMES = ("http://", "https://", "mailto:", "ftp://", "slack://", "tel:")
 _TAG = re.compile(r"^<\s*(/?)\s*([a-zA-Z][a-zA-Z0-9-]*)")
+_ANY_TAG = re.compile(r"<[^>]*>")
 _INLINE_TAGS = {
     "br": "\n",
     "code": "`",
@@ -313,9 +314,20 @@ class _Renderer:
 
     def html(self, content: str) -> None:
         parser = _HtmlText()
-        parser.feed(content)
-        parser.close()
-        for unit in parser.result():
+        try:
+            parser.feed(content)
+            parser.close()
+            units = parser.result()
+        except (AssertionError, ValueError):
+            # The standard library's HTML parser gives up on some broken markup (e.g. a stray
+            # "<![" marked section); show the text with the tags taken out instead.
+            text = html.unescape(_ANY_TAG.sub(" ", content))
+            units = [
+                Unit(False, _escape(" ".join(line.split())))
+                for line in text.splitlines()
+                if line.strip()
+            ]
+        for unit in units:
             if unit.code:
                 self.out.code(unit.text)
             else:
