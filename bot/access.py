@@ -31,6 +31,10 @@ class Directory(Protocol):
         """Members of a user group given by id (S...) or handle (@sre)."""
         ...
 
+    def channel_members(self, channel: str) -> set[str]:
+        """Members of a channel; an empty set when they cannot be looked up."""
+        ...
+
 
 def _matches(
     principal: str,
@@ -66,6 +70,33 @@ def is_admin(policy: Policy, user: str, directory: Directory) -> bool:
         if admin.startswith(("S", "@")) and user in directory.group_members(admin):
             return True
     return directory.is_workspace_admin(user)
+
+
+def can_see(
+    policy: Policy,
+    user: str,
+    incident: Incident,
+    directory: Directory,
+    *,
+    channel: str | None = None,
+) -> bool:
+    """The one visibility rule, used by every route (Slack commands, clicks, lists, App Home,
+    the web console): a private incident exists only for the people in its channel (before the
+    channel exists: its reporter and the responders invited with it) and for admins.
+
+    ``channel`` is where the person is asking from: inside the incident's own channel they are
+    a member by definition."""
+    if not incident.private:
+        return True
+    if channel is not None and channel == incident.slack_channel_id:
+        return True
+    if incident.slack_channel_id is None:
+        invited = incident.slack_state.get("invite") or []
+        if user == incident.reporter_id or user in invited:
+            return True
+    elif user in directory.channel_members(incident.slack_channel_id):
+        return True
+    return is_admin(policy, user, directory)
 
 
 def describe(policy: Policy, principals: list[str]) -> str:

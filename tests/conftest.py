@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlmodel import SQLModel
 
 from bot import migrations
 from bot.config import Policy, normalise_database_url
 from bot.db import Database
 from bot.incidents import INCIDENT_COUNTER
 from bot.models import Counter
+from bot.schema import metadata
 
 PG_ENV = "FIREBREAK_TEST_DATABASE_URL"
 
@@ -85,7 +85,7 @@ def database_url(database_factory: DatabaseFactory) -> str:
 
 
 def reset_database(database: Database) -> None:
-    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
     with database.transaction() as session:
         if database.backend == "postgresql":
             session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

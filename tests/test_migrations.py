@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
-import bot.models  # noqa: F401
+import bot.schema  # noqa: F401
 from bot import migrations
 from bot.db import Database
 

@@ -10,7 +10,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import bot.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import bot.schema  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot.db import UTCDateTime, create_db_engine
 
 config = context.config

@@ -84,6 +84,12 @@ class SlackDirectory:
         except SlackCallError:
             return set()
 
+    def channel_members(self, channel: str) -> set[str]:
+        try:
+            return self.gateway.members(channel)
+        except SlackCallError:
+            return set()
+
 
 class SlackNames:
     """Readable names for Slack ids in postmortems (``postmortem.NameResolver``)."""
@@ -574,19 +580,15 @@ class IncidentFlows:
                 i.id or 0: core.current_roles(session, i.id or 0).get("commander", "")
                 for i in open_incidents
             }
-        visible = [i for i in open_incidents if not i.private or self._is_member(i, user)]
+        visible = [i for i in open_incidents if self.can_see(user, i)]
         self.gateway.publish_home(
             user,
             blocks.home_view(self.policy, visible, {k: v for k, v in commanders.items() if v}, now),
         )
 
-    def _is_member(self, incident: Incident, user: str) -> bool:
-        if incident.slack_channel_id is None:
-            return incident.reporter_id == user
-        try:
-            return user in self.gateway.members(incident.slack_channel_id)
-        except SlackCallError:
-            return False
+    def can_see(self, user: str, incident: Incident, *, channel: str | None = None) -> bool:
+        """``access.can_see`` with Slack as the directory."""
+        return access.can_see(self.policy, user, incident, self.directory, channel=channel)
 
 
 def announced(kind: str) -> bool:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from bot import access, observability
 from bot import incidents as core
+from bot import observability
 from bot.clock import utcnow
 from bot.config import COMMANDER
 from bot.errors import FirebreakError, InvalidInput, NotAllowed, NotFound
@@ -129,11 +129,7 @@ class Listeners:
 
     def check_visible(self, ctx: Ctx, incident: Incident) -> None:
         """A private incident exists only for the people in its channel (and admins)."""
-        if not incident.private or ctx.channel == incident.slack_channel_id:
-            return
-        if self.flows._is_member(incident, ctx.user) or access.is_admin(
-            self.policy, ctx.user, self.flows.directory
-        ):
+        if self.flows.can_see(ctx.user, incident, channel=ctx.channel):
             return
         raise NotAllowed(
             f"{incident.ref} is private: only the people in its channel can see or change it. "
@@ -282,7 +278,7 @@ class Listeners:
             commanders = {
                 i.id or 0: core.current_roles(session, i.id or 0).get(COMMANDER, "") for i in found
             }
-        visible = [i for i in found if not i.private or self.flows._is_member(i, ctx.user)]
+        visible = [i for i in found if self.flows.can_see(ctx.user, i)]
         reply(
             ctx,
             blocks.incident_list(
@@ -773,7 +769,7 @@ class Listeners:
                     session, self.policy, phases=("active", "resolved")
                 )
             view = blocks.capture_modal(
-                [i for i in open_incidents if not i.private or self.flows._is_member(i, user)],
+                [i for i in open_incidents if self.flows.can_see(user, i)],
                 channel=channel,
                 ts=ts,
                 message=message,

@@ -153,8 +153,9 @@ class RunbookSlack:
             runbook = self.catalog.get(runbook_id)
             if runbook is None:
                 raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")
-            with self.fb.db.transaction() as session:
+            with self.fb.db.read() as session:
                 incident = core.get_incident(session, incident_id)
+            self.listeners.check_visible(ctx, incident)
             self.start(ctx, incident, runbook)
 
         self.listeners.later(ctx, work)
