@@ -38,7 +38,8 @@ from sqlalchemy.exc import ArgumentError
 from bot.errors import ConfigError
 
 # --------------------------------------------------------------------------------------------
-# Durations: teams write "15m", "1h30m", "90s", "2d"; a bare number is minutes.
+# Durations: teams write "15m", "1h30m", "90s", "2d". A bare number is refused: "15" could mean
+# seconds or minutes, and guessing wrong escalates 60 times too early or too late.
 
 _DURATION_PART = re.compile(r"(\d+)\s*(d|h|m|s)", re.IGNORECASE)
 _DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -51,7 +52,10 @@ def parse_duration(value: object) -> timedelta:
     elif isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 90s")
     elif isinstance(value, int | float):
-        result = timedelta(minutes=value)
+        raise ValueError(
+            f'invalid duration {value!r}: a number needs a unit, e.g. "{value}m" for '
+            f'minutes or "{value}s" for seconds'
+        )
     elif isinstance(value, str):
         text = value.strip()
         compact = text.replace(" ", "")
@@ -103,7 +107,7 @@ def _check_key(value: str) -> str:
 class SeverityPolicy(_Strict):
     key: str
     name: str = ""
-    description: str
+    description: str = ""
     update_every: Duration | None = None
     """How often the commander is expected to post a status update; unset: no update nudges."""
     ack_within: Duration | None = None
@@ -570,7 +574,7 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
         if message.startswith(prefix):
             message = message[len(prefix) :]
     if first["type"] == "extra_forbidden":
-        message = "unknown key (check the spelling against the configuration reference)"
+        message = "unknown key (check the spelling against docs/configuration.md)"
     where = f"{source}: {loc}" if loc else source
     return f"{where}: {message}"
 

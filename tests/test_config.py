@@ -25,14 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
         ("90s", timedelta(seconds=90)),
         ("2d", timedelta(days=2)),
         ("1h 5m", timedelta(minutes=65)),
-        (10, timedelta(minutes=10)),
     ],
 )
 def test_durations_read_the_way_teams_write_them(text: object, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "abc", "15 minutes", "-5m", "0m", "1.5h", True])
+@pytest.mark.parametrize("text", ["", "abc", "15 minutes", "-5m", "0m", "1.5h", True, 15, 2.5])
 def test_bad_durations_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
@@ -153,3 +152,29 @@ def test_a_policy_file_saved_with_a_bom_reads_fine(tmp_path: Path) -> None:
     path = tmp_path / "firebreak.toml"
     path.write_bytes("\ufefftimezone = 'Europe/Berlin'\n".encode())
     assert load_policy(path).timezone == "Europe/Berlin"
+
+
+def test_a_number_without_a_unit_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_text('default_severity = "P1"\n[[severities]]\nkey = "P1"\nupdate_every = 15\n')
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert str(info.value) == (
+        f"{path}: severities.0.update_every: invalid duration 15: a number needs a unit, "
+        'e.g. "15m" for minutes or "15s" for seconds'
+    )
+
+
+def test_every_severity_key_but_key_is_optional() -> None:
+    policy = policy_from_dict({"severities": [{"key": "P1"}], "default_severity": "P1"})
+    assert policy.severity("P1").description == ""
+    assert policy.severity("P1").update_every is None
+
+
+def test_an_unknown_key_points_to_the_configuration_reference() -> None:
+    with pytest.raises(ConfigError) as info:
+        policy_from_dict({"slack": {"chanel_name": "x"}}, source="firebreak.toml")
+    assert str(info.value) == (
+        "firebreak.toml: slack.chanel_name: unknown key "
+        "(check the spelling against docs/configuration.md)"
+    )
