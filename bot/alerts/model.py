@@ -1,0 +1,235 @@
+"""The normalised shape every source's payload is parsed into.
+
+Parsers (``bot.alerts.sources``) never touch the database or Slack: they turn one webhook body
+into one :class:`AlertMessage`. Everything downstream (routing, grouping, storing) only sees
+these plain values, so a payload can be replayed without side effects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+FIRING = "firing"
+RESOLVED = "resolved"
+
+TITLE_MAX = 300
+TEXT_MAX = 4_000
+KEY_MAX = 200
+LABEL_MAX = 1_000
+URL_MAX = 2_000
+MAX_LABELS = 100
+
+
+class Status(StrEnum):
+    FIRING = FIRING
+    RESOLVED = RESOLVED
+
+
+class PayloadError(ValueError):
+    """The body is JSON but not a shape the source sends; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link from the alert, http(s) only (``safe_url`` refuses everything else)."""
+
+    kind: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: its dedupe key within the group (a fingerprint) and what it says."""
+
+    key: str
+    status: Status
+    name: str
+    title: str
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    severity: str | None = None
+    """The source's own severity or priority (``critical``, ``P1``, ``warning``), unmapped."""
+    service: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    links: tuple[Link, ...] = ()
+    runbook_url: str | None = None
+    """The raw runbook reference (an http(s) URL or a catalog path); never shown unless safe."""
+
+
+@dataclass(frozen=True)
+class Info:
+    """Something that happened to the group that is not a firing/resolved change: a PagerDuty
+    note or acknowledgement, an Opsgenie custom action. Recorded on the incident's timeline."""
+
+    key: str
+    """Unique per event (the source's event id, else a hash of the body)."""
+    text: str
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """One webhook body, normalised. ``group_key`` says which incident it belongs to."""
+
+    source: str
+    group_key: str
+    title: str
+    alerts: tuple[Alert, ...] = ()
+    info: tuple[Info, ...] = ()
+    note: str | None = None
+    """Why the message carries no alerts (a test notification, a text-only body)."""
+
+    @property
+    def firing(self) -> int:
+        return sum(1 for a in self.alerts if a.status == Status.FIRING)
+
+
+# --------------------------------------------------------------------------------------------
+# Hygiene shared by every parser
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BROADCAST = re.compile(r"<!(channel|here|everyone|subteam\^[^>|]*)(\|[^>]*)?>", re.IGNORECASE)
+_MENTION = re.compile(r"<([@#][A-Z0-9]+)(\|[^>]*)?>")
+
+
+def neutralise(text: str) -> str:
+    """Slack control sequences made inert: ``<!channel>`` becomes the text ``@channel`` with a
+    word joiner after the ``@`` so it can never ping, whatever renders it later; user and
+    channel mentions lose their angle brackets."""
+    text = _BROADCAST.sub(lambda m: "@\u2060" + m.group(1).split("^")[0], text)
+    text = _MENTION.sub(lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], text)
+    return text.replace("@channel", "@\u2060channel").replace("@here", "@\u2060here")
+
+
+def clean(value: object, limit: int = TEXT_MAX, *, multiline: bool = True) -> str:
+    """Text from a payload: NFC, no control characters, no pings, cut to ``limit`` with an
+    ellipsis (alerts are shown, not edited, so a 10,000-character description is shortened,
+    never refused)."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    if not multiline:
+        text = " ".join(text.split())
+    text = neutralise(text.strip())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "\u2026"
+    return text
+
+
+def short_key(value: str) -> str:
+    """A dedupe key that fits the database: long keys become a stable hash."""
+    value = _CONTROL.sub("", value)
+    if len(value) <= KEY_MAX:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def safe_url(value: object) -> str | None:
+    """An absolute http(s) URL with a host, or ``None``: ``javascript:``, ``data:``, relative
+    paths (``../../etc/passwd``, ``?orgId=1``) and URLs with spaces or controls never become
+    links."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or len(url) > URL_MAX or any(c.isspace() or ord(c) < 32 for c in url):
+        return None
+    if any(c in url for c in "<>|\"'`"):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def labels_of(value: object, what: str) -> dict[str, str]:
+    """A JSON object of label -> text (null means empty); anything else is a payload error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} must be an object of names to values")
+    out: dict[str, str] = {}
+    for name, item in list(value.items())[:MAX_LABELS]:
+        if isinstance(item, dict | list):
+            continue
+        out[clean(name, 200, multiline=False)] = clean(
+            "" if item is None else item, LABEL_MAX, multiline=False
+        )
+    return out
+
+
+def text_field(data: dict[str, object], name: str, what: str) -> str | None:
+    """A string (or number) field; ``None`` when absent or null; a payload error otherwise."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool | dict | list):
+        raise PayloadError(f"{what}.{name} must be a string")
+    return str(value)
+
+
+_ZERO_YEAR = 1970
+
+
+def parse_time(value: object, *, now: datetime) -> datetime | None:
+    """RFC 3339 text or epoch seconds/ms/ns. Zero (``0001-01-01``), unparseable or missing
+    times are ``None``; future times are clamped to ``now`` (a wrong clock never dates an
+    alert after it was received)."""
+    result: datetime | None = None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        number = float(value)
+        for divisor in (1, 1e3, 1e6, 1e9):
+            if number / divisor < 1e11:
+                number /= divisor
+                break
+        try:
+            result = datetime.fromtimestamp(number, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    elif isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+        # Go prints nanoseconds; Python takes at most microseconds.
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+        try:
+            result = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if result.tzinfo is None:
+            result = result.replace(tzinfo=UTC)
+        result = result.astimezone(UTC)
+    if result is None or result.year < _ZERO_YEAR:
+        return None
+    return min(result, now)
+
+
+# --------------------------------------------------------------------------------------------
+# Alertmanager's fingerprint: FNV-1a 64 over the sorted label pairs, 0xff after each name/value
+
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK = (1 << 64) - 1
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """The fingerprint Alertmanager gives an alert with these labels (16 hex digits)."""
+    value = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode("utf-8") + b"\xff":
+                value ^= byte
+                value = (value * _FNV_PRIME) & _MASK
+    return f"{value:016x}"

@@ -1,0 +1,143 @@
+"""Datadog's webhook integration. The body is a template the user writes (docs/alerts.md has the
+one to paste), so every common variable is accepted flat or nested (``alert``/``event``
+objects), and Datadog's default template (title, body, id) works too.
+
+Group key, in order: ``$ALERT_CYCLE_KEY``, ``$AGGREG_KEY``, the monitor id with its scope
+(``$ALERT_ID`` + ``$ALERT_SCOPE``), the monitor linked from the body, the title."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from bot.alerts.model import (
+    TITLE_MAX,
+    Alert,
+    AlertMessage,
+    Link,
+    PayloadError,
+    Status,
+    clean,
+    fingerprint,
+    parse_time,
+    safe_url,
+    short_key,
+)
+
+_NULLS = {"", "null", "none", "nil", "$id"}
+_RESOLVED_TRANSITIONS = ("recovered", "resolved", "ok", "success")
+_PREFIX = re.compile(r"^\s*\[([^\]]*)\]\s*")
+_PRIORITY = re.compile(r"^P[1-5]$", re.IGNORECASE)
+_MONITOR = re.compile(r"https://[\w.-]*datadoghq\.\w+/monitors[/#](\d+)")
+_MD_LINK = re.compile(r"\[\[?([^\]]+)\]\((https?://[^)\s]+)\)")
+
+
+def _value(data: dict[str, Any], *paths: str) -> str | None:
+    """The first present, non-null value among dotted ``paths`` (``alert.alert_id``)."""
+    for path in paths:
+        node: Any = data
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None or isinstance(node, bool):
+            continue
+        if isinstance(node, dict | list):
+            raise PayloadError(f"{path} must be a string, not a JSON {type(node).__name__}")
+        text = str(node).strip()
+        if text.casefold() not in _NULLS:
+            return text
+    return None
+
+
+def _strip_prefixes(title: str) -> tuple[str, list[str]]:
+    tags: list[str] = []
+    while True:
+        match = _PREFIX.match(title)
+        if not match:
+            return title.strip(), tags
+        tags.append(match.group(1).strip())
+        title = title[match.end() :]
+
+
+def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
+    raw_title = _value(data, "title", "event_title", "alert_title", "alert.alert_title")
+    body = _value(data, "body", "event_msg", "text_only_msg", "message") or ""
+    if raw_title is None and not body:
+        raise PayloadError(
+            "no title or body: paste the template from docs/alerts.md into the Datadog webhook "
+            "(it sends at least title, body and alert_transition)"
+        )
+    title, prefixes = _strip_prefixes(raw_title or "")
+    transition = _value(
+        data, "alert_transition", "transition", "alert.alert_transition", "event.alert_transition"
+    )
+    if transition is None:  # the default template: "[Triggered] ..." / "[Recovered on {...}] ..."
+        for tag in prefixes:
+            word = tag.split(" on ")[0].strip()
+            if word and not _PRIORITY.match(word) and word.upper() != "TEST":
+                transition = word
+                break
+    alert_type = (_value(data, "alert_type", "alert.alert_type") or "").lower()
+    folded = (transition or "").casefold()
+    resolved = any(folded.startswith(t) for t in _RESOLVED_TRANSITIONS) or alert_type == "success"
+    priority = _value(data, "alert_priority", "priority_level", "severity", "alert.alert_priority")
+    if priority is None:
+        priority = next((t.upper() for t in prefixes if _PRIORITY.match(t)), None)
+    scope = _value(data, "alert_scope", "scopes", "alert.alert_scope")
+    monitor = _value(data, "alert_id", "monitor_id", "alert.alert_id")
+    if monitor is None:
+        found = _MONITOR.search(body)
+        monitor = found.group(1) if found else None
+    group = _value(data, "alert_cycle_key", "alert.alert_cycle_key")
+    if group is None:
+        group = _value(data, "aggregate", "aggreg_key", "event.aggreg_key", "alert.aggreg_key")
+    if group is None and monitor is not None:
+        group = f"monitor:{monitor}:{scope or ''}"
+    if group is None:
+        group = "title:" + fingerprint({"title": title or body[:200]})
+    tags = _value(data, "tags") or ""
+    service = next(
+        (
+            part.split(":", 1)[1]
+            for part in re.split(r"[,\s]+", f"{scope or ''},{tags}")
+            if part.startswith("service:") and part.split(":", 1)[1]
+        ),
+        None,
+    )
+    links: list[Link] = []
+    for label, url in _MD_LINK.findall(body):
+        label = label.strip("[] ").lower()
+        kind = {"monitor status": "monitor", "related logs": "logs"}.get(label)
+        safe = safe_url(url)
+        if kind and safe and all(link.kind != kind for link in links):
+            links.append(Link(kind, safe))
+    for kind, path in (("event", "url"), ("event", "event.event_url"), ("link", "link")):
+        safe = safe_url(_value(data, path))
+        if safe and all(link.url != safe for link in links):
+            links.append(Link(kind, safe))
+    name = clean(title or raw_title or "Datadog monitor", TITLE_MAX, multiline=False)
+    key = short_key(group)
+    alert = Alert(
+        key=key,
+        status=Status.RESOLVED if resolved else Status.FIRING,
+        name=name,
+        title=name,
+        description=clean(body.replace("%%%", "")),
+        labels={
+            k: clean(v, 1000, multiline=False)
+            for k, v in (
+                ("monitor_id", monitor),
+                ("scope", scope),
+                ("transition", transition),
+                ("event_type", _value(data, "event_type")),
+                ("query", _value(data, "alert_query", "alert.alert_query")),
+            )
+            if v
+        },
+        severity=priority,
+        service=clean(service, 200, multiline=False) if service else None,
+        starts_at=parse_time(_value(data, "date", "last_updated"), now=now),
+        links=tuple(links),
+        runbook_url=_value(data, "runbook_url", "runbook"),
+    )
+    return AlertMessage(source="datadog", group_key=key, title=name, alerts=(alert,))

@@ -1,0 +1,102 @@
+"""Opsgenie's outgoing webhook (``{"action": ..., "alert": {...}}``). An alert's ``alias`` is its
+group (Opsgenie's own dedupe key); ``Create`` fires it, ``Close`` resolves it, other actions
+(Acknowledge, AddNote, Escalate, custom actions) are recorded on the timeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from bot.alerts.model import (
+    TITLE_MAX,
+    Alert,
+    AlertMessage,
+    Info,
+    PayloadError,
+    Status,
+    clean,
+    labels_of,
+    parse_time,
+    short_key,
+)
+
+_FIRE = {"create", "unacknowledge", "reopen"}
+_RESOLVE = {"close", "delete"}
+
+
+def _text(node: dict[str, Any], name: str) -> str | None:
+    value = node.get(name)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, dict | list):
+        raise PayloadError(f"alert.{name} must be a string")
+    text = str(value).strip()
+    return text or None
+
+
+def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
+    action = data.get("action")
+    if not isinstance(action, str) or not action.strip():
+        raise PayloadError(
+            "no 'action': this is not an Opsgenie webhook body "
+            '(expected {"action": "Create", "alert": {...}})'
+        )
+    alert = data.get("alert")
+    if not isinstance(alert, dict):
+        raise PayloadError("'alert' must be an object")
+    alias = _text(alert, "alias") or _text(alert, "alertId")
+    if alias is None:
+        raise PayloadError("alert has neither alias nor alertId")
+    priority = alert.get("priority")
+    severity = None
+    if isinstance(priority, int) and not isinstance(priority, bool):
+        severity = f"P{priority}"
+    elif isinstance(priority, str) and priority.strip():
+        severity = priority.strip().upper()
+    message = _text(alert, "message") or f"Opsgenie alert {alias}"
+    title = clean(message, TITLE_MAX, multiline=False)
+    tags = alert.get("tags")
+    details = labels_of(alert.get("details"), "alert.details")
+    labels = {
+        **details,
+        **{
+            k: clean(v, 1000, multiline=False)
+            for k, v in (
+                ("alertId", _text(alert, "alertId")),
+                ("tinyId", _text(alert, "tinyId")),
+                ("entity", _text(alert, "entity")),
+                ("team", _text(alert, "team")),
+                ("tags", ",".join(str(t) for t in tags) if isinstance(tags, list) else None),
+            )
+            if v
+        },
+    }
+    verb = action.strip()
+    folded = verb.casefold()
+    key = short_key(alias)
+    alerts: tuple[Alert, ...] = ()
+    info: tuple[Info, ...] = ()
+    if folded in _FIRE or folded in _RESOLVE:
+        alerts = (
+            Alert(
+                key=key,
+                status=Status.RESOLVED if folded in _RESOLVE else Status.FIRING,
+                name=title,
+                title=title,
+                description=clean(_text(alert, "description") or ""),
+                labels=labels,
+                severity=severity,
+                service=details.get("service") or None,
+                starts_at=parse_time(alert.get("createdAt"), now=now),
+            ),
+        )
+    else:
+        # Opsgenie sends no event id: the body's hash keys the timeline entry, so a retry of
+        # the same delivery records it once.
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+        who = clean(_text(alert, "username") or "", 200, multiline=False)
+        text = f"Opsgenie: {clean(verb, 60, multiline=False)}" + (f" by {who}" if who else "")
+        info = (Info(key=f"opsgenie:{digest}", text=text),)
+    return AlertMessage(source="opsgenie", group_key=key, title=title, alerts=alerts, info=info)

@@ -1,0 +1,106 @@
+"""PagerDuty v3 webhooks (``{"event": {...}}``). One PagerDuty incident is one group, keyed by
+the incident id (present on every event type, while ``incident_key`` is missing on older ones).
+Triggered, reopened and acknowledged incidents are firing; resolved ones are resolved; notes
+and other events are recorded on the timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.alerts.model import (
+    TITLE_MAX,
+    Alert,
+    AlertMessage,
+    Info,
+    Link,
+    PayloadError,
+    Status,
+    clean,
+    parse_time,
+    safe_url,
+    short_key,
+)
+
+
+def _text(node: object, name: str) -> str | None:
+    if not isinstance(node, dict):
+        return None
+    value = node.get(name)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, dict | list):
+        raise PayloadError(f"event.data.{name} must be a string")
+    return str(value)
+
+
+def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
+    event = data.get("event")
+    if not isinstance(event, dict):
+        raise PayloadError(
+            "no 'event' object: this is not a PagerDuty v3 webhook body "
+            '(expected {"event": {"event_type": ..., "data": {...}}})'
+        )
+    event_type = event.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        raise PayloadError("event.event_type must be a string such as incident.triggered")
+    body = event.get("data")
+    if not isinstance(body, dict):
+        raise PayloadError("event.data must be an object")
+    incident = body if body.get("type") in ("incident", None) else body.get("incident")
+    incident_id = _text(incident, "id")
+    if not incident_id:
+        raise PayloadError("event.data has no incident id: only incident events are supported")
+    event_id = _text(event, "id") or f"{event_type}:{incident_id}:{event.get('occurred_at')}"
+    title = _text(incident, "title") or _text(incident, "summary") or f"PagerDuty {incident_id}"
+    title = clean(title, TITLE_MAX, multiline=False)
+    agent = clean(_text(event.get("agent"), "summary") or "", 200, multiline=False)
+    by = f" by {agent}" if agent else ""
+    verb = event_type.removeprefix("incident.").replace("_", " ")
+    info: list[Info] = []
+    alerts: tuple[Alert, ...] = ()
+    status = _text(incident, "status") if incident is body else None
+    if status in ("triggered", "acknowledged", "resolved"):
+        priority = body.get("priority")
+        severity = _text(priority, "summary") if isinstance(priority, dict) else None
+        labels = {
+            k: clean(v, 1000, multiline=False)
+            for k, v in (
+                ("incident_key", _text(body, "incident_key")),
+                ("number", _text(body, "number")),
+                ("urgency", _text(body, "urgency")),
+                ("status", status),
+            )
+            if v
+        }
+        service = _text(body.get("service"), "summary")
+        link = safe_url(_text(body, "html_url"))
+        alerts = (
+            Alert(
+                key=short_key(incident_id),
+                status=Status.RESOLVED if status == "resolved" else Status.FIRING,
+                name=title,
+                title=title,
+                labels=labels,
+                severity=severity or _text(body, "urgency"),
+                service=clean(service, 200, multiline=False) if service else None,
+                starts_at=parse_time(_text(body, "created_at"), now=now),
+                links=(Link("pagerduty", link),) if link else (),
+            ),
+        )
+        if status == "acknowledged" or event_type not in (
+            "incident.triggered",
+            "incident.resolved",
+        ):
+            info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=f"PagerDuty: {verb}{by}"))
+    else:
+        content = clean(_text(body, "content") or "", 2000)
+        text = f"PagerDuty: {verb}{by}" + (f": {content}" if content else "")
+        info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=text))
+    return AlertMessage(
+        source="pagerduty",
+        group_key=short_key(incident_id),
+        title=title,
+        alerts=alerts,
+        info=tuple(info),
+    )

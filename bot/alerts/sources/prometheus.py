@@ -1,0 +1,209 @@
+"""Prometheus Alertmanager (webhook v4, and the v3 shape) and Grafana unified alerting
+(``version: "1"``, the same shape with extra URLs), plus Grafana's legacy pre-8 shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.alerts.model import (
+    FIRING,
+    RESOLVED,
+    TITLE_MAX,
+    Alert,
+    AlertMessage,
+    Link,
+    PayloadError,
+    Status,
+    clean,
+    fingerprint,
+    labels_of,
+    parse_time,
+    safe_url,
+    short_key,
+    text_field,
+)
+
+_RUNBOOK_ANNOTATIONS = ("runbook_url", "runbook", "runbookUrl", "runbook_link")
+_TITLE_ANNOTATIONS = ("summary", "title", "message")
+_DESCRIPTION_ANNOTATIONS = ("description", "message", "summary")
+_LINK_FIELDS = (
+    ("generator", "generatorURL"),
+    ("silence", "silenceURL"),
+    ("dashboard", "dashboardURL"),
+    ("panel", "panelURL"),
+)
+
+
+def _raw_labels(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def _status(value: object, fallback: str | None, ends_at: datetime | None, now: datetime) -> Status:
+    if isinstance(value, str) and value.strip().lower() in (FIRING, RESOLVED):
+        return Status(value.strip().lower())
+    if fallback in (FIRING, RESOLVED):
+        return Status(fallback)
+    # No status anywhere: an alert whose end time has passed has resolved.
+    return Status.RESOLVED if ends_at is not None and ends_at < now else Status.FIRING
+
+
+def _first(values: dict[str, str], names: tuple[str, ...]) -> str:
+    for name in names:
+        if values.get(name):
+            return values[name]
+    return ""
+
+
+def _alert(
+    raw: object, index: int, common: dict[str, str], top_status: str | None, now: datetime
+) -> Alert:
+    where = f"alerts[{index}]"
+    if not isinstance(raw, dict):
+        raise PayloadError(f"{where} must be an object")
+    raw_labels = _raw_labels(raw.get("labels"))
+    labels = labels_of(raw.get("labels"), f"{where}.labels")
+    annotations = labels_of(raw.get("annotations"), f"{where}.annotations")
+    for name in ("startsAt", "endsAt", "generatorURL", "fingerprint", "status"):
+        text_field(raw, name, where)
+    ends_at = parse_time(raw.get("endsAt"), now=now)
+    status = _status(raw.get("status"), top_status, ends_at, now)
+    given = raw.get("fingerprint")
+    key = (
+        given.strip()
+        if isinstance(given, str) and given.strip()
+        else fingerprint(raw_labels or common)
+    )
+    name = labels.get("alertname") or common.get("alertname") or _first(labels, ("gems_alertname",))
+    title = _first(annotations, _TITLE_ANNOTATIONS) or name or "alert"
+    links = []
+    for kind, field_name in _LINK_FIELDS:
+        url = safe_url(raw.get(field_name))
+        if url is not None:
+            links.append(Link(kind, url))
+    image = safe_url(raw.get("imageURL"))
+    if image is not None:
+        links.append(Link("image", image))
+    runbook = _first(annotations, _RUNBOOK_ANNOTATIONS) or None
+    return Alert(
+        key=short_key(key),
+        status=status,
+        name=clean(name or title, TITLE_MAX, multiline=False),
+        title=clean(title, TITLE_MAX, multiline=False),
+        description=clean(_first(annotations, _DESCRIPTION_ANNOTATIONS)),
+        labels=labels,
+        annotations=annotations,
+        severity=labels.get("severity") or labels.get("priority") or None,
+        starts_at=parse_time(raw.get("startsAt"), now=now),
+        ends_at=ends_at,
+        links=tuple(links),
+        runbook_url=runbook,
+    )
+
+
+def _group_key(data: dict[str, Any], source: str, alerts: list[Alert]) -> str:
+    given = data.get("groupKey")
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        given = str(given)  # Alertmanager before 0.7 sent a number
+    if isinstance(given, str) and given.strip():
+        return short_key(given.strip())
+    # No groupKey (a custom template, an old sender): group by what the sender grouped by.
+    for name in ("groupLabels", "commonLabels"):
+        labels = _raw_labels(data.get(name))
+        if labels:
+            receiver = str(data.get("receiver") or "")
+            return f"{receiver}:{name}:{fingerprint(labels)}"
+    keys = sorted(a.key for a in alerts)
+    return "alerts:" + fingerprint({str(i): k for i, k in enumerate(keys)})
+
+
+def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessage:
+    raw_alerts = data.get("alerts")
+    if raw_alerts is None:
+        raise PayloadError(
+            f"no 'alerts' list: this is not a {source} webhook body "
+            "(expected receiver, status, alerts, groupKey)"
+        )
+    if not isinstance(raw_alerts, list):
+        raise PayloadError("'alerts' must be a list of alert objects")
+    for name in ("receiver", "status", "externalURL", "title"):
+        text_field(data, name, "body")
+    top = data.get("status")
+    top_status = top.strip().lower() if isinstance(top, str) else None
+    common = _raw_labels(data.get("commonLabels"))
+    labels_of(data.get("groupLabels"), "groupLabels")
+    labels_of(data.get("commonLabels"), "commonLabels")
+    labels_of(data.get("commonAnnotations"), "commonAnnotations")
+    alerts = [_alert(raw, i, common, top_status, now) for i, raw in enumerate(raw_alerts)]
+    group_labels = labels_of(data.get("groupLabels"), "groupLabels")
+    common_labels = labels_of(data.get("commonLabels"), "commonLabels")
+    name = (
+        group_labels.get("alertname")
+        or common_labels.get("alertname")
+        or (alerts[0].name if alerts else "")
+    )
+    common_annotations = labels_of(data.get("commonAnnotations"), "commonAnnotations")
+    summary = _first(common_annotations, _TITLE_ANNOTATIONS)
+    title = summary if summary and name and summary != name else ""
+    title = f"{name}: {title}" if name and title else (name or title or source + " alert")
+    return AlertMessage(
+        source=source,
+        group_key=_group_key(data, source, alerts),
+        title=clean(title, TITLE_MAX, multiline=False),
+        alerts=tuple(alerts),
+        note=None if alerts else "the message lists no alerts",
+    )
+
+
+def parse_alertmanager(data: dict[str, Any], now: datetime) -> AlertMessage:
+    return _prometheus("alertmanager", data, now)
+
+
+_LEGACY_STATES = {"alerting": FIRING, "no_data": FIRING, "ok": RESOLVED}
+
+
+def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
+    """Grafana before 8 (legacy alerting): one rule per message, ``state`` says firing."""
+    for name in ("ruleName", "title", "message", "state", "ruleUrl", "imageUrl"):
+        text_field(data, name, "body")
+    state = str(data.get("state") or "").lower()
+    status = Status(_LEGACY_STATES.get(state, FIRING))
+    rule_id = data.get("ruleId")
+    rule_name = clean(data.get("ruleName") or data.get("title") or "Grafana alert", TITLE_MAX)
+    key = f"rule:{rule_id}" if rule_id not in (None, 0, "0", "") else f"rule:{rule_name}"
+    links = [
+        Link(kind, url)
+        for kind, url in (
+            ("generator", safe_url(data.get("ruleUrl"))),
+            ("image", safe_url(data.get("imageUrl"))),
+        )
+        if url is not None
+    ]
+    alert = Alert(
+        key=short_key(key),
+        status=status,
+        name=rule_name,
+        title=clean(data.get("title") or rule_name, TITLE_MAX, multiline=False),
+        description=clean(data.get("message")),
+        links=tuple(links),
+    )
+    return AlertMessage(
+        source="grafana", group_key=short_key(key), title=alert.title, alerts=(alert,)
+    )
+
+
+def parse_grafana(data: dict[str, Any], now: datetime) -> AlertMessage:
+    if "alerts" not in data and ("evalMatches" in data or "ruleId" in data or "state" in data):
+        return _grafana_legacy(data, now)
+    if "alerts" not in data and isinstance(data.get("text"), str):
+        # A Slack-shaped body ({"text": ...}): a contact-point test posted to the wrong
+        # integration. Kept, shown on the list, never turned into an incident.
+        return AlertMessage(
+            source="grafana",
+            group_key="text:" + fingerprint({"text": data["text"]}),
+            title=clean(data["text"], TITLE_MAX, multiline=False),
+            note="a text-only body (not Grafana's webhook shape): stored, no alerts in it",
+        )
+    return _prometheus("grafana", data, now)
