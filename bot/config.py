@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.alerts.policy import AlertsPolicy
 from bot.errors import ConfigError
 
 # --------------------------------------------------------------------------------------------
@@ -442,6 +443,7 @@ class Policy(_Strict):
     runbooks: RunbooksPolicy = Field(default_factory=RunbooksPolicy)
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     access: AccessPolicy = Field(default_factory=AccessPolicy)
+    alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
