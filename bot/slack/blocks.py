@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.config import COMMANDER, Policy
 from bot.incidents import humanize_duration, incident_metrics
+from bot.markup import slack_to_plain
 from bot.models import ActionItem, EventKind, Incident, TimelineEvent
 from bot.slack import limits
 from bot.slack.limits import escape_mrkdwn, truncate
@@ -35,6 +36,7 @@ CLOSE = "incident:close"
 RETRY_SETUP = "incident:retry_setup"
 HOME_DECLARE = "home:declare"
 START_SUGGESTED = "suggest:start"
+DECLARE_ANYWAY = "incident:declare_anyway"  # routed with the incident buttons
 
 # Modal callback ids.
 DECLARE_VIEW = "declare"
@@ -630,6 +632,35 @@ def help_text(policy: Policy) -> str:
             f"React with :{policy.slack.capture_reaction}: to a message to put it on the timeline.",
         ]
     )
+
+
+def did_you_mean(text: str, suggestion: str, key: str) -> tuple[str, list[Block]]:
+    """The answer to ``/incident stauts``: a question, and a button that declares anyway.
+
+    The button carries the typed text and the command's key, so however often it is clicked
+    it declares one incident."""
+    plain_text = " ".join(slack_to_plain(text).split())
+    shown = escape_mrkdwn(truncate(plain_text, 100))
+    question = (
+        f":grey_question: Did you mean `/incident {suggestion}`? "
+        f"Nothing was declared. Type `/incident help` for the commands."
+    )
+    value = json.dumps({"text": text, "key": key}, separators=(",", ":"))
+    return question, [
+        section(question),
+        {
+            "type": "actions",
+            "elements": [
+                button(
+                    f"Declare “{truncate(plain_text, 40)}” anyway",
+                    DECLARE_ANYWAY,
+                    value,
+                    style="danger",
+                )
+            ],
+        },
+        context(f"Declaring opens an incident titled _{shown}_, with a channel and pages."),
+    ]
 
 
 def incident_list(

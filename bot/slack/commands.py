@@ -132,7 +132,17 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
     word = tokens[0].lower()
     name = SUBCOMMANDS.get(word)
     if name is None:
-        return ParsedCommand("declare_title", incident_ref=ref, text=rest)
+        suggestion = close_command(word)
+        if (
+            suggestion is not None
+            and ref is None
+            and len(rest) <= _GUARDED_LENGTH
+            and all(_argument_like(t) for t in tokens[1:])
+        ):
+            # "/incident stauts" or "/incident sevv 2": a mistyped command, not a title.
+            return ParsedCommand("did_you_mean", text=rest, args=(suggestion,))
+        extra = {"suggestion": suggestion} if suggestion else {}
+        return ParsedCommand("declare_title", incident_ref=ref, text=rest, extra=extra)
     body = rest[len(tokens[0]) :].strip()
     args = tuple(tokens[1:])
     if name in _TRAILING_REF and args and _REF_TOKEN.match(args[-1]) and ref is None:
@@ -140,6 +150,55 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
         args = args[:-1]
         body = " ".join(args)
     return _shape(name, ref, body, args, today)
+
+
+# The typo guard. A single word close to a command (or such a word followed only by what a
+# command takes: a mention, "me", a number, an incident number, a date) is a mistyped command,
+# never a title: Firebreak asks "did you mean ...?" instead of declaring.
+_GUARDED_LENGTH = 200
+_ARGUMENT = re.compile(
+    r"^(?:<@[UW][A-Z0-9]{2,}(?:\|[^>]*)?>|me|#?\d{1,9}|inc-?\d{1,9}|sev\d|\d{4}-\d{2}-\d{2})$",
+    re.IGNORECASE,
+)
+
+
+def _argument_like(token: str) -> bool:
+    return bool(_ARGUMENT.match(token))
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+    two neighbouring letters (``stauts`` -> ``status`` is one edit) each cost one."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[len(b)]
+
+
+def close_command(word: str) -> str | None:
+    """The command ``word`` is probably a typo of, or None.
+
+    Close means one edit for words of up to four letters, two for longer words, or a prefix of
+    a command of at least three letters (``stat``). Exact commands are not typos."""
+    word = word.lower()
+    if len(word) < 2 or not word.isalpha() or word in SUBCOMMANDS:
+        return None
+    allowed = 1 if len(word) <= 4 else 2
+    best: tuple[int, str] | None = None
+    for command in SUBCOMMANDS:
+        distance = (
+            0 if len(word) >= 3 and command.startswith(word) else edit_distance(word, command)
+        )
+        if distance <= allowed and (best is None or distance < best[0]):
+            best = (distance, command)
+    return best[1] if best else None
 
 
 def _shape(

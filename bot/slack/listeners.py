@@ -205,12 +205,14 @@ class Listeners:
         if name == "list":
             self.list_incidents(ctx)
             return
-        if name == "declare_title":
+        if name in ("declare_title", "did_you_mean"):
+            suggestion = parsed.args[0] if parsed.args else parsed.extra.get("suggestion")
+            hint = f" Did you mean `{suggestion}`?" if suggestion else ""
             if parsed.incident_ref is not None:
                 reply(
                     ctx,
-                    f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not a command. "
-                    "Type `/incident help` for the commands.",
+                    f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not a command."
+                    f"{hint} Type `/incident help` for the commands.",
                 )
                 return
             if ctx.channel:
@@ -220,10 +222,14 @@ class Listeners:
                     reply(
                         ctx,
                         f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not "
-                        f"a command. This is {here.ref}'s channel; type `/incident help` for "
-                        "the commands, or `/incident declare <title>` for a new incident.",
+                        f"a command.{hint} This is {here.ref}'s channel; type `/incident help` "
+                        "for the commands, or `/incident declare <title>` for a new incident.",
                     )
                     return
+            if name == "did_you_mean":
+                # A typo of a command never declares by itself: ask, with a button.
+                reply(ctx, *blocks.did_you_mean(parsed.text, parsed.args[0], ctx.key))
+                return
             self.declare_now(ctx, parsed.text)
             return
         if name == "declare":
@@ -548,6 +554,9 @@ class Listeners:
         if action_id == blocks.HOME_DECLARE:
             self.open_declare_form(ctx)
             return
+        if action_id == blocks.DECLARE_ANYWAY:
+            self.declare_anyway(ctx, action)
+            return
         incident = self._incident_from_value(action)
         self.check_visible(ctx, incident)
         if action_id == blocks.ACK_IC:
@@ -579,6 +588,22 @@ class Listeners:
             self.cmd_retry(ctx, ParsedCommand("retry"), incident)
         else:
             log.info("unhandled action", extra={"action_id": action_id[:100]})
+
+    def declare_anyway(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        """The Declare anyway button of a did-you-mean question: declare what was typed, once. The
+        key comes from the command (scoped to whoever clicks), so a second click, or a click
+        redelivered, finds the incident the first one declared."""
+        try:
+            value = json.loads(str(action.get("value") or ""))
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+            raise InvalidInput("That button no longer works; type `/incident declare <title>`.")
+        text = value["text"].strip()
+        if not text:
+            raise InvalidInput("Give the incident a title: `/incident declare <title>`.")
+        key = f"anyway:{ctx.user}:{str(value.get('key') or '')[:200]}"
+        self.declare_now(replace(ctx, key=key), text)
 
     def _incident_from_value(self, action: dict[str, Any]) -> Incident:
         raw = str(action.get("value") or "")
