@@ -61,7 +61,7 @@ from bot.slack import blocks
 from bot.slack.app import WORK_THREADS
 from bot.slack.limits import iter_texts
 from bot.slack.runbooks import load_catalog
-from bot.testing import ApiCall, BotReply, FakeSlack, SlackSimulator
+from bot.local_slack import ApiCall, BotReply, FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from bot.config import Policy, Settings, SlackPolicy
 from bot.incidents import timeline
 from bot.runtime import Firebreak
 from bot.slack import blocks as kit
-from bot.testing import FakeSlack, SlackSimulator
+from bot.local_slack import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
 
 WIDTH = 88

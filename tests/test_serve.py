@@ -14,7 +14,7 @@ from bot import migrations
 from bot.config import Policy, RemindersPolicy, Settings
 from bot.errors import ConfigError
 from bot.server import build_service
-from bot.testing import FakeSlack
+from bot.local_slack import FakeSlack
 
 
 @pytest.fixture

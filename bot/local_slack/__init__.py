@@ -1,4 +1,5 @@
-"""Slack as the bot meets it, for end-to-end tests and ``firebreak demo``.
+"""A local stand-in for Slack, as the bot meets it: it backs ``firebreak demo`` and every
+end-to-end test.
 
 * ``FakeSlack``: the Web API (and upload and response URLs) over real HTTP, with Slack's
   argument checks, error codes, rate limits and expiring triggers.
@@ -9,18 +10,18 @@
 Ships inside the product because ``firebreak demo`` runs on it; it never imports pytest.
 """
 
-from bot.testing.fake_slack import (
+from bot.local_slack.fake import FakeSlack
+from bot.local_slack.records import (
     ApiCall,
     Ephemeral,
-    FakeSlack,
     FakeSlackError,
     Message,
     ResponsePost,
     UploadedFile,
     View,
 )
-from bot.testing.signing import sign, signed_headers
-from bot.testing.simulator import BotReply, SentRequest, SimulatorError, SlackSimulator
+from bot.local_slack.signing import sign, signed_headers
+from bot.local_slack.simulator import BotReply, SentRequest, SimulatorError, SlackSimulator
 
 __all__ = [
     "ApiCall",

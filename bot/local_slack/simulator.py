@@ -31,8 +31,9 @@ from datetime import time as clock_time
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-from bot.testing.fake_slack import JSON, FakeSlack, FakeSlackError, View
-from bot.testing.signing import (
+from bot.local_slack.fake import FakeSlack
+from bot.local_slack.records import JSON, FakeSlackError, View
+from bot.local_slack.signing import (
     FORM_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
     SIGNATURE_HEADER,

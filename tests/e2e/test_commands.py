@@ -8,8 +8,8 @@ from sqlmodel import func, select
 from bot import incidents as core
 from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
-from bot.testing import FakeSlack, SlackSimulator
-from bot.testing.simulator import Signing
+from bot.local_slack import FakeSlack, SlackSimulator
+from bot.local_slack.simulator import Signing
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.test_lifecycle import declare, kinds
 

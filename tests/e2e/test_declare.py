@@ -7,7 +7,7 @@ from sqlmodel import col, func, select
 from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.slack import blocks
-from bot.testing import FakeSlack, SlackSimulator
+from bot.local_slack import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
 
 

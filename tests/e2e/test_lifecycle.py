@@ -11,7 +11,7 @@ from bot import incidents as core
 from bot.db import Database
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.slack import blocks
-from bot.testing import FakeSlack, SlackSimulator
+from bot.local_slack import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
 
 

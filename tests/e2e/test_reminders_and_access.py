@@ -17,7 +17,7 @@ from bot.db import Database
 from bot.models import EventKind, Reminder
 from bot.reminders import ReminderWorker
 from bot.slack.reminders import GatewayNotifier
-from bot.testing import FakeSlack, SlackSimulator
+from bot.local_slack import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import texts
 from tests.e2e.test_commands import ask

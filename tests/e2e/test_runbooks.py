@@ -10,7 +10,7 @@ from bot import incidents as core
 from bot.db import Database
 from bot.models import EventKind, RunbookRun, RunbookStepState
 from bot.slack import blocks
-from bot.testing import FakeSlack, SlackSimulator
+from bot.local_slack import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import SECRET, texts
 from tests.e2e.test_lifecycle import declare

@@ -34,7 +34,7 @@ from bot import migrations
 from bot.clock import utcnow
 from bot.config import Policy, load_policy
 from bot.db import Database
-from bot.testing import FakeSlack
+from bot.local_slack import FakeSlack
 from bot.web import create_web_app
 
 ROOT = Path(__file__).resolve().parents[2]

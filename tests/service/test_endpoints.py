@@ -15,7 +15,7 @@ from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
 from bot.models import Incident
-from bot.testing import SlackSimulator
+from bot.local_slack import SlackSimulator
 from tests.conftest import DatabaseFactory
 from tests.service.conftest import (
     SECRET,

@@ -31,7 +31,7 @@ from sqlmodel import select
 
 from bot.db import Database
 from bot.models import Incident, Postmortem
-from bot.testing import SlackSimulator
+from bot.local_slack import SlackSimulator
 from tests.service.conftest import (
     BOUND,
     ROOT,

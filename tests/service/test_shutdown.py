@@ -15,7 +15,7 @@ from bot.db import Database
 from bot.models import Incident, Reminder
 from bot.reminders import CLAIMED, PENDING, claim_due_reminders
 from bot.slack.limits import iter_texts
-from bot.testing import SlackSimulator
+from bot.local_slack import SlackSimulator
 from tests.service.conftest import (
     SECRET,
     HoldingFakeSlack,

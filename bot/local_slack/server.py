@@ -1,0 +1,275 @@
+"""The HTTP side: the Web API under ``/api/``, upload URLs under ``/upload/v1/`` and response
+URLs under ``/response/``, on 127.0.0.1 at a free port. One critical section per call keeps a
+state change and its place in ``calls`` in agreement."""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+from bot.local_slack.args import (
+    Args,
+    deep_copy,
+    parse_multipart,
+    recorded_args,
+)
+from bot.local_slack.faults import Faults
+from bot.local_slack.records import (
+    JSON,
+    RESPONSE_URL_TTL,
+    RESPONSE_URL_USES,
+    ApiCall,
+    ApiError,
+    FakeSlackError,
+    ResponsePost,
+)
+
+
+class HttpServer(Faults):
+    _server: _Server | None = None
+    _thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------------------------------
+    # Lifecycle
+
+    def start(self) -> Self:
+        """Listen on 127.0.0.1 at a free port and serve requests on a background thread."""
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="fake-slack", kwargs={"poll_interval": 0.05}
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise FakeSlackError("the fake Slack is not running: use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, usable as ``WebClient(base_url=...)``."""
+        return f"{self.base_url}/api/"
+
+    @property
+    def errors(self) -> list[str]:
+        """Tracebacks of requests the fake itself failed on (should stay empty)."""
+        with self._lock:
+            return list(self._errors)
+
+    # ----------------------------------------------------------------------------------------
+    # HTTP
+
+    def _handle(self, handler: _Handler) -> None:
+        try:
+            parts = urlsplit(handler.path)
+            length = int(handler.headers.get("Content-Length") or 0)
+            body = handler.rfile.read(length) if length > 0 else b""
+            if parts.path.startswith("/api/"):
+                status, headers, payload = self._handle_api(
+                    parts.path[len("/api/") :], parts.query, handler, body
+                )
+            elif parts.path.startswith("/upload/v1/"):
+                status, headers, payload = self._handle_upload(
+                    parts.path[len("/upload/v1/") :], handler, body
+                )
+            elif parts.path.startswith("/response/"):
+                status, headers, payload = self._handle_response_url(
+                    parts.path.rsplit("/", 1)[-1], handler, body
+                )
+            else:
+                status, headers, payload = 404, {"Content-Type": "text/plain"}, b"not found"
+        except Exception:
+            with self._lock:
+                self._errors.append(traceback.format_exc())
+            status, headers = 500, {"Content-Type": "application/json; charset=utf-8"}
+            payload = b'{"ok":false,"error":"fatal_error"}'
+        handler.send_response(status)
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    def _parse_body(self, query: str, handler: _Handler, body: bytes) -> JSON:
+        args: JSON = dict(parse_qsl(query, keep_blank_values=True))
+        content_type = handler.headers.get("Content-Type", "")
+        kind = content_type.split(";")[0].strip().lower()
+        if not body:
+            return args
+        if kind == "application/json":
+            try:
+                data = json.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise ApiError("invalid_json") from None
+            if not isinstance(data, dict):
+                raise ApiError("invalid_json")
+            args.update(data)
+        elif kind == "multipart/form-data":
+            args.update(parse_multipart(content_type, body))
+        else:
+            try:
+                text = body.decode("utf-8")
+                args.update(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+            except (UnicodeDecodeError, ValueError):
+                raise ApiError("invalid_form_data") from None
+        return args
+
+    def _handle_api(
+        self, method: str, query: str, handler: _Handler, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        status = 200
+        args: JSON = {}
+        implementation: Callable[[Args], JSON] | None = None
+        try:
+            args = self._parse_body(query, handler, body)
+            token = args.pop("token", None)
+            authorization = handler.headers.get("Authorization", "")
+            if authorization.lower().startswith("bearer "):
+                token = authorization[len("bearer ") :].strip()
+            implementation = self._methods.get(method)
+            if implementation is None:
+                raise ApiError("unknown_method", req_method=method)
+            if not token:
+                raise ApiError("not_authed")
+            if token != self.token:
+                raise ApiError("invalid_auth")
+        except ApiError as exc:
+            implementation = None
+            response: JSON = {"ok": False, "error": exc.code, **exc.extra}
+        # One critical section per call: the state change and its place in ``calls`` agree
+        # even when replicas or threads call at once.
+        with self._lock:
+            if implementation is not None:
+                try:
+                    failure = self._take_failure(method)
+                    if failure is not None:
+                        status = failure.status
+                        if failure.retry_after is not None:
+                            headers["Retry-After"] = str(failure.retry_after)
+                        raise ApiError(failure.error)
+                    response = {"ok": True, **implementation(Args(args))}
+                except ApiError as exc:
+                    response = {"ok": False, "error": exc.code, **exc.extra}
+            self._calls.append(
+                ApiCall(method, recorded_args(args), deep_copy(response), status, self.now())
+            )
+        return status, headers, json.dumps(response).encode("utf-8")
+
+    def _handle_upload(
+        self, upload_token: str, handler: _Handler, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        content_type = handler.headers.get("Content-Type", "")
+        content = body
+        if content_type.lower().startswith("multipart/form-data"):
+            try:
+                fields = parse_multipart(content_type, body)
+            except ApiError:
+                return 400, {"Content-Type": "text/plain"}, b"invalid multipart body"
+            content = next((v for v in fields.values() if isinstance(v, bytes)), b"")
+        with self._lock:
+            found = next((f for f in self._files.values() if f.upload_token == upload_token), None)
+            if found is None or found.completed:
+                return 404, {"Content-Type": "text/plain"}, b"upload URL not found"
+            found.content = content
+        return 200, {"Content-Type": "text/plain"}, f"OK - {len(content)}".encode()
+
+    def _handle_response_url(
+        self, url_id: str, handler: _Handler, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        with self._lock:
+            target = self._response_urls.get(url_id)
+            url = target.url if target else f"{self.base_url}/response/{url_id}"
+            payload: JSON = {}
+            error: str | None = None
+            status = 200
+            try:
+                payload = self._response_payload(handler, body)
+            except ApiError as exc:
+                error, status = exc.code, 400
+            if target is None:
+                error, status = "no_such_url", 404
+            elif error is None and self.now() - target.issued_at > RESPONSE_URL_TTL:
+                error, status = "expired_url", 404
+            elif error is None and target.uses >= RESPONSE_URL_USES:
+                error, status = "used_url", 404
+            if error is None and target is not None:
+                target.uses += 1
+                error = self._deliver(
+                    payload, target.channel, target.user, target.original, "response_url"
+                )
+                if error is not None:
+                    status = 400
+            self._response_posts.append(ResponsePost(url, payload, self.now(), status, error))
+        response = {"ok": error is None, **({"error": error} if error else {})}
+        return status, headers, json.dumps(response).encode("utf-8")
+
+    @staticmethod
+    def _response_payload(handler: _Handler, body: bytes) -> JSON:
+        kind = handler.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        try:
+            text = body.decode("utf-8")
+            if kind == "application/x-www-form-urlencoded":
+                text = dict(parse_qsl(text)).get("payload", "")
+            data = json.loads(text)
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError("invalid_payload") from None
+        if not isinstance(data, dict):
+            raise ApiError("invalid_payload")
+        return data
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: HttpServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "FakeSlack/1.0"
+
+    def do_POST(self) -> None:
+        self.server.fake._handle(self)
+
+    def do_GET(self) -> None:
+        self.server.fake._handle(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log: the fake records every call instead."""
