@@ -46,6 +46,11 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     POSTMORTEM_GENERATED = "postmortem_generated"
     PERMISSION_DENIED = "permission_denied"
+    CLASSIFIED = "classified"
+    CLOCK_STARTED = "clock_started"
+    CLOCK_COMPLETED = "clock_completed"
+    CLOCK_WARNED = "clock_warned"
+    RETENTION_TOMBSTONE = "retention_tombstone"
 
 
 class Counter(SQLModel, table=True):
@@ -132,7 +137,10 @@ class TimelineEvent(SQLModel, table=True):
     withdrawn capture is a new event of kind ``retraction`` that points at the earlier one."""
 
     __tablename__ = "timeline_events"
-    __table_args__ = (Index("ix_timeline_events_incident_occurred", "incident_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_timeline_events_incident_occurred", "incident_id", "occurred_at"),
+        Index("ix_timeline_events_incident_id_id", "incident_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id")
@@ -146,6 +154,11 @@ class TimelineEvent(SQLModel, table=True):
     source_ref: str | None = Field(default=None, max_length=255, index=True)
     """Where it came from, e.g. ``slack:C123:1712345678.000100`` for a captured message."""
     idempotency_key: str = Field(unique=True, max_length=255)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    """SHA-256 (hex) of the previous event of the same incident (``bot.audit.chain``)."""
+    hash: str | None = Field(default=None, max_length=64)
+    """SHA-256 (hex) of this event's canonical content and ``prev_hash``. Both are set for
+    every event; ``None`` only on a row written without the chain, which verify reports."""
 
 
 class ActionItem(SQLModel, table=True):
