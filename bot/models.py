@@ -283,5 +283,5 @@ class Postmortem(SQLModel, table=True):
 
 
 # Configure the mappers now, not lazily at the first query, so detached rows built with
-# model_construct() (see incidents._append) always have working attributes.
+# model_construct() (see incidents.timeline.append_event) always have working attributes.
 configure_mappers()

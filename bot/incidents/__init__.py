@@ -1,0 +1,118 @@
+"""The incident core: every state change of an incident and the timeline event that records it.
+
+It knows nothing of Slack. Callers wrap each call in ``Database.transaction()``; the change, its
+timeline event, and everything the event causes (reminders re-timed, Slack effects queued) are
+written in that one transaction. The modules, by concept:
+
+* ``text``: input hygiene (limits, normalisation, id checks)
+* ``queries``: reading incidents, roles and the timeline
+* ``timeline``: the incident lock, the one idempotency guard, appending events, notes, captures
+* ``lifecycle``: declare, severity, status, acknowledgement, roles
+* ``actions``: action items
+* ``chat``: where the incident lives in chat (its channel, its messages)
+* ``metrics``: durations computed from the milestones
+
+This package re-exports their public names, so callers write ``incidents.declare_incident``.
+"""
+
+from bot.incidents.actions import add_action_item, complete_action_item
+from bot.incidents.chat import attach_channel, save_slack_refs
+from bot.incidents.lifecycle import (
+    acknowledge_incident,
+    allowed_next_statuses,
+    assign_role,
+    change_severity,
+    change_status,
+    close_incident,
+    declare_incident,
+    mitigate_incident,
+    reopen_incident,
+    resolve_incident,
+    unassign_role,
+)
+from bot.incidents.metrics import IncidentMetrics, humanize_duration, incident_metrics
+from bot.incidents.queries import (
+    current_roles,
+    earlier_event,
+    find_event_by_source,
+    find_incident,
+    find_incident_by_channel,
+    find_recent_duplicate,
+    get_incident,
+    list_action_items,
+    list_incidents,
+    parse_incident_ref,
+    role_history,
+    timeline,
+)
+from bot.incidents.text import (
+    ACTION_TEXT_MAX,
+    INCIDENT_COUNTER,
+    SERVICE_MAX,
+    SUMMARY_MAX,
+    TEXT_MAX,
+    TITLE_MAX,
+    clean_text,
+)
+from bot.incidents.timeline import (
+    Change,
+    add_note,
+    append_event,
+    begin_change,
+    capture_message,
+    lock_incident,
+    post_status_update,
+    record_timeline_event,
+    retract_event,
+    withdraw_capture,
+)
+
+__all__ = [
+    "ACTION_TEXT_MAX",
+    "INCIDENT_COUNTER",
+    "SERVICE_MAX",
+    "SUMMARY_MAX",
+    "TEXT_MAX",
+    "TITLE_MAX",
+    "Change",
+    "IncidentMetrics",
+    "acknowledge_incident",
+    "add_action_item",
+    "add_note",
+    "allowed_next_statuses",
+    "append_event",
+    "assign_role",
+    "attach_channel",
+    "begin_change",
+    "capture_message",
+    "change_severity",
+    "change_status",
+    "clean_text",
+    "close_incident",
+    "complete_action_item",
+    "current_roles",
+    "declare_incident",
+    "earlier_event",
+    "find_event_by_source",
+    "find_incident",
+    "find_incident_by_channel",
+    "find_recent_duplicate",
+    "get_incident",
+    "humanize_duration",
+    "incident_metrics",
+    "list_action_items",
+    "list_incidents",
+    "lock_incident",
+    "mitigate_incident",
+    "parse_incident_ref",
+    "post_status_update",
+    "record_timeline_event",
+    "reopen_incident",
+    "resolve_incident",
+    "retract_event",
+    "role_history",
+    "save_slack_refs",
+    "timeline",
+    "unassign_role",
+    "withdraw_capture",
+]

@@ -1,0 +1,490 @@
+"""The incident lifecycle: declare, severity, status, acknowledgement, roles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from bot.clock import as_utc, utcnow
+from bot.config import COMMANDER, Policy, StatusPolicy
+from bot.errors import InvalidInput, InvalidTransition
+from bot.incidents.queries import current_assignment, get_incident, incident_by_key
+from bot.incidents.text import (
+    INCIDENT_COUNTER,
+    SERVICE_MAX,
+    SUMMARY_MAX,
+    TEXT_MAX,
+    TITLE_MAX,
+    clean_text,
+    user_id,
+    when,
+)
+from bot.incidents.timeline import Change, append_event, begin_change
+from bot.models import Counter, EventKind, Incident, RoleAssignment
+
+# --------------------------------------------------------------------------------------------
+# Declare
+
+
+def declare_incident(
+    session: Session,
+    policy: Policy,
+    *,
+    title: str,
+    reporter: str,
+    severity: str | None = None,
+    summary: str = "",
+    service: str | None = None,
+    private: bool = False,
+    impact_started_at: datetime | None = None,
+    detected_at: datetime | None = None,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Open a new incident with the next number. A repeated ``key`` returns the same incident."""
+    now = when(now, utcnow())
+    title = clean_text(title, label="title", max_length=TITLE_MAX, multiline=False, required=True)
+    summary = clean_text(summary, label="summary", max_length=SUMMARY_MAX)
+    service_text = clean_text(service, label="service", max_length=SERVICE_MAX, multiline=False)
+    reporter = user_id(reporter, "reporter")
+    sev = policy.find_severity(severity or policy.default_severity)
+    if sev is None:
+        raise InvalidInput(_unknown("severity", severity or "", [s.key for s in policy.severities]))
+    impact = as_utc(impact_started_at) if impact_started_at else None
+    detected = as_utc(detected_at) if detected_at else None
+    if impact and impact > now:
+        raise InvalidInput("Impact cannot start in the future.")
+    if impact and detected and detected < impact:
+        raise InvalidInput("Detection cannot come before the impact started.")
+    if key is not None:
+        key = key[:255]
+        existing = incident_by_key(session, key)
+        if existing is not None:
+            return Change(existing, None, {"repeat": True})
+
+    # Locking the counter row serialises concurrent declares, so a repeat of the same key that
+    # was committed while we waited is seen here, before a number is taken.
+    number = _lock_next_number(session)
+    if key is not None:
+        existing = incident_by_key(session, key)
+        if existing is not None:
+            return Change(existing, None, {"repeat": True})
+    _store_number(session, number)
+
+    incident = Incident(
+        number=number,
+        title=title,
+        summary=summary,
+        severity=sev.key,
+        status=policy.initial_status.key,
+        private=private,
+        service=service_text or None,
+        reporter_id=reporter,
+        declare_key=key,
+        impact_started_at=impact,
+        detected_at=detected,
+        declared_at=now,
+        updated_at=now,
+    )
+    session.add(incident)
+    session.flush()
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.DECLARED,
+        text=f"{incident.ref} declared as {sev.key}: {title}",
+        actor=reporter,
+        now=now,
+        key=f"declare:{key}" if key else None,
+        data={
+            "severity": sev.key,
+            "status": incident.status,
+            "private": private,
+            "service": incident.service,
+        },
+    )
+    return Change(incident, event)
+
+
+def _lock_next_number(session: Session) -> int:
+    counter = session.exec(
+        select(Counter)
+        .where(Counter.name == INCIDENT_COUNTER)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if counter is None:
+        # A database whose seed row is missing: continue after the highest number in use.
+        highest = session.exec(select(func.max(Incident.number))).one() or 0
+        session.add(Counter(name=INCIDENT_COUNTER, value=int(highest)))
+        session.flush()
+        return int(highest) + 1
+    return counter.value + 1
+
+
+def _store_number(session: Session, number: int) -> None:
+    session.execute(
+        update(Counter).where(col(Counter.name) == INCIDENT_COUNTER).values(value=number)
+    )
+
+
+def _unknown(what: str, given: str, choices: list[str]) -> str:
+    return f"Unknown {what} {given[:40]!r}. Choose one of: {', '.join(choices)}."
+
+
+# --------------------------------------------------------------------------------------------
+# Severity, status, acknowledgement
+
+
+def change_severity(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    severity: str,
+    *,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    sev = policy.find_severity(severity)
+    if sev is None:
+        raise InvalidInput(_unknown("severity", severity, [s.key for s in policy.severities]))
+    actor = user_id(actor)
+    now = when(now, utcnow())
+    incident, repeat = begin_change(session, incident_id, key)
+    if repeat:
+        return repeat
+    if incident.severity == sev.key:
+        return Change(incident, None)
+    previous = incident.severity
+    incident.severity = sev.key
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.SEVERITY_CHANGED,
+        text=f"Severity changed from {previous} to {sev.key}",
+        actor=actor,
+        now=now,
+        key=key,
+        data={"from": previous, "to": sev.key},
+    )
+    return Change(incident, event, {"from": previous})
+
+
+def allowed_next_statuses(policy: Policy, incident: Incident) -> list[StatusPolicy]:
+    current = policy.find_status(incident.status)
+    if current is None:  # a status removed from the policy: allow every status
+        return [s for s in policy.statuses if s.key != incident.status]
+    return [policy.status(key) for key in current.next]
+
+
+def change_status(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    status: str,
+    *,
+    actor: str,
+    text: str = "",
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Move the incident to ``status`` if the policy allows it from the current status.
+
+    Entering a status with a milestone stamps it the first time (``mitigated_at`` ...).
+    Moving from a resolved/closed status back to an active one is a reopen: the resolved and
+    closed stamps are cleared, the earlier ones stay on the timeline."""
+    target = policy.find_status(status)
+    if target is None:
+        raise InvalidInput(_unknown("status", status, [s.key for s in policy.statuses]))
+    actor = user_id(actor)
+    note = clean_text(text, label="note", max_length=TEXT_MAX)
+    now = when(now, utcnow())
+    incident, repeat = begin_change(session, incident_id, key)
+    if repeat:
+        return repeat
+    if incident.status == target.key:
+        return Change(incident, None)
+    allowed = allowed_next_statuses(policy, incident)
+    if target.key not in {s.key for s in allowed}:
+        choices = ", ".join(s.key for s in allowed) or "none"
+        raise InvalidTransition(
+            f"{incident.ref} is {incident.status}; it cannot move to {target.key}. "
+            f"From {incident.status} it can move to: {choices}."
+        )
+    previous = policy.find_status(incident.status)
+    reopened = previous is not None and previous.phase != "active" and target.phase == "active"
+    incident.status = target.key
+    if reopened:
+        incident.resolved_at = None
+        incident.closed_at = None
+    if target.milestone == "mitigated" and incident.mitigated_at is None:
+        incident.mitigated_at = now
+    if target.milestone == "resolved" and incident.resolved_at is None:
+        incident.resolved_at = now
+        if incident.mitigated_at is None:
+            incident.mitigated_at = now
+    if target.milestone == "closed" and incident.closed_at is None:
+        incident.closed_at = now
+        if incident.resolved_at is None:
+            incident.resolved_at = now
+    verb = "reopened" if reopened else "status changed"
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.STATUS_CHANGED,
+        text=(
+            f"{incident.ref} {verb}: {previous.key if previous else '?'} → {target.key}"
+            + (f" — {note}" if note else "")
+        ),
+        actor=actor,
+        now=now,
+        key=key,
+        data={
+            "from": previous.key if previous else None,
+            "to": target.key,
+            "phase": target.phase,
+            "reopened": reopened,
+        },
+    )
+    return Change(
+        incident, event, {"from": previous.key if previous else None, "reopened": reopened}
+    )
+
+
+def _status_in_phase(policy: Policy, phase: str) -> StatusPolicy:
+    return next(s for s in policy.statuses if s.phase == phase)
+
+
+def mitigate_incident(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Mark the impact as mitigated: move to the status that carries the mitigated milestone."""
+    target = next((s for s in policy.statuses if s.milestone == "mitigated"), None)
+    if target is None:
+        raise InvalidInput("The incident policy has no status with milestone = 'mitigated'.")
+    return change_status(session, policy, incident_id, target.key, actor=actor, key=key, now=now)
+
+
+def resolve_incident(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    actor: str,
+    text: str = "",
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    return change_status(
+        session,
+        policy,
+        incident_id,
+        _status_in_phase(policy, "resolved").key,
+        actor=actor,
+        text=text,
+        key=key,
+        now=now,
+    )
+
+
+def close_incident(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Close the incident. An active incident (a false alarm, say) is resolved first, so the
+    timeline shows both steps and the resolved milestone is set."""
+    incident = get_incident(session, incident_id)
+    current = policy.find_status(incident.status)
+    closed = _status_in_phase(policy, "closed")
+    resolved = _status_in_phase(policy, "resolved")
+    if (
+        current is not None
+        and current.phase == "active"
+        and closed.key not in current.next
+        and resolved.key in current.next
+    ):
+        change_status(
+            session,
+            policy,
+            incident_id,
+            resolved.key,
+            actor=actor,
+            key=f"{key}:resolve" if key else None,
+            now=now,
+        )
+    return change_status(session, policy, incident_id, closed.key, actor=actor, key=key, now=now)
+
+
+def reopen_incident(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    actor: str,
+    text: str = "",
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    incident = get_incident(session, incident_id)
+    current = policy.find_status(incident.status)
+    if current is not None and current.phase == "active":
+        return Change(incident, None)
+    target = next((s for s in allowed_next_statuses(policy, incident) if s.phase == "active"), None)
+    if target is None:
+        raise InvalidTransition(
+            f"The policy does not allow reopening {incident.ref} from {incident.status}."
+        )
+    return change_status(
+        session, policy, incident_id, target.key, actor=actor, text=text, key=key, now=now
+    )
+
+
+def acknowledge_incident(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Someone has taken the incident. Only the first acknowledgement is a milestone."""
+    actor = user_id(actor)
+    now = when(now, utcnow())
+    incident, repeat = begin_change(session, incident_id, key)
+    if repeat:
+        return repeat
+    if incident.acknowledged_at is not None:
+        return Change(incident, None)
+    incident.acknowledged_at = now
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.ACKNOWLEDGED,
+        text=f"{incident.ref} acknowledged",
+        actor=actor,
+        now=now,
+        key=key,
+    )
+    return Change(incident, event)
+
+
+# --------------------------------------------------------------------------------------------
+# Roles
+
+
+def assign_role(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    role: str,
+    user: str,
+    *,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Give ``role`` to ``user``, replacing the current holder. Naming a commander also
+    acknowledges the incident, since someone now owns it."""
+    found = policy.find_role(role)
+    if found is None:
+        raise InvalidInput(_unknown("role", role, [r.key for r in policy.roles]))
+    user = user_id(user)
+    actor = user_id(actor)
+    now = when(now, utcnow())
+    incident, repeat = begin_change(session, incident_id, key)
+    if repeat:
+        return repeat
+    assert incident.id is not None
+    current = current_assignment(session, incident.id, found.key)
+    if current is not None and current.user_id == user:
+        return Change(incident, None)
+    previous = None
+    if current is not None:
+        previous = current.user_id
+        current.unassigned_at = now
+        current.unassigned_by = actor
+        session.add(current)
+        session.flush()
+    session.add(
+        RoleAssignment(
+            incident_id=incident.id,
+            role=found.key,
+            user_id=user,
+            assigned_at=now,
+            assigned_by=actor,
+        )
+    )
+    acknowledged = False
+    if found.key == COMMANDER and incident.acknowledged_at is None:
+        incident.acknowledged_at = now
+        acknowledged = True
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.ROLE_ASSIGNED,
+        text=f"{found.name}: <@{user}>" + (f" (was <@{previous}>)" if previous else ""),
+        actor=actor,
+        now=now,
+        key=key,
+        data={"role": found.key, "user": user, "previous": previous, "acknowledged": acknowledged},
+    )
+    return Change(incident, event, {"role": found.key, "previous": previous})
+
+
+def unassign_role(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    role: str,
+    *,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    found = policy.find_role(role)
+    if found is None:
+        raise InvalidInput(_unknown("role", role, [r.key for r in policy.roles]))
+    actor = user_id(actor)
+    now = when(now, utcnow())
+    incident, repeat = begin_change(session, incident_id, key)
+    if repeat:
+        return repeat
+    assert incident.id is not None
+    current = current_assignment(session, incident.id, found.key)
+    if current is None:
+        return Change(incident, None)
+    current.unassigned_at = now
+    current.unassigned_by = actor
+    session.add(current)
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.ROLE_UNASSIGNED,
+        text=f"{found.name}: <@{current.user_id}> stepped down",
+        actor=actor,
+        now=now,
+        key=key,
+        data={"role": found.key, "user": current.user_id},
+    )
+    return Change(incident, event, {"role": found.key})
