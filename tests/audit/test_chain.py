@@ -6,6 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -156,7 +157,7 @@ def test_verify_names_an_event_inserted_out_of_order(db: Database, policy: Polic
     incident_id = declare_with_notes(db, policy, 3)
     events = rows(db, incident_id)
     # A backdated event that claims to follow the declaration, with a correct content hash.
-    fake = {
+    fake: dict[str, Any] = {
         "incident_id": incident_id,
         "occurred_at": T0 + timedelta(seconds=1),
         "recorded_at": T0 + timedelta(seconds=1),
