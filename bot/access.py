@@ -12,14 +12,18 @@ from bot.config import Policy
 from bot.errors import NotAllowed
 from bot.models import Incident
 
-Action = Literal["declare", "change_severity", "close", "reopen"]
+Action = Literal["declare", "change_severity", "close", "reopen", "assign_roles"]
 
 _VERBS = {
     "declare": "declare incidents",
     "change_severity": "change the severity",
     "close": "close incidents",
     "reopen": "reopen incidents",
+    "assign_roles": "change who holds incident roles",
 }
+
+# Actions on an incident, which a role can grant (``role:<key>`` or ``any-role``).
+INCIDENT_ACTIONS: tuple[Action, ...] = ("change_severity", "close", "reopen", "assign_roles")
 
 
 class Directory(Protocol):
@@ -121,6 +125,39 @@ def describe(policy: Policy, principals: list[str]) -> str:
     if len(names) > 1:
         return ", ".join(names[:-1]) + " or " + names[-1]
     return names[0] if names else "nobody"
+
+
+def verb(action: Action) -> str:
+    """``close`` -> "close incidents", for messages."""
+    return _VERBS[action]
+
+
+def granted_by(policy: Policy, role: str) -> list[Action]:
+    """The actions whoever holds ``role`` may take because they hold it."""
+    return [
+        action
+        for action in INCIDENT_ACTIONS
+        if any(p in (f"role:{role}", "any-role") for p in getattr(policy.access, action))
+    ]
+
+
+def role_change_needs(
+    policy: Policy, role: str, *, actor: str, target: str, holder: str | None
+) -> list[Action]:
+    """What ``actor`` must be allowed to do to give ``role`` to ``target`` (themselves or
+    someone else) while ``holder`` holds it; an empty list when the change is free.
+
+    Free: a change that changes nothing, a holder handing over their own role, and a vacant
+    role (when ``[access] take_vacant_roles`` is true, the default; when false, only vacant
+    roles that grant nothing). Otherwise ``assign_roles`` decides, and a role that grants
+    actions (``close = ["role:commander"]``) needs those actions too, so taking a role never
+    gives anyone a right they could not use before."""
+    if holder == target or (holder is not None and holder == actor):
+        return []
+    granted = granted_by(policy, role)
+    if holder is None and (policy.access.take_vacant_roles or not granted):
+        return []
+    return ["assign_roles", *(a for a in granted if a != "assign_roles")]
 
 
 def require(

@@ -308,10 +308,17 @@ class AccessPolicy(_Strict):
     change_severity: list[str] = Field(default_factory=lambda: ["everyone"])
     close: list[str] = Field(default_factory=lambda: ["everyone"])
     reopen: list[str] = Field(default_factory=lambda: ["everyone"])
+    assign_roles: list[str] = Field(default_factory=lambda: ["everyone"])
+    """Who may take or give a role that someone else holds (the holder may always hand their own
+    role over). A role that grants an action here (``close = ["role:commander"]``) also needs
+    that action, so taking a role never grants a right the person did not have."""
+    take_vacant_roles: bool = True
+    """A role nobody holds is free to take or give (so the first responder can become the
+    commander). False: vacant roles that grant an action are governed like held ones."""
     admins: list[str] = Field(default_factory=list)
     """Firebreak admins (user ids or group ids), besides Slack workspace admins and owners."""
 
-    _principals = field_validator("declare", "change_severity", "close", "reopen")(
+    _principals = field_validator("declare", "change_severity", "close", "reopen", "assign_roles")(
         _check_principals
     )
     _admins = field_validator("admins")(_check_targets)
@@ -495,7 +502,7 @@ class Policy(_Strict):
             if not any(s.phase == phase for s in self.statuses):
                 raise ValueError(f"statuses: one status needs phase = {phase!r}")
         role_keys = {r.key for r in self.roles}
-        for action in ("declare", "change_severity", "close", "reopen"):
+        for action in ("declare", "change_severity", "close", "reopen", "assign_roles"):
             for principal in getattr(self.access, action):
                 if principal.startswith("role:") and principal[5:] not in role_keys:
                     raise ValueError(

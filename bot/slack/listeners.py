@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
+from bot import access, observability
 from bot import incidents as core
-from bot import observability
 from bot.clock import utcnow
 from bot.config import COMMANDER
 from bot.errors import FirebreakError, InvalidInput, NotAllowed, NotFound
@@ -339,7 +339,29 @@ class Listeners:
         user = ctx.user if parsed.users[0] == "me" else self.known_user(parsed.users[0])
         self._assign(ctx, incident, role.key, user)
 
+    def require_role_change(self, ctx: Ctx, incident: Incident, role: str, user: str) -> None:
+        """Taking a role someone holds, or one that grants an action, is governed by [access]
+        (``access.role_change_needs``); a refusal is recorded on the timeline like any other."""
+        assert incident.id is not None
+        with self.fb.db.read() as session:
+            holder = core.current_roles(session, incident.id).get(role)
+        needs = access.role_change_needs(
+            self.policy, role, actor=ctx.user, target=user, holder=holder
+        )
+        name = self.policy.role(role).name
+        for action in needs:
+            try:
+                self.flows.require(action, ctx.user, incident)
+            except NotAllowed as exc:
+                if action == "assign_roles":
+                    raise
+                raise NotAllowed(
+                    f"The {name} role lets its holder {access.verb(action)}, so giving it "
+                    f"needs that right too. {exc}"
+                ) from None
+
     def _assign(self, ctx: Ctx, incident: Incident, role: str, user: str) -> None:
+        self.require_role_change(ctx, incident, role, user)
         name = self.policy.role(role).name
         self._apply(
             ctx,
@@ -560,6 +582,10 @@ class Listeners:
         incident = self._incident_from_value(action)
         self.check_visible(ctx, incident)
         if action_id == blocks.ACK_IC:
+            with self.fb.db.read() as session:
+                vacant = COMMANDER not in core.current_roles(session, incident.id or 0)
+            if vacant:
+                self.require_role_change(ctx, incident, COMMANDER, ctx.user)
             change = self.flows.change(
                 incident.id or 0, lambda s: self._ack_and_take_ic(s, incident.id or 0, ctx)
             )
