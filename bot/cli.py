@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from bot import __version__
-from bot.config import Policy, Settings, load_configuration
-from bot.db import Database
+from bot.config import Policy, Settings, load_configuration, load_settings
+from bot.db import Database, create_db_engine
+from bot.db_errors import describe_database, explain_database_error, sqlite_file
 from bot.errors import ConfigError, FirebreakError
 
 EXIT_OK = 0
@@ -37,6 +39,45 @@ def _configuration(args: argparse.Namespace) -> tuple[Settings, Policy]:
 
 def _database(settings: Settings) -> Database:
     return Database(settings.database_url)
+
+
+def require_database(url: str) -> None:
+    """Commands that read incidents need an existing, migrated database. Opening a SQLite path
+    creates the file, so a typo would otherwise leave a new empty database and "no incidents"."""
+    from bot import migrations
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise ConfigError(
+            f"no Firebreak database at {path}; run `firebreak db upgrade` or check DATABASE_URL"
+        )
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            migrations.check_known_revision(connection)
+        current = migrations.current_revision(engine)
+    finally:
+        engine.dispose()
+    if current is None:
+        raise ConfigError(
+            f"no Firebreak schema in {describe_database(url)}; run `firebreak db upgrade` or "
+            "check DATABASE_URL"
+        )
+    if current != migrations.head_revision():
+        raise ConfigError(
+            f"database: the schema of {describe_database(url)} is at revision {current}, "
+            f"behind this Firebreak ({migrations.head_revision()}); run `firebreak db upgrade`"
+        )
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse an output path whose directory does not exist instead of creating directories
+    the person did not ask for (a typo would scatter files)."""
+    parent = path.expanduser().parent
+    if not parent.is_dir():
+        raise FirebreakError(
+            f"{path}: the directory {parent} does not exist; create it first or choose another path"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,6 +182,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bot.export import export_incident
 
     settings, policy = _configuration(args)
+    if args.output:
+        check_output_file(Path(args.output))
     db = _database(settings)
     try:
         with db.transaction() as session:
@@ -149,7 +192,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         db.dispose()
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise FirebreakError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
@@ -166,7 +212,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings, policy = _configuration(args)
     configure_service_logging(settings)
-    if args.migrate:
+    if args.no_migrate:
+        engine = create_db_engine(settings.database_url)
+        try:
+            with engine.connect() as connection:
+                migrations.check_known_revision(connection)
+        finally:
+            engine.dispose()
+    else:
+        # Every replica migrates at start-up; the migration lock makes one do the work while
+        # the others wait and then find nothing to do.
         migrations.upgrade(settings.database_url)
     serve(settings, policy, host=args.host, port=args.port)
     return EXIT_OK
@@ -201,8 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: $FIREBREAK_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
     serve.add_argument(
-        "--migrate", action="store_true", help="upgrade the database schema before serving"
+        "--no-migrate",
+        action="store_true",
+        help="do not upgrade the database schema at start-up (by default serve migrates it, "
+        "under a lock that makes concurrent replicas safe)",
     )
+    # Kept for deployments written when migrating was opt-in; it is now the default.
+    serve.add_argument("--migrate", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser(
@@ -231,15 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     incidents = commands.add_parser("incidents", help="list incidents")
     incidents.add_argument("--all", action="store_true", help="include closed incidents")
-    incidents.set_defaults(handler=cmd_incidents_list)
+    incidents.set_defaults(handler=cmd_incidents_list, needs_database=True)
 
     export = commands.add_parser("export", help="write an incident and its timeline as JSON")
     export.add_argument("incident", help="incident number, e.g. INC-42")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
-    export.set_defaults(handler=cmd_export)
+    export.set_defaults(handler=cmd_export, needs_database=True)
 
     for register in _EXTENSIONS:
         register(commands)
+    commands.choices["postmortem"].set_defaults(needs_database=True)
     return parser
 
 
@@ -270,16 +331,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     try:
-        return int(handler(args))
+        if getattr(args, "needs_database", False):
+            require_database(load_settings().database_url)
+        status = int(handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
     except ConfigError as exc:
         print(f"firebreak: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except FirebreakError as exc:
         print(f"firebreak: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except OperationalError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        print(f"firebreak: cannot use the database: {reason}", file=sys.stderr)
+    except DBAPIError as exc:
+        error = explain_database_error(exc, _database_url())
+        print(f"firebreak: {error}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`firebreak ... | head`): stop quietly, as standard tools do.
+        # Python would report the pipe again when it flushes at exit, so stdout goes nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _database_url() -> str | None:
+    try:
+        return load_settings().database_url
+    except ConfigError:
+        return None

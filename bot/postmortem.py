@@ -73,6 +73,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot import incidents
+from bot.cli import check_output_file
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy, load_configuration
 from bot.db import Database
@@ -1175,6 +1176,8 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     """Exit 0 when the draft was produced; 1 when it is stored but a file could not be
     written (or the incident does not exist)."""
     settings, policy = load_configuration(getattr(args, "policy", None))
+    if args.output and args.output != "-":
+        check_output_file(Path(args.output))
     database = Database(settings.database_url)
     try:
         with database.transaction() as session:

@@ -1,16 +1,26 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlmodel import select
 
+from bot import __version__, migrations
 from bot import incidents as core
 from bot.cli import main
 from bot.config import Policy
 from bot.db import Database
+from bot.models import Postmortem
+from tests.conftest import DatabaseFactory
 
 
 def test_db_upgrade_migrates_a_new_sqlite_database(
@@ -84,3 +94,283 @@ def test_export_writes_the_incident_and_its_timeline(
     assert [e["kind"] for e in document["timeline"]] == ["declared", "note"]
     assert document["metrics_seconds"]["time_to_resolve"] is None
     assert main(["export", "INC-9"]) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Failures end in one line and the right exit code, never a traceback.
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        timeout=120,
+        check=False,
+    )
+
+
+def one_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def declare(database_url: str, title: str = "Queue lag") -> None:
+    database = Database(database_url)
+    try:
+        with database.transaction() as session:
+            core.declare_incident(session, Policy(), title=title, reporter="U1", severity="SEV2")
+    finally:
+        database.dispose()
+
+
+def test_export_to_a_missing_directory_fails_without_creating_it(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    declare(database_url)
+    target = tmp_path / "missing" / "dir" / "e.json"
+    result = run_cli(
+        "export", "INC-1", "-o", str(target), env={"DATABASE_URL": database_url}, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert one_line(result.stderr) == (
+        f"firebreak: {target}: the directory {target.parent} does not exist; create it first "
+        "or choose another path"
+    )
+    assert not (tmp_path / "missing").exists()
+
+
+def test_postmortem_to_a_missing_directory_fails_without_creating_it(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    declare(database_url)
+    target = tmp_path / "missing" / "pm.md"
+    result = run_cli(
+        "postmortem", "INC-1", "-o", str(target), env={"DATABASE_URL": database_url}, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert one_line(result.stderr) == (
+        f"firebreak: {target}: the directory {target.parent} does not exist; create it first "
+        "or choose another path"
+    )
+    assert not (tmp_path / "missing").exists()
+    with db.transaction() as session:
+        assert session.exec(select(Postmortem)).all() == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["incidents"], ["incidents", "--all"], ["export", "INC-1"], ["postmortem", "INC-1"]],
+)
+def test_a_typo_in_a_sqlite_path_creates_no_database(command: list[str], tmp_path: Path) -> None:
+    typo = tmp_path / "firebrake.db"
+    result = run_cli(*command, env={"DATABASE_URL": f"sqlite:///{typo}"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"firebreak: no Firebreak database at {typo}; run `firebreak db upgrade` or check "
+        "DATABASE_URL"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_an_unmigrated_database_says_to_upgrade(
+    new_database_url: Callable[[], str], tmp_path: Path
+) -> None:
+    url = new_database_url()
+    empty = Database(url)  # an empty database (on SQLite, an empty file)
+    empty.ping()
+    empty.dispose()
+    result = run_cli("incidents", env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("firebreak: no Firebreak schema in ")
+    assert line.endswith("; run `firebreak db upgrade` or check DATABASE_URL")
+
+
+def test_a_schema_newer_than_the_code_is_refused(
+    new_database_url: Callable[[], str], tmp_path: Path
+) -> None:
+    url = new_database_url()
+    migrations.upgrade(url)
+    database = Database(url)
+    try:
+        with database.transaction() as session:
+            session.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    finally:
+        database.dispose()
+    expected = (
+        "firebreak: database: the schema is at revision 9999_from_the_future, which this "
+        f"Firebreak ({__version__}, latest revision {migrations.head_revision()}) does not "
+        "know: a newer version migrated it; run that version, or downgrade the database with it"
+    )
+    for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", "0"]):
+        result = run_cli(
+            *command,
+            env={
+                "DATABASE_URL": url,
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_SIGNING_SECRET": "s3cret",
+                "FIREBREAK_LOG_FORMAT": "text",
+            },
+            cwd=tmp_path,
+        )
+        assert result.returncode == 2, command
+        assert result.stderr.strip().splitlines()[-1] == expected
+        assert "Traceback" not in result.stderr
+
+
+def test_downgrade_keeps_the_data_on_both_backends(
+    new_database_url: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = new_database_url()
+    migrations.upgrade(url)
+    declare(url, "Disk full on db-3")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["db", "downgrade", "0001"]) == 0
+    database = Database(url)
+    try:
+        assert migrations.current_revision(database.engine) == "0001"
+        with database.engine.connect() as connection:
+            titles = connection.execute(text("SELECT title FROM incidents")).scalars().all()
+            kinds = connection.execute(text("SELECT kind FROM timeline_events")).scalars().all()
+        assert titles == ["Disk full on db-3"]
+        assert kinds == ["declared"]
+        assert main(["db", "upgrade"]) == 0
+        assert migrations.is_at_head(database.engine)
+        if database.backend == "sqlite":
+            with database.engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    finally:
+        database.dispose()
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    runbook = Path(__file__).resolve().parent.parent / "runbooks" / "disk-full.md"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "runbooks", "show", str(runbook), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head` that has read what it wanted
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert stderr == ""
+
+
+def read_only_url(path: Path) -> str:
+    # Tests run as root, which file modes do not stop; SQLite's read-only mode is the same
+    # failure as a file the service user cannot write.
+    return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve", "--port", "0"]])
+def test_a_read_only_sqlite_file_is_one_clear_line(command: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "fb.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    result = run_cli(
+        *command,
+        env={
+            "DATABASE_URL": read_only_url(path),
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "s3cret",
+            "FIREBREAK_LOG_FORMAT": "text",
+        },
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"firebreak: database: {path} is read-only: Firebreak must be able to write the file "
+        "and its directory (for the -wal and -shm files); fix the permissions or DATABASE_URL"
+    )
+    assert "database at revision" not in result.stdout
+
+
+def test_an_unreachable_postgresql_is_one_line_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://firebreak@127.0.0.1:{port}/firebreak"
+    for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", "0"]):
+        result = run_cli(
+            *command,
+            env={
+                "DATABASE_URL": url,
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_SIGNING_SECRET": "s3cret",
+                "FIREBREAK_LOG_FORMAT": "text",
+            },
+            cwd=tmp_path,
+        )
+        assert result.returncode == 1, command
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f'firebreak: database: cannot reach PostgreSQL database "firebreak" at '
+            f"127.0.0.1:{port} (Connection refused): check that PostgreSQL is running and "
+            "that DATABASE_URL names the right host and port"
+        )
+
+
+def test_postgresql_set_up_mistakes_are_one_line(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    """A role without rights on schema public, a database or a role that does not exist: the
+    first things that go wrong on a new PostgreSQL. (On the SQLite run, its counterpart: a
+    database that cannot be written.)"""
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret"}
+    if database_factory.admin_url is None:
+        path = tmp_path / "fb.db"
+        migrations.upgrade(f"sqlite:///{path}")
+        result = run_cli(
+            "db", "upgrade", env={**env, "DATABASE_URL": read_only_url(path)}, cwd=tmp_path
+        )
+        assert result.returncode == 2
+        assert one_line(result.stderr).startswith(f"firebreak: database: {path} is read-only")
+        return
+    url = make_url(database_factory.create())
+    role = f"firebreak_norights_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(database_factory.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    try:
+        as_role = url.set(username=role).render_as_string(hide_password=False)
+        where = f'PostgreSQL database "{url.database}" at {url.host}:{url.port or 5432}'
+        for command in (["db", "upgrade"], ["serve", "--port", "0"]):
+            result = run_cli(*command, env={**env, "DATABASE_URL": as_role}, cwd=tmp_path)
+            assert result.returncode == 2, command
+            assert "Traceback" not in result.stderr
+            assert result.stderr.strip().splitlines()[-1] == (
+                f'firebreak: database: permission denied for schema public: the role "{role}" '
+                f"cannot create Firebreak's tables in {where}; as the database owner run GRANT "
+                f'USAGE, CREATE ON SCHEMA public TO "{role}" (or make "{role}" the owner of the '
+                "database) and start again"
+            )
+        missing = url.set(database="firebreak_no_such_db").render_as_string(hide_password=False)
+        result = run_cli("incidents", env={**env, "DATABASE_URL": missing}, cwd=tmp_path)
+        assert result.returncode == 2
+        assert one_line(result.stderr) == (
+            'firebreak: database: PostgreSQL database "firebreak_no_such_db" at '
+            f"{url.host}:{url.port or 5432} does not exist: create it (createdb "
+            f"--owner={url.username} firebreak_no_such_db) or fix the database name in "
+            "DATABASE_URL"
+        )
+        nobody = url.set(username="firebreak_no_such_role").render_as_string(hide_password=False)
+        result = run_cli("db", "upgrade", env={**env, "DATABASE_URL": nobody}, cwd=tmp_path)
+        assert result.returncode == 2
+        assert one_line(result.stderr) == (
+            'firebreak: database: PostgreSQL has no role "firebreak_no_such_role": create it '
+            "(createuser --pwprompt firebreak_no_such_role) or fix the user name in DATABASE_URL"
+        )
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()

@@ -12,10 +12,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from bot import __version__
 from bot.db import create_db_engine
+from bot.errors import ConfigError, FirebreakError
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,23 +31,44 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-# Replicas starting together all run `firebreak serve --migrate`: on PostgreSQL a transaction
-# advisory lock lets one migrate while the others wait and then find nothing to do. SQLite
-# transactions already hold the database's write lock.
+# Replicas starting together all run `firebreak serve`, which migrates first: on PostgreSQL a
+# transaction advisory lock lets one migrate while the others wait and then find nothing to do.
+# SQLite transactions already hold the database's write lock.
 _MIGRATION_LOCK = 0x46697265  # "Fire"
 
 
 def _run(url: str, action: Callable[[Config], None]) -> None:
     engine = create_db_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.begin() as connection:
-            if engine.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+        with engine.connect() as connection:
+            if sqlite:
+                # Batch operations rebuild a table (copy, drop, rename); with foreign keys on,
+                # dropping a table that others reference fails. SQLite's documented way: turn
+                # the checks off outside the transaction, then verify them all before commit.
+                connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA foreign_keys=OFF"
                 )
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            action(config)
+            with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
+                check_known_revision(connection)
+                config = alembic_config(url)
+                config.attributes["connection"] = connection
+                action(config)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise FirebreakError(
+                            f"database: the migration would leave {len(broken)} rows pointing "
+                            f"at rows that no longer exist (first in table {broken[0][0]}); "
+                            "nothing was changed"
+                        )
+                # A database that cannot be written must not look migrated: an upgrade with
+                # nothing to do would otherwise report success on a read-only file or replica.
+                connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
     finally:
         engine.dispose()
 
@@ -57,8 +81,29 @@ def downgrade(url: str, revision: str) -> None:
     _run(url, lambda config: command.downgrade(config, revision))
 
 
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def check_known_revision(connection: Connection) -> None:
+    """Refuse a database migrated by a newer Firebreak: this code cannot know its schema."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        return
+    try:
+        known = _scripts().get_revision(current) is not None
+    except AlembicError:
+        known = False
+    if not known:
+        raise ConfigError(
+            f"database: the schema is at revision {current}, which this Firebreak "
+            f"({__version__}, latest revision {head_revision()}) does not know: a newer "
+            "version migrated it; run that version, or downgrade the database with it"
+        )
+
+
 def head_revision() -> str:
-    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    heads = _scripts().get_heads()
     return heads[0]
 
 
