@@ -27,13 +27,16 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def _window(value: object) -> object:
-    """``30m``, ``1h``, ``1h30m``, ``90s`` or a number of minutes. (bot.config has the same
-    notation as ``Duration``; importing it here would be an import cycle, since bot.config
-    imports this module.)"""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(minutes=value)
+    """``30m``, ``1h``, ``1h30m``, ``90s``; a bare number is refused (which unit?). The same
+    notation as ``bot.config.Duration``; importing that here would be an import cycle, since
+    bot.config imports this module."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f'invalid duration {value!r}: a number needs a unit, e.g. "{value}m" for '
+            f'minutes or "{value}s" for seconds'
+        )
     if isinstance(value, str):
-        match = _DURATION.match(value.strip().lower())
+        match = _DURATION.match(value.strip().replace(" ", "").lower())
         if match and any(match.groups()):
             hours, minutes, seconds = (int(g or 0) for g in match.groups())
             return timedelta(hours=hours, minutes=minutes, seconds=seconds)

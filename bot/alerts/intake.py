@@ -1,0 +1,634 @@
+"""The database side: store a parsed message, group it, open or update the incident.
+
+``ingest`` runs in the caller's transaction. Exactly once, whatever the retries and replicas:
+
+* The group row is created with INSERT ... ON CONFLICT DO NOTHING and then locked
+  (``FOR UPDATE`` on PostgreSQL; SQLite transactions hold the write lock), so every message
+  of one group is applied one after the other.
+* Alerts are state, not events: a message changes an alert's status or does nothing. A retry,
+  a duplicate delivery or a second replica finds the state already applied and writes nothing.
+* The incident is declared with the key ``alerts:<group id>:<episode>`` and timeline entries
+  carry keys derived from the alerts' transition counters, so even a race writes each once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter as Tally
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from bot import incidents as core
+from bot.alerts.model import Alert, AlertMessage, Status
+from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.notices import AlertLinks, AllResolved, TriageRequest, queue_notice
+from bot.alerts.routing import Route, route
+from bot.clock import utcnow
+from bot.config import Policy
+from bot.errors import InvalidInput, InvalidTransition, NotFound
+from bot.models import EventKind, Incident
+from bot.runbooks import progress
+from bot.runbooks.catalog import RunbookCatalog
+
+NAMES_SHOWN = 5
+DATA_LIST_MAX = 50
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one message did."""
+
+    group_id: int
+    disposition: str
+    incident_id: int | None
+    incident_ref: str | None
+    declared: bool
+    firing: int
+    fired: int
+    resolved: int
+    severity: str
+
+
+def reporter_of(source: str) -> str:
+    """The principal an alert-declared incident is reported by: ``alerts:<source>``."""
+    return f"alerts:{source}"
+
+
+# --------------------------------------------------------------------------------------------
+# The group row
+
+
+def _group_insert(dialect: str) -> Any:
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    return insert(AlertGroup.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+        index_elements=["source", "group_key"]
+    )
+
+
+_GROUP_INSERT = {name: _group_insert(name) for name in ("sqlite", "postgresql")}
+
+
+def lock_group(session: Session, group_id: int) -> AlertGroup:
+    group = session.exec(
+        select(AlertGroup)
+        .where(AlertGroup.id == group_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if group is None:
+        raise NotFound(f"No alert group {group_id}.")
+    return group
+
+
+def _open_group(session: Session, message: AlertMessage, now: datetime) -> AlertGroup:
+    session.execute(
+        _GROUP_INSERT[session.get_bind().dialect.name],
+        {
+            "source": message.source,
+            "group_key": message.group_key,
+            "episode": 1,
+            "status": Status.FIRING.value if message.firing else Status.RESOLVED.value,
+            "disposition": "pending",
+            "title": message.title[:300],
+            "firing_count": 0,
+            "alert_count": 0,
+            "links": [],
+            "first_seen_at": now,
+            "last_seen_at": now,
+        },
+    )
+    group = session.exec(
+        select(AlertGroup)
+        .where(AlertGroup.source == message.source, AlertGroup.group_key == message.group_key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return group
+
+
+# --------------------------------------------------------------------------------------------
+# Alerts
+
+
+@dataclass
+class _Changes:
+    fired: list[AlertRecord]
+    resolved: list[AlertRecord]
+
+
+def _links(alert: Alert) -> list[dict[str, str]]:
+    return [{"kind": link.kind, "url": link.url} for link in alert.links]
+
+
+def _apply_alerts(
+    session: Session, group: AlertGroup, message: AlertMessage, plan: Route, now: datetime
+) -> _Changes:
+    assert group.id is not None
+    latest: dict[str, Alert] = {}
+    for alert in message.alerts:  # a key listed twice: the last one wins
+        latest[alert.key] = alert
+    existing: dict[str, AlertRecord] = {}
+    keys = list(latest)
+    for start in range(0, len(keys), 500):
+        rows = session.exec(
+            select(AlertRecord).where(
+                AlertRecord.group_id == group.id,
+                col(AlertRecord.key).in_(keys[start : start + 500]),
+            )
+        ).all()
+        existing.update({row.key: row for row in rows})
+    changes = _Changes([], [])
+    for key, alert in latest.items():
+        row = existing.get(key)
+        status = alert.status.value
+        if row is None:
+            row = AlertRecord(
+                group_id=group.id,
+                key=key,
+                status=status,
+                dropped=key in plan.dropped,
+                name=alert.name[:300],
+                title=alert.title[:300],
+                description=alert.description,
+                severity=(alert.severity or None) and (alert.severity or "")[:64],
+                labels=alert.labels,
+                annotations=alert.annotations,
+                links=_links(alert),
+                starts_at=alert.starts_at,
+                ends_at=alert.ends_at,
+                first_seen_at=now,
+                last_seen_at=now,
+                resolved_at=now if status == Status.RESOLVED else None,
+                transitions=1,
+            )
+            session.add(row)
+            if not row.dropped:
+                (changes.fired if status == Status.FIRING else changes.resolved).append(row)
+            continue
+        row.last_seen_at = now
+        row.ends_at = alert.ends_at
+        if alert.links:
+            row.links = _links(alert)
+        if row.status == status:
+            continue
+        row.status = status
+        row.transitions += 1
+        row.resolved_at = now if status == Status.RESOLVED else None
+        if status == Status.FIRING:
+            row.starts_at = alert.starts_at or row.starts_at
+        if not row.dropped:
+            (changes.fired if status == Status.FIRING else changes.resolved).append(row)
+    session.flush()
+    return changes
+
+
+def _counts(session: Session, group_id: int) -> tuple[int, int]:
+    firing = session.exec(
+        select(func.count()).where(
+            AlertRecord.group_id == group_id,
+            AlertRecord.status == Status.FIRING.value,
+            col(AlertRecord.dropped).is_(False),
+        )
+    ).one()
+    total = session.exec(select(func.count()).where(AlertRecord.group_id == group_id)).one()
+    return int(firing), int(total)
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+
+
+def _names(rows: list[AlertRecord]) -> str:
+    tally = Tally(row.name or row.title or row.key for row in rows)
+    parts = [f"{name} ×{count}" if count > 1 else name for name, count in tally.most_common()]
+    shown = ", ".join(parts[:NAMES_SHOWN])
+    return shown + (f" and {len(parts) - NAMES_SHOWN} more" if len(parts) > NAMES_SHOWN else "")
+
+
+def _timeline_text(changes: _Changes, firing: int, total: int) -> str:
+    pieces = []
+    if changes.fired:
+        noun = "alert" if len(changes.fired) == 1 else f"{len(changes.fired)} alerts"
+        pieces.append(f"{noun} firing: {_names(changes.fired)}")
+    if changes.resolved:
+        noun = "alert" if len(changes.resolved) == 1 else f"{len(changes.resolved)} alerts"
+        pieces.append(f"{noun} resolved: {_names(changes.resolved)}")
+    text = "; ".join(pieces)
+    return f"{text[:1].upper()}{text[1:]} ({firing} of {total} firing in this group)"
+
+
+def _transition_key(group: AlertGroup, changes: _Changes) -> str:
+    ids = sorted((row.id or 0, row.transitions) for row in changes.fired + changes.resolved)
+    digest = hashlib.sha256(repr(ids).encode()).hexdigest()[:40]
+    return f"alerts:{group.id}:{digest}"
+
+
+# --------------------------------------------------------------------------------------------
+# The incident
+
+
+def _phase(policy: Policy, incident: Incident) -> str:
+    status = policy.find_status(incident.status)
+    return status.phase if status is not None else "active"
+
+
+def _summary(message: AlertMessage, firing: int) -> str:
+    first = next((a for a in message.alerts if a.status == Status.FIRING), None)
+    lines = [f"Opened by {message.source} alerts ({firing} firing)."]
+    if first is not None and first.description:
+        lines.append(first.description[:2000])
+    return "\n\n".join(lines)
+
+
+def _declare(
+    session: Session,
+    policy: Policy,
+    group: AlertGroup,
+    message: AlertMessage,
+    plan: Route,
+    firing: int,
+    *,
+    reporter: str,
+    now: datetime,
+) -> Incident:
+    starts = [a.starts_at for a in message.alerts if a.starts_at is not None]
+    change = core.declare_incident(
+        session,
+        policy,
+        title=group.title or message.title or f"{message.source} alert",
+        reporter=reporter,
+        severity=group.severity or plan.severity,
+        summary=_summary(message, firing),
+        service=group.service or plan.service,
+        impact_started_at=min(starts) if starts else None,
+        detected_at=now,
+        key=f"alerts:{group.id}:{group.episode}",
+        now=now,
+    )
+    incident = change.incident
+    group.incident_id = incident.id
+    group.disposition = "incident"
+    return incident
+
+
+def _announce(
+    session: Session,
+    policy: Policy,
+    group: AlertGroup,
+    incident: Incident,
+    plan: Route,
+    firing: int,
+    now: datetime,
+) -> None:
+    """The links and the runbook, posted in the incident channel once per episode; the runbook
+    is started when the policy says so."""
+    assert incident.id is not None and group.id is not None
+    started = False
+    runbook = plan.runbook
+    if runbook is not None:
+        group.runbook_id = runbook.id
+        if policy.alerts.start_runbook and runbook.steps:
+            progress.start_run(
+                session,
+                policy,
+                incident.id,
+                runbook,
+                actor=reporter_of(group.source),
+                key=f"alerts:runbook:{group.id}:{group.episode}",
+                now=now,
+            )
+            started = True
+    queue_notice(
+        session,
+        AlertLinks(
+            incident_id=incident.id,
+            group_id=group.id,
+            source=group.source,
+            title=group.title,
+            firing=firing,
+            links=list(group.links),
+            runbook_id=runbook.id if runbook else None,
+            runbook_title=runbook.title if runbook else None,
+            runbook_started=started,
+        ),
+        dedupe_key=f"links:{group.id}:{group.episode}:{incident.id}",
+        now=now,
+    )
+
+
+def _group_links(session: Session, group_id: int) -> list[dict[str, str]]:
+    seen: dict[str, dict[str, str]] = {}
+    rows = session.exec(
+        select(AlertRecord.links).where(AlertRecord.group_id == group_id).limit(50)
+    ).all()
+    for links in rows:
+        for link in links or []:
+            seen.setdefault(link["url"], link)
+    return list(seen.values())[:10]
+
+
+def _all_resolved(
+    session: Session, policy: Policy, group: AlertGroup, incident: Incident, now: datetime
+) -> None:
+    assert incident.id is not None and group.id is not None
+    others = session.exec(
+        select(func.count()).where(
+            AlertGroup.incident_id == incident.id,
+            AlertGroup.id != group.id,
+            AlertGroup.firing_count > 0,
+        )
+    ).one()
+    if others or _phase(policy, incident) != "active" or incident.mitigated_at is not None:
+        return
+    turn = session.exec(
+        select(func.sum(AlertRecord.transitions)).where(AlertRecord.group_id == group.id)
+    ).one()
+    key = f"alerts:resolved:{group.id}:{group.episode}:{turn}"
+    if policy.alerts.on_all_resolved == "mitigate":
+        # A policy with no way from here to mitigated: leave it to people.
+        with suppress(InvalidTransition, InvalidInput):
+            core.mitigate_incident(
+                session, policy, incident.id, actor=reporter_of(group.source), key=key, now=now
+            )
+    elif policy.alerts.on_all_resolved == "ask":
+        queue_notice(
+            session,
+            AllResolved(
+                incident_id=incident.id,
+                group_id=group.id,
+                source=group.source,
+                title=group.title,
+                resolved=group.alert_count,
+            ),
+            dedupe_key=key,
+            now=now,
+        )
+
+
+def _open_incidents(session: Session, policy: Policy) -> list[str]:
+    return [i.ref for i in core.list_incidents(session, policy, phases=("active",), limit=5)]
+
+
+def ingest(
+    session: Session,
+    policy: Policy,
+    message: AlertMessage,
+    *,
+    catalog: RunbookCatalog | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    """Store ``message`` and do what the policy says; idempotent (see the module docstring)."""
+    now = now or utcnow()
+    plan = route(policy, catalog, message)
+    group = _open_group(session, message, now)
+    assert group.id is not None
+    was_firing = group.firing_count
+    changes = _apply_alerts(session, group, message, plan, now)
+    firing, total = _counts(session, group.id)
+    group.last_seen_at = now
+    group.alert_count = total
+    group.firing_count = firing
+    for info in message.info:
+        group.last_info = info.text
+
+    incident: Incident | None = None
+    if group.incident_id is not None:
+        incident = session.get(Incident, group.incident_id)
+    refired = bool(changes.fired) and was_firing == 0 and group.resolved_at is not None
+    if refired:
+        stale = group.resolved_at is None or now - group.resolved_at > policy.alerts.flap_window
+        closed = incident is not None and _phase(policy, incident) == "closed"
+        if stale or closed or group.disposition in ("ignored", "dropped", "none"):
+            # Fired again after the flap window (or its incident is closed): a new episode.
+            group.episode += 1
+            group.incident_id = None
+            group.disposition = "pending"
+            group.severity = None
+            group.runbook_id = None
+            incident = None
+    if firing:
+        group.status = Status.FIRING.value
+        group.resolved_at = None
+    elif was_firing or group.status == Status.FIRING.value:
+        group.status = Status.RESOLVED.value
+        group.resolved_at = now
+    if not group.links:
+        group.links = _group_links(session, group.id)
+
+    declared = False
+    if incident is None and group.disposition in ("pending", "none", "dropped"):
+        if firing:
+            group.severity = plan.severity
+            group.service = plan.service
+            group.title = message.title[:300] or group.title
+            if policy.alerts.declare == "auto":
+                incident = _declare(
+                    session,
+                    policy,
+                    group,
+                    message,
+                    plan,
+                    firing,
+                    reporter=reporter_of(message.source),
+                    now=now,
+                )
+                declared = True
+            else:
+                group.disposition = "triage"
+                queue_notice(
+                    session,
+                    TriageRequest(
+                        group_id=group.id,
+                        channel=policy.alerts.triage_channel or "",
+                        source=group.source,
+                        title=group.title,
+                        severity=plan.severity,
+                        firing=firing,
+                        open_incidents=_open_incidents(session, policy),
+                    ),
+                    dedupe_key=f"triage:{group.id}:{group.episode}",
+                    now=now,
+                )
+        elif message.alerts:
+            group.disposition = "dropped" if plan.dropped else "none"
+        else:
+            group.disposition = "none"
+
+    if incident is not None and incident.id is not None:
+        if declared:
+            _announce(session, policy, group, incident, plan, firing, now)
+        if changes.fired or changes.resolved:
+            core.record_timeline_event(
+                session,
+                policy,
+                incident.id,
+                kind=EventKind.ALERT_FIRING if changes.fired else EventKind.ALERT_RESOLVED,
+                text=_timeline_text(changes, firing, total),
+                actor=reporter_of(group.source),
+                data={
+                    "source": group.source,
+                    "group_id": group.id,
+                    "firing": firing,
+                    "alerts": total,
+                    "fired": [r.key for r in changes.fired][:DATA_LIST_MAX],
+                    "resolved": [r.key for r in changes.resolved][:DATA_LIST_MAX],
+                },
+                key=_transition_key(group, changes),
+                now=now,
+            )
+        for info in message.info:
+            core.record_timeline_event(
+                session,
+                policy,
+                incident.id,
+                kind=EventKind.ALERT_NOTE,
+                text=info.text,
+                data={"source": group.source, "group_id": group.id},
+                key=info.key,
+                now=now,
+            )
+        if changes.resolved and was_firing and not firing:
+            _all_resolved(session, policy, group, incident, now)
+    session.flush()
+    return Outcome(
+        group_id=group.id,
+        disposition=group.disposition,
+        incident_id=incident.id if incident is not None else None,
+        incident_ref=incident.ref if incident is not None else None,
+        declared=declared,
+        firing=firing,
+        fired=len(changes.fired),
+        resolved=len(changes.resolved),
+        severity=group.severity or plan.severity,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Triage: what the buttons do
+
+
+def triage_declare(
+    session: Session, policy: Policy, group_id: int, *, actor: str, now: datetime | None = None
+) -> Incident:
+    """Declare an incident for a group waiting in triage (or return the one it already has)."""
+    now = now or utcnow()
+    group = lock_group(session, group_id)
+    if group.incident_id is not None:
+        return core.get_incident(session, group.incident_id)
+    rows = session.exec(
+        select(AlertRecord).where(
+            AlertRecord.group_id == group_id, AlertRecord.status == Status.FIRING.value
+        )
+    ).all()
+    message = AlertMessage(source=group.source, group_key=group.group_key, title=group.title)
+    plan = Route(
+        severity=group.severity or policy.default_severity,
+        service=group.service,
+        dropped=frozenset(),
+        runbook=None,
+        runbook_reason="",
+    )
+    incident = _declare(session, policy, group, message, plan, len(rows), reporter=actor, now=now)
+    _announce(session, policy, group, incident, plan, group.firing_count, now)
+    return incident
+
+
+def triage_attach(
+    session: Session,
+    policy: Policy,
+    group_id: int,
+    incident_ref: str | int,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> Incident:
+    """Attach a group waiting in triage to an existing incident."""
+    now = now or utcnow()
+    group = lock_group(session, group_id)
+    incident = core.find_incident(session, incident_ref)
+    assert incident.id is not None
+    if group.incident_id == incident.id:
+        return incident
+    if group.incident_id is not None:
+        raise InvalidInput(f"These alerts already belong to INC-{group.incident_id}.")
+    group.incident_id = incident.id
+    group.disposition = "incident"
+    core.record_timeline_event(
+        session,
+        policy,
+        incident.id,
+        kind=EventKind.ALERT_FIRING,
+        text=f"Alerts attached from triage: {group.title} ({group.firing_count} firing)",
+        actor=actor,
+        data={"source": group.source, "group_id": group.id, "firing": group.firing_count},
+        key=f"alerts:attach:{group.id}:{group.episode}",
+        now=now,
+    )
+    return incident
+
+
+def triage_ignore(session: Session, group_id: int, *, actor: str) -> AlertGroup:
+    """Ignore a group waiting in triage until it fires again after its flap window."""
+    group = lock_group(session, group_id)
+    if group.incident_id is None:
+        group.disposition = "ignored"
+    return group
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class Entry:
+    source: str
+    group: str
+    key: str
+    status: str
+    incident: str | None
+    title: str
+    dropped: bool
+    last_seen_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "group": self.group,
+            "key": self.key,
+            "status": self.status,
+            "incident": self.incident,
+            "title": self.title,
+            "dropped": self.dropped,
+            "last_seen_at": self.last_seen_at.isoformat(),
+        }
+
+
+def list_alerts(session: Session, *, limit: int = 1000) -> list[Entry]:
+    """One entry per alert, most recently seen first."""
+    rows = session.exec(
+        select(AlertRecord, AlertGroup, Incident.number)
+        .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
+        .outerjoin(Incident, col(Incident.id) == col(AlertGroup.incident_id))
+        .order_by(col(AlertRecord.last_seen_at).desc(), col(AlertRecord.id).desc())
+        .limit(limit)
+    ).all()
+    return [
+        Entry(
+            source=group.source,
+            group=group.group_key,
+            key=alert.key,
+            status=alert.status,
+            incident=f"INC-{number}" if number is not None else None,
+            title=alert.title,
+            dropped=alert.dropped,
+            last_seen_at=alert.last_seen_at,
+        )
+        for alert, group, number in rows
+    ]

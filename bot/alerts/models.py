@@ -1,0 +1,100 @@
+"""Tables of the alerts package (imported by ``bot/schema.py``).
+
+* ``alert_groups``: one row per (source, group key): the unit that becomes one incident.
+* ``alerts``: one row per alert within a group (its fingerprint), with its current status.
+* ``alert_notices``: Slack messages only alerts send (triage, links, "all resolved?"), queued
+  in the same transaction as the change that calls for them, delivered by the Slack side.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+import bot.models  # noqa: F401  (the incidents table these rows point at)
+from bot.db import UTCDateTime
+
+
+def _utc(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class AlertGroup(SQLModel, table=True):
+    __tablename__ = "alert_groups"
+    __table_args__ = (UniqueConstraint("source", "group_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    group_key: str = Field(max_length=255)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    episode: int = Field(default=1)
+    """Bumped when the group fires again after its flap window: a new incident."""
+    status: str = Field(default="firing", max_length=16)
+    """firing (at least one alert firing) or resolved."""
+    disposition: str = Field(default="pending", max_length=16)
+    """incident, triage (waiting for a person), ignored, dropped, or none (nothing to open)."""
+    title: str = Field(default="", max_length=300)
+    severity: str | None = Field(default=None, max_length=32)
+    service: str | None = Field(default=None, max_length=200)
+    firing_count: int = Field(default=0)
+    alert_count: int = Field(default=0)
+    runbook_id: str | None = Field(default=None, max_length=200)
+    links: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    last_info: str | None = Field(default=None, sa_type=Text)
+    first_seen_at: datetime = _utc()
+    last_seen_at: datetime = _utc()
+    resolved_at: datetime | None = _utc(default=None)
+
+
+class AlertRecord(SQLModel, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("group_id", "key"),
+        Index("ix_alerts_group_status", "group_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="alert_groups.id")
+    key: str = Field(max_length=255)
+    status: str = Field(max_length=16)
+    dropped: bool = Field(default=False)
+    name: str = Field(default="", max_length=300)
+    title: str = Field(default="", max_length=300)
+    description: str = Field(default="", sa_type=Text)
+    severity: str | None = Field(default=None, max_length=64)
+    labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    annotations: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    links: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    starts_at: datetime | None = _utc(default=None)
+    ends_at: datetime | None = _utc(default=None)
+    first_seen_at: datetime = _utc()
+    last_seen_at: datetime = _utc()
+    resolved_at: datetime | None = _utc(default=None)
+    transitions: int = Field(default=0)
+    """How many times the status changed (keys the timeline entry of each change)."""
+
+
+class AlertNotice(SQLModel, table=True):
+    __tablename__ = "alert_notices"
+    __table_args__ = (Index("ix_alert_notices_state_id", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=255)
+    kind: str = Field(max_length=40)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id")
+    group_id: int | None = Field(default=None, foreign_key="alert_groups.id")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="pending", max_length=16)
+    """pending -> sent (or failed, with ``last_error``)."""
+    created_at: datetime = _utc()
+    sent_at: datetime | None = _utc(default=None)
+    last_error: str | None = Field(default=None, sa_type=Text)

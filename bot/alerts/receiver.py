@@ -1,0 +1,215 @@
+"""``POST /alerts/<source>``: the webhook receivers, on the same server as ``/slack/events``.
+
+Answers: 200 stored (JSON with the group and incident); 400 not JSON / wrong shape (the message
+says what is wrong); 401 unauthenticated (nothing stored); 404 unknown source; 413 body over
+5 MB; 422 refused by the incident policy (nothing stored); 503 the database could not store it
+(nothing stored; senders retry on 5xx).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.alerts.auth import AlertSettings, authenticate
+from bot.alerts.intake import Outcome, ingest
+from bot.alerts.model import AlertMessage, PayloadError
+from bot.alerts.sources import SOURCES, parse
+from bot.clock import utcnow
+from bot.config import Policy, load_configuration
+from bot.db import Database
+from bot.errors import ConfigError, FirebreakError
+from bot.runbooks.catalog import RunbookCatalog
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 5 * 1024 * 1024
+ATTEMPTS = 3
+
+ALERT_REQUESTS = Counter(
+    "firebreak_alert_requests_total",
+    "Alert webhook requests by source and answer",
+    ["source", "status"],
+)
+ALERT_LATENCY = Histogram(
+    "firebreak_alert_request_seconds", "Time to store one alert webhook", ["source"]
+)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY:
+            raise _TooLarge
+    return bytes(body)
+
+
+def decode(body: bytes) -> object:
+    """The JSON in a body, or ``PayloadError`` saying where it breaks."""
+    if not body.strip():
+        raise PayloadError("the body is empty: send the alert as a JSON object")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise PayloadError("the body is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise PayloadError("the body is nested too deeply") from None
+
+
+@dataclass
+class _Config:
+    policy: Policy
+    catalog: RunbookCatalog | None
+    settings: AlertSettings
+
+
+class AlertReceiver:
+    """Holds what the routes need; the policy, catalog and settings are read on first use when
+    not given (so building the web app never depends on them)."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        policy: Policy | None = None,
+        catalog: RunbookCatalog | None = None,
+        settings: AlertSettings | None = None,
+    ) -> None:
+        self.database = database
+        self._given = (policy, catalog, settings)
+        self._config: _Config | None = None
+        self._lock = threading.Lock()
+
+    def config(self) -> _Config:
+        with self._lock:
+            if self._config is None:
+                policy, catalog, settings = self._given
+                if policy is None:
+                    _, policy = load_configuration()
+                if catalog is None:
+                    catalog = RunbookCatalog.from_policy(policy)
+                self._config = _Config(policy, catalog, settings or AlertSettings())
+            return self._config
+
+    def store(self, message: AlertMessage) -> Outcome:
+        config = self.config()
+        for attempt in range(ATTEMPTS):
+            try:
+                with self.database.transaction() as session:
+                    return ingest(
+                        session, config.policy, message, catalog=config.catalog, now=utcnow()
+                    )
+            except (OperationalError, IntegrityError) as exc:
+                # A deadlock, a serialisation failure or a lost race on a unique key: the
+                # transaction rolled back, so trying again cannot store anything twice.
+                if attempt == ATTEMPTS - 1:
+                    raise
+                log.warning(
+                    "alert not stored, retrying",
+                    extra={"error": type(exc.orig or exc).__name__, "attempt": attempt + 1},
+                )
+        raise AssertionError("unreachable")
+
+    async def receive(self, request: Request) -> Response:
+        source = str(request.path_params.get("source", ""))
+        started = time.perf_counter()
+        response = await self._answer(source, request)
+        known = source if source in SOURCES else "unknown"
+        ALERT_REQUESTS.labels(source=known, status=str(response.status_code)).inc()
+        if known != "unknown":
+            ALERT_LATENCY.labels(source=known).observe(time.perf_counter() - started)
+        log.log(
+            logging.INFO if response.status_code < 400 else logging.WARNING,
+            "alert webhook",
+            extra={
+                "source": known,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+    async def _answer(self, source: str, request: Request) -> Response:
+        if source not in SOURCES:
+            return _error(404, f"unknown alert source; use one of: {', '.join(SOURCES)}")
+        try:
+            config = await run_in_threadpool(self.config)
+        except ConfigError as exc:
+            return _error(503, f"the server's configuration is invalid: {exc}")
+        try:
+            body = await _read_body(request)
+        except _TooLarge:
+            return _error(413, f"the body is over {MAX_BODY // (1024 * 1024)} MB")
+        refusal = authenticate(
+            config.settings,
+            source,
+            authorization=request.headers.get("authorization"),
+            body=body,
+            pagerduty_signature=request.headers.get("x-pagerduty-signature"),
+        )
+        if refusal is not None:
+            return _error(401, refusal, headers={"WWW-Authenticate": 'Bearer realm="firebreak"'})
+        try:
+            message = parse(source, decode(body), now=utcnow())
+        except PayloadError as exc:
+            return _error(400, str(exc))
+        try:
+            outcome = await run_in_threadpool(self.store, message)
+        except FirebreakError as exc:
+            return _error(422, str(exc))
+        except (DBAPIError, OperationalError) as exc:
+            log.error("alert not stored", extra={"error": type(exc.orig or exc).__name__})
+            return _error(503, "the alert could not be stored; nothing was kept, retry")
+        return JSONResponse(
+            {
+                "status": "stored",
+                "source": source,
+                "group": outcome.group_id,
+                "disposition": outcome.disposition,
+                "incident": outcome.incident_ref,
+                "declared": outcome.declared,
+                "firing": outcome.firing,
+                "severity": outcome.severity,
+                "note": message.note,
+            }
+        )
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def alert_routes(
+    database: Database,
+    *,
+    policy: Policy | None = None,
+    catalog: RunbookCatalog | None = None,
+    settings: AlertSettings | None = None,
+) -> list[Route]:
+    """The routes to add to the web app (``bot/web.py``)."""
+    receiver = AlertReceiver(database, policy=policy, catalog=catalog, settings=settings)
+    return [Route("/alerts/{source}", receiver.receive, methods=["POST"])]

@@ -1,0 +1,134 @@
+"""What the policy says about a message: severity, service, dropped alerts, the runbook.
+
+Pure functions of (policy, catalog, message): the receiver uses them to store, and
+``firebreak alerts replay`` uses them to show what would happen, with no side effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from bot.alerts.model import Alert, AlertMessage, Status
+from bot.config import Policy
+from bot.runbooks.catalog import RunbookCatalog
+from bot.runbooks.parser import Runbook
+
+
+@dataclass(frozen=True)
+class Route:
+    """The decisions for one message."""
+
+    severity: str
+    """A severity key of the policy."""
+    service: str | None
+    dropped: frozenset[str]
+    """Keys of the alerts that drop rules remove."""
+    runbook: Runbook | None
+    runbook_reason: str
+
+
+def severity_of(policy: Policy, alerts: list[Alert] | tuple[Alert, ...]) -> str:
+    """The most severe mapped severity among the alerts, else the [alerts] default, else the
+    policy default. Severities are ordered as the policy lists them (first = most severe)."""
+    order = {s.key: i for i, s in enumerate(policy.severities)}
+    best: str | None = None
+    for alert in alerts:
+        candidates = [alert.severity] + [alert.labels.get(n) for n in policy.alerts.severity_labels]
+        for raw in candidates:
+            mapped = policy.alerts.severity_for(raw)
+            found = policy.find_severity(mapped) if mapped else None
+            if found is None and raw:
+                found = policy.find_severity(raw)  # the alert already says "SEV2"
+            if found is not None:
+                if best is None or order[found.key] < order[best]:
+                    best = found.key
+                break
+    if best is not None:
+        return best
+    fallback = policy.alerts.default_severity or policy.default_severity
+    found = policy.find_severity(fallback)
+    return found.key if found is not None else policy.severities[-1].key
+
+
+def service_of(policy: Policy, alerts: list[Alert] | tuple[Alert, ...]) -> str | None:
+    for alert in alerts:
+        if alert.service:
+            return alert.service
+        for name in policy.alerts.service_labels:
+            value = alert.labels.get(name)
+            if value:
+                return value[:200]
+    return None
+
+
+def dropped_keys(policy: Policy, message: AlertMessage) -> frozenset[str]:
+    rules = policy.alerts.drop
+    if not rules:
+        return frozenset()
+    return frozenset(
+        alert.key
+        for alert in message.alerts
+        if any(rule.matches(message.source, alert.title, alert.labels) for rule in rules)
+    )
+
+
+def _runbook_by_reference(catalog: RunbookCatalog, reference: str) -> Runbook | None:
+    """A runbook named by an alert's ``runbook_url``: a catalog id or path
+    (``kubernetes/KubePodCrashLooping.md``) or a URL whose path ends in one. Only looked up in
+    the catalog, never opened: ``../../etc/passwd`` finds nothing."""
+    text = reference.strip()
+    if not text or len(text) > 2000:
+        return None
+    parts = urlsplit(text)
+    path = unquote(parts.path) if parts.scheme in ("http", "https") else text
+    segments = [s for s in path.split("/") if s and s not in (".", "..")]
+    if parts.scheme in ("http", "https") and parts.fragment:
+        # https://.../runbook.md#alert-name-kubepodcrashlooping names the alert in the anchor
+        segments = [*segments, parts.fragment.removeprefix("alert-name-")]
+    for start in range(len(segments)):
+        candidate = "/".join(segments[start:])
+        found = catalog.get(candidate) if candidate else None
+        if found is not None:
+            return found
+    return None
+
+
+def runbook_for(
+    catalog: RunbookCatalog | None, policy: Policy, message: AlertMessage, severity: str
+) -> tuple[Runbook | None, str]:
+    """The runbook an alert names (``runbook_url``), else the best match for its alert names
+    (runbooks' ``alerts:`` front matter), title and service."""
+    if catalog is None or len(catalog) == 0:
+        return None, ""
+    firing = [a for a in message.alerts if a.status == Status.FIRING] or list(message.alerts)
+    for alert in firing:
+        if alert.runbook_url:
+            found = _runbook_by_reference(catalog, alert.runbook_url)
+            if found is not None:
+                return found, "runbook_url of the alert"
+    names = list(dict.fromkeys(a.name for a in firing if a.name))
+    matches = catalog.match(
+        title=message.title,
+        service=service_of(policy, firing),
+        severity=severity,
+        alerts=names,
+        limit=1,
+    )
+    if matches:
+        return matches[0].runbook, ", ".join(matches[0].reasons)
+    return None, ""
+
+
+def route(policy: Policy, catalog: RunbookCatalog | None, message: AlertMessage) -> Route:
+    dropped = dropped_keys(policy, message)
+    kept = [a for a in message.alerts if a.key not in dropped]
+    severity = severity_of(policy, kept or list(message.alerts))
+    runbook, reason = runbook_for(catalog, policy, message, severity)
+    return Route(
+        severity=severity,
+        service=service_of(policy, kept),
+        dropped=dropped,
+        runbook=runbook,
+        runbook_reason=reason,
+    )

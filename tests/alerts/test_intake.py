@@ -1,0 +1,379 @@
+"""The database side: grouping, attaching, resolving, flapping, exactly once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from freezegun import freeze_time
+from sqlmodel import Session, col, select
+
+from bot import incidents as core
+from bot.alerts.intake import (
+    Outcome,
+    ingest,
+    list_alerts,
+    triage_attach,
+    triage_declare,
+    triage_ignore,
+)
+from bot.alerts.model import AlertMessage
+from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
+from bot.alerts.sources import parse
+from bot.config import Policy, policy_from_dict
+from bot.db import Database
+from bot.models import Incident, TimelineEvent
+from tests.alerts.conftest import NOW, message
+
+
+def store(db: Database, policy: Policy, msg: AlertMessage, **kwargs: object) -> Outcome:
+    with db.transaction() as session:
+        return ingest(session, policy, msg, now=kwargs.pop("now", NOW), **kwargs)  # type: ignore[arg-type]
+
+
+def count(session: Session, model: type) -> int:
+    return len(session.exec(select(model)).all())
+
+
+def alert_events(session: Session, incident_id: int | None = None) -> list[TimelineEvent]:
+    query = select(TimelineEvent).where(col(TimelineEvent.kind).like("alert_%"))
+    if incident_id is not None:
+        query = query.where(TimelineEvent.incident_id == incident_id)
+    return list(session.exec(query.order_by(col(TimelineEvent.id))).all())
+
+
+def generic(
+    key: str, status: str = "firing", alert: str | None = None, **extra: object
+) -> AlertMessage:
+    body: dict[str, object] = {"title": f"{key} broken", "dedupe_key": key, "status": status}
+    if alert is not None:
+        body["alert_key"] = alert
+    body.update(extra)
+    return parse("generic", body, now=NOW)
+
+
+def storm(group: str, alerts: int, status: str = "firing") -> AlertMessage:
+    return parse(
+        "alertmanager",
+        {
+            "version": "4",
+            "groupKey": group,
+            "status": status,
+            "alerts": [
+                {"status": status, "labels": {"alertname": "HighLatency", "pod": f"pod-{i}"}}
+                for i in range(alerts)
+            ],
+        },
+        now=NOW,
+    )
+
+
+def test_a_new_group_declares_one_incident_with_severity_service_and_reporter(
+    db: Database, policy: Policy
+) -> None:
+    outcome = store(
+        db, policy, message("alertmanager/kubenotifyplus-rke2-3-alerts-runbook-url-regex-route")
+    )
+    assert outcome.declared and outcome.incident_ref == "INC-1" and outcome.firing == 3
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+        assert incident.severity == "SEV1"  # severity=critical
+        assert incident.service == "rancher-monitoring-kube-state-metrics"
+        assert incident.reporter_id == "alerts:alertmanager"
+        assert incident.title == "KubePodCrashLooping"
+        assert incident.detected_at == NOW
+        assert count(session, AlertRecord) == 3
+        events = alert_events(session)
+        assert [e.text for e in events] == [
+            "3 alerts firing: KubePodCrashLooping ×3 (3 of 3 firing in this group)"
+        ]
+        notices = session.exec(select(AlertNotice)).all()
+        assert [n.kind for n in notices] == ["links"]
+        assert notices[0].payload["firing"] == 3
+        assert [link["kind"] for link in notices[0].payload["links"]] == ["generator"]
+
+
+def test_a_storm_of_500_alerts_in_one_group_is_one_incident(db: Database, policy: Policy) -> None:
+    for start in range(0, 500, 100):
+        msg = storm("storm", 500)
+        msg = AlertMessage(msg.source, msg.group_key, msg.title, msg.alerts[: start + 100])
+        store(db, policy, msg)
+    with db.read() as session:
+        assert count(session, Incident) == 1
+        assert count(session, AlertRecord) == 500
+        group = session.exec(select(AlertGroup)).one()
+        assert (group.firing_count, group.alert_count) == (500, 500)
+        events = alert_events(session)
+        assert len(events) == 5  # one per message, never one per alert
+        assert events[-1].text == (
+            "100 alerts firing: HighLatency ×100 (500 of 500 firing in this group)"
+        )
+
+
+def test_retries_write_nothing_twice(db: Database, policy: Policy) -> None:
+    msg = message("grafana/zulip-v9-mixed-firing-resolved")
+    first = store(db, policy, msg)
+    again = [store(db, policy, msg) for _ in range(3)]
+    assert first.declared and not any(o.declared for o in again)
+    assert {o.incident_ref for o in again} == {"INC-1"}
+    with db.read() as session:
+        assert count(session, Incident) == 1
+        assert count(session, AlertRecord) == 3
+        assert len(alert_events(session)) == 1
+        assert len(session.exec(select(TimelineEvent)).all()) == 2  # declared + alerts
+
+
+def test_mixed_message_growing_partly_resolving_and_resolving(db: Database, policy: Policy) -> None:
+    store(db, policy, generic("db", alert="a"))
+    store(db, policy, generic("db", alert="b"))
+    store(db, policy, generic("db", "resolved", alert="a"))
+    last = store(db, policy, generic("db", "resolved", alert="b"))
+    assert last.firing == 0
+    with db.read() as session:
+        texts = [e.text for e in alert_events(session)]
+        assert texts == [
+            "Alert firing: db broken (1 of 1 firing in this group)",
+            "Alert firing: db broken (2 of 2 firing in this group)",
+            "Alert resolved: db broken (1 of 2 firing in this group)",
+            "Alert resolved: db broken (0 of 2 firing in this group)",
+        ]
+        notices = session.exec(select(AlertNotice).order_by(col(AlertNotice.id))).all()
+        assert [n.kind for n in notices] == ["links", "all_resolved"]
+        assert session.exec(select(Incident)).one().status == policy.initial_status.key
+
+
+def test_all_resolved_mitigates_when_the_policy_says_so(db: Database) -> None:
+    policy = policy_from_dict({"alerts": {"on_all_resolved": "mitigate"}})
+    store(db, policy, message("alertmanager/alertmanager-bot-firing-future-endsat"))
+    store(db, policy, message("alertmanager/alertmanager-bot-resolved-pair"))
+    store(db, policy, message("alertmanager/alertmanager-bot-resolved-pair"))
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+        assert incident.status == next(s.key for s in policy.statuses if s.milestone == "mitigated")
+        assert incident.mitigated_at == NOW
+        kinds = [e.kind for e in core.timeline(session, incident.id or 0)]
+        assert kinds == ["declared", "alert_firing", "alert_resolved", "status_changed"]
+        assert count(session, AlertNotice) == 1  # the links; no question asked
+
+
+def test_all_resolved_does_nothing_when_the_policy_says_nothing(db: Database) -> None:
+    policy = policy_from_dict({"alerts": {"on_all_resolved": "nothing"}})
+    store(db, policy, generic("x"))
+    store(db, policy, generic("x", "resolved"))
+    with db.read() as session:
+        assert session.exec(select(Incident)).one().status == policy.initial_status.key
+        assert [n.kind for n in session.exec(select(AlertNotice)).all()] == ["links"]
+
+
+def test_flap_window_attaches_and_after_it_a_new_incident_opens(
+    db: Database, policy: Policy
+) -> None:
+    with freeze_time(NOW):
+        store(db, policy, message("datadog/keep-p2-warn"), now=NOW)
+        store(
+            db,
+            policy,
+            message("datadog/keep-p2-recovered-empty-group-in-title"),
+            now=NOW + timedelta(minutes=5),
+        )
+        flap = store(
+            db, policy, message("datadog/keep-p2-triggered"), now=NOW + timedelta(minutes=6)
+        )
+    assert flap.incident_ref == "INC-1" and not flap.declared
+    store(
+        db,
+        policy,
+        message("datadog/keep-p2-recovered-empty-group-in-title"),
+        now=NOW + timedelta(minutes=7),
+    )
+    later = store(db, policy, message("datadog/keep-p2-triggered"), now=NOW + timedelta(minutes=40))
+    assert later.declared and later.incident_ref == "INC-2"
+    with db.read() as session:
+        assert count(session, Incident) == 2
+        group = session.exec(select(AlertGroup)).one()
+        assert group.episode == 2 and group.incident_id == 2
+        assert [e.incident_id for e in alert_events(session)] == [1, 1, 1, 1, 2]
+        assert session.exec(select(Incident).where(Incident.number == 1)).one().severity == "SEV2"
+
+
+def test_a_closed_incident_is_not_reused(db: Database, policy: Policy) -> None:
+    store(db, policy, generic("svc"))
+    store(db, policy, generic("svc", "resolved"))
+    with db.transaction() as session:
+        core.close_incident(session, policy, 1, actor="U1")
+    again = store(db, policy, generic("svc"), now=NOW + timedelta(minutes=1))
+    assert again.declared and again.incident_ref == "INC-2"
+
+
+def test_a_resolve_never_seen_is_stored_harmlessly(db: Database, policy: Policy) -> None:
+    outcome = store(db, policy, message("alertmanager/zulip-resolved-with-zero-endsat"))
+    assert outcome.incident_ref is None and outcome.disposition == "none"
+    with db.read() as session:
+        assert count(session, Incident) == 0
+        entries = list_alerts(session)
+        assert [(e.source, e.key, e.status, e.incident) for e in entries] == [
+            ("alertmanager", "a1bc48475b20e73d", "resolved", None)
+        ]
+    # ... and a later firing alert of the same group does open the incident.
+    fired = store(db, policy, message("alertmanager/zulip-no-generatorurl"))
+    assert fired.declared and fired.firing == 1
+
+
+def test_info_events_go_to_the_incident_timeline_once(db: Database, policy: Policy) -> None:
+    store(db, policy, message("opsgenie/zulip-create-nanosecond-updatedat"))
+    store(
+        db,
+        policy,
+        parse(
+            "opsgenie",
+            {
+                "action": "Create",
+                "alert": {"alias": "aliastest", "message": "test alert", "priority": "P1"},
+            },
+            now=NOW,
+        ),
+    )
+    for _ in range(2):
+        store(db, policy, message("opsgenie/zulip-acknowledge-aliastest"))
+    store(db, policy, message("opsgenie/zulip-close-aliastest"))
+    with db.read() as session:
+        incident = session.exec(select(Incident).where(Incident.number == 2)).one()
+        assert incident.severity == "SEV1"
+        texts = [e.text for e in alert_events(session, incident.id)]
+        assert texts == [
+            "Alert firing: test alert (1 of 1 firing in this group)",
+            "Opsgenie: Acknowledge by fili@ifountain.com",
+            "Alert resolved: test alert (0 of 1 firing in this group)",
+        ]
+
+
+def test_pagerduty_triggered_acknowledged_resolved(db: Database, policy: Policy) -> None:
+    triggered = message("pagerduty/zulip-v3-incident-triggered-2021")
+    store(db, policy, triggered)
+    body = {
+        "event": {
+            "id": "01ACK",
+            "event_type": "incident.acknowledged",
+            "agent": {"summary": "PIG 208"},
+            "data": {
+                "id": "PFQZPSY",
+                "type": "incident",
+                "status": "acknowledged",
+                "title": "Test Incident 3",
+            },
+        }
+    }
+    store(db, policy, parse("pagerduty", body, now=NOW))
+    resolved = message("pagerduty/zulip-v3-incident-resolved-no-assignees")
+    resolved = AlertMessage(  # the same PagerDuty incident as the trigger
+        "pagerduty",
+        "PFQZPSY",
+        resolved.title,
+        tuple(type(a)(**{**a.__dict__, "key": "PFQZPSY"}) for a in resolved.alerts),
+    )
+    store(db, policy, resolved)
+    with db.read() as session:
+        assert count(session, Incident) == 1
+        texts = [e.text for e in alert_events(session)]
+        assert texts == [
+            "Alert firing: Test Incident 3 (1 of 1 firing in this group)",
+            "PagerDuty: acknowledged by PIG 208",
+            "Alert resolved: Test Incident 3 (0 of 1 firing in this group)",
+        ]
+
+
+def test_drop_rules_store_but_never_open(db: Database) -> None:
+    policy = policy_from_dict(
+        {"alerts": {"drop": [{"source": "grafana", "labels": {"alertname": "TestAlert"}}]}}
+    )
+    outcome = store(db, policy, message("grafana/keep-v12-test-alert-relative-generatorurl"))
+    assert outcome.disposition == "dropped" and outcome.incident_ref is None
+    with db.read() as session:
+        assert count(session, Incident) == 0
+        assert [e.key for e in list_alerts(session)] == ["c4edaaf9f9f839b0"]
+        assert session.exec(select(AlertRecord)).one().dropped
+
+
+def test_triage_asks_then_declare_attach_or_ignore(db: Database) -> None:
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    first = store(db, policy, generic("one"))
+    second = store(db, policy, generic("two"))
+    third = store(db, policy, generic("three"))
+    assert {first.disposition, second.disposition, third.disposition} == {"triage"}
+    with db.read() as session:
+        assert count(session, Incident) == 0
+        notices = session.exec(select(AlertNotice)).all()
+        assert [(n.kind, n.payload["channel"]) for n in notices] == [("triage", "C0TRIAGE")] * 3
+    with db.transaction() as session:
+        incident = triage_declare(session, policy, first.group_id, actor="U1")
+        assert incident.reporter_id == "U1" and incident.ref == "INC-1"
+    with db.transaction() as session:
+        assert triage_attach(session, policy, second.group_id, "INC-1", actor="U2").ref == "INC-1"
+        triage_ignore(session, third.group_id, actor="U3")
+    again = store(db, policy, generic("two", alert="more"))
+    assert again.incident_ref == "INC-1"
+    ignored = store(db, policy, generic("three", alert="more"))
+    assert ignored.incident_ref is None and ignored.disposition == "ignored"
+    with db.read() as session:
+        assert count(session, Incident) == 1
+        texts = [e.text for e in alert_events(session)]
+        assert texts == [
+            "Alerts attached from triage: two broken (1 firing)",
+            "Alert firing: two broken (2 of 2 firing in this group)",
+        ]
+
+
+def test_the_runbook_named_by_the_alert_is_suggested_or_started(
+    db: Database, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from bot.runbooks.catalog import RunbookCatalog
+
+    root = Path(str(tmp_path)) / "runbooks"
+    (root / "kubernetes").mkdir(parents=True)
+    (root / "kubernetes" / "crashloop.md").write_text(
+        "---\ntitle: Pod crash looping\nalerts: [KubePodCrashLooping]\n---\n# Pod crash looping\n\n"
+        "- [ ] Read the logs\n- [ ] Roll back\n",
+        encoding="utf-8",
+    )
+    (root / "disk.md").write_text("# Disk full\n\n- [ ] Check df\n", encoding="utf-8")
+    catalog = RunbookCatalog.load([root])
+    policy = policy_from_dict({"alerts": {"start_runbook": True}})
+    store(
+        db,
+        policy,
+        message("alertmanager/kubenotifyplus-rke2-3-alerts-runbook-url-regex-route"),
+        catalog=catalog,
+    )
+    store(
+        db,
+        policy,
+        generic("disk", runbook_url="https://git.example.com/ops/runbooks/disk.md"),
+        catalog=catalog,
+    )
+    store(db, policy, generic("evil", runbook_url="../../etc/passwd"), catalog=catalog)
+    with db.read() as session:
+        groups = session.exec(select(AlertGroup).order_by(col(AlertGroup.id))).all()
+        assert [g.runbook_id for g in groups] == ["kubernetes/crashloop", "disk", None]
+        notices = session.exec(select(AlertNotice).order_by(col(AlertNotice.id))).all()
+        assert [(n.payload["runbook_id"], n.payload["runbook_started"]) for n in notices] == [
+            ("kubernetes/crashloop", True),
+            ("disk", True),
+            (None, False),
+        ]
+        kinds = [e.kind for e in core.timeline(session, 1)]
+        assert "runbook_started" in kinds
+
+
+def test_list_alerts_one_entry_per_alert(db: Database, policy: Policy) -> None:
+    store(db, policy, message("alertmanager/tiamxu-chinese-alertname-escaped-receiver"))
+    store(db, policy, message("grafana/zulip-v9-mixed-firing-resolved"))
+    with db.read() as session:
+        entries = list_alerts(session)
+    assert sorted((e.source, e.key, e.status, e.incident) for e in entries) == [
+        ("alertmanager", "3407d122c7e8c961", "firing", "INC-1"),
+        ("alertmanager", "e069919362a06972", "firing", "INC-1"),
+        ("grafana", "6f9cd313db421ef1", "firing", "INC-2"),
+        ("grafana", "aaafafe0953f0962", "resolved", "INC-2"),
+        ("grafana", "fb31814ac93dbe7d", "resolved", "INC-2"),
+    ]
