@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot import migrations, observability
+from bot.console import Console, console_routes
 from bot.db import Database
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def create_web_app(
     signing_secret: str | None = None,
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    console: Console | None = None,
 ) -> Starlette:
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
@@ -162,6 +164,7 @@ def create_web_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *console_routes(console),
         ],
         lifespan=lifespan,
     )

@@ -1,0 +1,115 @@
+"""The console's settings, from the environment (``FIREBREAK_CONSOLE_...``).
+
+Two ways to sign in, either or both:
+
+* **Sign in with Slack** (OpenID Connect): set ``FIREBREAK_CONSOLE_OIDC_CLIENT_ID`` and
+  ``FIREBREAK_CONSOLE_OIDC_CLIENT_SECRET`` (the Slack app's client id and secret). The issuer is
+  ``https://slack.com`` unless ``FIREBREAK_CONSOLE_OIDC_ISSUER`` names another provider.
+* **A trusted auth proxy** (oauth2-proxy and the like): set ``FIREBREAK_CONSOLE_TRUSTED_PROXIES``
+  to the proxy's addresses or networks; the user header (``X-Forwarded-User`` or
+  ``X-Auth-Request-User``) must carry the Slack user id and is believed only from those addresses.
+
+Without either, the console refuses every page with a message saying what to set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ConsoleSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FIREBREAK_CONSOLE_", env_file=".env", extra="ignore"
+    )
+
+    session_secret: SecretStr | None = None
+    """Signs session cookies. Set it (32+ random characters) so sessions survive restarts and
+    work across replicas; without it a random key is made at start (sessions end on restart)."""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    cookie_secure: bool = True
+    """Secure cookies (HTTPS only). Turn off only for plain http on localhost."""
+
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_issuer: str = "https://slack.com"
+    oidc_scopes: str = "openid profile"
+    oidc_user_claim: str = "https://slack.com/user_id"
+    oidc_team_id: str | None = None
+    """When set, only people whose token carries this ``https://slack.com/team_id`` may sign in."""
+    oidc_redirect_url: str | None = None
+    """The callback URL registered with the provider; by default derived from the request
+    (``https://<host>/console/auth/callback``)."""
+
+    trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+    proxy_user_headers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["X-Forwarded-User", "X-Auth-Request-User"]
+    )
+
+    @field_validator("proxy_user_headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        value = _split(value)
+        if not isinstance(value, list):
+            return value
+        networks = []
+        for item in value:
+            try:
+                networks.append(ipaddress.ip_network(str(item), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return networks
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com")
+        return value
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_client_id and self.oidc_client_secret)
+
+    @property
+    def proxy_enabled(self) -> bool:
+        return bool(self.trusted_proxies)
+
+
+def load_console_settings(**overrides: Any) -> ConsoleSettings:
+    """Read the settings, turning a validation error into one line naming the variable."""
+    try:
+        settings = ConsoleSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"environment: FIREBREAK_CONSOLE_{field.upper()}: {message}") from None
+    if bool(settings.oidc_client_id) != bool(settings.oidc_client_secret):
+        raise ConfigError(
+            "environment: FIREBREAK_CONSOLE_OIDC_CLIENT_ID and "
+            "FIREBREAK_CONSOLE_OIDC_CLIENT_SECRET must be set together (the Slack app's Client ID "
+            "and Client Secret)"
+        )
+    return settings
