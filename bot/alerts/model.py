@@ -154,7 +154,7 @@ def safe_url(value: object) -> str | None:
     return url
 
 
-def labels_of(value: object, what: str) -> dict[str, str]:
+def labels_of(value: object, what: str, limit: int = LABEL_MAX) -> dict[str, str]:
     """A JSON object of label -> text (null means empty); anything else is a payload error."""
     if value is None:
         return {}
@@ -165,7 +165,7 @@ def labels_of(value: object, what: str) -> dict[str, str]:
         if isinstance(item, dict | list):
             continue
         out[clean(name, 200, multiline=False)] = clean(
-            "" if item is None else item, LABEL_MAX, multiline=False
+            "" if item is None else item, limit, multiline=limit > LABEL_MAX
         )
     return out
 

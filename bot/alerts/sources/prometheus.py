@@ -9,6 +9,7 @@ from typing import Any
 from bot.alerts.model import (
     FIRING,
     RESOLVED,
+    TEXT_MAX,
     TITLE_MAX,
     Alert,
     AlertMessage,
@@ -65,7 +66,7 @@ def _alert(
         raise PayloadError(f"{where} must be an object")
     raw_labels = _raw_labels(raw.get("labels"))
     labels = labels_of(raw.get("labels"), f"{where}.labels")
-    annotations = labels_of(raw.get("annotations"), f"{where}.annotations")
+    annotations = labels_of(raw.get("annotations"), f"{where}.annotations", TEXT_MAX)
     for name in ("startsAt", "endsAt", "generatorURL", "fingerprint", "status"):
         text_field(raw, name, where)
     ends_at = parse_time(raw.get("endsAt"), now=now)
