@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.alerts.policy import AlertsPolicy
+from bot.audit.clocks import ClockList
 from bot.errors import ConfigError
 
 # --------------------------------------------------------------------------------------------
@@ -328,6 +329,20 @@ class AccessPolicy(_Strict):
     _admins = field_validator("admins")(_check_targets)
 
 
+class RetentionPolicy(_Strict):
+    """How long closed incidents stay in the database and when their evidence bundle is
+    exported (``firebreak audit retention``; docs/audit.md). Unset: nothing is exported or
+    removed. PCI DSS 10.5.1 (12 months, 3 at hand): export_after = "1d", remove_after = "90d",
+    and keep the archive directory for 12 months."""
+
+    export_after: Duration | None = None
+    """Write the bundle of an incident closed this long ago to ``archive_dir``."""
+    remove_after: Duration | None = None
+    """Remove an incident closed this long ago (after exporting it), leaving a tombstone."""
+    archive_dir: Path = Path("evidence")
+    """Where bundles are written, relative to the policy file."""
+
+
 def _default_severities() -> list[SeverityPolicy]:
     return [
         SeverityPolicy(
@@ -455,6 +470,9 @@ class Policy(_Strict):
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     access: AccessPolicy = Field(default_factory=AccessPolicy)
     alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
+    clocks: ClockList = Field(default_factory=list)
+    """Regulatory clocks (``[[clocks]]``, presets ``dora`` and ``gdpr``): see docs/audit.md."""
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -48,7 +48,7 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def canonical(event: Mapping[str, Any], prev_hash: str) -> bytes:
+def canonical(event: Mapping[Any, Any], prev_hash: str) -> bytes:
     """The bytes an event's hash covers: every stored field except the database id and the
     hash itself, in a fixed order, as compact JSON with sorted keys inside ``data``."""
     return json.dumps(
@@ -73,7 +73,7 @@ def canonical(event: Mapping[str, Any], prev_hash: str) -> bytes:
     ).encode("utf-8")
 
 
-def event_hash(event: Mapping[str, Any], prev_hash: str) -> str:
+def event_hash(event: Mapping[Any, Any], prev_hash: str) -> str:
     """SHA-256 (hex) of the event's canonical content chained to ``prev_hash``."""
     return hashlib.sha256(canonical(event, prev_hash)).hexdigest()
 
