@@ -132,6 +132,42 @@ def _special(command: str, label: str) -> str:
     return label or "@" + name
 
 
+# --------------------------------------------------------------------------------------------
+# Text Firebreak posts again in Slack
+
+# <!here>, <!channel>, <!everyone> (with or without a |label) and user groups <!subteam^S1|@sre>.
+_BROADCAST = re.compile(r"<!(here|channel|everyone|subteam\^[^<>|\n]*)(?:\|([^<>\n]*))?>")
+_PLAIN_BROADCAST = re.compile(r"(?<![\w@])@(here|channel|everyone)\b", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+"""Between ``@`` and a name it keeps the text readable (``@here``) while no Slack client or
+automatic parsing takes it for a mention."""
+
+
+def neutralise_broadcasts(text: str, *, allow: bool = False) -> str:
+    """Slack markup that Firebreak re-posts (status updates, resolve text, notes, captured
+    messages, action items, titles), with broadcast mentions shown but silent.
+
+    Slack delivers ``@channel`` typed in a command as ``<!channel>``; posting that text again
+    from the bot would notify the whole channel (and the announcements channel), sidestepping
+    the workspace's own @channel restrictions. ``<!channel>`` becomes ``@channel`` and
+    ``<!subteam^S1|@sre>`` becomes ``@sre``, with an invisible word joiner after the ``@`` so
+    nothing parses them back into mentions (a plain ``@here`` gets the joiner too).
+    ``allow`` (``[slack] allow_broadcast_mentions``) returns the text unchanged. Mentions of
+    single people are left alone: they notify one person, as the author meant."""
+    if allow or ("<!" not in text and "@" not in text):
+        return text
+
+    def quiet(match: re.Match[str]) -> str:
+        name, label = match.group(1), (match.group(2) or "").strip()
+        group = name.partition("^")[2] if name.startswith("subteam") else None
+        shown = name if group is None else (label or group or "group")
+        return "@" + WORD_JOINER + shown.removeprefix("@")
+
+    # "@channel" typed as plain text (in a form) is quietened too, in case Slack's automatic
+    # parsing would take it for the mention.
+    return _PLAIN_BROADCAST.sub("@" + WORD_JOINER + r"\1", _BROADCAST.sub(quiet, text))
+
+
 def _fence_code_blocks(text: str) -> str:
     def fence(match: re.Match[str]) -> str:
         code = match.group(1)

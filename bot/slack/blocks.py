@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.config import COMMANDER, Policy
 from bot.incidents import humanize_duration, incident_metrics
-from bot.markup import slack_to_plain
+from bot.markup import neutralise_broadcasts, slack_to_plain
 from bot.models import ActionItem, EventKind, Incident, TimelineEvent
 from bot.slack import limits
 from bot.slack.limits import escape_mrkdwn, truncate
@@ -257,14 +257,15 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
         {"type": "header", "text": plain(title, limits.HEADER_TEXT)},
         {"type": "section", "fields": summary_fields(policy, snap)},
     ]
+    allow = policy.slack.allow_broadcast_mentions
     if incident.summary:
-        blocks.append(section("*Summary*\n" + incident.summary))
+        blocks.append(section("*Summary*\n" + neutralise_broadcasts(incident.summary, allow=allow)))
     if snap.latest_update is not None:
         update = snap.latest_update
         blocks.append(
             section(
                 f"*Latest update* ({slack_date(update.occurred_at)}, {mention(update.actor_id)})\n"
-                + update.text
+                + neutralise_broadcasts(update.text, allow=allow)
             )
         )
     if snap.runbooks:
@@ -300,7 +301,10 @@ def announcement(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Bloc
         {"type": "section", "fields": [mrkdwn(f, limits.SECTION_FIELD_TEXT) for f in fields]},
     ]
     if snap.latest_update is not None:
-        blocks.append(section("*Latest update*: " + snap.latest_update.text))
+        update_text = neutralise_broadcasts(
+            snap.latest_update.text, allow=policy.slack.allow_broadcast_mentions
+        )
+        blocks.append(section("*Latest update*: " + update_text))
     blocks.append(
         context(
             f"Declared {slack_date(incident.declared_at)}"
@@ -706,16 +710,25 @@ _KIND_MARKS: dict[str, str] = {
 
 
 def timeline_blocks(
-    incident: Incident, events: Sequence[TimelineEvent], *, limit: int = 60
+    incident: Incident,
+    events: Sequence[TimelineEvent],
+    *,
+    limit: int = 60,
+    allow_broadcasts: bool = False,
 ) -> tuple[str, list[Block]]:
-    """The latest events that fit in one message (Slack caps the text of a message's blocks)."""
+    """The latest events that fit in one message (Slack caps the text of a message's blocks).
+    Broadcast mentions in what people wrote stay silent unless ``allow_broadcasts``."""
     lines: list[str] = []
     budget = limits.BLOCKS_TEXT_BUDGET - 600
     for event in reversed(list(events)[-limit:]):
         who = f" <@{event.actor_id}>" if event.actor_id else ""
         link = f" <{event.source_url}|link>" if event.source_url else ""
         mark = _KIND_MARKS.get(event.kind, "•")
-        text = event.text if event.kind in _SLACK_FORMATTED else escape_mrkdwn(event.text)
+        text = (
+            neutralise_broadcasts(event.text, allow=allow_broadcasts)
+            if event.kind in _SLACK_FORMATTED
+            else escape_mrkdwn(event.text)
+        )
         line = (
             f"`{event.occurred_at:%m-%d %H:%M}` {mark}{who} "
             f"{truncate(text.replace(chr(10), ' '), 400)}{link}"
@@ -735,7 +748,11 @@ def timeline_blocks(
     return f"Timeline of {incident.ref}", blocks
 
 
-def action_items_text(incident: Incident, items: Sequence[ActionItem]) -> str:
+def action_items_text(
+    incident: Incident, items: Sequence[ActionItem], *, allow_broadcasts: bool = False
+) -> str:
+    """Action items as typed: their text is stored in Slack's markup (``&``, ``<``, ``>``
+    arrive escaped once), so it is shown as is, never escaped a second time."""
     if not items:
         return (
             f"{incident.ref} has no action items yet. Add one with "
@@ -746,7 +763,8 @@ def action_items_text(incident: Incident, items: Sequence[ActionItem]) -> str:
         box = "☑" if item.status == "done" else "☐"
         owner = f" — <@{item.owner_id}>" if item.owner_id else ""
         due = f" (due {item.due_on:%Y-%m-%d})" if item.due_on else ""
-        lines.append(f"{box} {item.number}. {escape_mrkdwn(truncate(item.text, 300))}{owner}{due}")
+        text = neutralise_broadcasts(truncate(item.text, 300), allow=allow_broadcasts)
+        lines.append(f"{box} {item.number}. {text}{owner}{due}")
     return "\n".join(lines)
 
 

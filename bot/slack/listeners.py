@@ -1,8 +1,10 @@
-"""Bolt listeners: acknowledge at once, then do the work through the flows and the core.
+"""Bolt listeners: record, acknowledge, then do the work through the flows and the core.
 
-Every listener calls ``ack()`` before anything slow (opening a modal, which must happen within
-3 seconds of the trigger, comes right after). Errors become ephemeral messages written for the
-person who clicked or typed; a stack trace only ever goes to the log.
+A request that changes something is written to the database before it is acknowledged
+(``bot.slack.inbound``) and processed by the effect runner, on this replica or, if this one dies,
+another. Reads (``status``, ``list``, ``help``...) and forms (a ``trigger_id`` lives 3 seconds) run
+on the worker pools right after the acknowledgement. Errors become ephemeral messages written
+for the person who clicked or typed; a stack trace only ever goes to the log.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from bot import access, observability
 from bot import incidents as core
 from bot.clock import utcnow
 from bot.config import COMMANDER
+from bot.effects.triggers import ANNOUNCED_IN_CHANNEL
 from bot.errors import FirebreakError, InvalidInput, NotAllowed, NotFound
 from bot.incidents import TITLE_MAX
-from bot.markup import slack_to_plain
+from bot.markup import neutralise_broadcasts, slack_to_plain
 from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.commands import ParsedCommand, parse_command
-from bot.slack.flows import IncidentFlows, announced, snapshot
+from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError
+from bot.slack.inbound import NOT_SAVED, Inbox, NotRecorded, Replies
 from bot.slack.limits import escape_mrkdwn, truncate
+from bot.slack.summary import snapshot
 
 if TYPE_CHECKING:
     from bot.slack.runbooks import RunbookSlack
@@ -40,9 +45,13 @@ log = logging.getLogger(__name__)
 Respond = Callable[..., Any]
 
 UNEXPECTED = (
-    "Something went wrong inside Firebreak (request {rid}). Nothing was half-written; "
-    "try again, and if it keeps failing, tell whoever runs Firebreak."
+    "Something went wrong inside Firebreak (request {rid}) while reading; nothing was "
+    "changed. Try again, and if it keeps failing, tell whoever runs Firebreak."
 )
+READ_ONLY = frozenset(
+    {"help", "list", "status", "timeline", "actions", "did_you_mean", "open_form"}
+)
+"""Commands that change nothing: answered straight away, not recorded."""
 
 
 @dataclass
@@ -86,14 +95,75 @@ def split_title(text: str) -> tuple[str, str]:
 
 
 class Listeners:
-    def __init__(self, flows: IncidentFlows, work: Executor, forms: Executor) -> None:
+    def __init__(self, flows: IncidentFlows, work: Executor, forms: Executor, inbox: Inbox) -> None:
         self.flows = flows
         self.work = work
         self.forms = forms
+        self.inbox = inbox
         self.fb = flows.fb
         self.policy = flows.policy
         self.gateway = flows.gateway
         self.runbooks: RunbookSlack | None = None
+        self.clicks: list[tuple[str, Callable[[Ctx, dict[str, Any]], None]]] = []
+        """(action id prefix, what a recorded click does), added by ``register`` functions."""
+        inbox.processors.update(
+            {
+                "command": self.process_command,
+                "action": self.process_action,
+                "view": self.process_view,
+                "shortcut": self.process_shortcut,
+                "event": self.process_event,
+            }
+        )
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def record(
+        self,
+        ack: Callable[..., Any],
+        kind: str,
+        key: str,
+        body: dict[str, Any],
+        respond: Respond | None = None,
+    ) -> None:
+        """Save the request, then acknowledge it. If it cannot be saved, say so: the person
+        sees that nothing happened (an event is answered 500, so Slack delivers it again)."""
+        try:
+            self.inbox.record(kind, key, body)
+        except NotRecorded:
+            if kind == "event":
+                raise
+            ack()
+            if respond is not None:
+                with contextlib.suppress(Exception):
+                    respond(text=NOT_SAVED, response_type="ephemeral", replace_original=False)
+            return
+        ack()
+
+    def process_command(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        ctx = self.command_context(body, replies)
+        parsed = parse_command(
+            body.get("text", ""), today=utcnow().astimezone(self.policy.zone).date()
+        )
+        self.run_command(ctx, parsed)
+
+    def process_action(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        ctx, action = self.click_context(body, replies)
+        action_id = str(action.get("action_id", ""))
+        for prefix, run in self.clicks:
+            if action_id.startswith(prefix):
+                run(ctx, action)
+                return
+        self.run_action(ctx, action)
+
+    def command_context(self, body: dict[str, Any], respond: Respond) -> Ctx:
+        return Ctx(
+            user=body.get("user_id", ""),
+            channel=body.get("channel_id"),
+            respond=respond,
+            key=f"cmd:{body.get('trigger_id', '')}",
+            trigger_id=body.get("trigger_id"),
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -110,6 +180,11 @@ class Listeners:
     def in_background(self, job: Callable[[], None]) -> None:
         """``later`` for events, where there is nobody to answer."""
         self.work.submit(_logged, job)
+
+    def quiet(self, text: str) -> str:
+        """Text people wrote, before Firebreak stores or re-posts it: broadcast mentions
+        (@channel, @here, @everyone, user groups) shown but silent, unless the policy allows."""
+        return neutralise_broadcasts(text, allow=self.policy.slack.allow_broadcast_mentions)
 
     def incident_for(self, ctx: Ctx, ref: int | None) -> Incident:
         with self.fb.db.read() as session:
@@ -164,7 +239,7 @@ class Listeners:
             not change.changed
             or ctx.channel != change.incident.slack_channel_id
             or change.event is None
-            or not announced(change.event.kind)
+            or change.event.kind not in ANNOUNCED_IN_CHANNEL
         ):
             # In the incident channel most changes are announced to everyone; elsewhere, and
             # when nothing changed, only the person who asked hears back.
@@ -174,24 +249,24 @@ class Listeners:
     # -- /incident ---------------------------------------------------------------------------
 
     def command(self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        ctx = Ctx(
-            user=body.get("user_id", ""),
-            channel=body.get("channel_id"),
-            respond=respond,
-            key=f"cmd:{body.get('trigger_id', '')}",
-            trigger_id=body.get("trigger_id"),
-        )
+        ctx = self.command_context(body, respond)
         parsed = parse_command(
             body.get("text", ""), today=utcnow().astimezone(self.policy.zone).date()
         )
         if parsed.name == "open_form":
+            ack()
             # A trigger id lives 3 seconds: open the form now, not behind queued work.
             self.soon(ctx, lambda: self.open_declare_form(ctx))
             return
-        self.later(ctx, lambda: self.run_command(ctx, parsed))
+        if parsed.name in READ_ONLY or parsed.error:
+            ack()
+            self.later(ctx, lambda: self.run_command(ctx, parsed))
+            return
+        self.record(ack, "command", ctx.key, body, respond)
 
     def run_command(self, ctx: Ctx, parsed: ParsedCommand) -> None:
+        if parsed.name in _QUIET_WHEN_STORED:
+            parsed = replace(parsed, text=self.quiet(parsed.text))
         if parsed.error:
             reply(ctx, f":grey_question: {parsed.error}")
             return
@@ -254,27 +329,22 @@ class Listeners:
     def declare_now(self, ctx: Ctx, text: str) -> None:
         title, summary = split_title(text)
         outcome = self.flows.declare(reporter=ctx.user, title=title, summary=summary, key=ctx.key)
-        self.tell_declared(ctx, outcome.incident, outcome.repeat, outcome.problems)
+        self.tell_declared(ctx, outcome.incident, outcome.repeat)
 
-    def tell_declared(
-        self, ctx: Ctx, incident: Incident, repeat: bool, problems: list[str]
-    ) -> None:
-        where = (
-            f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else "(no channel yet)"
-        )
+    def tell_declared(self, ctx: Ctx, incident: Incident, repeat: bool) -> None:
+        """What was saved and what is on its way, truly: the channel is created by an effect
+        of the declare, so it may not exist yet."""
+        if incident.slack_channel_id:
+            where = f"its channel is <#{incident.slack_channel_id}>"
+        else:
+            where = "its channel is being created and you will be added to it"
         if repeat:
-            text = f"You already declared {incident.ref} a moment ago: {where}"
+            text = f"You already declared {incident.ref} a moment ago; {where}."
         else:
             text = (
-                f":rotating_light: Declared *{incident.ref}* ({incident.severity}): {where}\n"
+                f":rotating_light: *{incident.ref}* is declared ({incident.severity}); {where}.\n"
                 "Change the severity or take the commander role from the pinned summary."
             )
-        if problems and incident.slack_setup_error:
-            notice, payload = blocks.setup_problem(incident, incident.slack_setup_error)
-            reply(ctx, text + "\n" + notice, [blocks.section(text), *payload])
-            return
-        if problems:
-            text += "\n:warning: " + "\n:warning: ".join(problems[:5])
         reply(ctx, text)
 
     def list_incidents(self, ctx: Ctx) -> None:
@@ -386,17 +456,7 @@ class Listeners:
         )
         if not change.changed:
             return
-        body = change.event.text if change.event else text
-        if incident.slack_channel_id:
-            try:
-                self.gateway.post_message(
-                    incident.slack_channel_id,
-                    f"Status update on {incident.ref}: {body[:200]}",
-                    [blocks.section(f":mega: *Status update* from <@{ctx.user}>\n" + body)],
-                )
-            except SlackCallError as exc:
-                reply(ctx, f"The update is recorded, but it could not be posted: {exc}")
-                return
+        # The update is posted in the incident channel by an effect of the same transaction.
         if ctx.channel != incident.slack_channel_id:
             reply(ctx, f"Update posted to {incident.ref}.")
 
@@ -458,7 +518,9 @@ class Listeners:
         assert incident.id is not None
         with self.fb.db.read() as session:
             events = core.timeline(session, incident.id)
-        text, payload = blocks.timeline_blocks(incident, events)
+        text, payload = blocks.timeline_blocks(
+            incident, events, allow_broadcasts=self.policy.slack.allow_broadcast_mentions
+        )
         reply(ctx, text, payload)
 
     def cmd_action(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
@@ -478,13 +540,17 @@ class Listeners:
         item = change.detail.get("action_item")
         number = item.number if item is not None else "?"
         reply(ctx, f":hammer_and_wrench: Action item {number} added to {incident.ref}.")
-        self.flows.refresh_quietly(incident.id)
 
     def cmd_actions(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
         with self.fb.db.read() as session:
             items = core.list_action_items(session, incident.id)
-        reply(ctx, blocks.action_items_text(incident, items))
+        reply(
+            ctx,
+            blocks.action_items_text(
+                incident, items, allow_broadcasts=self.policy.slack.allow_broadcast_mentions
+            ),
+        )
 
     def cmd_done(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         number = int(parsed.args[0])
@@ -505,42 +571,61 @@ class Listeners:
 
     def cmd_postmortem(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
-        draft, problem = self.flows.generate_postmortem(incident.id, actor=ctx.user, key=ctx.key)
-        where = f" in <#{incident.slack_channel_id}>" if incident.slack_channel_id else ""
-        text = f":memo: Postmortem draft v{draft.version} of {incident.ref} is ready{where}."
+        draft = self.flows.generate_postmortem(incident.id, actor=ctx.user, key=ctx.key)
+        where = (
+            f"; it is being posted in <#{incident.slack_channel_id}>"
+            if incident.slack_channel_id
+            else ""
+        )
+        text = f":memo: Postmortem draft v{draft.version} of {incident.ref} is saved{where}."
         if draft.template_error:
             text += (
                 f"\n:warning: The team template failed, so the built-in one was used: "
                 f"{draft.template_error}"
             )
-        if problem:
-            text += f"\n:warning: {problem}"
         reply(ctx, text)
 
     def cmd_retry(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        """Run what failed for good again; say truly where the set-up stands."""
         assert incident.id is not None
-        problems = self.flows.setup(incident.id)
-        with self.fb.db.read() as session:
-            incident = core.get_incident(session, incident.id)
-        if incident.slack_setup_error:
-            reply(
-                ctx, f":warning: Set-up of {incident.ref} still fails: {incident.slack_setup_error}"
+        retried = self.flows.retry_setup(incident.id, key=ctx.key)
+        state = self.flows.setup_state(incident.id)
+        where = f"<#{state.channel}>" if state.channel else "its channel is not created yet"
+        if retried:
+            text = (
+                f":arrows_counterclockwise: Trying again {retried} thing"
+                f"{'s' if retried != 1 else ''} that failed for {incident.ref} ({where})."
             )
+        elif state.running:
+            text = (
+                f":hourglass_flowing_sand: {incident.ref} is still being set up ({where}): "
+                + ", ".join(dict.fromkeys(state.running))
+                + "."
+            )
+        elif state.channel:
+            text = f":white_check_mark: {incident.ref} is set up: {where}. Nothing failed."
         else:
-            extra = ("\n:warning: " + "\n:warning: ".join(problems)) if problems else ""
-            reply(ctx, f"{incident.ref} is set up: <#{incident.slack_channel_id}>{extra}")
+            text = f":warning: {incident.ref} has no channel and nothing is running."
+        reply(ctx, text)
 
     # -- buttons and selects -----------------------------------------------------------------
 
     def action(
         self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond | None
     ) -> None:
-        ack()
         ctx, action = self.click_context(body, respond)
         if action.get("action_id") in _OPENS_A_FORM:
+            ack()
             self.soon(ctx, lambda: self.run_action(ctx, action))
-        else:
-            self.later(ctx, lambda: self.run_action(ctx, action))
+            return
+        self.record_click(ack, body, respond)
+
+    def record_click(
+        self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond | None
+    ) -> None:
+        """Record a click that changes something (its key names this very click)."""
+        ctx, _ = self.click_context(body, respond)
+        self.record(ack, "action", ctx.key, body, ctx.respond)
 
     def click_context(
         self, body: dict[str, Any], respond: Respond | None
@@ -685,36 +770,31 @@ class Listeners:
         view = body.get("view") or {}
         callback = view.get("callback_id")
         values = _values(view)
-        user = (body.get("user") or {}).get("id", "")
-        metadata = _metadata(view)
         errors = self._validate(callback, values)
         if errors:
             ack(response_action="errors", errors=errors)
             return
+        try:
+            self.inbox.record("view", f"view:{view.get('id', '')}", body)
+        except NotRecorded:
+            first = next(iter((view.get("state") or {}).get("values") or {}), None)
+            if first is not None:
+                ack(response_action="errors", errors={first: NOT_SAVED[10:150]})
+                return
         ack()
+
+    def process_view(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        view = body.get("view") or {}
+        metadata = _metadata(view)
         channel = metadata.get("channel") if isinstance(metadata.get("channel"), str) else None
+        replies.channel = channel
         ctx = Ctx(
-            user=user,
+            user=(body.get("user") or {}).get("id", ""),
             channel=channel,
-            respond=self._ephemeral_or_dm(channel, user),
+            respond=replies,
             key=f"view:{view.get('id', '')}",
         )
-        self.later(ctx, lambda: self.run_view(ctx, str(callback), values, metadata))
-
-    def _ephemeral_or_dm(self, channel: str | None, user: str) -> Respond:
-        def send(text: str, blocks: list[dict[str, Any]] | None = None, **_: Any) -> None:
-            if channel:
-                try:
-                    self.gateway.post_ephemeral(channel, user, text, blocks)
-                    return
-                except SlackCallError:
-                    pass
-            try:
-                self.gateway.post_message(user, text, blocks)
-            except SlackCallError as exc:
-                log.warning("could not answer a form", extra={"error": exc.error})
-
-        return send
+        self.run_view(ctx, str(view.get("callback_id")), _values(view), metadata)
 
     def _validate(self, callback: Any, values: dict[str, Any]) -> dict[str, str]:
         if callback == blocks.DECLARE_VIEW:
@@ -737,9 +817,9 @@ class Listeners:
             impact = values.get("impact_started")
             outcome = self.flows.declare(
                 reporter=ctx.user,
-                title=str(values.get("title") or ""),
+                title=self.quiet(str(values.get("title") or "")),
                 severity=str(values.get("severity") or "") or None,
-                summary=escape_mrkdwn(str(values.get("summary") or "")),
+                summary=self.quiet(escape_mrkdwn(str(values.get("summary") or ""))),
                 service=str(values.get("service") or "") or None,
                 private="private" in (values.get("private") or []),
                 impact_started_at=(
@@ -748,7 +828,7 @@ class Listeners:
                 responders=list(values.get("responders") or []),
                 key=ctx.key,
             )
-            self.tell_declared(ctx, outcome.incident, outcome.repeat, outcome.problems)
+            self.tell_declared(ctx, outcome.incident, outcome.repeat)
             return
         if callback == blocks.CAPTURE_VIEW:
             incident_id = int(str(values.get("incident") or "0"))
@@ -801,7 +881,32 @@ class Listeners:
     def message_shortcut(
         self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond
     ) -> None:
+        ctx, channel, ts, message = self.shortcut_context(body, respond)
+        with self.fb.db.read() as session:
+            here = core.find_incident_by_channel(session, channel)
+        if here is not None:
+            self.record(ack, "shortcut", ctx.key, body, respond)
+            return
         ack()
+
+        def ask_which_incident() -> None:
+            with self.fb.db.read() as session:
+                open_incidents = core.list_incidents(
+                    session, self.policy, phases=("active", "resolved")
+                )
+            view = blocks.capture_modal(
+                [i for i in open_incidents if self.flows.can_see(ctx.user, i)],
+                channel=channel,
+                ts=ts,
+                message=message,
+            )
+            self._open(ctx, view)
+
+        self.soon(ctx, ask_which_incident)
+
+    def shortcut_context(
+        self, body: dict[str, Any], respond: Respond
+    ) -> tuple[Ctx, str, str, dict[str, Any]]:
         user = (body.get("user") or {}).get("id", "")
         channel = (body.get("channel") or {}).get("id", "")
         message = body.get("message") or {}
@@ -813,47 +918,70 @@ class Listeners:
             key=f"shortcut:{channel}:{ts}:{body.get('action_ts', '')}",
             trigger_id=body.get("trigger_id"),
         )
+        return ctx, channel, ts, message
 
-        def ask_which_incident() -> None:
-            with self.fb.db.read() as session:
-                open_incidents = core.list_incidents(
-                    session, self.policy, phases=("active", "resolved")
-                )
-            view = blocks.capture_modal(
-                [i for i in open_incidents if self.flows.can_see(user, i)],
-                channel=channel,
-                ts=ts,
-                message=message,
-            )
-            self._open(ctx, view)
-
-        def capture(incident: Incident) -> None:
-            change = self.flows.capture(
-                channel, ts, by=user, key=ctx.key, incident=incident, message=message
-            )
-            if change is not None and change.changed:
-                reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
-            else:
-                reply(ctx, f"That message is already on {incident.ref}'s timeline.")
-
+    def process_shortcut(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        ctx, channel, ts, message = self.shortcut_context(body, replies)
         with self.fb.db.read() as session:
             here = core.find_incident_by_channel(session, channel)
         if here is None:
-            self.soon(ctx, ask_which_incident)
+            return
+        change = self.flows.capture(
+            channel, ts, by=ctx.user, key=ctx.key, incident=here, message=message
+        )
+        if change is not None and change.changed:
+            reply(ctx, f":pushpin: Added to {here.ref}'s timeline.")
         else:
-            self.later(ctx, lambda: capture(here))
+            reply(ctx, f"That message is already on {here.ref}'s timeline.")
+
+    def global_declare(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
+        """The global shortcut: open the declare form (nothing is changed until it is sent)."""
+        ack()
+        ctx = Ctx(
+            user=(body.get("user") or {}).get("id", ""),
+            channel=None,
+            respond=respond or (lambda **_: None),
+            key=f"shortcut:{body.get('action_ts', '')}",
+            trigger_id=body.get("trigger_id"),
+        )
+        self.soon(ctx, lambda: self.open_declare_form(ctx))
 
     # -- events ------------------------------------------------------------------------------
 
-    def reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        self.in_background(lambda: self._reaction(event, body))
+    def event(self, event: dict[str, Any], body: dict[str, Any], ack: Callable[..., Any]) -> None:
+        """Record the events that change something (captures, welcomes); Slack's redelivery of
+        one already recorded is answered 200 and changes nothing. The Home tab is only read."""
+        kind = event.get("type")
+        if kind == "app_home_opened":
+            ack()
+            if event.get("tab", "home") == "home":
+                self.in_background(lambda: self._home_opened(event))
+            return
+        if kind in ("reaction_added", "reaction_removed"):
+            item = event.get("item") or {}
+            if (
+                event.get("reaction") != self.policy.slack.capture_reaction
+                or item.get("type") != "message"
+                or not item.get("channel")
+                or not item.get("ts")
+            ):
+                ack()
+                return
+        event_id = str(body.get("event_id") or "")
+        if not event_id:
+            ack()
+            return
+        self.record(ack, "event", f"event:{event_id}", body)
 
-    def _reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("reaction") != self.policy.slack.capture_reaction:
-            return
+    def process_event(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        event = body.get("event") or {}
+        if event.get("type") in ("reaction_added", "reaction_removed"):
+            self._reaction(event, body, replies)
+        elif event.get("type") == "member_joined_channel":
+            self._member_joined(event)
+
+    def _reaction(self, event: dict[str, Any], body: dict[str, Any], replies: Replies) -> None:
         item = event.get("item") or {}
-        if item.get("type") != "message" or not item.get("channel") or not item.get("ts"):
-            return
         key = f"event:{body.get('event_id', '')}"
         user = str(event.get("user", ""))
         try:
@@ -861,26 +989,27 @@ class Listeners:
                 self.flows.capture(item["channel"], item["ts"], by=user, key=key)
             else:
                 self.flows.uncapture(item["channel"], item["ts"], by=user, key=key)
-        except (FirebreakError, SlackCallError) as exc:
-            # The pin stays on the message, so everyone would believe it is on the timeline:
-            # tell the person who pinned it. Slack does not redeliver an acknowledged event.
-            log.warning("timeline capture failed", extra={"error": type(exc).__name__})
-            verb = (
-                "add that message to"
-                if event.get("type") == "reaction_added"
-                else ("take that message off")
-            )
-            with contextlib.suppress(SlackCallError):
-                self.gateway.post_ephemeral(
-                    item["channel"],
-                    user,
-                    f":warning: Firebreak could not {verb} the incident timeline: {exc} "
-                    f"Remove :{self.policy.slack.capture_reaction}: and add it again, or use "
-                    "the message shortcut *Add to incident timeline*.",
-                )
+        except SlackCallError as exc:
+            if exc.transient:
+                raise  # retried by the runner: the capture is not lost
+            self._capture_failed(event, replies, exc)
+        except FirebreakError as exc:
+            self._capture_failed(event, replies, exc)
 
-    def member_joined(self, event: dict[str, Any]) -> None:
-        self.in_background(lambda: self._member_joined(event))
+    def _capture_failed(self, event: dict[str, Any], replies: Replies, exc: Exception) -> None:
+        # The pin stays on the message, so everyone would believe it is on the timeline:
+        # tell the person who pinned it.
+        log.warning("timeline capture failed", extra={"error": type(exc).__name__})
+        verb = (
+            "add that message to"
+            if event.get("type") == "reaction_added"
+            else "take that message off"
+        )
+        replies(
+            f":warning: Firebreak could not {verb} the incident timeline: {exc} "
+            f"Remove :{self.policy.slack.capture_reaction}: and add it again, or use "
+            "the message shortcut *Add to incident timeline*."
+        )
 
     def _member_joined(self, event: dict[str, Any]) -> None:
         """Someone joined an incident channel: show them, and only them, where things stand."""
@@ -890,19 +1019,17 @@ class Listeners:
             if incident is None or incident.id is None:
                 return
             snap = snapshot(session, incident.id)
+        if user == self.gateway.bot_user_id():
+            return
+        text, payload = blocks.incident_summary(self.policy, snap)
         try:
-            if user == self.gateway.bot_user_id():
-                return
-            text, payload = blocks.incident_summary(self.policy, snap)
             self.gateway.post_ephemeral(
                 channel, user, f"Welcome to {incident.ref}. {text}", payload
             )
         except SlackCallError as exc:
+            if exc.transient and not exc.ambiguous:
+                raise
             log.warning("welcome not sent", extra={"error": exc.error})
-
-    def home_opened(self, event: dict[str, Any]) -> None:
-        if event.get("tab", "home") == "home":
-            self.in_background(lambda: self._home_opened(event))
 
     def _home_opened(self, event: dict[str, Any]) -> None:
         try:
@@ -910,6 +1037,11 @@ class Listeners:
         except SlackCallError as exc:
             log.warning("home not published", extra={"error": exc.error})
 
+
+# Text kept as written (notes, updates, action items, captured messages) is quietened where it
+# is shown (``quiet``, ``blocks``); titles and the resolve and reopen texts are quietened as they
+# are stored, because the announcements of status changes repeat them as stored.
+_QUIET_WHEN_STORED = {"declare", "declare_title", "did_you_mean", "resolve", "reopen"}
 
 _OPENS_A_FORM = {blocks.HOME_DECLARE, blocks.ASSIGN_ROLE, blocks.ADD_NOTE, blocks.POST_UPDATE}
 
