@@ -373,7 +373,10 @@ def _all_resolved(
 
 
 def _open_incidents(session: Session, policy: Policy) -> list[str]:
-    return [i.ref for i in core.list_incidents(session, policy, phases=("active",), limit=5)]
+    """Active, non-private incidents a triage message offers to attach to (private ones are
+    not named in a shared channel)."""
+    active = core.list_incidents(session, policy, phases=("active",), limit=10)
+    return [i.ref for i in active if not i.private][:5]
 
 
 def ingest(

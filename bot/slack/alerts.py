@@ -1,0 +1,238 @@
+"""The Slack side of alerts: Block Kit for the notices alerts queue (triage, links, "all alerts
+resolved: mitigate?"), their buttons, and delivering queued notices.
+
+``render`` is pure. ``deliver_pending`` posts what ``bot.alerts.notices.queue_notice`` stored
+(call it from a loop or the effects runner; see docs/alerts.md, "Slack side"). ``register``
+adds the button handlers to the Bolt app.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bot import access
+from bot import incidents as core
+from bot.alerts import intake
+from bot.alerts.models import AlertNotice
+from bot.alerts.notices import (
+    AlertLinks,
+    Notice,
+    TriageRequest,
+    mark_sent,
+    notice_of,
+    pending_notices,
+)
+from bot.clock import utcnow
+from bot.config import Policy
+from bot.db import Database
+from bot.errors import FirebreakError
+from bot.models import Incident
+from bot.slack import limits
+from bot.slack.blocks import button, context, section
+from bot.slack.limits import escape_mrkdwn, truncate
+
+log = logging.getLogger(__name__)
+
+DECLARE = "alerts:declare"
+ATTACH = "alerts:attach"
+IGNORE = "alerts:ignore"
+MITIGATE = "alerts:mitigate"
+
+Block = dict[str, Any]
+
+
+def _link_line(links: list[dict[str, str]]) -> str:
+    parts = []
+    for link in links[:8]:
+        url = link.get("url", "")
+        if not url.startswith(("http://", "https://")) or any(c in url for c in "<>| "):
+            continue  # stored links are already http(s) only; never trust twice-removed data
+        label = escape_mrkdwn(link.get("kind", "link")).replace("|", "/")
+        parts.append(f"<{url}|{label}>")
+    return " · ".join(parts)
+
+
+def render(notice: Notice) -> tuple[str, list[Block]]:
+    """Fallback text and blocks for one notice. Alert text was neutralised on the way in and
+    is escaped here, so nothing in an alert can ping or format."""
+    title = escape_mrkdwn(truncate(notice.title, 200))
+    if isinstance(notice, TriageRequest):
+        text = f"Alert needs triage: {notice.title}"
+        actions: list[dict[str, Any]] = [
+            button("Declare incident", DECLARE, str(notice.group_id), style="primary")
+        ]
+        for ref in notice.open_incidents[:3]:
+            actions.append(
+                button(f"Attach to {ref}", f"{ATTACH}:{ref}", f"{notice.group_id}|{ref}")
+            )
+        actions.append(button("Ignore", IGNORE, str(notice.group_id)))
+        blocks = [
+            section(
+                f"*Alert from {escape_mrkdwn(notice.source)}:* {title}\n"
+                f"Severity {escape_mrkdwn(notice.severity)} · {notice.firing} firing"
+            ),
+            {"type": "actions", "elements": actions[: limits.ACTIONS_ELEMENTS]},
+        ]
+        return text, blocks
+    if isinstance(notice, AlertLinks):
+        lines = [f"*{notice.firing} alert(s) firing from {escape_mrkdwn(notice.source)}:* {title}"]
+        links = _link_line(notice.links)
+        if links:
+            lines.append(links)
+        blocks = [section("\n".join(lines))]
+        if notice.runbook_id and notice.runbook_title:
+            state = "started" if notice.runbook_started else "suggested by the alert"
+            runbook = escape_mrkdwn(truncate(notice.runbook_title, 150))
+            blocks.append(context(f"Runbook {state}: *{runbook}*"))
+        return f"Alerts firing: {notice.title}", blocks
+    text = "All alerts resolved: mitigate?"
+    blocks = [
+        section(
+            f"*All alerts resolved* ({notice.resolved} from {escape_mrkdwn(notice.source)}: "
+            f"{title}). Mitigate the incident?"
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                button("Mark mitigated", MITIGATE, str(notice.incident_id), style="primary")
+            ],
+        },
+    ]
+    return text, blocks
+
+
+class Poster(Protocol):
+    def post_message(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str: ...
+
+
+def _channel(db: Database, notice: Notice) -> str | None:
+    if isinstance(notice, TriageRequest):
+        return notice.channel or None
+    incident_id = notice.incident_id
+    with db.read() as session:
+        incident = session.get(Incident, incident_id)
+        return incident.slack_channel_id if incident is not None else None
+
+
+def deliver_pending(db: Database, gateway: Poster, *, limit: int = 50) -> int:
+    """Post queued notices whose channel exists; returns how many were posted. A notice for an
+    incident whose channel is not created yet stays queued for the next call."""
+    with db.read() as session:
+        rows: list[AlertNotice] = pending_notices(session, limit=limit)
+    posted = 0
+    for row in rows:
+        assert row.id is not None
+        notice = notice_of(row)
+        channel = _channel(db, notice)
+        if channel is None:
+            continue
+        text, blocks = render(notice)
+        error: str | None = None
+        try:
+            gateway.post_message(channel, text, blocks)
+            posted += 1
+        except Exception as exc:  # recorded on the row; the loop goes on with the others
+            error = type(exc).__name__
+            log.warning("alert notice not posted", extra={"kind": row.kind, "error": error})
+        with db.transaction() as session:
+            mark_sent(session, row.id, now=utcnow(), error=error)
+    return posted
+
+
+# --------------------------------------------------------------------------------------------
+# Buttons
+
+
+class AlertButtons:
+    def __init__(self, db: Database, policy: Policy, directory: access.Directory) -> None:
+        self.db = db
+        self.policy = policy
+        self.directory = directory
+
+    def _run(self, respond: Callable[..., Any], work: Callable[[], str]) -> None:
+        try:
+            message = work()
+        except FirebreakError as exc:
+            respond(text=str(exc), response_type="ephemeral", replace_original=False)
+            return
+        respond(text=message, replace_original=True)
+
+    def declare(
+        self, ack: Callable[[], None], body: dict[str, Any], respond: Callable[..., Any]
+    ) -> None:
+        ack()
+        user = str(body["user"]["id"])
+        group_id = int(str(body["actions"][0]["value"]))
+
+        def work() -> str:
+            access.require(
+                self.policy, "declare", user, incident=None, roles={}, directory=self.directory
+            )
+            with self.db.transaction() as session:
+                incident = intake.triage_declare(session, self.policy, group_id, actor=user)
+            return f"Declared {incident.ref} for these alerts."
+
+        self._run(respond, work)
+
+    def attach(
+        self, ack: Callable[[], None], body: dict[str, Any], respond: Callable[..., Any]
+    ) -> None:
+        ack()
+        user = str(body["user"]["id"])
+        group, _, ref = str(body["actions"][0]["value"]).partition("|")
+
+        def work() -> str:
+            with self.db.transaction() as session:
+                incident = core.find_incident(session, ref)
+                if not access.can_see(self.policy, user, incident, self.directory):
+                    raise FirebreakError(f"There is no incident {ref}.")
+                intake.triage_attach(session, self.policy, int(group), ref, actor=user)
+            return f"Attached these alerts to {ref}."
+
+        self._run(respond, work)
+
+    def ignore(
+        self, ack: Callable[[], None], body: dict[str, Any], respond: Callable[..., Any]
+    ) -> None:
+        ack()
+        user = str(body["user"]["id"])
+        group_id = int(str(body["actions"][0]["value"]))
+
+        def work() -> str:
+            with self.db.transaction() as session:
+                intake.triage_ignore(session, group_id, actor=user)
+            return "Ignored: these alerts open nothing until they fire again later."
+
+        self._run(respond, work)
+
+    def mitigate(
+        self, ack: Callable[[], None], body: dict[str, Any], respond: Callable[..., Any]
+    ) -> None:
+        ack()
+        user = str(body["user"]["id"])
+        incident_id = int(str(body["actions"][0]["value"]))
+        key = f"alerts:mitigate-click:{body['actions'][0].get('action_ts', '')}:{incident_id}"
+
+        def work() -> str:
+            with self.db.transaction() as session:
+                change = core.mitigate_incident(
+                    session, self.policy, incident_id, actor=user, key=key
+                )
+            return f"{change.incident.ref} marked mitigated."
+
+        self._run(respond, work)
+
+
+def register(app: Any, db: Database, policy: Policy, directory: access.Directory) -> AlertButtons:
+    """Add the alert buttons' handlers to the Bolt ``app``."""
+    handler = AlertButtons(db, policy, directory)
+    app.action(DECLARE)(handler.declare)
+    app.action(re.compile(rf"^{re.escape(ATTACH)}:"))(handler.attach)
+    app.action(IGNORE)(handler.ignore)
+    app.action(MITIGATE)(handler.mitigate)
+    return handler

@@ -1,0 +1,147 @@
+"""The Slack side of alerts: notices render within Slack's limits, are delivered once their
+channel exists, and the triage and mitigate buttons do what they say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from bot import incidents as core
+from bot.alerts.intake import ingest
+from bot.alerts.models import AlertGroup, AlertNotice
+from bot.alerts.notices import AlertLinks, AllResolved, Notice, TriageRequest
+from bot.alerts.sources import parse
+from bot.config import policy_from_dict
+from bot.db import Database
+from bot.models import Incident
+from bot.slack.alerts import AlertButtons, deliver_pending, render
+from bot.slack.limits import message_errors
+from tests.alerts.conftest import NOW
+
+
+class Directory:
+    def is_workspace_admin(self, user: str) -> bool:
+        return False
+
+    def group_members(self, group: str) -> set[str]:
+        return set()
+
+    def channel_members(self, channel: str) -> set[str]:
+        return set()
+
+
+class Poster:
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str, list[dict[str, Any]] | None]] = []
+
+    def post_message(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str:
+        self.posted.append((channel, text, blocks))
+        return "1.0"
+
+
+class Click:
+    def __init__(self) -> None:
+        self.acked = 0
+        self.responses: list[dict[str, Any]] = []
+
+    def ack(self) -> None:
+        self.acked += 1
+
+    def respond(self, **kwargs: Any) -> None:
+        self.responses.append(kwargs)
+
+
+def body(value: str, user: str = "U1") -> dict[str, Any]:
+    return {"user": {"id": user}, "actions": [{"value": value, "action_ts": "1.5"}]}
+
+
+def test_every_notice_renders_within_slacks_limits_and_links_stay_safe() -> None:
+    links = [
+        {"kind": "dashboard", "url": "https://grafana.example.com/d/1?a=1&b=2"},
+        {"kind": "evil", "url": "javascript:alert(1)"},
+        {"kind": "pipe", "url": "https://x.example.com/|<!channel>"},
+    ]
+    notices: list[Notice] = [
+        TriageRequest(1, "C1", "grafana", "<b>@\u2060channel</b>" * 50, "SEV2", 3, ["INC-1"]),
+        AlertLinks(1, 1, "alertmanager", "KubePodCrashLooping", 3, links, "k/crash", "Crash", True),
+        AllResolved(1, 1, "datadog", "Unauthorized access", 2),
+    ]
+    for notice in notices:
+        text, blocks = render(notice)
+        assert message_errors(text, blocks) == []
+        flat = str(blocks)
+        assert "javascript:" not in flat and "<!channel>" not in flat and "<b>" not in flat
+    _, blocks = render(notices[1])
+    assert "<https://grafana.example.com/d/1?a=1&b=2|dashboard>" in str(blocks)
+    assert "Runbook started: *Crash*" in str(blocks)
+
+
+def test_notices_wait_for_the_incident_channel_and_are_posted_once(db: Database) -> None:
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    with db.transaction() as session:
+        ingest(session, policy, parse("generic", {"title": "db", "dedupe_key": "db"}, now=NOW))
+    poster = Poster()
+    assert deliver_pending(db, poster) == 1
+    assert deliver_pending(db, poster) == 0
+    channel, text, blocks = poster.posted[0]
+    assert channel == "C0TRIAGE" and text == "Alert needs triage: db"
+    assert blocks is not None
+    actions = blocks[1]["elements"]
+    assert [a["action_id"] for a in actions] == ["alerts:declare", "alerts:ignore"]
+
+    click = Click()
+    buttons = AlertButtons(db, policy, Directory())
+    with db.read() as session:
+        group_id = session.exec(select(AlertGroup)).one().id
+    buttons.declare(click.ack, body(str(group_id)), click.respond)
+    assert click.acked == 1
+    assert click.responses == [
+        {"text": "Declared INC-1 for these alerts.", "replace_original": True}
+    ]
+    assert deliver_pending(db, poster) == 0  # the links wait for the incident's channel
+    with db.transaction() as session:
+        core.attach_channel(
+            session, policy, 1, channel_id="C0INC1", channel_name="inc-1", actor="U1"
+        )
+    assert deliver_pending(db, poster) == 1
+    assert poster.posted[-1][0] == "C0INC1"
+    with db.read() as session:
+        states = [n.state for n in session.exec(select(AlertNotice)).all()]
+        assert states == ["sent", "sent"]
+
+
+def test_attach_ignore_and_mitigate_buttons(db: Database) -> None:
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    with db.transaction() as session:
+        core.declare_incident(session, policy, title="Checkout down", reporter="U9")
+        first = ingest(
+            session, policy, parse("generic", {"title": "a", "dedupe_key": "a"}, now=NOW)
+        )
+        second = ingest(
+            session, policy, parse("generic", {"title": "b", "dedupe_key": "b"}, now=NOW)
+        )
+    with db.read() as session:
+        triage = [n.payload for n in session.exec(select(AlertNotice)).all()]
+        assert [t["open_incidents"] for t in triage] == [["INC-1"], ["INC-1"]]
+    buttons = AlertButtons(db, policy, Directory())
+    click = Click()
+    buttons.attach(click.ack, body(f"{first.group_id}|INC-1"), click.respond)
+    buttons.ignore(click.ack, body(str(second.group_id)), click.respond)
+    buttons.attach(click.ack, body(f"{second.group_id}|INC-99"), click.respond)
+    assert [r["text"] for r in click.responses] == [
+        "Attached these alerts to INC-1.",
+        "Ignored: these alerts open nothing until they fire again later.",
+        "There is no incident INC-99.",
+    ]
+    buttons.mitigate(click.ack, body("1"), click.respond)
+    buttons.mitigate(click.ack, body("1"), click.respond)  # a double click changes nothing more
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+        assert incident.mitigated_at is not None
+        kinds = [e.kind for e in core.timeline(session, 1)]
+        assert kinds.count("status_changed") == 1
+        groups = session.exec(select(AlertGroup)).all()
+        assert sorted(g.disposition for g in groups) == ["ignored", "incident"]
