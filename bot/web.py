@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot import migrations, observability
+from bot.alerts.receiver import alert_routes
 from bot.console import Console, console_routes
 from bot.db import Database
 
@@ -165,6 +166,7 @@ def create_web_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *console_routes(console),
+            *alert_routes(database),
         ],
         lifespan=lifespan,
     )
