@@ -316,10 +316,17 @@ def _register_runbooks(commands: argparse._SubParsersAction[_Parser]) -> None:
     register(commands)
 
 
+def _register_alerts(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from bot.alerts.cli import register
+
+    register(commands)
+
+
 # Modules that add commands of their own.
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _register_postmortem,
     _register_runbooks,
+    _register_alerts,
 ]
 
 
