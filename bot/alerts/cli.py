@@ -88,7 +88,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     listing = actions.add_parser("list", help="one line per alert: source, status, incident, key")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
-    listing.set_defaults(handler=cmd_list)
+    listing.set_defaults(handler=cmd_list, needs_database=True)
     replay = actions.add_parser(
         "replay",
         help="show what payloads would do (incident, severity, runbook); no Slack, no database",
