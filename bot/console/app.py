@@ -551,7 +551,7 @@ class Console:
             raise Refused(404, f"There is no insight {key[:40]!r}.")
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(table.columns)
+        writer.writerow([_csv_cell(c) for c in table.columns])
         for row in table.rows:
             writer.writerow([_csv_cell(v) for v in row])
         return Response(

@@ -21,7 +21,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -179,14 +180,24 @@ class OidcClient:
         self.scopes = settings.oidc_scopes
         self.user_claim = settings.oidc_user_claim
         self.team_id = settings.oidc_team_id
-        self.http = http or httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        self.http = http
         self._lock = threading.Lock()
         self._discovery: tuple[float, dict[str, Any]] | None = None
         self._keys: dict[str, jwt.PyJWK] = {}
 
+    @contextmanager
+    def _client(self) -> Iterator[httpx.Client]:
+        """The injected client, or a short-lived one (sign-ins are rare: nothing to pool)."""
+        if self.http is not None:
+            yield self.http
+            return
+        with httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False) as client:
+            yield client
+
     def _get_json(self, url: str, what: str) -> dict[str, Any]:
         try:
-            response = self.http.get(url, headers={"Accept": "application/json"})
+            with self._client() as http:
+                response = http.get(url, headers={"Accept": "application/json"})
             response.raise_for_status()
             data = response.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -235,18 +246,19 @@ class OidcClient:
         """Trade the code for the id_token (client_secret_post, as Slack documents)."""
         endpoint = str(self.discovery()["token_endpoint"])
         try:
-            response = self.http.post(
-                endpoint,
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": redirect_uri,
-                    "client_id": self.client_id,
-                    "client_secret": self._secret.get_secret_value(),
-                },
-                headers={"Accept": "application/json"},
-            )
-            data = response.json()
+            with self._client() as http:
+                response = http.post(
+                    endpoint,
+                    data={
+                        "grant_type": "authorization_code",
+                        "code": code,
+                        "redirect_uri": redirect_uri,
+                        "client_id": self.client_id,
+                        "client_secret": self._secret.get_secret_value(),
+                    },
+                    headers={"Accept": "application/json"},
+                )
+                data = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise AuthError(
                 f"The sign-in provider did not answer the code exchange ({type(exc).__name__}).",

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
-from weakref import WeakKeyDictionary
 
-from sqlalchemy import ColumnElement, Engine, MetaData, Table, and_, func, inspect, or_, true
+from sqlalchemy import ColumnElement, and_, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot import access, incidents
 from bot.access import Directory
+from bot.alerts.models import AlertGroup, AlertRecord
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput
@@ -370,39 +370,44 @@ def pending_messages(session: Session, incident_id: int) -> list[Scheduled]:
 SENT_KINDS = (EventKind.REMINDER_SENT.value, EventKind.ESCALATED.value)
 
 
-_ALERT_TABLES: WeakKeyDictionary[Engine, bool] = WeakKeyDictionary()
+@dataclass(frozen=True)
+class AlertView:
+    source: str
+    name: str
+    title: str
+    status: str
+    severity: str | None
+    starts_at: datetime | None
+    resolved_at: datetime | None
+    links: list[dict[str, str]]
 
 
-def _alerts_table(engine: Engine) -> bool:
-    """Whether the alerts package's table is there (asked once per engine)."""
-    if engine not in _ALERT_TABLES:
-        try:
-            inspector = inspect(engine)
-            _ALERT_TABLES[engine] = inspector.has_table("alerts") and "incident_id" in {
-                c["name"] for c in inspector.get_columns("alerts")
-            }
-        except Exception:  # any reflection trouble: no alerts section
-            _ALERT_TABLES[engine] = False
-    return _ALERT_TABLES[engine]
+ALERTS_SHOWN = 500
 
 
-ALERT_COLUMNS = ("name", "title", "status", "severity", "source", "service", "starts_at", "ends_at")
-
-
-def incident_alerts(session: Session, incident_id: int) -> list[dict[str, Any]] | None:
-    """The incident's alerts when the alerts package's table exists, else ``None`` (the page
-    leaves the section out). Read by reflection, so the console does not depend on it."""
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    if not _alerts_table(engine):
-        return None
-    table = Table("alerts", MetaData(), autoload_with=session.connection())
-    shown = [c for c in table.c if c.name in ALERT_COLUMNS]
-    order = [c for c in table.c if c.name in ("starts_at", "id")]
-    rows = session.execute(
-        sa_select(*shown).where(table.c.incident_id == incident_id).order_by(*order).limit(1000)
-    ).mappings()
-    return [dict(row) for row in rows]
+def incident_alerts(session: Session, incident_id: int) -> list[AlertView]:
+    """The alerts of the groups that became (or joined) this incident, oldest first; alerts the
+    routing rules dropped are left out."""
+    rows = session.exec(
+        select(AlertRecord, AlertGroup.source)
+        .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
+        .where(AlertGroup.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
+        .order_by(col(AlertRecord.first_seen_at), col(AlertRecord.id))
+        .limit(ALERTS_SHOWN)
+    ).all()
+    return [
+        AlertView(
+            source=source,
+            name=alert.name,
+            title=alert.title,
+            status=alert.status,
+            severity=alert.severity,
+            starts_at=alert.starts_at or alert.first_seen_at,
+            resolved_at=alert.resolved_at,
+            links=list(alert.links or []),
+        )
+        for alert, source in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -462,7 +467,7 @@ class IncidentStory:
     overdue: set[int]
     pending: list[Scheduled]
     sent: list[TimelineEvent]
-    alerts: list[dict[str, Any]] | None
+    alerts: list[AlertView]
 
 
 def incident_story(session: Session, policy: Policy, incident: Incident) -> IncidentStory:
