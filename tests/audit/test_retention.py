@@ -1,0 +1,147 @@
+"""Retention: nothing by default; export before removal; a chained tombstone remains."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import func, select
+
+from bot import incidents as core
+from bot.audit import retention
+from bot.audit.bundle import verify_bundle
+from bot.audit.verify import verify_chains
+from bot.cli import main
+from bot.config import Policy, load_policy
+from bot.db import Database
+from bot.models import EventKind, Incident, Postmortem, TimelineEvent
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def incident(db: Database, policy: Policy, title: str, closed_days_ago: int | None) -> int:
+    start = NOW - timedelta(days=(closed_days_ago or 0) + 1)
+    with freeze_time(start), db.transaction() as session:
+        created = core.declare_incident(session, policy, title=title, reporter="U1").incident
+        assert created.id is not None
+        core.add_note(session, policy, created.id, f"{title}: rolled back", actor="U2")
+        session.add(
+            Postmortem(
+                incident_id=created.id,
+                version=1,
+                generation_key=f"pm:{created.id}",
+                markdown="# Postmortem\n",
+                template="default",
+                created_at=start,
+                created_by="U1",
+            )
+        )
+    if closed_days_ago is not None:
+        with freeze_time(NOW - timedelta(days=closed_days_ago)), db.transaction() as session:
+            core.close_incident(session, policy, created.id, actor="U1")
+    return created.id
+
+
+def count(db: Database, model: type[TimelineEvent] | type[Postmortem], incident_id: int) -> int:
+    with db.read() as session:
+        return int(
+            session.execute(
+                select(func.count()).select_from(model).where(model.incident_id == incident_id)  # type: ignore[arg-type]
+            ).scalar_one()
+        )
+
+
+@pytest.fixture
+def pci(tmp_path: Path) -> Path:
+    path = tmp_path / "firebreak.toml"
+    path.write_text(
+        '[retention]\nexport_after = "30d"\nremove_after = "90d"\narchive_dir = "archive"\n'
+    )
+    return path
+
+
+def test_nothing_is_due_or_removed_without_a_retention_policy(
+    db: Database,
+    policy: Policy,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    old = incident(db, policy, "Ancient", 1000)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with db.read() as session:
+        assert retention.due(session, policy, now=NOW) == []
+    assert main(["audit", "retention", "--apply"]) == 0
+    assert "no retention policy" in capsys.readouterr().out
+    assert count(db, TimelineEvent, old) == 4
+
+
+def test_retention_lists_then_exports_then_removes_leaving_a_chained_tombstone(
+    db: Database,
+    pci: Path,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policy = load_policy(pci)
+    old = incident(db, policy, "Old", 100)
+    recent = incident(db, policy, "Recent", 40)
+    fresh = incident(db, policy, "Fresh", 5)
+    active = incident(db, policy, "Active", None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with freeze_time(NOW):
+        assert main(["--policy", str(pci), "audit", "retention"]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            "INC-1 closed 2026-02-21: export due, removal due (exports first)",
+            "INC-2 closed 2026-04-22: export due",
+            "run with --apply to export and remove",
+        ]
+        assert not (tmp_path / "archive").exists()
+        old_events = count(db, TimelineEvent, old)
+        assert old_events == 4  # declared, note, resolved, closed
+        assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 0
+    out = capsys.readouterr().out
+    assert "  removed 4 events; tombstone recorded" in out
+    archive = tmp_path / "archive"
+    assert sorted(p.name for p in archive.iterdir()) == ["INC-1.zip", "INC-2.zip"]
+    bundle = verify_bundle(archive / "INC-1.zip")
+    assert bundle.ok and bundle.events == 4
+    with db.read() as session:
+        [tombstone] = core.timeline(session, old, include_retracted=True)
+        removed = session.get(Incident, old)
+        report = verify_chains(session)
+    assert tombstone.kind == EventKind.RETENTION_TOMBSTONE
+    assert tombstone.prev_hash == bundle.chain_head
+    assert tombstone.data["chain_head"] == bundle.chain_head
+    assert tombstone.data["removed_events"] == 4
+    assert removed is not None and removed.title == retention.REMOVED_TITLE
+    assert report.ok and report.events == 1 + 4 + 4 + 2
+    assert count(db, Postmortem, old) == 0
+    assert [count(db, TimelineEvent, i) for i in (recent, fresh, active)] == [4, 4, 2]
+    assert [count(db, Postmortem, i) for i in (recent, fresh, active)] == [1, 1, 1]
+    with zipfile.ZipFile(archive / "INC-1.zip") as files:
+        assert json.loads(files.read("incident.json"))["title"] == "Old"
+    with freeze_time(NOW):  # again: INC-1 is gone, INC-2 already exported
+        assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["INC-2 closed 2026-04-22: exported"]
+
+
+def test_removal_is_refused_when_the_timeline_changed_after_the_export(
+    db: Database, pci: Path
+) -> None:
+    policy = load_policy(pci)
+    old = incident(db, policy, "Old", 100)
+    with db.read() as session:
+        [item] = retention.due(session, policy, now=NOW)
+    retention.export_incident(db, policy, item, None)
+    with db.transaction() as session:
+        core.add_note(session, policy, old, "one more thing", actor="U2")
+    with pytest.raises(retention.RetentionError, match=r"timeline changed since INC-1\.zip"):
+        retention.remove_incident(db, policy, item, now=NOW)
+    assert count(db, TimelineEvent, old) == 5
+    assert count(db, Postmortem, old) == 1
