@@ -316,6 +316,12 @@ def _register_runbooks(commands: argparse._SubParsersAction[_Parser]) -> None:
     register(commands)
 
 
+def _register_alerts(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from bot.alerts.cli import register
+
+    register(commands)
+
+
 def _register_audit(commands: argparse._SubParsersAction[_Parser]) -> None:
     from bot.audit.cli import register
 
@@ -326,6 +332,7 @@ def _register_audit(commands: argparse._SubParsersAction[_Parser]) -> None:
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _register_postmortem,
     _register_runbooks,
+    _register_alerts,
     _register_audit,
 ]
 
