@@ -108,8 +108,11 @@ def _check_key(value: str) -> str:
 
 class SeverityPolicy(_Strict):
     key: str
+    """What people type and see (``SEV1``); ``sev 1`` and the name work too."""
     name: str = ""
+    """A human name (``Critical``)."""
     description: str = ""
+    """When to use this severity; shown in the declare form."""
     update_every: Duration | None = None
     """How often the commander is expected to post a status update; unset: no update nudges."""
     ack_within: Duration | None = None
@@ -122,9 +125,13 @@ class SeverityPolicy(_Strict):
 
 class StatusPolicy(_Strict):
     key: str
+    """What people choose and type (``investigating``)."""
     name: str = ""
+    """A human name (``Investigating``)."""
     description: str = ""
+    """What the status means, for the people choosing it."""
     phase: Literal["active", "resolved", "closed"] = "active"
+    """Where the incident stands: reminders and lists treat every status of a phase alike."""
     milestone: Literal["mitigated", "resolved", "closed"] | None = None
     """Entering this status stamps this milestone (the first time)."""
     next: list[str] = Field(default_factory=list)
@@ -135,14 +142,20 @@ class StatusPolicy(_Strict):
 
 class RolePolicy(_Strict):
     key: str
+    """What people type (``/incident role comms @dana``) and ``role:<key>`` in ``[access]``."""
     name: str
+    """A human name (``Comms Lead``); a unique prefix of three letters or more also works."""
     short: str = ""
+    """A short name people may type too (``IC``)."""
     description: str = ""
+    """What the role does; shown in the role form."""
 
     _key = field_validator("key")(_check_key)
 
 
 class SlackPolicy(_Strict):
+    """How incidents look in Slack."""
+
     channel_name: str = "inc-{number}-{slug}"
     """Placeholders: {number}, {slug} (from the title), {severity}, {date} (YYYYMMDD)."""
     announcements_channel: str | None = None
@@ -230,18 +243,22 @@ class RemindersPolicy(_Strict):
     escalation_channel: str | None = None
     """Channel id where escalations are also posted (besides the incident channel)."""
     snooze_choices: list[Duration] = Field(
+        description="The Snooze choices offered on a reminder.",
         default_factory=lambda: [
             timedelta(minutes=15),
             timedelta(minutes=30),
             timedelta(minutes=60),
-        ]
+        ],
     )
     step_stale_after: Duration | None = timedelta(minutes=30)
     """Nudge when a runbook step has been in progress (assigned) this long."""
     close_after_resolve: Duration | None = timedelta(hours=24)
     """After resolve, remind to close and finish the postmortem; sent in working hours."""
     working_hours: str = "09:00-17:00"
+    """When non-urgent reminders (close after resolve, overdue action items) may be sent, in
+    the policy timezone."""
     working_days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
+    """The days those reminders may be sent (``mon`` ... ``sun``)."""
     action_items_cron: str | None = "0 10 * * 1-5"
     """When overdue action items are chased (in the policy timezone)."""
     digest_cron: str | None = "0 9 * * 1-5"
@@ -272,14 +289,19 @@ class RemindersPolicy(_Strict):
 
 
 class RunbooksPolicy(_Strict):
+    """Where runbooks come from and how they are shown."""
+
     paths: list[Path] = Field(default_factory=lambda: [Path("runbooks")])
     """Directories of markdown runbooks, relative to the policy file."""
     steps_per_page: int = Field(default=10, ge=1, le=20)
+    """Steps shown per page of a runbook message in Slack."""
     suggestions: int = Field(default=3, ge=0, le=10)
     """How many matching runbooks to suggest when an incident is declared."""
 
 
 class PostmortemPolicy(_Strict):
+    """Postmortem drafts."""
+
     template_dir: Path | None = None
     """A directory with ``postmortem.md.j2`` to use instead of the built-in template."""
     output_dir: Path | None = Path("postmortems")
@@ -310,9 +332,13 @@ class AccessPolicy(_Strict):
     """Who may do what. A person may act when they match any listed principal."""
 
     declare: list[str] = Field(default_factory=lambda: ["everyone"])
+    """Who may declare incidents."""
     change_severity: list[str] = Field(default_factory=lambda: ["everyone"])
+    """Who may change an incident's severity."""
     close: list[str] = Field(default_factory=lambda: ["everyone"])
+    """Who may close incidents."""
     reopen: list[str] = Field(default_factory=lambda: ["everyone"])
+    """Who may reopen resolved or closed incidents."""
     assign_roles: list[str] = Field(default_factory=lambda: ["everyone"])
     """Who may take or give a role that someone else holds (the holder may always hand their own
     role over). A role that grants an action here (``close = ["role:commander"]``) also needs
@@ -460,10 +486,15 @@ class Policy(_Strict):
     """How the team runs incidents. Loaded from firebreak.toml; every key has a default."""
 
     timezone: str = "UTC"
+    """The team's IANA timezone (``Europe/Berlin``): working hours, cron schedules, due dates."""
     default_severity: str = "SEV3"
+    """The severity of an incident declared without one."""
     severities: list[SeverityPolicy] = Field(default_factory=_default_severities)
+    """Severities, most severe first."""
     statuses: list[StatusPolicy] = Field(default_factory=_default_statuses)
+    """Statuses, in the order they are offered; the first is where incidents start."""
     roles: list[RolePolicy] = Field(default_factory=_default_roles)
+    """Incident roles; one with key ``commander`` is required."""
     slack: SlackPolicy = Field(default_factory=SlackPolicy)
     reminders: RemindersPolicy = Field(default_factory=RemindersPolicy)
     runbooks: RunbooksPolicy = Field(default_factory=RunbooksPolicy)
@@ -645,18 +676,63 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    database_url: str = Field(default="sqlite:///firebreak.db", alias="DATABASE_URL")
-    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
-    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
-    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
-    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
-    host: str = Field(default="127.0.0.1", alias="FIREBREAK_HOST")
-    port: int = Field(default=3000, alias="PORT", ge=1, le=65535)
-    policy_file: Path | None = Field(default=None, alias="FIREBREAK_POLICY_FILE")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", alias="FIREBREAK_LOG_LEVEL"
+    database_url: str = Field(
+        default="sqlite:///firebreak.db",
+        alias="DATABASE_URL",
+        description="Where Firebreak keeps its data: sqlite:///path/to/firebreak.db (one "
+        "process) or postgresql://user:password@host:5432/dbname (several replicas; see "
+        "docs/postgresql.md). postgres:// is accepted too.",
     )
-    log_format: Literal["json", "text"] = Field(default="json", alias="FIREBREAK_LOG_FORMAT")
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        alias="SLACK_BOT_TOKEN",
+        description="The app's Bot User OAuth Token (xoxb-..., on the app's OAuth & "
+        "Permissions page). Required to serve.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        alias="SLACK_SIGNING_SECRET",
+        description="The app's Signing Secret (Basic Information page): every HTTP request "
+        "from Slack is verified with it. Required unless SLACK_APP_TOKEN is set.",
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        alias="SLACK_APP_TOKEN",
+        description="An app-level token with connections:write (xapp-...). When set, Slack's "
+        "requests arrive over Socket Mode: no public URL is needed.",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        alias="SLACK_API_URL",
+        description="Base URL of Slack's Web API; change it only to point at a test double.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        alias="FIREBREAK_HOST",
+        description="Address the HTTP server listens on; 0.0.0.0 in a container.",
+    )
+    port: int = Field(
+        default=3000,
+        alias="PORT",
+        ge=1,
+        le=65535,
+        description="Port of the HTTP server: /slack/events, /healthz, /readyz, /metrics.",
+    )
+    policy_file: Path | None = Field(
+        default=None,
+        alias="FIREBREAK_POLICY_FILE",
+        description="The team's policy file; unset: ./firebreak.toml if it exists, else the "
+        "built-in defaults.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="FIREBREAK_LOG_LEVEL", description="Least severe level logged."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        alias="FIREBREAK_LOG_FORMAT",
+        description="json: one JSON object per line (UTC, request ids, secrets redacted); "
+        "text: for reading in a terminal.",
+    )
 
     @field_validator("database_url")
     @classmethod
