@@ -235,7 +235,8 @@ def by_service(rng: Range, rows: Sequence[IncidentRow]) -> Table:
     totals = Counter(
         row.service or "(none)" for row in rows if rng.index(row.declared_at) is not None
     )
-    top = [name for name, _ in totals.most_common(TOP_SERVICES)]
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = [name for name, _ in ranked[:TOP_SERVICES]]
     other = "other services" if len(totals) > len(top) else None
     columns = top + ([other] if other else [])
     counts: list[Counter[str]] = [Counter() for _ in rng.buckets]
