@@ -10,7 +10,8 @@ import pytest
 
 import bot.cli
 from bot.alerts.intake import ingest
-from bot.config import Policy
+from bot.alerts.policy import AlertsPolicy
+from bot.config import Policy, load_policy
 from bot.db import Database
 from tests.alerts.conftest import CORPUS, NOW, message
 
@@ -139,3 +140,5 @@ def test_the_documented_policy_passes(run: Run) -> None:
     root = Path(__file__).resolve().parents[2]
     code, _, err = run("--policy", str(root / "firebreak.toml"), "policy", "check")
     assert code == 0, err
+    # firebreak.toml documents the [alerts] defaults exactly.
+    assert load_policy(root / "firebreak.toml").alerts.model_dump() == AlertsPolicy().model_dump()
