@@ -54,7 +54,8 @@ Firebreak reads two things:
 
 A bad value stops start-up with one line naming the key, and exit code 2.
 
-**Durations** are written `15m`, `1h`, `1h30m`, `90s` or `2d`; a bare number is minutes.
+**Durations** are strings with a unit: `"15m"`, `"1h"`, `"1h30m"`, `"90s"` or `"2d"`. A bare
+number is refused, since it could mean seconds or minutes.
 **Principals** (who may do what, in `[access]`): `everyone`, `admins` (Firebreak admins and
 Slack workspace admins and owners), `reporter` (who declared the incident), `any-role` (anyone
 holding an incident role), `role:<key>`, `group:<S-id or @handle>`, `user:<U-id>`.
