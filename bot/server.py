@@ -26,8 +26,8 @@ from bot.observability import Workers, configure_logging
 from bot.runtime import Firebreak
 from bot.slack.app import WORK_THREADS, build_app
 from bot.slack.flows import IncidentFlows
-from bot.slack.gateway import SlackCallError
-from bot.slack.reminders import start_scheduler, validate_reminder_targets
+from bot.slack.readiness import SlackReadiness
+from bot.slack.reminders import start_scheduler
 from bot.slack.runbooks import load_catalog
 from bot.web import create_web_app
 
@@ -46,16 +46,24 @@ class Service:
     web: Any
     socket_mode: Any = None
     scheduler: Any = None
+    slack: SlackReadiness | None = None
 
     def start_background(self) -> None:
         self.scheduler = start_scheduler(self.firebreak, self.flows)
         if self.socket_mode is not None:
-            self.socket_mode.connect()
+            if self.slack is None:
+                self.socket_mode.connect()
+            else:
+                self.slack.when_ready(self.socket_mode.connect)
+        if self.slack is not None:
+            self.slack.start()
 
     def stop(self) -> None:
         # Operators watching a slow shutdown (Slack rate limits in the acknowledged work) see
         # which stage it is in.
         log.info("shutting down: finishing the work already acknowledged")
+        if self.slack is not None:
+            self.slack.stop()
         if self.socket_mode is not None:
             self.socket_mode.close()
         self.workers.shutdown(wait=True)
@@ -81,14 +89,16 @@ def build_service(
             "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)."
         )
     firebreak = Firebreak.create(settings, policy, catalog=load_catalog(policy))
+    slack = SlackReadiness(firebreak) if check_slack else None
     try:
         if not migrations.is_at_head(firebreak.db.engine):
             raise ConfigError(
                 "database: the schema is not at the latest migration; "
                 "run `firebreak db upgrade` first."
             )
-        if check_slack:
-            _check_slack(firebreak)
+        if slack is not None:
+            # Unreachable: serve unready and retry in the background; a bad token: exit 2.
+            slack.check()
     except BaseException:
         firebreak.close()
         raise
@@ -101,7 +111,12 @@ def build_service(
 
         socket_mode = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     service = Service(
-        firebreak=firebreak, flows=flows, workers=workers, web=None, socket_mode=socket_mode
+        firebreak=firebreak,
+        flows=flows,
+        workers=workers,
+        web=None,
+        socket_mode=socket_mode,
+        slack=slack,
     )
     service.web = create_web_app(
         None if socket_mode is not None else bolt,
@@ -113,19 +128,9 @@ def build_service(
         ),
         on_startup=service.start_background if scheduler else None,
         on_shutdown=service.stop,
+        readiness=(lambda: slack.reason) if slack is not None else None,
     )
     return service
-
-
-def _check_slack(firebreak: Firebreak) -> None:
-    try:
-        firebreak.gateway.bot_user_id()
-    except SlackCallError as exc:
-        if exc.error in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
-            raise ConfigError(f"environment: SLACK_BOT_TOKEN: {exc}") from None
-        log.warning("Slack not reachable at start-up; continuing", extra={"error": exc.error})
-        return
-    validate_reminder_targets(firebreak)
 
 
 def configure_service_logging(settings: Settings) -> None:

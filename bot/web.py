@@ -28,6 +28,7 @@ from bot import migrations, observability
 from bot.alerts.receiver import alert_routes
 from bot.console import Console, console_routes
 from bot.db import Database
+from bot.slack import shapes
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,10 @@ def create_web_app(
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
     console: Console | None = None,
+    readiness: Callable[[], str | None] | None = None,
 ) -> Starlette:
+    """``readiness`` returns why the service is not ready yet (e.g. "slack unreachable"), or
+    ``None``; ``/readyz`` reports it."""
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_events(request: Request) -> Response:
@@ -108,11 +112,24 @@ def create_web_app(
             observability.SLACK_REQUESTS.labels(kind="other", status="400").inc()
             return "other", PlainTextResponse("request body is not UTF-8", status_code=400)
         kind = _kind(text, request.headers.get("content-type", ""))
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            # Slack sends whole seconds; anything else ("abc", "", "1e9") is not Slack, and the
+            # signature check would fail on it with an exception instead of an answer.
+            observability.SLACK_REQUESTS.labels(kind="unverified", status="401").inc()
+            return "unverified", PlainTextResponse("invalid request timestamp", status_code=401)
         if verifier is not None and not verifier.is_valid_request(text, dict(request.headers)):
             # Forged, unsigned or replayed (older than 5 minutes): refused before anything
             # reads the body.
             observability.SLACK_REQUESTS.labels(kind="unverified", status="401").inc()
             return "unverified", PlainTextResponse("invalid request signature", status_code=401)
+        problem = shapes.malformed(text, request.headers.get("content-type", ""))
+        if problem is not None:
+            # Signed, but not a shape Slack sends: refused before Bolt or a listener reads (or
+            # stores) any of it.
+            observability.SLACK_REQUESTS.labels(kind=kind, status="400").inc()
+            log.warning("malformed slack request", extra={"kind": kind, "problem": problem})
+            return kind, PlainTextResponse(f"malformed request: {problem}", status_code=400)
         try:
             bolt_request = BoltRequest(
                 body=text, query=str(request.url.query), headers=dict(request.headers)
@@ -137,6 +154,9 @@ def create_web_app(
                 return False, f"database unreachable: {type(exc).__name__}"
             if not migrations.is_at_head(database.engine):
                 return False, "database schema is not at the latest migration"
+            reason = readiness() if readiness is not None else None
+            if reason is not None:
+                return False, reason
             return True, "ok"
 
         ready, reason = await run_in_threadpool(check)

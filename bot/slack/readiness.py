@@ -1,0 +1,118 @@
+"""Whether Slack has answered: checked at start-up, retried in the background until it does.
+
+A Slack outage or a network that is not up yet (DNS, a proxy, a NetworkPolicy) must not crash
+the process: under Kubernetes that is a crash loop that also takes the health endpoints away.
+So ``firebreak serve`` keeps serving, ``/readyz`` says ``slack unreachable`` with the reason, and
+a background thread retries with exponential back-off until Slack answers; then the work that
+needs Slack (Socket Mode's connection) starts. A token Slack rejects is different: no retry will
+fix it, so it stays a one-line configuration error at start-up (exit 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from bot.errors import ConfigError
+from bot.runtime import Firebreak
+from bot.slack.gateway import SlackCallError
+from bot.slack.reminders import validate_reminder_targets
+
+log = logging.getLogger(__name__)
+
+# Slack's answers that mean the token itself is wrong: a configuration error, not an outage.
+INVALID_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "account_inactive"}
+)
+
+
+def _network_reason(exc: OSError) -> str:
+    reason = getattr(exc, "reason", None) or exc.strerror or exc
+    return f"{type(exc).__name__}: {reason}"[:200]
+
+
+class SlackReadiness:
+    """``reason`` is ``None`` once Slack answered ``auth.test``, else why the bot is not ready."""
+
+    def __init__(
+        self, firebreak: Firebreak, *, first_delay: float = 1.0, max_delay: float = 60.0
+    ) -> None:
+        self.firebreak = firebreak
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.reason: str | None = "slack not checked yet"
+        self.attempts = 0
+        self._lock = threading.Lock()
+        self._waiting: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.reason is None
+
+    def check(self) -> bool:
+        """Ask Slack once. ``ConfigError`` when the token is rejected or an escalation target
+        is unknown; ``False`` (with ``reason`` set) when Slack cannot be reached."""
+        self.attempts += 1
+        try:
+            self.firebreak.gateway.bot_user_id()
+        except SlackCallError as exc:
+            if exc.error in INVALID_TOKEN_ERRORS:
+                raise ConfigError(f"environment: SLACK_BOT_TOKEN: {exc}") from None
+            return self._unreachable(exc.error)
+        except OSError as exc:  # URLError, refused, reset, DNS failure, timeouts
+            return self._unreachable(_network_reason(exc))
+        validate_reminder_targets(self.firebreak)
+        self._become_ready()
+        return True
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` now if Slack has answered, else as soon as it does."""
+        with self._lock:
+            if not self.ready:
+                self._waiting.append(callback)
+                return
+        callback()
+
+    def start(self) -> None:
+        """Retry in the background until Slack answers (nothing to do if it already has)."""
+        if self.ready or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._retry, name="slack-readiness", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _unreachable(self, why: str) -> bool:
+        self.reason = f"slack unreachable ({why})"
+        log.warning("Slack not reachable; serving unready and retrying", extra={"error": why})
+        return False
+
+    def _become_ready(self) -> None:
+        with self._lock:
+            self.reason = None
+            waiting, self._waiting = self._waiting, []
+        for callback in waiting:
+            try:
+                callback()
+            except Exception:
+                log.exception("start-up work that waited for Slack failed")
+
+    def _retry(self) -> None:
+        delay = self.first_delay
+        while not self._stop.wait(delay):
+            try:
+                if self.check():
+                    log.info("Slack answered; ready", extra={"attempts": self.attempts})
+                    return
+            except ConfigError as exc:
+                # Found only now because Slack was down at start-up; exiting would not help
+                # the operator more than a loud log line and an unready /readyz.
+                self.reason = f"configuration: {exc}"
+                log.error("Slack rejected the configuration", extra={"error": str(exc)[:300]})
+            delay = min(delay * 2, self.max_delay)
