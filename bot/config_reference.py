@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import ipaddress
 import itertools
 import sys
 import textwrap
@@ -31,8 +32,29 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings
 
+from bot.alerts.auth import AlertSettings
+from bot.audit.bundle import SIGNING_KEY_ENV
 from bot.config import Policy, Settings, format_duration
+from bot.console.settings import ConsoleSettings
+
+SETTINGS: tuple[tuple[str, type[BaseSettings]], ...] = (
+    ("Firebreak", Settings),
+    ("Alert receivers (`POST /alerts/<source>`)", AlertSettings),
+    ("Web console (`/console`)", ConsoleSettings),
+)
+"""Every settings model read from the environment, with the heading it is listed under."""
+OTHER_VARIABLES: tuple[tuple[str, str, str, str], ...] = (
+    (
+        SIGNING_KEY_ENV,
+        "secret string, optional",
+        "unset",
+        "Ed25519 private key (PEM, or base64 of the 32 raw bytes) that signs evidence bundles "
+        "(`firebreak audit export`, retention). See docs/audit.md.",
+    ),
+)
+"""Variables read outside a settings model: (variable, type, default, meaning)."""
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "configuration.md"
@@ -158,6 +180,10 @@ def type_name(annotation: Any) -> str:
         name = "one of " + ", ".join(f'`"{m.value}"`' for m in bare)
     elif _is_model(bare):
         name = "table"
+    elif origin in (Union, types.UnionType):
+        name = " or ".join(dict.fromkeys(type_name(a) for a in get_args(bare)))
+    elif bare in (ipaddress.IPv4Network, ipaddress.IPv6Network):
+        name = "IP network"
     else:
         name = getattr(bare, "__name__", str(bare))
     return f"{name}, optional" if optional else name
@@ -229,12 +255,26 @@ def _cell(text: str) -> str:
 # Writing the reference
 
 
-def environment_variables() -> Iterator[tuple[str, str, str, str]]:
-    """(variable, type, default, meaning) for every setting read from the environment."""
-    for name, field in Settings.model_fields.items():
-        variable = field.alias or name.upper()
+def variable_name(model: type[BaseSettings], name: str, field: FieldInfo) -> str:
+    """The environment variable a settings field is read from."""
+    prefix = str(model.model_config.get("env_prefix") or "")
+    return field.alias or (prefix + name).upper()
+
+
+def environment_variables(
+    model: type[BaseSettings],
+) -> Iterator[tuple[str, str, str, str]]:
+    """(variable, type, default, meaning) for every field of a settings model."""
+    for name, field in model.model_fields.items():
         kind = type_name(field.annotation) + _bounds(field)
-        yield variable, kind, _default_cell(field), describe(Settings, name, field)
+        meaning = describe(model, name, field)
+        yield variable_name(model, name, field), kind, _default_cell(field), meaning
+
+
+def all_variables() -> list[str]:
+    """Every environment variable Firebreak reads."""
+    names = [row[0] for _, model in SETTINGS for row in environment_variables(model)]
+    return names + [row[0] for row in OTHER_VARIABLES]
 
 
 def _table(rows: list[tuple[str, str, str, str]], first: str) -> list[str]:
@@ -296,7 +336,12 @@ def _list_default(model: type[BaseModel], items: list[Any]) -> str:
 
 def reference() -> str:
     lines = [_INTRO.format(regenerate=REGENERATE), "## Environment variables", ""]
-    lines += _table(list(environment_variables()), "Variable")
+    for heading, model in SETTINGS:
+        lines += [f"### {heading}", ""]
+        lines += _table(list(environment_variables(model)), "Variable")
+        lines.append("")
+    lines += ["### Other", ""]
+    lines += _table(list(OTHER_VARIABLES), "Variable")
     lines += ["", "## `firebreak.toml`", ""]
     lines += _model_section(Policy, "", "Top-level keys", 3, 3)
     return "\n".join(lines).rstrip() + "\n"
