@@ -41,7 +41,7 @@ from bot.console import charts
 from bot.console import insights as ins
 from bot.console import queries as q
 from bot.console.auth import AuthError, OidcClient, Sessions, Viewer, proxy_user, same_token
-from bot.console.settings import ConsoleSettings
+from bot.console.settings import ConsoleSettings, load_console_settings
 from bot.db import Database
 from bot.errors import InvalidInput
 from bot.export import export_incident
@@ -686,3 +686,16 @@ def console_routes(console: Console | None) -> list[BaseRoute]:
         return RedirectResponse(f"{BASE}/incidents", status_code=303)
 
     return [Route("/", root, methods=["GET"]), Mount(BASE, app=console.asgi())]
+
+
+def console_from_environment(
+    database: Database,
+    policy: Policy,
+    *,
+    directory: Directory,
+    names: NameResolver | None = None,
+) -> Console:
+    """The console ``firebreak serve`` mounts, configured from ``FIREBREAK_CONSOLE_*``. A bad
+    value raises ``ConfigError`` naming the variable (exit 2). Without any sign-in configured
+    the console still answers, with a page that says what to set."""
+    return Console(database, policy, directory, load_console_settings(), names=names)

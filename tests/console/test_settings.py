@@ -1,0 +1,67 @@
+"""The console's settings from the environment: one clear line for a bad value."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from bot.config import Policy
+from bot.console import console_from_environment, load_console_settings
+from bot.db import Database
+from bot.errors import ConfigError
+from tests.console.conftest import directory
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIREBREAK_CONSOLE_OIDC_CLIENT_ID", "123.456")
+    monkeypatch.setenv("FIREBREAK_CONSOLE_OIDC_CLIENT_SECRET", "shh")
+    monkeypatch.setenv("FIREBREAK_CONSOLE_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1")
+    monkeypatch.setenv("FIREBREAK_CONSOLE_COOKIE_SECURE", "false")
+    settings = load_console_settings(_env_file=None)
+    assert settings.oidc_enabled and settings.proxy_enabled
+    assert settings.oidc_issuer == "https://slack.com"
+    assert settings.trusted_proxies == [
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.0.2.1/32"),
+    ]
+    assert settings.proxy_user_headers == ["X-Forwarded-User", "X-Auth-Request-User"]
+    assert settings.cookie_secure is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "FIREBREAK_CONSOLE_TRUSTED_PROXIES",
+            "10.0.0.0/8, proxy.internal",
+            "environment: FIREBREAK_CONSOLE_TRUSTED_PROXIES: 'proxy.internal' is not an IP "
+            "address or network (e.g. 10.0.0.5 or 10.0.0.0/24)",
+        ),
+        (
+            "FIREBREAK_CONSOLE_OIDC_ISSUER",
+            "slack.com",
+            "environment: FIREBREAK_CONSOLE_OIDC_ISSUER: must be an http(s) URL such as "
+            "https://slack.com",
+        ),
+        (
+            "FIREBREAK_CONSOLE_OIDC_CLIENT_ID",
+            "123.456",
+            "environment: FIREBREAK_CONSOLE_OIDC_CLIENT_ID and "
+            "FIREBREAK_CONSOLE_OIDC_CLIENT_SECRET must be set together (the Slack app's "
+            "Client ID and Client Secret)",
+        ),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    db: Database,
+    policy: Policy,
+    name: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        console_from_environment(db, policy, directory=directory())
+    assert str(raised.value) == message
