@@ -73,6 +73,18 @@ def test_every_event_stores_its_hash_chained_to_the_previous_event(
     assert report.heads == {1: events[-1].hash, 2: other[-1].hash}
 
 
+def test_data_is_hashed_as_it_reads_back_from_the_database(db: Database, policy: Policy) -> None:
+    incident_id = declare_with_notes(db, policy, 0)
+    odd: dict[Any, Any] = {2: "two", 10: ("ten", 1.5), "nested": {"b": 1, "a": None}}
+    with db.transaction() as session:
+        core.record_timeline_event(
+            session, policy, incident_id, kind="note", text="odd data", data=odd
+        )
+    with db.read() as session:
+        report = verify_chains(session)
+    assert (report.ok, report.events) == (True, 2)
+
+
 def test_a_repeated_key_writes_nothing_and_keeps_the_chain(db: Database, policy: Policy) -> None:
     incident_id = declare_with_notes(db, policy, 0)
     for _ in range(2):
