@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -87,12 +87,28 @@ def lock_group(session: Session, group_id: int) -> AlertGroup:
     return group
 
 
+_LOCK_GROUP_BY_KEY = (
+    select(AlertGroup)
+    .where(
+        col(AlertGroup.source) == bindparam("source"),
+        col(AlertGroup.group_key) == bindparam("group_key"),
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def _open_group(session: Session, message: AlertMessage, now: datetime) -> AlertGroup:
+    """The message's group, locked; created first when it is new (a concurrent creator waits
+    on the unique key and then finds the row)."""
+    params = {"source": message.source, "group_key": message.group_key}
+    group = session.exec(_LOCK_GROUP_BY_KEY, params=params).first()
+    if group is not None:
+        return group
     session.execute(
         _GROUP_INSERT[session.get_bind().dialect.name],
         {
-            "source": message.source,
-            "group_key": message.group_key,
+            **params,
             "episode": 1,
             "status": Status.FIRING.value if message.firing else Status.RESOLVED.value,
             "disposition": "pending",
@@ -104,13 +120,7 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
             "last_seen_at": now,
         },
     )
-    group = session.exec(
-        select(AlertGroup)
-        .where(AlertGroup.source == message.source, AlertGroup.group_key == message.group_key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return group
+    return session.exec(_LOCK_GROUP_BY_KEY, params=params).one()
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,6 +131,15 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
 class _Changes:
     fired: list[AlertRecord]
     resolved: list[AlertRecord]
+    new_rows: int = 0
+    firing_delta: int = 0
+    """Change in the number of firing (not dropped) alerts."""
+
+
+_EXISTING = select(AlertRecord).where(
+    col(AlertRecord.group_id) == bindparam("group_id"),
+    col(AlertRecord.key).in_(bindparam("keys", expanding=True)),
+)
 
 
 def _links(alert: Alert) -> list[dict[str, str]]:
@@ -169,8 +188,10 @@ def _apply_alerts(
                 transitions=1,
             )
             session.add(row)
+            changes.new_rows += 1
             if not row.dropped:
                 (changes.fired if status == Status.FIRING else changes.resolved).append(row)
+                changes.firing_delta += status == Status.FIRING
             continue
         row.last_seen_at = now
         row.ends_at = alert.ends_at
@@ -185,20 +206,9 @@ def _apply_alerts(
             row.starts_at = alert.starts_at or row.starts_at
         if not row.dropped:
             (changes.fired if status == Status.FIRING else changes.resolved).append(row)
+            changes.firing_delta += 1 if status == Status.FIRING else -1
     session.flush()
     return changes
-
-
-def _counts(session: Session, group_id: int) -> tuple[int, int]:
-    firing = session.exec(
-        select(func.count()).where(
-            AlertRecord.group_id == group_id,
-            AlertRecord.status == Status.FIRING.value,
-            col(AlertRecord.dropped).is_(False),
-        )
-    ).one()
-    total = session.exec(select(func.count()).where(AlertRecord.group_id == group_id)).one()
-    return int(firing), int(total)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,15 +333,16 @@ def _announce(
     )
 
 
-def _group_links(session: Session, group_id: int) -> list[dict[str, str]]:
-    seen: dict[str, dict[str, str]] = {}
-    rows = session.exec(
-        select(AlertRecord.links).where(AlertRecord.group_id == group_id).limit(50)
-    ).all()
-    for links in rows:
-        for link in links or []:
-            seen.setdefault(link["url"], link)
-    return list(seen.values())[:10]
+def _merge_links(group: AlertGroup, message: AlertMessage) -> None:
+    """The group's links: the first ten distinct ones its alerts brought."""
+    if len(group.links) >= 10:
+        return
+    merged = {link["url"]: link for link in group.links}
+    for alert in message.alerts:
+        for link in _links(alert):
+            merged.setdefault(link["url"], link)
+    if len(merged) != len(group.links):
+        group.links = list(merged.values())[:10]
 
 
 def _all_resolved(
@@ -394,7 +405,9 @@ def ingest(
     assert group.id is not None
     was_firing = group.firing_count
     changes = _apply_alerts(session, group, message, plan, now)
-    firing, total = _counts(session, group.id)
+    # Kept incrementally under the group lock (never re-counted: a storm group has thousands).
+    firing = group.firing_count + changes.firing_delta
+    total = group.alert_count + changes.new_rows
     group.last_seen_at = now
     group.alert_count = total
     group.firing_count = firing
@@ -422,8 +435,7 @@ def ingest(
     elif was_firing or group.status == Status.FIRING.value:
         group.status = Status.RESOLVED.value
         group.resolved_at = now
-    if not group.links:
-        group.links = _group_links(session, group.id)
+    _merge_links(group, message)
 
     declared = False
     if incident is None and group.disposition in ("pending", "none", "dropped"):

@@ -1,0 +1,281 @@
+"""Benchmark the alert receivers end to end: received over HTTP, parsed, grouped, stored, the
+incident declared with its effects queued, all in one transaction per webhook.
+
+    python bench/alerts.py                      # SQLite (temporary file), then PostgreSQL
+    python bench/alerts.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/alerts.py --sqlite-only
+
+The receivers run in server processes of their own (uvicorn + Starlette, as ``firebreak serve``
+runs them): one on SQLite, two on PostgreSQL (two replicas sharing the database; senders
+alternate between them). ``--senders`` threads post at once over keep-alive connections.
+
+1. Storm: 10,000 alerts in 100 groups (1,000 Alertmanager webhooks of 10 alerts each, every
+   group growing over 10 webhooks, the groups interleaved). Reported: alerts ingested per
+   second, webhook p50/p99, and the exact outcome: incidents (must be 100), duplicate incidents
+   (must be 0), alert rows (must be 10,000), timeline entries, queued Slack notices.
+2. One alert per webhook: 2,000 generic webhooks in 200 groups: webhooks (= alerts) per second
+   and p50/p99.
+3. Floor: ``GET /healthz`` on the same servers with the same senders, in the same run; webhook
+   latencies are also quoted as a ratio to it.
+
+Figures are printed, never asserted: run it by hand on the machine you care about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from scratch import percentile, scratch_database
+from sqlalchemy import func, inspect, text
+from sqlmodel import select
+
+from bot import migrations
+from bot.alerts.auth import AlertSettings
+from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
+from bot.db import Database
+from bot.models import Incident, TimelineEvent
+
+TOKEN = "bench-token"
+
+
+def _serve(url: str, port: int) -> None:
+    """A server process: the alert routes and /healthz, as bot.web serves them."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from bot.alerts.receiver import alert_routes
+    from bot.config import Policy
+    from bot.runbooks.catalog import RunbookCatalog
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    database = Database(url, pool_size=20)
+    routes = alert_routes(
+        database,
+        policy=Policy(),
+        catalog=RunbookCatalog.of([]),
+        settings=AlertSettings(token=TOKEN),
+    )
+    app = Starlette(routes=[*routes, Route("/healthz", healthz)])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=300,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"bench: the server on port {port} did not start")
+
+
+@dataclass
+class Result:
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+
+def _run(ports: list[int], senders: int, requests: list[tuple[str, str, bytes | None]]) -> Result:
+    """Send ``requests`` (method, path, body) from ``senders`` threads, each on keep-alive
+    connections to the servers in turn; latencies in milliseconds."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    start = threading.Barrier(senders + 1)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    def sender(index: int) -> None:
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=120) for port in ports]
+        mine: list[float] = []
+        codes: dict[int, int] = {}
+        start.wait()
+        for n, (method, path, body) in enumerate(requests[index::senders]):
+            connection = connections[(index + n) % len(connections)]
+            began = time.perf_counter()
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            mine.append((time.perf_counter() - began) * 1000)
+            codes[response.status] = codes.get(response.status, 0) + 1
+        with lock:
+            latencies.extend(mine)
+            for code, count in codes.items():
+                statuses[code] = statuses.get(code, 0) + count
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return Result(time.perf_counter() - began, latencies, statuses)
+
+
+def _storm(groups: int, per_group: int, per_message: int) -> list[tuple[str, str, bytes | None]]:
+    out: list[tuple[str, str, bytes | None]] = []
+    for batch in range(per_group // per_message):
+        for group in range(groups):
+            alerts = [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": f"HighErrorRate{group}",
+                        "severity": "critical",
+                        "pod": f"pod-{batch * per_message + i}",
+                    },
+                    "annotations": {"summary": "error rate above 5%"},
+                    "startsAt": "2026-11-30T00:00:00Z",
+                }
+                for i in range(per_message)
+            ]
+            body = {
+                "version": "4",
+                "groupKey": f'{{}}:{{alertname="HighErrorRate{group}"}}',
+                "status": "firing",
+                "receiver": "firebreak",
+                "alerts": alerts,
+            }
+            out.append(("POST", "/alerts/alertmanager", json.dumps(body).encode()))
+    return out
+
+
+def _singles(groups: int, count: int) -> list[tuple[str, str, bytes | None]]:
+    return [
+        (
+            "POST",
+            "/alerts/generic",
+            json.dumps(
+                {
+                    "title": f"checkout errors {i % groups}",
+                    "dedupe_key": f"single-{i % groups}",
+                    "alert_key": f"host-{i}",
+                    "severity": "warning",
+                }
+            ).encode(),
+        )
+        for i in range(count)
+    ]
+
+
+def _line(name: str, result: Result, alerts: int, floor: Result | None) -> str:
+    p50 = percentile(result.latencies, 0.50)
+    p99 = percentile(result.latencies, 0.99)
+    text = (
+        f"  {name:<26} {alerts / result.seconds:>8,.0f} alerts/s  "
+        f"{len(result.latencies) / result.seconds:>7,.0f} webhooks/s  "
+        f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+    )
+    if floor is not None:
+        f50 = percentile(floor.latencies, 0.50)
+        f99 = percentile(floor.latencies, 0.99)
+        text += f"  (x{p50 / f50:.1f} / x{p99 / f99:.1f} the floor)"
+    bad = {code: n for code, n in result.statuses.items() if code != 200}
+    if bad:
+        text += f"  NOT 200: {bad}"
+    return text
+
+
+def _outcome(url: str) -> str:
+    db = Database(url)
+    try:
+        with db.read() as session:
+            incidents = session.exec(select(func.count()).select_from(Incident)).one()
+            keys = session.exec(select(Incident.declare_key)).all()
+            duplicates = len(keys) - len(set(keys))
+            alerts = session.exec(select(func.count()).select_from(AlertRecord)).one()
+            groups = session.exec(select(func.count()).select_from(AlertGroup)).one()
+            events = session.exec(select(func.count()).select_from(TimelineEvent)).one()
+            notices = session.exec(select(func.count()).select_from(AlertNotice)).one()
+            effects = "-"
+            if inspect(db.engine).has_table("effects"):
+                effects = str(session.execute(text("SELECT count(*) FROM effects")).scalar_one())
+    finally:
+        db.dispose()
+    return (
+        f"  outcome: {incidents} incidents ({duplicates} duplicate), {groups} groups, "
+        f"{alerts:,} alert rows, {events:,} timeline entries, {notices} alert notices, "
+        f"{effects} effects queued"
+    )
+
+
+def bench(url: str, *, replicas: int, senders: int, label: str) -> None:
+    migrations.upgrade(url)
+    context = multiprocessing.get_context("spawn")
+    ports = [_free_port() for _ in range(replicas)]
+    processes = [context.Process(target=_serve, args=(url, port), daemon=True) for port in ports]
+    for process in processes:
+        process.start()
+    try:
+        for port in ports:
+            _wait(port)
+        print(f"{label}: {replicas} server process(es), {senders} senders")
+        floor = _run(ports, senders, [("GET", "/healthz", None)] * 2000)
+        f50, f99 = percentile(floor.latencies, 0.5), percentile(floor.latencies, 0.99)
+        print(f"  {'floor: GET /healthz':<26} p50 {f50:6.1f} ms  p99 {f99:6.1f} ms")
+        storm = _run(ports, senders, _storm(groups=100, per_group=100, per_message=10))
+        print(_line("storm 10,000 in 100 groups", storm, 10_000, floor))
+        print(_outcome(url))
+        singles = _run(ports, senders, _singles(groups=200, count=2000))
+        print(_line("1 alert per webhook", singles, 2000, floor))
+        print(_outcome(url))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.join(10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "FIREBREAK_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+        help="PostgreSQL server to create a scratch database on",
+    )
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--senders", type=int, default=16)
+    args = parser.parse_args(argv)
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    with scratch_database(None) as url:
+        bench(url, replicas=1, senders=args.senders, label="SQLite")
+    if not args.sqlite_only:
+        with scratch_database(args.database_url, script="bench/alerts.py") as url:
+            bench(url, replicas=2, senders=args.senders, label="PostgreSQL")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
