@@ -13,6 +13,8 @@ WORKDIR /src
 RUN python -m venv /opt/firebreak
 COPY pyproject.toml README.md ./
 COPY bot ./bot
+# bot/starter_runbooks links here: the wheel ships the starter runbooks (firebreak demo).
+COPY runbooks ./runbooks
 RUN /opt/firebreak/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim
