@@ -112,7 +112,8 @@ ServerFactory = Callable[..., Server]
 
 @pytest.fixture
 def serve(db: Database) -> Iterator[ServerFactory]:
-    """``serve(policy=..., settings=..., catalog=...)`` -> a started :class:`Server`."""
+    """``serve(policy=..., settings=..., catalog=..., database=...)`` -> a started
+    :class:`Server` (``database``: another pool on the same database, i.e. a second replica)."""
     started: list[Server] = []
 
     def start(
@@ -120,6 +121,7 @@ def serve(db: Database) -> Iterator[ServerFactory]:
         policy: Policy | None = None,
         settings: AlertSettings | None = None,
         catalog: RunbookCatalog | None = None,
+        database: Database | None = None,
     ) -> Server:
         async def healthz(_: Request) -> Response:
             return JSONResponse({"status": "ok"})
@@ -127,7 +129,7 @@ def serve(db: Database) -> Iterator[ServerFactory]:
         app = Starlette(
             routes=[
                 *alert_routes(
-                    db,
+                    database or db,
                     policy=policy or Policy(),
                     catalog=catalog or RunbookCatalog.of([]),
                     settings=settings or AlertSettings(token=TOKEN),
