@@ -110,12 +110,16 @@ def cmd_db_current(args: argparse.Namespace) -> int:
     from bot import migrations
 
     settings, _ = _configuration(args)
+    head = migrations.head_revision()
+    path = sqlite_file(settings.database_url)
+    if path is not None and not path.exists():  # reading must not create the file
+        print(f"empty: no database at {path} (behind: run 'firebreak db upgrade'; head {head})")
+        return EXIT_FAILED
     db = _database(settings)
     try:
         current = migrations.current_revision(db.engine)
     finally:
         db.dispose()
-    head = migrations.head_revision()
     state = "up to date" if current == head else f"behind: run 'firebreak db upgrade' (head {head})"
     print(f"{current or 'empty'} ({state})")
     return EXIT_OK if current == head else EXIT_FAILED

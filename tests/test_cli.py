@@ -29,6 +29,7 @@ def test_db_upgrade_migrates_a_new_sqlite_database(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/fb.db")
     assert main(["db", "current"]) == 1
+    assert not (tmp_path / "fb.db").exists()
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "current"]) == 0
     assert "up to date" in capsys.readouterr().out
