@@ -8,6 +8,7 @@ adds the button handlers to the Bolt app.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from bot.db import Database
 from bot.errors import FirebreakError
 from bot.models import Incident
 from bot.slack import limits
-from bot.slack.blocks import button, context, section
+from bot.slack.blocks import START_SUGGESTED, button, context, section
 from bot.slack.limits import escape_mrkdwn, truncate
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,19 @@ def render(notice: Notice) -> tuple[str, list[Block]]:
             lines.append(links)
         blocks = [section("\n".join(lines))]
         if notice.runbook_id and notice.runbook_title:
-            state = "started" if notice.runbook_started else "suggested by the alert"
             runbook = escape_mrkdwn(truncate(notice.runbook_title, 150))
-            blocks.append(context(f"Runbook {state}: *{runbook}*"))
+            if notice.runbook_started:
+                blocks.append(context(f"Runbook started: *{runbook}*"))
+            else:
+                # The same Start button as the declare-time suggestions (handled by the
+                # runbooks' Slack listener).
+                value = json.dumps({"incident": notice.incident_id, "runbook": notice.runbook_id})
+                blocks.append(
+                    section(
+                        f"Runbook named by the alert: *{runbook}*",
+                        accessory=button("Start", f"{START_SUGGESTED}:0", value),
+                    )
+                )
         return f"Alerts firing: {notice.title}", blocks
     text = "All alerts resolved: mitigate?"
     blocks = [

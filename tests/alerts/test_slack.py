@@ -3,6 +3,7 @@ channel exists, and the triage and mitigate buttons do what they say."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlmodel import select
@@ -77,6 +78,10 @@ def test_every_notice_renders_within_slacks_limits_and_links_stay_safe() -> None
     _, blocks = render(notices[1])
     assert "<https://grafana.example.com/d/1?a=1&b=2|dashboard>" in str(blocks)
     assert "Runbook started: *Crash*" in str(blocks)
+    suggested = AlertLinks(4, 1, "generic", "Disk", 1, [], "disk", "Disk full", False)
+    _, blocks = render(suggested)
+    assert blocks[1]["accessory"]["action_id"] == "suggest:start:0"
+    assert json.loads(blocks[1]["accessory"]["value"]) == {"incident": 4, "runbook": "disk"}
 
 
 def test_notices_wait_for_the_incident_channel_and_are_posted_once(db: Database) -> None:
