@@ -37,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
+from bot.cron import cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 from bot.errors import ConfigError
 
 # --------------------------------------------------------------------------------------------
@@ -217,8 +218,6 @@ def _check_channel(value: str | None) -> str | None:
 def _check_cron(value: str | None) -> str | None:
     if value is None:
         return None
-    from bot.reminders import cron_trigger  # crontab weekdays: 0 and 7 are Sunday
-
     try:
         cron_trigger(value, ZoneInfo("UTC"))
     except ValueError as exc:

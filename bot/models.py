@@ -46,6 +46,10 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     POSTMORTEM_GENERATED = "postmortem_generated"
     PERMISSION_DENIED = "permission_denied"
+    SLACK_FAILED = "slack_failed"
+    """Something Firebreak had to do in Slack failed for good (the effect names what)."""
+    REMINDER_SNOOZED = "reminder_snoozed"
+    REMINDER_STOPPED = "reminder_stopped"
     ALERT_FIRING = "alert_firing"
     ALERT_RESOLVED = "alert_resolved"
     ALERT_NOTE = "alert_note"
@@ -180,16 +184,6 @@ class ActionItem(SQLModel, table=True):
     created_by: str = Field(max_length=64)
     completed_at: datetime | None = _utc(default=None)
     completed_by: str | None = Field(default=None, max_length=64)
-
-
-class SlackDelivery(SQLModel, table=True):
-    """Slack requests already handled, by event id (events) or another unique key, so a retry
-    (``X-Slack-Retry-Num``), a double delivery or a second replica does the work only once."""
-
-    __tablename__ = "slack_deliveries"
-
-    key: str = Field(primary_key=True, max_length=255)
-    received_at: datetime = _utc(index=True)
 
 
 class RunbookRun(SQLModel, table=True):

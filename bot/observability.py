@@ -50,6 +50,21 @@ SLACK_RATE_LIMITED = Counter(
     "firebreak_slack_rate_limited_total", "Slack Web API calls answered with HTTP 429", ["method"]
 )
 ERRORS = Counter("firebreak_errors_total", "Unexpected errors", ["where"])
+EFFECTS_EXECUTED = Counter(
+    "firebreak_effects_executed_total", "Effect attempts, by outcome", ["kind", "outcome"]
+)
+EFFECT_RETRIES = Counter(
+    "firebreak_effect_retries_total", "Effect attempts to be retried, by error", ["kind", "reason"]
+)
+EFFECT_FAILURES = Counter(
+    "firebreak_effect_failures_total", "Effects that failed for good", ["kind"]
+)
+EFFECT_SECONDS = Histogram("firebreak_effect_seconds", "Time to execute one effect", ["kind"])
+EFFECTS_PENDING = Gauge("firebreak_effects_pending", "Effects waiting or running")
+EFFECTS_FAILED = Gauge("firebreak_effects_failed", "Effects that failed and were not retried")
+EFFECTS_OLDEST_AGE = Gauge(
+    "firebreak_effects_oldest_age_seconds", "How long the oldest due effect has been waiting"
+)
 REMINDERS_SENT = Counter(
     "firebreak_reminders_sent_total", "Reminders and escalations sent", ["kind"]
 )

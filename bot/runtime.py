@@ -5,6 +5,9 @@ Nothing here is module-level state: tests and the demo build as many as they nee
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +18,11 @@ from bot.slack.gateway import SlackGateway, build_client
 
 if TYPE_CHECKING:
     from bot.runbooks.catalog import RunbookCatalog
+
+
+def new_worker_id() -> str:
+    """Unique per process, and readable in the database: ``host:pid:random``."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass

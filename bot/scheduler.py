@@ -2,7 +2,8 @@
 
 What is due lives in the database (``bot.reminders``). Each replica runs one APScheduler
 ``BackgroundScheduler`` with a single interval job (every 2 s by default) that claims due
-reminders and sends them; the claim is atomic, so two replicas never send the same reminder.
+reminders and evaluates them; the claim is atomic, so two replicas never handle the same
+reminder, and what a reminder says is queued as effects that the effect runner posts once.
 
 The daily digest and the overdue-action-items chase are *rows* whose next due time comes from
 the cron in the policy, not APScheduler cron jobs: a cron job would fire once per replica.
@@ -15,12 +16,10 @@ waiting for the lease to run out.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, timedelta
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -30,16 +29,10 @@ from bot.config import Policy
 from bot.db import Database
 from bot.errors import ConfigError
 from bot.observability import REMINDERS_SENT, SCHEDULER_LAG, SCHEDULER_TICKS
-from bot.reminders import (
-    DEFAULT_BATCH,
-    DEFAULT_LEASE,
-    Notifier,
-    ReminderWorker,
-    TickReport,
-    UserGroupLookup,
-    seed_recurring_reminders,
-    unknown_targets,
-)
+from bot.reminders.schedule import DEFAULT_BATCH, DEFAULT_LEASE, seed_recurring_reminders
+from bot.reminders.targets import unknown_targets
+from bot.reminders.worker import ReminderWorker, TickReport
+from bot.runtime import new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +41,12 @@ DEFAULT_INTERVAL = 2.0
 JOB_ID = "firebreak-reminders"
 
 
-def new_worker_id() -> str:
-    """Unique per process, and readable in the database: ``host:pid:random``."""
-    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
+class UserGroupLookup(Protocol):
+    def user_groups(self) -> Mapping[str, str]:
+        """The workspace's user groups: handle (without ``@``, lower case) -> id (``S...``).
+
+        Raises ``LookupError`` when they cannot be listed."""
+        ...
 
 
 def validate_targets(
@@ -60,8 +56,8 @@ def validate_targets(
 
     Raises ``ConfigError`` with one line naming the key, e.g.
     ``firebreak.toml: reminders.escalate_to: unknown user group @sre-oncall``. User ids are
-    not checked (Slack would need one call per user). A Slack failure while listing the groups
-    propagates as ``NotifierError``."""
+    not checked (Slack would need one call per user). A failure while listing the groups
+    propagates as ``LookupError``."""
     groups = None
     for key in ("escalate_to", "escalate_again_to"):
         targets: list[str] = getattr(policy.reminders, key)
@@ -82,7 +78,6 @@ class ReminderScheduler:
         self,
         database: Database,
         policy: Policy,
-        notifier: Notifier,
         *,
         interval: float = DEFAULT_INTERVAL,
         lease: timedelta = DEFAULT_LEASE,
@@ -97,7 +92,6 @@ class ReminderScheduler:
         self.worker = ReminderWorker(
             database,
             policy,
-            notifier,
             worker_id=worker_id or new_worker_id(),
             lease=lease,
             batch_size=batch_size,
@@ -173,7 +167,7 @@ class ReminderScheduler:
             SCHEDULER_LAG.set(report.max_lateness)
         if report.claimed:
             log.info(
-                "reminders: %d claimed, %d sent, %d settled, %d deferred, %d failed, %d lost",
+                "reminders: %d claimed, %d queued, %d settled, %d deferred, %d failed, %d lost",
                 report.claimed,
                 report.sent,
                 report.settled,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-import bot.alerts.models  # noqa: F401  (alerts: groups, alerts, notices)
+import bot.alerts.models
 import bot.audit.models  # audit: the append-only guard
+import bot.effects.models
 import bot.models  # noqa: F401  (the incident core's tables)
 
 metadata = SQLModel.metadata

@@ -24,7 +24,7 @@ from bot.config import Policy, Settings
 from bot.errors import ConfigError
 from bot.observability import Workers, configure_logging
 from bot.runtime import Firebreak
-from bot.slack.app import WORK_THREADS, build_app
+from bot.slack.app import WORK_THREADS, SlackBot, build_bot
 from bot.slack.flows import IncidentFlows
 from bot.slack.readiness import SlackReadiness
 from bot.slack.reminders import start_scheduler
@@ -47,8 +47,11 @@ class Service:
     socket_mode: Any = None
     scheduler: Any = None
     slack: SlackReadiness | None = None
+    bot: SlackBot | None = None
 
     def start_background(self) -> None:
+        if self.bot is not None:
+            self.bot.start()  # effects: finish what this or a dead replica left recorded
         self.scheduler = start_scheduler(self.firebreak, self.flows)
         if self.socket_mode is not None:
             if self.slack is None:
@@ -70,6 +73,9 @@ class Service:
         log.info("acknowledged work finished; stopping the reminder scheduler")
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        if self.bot is not None:
+            # Effects in hand are finished; the rest is released for another replica.
+            self.bot.runner.stop(timeout=GRACEFUL_SECONDS)
         self.firebreak.close()
 
 
@@ -102,9 +108,8 @@ def build_service(
     except BaseException:
         firebreak.close()
         raise
-    flows = IncidentFlows(firebreak)
-    workers = Workers(WORK_THREADS)
-    bolt = build_app(firebreak, flows=flows, workers=workers)
+    slack_bot = build_bot(firebreak, workers=Workers(WORK_THREADS))
+    flows, workers, bolt = slack_bot.flows, slack_bot.workers, slack_bot.app
     socket_mode = None
     if settings.slack_app_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -117,6 +122,7 @@ def build_service(
         web=None,
         socket_mode=socket_mode,
         slack=slack,
+        bot=slack_bot,
     )
     service.web = create_web_app(
         None if socket_mode is not None else bolt,

@@ -30,10 +30,12 @@ from sqlmodel import Session, col, select
 from bot.audit import chain
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
+from bot.effects import triggers as effect_triggers
 from bot.errors import InvalidInput, NotFound
 from bot.incidents.queries import earlier_event, find_event_by_source, get_incident, is_retracted
 from bot.incidents.text import TEXT_MAX, clean_text, user_id, when
 from bot.models import EventKind, Incident, TimelineEvent
+from bot.reminders import schedule as reminder_schedule
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,9 @@ def append_event(
     # A detached copy of the row just written (model_construct skips validation: the values
     # were checked above and accepted by the database).
     event = TimelineEvent.model_construct(id=new_id, **values)
-    from bot import reminders
-
-    reminders.on_timeline_event(session, policy, incident, event)
+    # What the event causes, in the same transaction: reminders re-timed, Slack effects queued.
+    reminder_schedule.on_timeline_event(session, policy, incident, event)
+    effect_triggers.on_timeline_event(session, policy, incident, event)
     return event
 
 

@@ -1,27 +1,33 @@
 """Every Slack Web API call Firebreak makes goes through ``SlackGateway``.
 
-One place owns the ``WebClient``: its base URL (GovSlack, proxies, the fake Slack in tests), its
-retry policy (429s honoured with ``Retry-After``, a retry on 5xx and dropped connections) and the
-translation of Slack's error codes into ``SlackCallError`` with a sentence a responder can act on.
-Calls happen after the request was acknowledged, so a rate-limit sleep never delays an ack.
+One place owns the ``WebClient``: its base URL (GovSlack, proxies, the fake Slack in tests) and
+the translation of every failure into ``SlackCallError``, with a sentence a responder can act on
+and what the failure means for a retry:
+
+* ``transient``: trying again later may work (HTTP 429 with its ``Retry-After``, 5xx, a timeout,
+  a dropped connection, a body that is not JSON, Slack's own ``internal_error``);
+* ``ambiguous``: Slack may have done the work before failing (5xx, timeouts, resets, garbage):
+  a retry must check before repeating (message metadata, the channel by name).
+
+The client never retries by itself: a blind retry after a 5xx is how one status update becomes
+three messages. The effect runner (``bot.effects.runner``) retries, and checks first.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
+from urllib.error import HTTPError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot import observability
 
@@ -47,12 +53,30 @@ _ADVICE = {
 }
 
 
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+"""Slack error codes (HTTP 200, ``ok: false``) that a later attempt may get past."""
+
+
 class SlackCallError(Exception):
     """A Slack call failed. ``error`` is Slack's code; ``str()`` is safe to show to users."""
 
-    def __init__(self, method: str, error: str, detail: str = "") -> None:
+    def __init__(
+        self,
+        method: str,
+        error: str,
+        detail: str = "",
+        *,
+        transient: bool | None = None,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.method = method
         self.error = error
+        self.transient = error in TRANSIENT_ERRORS if transient is None else transient
+        self.ambiguous = ambiguous
+        self.retry_after = retry_after
         advice = _ADVICE.get(error, "")
         message = f"Slack refused {method} ({error})."
         if advice:
@@ -78,30 +102,72 @@ class SlackUser:
         return self.display_name or self.real_name or self.name or self.id
 
 
-class CountingRateLimitRetryHandler(RateLimitErrorRetryHandler):
-    """Honours ``Retry-After`` like its parent, and counts every HTTP 429 for /metrics,
-    including the ones a retry gets past."""
-
-    def prepare_for_next_attempt(  # type: ignore[no-untyped-def]
-        self, *, state, request, response=None, error=None
-    ) -> None:
-        method = request.url.rsplit("/", 1)[-1]
-        observability.SLACK_RATE_LIMITED.labels(method=method).inc()
-        super().prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
+CALL_TIMEOUT = 10
+"""Seconds a Slack call may take; an effect's lease is far longer."""
 
 
 def build_client(token: str | None, base_url: str) -> WebClient:
-    return WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=15,
-        retry_handlers=[
-            CountingRateLimitRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
-            ConnectionErrorRetryHandler(max_retry_count=2),
-        ],
+    # No retry handlers: every retry is the effect runner's, which checks before repeating.
+    return WebClient(token=token, base_url=base_url, timeout=CALL_TIMEOUT, retry_handlers=[])
+
+
+def _retry_after(headers: Any) -> float | None:
+    """``Retry-After`` in seconds, or None when missing or not a number."""
+    if not headers:
+        return None
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        seconds = float(str(value))
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds == seconds and seconds >= 0 else None  # NaN is not a number
+
+
+def _from_api_error(method: str, exc: SlackApiError) -> SlackCallError:
+    status = int(getattr(exc.response, "status_code", 0) or 0)
+    data = exc.response.data if isinstance(exc.response.data, dict) else None
+    if status == 429:
+        observability.SLACK_RATE_LIMITED.labels(method=method).inc()
+        return SlackCallError(
+            method,
+            "ratelimited",
+            transient=True,
+            retry_after=_retry_after(getattr(exc.response, "headers", None)),
+        )
+    if status >= 500:
+        code = str((data or {}).get("error") or f"http_{status}")
+        return SlackCallError(
+            method, code, "Slack answered with a server error.", transient=True, ambiguous=True
+        )
+    if data is None:  # an HTML page or garbage where JSON was expected
+        return SlackCallError(
+            method,
+            f"http_{status}" if status and status != 200 else "invalid_response",
+            "Slack's answer could not be read.",
+            transient=status in (0, 200),
+            ambiguous=True,
+        )
+    error = str(data.get("error") or f"http_{status}")
+    detail = "; ".join(
+        str(m) for m in (data.get("response_metadata") or {}).get("messages", [])[:3]
+    )
+    ambiguous = error in ("internal_error", "fatal_error", "request_timeout")
+    return SlackCallError(method, error, detail, ambiguous=ambiguous)
+
+
+def _from_connection_error(method: str, exc: BaseException) -> SlackCallError:
+    """A timeout, a reset or a refused connection: the request may have reached Slack, unless
+    the connection was refused outright."""
+    reason = getattr(exc, "reason", exc)
+    refused = isinstance(reason, ConnectionRefusedError | socket.gaierror)
+    return SlackCallError(
+        method,
+        "connection_failed",
+        "Slack could not be reached; Firebreak will try again shortly.",
+        transient=True,
+        ambiguous=not refused,
     )
 
 
@@ -117,6 +183,10 @@ class _TTLCache:
             if item is None or item[0] < time.monotonic():
                 return None
             return item[1]
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:
@@ -140,30 +210,24 @@ class SlackGateway:
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call ``method``; raise ``SlackCallError`` on any failure. Counts every call."""
         started = time.perf_counter()
+        failure: SlackCallError | None = None
+        response: Any = None
         try:
             # The typed WebClient methods know which Slack methods take JSON and which take form
             # fields (read methods such as conversations.history do not accept JSON).
             function = getattr(self.client, method.replace(".", "_"))
             response = function(**_compact(kwargs))
         except SlackApiError as exc:
-            data = exc.response.data if isinstance(exc.response.data, dict) else {}
-            error = str(data.get("error") or f"http_{exc.response.status_code}")
-            if exc.response.status_code == 429:
-                observability.SLACK_RATE_LIMITED.labels(method=method).inc()
-            observability.SLACK_CALLS.labels(method=method, outcome="error").inc()
-            log.warning("slack call failed", extra={"method": method, "error": error})
-            detail = "; ".join(
-                str(m) for m in (data.get("response_metadata") or {}).get("messages", [])[:3]
-            )
-            raise SlackCallError(method, error, detail) from None
-        except SlackClientError as exc:
-            observability.SLACK_CALLS.labels(method=method, outcome="error").inc()
-            log.warning("slack call failed", extra={"method": method, "error": type(exc).__name__})
-            raise SlackCallError(
-                method, "connection_failed", "Slack could not be reached; try again shortly."
-            ) from None
+            failure = _from_api_error(method, exc)
+        except (SlackClientError, OSError, HTTPException, ValueError) as exc:
+            # OSError covers URLError, timeouts and resets; ValueError a body that is not JSON.
+            failure = _from_connection_error(method, exc)
         finally:
             observability.SLACK_LATENCY.labels(method=method).observe(time.perf_counter() - started)
+        if failure is not None:
+            observability.SLACK_CALLS.labels(method=method, outcome="error").inc()
+            log.warning("slack call failed", extra={"method": method, "error": failure.error})
+            raise failure
         observability.SLACK_CALLS.labels(method=method, outcome="ok").inc()
         return dict(response.data) if isinstance(response.data, dict) else {}
 
@@ -230,20 +294,32 @@ class SlackGateway:
     def create_channel(self, name: str, *, private: bool) -> dict[str, Any]:
         return dict(self.call("conversations.create", name=name, is_private=private)["channel"])
 
-    def invite(self, channel: str, users: Sequence[str]) -> tuple[list[str], list[str]]:
+    def invite(
+        self, channel: str, users: Sequence[str]
+    ) -> tuple[list[str], list[tuple[str, SlackCallError]]]:
         """Invite users one call per user, so one unknown user does not stop the others.
-        Returns who is now in the channel, and a sentence per user who could not be invited."""
+        Returns who is now in the channel, and each user who could not be invited with why."""
         done: list[str] = []
-        problems: list[str] = []
+        problems: list[tuple[str, SlackCallError]] = []
         for user in dict.fromkeys(users):
             try:
                 self.call("conversations.invite", channel=channel, users=user)
             except SlackCallError as exc:
                 if exc.error not in ("already_in_channel", "cant_invite_self"):
-                    problems.append(f"<@{user}>: {exc}")
+                    problems.append((user, exc))
                     continue
             done.append(user)
+        self._members.forget(channel)
         return done, problems
+
+    def dm_channel(self, user: str) -> str:
+        """The id of the direct-message channel between Firebreak and ``user``."""
+        cached = self._users.get(f"dm:{user}")
+        if cached:
+            return str(cached)
+        channel = str(self.call("conversations.open", users=user)["channel"]["id"])
+        self._users.put(f"dm:{user}", channel)
+        return channel
 
     def members(self, channel: str) -> set[str]:
         cached = self._members.get(channel)
@@ -314,7 +390,10 @@ class SlackGateway:
         *,
         thread_ts: str | None = None,
         unfurl: bool = False,
+        effect: str | None = None,
     ) -> str:
+        """Post; ``effect`` names the effect in the message's metadata, so a repeat after an
+        ambiguous failure can find the message instead of posting it twice."""
         data = self.call(
             "chat.postMessage",
             channel=channel,
@@ -323,13 +402,55 @@ class SlackGateway:
             thread_ts=thread_ts,
             unfurl_links=unfurl,
             unfurl_media=unfurl,
+            metadata=_metadata(effect),
         )
         return str(data["ts"])
+
+    def find_effect_message(self, channel: str, effect: str, *, since: float) -> str | None:
+        """The ts of the message posted for ``effect`` (by its metadata) since ``since``
+        (epoch seconds), or None. Reads at most a few pages of recent history."""
+        cursor = None
+        for _ in range(5):
+            data = self.call(
+                "conversations.history",
+                channel=channel,
+                oldest=f"{max(since, 0):.6f}",
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for message in data.get("messages", []):
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == EFFECT_EVENT and payload.get("effect") == effect:
+                    return str(message.get("ts"))
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     def update_message(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
         self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def find_channel(self, name: str) -> dict[str, Any] | None:
+        """The channel named ``name`` (public, or private with the bot in it), or None."""
+        cursor = None
+        while True:
+            data = self.call(
+                "conversations.list",
+                types="public_channel,private_channel",
+                exclude_archived=False,
+                limit=1000,
+                cursor=cursor,
+            )
+            for channel in data.get("channels", []):
+                if channel.get("name") == name:
+                    return dict(channel)
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
 
     def post_ephemeral(
         self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
@@ -362,47 +483,60 @@ class SlackGateway:
 
     # -- files -------------------------------------------------------------------------------
 
-    def upload_file(
-        self, channel: str, filename: str, content: str, *, title: str, comment: str | None = None
-    ) -> str | None:
-        """Upload with Slack's current flow (files.getUploadURLExternal, then
-        files.completeUploadExternal), returning the file id."""
+    def start_upload(self, filename: str, content: bytes) -> str:
+        """Slack's upload flow, first half: get an upload URL and send the bytes there.
+        Returns the file id; the file is not visible anywhere until ``finish_upload``."""
+        data = self.call("files.getUploadURLExternal", filename=filename, length=len(content))
+        url, file_id = str(data["upload_url"]), str(data["file_id"])
         started = time.perf_counter()
         try:
-            response = self.client.files_upload_v2(
-                channel=channel,
-                filename=filename,
-                content=content,
-                title=title,
-                initial_comment=comment,
-            )
-        except SlackApiError as exc:
-            data = exc.response.data if isinstance(exc.response.data, dict) else {}
-            observability.SLACK_CALLS.labels(method="files_upload_v2", outcome="error").inc()
+            request = urllib.request.Request(url, data=content, method="POST")
+            with urllib.request.urlopen(request, timeout=CALL_TIMEOUT) as answer:
+                answer.read()
+        except HTTPError as exc:
             raise SlackCallError(
-                "files.completeUploadExternal", str(data.get("error", "upload_failed"))
+                "files.upload", f"http_{exc.code}", transient=exc.code >= 500 or exc.code == 429
             ) from None
-        except SlackClientError:
-            observability.SLACK_CALLS.labels(method="files_upload_v2", outcome="error").inc()
-            raise SlackCallError("files.completeUploadExternal", "connection_failed") from None
+        except (OSError, HTTPException) as exc:
+            raise _from_connection_error("files.upload", exc) from None
         finally:
-            observability.SLACK_LATENCY.labels(method="files_upload_v2").observe(
+            observability.SLACK_LATENCY.labels(method="files.upload").observe(
                 time.perf_counter() - started
             )
-        observability.SLACK_CALLS.labels(method="files_upload_v2", outcome="ok").inc()
-        files = response.get("files") or []
-        return str(files[0]["id"]) if files else None
+        return file_id
+
+    def finish_upload(
+        self, file_id: str, channel: str, *, title: str, comment: str | None = None
+    ) -> None:
+        """Second half: share the uploaded file in ``channel``."""
+        self.call(
+            "files.completeUploadExternal",
+            files=[{"id": file_id, "title": title}],
+            channel_id=channel,
+            initial_comment=comment,
+        )
+
+    def file_shared_in(self, file_id: str, channel: str) -> bool:
+        """Whether the file is shared in ``channel`` (an upload whose completion was ambiguous)."""
+        try:
+            data = self.call("files.info", file=file_id)
+        except SlackCallError as exc:
+            if exc.error == "file_not_found":
+                return False
+            raise
+        shares = (data.get("file") or {}).get("shares") or {}
+        return any(channel in (shares.get(kind) or {}) for kind in ("public", "private"))
+
+
+EFFECT_EVENT = "firebreak_effect"
+"""Message metadata ``event_type`` of every message Firebreak posts for an effect."""
+
+
+def _metadata(effect: str | None) -> dict[str, Any] | None:
+    if effect is None:
+        return None
+    return {"event_type": EFFECT_EVENT, "event_payload": {"effect": effect}}
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
-
-
-def best_effort(action: Callable[[], Any], what: str) -> str | None:
-    """Run a Slack call whose failure must not stop the flow; return the problem as text."""
-    try:
-        action()
-    except SlackCallError as exc:
-        log.warning("slack step failed", extra={"step": what, "error": exc.error})
-        return f"{what}: {exc}"
-    return None

@@ -342,7 +342,7 @@ class Listeners:
             text = f"You already declared {incident.ref} a moment ago; {where}."
         else:
             text = (
-                f":rotating_light: *{incident.ref}* is declared ({incident.severity}); {where}.\n"
+                f":rotating_light: Declared *{incident.ref}* ({incident.severity}); {where}.\n"
                 "Change the severity or take the commander role from the pinned summary."
             )
         reply(ctx, text)

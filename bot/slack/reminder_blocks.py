@@ -16,11 +16,15 @@ Buttons carry the action ids the Slack layer routes on:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from bot.config import Policy
+from bot.markup import neutralise_broadcasts
+from bot.reminders.schedule import snooze_minutes
+from bot.reminders.targets import resolve_mentions
 from bot.slack.limits import (
     ACTIONS_ELEMENTS,
     CONTEXT_TEXT,
@@ -110,19 +114,6 @@ def parse_action_id(action_id: str) -> ReminderAction | None:
     if match.group(1):
         return ReminderAction(match.group(1), int(match.group(2)))
     return ReminderAction("snooze", int(match.group(4)), int(match.group(5)))
-
-
-def snooze_minutes(choices: Sequence[timedelta]) -> list[int]:
-    """The snooze choices as whole minutes, without duplicates, in the policy's order.
-
-    Action ids must be unique within a message, so two choices that round to the same minute
-    count become one button; choices under a minute cannot be offered as buttons."""
-    seen: list[int] = []
-    for choice in choices:
-        minutes = int(choice.total_seconds() // 60)
-        if minutes >= 1 and minutes not in seen:
-            seen.append(minutes)
-    return seen
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,7 +377,8 @@ def overdue_action_items(
         owner = f"<@{item.owner_id}>" if item.owner_id else "no owner"
         days = (today - item.due_on).days
         late = f"{days} day{'s' if days != 1 else ''} overdue"
-        text = escape_mrkdwn(truncate(" ".join(item.text.split()), 500))
+        # Stored in Slack's markup (escaped once on the way in): shown as is, broadcasts silent.
+        text = neutralise_broadcasts(truncate(" ".join(item.text.split()), 500))
         lines.append(f"• *{item.number}.* {text} — {owner}, due {item.due_on.isoformat()} ({late})")
     count = len(items)
     head = (
@@ -454,3 +446,42 @@ def digest(*, entries: Sequence[DigestEntry], day: date) -> ReminderMessage:
     refs = ", ".join(e.ref for e in entries[:20])
     more = f" and {count - 20} more" if count > 20 else ""
     return ReminderMessage(_fallback(f"{heading}: {refs}{more}."), blocks)
+
+
+# --------------------------------------------------------------------------------------------
+# Notices: what the reminders package says, as plain data, rendered here
+
+
+def render_notice(
+    policy: Policy, notice: Mapping[str, Any], groups: Mapping[str, str]
+) -> ReminderMessage:
+    """A reminder's notice (``bot.reminders.evaluate.notice``) as a Slack message. ``groups``
+    maps user-group handles to ids, to turn ``@sre-oncall`` into a real group mention."""
+    fields = {k: v for k, v in notice.items() if k != "type"}
+    kind = notice.get("type")
+    snooze = policy.reminders.snooze_choices
+    if kind == "update_nudge":
+        return update_nudge(**fields, snooze_choices=snooze)
+    if kind == "stale_step":
+        return stale_step(**fields, snooze_choices=snooze)
+    if kind == "close_reminder":
+        return close_reminder(**fields, snooze_choices=snooze)
+    if kind == "escalation":
+        targets = fields.pop("targets", [])
+        return escalation(**fields, mentions=resolve_mentions(targets, groups))
+    if kind == "overdue_action_items":
+        items = [
+            OverdueItem(
+                int(i["number"]), str(i["text"]), i.get("owner_id"), date.fromisoformat(i["due_on"])
+            )
+            for i in fields.get("items", [])
+        ]
+        return overdue_action_items(
+            incident_ref=str(fields["incident_ref"]),
+            items=items,
+            today=date.fromisoformat(str(fields["today"])),
+        )
+    if kind == "digest":
+        entries = [DigestEntry(**entry) for entry in fields.get("entries", [])]
+        return digest(entries=entries, day=date.fromisoformat(str(fields["day"])))
+    raise ValueError(f"unknown notice type {kind!r}")

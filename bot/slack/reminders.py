@@ -1,5 +1,6 @@
-"""Reminders in Slack: the scheduler's notifier, start-up checks, and the nudge buttons
-(Post update / Snooze / Stop)."""
+"""Reminders in Slack: the scheduler, start-up checks, and the nudge buttons (Post update /
+Snooze / Stop). What a reminder says is rendered by ``bot.slack.reminder_blocks`` when the
+effect runner posts it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 from slack_bolt import App
 
 from bot import incidents as core
-from bot import reminders
+from bot.clock import utcnow
+from bot.effects.store import prune
 from bot.errors import InvalidInput
-from bot.reminders import NotifierError
+from bot.reminders import actions as reminder_actions
 from bot.runtime import Firebreak
 from bot.scheduler import ReminderScheduler, validate_targets
 from bot.slack import blocks
@@ -26,38 +28,34 @@ from bot.slack.reminder_blocks import parse_action_id
 log = logging.getLogger(__name__)
 
 
-class GatewayNotifier:
-    """``reminders.Notifier`` over the Slack gateway."""
+class SlackUserGroups:
+    """``scheduler.UserGroupLookup`` over the Slack gateway."""
 
     def __init__(self, gateway: SlackGateway) -> None:
         self.gateway = gateway
-
-    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
-        try:
-            return self.gateway.post_message(channel, text, blocks)
-        except SlackCallError as exc:
-            raise NotifierError(str(exc)) from exc
 
     def user_groups(self) -> Mapping[str, str]:
         try:
             return {handle.lower(): group for handle, group in self.gateway.usergroups().items()}
         except SlackCallError as exc:
-            raise NotifierError(str(exc)) from exc
+            raise LookupError(str(exc)) from exc
 
 
 SUMMARY_REFRESH_SECONDS = 600
 
 
 def start_scheduler(firebreak: Firebreak, flows: IncidentFlows) -> ReminderScheduler:
-    from bot.slack.app import prune_deliveries
-
-    scheduler = ReminderScheduler(
-        firebreak.db, firebreak.policy, GatewayNotifier(firebreak.gateway)
-    )
-    scheduler.every(3600, lambda: prune_deliveries(firebreak), "prune-slack-deliveries")
+    scheduler = ReminderScheduler(firebreak.db, firebreak.policy)
+    scheduler.every(3600, lambda: prune_effects(firebreak), "prune-effects")
     scheduler.every(SUMMARY_REFRESH_SECONDS, flows.refresh_open_summaries, "refresh-summaries")
     scheduler.start()
     return scheduler
+
+
+def prune_effects(firebreak: Firebreak) -> int:
+    """Forget finished effects after a while (the timeline keeps what happened)."""
+    with firebreak.db.transaction() as session:
+        return prune(session, now=utcnow())
 
 
 def validate_reminder_targets(firebreak: Firebreak) -> None:
@@ -65,8 +63,8 @@ def validate_reminder_targets(firebreak: Firebreak) -> None:
     cannot be reached, start anyway: escalations will say so when they are due."""
     source = str(firebreak.settings.resolved_policy_file() or "firebreak.toml")
     try:
-        validate_targets(firebreak.policy, GatewayNotifier(firebreak.gateway), source=source)
-    except NotifierError as exc:
+        validate_targets(firebreak.policy, SlackUserGroups(firebreak.gateway), source=source)
+    except LookupError as exc:
         log.warning("user groups not checked at start-up", extra={"error": str(exc)[:200]})
 
 
@@ -77,16 +75,17 @@ class ReminderButtons:
         self.policy = listeners.policy
 
     def click(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
-        ack()
+        """Post update opens a form at once; Snooze and Stop are recorded, then processed."""
         ctx, action = self.listeners.click_context(body, respond)
         action_id = str(action.get("action_id", ""))
         if action_id.startswith("reminder:update:"):
-            self.listeners.soon(ctx, lambda: self._click(ctx, action_id))
-        else:
-            self.listeners.later(ctx, lambda: self._click(ctx, action_id))
+            ack()
+            self.listeners.soon(ctx, lambda: self.run(ctx, action))
+            return
+        self.listeners.record_click(ack, body, respond)
 
-    def _click(self, ctx: Ctx, action_id: str) -> None:
-        decoded = parse_action_id(action_id)
+    def run(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        decoded = parse_action_id(str(action.get("action_id", "")))
         if decoded is None:
             return
         if decoded.verb == "update":
@@ -101,7 +100,7 @@ class ReminderButtons:
         with self.fb.db.transaction() as session:
             if decoded.verb == "snooze":
                 minutes = decoded.minutes or 0
-                change = reminders.snooze_reminder(
+                change = reminder_actions.snooze_reminder(
                     session,
                     self.policy,
                     decoded.target_id,
@@ -111,7 +110,7 @@ class ReminderButtons:
                 )
                 done = f"Snoozed for {minutes} minutes."
             else:
-                change = reminders.stop_reminder(
+                change = reminder_actions.stop_reminder(
                     session, self.policy, decoded.target_id, actor=ctx.user, key=ctx.key
                 )
                 done = "Stopped. Reopening the incident starts the reminders again."
@@ -120,4 +119,6 @@ class ReminderButtons:
 
 
 def register(app: App, listeners: Listeners) -> None:
-    app.action(re.compile(r"^reminder:"))(ReminderButtons(listeners).click)
+    buttons = ReminderButtons(listeners)
+    app.action(re.compile(r"^reminder:"))(buttons.click)
+    listeners.clicks.append(("reminder:", buttons.run))

@@ -10,29 +10,24 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
-from sqlalchemy import update
-from sqlmodel import col
 
 from bot import incidents as core
 from bot.errors import InvalidInput, NotFound
-from bot.models import Incident, RunbookRun
+from bot.models import Incident
 from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import Runbook
-from bot.runbooks.render import ACTION_PATTERN, parse_runbook_action, render_run_message
+from bot.runbooks.render import ACTION_PATTERN, ACTION_PREFIX, parse_runbook_action
 from bot.slack import blocks
-from bot.slack.flows import IncidentFlows
+from bot.slack.flows import IncidentFlows, queue_runbook_message
 from bot.slack.listeners import Ctx, Listeners, reply
 
 log = logging.getLogger(__name__)
 
 SEARCH_RESULTS = 8
-POSTING = "posting"
-"""Held in ``slack_message_ts`` while one worker posts a run's message."""
 
 
 class RunbookSlack:
@@ -85,9 +80,9 @@ class RunbookSlack:
     # -- starting ----------------------------------------------------------------------------
 
     def start(self, ctx: Ctx, incident: Incident, runbook: Runbook) -> None:
+        """Start the run and queue its message, in one transaction; a second start of the same
+        runbook (a double click, two people) points at the run already going."""
         assert incident.id is not None
-        if incident.slack_channel_id is None:
-            raise InvalidInput(f"{incident.ref} has no channel yet: `/incident retry` first.")
         with self.fb.db.transaction() as session:
             change = progress.start_run(
                 session,
@@ -97,77 +92,42 @@ class RunbookSlack:
                 actor=ctx.user,
                 key=f"runbook-start:{ctx.key}",
             )
-        run = change.run
-        if not self._claim_posting(run.id):
+            run = change.run
+            if change.changed:
+                queue_runbook_message(session, run.id, incident.id)
+        if not change.changed:
             link = None
-            if run.slack_message_ts and run.slack_message_ts != POSTING:
-                link = self.gateway.permalink(incident.slack_channel_id, run.slack_message_ts)
+            if run.slack_message_ts and run.slack_channel_id:
+                link = self.gateway.permalink(run.slack_channel_id, run.slack_message_ts)
             reply(
                 ctx,
                 f"*{runbook.title}* is already running in {incident.ref}"
                 + (f": <{link}|open it>" if link else "."),
             )
             return
-        message = render_run_message(run, steps_per_page=self.policy.runbooks.steps_per_page)
-        try:
-            ts = self.gateway.post_message(incident.slack_channel_id, message.text, message.blocks)
-        except BaseException:
-            self._release_posting(run.id)
-            raise
-        with self.fb.db.transaction() as session:
-            progress.record_run_message(
-                session, run.id, channel_id=incident.slack_channel_id, message_ts=ts
-            )
-        self.flows.refresh_quietly(incident.id)
         if ctx.channel != incident.slack_channel_id:
-            reply(ctx, f"Started *{runbook.title}* in <#{incident.slack_channel_id}>.")
+            where = f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else incident.ref
+            reply(ctx, f"Started *{runbook.title}* in {where}.")
 
-    def _claim_posting(self, run_id: int) -> bool:
-        """Only one click (of a double click, or of two people) posts the run's message."""
-        with self.fb.db.transaction() as session:
-            result = session.execute(
-                update(RunbookRun)
-                .where(col(RunbookRun.id) == run_id, col(RunbookRun.slack_message_ts).is_(None))
-                .values(slack_message_ts=POSTING)
-            )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def _release_posting(self, run_id: int) -> None:
-        with self.fb.db.transaction() as session:
-            session.execute(
-                update(RunbookRun)
-                .where(col(RunbookRun.id) == run_id, col(RunbookRun.slack_message_ts) == POSTING)
-                .values(slack_message_ts=None)
-            )
-
-    def start_suggested(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
-        ack()
-        ctx, action = self.listeners.click_context(body, respond)
-
-        def work() -> None:
-            try:
-                value = json.loads(action.get("value") or "{}")
-                incident_id, runbook_id = int(value["incident"]), str(value["runbook"])
-            except (ValueError, KeyError, TypeError):
-                raise InvalidInput("That button is out of date; use `/incident runbook`.") from None
-            runbook = self.catalog.get(runbook_id)
-            if runbook is None:
-                raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")
-            with self.fb.db.read() as session:
-                incident = core.get_incident(session, incident_id)
-            self.listeners.check_visible(ctx, incident)
-            self.start(ctx, incident, runbook)
-
-        self.listeners.later(ctx, work)
+    def start_suggested(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        """A recorded click on a suggestion's Start button."""
+        try:
+            value = json.loads(action.get("value") or "{}")
+            incident_id, runbook_id = int(value["incident"]), str(value["runbook"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidInput("That button is out of date; use `/incident runbook`.") from None
+        runbook = self.catalog.get(runbook_id)
+        if runbook is None:
+            raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")
+        with self.fb.db.read() as session:
+            incident = core.get_incident(session, incident_id)
+        self.listeners.check_visible(ctx, incident)
+        self.start(ctx, incident, runbook)
 
     # -- walking -----------------------------------------------------------------------------
 
-    def click(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
-        ack()
-        ctx, action = self.listeners.click_context(body, respond)
-        self.listeners.later(ctx, lambda: self._click(ctx, action))
-
-    def _click(self, ctx: Ctx, action: dict[str, Any]) -> None:
+    def click(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        """A recorded click on a step's Done / Skip / Assign or a page button."""
         decoded = parse_runbook_action(str(action.get("action_id", "")))
         if decoded is None:
             return
@@ -195,14 +155,8 @@ class RunbookSlack:
                     key=ctx.key,
                 )
                 run, changed = change.run, change.changed
-        if not changed or not run.slack_channel_id or not run.slack_message_ts:
-            return
-        message = render_run_message(run, steps_per_page=per_page)
-        self.gateway.update_message(
-            run.slack_channel_id, run.slack_message_ts, message.text, message.blocks
-        )
-        if decoded.verb != "page":
-            self.flows.refresh_quietly(run.incident_id)
+            if changed:
+                queue_runbook_message(session, run.id, run.incident_id)
 
 
 def _why(runbook: Runbook, reasons: tuple[str, ...]) -> str:
@@ -212,9 +166,12 @@ def _why(runbook: Runbook, reasons: tuple[str, ...]) -> str:
 
 
 def register(app: App, listeners: Listeners) -> RunbookSlack:
+    """Clicks on runbook messages and suggestions are recorded, then processed."""
     handler = RunbookSlack(listeners)
-    app.action(re.compile(ACTION_PATTERN))(handler.click)
-    app.action(re.compile(rf"^{re.escape(blocks.START_SUGGESTED)}:"))(handler.start_suggested)
+    app.action(re.compile(ACTION_PATTERN))(listeners.record_click)
+    app.action(re.compile(rf"^{re.escape(blocks.START_SUGGESTED)}:"))(listeners.record_click)
+    listeners.clicks.append((ACTION_PREFIX, handler.click))
+    listeners.clicks.append((blocks.START_SUGGESTED, handler.start_suggested))
     listeners.runbooks = handler
     return handler
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -14,10 +15,9 @@ from bot import reminders
 from bot.clock import utcnow
 from bot.config import AccessPolicy, Policy, RemindersPolicy, SlackPolicy
 from bot.db import Database
-from bot.models import EventKind, Reminder
-from bot.reminders import ReminderWorker
-from bot.slack.reminders import GatewayNotifier
 from bot.local_slack import FakeSlack, SlackSimulator
+from bot.models import EventKind, Reminder
+from bot.reminders.worker import ReminderWorker, TickReport
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import texts
 from tests.e2e.test_commands import ask
@@ -38,10 +38,24 @@ def e2e_policy(fake: FakeSlack) -> Policy:
     )
 
 
+class TickingWorker(ReminderWorker):
+    """The scheduler's tick, then the effect runner posting what it queued, at the same
+    (frozen) time: the bot's own runner threads keep real time and would see the messages as
+    due in the future."""
+
+    def __init__(self, bot: LocalBot) -> None:
+        super().__init__(bot.firebreak.db, bot.firebreak.policy, worker_id="e2e-worker")
+        self.bot = bot
+
+    def tick(self, **kwargs: Any) -> TickReport:
+        report = super().tick(**kwargs)
+        self.bot.runner.run_until_idle()
+        return report
+
+
 @pytest.fixture
 def worker(bot: LocalBot) -> Iterator[ReminderWorker]:
-    fb = bot.firebreak
-    yield ReminderWorker(fb.db, fb.policy, GatewayNotifier(fb.gateway), worker_id="e2e-worker")
+    yield TickingWorker(bot)
 
 
 def tick_later(worker: ReminderWorker, minutes: float) -> int:

@@ -1,5 +1,9 @@
-"""Fixtures for the reminder tests: a recording fake notifier, a team policy with escalation
-targets, and small helpers that drive the core the way Slack would."""
+"""Fixtures for the reminder tests: a recording stand-in for Slack, a team policy with escalation
+targets, and small helpers that drive the core the way Slack would.
+
+A reminder queues what it says as effects; ``make_worker`` gives a worker whose ``tick`` also
+runs the effect runner, posting each message through ``FakeNotifier`` after rendering it with
+the Slack layer's renderer, so the tests see what Slack would receive."""
 
 from __future__ import annotations
 
@@ -18,9 +22,13 @@ from bot import incidents as core
 from bot import reminders
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
+from bot.effects import kinds
+from bot.effects.runner import Done, EffectRunner, TransientError
+from bot.effects.store import Claimed
 from bot.models import Incident, Reminder, TimelineEvent
-from bot.reminders import NotifierError, ReminderWorker
+from bot.reminders.worker import ReminderWorker, TickReport
 from bot.slack.limits import assert_valid_message, iter_texts
+from bot.slack.reminder_blocks import render_notice
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 """A Monday, 10:00 UTC."""
@@ -53,6 +61,14 @@ class Post:
             if block.get("type") == "actions"
             for element in block["elements"]
         ]
+
+
+class NotifierError(Exception):
+    """Sending failed (Slack error, network, rate limit)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class FakeNotifier:
@@ -140,10 +156,58 @@ def set_channel(db: Database, incident_id: int, channel: str) -> None:
         session.add(incident)
 
 
+class DeliveringWorker:
+    """A reminder worker plus the effect runner that posts what it queued."""
+
+    def __init__(
+        self, db: Database, policy: Policy, notifier: FakeNotifier, name: str, **kwargs: Any
+    ) -> None:
+        self.policy = policy
+        self.notifier = notifier
+        self.reminders = ReminderWorker(db, policy, worker_id=name, **kwargs)
+        # Only reminders' messages reach the notifier; the rest of the Slack side (channels,
+        # summaries) is tested with the fake Slack, and is done here as nothing.
+        handlers = {kind: _nothing for kind in vars(kinds).values() if isinstance(kind, str)}
+        self.runner = EffectRunner(
+            db, {**handlers, kinds.POST: self._post}, worker_id=name, threads=0
+        )
+
+    @property
+    def worker_id(self) -> str:
+        return self.reminders.worker_id
+
+    def tick(self, **kwargs: Any) -> TickReport:
+        report = self.reminders.tick(**kwargs)
+        self.runner.run_until_idle()
+        return report
+
+    def process(self, item: Any) -> str:
+        outcome = self.reminders.process(item)
+        self.runner.run_until_idle()
+        return outcome
+
+    def release(self) -> int:
+        return self.reminders.release()
+
+    def _post(self, item: Claimed) -> Done:
+        if not item.key.startswith("reminder:"):
+            return Done()
+        message = render_notice(self.policy, item.data["notice"], self.notifier.user_groups())
+        try:
+            self.notifier.post_message(str(item.data["to"]), message.text, message.blocks)
+        except NotifierError as exc:
+            raise TransientError(str(exc), retry_after=exc.retry_after) from None
+        return Done()
+
+
+def _nothing(item: Claimed) -> Done:
+    return Done()
+
+
 def make_worker(
     db: Database, policy: Policy, notifier: FakeNotifier, name: str = "worker-1", **kwargs: Any
-) -> ReminderWorker:
-    return ReminderWorker(db, policy, notifier, worker_id=name, **kwargs)
+) -> DeliveringWorker:
+    return DeliveringWorker(db, policy, notifier, name, **kwargs)
 
 
 def find_reminder(db: Database, key: str) -> Reminder | None:

@@ -14,12 +14,14 @@ from threading import Barrier
 
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
+from sqlmodel import col, select
 
 from bot import incidents as core
 from bot import reminders
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
+from bot.effects.models import Effect
 from bot.models import EventKind
 from bot.scheduler import ReminderScheduler
 
@@ -45,6 +47,16 @@ def _commanded(db: Database, policy: Policy, channel: str | None = "C0INC1") -> 
     return incident_id
 
 
+def _messages(db: Database) -> list[Effect]:
+    """The reminder messages queued as effects, oldest first."""
+    with db.read() as session:
+        return [
+            e
+            for e in session.exec(select(Effect).order_by(col(Effect.id))).all()
+            if e.key.startswith("reminder:")
+        ]
+
+
 def test_a_slack_error_is_retried_and_the_reminder_sent_once(
     db: Database, policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
 ) -> None:
@@ -53,36 +65,39 @@ def test_a_slack_error_is_retried_and_the_reminder_sent_once(
     notifier.failing = True
     at(clock, timedelta(minutes=30))
     report = worker.tick()
-    assert (report.claimed, report.failed, report.sent) == (1, 1, 0)
-    row = reminder(db, reminders.update_key(incident_id))
-    assert (row.state, row.attempts, row.last_error) == ("pending", 1, "ratelimited")
-    assert row.due_at == utcnow() + reminders.RETRY_BASE
+    assert (report.claimed, report.sent) == (1, 1)  # evaluated, its message queued
+    assert notifier.posts == []
+    [message] = _messages(db)
+    assert (message.state, message.attempts, message.last_error) == ("pending", 1, "ratelimited")
+    assert message.due_at == utcnow() + timedelta(seconds=1)
 
     worker.tick()  # not due again yet: no hammering
-    at(clock, timedelta(minutes=31))
+    assert _messages(db)[0].attempts == 1
+    at(clock, timedelta(minutes=30, seconds=1))
     worker.tick()  # still failing: the backoff doubles
-    assert reminder(db, reminders.update_key(incident_id)).due_at == utcnow() + timedelta(minutes=1)
+    assert _messages(db)[0].due_at == utcnow() + timedelta(seconds=2)
 
     notifier.failing = False
-    at(clock, timedelta(minutes=32))
+    at(clock, timedelta(minutes=30, seconds=3))
     worker.tick()
     worker.tick()
     assert len(notifier.posts) == 1
+    assert [m.state for m in _messages(db)] == ["done"]
     assert len(events_of(db, incident_id, EventKind.REMINDER_SENT)) == 1
     row = reminder(db, reminders.update_key(incident_id))
     assert (row.attempts, row.last_error, row.sent_count) == (0, None, 1)
-    assert row.due_at == utcnow() + timedelta(minutes=30)
+    assert row.due_at == T0 + timedelta(minutes=60)
 
 
 def test_slack_retry_after_is_respected(
     db: Database, policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
 ) -> None:
-    incident_id = _commanded(db, policy)
+    _commanded(db, policy)
     notifier.failing, notifier.retry_after = True, 120.0
     at(clock, timedelta(minutes=30))
     make_worker(db, policy, notifier).tick()
-    row = reminder(db, reminders.update_key(incident_id))
-    assert row.due_at == utcnow() + timedelta(seconds=120)
+    [message] = _messages(db)
+    assert message.due_at == utcnow() + timedelta(seconds=120)
 
 
 def test_a_partly_failed_escalation_sends_only_the_missing_message(
@@ -94,7 +109,8 @@ def test_a_partly_failed_escalation_sends_only_the_missing_message(
     at(clock, timedelta(minutes=5))
     worker.tick()
     assert [p.channel for p in notifier.containing(":rotating_light:")] == ["C0INC1"]
-    assert events_of(db, incident_id, EventKind.ESCALATED) == []
+    [escalated] = events_of(db, incident_id, EventKind.ESCALATED)
+    assert escalated.data["channels"] == ["C0ESCALATE", "C0INC1"]
 
     notifier.fail_channels = set()
     at(clock, timedelta(minutes=6))
@@ -103,8 +119,7 @@ def test_a_partly_failed_escalation_sends_only_the_missing_message(
         "C0INC1",
         "C0ESCALATE",
     ]
-    [escalated] = events_of(db, incident_id, EventKind.ESCALATED)
-    assert escalated.data["channels"] == ["C0ESCALATE", "C0INC1"]
+    assert len(events_of(db, incident_id, EventKind.ESCALATED)) == 1
     assert reminder(db, reminders.ack_key(incident_id)).data["tier"] == 2
 
 
@@ -133,12 +148,12 @@ def test_a_worker_that_died_after_claiming_loses_nothing(
     at(clock, timedelta(minutes=30))
     with db.transaction() as session:
         [claimed] = reminders.claim_due_reminders(
-            session, dead.worker_id, now=utcnow(), lease=reminders.DEFAULT_LEASE
+            session, dead.worker_id, now=utcnow(), lease=reminders.schedule.DEFAULT_LEASE
         )
     # ... and the process dies here, before sending anything.
 
     assert survivor.tick().claimed == 0  # the lease still holds
-    clock.tick(reminders.DEFAULT_LEASE)
+    clock.tick(reminders.schedule.DEFAULT_LEASE)
     assert survivor.tick().sent == 1
     survivor.tick()
     assert len(notifier.posts) == 1
@@ -175,14 +190,18 @@ def test_a_worker_killed_while_sending_loses_nothing(
             child.wait()
     assert child.returncode == -signal.SIGKILL
 
-    row = reminder(db, reminders.update_key(incident_id))
-    assert (row.state, row.claimed_by) == ("claimed", crash_worker.WORKER_ID)
-    assert row.claimed_until is not None
+    # The reminder was evaluated and its message queued; the message is claimed by the dead
+    # process, inside its Slack call.
+    assert reminder(db, reminders.update_key(incident_id)).sent_count == 1
+    [message] = _messages(db)
+    assert (message.state, message.claimed_by) == ("claimed", crash_worker.WORKER_ID)
+    assert message.claimed_until is not None
     survivor = make_worker(db, policy, notifier, name="survivor")
-    with freeze_time(row.claimed_until - timedelta(seconds=1)):
-        assert survivor.tick().claimed == 0
-    with freeze_time(row.claimed_until):
-        assert survivor.tick().sent == 1
+    with freeze_time(message.claimed_until - timedelta(seconds=1)):
+        survivor.tick()
+        assert notifier.posts == []  # the lease still holds
+    with freeze_time(message.claimed_until):
+        survivor.tick()
         survivor.tick()
     assert len(notifier.posts) == 1
     assert len(events_of(db, incident_id, EventKind.REMINDER_SENT)) == 1
@@ -211,7 +230,7 @@ def test_two_workers_ticking_together_send_each_reminder_once(
     with freeze_time(T0):
         ids = [declare(db, policy, severity="SEV2", channel=f"C0INC{n}") for n in range(incidents)]
     replicas = [Database(database_url, pool_size=5) for _ in range(2)]
-    schedulers = [ReminderScheduler(r, policy, notifier, batch_size=5) for r in replicas]
+    schedulers = [ReminderScheduler(r, policy, batch_size=5) for r in replicas]
     try:
         with freeze_time(T0 + timedelta(minutes=30)):
             for _ in range(20):
@@ -227,6 +246,12 @@ def test_two_workers_ticking_together_send_each_reminder_once(
                     claimed = sum(pool.map(tick, range(2)))
                 if claimed == 0:
                     break
+            # Both replicas' effect runners post what the reminders queued, at the same time.
+            posters = [
+                make_worker(r, policy, notifier, name=f"poster-{n}") for n, r in enumerate(replicas)
+            ]
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda poster: poster.runner.run_until_idle(), posters))
     finally:
         for replica in replicas:
             replica.dispose()

@@ -12,6 +12,7 @@ from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
 from bot.models import EventKind
+from bot.reminders.targets import resolve_mentions
 
 from .conftest import T0, FakeNotifier, at, declare, events_of, make_worker, reminder
 
@@ -130,7 +131,7 @@ def test_escalation_without_targets_still_warns_the_incident_channel(
 
 def test_mentions_are_rendered_for_each_kind_of_target() -> None:
     groups = {"sre-oncall": "S0SRE"}
-    assert reminders.resolve_mentions(["U0A", "W0B", "S0C", "@SRE-Oncall", "@gone"], groups) == [
+    assert resolve_mentions(["U0A", "W0B", "S0C", "@SRE-Oncall", "@gone"], groups) == [
         "<@U0A>",
         "<@W0B>",
         "<!subteam^S0C>",

@@ -15,6 +15,7 @@ from bot.config import Policy
 from bot.db import Database
 from bot.errors import InvalidInput
 from bot.models import EventKind
+from bot.reminders import actions as reminder_actions
 
 from .conftest import FakeNotifier, at, declare, events_of, make_worker, reminder
 
@@ -150,12 +151,12 @@ def test_snoozing_postpones_the_next_nudge_and_is_recorded(
     at(clock, timedelta(minutes=31))
     for _ in range(2):  # a Slack retry of the same click
         with db.transaction() as session:
-            change = reminders.snooze_reminder(
+            change = reminder_actions.snooze_reminder(
                 session, policy, row_id, timedelta(minutes=60), actor="U0IC", key="click-1"
             )
     assert not change.changed
     assert reminder(db, reminders.update_key(incident_id)).due_at == utcnow() + timedelta(hours=1)
-    [snoozed] = events_of(db, incident_id, reminders.REMINDER_SNOOZED)
+    [snoozed] = events_of(db, incident_id, EventKind.REMINDER_SNOOZED)
     assert snoozed.actor_id == "U0IC" and "1h" in snoozed.text
 
     at(clock, timedelta(minutes=90))
@@ -174,9 +175,13 @@ def test_snooze_only_offers_the_policy_choices_and_not_for_escalations(
     ack_id = reminder(db, reminders.ack_key(incident_id)).id
     assert update_id is not None and ack_id is not None
     with pytest.raises(InvalidInput, match="one of: 15m, 30m, 1h"), db.transaction() as session:
-        reminders.snooze_reminder(session, policy, update_id, timedelta(days=30), actor="U0IC")
+        reminder_actions.snooze_reminder(
+            session, policy, update_id, timedelta(days=30), actor="U0IC"
+        )
     with pytest.raises(InvalidInput, match="acknowledge INC-1"), db.transaction() as session:
-        reminders.snooze_reminder(session, policy, ack_id, timedelta(minutes=15), actor="U0IC")
+        reminder_actions.snooze_reminder(
+            session, policy, ack_id, timedelta(minutes=15), actor="U0IC"
+        )
     assert reminder(db, reminders.update_key(incident_id)).due_at == utcnow() + timedelta(
         minutes=15
     )
@@ -193,8 +198,8 @@ def test_stop_ends_the_nudges_until_the_incident_is_reopened(
     assert row_id is not None
     for _ in range(2):  # a double click records one stop
         with db.transaction() as session:
-            reminders.stop_reminder(session, policy, row_id, actor="U0IC")
-    assert len(events_of(db, incident_id, reminders.REMINDER_STOPPED)) == 1
+            reminder_actions.stop_reminder(session, policy, row_id, actor="U0IC")
+    assert len(events_of(db, incident_id, EventKind.REMINDER_STOPPED)) == 1
 
     at(clock, timedelta(minutes=40))
     with db.transaction() as session:  # an update does not switch a stopped reminder back on
@@ -230,7 +235,9 @@ def test_a_resolved_incident_gets_no_more_update_nudges(
     with pytest.raises(InvalidInput, match="no longer active"), db.transaction() as session:
         row_id = reminder(db, reminders.update_key(incident_id)).id
         assert row_id is not None
-        reminders.snooze_reminder(session, policy, row_id, timedelta(minutes=15), actor="U0IC")
+        reminder_actions.snooze_reminder(
+            session, policy, row_id, timedelta(minutes=15), actor="U0IC"
+        )
 
 
 def test_a_claimed_nudge_for_an_incident_resolved_meanwhile_is_not_sent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -34,15 +35,19 @@ def test_start_sends_what_fell_due_while_down_then_shutdown_stops(
 ) -> None:
     incident_id = _overdue_nudge(db, team_policy)
     sent_before = _metric("firebreak_reminders_sent_total", kind="update")
-    scheduler = ReminderScheduler(db, team_policy, notifier, interval=3600)
+    scheduler = ReminderScheduler(db, team_policy, interval=3600)
     scheduler.start()
     try:
         assert scheduler.running
         # The first tick runs at start-up, not an interval later.
-        assert notifier.posted.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while not events_of(db, incident_id, EventKind.REMINDER_SENT):
+            assert time.monotonic() < deadline, "the nudge was not queued at start-up"
+            time.sleep(0.05)
     finally:
         scheduler.shutdown()
     assert not scheduler.running
+    make_worker(db, team_policy, notifier).runner.run_until_idle()  # the effect runner posts it
     assert len(notifier.posts) == 1
     assert len(events_of(db, incident_id, EventKind.REMINDER_SENT)) == 1
     assert _metric("firebreak_reminders_sent_total", kind="update") == sent_before + 1
@@ -55,7 +60,7 @@ def test_shutdown_releases_claims_for_another_replica_at_once(
     db: Database, policy: Policy, notifier: FakeNotifier
 ) -> None:
     incident_id = _overdue_nudge(db, policy)
-    leaving = ReminderScheduler(db, policy, notifier)
+    leaving = ReminderScheduler(db, policy)
     with db.transaction() as session:
         claimed = reminders.claim_due_reminders(session, leaving.worker_id, now=utcnow())
     assert [c.incident_id for c in claimed] == [incident_id]
@@ -72,9 +77,8 @@ def test_worker_ids_are_unique_per_scheduler(db: Database, policy: Policy) -> No
     ids = {new_worker_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(f":{os.getpid()}:" in i for i in ids)
-    notifier = FakeNotifier()
-    first = ReminderScheduler(db, policy, notifier)
-    second = ReminderScheduler(db, policy, notifier)
+    first = ReminderScheduler(db, policy)
+    second = ReminderScheduler(db, policy)
     assert first.worker_id != second.worker_id
 
 
@@ -124,4 +128,4 @@ def test_user_ids_alone_need_no_lookup() -> None:
 
 def test_a_non_positive_interval_is_refused(db: Database, policy: Policy) -> None:
     with pytest.raises(ConfigError, match="interval must be positive"):
-        ReminderScheduler(db, policy, FakeNotifier(), interval=0)
+        ReminderScheduler(db, policy, interval=0)

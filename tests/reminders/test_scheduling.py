@@ -12,6 +12,7 @@ from freezegun.api import FrozenDateTimeFactory
 from bot import incidents as core
 from bot import reminders
 from bot.config import Policy, policy_from_dict
+from bot.cron import next_cron_time
 from bot.db import Database
 from bot.models import EventKind, Reminder
 
@@ -201,7 +202,7 @@ def test_crons_fire_when_crontab_says_in_the_team_timezone(
     expr: str, after: datetime, expected: datetime
 ) -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    fire = reminders.next_cron_time(expr, berlin, after.replace(tzinfo=berlin))
+    fire = next_cron_time(expr, berlin, after.replace(tzinfo=berlin))
     assert fire == expected.replace(tzinfo=berlin).astimezone(UTC)
 
 

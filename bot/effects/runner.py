@@ -1,0 +1,290 @@
+"""The claim loop: executes effect rows, on every replica, each once.
+
+Each replica runs one ``EffectRunner`` with a few threads. A thread claims a batch of due effects
+(``store.claim``), executes each with the handler registered for its kind, and records the
+outcome in a short transaction under the row lock:
+
+* ``Done``: the row is done (and ``then`` runs in the same transaction: record what Slack
+  returned, queue what follows, e.g. the summary after the channel exists).
+* ``Retry`` / a ``TransientError`` (a rate limit, a 5xx, a timeout, a dropped connection, the
+  database briefly gone): back to pending after a backoff that honours ``Retry-After`` within
+  sane bounds. After ``max_attempts`` or ``max_age`` the row fails: nothing retries forever.
+* ``Fail`` / a ``PermanentError`` (the channel was archived, the bot was removed, the token is
+  invalid): the row fails, and ``on_failed`` records it on the incident's timeline and tells
+  the commander, in the same transaction.
+
+A transaction that writes effects wakes the runners of its process when it commits, so work
+starts at once; otherwise each thread looks for due work every ``interval`` seconds (retries,
+scheduled effects, and work a dead replica left behind once its lease runs out).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session
+
+from bot import observability
+from bot.clock import utcnow
+from bot.db import Database
+from bot.effects import store
+from bot.effects.models import Effect
+from bot.effects.store import ENQUEUED, Claimed
+
+log = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """The effect could not be done now and may succeed later. ``retry_after``: seconds the
+    other side asked us to wait. ``reason`` labels the retry in metrics."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        reason: str = "",
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason or "transient"
+        self.result = result or {}
+        """What the attempt established, kept for the next one (e.g. "not sent")."""
+
+
+class PermanentError(Exception):
+    """The effect can never succeed as it is (a deleted channel, an invalid token)."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or "permanent"
+
+
+@dataclass(frozen=True)
+class Done:
+    result: dict[str, Any] = field(default_factory=dict)
+    then: Callable[[Session, Effect], None] | None = None
+    """Runs in the finishing transaction, after the claim was checked."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    error: str
+    after: timedelta
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Done | Retry
+Handler = Callable[[Claimed], Outcome]
+FailureHook = Callable[[Session, Effect, str], None]
+
+RETRY_FIRST = 1.0
+RETRY_MAX = 300.0
+RETRY_AFTER_MAX = 900.0
+"""A ``Retry-After`` above this (or not a number) is treated as a plain backoff."""
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """1 s, 2 s, 4 s ... up to 5 minutes; at least a sane ``Retry-After``."""
+    delay = min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_MAX)
+    if retry_after is not None and 0 < retry_after <= RETRY_AFTER_MAX:
+        delay = max(delay, retry_after)
+    return timedelta(seconds=delay)
+
+
+_RUNNERS: weakref.WeakSet[EffectRunner] = weakref.WeakSet()
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_runners(session: Session) -> None:
+    if session.info.pop(ENQUEUED, False):
+        for runner in list(_RUNNERS):
+            runner.kick()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(ENQUEUED, None)
+
+
+class EffectRunner:
+    def __init__(
+        self,
+        database: Database,
+        handlers: Mapping[str, Handler],
+        *,
+        worker_id: str,
+        threads: int = 4,
+        interval: float = 1.0,
+        lease: timedelta = store.DEFAULT_LEASE,
+        batch: int = 20,
+        max_attempts: int = 15,
+        max_age: timedelta = timedelta(hours=1),
+        on_failed: FailureHook | None = None,
+    ) -> None:
+        self.database = database
+        self.handlers = dict(handlers)
+        self.worker_id = worker_id[:128]
+        self.threads = threads
+        self.interval = interval
+        self.lease = lease
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.max_age = max_age
+        self.on_failed = on_failed
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        _RUNNERS.add(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> EffectRunner:
+        self._stopping.clear()
+        for n in range(self.threads):
+            thread = threading.Thread(target=self._loop, name=f"firebreak-effects-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def kick(self) -> None:
+        """Look for work now (called when a transaction that wrote effects commits)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Finish the effects in hand, stop, and release claims. Returns claims released."""
+        self._stopping.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.1))
+        self._threads.clear()
+        _RUNNERS.discard(self)
+        try:
+            with self.database.transaction() as session:
+                return store.release(session, self.worker_id, now=utcnow())
+        except Exception:
+            log.exception("could not release effect claims; their leases will run out")
+            return 0
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:
+                log.exception("effect claim failed; trying again shortly")
+                ran = 0
+                self._stopping.wait(self.interval)
+            if not ran:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy > 0
+
+    # -- one round ---------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim a batch and execute it. Returns how many effects were claimed."""
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            with self.database.transaction() as session:
+                claimed = store.claim(
+                    session, self.worker_id, now=utcnow(), lease=self.lease, limit=self.batch
+                )
+            for item in claimed:
+                if self._stopping.is_set():
+                    break  # the rest is released at stop and taken by another replica
+                self.execute(item)
+            return len(claimed)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+    def execute(self, item: Claimed) -> str:
+        """Run one claimed effect and record its outcome. Returns done, retry or failed."""
+        started = time.perf_counter()
+        handler = self.handlers.get(item.kind)
+        outcome: Outcome | None = None
+        failure: str | None = None
+        reason = "ok"
+        try:
+            if handler is None:
+                raise PermanentError(f"no handler for effects of kind {item.kind!r}")
+            outcome = handler(item)
+        except TransientError as exc:
+            reason = exc.reason
+            outcome = Retry(str(exc), backoff(item.attempts, exc.retry_after), exc.result)
+        except PermanentError as exc:
+            reason = exc.reason
+            failure = str(exc)
+        except Exception as exc:  # a bug or the database: retried, counted, logged
+            reason = type(exc).__name__
+            log.exception("effect %s (%s) failed unexpectedly", item.id, item.kind)
+            outcome = Retry(f"unexpected error: {type(exc).__name__}", backoff(item.attempts))
+        if isinstance(outcome, Retry):
+            observability.EFFECT_RETRIES.labels(kind=item.kind, reason=reason[:40]).inc()
+            age = utcnow() - item.created_at
+            if item.attempts >= self.max_attempts or age >= self.max_age:
+                failure = (
+                    f"gave up after {item.attempts} attempts over "
+                    f"{int(age.total_seconds() // 60)} min: {outcome.error}"
+                )
+        state = self._finish(item, outcome, failure)
+        observability.EFFECTS_EXECUTED.labels(kind=item.kind, outcome=state).inc()
+        observability.EFFECT_SECONDS.labels(kind=item.kind).observe(time.perf_counter() - started)
+        return state
+
+    def _finish(self, item: Claimed, outcome: Outcome | None, failure: str | None) -> str:
+        now = utcnow()
+        try:
+            with self.database.transaction() as session:
+                row = store.lock_claim(session, item.id, self.worker_id)
+                if row is None:
+                    return "lost"  # released at shutdown or taken after a lease ran out
+                if failure is not None:
+                    store.mark_failed(row, failure, now)
+                    session.add(row)
+                    if self.on_failed is not None:
+                        self.on_failed(session, row, failure)
+                    observability.EFFECT_FAILURES.labels(kind=item.kind).inc()
+                    log.warning("effect %s (%s) failed: %s", item.id, item.kind, failure[:300])
+                    return "failed"
+                if isinstance(outcome, Retry):
+                    store.mark_retry(row, outcome.error, now + outcome.after, now)
+                    row.result = {**row.result, **outcome.result}
+                    session.add(row)
+                    return "retry"
+                assert isinstance(outcome, Done)
+                if outcome.then is not None:
+                    outcome.then(session, row)
+                store.mark_done(row, outcome.result, now)
+                session.add(row)
+                return "done"
+        except Exception:
+            # The database is unavailable: the claim runs out and the effect is retried, and a
+            # repeat checks before doing the work again.
+            log.exception("could not record the outcome of effect %s", item.id)
+            return "unrecorded"
+
+    # -- for tests and the demo ----------------------------------------------------------------
+
+    def run_until_idle(self, timeout: float = 30.0) -> None:
+        """Execute in this thread until nothing is due (no background threads needed)."""
+        deadline = time.monotonic() + timeout
+        while self.run_once():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"effects still due after {timeout:.0f} s")

@@ -1,0 +1,346 @@
+"""Writing, claiming and finishing effect rows. Plain SQL through SQLModel; no Slack here.
+
+Claiming is one conditional ``UPDATE``: due rows (and rows whose claim lease ran out because the
+worker died) become ``claimed`` by this worker. On PostgreSQL the rows come from a ``SELECT ...
+FOR UPDATE SKIP LOCKED`` subquery, so replicas never wait for or take each other's rows; SQLite
+transactions already hold the database's write lock. A row in a lane is claimable only when no
+earlier row of its lane is still pending or claimed, so a lane runs in order across replicas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from bot.clock import as_utc
+from bot.effects.models import Effect
+
+PENDING = "pending"
+CLAIMED = "claimed"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+LIVE = (PENDING, CLAIMED)
+
+DEFAULT_LEASE = timedelta(seconds=30)
+"""How long a claim holds. Every attempt is one bounded Slack call or one transaction, far
+shorter; a worker that dies leaves its claims to any replica after this."""
+
+ENQUEUED = "firebreak_effects_enqueued"
+"""``Session.info`` flag: this transaction wrote effects (the runner is woken on commit)."""
+
+
+def incident_lane(incident_id: int) -> str:
+    return f"incident:{incident_id}"
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    key: str,
+    data: dict[str, Any] | None = None,
+    incident_id: int | None = None,
+    lane: str | None = None,
+    due_at: datetime | None = None,
+    now: datetime,
+) -> bool:
+    """Write an effect once: a second write with the same ``key`` changes nothing.
+    Returns whether a row was written."""
+    statement = (
+        _insert(session)(Effect)
+        .values(
+            key=key[:255],
+            kind=kind,
+            incident_id=incident_id,
+            lane=lane,
+            data=data or {},
+            result={},
+            state=PENDING,
+            due_at=due_at or now,
+            attempts=0,
+            rerun=False,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    written = bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    session.info[ENQUEUED] = True
+    return written
+
+
+def arm(
+    session: Session,
+    *,
+    kind: str,
+    key: str,
+    data: dict[str, Any] | None = None,
+    incident_id: int | None = None,
+    lane: str | None = None,
+    now: datetime,
+) -> None:
+    """Ask for a coalesced effect (latest state wins): one row per ``key``. A finished row runs
+    again; a pending one runs once; a running one runs once more when it finishes."""
+    if enqueue(session, kind=kind, key=key, data=data, incident_id=incident_id, lane=lane, now=now):
+        return
+    row = session.exec(select(Effect).where(Effect.key == key[:255]).with_for_update()).one()
+    if row.state == CLAIMED:
+        row.rerun = True
+    elif row.state != PENDING:
+        row.state = PENDING
+        row.due_at = now
+        row.attempts = 0
+        row.last_error = None
+        row.done_at = None
+        if lane is not None and row.lane != lane:
+            row.lane = lane
+    if data is not None:
+        row.data = {**row.data, **data}
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An effect this worker holds."""
+
+    id: int
+    key: str
+    kind: str
+    incident_id: int | None
+    data: dict[str, Any]
+    result: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+    @property
+    def repeat(self) -> bool:
+        """An earlier attempt started: it may have done the work (check before repeating)."""
+        return self.attempts > 1
+
+
+def _claimable(now: datetime) -> Any:
+    earlier = aliased(Effect)
+    blocked = exists().where(
+        col(earlier.lane) == col(Effect.lane),
+        col(earlier.id) < col(Effect.id),
+        col(earlier.state).in_(LIVE),
+    )
+    due = or_(
+        and_(col(Effect.state) == PENDING, col(Effect.due_at) <= now),
+        and_(col(Effect.state) == CLAIMED, col(Effect.claimed_until) <= now),
+    )
+    return and_(due, or_(col(Effect.lane).is_(None), ~blocked))
+
+
+_RETURNING = (
+    col(Effect.id),
+    col(Effect.key),
+    col(Effect.kind),
+    col(Effect.incident_id),
+    col(Effect.data),
+    col(Effect.result),
+    col(Effect.attempts),
+    col(Effect.created_at),
+)
+
+
+def claim(
+    session: Session,
+    worker_id: str,
+    *,
+    now: datetime,
+    lease: timedelta = DEFAULT_LEASE,
+    limit: int = 20,
+    ids: list[int] | None = None,
+) -> list[Claimed]:
+    """Take up to ``limit`` due effects (or exactly ``ids``, if still claimable) for
+    ``worker_id``, oldest first. Commit before executing them."""
+    pick = select(Effect.id).where(_claimable(now))
+    if ids is not None:
+        pick = pick.where(col(Effect.id).in_(ids))
+    pick = pick.order_by(col(Effect.due_at), col(Effect.id)).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    rows = session.exec(
+        update(Effect)
+        .where(col(Effect.id).in_(pick.scalar_subquery()))
+        .values(
+            state=CLAIMED,
+            claimed_by=worker_id,
+            claimed_until=now + lease,
+            attempts=Effect.attempts + 1,
+            rerun=False,
+            updated_at=now,
+        )
+        .returning(*_RETURNING)
+        .execution_options(synchronize_session=False)
+    ).all()
+    claimed = [
+        Claimed(r[0], r[1], r[2], r[3], dict(r[4] or {}), dict(r[5] or {}), r[6], as_utc(r[7]))
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+def lock_claim(session: Session, effect_id: int, worker_id: str) -> Effect | None:
+    """The row, locked, if this worker still holds its claim."""
+    row = session.exec(
+        select(Effect)
+        .where(col(Effect.id) == effect_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None or row.state != CLAIMED or row.claimed_by != worker_id:
+        return None
+    return row
+
+
+def save_progress(
+    session: Session, effect_id: int, worker_id: str, result: dict[str, Any], now: datetime
+) -> bool:
+    """Record what an attempt has done so far (an uploaded file's id), so a later attempt
+    resumes instead of repeating. Returns False if the claim was lost."""
+    row = lock_claim(session, effect_id, worker_id)
+    if row is None:
+        return False
+    row.result = {**row.result, **result}
+    row.updated_at = now
+    session.add(row)
+    return True
+
+
+def mark_done(row: Effect, result: dict[str, Any] | None, now: datetime) -> None:
+    if result:
+        row.result = {**row.result, **result}
+    row.claimed_by = None
+    row.claimed_until = None
+    row.last_error = None
+    row.updated_at = now
+    if row.rerun:  # armed again while it ran: once more, with the latest state
+        row.state = PENDING
+        row.due_at = now
+        row.attempts = 0
+        row.rerun = False
+    else:
+        row.state = DONE
+        row.done_at = now
+
+
+def mark_retry(row: Effect, error: str, due_at: datetime, now: datetime) -> None:
+    row.state = PENDING
+    row.due_at = due_at
+    row.last_error = error[:2000]
+    row.claimed_by = None
+    row.claimed_until = None
+    row.updated_at = now
+
+
+def mark_failed(row: Effect, error: str, now: datetime) -> None:
+    row.state = FAILED
+    row.last_error = error[:2000]
+    row.claimed_by = None
+    row.claimed_until = None
+    row.rerun = False
+    row.updated_at = now
+    row.done_at = now
+
+
+def release(session: Session, worker_id: str, *, now: datetime) -> int:
+    """Give back every claim ``worker_id`` holds (at shutdown), for another replica to take at
+    once. The attempt counter stays: the next attempt checks before repeating."""
+    result = session.exec(
+        update(Effect)
+        .where(col(Effect.claimed_by) == worker_id, col(Effect.state) == CLAIMED)
+        .values(state=PENDING, claimed_by=None, claimed_until=None, due_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def retry_failed(session: Session, incident_id: int, *, now: datetime) -> int:
+    """Run an incident's failed effects again (``/incident retry``). Returns how many."""
+    result = session.exec(
+        update(Effect)
+        .where(col(Effect.incident_id) == incident_id, col(Effect.state) == FAILED)
+        .values(state=PENDING, due_at=now, attempts=0, last_error=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.info[ENQUEUED] = True
+    return int(result.rowcount or 0)
+
+
+def incident_effects(session: Session, incident_id: int) -> list[Effect]:
+    return list(
+        session.exec(
+            select(Effect).where(Effect.incident_id == incident_id).order_by(col(Effect.id))
+        ).all()
+    )
+
+
+@dataclass(frozen=True)
+class Backlog:
+    pending: int
+    failed: int
+    oldest_due: datetime | None
+
+
+def backlog(session: Session) -> Backlog:
+    """How much is waiting (for /metrics and ``firebreak effects``)."""
+    pending, oldest = session.exec(
+        select(func.count(), func.min(Effect.due_at)).where(col(Effect.state).in_(LIVE))
+    ).one()
+    failed = session.exec(select(func.count()).where(Effect.state == FAILED)).one()
+    return Backlog(int(pending or 0), int(failed or 0), as_utc(oldest) if oldest else None)
+
+
+def unfinished(session: Session, *, limit: int = 200) -> list[Effect]:
+    """Effects not done: pending, claimed or failed, oldest first (``firebreak effects``)."""
+    return list(
+        session.exec(
+            select(Effect)
+            .where(col(Effect.state).in_((PENDING, CLAIMED, FAILED)))
+            .order_by(col(Effect.incident_id), col(Effect.id))
+            .limit(limit)
+        ).all()
+    )
+
+
+def count_due(session: Session, *, now: datetime) -> int:
+    """Effects that are due or running now (tests and the demo wait for zero)."""
+    due = or_(
+        and_(col(Effect.state) == PENDING, col(Effect.due_at) <= now),
+        col(Effect.state) == CLAIMED,
+    )
+    return int(session.exec(select(func.count()).where(due)).one() or 0)
+
+
+KEEP_DONE = timedelta(days=7)
+KEEP_FAILED = timedelta(days=30)
+
+
+def prune(session: Session, *, now: datetime) -> int:
+    """Delete effects finished more than a week ago (failed ones after a month). The timeline
+    keeps what happened; effects are the work queue, not the record."""
+    done = session.exec(
+        delete(Effect).where(
+            col(Effect.state).in_((DONE, CANCELLED)), col(Effect.done_at) < now - KEEP_DONE
+        )
+    )
+    failed = session.exec(
+        delete(Effect).where(col(Effect.state) == FAILED, col(Effect.done_at) < now - KEEP_FAILED)
+    )
+    return int(done.rowcount or 0) + int(failed.rowcount or 0)

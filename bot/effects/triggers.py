@@ -1,0 +1,169 @@
+"""What each timeline event causes outside the database, decided in the event's transaction.
+
+``bot.incidents.timeline.append_event`` calls ``on_timeline_event`` for every event it writes,
+so an incident changed from Slack, the command line, an alert or a reminder gets the same Slack
+effects, written in the same transaction as the change: nothing is lost if the process dies
+after the commit, and nothing is done for a change that rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.config import Policy
+from bot.effects import kinds, store
+from bot.effects.store import incident_lane
+from bot.models import EventKind, Incident, TimelineEvent
+
+ANNOUNCED_IN_CHANNEL = frozenset(
+    {
+        EventKind.SEVERITY_CHANGED,
+        EventKind.STATUS_CHANGED,
+        EventKind.ROLE_ASSIGNED,
+        EventKind.ROLE_UNASSIGNED,
+        EventKind.ACKNOWLEDGED,
+    }
+)
+"""Changes said in the incident channel, with who made them."""
+
+SHOWN_IN_SUMMARY = frozenset(
+    {
+        *ANNOUNCED_IN_CHANNEL,
+        EventKind.STATUS_UPDATE,
+        EventKind.DETAILS_CHANGED,
+        EventKind.ACTION_ITEM_ADDED,
+        EventKind.ACTION_ITEM_COMPLETED,
+        EventKind.ACTION_ITEM_REOPENED,
+        EventKind.RUNBOOK_STARTED,
+        EventKind.RUNBOOK_STEP,
+    }
+)
+
+
+def refresh(session: Session, incident: Incident, *, now: datetime) -> None:
+    """Bring the incident's summary, topic and announcement up to date (coalesced)."""
+    assert incident.id is not None
+    store.arm(
+        session,
+        kind=kinds.REFRESH,
+        key=f"refresh:{incident.id}",
+        incident_id=incident.id,
+        lane=incident_lane(incident.id),
+        now=now,
+    )
+
+
+def post(
+    session: Session,
+    incident: Incident,
+    key: str,
+    notice: dict[str, Any],
+    *,
+    now: datetime,
+    to: str = "incident",
+) -> None:
+    """Post a notice in the incident channel (``to="incident"``) or another channel, once."""
+    assert incident.id is not None
+    store.enqueue(
+        session,
+        kind=kinds.POST,
+        key=key,
+        data={"to": to, "notice": notice},
+        incident_id=incident.id,
+        lane=incident_lane(incident.id),
+        now=now,
+    )
+
+
+def set_up(session: Session, policy: Policy, incident: Incident, *, now: datetime) -> None:
+    """What follows once the channel exists: invite, summary (posted and pinned), the
+    announcement, runbook suggestions. Each is its own effect, in the incident's lane."""
+    assert incident.id is not None
+    lane = incident_lane(incident.id)
+    invite = [str(u) for u in incident.slack_state.get("invite") or []]
+    if invite:
+        store.enqueue(
+            session,
+            kind=kinds.INVITE,
+            key=f"invite:{incident.id}:setup",
+            data={"users": invite},
+            incident_id=incident.id,
+            lane=lane,
+            now=now,
+        )
+    refresh(session, incident, now=now)
+    if policy.slack.announcements_channel and not incident.private:
+        store.enqueue(
+            session,
+            kind=kinds.ANNOUNCE,
+            key=f"announce:{incident.id}",
+            data={"channel": policy.slack.announcements_channel},
+            incident_id=incident.id,
+            lane=lane,
+            now=now,
+        )
+    if policy.runbooks.suggestions > 0:
+        post(session, incident, f"suggest:{incident.id}", {"type": "runbook_suggestions"}, now=now)
+
+
+def on_timeline_event(
+    session: Session, policy: Policy, incident: Incident, event: TimelineEvent
+) -> None:
+    if incident.id is None or event.id is None:
+        return
+    now = event.recorded_at
+    kind = event.kind
+    lane = incident_lane(incident.id)
+    if kind == EventKind.DECLARED:
+        store.enqueue(
+            session,
+            kind=kinds.CREATE_CHANNEL,
+            key=f"channel:{incident.id}",
+            incident_id=incident.id,
+            lane=lane,
+            now=now,
+        )
+        return
+    if kind == EventKind.CHANNEL_CREATED:
+        set_up(session, policy, incident, now=now)
+        return
+    if kind in SHOWN_IN_SUMMARY and incident.slack_channel_id is not None:
+        refresh(session, incident, now=now)
+    if kind in ANNOUNCED_IN_CHANNEL:
+        post(
+            session,
+            incident,
+            f"event:{event.id}:said",
+            {"type": "change", "event": event.id},
+            now=now,
+        )
+    if kind == EventKind.ROLE_ASSIGNED and event.data.get("user"):
+        store.enqueue(
+            session,
+            kind=kinds.INVITE,
+            key=f"event:{event.id}:invite",
+            data={"users": [str(event.data["user"])]},
+            incident_id=incident.id,
+            lane=lane,
+            now=now,
+        )
+    if kind == EventKind.STATUS_UPDATE:
+        post(
+            session,
+            incident,
+            f"event:{event.id}:update",
+            {"type": "status_update", "event": event.id},
+            now=now,
+        )
+    if kind == EventKind.STATUS_CHANGED and event.data.get("phase") == "closed":
+        store.enqueue(
+            session,
+            kind=kinds.POSTMORTEM_DRAFT,
+            key=f"postmortem:{event.id}",
+            data={"event": event.id},
+            incident_id=incident.id,
+            now=now,
+        )

@@ -1,0 +1,167 @@
+"""Snooze and stop: the buttons on a reminder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.clock import as_utc, utcnow
+from bot.config import Policy, format_duration
+from bot.errors import InvalidInput, NotFound
+from bot.incidents.queries import earlier_event
+from bot.incidents.timeline import lock_incident, record_timeline_event
+from bot.models import (
+    EventKind,
+    Incident,
+    Reminder,
+    TimelineEvent,
+)
+from bot.reminders.schedule import (
+    _LABELS,
+    CANCELLED,
+    CLOSE,
+    PENDING,
+    SENT,
+    SNOOZABLE,
+    STOPPED,
+    _iso,
+    _lock_reminder,
+    _phase,
+    snooze_minutes,
+)
+
+# --------------------------------------------------------------------------------------------
+# Snooze and stop (the buttons on a reminder)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReminderChange:
+    reminder: Reminder
+    event: TimelineEvent | None
+    """The timeline event written, or ``None`` when nothing changed (a repeat)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+
+def _reminder_for_action(session: Session, reminder_id: int) -> tuple[Reminder, Incident]:
+    row = session.get(Reminder, reminder_id)
+    if row is None or row.incident_id is None:
+        raise NotFound("That reminder no longer exists.")
+    try:
+        incident = lock_incident(session, row.incident_id)
+    except NotFound:
+        raise NotFound("That reminder no longer exists.") from None
+    locked = _lock_reminder(session, reminder_id)
+    if incident is None or locked is None:
+        raise NotFound("That reminder no longer exists.")
+    return locked, incident
+
+
+def _seen_key(session: Session, key: str | None, incident_id: int) -> bool:
+    """The one idempotency guard of the core (a key used for another incident is refused)."""
+    earlier = earlier_event(session, key)
+    if earlier is not None and earlier.incident_id != incident_id:
+        raise InvalidInput("That request was already used for another incident.")
+    return earlier is not None
+
+
+def snooze_reminder(
+    session: Session,
+    policy: Policy,
+    reminder_id: int,
+    duration: timedelta,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    key: str | None = None,
+) -> ReminderChange:
+    """Postpone a reminder by one of ``reminders.snooze_choices``; recorded on the timeline.
+
+    A repeated ``key`` (Slack retry, double click) changes nothing the second time."""
+    now = as_utc(now) if now is not None else utcnow()
+    allowed = snooze_minutes(policy.reminders.snooze_choices)
+    minutes = int(duration.total_seconds() // 60)
+    if duration != timedelta(minutes=minutes) or minutes not in allowed:
+        choices = ", ".join(format_duration(timedelta(minutes=m)) for m in allowed)
+        raise InvalidInput(f"Snooze for one of: {choices}.")
+    row, incident = _reminder_for_action(session, reminder_id)
+    if _seen_key(session, key, incident.id or 0):
+        return ReminderChange(row, None)
+    label = SNOOZABLE.get(row.kind)
+    if label is None:
+        raise InvalidInput(
+            f"{_LABELS.get(row.kind, 'This')} reminders cannot be snoozed: "
+            f"acknowledge {incident.ref} or take the Incident Commander role instead."
+        )
+    wanted_phase = "resolved" if row.kind == CLOSE else "active"
+    if row.state == CANCELLED or _phase(policy, incident) != wanted_phase:
+        raise InvalidInput(
+            f"This reminder is no longer active: {incident.ref} is {incident.status}."
+        )
+    until = now + duration
+    row.state = PENDING
+    row.due_at = until
+    row.data = {**row.data, "snoozed_until": _iso(until)}
+    row.attempts = 0
+    row.last_error = None
+    row.claimed_by = None
+    row.claimed_until = None
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    assert incident.id is not None and row.id is not None
+    change = record_timeline_event(
+        session,
+        policy,
+        incident.id,
+        kind=EventKind.REMINDER_SNOOZED,
+        text=f"{label} reminder snoozed for {format_duration(duration)}",
+        actor=actor,
+        data={"reminder_id": row.id, "reminder": row.kind, "until": _iso(until)},
+        key=key,
+        now=now,
+    )
+    return ReminderChange(row, change.event)
+
+
+def stop_reminder(
+    session: Session,
+    policy: Policy,
+    reminder_id: int,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    key: str | None = None,
+) -> ReminderChange:
+    """Stop a reminder for good (update nudges: until the incident is reopened); recorded on the
+    timeline. Stopping a stopped or finished reminder changes nothing."""
+    now = as_utc(now) if now is not None else utcnow()
+    row, incident = _reminder_for_action(session, reminder_id)
+    if _seen_key(session, key, incident.id or 0) or row.state in (STOPPED, CANCELLED, SENT):
+        return ReminderChange(row, None)
+    row.state = STOPPED
+    row.claimed_by = None
+    row.claimed_until = None
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    assert incident.id is not None and row.id is not None
+    change = record_timeline_event(
+        session,
+        policy,
+        incident.id,
+        kind=EventKind.REMINDER_STOPPED,
+        text=f"{_LABELS.get(row.kind, 'A')} reminder stopped",
+        actor=actor,
+        data={"reminder_id": row.id, "reminder": row.kind},
+        key=key,
+        now=now,
+    )
+    return ReminderChange(row, change.event)

@@ -1,0 +1,577 @@
+"""Executing effects in Slack: the handlers the effect runner calls, one per kind.
+
+Each handler reads what it needs from the database, renders Block Kit (the effect itself is plain
+data), makes its Slack calls and returns ``Done`` with what to record. Slack failures become
+``TransientError`` (retried with backoff) or ``PermanentError`` (the effect fails, the timeline
+and the commander are told). When an earlier attempt may have done the work (``Claimed.repeat``:
+the process died, or Slack answered 5xx or timed out after the request left), a handler checks
+before repeating:
+
+* a message is found by the effect key in its metadata (``conversations.history`` with
+  ``include_all_metadata``) instead of being posted again;
+* a channel is found by its name, created by this bot (and marked in its purpose), instead of
+  creating ``name-2``;
+* an uploaded file is checked with ``files.info`` before it is shared again;
+* edits, pins, topics and invites are repeatable as they are;
+* an ephemeral reply cannot be looked up, so after an ambiguous failure it is not repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackClientError
+from slack_sdk.webhook import WebhookClient
+from sqlmodel import Session
+
+from bot import incidents as core
+from bot import postmortem
+from bot.clock import utcnow
+from bot.effects import kinds, store
+from bot.effects.failures import on_effect_failed
+from bot.effects.models import Effect
+from bot.effects.runner import Done, EffectRunner, Handler, PermanentError, TransientError
+from bot.effects.store import Claimed
+from bot.markup import neutralise_broadcasts
+from bot.models import EventKind, Incident, Postmortem, TimelineEvent
+from bot.runbooks import progress
+from bot.runbooks.render import render_run_message
+from bot.runtime import Firebreak
+from bot.slack import blocks, reminder_blocks
+from bot.slack.gateway import SlackCallError, SlackGateway
+from bot.slack.naming import incident_channel_name
+from bot.slack.summary import snapshot
+
+log = logging.getLogger(__name__)
+
+NAME_ATTEMPTS = 10
+LOOKBACK = timedelta(minutes=2)
+"""How far before an effect was written to look for the message an earlier attempt posted."""
+CHANGE_MARKS: dict[str, str] = {
+    EventKind.SEVERITY_CHANGED: ":signal_strength:",
+    EventKind.STATUS_CHANGED: ":arrows_counterclockwise:",
+    EventKind.ROLE_ASSIGNED: ":firefighter:",
+    EventKind.ROLE_UNASSIGNED: ":firefighter:",
+    EventKind.ACKNOWLEDGED: ":eyes:",
+}
+
+
+def slack_failure(exc: SlackCallError) -> Exception:
+    """A Slack failure as the runner understands it."""
+    if exc.transient:
+        return TransientError(str(exc), retry_after=exc.retry_after, reason=exc.error)
+    return PermanentError(str(exc), reason=exc.error)
+
+
+def channel_marker(incident: Incident) -> str:
+    """Written in the purpose of a channel Firebreak created, to recognise it later."""
+    return f"firebreak:{incident.id}:{int(incident.declared_at.timestamp())}"
+
+
+NoticeRenderer = Callable[[dict[str, Any]], tuple[str, list[dict[str, Any]]] | None]
+
+
+@dataclass
+class SlackEffects:
+    """The Slack handlers, bound to one running Firebreak.
+
+    ``renderers`` adds notice types other packages post (alerts); ``extra`` adds handlers for
+    effect kinds that are not Slack's (registered by their packages)."""
+
+    fb: Firebreak
+    names: postmortem.NameResolver | None = None
+    worker_id: str = "firebreak"
+    renderers: dict[str, NoticeRenderer] = field(default_factory=dict)
+    extra: dict[str, Handler] = field(default_factory=dict)
+
+    @property
+    def gateway(self) -> SlackGateway:
+        return self.fb.gateway
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            kinds.CREATE_CHANNEL: self._guard(self.create_channel),
+            kinds.INVITE: self._guard(self.invite),
+            kinds.REFRESH: self._guard(self.refresh),
+            kinds.ANNOUNCE: self._guard(self.announce),
+            kinds.POST: self._guard(self.post),
+            kinds.RUNBOOK_MESSAGE: self._guard(self.runbook_message),
+            kinds.REPLY: self.reply,
+            kinds.POSTMORTEM_DRAFT: self.draft_postmortem,
+            kinds.POSTMORTEM_UPLOAD: self._guard(self.upload_postmortem),
+        }
+
+    def runner(self, *, threads: int = 4, interval: float = 1.0) -> EffectRunner:
+        return EffectRunner(
+            self.fb.db,
+            {**self.handlers(), **self.extra},
+            worker_id=self.worker_id,
+            threads=threads,
+            interval=interval,
+            on_failed=lambda session, row, error: on_effect_failed(
+                session, self.fb.policy, row, error
+            ),
+        )
+
+    @staticmethod
+    def _guard(handler: Callable[[Claimed], Done]) -> Handler:
+        def run(item: Claimed) -> Done:
+            try:
+                return handler(item)
+            except SlackCallError as exc:
+                raise slack_failure(exc) from None
+
+        return run
+
+    def _incident(self, item: Claimed) -> Incident:
+        assert item.incident_id is not None
+        with self.fb.db.read() as session:
+            return core.get_incident(session, item.incident_id)
+
+    def _since(self, item: Claimed) -> float:
+        return (item.created_at - LOOKBACK).timestamp()
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def create_channel(self, item: Claimed) -> Done:
+        incident = self._incident(item)
+        if incident.slack_channel_id is not None:
+            return Done({"channel": incident.slack_channel_id, "already": True})
+        bot_user = self.gateway.bot_user_id()
+        marker = channel_marker(incident)
+        for attempt in range(1, NAME_ATTEMPTS + 1):
+            name = incident_channel_name(
+                self.fb.policy.slack.channel_name,
+                number=incident.number,
+                title=incident.title,
+                severity=incident.severity,
+                declared_at=incident.declared_at,
+                attempt=attempt,
+            )
+            found = self.gateway.find_channel(name) if item.repeat else None
+            if found is not None and not self._ours(found, bot_user, marker):
+                continue
+            if found is None:
+                try:
+                    found = self.gateway.create_channel(name, private=incident.private)
+                except SlackCallError as exc:
+                    if exc.error != "name_taken":
+                        raise
+                    found = self.gateway.find_channel(name)
+                    if found is None or not self._ours(found, bot_user, marker):
+                        continue
+            channel_id, channel_name = str(found["id"]), str(found.get("name") or name)
+            purpose = (found.get("purpose") or {}).get("value") or ""
+            if marker not in purpose:
+                self.gateway.set_purpose(
+                    channel_id, f"{incident.ref}: {incident.title}"[:200] + f" · {marker}"
+                )
+            return Done(
+                {"channel": channel_id, "name": channel_name},
+                then=self._attach(incident, channel_id, channel_name, bot_user),
+            )
+        raise PermanentError(f"Every channel name tried for {incident.ref} is taken.")
+
+    @staticmethod
+    def _ours(channel: dict[str, Any], bot_user: str, marker: str) -> bool:
+        """A channel with our name that this bot created for this incident (the marker), or
+        created and left without a purpose (the attempt died before setting it)."""
+        purpose = (channel.get("purpose") or {}).get("value") or ""
+        return channel.get("creator") == bot_user and (marker in purpose or not purpose)
+
+    def _attach(
+        self, incident: Incident, channel_id: str, name: str, bot_user: str
+    ) -> Callable[[Session, Effect], None]:
+        def then(session: Session, _row: Effect) -> None:
+            assert incident.id is not None
+            core.attach_channel(
+                session,
+                self.fb.policy,
+                incident.id,
+                channel_id=channel_id,
+                channel_name=name,
+                actor=bot_user or "firebreak",
+            )
+
+        return then
+
+    def invite(self, item: Claimed) -> Done:
+        incident = self._incident(item)
+        channel = incident.slack_channel_id
+        if channel is None:
+            return Done({"skipped": "no channel"})
+        users = [str(u) for u in item.data.get("users") or []]
+        invited, problems = self.gateway.invite(channel, users)
+        transient = [exc for _, exc in problems if exc.transient]
+        if transient:
+            raise slack_failure(transient[0])
+        if not problems:
+            return Done({"invited": invited})
+        text = "Could not invite " + "; ".join(f"<@{user}>: {exc}" for user, exc in problems)
+
+        def record(session: Session, row: Effect) -> None:
+            assert incident.id is not None
+            core.record_timeline_event(
+                session,
+                self.fb.policy,
+                incident.id,
+                kind=EventKind.SLACK_FAILED,
+                text=text[:2000],
+                data={"effect": row.id, "effect_kind": kinds.INVITE},
+                key=f"effect-failed:{row.id}:invite",
+            )
+
+        return Done(
+            {"invited": invited, "problems": [str(exc) for _, exc in problems]}, then=record
+        )
+
+    def refresh(self, item: Claimed) -> Done:
+        """Summary (posted and pinned the first time, then edited), topic, announcement."""
+        assert item.incident_id is not None
+        with self.fb.db.read() as session:
+            snap = snapshot(session, item.incident_id)
+        incident = snap.incident
+        channel = incident.slack_channel_id
+        if channel is None:
+            return Done({"skipped": "no channel"})
+        policy = self.fb.policy
+        text, payload = blocks.incident_summary(policy, snap)
+        refs: dict[str, Any] = {}
+        state: dict[str, Any] = {}
+        ts = incident.summary_message_ts
+        if ts is not None:
+            try:
+                self.gateway.update_message(channel, ts, text, payload)
+            except SlackCallError as exc:
+                if exc.error != "message_not_found":
+                    raise
+                ts = None  # someone deleted it: post it again
+        if ts is None:
+            key = f"summary:{incident.id}"
+            ts = (
+                self.gateway.find_effect_message(
+                    channel, key, since=incident.declared_at.timestamp() - 60
+                )
+                if item.repeat or incident.slack_state.get("summary_posting")
+                else None
+            )
+            if ts is None:
+                ts = self.gateway.post_message(channel, text, payload, effect=key)
+            refs["summary_message_ts"] = ts
+        if not incident.slack_state.get("pinned") or "summary_message_ts" in refs:
+            self.gateway.pin(channel, ts)
+            state["pinned"] = True
+        topic = blocks.channel_topic(policy, incident, snap.roles)
+        if incident.slack_state.get("topic") != topic:
+            self.gateway.set_topic(channel, topic)
+            state["topic"] = topic
+        if incident.announcement_ts and incident.announcement_channel_id:
+            text, payload = blocks.announcement(policy, snap)
+            try:
+                self.gateway.update_message(
+                    incident.announcement_channel_id, incident.announcement_ts, text, payload
+                )
+            except SlackCallError as exc:
+                if exc.transient:
+                    raise
+                log.warning("announcement not updated", extra={"error": exc.error})
+
+        def save(session: Session, _row: Effect) -> None:
+            if refs or state:
+                assert incident.id is not None
+                core.save_slack_refs(session, incident.id, state=state, **refs)
+
+        return Done({"ts": ts}, then=save)
+
+    def announce(self, item: Claimed) -> Done:
+        assert item.incident_id is not None
+        with self.fb.db.read() as session:
+            snap = snapshot(session, item.incident_id)
+        incident = snap.incident
+        if incident.announcement_ts:
+            return Done({"ts": incident.announcement_ts})
+        channel = str(item.data.get("channel") or "")
+        ts = (
+            self.gateway.find_effect_message(channel, item.key, since=self._since(item))
+            if (item.repeat)
+            else None
+        )
+        if ts is None:
+            text, payload = blocks.announcement(self.fb.policy, snap)
+            ts = self.gateway.post_message(channel, text, payload, effect=item.key)
+
+        def save(session: Session, _row: Effect) -> None:
+            assert incident.id is not None
+            core.save_slack_refs(
+                session, incident.id, announcement_channel_id=channel, announcement_ts=ts
+            )
+
+        return Done({"ts": ts, "channel": channel}, then=save)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def post(self, item: Claimed) -> Done:
+        to = str(item.data.get("to") or "incident")
+        notice = dict(item.data.get("notice") or {})
+        incident = self._incident(item) if item.incident_id is not None else None
+        if to == "incident":
+            if incident is None or incident.slack_channel_id is None:
+                return Done({"skipped": "no channel"})
+            channel = incident.slack_channel_id
+        elif to.startswith(("U", "W")):
+            channel = self.gateway.dm_channel(to)
+        else:
+            channel = to
+        rendered = self.render(notice, incident)
+        if rendered is None:
+            return Done({"skipped": "nothing to say"})
+        if item.repeat:
+            found = self.gateway.find_effect_message(channel, item.key, since=self._since(item))
+            if found is not None:
+                return Done({"ts": found, "channel": channel, "found": True})
+        text, payload = rendered
+        ts = self.gateway.post_message(channel, text, payload, effect=item.key)
+        return Done({"ts": ts, "channel": channel})
+
+    def render(
+        self, notice: dict[str, Any], incident: Incident | None
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        """A notice (plain data from the domain) as a Slack message; None: nothing to post."""
+        kind = str(notice.get("type") or "")
+        if kind in ("change", "status_update"):
+            return self._event_message(kind, int(notice.get("event") or 0), incident)
+        if kind == "runbook_suggestions":
+            return self._suggestions(incident)
+        if kind == "failure":
+            where = (
+                f" Run `/incident retry` in <#{notice['channel']}>."
+                if notice.get("channel")
+                else " Run `/incident retry` to try again."
+            )
+            text = (
+                f":warning: Firebreak could not {notice.get('what')} for {notice.get('incident')}: "
+                f"{notice.get('error')}{where}"
+            )
+            return text[:3000], [blocks.section(text)]
+        renderer = self.renderers.get(kind)
+        if renderer is not None:
+            return renderer(notice)
+        message = reminder_blocks.render_notice(self.fb.policy, notice, self._groups())
+        return message.text, message.blocks
+
+    def _groups(self) -> dict[str, str]:
+        try:
+            return {h.lower(): g for h, g in self.gateway.usergroups().items()}
+        except SlackCallError as exc:
+            log.warning("user groups not listed; escalating with plain handles: %s", exc.error)
+            return {}
+
+    def _event_message(
+        self, kind: str, event_id: int, incident: Incident | None
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        with self.fb.db.read() as session:
+            event = session.get(TimelineEvent, event_id)
+        if event is None or incident is None:
+            return None
+        policy = self.fb.policy
+        if kind == "status_update":
+            body = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
+            return (
+                f"Status update on {incident.ref}: {body[:200]}",
+                [blocks.section(f":mega: *Status update* from <@{event.actor_id}>\n" + body)],
+            )
+        who = f"<@{event.actor_id}> " if event.actor_id else ""
+        said = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
+        text = f"{CHANGE_MARKS.get(event.kind, ':information_source:')} {who}— {said}"
+        return text[:3000], [blocks.section(text[:3000])]
+
+    def _suggestions(self, incident: Incident | None) -> tuple[str, list[dict[str, Any]]] | None:
+        catalog = self.fb.catalog
+        policy = self.fb.policy
+        if catalog is None or incident is None or policy.runbooks.suggestions < 1:
+            return None
+        matches = catalog.suggest(
+            title=incident.title,
+            summary=incident.summary,
+            service=incident.service,
+            severity=incident.severity,
+            alerts=tuple(incident.slack_state.get("alerts") or ()),
+            limit=policy.runbooks.suggestions,
+        )
+        if not matches:
+            return None
+        return blocks.suggestions_blocks(
+            incident, [(m.runbook.id, m.runbook.title, ", ".join(m.reasons)) for m in matches]
+        )
+
+    def runbook_message(self, item: Claimed) -> Done:
+        run_id = int(item.data.get("run_id") or 0)
+        with self.fb.db.read() as session:
+            run = progress.get_run(session, run_id)
+            incident = core.get_incident(session, run.incident_id)
+        channel = run.slack_channel_id or incident.slack_channel_id
+        if channel is None:
+            return Done({"skipped": "no channel"})
+        message = render_run_message(run, steps_per_page=self.fb.policy.runbooks.steps_per_page)
+        ts = run.slack_message_ts
+        if ts:
+            self.gateway.update_message(channel, ts, message.text, message.blocks)
+            return Done({"ts": ts})
+        key = f"runbook:{run_id}"
+        found = self.gateway.find_effect_message(
+            channel, key, since=(run.started_at or item.created_at).timestamp() - 60
+        )
+        ts = found or self.gateway.post_message(channel, message.text, message.blocks, effect=key)
+
+        def save(session: Session, _row: Effect) -> None:
+            progress.record_run_message(session, run_id, channel_id=channel, message_ts=ts)
+
+        return Done({"ts": ts}, then=save)
+
+    # -- replies -----------------------------------------------------------------------------
+
+    def reply(self, item: Claimed) -> Done:
+        """Answer a person: through the request's ``response_url`` when there is one, else an
+        ephemeral message in the channel, else a direct message. At most once: after an
+        ambiguous failure (or an attempt that died) it is not repeated."""
+        data = item.data
+        if item.repeat and not item.result.get("not_sent"):
+            return Done({"unconfirmed": "an earlier attempt may have delivered it"})
+        text = str(data.get("text") or "")
+        payload = data.get("blocks") or None
+        try:
+            self._deliver_reply(data, text, payload)
+        except SlackCallError as exc:
+            if exc.ambiguous:
+                return Done({"unconfirmed": exc.error})
+            if exc.transient:
+                raise TransientError(
+                    str(exc),
+                    retry_after=exc.retry_after,
+                    reason=exc.error,
+                    result={"not_sent": True},
+                ) from None
+            raise PermanentError(str(exc), reason=exc.error) from None
+        return Done({"delivered": True})
+
+    def _deliver_reply(
+        self, data: dict[str, Any], text: str, payload: list[dict[str, Any]] | None
+    ) -> None:
+        url = str(data.get("response_url") or "")
+        if url:
+            try:
+                answer = WebhookClient(url, timeout=10).send(
+                    text=text, blocks=payload, response_type="ephemeral", replace_original=False
+                )
+            except (SlackClientError, OSError, ValueError):
+                raise SlackCallError(
+                    "response_url", "connection_failed", transient=True, ambiguous=True
+                ) from None
+            if answer.status_code == 200:
+                return
+            if answer.status_code == 429 or answer.status_code >= 500:
+                raise SlackCallError(
+                    "response_url",
+                    f"http_{answer.status_code}",
+                    transient=True,
+                    ambiguous=answer.status_code >= 500,
+                )
+            # An expired or used-up response_url: fall back to an ephemeral message.
+        user, channel = str(data.get("user") or ""), str(data.get("channel") or "")
+        if channel:
+            try:
+                self.gateway.post_ephemeral(channel, user, text, payload)
+                return
+            except SlackCallError as exc:
+                if exc.transient:
+                    raise
+        self.gateway.post_message(self.gateway.dm_channel(user), text, payload)
+
+    # -- postmortems -------------------------------------------------------------------------
+
+    def draft_postmortem(self, item: Claimed) -> Done:
+        """Draft the postmortem after a close (its own transaction: a failing draft never
+        keeps an incident open); the close event's key makes a repeated close draft once."""
+        assert item.incident_id is not None
+        policy = self.fb.policy
+        if not policy.postmortem.on_close:
+            return Done({"skipped": "postmortem.on_close is off"})
+        event_id = int(item.data.get("event") or 0)
+        with self.fb.db.transaction() as session:
+            incident = core.get_incident(session, item.incident_id)
+            event = session.get(TimelineEvent, event_id)
+            if event is None:
+                return Done({"skipped": "no closing event"})
+            draft = postmortem.generate_postmortem(
+                session,
+                policy,
+                item.incident_id,
+                actor=event.actor_id or "firebreak",
+                key=postmortem.close_generation_key(incident, event),
+                names=self.names,
+            )
+            queue_upload(session, draft)
+        return Done({"postmortem": draft.id, "version": draft.version})
+
+    def upload_postmortem(self, item: Claimed) -> Done:
+        postmortem_id = int(item.data.get("postmortem_id") or 0)
+        with self.fb.db.read() as session:
+            draft = session.get(Postmortem, postmortem_id)
+            incident = core.get_incident(session, draft.incident_id) if draft else None
+        if draft is None or incident is None:
+            return Done({"skipped": "no such postmortem"})
+        channel = incident.slack_channel_id
+        if channel is None:
+            return Done({"skipped": "no channel"})
+        if draft.slack_file_id:
+            return Done({"file": draft.slack_file_id})
+        file_id = item.result.get("file")
+        if file_id and self.gateway.file_shared_in(str(file_id), channel):
+            return Done({"file": file_id}, then=_save_file(postmortem_id, str(file_id)))
+        file_id = self.gateway.start_upload(
+            f"{incident.ref}-postmortem-v{draft.version}.md", draft.markdown.encode("utf-8")
+        )
+        with self.fb.db.transaction() as session:
+            store.save_progress(session, item.id, self.worker_id, {"file": file_id}, now=utcnow())
+        note = (
+            f" (the team template failed, the built-in one was used: {draft.template_error})"
+            if draft.template_error
+            else ""
+        )
+        self.gateway.finish_upload(
+            file_id,
+            channel,
+            title=f"{incident.ref} postmortem draft v{draft.version}",
+            comment=f":memo: Postmortem draft v{draft.version} for {incident.ref}, written "
+            f"from the timeline. Fill in the italic prompts.{note}",
+        )
+        return Done({"file": file_id}, then=_save_file(postmortem_id, file_id))
+
+
+def _save_file(postmortem_id: int, file_id: str) -> Callable[[Session, Effect], None]:
+    def then(session: Session, _row: Effect) -> None:
+        stored = session.get(Postmortem, postmortem_id)
+        if stored is not None and not stored.slack_file_id:
+            stored.slack_file_id = file_id
+            session.add(stored)
+
+    return then
+
+
+def queue_upload(session: Session, draft: Postmortem) -> None:
+    """Upload a postmortem version to its incident channel, once (in the caller's
+    transaction)."""
+    assert draft.id is not None
+    store.enqueue(
+        session,
+        kind=kinds.POSTMORTEM_UPLOAD,
+        key=f"upload:{draft.id}",
+        data={"postmortem_id": draft.id},
+        incident_id=draft.incident_id,
+        lane=store.incident_lane(draft.incident_id),
+        now=draft.created_at,
+    )

@@ -1,0 +1,153 @@
+"""Slack requests that change something are recorded before Slack is told they arrived.
+
+A listener verifies, parses just enough to know the request changes something, and writes it as
+an effect (``slack.request``) with its dedupe key (the event id, the trigger id, the view id, the
+action and message timestamps); only then does Bolt answer 200. If the write fails, the answer
+says so (or, for events, is a 500 so Slack redelivers): nothing is acknowledged that was not
+saved. The effect runner then processes the request on whichever replica claims it first: at
+once on this one, or after its lease on another if this process dies. Processing is safe to
+repeat: every change it makes carries an idempotency key derived from the request, and every
+reply it sends is an effect keyed the same way.
+
+Opening a modal is not recorded: a ``trigger_id`` is valid for three seconds, so forms open on
+the fast path right after the acknowledgement; a form that fails to open changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot import observability
+from bot.clock import utcnow
+from bot.effects import kinds, store
+from bot.effects.runner import Done, TransientError
+from bot.effects.store import Claimed
+from bot.errors import FirebreakError
+from bot.runtime import Firebreak
+from bot.slack.gateway import SlackCallError
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED = (
+    "Something went wrong inside Firebreak (request {rid}). Your request is saved and "
+    "Firebreak will try it again; if it keeps failing, tell whoever runs Firebreak."
+)
+NOT_SAVED = (
+    ":warning: Firebreak could not save this request (its database is unavailable), so "
+    "nothing was changed. Try again in a minute."
+)
+
+
+class NotRecorded(Exception):
+    """The request could not be written: it must not be acknowledged as received."""
+
+
+@dataclass
+class Replies:
+    """``respond`` for a recorded request: each answer is a reply effect, keyed by the request
+    and its position, so processing the request again never answers twice."""
+
+    fb: Firebreak
+    request_key: str
+    user: str
+    channel: str | None
+    response_url: str | None
+    count: int = 0
+    sent: list[str] = field(default_factory=list)
+
+    def __call__(
+        self, text: str = "", blocks: list[dict[str, Any]] | None = None, **_: Any
+    ) -> None:
+        self.count += 1
+        with self.fb.db.transaction() as session:
+            store.enqueue(
+                session,
+                kind=kinds.REPLY,
+                key=f"reply:{self.request_key}:{self.count}",
+                data={
+                    "user": self.user,
+                    "channel": self.channel,
+                    "response_url": self.response_url,
+                    "text": text[:3000],
+                    "blocks": blocks,
+                },
+                now=utcnow(),
+            )
+        self.sent.append(text)
+
+
+Processor = Callable[[str, dict[str, Any], Replies], None]
+"""Processes one recorded request: (its kind, its body, how to answer)."""
+
+
+@dataclass
+class Inbox:
+    fb: Firebreak
+    processors: dict[str, Processor] = field(default_factory=dict)
+
+    def record(self, kind: str, key: str, body: dict[str, Any]) -> bool:
+        """Write the request before it is acknowledged. Returns False when it was recorded
+        already (a retry, a double delivery, another replica). Raises ``NotRecorded`` when it
+        cannot be written."""
+        try:
+            with self.fb.db.transaction() as session:
+                return store.enqueue(
+                    session,
+                    kind=kinds.SLACK_REQUEST,
+                    key=f"in:{key}"[:255],
+                    data={"kind": kind, "key": key, "body": body},
+                    now=utcnow(),
+                )
+        except Exception as exc:
+            observability.ERRORS.labels(where="inbox").inc()
+            log.error("a Slack request could not be recorded: %s", type(exc).__name__)
+            raise NotRecorded(str(exc)) from None
+
+    def handle(self, item: Claimed) -> Done:
+        """The ``slack.request`` effect: process a recorded request."""
+        kind = str(item.data.get("kind") or "")
+        body = dict(item.data.get("body") or {})
+        replies = self.replies_for(str(item.data.get("key") or item.key), kind, body)
+        processor = self.processors.get(kind)
+        if processor is None:
+            return Done({"skipped": f"no processor for {kind!r}"})
+        try:
+            processor(kind, body, replies)
+        except FirebreakError as exc:
+            replies(f":no_entry: {exc}")
+        except SlackCallError as exc:
+            if exc.transient:
+                raise TransientError(
+                    str(exc), retry_after=exc.retry_after, reason=exc.error
+                ) from None
+            replies(f":warning: {exc}")
+        except Exception:
+            observability.ERRORS.labels(where="listener").inc()
+            log.exception("processing a Slack request failed")
+            if item.attempts == 1:
+                replies(":warning: " + UNEXPECTED.format(rid=item.key[-24:]))
+            raise
+        return Done({"replies": replies.count})
+
+    def replies_for(self, key: str, kind: str, body: dict[str, Any]) -> Replies:
+        user, channel = who_and_where(kind, body)
+        url = body.get("response_url")
+        if not url and body.get("response_urls"):
+            url = (body["response_urls"][0] or {}).get("response_url")
+        return Replies(self.fb, key, user, channel, str(url) if url else None)
+
+
+def who_and_where(kind: str, body: dict[str, Any]) -> tuple[str, str | None]:
+    """The person a request came from and the channel it came from, for answering them."""
+    if kind == "command":
+        return str(body.get("user_id") or ""), body.get("channel_id")
+    if kind == "event":
+        event = body.get("event") or {}
+        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        return str(event.get("user") or ""), event.get("channel") or (item or {}).get("channel")
+    user = (body.get("user") or {}).get("id", "")
+    channel = (body.get("channel") or {}).get("id")
+    return str(user), channel

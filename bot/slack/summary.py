@@ -1,0 +1,50 @@
+"""What the pinned summary shows: the incident and what is around it, read in one session."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from bot import incidents as core
+from bot.clock import utcnow
+from bot.models import ActionItem, EventKind, RunbookRun, RunbookStepState, TimelineEvent
+from bot.slack import blocks
+
+
+def snapshot(session: Session, incident_id: int) -> blocks.IncidentSnapshot:
+    incident = core.get_incident(session, incident_id)
+    latest = session.exec(
+        select(TimelineEvent)
+        .where(
+            TimelineEvent.incident_id == incident_id, TimelineEvent.kind == EventKind.STATUS_UPDATE
+        )
+        .order_by(col(TimelineEvent.occurred_at).desc(), col(TimelineEvent.id).desc())
+    ).first()
+    open_items = len(
+        session.exec(
+            select(ActionItem.id).where(
+                ActionItem.incident_id == incident_id, ActionItem.status == "open"
+            )
+        ).all()
+    )
+    runs = session.exec(
+        select(RunbookRun).where(RunbookRun.incident_id == incident_id).order_by(col(RunbookRun.id))
+    ).all()
+    runbooks = []
+    for run in runs:
+        done = len(
+            session.exec(
+                select(RunbookStepState.id).where(
+                    RunbookStepState.run_id == run.id,
+                    col(RunbookStepState.state).in_(("done", "skipped")),
+                )
+            ).all()
+        )
+        runbooks.append((run.title, done, run.step_count))
+    return blocks.IncidentSnapshot(
+        incident=incident,
+        roles=core.current_roles(session, incident_id),
+        now=utcnow(),
+        latest_update=latest,
+        open_action_items=open_items,
+        runbooks=runbooks,
+    )
