@@ -81,6 +81,7 @@ class FakeSlack(
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "conversations.archive": self._conversations_archive,
+            "conversations.list": self._conversations_list,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,

@@ -8,7 +8,7 @@ import re
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 JSON = dict[str, Any]
 
@@ -24,6 +24,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID_ALPHABET = string.ascii_uppercase + string.digits
 CHANNEL_NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]+(::skin-tone-[2-6])?$")
+EVENT_TYPE = re.compile(r"^[A-Za-z0-9_-]+$")
+"""A message metadata ``event_type``: letters, digits, underscores and hyphens."""
 RESERVED_NAMES = frozenset({"here", "channel", "everyone", "group", "archive", "archived"})
 
 
@@ -211,15 +213,28 @@ class UploadedFile:
     initial_comment: str | None = None
     thread_ts: str | None = None
     completed: bool = False
+    shares: dict[str, str] = field(default_factory=dict)
+    """Channel id -> ts of the message that shared the file there."""
 
 
 @dataclass(frozen=True)
 class ApiCall:
+    """One Web API call as the fake saw it.
+
+    ``response`` and ``status`` are what the client was sent: ``status`` 0 and an empty
+    ``response`` when no answer was sent (a reset or hung connection), an empty ``response``
+    when the body was not JSON (an HTML error page, garbage). ``outcome`` is what the method
+    itself returned when it ran (``None`` when it did not run: a fault before the work, a bad
+    token); ``applied`` tells whether its side effects happened. ``fault`` names the injected
+    fault that answered, if any (see ``bot.local_slack.faults``)."""
+
     method: str
     args: JSON
     response: JSON
     status: int
     at: datetime
+    fault: str | None = None
+    outcome: JSON | None = None
 
     @property
     def ok(self) -> bool:
@@ -230,6 +245,11 @@ class ApiCall:
         error = self.response.get("error")
         return str(error) if error is not None else None
 
+    @property
+    def applied(self) -> bool:
+        """The method ran and succeeded: its side effects are in the workspace."""
+        return bool(self.outcome and self.outcome.get("ok"))
+
 
 def truthy(value: Any) -> bool:
     if isinstance(value, bool):
@@ -239,6 +259,9 @@ def truthy(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() in ("true", "1", "yes")
 
 
+FaultMode = Literal["error", "500", "html", "garbage", "reset", "hang"]
+
+
 @dataclass
 class Failure:
     """A fault armed with ``FakeSlack.fail()``."""
@@ -246,5 +269,16 @@ class Failure:
     method: str
     error: str
     status: int
-    retry_after: int | None
+    retry_after: str | None
     remaining: int | None
+    mode: FaultMode = "error"
+    after_work: bool = False
+    hang_seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """How ``ApiCall.fault`` names it: ``reset``, ``after_work:hang``, ``429``..."""
+        name = self.mode if self.mode != "error" else str(self.status)
+        if self.mode == "error" and self.status == 200:
+            name = self.error
+        return f"after_work:{name}" if self.after_work else name

@@ -273,9 +273,15 @@ class Scenarios(Workspace):
         with self._lock:
             return list(self._calls)
 
-    def calls_to(self, method: str) -> list[ApiCall]:
+    def calls_to(self, method: str, *, applied: bool | None = None) -> list[ApiCall]:
+        """Calls to ``method``; ``applied=True``: only those whose side effects happened (the
+        work was done, whether or not the client saw the answer), ``False``: the others."""
         with self._lock:
-            return [c for c in self._calls if c.method == method]
+            return [
+                c
+                for c in self._calls
+                if c.method == method and (applied is None or c.applied == applied)
+            ]
 
     def messages(self, channel: str, *, include_system: bool = False) -> list[Message]:
         """The channel's top-level messages, oldest first (thread replies: ``replies``).

@@ -4,7 +4,10 @@ state change and its place in ``calls`` in agreement."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import struct
 import threading
 import traceback
 from collections.abc import Callable
@@ -19,13 +22,14 @@ from bot.local_slack.args import (
     parse_multipart,
     recorded_args,
 )
-from bot.local_slack.faults import Faults
+from bot.local_slack.faults import Answer, Faults, json_answer
 from bot.local_slack.records import (
     JSON,
     RESPONSE_URL_TTL,
     RESPONSE_URL_USES,
     ApiCall,
     ApiError,
+    Failure,
     FakeSlackError,
     ResponsePost,
 )
@@ -56,6 +60,8 @@ class HttpServer(Faults):
         server, thread = self._server, self._thread
         if server is None:
             return
+        with self._lock:
+            self._release_hangs()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -101,30 +107,43 @@ class HttpServer(Faults):
             length = int(handler.headers.get("Content-Length") or 0)
             body = handler.rfile.read(length) if length > 0 else b""
             if parts.path.startswith("/api/"):
-                status, headers, payload = self._handle_api(
-                    parts.path[len("/api/") :], parts.query, handler, body
-                )
+                answer = self._handle_api(parts.path[len("/api/") :], parts.query, handler, body)
             elif parts.path.startswith("/upload/v1/"):
-                status, headers, payload = self._handle_upload(
-                    parts.path[len("/upload/v1/") :], handler, body
+                answer = Answer(
+                    *self._handle_upload(parts.path[len("/upload/v1/") :], handler, body)
                 )
             elif parts.path.startswith("/response/"):
-                status, headers, payload = self._handle_response_url(
-                    parts.path.rsplit("/", 1)[-1], handler, body
+                answer = Answer(
+                    *self._handle_response_url(parts.path.rsplit("/", 1)[-1], handler, body)
                 )
             else:
-                status, headers, payload = 404, {"Content-Type": "text/plain"}, b"not found"
+                answer = Answer(404, {"Content-Type": "text/plain"}, b"not found")
         except Exception:
             with self._lock:
                 self._errors.append(traceback.format_exc())
-            status, headers = 500, {"Content-Type": "application/json; charset=utf-8"}
-            payload = b'{"ok":false,"error":"fatal_error"}'
-        handler.send_response(status)
-        for name, value in headers.items():
+            answer = json_answer(500, {"ok": False, "error": "fatal_error"})
+        if answer.drop is not None:
+            self._drop(handler, answer)
+            return
+        handler.send_response(answer.status)
+        for name, value in answer.headers.items():
             handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(payload)))
+        handler.send_header("Content-Length", str(len(answer.body)))
         handler.end_headers()
-        handler.wfile.write(payload)
+        handler.wfile.write(answer.body)
+
+    @staticmethod
+    def _drop(handler: _Handler, answer: Answer) -> None:
+        """Close the connection without an answer: a TCP reset at once, or after a hang."""
+        if answer.drop == "hang" and answer.release is not None:
+            answer.release.wait(answer.hold)
+        handler.close_connection = True
+        with contextlib.suppress(OSError):
+            # Linger 0: close() sends a reset instead of an orderly end of stream.
+            handler.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            handler.connection.close()
 
     def _parse_body(self, query: str, handler: _Handler, body: bytes) -> JSON:
         args: JSON = dict(parse_qsl(query, keep_blank_values=True))
@@ -150,11 +169,7 @@ class HttpServer(Faults):
                 raise ApiError("invalid_form_data") from None
         return args
 
-    def _handle_api(
-        self, method: str, query: str, handler: _Handler, body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Content-Type": "application/json; charset=utf-8"}
-        status = 200
+    def _handle_api(self, method: str, query: str, handler: _Handler, body: bytes) -> Answer:
         args: JSON = {}
         implementation: Callable[[Args], JSON] | None = None
         try:
@@ -173,24 +188,38 @@ class HttpServer(Faults):
         except ApiError as exc:
             implementation = None
             response: JSON = {"ok": False, "error": exc.code, **exc.extra}
+        answer = json_answer(200, {})
+        outcome: JSON | None = None
+        failure: Failure | None = None
         # One critical section per call: the state change and its place in ``calls`` agree
         # even when replicas or threads call at once.
         with self._lock:
             if implementation is not None:
-                try:
-                    failure = self._take_failure(method)
-                    if failure is not None:
-                        status = failure.status
-                        if failure.retry_after is not None:
-                            headers["Retry-After"] = str(failure.retry_after)
-                        raise ApiError(failure.error)
-                    response = {"ok": True, **implementation(Args(args))}
-                except ApiError as exc:
-                    response = {"ok": False, "error": exc.code, **exc.extra}
+                failure = self._take_failure(method)
+                if failure is None or failure.after_work:
+                    try:
+                        outcome = {"ok": True, **implementation(Args(args))}
+                    except ApiError as exc:
+                        outcome = {"ok": False, "error": exc.code, **exc.extra}
+                    response = outcome
+                if failure is not None:
+                    answer, response = self._fault_answer(failure)
+                else:
+                    answer = json_answer(200, response)
+            else:
+                answer = json_answer(200, response)
             self._calls.append(
-                ApiCall(method, recorded_args(args), deep_copy(response), status, self.now())
+                ApiCall(
+                    method,
+                    recorded_args(args),
+                    deep_copy(response),
+                    answer.status,
+                    self.now(),
+                    failure.label if failure is not None else None,
+                    deep_copy(outcome),
+                )
             )
-        return status, headers, json.dumps(response).encode("utf-8")
+        return answer
 
     def _handle_upload(
         self, upload_token: str, handler: _Handler, body: bytes

@@ -205,7 +205,11 @@ class Workspace:
             "context_team_id": self.team_id,
         }
 
-    def _message_json(self, channel: Channel, message: Message) -> JSON:
+    def _message_json(
+        self, channel: Channel, message: Message, *, with_metadata: bool = True
+    ) -> JSON:
+        """The message as Slack returns it; ``conversations.history`` and ``.replies`` leave
+        out ``metadata`` unless asked for it (``include_all_metadata=true``)."""
         data: JSON = {"type": "message"}
         if message.subtype:
             data["subtype"] = message.subtype
@@ -261,7 +265,7 @@ class Workspace:
         if message.files:
             data["files"] = deep_copy(message.files)
             data["upload"] = False
-        if message.metadata:
+        if message.metadata and with_metadata:
             data["metadata"] = deep_copy(message.metadata)
         return data
 
@@ -306,7 +310,33 @@ class Workspace:
             "groups": [c for c in found.channels if self._channels[c].is_private],
             "url_private": f"{self.base_url}/files/{found.id}/{found.filename}",
             "permalink": f"https://{self.team_domain}.slack.com/files/{found.user}/{found.id}",
+            "shares": self._file_shares(found),
         }
+
+    def _file_shares(self, found: UploadedFile) -> JSON:
+        """Where the file was shared, as ``files.info`` reports it: ``public`` and ``private``
+        map a channel id to the shares (the message ts) there; absent when not shared."""
+        shares: JSON = {}
+        for channel_id, ts in found.shares.items():
+            channel = self._channels[channel_id]
+            message = channel.messages.get(ts)
+            replies = [m for m in channel.messages.values() if m.thread_ts == ts and m.is_reply]
+            share: JSON = {
+                "reply_users": list(dict.fromkeys(r.user for r in replies)),
+                "reply_users_count": len({r.user for r in replies}),
+                "reply_count": len(replies),
+                "ts": ts,
+                "channel_name": channel.name,
+                "team_id": self.team_id,
+                "share_user_id": found.user,
+                "source": "UNKNOWN",
+                "is_silent_share": False,
+            }
+            if message is not None and message.thread_ts:
+                share["thread_ts"] = message.thread_ts
+            kind = "private" if channel.is_private else "public"
+            shares.setdefault(kind, {}).setdefault(channel_id, []).append(share)
+        return shares
 
     # ----------------------------------------------------------------------------------------
     # Shared checks

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from bot.local_slack.args import (
     Args,
+    deep_copy,
     epoch,
 )
 from bot.local_slack.records import (
     EMOJI_NAME,
+    EVENT_TYPE,
     JSON,
     ApiError,
     Channel,
@@ -19,13 +21,40 @@ from bot.local_slack.records import (
 from bot.local_slack.workspace import Workspace
 
 
+def checked_metadata(args: Args) -> tuple[JSON | None, list[str]]:
+    """Message metadata as Slack takes it: not a JSON object is ``invalid_metadata_format``;
+    an ``event_type`` other than letters, digits, underscores and hyphens, or an
+    ``event_payload`` that is not an object, is ignored with an ``invalid_metadata_schema``
+    warning (the message is still posted)."""
+    metadata = args.decoded("metadata", "invalid_metadata_format")
+    if metadata is None:
+        return None, []
+    if not isinstance(metadata, dict):
+        raise ApiError("invalid_metadata_format")
+    event_type = metadata.get("event_type")
+    payload = metadata.get("event_payload")
+    if (
+        not isinstance(event_type, str)
+        or not EVENT_TYPE.match(event_type)
+        or not isinstance(payload, dict)
+    ):
+        return None, ["invalid_metadata_schema"]
+    return {"event_type": event_type, "event_payload": deep_copy(payload)}, []
+
+
+def with_warnings(warnings: list[str]) -> JSON:
+    if not warnings:
+        return {}
+    return {"warning": ",".join(warnings), "response_metadata": {"warnings": warnings}}
+
+
 class ChatMethods(Workspace):
     def _chat_post_message(self, args: Args) -> JSON:
         channel = self._target_channel(args.text("channel"))
         self._require_active(channel)
         self._require_member(channel)
         text, blocks, attachments = self._content(args, required=True)
-        metadata = args.decoded("metadata", "invalid_metadata_format")
+        metadata, warnings = checked_metadata(args)
         message = self._post(
             channel,
             text,
@@ -33,12 +62,13 @@ class ChatMethods(Workspace):
             attachments,
             args.text("thread_ts") or None,
             broadcast=args.flag("reply_broadcast"),
-            metadata=metadata if isinstance(metadata, dict) else None,
+            metadata=metadata,
         )
         return {
             "channel": channel.id,
             "ts": message.ts,
             "message": self._message_json(channel, message),
+            **with_warnings(warnings),
         }
 
     def _chat_update(self, args: Args) -> JSON:
@@ -48,8 +78,11 @@ class ChatMethods(Workspace):
             raise ApiError("cant_update_message")
         self._require_active(channel)
         text, blocks, attachments = self._content(args, required=False)
+        metadata, warnings = checked_metadata(args)
         if text is None and blocks is None and attachments is None:
             raise ApiError("no_text")
+        if metadata is not None:
+            message.metadata = metadata
         if text is not None:
             message.text = text
         if blocks is not None:
@@ -62,6 +95,7 @@ class ChatMethods(Workspace):
             "ts": message.ts,
             "text": message.text,
             "message": self._message_json(channel, message),
+            **with_warnings(warnings),
         }
 
     def _chat_post_ephemeral(self, args: Args) -> JSON:

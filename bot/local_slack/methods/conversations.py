@@ -20,6 +20,8 @@ from bot.local_slack.records import (
 from bot.local_slack.workspace import Workspace
 from bot.slack.limits import CHANNEL_NAME, PURPOSE, TOPIC
 
+LIST_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})
+
 
 class ConversationsMethods(Workspace):
     def _conversations_create(self, args: Args) -> JSON:
@@ -191,7 +193,10 @@ class ConversationsMethods(Workspace):
         ]
         page, cursor = paginate(selected, args)
         return {
-            "messages": [self._message_json(channel, m) for m in page],
+            "messages": [
+                self._message_json(channel, m, with_metadata=args.flag("include_all_metadata"))
+                for m in page
+            ],
             "has_more": bool(cursor),
             "pin_count": len(channel.pins),
             "response_metadata": {"next_cursor": cursor},
@@ -212,7 +217,10 @@ class ConversationsMethods(Workspace):
         selected = [m for m in thread if self._within(m.ts, latest, oldest, inclusive)]
         page, cursor = paginate(selected, args, default_limit=1000)
         return {
-            "messages": [self._message_json(channel, m) for m in page],
+            "messages": [
+                self._message_json(channel, m, with_metadata=args.flag("include_all_metadata"))
+                for m in page
+            ],
             "has_more": bool(cursor),
             "response_metadata": {"next_cursor": cursor},
         }
@@ -228,3 +236,32 @@ class ConversationsMethods(Workspace):
         self._require_member(channel)
         channel.is_archived = True
         return {}
+
+    def _conversations_list(self, args: Args) -> JSON:
+        raw = args.text("types") or "public_channel"
+        types = {t.strip() for t in raw.split(",") if t.strip()}
+        if not types or not types <= LIST_TYPES:
+            raise ApiError("invalid_types")
+        try:
+            int(args.text("limit") or "0")
+        except ValueError:
+            raise ApiError("invalid_limit") from None
+        exclude_archived = args.flag("exclude_archived")
+        selected = [
+            c
+            for c in self._channels.values()
+            if self._list_type(c) in types
+            and (not c.is_private or self.bot_user_id in c.members)
+            and not (exclude_archived and c.is_archived)
+        ]
+        page, cursor = paginate(selected, args)
+        return {
+            "channels": [self._channel_json(c) for c in page],
+            "response_metadata": {"next_cursor": cursor},
+        }
+
+    @staticmethod
+    def _list_type(channel: Channel) -> str:
+        if channel.is_im:
+            return "im"
+        return "private_channel" if channel.is_private else "public_channel"

@@ -82,7 +82,9 @@ class FilesMethods(Workspace):
             found.thread_ts = thread_ts
         files_json = [self._file_json(f) for f, _ in uploads]
         for channel in channels:
-            self._post(channel, comment or "", None, None, thread_ts, files=files_json)
+            posted = self._post(channel, comment or "", None, None, thread_ts, files=files_json)
+            for found, _ in uploads:
+                found.shares[channel.id] = posted.ts
         return {"files": [{"id": f.id, "title": f.title} for f, _ in uploads]}
 
     def _files_info(self, args: Args) -> JSON:
