@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -134,18 +134,19 @@ class People:
         return self._seen[user_id]
 
 
+def _time_html(value: datetime) -> str:
+    iso = value.astimezone(UTC).isoformat()
+    day, seconds, minutes = iso[:10], iso[11:19], iso[11:16]
+    return (
+        f'<time datetime="{day}T{seconds}Z" title="{day} {seconds} UTC">{day} {minutes} UTC</time>'
+    )
+
+
 def _when(value: datetime | None) -> Markup:
     """A time people read in their own timezone (console.js); UTC on hover and without JS."""
     if value is None:
         return Markup('<span class="unknown">—</span>')
-    utc = value.astimezone(UTC)
-    return Markup(
-        '<time datetime="{iso}" title="{title}">{text}</time>'.format(
-            iso=utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            title=utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            text=utc.strftime("%Y-%m-%d %H:%M UTC"),
-        )
-    )
+    return Markup(_time_html(value))
 
 
 def _safe_url(value: str | None) -> str | None:
@@ -175,8 +176,35 @@ def _slack_text(text: str, people: Callable[[str | None], str]) -> str:
             return "@" + (label or target.split("^")[0])
         return label or target
 
+    if "<" not in text and "&" not in text:
+        return text
     text = _SLACK_TOKEN.sub(token, text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def timeline_html(events: Sequence[q.EventRow], people: Callable[[str | None], str]) -> Markup:
+    """The timeline's list items, built here rather than in the template: an incident can have
+    10,000 events, and this is several times faster. Every piece of text is escaped."""
+    labels: dict[str, str] = {}
+    parts = []
+    for e in events:
+        label = labels.get(e.kind)
+        if label is None:
+            label = labels[e.kind] = str(escape(_label(e.kind)))
+        actor = f'<span class="actor">{escape(people(e.actor_id))}:</span> ' if e.actor_id else ""
+        url = _safe_url(e.source_url)
+        link = (
+            f' <a class="source" href="{escape(url)}" rel="noopener noreferrer">View in Slack</a>'
+            if url
+            else ""
+        )
+        parts.append(
+            f'<li class="ev ev-{escape(e.kind)}"><div><span class="when">'
+            f"{_time_html(e.occurred_at)}</span></div>"
+            f'<div class="kind">{label}</div><div class="body">{actor}'
+            f'<span class="text">{escape(_slack_text(e.text, people))}</span>{link}</div></li>\n'
+        )
+    return Markup("".join(parts))
 
 
 def _label(kind: str) -> str:
@@ -471,13 +499,15 @@ class Console:
             incident = self._incident(session, viewer, number)
             story = q.incident_story(session, self.policy, incident)
             postmortems = q.postmortem_view(session, story.incident.id or 0, None, None)
+        people = People(self.names)
         return self.render(
             request,
             "incident.html.j2",
             viewer,
             story=story,
             postmortems=postmortems.versions,
-            people=People(self.names),
+            people=people,
+            timeline=timeline_html(story.timeline, people),
         )
 
     def postmortem_page(self, request: Request, viewer: Viewer) -> Response:

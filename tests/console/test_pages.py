@@ -354,3 +354,22 @@ def test_insights_page_and_csv(admin: TestClient, db: Database, policy: Policy) 
     long = admin.get("/console/insights", params={"period": "week", "from": "2000-01-01"})
     assert long.status_code == 400
     assert "more than 260 weeks" in long.text
+
+
+def test_a_retracted_event_and_its_retraction_are_not_shown(
+    admin: TestClient, db: Database, policy: Policy
+) -> None:
+    number = declare(db, policy, "Checkout down")
+    with db.transaction() as session:
+        incident = incidents.find_incident(session, number)
+        assert incident.id is not None
+        kept = incidents.add_note(session, policy, incident.id, "Kept note", actor=ADMIN, now=T0)
+        gone = incidents.add_note(session, policy, incident.id, "Wrong note", actor=ADMIN, now=T0)
+        assert kept.event is not None and gone.event is not None and gone.event.id is not None
+        incidents.retract_event(
+            session, policy, incident.id, gone.event.id, actor=ADMIN, now=T0 + timedelta(minutes=1)
+        )
+    page = admin.get(f"/console/incidents/{number}").text
+    assert re.findall(r'<li class="ev ev-([a-z_]+)">', page) == ["declared", "note"]
+    assert "Kept note" in page
+    assert "Wrong note" not in page
