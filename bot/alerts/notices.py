@@ -1,6 +1,11 @@
-"""Slack messages only alerts send, as plain data. ``queue_notice`` stores one in
-``alert_notices`` in the caller's transaction (once per dedupe key); the Slack side
-(``bot/slack/alerts.py``) renders and posts them. Nothing here knows Slack."""
+"""Slack messages only alerts send, as plain data, handed to the effects outbox.
+
+``queue_notice`` runs in the caller's transaction: it records the notice in ``alert_notices``
+(what alerts asked for, once per dedupe key) and enqueues a ``message.post`` effect carrying it
+(``{"type": "alerts.<kind>", ...}``); the Slack adapter renders it with the renderers of
+``bot/slack/alerts.py`` and posts it once. Notices about an incident go in the incident's lane,
+so they are posted after its channel exists. Nothing here knows Slack.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,16 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.alerts.models import AlertNotice
+from bot.effects import kinds, store
 
 TRIAGE = "triage"
 LINKS = "links"
 ALL_RESOLVED = "all_resolved"
+TYPE_PREFIX = "alerts."
+"""Notice types in effects are ``alerts.triage``, ``alerts.links``, ``alerts.all_resolved``."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,11 @@ class AllResolved:
 
 Notice = TriageRequest | AlertLinks | AllResolved
 
-_BUILD = {TRIAGE: TriageRequest, LINKS: AlertLinks, ALL_RESOLVED: AllResolved}
+_BUILD: dict[str, type[TriageRequest] | type[AlertLinks] | type[AllResolved]] = {
+    TRIAGE: TriageRequest,
+    LINKS: AlertLinks,
+    ALL_RESOLVED: AllResolved,
+}
 
 
 def _insert(dialect: str) -> Any:
@@ -78,44 +90,50 @@ def _insert(dialect: str) -> Any:
 _INSERT = {name: _insert(name) for name in ("sqlite", "postgresql")}
 
 
+def as_effect_notice(notice: Notice) -> dict[str, Any]:
+    """The notice as the plain dict a ``message.post`` effect carries."""
+    data = asdict(notice)
+    data["type"] = TYPE_PREFIX + data.pop("kind")
+    return data
+
+
+def notice_from(data: dict[str, Any]) -> Notice | None:
+    """The notice in an effect's dict (``None`` for a type alerts do not know)."""
+    kind = str(data.get("type") or "").removeprefix(TYPE_PREFIX)
+    build = _BUILD.get(kind)
+    if build is None:
+        return None
+    values = {k: v for k, v in data.items() if k != "type"}
+    return build(**values)
+
+
 def queue_notice(session: Session, notice: Notice, *, dedupe_key: str, now: datetime) -> None:
-    """Queue ``notice`` once per ``dedupe_key`` (a repeat is a no-op). The single point where
-    alerts hand Slack work over; see docs/alerts.md, "Slack side"."""
-    payload = asdict(notice)
-    session.execute(
+    """Record and post ``notice`` once per ``dedupe_key`` (a repeat is a no-op)."""
+    written = session.execute(
         _INSERT[session.get_bind().dialect.name],
         {
             "dedupe_key": dedupe_key[:255],
             "kind": notice.kind,
             "incident_id": getattr(notice, "incident_id", None),
             "group_id": notice.group_id,
-            "payload": payload,
-            "state": "pending",
+            "payload": asdict(notice),
+            "state": "queued",
             "created_at": now,
         },
+    ).rowcount  # type: ignore[attr-defined]
+    if not written:
+        return
+    if isinstance(notice, TriageRequest):
+        to, incident_id, lane = notice.channel, None, None
+    else:
+        to, incident_id = "incident", notice.incident_id
+        lane = store.incident_lane(notice.incident_id)
+    store.enqueue(
+        session,
+        kind=kinds.POST,
+        key=f"alerts:{dedupe_key}"[:255],
+        data={"to": to, "notice": as_effect_notice(notice)},
+        incident_id=incident_id,
+        lane=lane,
+        now=now,
     )
-
-
-def notice_of(row: AlertNotice) -> Notice:
-    """The notice a stored row holds."""
-    data = dict(row.payload)
-    return _BUILD[row.kind](**data)  # type: ignore[no-any-return]
-
-
-def pending_notices(session: Session, *, limit: int = 50) -> list[AlertNotice]:
-    return list(
-        session.exec(
-            select(AlertNotice)
-            .where(AlertNotice.state == "pending")
-            .order_by(col(AlertNotice.id))
-            .limit(limit)
-        ).all()
-    )
-
-
-def mark_sent(session: Session, notice_id: int, *, now: datetime, error: str | None = None) -> None:
-    row = session.get(AlertNotice, notice_id)
-    if row is not None:
-        row.state = "failed" if error else "sent"
-        row.sent_at = now
-        row.last_error = error

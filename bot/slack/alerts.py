@@ -1,8 +1,8 @@
 """The Slack side of alerts: Block Kit for the notices alerts queue (triage, links, "all alerts
-resolved: mitigate?"), their buttons, and delivering queued notices.
+resolved: mitigate?") and their buttons.
 
-``render`` is pure. ``deliver_pending`` posts what ``bot.alerts.notices.queue_notice`` stored
-(call it from a loop or the effects runner; see docs/alerts.md, "Slack side"). ``register``
+``render`` is pure. ``RENDERERS`` plugs it into the effects runner (``SlackEffects.renderers``),
+which posts the ``message.post`` effects ``bot.alerts.notices.queue_notice`` wrote. ``register``
 adds the button handlers to the Bolt app.
 """
 
@@ -12,25 +12,24 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from bot import access
 from bot import incidents as core
 from bot.alerts import intake
-from bot.alerts.models import AlertNotice
 from bot.alerts.notices import (
+    ALL_RESOLVED,
+    LINKS,
+    TRIAGE,
+    TYPE_PREFIX,
     AlertLinks,
     Notice,
     TriageRequest,
-    mark_sent,
-    notice_of,
-    pending_notices,
+    notice_from,
 )
-from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
 from bot.errors import FirebreakError
-from bot.models import Incident
 from bot.slack import limits
 from bot.slack.blocks import START_SUGGESTED, button, context, section
 from bot.slack.limits import escape_mrkdwn, truncate
@@ -115,44 +114,16 @@ def render(notice: Notice) -> tuple[str, list[Block]]:
     return text, blocks
 
 
-class Poster(Protocol):
-    def post_message(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> str: ...
+def render_effect_notice(data: dict[str, Any]) -> tuple[str, list[Block]] | None:
+    """Render the notice a ``message.post`` effect carries (``{"type": "alerts.…", ...}``)."""
+    notice = notice_from(data)
+    return render(notice) if notice is not None else None
 
 
-def _channel(db: Database, notice: Notice) -> str | None:
-    if isinstance(notice, TriageRequest):
-        return notice.channel or None
-    incident_id = notice.incident_id
-    with db.read() as session:
-        incident = session.get(Incident, incident_id)
-        return incident.slack_channel_id if incident is not None else None
-
-
-def deliver_pending(db: Database, gateway: Poster, *, limit: int = 50) -> int:
-    """Post queued notices whose channel exists; returns how many were posted. A notice for an
-    incident whose channel is not created yet stays queued for the next call."""
-    with db.read() as session:
-        rows: list[AlertNotice] = pending_notices(session, limit=limit)
-    posted = 0
-    for row in rows:
-        assert row.id is not None
-        notice = notice_of(row)
-        channel = _channel(db, notice)
-        if channel is None:
-            continue
-        text, blocks = render(notice)
-        error: str | None = None
-        try:
-            gateway.post_message(channel, text, blocks)
-            posted += 1
-        except Exception as exc:  # recorded on the row; the loop goes on with the others
-            error = type(exc).__name__
-            log.warning("alert notice not posted", extra={"kind": row.kind, "error": error})
-        with db.transaction() as session:
-            mark_sent(session, row.id, now=utcnow(), error=error)
-    return posted
+RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Block]] | None]] = {
+    TYPE_PREFIX + kind: render_effect_notice for kind in (TRIAGE, LINKS, ALL_RESOLVED)
+}
+"""For ``SlackEffects.renderers``: ``effects.renderers.update(RENDERERS)``."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.alerts.intake import ingest
@@ -15,8 +15,9 @@ from bot.alerts.notices import AlertLinks, AllResolved, Notice, TriageRequest
 from bot.alerts.sources import parse
 from bot.config import policy_from_dict
 from bot.db import Database
+from bot.effects.models import Effect
 from bot.models import Incident
-from bot.slack.alerts import AlertButtons, deliver_pending, render
+from bot.slack.alerts import RENDERERS, AlertButtons, render
 from bot.slack.limits import message_errors
 from tests.alerts.conftest import NOW
 
@@ -30,17 +31,6 @@ class Directory:
 
     def channel_members(self, channel: str) -> set[str]:
         return set()
-
-
-class Poster:
-    def __init__(self) -> None:
-        self.posted: list[tuple[str, str, list[dict[str, Any]] | None]] = []
-
-    def post_message(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> str:
-        self.posted.append((channel, text, blocks))
-        return "1.0"
 
 
 class Click:
@@ -84,38 +74,46 @@ def test_every_notice_renders_within_slacks_limits_and_links_stay_safe() -> None
     assert json.loads(blocks[1]["accessory"]["value"]) == {"incident": 4, "runbook": "disk"}
 
 
-def test_notices_wait_for_the_incident_channel_and_are_posted_once(db: Database) -> None:
+def posts(db: Database) -> list[Effect]:
+    with db.read() as session:
+        return list(
+            session.exec(
+                select(Effect).where(Effect.kind == "message.post").order_by(col(Effect.id))
+            ).all()
+        )
+
+
+def test_notices_become_post_effects_once_and_render_through_the_renderers(db: Database) -> None:
     policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
-    with db.transaction() as session:
-        ingest(session, policy, parse("generic", {"title": "db", "dedupe_key": "db"}, now=NOW))
-    poster = Poster()
-    assert deliver_pending(db, poster) == 1
-    assert deliver_pending(db, poster) == 0
-    channel, text, blocks = poster.posted[0]
-    assert channel == "C0TRIAGE" and text == "Alert needs triage: db"
-    assert blocks is not None
-    actions = blocks[1]["elements"]
-    assert [a["action_id"] for a in actions] == ["alerts:declare", "alerts:ignore"]
+    message = parse("generic", {"title": "db", "dedupe_key": "db"}, now=NOW)
+    for _ in range(2):  # a retry queues nothing more
+        with db.transaction() as session:
+            outcome = ingest(session, policy, message)
+    [triage] = posts(db)
+    assert (triage.data["to"], triage.incident_id, triage.lane) == ("C0TRIAGE", None, None)
+    notice = triage.data["notice"]
+    assert notice["type"] == "alerts.triage"
+    text, blocks = RENDERERS[notice["type"]](notice) or ("", [])
+    assert text == "Alert needs triage: db"
+    assert [a["action_id"] for a in blocks[1]["elements"]] == ["alerts:declare", "alerts:ignore"]
 
     click = Click()
-    buttons = AlertButtons(db, policy, Directory())
-    with db.read() as session:
-        group_id = session.exec(select(AlertGroup)).one().id
-    buttons.declare(click.ack, body(str(group_id)), click.respond)
+    AlertButtons(db, policy, Directory()).declare(
+        click.ack, body(str(outcome.group_id)), click.respond
+    )
     assert click.acked == 1
     assert click.responses == [
         {"text": "Declared INC-1 for these alerts.", "replace_original": True}
     ]
-    assert deliver_pending(db, poster) == 0  # the links wait for the incident's channel
-    with db.transaction() as session:
-        core.attach_channel(
-            session, policy, 1, channel_id="C0INC1", channel_name="inc-1", actor="U1"
-        )
-    assert deliver_pending(db, poster) == 1
-    assert poster.posted[-1][0] == "C0INC1"
+    links = posts(db)[1]
+    assert (links.data["to"], links.incident_id, links.lane) == ("incident", 1, "incident:1")
+    assert links.data["notice"]["type"] == "alerts.links"
     with db.read() as session:
-        states = [n.state for n in session.exec(select(AlertNotice)).all()]
-        assert states == ["sent", "sent"]
+        create = session.exec(select(Effect).where(Effect.kind == "channel.create")).one()
+        assert create.lane == "incident:1" and create.id is not None and links.id is not None
+        assert create.id < links.id  # the channel first, in the incident's lane
+        assert len(session.exec(select(AlertNotice)).all()) == 2
+    assert RENDERERS["alerts.links"](links.data["notice"]) is not None
 
 
 def test_attach_ignore_and_mitigate_buttons(db: Database) -> None:
