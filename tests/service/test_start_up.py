@@ -115,7 +115,7 @@ def test_slack_refusing_connections_leaves_serve_unready_until_it_answers(
         process.wait_ready()
         status, detail = readyz(process)
         assert status == 503
-        assert detail.startswith("slack unreachable (URLError: ")
+        assert detail.startswith("slack unreachable (")
         with SlackOutage(slack_port, down=False).running() as slack:
             eventually(lambda: readyz(process) == (200, "ok"), "ready once Slack answers")
             assert slack.calls >= 1
@@ -152,7 +152,7 @@ def test_slack_unknown_to_dns_leaves_serve_unready(database_url: str) -> None:
     try:
         assert service.slack is not None
         assert service.slack.reason is not None
-        assert service.slack.reason.startswith("slack unreachable (URLError: ")
+        assert service.slack.reason.startswith("slack unreachable (")
     finally:
         service.stop()
 
