@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, true
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from bot import access, incidents
@@ -97,12 +98,25 @@ class Visibility:
         return or_(col(Incident.private).is_(False), col(Incident.id).in_(self.private_ids))
 
 
+_RULE_COLUMNS: tuple[Any, ...] = (
+    Incident.id,
+    Incident.private,
+    Incident.slack_channel_id,
+    Incident.slack_state,
+    Incident.reporter_id,
+)
+
+
 def compute_visibility(
     session: Session, policy: Policy, user: str, directory: Directory
 ) -> Visibility:
     """Apply ``access.can_see`` to every private incident, asking Slack once per channel."""
     memo = MemoDirectory(directory)
-    private = session.exec(select(Incident).where(col(Incident.private).is_(True))).all()
+    # Only what the rule reads today is loaded up front; anything else it reads later still
+    # loads (lazily) from the same session.
+    private = session.exec(
+        select(Incident).where(col(Incident.private).is_(True)).options(load_only(*_RULE_COLUMNS))
+    ).all()
     seen = frozenset(
         i.id for i in private if i.id is not None and access.can_see(policy, user, i, memo)
     )
