@@ -5,12 +5,15 @@ end-to-end test.
   argument checks, error codes, rate limits and expiring triggers.
 * ``SlackSimulator``: the requests Slack sends to the bot (commands, clicks, modal
   submissions, shortcuts, events), signed and shaped as Slack sends them.
+* ``SocketModeServer`` (``fake.socket_mode``): Slack's side of Socket Mode, on a local
+  websocket server.
 * ``sign`` / ``signed_headers``: Slack's ``v0`` request signature.
 
 Ships inside the product because ``firebreak demo`` runs on it; it never imports pytest.
 """
 
 from bot.local_slack.fake import FakeSlack
+from bot.local_slack.people import SimulatorError
 from bot.local_slack.records import (
     ApiCall,
     Ephemeral,
@@ -21,11 +24,13 @@ from bot.local_slack.records import (
     View,
 )
 from bot.local_slack.signing import sign, signed_headers
-from bot.local_slack.simulator import BotReply, SentRequest, SimulatorError, SlackSimulator
+from bot.local_slack.simulator import BotReply, SentRequest, SlackSimulator
+from bot.local_slack.socket_mode import Envelope, SocketModeServer
 
 __all__ = [
     "ApiCall",
     "BotReply",
+    "Envelope",
     "Ephemeral",
     "FakeSlack",
     "FakeSlackError",
@@ -34,6 +39,7 @@ __all__ = [
     "SentRequest",
     "SimulatorError",
     "SlackSimulator",
+    "SocketModeServer",
     "UploadedFile",
     "View",
     "sign",

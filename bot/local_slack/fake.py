@@ -24,17 +24,21 @@ Typical use::
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
 from bot.clock import utcnow
+from bot.local_slack.args import Args
 from bot.local_slack.methods.chat import ChatMethods
 from bot.local_slack.methods.conversations import ConversationsMethods
 from bot.local_slack.methods.files import FilesMethods
 from bot.local_slack.methods.users import UsersMethods
 from bot.local_slack.methods.views import ViewsMethods
+from bot.local_slack.records import JSON
 from bot.local_slack.scenarios import Scenarios
 from bot.local_slack.server import HttpServer
+from bot.local_slack.socket_mode import SocketModeServer
 
 
 class FakeSlack(
@@ -65,6 +69,11 @@ class FakeSlack(
         super().__init__(
             team_name=team_name, team_domain=team_domain, bot_name=bot_name, seed=seed, clock=clock
         )
+        # Derived, not drawn: the seeded ids of everything else stay as they were.
+        digest = hashlib.sha256(self.token.encode()).hexdigest()
+        self.app_token = f"xapp-1-{self.app_id}-{int(digest[:12], 16)}-{digest}"
+        self.socket_mode = SocketModeServer(self)
+        """Slack's side of Socket Mode (started by the first ``apps.connections.open``)."""
         self._methods = {
             "api.test": self._api_test,
             "auth.test": self._auth_test,
@@ -104,6 +113,14 @@ class FakeSlack(
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.info": self._files_info,
+            "apps.connections.open": self._apps_connections_open,
         }
         if seed_workspace:
             self._seed()
+
+    def stop(self) -> None:
+        self.socket_mode.stop()
+        super().stop()
+
+    def _apps_connections_open(self, args: Args) -> JSON:
+        return {"url": self.socket_mode.open_url()}

@@ -24,6 +24,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID_ALPHABET = string.ascii_uppercase + string.digits
 CHANNEL_NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]+(::skin-tone-[2-6])?$")
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+"""Methods called with the app-level token (``xapp-``), and only with it."""
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9_-]+$")
 """A message metadata ``event_type``: letters, digits, underscores and hyphens."""
 RESERVED_NAMES = frozenset({"here", "channel", "everyone", "group", "archive", "archived"})

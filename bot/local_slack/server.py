@@ -24,6 +24,7 @@ from bot.local_slack.args import (
 )
 from bot.local_slack.faults import Answer, Faults, json_answer
 from bot.local_slack.records import (
+    APP_TOKEN_METHODS,
     JSON,
     RESPONSE_URL_TTL,
     RESPONSE_URL_USES,
@@ -183,8 +184,10 @@ class HttpServer(Faults):
                 raise ApiError("unknown_method", req_method=method)
             if not token:
                 raise ApiError("not_authed")
-            if token != self.token:
+            if token not in (self.token, self.app_token):
                 raise ApiError("invalid_auth")
+            if (token == self.app_token) != (method in APP_TOKEN_METHODS):
+                raise ApiError("not_allowed_token_type")
         except ApiError as exc:
             implementation = None
             response: JSON = {"ok": False, "error": exc.code, **exc.extra}

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from bot.local_slack.fake import FakeSlack
+from bot.local_slack.people import SimulatorError, person_json, place_json, slash_command_fields
 from bot.local_slack.records import JSON, FakeSlackError, View
 from bot.local_slack.signing import (
     FORM_CONTENT_TYPE,
@@ -57,10 +58,6 @@ _ONE_OPTION = frozenset({"static_select", "radio_buttons", "overflow", "external
 _MANY_OPTIONS = frozenset({"multi_static_select", "checkboxes", "multi_external_select"})
 _TEXT_INPUTS = frozenset({"plain_text_input", "email_text_input", "url_text_input"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class SimulatorError(Exception):
-    """The requested action is one a person could not perform in Slack."""
 
 
 @dataclass(frozen=True)
@@ -244,39 +241,10 @@ class SlackSimulator:
     # Who and where
 
     def _person(self, user: str) -> JSON:
-        try:
-            found = self.fake.user_json(user)
-        except FakeSlackError as exc:
-            raise SimulatorError(str(exc)) from None
-        if found["deleted"]:
-            raise SimulatorError(f"{found['name']} is deactivated and cannot act in Slack")
-        return found
+        return person_json(self.fake, user)
 
     def _place(self, channel: str, person: JSON, *, typing: bool) -> JSON:
-        """The channel as payloads name it (``id``, ``name``, ``is_private``, ``is_im``),
-        after checking the person can see it (and type in it, for ``typing``)."""
-        try:
-            found = self.fake.channel_json(channel)
-            members = self.fake.members(channel)
-        except FakeSlackError as exc:
-            raise SimulatorError(str(exc)) from None
-        if found.get("is_im"):
-            if person["id"] not in members:
-                raise SimulatorError(f"{channel} is someone else's direct message with the bot")
-            return {"id": found["id"], "name": "directmessage", "is_private": False, "is_im": True}
-        place = {
-            "id": found["id"],
-            "name": found["name"],
-            "is_private": found["is_private"],
-            "is_im": False,
-        }
-        if found["is_private"] and person["id"] not in members:
-            raise SimulatorError(f"{person['name']} cannot see the private #{found['name']}")
-        if typing and found["is_archived"]:
-            raise SimulatorError(f"#{found['name']} is archived: nobody can type in it")
-        if typing and person["id"] not in members:
-            raise SimulatorError(f"{person['name']} is not in #{found['name']}")
-        return place
+        return place_json(self.fake, channel, person, typing=typing)
 
     def _user_ref(self, person: JSON) -> JSON:
         return {
@@ -307,25 +275,15 @@ class SlackSimulator:
     ) -> BotReply:
         """``/incident text`` typed by ``user`` in ``channel``. A message in the bot's
         acknowledgement is shown as Slack shows it (ephemeral unless ``in_channel``)."""
-        person = self._person(user)
-        place = self._place(channel, person, typing=True)
-        trigger_id = self.fake.issue_trigger(person["id"])
-        response_url = self.fake.issue_response_url(place["id"], person["id"])
-        fields = {
-            "token": self.verification_token,
-            "team_id": self.fake.team_id,
-            "team_domain": self.fake.team_domain,
-            "channel_id": place["id"],
-            "channel_name": "privategroup" if place["is_private"] else place["name"],
-            "user_id": person["id"],
-            "user_name": person["name"],
-            "command": command,
-            "text": text,
-            "api_app_id": self.fake.app_id,
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": trigger_id,
-        }
+        fields = slash_command_fields(
+            self.fake,
+            text,
+            user=user,
+            channel=channel,
+            command=command,
+            verification_token=self.verification_token,
+        )
+        trigger_id, response_url = fields["trigger_id"], fields["response_url"]
         reply = self._send(
             urlencode(fields).encode(),
             FORM_CONTENT_TYPE,
@@ -334,7 +292,7 @@ class SlackSimulator:
             trigger_id=trigger_id,
             response_url=response_url,
         )
-        return self._show_ack(reply, place["id"], person["id"])
+        return self._show_ack(reply, fields["channel_id"], fields["user_id"])
 
     def _show_ack(self, reply: BotReply, channel: str, user: str) -> BotReply:
         late = self._late(reply)

@@ -44,6 +44,8 @@ class Workspace:
     checks and writes every Web API method shares."""
 
     _methods: dict[str, Callable[[Args], JSON]]
+    app_token: str
+    """The app-level token (``xapp-``) that ``apps.connections.open`` takes."""
     """The Web API methods by name (``chat.postMessage``...), filled in by ``FakeSlack``."""
 
     def __init__(

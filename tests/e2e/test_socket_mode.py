@@ -1,0 +1,104 @@
+"""The bot in Socket Mode, end to end: ``firebreak serve``'s service with an app-level token
+connects to the local Slack's websocket, acknowledges ``/incident`` by envelope id, declares,
+and keeps working after Slack asks it to reconnect."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from sqlmodel import col, select
+
+from bot.config import Policy, Settings
+from bot.db import Database
+from bot.local_slack import Envelope, FakeSlack
+from bot.models import Incident
+from bot.server import Service, build_service
+from tests.e2e.conftest import texts
+
+BOUND = 60.0
+"""Seconds the bot may take to connect, acknowledge or finish its work before the test fails."""
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], what: str) -> T:
+    deadline = time.monotonic() + BOUND
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: did not happen within {BOUND:.0f} s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def service(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> Iterator[Service]:
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_APP_TOKEN=fake.app_token,
+        SLACK_API_URL=fake.api_url,
+    )
+    running = build_service(settings, e2e_policy, scheduler=False)
+    running.start_background()
+    try:
+        fake.socket_mode.wait_for_connections(1, BOUND)
+        yield running
+    finally:
+        running.stop()
+
+
+def incident_titled(db: Database, title: str) -> Incident | None:
+    with db.transaction() as session:
+        found = session.exec(
+            select(Incident).where(col(Incident.title) == title).order_by(col(Incident.number))
+        ).first()
+    return found if found is not None and found.slack_channel_id else None
+
+
+def what_the_person_saw(fake: FakeSlack, envelope: Envelope) -> str:
+    """The acknowledgement's message, response_url posts and ephemeral messages."""
+    seen = [texts(p.payload) for p in fake.response_posts(str(envelope.payload["response_url"]))]
+    seen += [texts(e) for e in fake.ephemerals(user=str(envelope.payload["user_id"]))]
+    return "\n".join(seen)
+
+
+def declare(fake: FakeSlack, title: str) -> tuple[Envelope, dict[str, object]]:
+    envelope = fake.socket_mode.slash_command(title, user="ana.garcia", channel="general")
+    return envelope, fake.socket_mode.wait_for_ack(envelope, BOUND)
+
+
+def test_declare_over_socket_mode_then_again_after_a_reconnect(
+    fake: FakeSlack, service: Service, db: Database
+) -> None:
+    envelope, ack = declare(fake, "Checkout returns 500s")
+    assert ack["envelope_id"] == envelope.envelope_id
+    first = eventually(lambda: incident_titled(db, "Checkout returns 500s"), "INC-1 declared")
+    assert first.ref == "INC-1"
+    channel = fake.channel_json(first.slack_channel_id or "")
+    assert channel["name"] == "inc-1-checkout-returns-500s"
+    ana = fake.user_id("ana.garcia")
+    eventually(lambda: ana in fake.members(channel["id"]), "the declarer is in the channel")
+    eventually(lambda: "INC-1" in what_the_person_saw(fake, envelope), "the person is told")
+    assert len(fake.calls_to("apps.connections.open")) == 1
+
+    fake.socket_mode.disconnect("refresh_requested")
+    fake.socket_mode.wait_for_connections(2, BOUND)
+    again, ack = declare(fake, "Search is slow")
+    assert ack["envelope_id"] == again.envelope_id
+    assert again.connection == 2
+    second = eventually(lambda: incident_titled(db, "Search is slow"), "INC-2 declared")
+    assert second.ref == "INC-2"
+    assert fake.channel_json(second.slack_channel_id or "")["name"] == "inc-2-search-is-slow"
+    assert len(fake.calls_to("apps.connections.open")) == 2
+    names = [c.name for c in fake.channels()]
+    assert (names.count("inc-1-checkout-returns-500s"), names.count("inc-2-search-is-slow")) == (
+        1,
+        1,
+    )
