@@ -160,7 +160,9 @@ def test_stop_releases_a_hung_connection() -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    while not fake.calls_to("auth.test"):
+    for _ in range(3000):  # at most 30 s for the call to arrive
+        if fake.calls_to("auth.test"):
+            break
         threading.Event().wait(0.01)
     fake.stop()
     caller.join(30)
