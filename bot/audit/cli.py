@@ -54,9 +54,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         db.dispose()
     elapsed = time.perf_counter() - began
     if numbers is not None:
-        missing = sorted(set(numbers) - set(report.heads))
+        missing = sorted(set(numbers) - report.found)
         for number in missing:
-            print(f"INC-{number}: no such incident or no events", file=sys.stderr)
+            print(f"INC-{number}: no such incident", file=sys.stderr)
         if missing:
             return EXIT_FAILED
     for broken in report.breaks:

@@ -10,6 +10,7 @@ What a mismatch means:
 * ``link``: its ``prev_hash`` is not the hash of the event before it on the same incident: an
   event was deleted, inserted out of order, or the previous event was edited and re-hashed.
 * ``unchained``: the row has no hash at all (written by a process that bypassed the core).
+* ``empty``: the incident has no events at all (every incident has its declaration).
 
 An incident whose first remaining event is a retention tombstone starts its chain there: the
 tombstone's ``prev_hash`` is the head of the chain that was exported and removed.
@@ -41,7 +42,7 @@ class Break:
     event_id: int
     kind: str
     problem: str
-    """``content``, ``link`` or ``unchained``."""
+    """``content``, ``link``, ``unchained`` or ``empty``."""
     detail: str
 
     def describe(self) -> str:
@@ -55,6 +56,8 @@ class ChainReport:
     heads: dict[int, str] = field(default_factory=dict)
     """Incident number -> hash of its latest event."""
     breaks: list[Break] = field(default_factory=list)
+    found: set[int] = field(default_factory=set)
+    """Numbers of the incidents checked (with or without events)."""
 
     @property
     def ok(self) -> bool:
@@ -132,6 +135,15 @@ def verify_chains(
         report.heads[number] = head
         if broken is not None:
             report.breaks.append(broken)
+    for number in sorted(set(incident_numbers.values()) - set(report.heads)):
+        # Every incident starts with its declaration: no events at all means they were deleted.
+        report.incidents += 1
+        report.found.add(number)
+        report.breaks.append(
+            Break(number, 0, "-", "empty", "has no timeline events: its timeline was deleted")
+        )
+    report.found.update(report.heads)
+    report.breaks.sort(key=lambda b: b.incident_number)
     return report
 
 

@@ -210,6 +210,21 @@ def test_verify_names_the_event_after_a_deleted_one_and_unchained_rows(
     assert [b.incident_number for b in only_second.breaks] == [2]
 
 
+def test_verify_names_an_incident_whose_whole_timeline_was_deleted(
+    db: Database, policy: Policy
+) -> None:
+    declare_with_notes(db, policy, 1)
+    emptied = declare_with_notes(db, policy, 2, title="Search")
+    tamper(db, "DELETE FROM timeline_events WHERE incident_id = :i", i=emptied)
+    with db.read() as session:
+        report = verify_chains(session)
+    assert [(b.incident_number, b.problem) for b in report.breaks] == [(2, "empty")]
+    assert report.breaks[0].describe() == (
+        "INC-2 event 0 (-): has no timeline events: its timeline was deleted"
+    )
+    assert (report.incidents, report.found) == (2, {1, 2})
+
+
 def test_concurrent_appends_to_one_incident_keep_one_chain(db: Database, policy: Policy) -> None:
     incident_id = declare_with_notes(db, policy, 0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -18,6 +19,7 @@ from bot.audit.clocks import (
     parse_offset,
     warning_points,
 )
+from bot.cli import main
 from bot.config import Policy, policy_from_dict
 from bot.errors import ConfigError
 
@@ -220,3 +222,26 @@ def test_bad_clock_policies_are_refused_with_the_clock_named(
 def test_no_clocks_by_default_and_presets_expand() -> None:
     assert Policy().clocks == []
     assert [c.key for c in dora().clocks] == ["initial", "intermediate", "final", "gdpr"]
+
+
+def test_policy_check_exits_2_naming_the_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_text(
+        '[[clocks]]\npreset = "dora"\n\n[[clocks]]\nkey = "brands"\n'
+        'starts_on = "classified:card-data"\ndeadlines = [{ after = "24h", since = "inital" }]\n'
+    )
+    assert main(["--policy", str(path), "policy", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"firebreak: {path}: clocks: clock 'brands': deadlines.0.since refers to unknown "
+        "clock 'inital'; use start, awareness, declared, detected, impact or another clock's "
+        "key (initial, intermediate, final)"
+    )
+    path.write_text(
+        '[[clocks]]\nkey = "x"\nstarts_on = "declared"\ndeadlines = [{ after = "-1h" }]\n'
+    )
+    assert main(["--policy", str(path), "policy", "check"]) == 2
+    assert "clock 'x': deadlines.0.after: duration '-1h' is negative" in capsys.readouterr().err
