@@ -24,7 +24,12 @@ SERIES_CLASSES = 8
 Values = Sequence[float | None]
 
 
-def _nice_max(value: float) -> float:
+def _nice_max(value: float, *, whole: bool = False) -> float:
+    """The top of the axis: a round number at or above ``value``; for counts (``whole``) a
+    multiple of 4, so the four gridlines fall on whole numbers."""
+    if whole:
+        tick = max(1, math.ceil(value / 4))
+        return 4.0 * (tick if tick <= 5 else int(_nice_max(tick)))
     if value <= 0:
         return 1.0
     exponent = 10 ** math.floor(math.log10(value))
@@ -92,7 +97,8 @@ def bar_chart(
 ) -> Markup:
     """Stacked vertical bars, one per label."""
     totals = [sum((s[1][i] or 0) for s in series) for i in range(len(labels))]
-    top = _nice_max(max(totals, default=0))
+    whole = all(float(v).is_integer() for _, values in series for v in values if v is not None)
+    top = _nice_max(max(totals, default=0), whole=whole)
     body, slot, plot_h = _axes(top, unit, labels)
     width = max(slot * 0.7, 1)
     for i, label in enumerate(labels):

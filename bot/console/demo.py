@@ -9,6 +9,7 @@ has none.
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,7 +80,9 @@ def demo_console(
     users: Sequence[DemoUser] = DEMO_USERS,
 ) -> Console:
     """A console whose sign-in page offers ``users`` (plain http cookies: it runs on localhost)."""
-    settings = ConsoleSettings(_env_file=None, cookie_secure=False)
+    settings = ConsoleSettings(
+        _env_file=None, cookie_secure=False, session_secret=secrets.token_urlsafe(32)
+    )
     return Console(database, policy, directory, settings, names=names, demo_users=users)
 
 
