@@ -8,8 +8,10 @@ has none.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -147,3 +149,20 @@ def serve_sample_demo(policy: Policy, *, host: str = "127.0.0.1", port: int = 80
         finally:
             database.dispose()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bot.console.demo [--port P]``: the console over a sample quarter of
+    incidents, with the demo sign-in, until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.console.demo",
+        description="Serve the web console over sample data with a demo sign-in.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    return serve_sample_demo(Policy(), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

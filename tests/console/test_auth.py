@@ -16,6 +16,7 @@ from bot.clock import utcnow
 from bot.config import Policy
 from bot.console import Console
 from bot.console.auth import Sessions
+from bot.console.demo import DEMO_USERS, demo_app, demo_console, sample_directory
 from bot.db import Database
 from tests.console.conftest import (
     ADMIN,
@@ -325,3 +326,30 @@ def test_a_trusted_proxy_names_the_viewer(
         email = client.get("/console/incidents", headers={"X-Forwarded-User": "ada@acme.example"})
         assert email.status_code == 403
         assert "does not hold a Slack user id" in email.text
+
+
+def test_the_demo_sign_in_exists_only_in_the_demo(db: Database, policy: Policy) -> None:
+    console = demo_console(db, policy, directory=sample_directory())
+    with TestClient(demo_app(console, db), follow_redirects=False) as client:
+        login = client.get("/console/auth/login", params={"next": "/console/insights"})
+        assert [u.name for u in DEMO_USERS] == ["Dana Reyes", "Sam Okafor"]
+        assert "Dana Reyes" in login.text and "Sign in with Slack" not in login.text
+        token = re.search(r'name="token" value="([^"]+)"', login.text)
+        assert token is not None
+        stranger = client.post(
+            "/console/auth/demo", data={"token": token.group(1), "user": "U0NOBODY"}
+        )
+        assert stranger.status_code == 400
+        forged = client.post("/console/auth/demo", data={"token": "forged", "user": "U0SAM"})
+        assert forged.status_code == 403
+        done = client.post(
+            "/console/auth/demo",
+            data={"token": token.group(1), "user": "U0SAM", "next": "/console/insights"},
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == "/console/insights"
+        assert "Sam Okafor" in client.get("/console/incidents").text
+    plain = Console(db, policy, sample_directory(), console.settings)
+    with client_for(plain) as client:
+        refused = client.post("/console/auth/demo", data={"token": token.group(1), "user": "U0SAM"})
+        assert refused.status_code == 404
