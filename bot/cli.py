@@ -232,9 +232,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.demo import DEFAULT_OUTPUT_DIR, run_demo
 
-    return run_demo(args.database_url)
+    settings, policy = _configuration(args)
+    output_dir = Path(args.output_dir) if args.output_dir else DEFAULT_OUTPUT_DIR
+    if args.output_dir:
+        check_output_file(output_dir)
+    return run_demo(
+        args.database_url or settings.database_url,
+        policy=policy,
+        output_dir=output_dir,
+        hint_url=args.database_url is not None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,7 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="play a realistic incident against a built-in fake Slack (no Slack needed)"
     )
     demo.add_argument(
-        "--database-url", help="keep the demo's data here (default: a temporary SQLite file)"
+        "--database-url",
+        help="keep the demo's incident here (default: $DATABASE_URL, else ./firebreak.db)",
+    )
+    demo.add_argument(
+        "--output-dir",
+        help="directory for the demo's files, the postmortem draft (default: ./firebreak-demo)",
     )
     demo.set_defaults(handler=cmd_demo)
 
