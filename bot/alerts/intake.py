@@ -267,6 +267,7 @@ def _declare(
     *,
     reporter: str,
     now: datetime,
+    invite_also: tuple[str, ...] = (),
 ) -> Incident:
     starts = [a.starts_at for a in message.alerts if a.starts_at is not None]
     change = core.declare_incident(
@@ -283,8 +284,13 @@ def _declare(
         now=now,
     )
     incident = change.incident
+    assert incident.id is not None
     group.incident_id = incident.id
     group.disposition = "incident"
+    invite = list(dict.fromkeys([*policy.alerts.invite, *invite_also]))
+    if invite and change.changed:
+        # Read by the channel set-up (the core's effects) once the channel exists.
+        incident = core.save_slack_refs(session, incident.id, state={"invite": invite})
     return incident
 
 
@@ -550,7 +556,17 @@ def triage_declare(
         runbook=None,
         runbook_reason="",
     )
-    incident = _declare(session, policy, group, message, plan, len(rows), reporter=actor, now=now)
+    incident = _declare(
+        session,
+        policy,
+        group,
+        message,
+        plan,
+        len(rows),
+        reporter=actor,
+        now=now,
+        invite_also=(actor,),
+    )
     _announce(session, policy, group, incident, plan, group.firing_count, now)
     return incident
 

@@ -48,6 +48,7 @@ Window = Annotated[timedelta, BeforeValidator(_window)]
 
 SOURCE_NAMES = ("alertmanager", "grafana", "datadog", "pagerduty", "opsgenie", "generic")
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 def _default_severity_map() -> dict[str, str]:
@@ -173,6 +174,9 @@ class AlertsPolicy(BaseModel):
     """When every alert of an incident has resolved: ask the commander, mitigate, or nothing."""
     start_runbook: bool = False
     """Start the runbook named by the alert instead of only suggesting it."""
+    invite: list[str] = Field(default_factory=list)
+    """Slack user ids (U...) invited to the channel of an incident that alerts declare (the
+    on-call, say); nobody is invited otherwise."""
     drop: list[DropRule] = Field(default_factory=list)
 
     @field_validator("triage_channel")
@@ -183,6 +187,16 @@ class AlertsPolicy(BaseModel):
                 f"{value!r} is not a Slack channel id: use the id (C0123ABCD) from the "
                 "channel's details, not its name"
             )
+        return value
+
+    @field_validator("invite")
+    @classmethod
+    def _users(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not _USER_ID.match(user):
+                raise ValueError(
+                    f"{user!r} is not a Slack user id: use the U... id from the profile"
+                )
         return value
 
     @field_validator("severity_labels", "service_labels")

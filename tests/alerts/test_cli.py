@@ -124,6 +124,7 @@ def test_replay_reports_bad_files_one_line_each(run: Run, tmp_path: Path) -> Non
         ),
         ('[alerts]\non_all_resolved = "yes"\n', "alerts.on_all_resolved: Input should be"),
         ("[alerts]\nunknown = 1\n", "alerts.unknown: unknown key"),
+        ('[alerts]\ninvite = ["@oncall"]\n', "alerts.invite: '@oncall' is not a Slack user id"),
     ],
 )
 def test_policy_check_names_the_key(run: Run, tmp_path: Path, toml: str, message: str) -> None:

@@ -377,3 +377,21 @@ def test_list_alerts_one_entry_per_alert(db: Database, policy: Policy) -> None:
         ("grafana", "aaafafe0953f0962", "resolved", "INC-2"),
         ("grafana", "fb31814ac93dbe7d", "resolved", "INC-2"),
     ]
+
+
+def test_alert_incidents_invite_the_policys_people_and_the_person_who_declared(
+    db: Database,
+) -> None:
+    policy = policy_from_dict({"alerts": {"invite": ["U0ONCALL", "U0LEAD"]}})
+    store(db, policy, generic("auto"))
+    store(db, policy, generic("auto", alert="second"))
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+        assert incident.slack_state == {"invite": ["U0ONCALL", "U0LEAD"]}
+    triage = policy_from_dict(
+        {"alerts": {"declare": "triage", "triage_channel": "C0T", "invite": ["U0ONCALL"]}}
+    )
+    waiting = store(db, triage, generic("manual"))
+    with db.transaction() as session:
+        declared = triage_declare(session, triage, waiting.group_id, actor="U0ANA")
+        assert declared.slack_state == {"invite": ["U0ONCALL", "U0ANA"]}
