@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,3 +231,24 @@ def test_clocks_can_start_on_a_severity_being_reached(db: Database) -> None:
         board = regulatory.sync_clocks(session, policy, incident_id)
     assert board["regulator"].started_at == AWARE + timedelta(minutes=20)
     assert board["regulator"].due_at == AWARE + timedelta(hours=2, minutes=20)
+
+
+def test_two_replicas_classifying_at_once_record_it_once(db: Database, dora: Policy) -> None:
+    incident_id = declare(db, dora)
+    outcomes: list[str] = []
+
+    def classify_once(actor: str) -> None:
+        try:
+            with db.transaction() as session:
+                regulatory.classify_incident(
+                    session, dora, incident_id, "major", actor=actor, now=AWARE
+                )
+            outcomes.append("classified")
+        except InvalidInput as error:
+            outcomes.append(str(error).split(" on ")[0])
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(classify_once, ["U2", "U3"]))
+    assert sorted(outcomes) == ["INC-1 was already classified major", "classified"]
+    assert kinds(db, incident_id) == ["classified", "clock_started"]
+    assert len(clock_reminders(db, incident_id)) == 3
