@@ -30,7 +30,7 @@ from sqlmodel import Session, col
 from bot import incidents
 from bot.clock import utcnow
 from bot.config import Policy
-from bot.console.queries import SENT_KINDS, Visibility, day_start
+from bot.console.queries import SENT_KINDS, Visibility, as_time, day_start, raw_time
 from bot.errors import InvalidInput
 from bot.models import ActionItem, EventKind, Incident, RunbookRun, RunbookStepState, TimelineEvent
 from bot.runbooks.progress import FINISHED_STATES, RUN_COMPLETED
@@ -174,20 +174,21 @@ class IncidentRow:
     metrics: incidents.IncidentMetrics
 
 
-_METRIC_COLUMNS = tuple(
-    col(c)
-    for c in (
-        Incident.id,
-        Incident.severity,
-        Incident.service,
-        Incident.declared_at,
-        Incident.impact_started_at,
-        Incident.detected_at,
-        Incident.acknowledged_at,
-        Incident.mitigated_at,
-        Incident.resolved_at,
-        Incident.closed_at,
-    )
+_METRIC_COLUMNS = (
+    col(Incident.severity),
+    col(Incident.service),
+    *(
+        raw_time(col(c))
+        for c in (
+            Incident.declared_at,
+            Incident.impact_started_at,
+            Incident.detected_at,
+            Incident.acknowledged_at,
+            Incident.mitigated_at,
+            Incident.resolved_at,
+            Incident.closed_at,
+        )
+    ),
 )
 
 
@@ -209,18 +210,9 @@ def incident_rows(session: Session, visibility: Visibility, rng: Range) -> list[
     """The incidents declared in the range with their metrics (the milestone columns only)."""
     rows = session.execute(sa_select(*_METRIC_COLUMNS).where(_visible_in(visibility, rng))).all()
     out = []
-    for (
-        _id,
-        severity,
-        service,
-        declared,
-        impact,
-        detected,
-        acked,
-        mitigated,
-        resolved,
-        closed,
-    ) in rows:
+    for severity, service, *times in rows:
+        declared, impact, detected, acked, mitigated, resolved, closed = map(as_time, times)
+        assert declared is not None
         milestones = _Milestones(impact, detected, declared, acked, mitigated, resolved, closed)
         metrics = incidents.incident_metrics(cast(Incident, milestones))
         out.append(IncidentRow(severity, service, declared, metrics))
@@ -329,7 +321,7 @@ def time_in_status(
     events = session.execute(
         sa_select(
             col(TimelineEvent.incident_id),
-            col(TimelineEvent.occurred_at),
+            raw_time(col(TimelineEvent.occurred_at)),
             _NEW_STATUS,
         )
         .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
@@ -351,7 +343,9 @@ def time_in_status(
     status: str | None = None
     since: datetime | None = None
     spent: dict[str, float] = defaultdict(float)
-    for incident_id, occurred_at, new in events:
+    for incident_id, raw_at, new in events:
+        occurred_at = as_time(raw_at)
+        assert occurred_at is not None
         if incident_id != current_incident:
             if status is not None and since is not None and status not in closed:
                 spent[status] += max((now - since).total_seconds(), 0) / 3600
@@ -399,7 +393,9 @@ def action_items(
     date (in the team's timezone) as of now."""
     today = (now or utcnow()).astimezone(policy.zone).date()
     rows = session.execute(
-        sa_select(col(ActionItem.created_at), col(ActionItem.status), col(ActionItem.due_on))
+        sa_select(
+            raw_time(col(ActionItem.created_at)), col(ActionItem.status), col(ActionItem.due_on)
+        )
         .join(Incident, col(Incident.id) == col(ActionItem.incident_id))
         .where(
             visibility.condition(),
@@ -409,7 +405,7 @@ def action_items(
     ).all()
     counts = [[0, 0, 0] for _ in rng.buckets]
     for created_at, status, due_on in rows:
-        i = rng.index(created_at)
+        i = rng.index(as_time(created_at) or rng.end)
         if i is None:
             continue
         if status != "open":
@@ -429,7 +425,7 @@ def action_items(
 
 def escalations(session: Session, visibility: Visibility, rng: Range) -> Table:
     rows = session.execute(
-        sa_select(col(TimelineEvent.occurred_at), col(TimelineEvent.kind))
+        sa_select(raw_time(col(TimelineEvent.occurred_at)), col(TimelineEvent.kind))
         .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
         .where(
             visibility.condition(),
@@ -440,7 +436,7 @@ def escalations(session: Session, visibility: Visibility, rng: Range) -> Table:
     ).all()
     counts = [[0, 0] for _ in rng.buckets]
     for occurred_at, kind in rows:
-        i = rng.index(occurred_at)
+        i = rng.index(as_time(occurred_at) or rng.end)
         if i is not None:
             counts[i][0 if kind == EventKind.ESCALATED.value else 1] += 1
     return Table(
