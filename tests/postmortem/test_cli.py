@@ -76,6 +76,14 @@ def test_output_file_gets_a_copy(
     db: Database, policy: Policy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     incident_id = declare(db, policy)
+    # A directory that does not exist is not created behind the person's back.
+    assert cli.main(["postmortem", "INC-1", "-o", "review/draft.md"]) == 1
+    assert capsys.readouterr().err == (
+        "firebreak: review/draft.md: the directory review does not exist; create it first or "
+        "choose another path\n"
+    )
+    assert not (tmp_path / "review").exists()
+    (tmp_path / "review").mkdir()
     assert cli.main(["postmortem", "INC-1", "-o", "review/draft.md"]) == 0
     assert capsys.readouterr().out == "wrote review/draft.md\n"
     assert (tmp_path / "review" / "draft.md").read_text(encoding="utf-8") == stored(
