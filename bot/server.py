@@ -48,11 +48,13 @@ class Service:
     scheduler: Any = None
     slack: SlackReadiness | None = None
     bot: SlackBot | None = None
+    reminders: bool = True
 
     def start_background(self) -> None:
         if self.bot is not None:
             self.bot.start()  # effects: finish what this or a dead replica left recorded
-        self.scheduler = start_scheduler(self.firebreak, self.flows)
+        if self.reminders:
+            self.scheduler = start_scheduler(self.firebreak, self.flows)
         if self.socket_mode is not None:
             if self.slack is None:
                 self.socket_mode.connect()
@@ -123,6 +125,7 @@ def build_service(
         socket_mode=socket_mode,
         slack=slack,
         bot=slack_bot,
+        reminders=scheduler,
     )
     service.web = create_web_app(
         None if socket_mode is not None else bolt,
@@ -132,7 +135,7 @@ def build_service(
             if settings.slack_signing_secret
             else None
         ),
-        on_startup=service.start_background if scheduler else None,
+        on_startup=service.start_background,
         on_shutdown=service.stop,
         readiness=(lambda: slack.reason) if slack is not None else None,
     )

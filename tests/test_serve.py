@@ -13,8 +13,8 @@ import pytest
 from bot import migrations
 from bot.config import Policy, RemindersPolicy, Settings
 from bot.errors import ConfigError
-from bot.server import build_service
 from bot.local_slack import FakeSlack
+from bot.server import build_service
 
 
 @pytest.fixture

@@ -94,12 +94,16 @@ RETRY_AFTER_MAX = 900.0
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """1 s, 2 s, 4 s ... up to 5 minutes; at least a sane ``Retry-After``."""
-    delay = min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_MAX)
-    if retry_after is not None and 0 < retry_after <= RETRY_AFTER_MAX:
-        delay = max(delay, retry_after)
-    return timedelta(seconds=delay)
+    """What the other side asked for (a ``Retry-After`` between 1 s and 15 min); otherwise
+    1 s, 2 s, 4 s ... up to 5 minutes. ``Retry-After: 0``, a number of days or not a number
+    is a broken header, not a plan: the backoff is used instead."""
+    if retry_after is not None and 1 <= retry_after <= RETRY_AFTER_MAX:
+        return timedelta(seconds=retry_after)
+    return timedelta(seconds=min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_MAX))
 
+
+CALL_GRACE = 15.0
+"""After the drain deadline, how long to wait for the effect in hand (one bounded call)."""
 
 _RUNNERS: weakref.WeakSet[EffectRunner] = weakref.WeakSet()
 
@@ -142,6 +146,7 @@ class EffectRunner:
         self.max_age = max_age
         self.on_failed = on_failed
         self._wake = threading.Event()
+        self._draining = threading.Event()
         self._stopping = threading.Event()
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -152,6 +157,7 @@ class EffectRunner:
 
     def start(self) -> EffectRunner:
         self._stopping.clear()
+        self._draining.clear()
         for n in range(self.threads):
             thread = threading.Thread(target=self._loop, name=f"firebreak-effects-{n}", daemon=True)
             thread.start()
@@ -163,12 +169,18 @@ class EffectRunner:
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> int:
-        """Finish the effects in hand, stop, and release claims. Returns claims released."""
-        self._stopping.set()
+        """Drain: keep executing what is due until nothing is, for at most ``timeout``
+        seconds; then stop after the effect in hand and release the remaining claims, for
+        another replica to take at once. Returns how many claims were released."""
+        self._draining.set()
         self._wake.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(max(deadline - time.monotonic(), 0.1))
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(CALL_GRACE)
         self._threads.clear()
         _RUNNERS.discard(self)
         try:
@@ -187,6 +199,8 @@ class EffectRunner:
                 ran = 0
                 self._stopping.wait(self.interval)
             if not ran:
+                if self._draining.is_set():
+                    return  # drained: nothing due is left
                 self._wake.wait(self.interval)
                 self._wake.clear()
 

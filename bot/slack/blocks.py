@@ -331,8 +331,8 @@ def channel_topic(policy: Policy, incident: Incident, roles: dict[str, str]) -> 
 
 def setup_problem(incident: Incident, problem: str) -> tuple[str, list[Block]]:
     text = (
-        f"{incident.ref} is declared, but setting up Slack did not finish: {problem} "
-        "Retry when the cause is fixed; nothing is lost."
+        f"{incident.ref}: {problem} Retry when the cause is fixed; what is saved in "
+        "Firebreak (the incident, its timeline) is not lost."
     )
     return text, [
         section(f":warning: {text}"),

@@ -240,7 +240,6 @@ class SlackEffects:
             return Done({"skipped": "no channel"})
         policy = self.fb.policy
         text, payload = blocks.incident_summary(policy, snap)
-        refs: dict[str, Any] = {}
         state: dict[str, Any] = {}
         ts = incident.summary_message_ts
         if ts is not None:
@@ -256,36 +255,52 @@ class SlackEffects:
                 self.gateway.find_effect_message(
                     channel, key, since=incident.declared_at.timestamp() - 60
                 )
-                if item.repeat or incident.slack_state.get("summary_posting")
+                if item.repeat
                 else None
             )
             if ts is None:
                 ts = self.gateway.post_message(channel, text, payload, effect=key)
-            refs["summary_message_ts"] = ts
-        if not incident.slack_state.get("pinned") or "summary_message_ts" in refs:
-            self.gateway.pin(channel, ts)
+            # Remember it at once: a failure below must not lose which message is the summary.
+            with self.fb.db.transaction() as session:
+                assert incident.id is not None
+                core.save_slack_refs(session, incident.id, summary_message_ts=ts)
+        problems: list[str] = []
+        unpinned = not incident.slack_state.get("pinned") or ts != incident.summary_message_ts
+        if unpinned and self._cosmetic(problems, lambda: self.gateway.pin(channel, ts)):
             state["pinned"] = True
         topic = blocks.channel_topic(policy, incident, snap.roles)
-        if incident.slack_state.get("topic") != topic:
-            self.gateway.set_topic(channel, topic)
+        if incident.slack_state.get("topic") != topic and self._cosmetic(
+            problems, lambda: self.gateway.set_topic(channel, topic)
+        ):
             state["topic"] = topic
         if incident.announcement_ts and incident.announcement_channel_id:
             text, payload = blocks.announcement(policy, snap)
-            try:
-                self.gateway.update_message(
-                    incident.announcement_channel_id, incident.announcement_ts, text, payload
-                )
-            except SlackCallError as exc:
-                if exc.transient:
-                    raise
-                log.warning("announcement not updated", extra={"error": exc.error})
+            announcement = (incident.announcement_channel_id, incident.announcement_ts)
+            self._cosmetic(
+                problems,
+                lambda: self.gateway.update_message(*announcement, text, payload),
+            )
 
         def save(session: Session, _row: Effect) -> None:
-            if refs or state:
+            if state:
                 assert incident.id is not None
-                core.save_slack_refs(session, incident.id, state=state, **refs)
+                core.save_slack_refs(session, incident.id, state=state)
 
-        return Done({"ts": ts}, then=save)
+        return Done({"ts": ts, "problems": problems}, then=save)
+
+    @staticmethod
+    def _cosmetic(problems: list[str], call: Callable[[], object]) -> bool:
+        """A step whose permanent failure must not undo the rest (a pin, a topic, the
+        announcement's copy): logged and noted; a transient one is retried with the effect."""
+        try:
+            call()
+        except SlackCallError as exc:
+            if exc.transient:
+                raise
+            log.warning("summary step refused", extra={"error": exc.error})
+            problems.append(str(exc))
+            return False
+        return True
 
     def announce(self, item: Claimed) -> Done:
         assert item.incident_id is not None
@@ -347,15 +362,10 @@ class SlackEffects:
         if kind == "runbook_suggestions":
             return self._suggestions(incident)
         if kind == "failure":
-            where = (
-                f" Run `/incident retry` in <#{notice['channel']}>."
-                if notice.get("channel")
-                else " Run `/incident retry` to try again."
-            )
-            text = (
-                f":warning: Firebreak could not {notice.get('what')} for {notice.get('incident')}: "
-                f"{notice.get('error')}{where}"
-            )
+            problem = f"Firebreak could not {notice.get('what')}: {notice.get('error')}"
+            if incident is not None:
+                return blocks.setup_problem(incident, problem)
+            text = f":warning: {problem}"
             return text[:3000], [blocks.section(text)]
         renderer = self.renderers.get(kind)
         if renderer is not None:

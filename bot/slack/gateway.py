@@ -141,6 +141,8 @@ def _from_api_error(method: str, exc: SlackApiError) -> SlackCallError:
         return SlackCallError(
             method, code, "Slack answered with a server error.", transient=True, ambiguous=True
         )
+    if data is not None and str(data.get("error", "")).startswith("Received a response in a"):
+        data = None  # slack_sdk's way of saying the body was not JSON
     if data is None:  # an HTML page or garbage where JSON was expected
         return SlackCallError(
             method,

@@ -22,7 +22,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot.config import Policy
-from bot.markup import neutralise_broadcasts
 from bot.reminders.schedule import snooze_minutes
 from bot.reminders.targets import resolve_mentions
 from bot.slack.limits import (
@@ -377,8 +376,7 @@ def overdue_action_items(
         owner = f"<@{item.owner_id}>" if item.owner_id else "no owner"
         days = (today - item.due_on).days
         late = f"{days} day{'s' if days != 1 else ''} overdue"
-        # Stored in Slack's markup (escaped once on the way in): shown as is, broadcasts silent.
-        text = neutralise_broadcasts(truncate(" ".join(item.text.split()), 500))
+        text = escape_mrkdwn(truncate(" ".join(item.text.split()), 500))
         lines.append(f"• *{item.number}.* {text} — {owner}, due {item.due_on.isoformat()} ({late})")
     count = len(items)
     head = (

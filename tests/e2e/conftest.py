@@ -11,9 +11,9 @@ import pytest
 
 from bot.config import Policy, Settings, SlackPolicy
 from bot.db import Database
+from bot.local_slack import FakeSlack, SlackSimulator
 from bot.runtime import Firebreak
 from bot.slack.runbooks import load_catalog
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
 
 SECRET = "8f14e45fceea167a5a36dedd4bea2543"

@@ -7,9 +7,9 @@ from sqlmodel import func, select
 
 from bot import incidents as core
 from bot.db import Database
-from bot.models import EventKind, Incident, TimelineEvent
 from bot.local_slack import FakeSlack, SlackSimulator
 from bot.local_slack.simulator import Signing
+from bot.models import EventKind, Incident, TimelineEvent
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.test_lifecycle import declare, kinds
 
@@ -123,9 +123,13 @@ def test_a_bot_removed_from_the_channel_says_so_and_loses_nothing(
     incident = declare(fake, bot, slack, db)
     channel = incident.slack_channel_id or ""
     fake.remove_bot_from_channel(channel)
-    said = ask(fake, bot, slack, "update DB failover complete", channel)
-    assert "/invite @Firebreak" in said
-    assert EventKind.STATUS_UPDATE in kinds(db, incident)
+    slack.slash_command("update DB failover complete", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert EventKind.STATUS_UPDATE in kinds(db, incident)  # recorded, though not posted
+    assert EventKind.SLACK_FAILED in kinds(db, incident)
+    # The commander (here the reporter) is told, where Firebreak can still write: a DM.
+    told = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
+    assert any("/invite @Firebreak" in t for t in told), told
 
 
 def test_a_note_is_recorded_and_only_the_author_hears_back(

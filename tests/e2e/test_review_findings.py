@@ -9,9 +9,9 @@ from sqlmodel import col, func, select
 
 from bot import incidents as core
 from bot.db import Database
+from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.slack import blocks
-from bot.local_slack import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.test_commands import answer, ask
 from tests.e2e.test_lifecycle import declare, kinds
@@ -125,18 +125,36 @@ def test_messages_from_other_channels_are_captured_whole(
     assert captured[2].startswith("x x") and captured[2].endswith("[…]")  # shortened, marked
 
 
-def test_a_capture_that_fails_is_not_silent(
+def test_a_capture_during_slack_errors_is_retried_not_lost(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:
     incident = declare(fake, bot, slack, db)
     channel = incident.slack_channel_id or ""
     said, _ = slack.say(channel, "ana.garcia", "root cause: expired cert")
-    fake.fail("conversations.history", status=500, times=3)
+    fake.fail("conversations.history", status=500, times=2)
+    slack.react(channel, said, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    captured = [e for e in timeline(db, incident) if e.kind == EventKind.MESSAGE]
+    assert [e.text for e in captured] == ["root cause: expired cert"]
+
+
+def test_a_capture_that_cannot_succeed_is_not_silent(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    said, _ = slack.say(channel, "ana.garcia", "root cause: expired cert")
+    fake.fail("conversations.history", error="missing_scope", times=1)
     slack.react(channel, said, user="ana.garcia", reaction="pushpin")
     bot.settle()
     assert EventKind.MESSAGE not in kinds(db, incident)
     told = [texts(e) for e in fake.ephemerals(user=fake.user_id("ana.garcia"))]
     assert any("could not add that message to the incident timeline" in t for t in told)
+
+
+def timeline(db: Database, incident: Incident) -> list[TimelineEvent]:
+    with db.read() as session:
+        return core.timeline(session, incident.id or 0)
 
 
 def test_whoever_gets_a_role_joins_the_channel(

@@ -16,7 +16,8 @@ from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.errors import ConfigError
 from bot.models import EventKind
-from bot.scheduler import ReminderScheduler, new_worker_id, validate_targets
+from bot.runtime import new_worker_id
+from bot.scheduler import ReminderScheduler, validate_targets
 
 from .conftest import TEAM_POLICY, FakeNotifier, declare, events_of, make_worker, reminder
 

@@ -35,6 +35,7 @@ from bot.clock import utcnow
 from bot.config import Policy, load_policy
 from bot.db import Database
 from bot.local_slack import FakeSlack
+from bot.local_slack.faults import Answer as ApiAnswer
 from bot.web import create_web_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,9 +279,7 @@ class HoldingFakeSlack(FakeSlack):
             for hold in self._holds:
                 hold.release()
 
-    def _handle_api(
-        self, method: str, query: str, handler: Any, body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def _handle_api(self, method: str, query: str, handler: Any, body: bytes) -> ApiAnswer:
         with self._holds_lock:
             hold = next((h for h in self._holds if h.matches(method, body)), None)
             if hold is not None:
@@ -415,3 +414,14 @@ def seed_overdue_incidents(
     finally:
         database.dispose()
     return seeded
+
+
+def reminder_messages(fake: HoldingFakeSlack, channel: str) -> list[object]:
+    """Messages Firebreak posted for a reminder (named by the effect in their metadata)."""
+    return [
+        m
+        for m in fake.messages(channel)
+        if str(((m.metadata or {}).get("event_payload") or {}).get("effect", "")).startswith(
+            "reminder:"
+        )
+    ]
