@@ -208,7 +208,11 @@ class _Milestones:
 
 def incident_rows(session: Session, visibility: Visibility, rng: Range) -> list[IncidentRow]:
     """The incidents declared in the range with their metrics (the milestone columns only)."""
-    rows = session.execute(sa_select(*_METRIC_COLUMNS).where(_visible_in(visibility, rng))).all()
+    rows = (
+        session.connection()
+        .execute(sa_select(*_METRIC_COLUMNS).where(_visible_in(visibility, rng)))
+        .all()
+    )
     out = []
     for severity, service, *times in rows:
         declared, impact, detected, acked, mitigated, resolved, closed = map(as_time, times)
@@ -318,21 +322,29 @@ def time_in_status(
     phase are not counted (a closed incident stays closed forever)."""
     now = now or utcnow()
     closed = {s.key for s in policy.statuses if s.phase == "closed"}
-    events = session.execute(
-        sa_select(
-            col(TimelineEvent.incident_id),
-            raw_time(col(TimelineEvent.occurred_at)),
-            _NEW_STATUS,
+    events = (
+        session.connection()
+        .execute(
+            sa_select(
+                col(TimelineEvent.incident_id),
+                raw_time(col(TimelineEvent.occurred_at)),
+                _NEW_STATUS,
+            )
+            .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
+            .where(
+                _visible_in(visibility, rng),
+                col(TimelineEvent.kind).in_(
+                    (EventKind.DECLARED.value, EventKind.STATUS_CHANGED.value)
+                ),
+            )
+            .order_by(
+                col(TimelineEvent.incident_id),
+                col(TimelineEvent.occurred_at),
+                col(TimelineEvent.id),
+            )
         )
-        .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
-        .where(
-            _visible_in(visibility, rng),
-            col(TimelineEvent.kind).in_((EventKind.DECLARED.value, EventKind.STATUS_CHANGED.value)),
-        )
-        .order_by(
-            col(TimelineEvent.incident_id), col(TimelineEvent.occurred_at), col(TimelineEvent.id)
-        )
-    ).all()
+        .all()
+    )
     per_status: dict[str, list[float]] = defaultdict(list)
 
     def finish(spent: dict[str, float]) -> None:
@@ -392,17 +404,21 @@ def action_items(
     """Action items by the period they were created in: done, open, and open past their due
     date (in the team's timezone) as of now."""
     today = (now or utcnow()).astimezone(policy.zone).date()
-    rows = session.execute(
-        sa_select(
-            raw_time(col(ActionItem.created_at)), col(ActionItem.status), col(ActionItem.due_on)
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(
+                raw_time(col(ActionItem.created_at)), col(ActionItem.status), col(ActionItem.due_on)
+            )
+            .join(Incident, col(Incident.id) == col(ActionItem.incident_id))
+            .where(
+                visibility.condition(),
+                col(ActionItem.created_at) >= rng.start,
+                col(ActionItem.created_at) < rng.end,
+            )
         )
-        .join(Incident, col(Incident.id) == col(ActionItem.incident_id))
-        .where(
-            visibility.condition(),
-            col(ActionItem.created_at) >= rng.start,
-            col(ActionItem.created_at) < rng.end,
-        )
-    ).all()
+        .all()
+    )
     counts = [[0, 0, 0] for _ in rng.buckets]
     for created_at, status, due_on in rows:
         i = rng.index(as_time(created_at) or rng.end)
@@ -424,16 +440,20 @@ def action_items(
 
 
 def escalations(session: Session, visibility: Visibility, rng: Range) -> Table:
-    rows = session.execute(
-        sa_select(raw_time(col(TimelineEvent.occurred_at)), col(TimelineEvent.kind))
-        .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
-        .where(
-            visibility.condition(),
-            col(TimelineEvent.kind).in_(SENT_KINDS),
-            col(TimelineEvent.occurred_at) >= rng.start,
-            col(TimelineEvent.occurred_at) < rng.end,
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(raw_time(col(TimelineEvent.occurred_at)), col(TimelineEvent.kind))
+            .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
+            .where(
+                visibility.condition(),
+                col(TimelineEvent.kind).in_(SENT_KINDS),
+                col(TimelineEvent.occurred_at) >= rng.start,
+                col(TimelineEvent.occurred_at) < rng.end,
+            )
         )
-    ).all()
+        .all()
+    )
     counts = [[0, 0] for _ in rng.buckets]
     for occurred_at, kind in rows:
         i = rng.index(as_time(occurred_at) or rng.end)
@@ -457,22 +477,26 @@ def runbooks(session: Session, visibility: Visibility, rng: Range) -> Table:
         .group_by(col(RunbookStepState.run_id))
         .subquery()
     )
-    rows = session.execute(
-        sa_select(
-            col(RunbookRun.runbook_id),
-            col(RunbookRun.title),
-            col(RunbookRun.status),
-            col(RunbookRun.step_count),
-            func.coalesce(finished_steps.c.finished, 0),
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(
+                col(RunbookRun.runbook_id),
+                col(RunbookRun.title),
+                col(RunbookRun.status),
+                col(RunbookRun.step_count),
+                func.coalesce(finished_steps.c.finished, 0),
+            )
+            .join(Incident, col(Incident.id) == col(RunbookRun.incident_id))
+            .outerjoin(finished_steps, finished_steps.c.run_id == col(RunbookRun.id))
+            .where(
+                visibility.condition(),
+                col(RunbookRun.started_at) >= rng.start,
+                col(RunbookRun.started_at) < rng.end,
+            )
         )
-        .join(Incident, col(Incident.id) == col(RunbookRun.incident_id))
-        .outerjoin(finished_steps, finished_steps.c.run_id == col(RunbookRun.id))
-        .where(
-            visibility.condition(),
-            col(RunbookRun.started_at) >= rng.start,
-            col(RunbookRun.started_at) < rng.end,
-        )
-    ).all()
+        .all()
+    )
     stats: dict[str, list[Any]] = {}
     for runbook_id, title, status, step_count, finished in rows:
         entry = stats.setdefault(runbook_id, [title, 0, 0, 0, 0])

@@ -530,11 +530,15 @@ def timeline_rows(session: Session, incident_id: int) -> list[EventRow]:
             EventRow(e.id or 0, e.occurred_at, e.kind, e.actor_id, e.text, e.source_url)
             for e in incidents.timeline(session, incident_id)
         ]
-    rows = session.execute(
-        sa_select(*_EVENT_COLUMNS)
-        .where(col(TimelineEvent.incident_id) == incident_id)
-        .order_by(col(TimelineEvent.occurred_at), col(TimelineEvent.id))
-    ).all()
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(*_EVENT_COLUMNS)
+            .where(col(TimelineEvent.incident_id) == incident_id)
+            .order_by(col(TimelineEvent.occurred_at), col(TimelineEvent.id))
+        )
+        .all()
+    )
     return [
         EventRow(id_, as_time(at) or datetime.min, kind, actor, text, url)
         for id_, at, kind, actor, text, url in rows
