@@ -35,12 +35,12 @@ from bot.clock import utcnow
 from bot.config import Policy, Settings, SeverityPolicy, format_duration
 from bot.db_errors import describe_database
 from bot.incidents import find_incident, timeline
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import Incident
 from bot.reminders import PENDING, UPDATE, incident_reminders
 from bot.reminders.worker import ReminderWorker
 from bot.runbooks import progress
 from bot.runtime import Firebreak
+from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks as kit
 from bot.slack.runbooks import load_catalog
 from bot.testing.harness import LocalBot

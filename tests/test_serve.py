@@ -13,7 +13,7 @@ import pytest
 from bot import migrations
 from bot.config import Policy, RemindersPolicy, Settings
 from bot.errors import ConfigError
-from bot.local_slack import FakeSlack
+from bot.sandbox import FakeSlack
 from bot.server import build_service
 
 

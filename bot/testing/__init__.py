@@ -1,2 +1,2 @@
 """The real bot serving on a free local port (``harness.LocalBot``), for end-to-end tests and
-``firebreak demo``; the Slack it talks to is ``bot.local_slack``."""
+``firebreak demo``; the Slack it talks to is ``bot.sandbox``."""

@@ -11,8 +11,8 @@ import pytest
 
 from bot.config import Policy, Settings, SlackPolicy
 from bot.db import Database
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.runtime import Firebreak
+from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack.runbooks import load_catalog
 from bot.testing.harness import LocalBot
 

@@ -7,9 +7,9 @@ from sqlmodel import func, select
 
 from bot import incidents as core
 from bot.db import Database
-from bot.local_slack import FakeSlack, SlackSimulator
-from bot.local_slack.simulator import Signing
 from bot.models import EventKind, Incident, TimelineEvent
+from bot.sandbox import FakeSlack, SlackSimulator
+from bot.sandbox.simulator import Signing
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.test_lifecycle import declare, kinds
 

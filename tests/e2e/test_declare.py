@@ -6,8 +6,8 @@ from sqlmodel import col, func, select
 
 from bot import incidents as core
 from bot.db import Database
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import EventKind, Incident, TimelineEvent
+from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from tests.e2e.conftest import RunningBot, texts
 

@@ -13,8 +13,8 @@ from bot.clock import utcnow
 from bot.db import Database
 from bot.effects.models import Effect
 from bot.effects.store import prune
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
+from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from tests.e2e.conftest import RunningBot, texts
 

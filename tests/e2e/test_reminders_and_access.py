@@ -15,9 +15,9 @@ from bot import reminders
 from bot.clock import utcnow
 from bot.config import AccessPolicy, Policy, RemindersPolicy, SlackPolicy
 from bot.db import Database
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import EventKind, Reminder
 from bot.reminders.worker import ReminderWorker, TickReport
+from bot.sandbox import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import texts
 from tests.e2e.test_commands import ask

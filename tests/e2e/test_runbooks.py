@@ -8,8 +8,8 @@ from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.db import Database
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import EventKind, RunbookRun, RunbookStepState
+from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import SECRET, texts

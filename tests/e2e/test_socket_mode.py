@@ -13,8 +13,8 @@ from sqlmodel import col, select
 
 from bot.config import Policy, Settings
 from bot.db import Database
-from bot.local_slack import Envelope, FakeSlack
 from bot.models import Incident
+from bot.sandbox import Envelope, FakeSlack
 from bot.server import Service, build_service
 from tests.e2e.conftest import texts
 

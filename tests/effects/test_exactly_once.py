@@ -11,8 +11,8 @@ from sqlmodel import col, select
 from bot import incidents as core
 from bot.db import Database
 from bot.effects.models import Effect
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import EventKind, Incident, TimelineEvent
+from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.test_lifecycle import declare
 

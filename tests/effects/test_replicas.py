@@ -17,8 +17,8 @@ from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.db import Database
-from bot.local_slack import FakeSlack, SlackSimulator
 from bot.models import EventKind, Incident
+from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import texts
 
 from .replica import SECRET

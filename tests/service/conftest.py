@@ -34,8 +34,8 @@ from bot import migrations
 from bot.clock import utcnow
 from bot.config import Policy, load_policy
 from bot.db import Database
-from bot.local_slack import FakeSlack
-from bot.local_slack.faults import Answer as ApiAnswer
+from bot.sandbox import FakeSlack
+from bot.sandbox.faults import Answer as ApiAnswer
 from bot.web import create_web_app
 
 ROOT = Path(__file__).resolve().parents[2]

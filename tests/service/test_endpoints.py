@@ -14,8 +14,8 @@ from bot import migrations
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
-from bot.local_slack import SlackSimulator
 from bot.models import Incident
+from bot.sandbox import SlackSimulator
 from tests.conftest import DatabaseFactory
 from tests.service.conftest import (
     SECRET,

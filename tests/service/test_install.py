@@ -30,8 +30,8 @@ import pytest
 from sqlmodel import select
 
 from bot.db import Database
-from bot.local_slack import SlackSimulator
 from bot.models import Incident, Postmortem
+from bot.sandbox import SlackSimulator
 from tests.service.conftest import (
     BOUND,
     ROOT,

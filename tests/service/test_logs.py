@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from bot.clock import utcnow
 from bot.db import Database
-from bot.local_slack import BotReply, SlackSimulator
 from bot.models import EventKind, Incident, TimelineEvent
+from bot.sandbox import BotReply, SlackSimulator
 from tests.service.conftest import BOUND, SECRET, HoldingFakeSlack, ServeProcess, eventually
 
 # One word no log line has any reason to contain, in each piece of the private incident.

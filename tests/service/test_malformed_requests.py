@@ -13,9 +13,9 @@ from sqlalchemy import text
 
 from bot.config import Policy, Settings
 from bot.db import Database
-from bot.local_slack import FakeSlack
-from bot.local_slack.signing import JSON_CONTENT_TYPE, sign, signed_headers
 from bot.runtime import Firebreak
+from bot.sandbox import FakeSlack
+from bot.sandbox.signing import JSON_CONTENT_TYPE, sign, signed_headers
 from bot.schema import metadata
 from bot.testing.harness import LocalBot
 

@@ -12,9 +12,9 @@ from sqlmodel import select
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
-from bot.local_slack import SlackSimulator
 from bot.models import Incident, Reminder
 from bot.reminders import CLAIMED, PENDING, claim_due_reminders
+from bot.sandbox import SlackSimulator
 from bot.slack.limits import iter_texts
 from tests.service.conftest import (
     SECRET,

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bot.config import Policy, Settings
-from bot.local_slack import FakeSlack
+from bot.sandbox import FakeSlack
 from bot.server import build_service
 from tests.service.conftest import (
     FIREBREAK,

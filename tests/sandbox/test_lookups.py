@@ -10,7 +10,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.local_slack import FakeSlack
+from bot.sandbox import FakeSlack
 
 EFFECT = {"event_type": "firebreak_effect", "event_payload": {"effect": "msg-42"}}
 

@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.local_slack.args import (
+from bot.sandbox.args import (
     deep_copy,
     epoch,
 )
-from bot.local_slack.blocks import rich_text_block
-from bot.local_slack.records import (
+from bot.sandbox.blocks import rich_text_block
+from bot.sandbox.records import (
     JSON,
     VIEW_STACK_LIMIT,
     ApiCall,
@@ -31,7 +31,7 @@ from bot.local_slack.records import (
     Usergroup,
     View,
 )
-from bot.local_slack.workspace import Workspace
+from bot.sandbox.workspace import Workspace
 from bot.slack.limits import view_errors
 
 

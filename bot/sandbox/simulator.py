@@ -31,10 +31,10 @@ from datetime import time as clock_time
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-from bot.local_slack.fake import FakeSlack
-from bot.local_slack.people import SimulatorError, person_json, place_json, slash_command_fields
-from bot.local_slack.records import JSON, FakeSlackError, View
-from bot.local_slack.signing import (
+from bot.sandbox.fake import FakeSlack
+from bot.sandbox.people import SimulatorError, person_json, place_json, slash_command_fields
+from bot.sandbox.records import JSON, FakeSlackError, View
+from bot.sandbox.signing import (
     FORM_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
     SIGNATURE_HEADER,

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.clock import utcnow
-from bot.local_slack.args import Args, deep_copy, epoch, error_lines
-from bot.local_slack.blocks import checked_view, message_content, with_ids
-from bot.local_slack.records import (
+from bot.sandbox.args import Args, deep_copy, epoch, error_lines
+from bot.sandbox.blocks import checked_view, message_content, with_ids
+from bot.sandbox.records import (
     EPOCH,
     ID_ALPHABET,
     JSON,

@@ -10,8 +10,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from bot.local_slack import FakeSlack, SimulatorError, SlackSimulator
-from tests.local_slack.conftest import SIGNING_SECRET, BoltHarness
+from bot.sandbox import FakeSlack, SimulatorError, SlackSimulator
+from tests.sandbox.conftest import SIGNING_SECRET, BoltHarness
 
 Listener = Callable[..., None]
 

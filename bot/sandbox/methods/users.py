@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-from bot.local_slack.args import (
+from bot.sandbox.args import (
     Args,
     epoch,
     paginate,
     recorded_args,
 )
-from bot.local_slack.records import (
+from bot.sandbox.records import (
     JSON,
     ApiError,
     Usergroup,
 )
-from bot.local_slack.workspace import Workspace
+from bot.sandbox.workspace import Workspace
 
 
 class UsersMethods(Workspace):

@@ -13,7 +13,7 @@ import pytest
 from slack_bolt import App, BoltRequest
 from slack_sdk import WebClient
 
-from bot.local_slack import FakeSlack, SlackSimulator
+from bot.sandbox import FakeSlack, SlackSimulator
 
 SIGNING_SECRET = "3a1f0c9e6b5d4e2f8a7c6b5d4e3f2a1b"
 

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from bot.local_slack.args import (
+from bot.sandbox.args import (
     Args,
     deep_copy,
     epoch,
 )
-from bot.local_slack.records import (
+from bot.sandbox.records import (
     EMOJI_NAME,
     EVENT_TYPE,
     JSON,
@@ -18,7 +18,7 @@ from bot.local_slack.records import (
     Message,
     Pin,
 )
-from bot.local_slack.workspace import Workspace
+from bot.sandbox.workspace import Workspace
 
 
 def checked_metadata(args: Args) -> tuple[JSON | None, list[str]]:

@@ -13,7 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.local_slack import FakeSlack, FakeSlackError
+from bot.sandbox import FakeSlack, FakeSlackError
 
 
 @pytest.fixture

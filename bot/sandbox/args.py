@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bot.local_slack.records import EPOCH, JSON, PAGE_LIMIT_MAX, ApiError, truthy
+from bot.sandbox.records import EPOCH, JSON, PAGE_LIMIT_MAX, ApiError, truthy
 
 _T = TypeVar("_T")
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 
-from bot.local_slack.signing import sign, signed_headers
+from bot.sandbox.signing import sign, signed_headers
 
 
 def test_matches_the_example_in_slacks_documentation() -> None:

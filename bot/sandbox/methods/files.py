@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import string
 
-from bot.local_slack.args import (
+from bot.sandbox.args import (
     Args,
     epoch,
     error_lines,
 )
-from bot.local_slack.records import (
+from bot.sandbox.records import (
     JSON,
     ApiError,
     Channel,
     UploadedFile,
 )
-from bot.local_slack.workspace import Workspace
+from bot.sandbox.workspace import Workspace
 
 
 class FilesMethods(Workspace):

@@ -12,9 +12,9 @@ end-to-end test.
 Ships inside the product because ``firebreak demo`` runs on it; it never imports pytest.
 """
 
-from bot.local_slack.fake import FakeSlack
-from bot.local_slack.people import SimulatorError
-from bot.local_slack.records import (
+from bot.sandbox.fake import FakeSlack
+from bot.sandbox.people import SimulatorError
+from bot.sandbox.records import (
     ApiCall,
     Ephemeral,
     FakeSlackError,
@@ -23,9 +23,9 @@ from bot.local_slack.records import (
     UploadedFile,
     View,
 )
-from bot.local_slack.signing import sign, signed_headers
-from bot.local_slack.simulator import BotReply, SentRequest, SlackSimulator
-from bot.local_slack.socket_mode import Envelope, SocketModeServer
+from bot.sandbox.signing import sign, signed_headers
+from bot.sandbox.simulator import BotReply, SentRequest, SlackSimulator
+from bot.sandbox.socket_mode import Envelope, SocketModeServer
 
 __all__ = [
     "ApiCall",

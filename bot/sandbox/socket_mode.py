@@ -36,9 +36,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from bot.local_slack.people import slash_command_fields
-from bot.local_slack.records import JSON, FakeSlackError
-from bot.local_slack.scenarios import Scenarios
+from bot.sandbox.people import slash_command_fields
+from bot.sandbox.records import JSON, FakeSlackError
+from bot.sandbox.scenarios import Scenarios
 
 EnvelopeType = Literal["slash_commands", "interactive", "events_api"]
 DisconnectReason = Literal["refresh_requested", "warning", "link_disabled"]

@@ -4,8 +4,8 @@ the HTTP simulator and the Socket Mode server, so both send the same payloads.""
 
 from __future__ import annotations
 
-from bot.local_slack.records import JSON, FakeSlackError
-from bot.local_slack.scenarios import Scenarios
+from bot.sandbox.records import JSON, FakeSlackError
+from bot.sandbox.scenarios import Scenarios
 
 DEFAULT_VERIFICATION_TOKEN = "legacy-verification-token"
 

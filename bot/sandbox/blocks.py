@@ -11,8 +11,8 @@ import random
 import string
 from typing import Any
 
-from bot.local_slack.args import Args, deep_copy, error_lines
-from bot.local_slack.records import JSON, VIEW_SIZE_LIMIT, ApiError
+from bot.sandbox.args import Args, deep_copy, error_lines
+from bot.sandbox.records import JSON, VIEW_SIZE_LIMIT, ApiError
 from bot.slack.limits import MESSAGE_TEXT, message_errors, view_errors
 
 

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from bot.local_slack import FakeSlack, FakeSlackError
+from bot.sandbox import FakeSlack, FakeSlackError
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*SEV2* database latency"}}
 BUTTONS = {

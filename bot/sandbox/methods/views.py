@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from bot.local_slack.args import (
+from bot.sandbox.args import (
     Args,
     error_lines,
 )
-from bot.local_slack.records import (
+from bot.sandbox.records import (
     JSON,
     VIEW_STACK_LIMIT,
     ApiError,
 )
-from bot.local_slack.workspace import Workspace
+from bot.sandbox.workspace import Workspace
 
 
 class ViewsMethods(Workspace):

@@ -228,7 +228,7 @@ class ApiCall:
     when the body was not JSON (an HTML error page, garbage). ``outcome`` is what the method
     itself returned when it ran (``None`` when it did not run: a fault before the work, a bad
     token); ``applied`` tells whether its side effects happened. ``fault`` names the injected
-    fault that answered, if any (see ``bot.local_slack.faults``)."""
+    fault that answered, if any (see ``bot.sandbox.faults``)."""
 
     method: str
     args: JSON

@@ -29,16 +29,16 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.clock import utcnow
-from bot.local_slack.args import Args
-from bot.local_slack.methods.chat import ChatMethods
-from bot.local_slack.methods.conversations import ConversationsMethods
-from bot.local_slack.methods.files import FilesMethods
-from bot.local_slack.methods.users import UsersMethods
-from bot.local_slack.methods.views import ViewsMethods
-from bot.local_slack.records import JSON
-from bot.local_slack.scenarios import Scenarios
-from bot.local_slack.server import HttpServer
-from bot.local_slack.socket_mode import SocketModeServer
+from bot.sandbox.args import Args
+from bot.sandbox.methods.chat import ChatMethods
+from bot.sandbox.methods.conversations import ConversationsMethods
+from bot.sandbox.methods.files import FilesMethods
+from bot.sandbox.methods.users import UsersMethods
+from bot.sandbox.methods.views import ViewsMethods
+from bot.sandbox.records import JSON
+from bot.sandbox.scenarios import Scenarios
+from bot.sandbox.server import HttpServer
+from bot.sandbox.socket_mode import SocketModeServer
 
 
 class FakeSlack(

@@ -40,8 +40,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.local_slack.records import JSON, Failure, FakeSlackError, FaultMode
-from bot.local_slack.workspace import Workspace
+from bot.sandbox.records import JSON, Failure, FakeSlackError, FaultMode
+from bot.sandbox.workspace import Workspace
 
 DEFAULT_HANG_SECONDS = 5.0
 MAX_HANG_SECONDS = 120.0

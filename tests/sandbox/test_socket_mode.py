@@ -15,8 +15,8 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from bot.local_slack import FakeSlack, FakeSlackError, SimulatorError
-from bot.local_slack.socket_mode import SocketModeServer
+from bot.sandbox import FakeSlack, FakeSlackError, SimulatorError
+from bot.sandbox.socket_mode import SocketModeServer
 
 BOUND = 30.0
 

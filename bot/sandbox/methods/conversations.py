@@ -3,21 +3,21 @@ history, replies, archive."""
 
 from __future__ import annotations
 
-from bot.local_slack.args import (
+from bot.sandbox.args import (
     Args,
     epoch,
     error_lines,
     paginate,
     ts_key,
 )
-from bot.local_slack.records import (
+from bot.sandbox.records import (
     CHANNEL_NAME_PATTERN,
     JSON,
     RESERVED_NAMES,
     ApiError,
     Channel,
 )
-from bot.local_slack.workspace import Workspace
+from bot.sandbox.workspace import Workspace
 from bot.slack.limits import CHANNEL_NAME, PURPOSE, TOPIC
 
 LIST_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})

@@ -16,14 +16,14 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.local_slack.args import (
+from bot.sandbox.args import (
     Args,
     deep_copy,
     parse_multipart,
     recorded_args,
 )
-from bot.local_slack.faults import Answer, Faults, json_answer
-from bot.local_slack.records import (
+from bot.sandbox.faults import Answer, Faults, json_answer
+from bot.sandbox.records import (
     APP_TOKEN_METHODS,
     JSON,
     RESPONSE_URL_TTL,
