@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_postmortem(commands: argparse._SubParsersAction[_Parser]) -> None:
-    from bot.postmortem import register
+    from bot.postmortem.cli import register
 
     register(commands)
 
