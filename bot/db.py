@@ -212,6 +212,17 @@ class Database:
         with Session(self._reader, expire_on_commit=False) as session:
             yield session
 
+    def probe_write(self) -> None:
+        """Raise if the database cannot be written (full disk, read-only file or role): one
+        real write, committed, to a row kept for it."""
+        with self.transaction() as session:
+            session.execute(
+                text(
+                    "INSERT INTO counters (name, value) VALUES ('readiness_probe', 1) "
+                    "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1"
+                )
+            )
+
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
         with self.engine.connect() as connection:

@@ -138,6 +138,8 @@ def build_service(
         on_startup=service.start_background,
         on_shutdown=service.stop,
         readiness=(lambda: slack.reason) if slack is not None else None,
+        policy=policy,
+        catalog=firebreak.catalog,
     )
     return service
 

@@ -18,6 +18,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import func
+from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,8 +28,13 @@ from starlette.routing import Route
 
 from bot import migrations, observability
 from bot.alerts.receiver import alert_routes
+from bot.clock import utcnow
+from bot.config import Policy
 from bot.console import Console, console_routes
 from bot.db import Database
+from bot.effects import store as effect_store
+from bot.models import Incident
+from bot.runbooks.catalog import RunbookCatalog
 from bot.slack import shapes
 
 log = logging.getLogger(__name__)
@@ -70,6 +77,8 @@ def create_web_app(
     on_shutdown: Callable[[], None] | None = None,
     console: Console | None = None,
     readiness: Callable[[], str | None] | None = None,
+    policy: Policy | None = None,
+    catalog: RunbookCatalog | None = None,
 ) -> Starlette:
     """``readiness`` returns why the service is not ready yet (e.g. "slack unreachable"), or
     ``None``; ``/readyz`` reports it."""
@@ -154,6 +163,12 @@ def create_web_app(
                 return False, f"database unreachable: {type(exc).__name__}"
             if not migrations.is_at_head(database.engine):
                 return False, "database schema is not at the latest migration"
+            try:
+                # A replica that can read but not write (disk full, read-only file or role)
+                # would acknowledge requests it cannot record: it is not ready.
+                database.probe_write()
+            except Exception as exc:
+                return False, f"database not writable: {type(exc).__name__}"
             reason = readiness() if readiness is not None else None
             if reason is not None:
                 return False, reason
@@ -186,30 +201,31 @@ def create_web_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *console_routes(console),
-            *alert_routes(database),
+            *alert_routes(database, policy=policy, catalog=catalog),
         ],
         lifespan=lifespan,
     )
 
 
 def _update_gauges(database: Database) -> None:
-    from sqlalchemy import func
-    from sqlmodel import select
-
-    from bot.models import Incident
-
     try:
-        with database.transaction() as session:
+        with database.read() as session:
             rows: list[Any] = list(
                 session.exec(
                     select(Incident.severity, func.count())
-                    .where(Incident.closed_at.is_(None))  # type: ignore[union-attr]
-                    .group_by(Incident.severity)
+                    .where(col(Incident.closed_at).is_(None))
+                    .group_by(col(Incident.severity))
                 ).all()
             )
+            backlog = effect_store.backlog(session)
     except Exception:
         log.warning("metrics: database unavailable")
         return
     observability.INCIDENTS_OPEN.clear()
     for severity, count in rows:
         observability.INCIDENTS_OPEN.labels(severity=severity).set(count)
+    observability.EFFECTS_PENDING.set(backlog.pending)
+    observability.EFFECTS_FAILED.set(backlog.failed)
+    oldest = backlog.oldest_due
+    age = max((utcnow() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+    observability.EFFECTS_OLDEST_AGE.set(age)

@@ -14,7 +14,7 @@ The Slack layer calls ``classify_incident`` for ``/incident classify <class>`` a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,9 @@ from bot.audit.clocks import (
 )
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
+from bot.db import Database
+from bot.effects.runner import Done
+from bot.effects.store import Claimed
 from bot.errors import InvalidInput
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.reminders import cancel_reminders, get_reminder, schedule_reminder
@@ -347,3 +350,17 @@ def warned_event(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         "point": data.get("point"),
         "due_at": data.get("due_at"),
     }
+
+
+def sync_handler(database: Database, policy: Policy) -> Callable[[Claimed], Done]:
+    """The ``clock.sync`` effect (queued by the core for events that may start a clock):
+    start what the event triggered and schedule its warnings, in its own transaction."""
+
+    def run(item: Claimed) -> Done:
+        if item.incident_id is None or not policy.clocks:
+            return Done()
+        with database.transaction() as session:
+            sync_clocks(session, policy, item.incident_id)
+        return Done()
+
+    return run

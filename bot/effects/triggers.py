@@ -39,6 +39,9 @@ SHOWN_IN_SUMMARY = frozenset(
         EventKind.ACTION_ITEM_REOPENED,
         EventKind.RUNBOOK_STARTED,
         EventKind.RUNBOOK_STEP,
+        EventKind.CLASSIFIED,
+        EventKind.CLOCK_STARTED,
+        EventKind.CLOCK_COMPLETED,
     }
 )
 
@@ -109,6 +112,18 @@ def set_up(session: Session, policy: Policy, incident: Incident, *, now: datetim
         post(session, incident, f"suggest:{incident.id}", {"type": "runbook_suggestions"}, now=now)
 
 
+CLOCK_TRIGGERS = frozenset(
+    {
+        EventKind.DECLARED,
+        EventKind.SEVERITY_CHANGED,
+        EventKind.CLASSIFIED,
+        EventKind.CLOCK_COMPLETED,
+        EventKind.ALERT_FIRING,
+    }
+)
+"""Events that may start a regulatory clock (``[[clocks]]`` ``starts``)."""
+
+
 def on_timeline_event(
     session: Session, policy: Policy, incident: Incident, event: TimelineEvent
 ) -> None:
@@ -117,6 +132,14 @@ def on_timeline_event(
     now = event.recorded_at
     kind = event.kind
     lane = incident_lane(incident.id)
+    if policy.clocks and (kind in CLOCK_TRIGGERS or "labels" in (event.data or {})):
+        store.enqueue(
+            session,
+            kind=kinds.CLOCK_SYNC,
+            key=f"clocks:{event.id}",
+            incident_id=incident.id,
+            now=now,
+        )
     if kind == EventKind.DECLARED:
         store.enqueue(
             session,

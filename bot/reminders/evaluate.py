@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bot.audit import regulatory
 from bot.clock import as_utc
 from bot.config import COMMANDER, Policy, format_duration
 from bot.cron import next_cron_time
@@ -502,7 +503,28 @@ def _evaluate_digest(ctx: Context) -> Outcome:
     )
 
 
+def _evaluate_clock(ctx: Context) -> Outcome:
+    """A regulatory deadline coming up, or reached: said in the incident channel."""
+    incident = ctx.incident
+    assert incident is not None and incident.id is not None
+    out = regulatory.clock_reminder_outcome(
+        ctx.session, ctx.policy, incident, ctx.row.data, ctx.now
+    )
+    if out.text is None:
+        return Settle("clock completed or deadline moved", due=out.retry_at, data=ctx.data())
+    if not incident.slack_channel_id:
+        return _no_channel(incident, ctx.now)
+    kind, data = regulatory.warned_event(ctx.row.data)
+    return Send(
+        seq=ctx.seq,
+        messages=[Outgoing("incident", incident.slack_channel_id, notice("clock", text=out.text))],
+        entries=[Entry(incident.id, kind, out.text, data, frozenset({"incident"}))],
+        after=_fixed(None),
+    )
+
+
 EVALUATORS: dict[str, Callable[[Context], Outcome]] = {
+    "clock": _evaluate_clock,
     ACK: _evaluate_ack,
     UPDATE: _evaluate_update,
     STEP: _evaluate_step,

@@ -10,15 +10,17 @@ from typing import Any
 from slack_bolt import App
 
 from bot import observability
+from bot.audit import regulatory
 from bot.effects import kinds
 from bot.effects.runner import EffectRunner
 from bot.observability import Workers
 from bot.runtime import Firebreak, new_worker_id
+from bot.slack import alerts as alert_slack
 from bot.slack import reminders, runbooks
 from bot.slack.effects import SlackEffects
 from bot.slack.flows import IncidentFlows
 from bot.slack.inbound import Inbox
-from bot.slack.listeners import Listeners
+from bot.slack.listeners import Ctx, Listeners
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ def build_bot(
     listeners = Listeners(flows, workers.work, workers.forms, inbox)
     effects = SlackEffects(firebreak, names=flows.names, worker_id=worker_id or new_worker_id())
     effects.extra[kinds.SLACK_REQUEST] = inbox.handle
+    effects.extra[kinds.CLOCK_SYNC] = regulatory.sync_handler(firebreak.db, firebreak.policy)
     runner = effects.runner(threads=effect_threads, interval=effect_interval)
     # Listeners record what changes something and hand the rest to the worker pools
     # themselves, so Bolt answers Slack as soon as a listener returns.
@@ -96,8 +99,28 @@ def build_bot(
     app.event("member_joined_channel")(listeners.event)
     runbooks.register(app, listeners)
     reminders.register(app, listeners)
+    _register_alert_buttons(app, listeners, flows)
+    effects.renderers.update(alert_slack.RENDERERS)
     app.error(_log_error)
     return SlackBot(firebreak, flows, workers, listeners, inbox, effects, runner, app)
+
+
+def _register_alert_buttons(app: App, listeners: Listeners, flows: IncidentFlows) -> None:
+    """The triage buttons on alert messages: recorded, then processed, like every click."""
+    buttons = alert_slack.AlertButtons(flows.fb.db, flows.policy, flows.directory)
+    handlers = {
+        alert_slack.DECLARE: buttons.declare,
+        alert_slack.ATTACH: buttons.attach,
+        alert_slack.IGNORE: buttons.ignore,
+        alert_slack.MITIGATE: buttons.mitigate,
+    }
+    for prefix, handler in handlers.items():
+        app.action(re.compile(rf"^{re.escape(prefix)}"))(listeners.record_click)
+
+        def run(ctx: Ctx, action: dict[str, Any], handler: Any = handler) -> None:
+            handler(lambda: None, {"user": {"id": ctx.user}, "actions": [action]}, ctx.respond)
+
+        listeners.clicks.append((prefix, run))
 
 
 def build_app(firebreak: Firebreak, *, workers: Workers | None = None) -> App:

@@ -134,7 +134,11 @@ def status_label(policy: Policy, status: str) -> str:
 
 
 def mention(user: str | None) -> str:
-    return f"<@{user}>" if user else "_unassigned_"
+    """A Slack user as a mention; a principal that is not a Slack user (``alerts:grafana``)
+    as plain text."""
+    if not user:
+        return "_unassigned_"
+    return f"<@{user}>" if user[:1] in ("U", "W") and ":" not in user else escape_mrkdwn(user)
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,6 +156,8 @@ class IncidentSnapshot:
     open_action_items: int = 0
     runbooks: Sequence[tuple[str, int, int]] = field(default_factory=tuple)
     """(title, done, total) for each runbook run in the incident."""
+    clocks: Sequence[str] = field(default_factory=tuple)
+    """One line per regulatory clock: its state and the next deadline."""
 
 
 def _is_active(policy: Policy, incident: Incident) -> bool:
@@ -271,6 +277,9 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
     if snap.runbooks:
         lines = [f"• {escape_mrkdwn(t)}: {done}/{total} done" for t, done, total in snap.runbooks]
         blocks.append(section("*Runbooks*\n" + "\n".join(lines[:20])))
+    if snap.clocks:
+        clocks = [f"• {escape_mrkdwn(line)}" for line in snap.clocks[:10]]
+        blocks.append(section(":stopwatch: *Regulatory clocks*\n" + "\n".join(clocks)))
     blocks.append(incident_actions(policy, incident, snap.roles))
     notes = ["`/incident help` for commands"]
     if snap.open_action_items:

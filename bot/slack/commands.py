@@ -41,6 +41,8 @@ SUBCOMMANDS = {
     "done": "done",
     "postmortem": "postmortem",
     "retry": "retry",
+    "classify": "classify",
+    "notified": "notified",
 }
 
 # Subcommands that take no free text, so a trailing incident number is unambiguous.
@@ -67,6 +69,8 @@ USAGE = {
     "action": "`/incident action <text> [@owner] [YYYY-MM-DD]`",
     "done": "`/incident done <action item number>`",
     "declare": "`/incident declare <title>`",
+    "classify": "`/incident classify <classification>`, e.g. `/incident classify major`",
+    "notified": "`/incident notified <clock> [note]`, e.g. `/incident notified initial`",
 }
 
 _REF_TOKEN = re.compile(r"^(?:inc-?\d{1,9}|#\d{1,9})$", re.IGNORECASE)
@@ -231,6 +235,10 @@ def _shape(
         if user is None:
             return bad(f"{_not_a_person(args[-1])} {USAGE['role']}")
         return ParsedCommand("role", incident_ref=ref, text=" ".join(args[:-1]), users=(user,))
+    if name in ("classify", "notified"):
+        if not body:
+            return bad(f"Say which: {USAGE[name]}")
+        return ParsedCommand(name, incident_ref=ref, text=body, args=args)
     if name in ("update", "note"):
         if not body:
             return bad(f"Add the text: {USAGE[name]}")

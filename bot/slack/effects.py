@@ -233,7 +233,7 @@ class SlackEffects:
         """Summary (posted and pinned the first time, then edited), topic, announcement."""
         assert item.incident_id is not None
         with self.fb.db.read() as session:
-            snap = snapshot(session, item.incident_id)
+            snap = snapshot(session, item.incident_id, self.fb.policy)
         incident = snap.incident
         channel = incident.slack_channel_id
         if channel is None:
@@ -305,7 +305,7 @@ class SlackEffects:
     def announce(self, item: Claimed) -> Done:
         assert item.incident_id is not None
         with self.fb.db.read() as session:
-            snap = snapshot(session, item.incident_id)
+            snap = snapshot(session, item.incident_id, self.fb.policy)
         incident = snap.incident
         if incident.announcement_ts:
             return Done({"ts": incident.announcement_ts})

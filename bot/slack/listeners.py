@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from bot import access, observability
 from bot import incidents as core
+from bot.audit import regulatory
 from bot.clock import utcnow
 from bot.config import COMMANDER
 from bot.effects.triggers import ANNOUNCED_IN_CHANNEL
@@ -365,7 +366,7 @@ class Listeners:
     def cmd_status(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
         with self.fb.db.read() as session:
-            snap = snapshot(session, incident.id)
+            snap = snapshot(session, incident.id, self.policy)
         text, payload = blocks.incident_summary(self.policy, snap)
         reply(ctx, text, payload)
 
@@ -584,6 +585,25 @@ class Listeners:
                 f"{draft.template_error}"
             )
         reply(ctx, text)
+
+    def cmd_classify(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        """``/incident classify major``: recorded on the timeline; starts its clocks."""
+        assert incident.id is not None
+        with self.fb.db.transaction() as session:
+            result = regulatory.classify_incident(
+                session, self.policy, incident.id, parsed.text, actor=ctx.user, key=ctx.key
+            )
+        reply(ctx, result.message)
+
+    def cmd_notified(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        """``/incident notified initial [note]``: completes a regulatory clock."""
+        assert incident.id is not None
+        clock, _, note = parsed.text.partition(" ")
+        with self.fb.db.transaction() as session:
+            result = regulatory.complete_clock(
+                session, self.policy, incident.id, clock, actor=ctx.user, note=note, key=ctx.key
+            )
+        reply(ctx, result.message)
 
     def cmd_retry(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         """Run what failed for good again; say truly where the set-up stands."""
@@ -1018,7 +1038,7 @@ class Listeners:
             incident = core.find_incident_by_channel(session, channel)
             if incident is None or incident.id is None:
                 return
-            snap = snapshot(session, incident.id)
+            snap = snapshot(session, incident.id, self.policy)
         if user == self.gateway.bot_user_id():
             return
         text, payload = blocks.incident_summary(self.policy, snap)

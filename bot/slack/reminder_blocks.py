@@ -479,6 +479,9 @@ def render_notice(
             items=items,
             today=date.fromisoformat(str(fields["today"])),
         )
+    if kind == "clock":
+        text = truncate(str(fields.get("text") or ""), FALLBACK_TEXT_LIMIT)
+        return ReminderMessage(text, [_section(f":stopwatch: {text}")])
     if kind == "digest":
         entries = [DigestEntry(**entry) for entry in fields.get("entries", [])]
         return digest(entries=entries, day=date.fromisoformat(str(fields["day"])))

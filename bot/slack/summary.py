@@ -5,12 +5,17 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from bot import incidents as core
+from bot.audit import regulatory
 from bot.clock import utcnow
+from bot.config import Policy
 from bot.models import ActionItem, EventKind, RunbookRun, RunbookStepState, TimelineEvent
 from bot.slack import blocks
 
 
-def snapshot(session: Session, incident_id: int) -> blocks.IncidentSnapshot:
+def snapshot(
+    session: Session, incident_id: int, policy: Policy | None = None
+) -> blocks.IncidentSnapshot:
+    """With ``policy``, the regulatory clocks' state comes along (the pinned summary)."""
     incident = core.get_incident(session, incident_id)
     latest = session.exec(
         select(TimelineEvent)
@@ -47,4 +52,9 @@ def snapshot(session: Session, incident_id: int) -> blocks.IncidentSnapshot:
         latest_update=latest,
         open_action_items=open_items,
         runbooks=runbooks,
+        clocks=(
+            regulatory.clock_summary(session, policy, incident, utcnow())
+            if policy is not None and policy.clocks
+            else []
+        ),
     )
