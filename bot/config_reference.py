@@ -63,7 +63,7 @@ REGENERATE = "python -m bot.config_reference"
 _INTRO = """\
 # Configuration reference
 
-<!-- Generated from bot/config.py by `{regenerate}`: do not edit by hand. -->
+<!-- Generated from bot/config/ by `{regenerate}`: do not edit by hand. -->
 
 Firebreak reads two things:
 

@@ -1,15 +1,6 @@
-"""Configuration: process settings from the environment, and the team's incident policy.
-
-Two sources, on purpose:
-
-* ``Settings`` (pydantic-settings) holds what differs per deployment: the database URL and the
-  Slack credentials. It comes from environment variables, so secrets never sit in a file in git.
-* ``Policy`` holds how the team runs incidents: severities, statuses and their transitions, roles,
-  channel naming, reminder cadences. It lives in ``firebreak.toml``, which the team keeps under
-  version control. Every key has a default, so an empty file (or no file) is a working policy.
-
-Any problem stops start-up with one line that names the key (``ConfigError``; exit code 2).
-"""
+"""The team's incident policy (``firebreak.toml``): severities, statuses and their transitions,
+roles, channel naming, reminder cadences, runbooks, postmortems, access and retention. Every key
+has a default, so an empty file (or no file) is a working policy."""
 
 from __future__ import annotations
 
@@ -17,81 +8,24 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
+from bot.config.durations import Duration
 from bot.cron import cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 from bot.errors import ConfigError
-
-# --------------------------------------------------------------------------------------------
-# Durations: teams write "15m", "1h30m", "90s", "2d". A bare number is refused: "15" could mean
-# seconds or minutes, and guessing wrong escalates 60 times too early or too late.
-
-_DURATION_PART = re.compile(r"(\d+)\s*(d|h|m|s)", re.IGNORECASE)
-_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-
-
-def parse_duration(value: object) -> timedelta:
-    """Parse a positive duration such as ``15m``, ``1h30m``, ``90s`` or ``2d``."""
-    if isinstance(value, timedelta):
-        result = value
-    elif isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 90s")
-    elif isinstance(value, int | float):
-        raise ValueError(
-            f'invalid duration {value!r}: a number needs a unit, e.g. "{value}m" for '
-            f'minutes or "{value}s" for seconds'
-        )
-    elif isinstance(value, str):
-        text = value.strip()
-        compact = text.replace(" ", "")
-        if not compact or _DURATION_PART.sub("", compact) != "":
-            raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 1h30m, 90s, 2d")
-        parts: dict[str, int] = {}
-        for amount, unit in _DURATION_PART.findall(compact):
-            key = _DURATION_UNITS[unit.lower()]
-            parts[key] = parts.get(key, 0) + int(amount)
-        result = timedelta(**parts)
-    else:
-        raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 90s")
-    if result <= timedelta(0):
-        raise ValueError(f"duration must be positive, got {value!r}")
-    return result
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of ``parse_duration``: ``timedelta(minutes=90)`` -> ``1h30m``."""
-    seconds = int(value.total_seconds())
-    out = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            out.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(out) or "0s"
-
-
-# --------------------------------------------------------------------------------------------
-# The incident policy (firebreak.toml)
 
 
 class _Strict(BaseModel):
@@ -229,6 +163,8 @@ def _check_cron(value: str | None) -> str | None:
 
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -664,152 +600,3 @@ def policy_from_dict(data: dict[str, Any], *, source: str = "policy") -> Policy:
         return Policy.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(source, exc)) from None
-
-
-# --------------------------------------------------------------------------------------------
-# Process settings (environment variables)
-
-
-class Settings(BaseSettings):
-    """Per-deployment settings, read from the environment (and an optional ``.env`` file)."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
-
-    database_url: str = Field(
-        default="sqlite:///firebreak.db",
-        alias="DATABASE_URL",
-        description="Where Firebreak keeps its data: sqlite:///path/to/firebreak.db (one "
-        "process) or postgresql://user:password@host:5432/dbname (several replicas; see "
-        "docs/postgresql.md). postgres:// is accepted too.",
-    )
-    slack_bot_token: SecretStr | None = Field(
-        default=None,
-        alias="SLACK_BOT_TOKEN",
-        description="The app's Bot User OAuth Token (xoxb-..., on the app's OAuth & "
-        "Permissions page). Required to serve.",
-    )
-    slack_signing_secret: SecretStr | None = Field(
-        default=None,
-        alias="SLACK_SIGNING_SECRET",
-        description="The app's Signing Secret (Basic Information page): every HTTP request "
-        "from Slack is verified with it. Required unless SLACK_APP_TOKEN is set.",
-    )
-    slack_app_token: SecretStr | None = Field(
-        default=None,
-        alias="SLACK_APP_TOKEN",
-        description="An app-level token with connections:write (xapp-...). When set, Slack's "
-        "requests arrive over Socket Mode: no public URL is needed.",
-    )
-    slack_api_url: str = Field(
-        default="https://slack.com/api/",
-        alias="SLACK_API_URL",
-        description="Base URL of Slack's Web API; change it only to point at a test double.",
-    )
-    host: str = Field(
-        default="127.0.0.1",
-        alias="FIREBREAK_HOST",
-        description="Address the HTTP server listens on; 0.0.0.0 in a container.",
-    )
-    port: int = Field(
-        default=3000,
-        alias="PORT",
-        ge=1,
-        le=65535,
-        description="Port of the HTTP server: /slack/events, /healthz, /readyz, /metrics.",
-    )
-    policy_file: Path | None = Field(
-        default=None,
-        alias="FIREBREAK_POLICY_FILE",
-        description="The team's policy file; unset: ./firebreak.toml if it exists, else the "
-        "built-in defaults.",
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", alias="FIREBREAK_LOG_LEVEL", description="Least severe level logged."
-    )
-    log_format: Literal["json", "text"] = Field(
-        default="json",
-        alias="FIREBREAK_LOG_FORMAT",
-        description="json: one JSON object per line (UTC, request ids, secrets redacted); "
-        "text: for reading in a terminal.",
-    )
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, value: str) -> str:
-        return normalise_database_url(value)
-
-    @field_validator("slack_bot_token")
-    @classmethod
-    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xoxb-"):
-            raise ValueError("must be the app's Bot User OAuth Token, which starts with xoxb-")
-        return value
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xapp-"):
-            raise ValueError(
-                "must be an app-level token with connections:write, which starts with xapp-"
-            )
-        return value
-
-    @field_validator("slack_api_url")
-    @classmethod
-    def _api_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
-        return value if value.endswith("/") else value + "/"
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    def resolved_policy_file(self) -> Path | None:
-        """The policy file in use: the configured one, else ./firebreak.toml if present."""
-        if self.policy_file is not None:
-            return self.policy_file
-        local = Path("firebreak.toml")
-        return local if local.is_file() else None
-
-
-def normalise_database_url(value: str) -> str:
-    """Accept the URLs people paste (postgres://, postgresql://) and pick the psycopg 3 driver."""
-    value = value.strip()
-    for prefix in ("postgres://", "postgresql://"):
-        if value.startswith(prefix):
-            value = "postgresql+psycopg://" + value[len(prefix) :]
-    try:
-        url = make_url(value)
-    except ArgumentError:
-        raise ValueError(
-            "not a database URL: use sqlite:///path/to/firebreak.db or "
-            "postgresql://user:password@host:5432/dbname"
-        ) from None
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValueError(
-            f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql"
-        )
-    return value
-
-
-_ENV_NAMES = {name: (field.alias or name.upper()) for name, field in Settings.model_fields.items()}
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment, turning validation errors into one clear line."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        name = _ENV_NAMES.get(field, field)
-        message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"environment: {name}: {message}") from None
-
-
-def load_configuration(policy_path: Path | None = None) -> tuple[Settings, Policy]:
-    settings = load_settings()
-    path = policy_path or settings.resolved_policy_file()
-    return settings, load_policy(path)

@@ -1,0 +1,58 @@
+"""Configuration: process settings from the environment, and the team's incident policy.
+
+Two sources, on purpose:
+
+* ``Settings`` (pydantic-settings) holds what differs per deployment: the database URL and the
+  Slack credentials. It comes from environment variables, so secrets never sit in a file in git.
+* ``Policy`` holds how the team runs incidents: severities, statuses and their transitions, roles,
+  channel naming, reminder cadences. It lives in ``firebreak.toml``, which the team keeps under
+  version control. Every key has a default, so an empty file (or no file) is a working policy.
+
+The package, by concept: ``durations`` (parse and format ``15m``, ``1h30m``), ``policy`` (the
+``firebreak.toml`` models) and ``settings`` (the environment, and loading both at start-up).
+
+Any problem stops start-up with one line that names the key (``ConfigError``; exit code 2).
+"""
+
+from __future__ import annotations
+
+from bot.config.durations import Duration, format_duration, parse_duration
+from bot.config.policy import (
+    COMMANDER,
+    AccessPolicy,
+    Policy,
+    PostmortemPolicy,
+    RemindersPolicy,
+    RetentionPolicy,
+    RolePolicy,
+    RunbooksPolicy,
+    SeverityPolicy,
+    SlackPolicy,
+    StatusPolicy,
+    load_policy,
+    policy_from_dict,
+)
+from bot.config.settings import Settings, load_configuration, load_settings, normalise_database_url
+
+__all__ = [
+    "COMMANDER",
+    "AccessPolicy",
+    "Duration",
+    "Policy",
+    "PostmortemPolicy",
+    "RemindersPolicy",
+    "RetentionPolicy",
+    "RolePolicy",
+    "RunbooksPolicy",
+    "Settings",
+    "SeverityPolicy",
+    "SlackPolicy",
+    "StatusPolicy",
+    "format_duration",
+    "load_configuration",
+    "load_policy",
+    "load_settings",
+    "normalise_database_url",
+    "parse_duration",
+    "policy_from_dict",
+]

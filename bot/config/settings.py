@@ -1,0 +1,166 @@
+"""Process settings from the environment (``Settings``: the database URL and the Slack
+credentials, which differ per deployment and never sit in a file in git), and loading both
+sources at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.config.policy import Policy, load_policy
+from bot.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Per-deployment settings, read from the environment (and an optional ``.env`` file)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="sqlite:///firebreak.db",
+        alias="DATABASE_URL",
+        description="Where Firebreak keeps its data: sqlite:///path/to/firebreak.db (one "
+        "process) or postgresql://user:password@host:5432/dbname (several replicas; see "
+        "docs/postgresql.md). postgres:// is accepted too.",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        alias="SLACK_BOT_TOKEN",
+        description="The app's Bot User OAuth Token (xoxb-..., on the app's OAuth & "
+        "Permissions page). Required to serve.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        alias="SLACK_SIGNING_SECRET",
+        description="The app's Signing Secret (Basic Information page): every HTTP request "
+        "from Slack is verified with it. Required unless SLACK_APP_TOKEN is set.",
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        alias="SLACK_APP_TOKEN",
+        description="An app-level token with connections:write (xapp-...). When set, Slack's "
+        "requests arrive over Socket Mode: no public URL is needed.",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        alias="SLACK_API_URL",
+        description="Base URL of Slack's Web API; change it only to point at a test double.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        alias="FIREBREAK_HOST",
+        description="Address the HTTP server listens on; 0.0.0.0 in a container.",
+    )
+    port: int = Field(
+        default=3000,
+        alias="PORT",
+        ge=1,
+        le=65535,
+        description="Port of the HTTP server: /slack/events, /healthz, /readyz, /metrics.",
+    )
+    policy_file: Path | None = Field(
+        default=None,
+        alias="FIREBREAK_POLICY_FILE",
+        description="The team's policy file; unset: ./firebreak.toml if it exists, else the "
+        "built-in defaults.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="FIREBREAK_LOG_LEVEL", description="Least severe level logged."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        alias="FIREBREAK_LOG_FORMAT",
+        description="json: one JSON object per line (UTC, request ids, secrets redacted); "
+        "text: for reading in a terminal.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be the app's Bot User OAuth Token, which starts with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError(
+                "must be an app-level token with connections:write, which starts with xapp-"
+            )
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def resolved_policy_file(self) -> Path | None:
+        """The policy file in use: the configured one, else ./firebreak.toml if present."""
+        if self.policy_file is not None:
+            return self.policy_file
+        local = Path("firebreak.toml")
+        return local if local.is_file() else None
+
+
+def normalise_database_url(value: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://) and pick the psycopg 3 driver."""
+    value = value.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            value = "postgresql+psycopg://" + value[len(prefix) :]
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL: use sqlite:///path/to/firebreak.db or "
+            "postgresql://user:password@host:5432/dbname"
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql"
+        )
+    return value
+
+
+_ENV_NAMES = {name: (field.alias or name.upper()) for name, field in Settings.model_fields.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, turning validation errors into one clear line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = _ENV_NAMES.get(field, field)
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"environment: {name}: {message}") from None
+
+
+def load_configuration(policy_path: Path | None = None) -> tuple[Settings, Policy]:
+    settings = load_settings()
+    path = policy_path or settings.resolved_policy_file()
+    return settings, load_policy(path)
