@@ -243,6 +243,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         policy=policy,
         output_dir=output_dir,
         hint_url=args.database_url is not None,
+        serve_port=args.port if args.serve else None,
     )
 
 
@@ -289,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir",
         help="directory for the demo's files, the postmortem draft (default: ./firebreak-demo)",
     )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep the fake Slack running and serve the web console with a demo sign-in",
+    )
+    demo.add_argument("--port", type=int, default=8000, help="port for --serve (default: 8000)")
     demo.set_defaults(handler=cmd_demo)
 
     db = commands.add_parser("db", help="database migrations")

@@ -33,6 +33,8 @@ from sqlmodel import col, select
 from bot import migrations
 from bot.clock import utcnow
 from bot.config import Policy, Settings, SeverityPolicy, format_duration
+from bot.console import DemoUser
+from bot.console.demo import serve_console_demo
 from bot.db_errors import describe_database
 from bot.incidents import find_incident, timeline
 from bot.models import Incident
@@ -42,6 +44,7 @@ from bot.runbooks import progress
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks as kit
+from bot.slack.flows import SlackDirectory, SlackNames
 from bot.slack.runbooks import load_catalog
 from bot.testing.harness import LocalBot
 
@@ -220,13 +223,20 @@ class Stage:
 
 class Demo:
     def __init__(
-        self, out: TextIO, database_url: str, policy: Policy, output_dir: Path, hint_url: bool
+        self,
+        out: TextIO,
+        database_url: str,
+        policy: Policy,
+        output_dir: Path,
+        hint_url: bool,
+        serve_port: int | None = None,
     ) -> None:
         self.out = out
         self.database_url = database_url
         self.policy = policy
         self.output_dir = output_dir
         self.hint_url = hint_url
+        self.serve_port = serve_port
 
     def run(self) -> int:
         logging.basicConfig(level=logging.ERROR, format="  (firebreak log) %(message)s")
@@ -255,10 +265,32 @@ class Demo:
                     fake, SlackSimulator(fake, bot.events_url, secret), bot, screen, clock, {}
                 )
                 self.play(stage, runbooks_from)
+                if self.serve_port is not None:
+                    self.serve_console(fake, firebreak, policy, screen, self.serve_port)
             finally:
                 bot.stop()
                 firebreak.close()
         return 0
+
+    def serve_console(
+        self, fake: FakeSlack, firebreak: Firebreak, policy: Policy, screen: Screen, port: int
+    ) -> None:
+        """Keep the fake Slack and the bot running and serve the web console over the demo's
+        data, with a demo sign-in as one of the demo's people, until Ctrl-C."""
+        users = [
+            DemoUser(fake.user_id("ana.garcia"), "Ana García", "workspace admin: sees everything"),
+            DemoUser(fake.user_id("chloe.martin"), "Chloé Martin", "responder"),
+        ]
+        screen.say()
+        serve_console_demo(
+            firebreak.db,
+            policy,
+            directory=SlackDirectory(firebreak.gateway),
+            names=SlackNames(firebreak.gateway),
+            users=users,
+            port=port,
+            announce=screen.say,
+        )
 
     # ----------------------------------------------------------------------------------------
 
@@ -563,6 +595,10 @@ def run_demo(
     policy: Policy | None = None,
     output_dir: Path = DEFAULT_OUTPUT_DIR,
     hint_url: bool = False,
+    serve_port: int | None = None,
 ) -> int:
-    """Play the demo on ``database_url`` with ``policy`` (the defaults when ``None``)."""
-    return Demo(out or sys.stdout, database_url, policy or Policy(), output_dir, hint_url).run()
+    """Play the demo on ``database_url`` with ``policy`` (the defaults when ``None``); with
+    ``serve_port``, then serve the web console over it on that port until Ctrl-C."""
+    return Demo(
+        out or sys.stdout, database_url, policy or Policy(), output_dir, hint_url, serve_port
+    ).run()
