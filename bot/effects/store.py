@@ -75,8 +75,9 @@ def enqueue(
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["key"])
+        .returning(col(Effect.id))
     )
-    written = bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    written = session.execute(statement).scalar_one_or_none() is not None
     session.info[ENQUEUED] = True
     return written
 
