@@ -14,11 +14,15 @@ Teams write runbooks in two styles, and both must work without rewriting them fo
 The document is parsed with markdown-it (CommonMark, tables, strikethrough, task lists), never with
 regular expressions over the raw text, so code blocks, lists and headings are recognised exactly as
 a markdown viewer shows them. Steps keep their source line (for lint messages) and their original
-markdown (rendered for Slack by :mod:`bot.runbooks.render`).
+markdown (rendered for Slack by :mod:`bot.slack.runbook_messages`).
 
 The parser never raises on content: invalid front matter, unterminated code fences and documents
 without any structure still give a walkable runbook (at least one step when there is any text),
 and what was wrong is kept in ``Runbook.problems`` for ``firebreak runbooks lint``.
+
+By concept: ``model`` (the result), ``front_matter``, ``document`` (walking the parsed blocks and
+headings), ``headings`` (what a heading or paragraph means: step detection), ``files`` (reading a
+file) and this module, the parser itself; it re-exports the public names of the others.
 """
 
 from __future__ import annotations
@@ -26,551 +30,82 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from mdit_py_plugins.tasklists import tasklists_plugin
 
-MAX_FILE_BYTES = 1_048_576
-"""Files over 1 MB are not runbooks anyone can read at 3 a.m.; they are skipped (lint reports)."""
-TITLE_MAX = 300
-"""The longest runbook title kept (the ``runbook_runs.title`` column)."""
-STEP_TITLE_MAX = 120
-DESCRIPTION_MAX = 300
-
-Level = Literal["error", "warning"]
-
-
-def make_markdown() -> MarkdownIt:
-    """The markdown dialect runbooks are read in: CommonMark + GFM tables, strikethrough and
-    task lists. Raw HTML is kept as tokens so it can be shown as readable text."""
-    return (
-        MarkdownIt("commonmark", {"html": True})
-        .enable(["table", "strikethrough"])
-        .use(tasklists_plugin)
-    )
-
-
-_MD = make_markdown()
-
-
-# --------------------------------------------------------------------------------------------
-# The result
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something lint reports. ``line`` is 1-based in the file (0: the whole file)."""
-
-    line: int
-    level: Level
-    message: str
-
-
-@dataclass(frozen=True)
-class Step:
-    title: str
-    markdown: str
-    line: int
-    """1-based line in the file where the step starts."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "markdown": self.markdown, "line": self.line}
-
-
-@dataclass(frozen=True)
-class ContextSection:
-    title: str
-    markdown: str
-    line: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "markdown": self.markdown}
-
-
-@dataclass(frozen=True)
-class Link:
-    """A link or image target in the body, kept so lint can check relative ones exist."""
-
-    line: int
-    target: str
-    image: bool
-
-
-@dataclass(frozen=True)
-class Runbook:
-    id: str
-    title: str
-    description: str = ""
-    services: tuple[str, ...] = ()
-    severities: tuple[str, ...] = ()
-    alerts: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    owner: str | None = None
-    context: tuple[ContextSection, ...] = ()
-    steps: tuple[Step, ...] = ()
-    path: Path | None = None
-    content_hash: str = ""
-    headings: tuple[str, ...] = ()
-    text: str = ""
-    """The prose of the runbook as plain text (no code), for keyword matching."""
-    links: tuple[Link, ...] = ()
-    problems: tuple[Problem, ...] = ()
-    unknown_keys: tuple[str, ...] = field(default=())
-    """Front-matter keys the bot does not use (Hugo's weight, bookHidden...)."""
-    empty: bool = False
-    """No text at all besides front matter and the title heading."""
-
-    def snapshot(self) -> dict[str, Any]:
-        """The shape stored in ``RunbookRun.snapshot`` (other modules read exactly these keys)."""
-        return {
-            "title": self.title,
-            "description": self.description,
-            "context": [c.as_dict() for c in self.context],
-            "steps": [s.as_dict() for s in self.steps],
-        }
-
-
-# --------------------------------------------------------------------------------------------
-# Front matter
-
-TEXT_KEYS = ("title", "description", "owner")
-LIST_KEYS = {
-    "services": ("services", "service"),
-    "severities": ("severities", "severity"),
-    "alerts": ("alerts", "alert"),
-    "tags": ("tags", "tag"),
-}
-KNOWN_KEYS = frozenset(TEXT_KEYS) | {alias for names in LIST_KEYS.values() for alias in names}
-
-
-@dataclass
-class _FrontMatter:
-    data: dict[str, Any] = field(default_factory=dict)
-    key_lines: dict[str, int] = field(default_factory=dict)
-    lines: int = 0
-    """How many lines of the file (delimiters included) the front matter takes."""
-    start_line: int = 1
-    problems: list[Problem] = field(default_factory=list)
-
-
-def _split_front_matter(lines: list[str]) -> _FrontMatter:
-    fm = _FrontMatter()
-    if not lines:
-        return fm
-    opener = lines[0].rstrip()
-    if opener not in ("---", "+++"):
-        return fm
-    closers = ("---", "...") if opener == "---" else ("+++",)
-    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in closers), None)
-    if end is None:
-        fm.problems.append(
-            Problem(
-                1,
-                "warning",
-                f"the file starts with {opener} but the front matter is never closed with "
-                f"{closers[0]}; it is shown as text",
-            )
-        )
-        return fm
-    fm.lines = end + 1
-    raw = "\n".join(lines[1:end])
-    if opener == "---":
-        _load_yaml(raw, fm)
-    else:
-        _load_toml(raw, fm)
-    return fm
-
-
-# libyaml's parser when PyYAML was built with it: five times faster on a large catalog.
-_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _load_yaml(raw: str, fm: _FrontMatter) -> None:
-    if not raw.strip():
-        return
-    try:
-        loader = _YamlLoader(raw)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        # "while parsing a flow sequence" points at where the unclosed [ or { began
-        mark = exc.context_mark or exc.problem_mark
-        line = 2 + (mark.line if mark is not None else 0)
-        reason = exc.problem or exc.context or "cannot be parsed"
-        fm.problems.append(Problem(line, "error", f"invalid YAML front matter: {reason}"))
-        return
-    except Exception as exc:
-        # Any failure of the YAML library (e.g. ValueError for a date like 2024-13-45) must
-        # leave the runbook usable: the body still loads.
-        fm.problems.append(Problem(2, "error", f"invalid YAML front matter: {exc}"))
-        return
-    if data is None:
-        return
-    if not isinstance(data, dict):
-        fm.problems.append(
-            Problem(2, "error", "front matter must be key: value pairs (e.g. title: Disk full)")
-        )
-        return
-    fm.data = {str(k): v for k, v in data.items()}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, _ in node.value:
-            fm.key_lines[str(key_node.value)] = 2 + key_node.start_mark.line
-
-
-def _load_toml(raw: str, fm: _FrontMatter) -> None:
-    try:
-        fm.data = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"line (\d+)", str(exc))
-        line = 1 + (int(found.group(1)) if found else 1)
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        fm.problems.append(Problem(line, "error", f"invalid TOML front matter: {reason}"))
-
-
-@dataclass
-class _Meta:
-    title: str | None = None
-    description: str | None = None
-    owner: str | None = None
-    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    unknown: list[str] = field(default_factory=list)
-
-
-_SCALAR = (str, int, float)
-
-
-def _read_meta(fm: _FrontMatter) -> _Meta:
-    meta = _Meta()
-    for key, value in fm.data.items():
-        line = fm.key_lines.get(key, fm.start_line)
-        if key in TEXT_KEYS:
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, _SCALAR):
-                fm.problems.append(
-                    Problem(line, "error", f"front matter {key!r} must be text, not a list or map")
-                )
-                continue
-            setattr(meta, key, " ".join(str(value).split()) or None)
-        elif key in KNOWN_KEYS:
-            name = next(n for n, aliases in LIST_KEYS.items() if key in aliases)
-            names = _names(value)
-            if names is None:
-                fm.problems.append(
-                    Problem(
-                        line,
-                        "error",
-                        f"front matter {key!r} must be a name or a list of names "
-                        f"(e.g. {key}: [a, b])",
-                    )
-                )
-                continue
-            meta.lists[name] = tuple(dict.fromkeys(meta.lists.get(name, ()) + names))
-        else:
-            meta.unknown.append(key)
-    return meta
-
-
-def _names(value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return ()
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, _SCALAR):
-        return tuple(p.strip() for p in str(value).split(",") if p.strip())
-    if isinstance(value, list):
-        out: list[str] = []
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, _SCALAR):
-                return None
-            if str(item).strip():
-                out.append(str(item).strip())
-        return tuple(out)
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Blocks and the heading tree
-
-
-@dataclass
-class _Block:
-    kind: str
-    tokens: list[Token]
-    start: int
-    """0-based first line."""
-    end: int
-    """0-based line after the block."""
-
-    @property
-    def first(self) -> Token:
-        return self.tokens[0]
-
-    @property
-    def is_code(self) -> bool:
-        return self.kind in ("fence", "code_block")
-
-    @property
-    def is_step_list(self) -> bool:
-        """A checklist or a numbered list: its items are steps."""
-        if self.kind == "ordered_list":
-            return True
-        return self.kind == "bullet_list" and "contains-task-list" in str(
-            self.first.attrs.get("class", "")
-        )
-
-    def has_code(self) -> bool:
-        return any(t.type in ("fence", "code_block") for t in self.tokens)
-
-
-def _top_level_blocks(tokens: Sequence[Token]) -> list[_Block]:
-    blocks: list[_Block] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token.nesting == 1:
-            depth, j = 0, i
-            while j < len(tokens):
-                depth += tokens[j].nesting
-                if depth == 0:
-                    break
-                j += 1
-            group = list(tokens[i : j + 1])
-            i = j + 1
-        else:
-            group = [token]
-            i += 1
-        if token.map is None:
-            continue
-        kind = token.type.removesuffix("_open")
-        blocks.append(_Block(kind, group, token.map[0], token.map[1]))
-    return blocks
-
-
-@dataclass
-class _Section:
-    title: str
-    level: int
-    line: int
-    """0-based line of the heading (for the root: of its first block)."""
-    body: list[_Block] = field(default_factory=list)
-    children: list[_Section] = field(default_factory=list)
-
-    def all_blocks(self) -> Iterable[_Block]:
-        yield from self.body
-        for child in self.children:
-            yield from child.all_blocks()
-
-
-def _plain(inline: Token | None) -> str:
-    """The text a reader sees in an inline token: no markup, code spans kept, breaks as spaces."""
-    if inline is None:
-        return ""
-    parts: list[str] = []
-    for child in inline.children or []:
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-        elif child.type == "image":
-            parts.append(child.content)
-    return " ".join("".join(parts).split())
-
-
-def markdown_plain_text(markdown: str) -> str:
-    """The words of a markdown text without markup or code blocks (for previews and titles)."""
-    return " ".join(text for t in _MD.parse(markdown) if t.type == "inline" and (text := _plain(t)))
-
-
-def _heading_text(block: _Block) -> str:
-    return _plain(block.tokens[1] if len(block.tokens) > 1 else None)
-
-
-def _level(block: _Block) -> int:
-    """1 for ``#`` (and setext ``===``), 2 for ``##``..."""
-    return int(block.first.tag[1:])
-
-
-# --------------------------------------------------------------------------------------------
-# What a heading means
-
-_ACTION = re.compile(
-    r"\b(?:diagnos\w*|mitigat\w*|remed\w*|resol(?:ve|ves|ving|ution|utions)|steps?|"
-    r"procedures?|recover\w*|rollbacks?|roll(?:ing)?[ -]?backs?|troubleshoot\w*|investigat\w*|"
-    r"fix|fixes|fixing|actions?|verif\w*|validat\w*|runbooks?|playbooks?|response|respond\w*|"
-    r"triage|checks?|checklists?|debug\w*|escalat\w*|restor\w*|fail[ -]?over|solutions?|"
-    r"instructions?|workarounds?|clean[ -]?up|what to do|how to|immediate|communicat\w*|"
-    r"notif\w*|repair\w*|contain\w*|eradicat\w*|handling|tasks?)\b"
+from bot.runbooks.document import (
+    _Block,
+    _heading_text,
+    _level,
+    _plain,
+    _Section,
+    _top_level_blocks,
+    markdown_plain_text,
 )
-_CONTEXT = re.compile(
-    r"\b(?:meaning|impact\w*|summary|overview|background|descriptions?|links?|see also|"
-    r"references?|related|about|context|symptoms?|what is|what does|why|alerts?|details?|"
-    r"dashboards?|owners?|ownership|contacts?|prerequisites?|requirements?|notes?|faq|"
-    r"glossary|architecture|history|causes?|purpose|scope|introduction|intro|definitions?|"
-    r"further reading|more information|additional information|resources|documentation|docs|"
-    r"tl;?dr|who)\b"
+from bot.runbooks.files import RunbookFileError, read_runbook_text
+from bot.runbooks.front_matter import (
+    KNOWN_KEYS,
+    LIST_KEYS,
+    TEXT_KEYS,
+    _read_meta,
+    _split_front_matter,
 )
-IMPERATIVE_VERBS = frozenset(
-    """check restart run scale roll drain cordon uncordon verify confirm identify find look
-    escalate notify page open create delete remove increase decrease reduce failover fail switch
-    stop start kill disable enable rotate revoke renew replace reboot deploy redeploy revert pause
-    resume flush clear purge clean inspect investigate review collect gather capture dump update
-    upgrade downgrade apply add set ensure make wait monitor watch communicate post announce
-    declare assign block unblock isolate contact call ask compare query test validate restore
-    recover reset resize expand extend promote demote evict mitigate fix resolve silence ack
-    acknowledge determine assess measure estimate tail ssh exec connect log login trigger
-    disconnect drop shed throttle route reroute redirect move migrate copy backup back snapshot
-    terminate detach attach mount unmount free archive compress truncate rebuild reindex vacuum
-    analyze analyse tune patch pin unpin hold lock unlock freeze unfreeze cancel abort retry rerun
-    re-run go use get list describe search grep follow email message tell inform""".split()  # noqa: SIM905
+from bot.runbooks.headings import (
+    _NUMBERED,
+    IMPERATIVE_VERBS,
+    Kind,
+    _clean_title,
+    _is_label,
+    _step_lead,
+    _strip_step_number,
+    heading_kind,
+    is_section_name,
+    summarise,
 )
-_NUMBERED = re.compile(r"^\s*(?:step\s*\d+\b\s*[:.)\-–—]?|\d+\s*[.):\-–—])\s*", re.IGNORECASE)
-
-_STEP_LEAD = re.compile(
-    r"^\s*(?:step\s*(\d{1,4})\b\s*[:.)\-–—]?|(\d{1,4})\s*[.):\-–—])\s*", re.IGNORECASE
+from bot.runbooks.model import (
+    _MD,
+    DESCRIPTION_MAX,
+    MAX_FILE_BYTES,
+    STEP_TITLE_MAX,
+    TITLE_MAX,
+    ContextSection,
+    Level,
+    Link,
+    Problem,
+    Runbook,
+    Step,
+    make_markdown,
 )
-"""How a paragraph that opens a numbered step starts: ``**Step 3: Verify**``, ``**3.** Verify``."""
-_PLAIN_STEP_LEAD = re.compile(r"^\s*step\s*(\d{1,4})\s*[:.)\-–—]\s*", re.IGNORECASE)
-"""The same without bold: only with the word "Step" and a colon or dash ("Step 3: verify")."""
-_SOURCE_STEP_LEAD = re.compile(
-    r"^(\s*)(?:(\*\*|__)\s*)?(?:step\s*\d{1,4}\b|\d{1,4}(?=\s*[.):\-–—]))\s*[:.)\-–—]?\s*"
-    r"(?:(\2)\s*[:.)\-–—]?\s*)?",
-    re.IGNORECASE,
-)
-"""The numbering at the start of such a paragraph's source line, with its bold markers."""
 
-
-def _bold_lead(inline: Token) -> tuple[str, str] | None:
-    """For a paragraph that starts in bold: the bold text and the text after it."""
-    # markdown-it puts empty text tokens around emphasis
-    children = [c for c in inline.children or [] if c.type != "text" or c.content]
-    if not children or children[0].type != "strong_open":
-        return None
-    depth = 0
-    bold: list[str] = []
-    after: list[str] = []
-    target = bold
-    for child in children:
-        if child.type == "strong_open":
-            depth += 1
-        elif child.type == "strong_close":
-            depth -= 1
-            if depth == 0:
-                target = after  # the first bold run is over; later ones are text
-        elif child.type in ("text", "code_inline"):
-            target.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            target.append(" ")
-    return "".join(bold), "".join(after)
-
-
-def _step_lead(block: _Block) -> tuple[int, bool] | None:
-    """The number of a paragraph that opens a step (``**Step 3: Verify**``, ``**3.** Verify``,
-    ``Step 3: verify``), and whether the paragraph is nothing but that title."""
-    if block.kind != "paragraph" or len(block.tokens) < 2 or block.tokens[1].type != "inline":
-        return None
-    inline = block.tokens[1]
-    lead = _bold_lead(inline)
-    if lead is not None:
-        bold, after = lead
-        match = _STEP_LEAD.match(bold)
-        if match is None:
-            return None
-        return int(match.group(1) or match.group(2)), not after.strip(" \t:.-–—")
-    match = _PLAIN_STEP_LEAD.match(_plain(inline))
-    return (int(match.group(1)), False) if match else None
-
-
-def _strip_step_number(line: str) -> str:
-    """``**Step 3:** Verify`` -> ``Verify``; ``**Step 3: Verify** it`` -> ``**Verify** it``."""
-    match = _SOURCE_STEP_LEAD.match(line)
-    if match is None:
-        return line
-    opener = match.group(2) if match.group(2) and not match.group(3) else ""
-    return match.group(1) + opener + line[match.end() :]
-
-
-Kind = Literal["action", "context"]
-
-
-def heading_kind(title: str) -> Kind | None:
-    """Whether a heading names steps ("Mitigation", "Roll back the deploy", "Step 2: ...") or
-    context ("Impact", "See also"); ``None`` when the words do not say.
-
-    An imperative verb first makes it actionable; otherwise the first keyword in the heading
-    decides, so "Diagnosis and background" is actionable and "Related runbooks for mitigation"
-    is context. Numbered headings ("3. Drain the node") with no other clue are actionable."""
-    text = " ".join(title.casefold().replace("_", " ").split())
-    numbered = bool(_NUMBERED.match(text))
-    text = _NUMBERED.sub("", text, count=1).strip() if numbered else text
-    words = re.findall(r"[a-z][a-z'-]*", text)
-    if words and words[0] in IMPERATIVE_VERBS:
-        return "action"
-    action = _ACTION.search(text)
-    context = _CONTEXT.search(text)
-    if action and (not context or action.start() <= context.start()):
-        return "action"
-    if context:
-        return "context"
-    return "action" if numbered else None
-
-
-_SECTION_PHRASES = frozenset({"next steps", "what to do", "see also", "action items"})
-
-
-def is_section_name(title: str) -> bool:
-    """A heading that only names a section ("Mitigation", "Steps", "See also"), as opposed to a
-    document title that happens to contain such a word ("Roll back a bad deploy")."""
-    text = _NUMBERED.sub("", " ".join(title.casefold().split()), count=1).strip(" :.")
-    found = re.findall(r"[a-z]+", text)
-    if " ".join(found) in _SECTION_PHRASES:
-        return True
-    return len(found) == 1 and heading_kind(found[0]) is not None
-
-
-def _is_label(text: str) -> bool:
-    """A few words that name something ("Cluster scoped") rather than say what to do."""
-    found = text.casefold().split()
-    return len(found) <= 3 and found[0] not in IMPERATIVE_VERBS if found else False
-
-
-def _clean_title(text: str) -> str:
-    """Drop the numbering people put in headings ("2. Drain", "Step 3: ..."): steps are
-    numbered by the bot."""
-    stripped = _NUMBERED.sub("", text, count=1).strip()
-    return stripped or text.strip()
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
-
-
-def summarise(text: str, limit: int = STEP_TITLE_MAX) -> str:
-    """The first sentence of ``text``, cut at a word boundary to ``limit`` characters."""
-    text = " ".join(text.split())
-    parts = _SENTENCE_END.split(text, maxsplit=1)
-    sentence = parts[0].rstrip(":").strip() if parts else ""
-    if len(sentence) <= limit:
-        return sentence
-    cut = sentence[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:-") + "…"
-
-
-# --------------------------------------------------------------------------------------------
-# The parser
-
+__all__ = [
+    "DESCRIPTION_MAX",
+    "IMPERATIVE_VERBS",
+    "KNOWN_KEYS",
+    "LIST_KEYS",
+    "MAX_FILE_BYTES",
+    "STEP_TITLE_MAX",
+    "TEXT_KEYS",
+    "TITLE_MAX",
+    "ContextSection",
+    "Kind",
+    "Level",
+    "Link",
+    "Problem",
+    "Runbook",
+    "RunbookFileError",
+    "Step",
+    "heading_kind",
+    "is_section_name",
+    "load_runbook_file",
+    "make_markdown",
+    "markdown_plain_text",
+    "parse_runbook",
+    "read_runbook_text",
+    "summarise",
+]
 
 _LIST_MARKER = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])([ \t]{1,4}|$)")
 _TASK_BOX = re.compile(r"^\[[ xX]\][ \t]+")
@@ -1139,39 +674,6 @@ def _humanise(name: str) -> str:
 def parse_runbook(text: str, *, runbook_id: str = "", path: Path | None = None) -> Runbook:
     """Parse runbook markdown. Never raises on content; problems are in ``Runbook.problems``."""
     return _Parser(text, runbook_id, path).run()
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-
-
-class RunbookFileError(Exception):
-    """A file that cannot be a runbook (binary, too large, unreadable); the message says why."""
-
-
-def read_runbook_text(path: Path) -> str:
-    """Read a runbook file as text, refusing what the bot cannot show: over 1 MB, binary, not
-    UTF-8, unreadable."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise RunbookFileError(
-                f"the file is {size / 1_048_576:.1f} MB; runbooks over 1 MB are not loaded: "
-                "split it into smaller runbooks"
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise RunbookFileError(f"cannot read the file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise RunbookFileError("the file is over 1 MB; runbooks over 1 MB are not loaded")
-    if b"\0" in raw[:8192]:
-        raise RunbookFileError("binary file, not markdown text: remove it or rename it")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunbookFileError(
-            f"not UTF-8 text (invalid byte at offset {exc.start}): save the file as UTF-8"
-        ) from None
 
 
 def load_runbook_file(path: Path, runbook_id: str | None = None) -> Runbook:

@@ -1,0 +1,175 @@
+"""What a heading or a paragraph means: an action (a step), context, a numbered step lead, or a
+section name; and short step titles."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from markdown_it.token import Token
+
+from bot.runbooks.document import _Block, _plain
+from bot.runbooks.model import STEP_TITLE_MAX
+
+_ACTION = re.compile(
+    r"\b(?:diagnos\w*|mitigat\w*|remed\w*|resol(?:ve|ves|ving|ution|utions)|steps?|"
+    r"procedures?|recover\w*|rollbacks?|roll(?:ing)?[ -]?backs?|troubleshoot\w*|investigat\w*|"
+    r"fix|fixes|fixing|actions?|verif\w*|validat\w*|runbooks?|playbooks?|response|respond\w*|"
+    r"triage|checks?|checklists?|debug\w*|escalat\w*|restor\w*|fail[ -]?over|solutions?|"
+    r"instructions?|workarounds?|clean[ -]?up|what to do|how to|immediate|communicat\w*|"
+    r"notif\w*|repair\w*|contain\w*|eradicat\w*|handling|tasks?)\b"
+)
+_CONTEXT = re.compile(
+    r"\b(?:meaning|impact\w*|summary|overview|background|descriptions?|links?|see also|"
+    r"references?|related|about|context|symptoms?|what is|what does|why|alerts?|details?|"
+    r"dashboards?|owners?|ownership|contacts?|prerequisites?|requirements?|notes?|faq|"
+    r"glossary|architecture|history|causes?|purpose|scope|introduction|intro|definitions?|"
+    r"further reading|more information|additional information|resources|documentation|docs|"
+    r"tl;?dr|who)\b"
+)
+IMPERATIVE_VERBS = frozenset(
+    """check restart run scale roll drain cordon uncordon verify confirm identify find look
+    escalate notify page open create delete remove increase decrease reduce failover fail switch
+    stop start kill disable enable rotate revoke renew replace reboot deploy redeploy revert pause
+    resume flush clear purge clean inspect investigate review collect gather capture dump update
+    upgrade downgrade apply add set ensure make wait monitor watch communicate post announce
+    declare assign block unblock isolate contact call ask compare query test validate restore
+    recover reset resize expand extend promote demote evict mitigate fix resolve silence ack
+    acknowledge determine assess measure estimate tail ssh exec connect log login trigger
+    disconnect drop shed throttle route reroute redirect move migrate copy backup back snapshot
+    terminate detach attach mount unmount free archive compress truncate rebuild reindex vacuum
+    analyze analyse tune patch pin unpin hold lock unlock freeze unfreeze cancel abort retry rerun
+    re-run go use get list describe search grep follow email message tell inform""".split()  # noqa: SIM905
+)
+_NUMBERED = re.compile(r"^\s*(?:step\s*\d+\b\s*[:.)\-–—]?|\d+\s*[.):\-–—])\s*", re.IGNORECASE)
+
+_STEP_LEAD = re.compile(
+    r"^\s*(?:step\s*(\d{1,4})\b\s*[:.)\-–—]?|(\d{1,4})\s*[.):\-–—])\s*", re.IGNORECASE
+)
+"""How a paragraph that opens a numbered step starts: ``**Step 3: Verify**``, ``**3.** Verify``."""
+_PLAIN_STEP_LEAD = re.compile(r"^\s*step\s*(\d{1,4})\s*[:.)\-–—]\s*", re.IGNORECASE)
+"""The same without bold: only with the word "Step" and a colon or dash ("Step 3: verify")."""
+_SOURCE_STEP_LEAD = re.compile(
+    r"^(\s*)(?:(\*\*|__)\s*)?(?:step\s*\d{1,4}\b|\d{1,4}(?=\s*[.):\-–—]))\s*[:.)\-–—]?\s*"
+    r"(?:(\2)\s*[:.)\-–—]?\s*)?",
+    re.IGNORECASE,
+)
+"""The numbering at the start of such a paragraph's source line, with its bold markers."""
+
+
+def _bold_lead(inline: Token) -> tuple[str, str] | None:
+    """For a paragraph that starts in bold: the bold text and the text after it."""
+    # markdown-it puts empty text tokens around emphasis
+    children = [c for c in inline.children or [] if c.type != "text" or c.content]
+    if not children or children[0].type != "strong_open":
+        return None
+    depth = 0
+    bold: list[str] = []
+    after: list[str] = []
+    target = bold
+    for child in children:
+        if child.type == "strong_open":
+            depth += 1
+        elif child.type == "strong_close":
+            depth -= 1
+            if depth == 0:
+                target = after  # the first bold run is over; later ones are text
+        elif child.type in ("text", "code_inline"):
+            target.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            target.append(" ")
+    return "".join(bold), "".join(after)
+
+
+def _step_lead(block: _Block) -> tuple[int, bool] | None:
+    """The number of a paragraph that opens a step (``**Step 3: Verify**``, ``**3.** Verify``,
+    ``Step 3: verify``), and whether the paragraph is nothing but that title."""
+    if block.kind != "paragraph" or len(block.tokens) < 2 or block.tokens[1].type != "inline":
+        return None
+    inline = block.tokens[1]
+    lead = _bold_lead(inline)
+    if lead is not None:
+        bold, after = lead
+        match = _STEP_LEAD.match(bold)
+        if match is None:
+            return None
+        return int(match.group(1) or match.group(2)), not after.strip(" \t:.-–—")
+    match = _PLAIN_STEP_LEAD.match(_plain(inline))
+    return (int(match.group(1)), False) if match else None
+
+
+def _strip_step_number(line: str) -> str:
+    """``**Step 3:** Verify`` -> ``Verify``; ``**Step 3: Verify** it`` -> ``**Verify** it``."""
+    match = _SOURCE_STEP_LEAD.match(line)
+    if match is None:
+        return line
+    opener = match.group(2) if match.group(2) and not match.group(3) else ""
+    return match.group(1) + opener + line[match.end() :]
+
+
+Kind = Literal["action", "context"]
+
+
+def heading_kind(title: str) -> Kind | None:
+    """Whether a heading names steps ("Mitigation", "Roll back the deploy", "Step 2: ...") or
+    context ("Impact", "See also"); ``None`` when the words do not say.
+
+    An imperative verb first makes it actionable; otherwise the first keyword in the heading
+    decides, so "Diagnosis and background" is actionable and "Related runbooks for mitigation"
+    is context. Numbered headings ("3. Drain the node") with no other clue are actionable."""
+    text = " ".join(title.casefold().replace("_", " ").split())
+    numbered = bool(_NUMBERED.match(text))
+    text = _NUMBERED.sub("", text, count=1).strip() if numbered else text
+    words = re.findall(r"[a-z][a-z'-]*", text)
+    if words and words[0] in IMPERATIVE_VERBS:
+        return "action"
+    action = _ACTION.search(text)
+    context = _CONTEXT.search(text)
+    if action and (not context or action.start() <= context.start()):
+        return "action"
+    if context:
+        return "context"
+    return "action" if numbered else None
+
+
+_SECTION_PHRASES = frozenset({"next steps", "what to do", "see also", "action items"})
+
+
+def is_section_name(title: str) -> bool:
+    """A heading that only names a section ("Mitigation", "Steps", "See also"), as opposed to a
+    document title that happens to contain such a word ("Roll back a bad deploy")."""
+    text = _NUMBERED.sub("", " ".join(title.casefold().split()), count=1).strip(" :.")
+    found = re.findall(r"[a-z]+", text)
+    if " ".join(found) in _SECTION_PHRASES:
+        return True
+    return len(found) == 1 and heading_kind(found[0]) is not None
+
+
+def _is_label(text: str) -> bool:
+    """A few words that name something ("Cluster scoped") rather than say what to do."""
+    found = text.casefold().split()
+    return len(found) <= 3 and found[0] not in IMPERATIVE_VERBS if found else False
+
+
+def _clean_title(text: str) -> str:
+    """Drop the numbering people put in headings ("2. Drain", "Step 3: ..."): steps are
+    numbered by the bot."""
+    stripped = _NUMBERED.sub("", text, count=1).strip()
+    return stripped or text.strip()
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
+
+
+def summarise(text: str, limit: int = STEP_TITLE_MAX) -> str:
+    """The first sentence of ``text``, cut at a word boundary to ``limit`` characters."""
+    text = " ".join(text.split())
+    parts = _SENTENCE_END.split(text, maxsplit=1)
+    sentence = parts[0].rstrip(":").strip() if parts else ""
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"

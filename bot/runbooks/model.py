@@ -1,0 +1,106 @@
+"""What parsing a runbook gives: the runbook, its steps, context sections, links and problems,
+and the Markdown dialect every runbook is read with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from markdown_it import MarkdownIt
+from mdit_py_plugins.tasklists import tasklists_plugin
+
+MAX_FILE_BYTES = 1_048_576
+"""Files over 1 MB are not runbooks anyone can read at 3 a.m.; they are skipped (lint reports)."""
+TITLE_MAX = 300
+"""The longest runbook title kept (the ``runbook_runs.title`` column)."""
+STEP_TITLE_MAX = 120
+DESCRIPTION_MAX = 300
+
+Level = Literal["error", "warning"]
+
+
+def make_markdown() -> MarkdownIt:
+    """The markdown dialect runbooks are read in: CommonMark + GFM tables, strikethrough and
+    task lists. Raw HTML is kept as tokens so it can be shown as readable text."""
+    return (
+        MarkdownIt("commonmark", {"html": True})
+        .enable(["table", "strikethrough"])
+        .use(tasklists_plugin)
+    )
+
+
+_MD = make_markdown()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something lint reports. ``line`` is 1-based in the file (0: the whole file)."""
+
+    line: int
+    level: Level
+    message: str
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    markdown: str
+    line: int
+    """1-based line in the file where the step starts."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "markdown": self.markdown, "line": self.line}
+
+
+@dataclass(frozen=True)
+class ContextSection:
+    title: str
+    markdown: str
+    line: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "markdown": self.markdown}
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link or image target in the body, kept so lint can check relative ones exist."""
+
+    line: int
+    target: str
+    image: bool
+
+
+@dataclass(frozen=True)
+class Runbook:
+    id: str
+    title: str
+    description: str = ""
+    services: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    owner: str | None = None
+    context: tuple[ContextSection, ...] = ()
+    steps: tuple[Step, ...] = ()
+    path: Path | None = None
+    content_hash: str = ""
+    headings: tuple[str, ...] = ()
+    text: str = ""
+    """The prose of the runbook as plain text (no code), for keyword matching."""
+    links: tuple[Link, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    unknown_keys: tuple[str, ...] = field(default=())
+    """Front-matter keys the bot does not use (Hugo's weight, bookHidden...)."""
+    empty: bool = False
+    """No text at all besides front matter and the title heading."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The shape stored in ``RunbookRun.snapshot`` (other modules read exactly these keys)."""
+        return {
+            "title": self.title,
+            "description": self.description,
+            "context": [c.as_dict() for c in self.context],
+            "steps": [s.as_dict() for s in self.steps],
+        }
