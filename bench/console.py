@@ -21,6 +21,7 @@ import argparse
 import random
 import statistics
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -168,18 +169,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument(
         "--keep",
-        type=Path,
-        help="SQLite file to keep the data in; an existing one is measured again as it is",
+        help="a SQLite file, or the URL of an existing PostgreSQL database, to keep the data "
+        "in; data already there is measured again as it is",
     )
     args = parser.parse_args()
     policy = Policy()
-    with scratch_database(
-        f"sqlite:///{args.keep}" if args.keep else args.database_url, script="bench/console.py"
-    ) as url:
-        reuse = args.keep is not None and args.keep.exists()
+    keep = None
+    if args.keep:
+        keep = args.keep if "://" in args.keep else f"sqlite:///{Path(args.keep).resolve()}"
+    place = nullcontext(keep) if keep else scratch_database(args.database_url, script="bench")
+    with place as url:
         migrations.upgrade(url)
         database = Database(url)
         print(f"backend: {database.backend}")
+        with database.read() as session:
+            reuse = keep is not None and session.exec(select(Incident.id).limit(1)).first()
         if reuse:
             big, channels = existing(database)
         else:
