@@ -25,7 +25,7 @@ from pathlib import Path
 from bot.config import Policy
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import load_runbook_file
-from bot.runbooks.render import render_runbook_pages
+from bot.slack.runbook_messages import render_runbook_pages
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus"

@@ -66,12 +66,12 @@ from bot import migrations
 from bot.clock import utcnow
 from bot.config import Policy, Settings, SlackPolicy
 from bot.models import EventKind
+from bot.runbooks.catalog import load_catalog
 from bot.runtime import Firebreak
 from bot.sandbox import ApiCall, BotReply, FakeSlack, SlackSimulator
 from bot.slack import blocks
 from bot.slack.app import WORK_THREADS
 from bot.slack.limits import iter_texts
-from bot.slack.runbooks import load_catalog
 from bot.testing.harness import LocalBot
 
 REPO = Path(__file__).resolve().parents[1]

@@ -41,11 +41,11 @@ from bot.models import Incident
 from bot.reminders import PENDING, UPDATE, incident_reminders
 from bot.reminders.worker import ReminderWorker
 from bot.runbooks import progress
+from bot.runbooks.catalog import load_catalog
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks as kit
 from bot.slack.flows import SlackDirectory, SlackNames
-from bot.slack.runbooks import load_catalog
 from bot.testing.harness import LocalBot
 
 STARTER_RUNBOOKS = Path(__file__).resolve().parent / "starter_runbooks"

@@ -23,12 +23,12 @@ from bot import migrations
 from bot.config import Policy, Settings
 from bot.errors import ConfigError
 from bot.observability import Workers, configure_logging
+from bot.runbooks.catalog import load_catalog
 from bot.runtime import Firebreak
 from bot.slack.app import WORK_THREADS, SlackBot, build_bot
 from bot.slack.flows import IncidentFlows
 from bot.slack.readiness import SlackReadiness
 from bot.slack.reminders import start_scheduler
-from bot.slack.runbooks import load_catalog
 from bot.web import create_web_app
 
 log = logging.getLogger(__name__)

@@ -556,3 +556,15 @@ class RunbookCatalog:
             offer(Match(runbook, round(value, 2), ("keywords: " + ", ".join(matched[:5]),)))
         results = sorted(best.values(), key=lambda m: (-m.score, m.runbook.id))
         return results[:limit] if limit is not None else results
+
+
+def load_catalog(policy: Policy, extra: Sequence[Path] | None = None) -> RunbookCatalog:
+    """The runbooks of the policy's directories (plus ``extra`` ones), loaded once: what the
+    server, the demo and the benches run with."""
+    directories = [policy.resolve_path(p) for p in policy.runbooks.paths]
+    for path in extra or []:
+        if path not in directories and path.is_dir():
+            directories.append(path)
+    catalog = RunbookCatalog.load(directories, policy=policy)  # logs what it skips
+    log.info("runbooks loaded", extra={"count": len(catalog)})
+    return catalog

@@ -18,7 +18,8 @@ from bot.errors import InvalidInput, NotFound
 from bot.runbooks.catalog import RunbookCatalog, runbook_id
 from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
-from bot.runbooks.render import blocks_to_text, render_runbook_pages
+from bot.slack.runbook_messages import blocks_to_text, render_runbook_pages
+from bot.slack.runbook_messages.fit import SLACK_CHECKS
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -36,7 +37,7 @@ def _runbook_dirs(policy: Policy) -> list[Path]:
 def cmd_lint(args: argparse.Namespace) -> int:
     policy = _policy(args)
     paths = list(args.paths) or _runbook_dirs(policy)
-    report = lint_paths(paths, policy=policy)
+    report = lint_paths(paths, policy=policy, checks=SLACK_CHECKS)
     for message in report.messages:
         print(message.format())
     print(report.summary())

@@ -4,6 +4,10 @@ Teams run it in their own CI, so every finding is one line ``file:line: error|wa
 that says what to change. Errors are what breaks a runbook for responders (it cannot be loaded,
 a step says nothing, a link points nowhere, a line Slack cannot show); warnings are what makes it
 worse to use (very many steps, a step cut in Slack, a placeholder left in).
+
+This module knows runbooks, not Slack: whether a runbook fits in Slack is checked by the checks
+the caller passes (``checks``); the command line passes the Slack layer's
+(``bot.slack.runbook_messages.fit.SLACK_CHECKS``).
 """
 
 from __future__ import annotations
@@ -30,17 +34,16 @@ from bot.runbooks.parser import (
     parse_runbook,
     read_runbook_text,
 )
-from bot.runbooks.render import render_runbook_pages
-from bot.slack.limits import HEADER_TEXT, SECTION_TEXT, message_errors
 
 MANY_STEPS = 50
 """More steps than this is a warning: responders page through it in Slack."""
 _MD = make_markdown()
 _PLACEHOLDER = re.compile(r"^\W*(?:todo|tbd|tbc|fixme|xxx)\b", re.IGNORECASE)
-_CUT_NOTE = "too long for Slack"
 
-_Add = Callable[[int, Level, str], None]
-"""Records a finding for the file being checked."""
+Add = Callable[[int, Level, str], None]
+"""Records a finding for the file being checked: ``add(line, level, message)``."""
+RunbookCheck = Callable[[Runbook, str, Policy, Add], None]
+"""A check of one parsed runbook and its text that the caller supplies (the Slack layer's)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -90,9 +93,12 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def lint_paths(paths: Sequence[Path], *, policy: Policy | None = None) -> LintReport:
+def lint_paths(
+    paths: Sequence[Path], *, policy: Policy | None = None, checks: Sequence[RunbookCheck] = ()
+) -> LintReport:
     """Lint runbook directories and files. A directory is read as the bot reads it; a file
-    named on the command line is always checked."""
+    named on the command line is always checked. ``checks`` run on every runbook after the
+    built-in ones."""
     policy = policy or Policy()
     report = LintReport()
     checked: list[_Checked] = []
@@ -100,7 +106,7 @@ def lint_paths(paths: Sequence[Path], *, policy: Policy | None = None) -> LintRe
         if path.is_dir():
             for file in iter_files(path):
                 if is_runbook_file(file):
-                    _lint_file(file, runbook_id(file, path), policy, report, checked)
+                    _lint_file(file, runbook_id(file, path), policy, report, checked, checks)
                 elif _ignored_markdown(file):
                     report.messages.append(
                         LintMessage(
@@ -112,7 +118,7 @@ def lint_paths(paths: Sequence[Path], *, policy: Policy | None = None) -> LintRe
                         )
                     )
         elif path.is_file():
-            _lint_file(path, path.stem, policy, report, checked)
+            _lint_file(path, path.stem, policy, report, checked, checks)
         else:
             report.messages.append(LintMessage(str(path), 0, "error", "no such file or directory"))
     _duplicates(checked, report)
@@ -136,7 +142,12 @@ def _ignored_markdown(path: Path) -> bool:
 
 
 def _lint_file(
-    path: Path, rid: str, policy: Policy, report: LintReport, checked: list[_Checked]
+    path: Path,
+    rid: str,
+    policy: Policy,
+    report: LintReport,
+    checked: list[_Checked],
+    checks: Sequence[RunbookCheck],
 ) -> None:
     report.files += 1
     display = _display(path)
@@ -168,9 +179,10 @@ def _lint_file(
     _check_steps(runbook, add)
     _check_placeholders(text, add)
     _check_links(runbook, path, add)
-    _check_lines(text, add)
-    _check_slack(runbook, policy, add)
+    _check_size(runbook, policy, add)
     _check_severities(runbook, policy, add)
+    for check in checks:
+        check(runbook, text, policy, add)
 
 
 def _is_generic(title: str) -> bool:
@@ -181,7 +193,7 @@ def _is_generic(title: str) -> bool:
     return len(found) <= 3 and found[0] not in IMPERATIVE_VERBS and heading_kind(title) == "action"
 
 
-def _check_steps(runbook: Runbook, add: _Add) -> None:
+def _check_steps(runbook: Runbook, add: Add) -> None:
     for number, step in enumerate(runbook.steps, start=1):
         tokens = _MD.parse(step.markdown)
         has_code = any(t.type in ("fence", "code_block") and t.content.strip() for t in tokens)
@@ -195,7 +207,7 @@ def _check_steps(runbook: Runbook, add: _Add) -> None:
             )
 
 
-def _check_placeholders(text: str, add: _Add) -> None:
+def _check_placeholders(text: str, add: Add) -> None:
     for token in _MD.parse(text):
         if token.map is None:
             continue
@@ -216,7 +228,7 @@ def _check_placeholders(text: str, add: _Add) -> None:
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
-def _check_links(runbook: Runbook, path: Path, add: _Add) -> None:
+def _check_links(runbook: Runbook, path: Path, add: Add) -> None:
     for link in runbook.links:
         target = link.target.strip()
         if not target or target.startswith(("#", "/")) or _ABSOLUTE.match(target):
@@ -231,18 +243,7 @@ def _check_links(runbook: Runbook, path: Path, add: _Add) -> None:
         add(link.line, "error", f"broken {what}: {relative} does not exist")
 
 
-def _check_lines(text: str, add: _Add) -> None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if len(line) > SECTION_TEXT:
-            add(
-                number,
-                "error",
-                f"line is {len(line):,} characters long; Slack shows at most {SECTION_TEXT:,} "
-                "in a block: break it into shorter lines",
-            )
-
-
-def _check_slack(runbook: Runbook, policy: Policy, add: _Add) -> None:
+def _check_size(runbook: Runbook, policy: Policy, add: Add) -> None:
     count = len(runbook.steps)
     if count > MANY_STEPS:
         add(
@@ -252,30 +253,9 @@ def _check_slack(runbook: Runbook, policy: Policy, add: _Add) -> None:
             f"{-(-count // policy.runbooks.steps_per_page)} pages in Slack; consider splitting "
             "the runbook",
         )
-    if len(runbook.title) > HEADER_TEXT - len("Runbook: "):
-        add(1, "warning", f"title is {len(runbook.title)} characters; Slack shows the first 140")
-    cut_lines: set[int] = set()
-    for number, page in enumerate(
-        render_runbook_pages(runbook, steps_per_page=policy.runbooks.steps_per_page), start=1
-    ):
-        for error in message_errors(page.text, page.blocks):
-            add(1, "error", f"Slack would reject page {number} of this runbook: {error}")
-        for block in page.blocks:
-            text = block.get("text")
-            if isinstance(text, dict) and _CUT_NOTE in str(text.get("text", "")):
-                match = re.search(r"\(line (\d+)\)", str(text["text"]))
-                cut_lines.add(int(match.group(1)) if match else 1)
-    for step_number, step in enumerate(runbook.steps, start=1):
-        if step.line in cut_lines:
-            add(
-                step.line,
-                "warning",
-                f"step {step_number} is too long for one Slack message and is cut: split it "
-                "into smaller steps",
-            )
 
 
-def _check_severities(runbook: Runbook, policy: Policy, add: _Add) -> None:
+def _check_severities(runbook: Runbook, policy: Policy, add: Add) -> None:
     known = ", ".join(s.key for s in policy.severities)
     for severity in runbook.severities:
         if policy.find_severity(severity) is None:

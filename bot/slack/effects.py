@@ -39,11 +39,11 @@ from bot.effects.store import Claimed
 from bot.markup import neutralise_broadcasts
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.runbooks import progress
-from bot.runbooks.render import render_run_message
 from bot.runtime import Firebreak
 from bot.slack import blocks, reminder_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.naming import incident_channel_name
+from bot.slack.runbook_messages import render_run_message
 from bot.slack.summary import snapshot
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from bot.models import Incident
 from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import Runbook
-from bot.runbooks.render import ACTION_PATTERN, ACTION_PREFIX, parse_runbook_action
 from bot.slack import blocks
 from bot.slack.flows import IncidentFlows, queue_runbook_message
 from bot.slack.listeners import Ctx, Listeners, reply
+from bot.slack.runbook_messages import ACTION_PATTERN, ACTION_PREFIX, parse_runbook_action
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +174,3 @@ def register(app: App, listeners: Listeners) -> RunbookSlack:
     listeners.clicks.append((blocks.START_SUGGESTED, handler.start_suggested))
     listeners.runbooks = handler
     return handler
-
-
-def load_catalog(policy: Any, extra: list[Any] | None = None) -> RunbookCatalog:
-    """The runbooks of the policy's directories (plus ``extra`` ones), loaded once."""
-    directories = [policy.resolve_path(p) for p in policy.runbooks.paths]
-    for path in extra or []:
-        if path not in directories and path.is_dir():
-            directories.append(path)
-    catalog = RunbookCatalog.load(directories, policy=policy)  # logs what it skips
-    log.info("runbooks loaded", extra={"count": len(catalog)})
-    return catalog

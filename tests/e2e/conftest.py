@@ -11,9 +11,9 @@ import pytest
 
 from bot.config import Policy, Settings, SlackPolicy
 from bot.db import Database
+from bot.runbooks.catalog import load_catalog
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack, SlackSimulator
-from bot.slack.runbooks import load_catalog
 from bot.testing.harness import LocalBot
 
 SECRET = "8f14e45fceea167a5a36dedd4bea2543"

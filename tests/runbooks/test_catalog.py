@@ -11,8 +11,8 @@ import pytest
 from bot.config import policy_from_dict
 from bot.runbooks.catalog import Match, RunbookCatalog, stem, words
 from bot.runbooks.parser import parse_runbook
-from bot.runbooks.render import render_runbook_pages
 from bot.slack.limits import message_errors
+from bot.slack.runbook_messages import render_runbook_pages
 
 
 def write(root: Path, name: str, text: str) -> Path:

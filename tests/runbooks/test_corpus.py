@@ -13,8 +13,8 @@ import pytest
 
 from bot.runbooks.catalog import RunbookCatalog, is_runbook_file
 from bot.runbooks.parser import load_runbook_file
-from bot.runbooks.render import PAGE_TEXT_BUDGET, message_text_size, render_runbook_pages
 from bot.slack.limits import message_errors
+from bot.slack.runbook_messages import PAGE_TEXT_BUDGET, message_text_size, render_runbook_pages
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS_DIRS = [REPO / "tests" / "corpus", REPO.parent / "shared" / "corpus" / "runbooks"]

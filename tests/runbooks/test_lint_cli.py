@@ -14,6 +14,7 @@ from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import MAX_FILE_BYTES
 from bot.slack.limits import message_errors
+from bot.slack.runbook_messages.fit import SLACK_CHECKS
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = "---\ntitle: Disk full\n---\n# Disk full\n\n- [ ] Check `df -h`\n- [ ] Free space\n"
@@ -46,7 +47,7 @@ def write(root: Path, name: str, text: str | bytes) -> Path:
 
 
 def findings(root: Path) -> list[tuple[str, int, str, str]]:
-    report = lint_paths([root])
+    report = lint_paths([root], checks=SLACK_CHECKS)
     return [(Path(m.path).name, m.line, m.level, m.message) for m in report.messages]
 
 
@@ -145,7 +146,7 @@ def test_duplicate_ids_across_directories_and_duplicate_titles(tmp_path: Path) -
     write(tmp_path / "b", "db.md", GOOD.replace("Disk full", "Database"))
     write(tmp_path / "b", "disk.md", GOOD)
 
-    report = lint_paths([tmp_path / "a", tmp_path / "b"])
+    report = lint_paths([tmp_path / "a", tmp_path / "b"], checks=SLACK_CHECKS)
     messages = [
         (Path(m.path).parent.name, m.level, m.message.split(" (")[0]) for m in report.messages
     ]
@@ -272,7 +273,7 @@ def test_usage_errors_exit_2(run: Run) -> None:
 
 def test_the_starter_runbooks_pass_lint_and_cover_the_common_incidents() -> None:
     directory = REPO / "runbooks"
-    report = lint_paths([directory], policy=policy_from_dict({}))
+    report = lint_paths([directory], policy=policy_from_dict({}), checks=SLACK_CHECKS)
 
     assert [m.format() for m in report.messages if m.level == "error"] == []
     catalog = RunbookCatalog.load([directory])

@@ -17,8 +17,8 @@ from bot.errors import InvalidInput, NotFound
 from bot.models import EventKind, RunbookRun, RunbookStepState, TimelineEvent
 from bot.runbooks import progress
 from bot.runbooks.parser import Runbook, parse_runbook
-from bot.runbooks.render import render_run_message
 from bot.slack.limits import message_errors
+from bot.slack.runbook_messages import render_run_message
 
 THREE_STEPS = parse_runbook(
     "# Disk full\n\n## Meaning\n\nThe disk is full.\n\n## Steps\n\n"

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from bot.runbooks.parser import load_runbook_file, parse_runbook
 from bot.runbooks.progress import RunView, StepView
-from bot.runbooks.render import (
+from bot.slack.limits import SECTION_TEXT, message_errors
+from bot.slack.runbook_messages import (
     FALLBACK_TEXT_MAX,
     PAGE_TEXT_BUDGET,
     RunbookAction,
@@ -26,7 +27,6 @@ from bot.runbooks.render import (
     render_runbook_pages,
     steps_preview,
 )
-from bot.slack.limits import SECTION_TEXT, message_errors
 
 
 def mrkdwn(markdown: str) -> str:

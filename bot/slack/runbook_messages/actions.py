@@ -1,0 +1,39 @@
+"""Action ids of the buttons on a runbook run message: ``runbook:<verb>:<run>:<step>``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunbookAction:
+    """A click on a runbook message, decoded from its ``action_id``."""
+
+    verb: str
+    """``done``, ``skip``, ``assign``, ``reopen`` or ``page``."""
+    run_id: int
+    step: int | None = None
+    page: int | None = None
+
+
+ACTION_PREFIX = "runbook:"
+ACTION_PATTERN = r"^runbook:"
+"""Register one Slack action listener with this pattern and route with parse_runbook_action."""
+_ACTION_ID = re.compile(r"^runbook:(done|skip|assign|reopen|page):(\d{1,18}):(\d{1,9})$")
+
+
+def action_id(verb: str, run_id: int, number: int) -> str:
+    """``runbook:{verb}:{run_id}:{step_index}``, or ``runbook:page:{run_id}:{page}``."""
+    return f"{ACTION_PREFIX}{verb}:{run_id}:{number}"
+
+
+def parse_runbook_action(action_id: str) -> RunbookAction | None:
+    """Decode an action id built by this module; ``None`` for anything else."""
+    match = _ACTION_ID.match(action_id or "")
+    if match is None:
+        return None
+    verb, run_id, number = match.group(1), int(match.group(2)), int(match.group(3))
+    if verb == "page":
+        return RunbookAction(verb, run_id, page=number)
+    return RunbookAction(verb, run_id, step=number)

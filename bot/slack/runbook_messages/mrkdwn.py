@@ -1,0 +1,542 @@
+"""Markdown -> Slack ``mrkdwn``, by walking markdown-it's syntax tree: code stays verbatim (only
+``&<>`` escaped) and every construct (headings, tables, images, HTML, GitHub alerts, Confluence
+macros) gets a readable form. The result is a list of units that can be packed into sections."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from markdown_it.tree import SyntaxTreeNode
+
+from bot.runbooks.parser import make_markdown
+from bot.slack.limits import escape_mrkdwn
+
+_FENCE = "```"
+
+_MD = make_markdown()
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of rendered mrkdwn: prose (already escaped) or the content of a code block."""
+
+    code: bool
+    text: str
+
+    def render(self) -> str:
+        return f"{_FENCE}\n{self.text}\n{_FENCE}" if self.code else self.text
+
+
+def _escape(text: str) -> str:
+    return escape_mrkdwn(text)
+
+
+def _wrap(mark: str, inner: str) -> str:
+    """Emphasis markers hug the words (``*bold*``): Slack ignores ``* bold *``."""
+    out = []
+    for part in inner.split("\n"):
+        core = part.strip()
+        if not core:
+            out.append(part)
+            continue
+        lead = part[: len(part) - len(part.lstrip())]
+        trail = part[len(part.rstrip()) :]
+        out.append(f"{lead}{mark}{core}{mark}{trail}")
+    return "\n".join(out)
+
+
+_SCHEMES = ("http://", "https://", "mailto:", "ftp://", "slack://", "tel:")
+_TAG = re.compile(r"^<\s*(/?)\s*([a-zA-Z][a-zA-Z0-9-]*)")
+_ANY_TAG = re.compile(r"<[^>]*>")
+_INLINE_TAGS = {
+    "br": "\n",
+    "code": "`",
+    "kbd": "`",
+    "tt": "`",
+    "samp": "`",
+    "b": "*",
+    "strong": "*",
+    "i": "_",
+    "em": "_",
+    "s": "~",
+    "del": "~",
+    "strike": "~",
+}
+URL_MAX = 2_000
+
+
+def _url(href: str) -> str:
+    return (
+        href.strip()
+        .replace("&", "&amp;")
+        .replace("<", "%3C")
+        .replace(">", "%3E")
+        .replace("|", "%7C")
+        .replace(" ", "%20")
+    )
+
+
+def _link(href: str, label: str, *, autolink: bool = False) -> str:
+    """``<url|label>`` for absolute links; relative links have no meaning in Slack, so their
+    label is kept with the path next to it."""
+    href = href.strip()
+    if href.casefold().startswith(_SCHEMES) and len(href) <= URL_MAX:
+        url = _url(href)
+        if autolink or not label.strip() or label == _escape(href):
+            return f"<{url}>"
+        return f"<{url}|{label.replace(chr(10), ' ')}>"
+    if not href or href.startswith("#"):
+        return label
+    shown = _escape(href if len(href) <= 200 else href[:199] + "…")
+    return f"{label} ({shown})" if label.strip() else shown
+
+
+class _Writer:
+    """Collects units; lines of prose get the prefixes of the lists and quotes they are in."""
+
+    def __init__(self) -> None:
+        self.units: list[Unit] = []
+        self.lines: list[str] = []
+        self.first_prefix = ""
+        self.rest_prefix = ""
+        self.pending_first = False
+        self.in_list = 0
+        self.in_quote = 0
+
+    def line(self, text: str) -> None:
+        for part in text.split("\n"):
+            if self.pending_first:
+                self.lines.append(self.first_prefix + part.lstrip())
+                self.pending_first = False
+            else:
+                self.lines.append(self.rest_prefix + part)
+
+    def flush(self) -> None:
+        if self.lines:
+            text = "\n".join(line.rstrip() for line in self.lines).strip("\n")
+            if text.strip():
+                self.units.append(Unit(False, text))
+            self.lines = []
+
+    def code(self, content: str) -> None:
+        if not content.strip():
+            return
+        if self.pending_first:
+            self.lines.append(self.first_prefix.rstrip())
+            self.pending_first = False
+        self.flush()
+        self.units.append(Unit(True, content))
+
+
+class _Renderer:
+    def __init__(self) -> None:
+        self.out = _Writer()
+
+    # -- blocks
+
+    def blocks(self, nodes: Iterable[SyntaxTreeNode]) -> None:
+        for node in nodes:
+            self.block(node)
+
+    def block(self, node: SyntaxTreeNode) -> None:
+        out = self.out
+        kind = node.type
+        if kind == "paragraph" and self._namespaced(node):
+            self.html(node.children[0].content)
+        elif kind == "paragraph":
+            text = self.inline_of(node)
+            if out.in_quote:
+                text = _ALERT_MARKER.sub(_alert_label, text, count=1)
+            if not out.in_list:
+                out.flush()
+            out.line(text)
+            if not out.in_list:
+                out.flush()
+        elif kind == "heading":
+            out.flush()
+            out.line(_wrap("*", self.inline_of(node)))
+            out.flush()
+        elif kind in ("bullet_list", "ordered_list"):
+            self.list(node)
+        elif kind in ("fence", "code_block"):
+            out.code(_escape(node.content.rstrip("\n")))
+        elif kind == "blockquote":
+            if not out.in_list:
+                out.flush()
+            saved = (out.first_prefix, out.rest_prefix, out.pending_first)
+            base = out.first_prefix if out.pending_first else out.rest_prefix
+            out.first_prefix, out.rest_prefix = base + "> ", out.rest_prefix + "> "
+            out.pending_first = True
+            out.in_quote += 1
+            self.blocks(node.children)
+            out.in_quote -= 1
+            out.first_prefix, out.rest_prefix, out.pending_first = saved[0], saved[1], False
+            if not out.in_list:
+                out.flush()
+        elif kind == "table":
+            out.code(self.table(node))
+        elif kind == "hr":
+            out.flush()
+            out.line("───")
+            out.flush()
+        elif kind == "html_block":
+            self.html(node.content)
+        else:
+            self.blocks(node.children)
+
+    @staticmethod
+    def _namespaced(node: SyntaxTreeNode) -> bool:
+        """A paragraph of Confluence markup (``<ac:structured-macro>``...): HTML, not markdown."""
+        inline = node.children[0] if node.children else None
+        return inline is not None and bool(_NAMESPACED_TAG.search(inline.content))
+
+    def list(self, node: SyntaxTreeNode) -> None:
+        out = self.out
+        if not out.in_list:
+            out.flush()
+        ordered = node.type == "ordered_list"
+        start = int(str(node.attrs.get("start", 1) or 1)) if ordered else 1
+        saved = (out.first_prefix, out.rest_prefix)
+        base = out.first_prefix if out.pending_first else out.rest_prefix
+        bullets = ("•", "◦", "▪")
+        out.in_list += 1
+        for offset, item in enumerate(node.children):
+            if ordered:
+                marker = f"{start + offset}. "
+            elif "task-list-item" in str(item.attrs.get("class", "")):
+                marker = "☑ " if self._checked(item) else "☐ "
+            else:
+                marker = bullets[min(out.in_list - 1, len(bullets) - 1)] + " "
+            out.first_prefix = (base if offset == 0 else saved[1]) + marker
+            out.rest_prefix = saved[1] + "    "
+            out.pending_first = True
+            self.blocks(item.children)
+            if out.pending_first:
+                out.line("")
+        out.in_list -= 1
+        out.first_prefix, out.rest_prefix = saved
+        out.pending_first = False
+        if not out.in_list:
+            out.flush()
+
+    @staticmethod
+    def _checked(item: SyntaxTreeNode) -> bool:
+        for child in item.children[:1]:
+            for inline in child.children[:1]:
+                for first in inline.children[:1]:
+                    if first.type == "html_inline":
+                        return "checked" in first.content
+        return False
+
+    def table(self, node: SyntaxTreeNode) -> str:
+        rows: list[list[str]] = []
+        aligns: list[str] = []
+        header_rows = 0
+        for section in node.children:
+            for tr in section.children:
+                cells = []
+                for cell in tr.children:
+                    cells.append(" ".join(self.plain_of(cell).split()))
+                    if section.type == "thead":
+                        aligns.append(str(cell.attrs.get("style", "")))
+                rows.append(cells)
+                if section.type == "thead":
+                    header_rows += 1
+        if not rows:
+            return ""
+        columns = max(len(r) for r in rows)
+        widths = [max((len(r[i]) for r in rows if i < len(r)), default=0) for i in range(columns)]
+
+        def fit(text: str, i: int) -> str:
+            style = aligns[i] if i < len(aligns) else ""
+            if "right" in style:
+                return text.rjust(widths[i])
+            if "center" in style:
+                return text.center(widths[i])
+            return text.ljust(widths[i])
+
+        lines = []
+        for number, row in enumerate(rows):
+            padded = [fit(row[i] if i < len(row) else "", i) for i in range(columns)]
+            lines.append(" | ".join(padded).rstrip())
+            if number == header_rows - 1:
+                lines.append("-+-".join("-" * w for w in widths))
+        return _escape("\n".join(lines))
+
+    def html(self, content: str) -> None:
+        parser = _HtmlText()
+        try:
+            parser.feed(content)
+            parser.close()
+            units = parser.result()
+        except (AssertionError, ValueError):
+            # The standard library's HTML parser gives up on some broken markup (e.g. a stray
+            # "<![" marked section); show the text with the tags taken out instead.
+            text = html.unescape(_ANY_TAG.sub(" ", content))
+            units = [
+                Unit(False, _escape(" ".join(line.split())))
+                for line in text.splitlines()
+                if line.strip()
+            ]
+        for unit in units:
+            if unit.code:
+                self.out.code(unit.text)
+            else:
+                if not self.out.in_list:
+                    self.out.flush()
+                self.out.line(unit.text)
+                if not self.out.in_list:
+                    self.out.flush()
+
+    # -- inline
+
+    def inline_of(self, node: SyntaxTreeNode) -> str:
+        return "".join(self.inline(child) for child in node.children)
+
+    def plain_of(self, node: SyntaxTreeNode) -> str:
+        return "".join(self.plain(child) for child in node.children)
+
+    def inline(self, node: SyntaxTreeNode) -> str:
+        kind = node.type
+        if kind == "inline":
+            return self.inline_of(node)
+        if kind == "text":
+            return _escape(node.content)
+        if kind == "softbreak":
+            return " "
+        if kind == "hardbreak":
+            return "\n"
+        if kind == "code_inline":
+            return f"`{_escape(node.content)}`" if node.content.strip() else _escape(node.content)
+        if kind == "strong":
+            return _wrap("*", self.inline_of(node))
+        if kind == "em":
+            return _wrap("_", self.inline_of(node))
+        if kind == "s":
+            return _wrap("~", self.inline_of(node))
+        if kind == "link":
+            label = _escape(self.plain_of(node))
+            return _link(str(node.attrs.get("href", "")), label, autolink=node.markup == "autolink")
+        if kind == "image":
+            alt = self.plain_of(node) or str(node.attrs.get("alt", "")) or "image"
+            return _link(str(node.attrs.get("src", "")), _escape(alt))
+        if kind == "html_inline":
+            return _inline_html(node.content)
+        return self.inline_of(node)
+
+    def plain(self, node: SyntaxTreeNode) -> str:
+        if node.type in ("text", "code_inline"):
+            return node.content
+        if node.type in ("softbreak", "hardbreak"):
+            return " "
+        return self.plain_of(node)
+
+
+_ALERT_MARKER = re.compile(r"^\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\]\s*", re.IGNORECASE)
+_ALERT_EMOJI = {
+    "note": ":information_source:",
+    "tip": ":bulb:",
+    "important": ":exclamation:",
+    "warning": ":warning:",
+    "caution": ":warning:",
+}
+
+
+def _alert_label(match: re.Match[str]) -> str:
+    """GitHub's ``> [!WARNING]`` call-outs, which teams use for the dangerous steps."""
+    kind = match.group(1).lower()
+    return f"{_ALERT_EMOJI[kind]} *{kind.capitalize()}*\n"
+
+
+def _inline_html(tag: str) -> str:
+    match = _TAG.match(tag)
+    if not match:
+        return ""
+    return _INLINE_TAGS.get(match.group(2).lower(), "")
+
+
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+_NAMESPACED_TAG = re.compile(
+    r"</[A-Za-z][\w.-]*:[A-Za-z][\w.-]*\s*>"  # a closing tag: </ac:rich-text-body>
+    r"|<[A-Za-z][\w.-]*:[A-Za-z][\w.-]*(?:\s[^<>]*)?/>"  # self-closing: <ri:page ... />
+    r"|<[A-Za-z][\w.-]*:[A-Za-z][\w.-]*\s+[\w:.-]+\s*="  # with attributes: <ac:x ac:name=
+)
+"""XML tags with a namespace, as Confluence exports them (``<ac:structured-macro>``); CommonMark
+does not know them as HTML, so without help they show as literal markup. An autolink such as
+``<tel:+1555...>`` is none of these forms."""
+_MACRO_LABELS = {
+    "warning": ":warning: *Warning*",
+    "note": ":information_source: *Note*",
+    "info": ":information_source: *Info*",
+    "tip": ":bulb: *Tip*",
+}
+"""Confluence's call-out macros, shown like GitHub's ``> [!WARNING]``."""
+
+
+class _HtmlText(HTMLParser):
+    """Raw HTML as readable text: tags dropped, ``<summary>`` bold, links and ``<pre>`` kept,
+    table cells separated. Tags the converter does not know, namespaced ones included
+    (Confluence's ``<ac:...>`` and ``<ri:...>``), give their text content and nothing else."""
+
+    _BREAKS = frozenset({"p", "div", "details", "tr", "table", "ul", "ol", "section"})
+    _BREAKS |= {"article", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd", "hr"}
+    _BREAKS |= {"ac:rich-text-body", "ac:layout", "ac:layout-section", "ac:layout-cell"}
+    _SKIPPED = frozenset({"script", "style", "ac:parameter", "ac:task-status", "ac:task-id"})
+    _CODE = frozenset({"pre", "ac:plain-text-body"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.units: list[Unit] = []
+        self.parts: list[str] = []
+        self.pre: list[str] | None = None
+        self.skip = 0
+        self.links: list[tuple[str, int]] = []
+        self.summary_at: int | None = None
+        self.cells = 0
+        self.targets: list[tuple[int, str]] = []
+        """Open ``<ac:link>``: where its text starts and the page or file it names."""
+
+    def feed(self, data: str) -> None:
+        # CDATA (the body of a code macro) is text: the parser would drop it as a declaration.
+        super().feed(_CDATA.sub(lambda m: html.escape(m.group(1), quote=False), data))
+
+    def _text(self) -> None:
+        text = "".join(self.parts)
+        self.parts = []
+        lines = [" ".join(line.split()) for line in text.split("\n")]
+        joined = "\n".join(line for line in lines if line)
+        if joined:
+            self.units.append(Unit(False, joined))
+
+    def _code(self) -> None:
+        if self.pre is None:
+            return
+        content = "".join(self.pre).strip("\n")
+        self.pre = None
+        if content.strip():
+            self.units.append(Unit(True, _escape(content)))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag in self._SKIPPED:
+            self.skip += 1
+        elif tag in self._CODE:
+            self._text()
+            self.pre = []
+        elif self.pre is not None or self.skip:
+            return
+        elif tag == "summary":
+            self.parts.append("\n")
+            self.summary_at = len(self.parts)
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n• ")
+        elif tag == "ac:task":
+            self.parts.append("\n☐ ")
+        elif tag in ("td", "th"):
+            self.parts.append(" | " if self.cells else "")
+            self.cells += 1
+        elif tag in self._BREAKS:
+            self.cells = 0
+            self.parts.append("\n")
+        elif tag == "ac:structured-macro":
+            label = _MACRO_LABELS.get((values.get("ac:name") or "").casefold())
+            self.parts.append(f"\n{label}\n" if label else "\n")
+        elif tag == "ac:link":
+            self.targets.append((len(self.parts), ""))
+        elif tag.startswith("ri:"):
+            self._resource(tag, values)
+        elif tag == "a":
+            self.links.append((values.get("href") or "", len(self.parts)))
+        elif tag == "img":
+            self.parts.append(_link(values.get("src") or "", _escape(values.get("alt") or "image")))
+        elif tag in _INLINE_TAGS:
+            self.parts.append(_INLINE_TAGS[tag])
+
+    def _resource(self, tag: str, values: dict[str, str | None]) -> None:
+        """``<ri:page ri:content-title=...>`` and friends: what an ``<ac:link>`` points at."""
+        if tag == "ri:url":
+            url = values.get("ri:value") or ""
+            if self.targets:
+                at, _ = self.targets.pop()
+                self.targets.append((at, _link(url, "")))
+            return
+        name = values.get("ri:content-title") or values.get("ri:filename") or ""
+        if self.targets and name:
+            at, _ = self.targets.pop()
+            self.targets.append((at, _escape(name)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIPPED:
+            self.skip = max(0, self.skip - 1)
+        elif tag in self._CODE and self.pre is not None:
+            self._code()
+        elif self.pre is not None or self.skip:
+            return
+        elif tag == "summary" and self.summary_at is not None:
+            label = " ".join("".join(self.parts[self.summary_at :]).split())
+            del self.parts[self.summary_at :]
+            self.parts.append(_wrap("*", label) + "\n" if label else "")
+            self.summary_at = None
+        elif tag == "ac:link" and self.targets:
+            # The link's own text when it has one, else the title of what it points at.
+            at, target = self.targets.pop()
+            if not "".join(self.parts[at:]).strip():
+                self.parts.append(target)
+        elif tag == "a" and self.links:
+            href, at = self.links.pop()
+            label = "".join(self.parts[at:]).strip()
+            del self.parts[at:]
+            self.parts.append(_link(href, label))
+        elif tag in self._BREAKS or tag == "ac:structured-macro":
+            self.cells = 0
+            self.parts.append("\n")
+        elif tag in _INLINE_TAGS and tag != "br":
+            self.parts.append(_INLINE_TAGS[tag])
+
+    def handle_data(self, data: str) -> None:
+        if self.skip:
+            return
+        if self.pre is not None:
+            self.pre.append(data)
+        else:
+            self.parts.append(_escape(data))
+
+    def result(self) -> list[Unit]:
+        self._code()
+        self._text()
+        return self.units
+
+
+def markdown_units(markdown: str) -> list[Unit]:
+    """Render markdown to mrkdwn pieces (prose and code blocks) that can be packed into
+    sections."""
+    renderer = _Renderer()
+    renderer.blocks(SyntaxTreeNode(_MD.parse(markdown)).children)
+    renderer.out.flush()
+    return renderer.out.units
+
+
+def _separator(previous: Unit | None, current: Unit) -> str:
+    if previous is None:
+        return ""
+    return "\n" if previous.code or current.code else "\n\n"
+
+
+def join_units(units: Sequence[Unit]) -> str:
+    text = ""
+    previous: Unit | None = None
+    for unit in units:
+        text += _separator(previous, unit) + unit.render()
+        previous = unit
+    return text
+
+
+def markdown_to_mrkdwn(markdown: str) -> str:
+    """Convert markdown to Slack ``mrkdwn`` (one string, no length limit applied)."""
+    return join_units(markdown_units(markdown))
