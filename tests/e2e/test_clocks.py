@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from bot.sandbox import FakeSlack, SlackSimulator
 from freezegun import freeze_time
 from sqlmodel import col, select
 
@@ -18,8 +17,9 @@ from bot.config import Policy, SlackPolicy, policy_from_dict
 from bot.db import Database
 from bot.models import EventKind, Reminder
 from bot.reminders.worker import ReminderWorker
+from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.test_lifecycle import declare
+from tests.e2e.helpers import declare
 
 
 @pytest.fixture
@@ -59,9 +59,9 @@ def test_a_major_incident_counts_down_warns_and_is_completed(
     worker = ReminderWorker(bot.firebreak.db, bot.firebreak.policy, worker_id="clock-test")
     with freeze_time(first.due_at + timedelta(seconds=1), tick=True, ignore=["uvicorn"]):
         assert worker.tick().sent >= 1
-        bot.runner.run_until_idle()
+        bot.settle()
         worker.tick()
-        bot.runner.run_until_idle()
+        bot.settle()
     said = [
         texts(m)
         for m in fake.messages(channel)

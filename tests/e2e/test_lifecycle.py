@@ -17,26 +17,7 @@ from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from tests.e2e.conftest import RunningBot, texts
-
-
-def declare(
-    fake: FakeSlack,
-    bot: RunningBot,
-    slack: SlackSimulator,
-    db: Database,
-    title: str = "Checkout returns 500s",
-) -> Incident:
-    slack.slash_command(title, user="ana.garcia", channel="general")
-    bot.settle()
-    with db.transaction() as session:
-        incident = session.exec(select(Incident).order_by(Incident.number.desc())).first()  # type: ignore[attr-defined]
-    assert incident is not None and incident.slack_channel_id
-    return incident
-
-
-def kinds(db: Database, incident: Incident) -> list[str]:
-    with db.transaction() as session:
-        return [e.kind for e in core.timeline(session, incident.id or 0)]
+from tests.e2e.helpers import declare, kinds
 
 
 def summary_text(fake: FakeSlack, incident: Incident) -> str:
@@ -253,5 +234,5 @@ def test_open_for_on_the_summary_is_kept_current(
         ignore=["asyncio", "uvicorn", "anyio", "starlette"],
     ):
         assert bot.flows.refresh_open_summaries() == 1  # only the active incident
-        bot.runner.run_until_idle()  # the refresh is an effect, executed at the frozen time
+        bot.settle()  # the refresh is an effect, executed at the frozen time
     assert "*Open for*\n1h 35m" in summary_text(fake, incident)

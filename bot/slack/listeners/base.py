@@ -1,0 +1,328 @@
+"""The shared part of the listeners: the state they hold, recording requests before they are
+acknowledged, and the operations several kinds of request share (declare, change status, post
+an update, give a role)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from bot import access
+from bot import incidents as core
+from bot.config import COMMANDER
+from bot.effects.triggers import ANNOUNCED_IN_CHANNEL
+from bot.errors import InvalidInput, NotAllowed, NotFound
+from bot.markup import neutralise_broadcasts
+from bot.models import Incident
+from bot.slack import blocks
+from bot.slack.flows import IncidentFlows
+from bot.slack.gateway import SlackCallError
+from bot.slack.inbound import NOT_SAVED, Inbox, NotRecorded
+from bot.slack.listeners.context import (
+    Ctx,
+    Respond,
+    _logged,
+    guarded,
+    reply,
+    split_title,
+)
+
+if TYPE_CHECKING:
+    from bot.slack.runbooks import RunbookSlack
+
+log = logging.getLogger(__name__)
+
+
+class ListenerBase:
+    def __init__(self, flows: IncidentFlows, work: Executor, forms: Executor, inbox: Inbox) -> None:
+        self.flows = flows
+        self.work = work
+        self.forms = forms
+        self.inbox = inbox
+        self.fb = flows.fb
+        self.policy = flows.policy
+        self.gateway = flows.gateway
+        self.runbooks: RunbookSlack | None = None
+        self.clicks: list[tuple[str, Callable[[Ctx, dict[str, Any]], None]]] = []
+        """(action id prefix, what a recorded click does), added by ``register`` functions."""
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def record(
+        self,
+        ack: Callable[..., Any],
+        kind: str,
+        key: str,
+        body: dict[str, Any],
+        respond: Respond | None = None,
+    ) -> None:
+        """Save the request, then acknowledge it. If it cannot be saved, say so: the person
+        sees that nothing happened (an event is answered 500, so Slack delivers it again)."""
+        try:
+            self.inbox.record(kind, key, body)
+        except NotRecorded:
+            if kind == "event":
+                raise
+            ack()
+            if respond is not None:
+                with contextlib.suppress(Exception):
+                    respond(text=NOT_SAVED, response_type="ephemeral", replace_original=False)
+            return
+        ack()
+
+    def command_context(self, body: dict[str, Any], respond: Respond) -> Ctx:
+        return Ctx(
+            user=body.get("user_id", ""),
+            channel=body.get("channel_id"),
+            respond=respond,
+            key=f"cmd:{body.get('trigger_id', '')}",
+            trigger_id=body.get("trigger_id"),
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def later(self, ctx: Ctx, job: Callable[[], None]) -> None:
+        """Run ``job`` after the acknowledgement, on the work pool: the HTTP answer to Slack
+        never waits for Slack calls, rate limits or other requests' work."""
+        self.work.submit(guarded, ctx, job)
+
+    def soon(self, ctx: Ctx, job: Callable[[], None]) -> None:
+        """Run ``job`` (one that opens a form) right after the acknowledgement, on a pool kept
+        for forms: a trigger id is valid for 3 seconds, so it never waits behind slow work."""
+        self.forms.submit(guarded, ctx, job)
+
+    def in_background(self, job: Callable[[], None]) -> None:
+        """``later`` for events, where there is nobody to answer."""
+        self.work.submit(_logged, job)
+
+    def quiet(self, text: str) -> str:
+        """Text people wrote, before Firebreak stores or re-posts it: broadcast mentions
+        (@channel, @here, @everyone, user groups) shown but silent, unless the policy allows."""
+        return neutralise_broadcasts(text, allow=self.policy.slack.allow_broadcast_mentions)
+
+    def incident_for(self, ctx: Ctx, ref: int | None) -> Incident:
+        with self.fb.db.read() as session:
+            if ref is not None:
+                incident: Incident | None = core.find_incident(session, ref)
+            else:
+                incident = (
+                    core.find_incident_by_channel(session, ctx.channel) if ctx.channel else None
+                )
+        if incident is None:
+            raise InvalidInput(
+                "This channel is not an incident channel. Name the incident, "
+                "e.g. `/incident INC-42 status`, or see `/incident list`."
+            )
+        self.check_visible(ctx, incident)
+        return incident
+
+    def check_visible(self, ctx: Ctx, incident: Incident) -> None:
+        """A private incident exists only for the people in its channel (and admins)."""
+        if self.flows.can_see(ctx.user, incident, channel=ctx.channel):
+            return
+        raise NotAllowed(
+            f"{incident.ref} is private: only the people in its channel can see or change it. "
+            "Ask its Incident Commander to invite you."
+        )
+
+    def known_user(self, user: str) -> str:
+        found = self.gateway.user(user)
+        if found is None:
+            raise NotFound(f"Slack does not know the user <@{user}>.")
+        if found.deleted:
+            raise InvalidInput(f"<@{user}> is deactivated.")
+        if found.is_bot:
+            raise InvalidInput(f"<@{user}> is a bot; give incident roles to people.")
+        return user
+
+    def _apply(
+        self,
+        ctx: Ctx,
+        incident: Incident,
+        apply: Callable[[Session], core.Change],
+        done: str,
+        unchanged: str,
+    ) -> core.Change:
+        assert incident.id is not None
+        change = self.flows.change(incident.id, apply)
+        message = done if change.changed else unchanged
+        if change.detail.get("problem"):
+            message += f"\n:warning: {change.detail['problem']}"
+            reply(ctx, message)
+        elif (
+            not change.changed
+            or ctx.channel != change.incident.slack_channel_id
+            or change.event is None
+            or change.event.kind not in ANNOUNCED_IN_CHANNEL
+        ):
+            # In the incident channel most changes are announced to everyone; elsewhere, and
+            # when nothing changed, only the person who asked hears back.
+            reply(ctx, message)
+        return change
+
+    # -- /incident ---------------------------------------------------------------------------
+
+    def open_declare_form(self, ctx: Ctx, title: str = "") -> None:
+        if not ctx.trigger_id:
+            raise InvalidInput(
+                "Slack sent no trigger to open the form; type `/incident <title>` instead."
+            )
+        self.gateway.open_view(
+            ctx.trigger_id,
+            blocks.declare_modal(
+                self.policy, title=title, origin_channel=ctx.channel, reporter=ctx.user
+            ),
+        )
+
+    def declare_now(self, ctx: Ctx, text: str) -> None:
+        title, summary = split_title(text)
+        outcome = self.flows.declare(reporter=ctx.user, title=title, summary=summary, key=ctx.key)
+        self.tell_declared(ctx, outcome.incident, outcome.repeat)
+
+    def tell_declared(self, ctx: Ctx, incident: Incident, repeat: bool) -> None:
+        """What was saved and what is on its way, truly: the channel is created by an effect
+        of the declare, so it may not exist yet."""
+        if incident.slack_channel_id:
+            where = f"its channel is <#{incident.slack_channel_id}>"
+        else:
+            where = "its channel is being created and you will be added to it"
+        if repeat:
+            text = f"You already declared {incident.ref} a moment ago; {where}."
+        else:
+            text = (
+                f":rotating_light: Declared *{incident.ref}* ({incident.severity}); {where}.\n"
+                "Change the severity or take the commander role from the pinned summary."
+            )
+        reply(ctx, text)
+
+    def require_role_change(self, ctx: Ctx, incident: Incident, role: str, user: str) -> None:
+        """Taking a role someone holds, or one that grants an action, is governed by [access]
+        (``access.role_change_needs``); a refusal is recorded on the timeline like any other."""
+        assert incident.id is not None
+        with self.fb.db.read() as session:
+            holder = core.current_roles(session, incident.id).get(role)
+        needs = access.role_change_needs(
+            self.policy, role, actor=ctx.user, target=user, holder=holder
+        )
+        name = self.policy.role(role).name
+        for action in needs:
+            try:
+                self.flows.require(action, ctx.user, incident)
+            except NotAllowed as exc:
+                if action == "assign_roles":
+                    raise
+                raise NotAllowed(
+                    f"The {name} role lets its holder {access.verb(action)}, so giving it "
+                    f"needs that right too. {exc}"
+                ) from None
+
+    def _assign(self, ctx: Ctx, incident: Incident, role: str, user: str) -> None:
+        self.require_role_change(ctx, incident, role, user)
+        name = self.policy.role(role).name
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.assign_role(
+                s, self.policy, incident.id or 0, role, user, actor=ctx.user, key=ctx.key
+            ),
+            f"<@{user}> is now {name} of {incident.ref}.",
+            f"<@{user}> is already {name} of {incident.ref}.",
+        )
+
+    def post_update(self, ctx: Ctx, incident: Incident, text: str) -> None:
+        assert incident.id is not None
+        change = self.flows.change(
+            incident.id,
+            lambda s: core.post_status_update(
+                s, self.policy, incident.id or 0, text, actor=ctx.user, key=ctx.key
+            ),
+        )
+        if not change.changed:
+            return
+        # The update is posted in the incident channel by an effect of the same transaction.
+        if ctx.channel != incident.slack_channel_id:
+            reply(ctx, f"Update posted to {incident.ref}.")
+
+    def click_context(
+        self, body: dict[str, Any], respond: Respond | None
+    ) -> tuple[Ctx, dict[str, Any]]:
+        """Who clicked what, where, and how to answer them (a ``block_actions`` payload).
+        The key names this very click, so a redelivery of it changes nothing twice."""
+        action = (body.get("actions") or [{}])[0]
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id")
+        ctx = Ctx(
+            user=user,
+            channel=channel,
+            respond=respond or self._ephemeral(channel, user),
+            key=f"action:{action.get('action_ts', '')}:{user}:{action.get('action_id')}",
+            trigger_id=body.get("trigger_id"),
+        )
+        return ctx, action
+
+    def _ephemeral(self, channel: str | None, user: str) -> Respond:
+        def send(text: str, **_: Any) -> None:
+            if channel:
+                try:
+                    self.gateway.post_ephemeral(channel, user, text)
+                    return
+                except SlackCallError:
+                    pass
+            log.info("no place to answer a click", extra={"user": user})
+
+        return send
+
+    def _incident_from_value(self, action: dict[str, Any]) -> Incident:
+        raw = str(action.get("value") or "")
+        if not raw.isdigit():
+            block_id = str(action.get("block_id") or "")
+            raw = block_id.removeprefix("incident:")
+        if not raw.isdigit():
+            raise InvalidInput("That button does not belong to an incident any more.")
+        with self.fb.db.read() as session:
+            return core.get_incident(session, int(raw))
+
+    def _ack_and_take_ic(self, session: Session, incident_id: int, ctx: Ctx) -> core.Change:
+        roles = core.current_roles(session, incident_id)
+        if COMMANDER in roles:
+            return core.acknowledge_incident(
+                session, self.policy, incident_id, actor=ctx.user, key=ctx.key
+            )
+        return core.assign_role(
+            session, self.policy, incident_id, COMMANDER, ctx.user, actor=ctx.user, key=ctx.key
+        )
+
+    def set_status(self, ctx: Ctx, incident: Incident, status: str) -> None:
+        target = self.policy.find_status(status)
+        current = self.policy.find_status(incident.status)
+        if target is not None and target.phase == "closed":
+            self.flows.require("close", ctx.user, incident)
+        if (
+            target is not None
+            and current is not None
+            and current.phase != "active"
+            and target.phase == "active"
+        ):
+            self.flows.require("reopen", ctx.user, incident)
+        name = target.name if target else status
+        self._apply(
+            ctx,
+            incident,
+            lambda s: core.change_status(
+                s, self.policy, incident.id or 0, status, actor=ctx.user, key=ctx.key
+            ),
+            f"{incident.ref} is now {name}.",
+            f"{incident.ref} is already {name}.",
+        )
+
+    def _open(self, ctx: Ctx, view: dict[str, Any]) -> None:
+        if not ctx.trigger_id:
+            raise InvalidInput("Slack sent no trigger to open the form; use the command.")
+        self.gateway.open_view(ctx.trigger_id, view)
+
+    # -- modals ------------------------------------------------------------------------------

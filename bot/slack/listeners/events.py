@@ -1,0 +1,108 @@
+"""Events: pushpin captures and their withdrawal, welcomes, the App Home."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot import incidents as core
+from bot.errors import FirebreakError
+from bot.slack import blocks
+from bot.slack.gateway import SlackCallError
+from bot.slack.inbound import Replies
+from bot.slack.listeners.base import ListenerBase
+from bot.slack.summary import snapshot
+
+log = logging.getLogger(__name__)
+
+
+class EventListeners(ListenerBase):
+    def event(self, event: dict[str, Any], body: dict[str, Any], ack: Callable[..., Any]) -> None:
+        """Record the events that change something (captures, welcomes); Slack's redelivery of
+        one already recorded is answered 200 and changes nothing. The Home tab is only read."""
+        kind = event.get("type")
+        if kind == "app_home_opened":
+            ack()
+            if event.get("tab", "home") == "home":
+                self.in_background(lambda: self._home_opened(event))
+            return
+        if kind in ("reaction_added", "reaction_removed"):
+            item = event.get("item") or {}
+            if (
+                event.get("reaction") != self.policy.slack.capture_reaction
+                or item.get("type") != "message"
+                or not item.get("channel")
+                or not item.get("ts")
+            ):
+                ack()
+                return
+        event_id = str(body.get("event_id") or "")
+        if not event_id:
+            ack()
+            return
+        self.record(ack, "event", f"event:{event_id}", body)
+
+    def process_event(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        event = body.get("event") or {}
+        if event.get("type") in ("reaction_added", "reaction_removed"):
+            self._reaction(event, body, replies)
+        elif event.get("type") == "member_joined_channel":
+            self._member_joined(event)
+
+    def _reaction(self, event: dict[str, Any], body: dict[str, Any], replies: Replies) -> None:
+        item = event.get("item") or {}
+        key = f"event:{body.get('event_id', '')}"
+        user = str(event.get("user", ""))
+        try:
+            if event.get("type") == "reaction_added":
+                self.flows.capture(item["channel"], item["ts"], by=user, key=key)
+            else:
+                self.flows.uncapture(item["channel"], item["ts"], by=user, key=key)
+        except SlackCallError as exc:
+            if exc.transient:
+                raise  # retried by the runner: the capture is not lost
+            self._capture_failed(event, replies, exc)
+        except FirebreakError as exc:
+            self._capture_failed(event, replies, exc)
+
+    def _capture_failed(self, event: dict[str, Any], replies: Replies, exc: Exception) -> None:
+        # The pin stays on the message, so everyone would believe it is on the timeline:
+        # tell the person who pinned it.
+        log.warning("timeline capture failed", extra={"error": type(exc).__name__})
+        verb = (
+            "add that message to"
+            if event.get("type") == "reaction_added"
+            else "take that message off"
+        )
+        replies(
+            f":warning: Firebreak could not {verb} the incident timeline: {exc} "
+            f"Remove :{self.policy.slack.capture_reaction}: and add it again, or use "
+            "the message shortcut *Add to incident timeline*."
+        )
+
+    def _member_joined(self, event: dict[str, Any]) -> None:
+        """Someone joined an incident channel: show them, and only them, where things stand."""
+        channel, user = str(event.get("channel", "")), str(event.get("user", ""))
+        with self.fb.db.read() as session:
+            incident = core.find_incident_by_channel(session, channel)
+            if incident is None or incident.id is None:
+                return
+            snap = snapshot(session, incident.id, self.policy)
+        if user == self.gateway.bot_user_id():
+            return
+        text, payload = blocks.incident_summary(self.policy, snap)
+        try:
+            self.gateway.post_ephemeral(
+                channel, user, f"Welcome to {incident.ref}. {text}", payload
+            )
+        except SlackCallError as exc:
+            if exc.transient and not exc.ambiguous:
+                raise
+            log.warning("welcome not sent", extra={"error": exc.error})
+
+    def _home_opened(self, event: dict[str, Any]) -> None:
+        try:
+            self.flows.publish_home(str(event.get("user", "")))
+        except SlackCallError as exc:
+            log.warning("home not published", extra={"error": exc.error})

@@ -1,0 +1,294 @@
+"""Clicks, form submissions and shortcuts: recorded, then processed; forms open at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import incidents as core
+from bot.clock import utcnow
+from bot.config import COMMANDER
+from bot.errors import InvalidInput
+from bot.slack import blocks
+from bot.slack.commands import ParsedCommand
+from bot.slack.gateway import SlackCallError
+from bot.slack.inbound import NOT_SAVED, NotRecorded, Replies
+from bot.slack.limits import escape_mrkdwn
+from bot.slack.listeners.commands import CommandListeners
+from bot.slack.listeners.context import _OPENS_A_FORM, Ctx, Respond, _metadata, _values, reply
+
+log = logging.getLogger(__name__)
+
+
+class InteractionListeners(CommandListeners):
+    def process_action(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        ctx, action = self.click_context(body, replies)
+        action_id = str(action.get("action_id", ""))
+        for prefix, run in self.clicks:
+            if action_id.startswith(prefix):
+                run(ctx, action)
+                return
+        self.run_action(ctx, action)
+
+    def action(
+        self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond | None
+    ) -> None:
+        ctx, action = self.click_context(body, respond)
+        if action.get("action_id") in _OPENS_A_FORM:
+            ack()
+            self.soon(ctx, lambda: self.run_action(ctx, action))
+            return
+        self.record_click(ack, body, respond)
+
+    def record_click(
+        self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond | None
+    ) -> None:
+        """Record a click that changes something (its key names this very click)."""
+        ctx, _ = self.click_context(body, respond)
+        self.record(ack, "action", ctx.key, body, ctx.respond)
+
+    def run_action(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        action_id = str(action.get("action_id", ""))
+        if action_id == blocks.HOME_DECLARE:
+            self.open_declare_form(ctx)
+            return
+        if action_id == blocks.DECLARE_ANYWAY:
+            self.declare_anyway(ctx, action)
+            return
+        incident = self._incident_from_value(action)
+        self.check_visible(ctx, incident)
+        if action_id == blocks.ACK_IC:
+            with self.fb.db.read() as session:
+                vacant = COMMANDER not in core.current_roles(session, incident.id or 0)
+            if vacant:
+                self.require_role_change(ctx, incident, COMMANDER, ctx.user)
+            change = self.flows.change(
+                incident.id or 0, lambda s: self._ack_and_take_ic(s, incident.id or 0, ctx)
+            )
+            if not change.changed:
+                reply(ctx, f"{incident.ref} already has a commander.")
+        elif action_id == blocks.ACKNOWLEDGE:
+            self.cmd_ack(ctx, ParsedCommand("ack"), incident)
+        elif action_id == blocks.SEVERITY:
+            value = (action.get("selected_option") or {}).get("value", "")
+            self.cmd_sev(ctx, ParsedCommand("sev", args=(value,)), incident)
+        elif action_id == blocks.STATUS:
+            self.set_status(ctx, incident, (action.get("selected_option") or {}).get("value", ""))
+        elif action_id == blocks.ASSIGN_ROLE:
+            self._open(ctx, blocks.role_modal(self.policy, incident, channel=ctx.channel))
+        elif action_id == blocks.ADD_NOTE:
+            self._open(ctx, blocks.note_modal(incident, channel=ctx.channel))
+        elif action_id == blocks.POST_UPDATE:
+            self._open(ctx, blocks.update_modal(self.policy, incident, channel=ctx.channel))
+        elif action_id == blocks.RESOLVE:
+            self.cmd_resolve(ctx, ParsedCommand("resolve"), incident)
+        elif action_id == blocks.REOPEN:
+            self.cmd_reopen(ctx, ParsedCommand("reopen"), incident)
+        elif action_id == blocks.CLOSE:
+            self.cmd_close(ctx, ParsedCommand("close"), incident)
+        elif action_id == blocks.RETRY_SETUP:
+            self.cmd_retry(ctx, ParsedCommand("retry"), incident)
+        else:
+            log.info("unhandled action", extra={"action_id": action_id[:100]})
+
+    def declare_anyway(self, ctx: Ctx, action: dict[str, Any]) -> None:
+        """The Declare anyway button of a did-you-mean question: declare what was typed, once. The
+        key comes from the command (scoped to whoever clicks), so a second click, or a click
+        redelivered, finds the incident the first one declared."""
+        try:
+            value = json.loads(str(action.get("value") or ""))
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+            raise InvalidInput("That button no longer works; type `/incident declare <title>`.")
+        text = value["text"].strip()
+        if not text:
+            raise InvalidInput("Give the incident a title: `/incident declare <title>`.")
+        key = f"anyway:{ctx.user}:{str(value.get('key') or '')[:200]}"
+        self.declare_now(replace(ctx, key=key), text)
+
+    def view_submission(self, ack: Callable[..., Any], body: dict[str, Any]) -> None:
+        view = body.get("view") or {}
+        callback = view.get("callback_id")
+        values = _values(view)
+        errors = self._validate(callback, values)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        try:
+            self.inbox.record("view", f"view:{view.get('id', '')}", body)
+        except NotRecorded:
+            first = next(iter((view.get("state") or {}).get("values") or {}), None)
+            if first is not None:
+                ack(response_action="errors", errors={first: NOT_SAVED[10:150]})
+                return
+        ack()
+
+    def process_view(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        view = body.get("view") or {}
+        metadata = _metadata(view)
+        channel = metadata.get("channel") if isinstance(metadata.get("channel"), str) else None
+        replies.channel = channel
+        ctx = Ctx(
+            user=(body.get("user") or {}).get("id", ""),
+            channel=channel,
+            respond=replies,
+            key=f"view:{view.get('id', '')}",
+        )
+        self.run_view(ctx, str(view.get("callback_id")), _values(view), metadata)
+
+    def _validate(self, callback: Any, values: dict[str, Any]) -> dict[str, str]:
+        if callback == blocks.DECLARE_VIEW:
+            title = " ".join(str(values.get("title") or "").split())
+            if not title:
+                return {"title": "Say in a few words what is wrong."}
+            impact = values.get("impact_started")
+            if isinstance(impact, int) and impact > utcnow().timestamp() + 60:
+                return {"impact_started": "The impact cannot start in the future."}
+        if callback == blocks.NOTE_VIEW and not str(values.get("note") or "").strip():
+            return {"note": "The note is empty."}
+        if callback == blocks.UPDATE_VIEW and not str(values.get("update") or "").strip():
+            return {"update": "The update is empty."}
+        return {}
+
+    def run_view(
+        self, ctx: Ctx, callback: str, values: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        if callback == blocks.DECLARE_VIEW:
+            impact = values.get("impact_started")
+            outcome = self.flows.declare(
+                reporter=ctx.user,
+                title=self.quiet(str(values.get("title") or "")),
+                severity=str(values.get("severity") or "") or None,
+                summary=self.quiet(escape_mrkdwn(str(values.get("summary") or ""))),
+                service=str(values.get("service") or "") or None,
+                private="private" in (values.get("private") or []),
+                impact_started_at=(
+                    datetime.fromtimestamp(int(impact), UTC) if isinstance(impact, int) else None
+                ),
+                responders=list(values.get("responders") or []),
+                key=ctx.key,
+            )
+            self.tell_declared(ctx, outcome.incident, outcome.repeat)
+            return
+        if callback == blocks.CAPTURE_VIEW:
+            incident_id = int(str(values.get("incident") or "0"))
+            with self.fb.db.read() as session:
+                incident = core.get_incident(session, incident_id)
+            self.check_visible(Ctx(ctx.user, None, ctx.respond, ctx.key), incident)
+            channel, ts = str(metadata.get("channel")), str(metadata.get("ts"))
+            try:  # the whole message, if Firebreak can read that channel
+                change = self.flows.capture(
+                    channel, ts, by=ctx.user, key=ctx.key, incident=incident
+                )
+            except SlackCallError:  # otherwise what the form carried
+                change = self.flows.capture(
+                    channel,
+                    ts,
+                    by=ctx.user,
+                    key=ctx.key,
+                    incident=incident,
+                    message=metadata.get("message"),
+                )
+            ctx.channel = None
+            if change is not None:
+                reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
+            return
+        incident_id = int(metadata.get("incident_id") or 0)
+        with self.fb.db.read() as session:
+            incident = core.get_incident(session, incident_id)
+        ctx.channel = ctx.channel or incident.slack_channel_id
+        if callback == blocks.NOTE_VIEW:
+            # Form text is typed as is; stored like command text, in Slack's markup.
+            note = escape_mrkdwn(str(values.get("note") or ""))
+            self.cmd_note(ctx, ParsedCommand("note", text=note), incident)
+        elif callback == blocks.UPDATE_VIEW:
+            # The update first: a refused status change must not cost the update. Each of the
+            # two changes gets its own idempotency key.
+            text = escape_mrkdwn(str(values.get("update") or ""))
+            self.post_update(replace(ctx, key=f"{ctx.key}:update"), incident, text)
+            status = values.get("status")
+            if status:
+                with self.fb.db.read() as session:
+                    incident = core.get_incident(session, incident_id)
+                self.set_status(replace(ctx, key=f"{ctx.key}:status"), incident, str(status))
+        elif callback == blocks.ROLE_VIEW:
+            role = str(values.get("role") or "")
+            user = self.known_user(str(values.get("user") or ""))
+            self._assign(ctx, incident, role, user)
+
+    # -- shortcuts ---------------------------------------------------------------------------
+
+    def message_shortcut(
+        self, ack: Callable[..., Any], body: dict[str, Any], respond: Respond
+    ) -> None:
+        ctx, channel, ts, message = self.shortcut_context(body, respond)
+        with self.fb.db.read() as session:
+            here = core.find_incident_by_channel(session, channel)
+        if here is not None:
+            self.record(ack, "shortcut", ctx.key, body, respond)
+            return
+        ack()
+
+        def ask_which_incident() -> None:
+            with self.fb.db.read() as session:
+                open_incidents = core.list_incidents(
+                    session, self.policy, phases=("active", "resolved")
+                )
+            view = blocks.capture_modal(
+                [i for i in open_incidents if self.flows.can_see(ctx.user, i)],
+                channel=channel,
+                ts=ts,
+                message=message,
+            )
+            self._open(ctx, view)
+
+        self.soon(ctx, ask_which_incident)
+
+    def shortcut_context(
+        self, body: dict[str, Any], respond: Respond
+    ) -> tuple[Ctx, str, str, dict[str, Any]]:
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id", "")
+        message = body.get("message") or {}
+        ts = str(message.get("ts") or body.get("message_ts") or "")
+        ctx = Ctx(
+            user=user,
+            channel=channel,
+            respond=respond,
+            key=f"shortcut:{channel}:{ts}:{body.get('action_ts', '')}",
+            trigger_id=body.get("trigger_id"),
+        )
+        return ctx, channel, ts, message
+
+    def process_shortcut(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
+        ctx, channel, ts, message = self.shortcut_context(body, replies)
+        with self.fb.db.read() as session:
+            here = core.find_incident_by_channel(session, channel)
+        if here is None:
+            return
+        change = self.flows.capture(
+            channel, ts, by=ctx.user, key=ctx.key, incident=here, message=message
+        )
+        if change is not None and change.changed:
+            reply(ctx, f":pushpin: Added to {here.ref}'s timeline.")
+        else:
+            reply(ctx, f"That message is already on {here.ref}'s timeline.")
+
+    def global_declare(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
+        """The global shortcut: open the declare form (nothing is changed until it is sent)."""
+        ack()
+        ctx = Ctx(
+            user=(body.get("user") or {}).get("id", ""),
+            channel=None,
+            respond=respond or (lambda **_: None),
+            key=f"shortcut:{body.get('action_ts', '')}",
+            trigger_id=body.get("trigger_id"),
+        )
+        self.soon(ctx, lambda: self.open_declare_form(ctx))
+
+    # -- events ------------------------------------------------------------------------------
