@@ -11,8 +11,7 @@ from bot.config import Policy, SlackPolicy
 from bot.db import Database
 from bot.markup import WORD_JOINER
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.test_commands import ask
-from tests.e2e.test_lifecycle import declare
+from tests.e2e.helpers import ask, declare
 
 # What Slack sends when someone types "@channel", "@here" and "@sre" in a slash command.
 BROADCASTS = ("<!channel>", "<!here>", "<!everyone>", "<!subteam^S0SRE0001|@sre>")

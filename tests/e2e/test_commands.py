@@ -11,27 +11,7 @@ from bot.models import EventKind, Incident, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.sandbox.simulator import Signing
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.test_lifecycle import declare, kinds
-
-
-def answer(fake: FakeSlack, reply: object) -> str:
-    posts = fake.response_posts(reply.request.response_url)  # type: ignore[attr-defined]
-    assert posts, "the bot did not answer"
-    return "\n".join(texts(p.payload) for p in posts)
-
-
-def ask(
-    fake: FakeSlack,
-    bot: RunningBot,
-    slack: SlackSimulator,
-    text: str,
-    channel: str,
-    user: str = "ana.garcia",
-) -> str:
-    reply = slack.slash_command(text, user=user, channel=channel)
-    assert reply.status == 200
-    bot.settle()
-    return answer(fake, reply)
+from tests.e2e.helpers import ask, declare, kinds
 
 
 def test_help_list_status_and_timeline(

@@ -13,8 +13,7 @@ from bot.models import EventKind, Incident, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.test_commands import answer, ask
-from tests.e2e.test_lifecycle import declare, kinds
+from tests.e2e.helpers import answer, ask, declare, kinds
 
 
 def declare_private(

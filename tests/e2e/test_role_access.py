@@ -12,8 +12,7 @@ from bot.config import AccessPolicy, Policy, SlackPolicy
 from bot.db import Database
 from bot.models import EventKind, Incident
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_commands import ask
-from tests.e2e.test_lifecycle import declare
+from tests.e2e.helpers import ask, declare
 
 
 @pytest.fixture

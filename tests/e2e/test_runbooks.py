@@ -13,7 +13,7 @@ from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import SECRET, texts
-from tests.e2e.test_lifecycle import declare
+from tests.e2e.helpers import declare
 
 
 def run_of(db: Database) -> RunbookRun:
