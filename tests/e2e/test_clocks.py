@@ -59,9 +59,9 @@ def test_a_major_incident_counts_down_warns_and_is_completed(
     worker = ReminderWorker(bot.firebreak.db, bot.firebreak.policy, worker_id="clock-test")
     with freeze_time(first.due_at + timedelta(seconds=1), tick=True, ignore=["uvicorn"]):
         assert worker.tick().sent >= 1
-        bot.runner.run_until_idle()
+        bot.settle()
         worker.tick()
-        bot.runner.run_until_idle()
+        bot.settle()
     said = [
         texts(m)
         for m in fake.messages(channel)

@@ -234,5 +234,5 @@ def test_open_for_on_the_summary_is_kept_current(
         ignore=["asyncio", "uvicorn", "anyio", "starlette"],
     ):
         assert bot.flows.refresh_open_summaries() == 1  # only the active incident
-        bot.runner.run_until_idle()  # the refresh is an effect, executed at the frozen time
+        bot.settle()  # the refresh is an effect, executed at the frozen time
     assert "*Open for*\n1h 35m" in summary_text(fake, incident)

@@ -38,9 +38,8 @@ def e2e_policy(fake: FakeSlack) -> Policy:
 
 
 class TickingWorker(ReminderWorker):
-    """The scheduler's tick, then the effect runner posting what it queued, at the same
-    (frozen) time: the bot's own runner threads keep real time and would see the messages as
-    due in the future."""
+    """The scheduler's tick, then the effect runners posting what it queued, at the same
+    (frozen) time."""
 
     def __init__(self, bot: LocalBot) -> None:
         super().__init__(bot.firebreak.db, bot.firebreak.policy, worker_id="e2e-worker")
@@ -48,7 +47,10 @@ class TickingWorker(ReminderWorker):
 
     def tick(self, **kwargs: Any) -> TickReport:
         report = super().tick(**kwargs)
+        # freezegun moves every thread's clock, the bot's runner threads too: they may take
+        # what the tick queued, so wait for all of it, whoever runs it.
         self.bot.runner.run_until_idle()
+        self.bot.settle()
         return report
 
 
