@@ -1,0 +1,87 @@
+"""The database layer: SQLite's pragmas, its writers served first come first served
+(``FairLock``), and reads that never wait for a writer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlmodel import select
+
+from bot import incidents as core
+from bot.config import Policy
+from bot.db import Database, FairLock
+from bot.models import Incident
+
+
+def test_sqlite_pragmas_are_set(tmp_path: object) -> None:
+    db = Database(f"sqlite:///{tmp_path}/x.db")
+    try:
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        db.dispose()
+
+
+def test_sqlite_writers_are_served_in_arrival_order() -> None:
+    lock = FairLock()
+    order: list[int] = []
+    inside = 0
+    overlap = False
+    arrived = threading.Event()
+
+    def writer(n: int) -> None:
+        nonlocal inside, overlap
+        with lock:
+            inside += 1
+            overlap = overlap or inside > 1
+            order.append(n)
+            with lock:  # re-entrant: a nested transaction in the same thread does not deadlock
+                pass
+            time.sleep(0.002)
+            inside -= 1
+
+    with lock:
+        threads = []
+        for n in range(8):
+            thread = threading.Thread(target=writer, args=(n,))
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 5
+            while len(lock._waiters) < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+        arrived.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == list(range(8))
+    assert not overlap
+
+
+def test_reads_do_not_wait_for_writers(db: Database, policy: object) -> None:
+
+    assert isinstance(policy, Policy)
+    with db.transaction() as session:
+        core.declare_incident(session, policy, title="first", reporter="U1")
+    writing = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with db.transaction() as session:
+            core.declare_incident(session, policy, title="second", reporter="U1")
+            writing.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert writing.wait(10)
+    try:
+        with db.read() as session:  # while the writer holds the write lock
+            titles = [i.title for i in session.exec(select(Incident)).all()]
+    finally:
+        release.set()
+        thread.join(10)
+    assert titles == ["first"]
+    with db.read() as session:
+        assert sorted(i.title for i in session.exec(select(Incident)).all()) == ["first", "second"]
