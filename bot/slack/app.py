@@ -21,11 +21,10 @@ from bot.slack.effects import SlackEffects
 from bot.slack.flows import IncidentFlows
 from bot.slack.inbound import Inbox
 from bot.slack.listeners import Ctx, Listeners
+from bot.slack.listeners import register as register_listeners
 
 log = logging.getLogger(__name__)
 
-COMMAND = "/incident"
-CAPTURE_SHORTCUT = "add_to_timeline"
 WORK_THREADS = 4
 """Threads that finish acknowledged work. More threads mean more contention for the GIL with the
 threads answering Slack; on 2 cores, 4 kept every acknowledgement p99 under 300 ms with 50
@@ -87,16 +86,7 @@ def build_bot(
         token_verification_enabled=False,
         logger=logging.getLogger("slack_bolt.App"),
     )
-    app.command(COMMAND)(listeners.command)
-    app.action(re.compile(r"^(incident|home):"))(listeners.action)
-    app.view_submission(re.compile(r".*"))(listeners.view_submission)
-    app.view_closed(re.compile(r".*"))(lambda ack: ack())
-    app.shortcut(CAPTURE_SHORTCUT)(listeners.message_shortcut)
-    app.shortcut("declare_incident")(listeners.global_declare)
-    app.event("reaction_added")(listeners.event)
-    app.event("reaction_removed")(listeners.event)
-    app.event("app_home_opened")(listeners.event)
-    app.event("member_joined_channel")(listeners.event)
+    register_listeners(app, listeners)
     runbooks.register(app, listeners)
     reminders.register(app, listeners)
     _register_alert_buttons(app, listeners, flows)

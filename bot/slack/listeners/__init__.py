@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
+from slack_bolt import App
+
 from bot.slack.flows import IncidentFlows
 from bot.slack.inbound import Inbox
+from bot.slack.listeners import commands, events, interactions
 from bot.slack.listeners.context import Ctx, Respond, guarded, reply, split_title
 from bot.slack.listeners.events import EventListeners
 from bot.slack.listeners.interactions import InteractionListeners
@@ -42,4 +45,11 @@ class Listeners(InteractionListeners, EventListeners):
         )
 
 
-__all__ = ["Ctx", "Listeners", "Respond", "guarded", "reply", "split_title"]
+def register(app: App, listeners: Listeners) -> None:
+    """Each kind registers its own listeners, Bolt's way (by kind and id)."""
+    commands.register(app, listeners)
+    interactions.register(app, listeners)
+    events.register(app, listeners)
+
+
+__all__ = ["Ctx", "Listeners", "Respond", "guarded", "register", "reply", "split_title"]

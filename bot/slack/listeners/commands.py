@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from slack_bolt import App
+
 from bot import incidents as core
 from bot.audit import regulatory
 from bot.clock import utcnow
@@ -22,6 +24,8 @@ from bot.slack.listeners.context import _QUIET_WHEN_STORED, READ_ONLY, Ctx, Resp
 from bot.slack.summary import snapshot
 
 log = logging.getLogger(__name__)
+
+COMMAND = "/incident"
 
 
 class CommandListeners(ListenerBase):
@@ -94,9 +98,12 @@ class CommandListeners(ListenerBase):
         if name == "declare":
             self.declare_now(ctx, parsed.text)
             return
-        handler = getattr(self, f"cmd_{name}")
+        handler = COMMANDS.get(name)
+        if handler is None:
+            reply(ctx, f":grey_question: `{name}` is not a command. Type `/incident help`.")
+            return
         incident = self.incident_for(ctx, parsed.incident_ref)
-        handler(ctx, parsed, incident)
+        handler(self, ctx, parsed, incident)
 
     def list_incidents(self, ctx: Ctx) -> None:
         now = utcnow()
@@ -331,3 +338,35 @@ class CommandListeners(ListenerBase):
         reply(ctx, text)
 
     # -- buttons and selects -----------------------------------------------------------------
+
+
+CommandHandler = Callable[[CommandListeners, Ctx, ParsedCommand, Incident], None]
+
+COMMANDS: dict[str, CommandHandler] = {
+    "status": CommandListeners.cmd_status,
+    "sev": CommandListeners.cmd_sev,
+    "ack": CommandListeners.cmd_ack,
+    "ic": CommandListeners.cmd_ic,
+    "role": CommandListeners.cmd_role,
+    "update": CommandListeners.cmd_update,
+    "note": CommandListeners.cmd_note,
+    "mitigate": CommandListeners.cmd_mitigate,
+    "resolve": CommandListeners.cmd_resolve,
+    "reopen": CommandListeners.cmd_reopen,
+    "close": CommandListeners.cmd_close,
+    "timeline": CommandListeners.cmd_timeline,
+    "action": CommandListeners.cmd_action,
+    "actions": CommandListeners.cmd_actions,
+    "done": CommandListeners.cmd_done,
+    "runbook": CommandListeners.cmd_runbook,
+    "postmortem": CommandListeners.cmd_postmortem,
+    "classify": CommandListeners.cmd_classify,
+    "notified": CommandListeners.cmd_notified,
+    "retry": CommandListeners.cmd_retry,
+}
+"""The subcommands that act on an incident (the parser names them; ``help``, ``list`` and
+declaring are handled before an incident is looked up)."""
+
+
+def register(app: App, listeners: CommandListeners) -> None:
+    app.command(COMMAND)(listeners.command)

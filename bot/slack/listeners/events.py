@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import App
+
 from bot import incidents as core
 from bot.errors import FirebreakError
 from bot.slack import blocks
@@ -106,3 +108,8 @@ class EventListeners(ListenerBase):
             self.flows.publish_home(str(event.get("user", "")))
         except SlackCallError as exc:
             log.warning("home not published", extra={"error": exc.error})
+
+
+def register(app: App, listeners: EventListeners) -> None:
+    for kind in ("reaction_added", "reaction_removed", "app_home_opened", "member_joined_channel"):
+        app.event(kind)(listeners.event)

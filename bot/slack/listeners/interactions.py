@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+
+from slack_bolt import App
 
 from bot import incidents as core
 from bot.clock import utcnow
@@ -292,3 +295,23 @@ class InteractionListeners(CommandListeners):
         self.soon(ctx, lambda: self.open_declare_form(ctx))
 
     # -- events ------------------------------------------------------------------------------
+
+
+CAPTURE_SHORTCUT = "add_to_timeline"
+DECLARE_SHORTCUT = "declare_incident"
+
+
+def register(app: App, listeners: InteractionListeners) -> None:
+    """Buttons of incident messages and the Home tab, every form, both shortcuts."""
+    app.action(re.compile(r"^(incident|home):"))(listeners.action)
+    for callback in (
+        blocks.DECLARE_VIEW,
+        blocks.NOTE_VIEW,
+        blocks.UPDATE_VIEW,
+        blocks.ROLE_VIEW,
+        blocks.CAPTURE_VIEW,
+    ):
+        app.view_submission(callback)(listeners.view_submission)
+    app.view_closed(re.compile(r".*"))(lambda ack: ack())
+    app.shortcut(CAPTURE_SHORTCUT)(listeners.message_shortcut)
+    app.shortcut(DECLARE_SHORTCUT)(listeners.global_declare)
