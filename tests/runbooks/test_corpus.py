@@ -1,8 +1,8 @@
 """Compatibility with real public runbooks: every file parses into steps and every page of every
 message built from it is one Slack accepts.
 
-The corpus is copied into ``tests/corpus`` (with its LICENSE) so a clean clone can run this; when
-the shared corpus directory sits next to the repository it is tested as well.
+The corpus is copied into ``tests/corpus`` (with its LICENSE): only that copy is tested, so the
+results do not depend on what sits beside the checkout.
 """
 
 from __future__ import annotations
@@ -17,37 +17,30 @@ from bot.slack.limits import message_errors
 from bot.slack.runbook_messages import PAGE_TEXT_BUDGET, message_text_size, render_runbook_pages
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS_DIRS = [REPO / "tests" / "corpus", REPO.parent / "shared" / "corpus" / "runbooks"]
+CORPUS_DIR = REPO / "tests" / "corpus"
 
 
 def corpus_files() -> list[Path]:
-    """Every runbook file of the corpora: the .md files the catalog loads plus files saved
+    """Every runbook file of the corpus: the .md files the catalog loads plus files saved
     without the extension; not LICENSE files nor Hugo section files (``_index.md``)."""
-    files: list[Path] = []
-    for directory in CORPUS_DIRS:
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.rglob("*")):
-            if not path.is_file() or path.name.startswith(("LICENSE", "_", ".")):
-                continue
-            files.append(path)
-    return files
+    return [
+        path
+        for path in sorted(CORPUS_DIR.rglob("*"))
+        if path.is_file() and not path.name.startswith(("LICENSE", "_", "."))
+    ]
 
 
 FILES = corpus_files()
 
 
 def test_the_bundled_corpus_is_complete() -> None:
-    bundled = [p for p in FILES if (REPO / "tests" / "corpus") in p.parents]
+    bundled = [p for p in FILES if CORPUS_DIR in p.parents]
     assert len(bundled) >= 100
     assert (REPO / "tests" / "corpus" / "prometheus-operator" / "LICENSE").is_file()
 
 
 def _name(path: Path) -> str:
-    for label, directory in zip(("bundled", "shared"), CORPUS_DIRS, strict=True):
-        if directory in path.parents:
-            return f"{label}:{path.relative_to(directory).as_posix()}"
-    return str(path)
+    return f"bundled:{path.relative_to(CORPUS_DIR).as_posix()}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=_name)
