@@ -42,6 +42,8 @@ SHOWN_IN_SUMMARY = frozenset(
         EventKind.CLASSIFIED,
         EventKind.CLOCK_STARTED,
         EventKind.CLOCK_COMPLETED,
+        EventKind.ALERT_FIRING,
+        EventKind.ALERT_RESOLVED,
     }
 )
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot import incidents as core
+from bot.alerts.models import AlertGroup
 from bot.audit import regulatory
 from bot.clock import utcnow
 from bot.config import Policy
@@ -52,9 +53,20 @@ def snapshot(
         latest_update=latest,
         open_action_items=open_items,
         runbooks=runbooks,
+        alerts=_alerts(session, incident_id),
         clocks=(
             regulatory.clock_summary(session, policy, incident, utcnow())
             if policy is not None and policy.clocks
             else []
         ),
     )
+
+
+def _alerts(session: Session, incident_id: int) -> tuple[int, int] | None:
+    """(firing, total) over the alert groups attached to the incident, or None if none."""
+    firing, total = session.exec(
+        select(func.sum(AlertGroup.firing_count), func.sum(AlertGroup.alert_count)).where(
+            AlertGroup.incident_id == incident_id
+        )
+    ).one()
+    return (int(firing or 0), int(total)) if total else None

@@ -55,6 +55,8 @@ class IncidentSnapshot:
     """(title, done, total) for each runbook run in the incident."""
     clocks: Sequence[str] = field(default_factory=tuple)
     """One line per regulatory clock: its state and the next deadline."""
+    alerts: tuple[int, int] | None = None
+    """(firing, total) alerts attached to the incident, when alerts opened or joined it."""
 
 
 def _is_active(policy: Policy, incident: Incident) -> bool:
@@ -174,6 +176,10 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
     if snap.runbooks:
         lines = [f"• {escape_mrkdwn(t)}: {done}/{total} done" for t, done, total in snap.runbooks]
         blocks.append(section("*Runbooks*\n" + "\n".join(lines[:20])))
+    if snap.alerts is not None:
+        firing, total = snap.alerts
+        state = f"{firing} of {total} firing" if firing else f"all {total} resolved"
+        blocks.append(section(f":bell: *Alerts*: {state}"))
     if snap.clocks:
         clocks = [f"• {escape_mrkdwn(line)}" for line in snap.clocks[:10]]
         blocks.append(section(":stopwatch: *Regulatory clocks*\n" + "\n".join(clocks)))
