@@ -20,6 +20,7 @@ from bot.config import Policy, Settings, load_configuration, load_settings
 from bot.db import Database, create_db_engine
 from bot.db_errors import describe_database, explain_database_error, sqlite_file
 from bot.errors import ConfigError, FirebreakError
+from bot.outputs import check_output_file
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,16 +68,6 @@ def require_database(url: str) -> None:
         raise ConfigError(
             f"database: the schema of {describe_database(url)} is at revision {current}, "
             f"behind this Firebreak ({migrations.head_revision()}); run `firebreak db upgrade`"
-        )
-
-
-def check_output_file(path: Path) -> None:
-    """Refuse an output path whose directory does not exist instead of creating directories
-    the person did not ask for (a typo would scatter files)."""
-    parent = path.expanduser().parent
-    if not parent.is_dir():
-        raise FirebreakError(
-            f"{path}: the directory {parent} does not exist; create it first or choose another path"
         )
 
 
@@ -347,6 +338,12 @@ def _register_alerts(commands: argparse._SubParsersAction[_Parser]) -> None:
     register(commands)
 
 
+def _register_effects(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from bot.effects.cli import register
+
+    register(commands)
+
+
 def _register_audit(commands: argparse._SubParsersAction[_Parser]) -> None:
     from bot.audit.cli import register
 
@@ -359,6 +356,7 @@ _EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _register_runbooks,
     _register_alerts,
     _register_audit,
+    _register_effects,
 ]
 
 

@@ -25,11 +25,11 @@ from bot.audit.bundle import (
     write_bundle,
 )
 from bot.audit.verify import verify_chains
-from bot.cli import check_output_file
 from bot.config import load_configuration
 from bot.db import Database
 from bot.errors import FirebreakError, InvalidInput
 from bot.incidents import find_incident, parse_incident_ref
+from bot.outputs import check_output_file
 
 EXIT_OK = 0
 EXIT_FAILED = 1

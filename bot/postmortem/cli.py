@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import incidents
-from bot.cli import check_output_file
 from bot.config import load_configuration
 from bot.db import Database
+from bot.outputs import check_output_file
 from bot.postmortem.store import _generate, write_file_atomically
 
 
