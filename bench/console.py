@@ -18,6 +18,7 @@ Targets: list < 200 ms, incident page < 500 ms, insights < 500 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -214,6 +215,8 @@ def main() -> None:
             ]
             for path in ("/console/incidents", "/console/insights"):
                 client.get(path)  # warm up templates and statement caches
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"machine load average (1, 5, 15 min): {load} on {os.cpu_count()} cores")
             print(f"floor (/healthz through the same client): p50 {floor:.1f} ms")
             print(
                 f"{'page':48} {'p50':>8} {'p95':>8} {'target':>8} {'p50/target':>10} {'/floor':>7}"
