@@ -5,6 +5,8 @@ bot. Each test counts what reached Slack and the timeline: nothing lost, nothing
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlmodel import col, select
 
@@ -14,7 +16,7 @@ from bot.effects.models import Effect
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.test_lifecycle import declare
+from tests.e2e.helpers import declare
 
 
 def updates_in(fake: FakeSlack, channel: str, words: str) -> int:
@@ -162,3 +164,36 @@ def test_an_archived_channel_ends_the_effect_on_the_timeline_and_tells_the_comma
     assert events(db, incident, EventKind.SLACK_FAILED)
     told = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
     assert any("archived" in t for t in told), told
+
+
+def cut_database_connections(db: Database) -> None:
+    """Every other connection to the test database is cut (PostgreSQL), or the database is held
+    by another writer for a few seconds (SQLite, where a connection is a file handle)."""
+    if db.backend == "postgresql":
+        with db.engine.connect() as connection:
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        return
+    with db.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        raw.execute("BEGIN EXCLUSIVE")
+        time.sleep(3)
+        raw.execute("ROLLBACK")
+
+
+def test_a_database_connection_cut_mid_work_loses_nothing_and_doubles_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.fail("chat.postMessage", mode="hang", hang_seconds=1, times=1)  # work in flight
+    for n in range(6):
+        slack.slash_command(f"update phase {n}", user="ana.garcia", channel=channel)
+    cut_database_connections(db)
+    bot.settle(timeout=120, within=40)  # a lost claim is retaken after its 30 s lease
+    for n in range(6):
+        assert updates_in(fake, channel, f"phase {n}") == 1
+    assert len(events(db, incident, EventKind.STATUS_UPDATE)) == 6
