@@ -43,9 +43,7 @@ def upgrade() -> None:
             name=op.f("fk_alert_groups_incident_id_incidents"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_groups")),
-        sa.UniqueConstraint(
-            "source", "group_key", name=op.f("uq_alert_groups_source_group_key")
-        ),
+        sa.UniqueConstraint("source", "group_key", name=op.f("uq_alert_groups_source_group_key")),
     )
     with op.batch_alter_table("alert_groups", schema=None) as batch_op:
         batch_op.create_index(
@@ -78,9 +76,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_alert_notices_dedupe_key")),
     )
     with op.batch_alter_table("alert_notices", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_alert_notices_state_id", ["state", "id"], unique=False
-        )
+        batch_op.create_index("ix_alert_notices_state_id", ["state", "id"], unique=False)
 
     op.create_table(
         "alerts",
@@ -111,9 +107,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("group_id", "key", name=op.f("uq_alerts_group_id_key")),
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_alerts_group_status", ["group_id", "status"], unique=False
-        )
+        batch_op.create_index("ix_alerts_group_status", ["group_id", "status"], unique=False)
 
 
 def downgrade() -> None:
