@@ -23,7 +23,7 @@ from bot import migrations
 from bot.config import Policy, Settings
 from bot.errors import ConfigError
 from bot.observability import Workers, configure_logging
-from bot.runbooks.catalog import load_catalog
+from bot.runbooks.reloading import follow_catalog
 from bot.runtime import Firebreak
 from bot.slack.app import WORK_THREADS, SlackBot, build_bot
 from bot.slack.flows import IncidentFlows
@@ -96,7 +96,7 @@ def build_service(
             "environment: SLACK_SIGNING_SECRET is not set; it is needed to "
             "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)."
         )
-    firebreak = Firebreak.create(settings, policy, catalog=load_catalog(policy))
+    firebreak = Firebreak.create(settings, policy, catalog=follow_catalog(policy))
     slack = SlackReadiness(firebreak) if check_slack else None
     try:
         if not migrations.is_at_head(firebreak.db.engine):

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot import migrations
-from bot.config import Policy, RemindersPolicy, Settings
+from bot.config import Policy, RemindersPolicy, Settings, load_policy
 from bot.errors import ConfigError
+from bot.runbooks.reloading import ReloadingCatalog
 from bot.sandbox import FakeSlack
 from bot.server import build_service
 
@@ -113,3 +114,25 @@ def test_the_command_exits_2_with_one_line(
     assert result.stderr.strip().splitlines()[-1] == (
         f"firebreak: {policy}: reminders.escalate_to: unknown user group @nobody-here"
     )
+
+
+def test_serve_follows_runbook_edits_without_a_restart(
+    fake: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """The runbook files are watched: an edit is seen by the next lookup (after a short check
+    interval), so fixing a runbook mid-incident needs no restart."""
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "disk.md").write_text("# Disk full\n\n- [ ] Free space\n")
+    policy_file = tmp_path / "firebreak.toml"
+    policy_file.write_text('[runbooks]\npaths = ["runbooks"]\n')
+    policy = load_policy(policy_file)
+    service = build_service(settings_for(fake, database_url), policy, scheduler=False)
+    try:
+        catalog = service.firebreak.catalog
+        assert isinstance(catalog, ReloadingCatalog)
+        (tmp_path / "runbooks" / "disk.md").write_text("# Disk almost full\n\n- [ ] Free space\n")
+        catalog.refresh_if_changed(force=True)
+        found = catalog.get("disk")
+        assert found is not None and found.title == "Disk almost full"
+    finally:
+        service.firebreak.close()

@@ -558,13 +558,20 @@ class RunbookCatalog:
         return results[:limit] if limit is not None else results
 
 
-def load_catalog(policy: Policy, extra: Sequence[Path] | None = None) -> RunbookCatalog:
-    """The runbooks of the policy's directories (plus ``extra`` ones), loaded once: what the
-    server, the demo and the benches run with."""
+def catalog_directories(policy: Policy, extra: Sequence[Path] | None = None) -> list[Path]:
+    """The policy's runbook directories (relative to the policy file), plus ``extra`` ones."""
     directories = [policy.resolve_path(p) for p in policy.runbooks.paths]
     for path in extra or []:
         if path not in directories and path.is_dir():
             directories.append(path)
+    return directories
+
+
+def load_catalog(policy: Policy, extra: Sequence[Path] | None = None) -> RunbookCatalog:
+    """The runbooks of the policy's directories (plus ``extra`` ones), loaded once: what the
+    demo, the tests and the benches run with (``serve`` follows the files:
+    ``bot.runbooks.reloading.follow_catalog``)."""
+    directories = catalog_directories(policy, extra)
     catalog = RunbookCatalog.load(directories, policy=policy)  # logs what it skips
     log.info("runbooks loaded", extra={"count": len(catalog)})
     return catalog

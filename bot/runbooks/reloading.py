@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bot.config import Policy
-from bot.runbooks.catalog import Match, RunbookCatalog, iter_files
+from bot.runbooks.catalog import Match, RunbookCatalog, catalog_directories, iter_files
 from bot.runbooks.parser import Runbook
 
 log = logging.getLogger(__name__)
@@ -157,3 +157,10 @@ class ReloadingCatalog(RunbookCatalog):
 
     def search(self, query: str, *, limit: int | None = 10) -> list[Match]:
         return self.snapshot().search(query, limit=limit)
+
+
+def follow_catalog(policy: Policy) -> ReloadingCatalog:
+    """The policy's runbooks, reloaded when their files change (what ``serve`` runs with)."""
+    catalog = ReloadingCatalog.load(catalog_directories(policy), policy=policy)
+    log.info("runbooks loaded", extra={"count": len(catalog)})
+    return catalog
