@@ -9,7 +9,8 @@ from bot.alerts.models import AlertGroup
 from bot.audit import regulatory
 from bot.clock import utcnow
 from bot.config import Policy
-from bot.models import ActionItem, EventKind, RunbookRun, RunbookStepState, TimelineEvent
+from bot.models import ActionItem, EventKind, RunbookRun, TimelineEvent
+from bot.runbooks.progress import run_progress
 from bot.slack import blocks
 
 
@@ -35,17 +36,8 @@ def snapshot(
     runs = session.exec(
         select(RunbookRun).where(RunbookRun.incident_id == incident_id).order_by(col(RunbookRun.id))
     ).all()
-    runbooks = []
-    for run in runs:
-        done = len(
-            session.exec(
-                select(RunbookStepState.id).where(
-                    RunbookStepState.run_id == run.id,
-                    col(RunbookStepState.state).in_(("done", "skipped")),
-                )
-            ).all()
-        )
-        runbooks.append((run.title, done, run.step_count))
+    # Said the way the run's own message says it ("2/9 done, 1 skipped"), so they agree.
+    runbooks = [(run.title, str(run_progress(session, run.id))) for run in runs if run.id]
     return blocks.IncidentSnapshot(
         incident=incident,
         roles=core.current_roles(session, incident_id),

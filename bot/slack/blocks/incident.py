@@ -51,8 +51,8 @@ class IncidentSnapshot:
     now: datetime
     latest_update: TimelineEvent | None = None
     open_action_items: int = 0
-    runbooks: Sequence[tuple[str, int, int]] = field(default_factory=tuple)
-    """(title, done, total) for each runbook run in the incident."""
+    runbooks: Sequence[tuple[str, str]] = field(default_factory=tuple)
+    """(title, progress as the run's message says it) for each runbook run in the incident."""
     clocks: Sequence[str] = field(default_factory=tuple)
     """One line per regulatory clock: its state and the next deadline."""
     alerts: tuple[int, int] | None = None
@@ -174,7 +174,7 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
             )
         )
     if snap.runbooks:
-        lines = [f"• {escape_mrkdwn(t)}: {done}/{total} done" for t, done, total in snap.runbooks]
+        lines = [f"• {escape_mrkdwn(title)}: {said}" for title, said in snap.runbooks]
         blocks.append(section("*Runbooks*\n" + "\n".join(lines[:20])))
     if snap.alerts is not None:
         firing, total = snap.alerts
