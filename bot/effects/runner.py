@@ -266,6 +266,10 @@ class EffectRunner:
         now = utcnow()
         try:
             with self.database.transaction() as session:
+                if item.incident_id is not None:
+                    # The incident first, then the effect: the order every change takes (it
+                    # locks the incident, then arms effects), so the two never deadlock.
+                    store.lock_incident_row(session, item.incident_id)
                 row = store.lock_claim(session, item.id, self.worker_id)
                 if row is None:
                     return "lost"  # released at shutdown or taken after a lease ran out

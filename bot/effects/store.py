@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -21,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import as_utc
 from bot.effects.models import Effect
+from bot.models import Incident
 
 PENDING = "pending"
 CLAIMED = "claimed"
@@ -133,13 +135,17 @@ class Claimed:
         return self.attempts > 1
 
 
+_EARLIER = aliased(Effect)
+_BLOCKED = exists().where(
+    col(_EARLIER.lane) == col(Effect.lane),
+    col(_EARLIER.id) < col(Effect.id),
+    col(_EARLIER.state).in_(LIVE),
+)
+"""An earlier effect of the same lane is unfinished (built once: claiming is the hot path)."""
+
+
 def _claimable(now: datetime) -> Any:
-    earlier = aliased(Effect)
-    blocked = exists().where(
-        col(earlier.lane) == col(Effect.lane),
-        col(earlier.id) < col(Effect.id),
-        col(earlier.state).in_(LIVE),
-    )
+    blocked = _BLOCKED
     due = or_(
         and_(col(Effect.state) == PENDING, col(Effect.due_at) <= now),
         and_(col(Effect.state) == CLAIMED, col(Effect.claimed_until) <= now),
@@ -195,6 +201,18 @@ def claim(
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
+
+
+_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+_LOCK_INCIDENT = (
+    sa_select(_INCIDENTS.c.id).where(_INCIDENTS.c.id == bindparam("incident_id")).with_for_update()
+)
+
+
+def lock_incident_row(session: Session, incident_id: int) -> None:
+    """Lock the incident's row (``FOR UPDATE`` on PostgreSQL; SQLite transactions already hold
+    the write lock), as every change to the incident does first."""
+    session.execute(_LOCK_INCIDENT, {"incident_id": incident_id})
 
 
 def lock_claim(session: Session, effect_id: int, worker_id: str) -> Effect | None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot import incidents
+from bot.audit import regulatory
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy
 from bot.markup import NameResolver, slack_to_markdown
@@ -183,6 +184,9 @@ def build_context(
         runbooks=tuple(run for run, _ in runbooks),
         action_items=tuple(_action_item(item, people, today) for item in items),
         links=_links(incident, facts.channel),
+        clocks=(
+            tuple(regulatory.clock_summary(session, policy, incident, now)) if policy.clocks else ()
+        ),
     )
 
 

@@ -170,6 +170,8 @@ class PostmortemContext:
     runbooks: tuple[RunbookUsed, ...]
     action_items: tuple[ActionItemRow, ...]
     links: tuple[Link, ...]
+    clocks: tuple[str, ...] = ()
+    """Regulatory clocks (``[[clocks]]``): one line each, its state and deadlines."""
 
     def variables(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -12,6 +12,7 @@ from freezegun import freeze_time
 from sqlmodel import col, select
 
 from bot import incidents as core
+from bot import postmortem
 from bot.clock import utcnow
 from bot.config import Policy, SlackPolicy, policy_from_dict
 from bot.db import Database
@@ -77,6 +78,13 @@ def test_a_major_incident_counts_down_warns_and_is_completed(
     with db.read() as session:
         kinds = [e.kind for e in core.timeline(session, incident.id or 0)]
     assert EventKind.CLOCK_COMPLETED in kinds
+
+    # The postmortem draft carries the clocks too.
+    with db.transaction() as session:
+        draft = postmortem.generate_postmortem(
+            session, bot.firebreak.policy, incident.id or 0, actor="U0ANA", key="pm:clocks"
+        )
+    assert "## Regulatory clocks" in draft.markdown and "initial" in draft.markdown.lower()
     assert utcnow() < first.due_at + timedelta(days=400)
 
 
