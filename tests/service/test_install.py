@@ -259,8 +259,16 @@ def test_the_image_start_command_serves_and_passes_its_healthcheck(
     eventually(lambda: fake.response_posts(declared.request.response_url), "the declaration")
     database = Database(image.env["DATABASE_URL"])
     try:
-        with database.transaction() as session:
-            where = session.exec(select(Incident)).one().slack_channel_id or ""
+
+        def channel_ready() -> str | None:
+            # The answer comes at once; the channel is an effect of the declare, and the
+            # reporter is invited right after it is created.
+            with database.transaction() as session:
+                found = session.exec(select(Incident)).one().slack_channel_id
+            ana = fake.user_id("ana.garcia")
+            return found if found and ana in fake.members(found) else None
+
+        where = eventually(channel_ready, "the incident channel, with the reporter in it")
 
         def drafted() -> Postmortem | None:
             with database.transaction() as session:
