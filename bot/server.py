@@ -21,12 +21,13 @@ import uvicorn
 
 from bot import migrations
 from bot.config import Policy, Settings
+from bot.console import Console, load_console_settings
 from bot.errors import ConfigError
 from bot.observability import Workers, configure_logging
 from bot.runbooks.reloading import follow_catalog
 from bot.runtime import Firebreak
 from bot.slack.app import WORK_THREADS, SlackBot, build_bot
-from bot.slack.flows import IncidentFlows
+from bot.slack.flows import IncidentFlows, SlackDirectory, SlackNames
 from bot.slack.readiness import SlackReadiness
 from bot.slack.reminders import start_scheduler
 from bot.web import create_web_app
@@ -96,6 +97,7 @@ def build_service(
             "environment: SLACK_SIGNING_SECRET is not set; it is needed to "
             "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)."
         )
+    console_settings = load_console_settings()  # a bad FIREBREAK_CONSOLE_ value: exit 2 here
     firebreak = Firebreak.create(settings, policy, catalog=follow_catalog(policy))
     slack = SlackReadiness(firebreak) if check_slack else None
     try:
@@ -137,6 +139,13 @@ def build_service(
         ),
         on_startup=service.start_background,
         on_shutdown=service.stop,
+        console=Console(
+            firebreak.db,
+            policy,
+            SlackDirectory(firebreak.gateway),
+            console_settings,
+            names=SlackNames(firebreak.gateway),
+        ),
         readiness=(lambda: slack.reason) if slack is not None else None,
         policy=policy,
         catalog=firebreak.catalog,

@@ -251,7 +251,7 @@ class Console:
 
     def __post_init__(self) -> None:
         secret = self.settings.session_secret
-        if secret is None:
+        if secret is None and self.settings.oidc_enabled:
             log.warning(
                 "console: FIREBREAK_CONSOLE_SESSION_SECRET is not set; sessions end on restart"
             )
