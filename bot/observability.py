@@ -116,6 +116,37 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
 
+class RequestsInFlight:
+    """How many Slack requests this process is answering right now. Background work (the
+    effect runner) gives way while any are, so a burst of requests is acknowledged first and
+    its work follows: Python runs one thread at a time, and Slack waits only 3 seconds."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+        self._quiet = threading.Event()
+        self._quiet.set()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._count += 1
+            self._quiet.clear()
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._count -= 1
+            if self._count <= 0:
+                self._count = 0
+                self._quiet.set()
+
+    def give_way(self, longest: float) -> None:
+        """Wait until no request is in flight, for at most ``longest`` seconds."""
+        self._quiet.wait(longest)
+
+
+REQUESTS_IN_FLIGHT = RequestsInFlight()
+
+
 class Workers:
     """The thread pools that finish what the bot acknowledged: ``work`` for everything, and a
     small ``forms`` pool for opening modals, whose trigger ids expire 3 seconds after the click
@@ -224,8 +255,3 @@ def configure_logging(
     for noisy in ("slack_sdk", "slack_bolt", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-
-def safe_extra(**values: Any) -> dict[str, Any]:
-    """Structured fields for a log record: ids and counts only, never user-written text."""
-    return {k: v for k, v in values.items() if v is not None}

@@ -89,7 +89,8 @@ def create_web_app(
         token = observability.request_id.set(rid)
         started = time.perf_counter()
         try:
-            kind, response = await answer_slack(request, started)
+            with observability.REQUESTS_IN_FLIGHT:
+                kind, response = await answer_slack(request, started)
             # Every answer, refusals included, carries the id, and every Slack request leaves
             # one line with it: the id a person quotes from an error message leads to the
             # request and to everything its work logged (ids and numbers only, never bodies).

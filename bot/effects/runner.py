@@ -102,6 +102,9 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     return timedelta(seconds=min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_MAX))
 
 
+GIVE_WAY_SECONDS = 0.05
+"""The longest an effect waits for in-flight Slack requests to be answered."""
+
 CALL_GRACE = 15.0
 """After the drain deadline, how long to wait for the effect in hand (one bounded call)."""
 
@@ -222,6 +225,9 @@ class EffectRunner:
             for item in claimed:
                 if self._stopping.is_set():
                     break  # the rest is released at stop and taken by another replica
+                # Acknowledgements first: while Slack requests are being answered, wait (a
+                # bounded moment) so a burst is acknowledged before its work competes for CPU.
+                observability.REQUESTS_IN_FLIGHT.give_way(GIVE_WAY_SECONDS)
                 self.execute(item)
             return len(claimed)
         finally:

@@ -81,11 +81,10 @@ def complete_action_item(
     number: int,
     *,
     actor: str,
-    done: bool = True,
     key: str | None = None,
     now: datetime | None = None,
 ) -> Change:
-    """Mark action item ``number`` done (or open again with ``done=False``)."""
+    """Mark action item ``number`` done; doing it again changes nothing."""
     actor = user_id(actor)
     now = when(now, utcnow())
     incident, repeat = begin_change(session, incident_id, key)
@@ -96,19 +95,18 @@ def complete_action_item(
     ).first()
     if item is None:
         raise NotFound(f"{incident.ref} has no action item {number}.")
-    wanted = "done" if done else "open"
-    if item.status == wanted:
+    if item.status == "done":
         return Change(incident, None, {"action_item": item})
-    item.status = wanted
-    item.completed_at = now if done else None
-    item.completed_by = actor if done else None
+    item.status = "done"
+    item.completed_at = now
+    item.completed_by = actor
     session.add(item)
     event = append_event(
         session,
         policy,
         incident,
-        kind=EventKind.ACTION_ITEM_COMPLETED if done else EventKind.ACTION_ITEM_REOPENED,
-        text=f"Action item {number} {'done' if done else 'reopened'}: {item.text}",
+        kind=EventKind.ACTION_ITEM_COMPLETED,
+        text=f"Action item {number} done: {item.text}",
         actor=actor,
         now=now,
         key=key,

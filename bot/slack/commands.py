@@ -75,7 +75,6 @@ USAGE = {
 
 _REF_TOKEN = re.compile(r"^(?:inc-?\d{1,9}|#\d{1,9})$", re.IGNORECASE)
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
-_ANY_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -307,7 +306,3 @@ def _shape_action(ref: int | None, words: list[str], today: date) -> ParsedComma
     return ParsedCommand(
         "action", incident_ref=ref, text=text, users=(owner,) if owner else (), due=due
     )
-
-
-def mentioned_users(text: str) -> list[str]:
-    return _ANY_MENTION.findall(text or "")

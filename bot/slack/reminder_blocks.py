@@ -26,10 +26,12 @@ from bot.reminders.schedule import snooze_minutes
 from bot.reminders.targets import resolve_mentions
 from bot.slack.limits import (
     ACTIONS_ELEMENTS,
+    BLOCKS_TEXT_BUDGET,
     CONTEXT_TEXT,
     HEADER_TEXT,
     MESSAGE_BLOCKS,
     SECTION_TEXT,
+    blocks_text_length,
     escape_mrkdwn,
     truncate,
 )
@@ -38,7 +40,7 @@ ACTION_PREFIX = "reminder"
 TITLE_LIMIT = 200
 """Incident titles are cut to this in reminders: the reminder says what to do, not the story."""
 FALLBACK_TEXT_LIMIT = 3_000
-TEXT_BUDGET = 10_000
+TEXT_BUDGET = BLOCKS_TEXT_BUDGET
 """Text across all blocks of one message. Slack answers ``msg_blocks_too_long`` past about
 12,000 characters even when every block is within its own limit, so long lists stop here and
 say how many more there are."""
@@ -202,18 +204,6 @@ def _reminder_buttons(
 
 def _fallback(text: str) -> str:
     return truncate(text, FALLBACK_TEXT_LIMIT)
-
-
-def _text_length(value: Any) -> int:
-    """Characters of text anywhere in a block structure (what Slack's overall limit counts)."""
-    if isinstance(value, dict):
-        return sum(
-            len(item) if key == "text" and isinstance(item, str) else _text_length(item)
-            for key, item in value.items()
-        )
-    if isinstance(value, list):
-        return sum(_text_length(item) for item in value)
-    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,7 +374,7 @@ def overdue_action_items(
         " Mark them done, or change the due date if the plan changed."
     )
     blocks: list[dict[str, Any]] = [_section(head)]
-    room = TEXT_BUDGET - _text_length(blocks) - 200  # the "more" note
+    room = TEXT_BUDGET - blocks_text_length(blocks) - 200  # the "more" note
     chunk: list[str] = []
     chunk_size = used = listed = 0
     for line in lines:
@@ -421,7 +411,7 @@ def digest(*, entries: Sequence[DigestEntry], day: date) -> ReminderMessage:
         return ReminderMessage(f"{heading}: none.", blocks)
     count = len(entries)
     blocks.append(_context(f"{count} open incident{'s' if count != 1 else ''}"))
-    used = _text_length(blocks)
+    used = blocks_text_length(blocks)
     shown = 0
     for entry in entries:
         name = f"<#{entry.channel_id}|{entry.ref}>" if entry.channel_id else entry.ref
@@ -433,7 +423,7 @@ def digest(*, entries: Sequence[DigestEntry], day: date) -> ReminderMessage:
             f"*{name}* · {escape_mrkdwn(entry.severity)} · {escape_mrkdwn(entry.status_name)}"
             f"{commander}\n{_title(entry.title)}\n_open for {entry.open_for} · {update}_"
         )
-        size = _text_length(block)
+        size = blocks_text_length(block)
         if len(blocks) >= MESSAGE_BLOCKS - 1 or used + size > TEXT_BUDGET - 200:
             break
         blocks.append(block)

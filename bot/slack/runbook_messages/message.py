@@ -11,12 +11,19 @@ from typing import Any
 
 from bot.runbooks.parser import Runbook, markdown_plain_text
 from bot.runbooks.progress import DONE, FINISHED_STATES, IN_PROGRESS, SKIPPED, RunView, StepView
-from bot.slack.limits import BUTTON_TEXT, HEADER_TEXT, MESSAGE_BLOCKS, truncate
+from bot.slack.limits import (
+    BLOCKS_TEXT_BUDGET,
+    BUTTON_TEXT,
+    HEADER_TEXT,
+    MESSAGE_BLOCKS,
+    blocks_text_length,
+    truncate,
+)
 from bot.slack.runbook_messages.actions import action_id
 from bot.slack.runbook_messages.mrkdwn import Unit, _escape, join_units, markdown_units
 from bot.slack.runbook_messages.sections import pack_sections
 
-PAGE_TEXT_BUDGET = 10_000
+PAGE_TEXT_BUDGET = BLOCKS_TEXT_BUDGET
 """Characters of text across all blocks of one page (Slack's practical message size)."""
 FALLBACK_TEXT_MAX = 3_000
 STEP_SECTIONS_MAX = 3
@@ -178,30 +185,9 @@ def _step_actions(run_id: int, index: int, view: StepView, is_next: bool) -> dic
     return {"type": "actions", "elements": elements}
 
 
-def _text_size(block: Mapping[str, Any]) -> int:
-    """Characters of text a block carries (what counts toward Slack's message size)."""
-    size = 0
-    text = block.get("text")
-    if isinstance(text, Mapping):
-        size += len(str(text.get("text", "")))
-    for element in block.get("elements", []) or []:
-        if isinstance(element, Mapping):
-            if element.get("type") in ("mrkdwn", "plain_text"):
-                size += len(str(element.get("text", "")))
-            for key in ("text", "placeholder"):
-                inner = element.get(key)
-                if isinstance(inner, Mapping):
-                    size += len(str(inner.get("text", "")))
-    accessory = block.get("accessory")
-    if isinstance(accessory, Mapping):
-        inner = accessory.get("text")
-        if isinstance(inner, Mapping):
-            size += len(str(inner.get("text", "")))
-    return size
-
-
 def message_text_size(blocks: Iterable[Mapping[str, Any]]) -> int:
-    return sum(_text_size(b) for b in blocks)
+    """Text the blocks carry, counted the one way Slack's message limit counts it."""
+    return blocks_text_length(list(blocks))
 
 
 def _allocate(needs: Sequence[int], available: int) -> list[int]:
