@@ -165,6 +165,12 @@ class FairLock:
             self._owner = me
             self._depth = 1
 
+    @property
+    def waiting(self) -> int:
+        """How many threads are queued for the lock right now."""
+        with self._guard:
+            return len(self._waiters)
+
     def __exit__(self, *_: object) -> None:
         with self._guard:
             self._depth -= 1

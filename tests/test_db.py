@@ -50,7 +50,7 @@ def test_sqlite_writers_are_served_in_arrival_order() -> None:
             thread.start()
             threads.append(thread)
             deadline = time.monotonic() + 5
-            while len(lock._waiters) < n + 1 and time.monotonic() < deadline:
+            while lock.waiting < n + 1 and time.monotonic() < deadline:
                 time.sleep(0.001)
         arrived.set()
     for thread in threads:
