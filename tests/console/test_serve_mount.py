@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from bot import incidents
 from bot.config import Policy, Settings
 from bot.console.auth import Sessions
+from bot.db import Database
 from bot.errors import ConfigError
 from bot.sandbox import FakeSlack
 from bot.server import build_service
@@ -42,8 +43,9 @@ def titles(page: str) -> list[str]:
 
 
 def test_serve_mounts_the_console_with_slack_visibility_and_names(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """(``db`` empties the tables first.)"""
     monkeypatch.setenv("FIREBREAK_CONSOLE_OIDC_CLIENT_ID", "123.456")
     monkeypatch.setenv("FIREBREAK_CONSOLE_OIDC_CLIENT_SECRET", "shh")
     monkeypatch.setenv("FIREBREAK_CONSOLE_SESSION_SECRET", SECRET)
