@@ -13,19 +13,17 @@ import hmac
 import io
 import json
 import logging
-import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markdown_it import MarkdownIt
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,10 +35,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import incidents
 from bot.access import Directory
 from bot.config import Policy
-from bot.console import charts
 from bot.console import insights as ins
 from bot.console import queries as q
 from bot.console.auth import AuthError, OidcClient, Sessions, Viewer, proxy_user, same_token
+from bot.console.present import (
+    People,
+    chart_for,
+    csv_cell,
+    event_label,
+    markdown_renderer,
+    safe_url,
+    slack_text,
+    timeline_html,
+    when,
+)
 from bot.console.settings import ConsoleSettings, load_console_settings
 from bot.db import Database
 from bot.errors import InvalidInput
@@ -113,125 +121,6 @@ class Refused(Exception):
         self.status = status
 
 
-class People:
-    """Names for user ids on one page, asking the resolver once per id."""
-
-    def __init__(self, names: NameResolver | None) -> None:
-        self.names = names
-        self._seen: dict[str, str] = {}
-
-    def __call__(self, user_id: str | None) -> str:
-        if not user_id:
-            return "—"
-        if user_id not in self._seen:
-            found = None
-            if self.names is not None:
-                try:
-                    found = self.names.user(user_id)
-                except Exception:  # a name is a nicety: show the id
-                    found = None
-            self._seen[user_id] = found or user_id
-        return self._seen[user_id]
-
-
-def _time_html(value: datetime) -> str:
-    iso = value.astimezone(UTC).isoformat()
-    day, seconds, minutes = iso[:10], iso[11:19], iso[11:16]
-    return (
-        f'<time datetime="{day}T{seconds}Z" title="{day} {seconds} UTC">{day} {minutes} UTC</time>'
-    )
-
-
-def _when(value: datetime | None) -> Markup:
-    """A time people read in their own timezone (console.js); UTC on hover and without JS."""
-    if value is None:
-        return Markup('<span class="unknown">—</span>')
-    return Markup(_time_html(value))
-
-
-def _safe_url(value: str | None) -> str | None:
-    """Only absolute http(s) links become links (a ``javascript:`` URL stays text)."""
-    if not value:
-        return None
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return value.strip()
-
-
-_SLACK_TOKEN = re.compile(r"<([@#!])?([^<>|\n]*)(?:\|([^<>\n]*))?>")
-
-
-def _slack_text(text: str, people: Callable[[str | None], str]) -> str:
-    """Slack markup made readable: mentions as names, links as their labels. The result is
-    plain text (autoescaped by the template)."""
-
-    def token(match: re.Match[str]) -> str:
-        sigil, target, label = match.group(1), match.group(2), match.group(3)
-        if sigil == "@":
-            return "@" + (label or people(target))
-        if sigil == "#":
-            return "#" + (label or target)
-        if sigil == "!":
-            return "@" + (label or target.split("^")[0])
-        return label or target
-
-    if "<" not in text and "&" not in text:
-        return text
-    text = _SLACK_TOKEN.sub(token, text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def timeline_html(events: Sequence[q.EventRow], people: Callable[[str | None], str]) -> Markup:
-    """The timeline's list items, built here rather than in the template: an incident can have
-    10,000 events, and this is several times faster. Every piece of text is escaped."""
-    labels: dict[str, str] = {}
-    parts = []
-    for e in events:
-        label = labels.get(e.kind)
-        if label is None:
-            label = labels[e.kind] = str(escape(_label(e.kind)))
-        actor = f'<span class="actor">{escape(people(e.actor_id))}:</span> ' if e.actor_id else ""
-        url = _safe_url(e.source_url)
-        link = (
-            f' <a class="source" href="{escape(url)}" rel="noopener noreferrer">View in Slack</a>'
-            if url
-            else ""
-        )
-        parts.append(
-            f'<li class="ev ev-{escape(e.kind)}"><div><span class="when">'
-            f"{_time_html(e.occurred_at)}</span></div>"
-            f'<div class="kind">{label}</div><div class="body">{actor}'
-            f'<span class="text">{escape(_slack_text(e.text, people))}</span>{link}</div></li>\n'
-        )
-    return Markup("".join(parts))
-
-
-def _label(kind: str) -> str:
-    return kind.replace("_", " ").capitalize()
-
-
-def _csv_cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells that start like a formula; incident text is data.
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _markdown() -> MarkdownIt:
-    # html=False: HTML inside a postmortem (an incident title with <script>) is shown as text.
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-
-
 @dataclass
 class Console:
     """Everything the console needs. ``directory`` decides private-incident visibility with
@@ -271,10 +160,10 @@ class Console:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            when=_when,
-            label=_label,
-            slack=_slack_text,
-            safe_url=_safe_url,
+            when=when,
+            label=event_label,
+            slack=slack_text,
+            safe_url=safe_url,
             duration=incidents.humanize_duration,
         )
         self.env.globals.update(
@@ -283,7 +172,7 @@ class Console:
             urlencode=urlencode,
             page_query=lambda flt, **changes: urlencode(flt.query(**changes)),
         )
-        self.markdown = _markdown()
+        self.markdown = markdown_renderer()
         asset = (STATIC / "console.css").read_bytes() + (STATIC / "console.js").read_bytes()
         self.asset_version = hashlib.sha256(asset).hexdigest()[:10]
 
@@ -581,9 +470,9 @@ class Console:
             raise Refused(404, f"There is no insight {key[:40]!r}.")
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([_csv_cell(c) for c in table.columns])
+        writer.writerow([csv_cell(c) for c in table.columns])
         for row in table.rows:
-            writer.writerow([_csv_cell(v) for v in row])
+            writer.writerow([csv_cell(v) for v in row])
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
@@ -622,45 +511,6 @@ class Console:
 
         app.add_exception_handler(404, not_found)
         return SecurityHeaders(app)
-
-
-def _short_period(label: str) -> str:
-    """``2026-W07`` -> ``W07``; ``2026-02`` -> ``Feb 2026`` (axis labels; tables keep the
-    full label)."""
-    if "-W" in label:
-        return label.split("-", 1)[1]
-    try:
-        return date.fromisoformat(label + "-01").strftime("%b %Y")
-    except ValueError:
-        return label
-
-
-def chart_for(table: ins.Table) -> Markup:
-    labels = [str(row[0]) for row in table.rows]
-    if table.columns[0] == "period":
-        labels = [_short_period(label) for label in labels]
-    if table.key in RESPONSE_KEYS:
-        series = [
-            ("median", [_num(r[2]) for r in table.rows]),
-            ("p90", [_num(r[3]) for r in table.rows]),
-        ]
-        return charts.line_chart(table.title, labels, series, table.unit)
-    if table.key == "time_in_status":
-        return charts.hbar_chart(
-            "Median hours in each status", labels, [_num(r[2]) for r in table.rows], "hours"
-        )
-    if table.key == "runbooks":
-        return charts.hbar_chart(table.title, labels, [_num(r[1]) for r in table.rows], "runs")
-    names = table.columns[1:-1]
-    series = [(name, [_num(r[i + 1]) for r in table.rows]) for i, name in enumerate(names)]
-    return charts.bar_chart(table.title, labels, series, table.unit)
-
-
-RESPONSE_KEYS = frozenset(ins.RESPONSE_METRICS)
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _int_param(request: Request, name: str) -> int | None:
