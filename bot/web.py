@@ -33,6 +33,7 @@ from bot.config import Policy
 from bot.console import Console, console_routes
 from bot.db import Database
 from bot.effects import store as effect_store
+from bot.http_body import BodyTooLarge, read_body
 from bot.models import Incident
 from bot.runbooks.catalog import RunbookCatalog
 from bot.slack import shapes
@@ -40,22 +41,6 @@ from bot.slack import shapes
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise BodyTooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY:
-            raise BodyTooLarge
-    return bytes(body)
 
 
 def _kind(body: str, content_type: str) -> str:
@@ -112,7 +97,7 @@ def create_web_app(
         if bolt is None:
             return "other", PlainTextResponse("Slack is not configured here", status_code=404)
         try:
-            body = await _read_body(request)
+            body = await read_body(request, MAX_BODY)
         except BodyTooLarge:
             observability.SLACK_REQUESTS.labels(kind="other", status="413").inc()
             return "other", PlainTextResponse("request body too large", status_code=413)

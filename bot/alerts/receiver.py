@@ -29,6 +29,7 @@ from bot.clock import utcnow
 from bot.config import Policy, load_configuration
 from bot.db import Database
 from bot.errors import ConfigError, FirebreakError
+from bot.http_body import BodyTooLarge, read_body
 from bot.runbooks.catalog import RunbookCatalog
 
 log = logging.getLogger(__name__)
@@ -44,22 +45,6 @@ ALERT_REQUESTS = Counter(
 ALERT_LATENCY = Histogram(
     "firebreak_alert_request_seconds", "Time to store one alert webhook", ["source"]
 )
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise _TooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY:
-            raise _TooLarge
-    return bytes(body)
 
 
 def decode(body: bytes) -> object:
@@ -161,8 +146,8 @@ class AlertReceiver:
         except ConfigError as exc:
             return _error(503, f"the server's configuration is invalid: {exc}")
         try:
-            body = await _read_body(request)
-        except _TooLarge:
+            body = await read_body(request, MAX_BODY)
+        except BodyTooLarge:
             return _error(413, f"the body is over {MAX_BODY // (1024 * 1024)} MB")
         refusal = authenticate(
             config.settings,
