@@ -23,25 +23,15 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+from bot.durations import parse_duration
 
 
 def _window(value: object) -> object:
-    """``30m``, ``1h``, ``1h30m``, ``90s``; a bare number is refused (which unit?). The same
-    notation as ``bot.config.Duration``; importing that here would be an import cycle, since
-    bot.config imports this module."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError(
-            f'invalid duration {value!r}: a number needs a unit, e.g. "{value}m" for '
-            f'minutes or "{value}s" for seconds'
-        )
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip().replace(" ", "").lower())
-        if match and any(match.groups()):
-            hours, minutes, seconds = (int(g or 0) for g in match.groups())
-            return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-        raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 1h30m, 90s")
-    return value
+    """``30m``, ``1h``, ``1h30m``, ``90s`` as everywhere in the policy; ``0s`` (or ``0m``)
+    turns the flap window off."""
+    if isinstance(value, str) and value.strip().lower().rstrip("dhms") == "0":
+        return timedelta(0)
+    return parse_duration(value)
 
 
 Window = Annotated[timedelta, BeforeValidator(_window)]

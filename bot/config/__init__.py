@@ -16,7 +16,6 @@ Any problem stops start-up with one line that names the key (``ConfigError``; ex
 
 from __future__ import annotations
 
-from bot.config.durations import Duration, format_duration, parse_duration
 from bot.config.policy import (
     COMMANDER,
     AccessPolicy,
@@ -33,6 +32,7 @@ from bot.config.policy import (
     policy_from_dict,
 )
 from bot.config.settings import Settings, load_configuration, load_settings, normalise_database_url
+from bot.durations import Duration, format_duration, parse_duration
 
 __all__ = [
     "COMMANDER",

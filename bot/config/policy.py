@@ -23,8 +23,8 @@ from pydantic import (
 
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
-from bot.config.durations import Duration
 from bot.cron import cron_trigger  # crontab weekdays: 0 and 7 are Sunday
+from bot.durations import Duration
 from bot.errors import ConfigError
 
 

@@ -56,7 +56,6 @@ class Replies:
     channel: str | None
     response_url: str | None
     count: int = 0
-    sent: list[str] = field(default_factory=list)
 
     def __call__(
         self, text: str = "", blocks: list[dict[str, Any]] | None = None, **_: Any
@@ -76,7 +75,6 @@ class Replies:
                 },
                 now=utcnow(),
             )
-        self.sent.append(text)
 
 
 Processor = Callable[[str, dict[str, Any], Replies], None]

@@ -1,4 +1,6 @@
-"""Durations: teams write "15m", "1h30m", "90s", "2d". A bare number is refused: "15" could mean
+"""Durations in the policy (a leaf module: ``bot.config`` and ``bot.alerts`` both use it).
+
+Teams write "15m", "1h30m", "90s", "2d". A bare number is refused: "15" could mean
 seconds or minutes, and guessing wrong escalates 60 times too early or too late."""
 
 from __future__ import annotations
