@@ -7,11 +7,14 @@ import threading
 import time
 
 from sqlmodel import select
+from starlette.testclient import TestClient
 
 from bot import incidents as core
+from bot import migrations
 from bot.config import Policy
 from bot.db import Database, FairLock
 from bot.models import Incident
+from bot.web import create_web_app
 
 
 def test_sqlite_pragmas_are_set(tmp_path: object) -> None:
@@ -85,3 +88,23 @@ def test_reads_do_not_wait_for_writers(db: Database, policy: object) -> None:
     assert titles == ["first"]
     with db.read() as session:
         assert sorted(i.title for i in session.exec(select(Incident)).all()) == ["first", "second"]
+
+
+def test_readyz_refuses_traffic_when_the_database_cannot_be_written(tmp_path: object) -> None:
+    """A replica that can read but not write would acknowledge what it cannot record."""
+    path = f"{tmp_path}/ro.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    writable = Database(f"sqlite:///{path}")
+    read_only = Database(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        with TestClient(create_web_app(None, writable)) as client:
+            answer = client.get("/readyz")
+            assert (answer.status_code, answer.json()["detail"]) == (200, "ok")
+        with TestClient(create_web_app(None, read_only)) as client:
+            answer = client.get("/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["detail"] == "database not writable: OperationalError"
+            assert client.get("/healthz").status_code == 200  # alive, only not ready
+    finally:
+        writable.dispose()
+        read_only.dispose()
