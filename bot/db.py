@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
 
+from bot import priority
 from bot.clock import as_utc
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -200,7 +201,9 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any error."""
+        priority.pause_point()
         with (
+            priority.holding(),
             self._writer or nullcontext(),
             Session(self.engine, expire_on_commit=False) as session,
             session.begin(),
@@ -211,6 +214,7 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A session for reading only: it takes no write lock, so on SQLite it neither waits for
         writers nor makes them wait (WAL). Anything it writes is rolled back."""
+        priority.pause_point()
         # Closing the session hands the connection back to the pool, which rolls the read
         # transaction back; unlike an explicit rollback, it leaves loaded objects readable.
         with Session(self._reader, expire_on_commit=False) as session:

@@ -22,6 +22,8 @@ from typing import Any, ParamSpec, TypeVar
 from prometheus_client import Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
+from bot.priority import run_in_background
+
 # --------------------------------------------------------------------------------------------
 # Metrics
 
@@ -116,45 +118,18 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
 
-class RequestsInFlight:
-    """How many Slack requests this process is answering right now. Background work (the
-    effect runner) gives way while any are, so a burst of requests is acknowledged first and
-    its work follows: Python runs one thread at a time, and Slack waits only 3 seconds."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-        self._quiet = threading.Event()
-        self._quiet.set()
-
-    def __enter__(self) -> None:
-        with self._lock:
-            self._count += 1
-            self._quiet.clear()
-
-    def __exit__(self, *_: object) -> None:
-        with self._lock:
-            self._count -= 1
-            if self._count <= 0:
-                self._count = 0
-                self._quiet.set()
-
-    def give_way(self, longest: float) -> None:
-        """Wait until no request is in flight, for at most ``longest`` seconds."""
-        self._quiet.wait(longest)
-
-
-REQUESTS_IN_FLIGHT = RequestsInFlight()
-
-
 class Workers:
     """The thread pools that finish what the bot acknowledged: ``work`` for everything, and a
     small ``forms`` pool for opening modals, whose trigger ids expire 3 seconds after the click
     and so must never wait behind slow work such as a rate-limited Slack call."""
 
     def __init__(self, work_threads: int = 4, form_threads: int = 2) -> None:
-        self.work = ContextThreadPoolExecutor(work_threads, thread_name_prefix="firebreak-work")
-        self.forms = ContextThreadPoolExecutor(form_threads, thread_name_prefix="firebreak-forms")
+        self.work = ContextThreadPoolExecutor(
+            work_threads, thread_name_prefix="firebreak-work", initializer=run_in_background
+        )
+        self.forms = ContextThreadPoolExecutor(
+            form_threads, thread_name_prefix="firebreak-forms", initializer=run_in_background
+        )
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until both pools are idle (a form can lead to work, so forms first)."""

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import CapacityLimiter, to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
@@ -22,11 +23,13 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot import migrations, observability
+from bot import migrations, observability, priority
 from bot.alerts.receiver import alert_routes
 from bot.clock import utcnow
 from bot.config import Policy
@@ -41,6 +44,10 @@ from bot.slack import shapes
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+DISPATCH_THREADS = 4
+"""Slack requests dispatched through Bolt at once; the rest wait in the event loop. Python runs
+one thread at a time: forty threads sharing it would each hold a request open forty times as
+long, and a thread holding the database's writer would wait its turn among all of them."""
 
 
 def _kind(body: str, content_type: str) -> str:
@@ -68,14 +75,20 @@ def create_web_app(
     """``readiness`` returns why the service is not ready yet (e.g. "slack unreachable"), or
     ``None``; ``/readyz`` reports it."""
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
+    limiter: list[CapacityLimiter] = []
+
+    def dispatchers() -> CapacityLimiter:
+        # Made on first use: a limiter belongs to the running event loop.
+        if not limiter:
+            limiter.append(CapacityLimiter(DISPATCH_THREADS))
+        return limiter[0]
 
     async def slack_events(request: Request) -> Response:
         rid = uuid.uuid4().hex[:16]
         token = observability.request_id.set(rid)
         started = time.perf_counter()
         try:
-            with observability.REQUESTS_IN_FLIGHT:
-                kind, response = await answer_slack(request, started)
+            kind, response = await answer_slack(request, started)
             # Every answer, refusals included, carries the id, and every Slack request leaves
             # one line with it: the id a person quotes from an error message leads to the
             # request and to everything its work logged (ids and numbers only, never bodies).
@@ -118,21 +131,26 @@ def create_web_app(
             # reads the body.
             observability.SLACK_REQUESTS.labels(kind="unverified", status="401").inc()
             return "unverified", PlainTextResponse("invalid request signature", status_code=401)
-        problem = shapes.malformed(text, request.headers.get("content-type", ""))
-        if problem is not None:
+        content_type = request.headers.get("content-type", "")
+        try:
+            # Bolt parses the body once; the shape check reads what Bolt parsed.
+            bolt_request: BoltRequest | None = BoltRequest(
+                body=text, query=str(request.url.query), headers=dict(request.headers)
+            )
+        except Exception:  # a body Bolt cannot parse (broken JSON in payload=, a JSON array)
+            bolt_request = None
+        problem = shapes.malformed(
+            text, content_type, bolt_request.body if bolt_request is not None else None
+        )
+        if problem is None and bolt_request is None:
+            problem = "the body cannot be parsed"
+        if problem is not None or bolt_request is None:
             # Signed, but not a shape Slack sends: refused before Bolt or a listener reads (or
             # stores) any of it.
             observability.SLACK_REQUESTS.labels(kind=kind, status="400").inc()
             log.warning("malformed slack request", extra={"kind": kind, "problem": problem})
             return kind, PlainTextResponse(f"malformed request: {problem}", status_code=400)
-        try:
-            bolt_request = BoltRequest(
-                body=text, query=str(request.url.query), headers=dict(request.headers)
-            )
-        except ValueError:  # a body Bolt cannot parse (broken JSON in payload=, ...)
-            observability.SLACK_REQUESTS.labels(kind=kind, status="400").inc()
-            return kind, PlainTextResponse("malformed request", status_code=400)
-        response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        response = await to_thread.run_sync(bolt.dispatch, bolt_request, limiter=dispatchers())
         observability.ACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
         observability.SLACK_REQUESTS.labels(kind=kind, status=str(response.status)).inc()
         headers = response.first_headers_without_set_cookie()
@@ -190,7 +208,25 @@ def create_web_app(
             *alert_routes(database, policy=policy, catalog=catalog),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(AnswersFirst)],
     )
+
+
+class AnswersFirst:
+    """Counts a Slack request or an alert as in flight from its arrival until the last byte of
+    its answer is sent, so background work gives way (``bot.priority``) for all of it."""
+
+    PATHS = ("/slack/events", "/alerts/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.PATHS):
+            with priority.REQUESTS_IN_FLIGHT:
+                await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _update_gauges(database: Database) -> None:

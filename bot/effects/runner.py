@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session
 
-from bot import observability
+from bot import observability, priority
 from bot.clock import utcnow
 from bot.db import Database
 from bot.effects import store
@@ -101,9 +101,6 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
         return timedelta(seconds=retry_after)
     return timedelta(seconds=min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_MAX))
 
-
-GIVE_WAY_SECONDS = 0.05
-"""The longest an effect waits for in-flight Slack requests to be answered."""
 
 CALL_GRACE = 15.0
 """After the drain deadline, how long to wait for the effect in hand (one bounded call)."""
@@ -194,6 +191,7 @@ class EffectRunner:
             return 0
 
     def _loop(self) -> None:
+        priority.run_in_background()
         while not self._stopping.is_set():
             try:
                 ran = self.run_once()
@@ -225,9 +223,7 @@ class EffectRunner:
             for item in claimed:
                 if self._stopping.is_set():
                     break  # the rest is released at stop and taken by another replica
-                # Acknowledgements first: while Slack requests are being answered, wait (a
-                # bounded moment) so a burst is acknowledged before its work competes for CPU.
-                observability.REQUESTS_IN_FLIGHT.give_way(GIVE_WAY_SECONDS)
+                priority.pause_point()  # acknowledgements first
                 self.execute(item)
             return len(claimed)
         finally:

@@ -47,6 +47,35 @@ def _insert(session: Session) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+_EFFECTS = Effect.__table__  # type: ignore[attr-defined]
+
+
+def new_row(
+    *,
+    kind: str,
+    key: str,
+    data: dict[str, Any] | None = None,
+    incident_id: int | None = None,
+    lane: str | None = None,
+    due_at: datetime | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "key": key[:255],
+        "kind": kind,
+        "incident_id": incident_id,
+        "lane": lane,
+        "data": data or {},
+        "result": {},
+        "state": PENDING,
+        "due_at": due_at or now,
+        "attempts": 0,
+        "rerun": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def enqueue(
     session: Session,
     *,
@@ -60,28 +89,33 @@ def enqueue(
 ) -> bool:
     """Write an effect once: a second write with the same ``key`` changes nothing.
     Returns whether a row was written."""
-    statement = (
-        _insert(session)(Effect)
-        .values(
-            key=key[:255],
-            kind=kind,
-            incident_id=incident_id,
-            lane=lane,
-            data=data or {},
-            result={},
-            state=PENDING,
-            due_at=due_at or now,
-            attempts=0,
-            rerun=False,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(col(Effect.id))
+    row = new_row(
+        kind=kind, key=key, data=data, incident_id=incident_id, lane=lane, due_at=due_at, now=now
     )
-    written = session.execute(statement).scalar_one_or_none() is not None
+    return enqueue_many(session, [row]) == [True]
+
+
+def enqueue_many(session: Session, rows: list[dict[str, Any]]) -> list[bool]:
+    """Write several effects (each made by ``new_row``) in one statement. Returns, for each,
+    whether it was written (False: its key was taken already, or by an earlier one of ``rows``)."""
+    firsts: list[bool] = []
+    unique: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row in rows:
+        firsts.append(row["key"] not in seen)
+        if firsts[-1]:
+            seen.add(row["key"])
+            unique.append(row)
+    if not unique:
+        return []
+    statement = (
+        _insert(session)(_EFFECTS)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(_EFFECTS.c.key)
+    )
+    written = set(session.execute(statement, unique[0] if len(unique) == 1 else unique).scalars())
     session.info[ENQUEUED] = True
-    return written
+    return [first and row["key"] in written for row, first in zip(rows, firsts, strict=True)]
 
 
 def arm(

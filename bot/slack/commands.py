@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from rapidfuzz.distance import OSA
+
 from bot.incidents import parse_incident_ref
 
 SUBCOMMANDS = {
@@ -169,36 +171,20 @@ def _argument_like(token: str) -> bool:
     return bool(_ARGUMENT.match(token))
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of
-    two neighbouring letters (``stauts`` -> ``status`` is one edit) each cost one."""
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        previous2, previous = previous, current
-    return previous[len(b)]
-
-
 def close_command(word: str) -> str | None:
     """The command ``word`` is probably a typo of, or None.
 
     Close means one edit for words of up to four letters, two for longer words, or a prefix of
-    a command of at least three letters (``stat``). Exact commands are not typos."""
+    a command of at least three letters (``stat``). Exact commands are not typos. An edit is an
+    insertion, a deletion, a substitution or a swap of two neighbouring letters (optimal string
+    alignment: ``stauts`` is one edit from ``status``)."""
     word = word.lower()
     if len(word) < 2 or not word.isalpha() or word in SUBCOMMANDS:
         return None
     allowed = 1 if len(word) <= 4 else 2
     best: tuple[int, str] | None = None
     for command in SUBCOMMANDS:
-        distance = (
-            0 if len(word) >= 3 and command.startswith(word) else edit_distance(word, command)
-        )
+        distance = 0 if len(word) >= 3 and command.startswith(word) else OSA.distance(word, command)
         if distance <= allowed and (best is None or distance < best[0]):
             best = (distance, command)
     return best[1] if best else None

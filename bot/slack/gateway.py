@@ -29,7 +29,7 @@ from urllib.error import HTTPError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import observability
+from bot import observability, priority
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,7 @@ class SlackGateway:
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call ``method``; raise ``SlackCallError`` on any failure. Counts every call."""
+        priority.pause_point()
         started = time.perf_counter()
         failure: SlackCallError | None = None
         response: Any = None

@@ -23,6 +23,7 @@ from typing import Any
 from bot import observability
 from bot.clock import utcnow
 from bot.effects import kinds, store
+from bot.effects.group import GroupWriter
 from bot.effects.runner import Done, TransientError
 from bot.effects.store import Claimed
 from bot.errors import FirebreakError
@@ -86,6 +87,9 @@ class Inbox:
     fb: Firebreak
     processors: dict[str, Processor] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._writer = GroupWriter(self.fb.db)
+
     def record(self, kind: str, key: str, body: dict[str, Any]) -> bool:
         """Write the request before it is acknowledged. Returns False when it was recorded
         already (a retry, a double delivery, another replica). Raises ``NotRecorded`` when it
@@ -95,20 +99,18 @@ class Inbox:
         # quick clicks on a runbook apply in order); everyone else's run in parallel.
         lane = f"in:{channel}:{user}"[:64] if channel and user else None
         try:
-            with self.fb.db.transaction() as session:
-                return store.enqueue(
-                    session,
-                    kind=kinds.SLACK_REQUEST,
-                    key=f"in:{key}"[:255],
-                    data={
-                        "kind": kind,
-                        "key": key,
-                        "body": body,
-                        "request_id": observability.request_id.get(),
-                    },
-                    lane=lane,
-                    now=utcnow(),
-                )
+            return self._writer.enqueue(
+                kind=kinds.SLACK_REQUEST,
+                key=f"in:{key}"[:255],
+                data={
+                    "kind": kind,
+                    "key": key,
+                    "body": _stored(kind, body),
+                    "request_id": observability.request_id.get(),
+                },
+                lane=lane,
+                now=utcnow(),
+            )
         except Exception as exc:
             observability.ERRORS.labels(where="inbox").inc()
             log.error("a Slack request could not be recorded: %s", type(exc).__name__)
@@ -150,6 +152,15 @@ class Inbox:
         if not url and body.get("response_urls"):
             url = (body["response_urls"][0] or {}).get("response_url")
         return Replies(self.fb, key, user, channel, str(url) if url else None)
+
+
+def _stored(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The request as it is stored: a click's message keeps everything but its blocks (the
+    rendered message, most of a click's payload, which processing never reads)."""
+    message = body.get("message")
+    if kind == "action" and isinstance(message, dict) and "blocks" in message:
+        return {**body, "message": {k: v for k, v in message.items() if k != "blocks"}}
+    return body
 
 
 def who_and_where(kind: str, body: dict[str, Any]) -> tuple[str, str | None]:

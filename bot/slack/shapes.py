@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 # Interaction payload fields that are objects whenever they are present and not null (Slack sends
 # "enterprise": null outside Enterprise Grid).
@@ -35,17 +35,22 @@ def _first(*problems: str | None) -> str | None:
     return next((problem for problem in problems if problem), None)
 
 
-def malformed(body: str, content_type: str) -> str | None:
-    """Why ``body`` is not a request Slack could have sent, or ``None`` if its shape is fine."""
+def malformed(body: str, content_type: str, parsed: Any = None) -> str | None:
+    """Why ``body`` is not a request Slack could have sent, or ``None`` if its shape is fine.
+    ``parsed``: the body as Bolt parsed it (a JSON body, or an interaction's payload), so a
+    large payload is decoded once."""
     if "application/json" in content_type:
-        return _event_envelope(body)
+        return _event_envelope(parsed if isinstance(parsed, dict) else body)
+    keys = [unquote_plus(field.partition("=")[0]) for field in body.split("&")]
+    if "payload" in keys:
+        if keys.count("payload") != 1:
+            return "more than one payload"
+        if isinstance(parsed, dict):
+            return _interaction(parsed)
+        return _interaction(parse_qs(body, keep_blank_values=True)["payload"][0])
     form = parse_qs(body, keep_blank_values=True)
     if "ssl_check" in form:  # Slack checking the certificate of a slash command's URL
         return None
-    if "payload" in form:
-        if len(form["payload"]) != 1:
-            return "more than one payload"
-        return _interaction(form["payload"][0])
     if "command" in form:
         return _command(form)
     return "neither an event, an interaction nor a command"
@@ -61,8 +66,8 @@ def _load(text: str, what: str) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
-def _event_envelope(body: str) -> str | None:
-    envelope, problem = _load(body, "the body")
+def _event_envelope(body: str | dict[str, Any]) -> str | None:
+    envelope, problem = (body, None) if isinstance(body, dict) else _load(body, "the body")
     if envelope is None:
         return problem
     kind = envelope.get("type")
@@ -87,8 +92,8 @@ def _event_envelope(body: str) -> str | None:
     return None
 
 
-def _interaction(text: str) -> str | None:
-    payload, problem = _load(text, "payload")
+def _interaction(text: str | dict[str, Any]) -> str | None:
+    payload, problem = (text, None) if isinstance(text, dict) else _load(text, "payload")
     if payload is None:
         return problem
     kind = payload.get("type")
