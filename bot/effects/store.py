@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, update
 from sqlalchemy import select as sa_select
@@ -50,25 +50,30 @@ def _insert(session: Session) -> Any:
 _EFFECTS = Effect.__table__  # type: ignore[attr-defined]
 
 
-def new_row(
-    *,
-    kind: str,
-    key: str,
-    data: dict[str, Any] | None = None,
-    incident_id: int | None = None,
-    lane: str | None = None,
-    due_at: datetime | None = None,
-    now: datetime,
-) -> dict[str, Any]:
+class EffectFields(TypedDict):
+    """What an effect is: its kind, its idempotency key, its plain data, the incident and lane
+    it belongs to (a lane runs in order), when it is due (default: now)."""
+
+    kind: str
+    key: str
+    now: datetime
+    data: NotRequired[dict[str, Any] | None]
+    incident_id: NotRequired[int | None]
+    lane: NotRequired[str | None]
+    due_at: NotRequired[datetime | None]
+
+
+def new_row(**fields: Unpack[EffectFields]) -> dict[str, Any]:
+    now = fields["now"]
     return {
-        "key": key[:255],
-        "kind": kind,
-        "incident_id": incident_id,
-        "lane": lane,
-        "data": data or {},
+        "key": fields["key"][:255],
+        "kind": fields["kind"],
+        "incident_id": fields.get("incident_id"),
+        "lane": fields.get("lane"),
+        "data": fields.get("data") or {},
         "result": {},
         "state": PENDING,
-        "due_at": due_at or now,
+        "due_at": fields.get("due_at") or now,
         "attempts": 0,
         "rerun": False,
         "created_at": now,
@@ -76,23 +81,10 @@ def new_row(
     }
 
 
-def enqueue(
-    session: Session,
-    *,
-    kind: str,
-    key: str,
-    data: dict[str, Any] | None = None,
-    incident_id: int | None = None,
-    lane: str | None = None,
-    due_at: datetime | None = None,
-    now: datetime,
-) -> bool:
+def enqueue(session: Session, **fields: Unpack[EffectFields]) -> bool:
     """Write an effect once: a second write with the same ``key`` changes nothing.
     Returns whether a row was written."""
-    row = new_row(
-        kind=kind, key=key, data=data, incident_id=incident_id, lane=lane, due_at=due_at, now=now
-    )
-    return enqueue_many(session, [row]) == [True]
+    return enqueue_many(session, [new_row(**fields)]) == [True]
 
 
 def enqueue_many(session: Session, rows: list[dict[str, Any]]) -> list[bool]:
