@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +72,7 @@ class PermanentError(Exception):
 @dataclass(frozen=True)
 class Done:
     result: dict[str, Any] = field(default_factory=dict)
-    then: Callable[[Session, Effect], None] | None = None
+    then: Callable[[Session], None] | None = None
     """Runs in the finishing transaction, after the claim was checked."""
 
 
@@ -220,18 +220,43 @@ class EffectRunner:
                 claimed = store.claim(
                     session, self.worker_id, now=utcnow(), lease=self.lease, limit=self.batch
                 )
-            for item in claimed:
+                # An attempt counts once it starts, not when it is claimed: a batch's later
+                # effects were never tried if this process dies first, and a repeat (which
+                # checks whether Slack already did the work, or does not answer twice) must
+                # not be assumed for them. Each start is recorded in the transaction before
+                # it: the claim, or the finish of the effect before it.
+                started = bool(claimed) and store.start(session, claimed[0].id, self.worker_id)
+            for n, item in enumerate(claimed):
                 if self._stopping.is_set():
                     break  # the rest is released at stop and taken by another replica
                 priority.pause_point()  # acknowledgements first
-                self.execute(item)
+                if not started and not self._start(item):
+                    continue  # the claim was lost, or the database is unavailable
+                following = claimed[n + 1].id if n + 1 < len(claimed) else None
+                _, started = self._execute(replace(item, attempts=item.attempts + 1), following)
             return len(claimed)
         finally:
             with self._busy_lock:
                 self._busy -= 1
 
+    def _start(self, item: Claimed) -> bool:
+        try:
+            with self.database.transaction() as session:
+                return store.start(session, item.id, self.worker_id)
+        except Exception:
+            log.exception("could not start effect %s; its claim will run out", item.id)
+            return False
+
     def execute(self, item: Claimed) -> str:
-        """Run one claimed effect and record its outcome. Returns done, retry or failed."""
+        """Start one claimed effect, run it and record its outcome. Returns done, retry,
+        failed, or lost (this worker no longer holds the claim)."""
+        if not self._start(item):
+            return "lost"
+        return self._execute(replace(item, attempts=item.attempts + 1), None)[0]
+
+    def _execute(self, item: Claimed, following: int | None) -> tuple[str, bool]:
+        """``execute``; and in the same transaction, start the claimed effect ``following``.
+        Returns the state and whether ``following`` was started."""
         started = time.perf_counter()
         handler = self.handlers.get(item.kind)
         outcome: Outcome | None = None
@@ -259,46 +284,63 @@ class EffectRunner:
                     f"gave up after {item.attempts} attempts over "
                     f"{int(age.total_seconds() // 60)} min: {outcome.error}"
                 )
-        state = self._finish(item, outcome, failure)
+        state, next_started = self._finish(item, outcome, failure, following)
         observability.EFFECTS_EXECUTED.labels(kind=item.kind, outcome=state).inc()
         observability.EFFECT_SECONDS.labels(kind=item.kind).observe(time.perf_counter() - started)
-        return state
+        return state, next_started
 
-    def _finish(self, item: Claimed, outcome: Outcome | None, failure: str | None) -> str:
-        now = utcnow()
+    def _finish(
+        self, item: Claimed, outcome: Outcome | None, failure: str | None, following: int | None
+    ) -> tuple[str, bool]:
+        next_started = False
         try:
             with self.database.transaction() as session:
-                if item.incident_id is not None:
-                    # The incident first, then the effect: the order every change takes (it
-                    # locks the incident, then arms effects), so the two never deadlock.
-                    store.lock_incident_row(session, item.incident_id)
-                row = store.lock_claim(session, item.id, self.worker_id)
-                if row is None:
-                    return "lost"  # released at shutdown or taken after a lease ran out
-                if failure is not None:
-                    store.mark_failed(row, failure, now)
-                    session.add(row)
-                    if self.on_failed is not None:
-                        self.on_failed(session, row, failure)
-                    observability.EFFECT_FAILURES.labels(kind=item.kind).inc()
-                    log.warning("effect %s (%s) failed: %s", item.id, item.kind, failure[:300])
-                    return "failed"
-                if isinstance(outcome, Retry):
-                    store.mark_retry(row, outcome.error, now + outcome.after, now)
-                    row.result = {**row.result, **outcome.result}
-                    session.add(row)
-                    return "retry"
-                assert isinstance(outcome, Done)
-                if outcome.then is not None:
-                    outcome.then(session, row)
-                store.mark_done(row, outcome.result, now)
-                session.add(row)
-                return "done"
+                state = self._record(session, item, outcome, failure)
+                if following is not None:
+                    next_started = store.start(session, following, self.worker_id)
+            return state, next_started
         except Exception:
             # The database is unavailable: the claim runs out and the effect is retried, and a
             # repeat checks before doing the work again.
             log.exception("could not record the outcome of effect %s", item.id)
-            return "unrecorded"
+            return "unrecorded", False
+
+    def _record(
+        self, session: Session, item: Claimed, outcome: Outcome | None, failure: str | None
+    ) -> str:
+        now = utcnow()
+        if item.incident_id is not None:
+            # The incident first, then the effect: the order every change takes (it
+            # locks the incident, then arms effects), so the two never deadlock.
+            store.lock_incident_row(session, item.incident_id)
+        if failure is None and isinstance(outcome, Retry):
+            held = store.finish_retry(
+                session,
+                item.id,
+                self.worker_id,
+                error=outcome.error,
+                result=outcome.result,
+                due_at=now + outcome.after,
+                now=now,
+            )
+            return "retry" if held else "lost"
+        if failure is None and isinstance(outcome, Done):
+            if not store.finish_done(session, item.id, self.worker_id, outcome.result, now):
+                return "lost"  # released at shutdown or taken after a lease ran out
+            if outcome.then is not None:
+                outcome.then(session)
+            return "done"
+        failure = failure or "no outcome"
+        row = store.lock_claim(session, item.id, self.worker_id)
+        if row is None:
+            return "lost"
+        store.mark_failed(row, failure, now)
+        session.add(row)
+        if self.on_failed is not None:
+            self.on_failed(session, row, failure)
+        observability.EFFECT_FAILURES.labels(kind=item.kind).inc()
+        log.warning("effect %s (%s) failed: %s", item.id, item.kind, failure[:300])
+        return "failed"
 
     # -- for tests and the demo ----------------------------------------------------------------
 

@@ -201,7 +201,7 @@ def claim(
     ids: list[int] | None = None,
 ) -> list[Claimed]:
     """Take up to ``limit`` due effects (or exactly ``ids``, if still claimable) for
-    ``worker_id``, oldest first. Commit before executing them."""
+    ``worker_id``, oldest first. ``start`` each before executing it."""
     pick = select(Effect.id).where(_claimable(now))
     if ids is not None:
         pick = pick.where(col(Effect.id).in_(ids))
@@ -215,7 +215,6 @@ def claim(
             state=CLAIMED,
             claimed_by=worker_id,
             claimed_until=now + lease,
-            attempts=Effect.attempts + 1,
             rerun=False,
             updated_at=now,
         )
@@ -227,6 +226,24 @@ def claim(
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
+
+
+_START = (
+    update(_EFFECTS)
+    .where(
+        _EFFECTS.c.id == bindparam("effect_id"),
+        _EFFECTS.c.state == CLAIMED,
+        _EFFECTS.c.claimed_by == bindparam("worker_id"),
+    )
+    .values(attempts=_EFFECTS.c.attempts + 1)
+)
+
+
+def start(session: Session, effect_id: int, worker_id: str) -> bool:
+    """Count an attempt of a claimed effect as it begins (``claim`` counts none). Returns
+    False if this worker no longer holds the claim: the effect must not be executed."""
+    result: Any = session.execute(_START, {"effect_id": effect_id, "worker_id": worker_id})
+    return bool(result.rowcount == 1)
 
 
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
@@ -265,6 +282,76 @@ def save_progress(
     row.result = {**row.result, **result}
     row.updated_at = now
     session.add(row)
+    return True
+
+
+_HELD = (
+    sa_select(_EFFECTS.c.result, _EFFECTS.c.rerun)
+    .where(
+        _EFFECTS.c.id == bindparam("effect_id"),
+        _EFFECTS.c.state == CLAIMED,
+        _EFFECTS.c.claimed_by == bindparam("worker_id"),
+    )
+    .with_for_update()
+)
+"""The row's result and rerun flag, locked, if this worker still holds its claim."""
+
+
+def finish_done(
+    session: Session, effect_id: int, worker_id: str, result: dict[str, Any], now: datetime
+) -> bool:
+    """``mark_done`` in two plain statements (the hot path: every effect ends here). Returns
+    False, changing nothing, if the claim was lost."""
+    held = session.execute(_HELD, {"effect_id": effect_id, "worker_id": worker_id}).first()
+    if held is None:
+        return False
+    after: dict[str, Any] = (
+        {"state": PENDING, "due_at": now, "attempts": 0, "rerun": False}
+        if held.rerun  # armed again while it ran: once more, with the latest state
+        else {"state": DONE, "done_at": now}
+    )
+    session.execute(
+        update(_EFFECTS)
+        .where(_EFFECTS.c.id == effect_id)
+        .values(
+            result={**(held.result or {}), **result},
+            claimed_by=None,
+            claimed_until=None,
+            last_error=None,
+            updated_at=now,
+            **after,
+        )
+    )
+    return True
+
+
+def finish_retry(
+    session: Session,
+    effect_id: int,
+    worker_id: str,
+    *,
+    error: str,
+    result: dict[str, Any],
+    due_at: datetime,
+    now: datetime,
+) -> bool:
+    """``mark_retry`` in two plain statements. Returns False if the claim was lost."""
+    held = session.execute(_HELD, {"effect_id": effect_id, "worker_id": worker_id}).first()
+    if held is None:
+        return False
+    session.execute(
+        update(_EFFECTS)
+        .where(_EFFECTS.c.id == effect_id)
+        .values(
+            result={**(held.result or {}), **result},
+            state=PENDING,
+            due_at=due_at,
+            last_error=error[:2000],
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=now,
+        )
+    )
     return True
 
 

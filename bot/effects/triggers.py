@@ -84,21 +84,11 @@ def post(
 
 
 def set_up(session: Session, policy: Policy, incident: Incident, *, now: datetime) -> None:
-    """What follows once the channel exists: invite, summary (posted and pinned), the
-    announcement, runbook suggestions. Each is its own effect, in the incident's lane."""
+    """What follows once the channel exists (and its first people were invited, by the
+    channel's own effect): the summary (posted and pinned), the announcement, runbook
+    suggestions. Each is its own effect, in the incident's lane."""
     assert incident.id is not None
     lane = incident_lane(incident.id)
-    invite = [str(u) for u in incident.slack_state.get("invite") or []]
-    if invite:
-        store.enqueue(
-            session,
-            kind=kinds.INVITE,
-            key=f"invite:{incident.id}:setup",
-            data={"users": invite},
-            incident_id=incident.id,
-            lane=lane,
-            now=now,
-        )
     refresh(session, incident, now=now)
     if policy.slack.announcements_channel and not incident.private:
         store.enqueue(

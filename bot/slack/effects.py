@@ -33,7 +33,6 @@ from bot import postmortem
 from bot.clock import utcnow
 from bot.effects import kinds, store
 from bot.effects.failures import on_effect_failed
-from bot.effects.models import Effect
 from bot.effects.runner import Done, EffectRunner, Handler, PermanentError, TransientError
 from bot.effects.store import Claimed
 from bot.markup import neutralise_broadcasts
@@ -170,9 +169,13 @@ class SlackEffects:
                 self.gateway.set_purpose(
                     channel_id, f"{incident.ref}: {incident.title}"[:200] + f" · {marker}"
                 )
+            # The first people (the reporter, the roles given at declaration) are invited in
+            # the same effect: a channel is ready when they are in it.
+            users = [str(u) for u in incident.slack_state.get("invite") or []]
+            invited, failed = self._invite(channel_id, users)
             return Done(
-                {"channel": channel_id, "name": channel_name},
-                then=self._attach(incident, channel_id, channel_name, bot_user),
+                {"channel": channel_id, "name": channel_name, "invited": invited},
+                then=self._attach(item, incident, channel_id, channel_name, bot_user, failed),
             )
         raise PermanentError(f"Every channel name tried for {incident.ref} is taken.")
 
@@ -184,9 +187,15 @@ class SlackEffects:
         return channel.get("creator") == bot_user and (marker in purpose or not purpose)
 
     def _attach(
-        self, incident: Incident, channel_id: str, name: str, bot_user: str
-    ) -> Callable[[Session, Effect], None]:
-        def then(session: Session, _row: Effect) -> None:
+        self,
+        item: Claimed,
+        incident: Incident,
+        channel_id: str,
+        name: str,
+        bot_user: str,
+        failed_invites: list[str],
+    ) -> Callable[[Session], None]:
+        def then(session: Session) -> None:
             assert incident.id is not None
             core.attach_channel(
                 session,
@@ -196,6 +205,8 @@ class SlackEffects:
                 channel_name=name,
                 actor=bot_user or "firebreak",
             )
+            if failed_invites:
+                self._record_invite_failure(session, incident, item, failed_invites)
 
         return then
 
@@ -204,29 +215,37 @@ class SlackEffects:
         channel = incident.slack_channel_id
         if channel is None:
             return Done({"skipped": "no channel"})
-        users = [str(u) for u in item.data.get("users") or []]
+        invited, failed = self._invite(channel, [str(u) for u in item.data.get("users") or []])
+        if not failed:
+            return Done({"invited": invited})
+        return Done(
+            {"invited": invited, "problems": failed},
+            then=lambda session: self._record_invite_failure(session, incident, item, failed),
+        )
+
+    def _invite(self, channel: str, users: list[str]) -> tuple[list[str], list[str]]:
+        """Invite ``users``; a transient failure raises (the effect is retried, and inviting
+        someone already in the channel is no error); permanent ones are returned."""
+        if not users:
+            return [], []
         invited, problems = self.gateway.invite(channel, users)
         transient = [exc for _, exc in problems if exc.transient]
         if transient:
             raise slack_failure(transient[0])
-        if not problems:
-            return Done({"invited": invited})
-        text = "Could not invite " + "; ".join(f"<@{user}>: {exc}" for user, exc in problems)
+        return invited, [f"<@{user}>: {exc}" for user, exc in problems]
 
-        def record(session: Session, row: Effect) -> None:
-            assert incident.id is not None
-            core.record_timeline_event(
-                session,
-                self.fb.policy,
-                incident.id,
-                kind=EventKind.SLACK_FAILED,
-                text=text[:2000],
-                data={"effect": row.id, "effect_kind": kinds.INVITE},
-                key=f"effect-failed:{row.id}:invite",
-            )
-
-        return Done(
-            {"invited": invited, "problems": [str(exc) for _, exc in problems]}, then=record
+    def _record_invite_failure(
+        self, session: Session, incident: Incident, item: Claimed, failed: list[str]
+    ) -> None:
+        assert incident.id is not None
+        core.record_timeline_event(
+            session,
+            self.fb.policy,
+            incident.id,
+            kind=EventKind.SLACK_FAILED,
+            text=("Could not invite " + "; ".join(failed))[:2000],
+            data={"effect": item.id, "effect_kind": kinds.INVITE},
+            key=f"effect-failed:{item.id}:invite",
         )
 
     def refresh(self, item: Claimed) -> Done:
@@ -281,7 +300,7 @@ class SlackEffects:
                 lambda: self.gateway.update_message(*announcement, text, payload),
             )
 
-        def save(session: Session, _row: Effect) -> None:
+        def save(session: Session) -> None:
             if state:
                 assert incident.id is not None
                 core.save_slack_refs(session, incident.id, state=state)
@@ -319,7 +338,7 @@ class SlackEffects:
             text, payload = blocks.announcement(self.fb.policy, snap)
             ts = self.gateway.post_message(channel, text, payload, effect=item.key)
 
-        def save(session: Session, _row: Effect) -> None:
+        def save(session: Session) -> None:
             assert incident.id is not None
             core.save_slack_refs(
                 session, incident.id, announcement_channel_id=channel, announcement_ts=ts
@@ -437,7 +456,7 @@ class SlackEffects:
         )
         ts = found or self.gateway.post_message(channel, message.text, message.blocks, effect=key)
 
-        def save(session: Session, _row: Effect) -> None:
+        def save(session: Session) -> None:
             progress.record_run_message(session, run_id, channel_id=channel, message_ts=ts)
 
         return Done({"ts": ts}, then=save)
@@ -562,8 +581,8 @@ class SlackEffects:
         return Done({"file": file_id}, then=_save_file(postmortem_id, file_id))
 
 
-def _save_file(postmortem_id: int, file_id: str) -> Callable[[Session, Effect], None]:
-    def then(session: Session, _row: Effect) -> None:
+def _save_file(postmortem_id: int, file_id: str) -> Callable[[Session], None]:
+    def then(session: Session) -> None:
         stored = session.get(Postmortem, postmortem_id)
         if stored is not None and not stored.slack_file_id:
             stored.slack_file_id = file_id

@@ -86,7 +86,8 @@ def only_incident(db: Database) -> Incident | None:
 def test_a_replica_killed_mid_set_up_is_finished_by_another(
     fake: FakeSlack, db: Database, database_url: str
 ) -> None:
-    # Slack creates the channel, then hangs on the invite: the replica dies right there.
+    # Slack creates the channel, then hangs on inviting the reporter (part of the channel's
+    # effect): the replica dies right there, before it recorded the channel.
     fake.fail("conversations.invite", mode="hang", hang_seconds=110, times=1)
     with replica(fake, database_url) as first:
         slack = SlackSimulator(fake, url_of(first), SECRET)
@@ -96,8 +97,8 @@ def test_a_replica_killed_mid_set_up_is_finished_by_another(
         kill(first)
     fake.clear_failures()
     incident = only_incident(db)
-    assert incident is not None and incident.slack_channel_id is not None
-    assert incident.summary_message_ts is None  # stranded half-way
+    assert incident is not None and incident.slack_channel_id is None  # stranded half-way
+    assert [c.name for c in fake.channels() if c.name.startswith("inc-")] != []
 
     with replica(fake, database_url) as second:
         url_of(second)
@@ -109,9 +110,12 @@ def test_a_replica_killed_mid_set_up_is_finished_by_another(
                 and found.summary_message_ts
                 and found.announcement_ts
                 and found.summary_message_ts in fake.pins(found.slack_channel_id or "")
+                and fake.response_posts(reply.request.response_url)
             )
 
-        wait_for("another replica to finish the set-up", finished)
+        # The reply was claimed with the hung channel in one batch and never tried: it is
+        # sent once, not taken for an attempt that may have been delivered.
+        wait_for("another replica to finish the set-up and answer the reporter", finished)
     incident = only_incident(db)
     assert incident is not None
     channel = incident.slack_channel_id or ""

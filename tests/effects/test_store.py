@@ -115,10 +115,45 @@ def test_a_dead_workers_claim_is_taken_after_its_lease_and_marked_as_a_repeat(
     enqueue(db, "post:dead")
     with freeze_time(utcnow()) as clock:
         [taken] = claim(db, "dead")
-        assert not taken.repeat and claim(db, "alive") == []
+        with db.transaction() as session:
+            assert store.start(session, taken.id, "dead")  # the attempt began, then it died
+        assert claim(db, "alive") == []
         clock.tick(store.DEFAULT_LEASE + timedelta(seconds=1))
         [again] = claim(db, "alive")
-    assert again.key == "post:dead" and again.repeat  # check before doing it again
+        with db.transaction() as session:
+            assert not store.start(session, taken.id, "dead")  # its claim is gone
+    # One attempt began before: the next one checks before doing the work again.
+    assert again.key == "post:dead" and again.attempts == 1
+    seen: list[bool] = []
+
+    def record(item: Claimed) -> Done:
+        seen.append(item.repeat)
+        return Done()
+
+    runner = EffectRunner(db, {"test.thing": record}, worker_id="alive", threads=0)
+    assert runner.execute(again) == "done" and seen == [True]
+
+
+def test_an_effect_claimed_but_never_started_is_no_repeat(db: Database) -> None:
+    enqueue(db, "post:a")
+    enqueue(db, "post:b")
+    with freeze_time(utcnow()) as clock:
+        first, _never_started = claim(db, "dead", limit=2)
+        with db.transaction() as session:
+            store.start(session, first.id, "dead")  # died during the first; never began "b"
+        clock.tick(store.DEFAULT_LEASE + timedelta(seconds=1))
+        again = {c.key: c for c in claim(db, "alive", limit=2)}
+    assert again["post:a"].attempts == 1 and again["post:b"].attempts == 0
+    seen: dict[str, bool] = {}
+
+    def record(item: Claimed) -> Done:
+        seen[item.key] = item.repeat
+        return Done()
+
+    runner = EffectRunner(db, {"test.thing": record}, worker_id="alive", threads=0)
+    for item in again.values():
+        runner.execute(item)
+    assert seen == {"post:a": True, "post:b": False}
 
 
 def test_arming_a_running_effect_runs_it_once_more_with_the_latest_state(db: Database) -> None:
