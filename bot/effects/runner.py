@@ -314,18 +314,17 @@ class EffectRunner:
             # locks the incident, then arms effects), so the two never deadlock.
             store.lock_incident_row(session, item.incident_id)
         if failure is None and isinstance(outcome, Retry):
-            held = store.finish_retry(
+            held = store.finish(
                 session,
                 item.id,
                 self.worker_id,
-                error=outcome.error,
                 result=outcome.result,
-                due_at=now + outcome.after,
                 now=now,
+                retry=(outcome.error, now + outcome.after),
             )
             return "retry" if held else "lost"
         if failure is None and isinstance(outcome, Done):
-            if not store.finish_done(session, item.id, self.worker_id, outcome.result, now):
+            if not store.finish(session, item.id, self.worker_id, result=outcome.result, now=now):
                 return "lost"  # released at shutdown or taken after a lease ran out
             if outcome.then is not None:
                 outcome.then(session)

@@ -297,88 +297,40 @@ _HELD = (
 """The row's result and rerun flag, locked, if this worker still holds its claim."""
 
 
-def finish_done(
-    session: Session, effect_id: int, worker_id: str, result: dict[str, Any], now: datetime
-) -> bool:
-    """``mark_done`` in two plain statements (the hot path: every effect ends here). Returns
-    False, changing nothing, if the claim was lost."""
-    held = session.execute(_HELD, {"effect_id": effect_id, "worker_id": worker_id}).first()
-    if held is None:
-        return False
-    after: dict[str, Any] = (
-        {"state": PENDING, "due_at": now, "attempts": 0, "rerun": False}
-        if held.rerun  # armed again while it ran: once more, with the latest state
-        else {"state": DONE, "done_at": now}
-    )
-    session.execute(
-        update(_EFFECTS)
-        .where(_EFFECTS.c.id == effect_id)
-        .values(
-            result={**(held.result or {}), **result},
-            claimed_by=None,
-            claimed_until=None,
-            last_error=None,
-            updated_at=now,
-            **after,
-        )
-    )
-    return True
-
-
-def finish_retry(
+def finish(
     session: Session,
     effect_id: int,
     worker_id: str,
     *,
-    error: str,
     result: dict[str, Any],
-    due_at: datetime,
     now: datetime,
+    retry: tuple[str, datetime] | None = None,
 ) -> bool:
-    """``mark_retry`` in two plain statements. Returns False if the claim was lost."""
+    """Record how an attempt ended, in two plain statements (every effect ends here): done
+    (or pending again, if it was armed while it ran), or with ``retry`` = (error, when) pending
+    until then. Returns False, changing nothing, if the claim was lost."""
     held = session.execute(_HELD, {"effect_id": effect_id, "worker_id": worker_id}).first()
     if held is None:
         return False
+    after: dict[str, Any]
+    if retry is not None:
+        after = {"state": PENDING, "due_at": retry[1], "last_error": retry[0][:2000]}
+    elif held.rerun:  # armed again while it ran: once more, with the latest state
+        after = {"state": PENDING, "due_at": now, "attempts": 0, "rerun": False}
+    else:
+        after = {"state": DONE, "done_at": now}
     session.execute(
         update(_EFFECTS)
         .where(_EFFECTS.c.id == effect_id)
         .values(
             result={**(held.result or {}), **result},
-            state=PENDING,
-            due_at=due_at,
-            last_error=error[:2000],
             claimed_by=None,
             claimed_until=None,
             updated_at=now,
+            **{"last_error": None, **after},
         )
     )
     return True
-
-
-def mark_done(row: Effect, result: dict[str, Any] | None, now: datetime) -> None:
-    if result:
-        row.result = {**row.result, **result}
-    row.claimed_by = None
-    row.claimed_until = None
-    row.last_error = None
-    row.updated_at = now
-    if row.rerun:  # armed again while it ran: once more, with the latest state
-        row.state = PENDING
-        row.due_at = now
-        row.attempts = 0
-        row.rerun = False
-    else:
-        row.state = DONE
-        row.done_at = now
-
-
-def mark_retry(row: Effect, error: str, due_at: datetime, now: datetime) -> None:
-    row.state = PENDING
-    row.due_at = due_at
-    row.last_error = error[:2000]
-    row.claimed_by = None
-    row.claimed_until = None
-    row.updated_at = now
 
 
 def mark_failed(row: Effect, error: str, now: datetime) -> None:
