@@ -44,7 +44,7 @@ from bot.slack import shapes
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-DISPATCH_THREADS = 4
+DISPATCH_THREADS = 8
 """Slack requests dispatched through Bolt at once; the rest wait in the event loop. Python runs
 one thread at a time: forty threads sharing it would each hold a request open forty times as
 long, and a thread holding the database's writer would wait its turn among all of them."""

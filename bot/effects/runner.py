@@ -232,7 +232,7 @@ class EffectRunner:
                 priority.pause_point()  # acknowledgements first
                 if not started and not self._start(item):
                     continue  # the claim was lost, or the database is unavailable
-                following = claimed[n + 1].id if n + 1 < len(claimed) else None
+                following = claimed[n + 1] if n + 1 < len(claimed) else None
                 _, started = self._execute(replace(item, attempts=item.attempts + 1), following)
             return len(claimed)
         finally:
@@ -254,7 +254,7 @@ class EffectRunner:
             return "lost"
         return self._execute(replace(item, attempts=item.attempts + 1), None)[0]
 
-    def _execute(self, item: Claimed, following: int | None) -> tuple[str, bool]:
+    def _execute(self, item: Claimed, following: Claimed | None) -> tuple[str, bool]:
         """``execute``; and in the same transaction, start the claimed effect ``following``.
         Returns the state and whether ``following`` was started."""
         started = time.perf_counter()
@@ -290,14 +290,24 @@ class EffectRunner:
         return state, next_started
 
     def _finish(
-        self, item: Claimed, outcome: Outcome | None, failure: str | None, following: int | None
+        self,
+        item: Claimed,
+        outcome: Outcome | None,
+        failure: str | None,
+        following: Claimed | None,
     ) -> tuple[str, bool]:
         next_started = False
         try:
             with self.database.transaction() as session:
+                # The incidents first, then the effects: the order every change takes (it
+                # locks its incident, then arms effects), so the two never deadlock; two
+                # incidents in the order of their ids, so two runners never deadlock either.
+                incidents = {item.incident_id, following.incident_id if following else None}
+                for incident_id in sorted(i for i in incidents if i is not None):
+                    store.lock_incident_row(session, incident_id)
                 state = self._record(session, item, outcome, failure)
                 if following is not None:
-                    next_started = store.start(session, following, self.worker_id)
+                    next_started = store.start(session, following.id, self.worker_id)
             return state, next_started
         except Exception:
             # The database is unavailable: the claim runs out and the effect is retried, and a
@@ -309,10 +319,6 @@ class EffectRunner:
         self, session: Session, item: Claimed, outcome: Outcome | None, failure: str | None
     ) -> str:
         now = utcnow()
-        if item.incident_id is not None:
-            # The incident first, then the effect: the order every change takes (it
-            # locks the incident, then arms effects), so the two never deadlock.
-            store.lock_incident_row(session, item.incident_id)
         if failure is None and isinstance(outcome, Retry):
             held = store.finish(
                 session,
