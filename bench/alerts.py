@@ -111,49 +111,19 @@ class Result:
     statuses: dict[int, int]
 
 
-def _run(ports: list[int], senders: int, requests: list[tuple[str, str, bytes | None]]) -> Result:
-    """Send ``requests`` (method, path, body) from ``senders`` threads, each on keep-alive
-    connections to the servers in turn; latencies in milliseconds."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    start = threading.Barrier(senders + 1)
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-
-    def sender(index: int) -> None:
-        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=120) for port in ports]
-        mine: list[float] = []
-        codes: dict[int, int] = {}
-        start.wait()
-        for n, (method, path, body) in enumerate(requests[index::senders]):
-            connection = connections[(index + n) % len(connections)]
-            began = time.perf_counter()
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            mine.append((time.perf_counter() - began) * 1000)
-            codes[response.status] = codes.get(response.status, 0) + 1
-        with lock:
-            latencies.extend(mine)
-            for code, count in codes.items():
-                statuses[code] = statuses.get(code, 0) + count
-
-    threads = [threading.Thread(target=sender, args=(i,)) for i in range(senders)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return Result(time.perf_counter() - began, latencies, statuses)
-
-
-def _paced(
-    ports: list[int], senders: int, requests: list[tuple[str, str, bytes | None]], rate: float
+def _run(
+    ports: list[int],
+    senders: int,
+    requests: list[tuple[str, str, bytes | None]],
+    rate: float | None = None,
 ) -> Result:
-    """Send ``requests`` at a steady ``rate`` per second (open loop: request i is due at
-    i / rate, whatever happened before it). Latency runs from when a request was due, so a
-    request that could not even be sent on time counts its wait."""
+    """Send ``requests`` (method, path, body) from ``senders`` threads, each on keep-alive
+    connections to the servers in turn; latencies in milliseconds.
+
+    ``rate=None``: each sender sends its next request as soon as the last was answered
+    (closed loop, the servers' saturation). A ``rate`` per second: request i is due at
+    i / rate whatever happened before it (open loop), and its latency runs from when it was
+    due, so a request that could not even be sent on time counts its wait."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -166,11 +136,11 @@ def _paced(
         mine: list[float] = []
         codes: dict[int, int] = {}
         start.wait()
-        for n in range(index, len(requests), senders):
+        for k, n in enumerate(range(index, len(requests), senders)):
             method, path, body = requests[n]
-            due = began + n / rate
+            due = time.perf_counter() if rate is None else began + n / rate
             time.sleep(max(0.0, due - time.perf_counter()))
-            connection = connections[n % len(connections)]
+            connection = connections[(index + k) % len(connections)]
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
@@ -301,7 +271,7 @@ def bench(url: str, *, replicas: int, senders: int, label: str, rate: float) -> 
         print(_line("1 alert per webhook", singles, 2000, floor))
         print(_outcome(url))
         # The same storm (new groups) at a steady rate: latency at that load, not at saturation.
-        paced = _paced(
+        paced = _run(
             ports,
             senders,
             _storm(groups=100, per_group=100, per_message=10, name="PacedErrorRate"),
