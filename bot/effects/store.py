@@ -170,10 +170,19 @@ _BLOCKED = exists().where(
 """An earlier effect of the same lane is unfinished (built once: claiming is the hot path)."""
 
 
+def _pending_due(now: datetime) -> Any:
+    """Pending and due. Work asked for "now" (due when it was written) is due whatever the
+    clock says since: a clock stepped back must not hold it until the clock catches up."""
+    return and_(
+        col(Effect.state) == PENDING,
+        or_(col(Effect.due_at) <= now, col(Effect.due_at) <= col(Effect.created_at)),
+    )
+
+
 def _claimable(now: datetime) -> Any:
     blocked = _BLOCKED
     due = or_(
-        and_(col(Effect.state) == PENDING, col(Effect.due_at) <= now),
+        _pending_due(now),
         and_(col(Effect.state) == CLAIMED, col(Effect.claimed_until) <= now),
     )
     return and_(due, or_(col(Effect.lane).is_(None), ~blocked))
@@ -406,7 +415,7 @@ def unfinished(session: Session, *, limit: int = 200) -> list[Effect]:
 def count_due(session: Session, *, now: datetime) -> int:
     """Effects that are due or running now (tests and the demo wait for zero)."""
     due = or_(
-        and_(col(Effect.state) == PENDING, col(Effect.due_at) <= now),
+        _pending_due(now),
         col(Effect.state) == CLAIMED,
     )
     return int(session.exec(select(func.count()).where(due)).one() or 0)

@@ -7,45 +7,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import text
 from sqlmodel import select
 
 from bot.db import Database
 from bot.models import Incident
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack.inbound import NOT_SAVED
+from tests.db_faults import refuse_writes
 from tests.e2e.conftest import RunningBot
 from tests.e2e.helpers import answer
-
-REFUSE_SQLITE = """
-CREATE TRIGGER refuse_writes BEFORE INSERT ON effects
-BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END
-"""
-REFUSE_POSTGRES = [
-    """
-    CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$
-    """,
-    "CREATE TRIGGER refuse_writes BEFORE INSERT ON effects "
-    "FOR EACH ROW EXECUTE FUNCTION refuse_writes()",
-]
 
 
 @pytest.fixture
 def disk_full(db: Database) -> Iterator[Callable[[], None]]:
     """Every new effect row fails to insert, as on a full disk; the returned call lifts it."""
-    sqlite = db.engine.dialect.name == "sqlite"
-    with db.engine.begin() as connection:
-        for statement in [REFUSE_SQLITE] if sqlite else REFUSE_POSTGRES:
-            connection.execute(text(statement))
-
-    def allow_writes() -> None:
-        with db.engine.begin() as connection:
-            suffix = "" if sqlite else " ON effects"
-            connection.execute(text(f"DROP TRIGGER IF EXISTS refuse_writes{suffix}"))
-            if not sqlite:
-                connection.execute(text("DROP FUNCTION IF EXISTS refuse_writes()"))
-
+    allow_writes = refuse_writes(db)
     yield allow_writes
     allow_writes()
 

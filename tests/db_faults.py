@@ -1,0 +1,47 @@
+"""Making the database refuse writes, as a full disk or a read-only file or role does: a
+trigger that fails every insert (or update) of a table, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import text
+
+from bot.db import Database
+
+FULL_SQLITE = "database or disk is full"
+FULL_POSTGRES = "could not extend file: No space left on device"
+
+
+def refuse_writes(
+    db: Database, *, table: str = "effects", on: str = "INSERT"
+) -> Callable[[], None]:
+    """From now on, every ``on`` (INSERT or UPDATE) of ``table`` fails. Returns the call that
+    lifts it (safe to call twice)."""
+    name = f"refuse_{on.lower()}_{table}"
+    sqlite = db.engine.dialect.name == "sqlite"
+    statements = (
+        [
+            f"CREATE TRIGGER {name} BEFORE {on} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{FULL_SQLITE}'); END"
+        ]
+        if sqlite
+        else [
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN RAISE EXCEPTION '{FULL_POSTGRES}'; END $$",
+            f"CREATE TRIGGER {name} BEFORE {on} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()",
+        ]
+    )
+    with db.engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+
+    def allow_writes() -> None:
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(f"DROP TRIGGER IF EXISTS {name}" + ("" if sqlite else f" ON {table}"))
+            )
+            if not sqlite:
+                connection.execute(text(f"DROP FUNCTION IF EXISTS {name}()"))
+
+    return allow_writes

@@ -1,0 +1,176 @@
+"""The effect runner when time or the database misbehaves under it: two replicas' runners
+against the fake Slack, the clock moved by freezegun, the disk filling up mid-effect.
+
+* The wall clock jumps (an NTP step, a virtual machine resumed from a snapshot): work queued
+  for "now" still runs when the clock steps back, and a claim that a forward jump expired is
+  taken over as a repeat, which finds the message its first holder posted.
+* The database refuses writes after Slack did the work: the outcome cannot be recorded, the
+  runner carries on, and once writes work the effect is finished by whoever holds it next,
+  without a second message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlmodel import col, select
+
+from bot import incidents as core
+from bot.clock import utcnow
+from bot.config import Policy, Settings
+from bot.db import Database
+from bot.effects import kinds, store
+from bot.effects.models import Effect
+from bot.effects.runner import Outcome
+from bot.effects.store import Claimed
+from bot.observability import Workers
+from bot.runtime import Firebreak
+from bot.sandbox import FakeSlack
+from bot.slack.app import SlackBot, build_bot
+from tests.db_faults import refuse_writes
+from tests.e2e.conftest import texts
+
+SECRET = "clock-jump-signing-secret"
+
+
+@pytest.fixture
+def fb(fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str) -> Firebreak:
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+    )
+    return Firebreak.create(settings, e2e_policy, database=db)
+
+
+def replica(fb: Firebreak, name: str) -> Iterator[SlackBot]:
+    """One replica's Slack side, its runner driven by the test (no background threads)."""
+    bot = build_bot(fb, workers=Workers(1), worker_id=name, effect_threads=0)
+    yield bot
+    bot.workers.shutdown(wait=True)
+
+
+@pytest.fixture
+def first(fb: Firebreak) -> Iterator[SlackBot]:
+    yield from replica(fb, "replica-a")
+
+
+@pytest.fixture
+def second(fb: Firebreak) -> Iterator[SlackBot]:
+    yield from replica(fb, "replica-b")
+
+
+def declared(fb: Firebreak, fake: FakeSlack, bot: SlackBot) -> tuple[int, int, str]:
+    """An incident set up in Slack: (incident id, its declared event id, its channel)."""
+    with fb.db.transaction() as session:
+        change = core.declare_incident(
+            session, fb.policy, title="Checkout is down", reporter=fake.user_id("ana.garcia")
+        )
+    assert change.incident.id is not None and change.event is not None
+    bot.runner.run_until_idle()
+    with fb.db.read() as session:
+        channel = core.get_incident(session, change.incident.id).slack_channel_id
+    assert channel is not None
+    return change.incident.id, change.event.id or 0, channel
+
+
+def post_effect(fb: Firebreak, incident_id: int, event_id: int, key: str) -> None:
+    with fb.db.transaction() as session:
+        store.enqueue(
+            session,
+            kind=kinds.POST,
+            key=key,
+            data={"to": "incident", "notice": {"type": "change", "event": event_id}},
+            incident_id=incident_id,
+            lane=store.incident_lane(incident_id),
+            now=utcnow(),
+        )
+
+
+def the_effect(db: Database, key: str) -> Effect:
+    with db.read() as session:
+        return session.exec(select(Effect).where(col(Effect.key) == key)).one()
+
+
+def one_post_queued(fake: FakeSlack, fb: Firebreak, bot: SlackBot, key: str) -> tuple[str, int]:
+    """A set-up incident with a post queued under ``key``: (its channel, messages so far)."""
+    incident_id, event_id, channel = declared(fb, fake, bot)
+    before = len(fake.messages(channel))
+    post_effect(fb, incident_id, event_id, key)
+    return channel, before
+
+
+def posted_once_by_a_repeat(
+    fake: FakeSlack, fb: Firebreak, channel: str, before: int, key: str
+) -> None:
+    posted = fake.messages(channel)[before:]
+    assert len(posted) == 1, [texts(m) for m in posted]
+    effect = the_effect(fb.db, key)
+    assert effect.state == "done" and effect.attempts == 2
+    assert effect.result.get("found") is True  # the repeat found the first post
+
+
+def test_a_forward_jump_mid_post_hands_the_effect_over_without_posting_twice(
+    fake: FakeSlack, fb: Firebreak, first: SlackBot, second: SlackBot
+) -> None:
+    channel, before = one_post_queued(fake, fb, first, "post:jump-forward")
+    real_post = first.runner.handlers[kinds.POST]
+    taken_over: list[str] = []
+
+    with freeze_time(utcnow(), tick=True) as clock:
+
+        def post_then_jump(item: Claimed) -> Outcome:
+            done = real_post(item)  # Slack has the message...
+            # ...and before this replica records it, the clock steps two hours ahead: its
+            # claim looks expired, and the other replica takes the effect over.
+            clock.move_to(utcnow() + timedelta(hours=2))
+            with fb.db.transaction() as session:
+                [again] = store.claim(session, "replica-b", now=utcnow())
+            taken_over.append(second.runner.execute(again))
+            return done
+
+        first.runner.handlers[kinds.POST] = post_then_jump
+        with fb.db.transaction() as session:
+            [item] = store.claim(session, "replica-a", now=utcnow())
+        assert first.runner.execute(item) == "lost"  # its outcome is not recorded
+
+    assert taken_over == ["done"]
+    posted_once_by_a_repeat(fake, fb, channel, before, "post:jump-forward")
+
+
+def test_work_queued_for_now_still_runs_when_the_clock_steps_back(
+    fake: FakeSlack, fb: Firebreak, first: SlackBot
+) -> None:
+    channel, before = one_post_queued(fake, fb, first, "post:jump-back")
+    with freeze_time(utcnow() - timedelta(hours=1), tick=True):
+        first.runner.run_until_idle()
+    assert len(fake.messages(channel)) == before + 1
+    assert the_effect(fb.db, "post:jump-back").state == "done"
+
+
+def test_the_disk_filling_after_slack_did_the_work_loses_nothing_and_posts_once(
+    fake: FakeSlack, fb: Firebreak, first: SlackBot, second: SlackBot
+) -> None:
+    channel, before = one_post_queued(fake, fb, first, "post:disk-full")
+    real_post = first.runner.handlers[kinds.POST]
+    allow_writes: list[Callable[[], None]] = []
+
+    def post_then_fill_the_disk(item: Claimed) -> Outcome:
+        done = real_post(item)
+        allow_writes.append(refuse_writes(fb.db, on="UPDATE"))  # no effect row can change
+        return done
+
+    first.runner.handlers[kinds.POST] = post_then_fill_the_disk
+    with freeze_time(utcnow(), tick=True) as clock:
+        with fb.db.transaction() as session:
+            [item] = store.claim(session, "replica-a", now=utcnow())
+        assert first.runner.execute(item) == "unrecorded"
+        first.runner.handlers[kinds.POST] = real_post
+        assert first.runner.run_once() == 0  # still claimed: nothing for anyone yet
+        allow_writes[0]()  # space freed
+        clock.move_to(utcnow() + store.DEFAULT_LEASE + timedelta(seconds=1))
+        second.runner.run_until_idle()
+    posted_once_by_a_repeat(fake, fb, channel, before, "post:disk-full")
