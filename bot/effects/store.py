@@ -264,7 +264,8 @@ _LOCK_INCIDENT = (
 def lock_incident_row(session: Session, incident_id: int) -> None:
     """Lock the incident's row (``FOR UPDATE`` on PostgreSQL; SQLite transactions already hold
     the write lock), as every change to the incident does first."""
-    session.execute(_LOCK_INCIDENT, {"incident_id": incident_id})
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_INCIDENT, {"incident_id": incident_id})
 
 
 def lock_claim(session: Session, effect_id: int, worker_id: str) -> Effect | None:
@@ -306,6 +307,31 @@ _HELD = (
 """The row's result and rerun flag, locked, if this worker still holds its claim."""
 
 
+def _finishing(**after: Any) -> Any:
+    return (
+        update(_EFFECTS)
+        .where(_EFFECTS.c.id == bindparam("effect_id"))
+        .values(
+            result=bindparam("result", type_=_EFFECTS.c.result.type),
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=bindparam("now", type_=_EFFECTS.c.updated_at.type),
+            **after,
+        )
+    )
+
+
+_NOW = bindparam("now", type_=_EFFECTS.c.updated_at.type)
+_DONE = _finishing(state=DONE, done_at=_NOW, last_error=None)
+_AGAIN = _finishing(state=PENDING, due_at=_NOW, attempts=0, rerun=False, last_error=None)
+"""Armed again while it ran: once more, with the latest state."""
+_RETRY = _finishing(
+    state=PENDING,
+    due_at=bindparam("due_at", type_=_EFFECTS.c.due_at.type),
+    last_error=bindparam("error"),
+)
+
+
 def finish(
     session: Session,
     effect_id: int,
@@ -315,30 +341,23 @@ def finish(
     now: datetime,
     retry: tuple[str, datetime] | None = None,
 ) -> bool:
-    """Record how an attempt ended, in two plain statements (every effect ends here): done
-    (or pending again, if it was armed while it ran), or with ``retry`` = (error, when) pending
-    until then. Returns False, changing nothing, if the claim was lost."""
+    """Record how an attempt ended, in two plain statements built once (every effect ends
+    here): done (or pending again, if it was armed while it ran), or with ``retry`` = (error,
+    when) pending until then. Returns False, changing nothing, if the claim was lost."""
     held = session.execute(_HELD, {"effect_id": effect_id, "worker_id": worker_id}).first()
     if held is None:
         return False
-    after: dict[str, Any]
+    values: dict[str, Any] = {
+        "effect_id": effect_id,
+        "result": {**(held.result or {}), **result},
+        "now": now,
+    }
     if retry is not None:
-        after = {"state": PENDING, "due_at": retry[1], "last_error": retry[0][:2000]}
-    elif held.rerun:  # armed again while it ran: once more, with the latest state
-        after = {"state": PENDING, "due_at": now, "attempts": 0, "rerun": False}
+        statement = _RETRY
+        values.update(error=retry[0][:2000], due_at=retry[1])
     else:
-        after = {"state": DONE, "done_at": now}
-    session.execute(
-        update(_EFFECTS)
-        .where(_EFFECTS.c.id == effect_id)
-        .values(
-            result={**(held.result or {}), **result},
-            claimed_by=None,
-            claimed_until=None,
-            updated_at=now,
-            **{"last_error": None, **after},
-        )
-    )
+        statement = _AGAIN if held.rerun else _DONE
+    session.execute(statement, values)
     return True
 
 

@@ -72,6 +72,8 @@ class LocalBot:
         retry after a short backoff is waited for; one scheduled later is not)."""
         deadline = time.monotonic() + timeout
         quiet = 0
+        # Doubling to 50 ms: a long wait must not poll the database 100 times a second.
+        pause = 0.005
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.workers.wait_idle(remaining):
@@ -86,7 +88,8 @@ class LocalBot:
                 quiet = 0
             if not self.run_effects and due:
                 self.runner.run_until_idle(remaining)
-            time.sleep(0.01)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def stop(self) -> None:
         self.server.should_exit = True
