@@ -10,11 +10,12 @@ leases 30 s, reminders scheduler on) share one database and the fake Slack. Each
 
 1. Slack is made to hang on the next ``conversations.invite`` (the fake holds the connection).
 2. ``/incident <title>`` is sent to replica A. A records the request, acknowledges it, declares
-   the incident, creates the channel and hangs on the invite: the set-up is stranded in A.
+   the incident, creates the channel and hangs on inviting the reporter (part of the channel's
+   effect, so the channel is not yet recorded): the set-up is stranded in A.
    Both replicas are up (answering ``/readyz``) before the declare, as in production; A
    records and acknowledges the request and, woken by its own commit, almost always executes
-   it; the replica whose claim holds the invite (its pid is in the claim's worker id) is the
-   one killed.
+   it; the replica whose claim holds the channel's effect (its pid is in the claim's worker id)
+   is the one killed.
 3. It is killed with SIGKILL while the invite hangs (well inside the Slack client's 10 s
    timeout). The clock starts.
 4. The figure: until the fake has recorded the reporter invited into the incident channel, the
@@ -141,13 +142,14 @@ def wait_for(done: Callable[[], bool], timeout: float) -> bool:
 
 
 def claim_holder(engine: Engine) -> int | None:
-    """The pid in the worker id (``host:pid:random``) of the claim on the invite effect."""
+    """The pid in the worker id (``host:pid:random``) of the claim on the channel's effect (it
+    invites the first people)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         with engine.connect() as connection:
             holder = connection.execute(
                 text("SELECT claimed_by FROM effects WHERE kind = :kind AND state = 'claimed'"),
-                {"kind": kinds.INVITE},
+                {"kind": kinds.CREATE_CHANNEL},
             ).scalar()
         if holder:
             return int(str(holder).split(":")[-2])
@@ -180,7 +182,7 @@ def one_run(
         holder = claim_holder(engine)
         doomed = [r for r in replicas if r.process.pid == holder]
         if not doomed:
-            return Run(None, f"no replica holds the invite (claimed by pid {holder})")
+            return Run(None, f"no replica holds the channel's effect (claimed by pid {holder})")
         killed_at = time.time()
         doomed[0].kill()
         created = [
