@@ -6,11 +6,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.clock import utcnow
 from bot.db import Database
+from bot.effects import kinds as kinds_of_effects
 from bot.effects.models import Effect
 from bot.effects.store import prune
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
@@ -146,6 +147,15 @@ def test_double_clicks_and_concurrent_clicks_resolve_once(
     bot.settle()
     assert all(r.status == 200 for r in replies)
     assert kinds(db, incident).count(EventKind.STATUS_CHANGED) == 1
+    # Each click was recorded before it was acknowledged, without the rendered message it was
+    # clicked on (the pinned summary's blocks: most of the payload, never read back).
+    with db.read() as session:
+        recorded = session.exec(
+            select(Effect).where(col(Effect.kind) == kinds_of_effects.SLACK_REQUEST)
+        ).all()
+    clicks = [e.data["body"] for e in recorded if e.data["kind"] == "action"]
+    assert len(clicks) == 4
+    assert all(c["message"]["ts"] == ts and "blocks" not in c["message"] for c in clicks)
 
 
 def test_message_shortcut_from_another_channel_asks_which_incident(
