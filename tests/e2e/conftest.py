@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import Policy, Settings, SlackPolicy
+from bot.config import Policy, PostmortemPolicy, Settings, SlackPolicy
 from bot.db import Database
 from bot.runbooks.catalog import load_catalog
 from bot.runtime import Firebreak
@@ -31,8 +31,12 @@ def fake() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def e2e_policy(fake: FakeSlack) -> Policy:
-    return Policy(slack=SlackPolicy(announcements_channel=fake.channel_id("incidents")))
+def e2e_policy(fake: FakeSlack, tmp_path: Path) -> Policy:
+    # Drafts written on close go to the test's own directory, not the working directory.
+    return Policy(
+        slack=SlackPolicy(announcements_channel=fake.channel_id("incidents")),
+        postmortem=PostmortemPolicy(output_dir=tmp_path / "postmortems"),
+    )
 
 
 @pytest.fixture

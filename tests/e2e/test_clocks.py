@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -14,7 +15,7 @@ from sqlmodel import col, select
 from bot import incidents as core
 from bot import postmortem
 from bot.clock import utcnow
-from bot.config import Policy, SlackPolicy, policy_from_dict
+from bot.config import Policy, PostmortemPolicy, SlackPolicy, policy_from_dict
 from bot.db import Database
 from bot.models import EventKind, Reminder
 from bot.reminders.worker import ReminderWorker
@@ -24,10 +25,13 @@ from tests.e2e.helpers import declare
 
 
 @pytest.fixture
-def e2e_policy(fake: FakeSlack) -> Policy:
+def e2e_policy(fake: FakeSlack, tmp_path: Path) -> Policy:
     policy = policy_from_dict({"clocks": [{"preset": "dora"}]})
     return policy.model_copy(
-        update={"slack": SlackPolicy(announcements_channel=fake.channel_id("incidents"))}
+        update={
+            "slack": SlackPolicy(announcements_channel=fake.channel_id("incidents")),
+            "postmortem": PostmortemPolicy(output_dir=tmp_path / "postmortems"),
+        }
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlmodel import select
 from bot import incidents as core
 from bot import reminders
 from bot.clock import utcnow
-from bot.config import AccessPolicy, Policy, RemindersPolicy, SlackPolicy
+from bot.config import AccessPolicy, Policy, PostmortemPolicy, RemindersPolicy, SlackPolicy
 from bot.db import Database
 from bot.models import EventKind, Reminder
 from bot.reminders.worker import ReminderWorker, TickReport
@@ -24,9 +25,10 @@ from tests.e2e.helpers import ask, declare, kinds
 
 
 @pytest.fixture
-def e2e_policy(fake: FakeSlack) -> Policy:
+def e2e_policy(fake: FakeSlack, tmp_path: Path) -> Policy:
     return Policy(
         slack=SlackPolicy(announcements_channel=fake.channel_id("incidents")),
+        postmortem=PostmortemPolicy(output_dir=tmp_path / "postmortems"),
         reminders=RemindersPolicy(
             escalate_to=["@oncall"], escalation_channel=fake.channel_id("incidents")
         ),

@@ -3,12 +3,13 @@ commander role from its holder and then close: the role change is governed and r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot import incidents as core
-from bot.config import AccessPolicy, Policy, SlackPolicy
+from bot.config import AccessPolicy, Policy, PostmortemPolicy, SlackPolicy
 from bot.db import Database
 from bot.models import EventKind, Incident
 from tests.e2e.conftest import RunningBot
@@ -16,9 +17,10 @@ from tests.e2e.helpers import ask, declare
 
 
 @pytest.fixture
-def e2e_policy(fake: Any) -> Policy:
+def e2e_policy(fake: Any, tmp_path: Path) -> Policy:
     return Policy(
         slack=SlackPolicy(announcements_channel=fake.channel_id("incidents")),
+        postmortem=PostmortemPolicy(output_dir=tmp_path / "postmortems"),
         access=AccessPolicy(close=["role:commander", "admins"]),
     )
 
