@@ -3,11 +3,9 @@ markup made readable, the timeline, CSV cells, Markdown, and the chart for each 
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,25 +16,6 @@ from bot.console import charts
 from bot.console import insights as ins
 from bot.console import queries as q
 from bot.markup import NameResolver
-
-log = logging.getLogger(__name__)
-
-BASE = "/console"
-STATIC = Path(__file__).parent / "static"
-FORM_MAX = 4096
-
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-]
 
 
 class People:
