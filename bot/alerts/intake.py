@@ -281,16 +281,13 @@ def _declare(
         impact_started_at=min(starts) if starts else None,
         detected_at=now,
         key=f"alerts:{group.id}:{group.episode}",
+        invite=[*policy.alerts.invite, *invite_also],
         now=now,
     )
     incident = change.incident
     assert incident.id is not None
     group.incident_id = incident.id
     group.disposition = "incident"
-    invite = list(dict.fromkeys([*policy.alerts.invite, *invite_also]))
-    if invite and change.changed:
-        # Read by the channel set-up (the core's effects) once the channel exists.
-        incident = core.save_slack_refs(session, incident.id, state={"invite": invite})
     return incident
 
 

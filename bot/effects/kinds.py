@@ -26,3 +26,9 @@ POSTMORTEM_UPLOAD = "postmortem.upload"
 """Upload a stored postmortem version to the incident channel: ``{"postmortem_id": ...}``."""
 CLOCK_SYNC = "clock.sync"
 """Start the regulatory clocks an event triggers and schedule their warnings (no Slack call)."""
+
+FIRST = frozenset({SLACK_REQUEST, REPLY, CREATE_CHANNEL, INVITE, REFRESH, RUNBOOK_MESSAGE})
+"""Claimed before other due work: what someone is watching a screen for (their request, the
+answer to it, the channel being set up, the summary, the runbook step they clicked).
+Announcements, notices, reminders, clocks and postmortems follow, unless they have waited
+``store.FIRST_AFTER`` already (so a steady stream of the first never starves the rest)."""

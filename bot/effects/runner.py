@@ -145,7 +145,8 @@ class EffectRunner:
         self.max_attempts = max_attempts
         self.max_age = max_age
         self.on_failed = on_failed
-        self._wake = threading.Event()
+        self._wake = threading.Condition()
+        self._kicked = False
         self._draining = threading.Event()
         self._stopping = threading.Event()
         self._busy = 0
@@ -164,21 +165,36 @@ class EffectRunner:
             self._threads.append(thread)
         return self
 
-    def kick(self) -> None:
-        """Look for work now (called when a transaction that wrote effects commits)."""
-        self._wake.set()
+    def kick(self, *, everyone: bool = False) -> None:
+        """Look for work now (called when a transaction that wrote effects commits). One idle
+        thread is woken: a thread that claims a full batch wakes the next (more may be due),
+        and every thread looks again as soon as its batch is done, so no thread claims in vain
+        after every commit."""
+        with self._wake:
+            self._kicked = True
+            if everyone:
+                self._wake.notify_all()
+            else:
+                self._wake.notify()
+
+    def _idle(self) -> None:
+        """Wait for a kick, or ``interval`` (retries, scheduled work, a dead replica's)."""
+        with self._wake:
+            if not self._kicked:
+                self._wake.wait(self.interval)
+            self._kicked = False
 
     def stop(self, timeout: float = 30.0) -> int:
         """Drain: keep executing what is due until nothing is, for at most ``timeout``
         seconds; then stop after the effect in hand and release the remaining claims, for
         another replica to take at once. Returns how many claims were released."""
         self._draining.set()
-        self._wake.set()
+        self.kick(everyone=True)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
         self._stopping.set()
-        self._wake.set()
+        self.kick(everyone=True)
         for thread in self._threads:
             thread.join(CALL_GRACE)
         self._threads.clear()
@@ -202,8 +218,7 @@ class EffectRunner:
             if not ran:
                 if self._draining.is_set():
                     return  # drained: nothing due is left
-                self._wake.wait(self.interval)
-                self._wake.clear()
+                self._idle()
 
     @property
     def busy(self) -> bool:
@@ -226,6 +241,8 @@ class EffectRunner:
                 # not be assumed for them. Each start is recorded in the transaction before
                 # it: the claim, or the finish of the effect before it.
                 started = bool(claimed) and store.start(session, claimed[0].id, self.worker_id)
+            if len(claimed) == self.batch:
+                self.kick()  # a full batch: more may be due, for another thread
             for n, item in enumerate(claimed):
                 if self._stopping.is_set():
                     break  # the rest is released at stop and taken by another replica

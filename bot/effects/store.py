@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.clock import as_utc
+from bot.effects import kinds
 from bot.effects.models import Effect
 from bot.models import Incident
 
@@ -30,6 +31,9 @@ DONE = "done"
 FAILED = "failed"
 CANCELLED = "cancelled"
 LIVE = (PENDING, CLAIMED)
+
+FIRST_AFTER = timedelta(seconds=5)
+"""Due work of any kind that has waited this long is claimed with ``kinds.FIRST``."""
 
 DEFAULT_LEASE = timedelta(seconds=30)
 """How long a claim holds. Every attempt is one bounded Slack call or one transaction, far
@@ -210,11 +214,14 @@ def claim(
     ids: list[int] | None = None,
 ) -> list[Claimed]:
     """Take up to ``limit`` due effects (or exactly ``ids``, if still claimable) for
-    ``worker_id``, oldest first. ``start`` each before executing it."""
+    ``worker_id``: ``kinds.FIRST`` and work that has waited ``FIRST_AFTER`` first, then the
+    rest; oldest first within each. ``start`` each before executing it."""
     pick = select(Effect.id).where(_claimable(now))
     if ids is not None:
         pick = pick.where(col(Effect.id).in_(ids))
-    pick = pick.order_by(col(Effect.due_at), col(Effect.id)).limit(limit)
+    first = or_(col(Effect.kind).in_(kinds.FIRST), col(Effect.due_at) <= now - FIRST_AFTER)
+    later = case((first, 0), else_=1)
+    pick = pick.order_by(later, col(Effect.due_at), col(Effect.id)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     rows = session.exec(
@@ -234,7 +241,9 @@ def claim(
         Claimed(r[0], r[1], r[2], r[3], dict(r[4] or {}), dict(r[5] or {}), r[6], as_utc(r[7]))
         for r in rows
     ]
-    return sorted(claimed, key=lambda c: c.id)
+    # One row per lane at most (a lane's next row is not claimable yet), so this order keeps
+    # every lane's; executed as claimed, the first kinds before the rest.
+    return sorted(claimed, key=lambda c: (c.kind not in kinds.FIRST, c.id))
 
 
 _START = (
@@ -257,7 +266,9 @@ def start(session: Session, effect_id: int, worker_id: str) -> bool:
 
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _LOCK_INCIDENT = (
-    sa_select(_INCIDENTS.c.id).where(_INCIDENTS.c.id == bindparam("incident_id")).with_for_update()
+    sa_select(_INCIDENTS.c.id)
+    .where(_INCIDENTS.c.id == bindparam("incident_id"))
+    .with_for_update(key_share=True)
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, update
@@ -41,9 +42,11 @@ def declare_incident(
     impact_started_at: datetime | None = None,
     detected_at: datetime | None = None,
     key: str | None = None,
+    invite: Sequence[str] = (),
     now: datetime | None = None,
 ) -> Change:
-    """Open a new incident with the next number. A repeated ``key`` returns the same incident."""
+    """Open a new incident with the next number. A repeated ``key`` returns the same incident.
+    ``invite``: the people its channel is created with (the reporter first)."""
     now = when(now, utcnow())
     title = clean_text(title, label="title", max_length=TITLE_MAX, multiline=False, required=True)
     summary = clean_text(summary, label="summary", max_length=SUMMARY_MAX)
@@ -64,14 +67,15 @@ def declare_incident(
         if existing is not None:
             return Change(existing, None, {"repeat": True})
 
-    # Locking the counter row serialises concurrent declares, so a repeat of the same key that
-    # was committed while we waited is seen here, before a number is taken.
-    number = _lock_next_number(session)
+    # Taking a number locks the counter row until the commit, which serialises concurrent
+    # declares: a repeat of the same key that was committed while we waited is seen here (and
+    # its number given back, so numbers stay gap-free).
+    number = _take_next_number(session)
     if key is not None:
         existing = incident_by_key(session, key)
         if existing is not None:
+            _give_back_number(session)
             return Change(existing, None, {"repeat": True})
-    _store_number(session, number)
 
     incident = Incident(
         number=number,
@@ -83,6 +87,7 @@ def declare_incident(
         service=service_text or None,
         reporter_id=reporter,
         declare_key=key,
+        slack_state={"invite": list(dict.fromkeys(invite))} if invite else {},
         impact_started_at=impact,
         detected_at=detected,
         declared_at=now,
@@ -109,25 +114,31 @@ def declare_incident(
     return Change(incident, event)
 
 
-def _lock_next_number(session: Session) -> int:
-    counter = session.exec(
-        select(Counter)
-        .where(Counter.name == INCIDENT_COUNTER)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if counter is None:
+def _take_next_number(session: Session) -> int:
+    """Bump the counter and return its new value, in one statement that also locks its row
+    until the commit (a rollback gives the number back)."""
+    taken = session.execute(
+        update(Counter)
+        .where(col(Counter.name) == INCIDENT_COUNTER)
+        .values(value=col(Counter.value) + 1)
+        .returning(col(Counter.value))
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if taken is None:
         # A database whose seed row is missing: continue after the highest number in use.
-        highest = session.exec(select(func.max(Incident.number))).one() or 0
-        session.add(Counter(name=INCIDENT_COUNTER, value=int(highest)))
+        highest = int(session.exec(select(func.max(Incident.number))).one() or 0)
+        session.add(Counter(name=INCIDENT_COUNTER, value=highest + 1))
         session.flush()
-        return int(highest) + 1
-    return counter.value + 1
+        return highest + 1
+    return int(taken)
 
 
-def _store_number(session: Session, number: int) -> None:
+def _give_back_number(session: Session) -> None:
     session.execute(
-        update(Counter).where(col(Counter.name) == INCIDENT_COUNTER).values(value=number)
+        update(Counter)
+        .where(col(Counter.name) == INCIDENT_COUNTER)
+        .values(value=col(Counter.value) - 1)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -61,14 +61,16 @@ class Change:
 _LOCK_INCIDENT = (
     select(Incident)
     .where(col(Incident.id) == bindparam("incident_id"))
-    .with_for_update()
+    .with_for_update(key_share=True)
     .execution_options(populate_existing=True)
 )
 
 
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _LOCK_INCIDENT_ROW = (
-    sa_select(_INCIDENTS).where(_INCIDENTS.c.id == bindparam("incident_id")).with_for_update()
+    sa_select(_INCIDENTS)
+    .where(_INCIDENTS.c.id == bindparam("incident_id"))
+    .with_for_update(key_share=True)
 )
 
 

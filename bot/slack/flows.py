@@ -187,13 +187,10 @@ class IncidentFlows:
                 private=private,
                 impact_started_at=impact_started_at,
                 key=key,
+                invite=[reporter, *responders],
                 now=now,
             )
             incident = change.incident
-            if change.changed:
-                assert incident.id is not None
-                invite = list(dict.fromkeys([reporter, *responders]))
-                incident = core.save_slack_refs(session, incident.id, state={"invite": invite})
         if not change.changed:
             return DeclareOutcome(incident, repeat=True)
         observability.INCIDENTS_DECLARED.labels(severity=incident.severity).inc()

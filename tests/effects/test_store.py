@@ -3,9 +3,10 @@ retried with a sane backoff, ended for good with the commander told, released at
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from threading import Barrier
+from threading import Barrier, Event
 
 from freezegun import freeze_time
 from sqlmodel import col, select
@@ -14,7 +15,7 @@ from bot import incidents as core
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
-from bot.effects import store
+from bot.effects import kinds, store
 from bot.effects.failures import on_effect_failed
 from bot.effects.models import Effect
 from bot.effects.runner import Done, EffectRunner, PermanentError, TransientError, backoff
@@ -233,3 +234,116 @@ def test_shutdown_releases_claims_for_another_replica_at_once(db: Database) -> N
     with db.transaction() as session:
         assert store.release(session, "leaving", now=utcnow()) == 2
     assert sorted(c.key for c in claim(db, "other")) == ["post:a", "post:b"]
+
+
+def claim_keys(db: Database, limit: int) -> list[str]:
+    with db.transaction() as session:
+        return [c.key for c in store.claim(session, "w", now=utcnow(), limit=limit)]
+
+
+def test_what_someone_is_waiting_for_is_claimed_before_older_background_work(
+    db: Database,
+) -> None:
+    with freeze_time("2026-11-30 03:00:00", tz_offset=0) as clock:
+        with db.transaction() as session:
+            store.enqueue(session, kind=kinds.ANNOUNCE, key="announce:1", lane="i:1", now=utcnow())
+            store.enqueue(session, kind=kinds.POST, key="suggest:2", lane="i:2", now=utcnow())
+        clock.tick(timedelta(seconds=1))
+        with db.transaction() as session:
+            store.enqueue(session, kind=kinds.REFRESH, key="refresh:3", lane="i:3", now=utcnow())
+            store.enqueue(session, kind=kinds.SLACK_REQUEST, key="in:4", now=utcnow())
+        # The summary and the request come first, though written after the other two (and a
+        # batch is executed in that order); then the rest, oldest first.
+        assert claim_keys(db, limit=3) == ["refresh:3", "in:4", "announce:1"]
+        assert claim_keys(db, limit=3) == ["suggest:2"]
+
+
+def test_background_work_that_has_waited_is_not_starved_by_a_stream_of_replies(
+    db: Database,
+) -> None:
+    with freeze_time("2026-11-30 03:00:00", tz_offset=0) as clock:
+        with db.transaction() as session:
+            store.enqueue(session, kind=kinds.POST, key="suggest:1", lane="i:1", now=utcnow())
+        clock.tick(store.FIRST_AFTER - timedelta(seconds=1))
+        with db.transaction() as session:
+            store.enqueue(session, kind=kinds.REPLY, key="reply:2", now=utcnow())
+        assert claim_keys(db, limit=1) == ["reply:2"]
+        clock.tick(timedelta(seconds=1))
+        with db.transaction() as session:
+            store.enqueue(session, kind=kinds.REPLY, key="reply:3", now=utcnow())
+        assert claim_keys(db, limit=1) == ["suggest:1"]  # waited FIRST_AFTER: its turn
+
+
+def test_a_burst_is_shared_between_threads_at_once_not_at_the_next_poll(db: Database) -> None:
+    both_running = Barrier(2, timeout=10)
+    ran: list[str] = []
+
+    def handler(item: Claimed) -> Done:
+        both_running.wait()  # breaks unless a second thread takes work while this one works
+        ran.append(item.key)
+        return Done()
+
+    runner = EffectRunner(
+        db, {"test.thing": handler}, worker_id="w", threads=2, interval=60, batch=2
+    )
+    runner.start()
+    try:
+        time.sleep(0.2)  # both threads found nothing and wait for a kick (or 60 s)
+        with db.transaction() as session:  # one commit: one kick
+            for n in range(4):
+                store.enqueue(session, kind="test.thing", key=f"post:{n}", now=utcnow())
+        deadline = time.monotonic() + 20
+        while len(ran) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        runner.stop(timeout=1)
+    assert sorted(ran) == ["post:0", "post:1", "post:2", "post:3"]
+    assert [r.state for r in rows(db)] == ["done"] * 4
+
+
+def test_a_change_to_an_incident_while_its_effect_is_being_started_never_deadlocks(
+    db: Database, policy: Policy
+) -> None:
+    """Starting a claimed effect checks its incident exists (a foreign key); a change holds the
+    incident's lock and re-arms the same effect. Each must let the other finish."""
+    incident_id = incident(db, policy)
+    with db.transaction() as session:
+        store.arm(
+            session, kind=kinds.REFRESH, key="refresh:x", incident_id=incident_id, now=utcnow()
+        )
+    (refresh,) = [r.id for r in _all_rows(db) if r.key == "refresh:x"]
+    claimed, locked = Event(), Event()
+    done: list[str] = []
+
+    def start() -> None:
+        with db.transaction() as session:
+            (item,) = store.claim(session, "w", now=utcnow(), ids=[refresh or 0])
+            claimed.set()
+            # Let the change take the incident first (on SQLite it waits for this commit:
+            # one writer at a time).
+            locked.wait(timeout=2)
+            assert store.start(session, item.id, "w")
+        done.append("started")
+
+    def change() -> None:
+        claimed.wait(timeout=10)
+        with db.transaction() as session:
+            core.lock_incident(session, incident_id)
+            locked.set()
+            store.arm(
+                session, kind=kinds.REFRESH, key="refresh:x", incident_id=incident_id, now=utcnow()
+            )
+        done.append("changed")
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(start), pool.submit(change)]
+        for future in futures:
+            future.result(timeout=30)  # a deadlock would raise here (PostgreSQL aborts one)
+    assert sorted(done) == ["changed", "started"]
+    (row,) = [r for r in _all_rows(db) if r.key == "refresh:x"]
+    assert (row.state, row.attempts, row.rerun) == ("claimed", 1, True)  # runs once more
+
+
+def _all_rows(db: Database) -> list[Effect]:
+    with db.read() as session:
+        return list(session.exec(select(Effect)).all())
