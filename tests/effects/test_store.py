@@ -241,17 +241,20 @@ def claim_keys(db: Database, limit: int) -> list[str]:
         return [c.key for c in store.claim(session, "w", now=utcnow(), limit=limit)]
 
 
+def put(db: Database, *effects: tuple[str, str, str | None]) -> None:
+    """Write (kind, key, lane) effects in one transaction, now."""
+    with db.transaction() as session:
+        for kind, key, lane in effects:
+            store.enqueue(session, kind=kind, key=key, lane=lane, now=utcnow())
+
+
 def test_what_someone_is_waiting_for_is_claimed_before_older_background_work(
     db: Database,
 ) -> None:
     with freeze_time("2026-11-30 03:00:00", tz_offset=0) as clock:
-        with db.transaction() as session:
-            store.enqueue(session, kind=kinds.ANNOUNCE, key="announce:1", lane="i:1", now=utcnow())
-            store.enqueue(session, kind=kinds.POST, key="suggest:2", lane="i:2", now=utcnow())
+        put(db, (kinds.ANNOUNCE, "announce:1", "i:1"), (kinds.POST, "suggest:2", "i:2"))
         clock.tick(timedelta(seconds=1))
-        with db.transaction() as session:
-            store.enqueue(session, kind=kinds.REFRESH, key="refresh:3", lane="i:3", now=utcnow())
-            store.enqueue(session, kind=kinds.SLACK_REQUEST, key="in:4", now=utcnow())
+        put(db, (kinds.REFRESH, "refresh:3", "i:3"), (kinds.SLACK_REQUEST, "in:4", None))
         # The summary and the request come first, though written after the other two (and a
         # batch is executed in that order); then the rest, oldest first.
         assert claim_keys(db, limit=3) == ["refresh:3", "in:4", "announce:1"]
@@ -262,15 +265,12 @@ def test_background_work_that_has_waited_is_not_starved_by_a_stream_of_replies(
     db: Database,
 ) -> None:
     with freeze_time("2026-11-30 03:00:00", tz_offset=0) as clock:
-        with db.transaction() as session:
-            store.enqueue(session, kind=kinds.POST, key="suggest:1", lane="i:1", now=utcnow())
+        put(db, (kinds.POST, "suggest:1", "i:1"))
         clock.tick(store.FIRST_AFTER - timedelta(seconds=1))
-        with db.transaction() as session:
-            store.enqueue(session, kind=kinds.REPLY, key="reply:2", now=utcnow())
+        put(db, (kinds.REPLY, "reply:2", None))
         assert claim_keys(db, limit=1) == ["reply:2"]
         clock.tick(timedelta(seconds=1))
-        with db.transaction() as session:
-            store.enqueue(session, kind=kinds.REPLY, key="reply:3", now=utcnow())
+        put(db, (kinds.REPLY, "reply:3", None))
         assert claim_keys(db, limit=1) == ["suggest:1"]  # waited FIRST_AFTER: its turn
 
 
