@@ -182,6 +182,9 @@ class RunningBot(Protocol):
     def take_app_times(self) -> list[float]:
         """Seconds each request spent in the bot's web app since the last call."""
 
+    def cpu_seconds(self) -> float:
+        """CPU time the bot's process has used so far (in process: this whole process)."""
+
     def stop(self) -> None: ...
 
 
@@ -196,6 +199,9 @@ class InProcessBot:
 
     def take_app_times(self) -> list[float]:
         return self.timed.take()
+
+    def cpu_seconds(self) -> float:
+        return time.process_time()
 
     def stop(self) -> None:
         self.bot.stop()
@@ -256,6 +262,11 @@ class ChildProcessBot:
     def take_app_times(self) -> list[float]:
         self.connection.send("times")
         return list(self._receive())
+
+    def cpu_seconds(self) -> float:
+        # utime and stime, the 14th and 15th fields of /proc/<pid>/stat (after the name).
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -414,6 +425,8 @@ class Bench:
         self.severities = [s.key for s in Policy().severities]
         self.incidents: list[ReadyIncident] = []
         self.ready_in_bursts = Figures(f"declare → channel ready ({concurrency} at once)")
+        self.declare_cpu = 0.0
+        """CPU seconds the bot used for the bursts of declares (until every one was settled)."""
         self._titles = 0
 
     def kind(self, name: str) -> Figures:
@@ -562,7 +575,9 @@ class Bench:
                     return failed_answer(self.fake, sent.reply) or "no 'Declared' answer"
                 return None
 
+            cpu = self.bot.cpu_seconds()
             declared = self.burst(figures, send, check)
+            self.declare_cpu += self.bot.cpu_seconds() - cpu
             calls = self.fake.calls[before:]
             for sent in declared:
                 ready = self.ready_in_bursts
@@ -761,6 +776,10 @@ def run(url: str, args: argparse.Namespace) -> list[str]:
         errors = fake.errors
     for figures in results:
         print(row(backend, figures, floor if figures in (floor, *acks) else None))
+    if bench.ready_in_bursts.sent:
+        per = bench.declare_cpu / bench.ready_in_bursts.sent * 1000
+        where = "this process, the fake Slack included" if args.in_process else "its process"
+        print(f"{backend:<10} bot CPU per declare in bursts: {per:.1f} ms ({where})")
     print(f"{backend:<10} ({time.perf_counter() - started:.0f} s)")
     for line in verdicts(backend, floor, acks, bench.ready_in_bursts):
         print("target:", line)
