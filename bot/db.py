@@ -1,11 +1,11 @@
 """The database: engine, transactions, and the pieces that make SQLite and PostgreSQL behave alike.
 
 Every write in Firebreak happens inside ``Database.transaction()``. On PostgreSQL the domain core
-locks the incident row (``SELECT ... FOR UPDATE``) so that concurrent changes to one incident are
-serialised. SQLite has no row locks, so every transaction starts with ``BEGIN IMMEDIATE``: it
-takes the database's write lock up front, which serialises writers the same way and avoids the
-``database is locked`` dead end of upgrading a read transaction to a write one. WAL mode keeps
-readers unblocked meanwhile.
+locks the incident row (``SELECT ... FOR NO KEY UPDATE``) so that concurrent changes to one
+incident are serialised. SQLite has no row locks, so every transaction starts with
+``BEGIN IMMEDIATE``: it takes the database's write lock up front, which serialises writers the
+same way and avoids the ``database is locked`` dead end of upgrading a read transaction to a
+write one. WAL mode keeps readers unblocked meanwhile.
 """
 
 from __future__ import annotations

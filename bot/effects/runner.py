@@ -13,9 +13,10 @@ outcome in a short transaction under the row lock:
   invalid): the row fails, and ``on_failed`` records it on the incident's timeline and tells
   the commander, in the same transaction.
 
-A transaction that writes effects wakes the runners of its process when it commits, so work
-starts at once; otherwise each thread looks for due work every ``interval`` seconds (retries,
-scheduled effects, and work a dead replica left behind once its lease runs out).
+A transaction that writes effects wakes one idle runner thread of its process when it commits
+(a thread that claims a full batch wakes the next), so work starts at once; otherwise each
+thread looks for due work every ``interval`` seconds (retries, scheduled effects, and work a
+dead replica left behind once its lease runs out).
 """
 
 from __future__ import annotations

@@ -215,13 +215,18 @@ def claim(
 ) -> list[Claimed]:
     """Take up to ``limit`` due effects (or exactly ``ids``, if still claimable) for
     ``worker_id``: ``kinds.FIRST`` and work that has waited ``FIRST_AFTER`` first, then the
-    rest; oldest first within each. ``start`` each before executing it."""
+    rest; within each, in the order they were written (ids, which a clock stepping back does not
+    reorder). ``start`` each before executing it."""
     pick = select(Effect.id).where(_claimable(now))
     if ids is not None:
         pick = pick.where(col(Effect.id).in_(ids))
-    first = or_(col(Effect.kind).in_(kinds.FIRST), col(Effect.due_at) <= now - FIRST_AFTER)
+    first = or_(
+        col(Effect.kind).in_(kinds.FIRST),
+        col(Effect.due_at) <= now - FIRST_AFTER,
+        col(Effect.created_at) > now,  # the clock stepped back: how long it waited is unknown
+    )
     later = case((first, 0), else_=1)
-    pick = pick.order_by(later, col(Effect.due_at), col(Effect.id)).limit(limit)
+    pick = pick.order_by(later, col(Effect.id)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     rows = session.exec(
@@ -273,8 +278,8 @@ _LOCK_INCIDENT = (
 
 
 def lock_incident_row(session: Session, incident_id: int) -> None:
-    """Lock the incident's row (``FOR UPDATE`` on PostgreSQL; SQLite transactions already hold
-    the write lock), as every change to the incident does first."""
+    """Lock the incident's row (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite transactions
+    already hold the write lock), as every change to the incident does first."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_LOCK_INCIDENT, {"incident_id": incident_id})
 

@@ -29,6 +29,12 @@ ANNOUNCED_IN_CHANNEL = frozenset(
 )
 """Changes said in the incident channel, with who made them."""
 
+NOTICES: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(ANNOUNCED_IN_CHANNEL, ("said", "change")),
+    EventKind.STATUS_UPDATE: ("update", "status_update"),
+}
+"""Events posted in the incident channel: (the effect key's suffix, the notice's type)."""
+
 SHOWN_IN_SUMMARY = frozenset(
     {
         *ANNOUNCED_IN_CHANNEL,
@@ -147,15 +153,9 @@ def on_timeline_event(
         return
     if kind in SHOWN_IN_SUMMARY and incident.slack_channel_id is not None:
         refresh(session, incident, now=now)
-    if kind in ANNOUNCED_IN_CHANNEL:
-        post(
-            session,
-            incident,
-            f"event:{event.id}:said",
-            {"type": "change", "event": event.id},
-            now=now,
-        )
     if kind == EventKind.ROLE_ASSIGNED and event.data.get("user"):
+        # Before the post that says so: the person is in the channel when it is said, and an
+        # invite (claimed first) never waits in its lane behind a post (claimed later).
         store.enqueue(
             session,
             kind=kinds.INVITE,
@@ -165,12 +165,13 @@ def on_timeline_event(
             lane=lane,
             now=now,
         )
-    if kind == EventKind.STATUS_UPDATE:
+    if kind in NOTICES:
+        suffix, notice = NOTICES[kind]
         post(
             session,
             incident,
-            f"event:{event.id}:update",
-            {"type": "status_update", "event": event.id},
+            f"event:{event.id}:{suffix}",
+            {"type": notice, "event": event.id},
             now=now,
         )
     if kind == EventKind.STATUS_CHANGED and event.data.get("phase") == "closed":

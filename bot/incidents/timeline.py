@@ -6,9 +6,10 @@ returns what changed. Callers wrap each call in ``Database.transaction()``.
 
 Concurrency and repeats:
 
-* Every change first locks the incident row (``FOR UPDATE`` on PostgreSQL; SQLite transactions
-  already hold the write lock), so two people resolving at once are serialised: the first
-  resolves, the second sees "already resolved" and nothing is written twice.
+* Every change first locks the incident row (``FOR NO KEY UPDATE`` on PostgreSQL, which rows
+  pointing at it need not wait for; SQLite transactions already hold the write lock), so two
+  people resolving at once are serialised: the first resolves, the second sees "already
+  resolved" and nothing is written twice.
 * Every change accepts an idempotency ``key`` (a Slack ``trigger_id``, ``event_id``, ...). A key
   that is already on the timeline returns the earlier result and writes nothing. Changes that
   would not change anything (acknowledging twice, assigning the current holder) write nothing.
@@ -75,7 +76,7 @@ _LOCK_INCIDENT_ROW = (
 
 
 def lock_incident(session: Session, incident_id: int) -> Incident:
-    """The incident, locked for this transaction (``FOR UPDATE`` on PostgreSQL; SQLite
+    """The incident, locked for this transaction (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite
     transactions already hold the write lock). Every change to an incident, here or in other
     modules, takes this lock first, so changes to one incident are serialised."""
     incident = session.exec(_LOCK_INCIDENT, params={"incident_id": incident_id}).first()

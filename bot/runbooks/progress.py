@@ -9,7 +9,7 @@ Repeats and races:
 * A run is unique per (incident, runbook): starting the same runbook twice returns the first
   run and writes nothing. The incident row is locked first, so two people starting it at the same
   moment get one run and one timeline event.
-* A step change locks the incident and then the run row (``FOR UPDATE``; the same order as every
+* A step change locks the incident and then the run row (row locks; the same order as every
   other change, so no deadlock), then re-reads the step. Two people clicking "Done" on the same
   step at once produce one change and one timeline event; a click that changes nothing (done ->
   done) writes nothing. An idempotency ``key`` (Slack's action ``trigger_id`` or the action's

@@ -228,13 +228,16 @@ class IncidentFlows:
         minutes by the scheduler on every replica; the refresh is one coalesced effect per
         incident, so replicas never duplicate it). Returns how many were asked for."""
         now = utcnow()
-        asked = 0
-        with self.fb.db.transaction() as session:
-            for incident in core.list_incidents(session, self.policy, phases=("active",)):
-                if incident.summary_message_ts is not None:
-                    refresh(session, incident, now=now)
-                    asked += 1
-        return asked
+        with self.fb.db.read() as session:
+            active = core.list_incidents(session, self.policy, phases=("active",))
+        ids = [i.id for i in active if i.id is not None and i.summary_message_ts is not None]
+        # One incident per transaction, its lock first, as every change takes it: re-arming
+        # many refresh rows in one transaction would lock them in an order of its own and
+        # deadlock (on PostgreSQL) with a runner finishing one while starting the next.
+        for incident_id in ids:
+            with self.fb.db.transaction() as session:
+                refresh(session, core.lock_incident(session, incident_id), now=now)
+        return len(ids)
 
     def change(self, incident_id: int, apply: Callable[[Session], core.Change]) -> core.Change:
         """Run one core change in a transaction (its Slack effects are written with it)."""

@@ -10,7 +10,10 @@ against the fake Slack, the clock moved by freezegun, the disk filling up mid-ef
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -29,6 +32,7 @@ from bot.observability import Workers
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack
 from bot.slack.app import SlackBot, build_bot
+from bot.slack.flows import IncidentFlows
 from tests.db_faults import refuse_writes
 from tests.e2e.conftest import texts
 
@@ -174,3 +178,58 @@ def test_the_disk_filling_after_slack_did_the_work_loses_nothing_and_posts_once(
         clock.move_to(utcnow() + store.DEFAULT_LEASE + timedelta(seconds=1))
         second.runner.run_until_idle()
     posted_once_by_a_repeat(fake, fb, channel, before, "post:disk-full")
+
+
+def test_the_summary_sweep_never_deadlocks_with_a_runner_moving_from_one_refresh_to_the_next(
+    fb: Firebreak, db: Database, e2e_policy: Policy
+) -> None:
+    """A runner finishes one incident's refresh and starts another's in one transaction (both
+    incidents locked first, in id order); the periodic sweep re-arms every active incident's
+    refresh meanwhile. Each must let the other finish."""
+    ids = []
+    for title in ("Checkout down", "Search slow"):
+        with db.transaction() as session:
+            found = core.declare_incident(session, e2e_policy, title=title, reporter="U0ANA")
+            assert found.incident.id is not None
+            core.save_slack_refs(session, found.incident.id, summary_message_ts="1700000000.0001")
+            store.arm(session, kind=kinds.REFRESH, key=f"refresh:{found.incident.id}", now=utcnow())
+            ids.append(found.incident.id)
+    with db.read() as session:
+        rows = {
+            e.key: e.id or 0
+            for e in session.exec(select(Effect).where(col(Effect.kind) == kinds.REFRESH)).all()
+        }
+    refreshes = [rows[f"refresh:{i}"] for i in ids]
+    with db.transaction() as session:
+        earlier, later = store.claim(session, "w", now=utcnow(), ids=refreshes)
+        assert store.start(session, earlier.id, "w")
+    finished = threading.Event()
+    swept: list[int] = []
+
+    def runner() -> None:
+        with db.transaction() as session:
+            for incident_id in sorted(ids):
+                store.lock_incident_row(session, incident_id)
+            assert store.finish(session, earlier.id, "w", result={}, now=utcnow())
+            finished.set()
+            time.sleep(0.5)  # the sweep reaches the incidents meanwhile
+            assert store.start(session, later.id, "w")
+
+    def sweep() -> None:
+        finished.wait(10)
+        swept.append(IncidentFlows(fb).refresh_open_summaries())
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(runner), pool.submit(sweep)]:
+            future.result(timeout=30)  # a deadlock would raise here (PostgreSQL aborts one)
+    assert swept == [2]
+    with db.read() as session:
+        states = {
+            e.key: (e.state, e.rerun)
+            for e in session.exec(select(Effect).where(col(Effect.kind) == kinds.REFRESH)).all()
+        }
+    # The finished refresh runs again for the sweep; the running one once more when it ends.
+    assert states == {
+        f"refresh:{ids[0]}": ("pending", False),
+        f"refresh:{ids[1]}": ("claimed", True),
+    }

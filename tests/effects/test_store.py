@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.clock import utcnow
-from bot.config import Policy
+from bot.config import COMMANDER, Policy
 from bot.db import Database
 from bot.effects import kinds, store
 from bot.effects.failures import on_effect_failed
@@ -347,3 +347,33 @@ def test_a_change_to_an_incident_while_its_effect_is_being_started_never_deadloc
 def _all_rows(db: Database) -> list[Effect]:
     with db.read() as session:
         return list(session.exec(select(Effect)).all())
+
+
+def test_a_new_role_holder_is_invited_before_the_channel_is_told(
+    db: Database, policy: Policy
+) -> None:
+    """In the incident's lane the invite comes first: the person is in the channel when the
+    change is said, and an invite (claimed first) never waits behind a post."""
+    incident_id = incident(db, policy)
+    with db.transaction() as session:
+        change = core.assign_role(session, policy, incident_id, COMMANDER, "U0BOB", actor="U0ANA")
+    assert change.event is not None
+    with db.read() as session:
+        lane = [
+            e.key
+            for e in session.exec(
+                select(Effect).where(col(Effect.key).startswith(f"event:{change.event.id}:"))
+            ).all()
+        ]
+    assert sorted(lane, key=lambda key: key.endswith(":said")) == lane
+    assert [k.rsplit(":", 1)[1] for k in lane] == ["invite", "said"]
+
+
+def test_work_written_before_the_clock_stepped_back_is_not_held_behind_new_work(
+    db: Database,
+) -> None:
+    with freeze_time("2026-11-30 03:00:00", tz_offset=0) as clock:
+        put(db, (kinds.POST, "suggest:1", "i:1"))
+        clock.move_to("2026-11-30 02:00:00")  # an hour back: how long it waited is unknown
+        put(db, (kinds.REPLY, "reply:2", None))
+        assert claim_keys(db, limit=1) == ["suggest:1"]
