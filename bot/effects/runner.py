@@ -27,7 +27,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
@@ -75,6 +75,9 @@ class Done:
     result: dict[str, Any] = field(default_factory=dict)
     then: Callable[[Session], None] | None = None
     """Runs in the finishing transaction, after the claim was checked."""
+    said: Callable[[Session], None] | None = None
+    """Runs in the finishing transaction whatever became of the claim: writes that are keyed so
+    a repeat of the effect elsewhere writes them once (answers to the person who asked)."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,9 @@ class EffectRunner:
                 # checks whether Slack already did the work, or does not answer twice) must
                 # not be assumed for them. Each start is recorded in the transaction before
                 # it: the claim, or the finish of the effect before it.
-                started = bool(claimed) and store.start(session, claimed[0].id, self.worker_id)
+                started = bool(claimed) and store.start(
+                    session, claimed[0].id, self.worker_id, until=self._until()
+                )
             if len(claimed) == self.batch:
                 self.kick()  # a full batch: more may be due, for another thread
             for n, item in enumerate(claimed):
@@ -257,10 +262,15 @@ class EffectRunner:
             with self._busy_lock:
                 self._busy -= 1
 
+    def _until(self) -> datetime:
+        """The lease of an attempt that starts now: counted from its start, not from the claim
+        of its batch, so a batch behind slow calls is not taken over while it waits."""
+        return utcnow() + self.lease
+
     def _start(self, item: Claimed) -> bool:
         try:
             with self.database.transaction() as session:
-                return store.start(session, item.id, self.worker_id)
+                return store.start(session, item.id, self.worker_id, until=self._until())
         except Exception:
             log.exception("could not start effect %s; its claim will run out", item.id)
             return False
@@ -325,7 +335,9 @@ class EffectRunner:
                     store.lock_incident_row(session, incident_id)
                 state = self._record(session, item, outcome, failure)
                 if following is not None:
-                    next_started = store.start(session, following.id, self.worker_id)
+                    next_started = store.start(
+                        session, following.id, self.worker_id, until=self._until()
+                    )
             return state, next_started
         except Exception:
             # The database is unavailable: the claim runs out and the effect is retried, and a
@@ -348,7 +360,10 @@ class EffectRunner:
             )
             return "retry" if held else "lost"
         if failure is None and isinstance(outcome, Done):
-            if not store.finish(session, item.id, self.worker_id, result=outcome.result, now=now):
+            held = store.finish(session, item.id, self.worker_id, result=outcome.result, now=now)
+            if outcome.said is not None:
+                outcome.said(session)
+            if not held:
                 return "lost"  # released at shutdown or taken after a lease ran out
             if outcome.then is not None:
                 outcome.then(session)

@@ -258,14 +258,17 @@ _START = (
         _EFFECTS.c.state == CLAIMED,
         _EFFECTS.c.claimed_by == bindparam("worker_id"),
     )
-    .values(attempts=_EFFECTS.c.attempts + 1)
+    .values(attempts=_EFFECTS.c.attempts + 1, claimed_until=bindparam("until"))
 )
 
 
-def start(session: Session, effect_id: int, worker_id: str) -> bool:
-    """Count an attempt of a claimed effect as it begins (``claim`` counts none). Returns
-    False if this worker no longer holds the claim: the effect must not be executed."""
-    result: Any = session.execute(_START, {"effect_id": effect_id, "worker_id": worker_id})
+def start(session: Session, effect_id: int, worker_id: str, *, until: datetime) -> bool:
+    """Count an attempt of a claimed effect as it begins (``claim`` counts none), and hold it
+    ``until`` then. Returns False if this worker no longer holds the claim: the effect must not
+    be executed."""
+    result: Any = session.execute(
+        _START, {"effect_id": effect_id, "worker_id": worker_id, "until": until}
+    )
     return bool(result.rowcount == 1)
 
 

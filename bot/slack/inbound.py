@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlmodel import Session
+
 from bot import observability
 from bot.clock import utcnow
 from bot.effects import kinds, store
@@ -49,24 +51,27 @@ class NotRecorded(Exception):
 @dataclass
 class Replies:
     """``respond`` for a recorded request: each answer is a reply effect, keyed by the request
-    and its position, so processing the request again never answers twice."""
+    and its position, so processing the request again never answers twice. The answers are
+    written with the request's outcome (``write``), in the transaction that records it, even if
+    the claim ran out meanwhile (a repeat elsewhere writes the same keys, once)."""
 
-    fb: Firebreak
     request_key: str
     user: str
     channel: str | None
     response_url: str | None
-    count: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
 
     def __call__(
         self, text: str = "", blocks: list[dict[str, Any]] | None = None, **_: Any
     ) -> None:
-        self.count += 1
-        with self.fb.db.transaction() as session:
-            store.enqueue(
-                session,
+        self.rows.append(
+            store.new_row(
                 kind=kinds.REPLY,
-                key=f"reply:{self.request_key}:{self.count}",
+                key=f"reply:{self.request_key}:{self.count + 1}",
                 data={
                     "user": self.user,
                     "channel": self.channel,
@@ -76,6 +81,10 @@ class Replies:
                 },
                 now=utcnow(),
             )
+        )
+
+    def write(self, session: Session) -> None:
+        store.enqueue_many(session, self.rows)
 
 
 Processor = Callable[[str, dict[str, Any], Replies], None]
@@ -131,27 +140,41 @@ class Inbox:
         except FirebreakError as exc:
             replies(f":no_entry: {exc}")
         except SlackCallError as exc:
-            if exc.transient:
+            if not exc.transient:
+                replies(f":warning: {exc}")
+            else:
+                self._say_now(replies)
                 raise TransientError(
                     str(exc), retry_after=exc.retry_after, reason=exc.error
                 ) from None
-            replies(f":warning: {exc}")
         except Exception:
             observability.ERRORS.labels(where="listener").inc()
             log.exception("processing a Slack request failed")
             if item.attempts == 1:
                 replies(":warning: " + UNEXPECTED.format(rid=observability.request_id.get()))
+            self._say_now(replies)
             raise
         finally:
             observability.request_id.reset(token)
-        return Done({"replies": replies.count})
+        return Done({"replies": replies.count}, said=replies.write)
+
+    def _say_now(self, replies: Replies) -> None:
+        """A request that will be tried again: what it has said so far is said now (the same
+        answers from the next attempt are the same effects, written once)."""
+        if not replies.rows:
+            return
+        try:
+            with self.fb.db.transaction() as session:
+                replies.write(session)
+        except Exception as exc:  # the next attempt says it, with its outcome
+            log.warning("answers to a request could not be saved yet: %s", type(exc).__name__)
 
     def replies_for(self, key: str, kind: str, body: dict[str, Any]) -> Replies:
         user, channel = who_and_where(kind, body)
         url = body.get("response_url")
         if not url and body.get("response_urls"):
             url = (body["response_urls"][0] or {}).get("response_url")
-        return Replies(self.fb, key, user, channel, str(url) if url else None)
+        return Replies(key, user, channel, str(url) if url else None)
 
 
 def _stored(kind: str, body: dict[str, Any]) -> dict[str, Any]:

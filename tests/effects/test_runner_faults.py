@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -26,13 +27,14 @@ from bot.config import Policy, Settings
 from bot.db import Database
 from bot.effects import kinds, store
 from bot.effects.models import Effect
-from bot.effects.runner import Outcome
+from bot.effects.runner import EffectRunner, Outcome
 from bot.effects.store import Claimed
 from bot.observability import Workers
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack
 from bot.slack.app import SlackBot, build_bot
 from bot.slack.flows import IncidentFlows
+from bot.slack.inbound import Inbox, Replies
 from tests.db_faults import refuse_writes
 from tests.e2e.conftest import texts
 
@@ -202,7 +204,7 @@ def test_the_summary_sweep_never_deadlocks_with_a_runner_moving_from_one_refresh
     refreshes = [rows[f"refresh:{i}"] for i in ids]
     with db.transaction() as session:
         earlier, later = store.claim(session, "w", now=utcnow(), ids=refreshes)
-        assert store.start(session, earlier.id, "w")
+        assert store.start(session, earlier.id, "w", until=utcnow() + store.DEFAULT_LEASE)
     finished = threading.Event()
     swept: list[int] = []
 
@@ -213,7 +215,7 @@ def test_the_summary_sweep_never_deadlocks_with_a_runner_moving_from_one_refresh
             assert store.finish(session, earlier.id, "w", result={}, now=utcnow())
             finished.set()
             time.sleep(0.5)  # the sweep reaches the incidents meanwhile
-            assert store.start(session, later.id, "w")
+            assert store.start(session, later.id, "w", until=utcnow() + store.DEFAULT_LEASE)
 
     def sweep() -> None:
         finished.wait(10)
@@ -233,3 +235,39 @@ def test_the_summary_sweep_never_deadlocks_with_a_runner_moving_from_one_refresh
         f"refresh:{ids[0]}": ("pending", False),
         f"refresh:{ids[1]}": ("claimed", True),
     }
+
+
+def test_a_request_that_keeps_failing_tells_the_person_once_and_is_tried_again(
+    fb: Firebreak, db: Database
+) -> None:
+    """Processing raises (a bug, the database gone): what it said so far and a warning reach
+    the person at once; the retries say nothing twice; the attempt that works adds nothing."""
+    inbox = Inbox(fb)
+    attempts: list[int] = []
+
+    def flaky(kind: str, body: dict[str, Any], replies: Replies) -> None:
+        attempts.append(len(attempts) + 1)
+        replies("Looking into INC-7")
+        if len(attempts) < 3:
+            raise RuntimeError("a bug")
+
+    inbox.processors["command"] = flaky
+    body = {"user_id": "U0ANA", "channel_id": "C0GENERAL", "response_url": None}
+    assert inbox.record("command", "cmd:T1", body)
+    runner = EffectRunner(db, {kinds.SLACK_REQUEST: inbox.handle}, worker_id="w", threads=0)
+    outcomes = []
+    with freeze_time(utcnow()) as clock:
+        for _ in range(3):
+            with db.transaction() as session:
+                (item,) = store.claim(session, "w", now=utcnow(), limit=1)
+            outcomes.append(runner.execute(item))
+            clock.tick(timedelta(minutes=5))  # past any backoff
+    assert outcomes == ["retry", "retry", "done"] and attempts == [1, 2, 3]
+    with db.read() as session:
+        said = session.exec(
+            select(Effect).where(col(Effect.kind) == kinds.REPLY).order_by(col(Effect.id))
+        ).all()
+    assert [r.data["text"].split(" (")[0] for r in said] == [
+        "Looking into INC-7",
+        ":warning: Something went wrong inside Firebreak",
+    ]

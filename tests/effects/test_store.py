@@ -9,7 +9,8 @@ from datetime import timedelta
 from threading import Barrier, Event
 
 from freezegun import freeze_time
-from sqlmodel import col, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from bot import incidents as core
 from bot.clock import utcnow
@@ -46,6 +47,11 @@ def claim(db: Database, worker: str, limit: int = 50) -> list[Claimed]:
             for c in store.claim(session, worker, now=utcnow(), limit=limit)
             if c.kind == "test.thing"
         ]
+
+
+def begin(session: Session, effect_id: int, worker: str) -> bool:
+    """``store.start`` with the default lease, from now."""
+    return store.start(session, effect_id, worker, until=utcnow() + store.DEFAULT_LEASE)
 
 
 def rows(db: Database) -> list[Effect]:
@@ -117,12 +123,12 @@ def test_a_dead_workers_claim_is_taken_after_its_lease_and_marked_as_a_repeat(
     with freeze_time(utcnow()) as clock:
         [taken] = claim(db, "dead")
         with db.transaction() as session:
-            assert store.start(session, taken.id, "dead")  # the attempt began, then it died
+            assert begin(session, taken.id, "dead")  # the attempt began, then it died
         assert claim(db, "alive") == []
         clock.tick(store.DEFAULT_LEASE + timedelta(seconds=1))
         [again] = claim(db, "alive")
         with db.transaction() as session:
-            assert not store.start(session, taken.id, "dead")  # its claim is gone
+            assert not begin(session, taken.id, "dead")  # its claim is gone
     # One attempt began before: the next one checks before doing the work again.
     assert again.key == "post:dead" and again.attempts == 1
     seen: list[bool] = []
@@ -141,7 +147,7 @@ def test_an_effect_claimed_but_never_started_is_no_repeat(db: Database) -> None:
     with freeze_time(utcnow()) as clock:
         first, _never_started = claim(db, "dead", limit=2)
         with db.transaction() as session:
-            store.start(session, first.id, "dead")  # died during the first; never began "b"
+            begin(session, first.id, "dead")  # died during the first; never began "b"
         clock.tick(store.DEFAULT_LEASE + timedelta(seconds=1))
         again = {c.key: c for c in claim(db, "alive", limit=2)}
     assert again["post:a"].attempts == 1 and again["post:b"].attempts == 0
@@ -322,7 +328,7 @@ def test_a_change_to_an_incident_while_its_effect_is_being_started_never_deadloc
             # Let the change take the incident first (on SQLite it waits for this commit:
             # one writer at a time).
             locked.wait(timeout=2)
-            assert store.start(session, item.id, "w")
+            assert begin(session, item.id, "w")
         done.append("started")
 
     def change() -> None:
@@ -377,3 +383,48 @@ def test_work_written_before_the_clock_stepped_back_is_not_held_behind_new_work(
         clock.move_to("2026-11-30 02:00:00")  # an hour back: how long it waited is unknown
         put(db, (kinds.REPLY, "reply:2", None))
         assert claim_keys(db, limit=1) == ["suggest:1"]
+
+
+def test_a_batch_behind_a_slow_call_keeps_its_claim_from_its_own_start(db: Database) -> None:
+    """A runner claims a batch, then spends most of a lease on the first effect (Slack slow):
+    the second is held from when it starts, so no other replica takes it while it runs."""
+    enqueue(db, "post:slow")
+    enqueue(db, "post:next")
+    with freeze_time(utcnow()) as clock:
+        slow, following = claim(db, "w", limit=2)
+        with db.transaction() as session:
+            assert begin(session, slow.id, "w")
+        clock.tick(store.DEFAULT_LEASE - timedelta(seconds=5))
+        with db.transaction() as session:  # the slow one done: the next begins
+            assert store.finish(session, slow.id, "w", result={}, now=utcnow())
+            assert begin(session, following.id, "w")
+        clock.tick(timedelta(seconds=20))  # past the batch's claim, within the attempt's lease
+        assert claim(db, "other") == []
+        clock.tick(store.DEFAULT_LEASE)
+        assert [c.key for c in claim(db, "other")] == ["post:next"]  # now it was abandoned
+
+
+def test_an_answer_is_written_even_when_the_claim_ran_out_while_it_was_given(
+    db: Database,
+) -> None:
+    """Answers are written with the outcome; a claim lost meanwhile (taken over after its lease)
+    must not lose them: the repeat elsewhere writes the same keys, once."""
+    enqueue(db, "in:declare")
+
+    def slow_request(item: Claimed) -> Done:
+        with db.transaction() as session:  # meanwhile the lease ran out and another took it
+            session.execute(
+                update(Effect).where(col(Effect.id) == item.id).values(claimed_by="other")
+            )
+
+        def said(session: Session) -> None:
+            store.enqueue(session, kind=kinds.REPLY, key="reply:in:declare:1", now=utcnow())
+
+        return Done({"replies": 1}, said=said)
+
+    runner = EffectRunner(db, {"test.thing": slow_request}, worker_id="w", threads=0)
+    (item,) = claim(db, "w")
+    assert runner.execute(item) == "lost"
+    with db.read() as session:
+        replies = session.exec(select(Effect).where(col(Effect.kind) == kinds.REPLY)).all()
+    assert [r.key for r in replies] == ["reply:in:declare:1"]
