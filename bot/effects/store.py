@@ -223,7 +223,8 @@ def claim(
     first = or_(
         col(Effect.kind).in_(kinds.FIRST),
         col(Effect.due_at) <= now - FIRST_AFTER,
-        col(Effect.created_at) > now,  # the clock stepped back: how long it waited is unknown
+        # Written "later" than now: the clock stepped back, so how long it waited is unknown.
+        col(Effect.created_at) > now + FIRST_AFTER,
     )
     later = case((first, 0), else_=1)
     pick = pick.order_by(later, col(Effect.id)).limit(limit)
