@@ -5,7 +5,8 @@ Each replica runs one ``EffectRunner`` with a few threads. A thread claims a bat
 outcome in a short transaction under the row lock:
 
 * ``Done``: the row is done (and ``then`` runs in the same transaction: record what Slack
-  returned, queue what follows, e.g. the summary after the channel exists).
+  returned, queue what follows, e.g. the summary after the channel exists; ``said`` runs there
+  even if the claim was lost meanwhile: answers keyed so a repeat writes them once).
 * ``Retry`` / a ``TransientError`` (a rate limit, a 5xx, a timeout, a dropped connection, the
   database briefly gone): back to pending after a backoff that honours ``Retry-After`` within
   sane bounds. After ``max_attempts`` or ``max_age`` the row fails: nothing retries forever.
@@ -264,7 +265,8 @@ class EffectRunner:
 
     def _until(self) -> datetime:
         """The lease of an attempt that starts now: counted from its start, not from the claim
-        of its batch, so a batch behind slow calls is not taken over while it waits."""
+        of its batch, so an effect started late in its batch is not taken over while it runs
+        (those not started yet still expire with the batch: a crash holds them no longer)."""
         return utcnow() + self.lease
 
     def _start(self, item: Claimed) -> bool:

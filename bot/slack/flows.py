@@ -234,10 +234,15 @@ class IncidentFlows:
         # One incident per transaction, its lock first, as every change takes it: re-arming
         # many refresh rows in one transaction would lock them in an order of its own and
         # deadlock (on PostgreSQL) with a runner finishing one while starting the next.
+        asked = 0
         for incident_id in ids:
-            with self.fb.db.transaction() as session:
-                refresh(session, core.lock_incident(session, incident_id), now=now)
-        return len(ids)
+            try:
+                with self.fb.db.transaction() as session:
+                    refresh(session, core.lock_incident(session, incident_id), now=now)
+                asked += 1
+            except Exception:  # the others are still refreshed; this one at the next sweep
+                log.exception("could not ask for a summary refresh", extra={"id": incident_id})
+        return asked
 
     def change(self, incident_id: int, apply: Callable[[Session], core.Change]) -> core.Change:
         """Run one core change in a transaction (its Slack effects are written with it)."""

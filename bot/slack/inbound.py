@@ -60,18 +60,25 @@ class Replies:
     channel: str | None
     response_url: str | None
     rows: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.rows)
+    count: int = 0
+    """Answers given, the warning apart."""
 
     def __call__(
         self, text: str = "", blocks: list[dict[str, Any]] | None = None, **_: Any
     ) -> None:
+        self.count += 1
+        self._add(str(self.count), text, blocks)
+
+    def warn(self, text: str) -> None:
+        """The warning that processing failed and will be tried again: keyed apart from the
+        answers, so the answers of the attempt that works keep their places (and are sent)."""
+        self._add("warning", text, None)
+
+    def _add(self, place: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
         self.rows.append(
             store.new_row(
                 kind=kinds.REPLY,
-                key=f"reply:{self.request_key}:{self.count + 1}",
+                key=f"reply:{self.request_key}:{place}",
                 data={
                     "user": self.user,
                     "channel": self.channel,
@@ -151,7 +158,7 @@ class Inbox:
             observability.ERRORS.labels(where="listener").inc()
             log.exception("processing a Slack request failed")
             if item.attempts == 1:
-                replies(":warning: " + UNEXPECTED.format(rid=observability.request_id.get()))
+                replies.warn(":warning: " + UNEXPECTED.format(rid=observability.request_id.get()))
             self._say_now(replies)
             raise
         finally:

@@ -241,7 +241,7 @@ def test_a_request_that_keeps_failing_tells_the_person_once_and_is_tried_again(
     fb: Firebreak, db: Database
 ) -> None:
     """Processing raises (a bug, the database gone): what it said so far and a warning reach
-    the person at once; the retries say nothing twice; the attempt that works adds nothing."""
+    the person at once; the retries say nothing twice; the attempt that works says the rest."""
     inbox = Inbox(fb)
     attempts: list[int] = []
 
@@ -250,6 +250,7 @@ def test_a_request_that_keeps_failing_tells_the_person_once_and_is_tried_again(
         replies("Looking into INC-7")
         if len(attempts) < 3:
             raise RuntimeError("a bug")
+        replies("Declared INC-7")
 
     inbox.processors["command"] = flaky
     body = {"user_id": "U0ANA", "channel_id": "C0GENERAL", "response_url": None}
@@ -270,4 +271,5 @@ def test_a_request_that_keeps_failing_tells_the_person_once_and_is_tried_again(
     assert [r.data["text"].split(" (")[0] for r in said] == [
         "Looking into INC-7",
         ":warning: Something went wrong inside Firebreak",
+        "Declared INC-7",
     ]
