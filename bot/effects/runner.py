@@ -9,7 +9,8 @@ outcome in a short transaction under the row lock:
   even if the claim was lost meanwhile: answers keyed so a repeat writes them once).
 * ``Retry`` / a ``TransientError`` (a rate limit, a 5xx, a timeout, a dropped connection, the
   database briefly gone): back to pending after a backoff that honours ``Retry-After`` within
-  sane bounds. After ``max_attempts`` or ``max_age`` the row fails: nothing retries forever.
+  sane bounds. After ``max_attempts`` or ``max_age`` the row fails: nothing retries forever,
+  not even an effect whose attempts never record an outcome (one that kills its process).
 * ``Fail`` / a ``PermanentError`` (the channel was archived, the bot was removed, the token is
   invalid): the row fails, and ``on_failed`` records it on the incident's timeline and tells
   the commander, in the same transaction.
@@ -295,6 +296,14 @@ class EffectRunner:
         try:
             if handler is None:
                 raise PermanentError(f"no handler for effects of kind {item.kind!r}")
+            if item.attempts > self.max_attempts:
+                # Started this often with no outcome recorded: each attempt killed its process
+                # or its outcome could not be saved. Trying again would do the same, forever.
+                raise PermanentError(
+                    f"gave up after {item.attempts - 1} attempts whose outcome was never "
+                    "recorded (the process died during each, or saving it failed)",
+                    reason="unrecorded",
+                )
             outcome = handler(item)
         except TransientError as exc:
             reason = exc.reason

@@ -428,3 +428,34 @@ def test_an_answer_is_written_even_when_the_claim_ran_out_while_it_was_given(
     with db.read() as session:
         replies = session.exec(select(Effect).where(col(Effect.kind) == kinds.REPLY)).all()
     assert [r.key for r in replies] == ["reply:in:declare:1"]
+
+
+def test_an_effect_whose_outcome_can_never_be_recorded_fails_instead_of_running_forever(
+    db: Database,
+) -> None:
+    """Each attempt does its work, then saving the outcome fails (a bug in what follows it; a
+    process killed by the effect itself looks the same): after max_attempts starts it fails
+    for good, without running again, instead of being retried at every lease, forever."""
+    enqueue(db, "post:poison")
+    ran: list[int] = []
+
+    def handler(item: Claimed) -> Done:
+        ran.append(item.attempts)
+
+        def broken(session: Session) -> None:
+            raise ValueError("a bug in what follows")
+
+        return Done(then=broken)
+
+    runner = EffectRunner(db, {"test.thing": handler}, worker_id="w", threads=0, max_attempts=3)
+    outcomes = []
+    with freeze_time(utcnow()) as clock:
+        for _ in range(4):
+            (item,) = claim(db, "w")
+            outcomes.append(runner.execute(item))
+            clock.tick(store.DEFAULT_LEASE + timedelta(seconds=1))
+        assert claim(db, "w") == []
+    assert outcomes == ["unrecorded", "unrecorded", "unrecorded", "failed"]
+    assert ran == [1, 2, 3]  # the fourth start did not run it
+    (row,) = rows(db)
+    assert row.state == "failed" and "never recorded" in (row.last_error or "")
