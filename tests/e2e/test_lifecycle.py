@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from freezegun import freeze_time
 from sqlmodel import col, select
 
 from bot import incidents as core
@@ -228,12 +229,6 @@ def test_finished_effects_are_forgotten_after_a_week(
 def test_open_for_on_the_summary_is_kept_current(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:
-    from datetime import timedelta
-
-    from freezegun import freeze_time
-
-    from bot.clock import utcnow
-
     incident = declare(fake, bot, slack, db)
     resolved = declare(fake, bot, slack, db, title="Another one")
     slack.slash_command("resolve", user="ana.garcia", channel=resolved.slack_channel_id or "")
