@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -32,6 +33,17 @@ from bot.clock import as_utc
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "firebreak_read_only"
+
+_Select = TypeVar("_Select", bound=GenerativeSelect)
+
+
+def locked_for_change(statement: _Select) -> _Select:
+    """``statement`` locking the incident row it selects, as every change to an incident does
+    first: ``FOR NO KEY UPDATE`` on PostgreSQL, which serialises changes to the incident but not
+    the foreign-key checks of rows pointing at it (SQLite ignores it: its transactions already
+    hold the write lock)."""
+    return statement.with_for_update(key_share=True)
+
 
 # Stable constraint names, so migrations can alter and drop them on both backends.
 NAMING_CONVENTION = {

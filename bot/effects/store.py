@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.clock import as_utc
+from bot.db import locked_for_change
 from bot.effects import kinds
 from bot.effects.models import Effect
 from bot.models import Incident
@@ -240,16 +241,16 @@ def claim(
             rerun=False,
             updated_at=now,
         )
-        .returning(*_RETURNING)
+        .returning(*_RETURNING, later)
         .execution_options(synchronize_session=False)
     ).all()
-    claimed = [
+    # Executed in the order they were picked (RETURNING keeps none): one row per lane at most
+    # (a lane's next row is not claimable yet), so every lane's order is kept too.
+    rows = sorted(rows, key=lambda r: (r[8], r[0]))
+    return [
         Claimed(r[0], r[1], r[2], r[3], dict(r[4] or {}), dict(r[5] or {}), r[6], as_utc(r[7]))
         for r in rows
     ]
-    # One row per lane at most (a lane's next row is not claimable yet), so this order keeps
-    # every lane's; executed as claimed, the first kinds before the rest.
-    return sorted(claimed, key=lambda c: (c.kind not in kinds.FIRST, c.id))
 
 
 _START = (
@@ -274,16 +275,14 @@ def start(session: Session, effect_id: int, worker_id: str, *, until: datetime) 
 
 
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
-_LOCK_INCIDENT = (
-    sa_select(_INCIDENTS.c.id)
-    .where(_INCIDENTS.c.id == bindparam("incident_id"))
-    .with_for_update(key_share=True)
+_LOCK_INCIDENT = locked_for_change(
+    sa_select(_INCIDENTS.c.id).where(_INCIDENTS.c.id == bindparam("incident_id"))
 )
 
 
 def lock_incident_row(session: Session, incident_id: int) -> None:
-    """Lock the incident's row (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite transactions
-    already hold the write lock), as every change to the incident does first."""
+    """Lock the incident's row as every change to the incident does first (not a round trip
+    on SQLite, whose transactions already hold the write lock)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_LOCK_INCIDENT, {"incident_id": incident_id})
 

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from bot.audit import chain
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
+from bot.db import locked_for_change
 from bot.effects import triggers as effect_triggers
 from bot.errors import InvalidInput, NotFound
 from bot.incidents.queries import earlier_event, find_event_by_source, get_incident, is_retracted
@@ -59,19 +60,14 @@ class Change:
 # Internals shared by every change
 
 
-_LOCK_INCIDENT = (
-    select(Incident)
-    .where(col(Incident.id) == bindparam("incident_id"))
-    .with_for_update(key_share=True)
-    .execution_options(populate_existing=True)
-)
+_LOCK_INCIDENT = locked_for_change(
+    select(Incident).where(col(Incident.id) == bindparam("incident_id"))
+).execution_options(populate_existing=True)
 
 
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
-_LOCK_INCIDENT_ROW = (
-    sa_select(_INCIDENTS)
-    .where(_INCIDENTS.c.id == bindparam("incident_id"))
-    .with_for_update(key_share=True)
+_LOCK_INCIDENT_ROW = locked_for_change(
+    sa_select(_INCIDENTS).where(_INCIDENTS.c.id == bindparam("incident_id"))
 )
 
 
