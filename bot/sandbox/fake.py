@@ -39,6 +39,7 @@ from bot.sandbox.records import JSON
 from bot.sandbox.scenarios import Scenarios
 from bot.sandbox.server import HttpServer
 from bot.sandbox.socket_mode import SocketModeServer
+from bot.sandbox.tls import Certificate
 
 
 class FakeSlack(
@@ -65,7 +66,9 @@ class FakeSlack(
         seed: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         seed_workspace: bool = True,
+        tls: Certificate | None = None,
     ) -> None:
+        self.tls = tls
         super().__init__(
             team_name=team_name, team_domain=team_domain, bot_name=bot_name, seed=seed, clock=clock
         )

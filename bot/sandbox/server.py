@@ -34,11 +34,14 @@ from bot.sandbox.records import (
     FakeSlackError,
     ResponsePost,
 )
+from bot.sandbox.tls import Certificate
 
 
 class HttpServer(Faults):
     _server: _Server | None = None
     _thread: threading.Thread | None = None
+    tls: Certificate | None = None
+    """Serve HTTPS with this certificate (set before ``start``); plain HTTP otherwise."""
 
     # ----------------------------------------------------------------------------------------
     # Lifecycle
@@ -49,6 +52,8 @@ class HttpServer(Faults):
             return self
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
+        if self.tls is not None:
+            server.socket = self.tls.server_context().wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, name="fake-slack", kwargs={"poll_interval": 0.05}
@@ -86,7 +91,8 @@ class HttpServer(Faults):
         if self._server is None:
             raise FakeSlackError("the fake Slack is not running: use it as a context manager")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{host!s}:{port}"
 
     @property
     def api_url(self) -> str:

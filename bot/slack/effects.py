@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from slack_sdk.errors import SlackClientError
-from slack_sdk.webhook import WebhookClient
 from sqlmodel import Session
 
 from bot import incidents as core
@@ -492,22 +490,12 @@ class SlackEffects:
     ) -> None:
         url = str(data.get("response_url") or "")
         if url:
-            try:
-                answer = WebhookClient(url, timeout=10).send(
-                    text=text, blocks=payload, response_type="ephemeral", replace_original=False
-                )
-            except (SlackClientError, OSError, ValueError):
-                raise SlackCallError(
-                    "response_url", "connection_failed", transient=True, ambiguous=True
-                ) from None
-            if answer.status_code == 200:
+            status = self.gateway.respond(url, text, payload)
+            if status == 200:
                 return
-            if answer.status_code == 429 or answer.status_code >= 500:
+            if status == 429 or status >= 500:
                 raise SlackCallError(
-                    "response_url",
-                    f"http_{answer.status_code}",
-                    transient=True,
-                    ambiguous=answer.status_code >= 500,
+                    "response_url", f"http_{status}", transient=True, ambiguous=status >= 500
                 )
             # An expired or used-up response_url: fall back to an ephemeral message.
         user, channel = str(data.get("user") or ""), str(data.get("channel") or "")
