@@ -92,7 +92,11 @@ def test_titles_are_stored_exactly(db: Database, policy: Policy, title: str) -> 
     assert count_rows(db, Incident) == 1
 
 
-@pytest.mark.parametrize("title", ["", "   ", "\x00\x01"])
+@pytest.mark.parametrize(
+    "title",
+    ["", "   ", "\x00\x01", "\u200b", "\u200d \u2060", "\ufeff", "\u200f\u200e"],
+    ids=["empty", "spaces", "controls", "zero-width-space", "joiners", "bom", "direction-marks"],
+)
 def test_an_empty_title_is_refused(db: Database, policy: Policy, title: str) -> None:
     with pytest.raises(InvalidInput, match="title is empty"):
         declare(db, policy, title=title)

@@ -11,7 +11,12 @@ from sqlmodel import Session, col, select
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy, StatusPolicy
 from bot.errors import InvalidInput, InvalidTransition
-from bot.incidents.queries import current_assignment, get_incident, incident_by_key
+from bot.incidents.queries import (
+    current_assignment,
+    current_roles,
+    get_incident,
+    incident_by_key,
+)
 from bot.incidents.text import (
     INCIDENT_COUNTER,
     SERVICE_MAX,
@@ -367,6 +372,43 @@ def reopen_incident(
     )
 
 
+def is_active(policy: Policy, incident: Incident) -> bool:
+    """Still being worked on (not resolved, not closed). A status the policy no longer has
+    counts as active: nothing is refused because of a policy edit."""
+    status = policy.find_status(incident.status)
+    return status is None or status.phase == "active"
+
+
+def require_active(policy: Policy, incident: Incident, doing: str) -> None:
+    """Refuse ``doing`` on an incident that is over: an acknowledgement stamped after the
+    resolution would say it was acknowledged late, and skew time to acknowledge."""
+    if not is_active(policy, incident):
+        raise InvalidTransition(
+            f"{incident.ref} is {incident.status}: there is nothing to {doing}. "
+            f"If it is not over, `/incident {incident.ref} reopen` first."
+        )
+
+
+def take_command(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    user: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """ "Acknowledge / I'm IC": ``user`` becomes the commander if nobody is, and the incident
+    is acknowledged. Refused once the incident is over."""
+    incident, repeat = begin_change(session, incident_id, key)
+    if repeat:
+        return repeat
+    require_active(policy, incident, "take command of")
+    if COMMANDER in current_roles(session, incident_id):
+        return acknowledge_incident(session, policy, incident_id, actor=user, key=key, now=now)
+    return assign_role(session, policy, incident_id, COMMANDER, user, actor=user, key=key, now=now)
+
+
 def acknowledge_incident(
     session: Session,
     policy: Policy,
@@ -382,6 +424,7 @@ def acknowledge_incident(
     incident, repeat = begin_change(session, incident_id, key)
     if repeat:
         return repeat
+    require_active(policy, incident, "acknowledge")
     if incident.acknowledged_at is not None:
         return Change(incident, None)
     incident.acknowledged_at = now
@@ -445,7 +488,7 @@ def assign_role(
         )
     )
     acknowledged = False
-    if found.key == COMMANDER and incident.acknowledged_at is None:
+    if found.key == COMMANDER and incident.acknowledged_at is None and is_active(policy, incident):
         incident.acknowledged_at = now
         acknowledged = True
     event = append_event(

@@ -40,13 +40,19 @@ def clean_text(
     if not multiline:
         text = " ".join(text.split())
     text = text.strip()
-    if required and not text:
+    if required and not _visible(text):
         raise InvalidInput(f"The {label} is empty: give a few words that say what is wrong.")
     if len(text) > max_length:
         raise InvalidInput(
             f"The {label} is {len(text):,} characters long; the limit is {max_length:,}."
         )
     return text
+
+
+def _visible(text: str) -> bool:
+    """Whether anything would show: a zero-width space or joiner, a direction mark or a word
+    joiner alone (Unicode format characters) shows nothing, like whitespace."""
+    return any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text)
 
 
 def user_id(value: str, label: str = "user") -> str:

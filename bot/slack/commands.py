@@ -75,6 +75,10 @@ USAGE = {
     "notified": "`/incident notified <clock> [note]`, e.g. `/incident notified initial`",
 }
 
+_HELP = {"?": "help", "-h": "help", "--help": "help", "-help": "help", "/help": "help"}
+"""How people ask a command line for help; "status?" and "help?" are the commands too."""
+_SEV_JOINED = re.compile(r"^(?:sev|severity)-?(\d)$")
+
 _REF_TOKEN = re.compile(r"^(?:inc-?\d{1,9}|#\d{1,9})$", re.IGNORECASE)
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
@@ -135,7 +139,13 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
         if not tokens:
             return ParsedCommand("status", incident_ref=ref)
     word = tokens[0].lower()
-    name = SUBCOMMANDS.get(word)
+    name = SUBCOMMANDS.get(word) or _HELP.get(word) or SUBCOMMANDS.get(word.rstrip("?"))
+    joined = _SEV_JOINED.match(word)
+    if name is None and joined and all(_REF_TOKEN.match(t) for t in tokens[1:]):
+        # "/incident sev1" (or "sev1 INC-4"): the level written against the command. With a
+        # title after it, it stays a title ("sev1 checkout down" declares).
+        name, tokens = "sev", ["sev", joined.group(1), *tokens[1:]]
+        rest = " ".join(tokens)
     if name is None:
         suggestion = close_command(word)
         if (

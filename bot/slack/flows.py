@@ -273,8 +273,11 @@ class IncidentFlows:
         key: str | None,
         incident: Incident | None = None,
         message: dict[str, object] | None = None,
+        pinned: bool = False,
     ) -> core.Change | None:
-        """Put a Slack message on the incident's timeline (once)."""
+        """Put a Slack message on the incident's timeline (once). ``pinned``: asked by the
+        capture reaction, so only while the message still carries it (Slack may redeliver the
+        reaction after its removal was processed)."""
         if incident is None:
             with self.fb.db.read() as session:
                 incident = core.find_incident_by_channel(session, channel)
@@ -284,6 +287,8 @@ class IncidentFlows:
             message = self.gateway.find_message(channel, ts)
         if message is None:
             raise InvalidInput("That message cannot be found any more (deleted?).")
+        if pinned and not self._carries_capture_reaction(message):
+            return None
         author = message.get("user") or message.get("bot_id")
         text = str(message.get("text") or "")
         for file in message.get("files") or []:  # type: ignore[attr-defined]
@@ -312,15 +317,21 @@ class IncidentFlows:
         if incident is None or incident.id is None:
             return None
         message = self.gateway.find_message(channel, ts)
-        reaction = self.policy.slack.capture_reaction
-        if message is not None:
-            for item in message.get("reactions") or []:
-                if item.get("name") == reaction and item.get("count", 0) > 0:
-                    return None
+        if message is not None and self._carries_capture_reaction(message):
+            return None
         with self.fb.db.transaction() as session:
             return core.withdraw_capture(
                 session, self.policy, incident.id, f"slack:{channel}:{ts}", actor=by, key=key
             )
+
+    def _carries_capture_reaction(self, message: dict[str, object]) -> bool:
+        """Someone has the capture reaction on ``message`` now (as Slack shows it)."""
+        reaction = self.policy.slack.capture_reaction
+        reactions = message.get("reactions")
+        return any(
+            isinstance(item, dict) and item.get("name") == reaction and item.get("count", 0) > 0
+            for item in (reactions if isinstance(reactions, list) else [])
+        )
 
     # -- App Home ----------------------------------------------------------------------------
 

@@ -26,6 +26,20 @@ def test_help_list_status_and_timeline(
     assert "Timeline of INC-1" in ask(fake, bot, slack, "timeline INC-1", "general")
 
 
+def test_asking_for_help_or_a_severity_in_shorthand_declares_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    for text in ("--help", "-h", "?", "help?"):
+        assert "`/incident` commands" in ask(fake, bot, slack, text, "general")
+    assert "not an incident channel" in ask(fake, bot, slack, "sev1", "general")
+    incident = declare(fake, bot, slack, db)
+    slack.slash_command("sev1", user="ana.garcia", channel=incident.slack_channel_id or "")
+    bot.settle()
+    with db.read() as session:
+        assert session.exec(select(func.count()).select_from(Incident)).one() == 1
+        assert core.get_incident(session, incident.id or 0).severity == "SEV1"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -3,6 +3,7 @@ edited in place, retries and double clicks change nothing twice, captures are ke
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.helpers import declare, kinds
+from tests.e2e.helpers import answer, ask, declare, kinds
 
 
 def summary_text(fake: FakeSlack, incident: Incident) -> str:
@@ -118,6 +119,34 @@ def test_retried_and_duplicated_events_capture_once(
     slack.unreact(channel, said, user="ana.garcia", reaction="pushpin")
     bot.settle()
     assert kinds(db, incident).count(EventKind.MESSAGE) == 0
+
+
+def test_a_pin_redelivered_after_its_removal_captures_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    # The pin's first delivery failed; Slack redelivers it after the removal was processed.
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    said = fake.user_says(channel, "ana.garcia", "wrong message, pinned by mistake")
+    fake.user_reacts(channel, said, "ana.garcia", "pushpin")
+    added = slack.reaction_added_event(channel, said, user="ana.garcia", reaction="pushpin")
+    fake.user_unreacts(channel, said, "ana.garcia", "pushpin")
+    removed = slack.reaction_removed_event(channel, said, user="ana.garcia", reaction="pushpin")
+
+    assert slack.event(removed, event_id="Ev0REMOVED01").status == 200
+    bot.settle()
+    redelivered = slack.event(
+        added, event_id="Ev0ADDED0001", retry_num=1, retry_reason="http_timeout"
+    )
+    bot.settle()
+
+    assert redelivered.status == 200
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 0
+
+    # Pinned again, for real this time: captured.
+    slack.react(channel, said, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 1
 
 
 def test_other_reactions_and_other_channels_are_ignored(
@@ -241,3 +270,32 @@ def test_open_for_on_the_summary_is_kept_current(
         assert bot.flows.refresh_open_summaries() == 1  # only the active incident
         bot.settle()  # the refresh is an effect, executed at the frozen time
     assert "*Open for*\n1h 35m" in summary_text(fake, incident)
+
+
+def test_an_incident_that_is_over_cannot_be_acknowledged_or_taken_over(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ask(fake, bot, slack, "status", channel)  # a copy of the summary, with its buttons
+    [copy] = [
+        e for e in fake.ephemerals(user="ana.garcia") if blocks.ACK_IC in json.dumps(e.blocks or [])
+    ]
+    slack.slash_command("resolve", user="ana.garcia", channel=channel)
+    slack.slash_command("close", user="ana.garcia", channel=channel)
+    bot.settle()
+    before, calls = kinds(db, incident), len(fake.calls)
+
+    clicked = slack.click_ephemeral(copy.ts, blocks.ACK_IC, user="ana.garcia")
+    bot.settle()
+    typed = ask(fake, bot, slack, "ack", channel)
+
+    assert f"{incident.ref} is closed: there is nothing to take command of" in answer(fake, clicked)
+    assert f"{incident.ref} is closed: there is nothing to acknowledge" in typed
+    with db.read() as session:
+        stored = core.get_incident(session, incident.id or 0)
+        roles = core.current_roles(session, incident.id or 0)
+    assert stored.acknowledged_at is None  # time to acknowledge stays unknown, not "after"
+    assert roles == {}
+    assert kinds(db, incident) == before
+    assert [c.method for c in fake.calls[calls:] if c.method != "chat.postEphemeral"] == []

@@ -47,6 +47,40 @@ def test_incidents_can_be_named_before_or_after(text: str, name: str, ref: int |
     assert (parsed.name, parsed.incident_ref, parsed.error) == (name, ref, None)
 
 
+@pytest.mark.parametrize("text", ["--help", "-h", "?", "help?", "HELP?", "-help"])
+def test_the_usual_ways_of_asking_for_help_are_help_not_a_title(text: str) -> None:
+    assert parse(text).name == "help"
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "ref"),
+    [
+        ("sev1", ("1",), None),
+        ("SEV2", ("2",), None),
+        ("sev-3", ("3",), None),
+        ("severity4", ("4",), None),
+        ("INC-7 sev1", ("1",), 7),
+        ("sev2 INC-7", ("2",), 7),
+    ],
+)
+def test_a_severity_written_against_the_command_is_the_command(
+    text: str, args: tuple[str, ...], ref: int | None
+) -> None:
+    parsed = parse(text)
+    assert (parsed.name, parsed.args, parsed.incident_ref, parsed.error) == ("sev", args, ref, None)
+
+
+@pytest.mark.parametrize(
+    "text", ["sev1 checkout down", "Status: checkout broken", "Checkout down?", "what?"]
+)
+def test_titles_that_start_like_a_command_stay_titles(text: str) -> None:
+    assert (parse(text).name, parse(text).text) == ("declare_title", text)
+
+
+def test_status_with_a_question_mark_is_the_status() -> None:
+    assert parse("status?").name == "status"
+
+
 def test_mentions_are_read_in_their_escaped_form() -> None:
     assert parse("ic <@U012AB3CD|dana>").users == ("U012AB3CD",)
     assert parse("ic <@U012AB3CD>").users == ("U012AB3CD",)

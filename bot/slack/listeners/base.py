@@ -14,7 +14,6 @@ from sqlmodel import Session
 
 from bot import access
 from bot import incidents as core
-from bot.config import COMMANDER
 from bot.effects.triggers import ANNOUNCED_IN_CHANNEL
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.markup import neutralise_broadcasts
@@ -288,14 +287,7 @@ class ListenerBase:
             return core.get_incident(session, int(raw))
 
     def _ack_and_take_ic(self, session: Session, incident_id: int, ctx: Ctx) -> core.Change:
-        roles = core.current_roles(session, incident_id)
-        if COMMANDER in roles:
-            return core.acknowledge_incident(
-                session, self.policy, incident_id, actor=ctx.user, key=ctx.key
-            )
-        return core.assign_role(
-            session, self.policy, incident_id, COMMANDER, ctx.user, actor=ctx.user, key=ctx.key
-        )
+        return core.take_command(session, self.policy, incident_id, user=ctx.user, key=ctx.key)
 
     def set_status(self, ctx: Ctx, incident: Incident, status: str) -> None:
         target = self.policy.find_status(status)

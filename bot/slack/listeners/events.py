@@ -58,7 +58,7 @@ class EventListeners(ListenerBase):
         user = str(event.get("user", ""))
         try:
             if event.get("type") == "reaction_added":
-                self.flows.capture(item["channel"], item["ts"], by=user, key=key)
+                self.flows.capture(item["channel"], item["ts"], by=user, key=key, pinned=True)
             else:
                 self.flows.uncapture(item["channel"], item["ts"], by=user, key=key)
         except SlackCallError as exc:
