@@ -66,6 +66,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.json:
             steps.append({"file": str(path), **step.as_dict()})
             continue
+        if step.action == "ignore":
+            print(f"{path}: ignore: {step.note}")
+            continue
         runbook = (
             f"runbook {step.runbook} ({step.runbook_reason})" if step.runbook else "no runbook"
         )

@@ -29,7 +29,7 @@ from bot import incidents as core
 from bot.alerts.model import Alert, AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.notices import AlertLinks, AllResolved, TriageRequest, queue_notice
-from bot.alerts.routing import Route, route
+from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput, InvalidTransition, NotFound
@@ -98,13 +98,32 @@ _LOCK_GROUP_BY_KEY = (
 )
 
 
+def _labelled(source: str, label: str, value: str) -> Any:
+    """The groups of ``source`` with an alert whose ``label`` is ``value``, latest first (a
+    JSON lookup without an index: only used for the rare messages that name no group)."""
+    return (
+        select(AlertGroup)
+        .join(AlertRecord, col(AlertRecord.group_id) == col(AlertGroup.id))
+        .where(
+            col(AlertGroup.source) == source,
+            col(AlertRecord.labels)[label].as_string() == value,
+        )
+        .order_by(col(AlertGroup.last_seen_at).desc(), col(AlertGroup.id).desc())
+    )
+
+
 def _open_group(session: Session, message: AlertMessage, now: datetime) -> AlertGroup:
     """The message's group, locked; created first when it is new (a concurrent creator waits
-    on the unique key and then finds the row)."""
+    on the unique key and then finds the row). A message that names its group only by another
+    id (``same_as``) joins the group whose alert carries that id, when there is one."""
     params = {"source": message.source, "group_key": message.group_key}
     group = session.exec(_LOCK_GROUP_BY_KEY, params=params).first()
     if group is not None:
         return group
+    if message.same_as is not None:
+        known = session.exec(_labelled(message.source, *message.same_as).limit(1)).first()
+        if known is not None and known.id is not None:
+            return lock_group(session, known.id)
     session.execute(
         _GROUP_INSERT[session.get_bind().dialect.name],
         {
@@ -195,6 +214,8 @@ def _apply_alerts(
             continue
         row.last_seen_at = now
         row.ends_at = alert.ends_at
+        if alert.labels and alert.labels != row.labels:
+            row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
         if alert.links:
             row.links = _links(alert)
         if row.status == status:
@@ -222,7 +243,7 @@ def _names(rows: list[AlertRecord]) -> str:
     return shown + (f" and {len(parts) - NAMES_SHOWN} more" if len(parts) > NAMES_SHOWN else "")
 
 
-def _timeline_text(changes: _Changes, firing: int, total: int) -> str:
+def _timeline_text(changes: _Changes, firing: int, total: int, truncated: int = 0) -> str:
     pieces = []
     if changes.fired:
         noun = "alert" if len(changes.fired) == 1 else f"{len(changes.fired)} alerts"
@@ -231,7 +252,8 @@ def _timeline_text(changes: _Changes, firing: int, total: int) -> str:
         noun = "alert" if len(changes.resolved) == 1 else f"{len(changes.resolved)} alerts"
         pieces.append(f"{noun} resolved: {_names(changes.resolved)}")
     text = "; ".join(pieces)
-    return f"{text[:1].upper()}{text[1:]} ({firing} of {total} firing in this group)"
+    left_out = f", {truncated} more not listed by the sender" if truncated else ""
+    return f"{text[:1].upper()}{text[1:]} ({firing} of {total} firing in this group{left_out})"
 
 
 def _transition_key(group: AlertGroup, changes: _Changes) -> str:
@@ -386,6 +408,27 @@ def _all_resolved(
         )
 
 
+def _related_incident(
+    session: Session, policy: Policy, group: AlertGroup, message: AlertMessage, now: datetime
+) -> Incident | None:
+    """The incident of another group of the same thing (``message.related``: a Datadog monitor
+    and scope in an earlier alert cycle) that is still firing or resolved within the flap
+    window, and not closed: a new group of a flapping monitor attaches to it."""
+    if message.related is None:
+        return None
+    for other in session.exec(_labelled(message.source, *message.related).limit(20)).all():
+        if other.id == group.id or other.incident_id is None:
+            continue
+        recent = other.firing_count > 0 or (
+            other.resolved_at is not None and now - other.resolved_at <= policy.alerts.flap_window
+        )
+        incident = session.get(Incident, other.incident_id)
+        if recent and incident is not None and _phase(policy, incident) != "closed":
+            return incident
+        return None  # only the latest group of the thing counts
+    return None
+
+
 def _open_incidents(session: Session, policy: Policy) -> list[str]:
     """Active, non-private incidents a triage message offers to attach to (private ones are
     not named in a shared channel)."""
@@ -407,6 +450,7 @@ def ingest(
     group = _open_group(session, message, now)
     assert group.id is not None
     was_firing = group.firing_count
+    group_was_firing = group.status == Status.FIRING.value
     changes = _apply_alerts(session, group, message, plan, now)
     # Kept incrementally under the group lock (never re-counted: a storm group has thousands).
     firing = group.firing_count + changes.firing_delta
@@ -416,6 +460,7 @@ def ingest(
     group.firing_count = firing
     for info in message.info:
         group.last_info = info.text
+        group.severity = mapped_severity(policy, info.severity) or group.severity
 
     incident: Incident | None = None
     if group.incident_id is not None:
@@ -435,6 +480,8 @@ def ingest(
     if firing:
         group.status = Status.FIRING.value
         group.resolved_at = None
+    elif message.truncated:
+        pass  # the alerts the sender left out may still fire: not known to have resolved
     elif was_firing or group.status == Status.FIRING.value:
         group.status = Status.RESOLVED.value
         group.resolved_at = now
@@ -446,7 +493,11 @@ def ingest(
             group.severity = plan.severity
             group.service = plan.service
             group.title = message.title[:300] or group.title
-            if policy.alerts.declare == "auto":
+            incident = _related_incident(session, policy, group, message, now)
+            if incident is not None:
+                group.incident_id = incident.id
+                group.disposition = "incident"
+            elif policy.alerts.declare == "auto":
                 incident = _declare(
                     session,
                     policy,
@@ -488,7 +539,7 @@ def ingest(
                 policy,
                 incident.id,
                 kind=EventKind.ALERT_FIRING if changes.fired else EventKind.ALERT_RESOLVED,
-                text=_timeline_text(changes, firing, total),
+                text=_timeline_text(changes, firing, total, message.truncated),
                 actor=reporter_of(group.source),
                 data={
                     "source": group.source,
@@ -497,22 +548,31 @@ def ingest(
                     "alerts": total,
                     "fired": [r.key for r in changes.fired][:DATA_LIST_MAX],
                     "resolved": [r.key for r in changes.resolved][:DATA_LIST_MAX],
+                    "truncated": message.truncated,
                 },
                 key=_transition_key(group, changes),
                 now=now,
             )
         for info in message.info:
+            mapped = mapped_severity(policy, info.severity)
             core.record_timeline_event(
                 session,
                 policy,
                 incident.id,
                 kind=EventKind.ALERT_NOTE,
-                text=info.text,
+                text=info.text + (f" (severity {mapped})" if mapped else ""),
                 data={"source": group.source, "group_id": group.id},
                 key=info.key,
                 now=now,
             )
-        if changes.resolved and was_firing and not firing:
+        # Every alert resolved, as far as the messages tell: none firing, none left out of this
+        # message (Alertmanager's truncatedAlerts), and the group was firing until now.
+        if (
+            changes.resolved
+            and (was_firing or group_was_firing)
+            and not firing
+            and not message.truncated
+        ):
             _all_resolved(session, policy, group, incident, now)
     session.flush()
     return Outcome(

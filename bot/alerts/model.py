@@ -72,6 +72,9 @@ class Info:
     key: str
     """Unique per event (the source's event id, else a hash of the body)."""
     text: str
+    severity: str | None = None
+    """A priority the event sets (PagerDuty's ``priority_updated``), unmapped: the policy maps
+    it to a severity, which is recorded with the text and kept as the group's severity."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,20 @@ class AlertMessage:
     info: tuple[Info, ...] = ()
     note: str | None = None
     """Why the message carries no alerts (a test notification, a text-only body)."""
+    ignored: bool = False
+    """Nothing in it concerns an incident (PagerDuty's ``pagey.ping``, ``service.updated``): it
+    is answered 2xx, so the sender keeps the subscription, and stored nowhere."""
+    truncated: int = 0
+    """Alerts of the group the sender left out (Alertmanager's ``truncatedAlerts``): while any
+    are, the listed ones resolving never means that the whole group has resolved."""
+    same_as: tuple[str, str] | None = None
+    """``(label, value)``: when no group has ``group_key`` yet, the group of the same source
+    whose alert carries this label value is this message's group (an Opsgenie Escalate that
+    names only the ``alertId`` its Create carried beside the alias)."""
+    related: tuple[str, str] | None = None
+    """``(label, value)`` shared by every group of one thing across groups (a Datadog monitor
+    and scope across its alert cycles): a new group firing within the flap window of such a
+    group's incident attaches to that incident."""
 
     @property
     def firing(self) -> int:
@@ -191,12 +208,13 @@ def parse_time(value: object, *, now: datetime) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-        number = float(value)
-        for divisor in (1, 1e3, 1e6, 1e9):
-            if number / divisor < 1e11:
-                number /= divisor
-                break
         try:
+            # Inside the try: a 400-digit integer overflows a float, and "²" passes isdigit().
+            number = float(value)
+            for divisor in (1, 1e3, 1e6, 1e9):
+                if number / divisor < 1e11:
+                    number /= divisor
+                    break
             result = datetime.fromtimestamp(number, UTC)
         except (OverflowError, OSError, ValueError):
             return None

@@ -1,6 +1,7 @@
 """``POST /alerts/<source>``: the webhook receivers, on the same server as ``/slack/events``.
 
-Answers: 200 stored (JSON with the group and incident); 400 not JSON / wrong shape (the message
+Answers: 200 stored (JSON with the group and incident), or ignored (an event about no incident,
+such as PagerDuty's ping: nothing stored); 400 not JSON / wrong shape (the message
 says what is wrong); 401 unauthenticated (nothing stored); 404 unknown source; 413 body over
 5 MB; 422 refused by the incident policy (nothing stored); 503 the database could not store it
 (nothing stored; senders retry on 5xx).
@@ -162,6 +163,8 @@ class AlertReceiver:
             message = parse(source, decode(body), now=utcnow())
         except PayloadError as exc:
             return _error(400, str(exc))
+        if message.ignored:
+            return JSONResponse({"status": "ignored", "source": source, "note": message.note})
         try:
             outcome = await run_in_threadpool(self.store, message)
         except FirebreakError as exc:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.alerts.model import AlertMessage, Status
-from bot.alerts.routing import route
+from bot.alerts.routing import Route, route
 from bot.config import Policy
 from bot.runbooks.catalog import RunbookCatalog
 
@@ -28,7 +28,7 @@ class Step:
     source: str
     group_key: str
     action: str
-    """declare, triage, attach, drop, store."""
+    """declare, triage, attach, drop, store, ignore."""
     incident: str | None
     severity: str
     service: str | None
@@ -59,12 +59,19 @@ class Rehearsal:
         self.policy = policy
         self.catalog = catalog
         self.groups: dict[tuple[str, str], _Group] = {}
+        self.labelled: dict[tuple[str, str, str], _Group] = {}
+        """(source, label, value) -> the latest group with an alert carrying it: what the
+        receiver looks up for ``same_as`` and ``related``."""
         self.incidents = 0
 
     def play(self, message: AlertMessage, now: datetime) -> Step:
         plan = route(self.policy, self.catalog, message)
+        if message.ignored:
+            return _step(message, plan, "ignore", None, 0)
         key = (message.source, message.group_key)
         group = self.groups.get(key)
+        if group is None and message.same_as is not None:
+            group = self.labelled.get((message.source, *message.same_as))
         kept = [a for a in message.alerts if a.key not in plan.dropped]
         firing_keys = {a.key for a in kept if a.status == Status.FIRING}
         resolved_keys = {a.key for a in kept if a.status == Status.RESOLVED}
@@ -77,8 +84,11 @@ class Rehearsal:
         ):
             group = None
         if group is None:
-            group = _Group(incident=None)
+            group = _Group(incident=self._related(message, now))
             self.groups[key] = group
+        for alert in message.alerts:
+            for label, value in alert.labels.items():
+                self.labelled[(message.source, label, value)] = group
         was_firing = bool(group.firing)
         group.firing = (group.firing | firing_keys) - resolved_keys
         if was_firing and not group.firing:
@@ -95,16 +105,37 @@ class Rehearsal:
             action = "drop"
         else:
             action = "store"
-        return Step(
-            source=message.source,
-            group_key=message.group_key,
-            action=action,
-            incident=group.incident,
-            severity=plan.severity,
-            service=plan.service,
-            runbook=plan.runbook.id if plan.runbook else None,
-            runbook_reason=plan.runbook_reason,
-            firing=len(group.firing),
-            alerts=len(message.alerts),
-            note=message.note,
-        )
+        return _step(message, plan, action, group.incident, len(group.firing))
+
+    def _related(self, message: AlertMessage, now: datetime) -> str | None:
+        """The incident a new group attaches to as the receiver would: that of the latest
+        group of the same thing, still firing or resolved within the flap window."""
+        if message.related is None:
+            return None
+        other = self.labelled.get((message.source, *message.related))
+        if other is None or other.incident is None:
+            return None
+        if other.firing or (
+            other.resolved_at is not None
+            and now - other.resolved_at <= self.policy.alerts.flap_window
+        ):
+            return other.incident
+        return None
+
+
+def _step(
+    message: AlertMessage, plan: Route, action: str, incident: str | None, firing: int
+) -> Step:
+    return Step(
+        source=message.source,
+        group_key=message.group_key,
+        action=action,
+        incident=incident,
+        severity=plan.severity,
+        service=plan.service,
+        runbook=plan.runbook.id if plan.runbook else None,
+        runbook_reason=plan.runbook_reason,
+        firing=firing,
+        alerts=len(message.alerts),
+        note=message.note,
+    )

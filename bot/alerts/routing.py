@@ -28,6 +28,16 @@ class Route:
     runbook_reason: str
 
 
+def mapped_severity(policy: Policy, raw: str | None) -> str | None:
+    """The policy severity a source severity maps to (``P1`` -> ``SEV1``), or the one it
+    already names (``SEV2``); ``None`` when neither."""
+    key = policy.alerts.severity_for(raw)
+    found = policy.find_severity(key) if key else None
+    if found is None and raw:
+        found = policy.find_severity(raw)
+    return found.key if found is not None else None
+
+
 def severity_of(policy: Policy, alerts: list[Alert] | tuple[Alert, ...]) -> str:
     """The most severe mapped severity among the alerts, else the [alerts] default, else the
     policy default. Severities are ordered as the policy lists them (first = most severe)."""
@@ -36,13 +46,10 @@ def severity_of(policy: Policy, alerts: list[Alert] | tuple[Alert, ...]) -> str:
     for alert in alerts:
         candidates = [alert.severity] + [alert.labels.get(n) for n in policy.alerts.severity_labels]
         for raw in candidates:
-            mapped = policy.alerts.severity_for(raw)
-            found = policy.find_severity(mapped) if mapped else None
-            if found is None and raw:
-                found = policy.find_severity(raw)  # the alert already says "SEV2"
-            if found is not None:
-                if best is None or order[found.key] < order[best]:
-                    best = found.key
+            mapped = mapped_severity(policy, raw)
+            if mapped is not None:
+                if best is None or order[mapped] < order[best]:
+                    best = mapped
                 break
     if best is not None:
         return best

@@ -143,3 +143,38 @@ def test_the_documented_policy_passes(run: Run) -> None:
     assert code == 0, err
     # firebreak.toml documents the [alerts] defaults exactly.
     assert load_policy(root / "firebreak.toml").alerts.model_dump() == AlertsPolicy().model_dump()
+
+
+def test_replay_reports_a_pagerduty_ping_as_ignored(run: Run) -> None:
+    ping = str(CORPUS / "pagerduty" / "pd-v3-pagey-ping-test-event.json")
+    code, out, err = run("alerts", "replay", "--source", "pagerduty", ping)
+    assert (code, err) == (0, "")
+    assert out == f"{ping}: ignore: pagey.ping is not about an incident: nothing stored\n"
+    code, out, _ = run("alerts", "replay", "--source", "pagerduty", "--json", ping)
+    assert code == 0 and json.loads(out)[0]["action"] == "ignore"
+
+
+def test_replay_attaches_a_new_datadog_cycle_and_an_opsgenie_escalate_as_live(run: Run) -> None:
+    cycles = [
+        str(CORPUS / "datadog" / f"probe-template-cycle-{name}.json")
+        for name in ("1-triggered", "1-recovered", "2-retriggered")
+    ]
+    code, out, _ = run("alerts", "replay", "--source", "datadog", "--json", *cycles)
+    assert code == 0
+    assert [(s["action"], s["incident"]) for s in json.loads(out)] == [
+        ("declare", "new incident #1"),
+        ("attach", "new incident #1"),
+        ("attach", "new incident #1"),
+    ]
+    opsgenie = [
+        str(CORPUS / "opsgenie" / f"{name}.json")
+        for name in (
+            "probe-create-alias-and-alertid-of-escalate",
+            "zulip-escalate-alert-only-alertid",
+        )
+    ]
+    code, out, _ = run("alerts", "replay", "--source", "opsgenie", "--json", *opsgenie)
+    assert [(s["action"], s["incident"]) for s in json.loads(out)] == [
+        ("declare", "new incident #1"),
+        ("attach", "new incident #1"),
+    ]

@@ -22,7 +22,7 @@ from bot.alerts.sources import parse
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
-from tests.alerts.conftest import NOW, message
+from tests.alerts.conftest import NOW, load, message
 
 
 def store(db: Database, policy: Policy, msg: AlertMessage, **kwargs: object) -> Outcome:
@@ -395,3 +395,150 @@ def test_alert_incidents_invite_the_policys_people_and_the_person_who_declared(
     with db.transaction() as session:
         declared = triage_declare(session, triage, waiting.group_id, actor="U0ANA")
         assert declared.slack_state == {"invite": ["U0ONCALL", "U0ANA"]}
+
+
+# -- what the tools really send (the alert-receiver probe, 2026-11-30) ------------------------
+
+
+def notices_of(session: Session, kind: str) -> list[AlertNotice]:
+    return list(session.exec(select(AlertNotice).where(AlertNotice.kind == kind)).all())
+
+
+def test_truncated_alerts_never_mean_the_whole_group_resolved(db: Database) -> None:
+    policy = policy_from_dict({"alerts": {"on_all_resolved": "mitigate"}})
+    store(db, policy, message("alertmanager/probe-truncated-1-three-firing-two-listed"))
+    listed = message("alertmanager/probe-truncated-2-listed-resolved-one-left-out")
+    outcome = store(db, policy, listed, now=NOW + timedelta(minutes=1))
+    assert outcome.firing == 0
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+        assert incident.mitigated_at is None
+        assert incident.status == policy.initial_status.key
+        assert [e.text for e in alert_events(session)] == [
+            "2 alerts firing: DiskFull ×2 (2 of 2 firing in this group, "
+            "1 more not listed by the sender)",
+            "2 alerts resolved: DiskFull ×2 (0 of 2 firing in this group, "
+            "1 more not listed by the sender)",
+        ]
+        assert alert_events(session)[-1].data["truncated"] == 1
+        group = session.exec(select(AlertGroup)).one()
+        assert (group.status, group.resolved_at) == ("firing", None)
+    # The next message lists the third alert resolved, nothing left out: now it is all.
+    body = load("alertmanager/probe-truncated-2-listed-resolved-one-left-out")
+    third = {**body["alerts"][0], "labels": {**body["alerts"][0]["labels"], "instance": "c"}}
+    third["fingerprint"] = "1111111111111111"
+    complete = {**body, "truncatedAlerts": 0, "alerts": [*body["alerts"], third]}
+    store(db, policy, parse("alertmanager", complete, now=NOW), now=NOW + timedelta(minutes=2))
+    with db.read() as session:
+        assert session.exec(select(Incident)).one().mitigated_at is not None
+
+
+def test_truncated_alerts_ask_nothing_when_the_listed_ones_resolve(
+    db: Database, policy: Policy
+) -> None:
+    store(db, policy, message("alertmanager/probe-truncated-1-three-firing-two-listed"))
+    store(db, policy, message("alertmanager/probe-truncated-2-listed-resolved-one-left-out"))
+    with db.read() as session:
+        assert notices_of(session, "all_resolved") == []
+
+
+def test_opsgenie_note_text_and_unacknowledge_go_on_the_timeline(
+    db: Database, policy: Policy
+) -> None:
+    create = {**load("opsgenie/probe-unacknowledge"), "action": "Create"}
+    store(db, policy, parse("opsgenie", create, now=NOW))
+    store(db, policy, message("opsgenie/zulip-acknowledge-aliastest"))
+    store(db, policy, message("opsgenie/probe-addnote-note-text"))
+    store(db, policy, message("opsgenie/probe-unacknowledge"))
+    with db.read() as session:
+        assert [e.text for e in alert_events(session)] == [
+            "Alert firing: test alert (1 of 1 firing in this group)",
+            "Opsgenie: Acknowledge by fili@ifountain.com",
+            "Opsgenie: AddNote by fili@ifountain.com: note to test alert: restarted the primary",
+            "Opsgenie: UnAcknowledge by fili@ifountain.com",
+        ]
+
+
+def test_opsgenie_escalate_with_only_the_alert_id_joins_the_alias_group(
+    db: Database, policy: Policy
+) -> None:
+    created = store(db, policy, message("opsgenie/probe-create-alias-and-alertid-of-escalate"))
+    escalated = store(db, policy, message("opsgenie/zulip-escalate-alert-only-alertid"))
+    assert escalated.incident_ref == created.incident_ref == "INC-1"
+    assert escalated.group_id == created.group_id
+    with db.read() as session:
+        assert count(session, AlertGroup) == 1
+        assert [e.text for e in alert_events(session)] == [
+            "Alert firing: test alert (1 of 1 firing in this group)",
+            "Opsgenie: Escalate",
+        ]
+
+
+def test_pagerduty_status_update_responder_and_priority_go_on_the_timeline(
+    db: Database, policy: Policy
+) -> None:
+    declared = store(db, policy, message("pagerduty/probe-triggered-priority-null"))
+    assert declared.severity == "SEV3"  # urgency low, no priority yet
+    store(db, policy, message("pagerduty/probe-status-update-published"))
+    store(db, policy, message("pagerduty/probe-responder-added"))
+    updated = store(db, policy, message("pagerduty/pd-docs-v3-priority-updated-uuid-event-id"))
+    assert updated.incident_ref == "INC-1" and updated.severity == "SEV1"
+    with db.read() as session:
+        assert [e.text for e in alert_events(session)] == [
+            "Alert firing: A little bump in the road (1 of 1 firing in this group)",
+            "PagerDuty: status update published by Tenex Engineer: "
+            "A fix for this incident is being developed",
+            "PagerDuty: responder added by Tenex Engineer: Maeve: "
+            "Please help me make the tests pass",
+            "PagerDuty: priority updated by Tenex Engineer: P1 (severity SEV1)",
+        ]
+        assert session.exec(select(AlertGroup)).one().severity == "SEV1"
+
+
+def test_datadog_new_alert_cycle_of_a_monitor_flapping_attaches_to_its_incident(
+    db: Database, policy: Policy
+) -> None:
+    store(db, policy, message("datadog/probe-template-cycle-1-triggered"))
+    store(db, policy, message("datadog/probe-template-cycle-1-recovered"), now=NOW)
+    flap = store(
+        db,
+        policy,
+        message("datadog/probe-template-cycle-2-retriggered"),
+        now=NOW + timedelta(minutes=10),
+    )
+    assert flap.incident_ref == "INC-1" and not flap.declared
+    with db.read() as session:
+        assert count(session, Incident) == 1
+        assert count(session, AlertGroup) == 2  # one group per alert cycle, as documented
+        assert [e.incident_id for e in alert_events(session)] == [1, 1, 1]
+
+
+def test_datadog_new_alert_cycle_after_the_flap_window_opens_a_new_incident(
+    db: Database, policy: Policy
+) -> None:
+    store(db, policy, message("datadog/probe-template-cycle-1-triggered"))
+    store(db, policy, message("datadog/probe-template-cycle-1-recovered"))
+    later = store(
+        db,
+        policy,
+        message("datadog/probe-template-cycle-2-retriggered"),
+        now=NOW + timedelta(minutes=31),
+    )
+    assert later.declared and later.incident_ref == "INC-2"
+
+
+def test_datadog_default_payload_keeps_each_scope_apart(db: Database, policy: Policy) -> None:
+    web1 = store(db, policy, message("datadog/probe-default-title-scope-web-1-triggered"))
+    web2 = store(db, policy, message("datadog/probe-default-title-scope-web-2-triggered"))
+    store(db, policy, message("datadog/probe-default-title-scope-web-2-recovered"))
+    assert web1.incident_id != web2.incident_id
+    with db.read() as session:
+        alerts = session.exec(select(AlertRecord)).all()
+        assert {a.labels["scope"]: a.status for a in alerts} == {
+            "host:web-1": "firing",
+            "host:web-2": "resolved",
+        }
+        asked = notices_of(session, "all_resolved")
+        assert [n.incident_id for n in asked] == [web2.incident_id]
+        web1_group = session.exec(select(AlertGroup).where(AlertGroup.id == web1.group_id)).one()
+        assert web1_group.firing_count == 1

@@ -43,8 +43,8 @@ def test_every_corpus_file_is_accepted(db: Database, serve: ServerFactory) -> No
         assert unsigned.post("/alerts/pagerduty", path.read_bytes()).status == 200
     with db.read() as session:
         groups = session.exec(select(AlertGroup)).all()
-        assert len(groups) == 34  # 45 files; the rest are later messages of the same groups
-        assert len(session.exec(select(AlertRecord)).all()) == 42
+        assert len(groups) == 39  # 61 files: later messages of the same groups, 2 pings
+        assert len(session.exec(select(AlertRecord)).all()) == 49
 
 
 def test_unknown_source_is_404(serve: ServerFactory) -> None:
@@ -262,4 +262,52 @@ def test_a_database_failure_is_503_and_nothing_stored(
     assert answer.status == 503
     assert "nothing was kept, retry" in answer.json()["error"]
     assert calls == 3
+    assert counts(db) == (0, 0, 0)
+
+
+def test_pagerduty_test_event_and_non_incident_events_are_200_and_store_nothing(
+    db: Database, serve: ServerFactory
+) -> None:
+    server = serve()
+    for name in ("pd-v3-pagey-ping-test-event", "probe-service-updated-not-incident"):
+        answer = server.post(
+            "/alerts/pagerduty", (CORPUS / "pagerduty" / f"{name}.json").read_bytes()
+        )
+        assert answer.status == 200, answer.body
+        assert answer.json()["status"] == "ignored"
+    assert counts(db) == (0, 0, 0)
+
+
+HUGE = int("1" + "0" * 400)
+
+
+@pytest.mark.parametrize(
+    ("source", "body"),
+    [
+        ("generic", {"title": "t", "dedupe_key": "k", "started_at": HUGE}),
+        ("opsgenie", {"action": "Create", "alert": {"alias": "a2", "createdAt": HUGE}}),
+        (
+            "alertmanager",
+            {
+                "groupKey": '{}:{alertname="A"}',
+                "alerts": [{"status": "firing", "labels": {"alertname": "A"}, "startsAt": "²"}],
+            },
+        ),
+    ],
+)
+def test_an_unparsable_time_is_unknown_not_a_500(
+    db: Database, serve: ServerFactory, source: str, body: dict[str, object]
+) -> None:
+    answer = serve().post(f"/alerts/{source}", body)
+    assert answer.status == 200, answer.body
+    assert answer.json()["incident"] == "INC-1"
+    with db.read() as session:
+        assert session.exec(select(AlertRecord)).one().starts_at is None
+
+
+def test_a_groupkey_that_is_an_object_is_400(db: Database, serve: ServerFactory) -> None:
+    body = {"groupKey": {"a": 1}, "alerts": [{"status": "firing", "labels": {"alertname": "A"}}]}
+    answer = serve().post("/alerts/alertmanager", body)
+    assert answer.status == 400
+    assert answer.json()["error"] == "body.groupKey must be a string"
     assert counts(db) == (0, 0, 0)

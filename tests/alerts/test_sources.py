@@ -22,7 +22,7 @@ from tests.alerts.conftest import CORPUS, NOW, corpus_files, load, message
 
 def test_the_corpus_is_copied_with_its_provenance() -> None:
     files = corpus_files()
-    assert len(files) == 45
+    assert len(files) == 61
     assert {p.parent.name for p in files} == {
         "alertmanager",
         "grafana",
@@ -282,7 +282,8 @@ def test_pagerduty_groups_by_incident_id_across_shapes() -> None:
     assert signed.group_key == docs.group_key == "PGR0VU2"
     assert signed.alerts[0].severity == "P1"
     assert docs.alerts[0].labels["incident_key"] == "d3640fbd41094207a1c11e58e46b1662"
-    assert [i.text for i in docs.info] == ["PagerDuty: priority updated by Tenex Engineer"]
+    assert [i.text for i in docs.info] == ["PagerDuty: priority updated by Tenex Engineer: P1"]
+    assert [i.severity for i in docs.info] == ["P1"]
 
 
 def test_pagerduty_lifecycle_statuses() -> None:
@@ -352,6 +353,7 @@ def test_arrays_and_scalars_are_refused_with_a_clear_message(source: str) -> Non
         ("alertmanager", {"receiver": "x", "status": "firing"}, "no 'alerts' list"),
         ("alertmanager", {"alerts": "many"}, "'alerts' must be a list"),
         ("alertmanager", {"alerts": [1]}, r"alerts\[0\] must be an object"),
+        ("alertmanager", {"groupKey": {"a": 1}, "alerts": []}, "groupKey must be a string"),
         ("alertmanager", {"alerts": [{"labels": ["a"]}]}, r"alerts\[0\].labels must be an object"),
         (
             "alertmanager",
@@ -439,6 +441,10 @@ def test_times_zero_missing_future_and_epochs() -> None:
     nanos = parse_time(1420452224764002246, now=NOW)
     assert nanos is not None and nanos.year == 2015
     assert parse_time("1733930133000", now=NOW) is not None
+    assert parse_time(10**400, now=NOW) is None  # a float overflows
+    assert parse_time("1" + "0" * 400, now=NOW) is None
+    assert parse_time("²", now=NOW) is None  # isdigit(), but not a number
+    assert parse_time(float("nan"), now=NOW) is None
 
 
 def test_clean_removes_controls_and_keeps_text() -> None:

@@ -3,7 +3,9 @@ one to paste), so every common variable is accepted flat or nested (``alert``/``
 objects), and Datadog's default template (title, body, id) works too.
 
 Group key, in order: ``$ALERT_CYCLE_KEY``, ``$AGGREG_KEY``, the monitor id with its scope
-(``$ALERT_ID`` + ``$ALERT_SCOPE``), the monitor linked from the body, the title."""
+(``$ALERT_ID`` + ``$ALERT_SCOPE``, the scope read from the default title's ``on {...}`` when
+there is no ``$ALERT_SCOPE``), the monitor linked from the body, the title. Each alert cycle is
+a group; ``related`` ties the cycles of one monitor and scope for the flap window."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ _PREFIX = re.compile(r"^\s*\[([^\]]*)\]\s*")
 _PRIORITY = re.compile(r"^P[1-5]$", re.IGNORECASE)
 _MONITOR = re.compile(r"https://[\w.-]*datadoghq\.\w+/monitors[/#](\d+)")
 _MD_LINK = re.compile(r"\[\[?([^\]]+)\]\((https?://[^)\s]+)\)")
+_TITLE_SCOPE = re.compile(r"\bon\s+\{([^{}]+)\}\s*$")
 
 
 def _value(data: dict[str, Any], *paths: str) -> str | None:
@@ -59,6 +62,17 @@ def _strip_prefixes(title: str) -> tuple[str, list[str]]:
         title = title[match.end() :]
 
 
+def _title_scope(prefixes: list[str]) -> str | None:
+    """The scope Datadog's default title names (``[Triggered on {host:web-1}]``): without it,
+    every scope of a multi-alert monitor would be one alert, and one host recovering would
+    resolve the others."""
+    for tag in prefixes:
+        found = _TITLE_SCOPE.search(tag)
+        if found and found.group(1).strip():
+            return found.group(1).strip()
+    return None
+
+
 def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     raw_title = _value(data, "title", "event_title", "alert_title", "alert.alert_title")
     body = _value(data, "body", "event_msg", "text_only_msg", "message") or ""
@@ -83,18 +97,19 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     priority = _value(data, "alert_priority", "priority_level", "severity", "alert.alert_priority")
     if priority is None:
         priority = next((t.upper() for t in prefixes if _PRIORITY.match(t)), None)
-    scope = _value(data, "alert_scope", "scopes", "alert.alert_scope")
+    scope = _value(data, "alert_scope", "scopes", "alert.alert_scope") or _title_scope(prefixes)
     monitor = _value(data, "alert_id", "monitor_id", "alert.alert_id")
     if monitor is None:
         found = _MONITOR.search(body)
         monitor = found.group(1) if found else None
-    group = _value(data, "alert_cycle_key", "alert.alert_cycle_key")
+    cycle = _value(data, "alert_cycle_key", "alert.alert_cycle_key")
+    aggregate = _value(data, "aggregate", "aggreg_key", "event.aggreg_key", "alert.aggreg_key")
+    # The monitor and scope across alert cycles: a new cycle within the flap window attaches to
+    # the incident of the one before (``related``), since each cycle is its own group.
+    same_monitor = f"monitor:{monitor}:{scope or ''}" if monitor is not None else aggregate
+    group = cycle or aggregate or same_monitor
     if group is None:
-        group = _value(data, "aggregate", "aggreg_key", "event.aggreg_key", "alert.aggreg_key")
-    if group is None and monitor is not None:
-        group = f"monitor:{monitor}:{scope or ''}"
-    if group is None:
-        group = "title:" + fingerprint({"title": title or body[:200]})
+        group = "title:" + fingerprint({"title": title or body[:200], "scope": scope or ""})
     tags = _value(data, "tags") or ""
     service = next(
         (
@@ -131,6 +146,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 ("transition", transition),
                 ("event_type", _value(data, "event_type")),
                 ("query", _value(data, "alert_query", "alert.alert_query")),
+                ("monitor_key", same_monitor),
             )
             if v
         },
@@ -140,4 +156,10 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         links=tuple(links),
         runbook_url=_value(data, "runbook_url", "runbook"),
     )
-    return AlertMessage(source="datadog", group_key=key, title=name, alerts=(alert,))
+    return AlertMessage(
+        source="datadog",
+        group_key=key,
+        title=name,
+        alerts=(alert,),
+        related=("monitor_key", alert.labels["monitor_key"]) if cycle and same_monitor else None,
+    )

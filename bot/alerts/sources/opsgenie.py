@@ -1,6 +1,7 @@
 """Opsgenie's outgoing webhook (``{"action": ..., "alert": {...}}``). An alert's ``alias`` is its
 group (Opsgenie's own dedupe key); ``Create`` fires it, ``Close`` resolves it, other actions
-(Acknowledge, AddNote, Escalate, custom actions) are recorded on the timeline."""
+(Acknowledge, UnAcknowledge, AddNote with its note, Escalate, custom actions) are recorded on the
+timeline. A body with only the ``alertId`` joins the group whose Create carried that id."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from bot.alerts.model import (
 
 _FIRE = {"create", "unacknowledge", "reopen"}
 _RESOLVE = {"close", "delete"}
+_STATE_ONLY = {"create", "reopen", "close", "delete"}
+"""Actions the alert's status says all about; every other one is also recorded as text."""
 
 
 def _text(node: dict[str, Any], name: str) -> str | None:
@@ -46,7 +49,8 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     alert = data.get("alert")
     if not isinstance(alert, dict):
         raise PayloadError("'alert' must be an object")
-    alias = _text(alert, "alias") or _text(alert, "alertId")
+    alert_id = _text(alert, "alertId")
+    alias = _text(alert, "alias") or alert_id
     if alias is None:
         raise PayloadError("alert has neither alias nor alertId")
     priority = alert.get("priority")
@@ -92,11 +96,24 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 starts_at=parse_time(alert.get("createdAt"), now=now),
             ),
         )
-    else:
+    if folded not in _STATE_ONLY:
         # Opsgenie sends no event id: the body's hash keys the timeline entry, so a retry of
         # the same delivery records it once.
         digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
         who = clean(_text(alert, "username") or "", 200, multiline=False)
-        text = f"Opsgenie: {clean(verb, 60, multiline=False)}" + (f" by {who}" if who else "")
+        note = clean(_text(alert, "note") or "", 2000)
+        text = (
+            f"Opsgenie: {clean(verb, 60, multiline=False)}"
+            + (f" by {who}" if who else "")
+            + (f": {note}" if note else "")
+        )
         info = (Info(key=f"opsgenie:{digest}", text=text),)
-    return AlertMessage(source="opsgenie", group_key=key, title=title, alerts=alerts, info=info)
+    return AlertMessage(
+        source="opsgenie",
+        group_key=key,
+        title=title,
+        alerts=alerts,
+        info=info,
+        # Only the alertId (an Escalate): the group its Create opened under the alias.
+        same_as=("alertId", alert_id) if alert_id and not _text(alert, "alias") else None,
+    )

@@ -1,7 +1,8 @@
 """PagerDuty v3 webhooks (``{"event": {...}}``). One PagerDuty incident is one group, keyed by
 the incident id (present on every event type, while ``incident_key`` is missing on older ones).
-Triggered, reopened and acknowledged incidents are firing; resolved ones are resolved; notes
-and other events are recorded on the timeline."""
+Triggered, reopened and acknowledged incidents are firing; resolved ones are resolved; notes,
+status updates, responders and priority changes are recorded on the timeline. Events about no
+incident (the ``pagey.ping`` test event, ``service.updated``) are ignored, never refused."""
 
 from __future__ import annotations
 
@@ -34,6 +35,28 @@ def _text(node: object, name: str) -> str | None:
     return str(value)
 
 
+def _details(body: dict[str, Any]) -> tuple[str, str]:
+    """What an event about the incident says: who it names (the responder of
+    ``responder.added``) and its words (a note's ``content``, a status update's ``message``)."""
+    who = _text(body.get("user"), "summary") or _text(body.get("escalation_policy"), "summary")
+    words = _text(body, "content") or _text(body, "message")
+    return clean(who or "", 200, multiline=False), clean(words or "", 2000)
+
+
+def _ignored(event_type: str) -> AlertMessage:
+    """An event that is about no incident (the subscription's ``pagey.ping`` test, a
+    ``service.updated``): answered 2xx and kept nowhere, since PagerDuty disables a
+    subscription whose deliveries keep failing."""
+    name = clean(event_type, 100, multiline=False)
+    return AlertMessage(
+        source="pagerduty",
+        group_key=short_key(f"event:{event_type}"),
+        title=f"PagerDuty {name}",
+        note=f"{name} is not about an incident: nothing stored",
+        ignored=True,
+    )
+
+
 def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     event = data.get("event")
     if not isinstance(event, dict):
@@ -49,6 +72,8 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         raise PayloadError("event.data must be an object")
     incident = body if body.get("type") in ("incident", None) else body.get("incident")
     incident_id = _text(incident, "id")
+    if not incident_id and not event_type.startswith("incident."):
+        return _ignored(event_type)
     if not incident_id:
         raise PayloadError("event.data has no incident id: only incident events are supported")
     event_id = _text(event, "id") or f"{event_type}:{incident_id}:{event.get('occurred_at')}"
@@ -56,7 +81,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     title = clean(title, TITLE_MAX, multiline=False)
     agent = clean(_text(event.get("agent"), "summary") or "", 200, multiline=False)
     by = f" by {agent}" if agent else ""
-    verb = event_type.removeprefix("incident.").replace("_", " ")
+    verb = event_type.removeprefix("incident.").replace("_", " ").replace(".", " ")
     info: list[Info] = []
     alerts: tuple[Alert, ...] = ()
     status = _text(incident, "status") if incident is body else None
@@ -88,14 +113,16 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 links=(Link("pagerduty", link),) if link else (),
             ),
         )
-        if status == "acknowledged" or event_type not in (
+        if event_type == "incident.priority_updated":
+            text = f"PagerDuty: {verb}{by}" + (f": {severity}" if severity else "")
+            info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=text, severity=severity))
+        elif status == "acknowledged" or event_type not in (
             "incident.triggered",
             "incident.resolved",
         ):
             info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=f"PagerDuty: {verb}{by}"))
     else:
-        content = clean(_text(body, "content") or "", 2000)
-        text = f"PagerDuty: {verb}{by}" + (f": {content}" if content else "")
+        text = f"PagerDuty: {verb}{by}" + "".join(f": {part}" for part in _details(body) if part)
         info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=text))
     return AlertMessage(
         source="pagerduty",

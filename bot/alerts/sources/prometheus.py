@@ -129,7 +129,7 @@ def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessag
         )
     if not isinstance(raw_alerts, list):
         raise PayloadError("'alerts' must be a list of alert objects")
-    for name in ("receiver", "status", "externalURL", "title"):
+    for name in ("receiver", "status", "externalURL", "title", "groupKey"):
         text_field(data, name, "body")
     top = data.get("status")
     top_status = top.strip().lower() if isinstance(top, str) else None
@@ -155,7 +155,15 @@ def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessag
         title=clean(title, TITLE_MAX, multiline=False),
         alerts=tuple(alerts),
         note=None if alerts else "the message lists no alerts",
+        truncated=_truncated(data.get("truncatedAlerts")),
     )
+
+
+def _truncated(value: object) -> int:
+    """How many alerts ``max_alerts`` left out of the message (null or absent: none)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0
 
 
 def parse_alertmanager(data: dict[str, Any], now: datetime) -> AlertMessage:
