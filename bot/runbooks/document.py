@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -106,3 +107,61 @@ def _heading_text(block: _Block) -> str:
 def _level(block: _Block) -> int:
     """1 for ``#`` (and setext ``===``), 2 for ``##``..."""
     return int(block.first.tag[1:])
+
+
+_TOC_MARKER = re.compile(r"^(?:\[\[_?toc_?\]\]|\[toc\]|\{:toc\}|\$\{toc\})$", re.IGNORECASE)
+"""What GitLab (``[[_TOC_]]``, ``[[TOC]]``), Python-Markdown (``[TOC]``) and kramdown write where
+the viewer puts a table of contents."""
+_TOC_NAME = re.compile(r"^(?:table of contents|contents|toc)\s*:?$", re.IGNORECASE)
+
+
+def _is_toc_marker(block: _Block) -> bool:
+    if block.kind == "html_block":
+        return bool(re.fullmatch(r"\s*<!--\s*toc\s*-->\s*", block.first.content, re.IGNORECASE))
+    return block.kind == "paragraph" and bool(_TOC_MARKER.match(_plain(block.tokens[1])))
+
+
+def _is_anchor_list(block: _Block) -> bool:
+    """A list of links within the page only: a table of contents written by hand or a tool."""
+    if block.kind not in ("bullet_list", "ordered_list"):
+        return False
+    links = [
+        str(child.attrs.get("href", ""))
+        for token in block.tokens
+        if token.type == "inline"
+        for child in token.children or []
+        if child.type == "link_open"
+    ]
+    return bool(links) and all(link.startswith("#") for link in links)
+
+
+def _is_toc_title(block: _Block) -> bool:
+    """``## Table of Contents`` or a paragraph ``**Table of Contents**``."""
+    if block.kind not in ("heading", "paragraph") or len(block.tokens) < 2:
+        return False
+    return bool(_TOC_NAME.match(_plain(block.tokens[1])))
+
+
+def _without_toc(blocks: Sequence[_Block]) -> list[_Block]:
+    """The blocks without a table of contents: a marker the viewer replaces with one, or a
+    "Table of Contents" title followed by such a marker or by a list of links to anchors.
+    Slack shows none of it usefully, and a marker must not become the runbook's description."""
+    kept: list[_Block] = []
+    index = 0
+    while index < len(blocks):
+        block = blocks[index]
+        if _is_toc_marker(block):
+            index += 1
+            continue
+        if _is_toc_title(block):
+            end = index + 1
+            while end < len(blocks) and (
+                _is_toc_marker(blocks[end]) or _is_anchor_list(blocks[end])
+            ):
+                end += 1
+            if end > index + 1:
+                index = end
+                continue
+        kept.append(block)
+        index += 1
+    return kept

@@ -159,13 +159,30 @@ def _clean_title(text: str) -> str:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
+_ABBREVIATION = re.compile(
+    r"(?:^|[\s(\[])(?:e\.g|eg|i\.e|ie|approx|etc|vs|cf|incl|esp|resp|a\.k\.a)\.$",
+    re.IGNORECASE,
+)
+"""Words whose dot does not end a sentence ("e.g.", "approx.", "vs.")."""
+
+
+def _first_sentence(text: str) -> str:
+    """``text`` up to the first end of a sentence that is not inside brackets ("(approx. 10
+    pods)") nor the dot of an abbreviation ("e.g. Redis")."""
+    for match in _SENTENCE_END.finditer(text):
+        before = text[: match.start()]
+        if before.count("(") > before.count(")") or before.count("[") > before.count("]"):
+            continue
+        if _ABBREVIATION.search(before):
+            continue
+        return before
+    return text
 
 
 def summarise(text: str, limit: int = STEP_TITLE_MAX) -> str:
     """The first sentence of ``text``, cut at a word boundary to ``limit`` characters."""
     text = " ".join(text.split())
-    parts = _SENTENCE_END.split(text, maxsplit=1)
-    sentence = parts[0].rstrip(":").strip() if parts else ""
+    sentence = _first_sentence(text).rstrip(":").strip()
     if len(sentence) <= limit:
         return sentence
     cut = sentence[: limit - 1]

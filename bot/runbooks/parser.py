@@ -3,7 +3,8 @@
 Teams write runbooks in two styles, and both must work without rewriting them for the bot:
 
 * **Checklists**: ``- [ ] do this`` items (nested items stay inside their parent) and numbered
-  lists. Each top-level item is a step.
+  lists. Each top-level item is a step, with the command written right after it even when it is
+  not indented under it (GitHub-style ``1. Run:`` then a fence at column 0).
 * **Prose organised by headings**, typically Meaning / Impact / Diagnosis / Mitigation with commands
   in fenced code blocks. Context sections (Meaning, Impact, Links...) are shown as context; each
   actionable section (Diagnosis, Mitigation, Rollback...) is a step, split further at its
@@ -43,6 +44,7 @@ from bot.runbooks.document import (
     _plain,
     _Section,
     _top_level_blocks,
+    _without_toc,
     markdown_plain_text,
 )
 from bot.runbooks.files import RunbookFileError, read_runbook_text
@@ -137,7 +139,7 @@ class _Parser:
         self.refs: dict[str, Any] = {
             _ref_key(k): v for k, v in self.env.get("references", {}).items()
         }
-        self.blocks = _top_level_blocks(self.tokens)
+        self.blocks = _without_toc(_top_level_blocks(self.tokens))
 
     # -- source text
 
@@ -176,13 +178,10 @@ class _Parser:
         if not lines:
             return ""
         match = _LIST_MARKER.match(lines[0])
-        width = len(match.group(0)) if match else 0
-        first = lines[0][width:] if match else lines[0].lstrip()
+        first = lines[0][match.end() :] if match else lines[0].lstrip()
         first = _TASK_BOX.sub("", first, count=1)
-        rest = []
-        for line in lines[1:]:
-            spaces = len(line) - len(line.lstrip(" "))
-            rest.append(line[min(spaces, width) :])
+        width = _columns(match.group(0)) if match else 0
+        rest = [_dedent(line, width) for line in lines[1:]]
         text = "\n".join([first, *rest]).strip("\n")
         return self._with_references(text, start, end)
 
@@ -199,22 +198,43 @@ class _Parser:
                     return text
         return ""
 
+    def first_text(self, blocks: Sequence[_Block]) -> str:
+        """The first text in a list or a quote (not a table's, which is no sentence)."""
+        for block in blocks:
+            if block.kind in ("bullet_list", "ordered_list", "blockquote"):
+                for token in block.tokens:
+                    if token.type == "inline" and (text := _plain(token)):
+                        return text
+        return ""
+
     # -- structure
 
     def title_heading(self) -> _Block | None:
         """The heading that names the document and is not one of its sections: the first
-        heading, when every other heading is nested under it. With a front-matter title, a
-        heading such as ``# Mitigation`` stays the section it names."""
+        heading, when every other heading is nested under it or when it is the document's
+        title with nothing under it (``# Redis Runbook`` then ``# Summary``, ``# Mitigation``
+        all at level 1). With a front-matter title, a heading such as ``# Mitigation`` stays the
+        section it names."""
         headings = [b for b in self.blocks if b.kind == "heading"]
         if not headings:
             return None
         first = headings[0]
         level = _level(first)
         if any(_level(h) <= level for h in headings[1:]):
-            return None
+            return first if self._bare_title(first) else None
         if self.meta.title and is_section_name(_heading_text(first)):
             return None
         return first
+
+    def _bare_title(self, heading: _Block) -> bool:
+        """A first heading that gives the document its title and has no text of its own: a
+        step named after the document would be empty. A first heading with text under it
+        ("# Check the disk" then "# Restart the pod") stays a section."""
+        if self.meta.title or self.blocks[0] is not heading:
+            return False
+        following = self.blocks[1] if len(self.blocks) > 1 else None
+        empty = following is None or following.kind == "heading"
+        return empty and self.heading_title() == _heading_text(heading)
 
     def heading_title(self) -> str:
         """The title a document without a front-matter title gives itself: its first heading
@@ -378,11 +398,25 @@ class _Parser:
         steps: list[Step] = []
         context: list[_Block] = []
         lead: list[_Block] = []
-        seen_list = False
+        seen_list: _Block | None = None
+        after_list = False
         for block in blocks:
             if not block.is_step_list:
+                if after_list and (block.is_code or self._indent(block) > self._indent(seen_list)):
+                    # A command right after an item (a fence at column 0, "1. Run:" then
+                    # "```") is the item's command, as in prose the paragraph before a command
+                    # introduces it; text indented under the item, if by fewer columns than
+                    # its content, was written as a part of it too.
+                    steps[-1] = self._extended(steps[-1], [block])
+                    continue
+                after_list = False
                 lead.append(block)
                 continue
+            if lead and seen_list is not None and _continues(seen_list, block):
+                # The numbering goes on after the interruption: it was written under the
+                # previous item, only indented too little to stay inside it.
+                steps[-1] = self._extended(steps[-1], lead)
+                lead = []
             for index, item in enumerate(self.list_items(block)):
                 markdown = self.item_source(item)
                 assert item[0].map is not None
@@ -398,7 +432,8 @@ class _Parser:
                         line = lead[0].start
                     lead = []
                 steps.append(Step(title, markdown, line + 1))
-            seen_list = True
+            seen_list = block
+            after_list = True
         if lead:
             if any(b.has_code() for b in lead) or not steps:
                 steps.append(self.group_step(lead, self._group_title(lead, heading)))
@@ -407,6 +442,18 @@ class _Parser:
                 merged = last.markdown + _SEPARATOR + self.blocks_source(lead)
                 steps[-1] = Step(last.title, merged, last.line)
         return steps, context
+
+    def _indent(self, block: _Block | None) -> int:
+        """The columns of indentation of a block's first line."""
+        return _indentation(self.lines[block.start]) if block is not None else 0
+
+    def _extended(self, step: Step, blocks: Sequence[_Block]) -> Step:
+        """``step`` with ``blocks`` appended, dedented so that they do not read as a part of
+        a nested list or as an indented code block at the end of the step."""
+        lines = self.blocks_source(blocks).split("\n")
+        width = min((_indentation(line) for line in lines if line.strip()), default=0)
+        text = "\n".join(_dedent(line, width) for line in lines)
+        return Step(step.title, step.markdown + _SEPARATOR + text, step.line)
 
     def _group_title(self, blocks: Sequence[_Block], fallback: str) -> str:
         text = self.first_paragraph(blocks)
@@ -576,7 +623,8 @@ class _Parser:
             key=lambda c: (not any(w in c[0].title.casefold() for w in preferred), c[0].line),
         )
         for _, blocks in ordered:
-            text = self.first_paragraph(blocks)
+            # an Overview written as a list is described by its first item
+            text = self.first_paragraph(blocks) or self.first_text(blocks)
             if text:
                 return summarise(text, DESCRIPTION_MAX)
         return ""
@@ -652,6 +700,55 @@ class _Parser:
 
 def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:
     return item[0].line
+
+
+def _continues(previous: _Block, following: _Block) -> bool:
+    """Whether the numbered list ``following`` goes on with the numbering of ``previous``:
+    the next number, or the same one for lists numbered ``1.`` ``1.`` ``1.`` (GitLab style)."""
+    if previous.kind != "ordered_list" or following.kind != "ordered_list":
+        return False
+    level = previous.first.level + 1
+    last = [t for t in previous.tokens if t.type == "list_item_open" and t.level == level]
+    first = next((t for t in following.tokens if t.type == "list_item_open"), None)
+    if not last or first is None or previous.first.markup != following.first.markup:
+        return False
+    try:
+        before, after = int(last[-1].info), int(first.info)
+    except ValueError:
+        return False
+    return after in (before, before + 1)
+
+
+def _columns(text: str) -> int:
+    """The column ``text`` ends at: a tab advances to the next multiple of 4 (CommonMark)."""
+    column = 0
+    for char in text:
+        column = column + 4 - column % 4 if char == "\t" else column + 1
+    return column
+
+
+def _indentation(line: str) -> int:
+    """The columns of a line's leading spaces and tabs."""
+    return _columns(line[: len(line) - len(line.lstrip(" \t"))])
+
+
+def _dedent(line: str, width: int) -> str:
+    """``line`` without up to ``width`` columns of indentation, tabs counted as CommonMark does.
+
+    A code fence indented with a tab in an item must lose its indentation like spaces, or the
+    re-parsed item sees an indented code block holding the fence lines. A tab that reaches past
+    ``width`` keeps its extra columns; the rest of the indentation becomes spaces then, because
+    the tab stops after a cut that is not on a multiple of 4 are no longer where they were."""
+    column = 0
+    for index, char in enumerate(line):
+        if column >= width or char not in " \t":
+            return line[index:]
+        after = column + 4 - column % 4 if char == "\t" else column + 1
+        if after > width:
+            rest = line[index + 1 :]
+            return " " * (_indentation(line) - width) + rest.lstrip(" \t")
+        column = after
+    return ""
 
 
 def _walk_inline(tokens: Sequence[Token]) -> Iterable[Token]:

@@ -311,3 +311,18 @@ def test_the_starter_runbooks_are_suggested_for_their_incidents(
     assert matches and matches[0].runbook.id == expected, [
         (m.runbook.id, m.score) for m in matches[:3]
     ]
+
+
+def test_a_long_prose_line_is_wrapped_but_a_long_command_or_word_is_an_error(
+    tmp_path: Path,
+) -> None:
+    sentence = "Check the vendor status page and confirm with support before failing over. "
+    write(tmp_path, "prose.md", "# P\n\n## Mitigation\n\n" + sentence * 45 + "\n")
+    command = "kubectl annotate pod api " + " ".join(f"key{i}=value{i}" for i in range(300))
+    write(tmp_path, "code.md", f"# C\n\n## Mitigation\n\n```sh\n{command}\n```\n")
+    write(tmp_path, "url.md", "# U\n\n## Mitigation\n\nOpen https://x.io/" + "a" * 3_000 + "\n")
+
+    result = levels(tmp_path)
+    assert not any(name == "prose.md" for name, _, _ in result)
+    assert ("code.md", 6, "error") in result
+    assert ("url.md", 5, "error") in result

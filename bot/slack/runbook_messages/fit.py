@@ -1,7 +1,8 @@
 """Whether a runbook fits in Slack: the checks ``firebreak runbooks lint`` adds to the domain's
-(``bot.runbooks.lint``), which knows runbooks but not Slack. A line longer than a block is an
-error, a title cut in the header a warning, a page Slack would reject an error, and a step cut
-because it is too long for one message a warning."""
+(``bot.runbooks.lint``), which knows runbooks but not Slack. A line of code (or a word) longer
+than a block is an error (long prose is wrapped at spaces), a title cut in the header a warning,
+a page Slack would reject an error, and a step cut because it is too long for one message a
+warning."""
 
 from __future__ import annotations
 
@@ -9,22 +10,39 @@ import re
 
 from bot.config import Policy
 from bot.runbooks.lint import Add, RunbookCheck
-from bot.runbooks.parser import Runbook
+from bot.runbooks.parser import Runbook, make_markdown
 from bot.slack.limits import HEADER_TEXT, SECTION_TEXT, message_errors
 from bot.slack.runbook_messages.message import render_runbook_pages
 
+_MD = make_markdown()
 _CUT_NOTE = "too long for Slack"
 """What the note on a step cut in the run message says (``message._cut_note``)."""
 
 
+def _unsplittable_lines(text: str) -> set[int]:
+    """0-based lines of code blocks and tables: shown line by line, so a line too long for a
+    section is cut in the middle of the command."""
+    lines: set[int] = set()
+    for token in _MD.parse(text):
+        if token.type in ("fence", "code_block", "table_open") and token.map:
+            lines.update(range(*token.map))
+    return lines
+
+
 def check_lines(runbook: Runbook, text: str, policy: Policy, add: Add) -> None:
+    """A line longer than a section is an error only when it cannot be split: prose is wrapped
+    at a space (``sections._safe_cut`` looks in the second half of a section), a command or a
+    word of more than half a section is cut where it does not end."""
+    code = _unsplittable_lines(text)
     for number, line in enumerate(text.splitlines(), start=1):
-        if len(line) > SECTION_TEXT:
+        if len(line) <= SECTION_TEXT:
+            continue
+        if number - 1 in code or max(len(word) for word in line.split()) > SECTION_TEXT // 2:
             add(
                 number,
                 "error",
                 f"line is {len(line):,} characters long; Slack shows at most {SECTION_TEXT:,} "
-                "in a block: break it into shorter lines",
+                "in a block and cuts it where it does not end: break it into shorter lines",
             )
 
 

@@ -152,7 +152,8 @@ def _step_units(number: int, step: Mapping[str, Any], view: StepView, is_next: b
         units = [Unit(False, f"{marker} *{number}.* {body[0].text}"), *body[1:]]
     else:
         units = [Unit(False, head), *body]
-    if not markdown.strip():
+    if not any(unit.text.strip() for unit in body):
+        # also a step whose only content is an HTML comment (a note to the authors, hidden)
         units.append(Unit(False, "_No instructions were written for this step._"))
     if view.state == IN_PROGRESS and view.assignee_id:
         since = f" since {_when(view.started_at)}" if view.started_at else ""

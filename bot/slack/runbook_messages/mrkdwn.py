@@ -35,6 +35,18 @@ def _escape(text: str) -> str:
     return escape_mrkdwn(text)
 
 
+_ZERO_WIDTH_SPACE = "\u200b"
+_BACKTICKS = re.compile(r"`{3,}")
+
+
+def _break_fences(code: str) -> str:
+    """Code whose ``` (a markdown template in a ```` fence) would end Slack's code block there:
+    mrkdwn cannot nest fences nor escape a backtick. A zero-width space between the backticks
+    keeps the text as it reads (copied, the invisible character comes along: the one change
+    made to a command)."""
+    return _BACKTICKS.sub(lambda match: _ZERO_WIDTH_SPACE.join(match.group(0)), code)
+
+
 def _wrap(mark: str, inner: str) -> str:
     """Emphasis markers hug the words (``*bold*``): Slack ignores ``* bold *``."""
     out = []
@@ -125,6 +137,7 @@ class _Writer:
     def code(self, content: str) -> None:
         if not content.strip():
             return
+        content = _break_fences(content)
         if self.pending_first:
             self.lines.append(self.first_prefix.rstrip())
             self.pending_first = False
