@@ -3,7 +3,7 @@ policy can validate its crons without importing the reminders)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,9 +55,67 @@ def cron_trigger(expr: str, zone: ZoneInfo) -> Any:
 
 
 def next_cron_time(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
-    """The first time ``expr`` fires strictly after ``after``, in UTC."""
+    """The first time ``expr`` fires strictly after ``after``, in UTC.
+
+    The line is read on the team's wall clock, and each wall-clock time it names is then
+    placed on the UTC timeline. (APScheduler 3 places them itself, but around a change of the
+    clocks it can answer a time that is not after ``after``, or already past: a digest would be
+    sent again and again.) When the clocks go back, an hour of wall-clock time happens twice: a
+    line with a fixed hour ("30 2 * * *") fires the first time round only, as cron does; a line
+    whose hour is a wildcard ("*/15 * * * *") keeps its pace through both. When they go forward,
+    a time that never happens on the wall clock fires once, just after the jump."""
     after = as_utc(after)
-    fire = cron_trigger(expr, zone).get_next_fire_time(after, after)
-    if fire is None:  # pragma: no cover - a crontab line without an end date always fires again
-        raise ValueError(f"cron expression {expr!r} never fires again")
-    return as_utc(fire)
+    trigger = cron_trigger(expr, _WALL)
+    fields = expr.split()
+    both_times_round = len(fields) == 5 and "*" in fields[1]
+    # The wall clock may read up to a clock change less than it did at ``after``: start there.
+    reading = _reading(after, zone) - _CLOCK_CHANGE
+    found: datetime | None = None
+    while True:
+        fire = trigger.get_next_fire_time(None, reading)
+        if fire is None:  # pragma: no cover - a line without an end date always fires again
+            raise ValueError(f"cron expression {expr!r} never fires again")
+        if found is not None and fire > _reading(found, zone) + 2 * _CLOCK_CHANGE:
+            return found  # no later reading can come earlier
+        later = [
+            m for m in _moments(fire.replace(tzinfo=None), zone, both_times_round) if m > after
+        ]
+        if later:
+            moment = min(later)
+            if not _clock_changes_near(zone, after, moment):
+                return moment  # the readings are in the order of the moments
+            found = moment if found is None else min(found, moment)
+        reading = fire + _TICK
+
+
+def _reading(moment: datetime, zone: ZoneInfo) -> datetime:
+    """What ``zone``'s wall clock reads at ``moment`` (as a time in ``_WALL``)."""
+    return moment.astimezone(zone).replace(tzinfo=_WALL, fold=0)
+
+
+def _clock_changes_near(zone: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """Whether ``zone`` changes its clocks from a while before ``start`` to after ``end``
+    (inside the repeated hour, wall-clock readings are not in the order of the moments)."""
+    margin = 2 * _CLOCK_CHANGE
+    return (start - margin).astimezone(zone).utcoffset() != (end + margin).astimezone(
+        zone
+    ).utcoffset()
+
+
+_WALL = ZoneInfo("UTC")
+"""Wall-clock readings are computed in a zone without clock changes, then placed."""
+_CLOCK_CHANGE = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
+
+
+def _moments(wall: datetime, zone: ZoneInfo, both_times_round: bool) -> list[datetime]:
+    """The UTC moments at which ``zone``'s wall clock reads ``wall``: one; two when the clocks
+    went back (the second only if ``both_times_round``); when they went forward past it, the
+    moment just after the jump."""
+    first = as_utc(wall.replace(tzinfo=zone, fold=0))
+    second = as_utc(wall.replace(tzinfo=zone, fold=1))
+    if first == second:
+        return [first]
+    if first.astimezone(zone).replace(tzinfo=None) != wall:  # skipped: the clocks went forward
+        return [max(first, second)]
+    return [first, second] if both_times_round else [first]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 class NameResolver(Protocol):
@@ -212,20 +213,14 @@ def _escape_html(text: str, *, fences: bool = True) -> str:
     lines: list[str] = []
     fence: str | None = None
     for line in text.split("\n"):
-        marker = _FENCE.match(line) if fences else None
         if fence is not None:
             lines.append(line)
-            closes = (
-                marker is not None
-                and marker.group(1)[0] == fence[0]
-                and len(marker.group(1)) >= len(fence)
-                and not line.strip().strip(fence[0])
-            )
-            if closes:
+            if _closes(line, fence):
                 fence = None
             continue
-        if marker:
-            fence = marker.group(1)
+        opened = _opens(line) if fences else None
+        if opened:
+            fence = opened
             lines.append(line)
             continue
         parts: list[str] = []
@@ -239,14 +234,47 @@ def _escape_html(text: str, *, fences: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _opens(line: str) -> str | None:
+    """The fence ``line`` opens (```` ``` ```` or ``~~~``, any longer run), if it opens one: a
+    backtick fence's info string has no backtick (```` ```x``` ```` is inline code)."""
+    marker = _FENCE.match(line)
+    if marker is None or (marker.group(1)[0] == "`" and "`" in line[marker.end() :]):
+        return None
+    return marker.group(1)
+
+
+def _closes(line: str, fence: str) -> bool:
+    """Whether ``line`` closes ``fence``: the same character, at least as many, nothing else."""
+    marker = _FENCE.match(line)
+    return (
+        marker is not None
+        and marker.group(1)[0] == fence[0]
+        and len(marker.group(1)) >= len(fence)
+        and not line.strip().strip(fence[0])
+    )
+
+
+def _closed_fences(text: str) -> str:
+    """``text`` with a code fence it leaves open closed where it ends: placed in a document, an
+    open fence turns everything after it into code."""
+    fence: str | None = None
+    for line in text.split("\n"):
+        if fence is None:
+            fence = _opens(line)
+        elif _closes(line, fence):
+            fence = None
+    return text if fence is None else f"{text}\n{fence}"
+
+
 def _neutralise_html(text: str) -> str:
     return _HTML_START.sub(r"\\<", text)
 
 
 def escape_block(text: str) -> str:
     """Multi-line text for a paragraph or list item: keeps its lines and its code, but a ``<``
-    that would open an HTML tag or comment is escaped so the text shows as written."""
-    return _escape_html(text)
+    that would open an HTML tag or comment is escaped so the text shows as written, and a code
+    fence left open is closed where the text ends."""
+    return _closed_fences(_escape_html(text))
 
 
 def escape_inline(text: str) -> str:
@@ -259,3 +287,26 @@ def escape_table_cell(text: str) -> str:
     its columns whatever the text holds."""
     cell = _escape_html(text.strip(), fences=False).replace("|", "\\|")
     return "<br>".join(line.strip() for line in cell.split("\n"))
+
+
+URL_MAX = 2_000
+
+
+def safe_url(value: object) -> str | None:
+    """An absolute http(s) URL with a host, or ``None``: ``javascript:``, ``data:``, relative
+    paths (``../../etc/passwd``, ``?orgId=1``) and URLs with spaces or controls never become
+    links."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or len(url) > URL_MAX or any(c.isspace() or ord(c) < 32 for c in url):
+        return None
+    if any(c in url for c in "<>|\"'`"):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url

@@ -143,3 +143,17 @@ def test_inline_text_is_one_line() -> None:
 
 def test_link_urls_cannot_end_the_link_early() -> None:
     assert escape_link_url("https://x.example/a b)c<d>") == "https://x.example/a%20b%29c%3Cd%3E"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Output:\n```\nCrashLoopBackOff", "Output:\n```\nCrashLoopBackOff\n```"),
+        ("~~~~\nx\n~~~", "~~~~\nx\n~~~\n~~~~"),
+        ("```\ncode\n```", "```\ncode\n```"),
+        ("inline ```x``` code", "inline ```x``` code"),
+    ],
+    ids=["open-backticks", "open-tildes", "closed", "inline"],
+)
+def test_block_text_never_leaves_a_code_fence_open(text: str, expected: str) -> None:
+    assert escape_block(text) == expected

@@ -44,7 +44,6 @@ from bot.console.present import (
     csv_cell,
     event_label,
     markdown_renderer,
-    safe_url,
     slack_text,
     timeline_html,
     when,
@@ -53,7 +52,7 @@ from bot.console.settings import ConsoleSettings, load_console_settings
 from bot.db import Database
 from bot.errors import InvalidInput
 from bot.export import export_incident
-from bot.markup import NameResolver
+from bot.markup import NameResolver, safe_url
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
@@ -15,7 +14,7 @@ from markupsafe import Markup, escape
 from bot.console import charts
 from bot.console import insights as ins
 from bot.console import queries as q
-from bot.markup import NameResolver
+from bot.markup import NameResolver, safe_url
 
 
 class People:
@@ -52,16 +51,6 @@ def when(value: datetime | None) -> Markup:
     if value is None:
         return Markup('<span class="unknown">—</span>')
     return Markup(_time_html(value))
-
-
-def safe_url(value: str | None) -> str | None:
-    """Only absolute http(s) links become links (a ``javascript:`` URL stays text)."""
-    if not value:
-        return None
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return value.strip()
 
 
 _SLACK_TOKEN = re.compile(r"<([@#!])?([^<>|\n]*)(?:\|([^<>\n]*))?>")
@@ -133,8 +122,12 @@ def _is_number(text: str) -> bool:
 
 
 def markdown_renderer() -> MarkdownIt:
-    # html=False: HTML inside a postmortem (an incident title with <script>) is shown as text.
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    """html=False: HTML inside a postmortem (an incident title with <script>) is shown as text.
+    Only absolute http(s) links become links, as everywhere in the console: a relative or
+    protocol-relative link (``//elsewhere.example``) or ``tel:`` in a note stays text."""
+    renderer = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    renderer.validateLink = lambda url: safe_url(url) is not None  # type: ignore[method-assign]
+    return renderer
 
 
 def _short_period(label: str) -> str:

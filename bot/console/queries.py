@@ -129,8 +129,14 @@ _RULE_COLUMNS: tuple[Any, ...] = (
 def compute_visibility(
     session: Session, policy: Policy, user: str, directory: Directory
 ) -> Visibility:
-    """Apply ``access.can_see`` to every private incident, asking Slack once per channel."""
+    """Apply ``access.can_see`` to every private incident, asking Slack once per channel.
+
+    Only an admin sees every private incident, those declared later included: the result is
+    reused for a few seconds, so for anyone else it names the incidents seen, and one declared
+    meanwhile stays hidden until it is worked out again."""
     memo = MemoDirectory(directory)
+    if access.is_admin(policy, user, memo):
+        return Visibility(frozenset(), all_private=True)
     # Only what the rule reads today is loaded up front; anything else it reads later still
     # loads (lazily) from the same session.
     private = session.exec(
@@ -139,7 +145,7 @@ def compute_visibility(
     seen = frozenset(
         i.id for i in private if i.id is not None and access.can_see(policy, user, i, memo)
     )
-    return Visibility(seen, all_private=len(seen) == len(private))
+    return Visibility(seen)
 
 
 class VisibilityCache:

@@ -14,9 +14,9 @@ from bot.alerts.model import (
     fingerprint,
     neutralise,
     parse_time,
-    safe_url,
 )
 from bot.alerts.sources import SOURCES, parse
+from bot.markup import safe_url
 from tests.alerts.conftest import CORPUS, NOW, corpus_files, load, message
 
 

@@ -215,6 +215,27 @@ def test_only_http_links_to_slack_become_links(
     assert page.count("View in Slack") == 1
 
 
+def test_only_http_links_in_a_postmortem_become_links(
+    admin: TestClient, db: Database, policy: Policy
+) -> None:
+    number = declare(db, policy, "Checkout down")
+    note = (
+        "Dashboards: [grafana](https://grafana.example/d/1), [elsewhere](//evil.example/phish), "
+        "[logout](/console/auth/logout), [ftp](ftp://files.example/a), [call](tel:+100)"
+    )
+    with db.transaction() as session:
+        incident = incidents.find_incident(session, number)
+        assert incident.id is not None
+        incidents.add_note(session, policy, incident.id, note, actor=ADMIN, now=T0)
+        quiet = policy.model_copy(update={"postmortem": PostmortemPolicy(output_dir=None)})
+        generate_postmortem(session, quiet, incident.id, actor=ADMIN, key="pm-1", now=T0)
+    page = admin.get(f"/console/incidents/{number}/postmortem").text
+    links = re.findall(r'<a href="([^"]*)"', page)
+    assert "https://grafana.example/d/1" in links
+    for refused in ("//evil.example", "/console/auth/logout", "ftp://", "tel:"):
+        assert not any(link.startswith(refused) for link in links), refused
+
+
 def test_private_incidents_only_for_members_and_admins(
     console: Console, db: Database, policy: Policy
 ) -> None:
@@ -245,6 +266,32 @@ def test_private_incidents_only_for_members_and_admins(
     assert seen[ADMIN] == [early, secret, public]
     assert seen[MEMBER] == [secret, public]
     assert seen[OUTSIDER] == [early, public]
+
+
+def test_a_private_incident_declared_after_someone_looked_stays_hidden_from_them(
+    console: Console, db: Database, policy: Policy
+) -> None:
+    # The visibility worked out for a viewer is reused for a few seconds: it must name what
+    # they may see, not "every private incident" because there were none a moment ago.
+    public = declare(db, policy, "Public outage")
+    with client_for(console) as outsider, client_for(console) as member:
+        sign_in(outsider, console, OUTSIDER)
+        sign_in(member, console, MEMBER)
+        assert refs(outsider.get("/console/incidents").text) == [public]
+        assert refs(member.get("/console/incidents").text) == [public]
+        secret = declare(db, policy, "Leaked credential", private=True, channel=PRIVATE_CHANNEL)
+        elsewhere = declare(db, policy, "HR case", private=True, channel="C0ELSEWHERE")
+
+        listed = outsider.get("/console/incidents").text
+        csv_text = outsider.get(
+            "/console/insights/severity.csv",
+            params={"from": "2026-08-01", "to": "2026-09-30", "period": "month"},
+        ).text
+        assert refs(listed) == [public]
+        assert "Leaked credential" not in listed and "HR case" not in listed
+        assert csv_text.splitlines()[2] == "2026-09,0,1,0,0,1"
+        assert "HR case" not in member.get("/console/incidents").text
+    assert secret and elsewhere
 
 
 def test_incident_page_tells_the_whole_story(

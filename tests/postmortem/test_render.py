@@ -243,6 +243,30 @@ def test_multi_line_notes_stay_inside_their_timeline_entry(
     assert "&lt;div&gt;nothing&lt;/div&gt;" in MarkdownIt("commonmark").render(markdown)
 
 
+def test_a_code_fence_left_open_in_the_summary_stays_in_the_summary(
+    db: Database, team_policy: Policy
+) -> None:
+    def h2(markdown: str) -> list[str]:
+        tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+        return [
+            tokens[i + 1].content
+            for i, t in enumerate(tokens)
+            if t.type == "heading_open" and t.tag == "h2"
+        ]
+
+    plain = generate(db, team_policy, declare(db, team_policy, summary="Pods crash."), key="a")
+    fenced = generate(
+        db,
+        team_policy,
+        declare(db, team_policy, summary="Pods crash. Output was:\n```\nCrashLoopBackOff"),
+        key="b",
+    )
+    assert h2(fenced.markdown) == h2(plain.markdown)
+    assert "<pre><code>CrashLoopBackOff\n</code></pre>" in MarkdownIt("commonmark").render(
+        fenced.markdown
+    )
+
+
 def test_incident_text_is_never_run_as_template_code(db: Database, team_policy: Policy) -> None:
     title = "{{ 7*7 }} {% raw %} {{ incident.__class__ }}"
     note = "{% for x in range(3) %}boom{% endfor %} {# hidden #} {{ config }}"

@@ -3,6 +3,7 @@ re-timed on severity change or reopen, one row per dedupe key."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -204,6 +205,52 @@ def test_crons_fire_when_crontab_says_in_the_team_timezone(
     berlin = ZoneInfo("Europe/Berlin")
     fire = next_cron_time(expr, berlin, after.replace(tzinfo=berlin))
     assert fire == expected.replace(tzinfo=berlin).astimezone(UTC)
+
+
+CLOCK_CHANGES = [
+    ("Europe/Berlin", datetime(2026, 10, 24, 12, tzinfo=UTC)),  # back: 03:00 -> 02:00
+    ("Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC)),  # forward: 02:00 -> 03:00
+    ("America/New_York", datetime(2026, 10, 31, 12, tzinfo=UTC)),
+    ("America/New_York", datetime(2026, 3, 7, 12, tzinfo=UTC)),
+    ("Australia/Sydney", datetime(2026, 4, 3, 12, tzinfo=UTC)),
+    ("Australia/Lord_Howe", datetime(2026, 4, 3, 12, tzinfo=UTC)),  # back by 30 minutes
+]
+
+
+def fired(expr: str, zone: ZoneInfo, start: datetime, days: int = 3) -> list[datetime]:
+    """What a worker that fires each time at its due time sends over ``days``."""
+    moments, now = [], start
+    while now < start + timedelta(days=days):
+        due = next_cron_time(expr, zone, now)
+        assert due > now
+        moments.append(due)
+        now = due
+    return moments[:-1]
+
+
+@pytest.mark.parametrize(("zone_name", "start"), CLOCK_CHANGES)
+@pytest.mark.parametrize("expr", ["30 2 * * *", "0 9 * * *", "30 1 * * *"])
+def test_a_daily_cron_fires_once_a_day_when_the_clocks_change(
+    zone_name: str, start: datetime, expr: str
+) -> None:
+    zone = ZoneInfo(zone_name)
+    moments = fired(expr, zone, start)
+    days = [m.astimezone(zone).date() for m in moments]
+    assert days == [days[0] + timedelta(days=n) for n in range(len(days))]
+    assert len(days) == 3
+    # Asked at any minute of those days, the next time is ahead and within a day and an hour.
+    for minutes in range(0, 3 * 24 * 60, 7):
+        now = start + timedelta(minutes=minutes)
+        assert now < next_cron_time(expr, zone, now) <= now + timedelta(hours=25)
+
+
+@pytest.mark.parametrize(("zone_name", "start"), CLOCK_CHANGES)
+def test_a_cron_every_half_hour_keeps_its_pace_when_the_clocks_change(
+    zone_name: str, start: datetime
+) -> None:
+    moments = fired("*/30 * * * *", ZoneInfo(zone_name), start, days=2)
+    assert {b - a for a, b in itertools.pairwise(moments)} == {timedelta(minutes=30)}
+    assert len(moments) == 2 * 48 - 1
 
 
 @pytest.mark.parametrize(

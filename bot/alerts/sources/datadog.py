@@ -23,9 +23,9 @@ from bot.alerts.model import (
     clean,
     fingerprint,
     parse_time,
-    safe_url,
     short_key,
 )
+from bot.markup import safe_url
 
 _NULLS = {"", "null", "none", "nil", "$id"}
 _RESOLVED_TRANSITIONS = ("recovered", "resolved", "ok", "success")

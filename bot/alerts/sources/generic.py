@@ -23,9 +23,9 @@ from bot.alerts.model import (
     clean,
     labels_of,
     parse_time,
-    safe_url,
     short_key,
 )
+from bot.markup import safe_url
 
 _FIELDS = ("title", "dedupe_key", "status", "severity", "service", "description", "runbook_url")
 

@@ -19,9 +19,9 @@ from bot.alerts.model import (
     Status,
     clean,
     parse_time,
-    safe_url,
     short_key,
 )
+from bot.markup import safe_url
 
 
 def _text(node: object, name: str) -> str | None:

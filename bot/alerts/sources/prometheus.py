@@ -20,10 +20,10 @@ from bot.alerts.model import (
     fingerprint,
     labels_of,
     parse_time,
-    safe_url,
     short_key,
     text_field,
 )
+from bot.markup import safe_url
 
 _RUNBOOK_ANNOTATIONS = ("runbook_url", "runbook", "runbookUrl", "runbook_link")
 _TITLE_ANNOTATIONS = ("summary", "title", "message")
