@@ -5,6 +5,7 @@
     python bench/slack.py --sqlite-only --rounds 2
     python bench/slack.py --concurrency 1 --rounds 20 --sqlite-only   # unloaded floor
     python bench/slack.py --in-process         # bot, fake Slack and senders in one process
+    python bench/slack.py --https              # the fake Slack over TLS, as the real one is
 
 The real bot (Bolt + Starlette + uvicorn, ``LocalBot``) serves HTTP against the fake Slack. The
 bot runs in a process of its own, as in production: the fake Slack and the threads playing
@@ -46,6 +47,7 @@ import platform
 import re
 import shlex
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -69,6 +71,7 @@ from bot.models import EventKind
 from bot.runbooks.catalog import load_catalog
 from bot.runtime import Firebreak
 from bot.sandbox import ApiCall, BotReply, FakeSlack, SlackSimulator
+from bot.sandbox.tls import self_signed, trust_store
 from bot.slack import blocks
 from bot.slack.app import WORK_THREADS
 from bot.slack.limits import iter_texts
@@ -741,7 +744,15 @@ def run(url: str, args: argparse.Namespace) -> list[str]:
     backend = make_url(url).get_backend_name()
     migrations.upgrade(url)
     started = time.perf_counter()
-    with FakeSlack(seed=7) as fake:
+    with ExitStack() as stack:
+        tls = None
+        if args.https:
+            # Slack is HTTPS only: the fake serves TLS, and the bot's process (spawned with
+            # this environment) trusts it through a store as large as the system's.
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            tls = self_signed(directory)
+            os.environ["SSL_CERT_FILE"] = str(trust_store(tls, directory))
+        fake = stack.enter_context(FakeSlack(seed=7, tls=tls))
         spec = BotSpec(
             database_url=url,
             api_url=fake.api_url,
@@ -812,6 +823,9 @@ def main() -> None:
     parser.add_argument(
         "--in-process", action="store_true", help="run the bot in this process (as e2e tests do)"
     )
+    parser.add_argument(
+        "--https", action="store_true", help="the fake Slack over TLS, as the real one is"
+    )
     args = parser.parse_args()
     for name in ("concurrency", "rounds", "declares", "threads"):
         if getattr(args, name) < 1:
@@ -821,7 +835,7 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; bot "
         f"{'in this process' if args.in_process else 'in its own process'} with "
-        f"{args.threads} work threads"
+        f"{args.threads} work threads; Slack over {'HTTPS' if args.https else 'HTTP'}"
     )
     print(
         f"targets: acknowledgement p50 <= {ACK_P50_TARGET_RATIO} x the url_verification floor, "

@@ -34,7 +34,7 @@ from pathlib import Path
 from slack_sdk import WebClient
 
 from bot.sandbox import FakeSlack
-from bot.sandbox.tls import self_signed
+from bot.sandbox.tls import self_signed, trust_store
 from bot.slack.gateway import CALL_TIMEOUT, SlackGateway, build_client
 
 
@@ -65,13 +65,8 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory() as directory:
         certificate = self_signed(Path(directory))
-        system = ssl.get_default_verify_paths().cafile
-        bundle = Path(directory) / "bundle.pem"
-        bundle.write_bytes(
-            (Path(system).read_bytes() if system else b"") + certificate.certificate.read_bytes()
-        )
-        os.environ["SSL_CERT_FILE"] = str(bundle)
-        print(f"trust store: {system or 'none'} and the fake's certificate")
+        os.environ["SSL_CERT_FILE"] = str(trust_store(certificate, Path(directory)))
+        print(f"trust store: {ssl.get_default_verify_paths().cafile} and the fake's certificate")
         with FakeSlack(seed=1, tls=certificate) as secure:
             channel = secure.channel_id("incidents")
             shared = SlackGateway(build_client(secure.token, secure.api_url))

@@ -146,7 +146,7 @@ def build_service(
             console_settings,
             names=SlackNames(firebreak.gateway),
         ),
-        readiness=(lambda: slack.reason) if slack is not None else None,
+        readiness=slack.current if slack is not None else None,
         policy=policy,
         catalog=firebreak.catalog,
     )

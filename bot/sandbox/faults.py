@@ -100,8 +100,11 @@ class Faults(Workspace):
         after_work: bool = False,
         hang_seconds: float = DEFAULT_HANG_SECONDS,
         retry_after_header: bool = True,
+        fields: JSON | None = None,
     ) -> None:
         """Make the next ``times`` calls to ``method`` fail (``times=None``: until cleared).
+        ``fields`` are added to the JSON error (``missing_scope`` carries ``needed`` and
+        ``provided``).
 
         See the module docstring for every mode. Without ``mode``: ``error="ratelimited"`` or
         ``status=429`` answers HTTP 429 with ``Retry-After`` (``retry_after`` seconds, default
@@ -138,7 +141,17 @@ class Faults(Workspace):
         header = str(retry_after) if retry_after is not None and retry_after_header else None
         with self._lock:
             self._failures.append(
-                Failure(method, error, status, header, times, mode, after_work, hang_seconds)
+                Failure(
+                    method,
+                    error,
+                    status,
+                    header,
+                    times,
+                    mode,
+                    after_work,
+                    hang_seconds,
+                    dict(fields or {}),
+                )
             )
 
     def clear_failures(self) -> None:
@@ -172,6 +185,6 @@ class Faults(Workspace):
             return Answer(failure.status, headers, _html_page(failure.status)), {}
         if failure.mode == "garbage":
             return Answer(200, {"Content-Type": _JSON_TYPE}, b'{"ok":true,"chan'), {}
-        response: JSON = {"ok": False, "error": failure.error}
+        response: JSON = {**failure.fields, "ok": False, "error": failure.error}
         headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
         return json_answer(failure.status, response, headers), response

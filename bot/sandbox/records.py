@@ -276,6 +276,7 @@ class Failure:
     mode: FaultMode = "error"
     after_work: bool = False
     hang_seconds: float = 0.0
+    fields: JSON = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -62,3 +62,15 @@ def self_signed(directory: Path, *, hours: int = 24) -> Certificate:
         )
     )
     return found
+
+
+def trust_store(certificate: Certificate, directory: Path) -> Path:
+    """The system's CA bundle with ``certificate`` added, written to ``directory``: point
+    ``SSL_CERT_FILE`` at it and a client trusts the fake while loading as many certificates as
+    it does against the real Slack (the cost of loading them is part of what is measured)."""
+    system = ssl.get_default_verify_paths().cafile
+    bundle = directory / "trust-store.pem"
+    bundle.write_bytes(
+        (Path(system).read_bytes() if system else b"") + certificate.certificate.read_bytes()
+    )
+    return bundle

@@ -72,6 +72,10 @@ def channel_marker(incident: Incident) -> str:
 NoticeRenderer = Callable[[dict[str, Any]], tuple[str, list[dict[str, Any]]] | None]
 
 
+_SUMMARY_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+"""``chat.update`` answers after which the pinned summary is replaced by a new one."""
+
+
 @dataclass
 class SlackEffects:
     """The Slack handlers, bound to one running Firebreak.
@@ -191,7 +195,7 @@ class SlackEffects:
         channel_id: str,
         name: str,
         bot_user: str,
-        failed_invites: list[str],
+        failed_invites: dict[str, str],
     ) -> Callable[[Session], None]:
         def then(session: Session) -> None:
             assert incident.id is not None
@@ -204,7 +208,17 @@ class SlackEffects:
                 actor=bot_user or "firebreak",
             )
             if failed_invites:
-                self._record_invite_failure(session, incident, item, failed_invites)
+                # Its own invitation, which fails as every effect does: on the timeline, told
+                # to the commander, listed by `firebreak effects`, tried again by /incident retry.
+                store.enqueue(
+                    session,
+                    kind=kinds.INVITE,
+                    key=f"effect:{item.id}:invite",
+                    data={"users": list(failed_invites)},
+                    incident_id=incident.id,
+                    lane=store.incident_lane(incident.id),
+                    now=utcnow(),
+                )
 
         return then
 
@@ -213,38 +227,27 @@ class SlackEffects:
         channel = incident.slack_channel_id
         if channel is None:
             return Done({"skipped": "no channel"})
-        invited, failed = self._invite(channel, [str(u) for u in item.data.get("users") or []])
-        if not failed:
-            return Done({"invited": invited})
-        return Done(
-            {"invited": invited, "problems": failed},
-            then=lambda session: self._record_invite_failure(session, incident, item, failed),
-        )
+        users = [str(u) for u in item.data.get("users") or []]
+        invited, failed = self._invite(channel, users)
+        if failed:
+            # Those who could be invited are in (a retry finds them there, which is no error).
+            raise PermanentError(
+                "; ".join(f"<@{user}>: {why}" for user, why in failed.items())[:1500],
+                reason="invite",
+            )
+        return Done({"invited": invited})
 
-    def _invite(self, channel: str, users: list[str]) -> tuple[list[str], list[str]]:
+    def _invite(self, channel: str, users: list[str]) -> tuple[list[str], dict[str, str]]:
         """Invite ``users``; a transient failure raises (the effect is retried, and inviting
-        someone already in the channel is no error); permanent ones are returned."""
+        someone already in the channel is no error). Returns who is in, and why Slack
+        refused each of the others for good."""
         if not users:
-            return [], []
+            return [], {}
         invited, problems = self.gateway.invite(channel, users)
         transient = [exc for _, exc in problems if exc.transient]
         if transient:
             raise slack_failure(transient[0])
-        return invited, [f"<@{user}>: {exc}" for user, exc in problems]
-
-    def _record_invite_failure(
-        self, session: Session, incident: Incident, item: Claimed, failed: list[str]
-    ) -> None:
-        assert incident.id is not None
-        core.record_timeline_event(
-            session,
-            self.fb.policy,
-            incident.id,
-            kind=EventKind.SLACK_FAILED,
-            text=("Could not invite " + "; ".join(failed))[:2000],
-            data={"effect": item.id, "effect_kind": kinds.INVITE},
-            key=f"effect-failed:{item.id}:invite",
-        )
+        return invited, {user: str(exc) for user, exc in problems}
 
     def refresh(self, item: Claimed) -> Done:
         """Summary (posted and pinned the first time, then edited), topic, announcement."""
@@ -259,15 +262,18 @@ class SlackEffects:
         text, payload = blocks.incident_summary(policy, snap)
         state: dict[str, Any] = {}
         ts = incident.summary_message_ts
+        replaced: str | None = None
         if ts is not None:
             try:
                 self.gateway.update_message(channel, ts, text, payload)
             except SlackCallError as exc:
-                if exc.error != "message_not_found":
+                if exc.error not in _SUMMARY_GONE:
                     raise
-                ts = None  # someone deleted it: post it again
+                # Deleted, or Slack will not let it be edited any more: a new summary replaces
+                # it, under a key of its own so a repeat finds the new one, not the old.
+                replaced, ts = ts, None
         if ts is None:
-            key = f"summary:{incident.id}"
+            key = f"summary:{incident.id}" + (f":after:{replaced}" if replaced else "")
             ts = (
                 self.gateway.find_effect_message(
                     channel, key, since=incident.declared_at.timestamp() - 60
@@ -282,6 +288,8 @@ class SlackEffects:
                 assert incident.id is not None
                 core.save_slack_refs(session, incident.id, summary_message_ts=ts)
         problems: list[str] = []
+        if replaced is not None:  # the old one must not stay pinned, showing a stale state
+            self._cosmetic(problems, lambda: self.gateway.unpin(channel, replaced))
         unpinned = not incident.slack_state.get("pinned") or ts != incident.summary_message_ts
         if unpinned and self._cosmetic(problems, lambda: self.gateway.pin(channel, ts)):
             state["pinned"] = True

@@ -43,7 +43,8 @@ _ADVICE = {
     "removed from it. Invite it back with /invite @Firebreak.",
     "is_archived": "That channel is archived: unarchive it or open a new incident.",
     "user_not_found": "Slack does not know that user.",
-    "ratelimited": "Slack is rate limiting Firebreak; it will retry shortly.",
+    "ratelimited": "Slack is rate limiting Firebreak.",
+    "rate_limited": "Slack is rate limiting Firebreak.",
     "restricted_action": "Your workspace settings do not allow Firebreak to do that.",
     "missing_scope": "The Slack app is missing a permission: "
     "reinstall it from slack-manifest.yaml.",
@@ -56,9 +57,33 @@ _ADVICE = {
 
 
 TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+    {
+        "ratelimited",
+        "rate_limited",  # chat.postMessage's own, at HTTP 200: too many messages for now
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
 )
 """Slack error codes (HTTP 200, ``ok: false``) that a later attempt may get past."""
+
+TOKEN_REJECTED = frozenset({"invalid_auth", "not_authed", "token_revoked", "account_inactive"})
+"""Slack's answers that mean the token itself is wrong: no retry fixes them."""
+
+PER_PERSON_INVITE_ERRORS = frozenset(
+    {
+        "user_not_found",
+        "user_is_restricted",
+        "user_is_ultra_restricted",
+        "ura_max_channels",
+        "cant_invite",
+        "user_disabled",
+        "no_user",
+    }
+)
+"""``conversations.invite`` errors about the one person invited; any other refusal (the
+channel, the token, a scope) would refuse everyone, so it fails the whole invitation."""
 
 
 class SlackCallError(Exception):
@@ -81,9 +106,11 @@ class SlackCallError(Exception):
         self.retry_after = retry_after
         advice = _ADVICE.get(error, "")
         message = f"Slack refused {method} ({error})."
+        if error == "missing_scope" and detail:
+            message += f" {detail}"  # which scope: the one thing the reader needs
         if advice:
             message += f" {advice}"
-        elif detail:
+        elif detail and error != "missing_scope":
             message += f" {detail}"
         super().__init__(message)
 
@@ -151,7 +178,12 @@ def _from_api_error(method: str, exc: SlackApiError) -> SlackCallError:
     if status >= 500:
         code = str((data or {}).get("error") or f"http_{status}")
         return SlackCallError(
-            method, code, "Slack answered with a server error.", transient=True, ambiguous=True
+            method,
+            code,
+            "Slack answered with a server error.",
+            transient=True,
+            ambiguous=True,
+            retry_after=_retry_after(getattr(exc.response, "headers", None)),  # 503 may say
         )
     if data is not None and str(data.get("error", "")).startswith("Received a response in a"):
         data = None  # slack_sdk's way of saying the body was not JSON
@@ -167,6 +199,8 @@ def _from_api_error(method: str, exc: SlackApiError) -> SlackCallError:
     detail = "; ".join(
         str(m) for m in (data.get("response_metadata") or {}).get("messages", [])[:3]
     )
+    if error == "missing_scope" and data.get("needed"):
+        detail = f"It needs the `{str(data['needed'])[:100]}` scope."
     ambiguous = error in ("internal_error", "fatal_error", "request_timeout")
     return SlackCallError(method, error, detail, ambiguous=ambiguous)
 
@@ -218,6 +252,9 @@ class SlackGateway:
         self._members = _TTLCache(ttl=30)
         self._groups = _TTLCache(ttl=300)
         self._bot_user_id: str | None = None
+        self.token_rejected: str | None = None
+        """Slack's error when it last refused the token itself (cleared by any call it
+        accepts): ``/readyz`` reports it, since no retry of the work will get past it."""
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -242,7 +279,10 @@ class SlackGateway:
         if failure is not None:
             observability.SLACK_CALLS.labels(method=method, outcome="error").inc()
             log.warning("slack call failed", extra={"method": method, "error": failure.error})
+            if failure.error in TOKEN_REJECTED:
+                self.token_rejected = failure.error
             raise failure
+        self.token_rejected = None
         observability.SLACK_CALLS.labels(method=method, outcome="ok").inc()
         return dict(response.data) if isinstance(response.data, dict) else {}
 
@@ -320,12 +360,18 @@ class SlackGateway:
             try:
                 self.call("conversations.invite", channel=channel, users=user)
             except SlackCallError as exc:
-                if exc.error not in ("already_in_channel", "cant_invite_self"):
+                if not exc.transient and exc.error not in PER_PERSON_INVITE_ERRORS:
+                    if exc.error not in ("already_in_channel", "cant_invite_self"):
+                        raise  # the channel, the token or a scope: nobody can be invited
+                elif exc.error not in ("already_in_channel", "cant_invite_self"):
                     problems.append((user, exc))
                     continue
             done.append(user)
         self._members.forget(channel)
         return done, problems
+
+    def unpin(self, channel: str, ts: str) -> None:
+        self.call("pins.remove", channel=channel, timestamp=ts)
 
     def dm_channel(self, user: str) -> str:
         """The id of the direct-message channel between Firebreak and ``user``."""

@@ -16,15 +16,10 @@ from collections.abc import Callable
 
 from bot.errors import ConfigError
 from bot.runtime import Firebreak
-from bot.slack.gateway import SlackCallError
+from bot.slack.gateway import TOKEN_REJECTED, SlackCallError
 from bot.slack.reminders import validate_reminder_targets
 
 log = logging.getLogger(__name__)
-
-# Slack's answers that mean the token itself is wrong: a configuration error, not an outage.
-INVALID_TOKEN_ERRORS = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "account_inactive"}
-)
 
 
 def _network_reason(exc: OSError) -> str:
@@ -52,6 +47,14 @@ class SlackReadiness:
     def ready(self) -> bool:
         return self.reason is None
 
+    def current(self) -> str | None:
+        """Why the bot is not ready now: Slack not checked or unreachable, or the token Slack
+        refused since (revoked, the app uninstalled): every Slack effect would fail."""
+        rejected = self.firebreak.gateway.token_rejected
+        if self.reason is None and rejected is not None:
+            return f"slack refuses the bot token ({rejected}): check SLACK_BOT_TOKEN"
+        return self.reason
+
     def check(self) -> bool:
         """Ask Slack once. ``ConfigError`` when the token is rejected or an escalation target
         is unknown; ``False`` (with ``reason`` set) when Slack cannot be reached."""
@@ -59,7 +62,7 @@ class SlackReadiness:
         try:
             self.firebreak.gateway.bot_user_id()
         except SlackCallError as exc:
-            if exc.error in INVALID_TOKEN_ERRORS:
+            if exc.error in TOKEN_REJECTED:
                 raise ConfigError(f"environment: SLACK_BOT_TOKEN: {exc}") from None
             return self._unreachable(exc.error)
         except OSError as exc:  # URLError, refused, reset, DNS failure, timeouts

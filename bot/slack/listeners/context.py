@@ -54,7 +54,13 @@ def guarded(ctx: Ctx, work: Callable[[], None]) -> None:
     except FirebreakError as exc:
         reply(ctx, f":no_entry: {exc}")
     except SlackCallError as exc:
-        reply(ctx, f":warning: {exc}")
+        if exc.transient:  # nothing retries an answer on the spot: the person does
+            reply(
+                ctx,
+                f":warning: Slack could not do that just now ({exc.error}). Try again in a minute.",
+            )
+        else:
+            reply(ctx, f":warning: {exc}")
     except Exception:
         observability.ERRORS.labels(where="listener").inc()
         log.exception("listener failed")

@@ -1,0 +1,175 @@
+"""The errors Slack's Web API really answers with, met during real flows: each ends the way an
+on-call engineer expects (retried and done once, or told to the commander and retryable), and
+what Firebreak says about it is true."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from bot import incidents as core
+from bot.clock import utcnow
+from bot.config import Policy, Settings
+from bot.db import Database
+from bot.effects import kinds as effect_kinds
+from bot.effects import store
+from bot.effects.models import Effect
+from bot.models import EventKind, Incident
+from bot.runtime import Firebreak
+from bot.sandbox import FakeSlack, SlackSimulator
+from bot.slack.gateway import SlackCallError
+from bot.slack.readiness import SlackReadiness
+from tests.e2e.conftest import SECRET, RunningBot, texts
+from tests.e2e.helpers import answer, declare
+
+
+def failures(db: Database, incident: Incident) -> list[str]:
+    with db.read() as session:
+        return [
+            e.text
+            for e in core.timeline(session, incident.id or 0)
+            if e.kind == EventKind.SLACK_FAILED
+        ]
+
+
+def posted(fake: FakeSlack, channel: str, text: str) -> int:
+    """Messages posted (not edits) in ``channel`` that say ``text``."""
+    return sum(
+        1
+        for call in fake.calls_to("chat.postMessage", applied=True)
+        if call.args.get("channel") == channel and text in str(call.args.get("text"))
+    )
+
+
+def test_chat_post_messages_own_rate_limit_is_retried_and_posted_once(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.fail("chat.postMessage", error="rate_limited", times=1)  # HTTP 200, ok: false
+    slack.slash_command("update failover done", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert posted(fake, channel, "failover done") == 1
+    assert failures(db, incident) == []
+
+
+def test_a_person_slack_will_not_invite_is_reported_and_can_be_retried(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben = fake.user_id("ben.okafor")
+    fake.fail("conversations.invite", error="user_is_restricted", times=1)
+    slack.slash_command(f"role comms <@{ben}|ben.okafor>", user="ana.garcia", channel=channel)
+    bot.settle()
+
+    assert ben not in fake.members(channel)
+    [failure] = failures(db, incident)
+    assert "invite people to the incident channel" in failure and "user_is_restricted" in failure
+    told = texts(fake.messages(fake.im_channel("ana.garcia"))[-1])
+    assert "user_is_restricted" in told
+    with db.read() as session:
+        unfinished = store.unfinished(session)
+    assert [e.kind for e in unfinished] == [effect_kinds.INVITE]
+
+    slack.slash_command("retry", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert ben in fake.members(channel)
+    with db.read() as session:
+        assert store.unfinished(session) == []
+
+
+def test_a_refusal_for_the_whole_channel_fails_the_invitation_not_one_person(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben, chloe = fake.user_id("ben.okafor"), fake.user_id("chloe.martin")
+    fake.fail(
+        "conversations.invite",
+        error="missing_scope",
+        fields={"needed": "groups:write", "provided": "channels:manage"},
+    )
+    slack.slash_command(f"role comms <@{ben}|ben.okafor>", user="ana.garcia", channel=channel)
+    slack.slash_command(f"role scribe <@{chloe}|chloe.martin>", user="ana.garcia", channel=channel)
+    bot.settle()
+    [missing, *_] = failures(db, incident)
+    assert "missing_scope" in missing and "`groups:write`" in missing
+
+
+def test_a_summary_slack_will_not_let_firebreak_edit_is_replaced(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel, old = incident.slack_channel_id or "", incident.summary_message_ts or ""
+    fake.fail("chat.update", error="cant_update_message", times=1)
+    slack.slash_command("sev 1", user="ana.garcia", channel=channel)
+    bot.settle()
+
+    with db.read() as session:
+        new = core.get_incident(session, incident.id or 0).summary_message_ts or ""
+    assert new not in ("", old)
+    assert "SEV1" in texts(fake.message(channel, new))
+    assert fake.pins(channel) == [new]  # the stale one is unpinned
+    assert failures(db, incident) == []
+
+    before = len(fake.calls_to("chat.postMessage"))
+    slack.slash_command("sev 2", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert "SEV2" in texts(fake.message(channel, new))  # edited in place from now on
+    assert len(fake.calls_to("chat.postMessage")) == before + 1  # the severity notice only
+
+
+def test_a_form_slack_rate_limits_says_to_try_again_not_that_it_will_retry(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    fake.fail("views.open", error="ratelimited")
+    reply = slack.slash_command("", user="ana.garcia", channel="general")
+    bot.settle()
+    said = answer(fake, reply)
+    assert "Try again in a minute" in said
+    assert "retry" not in said.replace("Try again", "")
+
+
+def test_a_retry_after_on_a_server_error_is_honoured(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    before = len(fake.calls_to("chat.postMessage"))
+    fake.fail("chat.postMessage", status=503, error="service_unavailable", retry_after=120)
+    slack.slash_command("update failover done", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert len(fake.calls_to("chat.postMessage")) == before + 1  # not tried again yet
+    with db.read() as session:
+        [waiting] = session.exec(
+            select(Effect).where(col(Effect.state) == "pending", col(Effect.attempts) == 1)
+        ).all()
+    assert utcnow() + timedelta(seconds=100) < waiting.due_at <= utcnow() + timedelta(seconds=121)
+
+
+def test_a_token_slack_refuses_while_running_makes_the_service_unready(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> None:
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+    )
+    firebreak = Firebreak.create(settings, e2e_policy, database=db)
+    readiness = SlackReadiness(firebreak)
+    assert readiness.check() and readiness.current() is None
+    token = fake.token
+    fake.token = "xoxb-revoked"  # the app was uninstalled, or its token revoked
+    try:
+        firebreak.gateway.post_message(fake.channel_id("incidents"), "hello")
+    except SlackCallError as exc:
+        assert exc.error == "invalid_auth"
+    assert readiness.current() == (
+        "slack refuses the bot token (invalid_auth): check SLACK_BOT_TOKEN"
+    )
+    fake.token = token
+    firebreak.gateway.post_message(fake.channel_id("incidents"), "hello again")
+    assert readiness.current() is None
