@@ -27,8 +27,19 @@ from sqlmodel import Session, col, select
 
 from bot import incidents as core
 from bot.alerts.model import Alert, AlertMessage, Status
-from bot.alerts.models import AlertGroup, AlertRecord
-from bot.alerts.notices import AlertLinks, AllResolved, TriageRequest, queue_notice
+from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
+from bot.alerts.notices import (
+    ALL_RESOLVED,
+    TRIAGE,
+    AlertLinks,
+    AllResolved,
+    Answered,
+    FiringAgain,
+    TriageRequest,
+    answer_notice,
+    open_questions,
+    queue_notice,
+)
 from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
@@ -165,6 +176,13 @@ def _links(alert: Alert) -> list[dict[str, str]]:
     return [{"kind": link.kind, "url": link.url} for link in alert.links]
 
 
+def _stale(row: AlertRecord, alert: Alert) -> bool:
+    """The alert reports an event older than the newest one applied to it: senders do not
+    deliver in order (a PagerDuty ``acknowledged`` after its ``resolved``, an Opsgenie Create
+    after its Close), and the newest event wins. Undated events apply in arrival order."""
+    return row.event_at is not None and alert.event_at is not None and alert.event_at < row.event_at
+
+
 def _apply_alerts(
     session: Session, group: AlertGroup, message: AlertMessage, plan: Route, now: datetime
 ) -> _Changes:
@@ -205,6 +223,7 @@ def _apply_alerts(
                 last_seen_at=now,
                 resolved_at=now if status == Status.RESOLVED else None,
                 transitions=1,
+                event_at=alert.event_at,
             )
             session.add(row)
             changes.new_rows += 1
@@ -213,6 +232,10 @@ def _apply_alerts(
                 changes.firing_delta += status == Status.FIRING
             continue
         row.last_seen_at = now
+        if _stale(row, alert):
+            continue  # a late delivery: a newer status was applied already
+        if alert.event_at is not None:
+            row.event_at = alert.event_at
         row.ends_at = alert.ends_at
         if alert.labels and alert.labels != row.labels:
             row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
@@ -381,8 +404,10 @@ def _all_resolved(
             AlertGroup.firing_count > 0,
         )
     ).one()
-    if others or _phase(policy, incident) != "active" or incident.mitigated_at is not None:
+    if others or _mitigated(policy, incident):
         return
+    if open_questions(session, ALL_RESOLVED, incident.id):
+        return  # one open question per incident: the one already asked stands
     turn = session.exec(
         select(func.sum(AlertRecord.transitions)).where(AlertRecord.group_id == group.id)
     ).one()
@@ -406,6 +431,70 @@ def _all_resolved(
             dedupe_key=key,
             now=now,
         )
+
+
+def _new_episode(
+    policy: Policy,
+    group: AlertGroup,
+    incident: Incident | None,
+    changes: _Changes,
+    refired: bool,
+    now: datetime,
+) -> bool:
+    """Whether what fired starts a new episode (a new incident, or triage): any alert firing
+    while the group's incident is closed (a closed incident is never reused), or the group
+    firing again after its flap window. An ignored group stays ignored within the window."""
+    if not changes.fired:
+        return False
+    if incident is not None and _phase(policy, incident) == "closed":
+        return True
+    if not refired:
+        return False
+    assert group.resolved_at is not None
+    late = now - group.resolved_at > policy.alerts.flap_window
+    return late or group.disposition in ("dropped", "none")
+
+
+def _mitigated(policy: Policy, incident: Incident) -> bool:
+    """The incident stands at the status that says its impact is mitigated (or later)."""
+    status = policy.find_status(incident.status)
+    return status is not None and (status.milestone == "mitigated" or status.phase != "active")
+
+
+def _firing_again(
+    session: Session,
+    policy: Policy,
+    group: AlertGroup,
+    incident: Incident,
+    changes: _Changes,
+    refired: bool,
+    now: datetime,
+) -> None:
+    """Alerts fired in the incident's group: an "all resolved" question still open is moot
+    (its message is edited), and when the group fires again (within its flap window) after
+    people said the impact was mitigated or resolved, they are told in the incident channel
+    (the incident is not reopened for them)."""
+    assert incident.id is not None and group.id is not None
+    answer_all_resolved(
+        session, incident.id, outcome="Alerts fired again", actor=reporter_of(group.source), now=now
+    )
+    if not refired or not _mitigated(policy, incident):
+        return
+    status = policy.find_status(incident.status)
+    queue_notice(
+        session,
+        FiringAgain(
+            incident_id=incident.id,
+            group_id=group.id,
+            source=group.source,
+            names=_names(changes.fired),
+            firing=group.firing_count,
+            alerts=group.alert_count,
+            status=(status.name or status.key) if status is not None else incident.status,
+        ),
+        dedupe_key=f"again:{_transition_key(group, changes)}",
+        now=now,
+    )
 
 
 def _related_incident(
@@ -466,17 +555,13 @@ def ingest(
     if group.incident_id is not None:
         incident = session.get(Incident, group.incident_id)
     refired = bool(changes.fired) and was_firing == 0 and group.resolved_at is not None
-    if refired:
-        stale = group.resolved_at is None or now - group.resolved_at > policy.alerts.flap_window
-        closed = incident is not None and _phase(policy, incident) == "closed"
-        if stale or closed or group.disposition in ("ignored", "dropped", "none"):
-            # Fired again after the flap window (or its incident is closed): a new episode.
-            group.episode += 1
-            group.incident_id = None
-            group.disposition = "pending"
-            group.severity = None
-            group.runbook_id = None
-            incident = None
+    if _new_episode(policy, group, incident, changes, refired, now):
+        group.episode += 1
+        group.incident_id = None
+        group.disposition = "pending"
+        group.severity = None
+        group.runbook_id = None
+        incident = None
     if firing:
         group.status = Status.FIRING.value
         group.resolved_at = None
@@ -533,6 +618,8 @@ def ingest(
     if incident is not None and incident.id is not None:
         if declared:
             _announce(session, policy, group, incident, plan, firing, now)
+        elif changes.fired:
+            _firing_again(session, policy, group, incident, changes, refired, now)
         if changes.fired or changes.resolved:
             core.record_timeline_event(
                 session,
@@ -598,8 +685,7 @@ def triage_declare(
     """Declare an incident for a group waiting in triage (or return the one it already has)."""
     now = now or utcnow()
     group = lock_group(session, group_id)
-    if group.incident_id is not None:
-        return core.get_incident(session, group.incident_id)
+    _undecided(session, group)
     rows = session.exec(
         select(AlertRecord).where(
             AlertRecord.group_id == group_id, AlertRecord.status == Status.FIRING.value
@@ -625,7 +711,42 @@ def triage_declare(
         invite_also=(actor,),
     )
     _announce(session, policy, group, incident, plan, group.firing_count, now)
+    _answer_triage(session, group, f"Declared {incident.ref}", actor, incident.id, now)
     return incident
+
+
+def _undecided(session: Session, group: AlertGroup) -> None:
+    """Refuse a triage decision on a group that has its incident already (another person
+    clicked first, or an older message's button): the answer says where the alerts are."""
+    if group.incident_id is not None:
+        ref = core.get_incident(session, group.incident_id).ref
+        raise InvalidInput(f"These alerts already belong to {ref}.")
+
+
+def _answer_triage(
+    session: Session,
+    group: AlertGroup,
+    outcome: str,
+    actor: str,
+    incident_id: int | None,
+    now: datetime,
+) -> None:
+    """The triage message says what was decided, and by whom, instead of offering buttons."""
+    assert group.id is not None
+    answer_notice(
+        session,
+        f"{TRIAGE}:{group.id}:{group.episode}",
+        Answered(
+            group_id=group.id,
+            source=group.source,
+            title=group.title,
+            outcome=outcome,
+            actor=actor,
+            question=TRIAGE,
+            incident_id=incident_id,
+        ),
+        now=now,
+    )
 
 
 def triage_attach(
@@ -642,10 +763,7 @@ def triage_attach(
     group = lock_group(session, group_id)
     incident = core.find_incident(session, incident_ref)
     assert incident.id is not None
-    if group.incident_id == incident.id:
-        return incident
-    if group.incident_id is not None:
-        raise InvalidInput(f"These alerts already belong to INC-{group.incident_id}.")
+    _undecided(session, group)
     group.incident_id = incident.id
     group.disposition = "incident"
     core.record_timeline_event(
@@ -659,15 +777,42 @@ def triage_attach(
         key=f"alerts:attach:{group.id}:{group.episode}",
         now=now,
     )
+    _answer_triage(session, group, f"Attached to {incident.ref}", actor, incident.id, now)
     return incident
 
 
-def triage_ignore(session: Session, group_id: int, *, actor: str) -> AlertGroup:
+def triage_ignore(
+    session: Session, group_id: int, *, actor: str, now: datetime | None = None
+) -> AlertGroup:
     """Ignore a group waiting in triage until it fires again after its flap window."""
     group = lock_group(session, group_id)
-    if group.incident_id is None:
-        group.disposition = "ignored"
+    _undecided(session, group)
+    group.disposition = "ignored"
+    _answer_triage(session, group, "Ignored", actor, None, now or utcnow())
     return group
+
+
+def answer_all_resolved(
+    session: Session, incident_id: int, *, outcome: str, actor: str, now: datetime | None = None
+) -> None:
+    """The "all alerts resolved: mitigate?" questions about the incident are answered (its
+    button was pressed, or alerts fired again): their messages say so, without the button."""
+    for key in open_questions(session, ALL_RESOLVED, incident_id):
+        notice = session.exec(select(AlertNotice).where(AlertNotice.dedupe_key == key)).one()
+        answer_notice(
+            session,
+            key,
+            Answered(
+                group_id=notice.group_id or 0,
+                source=str(notice.payload.get("source") or ""),
+                title=str(notice.payload.get("title") or ""),
+                outcome=outcome,
+                actor=actor,
+                question=ALL_RESOLVED,
+                incident_id=incident_id,
+            ),
+            now=now or utcnow(),
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,27 @@ class Status(StrEnum):
     RESOLVED = RESOLVED
 
 
+SOURCE_TITLES = {
+    "alertmanager": "Alertmanager",
+    "grafana": "Grafana",
+    "datadog": "Datadog",
+    "pagerduty": "PagerDuty",
+    "opsgenie": "Opsgenie",
+    "generic": "Alerts",
+}
+PRINCIPAL_PREFIX = "alerts:"
+"""Alert-declared incidents are reported by ``alerts:<source>``, a principal that is no person."""
+
+
+def principal_title(actor: str) -> str | None:
+    """The tool an ``alerts:<source>`` principal stands for, as people call it (``Alertmanager``);
+    ``None`` for any other principal."""
+    if not actor.startswith(PRINCIPAL_PREFIX):
+        return None
+    source = actor.removeprefix(PRINCIPAL_PREFIX)
+    return SOURCE_TITLES.get(source, source.capitalize() or None)
+
+
 class PayloadError(ValueError):
     """The body is JSON but not a shape the source sends; the message says what is wrong."""
 
@@ -60,6 +81,12 @@ class Alert:
     links: tuple[Link, ...] = ()
     runbook_url: str | None = None
     """The raw runbook reference (an http(s) URL or a catalog path); never shown unless safe."""
+    event_at: datetime | None = None
+    """When the event this status reports happened, when the source says so (PagerDuty's
+    ``occurred_at``, Opsgenie's ``updatedAt``, Alertmanager's ``startsAt`` of a firing alert and
+    ``endsAt`` of a resolved one). Senders do not deliver in order: a status older than the
+    newest one applied to the alert is stale: the message is still stored (and answered 2xx),
+    its status is not applied."""
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,9 @@ class AlertRecord(SQLModel, table=True):
     resolved_at: datetime | None = _utc(default=None)
     transitions: int = Field(default=0)
     """How many times the status changed (keys the timeline entry of each change)."""
+    event_at: datetime | None = _utc(default=None)
+    """The time of the newest event applied (when its source dates events): a status older
+    than this is a late delivery and is not applied."""
 
 
 class AlertNotice(SQLModel, table=True):
@@ -93,8 +96,9 @@ class AlertNotice(SQLModel, table=True):
     incident_id: int | None = Field(default=None, foreign_key="incidents.id")
     group_id: int | None = Field(default=None, foreign_key="alert_groups.id")
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="pending", max_length=16)
-    """pending -> sent (or failed, with ``last_error``)."""
+    state: str = Field(default="queued", max_length=16)
+    """queued (its message is posted, its buttons live), then answered once it is decided
+    (the message is edited to say how, without buttons)."""
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(default=None)
     last_error: str | None = Field(default=None, sa_type=Text)

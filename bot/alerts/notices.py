@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.alerts.models import AlertNotice
 from bot.effects import kinds, store
@@ -23,8 +24,11 @@ from bot.effects import kinds, store
 TRIAGE = "triage"
 LINKS = "links"
 ALL_RESOLVED = "all_resolved"
+FIRING_AGAIN = "firing_again"
+ANSWERED = "answered"
 TYPE_PREFIX = "alerts."
-"""Notice types in effects are ``alerts.triage``, ``alerts.links``, ``alerts.all_resolved``."""
+"""Notice types in effects are ``alerts.triage``, ``alerts.links``, ``alerts.all_resolved``,
+``alerts.firing_again`` (posted) and ``alerts.answered`` (an edit of a posted question)."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,50 @@ class AllResolved:
     kind: str = ALL_RESOLVED
 
 
-Notice = TriageRequest | AlertLinks | AllResolved
+@dataclass(frozen=True)
+class FiringAgain:
+    """Posted in the incident channel when a group fires again within its flap window while
+    its incident is mitigated or resolved: people decided the impact was over, and the alerts
+    say otherwise (the incident is not reopened for them)."""
 
-_BUILD: dict[str, type[TriageRequest] | type[AlertLinks] | type[AllResolved]] = {
+    incident_id: int
+    group_id: int
+    source: str
+    names: str
+    """What fired again (``HighLatency ×3``)."""
+    firing: int
+    alerts: int
+    status: str
+    """The incident's status, as the policy names it (``Monitoring``)."""
+    kind: str = FIRING_AGAIN
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What a triage request or an "all alerts resolved" prompt becomes once it is decided: the
+    same words, the decision and who made it, and no buttons (the message is edited)."""
+
+    group_id: int
+    source: str
+    title: str
+    outcome: str
+    """``Declared INC-3``, ``Attached to INC-2``, ``Ignored``, ``Marked mitigated``."""
+    actor: str | None = None
+    """Who decided (a Slack user id, or an ``alerts:<source>`` principal)."""
+    question: str = TRIAGE
+    """The kind of the notice answered."""
+    incident_id: int | None = None
+    kind: str = ANSWERED
+
+
+Notice = TriageRequest | AlertLinks | AllResolved | FiringAgain | Answered
+
+_BUILD: dict[str, type[Notice]] = {
     TRIAGE: TriageRequest,
     LINKS: AlertLinks,
     ALL_RESOLVED: AllResolved,
+    FIRING_AGAIN: FiringAgain,
+    ANSWERED: Answered,
 }
 
 
@@ -124,16 +166,76 @@ def queue_notice(session: Session, notice: Notice, *, dedupe_key: str, now: date
     if not written:
         return
     if isinstance(notice, TriageRequest):
-        to, incident_id, lane = notice.channel, None, None
+        to, incident_id = notice.channel, None
     else:
         to, incident_id = "incident", notice.incident_id
-        lane = store.incident_lane(notice.incident_id)
     store.enqueue(
         session,
         kind=kinds.POST,
-        key=f"alerts:{dedupe_key}"[:255],
+        key=_post_key(dedupe_key),
         data={"to": to, "notice": as_effect_notice(notice)},
         incident_id=incident_id,
-        lane=lane,
+        lane=_lane(notice),
         now=now,
+    )
+
+
+def _post_key(dedupe_key: str) -> str:
+    return f"alerts:{dedupe_key}"[:255]
+
+
+def _triage(notice: Notice) -> bool:
+    return isinstance(notice, TriageRequest) or (
+        isinstance(notice, Answered) and notice.question == TRIAGE
+    )
+
+
+def _lane(notice: Notice) -> str:
+    """Incident notices run in the incident's lane (after its channel exists); a triage request
+    in its group's, so the edit that answers it always follows its post."""
+    incident_id = None if _triage(notice) else getattr(notice, "incident_id", None)
+    if incident_id is None:
+        return f"alerts:group:{notice.group_id}"
+    return store.incident_lane(incident_id)
+
+
+_ANSWER = (
+    update(AlertNotice)
+    .where(
+        col(AlertNotice.dedupe_key) == bindparam("key"),
+        col(AlertNotice.state) == "queued",
+    )
+    .values(state="answered")
+)
+
+
+def answer_notice(session: Session, dedupe_key: str, answer: Answered, *, now: datetime) -> bool:
+    """Mark the question queued under ``dedupe_key`` answered and edit its message into
+    ``answer`` (no buttons left to press). False when it was answered already: the first
+    decision is the one the message shows."""
+    answered = session.execute(_ANSWER, {"key": dedupe_key[:255]}).rowcount  # type: ignore[attr-defined]
+    if not answered:
+        return False
+    store.enqueue(
+        session,
+        kind=kinds.UPDATE,
+        key=f"alerts:answer:{dedupe_key}"[:255],
+        data={"post": _post_key(dedupe_key), "notice": as_effect_notice(answer)},
+        incident_id=None if _triage(answer) else answer.incident_id,
+        lane=_lane(answer),
+        now=now,
+    )
+    return True
+
+
+def open_questions(session: Session, kind: str, incident_id: int) -> list[str]:
+    """The dedupe keys of the ``kind`` notices about the incident still waiting for an answer."""
+    return list(
+        session.exec(
+            select(AlertNotice.dedupe_key).where(
+                AlertNotice.kind == kind,
+                AlertNotice.incident_id == incident_id,
+                AlertNotice.state == "queued",
+            )
+        ).all()
     )

@@ -20,6 +20,7 @@ WHAT = {
     kinds.REFRESH: "update the pinned summary",
     kinds.ANNOUNCE: "announce the incident",
     kinds.POST: "post a message",
+    kinds.UPDATE: "edit a message",
     kinds.RUNBOOK_MESSAGE: "update the runbook message",
     kinds.POSTMORTEM_DRAFT: "draft the postmortem",
     kinds.POSTMORTEM_UPLOAD: "upload the postmortem draft",

@@ -15,6 +15,10 @@ ANNOUNCE = "incident.announce"
 """Post the incident in the announcements channel (once)."""
 POST = "message.post"
 """Post a notice: ``{"to": "incident" | channel id, "notice": {"type": ..., ...}}``."""
+UPDATE = "message.update"
+"""Edit the message a ``message.post`` effect posted into another notice (a question once it is
+answered, its buttons gone): ``{"post": <that effect's key>, "notice": {"type": ..., ...}}``.
+Written in the post's lane, so it runs after it."""
 RUNBOOK_MESSAGE = "runbook.message"
 """Post or edit a runbook run's message (coalesced per run): ``{"run_id": ...}``."""
 REPLY = "reply"

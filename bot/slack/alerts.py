@@ -19,10 +19,15 @@ from bot import incidents as core
 from bot.alerts import intake
 from bot.alerts.notices import (
     ALL_RESOLVED,
+    ANSWERED,
+    FIRING_AGAIN,
     LINKS,
     TRIAGE,
     TYPE_PREFIX,
     AlertLinks,
+    AllResolved,
+    Answered,
+    FiringAgain,
     Notice,
     TriageRequest,
     notice_from,
@@ -31,7 +36,7 @@ from bot.config import Policy
 from bot.db import Database
 from bot.errors import FirebreakError
 from bot.slack import limits
-from bot.slack.blocks import START_SUGGESTED, button, context, section
+from bot.slack.blocks import START_SUGGESTED, button, context, mention, section
 from bot.slack.limits import escape_mrkdwn, truncate
 
 log = logging.getLogger(__name__)
@@ -58,52 +63,75 @@ def _link_line(links: list[dict[str, str]]) -> str:
 def render(notice: Notice) -> tuple[str, list[Block]]:
     """Fallback text and blocks for one notice. Alert text was neutralised on the way in and
     is escaped here, so nothing in an alert can ping or format."""
-    title = escape_mrkdwn(truncate(notice.title, 200))
     if isinstance(notice, TriageRequest):
-        text = f"Alert needs triage: {notice.title}"
-        actions: list[dict[str, Any]] = [
-            button("Declare incident", DECLARE, str(notice.group_id), style="primary")
-        ]
-        for ref in notice.open_incidents[:3]:
-            actions.append(
-                button(f"Attach to {ref}", f"{ATTACH}:{ref}", f"{notice.group_id}|{ref}")
-            )
-        actions.append(button("Ignore", IGNORE, str(notice.group_id)))
-        blocks = [
-            section(
-                f"*Alert from {escape_mrkdwn(notice.source)}:* {title}\n"
-                f"Severity {escape_mrkdwn(notice.severity)} · {notice.firing} firing"
-            ),
-            {"type": "actions", "elements": actions[: limits.ACTIONS_ELEMENTS]},
-        ]
-        return text, blocks
+        return _triage(notice)
     if isinstance(notice, AlertLinks):
-        lines = [f"*{notice.firing} alert(s) firing from {escape_mrkdwn(notice.source)}:* {title}"]
-        links = _link_line(notice.links)
-        if links:
-            lines.append(links)
-        blocks = [section("\n".join(lines))]
-        if notice.runbook_id and notice.runbook_title:
-            runbook = escape_mrkdwn(truncate(notice.runbook_title, 150))
-            if notice.runbook_started:
-                blocks.append(context(f"Runbook started: *{runbook}*"))
-            else:
-                # The same Start button as the declare-time suggestions (handled by the
-                # runbooks' Slack listener).
-                value = json.dumps({"incident": notice.incident_id, "runbook": notice.runbook_id})
-                blocks.append(
-                    section(
-                        f"Runbook named by the alert: *{runbook}*",
-                        accessory=button("Start", f"{START_SUGGESTED}:0", value),
-                    )
-                )
-        return f"Alerts firing: {notice.title}", blocks
-    text = "All alerts resolved: mitigate?"
+        return _links(notice)
+    if isinstance(notice, FiringAgain):
+        return _firing_again(notice)
+    if isinstance(notice, Answered):
+        return _answered(notice)
+    return _all_resolved(notice)
+
+
+def _title(notice: TriageRequest | AlertLinks | AllResolved | Answered) -> str:
+    return escape_mrkdwn(truncate(notice.title, 200))
+
+
+def _triage_line(source: str, title: str) -> str:
+    return f"*Alert from {escape_mrkdwn(source)}:* {title}"
+
+
+def _triage(notice: TriageRequest) -> tuple[str, list[Block]]:
+    actions: list[dict[str, Any]] = [
+        button("Declare incident", DECLARE, str(notice.group_id), style="primary")
+    ]
+    for ref in notice.open_incidents[:3]:
+        actions.append(button(f"Attach to {ref}", f"{ATTACH}:{ref}", f"{notice.group_id}|{ref}"))
+    actions.append(button("Ignore", IGNORE, str(notice.group_id)))
     blocks = [
         section(
-            f"*All alerts resolved* ({notice.resolved} from {escape_mrkdwn(notice.source)}: "
-            f"{title}). Mitigate the incident?"
+            _triage_line(notice.source, _title(notice)) + "\n"
+            f"Severity {escape_mrkdwn(notice.severity)} · {notice.firing} firing"
         ),
+        {"type": "actions", "elements": actions[: limits.ACTIONS_ELEMENTS]},
+    ]
+    return f"Alert needs triage: {notice.title}", blocks
+
+
+def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
+    lines = [
+        f"*{notice.firing} alert(s) firing from {escape_mrkdwn(notice.source)}:* {_title(notice)}"
+    ]
+    links = _link_line(notice.links)
+    if links:
+        lines.append(links)
+    blocks = [section("\n".join(lines))]
+    if notice.runbook_id and notice.runbook_title:
+        runbook = escape_mrkdwn(truncate(notice.runbook_title, 150))
+        if notice.runbook_started:
+            blocks.append(context(f"Runbook started: *{runbook}*"))
+        else:
+            # The same Start button as the declare-time suggestions (handled by the
+            # runbooks' Slack listener).
+            value = json.dumps({"incident": notice.incident_id, "runbook": notice.runbook_id})
+            blocks.append(
+                section(
+                    f"Runbook named by the alert: *{runbook}*",
+                    accessory=button("Start", f"{START_SUGGESTED}:0", value),
+                )
+            )
+    return f"Alerts firing: {notice.title}", blocks
+
+
+def _all_resolved_line(resolved: str, source: str, title: str) -> str:
+    return f"*All alerts resolved* ({resolved}{escape_mrkdwn(source)}: {title})."
+
+
+def _all_resolved(notice: AllResolved) -> tuple[str, list[Block]]:
+    line = _all_resolved_line(f"{notice.resolved} from ", notice.source, _title(notice))
+    blocks = [
+        section(f"{line} Mitigate the incident?"),
         {
             "type": "actions",
             "elements": [
@@ -111,7 +139,32 @@ def render(notice: Notice) -> tuple[str, list[Block]]:
             ],
         },
     ]
+    return "All alerts resolved: mitigate?", blocks
+
+
+def _firing_again(notice: FiringAgain) -> tuple[str, list[Block]]:
+    names = escape_mrkdwn(truncate(notice.names, 300))
+    counts = f"{notice.firing} of {notice.alerts} firing"
+    status = escape_mrkdwn(notice.status)
+    text = f"Alerts firing again: {notice.names} ({counts})"
+    blocks = [
+        section(
+            f":rotating_light: *Alerts firing again* from {escape_mrkdwn(notice.source)}: "
+            f"{names} ({counts}). The incident is still {status}."
+        )
+    ]
     return text, blocks
+
+
+def _answered(notice: Answered) -> tuple[str, list[Block]]:
+    """A question once answered: what it asked, what was decided, no buttons."""
+    who = f" by {mention(notice.actor)}" if notice.actor else ""
+    outcome = f"{escape_mrkdwn(notice.outcome)}{who}"
+    if notice.question == TRIAGE:
+        line = _triage_line(notice.source, _title(notice))
+    else:
+        line = _all_resolved_line("", notice.source, _title(notice))
+    return f"{notice.title}: {notice.outcome}", [section(line), context(outcome)]
 
 
 def render_effect_notice(data: dict[str, Any]) -> tuple[str, list[Block]] | None:
@@ -121,7 +174,8 @@ def render_effect_notice(data: dict[str, Any]) -> tuple[str, list[Block]] | None
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Block]] | None]] = {
-    TYPE_PREFIX + kind: render_effect_notice for kind in (TRIAGE, LINKS, ALL_RESOLVED)
+    TYPE_PREFIX + kind: render_effect_notice
+    for kind in (TRIAGE, LINKS, ALL_RESOLVED, FIRING_AGAIN, ANSWERED)
 }
 """For ``SlackEffects.renderers``: ``effects.renderers.update(RENDERERS)``."""
 
@@ -137,12 +191,14 @@ class AlertButtons:
         self.directory = directory
 
     def _run(self, respond: Callable[..., Any], work: Callable[[], str]) -> None:
+        """Answer the person who clicked (only them). The message clicked is edited by the
+        effect the decision wrote (``message.update``): a response cannot replace it once the
+        click is recorded and processed later, and everyone must see the buttons gone."""
         try:
             message = work()
         except FirebreakError as exc:
-            respond(text=str(exc), response_type="ephemeral", replace_original=False)
-            return
-        respond(text=message, replace_original=True)
+            message = str(exc)
+        respond(text=message, response_type="ephemeral", replace_original=False)
 
     def declare(
         self, ack: Callable[[], None], body: dict[str, Any], respond: Callable[..., Any]
@@ -204,6 +260,9 @@ class AlertButtons:
             with self.db.transaction() as session:
                 change = core.mitigate_incident(
                     session, self.policy, incident_id, actor=user, key=key
+                )
+                intake.answer_all_resolved(
+                    session, incident_id, outcome="Marked mitigated", actor=user
                 )
             return f"{change.incident.ref} marked mitigated."
 

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot import incidents as core
 from bot import postmortem
 from bot.clock import utcnow
 from bot.effects import kinds, store
 from bot.effects.failures import on_effect_failed
+from bot.effects.models import Effect
 from bot.effects.runner import Done, EffectRunner, Handler, PermanentError, TransientError
 from bot.effects.store import Claimed
 from bot.markup import neutralise_broadcasts
@@ -38,6 +39,7 @@ from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.runbooks import progress
 from bot.runtime import Firebreak
 from bot.slack import blocks, reminder_blocks
+from bot.slack.blocks.elements import mention
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.naming import incident_channel_name
 from bot.slack.runbook_messages import render_run_message
@@ -100,6 +102,7 @@ class SlackEffects:
             kinds.REFRESH: self._guard(self.refresh),
             kinds.ANNOUNCE: self._guard(self.announce),
             kinds.POST: self._guard(self.post),
+            kinds.UPDATE: self._guard(self.update),
             kinds.RUNBOOK_MESSAGE: self._guard(self.runbook_message),
             kinds.REPLY: self.reply,
             kinds.POSTMORTEM_DRAFT: self.draft_postmortem,
@@ -377,6 +380,24 @@ class SlackEffects:
         ts = self.gateway.post_message(channel, text, payload, effect=item.key)
         return Done({"ts": ts, "channel": channel})
 
+    def update(self, item: Claimed) -> Done:
+        """Edit the message an earlier ``message.post`` posted (found by that effect's key; it
+        ran before, in the same lane). Nothing to edit when it posted nothing."""
+        with self.fb.db.read() as session:
+            posted = session.exec(
+                select(Effect).where(Effect.key == str(item.data.get("post") or ""))
+            ).first()
+        result = posted.result if posted is not None else {}
+        channel, ts = str(result.get("channel") or ""), str(result.get("ts") or "")
+        if not channel or not ts:
+            return Done({"skipped": "no message to edit"})
+        incident = self._incident(item) if item.incident_id is not None else None
+        rendered = self.render(dict(item.data.get("notice") or {}), incident)
+        if rendered is None:
+            return Done({"skipped": "nothing to say"})
+        self.gateway.update_message(channel, ts, *rendered)
+        return Done({"ts": ts, "channel": channel})
+
     def render(
         self, notice: dict[str, Any], incident: Incident | None
     ) -> tuple[str, list[dict[str, Any]]] | None:
@@ -417,9 +438,9 @@ class SlackEffects:
             body = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
             return (
                 f"Status update on {incident.ref}: {body[:200]}",
-                [blocks.section(f":mega: *Status update* from <@{event.actor_id}>\n" + body)],
+                [blocks.section(f":mega: *Status update* from {mention(event.actor_id)}\n" + body)],
             )
-        who = f"<@{event.actor_id}> " if event.actor_id else ""
+        who = f"{mention(event.actor_id)} " if event.actor_id else ""
         said = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
         text = f"{CHANGE_MARKS.get(event.kind, ':information_source:')} {who}— {said}"
         return text[:3000], [blocks.section(text[:3000])]

@@ -51,6 +51,11 @@ def generic(
     return parse("generic", body, now=NOW)
 
 
+def dated(name: str, date: str) -> AlertMessage:
+    """A Datadog corpus event sent again later (``$DATE`` is when its transition happened)."""
+    return parse("datadog", {**load(name), "date": date, "last_updated": date}, now=NOW)
+
+
 def storm(group: str, alerts: int, status: str = "firing") -> AlertMessage:
     return parse(
         "alertmanager",
@@ -182,10 +187,15 @@ def test_flap_window_attaches_and_after_it_a_new_incident_opens(
     store(
         db,
         policy,
-        message("datadog/keep-p2-recovered-empty-group-in-title"),
+        dated("datadog/keep-p2-recovered-empty-group-in-title", "1733931000000"),
         now=NOW + timedelta(minutes=7),
     )
-    later = store(db, policy, message("datadog/keep-p2-triggered"), now=NOW + timedelta(minutes=40))
+    later = store(
+        db,
+        policy,
+        dated("datadog/keep-p2-triggered", "1733933000000"),
+        now=NOW + timedelta(minutes=40),
+    )
     assert later.declared and later.incident_ref == "INC-2"
     with db.read() as session:
         assert count(session, Incident) == 2
@@ -264,11 +274,13 @@ def test_pagerduty_triggered_acknowledged_resolved(db: Database, policy: Policy)
     }
     store(db, policy, parse("pagerduty", body, now=NOW))
     resolved = message("pagerduty/zulip-v3-incident-resolved-no-assignees")
-    resolved = AlertMessage(  # the same PagerDuty incident as the trigger
+    resolved = AlertMessage(  # the same PagerDuty incident as the trigger, resolved after it
         "pagerduty",
         "PFQZPSY",
         resolved.title,
-        tuple(type(a)(**{**a.__dict__, "key": "PFQZPSY"}) for a in resolved.alerts),
+        tuple(
+            type(a)(**{**a.__dict__, "key": "PFQZPSY", "event_at": NOW}) for a in resolved.alerts
+        ),
     )
     store(db, policy, resolved)
     with db.read() as session:

@@ -90,7 +90,12 @@ def test_notices_become_post_effects_once_and_render_through_the_renderers(db: D
         with db.transaction() as session:
             outcome = ingest(session, policy, message)
     [triage] = posts(db)
-    assert (triage.data["to"], triage.incident_id, triage.lane) == ("C0TRIAGE", None, None)
+    # In its group's lane: the edit that answers it runs after it.
+    assert (triage.data["to"], triage.incident_id, triage.lane) == (
+        "C0TRIAGE",
+        None,
+        f"alerts:group:{outcome.group_id}",
+    )
     notice = triage.data["notice"]
     assert notice["type"] == "alerts.triage"
     text, blocks = RENDERERS[notice["type"]](notice) or ("", [])
@@ -103,7 +108,11 @@ def test_notices_become_post_effects_once_and_render_through_the_renderers(db: D
     )
     assert click.acked == 1
     assert click.responses == [
-        {"text": "Declared INC-1 for these alerts.", "replace_original": True}
+        {
+            "text": "Declared INC-1 for these alerts.",
+            "response_type": "ephemeral",
+            "replace_original": False,
+        }
     ]
     links = posts(db)[1]
     assert (links.data["to"], links.incident_id, links.lane) == ("incident", 1, "incident:1")

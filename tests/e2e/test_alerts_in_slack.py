@@ -8,11 +8,12 @@ from sqlmodel import select
 
 from bot.alerts.intake import ingest
 from bot.alerts.model import AlertMessage
+from bot.alerts.policy import AlertsPolicy
 from bot.alerts.sources import parse
 from bot.clock import utcnow
 from bot.db import Database
 from bot.models import Incident
-from bot.sandbox import FakeSlack
+from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
 
 
@@ -55,3 +56,61 @@ def test_a_storm_is_one_incident_whose_summary_counts_the_alerts(
     assert "all 300 resolved" in summary(fake, db)
     with db.read() as session:
         assert len(session.exec(select(Incident)).all()) == 1
+
+
+def test_a_triage_decision_edits_the_request_into_its_outcome_without_buttons(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    channel = fake.channel_id("incidents")
+    triage = bot.firebreak.policy.model_copy(
+        update={"alerts": AlertsPolicy(declare="triage", triage_channel=channel)}
+    )
+    with db.transaction() as session:
+        ingest(session, triage, group_message(2))
+    bot.settle()
+    [request] = [m for m in fake.messages(channel) if "needs triage" in m.text]
+    slack.click(channel, request.ts, "alerts:declare", user="ana.garcia")
+    bot.settle()
+    edited = fake.message(channel, request.ts)
+    assert "Declared INC-1 by" in texts(edited)
+    assert [b["type"] for b in edited.blocks] == ["section", "context"]  # no buttons left
+    assert edits_of(fake, request.ts) == 1
+    with db.read() as session:
+        assert len(session.exec(select(Incident)).all()) == 1
+
+
+def edits_of(fake: FakeSlack, ts: str) -> int:
+    return sum(call.args.get("ts") == ts for call in fake.calls_to("chat.update", applied=True))
+
+
+def test_automatic_mitigation_names_the_tool_and_firing_again_is_posted(
+    fake: FakeSlack, bot: RunningBot, db: Database
+) -> None:
+    policy = bot.firebreak.policy.model_copy(
+        update={"alerts": AlertsPolicy(on_all_resolved="mitigate")}
+    )
+    with db.transaction() as session:
+        ingest(session, policy, group_message(1))
+    bot.settle()
+    with db.transaction() as session:
+        ingest(session, policy, group_message(1, status="resolved"))
+    bot.settle()
+    with db.transaction() as session:
+        ingest(session, policy, group_message(1))
+    bot.settle()
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+    said = [texts(m) for m in fake.messages(incident.slack_channel_id or "")]
+    changed = [t for t in said if "status changed" in t]
+    assert changed == [
+        ":arrows_counterclockwise: Alertmanager — INC-1 status changed: triage → monitoring\n"
+        ":arrows_counterclockwise: Alertmanager — INC-1 status changed: triage → monitoring"
+    ]
+    assert not any("<@alerts:" in t for t in said)
+    again = [t for t in said if t.startswith("Alerts firing again")]
+    assert again == [
+        "Alerts firing again: HighLatency (1 of 1 firing)\n"
+        ":rotating_light: *Alerts firing again* from alertmanager: HighLatency (1 of 1 firing). "
+        "The incident is still Monitoring."
+    ]
+    assert incident.status == "monitoring"

@@ -132,6 +132,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
             links.append(Link(kind, safe))
     name = clean(title or raw_title or "Datadog monitor", TITLE_MAX, multiline=False)
     key = short_key(group)
+    event_at = parse_time(_value(data, "date", "last_updated"), now=now)
     alert = Alert(
         key=key,
         status=Status.RESOLVED if resolved else Status.FIRING,
@@ -152,9 +153,10 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         },
         severity=priority,
         service=clean(service, 200, multiline=False) if service else None,
-        starts_at=parse_time(_value(data, "date", "last_updated"), now=now),
+        starts_at=event_at,
         links=tuple(links),
         runbook_url=_value(data, "runbook_url", "runbook"),
+        event_at=event_at,  # $DATE: when this transition happened
     )
     return AlertMessage(
         source="datadog",

@@ -94,6 +94,8 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 severity=severity,
                 service=details.get("service") or None,
                 starts_at=parse_time(alert.get("createdAt"), now=now),
+                # Opsgenie does not deliver in order (a Close may come before its Create).
+                event_at=parse_time(alert.get("updatedAt"), now=now),
             ),
         )
     if folded not in _STATE_ONLY:

@@ -111,6 +111,8 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 service=clean(service, 200, multiline=False) if service else None,
                 starts_at=parse_time(_text(body, "created_at"), now=now),
                 links=(Link("pagerduty", link),) if link else (),
+                # PagerDuty does not deliver in order: the event's own time orders it.
+                event_at=parse_time(event.get("occurred_at"), now=now),
             ),
         )
         if event_type == "incident.priority_updated":

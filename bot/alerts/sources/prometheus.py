@@ -88,6 +88,7 @@ def _alert(
     if image is not None:
         links.append(Link("image", image))
     runbook = _first(annotations, _RUNBOOK_ANNOTATIONS) or None
+    starts_at = parse_time(raw.get("startsAt"), now=now)
     return Alert(
         key=short_key(key),
         status=status,
@@ -97,10 +98,13 @@ def _alert(
         labels=labels,
         annotations=annotations,
         severity=labels.get("severity") or labels.get("priority") or None,
-        starts_at=parse_time(raw.get("startsAt"), now=now),
+        starts_at=starts_at,
         ends_at=ends_at,
         links=tuple(links),
         runbook_url=runbook,
+        # A firing alert is as new as its start, a resolved one as its end: a late firing of
+        # an alert already resolved (the same startsAt) is older than the end recorded.
+        event_at=starts_at if status == Status.FIRING else ends_at,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.alerts.model import principal_title
 from bot.config import Policy
 from bot.slack import limits
 from bot.slack.limits import escape_mrkdwn, truncate
@@ -161,8 +162,11 @@ def status_label(policy: Policy, status: str) -> str:
 
 
 def mention(user: str | None) -> str:
-    """A Slack user as a mention; a principal that is not a Slack user (``alerts:grafana``)
-    as plain text."""
+    """A Slack user as a mention; a principal that is not a Slack user as plain text: an alert
+    source (``alerts:alertmanager``) as the tool's name (``Alertmanager``), since
+    ``<@alerts:alertmanager>`` is a broken mention."""
     if not user:
         return "_unassigned_"
-    return f"<@{user}>" if user[:1] in ("U", "W") and ":" not in user else escape_mrkdwn(user)
+    if user[:1] in ("U", "W") and ":" not in user:
+        return f"<@{user}>"
+    return escape_mrkdwn(principal_title(user) or user)

@@ -135,7 +135,7 @@ def timeline_blocks(
     lines: list[str] = []
     budget = limits.BLOCKS_TEXT_BUDGET - 600
     for event in reversed(list(events)[-limit:]):
-        who = f" <@{event.actor_id}>" if event.actor_id else ""
+        who = f" {mention(event.actor_id)}" if event.actor_id else ""
         link = f" <{event.source_url}|link>" if event.source_url else ""
         mark = _KIND_MARKS.get(event.kind, "•")
         text = (

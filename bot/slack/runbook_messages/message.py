@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.runbooks.parser import Runbook, markdown_plain_text
 from bot.runbooks.progress import DONE, FINISHED_STATES, IN_PROGRESS, SKIPPED, RunView, StepView
+from bot.slack.blocks.elements import mention
 from bot.slack.limits import (
     BLOCKS_TEXT_BUDGET,
     BUTTON_TEXT,
@@ -127,10 +128,10 @@ def _step_head(number: int, step: Mapping[str, Any], view: StepView, is_next: bo
     title = " ".join(str(step.get("title", "")).split()) or f"Step {number}"
     safe = _escape(title)
     if view.state == DONE:
-        who = f" by <@{view.updated_by}>" if view.updated_by else ""
+        who = f" by {mention(view.updated_by)}" if view.updated_by else ""
         return f":white_check_mark: ~{number}. {safe}~ _done{who} {_when(view.updated_at)}_"
     if view.state == SKIPPED:
-        who = f" by <@{view.updated_by}>" if view.updated_by else ""
+        who = f" by {mention(view.updated_by)}" if view.updated_by else ""
         return f":fast_forward: ~{number}. {safe}~ _skipped{who} {_when(view.updated_at)}_"
     marker = ":arrow_forward:" if is_next else ":white_circle:"
     if view.state == IN_PROGRESS:
@@ -157,7 +158,7 @@ def _step_units(number: int, step: Mapping[str, Any], view: StepView, is_next: b
         units.append(Unit(False, "_No instructions were written for this step._"))
     if view.state == IN_PROGRESS and view.assignee_id:
         since = f" since {_when(view.started_at)}" if view.started_at else ""
-        units.insert(1, Unit(False, f"_Assigned to <@{view.assignee_id}>{since}_"))
+        units.insert(1, Unit(False, f"_Assigned to {mention(view.assignee_id)}{since}_"))
     return units
 
 
