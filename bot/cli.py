@@ -16,7 +16,14 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from bot import __version__
-from bot.config import Policy, Settings, load_configuration, load_settings
+from bot.config import (
+    Policy,
+    Settings,
+    check_port,
+    load_configuration,
+    load_settings,
+    normalise_database_url,
+)
 from bot.db import Database, create_db_engine
 from bot.db_errors import describe_database, explain_database_error, sqlite_file
 from bot.errors import ConfigError, FirebreakError
@@ -111,6 +118,12 @@ def cmd_db_current(args: argparse.Namespace) -> int:
         current = migrations.current_revision(db.engine)
     finally:
         db.dispose()
+    if current is not None and not migrations.is_known(current):
+        print(
+            f"{current} (ahead: a newer Firebreak migrated it; this one ({__version__}) knows "
+            f"revisions up to {head}: run the newer version)"
+        )
+        return EXIT_FAILED
     state = "up to date" if current == head else f"behind: run 'firebreak db upgrade' (head {head})"
     print(f"{current or 'empty'} ({state})")
     return EXIT_OK if current == head else EXIT_FAILED
@@ -138,6 +151,14 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         print(
             f"{source}: warning: postmortem.template_dir: no postmortem.md.j2 in "
             f"{policy.resolve_path(template_dir)}; the built-in template will be used",
+            file=sys.stderr,
+        )
+    if policy.alerts.default_map_matches_none(policy.severities):
+        fallback = policy.alerts.default_severity or policy.default_severity
+        print(
+            f"{source}: warning: alerts.severity_map: the default map (critical -> SEV1, ...) "
+            f"matches none of the severities ({', '.join(s.key for s in policy.severities)}), "
+            f"so every alert gets {fallback}; set [alerts] severity_map",
             file=sys.stderr,
         )
     print(
@@ -203,9 +224,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot import migrations
-    from bot.server import configure_service_logging, serve
+    from bot.server import check_credentials, check_listen, configure_service_logging, serve
 
     settings, policy = _configuration(args)
+    port = check_port(args.port, "--port") if args.port is not None else settings.port
+    host = args.host or settings.host
+    # Configuration first: a missing secret or a taken port must not migrate the database.
+    check_credentials(settings)
+    check_listen(host, port)
     configure_service_logging(settings)
     if args.no_migrate:
         engine = create_db_engine(settings.database_url)
@@ -218,7 +244,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Every replica migrates at start-up; the migration lock makes one do the work while
         # the others wait and then find nothing to do.
         migrations.upgrade(settings.database_url)
-    serve(settings, policy, host=args.host, port=args.port)
+    serve(settings, policy, host=host, port=port)
     return EXIT_OK
 
 
@@ -226,16 +252,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import DEFAULT_OUTPUT_DIR, run_demo
 
     settings, policy = _configuration(args)
+    url = _demo_database_url(args.database_url) if args.database_url else settings.database_url
+    serve_port = check_port(args.port, "--port") if args.serve else None
     output_dir = Path(args.output_dir) if args.output_dir else DEFAULT_OUTPUT_DIR
     if args.output_dir:
         check_output_file(output_dir)
-    return run_demo(
-        args.database_url or settings.database_url,
-        policy=policy,
-        output_dir=output_dir,
-        hint_url=args.database_url is not None,
-        serve_port=args.port if args.serve else None,
-    )
+    try:
+        return run_demo(
+            url,
+            policy=policy,
+            output_dir=output_dir,
+            hint_url=args.database_url is not None,
+            serve_port=serve_port,
+        )
+    except DBAPIError as exc:  # named by the URL the demo used, not $DATABASE_URL
+        raise explain_database_error(exc, url) from None
+
+
+def _demo_database_url(value: str) -> str:
+    """--database-url, held to DATABASE_URL's rules (postgres:// accepted, sqlite or
+    postgresql only)."""
+    try:
+        return normalise_database_url(value)
+    except ValueError as exc:
+        raise ConfigError(f"--database-url: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade = db_commands.add_parser("downgrade", help="migrate back to REVISION ('base')")
     downgrade.add_argument("revision")
     downgrade.set_defaults(handler=cmd_db_downgrade)
-    current = db_commands.add_parser("current", help="show the schema revision (exit 1 if behind)")
+    current = db_commands.add_parser(
+        "current", help="show the schema revision (exit 1 if behind or ahead)"
+    )
     current.set_defaults(handler=cmd_db_current)
 
     policy = commands.add_parser("policy", help="the incident policy (firebreak.toml)")

@@ -35,7 +35,6 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from bot.alerts.auth import AlertSettings
-from bot.audit.bundle import SIGNING_KEY_ENV
 from bot.config import Policy, Settings, format_duration
 from bot.console.settings import ConsoleSettings
 
@@ -45,16 +44,9 @@ SETTINGS: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Web console (`/console`)", ConsoleSettings),
 )
 """Every settings model read from the environment, with the heading it is listed under."""
-OTHER_VARIABLES: tuple[tuple[str, str, str, str], ...] = (
-    (
-        SIGNING_KEY_ENV,
-        "secret string, optional",
-        "unset",
-        "Ed25519 private key (PEM, or base64 of the 32 raw bytes) that signs evidence bundles "
-        "(`firebreak audit export`, retention). See docs/audit.md.",
-    ),
-)
-"""Variables read outside a settings model: (variable, type, default, meaning)."""
+OTHER_VARIABLES: tuple[tuple[str, str, str, str], ...] = ()
+"""Variables read outside a settings model: (variable, type, default, meaning). None now:
+FIREBREAK_AUDIT_SIGNING_KEY moved into ``Settings`` so that a ``.env`` file sets it too."""
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "configuration.md"
@@ -77,7 +69,8 @@ Firebreak reads two things:
 A bad value stops start-up with one line naming the key, and exit code 2.
 
 **Durations** are strings with a unit: `"15m"`, `"1h"`, `"1h30m"`, `"90s"` or `"2d"`. A bare
-number is refused, since it could mean seconds or minutes.
+number is refused, since it could mean seconds or minutes. The longest is `"365d"`, except for
+the `[retention]` periods (up to `"36500d"`).
 **Principals** (who may do what, in `[access]`): `everyone`, `admins` (Firebreak admins and
 Slack workspace admins and owners), `reporter` (who declared the incident), `any-role` (anyone
 holding an incident role), `role:<key>`, `group:<S-id or @handle>`, `user:<U-id>`.
@@ -340,9 +333,11 @@ def reference() -> str:
         lines += [f"### {heading}", ""]
         lines += _table(list(environment_variables(model)), "Variable")
         lines.append("")
-    lines += ["### Other", ""]
-    lines += _table(list(OTHER_VARIABLES), "Variable")
-    lines += ["", "## `firebreak.toml`", ""]
+    if OTHER_VARIABLES:
+        lines += ["### Other", ""]
+        lines += _table(list(OTHER_VARIABLES), "Variable")
+        lines.append("")
+    lines += ["## `firebreak.toml`", ""]
     lines += _model_section(Policy, "", "Top-level keys", 3, 3)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -18,6 +18,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from bot.errors import ConfigError, FirebreakError
 
+# What libpq says about a setting in the URL (port, sslmode, an unknown option) before it tries
+# to connect: the configuration is wrong, trying again cannot help.
+_BAD_SETTING = re.compile(
+    r"invalid connection option|invalid port number|invalid \w+ value|invalid integer value|"
+    r"bad value for|invalid URI query parameter|invalid percent-encoded token",
+    re.IGNORECASE,
+)
+
 # PostgreSQL error codes (SQLSTATE) that only the configuration can fix.
 _INSUFFICIENT_PRIVILEGE = "42501"
 _READ_ONLY_TRANSACTION = "25006"
@@ -71,6 +79,9 @@ def explain_database_error(exc: DBAPIError, url: str | URL | None) -> FirebreakE
             user = ""
     role = f'"{user}"' if user else "Firebreak's role"
 
+    if _BAD_SETTING.search(message):
+        detail = _first_line(message).removeprefix("connection is bad: ")
+        return ConfigError(f"database: {where}: {detail}: fix this setting in DATABASE_URL")
     if sqlstate == _INSUFFICIENT_PRIVILEGE:
         detail = _first_line(message)
         if "schema" in detail:

@@ -13,14 +13,21 @@ from pydantic import (
     BeforeValidator,
 )
 
+LONGEST = timedelta(days=365)
+"""The longest cadence, delay or window: anything longer is a typo, and dates that far out
+overflow (``declared_at + 3000000d`` is past the year 9999)."""
+LONGEST_RETENTION = timedelta(days=36500)
+"""Retention periods run to years (10 for some regulators), so they get a hundred."""
+
 _DURATION_PART = re.compile(r"(\d+)\s*(d|h|m|s)", re.IGNORECASE)
 
 
 _DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
-def parse_duration(value: object) -> timedelta:
-    """Parse a positive duration such as ``15m``, ``1h30m``, ``90s`` or ``2d``."""
+def parse_duration(value: object, longest: timedelta = LONGEST) -> timedelta:
+    """Parse a positive duration such as ``15m``, ``1h30m``, ``90s`` or ``2d``, at most
+    ``longest``."""
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, bool):
@@ -36,18 +43,33 @@ def parse_duration(value: object) -> timedelta:
         if not compact or _DURATION_PART.sub("", compact) != "":
             raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 1h30m, 90s, 2d")
         parts: dict[str, int] = {}
-        for amount, unit in _DURATION_PART.findall(compact):
-            key = _DURATION_UNITS[unit.lower()]
-            parts[key] = parts.get(key, 0) + int(amount)
-        result = timedelta(**parts)
+        try:
+            for amount, unit in _DURATION_PART.findall(compact):
+                key = _DURATION_UNITS[unit.lower()]
+                parts[key] = parts.get(key, 0) + int(amount)
+            result = timedelta(**parts)
+        except (OverflowError, ValueError):  # past timedelta's range, or thousands of digits
+            raise ValueError(_too_long(value, longest)) from None
     else:
         raise ValueError(f"invalid duration {value!r}: use e.g. 15m, 1h, 90s")
     if result <= timedelta(0):
         raise ValueError(f"duration must be positive, got {value!r}")
+    if result > longest:
+        raise ValueError(_too_long(value, longest))
     return result
 
 
+def _too_long(value: object, longest: timedelta) -> str:
+    shown = value if len(str(value)) <= 40 else str(value)[:40] + "..."
+    return f"duration {shown!r} is too long: at most {format_duration(longest)}"
+
+
+def _retention(value: object) -> timedelta:
+    return parse_duration(value, LONGEST_RETENTION)
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+RetentionDuration = Annotated[timedelta, BeforeValidator(_retention)]
 
 
 def format_duration(value: timedelta) -> str:

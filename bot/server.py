@@ -11,8 +11,10 @@ its claims on reminders (another replica takes them at once), and the database p
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -82,10 +84,9 @@ class Service:
         self.firebreak.close()
 
 
-def build_service(
-    settings: Settings, policy: Policy, *, check_slack: bool = True, scheduler: bool = True
-) -> Service:
-    """Validate the configuration and assemble the service; raises ``ConfigError``."""
+def check_credentials(settings: Settings) -> None:
+    """The Slack credentials serve cannot run without; checked before anything touches the
+    database, so a missing secret does not first migrate (or create) one."""
     if settings.slack_bot_token is None:
         raise ConfigError(
             "environment: SLACK_BOT_TOKEN is not set. Create the Slack app from "
@@ -97,6 +98,41 @@ def build_service(
             "environment: SLACK_SIGNING_SECRET is not set; it is needed to "
             "verify requests from Slack (or set SLACK_APP_TOKEN for Socket Mode)."
         )
+
+
+def check_listen(host: str, port: int) -> None:
+    """Fail start-up with one line when the address cannot be listened on (uvicorn would only
+    log it and exit 3 after starting the background work). A trial bind, with the same
+    SO_REUSEADDR uvicorn's server sets, on every address the host resolves to."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: unknown host ({exc.strerror}); check "
+            "FIREBREAK_HOST or --host"
+        ) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as trial:
+            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                trial.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"cannot listen on {host}:{port}: the address is already in use; stop "
+                        "what listens there, or choose another port (PORT or --port)"
+                    ) from None
+                raise ConfigError(
+                    f"cannot listen on {host}:{port}: {exc.strerror or exc} (check "
+                    "FIREBREAK_HOST or --host, and PORT or --port)"
+                ) from None
+
+
+def build_service(
+    settings: Settings, policy: Policy, *, check_slack: bool = True, scheduler: bool = True
+) -> Service:
+    """Validate the configuration and assemble the service; raises ``ConfigError``."""
+    check_credentials(settings)
     console_settings = load_console_settings()  # a bad FIREBREAK_CONSOLE_ value: exit 2 here
     firebreak = Firebreak.create(settings, policy, catalog=follow_catalog(policy))
     slack = SlackReadiness(firebreak) if check_slack else None
@@ -167,11 +203,14 @@ def serve(
     settings: Settings, policy: Policy, *, host: str | None = None, port: int | None = None
 ) -> None:
     configure_service_logging(settings)
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    check_listen(host, port)
     service = build_service(settings, policy)
     config = uvicorn.Config(
         service.web,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,

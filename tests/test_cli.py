@@ -208,7 +208,10 @@ def test_a_schema_newer_than_the_code_is_refused(
         f"Firebreak ({__version__}, latest revision {migrations.head_revision()}) does not "
         "know: a newer version migrated it; run that version, or downgrade the database with it"
     )
-    for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", "0"]):
+    with socket.socket() as probe:  # a free port, should serve get as far as listening
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", port]):
         result = run_cli(
             *command,
             env={
@@ -222,6 +225,13 @@ def test_a_schema_newer_than_the_code_is_refused(
         assert result.returncode == 2, command
         assert result.stderr.strip().splitlines()[-1] == expected
         assert "Traceback" not in result.stderr
+    result = run_cli("db", "current", env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == (
+        "9999_from_the_future (ahead: a newer Firebreak migrated it; this one "
+        f"({__version__}) knows revisions up to {migrations.head_revision()}: run the newer "
+        "version)\n"
+    )
 
 
 def test_downgrade_keeps_the_data_on_both_backends(
@@ -272,12 +282,15 @@ def read_only_url(path: Path) -> str:
     return f"sqlite:///file:{path}?mode=ro&uri=true"
 
 
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve", "--port", "0"]])
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve", "--port", "{free}"]])
 def test_a_read_only_sqlite_file_is_one_clear_line(command: list[str], tmp_path: Path) -> None:
     path = tmp_path / "fb.db"
     migrations.upgrade(f"sqlite:///{path}")
+    with socket.socket() as probe:  # a free port, should serve get as far as listening
+        probe.bind(("127.0.0.1", 0))
+        free = str(probe.getsockname()[1])
     result = run_cli(
-        *command,
+        *[part.format(free=free) for part in command],
         env={
             "DATABASE_URL": read_only_url(path),
             "SLACK_BOT_TOKEN": "xoxb-1",
@@ -300,7 +313,10 @@ def test_an_unreachable_postgresql_is_one_line_exit_1(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"postgresql://firebreak@127.0.0.1:{port}/firebreak"
-    for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", "0"]):
+    with socket.socket() as probe:  # a free port, should serve get as far as listening
+        probe.bind(("127.0.0.1", 0))
+        serve_port = str(probe.getsockname()[1])
+    for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", serve_port]):
         result = run_cli(
             *command,
             env={
@@ -344,7 +360,10 @@ def test_postgresql_set_up_mistakes_are_one_line(
     try:
         as_role = url.set(username=role).render_as_string(hide_password=False)
         where = f'PostgreSQL database "{url.database}" at {url.host}:{url.port or 5432}'
-        for command in (["db", "upgrade"], ["serve", "--port", "0"]):
+        with socket.socket() as probe:  # a free port, should serve get as far as listening
+            probe.bind(("127.0.0.1", 0))
+            free = str(probe.getsockname()[1])
+        for command in (["db", "upgrade"], ["serve", "--port", free]):
             result = run_cli(*command, env={**env, "DATABASE_URL": as_role}, cwd=tmp_path)
             assert result.returncode == 2, command
             assert "Traceback" not in result.stderr
@@ -375,3 +394,197 @@ def test_postgresql_set_up_mistakes_are_one_line(
             connection.execute(text(f'DROP OWNED BY "{role}"'))
             connection.execute(text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+def _serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/firebreak.db")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret-s3cret")
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("FIREBREAK_HOST", raising=False)
+
+
+def test_an_empty_signing_secret_is_not_set_and_serve_touches_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _serve_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "")
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == (
+        "firebreak: environment: SLACK_SIGNING_SECRET is not set; it is needed to verify "
+        "requests from Slack (or set SLACK_APP_TOKEN for Socket Mode).\n"
+    )
+    assert not (tmp_path / "firebreak.db").exists()  # credentials are checked before migrating
+
+
+def test_serve_without_a_bot_token_creates_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _serve_environment(monkeypatch, tmp_path)
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    assert main(["serve"]) == 2
+    assert "environment: SLACK_BOT_TOKEN is not set" in capsys.readouterr().err
+    assert not (tmp_path / "firebreak.db").exists()
+
+
+def test_an_empty_optional_variable_is_its_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "")
+    monkeypatch.setenv("FIREBREAK_HOST", "")
+    assert main(["policy", "check"]) == 0
+    assert "built-in defaults: ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ("99999", "--port: Input should be less than or equal to 65535"),
+        ("0", "--port: Input should be greater than or equal to 1"),
+        ("-1", "--port: Input should be greater than or equal to 1"),
+    ],
+)
+def test_serve_port_is_held_to_the_rule_of_port(
+    port: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _serve_environment(monkeypatch, tmp_path)
+    assert main(["serve", "--port", port]) == 2
+    assert capsys.readouterr().err == f"firebreak: {message}\n"
+    assert not (tmp_path / "firebreak.db").exists()
+
+
+def test_a_port_in_use_stops_serve_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _serve_environment(monkeypatch, tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("PORT", str(port))
+        assert main(["serve"]) == 2
+    assert capsys.readouterr().err == (
+        f"firebreak: cannot listen on 127.0.0.1:{port}: the address is already in use; stop "
+        "what listens there, or choose another port (PORT or --port)\n"
+    )
+    assert not (tmp_path / "firebreak.db").exists()
+
+
+def test_policy_check_refuses_a_graph_where_incidents_never_resolve(tmp_path: Path) -> None:
+    policy = tmp_path / "firebreak.toml"
+    policy.write_text(
+        '[[statuses]]\nkey = "open"\nnext = []\n'
+        '[[statuses]]\nkey = "orphan"\nnext = ["resolved"]\n'
+        '[[statuses]]\nkey = "resolved"\nphase = "resolved"\nnext = ["closed"]\n'
+        '[[statuses]]\nkey = "closed"\nphase = "closed"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--policy", str(policy), "policy", "check"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"firebreak: {policy}: statuses: no resolved status can be reached from 'open', so an "
+        "incident there could never be resolved: extend its next\n"
+    )
+
+
+def test_a_huge_duration_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> None:
+    policy = tmp_path / "firebreak.toml"
+    policy.write_text(
+        'default_severity = "P1"\n[[severities]]\nkey = "P1"\nupdate_every = "1000000000d"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--policy", str(policy), "policy", "check"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"firebreak: {policy}: severities.0.update_every: duration '1000000000d' is too long: "
+        "at most 365d\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "revision"), [("upgrade", "9999"), ("downgrade", "foo"), ("downgrade", "-100")]
+)
+def test_an_unknown_revision_is_one_line_and_changes_nothing(
+    command: str,
+    revision: str,
+    new_database_url: Callable[[], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = new_database_url()
+    migrations.upgrade(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["db", command, revision]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"firebreak: database: cannot migrate to {revision!r}: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    engine = create_engine(url)
+    try:
+        assert migrations.current_revision(engine) == migrations.head_revision()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        (":99999/fb", 'at 127.0.0.1:99999: invalid port number: "99999"'),
+        ("/fb?sslmode=bogus", 'at 127.0.0.1:5432: invalid sslmode value: "bogus"'),
+        ("/fb?foo=bar", 'at 127.0.0.1:5432: invalid connection option "foo"'),
+    ],
+)
+def test_a_bad_setting_in_database_url_exits_2_not_try_again(
+    query: str, detail: str, tmp_path: Path
+) -> None:
+    url = f"postgresql://fb:secret@127.0.0.1{query}"
+    for command in (["db", "upgrade"], ["incidents"]):
+        result = run_cli(*command, env={"DATABASE_URL": url}, cwd=tmp_path)
+        assert result.returncode == 2, command
+        assert one_line(result.stderr) == (
+            f'firebreak: database: PostgreSQL database "fb" {detail}: fix this setting in '
+            "DATABASE_URL"
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_policy_check_warns_when_the_default_severity_map_matches_no_severity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "firebreak.toml"
+    (tmp_path / "runbooks").mkdir()
+    policy.write_text(
+        'default_severity = "P2"\n[[severities]]\nkey = "P1"\n[[severities]]\nkey = "P2"\n'
+    )
+    assert main(["--policy", str(policy), "policy", "check"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"{policy}: warning: alerts.severity_map: the default map (critical -> SEV1, ...) "
+        "matches none of the severities (P1, P2), so every alert gets P2; set [alerts] "
+        "severity_map\n"
+    )
+    assert captured.out == f"{policy}: ok: 2 severities, 6 statuses, 4 roles\n"
+    policy.write_text(policy.read_text() + '[alerts]\nseverity_map = { critical = "P1" }\n')
+    assert main(["--policy", str(policy), "policy", "check"]) == 0
+    assert capsys.readouterr().err == ""

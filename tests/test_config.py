@@ -74,6 +74,39 @@ def test_an_empty_policy_file_is_the_default_policy(tmp_path: Path) -> None:
         ({"timezone": "Mars/Olympus"}, "timezone: unknown timezone 'Mars/Olympus'"),
         ({"roles": [{"key": "lead", "name": "Lead"}]}, "'commander'"),
         ({"statuses": [{"key": "open", "next": ["gone"]}]}, "unknown next status 'gone'"),
+        (
+            {
+                "statuses": [
+                    {"key": "open", "next": []},
+                    {"key": "resolved", "phase": "resolved", "next": ["closed"]},
+                    {"key": "closed", "phase": "closed"},
+                ]
+            },
+            "statuses: no resolved status can be reached from 'open', so an incident there "
+            "could never be resolved: extend its next",
+        ),
+        (
+            {
+                "statuses": [
+                    {"key": "open", "next": ["resolved"]},
+                    {"key": "stuck", "next": ["open", "resolved"]},
+                    {"key": "resolved", "phase": "resolved", "next": ["closed"]},
+                    {"key": "closed", "phase": "closed"},
+                ]
+            },
+            "statuses: 'stuck' cannot be reached from 'open', where incidents start: list it "
+            "in the next of a status that can",
+        ),
+        (
+            {
+                "statuses": [
+                    {"key": "open", "next": ["resolved"]},
+                    {"key": "resolved", "phase": "resolved"},
+                    {"key": "closed", "phase": "closed"},
+                ]
+            },
+            "statuses: no closed status can be reached from 'open'",
+        ),
         ({"severities": [{"key": "bad key!", "description": "x"}]}, "severities.0.key"),
         (
             {"reminders": {"digest_cron": "every morning"}},
@@ -154,6 +187,24 @@ def test_a_policy_file_saved_with_a_bom_reads_fine(tmp_path: Path) -> None:
     assert load_policy(path).timezone == "Europe/Berlin"
 
 
+@pytest.mark.parametrize("text", ["1000000000d", "3000000d", "366d", "9" * 5000 + "s"])
+def test_durations_longer_than_a_year_are_refused_naming_the_key(text: str) -> None:
+    data = {"severities": [{"key": "P1", "update_every": text}], "default_severity": "P1"}
+    with pytest.raises(ConfigError) as info:
+        policy_from_dict(data, source="firebreak.toml")
+    message = str(info.value)
+    assert message.startswith("firebreak.toml: severities.0.update_every: duration ")
+    assert message.endswith(" is too long: at most 365d")
+    assert len(message) < 130
+
+
+def test_retention_periods_may_run_to_years() -> None:
+    policy = policy_from_dict({"retention": {"export_after": "1d", "remove_after": "3650d"}})
+    assert policy.retention.remove_after == timedelta(days=3650)
+    with pytest.raises(ConfigError, match=r"retention.remove_after: .* at most 36500d"):
+        policy_from_dict({"retention": {"remove_after": "3000000d"}})
+
+
 def test_a_number_without_a_unit_is_refused_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "firebreak.toml"
     path.write_text('default_severity = "P1"\n[[severities]]\nkey = "P1"\nupdate_every = 15\n')
@@ -178,3 +229,18 @@ def test_an_unknown_key_points_to_the_configuration_reference() -> None:
         "firebreak.toml: slack.chanel_name: unknown key "
         "(check the spelling against docs/configuration.md)"
     )
+
+
+def test_empty_variables_mean_not_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``NAME=`` left in a manifest or a .env is the default, not an empty host or secret."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("FIREBREAK_HOST", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "PORT"):
+        monkeypatch.setenv(name, "")
+    (tmp_path / ".env").write_text("FIREBREAK_AUDIT_SIGNING_KEY=\nFIREBREAK_LOG_LEVEL=\n")
+    settings = load_settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 3000
+    assert settings.slack_app_token is None
+    assert settings.slack_signing_secret is None
+    assert settings.audit_signing_key is None
+    assert settings.log_level == "INFO"

@@ -84,3 +84,8 @@ def test_env_example_lists_every_environment_variable() -> None:
     expected = set(ref.all_variables())
     assert {field.alias for field in Settings.model_fields.values()} <= expected
     assert expected <= named, f".env.example misses {sorted(expected - named)}"
+
+
+def test_every_variable_and_every_key_has_a_meaning() -> None:
+    empty = [line for line in ref.reference().splitlines() if line.replace(" ", "").endswith("||")]
+    assert empty == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -159,3 +160,52 @@ def test_the_package_ships_the_starter_runbooks() -> None:
     shipped = sorted(p.name for p in STARTER_RUNBOOKS.glob("*.md"))
     assert shipped == sorted(p.name for p in (root / "runbooks").glob("*.md"))
     assert len(shipped) == 10
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "notaurl",
+            "firebreak: --database-url: not a database URL: use sqlite:///path/to/firebreak.db "
+            "or postgresql://user:password@host:5432/dbname\n",
+        ),
+        (
+            "mysql://u@db/fb",
+            "firebreak: --database-url: unsupported database 'mysql': use sqlite or postgresql\n",
+        ),
+    ],
+)
+def test_a_bad_database_url_option_is_refused_like_database_url(
+    url: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["demo", "--database-url", url]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == message
+    assert captured.out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_postgres_url_option_is_named_not_firebreak_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # postgres:// as Heroku and others write it: normalised to the psycopg driver
+    assert main(["demo", "--database-url", f"postgres://fb:pw@127.0.0.1:{port}/demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f'firebreak: database: cannot reach PostgreSQL database "demo" at 127.0.0.1:{port} '
+    )
+    assert "firebreak.db" not in err and "pw" not in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "firebreak.db").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,8 +101,11 @@ def test_the_command_exits_2_with_one_line(
         "SLACK_API_URL": fake.api_url,
         "FIREBREAK_POLICY_FILE": str(policy),
     }
+    with socket.socket() as probe:  # a free port, should serve get as far as listening
+        probe.bind(("127.0.0.1", 0))
+        free = str(probe.getsockname()[1])
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve", "--port", "0"],
+        [sys.executable, "-m", "bot", "serve", "--port", free],
         capture_output=True,
         text=True,
         env=env,

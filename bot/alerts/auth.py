@@ -23,19 +23,54 @@ class AlertSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    token: SecretStr | None = Field(default=None, alias="FIREBREAK_ALERTS_TOKEN")
+    token: SecretStr | None = Field(
+        default=None,
+        alias="FIREBREAK_ALERTS_TOKEN",
+        description="Token every alert source may present (Authorization: Bearer <token>, or "
+        "HTTP Basic with the token as the password). A source with no token (and, for "
+        "PagerDuty, no signing secret) is refused.",
+    )
     token_alertmanager: SecretStr | None = Field(
-        default=None, alias="FIREBREAK_ALERTS_TOKEN_ALERTMANAGER"
+        default=None,
+        alias="FIREBREAK_ALERTS_TOKEN_ALERTMANAGER",
+        description="Token for Alertmanager only (POST /alerts/alertmanager), accepted besides "
+        "FIREBREAK_ALERTS_TOKEN.",
     )
-    token_grafana: SecretStr | None = Field(default=None, alias="FIREBREAK_ALERTS_TOKEN_GRAFANA")
-    token_datadog: SecretStr | None = Field(default=None, alias="FIREBREAK_ALERTS_TOKEN_DATADOG")
+    token_grafana: SecretStr | None = Field(
+        default=None,
+        alias="FIREBREAK_ALERTS_TOKEN_GRAFANA",
+        description="Token for Grafana only (POST /alerts/grafana), accepted besides "
+        "FIREBREAK_ALERTS_TOKEN.",
+    )
+    token_datadog: SecretStr | None = Field(
+        default=None,
+        alias="FIREBREAK_ALERTS_TOKEN_DATADOG",
+        description="Token for Datadog only (POST /alerts/datadog), accepted besides "
+        "FIREBREAK_ALERTS_TOKEN.",
+    )
     token_pagerduty: SecretStr | None = Field(
-        default=None, alias="FIREBREAK_ALERTS_TOKEN_PAGERDUTY"
+        default=None,
+        alias="FIREBREAK_ALERTS_TOKEN_PAGERDUTY",
+        description="Token for PagerDuty only (POST /alerts/pagerduty), accepted besides "
+        "FIREBREAK_ALERTS_TOKEN.",
     )
-    token_opsgenie: SecretStr | None = Field(default=None, alias="FIREBREAK_ALERTS_TOKEN_OPSGENIE")
-    token_generic: SecretStr | None = Field(default=None, alias="FIREBREAK_ALERTS_TOKEN_GENERIC")
+    token_opsgenie: SecretStr | None = Field(
+        default=None,
+        alias="FIREBREAK_ALERTS_TOKEN_OPSGENIE",
+        description="Token for Opsgenie only (POST /alerts/opsgenie), accepted besides "
+        "FIREBREAK_ALERTS_TOKEN.",
+    )
+    token_generic: SecretStr | None = Field(
+        default=None,
+        alias="FIREBREAK_ALERTS_TOKEN_GENERIC",
+        description="Token for the generic JSON source only (POST /alerts/generic), accepted "
+        "besides FIREBREAK_ALERTS_TOKEN.",
+    )
     pagerduty_signing_secret: SecretStr | None = Field(
-        default=None, alias="FIREBREAK_PAGERDUTY_SIGNING_SECRET"
+        default=None,
+        alias="FIREBREAK_PAGERDUTY_SIGNING_SECRET",
+        description="The signing secret of the PagerDuty webhook subscription: each "
+        "delivery's X-PagerDuty-Signature is checked with it.",
     )
 
     def tokens_for(self, source: str) -> list[bytes]:

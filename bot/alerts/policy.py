@@ -9,6 +9,7 @@ mapping to an unknown severity with its key, like every other mistake.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -148,6 +149,8 @@ class AlertsPolicy(BaseModel):
     """auto: a new alert group declares an incident; triage: a message with Declare / Attach /
     Ignore buttons is posted in ``triage_channel`` first."""
     triage_channel: str | None = None
+    """The id (C...) of the channel where alerts wait for Declare / Attach / Ignore; required
+    when declare = "triage"."""
     severity_labels: list[str] = Field(default_factory=lambda: ["severity", "priority"])
     """Labels read (in order) for the source's severity; sources with their own priority
     (Datadog, PagerDuty, Opsgenie) use it directly."""
@@ -158,6 +161,8 @@ class AlertsPolicy(BaseModel):
     service_labels: list[str] = Field(
         default_factory=lambda: ["service", "app", "application", "job"]
     )
+    """Labels read (in order) for the affected service: it names the incident and groups
+    alerts."""
     flap_window: Window = timedelta(minutes=30)
     """A group firing again within this long after it resolved attaches to its incident."""
     on_all_resolved: Literal["ask", "mitigate", "nothing"] = "ask"
@@ -205,6 +210,16 @@ class AlertsPolicy(BaseModel):
 
     def triage_ready(self) -> bool:
         return self.declare == "auto" or self.triage_channel is not None
+
+    def default_map_matches_none(self, severities: Sequence[Any]) -> bool:
+        """Whether the built-in severity_map (SEV1..SEV3) names none of ``severities``, as for
+        a policy with its own keys (P1, P2): every alert would get the fallback severity. Not an
+        error, since many teams take no alerts; ``firebreak policy check`` warns."""
+        if "severity_map" in self.model_fields_set:
+            return False
+        names = {str(getattr(s, "key", "")).casefold() for s in severities}
+        names |= {str(getattr(s, "name", "")).casefold() for s in severities}
+        return not any(target.casefold() in names for target in self.severity_map.values())
 
     def severity_for(self, raw: str | None) -> str | None:
         """The policy severity for a source severity (case-insensitive), if mapped."""

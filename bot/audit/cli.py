@@ -10,29 +10,40 @@ retention policy.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from bot.audit import retention
 from bot.audit.bundle import (
-    SIGNING_KEY_ENV,
     load_public_key,
     load_signing_key,
     verify_bundle,
     write_bundle,
 )
 from bot.audit.verify import verify_chains
-from bot.config import load_configuration
+from bot.config import Settings, load_configuration
 from bot.db import Database
-from bot.errors import FirebreakError, InvalidInput
+from bot.errors import ConfigError, FirebreakError, InvalidInput
 from bot.incidents import find_incident, parse_incident_ref
 from bot.outputs import check_output_file
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+
+
+def _signing_key(settings: Settings) -> Ed25519PrivateKey | None:
+    """FIREBREAK_AUDIT_SIGNING_KEY as the settings read it, so a key in ``.env`` signs exactly as
+    one in the environment does. A key that is set but unusable stops the command (exit 2)
+    before anything is written, never an unsigned bundle."""
+    secret = settings.audit_signing_key
+    try:
+        return load_signing_key(secret.get_secret_value() if secret is not None else None)
+    except ConfigError as exc:
+        raise ConfigError(f"environment: {exc}") from None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -73,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings, policy = load_configuration(args.policy)
     output = Path(args.output)
     check_output_file(output)
-    key = load_signing_key(os.environ.get(SIGNING_KEY_ENV))
+    key = _signing_key(settings)
     db = Database(settings.database_url)
     try:
         with db.read() as session:
@@ -121,6 +132,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
     if rules.export_after is None and rules.remove_after is None:
         print("no retention policy: nothing is exported or removed ([retention] in the policy)")
         return EXIT_OK
+    secret = settings.audit_signing_key
+    if args.apply:
+        _signing_key(settings)  # a bad key stops here, before anything is exported or removed
     db = Database(settings.database_url)
     failed = False
     try:
@@ -135,7 +149,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
             try:
                 if item.remove or not item.exported:  # a removal always exports afresh
                     exported = retention.export_incident(
-                        db, policy, item, os.environ.get(SIGNING_KEY_ENV)
+                        db, policy, item, secret.get_secret_value() if secret else None
                     )
                     print(f"  exported to {exported.path} ({exported.events} events)")
                 if item.remove:

@@ -131,6 +131,8 @@ class ClockPolicy(_Strict):
     key: str
     """What people type: ``/incident notified <key>``."""
     name: str = ""
+    """A human name shown in reminders and the console (``Initial notification``); unset: the
+    key."""
     starts_on: str
     """``classified:<class>``, ``severity:<key>`` (that severity or a more severe one),
     ``label:<name>`` (an event carrying that label, e.g. from an alert), ``declared``,

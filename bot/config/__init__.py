@@ -31,7 +31,13 @@ from bot.config.policy import (
     load_policy,
     policy_from_dict,
 )
-from bot.config.settings import Settings, load_configuration, load_settings, normalise_database_url
+from bot.config.settings import (
+    Settings,
+    check_port,
+    load_configuration,
+    load_settings,
+    normalise_database_url,
+)
 from bot.durations import Duration, format_duration, parse_duration
 
 __all__ = [
@@ -48,6 +54,7 @@ __all__ = [
     "SeverityPolicy",
     "SlackPolicy",
     "StatusPolicy",
+    "check_port",
     "format_duration",
     "load_configuration",
     "load_policy",

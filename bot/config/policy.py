@@ -24,7 +24,7 @@ from pydantic import (
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
 from bot.cron import cron_trigger  # crontab weekdays: 0 and 7 are Sunday
-from bot.durations import Duration
+from bot.durations import Duration, RetentionDuration
 from bot.errors import ConfigError
 
 
@@ -296,9 +296,9 @@ class RetentionPolicy(_Strict):
     removed. PCI DSS 10.5.1 (12 months, 3 at hand): export_after = "1d", remove_after = "90d",
     and keep the archive directory for 12 months."""
 
-    export_after: Duration | None = None
+    export_after: RetentionDuration | None = None
     """Write the bundle of an incident closed this long ago to ``archive_dir``."""
-    remove_after: Duration | None = None
+    remove_after: RetentionDuration | None = None
     """Remove an incident closed this long ago (after exporting it), leaving a tombstone."""
     archive_dir: Path = Path("evidence")
     """Where bundles are written, relative to the policy file."""
@@ -337,6 +337,43 @@ def _default_severities() -> list[SeverityPolicy]:
             update_every=timedelta(hours=4),
         ),
     ]
+
+
+def _reachable(statuses: list[StatusPolicy], start: str) -> set[str]:
+    """The statuses an incident in ``start`` can reach by moves its ``next`` lists allow."""
+    following = {s.key: s.next for s in statuses}
+    seen = {start}
+    todo = [start]
+    while todo:
+        for target in following.get(todo.pop(), []):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _check_status_graph(statuses: list[StatusPolicy]) -> None:
+    """Refuse a graph that strands incidents: a status no incident can enter, or an active one
+    from which no incident could ever be resolved or closed (only moves ``next`` lists allow)."""
+    phases = {s.key: s.phase for s in statuses}
+    for status in statuses:
+        if status.phase != "active":
+            continue
+        reached = {phases[key] for key in _reachable(statuses, status.key)}
+        for phase in ("resolved", "closed"):
+            if phase not in reached:
+                raise ValueError(
+                    f"statuses: no {phase} status can be reached from {status.key!r}, so an "
+                    f"incident there could never be {phase}: extend its next"
+                )
+    first = statuses[0].key
+    from_first = _reachable(statuses, first)
+    for status in statuses:
+        if status.key not in from_first:
+            raise ValueError(
+                f"statuses: {status.key!r} cannot be reached from {first!r}, where incidents "
+                "start: list it in the next of a status that can"
+            )
 
 
 def _default_statuses() -> list[StatusPolicy]:
@@ -489,6 +526,7 @@ class Policy(_Strict):
         for phase in ("resolved", "closed"):
             if not any(s.phase == phase for s in self.statuses):
                 raise ValueError(f"statuses: one status needs phase = {phase!r}")
+        _check_status_graph(self.statuses)
         role_keys = {r.key for r in self.roles}
         for action in ("declare", "change_severity", "close", "reopen", "assign_roles"):
             for principal in getattr(self.access, action):

@@ -5,11 +5,12 @@ sources at start-up."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -20,11 +21,18 @@ from sqlalchemy.exc import ArgumentError
 from bot.config.policy import Policy, load_policy
 from bot.errors import ConfigError
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+"""A TCP port to listen on: PORT, and the command line's --port, follow the same rule."""
+
 
 class Settings(BaseSettings):
     """Per-deployment settings, read from the environment (and an optional ``.env`` file)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # An empty value (``SLACK_APP_TOKEN=`` left in a .env or a manifest) means "not set": the
+    # default, or for a required secret the "not set" error, never an empty secret or host.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(
         default="sqlite:///firebreak.db",
@@ -61,11 +69,9 @@ class Settings(BaseSettings):
         alias="FIREBREAK_HOST",
         description="Address the HTTP server listens on; 0.0.0.0 in a container.",
     )
-    port: int = Field(
+    port: Port = Field(
         default=3000,
         alias="PORT",
-        ge=1,
-        le=65535,
         description="Port of the HTTP server: /slack/events, /healthz, /readyz, /metrics.",
     )
     policy_file: Path | None = Field(
@@ -73,6 +79,12 @@ class Settings(BaseSettings):
         alias="FIREBREAK_POLICY_FILE",
         description="The team's policy file; unset: ./firebreak.toml if it exists, else the "
         "built-in defaults.",
+    )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        alias="FIREBREAK_AUDIT_SIGNING_KEY",
+        description="Ed25519 private key (PEM, or base64 of the 32 raw bytes) that signs "
+        "evidence bundles (`firebreak audit export`, retention). See docs/audit.md.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="FIREBREAK_LOG_LEVEL", description="Least severe level logged."
@@ -143,6 +155,18 @@ def normalise_database_url(value: str) -> str:
             f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql"
         )
     return value
+
+
+_PORT = TypeAdapter(Port)
+
+
+def check_port(value: int, option: str) -> int:
+    """A port given on the command line, held to PORT's rule: 0 must not fall back to $PORT,
+    and 99999 must not wrap around to another port."""
+    try:
+        return _PORT.validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(f"{option}: {exc.errors()[0]['msg']}") from None
 
 
 _ENV_NAMES = {name: (field.alias or name.upper()) for name, field in Settings.model_fields.items()}

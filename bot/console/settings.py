@@ -40,14 +40,21 @@ class ConsoleSettings(BaseSettings):
     """Signs session cookies. Set it (32+ random characters) so sessions survive restarts and
     work across replicas; without it a random key is made at start (sessions end on restart)."""
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    """How long a console sign-in lasts, in hours."""
     cookie_secure: bool = True
     """Secure cookies (HTTPS only). Turn off only for plain http on localhost."""
 
     oidc_client_id: str | None = None
+    """Sign in with Slack (OpenID Connect): the Slack app's Client ID (Basic Information page).
+    Set together with the client secret."""
     oidc_client_secret: SecretStr | None = None
+    """The Slack app's Client Secret, set together with the client id."""
     oidc_issuer: str = "https://slack.com"
+    """The OpenID Connect provider; change it only to sign in through another provider."""
     oidc_scopes: str = "openid profile"
+    """Scopes requested at sign-in, separated by spaces."""
     oidc_user_claim: str = "https://slack.com/user_id"
+    """The token claim that carries the person's Slack user id."""
     oidc_team_id: str | None = None
     """When set, only people whose token carries this ``https://slack.com/team_id`` may sign in."""
     oidc_redirect_url: str | None = None
@@ -55,9 +62,12 @@ class ConsoleSettings(BaseSettings):
     (``https://<host>/console/auth/callback``)."""
 
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+    """Addresses or networks of a trusted auth proxy (oauth2-proxy and the like), separated by
+    commas (10.0.0.5, 10.0.0.0/24); only requests from them may name the user in a header."""
     proxy_user_headers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["X-Forwarded-User", "X-Auth-Request-User"]
     )
+    """Headers, separated by commas, in which a trusted proxy names the Slack user id."""
 
     @field_validator("proxy_user_headers", mode="before")
     @classmethod

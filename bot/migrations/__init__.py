@@ -74,11 +74,24 @@ def _run(url: str, action: Callable[[Config], None]) -> None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    _run(url, lambda config: command.upgrade(config, revision))
+    _run(url, lambda config: _migrate(command.upgrade, config, revision))
 
 
 def downgrade(url: str, revision: str) -> None:
-    _run(url, lambda config: command.downgrade(config, revision))
+    _run(url, lambda config: _migrate(command.downgrade, config, revision))
+
+
+def _migrate(action: Callable[[Config, str], None], config: Config, revision: str) -> None:
+    """Run an alembic command; a revision it cannot find or reach (``9999``, ``foo``, ``-100``)
+    is the operator's typo, so one line and exit 2, not alembic's traceback."""
+    try:
+        action(config, revision)
+    except AlembicError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"database: cannot migrate to {revision[:40]!r}: {detail}; revisions run from "
+            f"base to {head_revision()} (`firebreak db current` shows the database's)"
+        ) from None
 
 
 def _scripts() -> ScriptDirectory:
@@ -88,18 +101,20 @@ def _scripts() -> ScriptDirectory:
 def check_known_revision(connection: Connection) -> None:
     """Refuse a database migrated by a newer Firebreak: this code cannot know its schema."""
     current = MigrationContext.configure(connection).get_current_revision()
-    if current is None:
-        return
-    try:
-        known = _scripts().get_revision(current) is not None
-    except AlembicError:
-        known = False
-    if not known:
+    if current is not None and not is_known(current):
         raise ConfigError(
             f"database: the schema is at revision {current}, which this Firebreak "
             f"({__version__}, latest revision {head_revision()}) does not know: a newer "
             "version migrated it; run that version, or downgrade the database with it"
         )
+
+
+def is_known(revision: str) -> bool:
+    """Whether this Firebreak has the migration ``revision``: not when a newer one made it."""
+    try:
+        return _scripts().get_revision(revision) is not None
+    except AlembicError:
+        return False
 
 
 def head_revision() -> str:

@@ -332,3 +332,48 @@ def test_the_cli_exports_verifies_and_names_problems(
     (tmp_path / "junk.zip").write_bytes(b"junk")
     assert main(["audit", "verify-bundle", str(tmp_path / "junk.zip")]) == 1
     assert "not a readable evidence bundle" in capsys.readouterr().err
+
+
+def test_a_signing_key_in_dot_env_signs_as_one_in_the_environment_does(
+    db: Database,
+    dora: Policy,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_incident(db, dora)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FIREBREAK_AUDIT_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    (tmp_path / "firebreak.toml").write_text('[[clocks]]\npreset = "dora"\n')
+    (tmp_path / ".env").write_text(f"FIREBREAK_AUDIT_SIGNING_KEY={raw_key()}\n")
+    out = tmp_path / "INC-1.zip"
+    assert main(["audit", "export", "INC-1", "-o", str(out)]) == 0
+    assert f"signed with Ed25519 public key {public()}" in capsys.readouterr().out
+    assert verify_bundle(out, public_key=load_public_key(public())).ok
+
+
+def test_a_bad_signing_key_in_dot_env_exits_2_and_writes_nothing(
+    db: Database,
+    dora: Policy,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_incident(db, dora)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FIREBREAK_AUDIT_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    (tmp_path / "firebreak.toml").write_text('[[clocks]]\npreset = "dora"\n')
+    (tmp_path / ".env").write_text("FIREBREAK_AUDIT_SIGNING_KEY=nonsense\n")
+    out = tmp_path / "INC-1.zip"
+    assert main(["audit", "export", "INC-1", "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "firebreak: environment: FIREBREAK_AUDIT_SIGNING_KEY: not an Ed25519 private key "
+        "(give PEM or base64 of the 32 raw bytes)\n"
+    )
+    assert captured.out == ""
+    assert not out.exists()

@@ -145,3 +145,27 @@ def test_removal_is_refused_when_the_timeline_changed_after_the_export(
         retention.remove_incident(db, policy, item, now=NOW)
     assert count(db, TimelineEvent, old) == 5
     assert count(db, Postmortem, old) == 1
+
+
+def test_retention_apply_with_a_bad_signing_key_exits_2_before_exporting_or_removing(
+    db: Database,
+    pci: Path,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policy = load_policy(pci)
+    old = incident(db, policy, "Old", 100)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FIREBREAK_AUDIT_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    (tmp_path / ".env").write_text("FIREBREAK_AUDIT_SIGNING_KEY=nonsense\n")
+    with freeze_time(NOW):
+        assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 2
+    assert capsys.readouterr().err == (
+        "firebreak: environment: FIREBREAK_AUDIT_SIGNING_KEY: not an Ed25519 private key "
+        "(give PEM or base64 of the 32 raw bytes)\n"
+    )
+    assert not (tmp_path / "archive").exists()
+    assert count(db, TimelineEvent, old) == 4
