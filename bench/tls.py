@@ -65,8 +65,8 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory() as directory:
         certificate = self_signed(Path(directory))
-        os.environ["SSL_CERT_FILE"] = str(trust_store(certificate, Path(directory)))
         print(f"trust store: {ssl.get_default_verify_paths().cafile} and the fake's certificate")
+        os.environ["SSL_CERT_FILE"] = str(trust_store(certificate, Path(directory)))
         with FakeSlack(seed=1, tls=certificate) as secure:
             channel = secure.channel_id("incidents")
             shared = SlackGateway(build_client(secure.token, secure.api_url))
