@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.alerts.intake import list_alerts
+from bot.alerts.listing import list_alerts
 from bot.alerts.model import PayloadError
 from bot.alerts.receiver import decode
 from bot.alerts.replay import Rehearsal

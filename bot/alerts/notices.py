@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot.alerts.models import AlertNotice
+from bot.clock import utcnow
 from bot.effects import kinds, store
 
 TRIAGE = "triage"
@@ -239,3 +240,26 @@ def open_questions(session: Session, kind: str, incident_id: int) -> list[str]:
             )
         ).all()
     )
+
+
+def answer_all_resolved(
+    session: Session, incident_id: int, *, outcome: str, actor: str, now: datetime | None = None
+) -> None:
+    """The "all alerts resolved: mitigate?" questions about the incident are answered (its
+    button was pressed, or alerts fired again): their messages say so, without the button."""
+    for key in open_questions(session, ALL_RESOLVED, incident_id):
+        notice = session.exec(select(AlertNotice).where(AlertNotice.dedupe_key == key)).one()
+        answer_notice(
+            session,
+            key,
+            Answered(
+                group_id=notice.group_id or 0,
+                source=str(notice.payload.get("source") or ""),
+                title=str(notice.payload.get("title") or ""),
+                outcome=outcome,
+                actor=actor,
+                question=ALL_RESOLVED,
+                incident_id=incident_id,
+            ),
+            now=now or utcnow(),
+        )

@@ -165,3 +165,82 @@ def _without_toc(blocks: Sequence[_Block]) -> list[_Block]:
         kept.append(block)
         index += 1
     return kept
+
+
+# --------------------------------------------------------------------------------------------
+# Source text: line breaks, link labels, indentation in CommonMark columns, inline tokens
+
+
+def _normalise(text: str) -> str:
+    # markdown-it normalises line breaks and NUL the same way, so token line maps match.
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+
+
+def _ref_key(label: str) -> str:
+    return " ".join(label.split()).casefold()
+
+
+def _continues(previous: _Block, following: _Block) -> bool:
+    """Whether the numbered list ``following`` goes on with the numbering of ``previous``:
+    the next number, or the same one for lists numbered ``1.`` ``1.`` ``1.`` (GitLab style)."""
+    if previous.kind != "ordered_list" or following.kind != "ordered_list":
+        return False
+    level = previous.first.level + 1
+    last = [t for t in previous.tokens if t.type == "list_item_open" and t.level == level]
+    first = next((t for t in following.tokens if t.type == "list_item_open"), None)
+    if not last or first is None or previous.first.markup != following.first.markup:
+        return False
+    try:
+        before, after = int(last[-1].info), int(first.info)
+    except ValueError:
+        return False
+    return after in (before, before + 1)
+
+
+def _columns(text: str) -> int:
+    """The column ``text`` ends at: a tab advances to the next multiple of 4 (CommonMark)."""
+    column = 0
+    for char in text:
+        column = column + 4 - column % 4 if char == "\t" else column + 1
+    return column
+
+
+def _indentation(line: str) -> int:
+    """The columns of a line's leading spaces and tabs."""
+    return _columns(line[: len(line) - len(line.lstrip(" \t"))])
+
+
+def _dedent(line: str, width: int) -> str:
+    """``line`` without up to ``width`` columns of indentation, tabs counted as CommonMark does.
+
+    A code fence indented with a tab in an item must lose its indentation like spaces, or the
+    re-parsed item sees an indented code block holding the fence lines. A tab that reaches past
+    ``width`` keeps its extra columns; the rest of the indentation becomes spaces then, because
+    the tab stops after a cut that is not on a multiple of 4 are no longer where they were."""
+    column = 0
+    for index, char in enumerate(line):
+        if column >= width or char not in " \t":
+            return line[index:]
+        after = column + 4 - column % 4 if char == "\t" else column + 1
+        if after > width:
+            rest = line[index + 1 :]
+            return " " * (_indentation(line) - width) + rest.lstrip(" \t")
+        column = after
+    return ""
+
+
+def _walk_inline(tokens: Sequence[Token]) -> Iterable[Token]:
+    for token in tokens:
+        yield token
+        if token.children:
+            yield from _walk_inline(token.children)
+
+
+def _humanise(name: str) -> str:
+    """``disk-full`` -> ``Disk full``; ``KubePodCrashLooping`` stays as it is (an alert name)."""
+    if not name:
+        return ""
+    if re.search(r"[A-Z].*[a-z].*[A-Z]", name):
+        return name
+    words = re.sub(r"[-_]+", " ", name).strip()
+    return words[:1].upper() + words[1:]

@@ -37,13 +37,22 @@ from typing import Any
 
 from markdown_it.token import Token
 
+from bot.runbooks.checks import unclosed_fences, undefined_references
 from bot.runbooks.document import (
     _Block,
+    _columns,
+    _continues,
+    _dedent,
     _heading_text,
+    _humanise,
+    _indentation,
     _level,
+    _normalise,
     _plain,
+    _ref_key,
     _Section,
     _top_level_blocks,
+    _walk_inline,
     _without_toc,
     markdown_plain_text,
 )
@@ -112,17 +121,7 @@ __all__ = [
 _LIST_MARKER = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])([ \t]{1,4}|$)")
 _TASK_BOX = re.compile(r"^\[[ xX]\][ \t]+")
 _REF_USE = re.compile(r"\]\[([^\]\n]+)\]|\[([^\]\n]+)\](?![(\[:])")
-_UNRESOLVED_REF = re.compile(r"\[([^\]\n]+)\]\[([^\]\n]*)\]")
 _SEPARATOR = "\n\n"
-
-
-def _normalise(text: str) -> str:
-    # markdown-it normalises line breaks and NUL the same way, so token line maps match.
-    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
-
-
-def _ref_key(label: str) -> str:
-    return " ".join(label.split()).casefold()
 
 
 class _Parser:
@@ -524,8 +523,8 @@ class _Parser:
         built = sorted((self._context(name, value) for name, value in contexts), key=_first_line)
         context_sections = [section for section, _ in built]
 
-        self._check_fences()
-        self._check_references()
+        self.problems.extend(unclosed_fences(self.tokens, self.lines))
+        self.problems.extend(undefined_references(self.tokens, self.refs))
         description = self.meta.description or self._description(built)
         return Runbook(
             id=self.runbook_id,
@@ -644,46 +643,6 @@ class _Parser:
 
     # -- problems
 
-    def _check_fences(self) -> None:
-        for token in self.tokens:
-            if token.type != "fence" or token.map is None:
-                continue
-            start, end = token.map
-            closing = self.lines[end - 1] if end - 1 > start else ""
-            closing = closing.lstrip(" \t>").strip()
-            marker = token.markup
-            if not (closing.startswith(marker) and set(closing) == {marker[0]}):
-                self.problems.append(
-                    Problem(
-                        start + 1,
-                        "error",
-                        f"code block opened with {marker} is never closed: add a line with "
-                        f"{marker} after the code",
-                    )
-                )
-
-    def _check_references(self) -> None:
-        for token in self.tokens:
-            if token.type != "inline" or token.map is None:
-                continue
-            line = token.map[0]
-            for child in _walk_inline(token.children or []):
-                if child.type in ("softbreak", "hardbreak"):
-                    line += 1
-                elif child.type == "text":
-                    for match in _UNRESOLVED_REF.finditer(child.content):
-                        label = match.group(2) or match.group(1)
-                        if _ref_key(label) not in self.refs:
-                            self.problems.append(
-                                Problem(
-                                    line + 1,
-                                    "warning",
-                                    f"link [{match.group(1)}][{match.group(2)}] has no "
-                                    f"definition: add a line '[{label}]: https://...' or use an "
-                                    "inline link",
-                                )
-                            )
-
     def _links(self) -> Iterable[Link]:
         for token in self.tokens:
             if token.type != "inline" or token.map is None:
@@ -700,72 +659,6 @@ class _Parser:
 
 def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:
     return item[0].line
-
-
-def _continues(previous: _Block, following: _Block) -> bool:
-    """Whether the numbered list ``following`` goes on with the numbering of ``previous``:
-    the next number, or the same one for lists numbered ``1.`` ``1.`` ``1.`` (GitLab style)."""
-    if previous.kind != "ordered_list" or following.kind != "ordered_list":
-        return False
-    level = previous.first.level + 1
-    last = [t for t in previous.tokens if t.type == "list_item_open" and t.level == level]
-    first = next((t for t in following.tokens if t.type == "list_item_open"), None)
-    if not last or first is None or previous.first.markup != following.first.markup:
-        return False
-    try:
-        before, after = int(last[-1].info), int(first.info)
-    except ValueError:
-        return False
-    return after in (before, before + 1)
-
-
-def _columns(text: str) -> int:
-    """The column ``text`` ends at: a tab advances to the next multiple of 4 (CommonMark)."""
-    column = 0
-    for char in text:
-        column = column + 4 - column % 4 if char == "\t" else column + 1
-    return column
-
-
-def _indentation(line: str) -> int:
-    """The columns of a line's leading spaces and tabs."""
-    return _columns(line[: len(line) - len(line.lstrip(" \t"))])
-
-
-def _dedent(line: str, width: int) -> str:
-    """``line`` without up to ``width`` columns of indentation, tabs counted as CommonMark does.
-
-    A code fence indented with a tab in an item must lose its indentation like spaces, or the
-    re-parsed item sees an indented code block holding the fence lines. A tab that reaches past
-    ``width`` keeps its extra columns; the rest of the indentation becomes spaces then, because
-    the tab stops after a cut that is not on a multiple of 4 are no longer where they were."""
-    column = 0
-    for index, char in enumerate(line):
-        if column >= width or char not in " \t":
-            return line[index:]
-        after = column + 4 - column % 4 if char == "\t" else column + 1
-        if after > width:
-            rest = line[index + 1 :]
-            return " " * (_indentation(line) - width) + rest.lstrip(" \t")
-        column = after
-    return ""
-
-
-def _walk_inline(tokens: Sequence[Token]) -> Iterable[Token]:
-    for token in tokens:
-        yield token
-        if token.children:
-            yield from _walk_inline(token.children)
-
-
-def _humanise(name: str) -> str:
-    """``disk-full`` -> ``Disk full``; ``KubePodCrashLooping`` stays as it is (an alert name)."""
-    if not name:
-        return ""
-    if re.search(r"[A-Z].*[a-z].*[A-Z]", name):
-        return name
-    words = re.sub(r"[-_]+", " ", name).strip()
-    return words[:1].upper() + words[1:]
 
 
 def parse_runbook(text: str, *, runbook_id: str = "", path: Path | None = None) -> Runbook:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot import access
 from bot import incidents as core
-from bot.alerts import intake
+from bot.alerts import notices, triage
 from bot.alerts.notices import (
     ALL_RESOLVED,
     ANSWERED,
@@ -212,7 +212,7 @@ class AlertButtons:
                 self.policy, "declare", user, incident=None, roles={}, directory=self.directory
             )
             with self.db.transaction() as session:
-                incident = intake.triage_declare(session, self.policy, group_id, actor=user)
+                incident = triage.triage_declare(session, self.policy, group_id, actor=user)
             return f"Declared {incident.ref} for these alerts."
 
         self._run(respond, work)
@@ -229,7 +229,7 @@ class AlertButtons:
                 incident = core.find_incident(session, ref)
                 if not access.can_see(self.policy, user, incident, self.directory):
                     raise FirebreakError(f"There is no incident {ref}.")
-                intake.triage_attach(session, self.policy, int(group), ref, actor=user)
+                triage.triage_attach(session, self.policy, int(group), ref, actor=user)
             return f"Attached these alerts to {ref}."
 
         self._run(respond, work)
@@ -243,7 +243,7 @@ class AlertButtons:
 
         def work() -> str:
             with self.db.transaction() as session:
-                intake.triage_ignore(session, group_id, actor=user)
+                triage.triage_ignore(session, group_id, actor=user)
             return "Ignored: these alerts open nothing until they fire again later."
 
         self._run(respond, work)
@@ -261,7 +261,7 @@ class AlertButtons:
                 change = core.mitigate_incident(
                     session, self.policy, incident_id, actor=user, key=key
                 )
-                intake.answer_all_resolved(
+                notices.answer_all_resolved(
                     session, incident_id, outcome="Marked mitigated", actor=user
                 )
             return f"{change.incident.ref} marked mitigated."

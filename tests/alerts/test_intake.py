@@ -8,17 +8,12 @@ from freezegun import freeze_time
 from sqlmodel import Session, col, select
 
 from bot import incidents as core
-from bot.alerts.intake import (
-    Outcome,
-    ingest,
-    list_alerts,
-    triage_attach,
-    triage_declare,
-    triage_ignore,
-)
+from bot.alerts.intake import Outcome, ingest
+from bot.alerts.listing import list_alerts
 from bot.alerts.model import AlertMessage
 from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
 from bot.alerts.sources import parse
+from bot.alerts.triage import triage_attach, triage_declare, triage_ignore
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.models import Incident, TimelineEvent

@@ -11,16 +11,12 @@ import pytest
 from sqlmodel import col, select
 
 from bot import incidents as core
-from bot.alerts.intake import (
-    answer_all_resolved,
-    ingest,
-    triage_attach,
-    triage_declare,
-    triage_ignore,
-)
+from bot.alerts.intake import ingest
 from bot.alerts.model import AlertMessage
 from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
+from bot.alerts.notices import answer_all_resolved
 from bot.alerts.sources import parse
+from bot.alerts.triage import triage_attach, triage_declare, triage_ignore
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.effects.models import Effect

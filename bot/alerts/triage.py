@@ -1,0 +1,134 @@
+"""Triage: what people decide, with the buttons of a triage message, for a group of alerts
+that opened no incident by itself (``[alerts] declare = "triage"``): declare one, attach the
+group to an incident, or ignore it. Each decision edits the triage message to say what was
+decided and by whom; a decision on a group decided already is refused, saying where it is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from bot import incidents as core
+from bot.alerts.intake import _announce, _declare, lock_group
+from bot.alerts.model import AlertMessage, Status
+from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.notices import TRIAGE, Answered, answer_notice
+from bot.alerts.routing import Route
+from bot.clock import utcnow
+from bot.config import Policy
+from bot.errors import InvalidInput
+from bot.models import EventKind, Incident
+
+
+def triage_declare(
+    session: Session, policy: Policy, group_id: int, *, actor: str, now: datetime | None = None
+) -> Incident:
+    """Declare an incident for a group waiting in triage (or return the one it already has)."""
+    now = now or utcnow()
+    group = lock_group(session, group_id)
+    _undecided(session, group)
+    rows = session.exec(
+        select(AlertRecord).where(
+            AlertRecord.group_id == group_id, AlertRecord.status == Status.FIRING.value
+        )
+    ).all()
+    message = AlertMessage(source=group.source, group_key=group.group_key, title=group.title)
+    plan = Route(
+        severity=group.severity or policy.default_severity,
+        service=group.service,
+        dropped=frozenset(),
+        runbook=None,
+        runbook_reason="",
+    )
+    incident = _declare(
+        session,
+        policy,
+        group,
+        message,
+        plan,
+        len(rows),
+        reporter=actor,
+        now=now,
+        invite_also=(actor,),
+    )
+    _announce(session, policy, group, incident, plan, group.firing_count, now)
+    _answer_triage(session, group, f"Declared {incident.ref}", actor, incident.id, now)
+    return incident
+
+
+def _undecided(session: Session, group: AlertGroup) -> None:
+    """Refuse a triage decision on a group that has its incident already (another person
+    clicked first, or an older message's button): the answer says where the alerts are."""
+    if group.incident_id is not None:
+        ref = core.get_incident(session, group.incident_id).ref
+        raise InvalidInput(f"These alerts already belong to {ref}.")
+
+
+def _answer_triage(
+    session: Session,
+    group: AlertGroup,
+    outcome: str,
+    actor: str,
+    incident_id: int | None,
+    now: datetime,
+) -> None:
+    """The triage message says what was decided, and by whom, instead of offering buttons."""
+    assert group.id is not None
+    answer_notice(
+        session,
+        f"{TRIAGE}:{group.id}:{group.episode}",
+        Answered(
+            group_id=group.id,
+            source=group.source,
+            title=group.title,
+            outcome=outcome,
+            actor=actor,
+            question=TRIAGE,
+            incident_id=incident_id,
+        ),
+        now=now,
+    )
+
+
+def triage_attach(
+    session: Session,
+    policy: Policy,
+    group_id: int,
+    incident_ref: str | int,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> Incident:
+    """Attach a group waiting in triage to an existing incident."""
+    now = now or utcnow()
+    group = lock_group(session, group_id)
+    incident = core.find_incident(session, incident_ref)
+    assert incident.id is not None
+    _undecided(session, group)
+    group.incident_id = incident.id
+    group.disposition = "incident"
+    core.record_timeline_event(
+        session,
+        policy,
+        incident.id,
+        kind=EventKind.ALERT_FIRING,
+        text=f"Alerts attached from triage: {group.title} ({group.firing_count} firing)",
+        actor=actor,
+        data={"source": group.source, "group_id": group.id, "firing": group.firing_count},
+        key=f"alerts:attach:{group.id}:{group.episode}",
+        now=now,
+    )
+    _answer_triage(session, group, f"Attached to {incident.ref}", actor, incident.id, now)
+    return incident
+
+
+def triage_ignore(
+    session: Session, group_id: int, *, actor: str, now: datetime | None = None
+) -> AlertGroup:
+    """Ignore a group waiting in triage until it fires again after its flap window."""
+    group = lock_group(session, group_id)
+    _undecided(session, group)
+    group.disposition = "ignored"
+    _answer_triage(session, group, "Ignored", actor, None, now or utcnow())
+    return group

@@ -1,0 +1,62 @@
+"""Problems in a runbook's Markdown that a reader would trip over: a code block never closed
+(everything after it becomes code) and a reference link with no definition (shown as brackets).
+Each is reported at its line, for ``firebreak runbooks lint``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from markdown_it.token import Token
+
+from bot.runbooks.document import _ref_key, _walk_inline
+from bot.runbooks.model import Problem
+
+_UNRESOLVED_REF = re.compile(r"\[([^\]\n]+)\]\[([^\]\n]*)\]")
+
+
+def unclosed_fences(tokens: Sequence[Token], lines: Sequence[str]) -> list[Problem]:
+    problems = []
+    for token in tokens:
+        if token.type != "fence" or token.map is None:
+            continue
+        start, end = token.map
+        closing = lines[end - 1] if end - 1 > start else ""
+        closing = closing.lstrip(" \t>").strip()
+        marker = token.markup
+        if not (closing.startswith(marker) and set(closing) == {marker[0]}):
+            problems.append(
+                Problem(
+                    start + 1,
+                    "error",
+                    f"code block opened with {marker} is never closed: add a line with "
+                    f"{marker} after the code",
+                )
+            )
+    return problems
+
+
+def undefined_references(tokens: Sequence[Token], refs: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    for token in tokens:
+        if token.type != "inline" or token.map is None:
+            continue
+        line = token.map[0]
+        for child in _walk_inline(token.children or []):
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type == "text":
+                for match in _UNRESOLVED_REF.finditer(child.content):
+                    label = match.group(2) or match.group(1)
+                    if _ref_key(label) not in refs:
+                        problems.append(
+                            Problem(
+                                line + 1,
+                                "warning",
+                                f"link [{match.group(1)}][{match.group(2)}] has no "
+                                f"definition: add a line '[{label}]: https://...' or use an "
+                                "inline link",
+                            )
+                        )
+    return problems
