@@ -177,7 +177,14 @@ class SlackEffects:
             # The first people (the reporter, the roles given at declaration) are invited in
             # the same effect: a channel is ready when they are in it.
             users = [str(u) for u in incident.slack_state.get("invite") or []]
-            invited, failed = self._invite(channel_id, users)
+            try:
+                invited, failed = self._invite(channel_id, users)
+            except SlackCallError as exc:
+                if exc.transient:
+                    raise
+                # Refused for everyone (a scope, the channel): the channel exists all the same
+                # and is the incident's; the invitation fails on its own, told to the commander.
+                invited, failed = [], dict.fromkeys(users, str(exc))
             return Done(
                 {"channel": channel_id, "name": channel_name, "invited": invited},
                 then=self._attach(item, incident, channel_id, channel_name, bot_user, failed),

@@ -98,6 +98,32 @@ def test_a_refusal_for_the_whole_channel_fails_the_invitation_not_one_person(
     assert "missing_scope" in missing and "`groups:write`" in missing
 
 
+def test_a_channel_whose_first_invitations_are_refused_is_still_the_incidents(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    fake.fail(
+        "conversations.invite",
+        error="missing_scope",
+        fields={"needed": "groups:write", "provided": "channels:manage"},
+        times=None,
+    )
+    slack.slash_command("Checkout returns 500s", user="ana.garcia", channel="general")
+    bot.settle()
+    with db.read() as session:
+        [incident] = session.exec(select(Incident)).all()
+        unfinished = store.unfinished(session)
+    assert incident.slack_channel_id is not None and incident.summary_message_ts is not None
+    assert len(fake.calls_to("conversations.create", applied=True)) == 1
+    [failure] = failures(db, incident)
+    assert "invite people to the incident channel" in failure and "`groups:write`" in failure
+    assert [e.kind for e in unfinished] == [effect_kinds.INVITE]
+
+    fake.clear_failures()  # the scope was added and the app reinstalled
+    slack.slash_command(f"{incident.ref} retry", user="ana.garcia", channel="general")
+    bot.settle()
+    assert fake.user_id("ana.garcia") in fake.members(incident.slack_channel_id)
+
+
 def test_a_summary_slack_will_not_let_firebreak_edit_is_replaced(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:
