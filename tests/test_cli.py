@@ -486,13 +486,7 @@ def test_policy_check_refuses_a_graph_where_incidents_never_resolve(tmp_path: Pa
         '[[statuses]]\nkey = "resolved"\nphase = "resolved"\nnext = ["closed"]\n'
         '[[statuses]]\nkey = "closed"\nphase = "closed"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "--policy", str(policy), "policy", "check"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = run_cli("--policy", str(policy), "policy", "check", env={}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (
@@ -506,13 +500,7 @@ def test_a_huge_duration_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> 
     policy.write_text(
         'default_severity = "P1"\n[[severities]]\nkey = "P1"\nupdate_every = "1000000000d"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "--policy", str(policy), "policy", "check"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = run_cli("--policy", str(policy), "policy", "check", env={}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == (
         f"firebreak: {policy}: severities.0.update_every: duration '1000000000d' is too long: "

@@ -563,9 +563,8 @@ def ingest(
     if firing:
         group.status = Status.FIRING.value
         group.resolved_at = None
-    elif message.truncated:
-        pass  # the alerts the sender left out may still fire: not known to have resolved
-    elif was_firing or group.status == Status.FIRING.value:
+    elif (was_firing or group.status == Status.FIRING.value) and not message.truncated:
+        # (with alerts left out of the message, they may still fire: not known to be resolved)
         group.status = Status.RESOLVED.value
         group.resolved_at = now
     _merge_links(group, message)

@@ -10,7 +10,7 @@ from typing import Any
 
 from markdown_it.token import Token
 
-from bot.runbooks.document import _ref_key, _walk_inline
+from bot.runbooks.document import _inline_with_lines, _ref_key
 from bot.runbooks.model import Problem
 
 _UNRESOLVED_REF = re.compile(r"\[([^\]\n]+)\]\[([^\]\n]*)\]")
@@ -39,24 +39,18 @@ def unclosed_fences(tokens: Sequence[Token], lines: Sequence[str]) -> list[Probl
 
 def undefined_references(tokens: Sequence[Token], refs: Mapping[str, Any]) -> list[Problem]:
     problems = []
-    for token in tokens:
-        if token.type != "inline" or token.map is None:
+    for line, child in _inline_with_lines(tokens):
+        if child.type != "text":
             continue
-        line = token.map[0]
-        for child in _walk_inline(token.children or []):
-            if child.type in ("softbreak", "hardbreak"):
-                line += 1
-            elif child.type == "text":
-                for match in _UNRESOLVED_REF.finditer(child.content):
-                    label = match.group(2) or match.group(1)
-                    if _ref_key(label) not in refs:
-                        problems.append(
-                            Problem(
-                                line + 1,
-                                "warning",
-                                f"link [{match.group(1)}][{match.group(2)}] has no "
-                                f"definition: add a line '[{label}]: https://...' or use an "
-                                "inline link",
-                            )
-                        )
+        for match in _UNRESOLVED_REF.finditer(child.content):
+            label = match.group(2) or match.group(1)
+            if _ref_key(label) not in refs:
+                problems.append(
+                    Problem(
+                        line,
+                        "warning",
+                        f"link [{match.group(1)}][{match.group(2)}] has no definition: add a "
+                        f"line '[{label}]: https://...' or use an inline link",
+                    )
+                )
     return problems

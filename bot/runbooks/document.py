@@ -236,6 +236,20 @@ def _walk_inline(tokens: Sequence[Token]) -> Iterable[Token]:
             yield from _walk_inline(token.children)
 
 
+def _inline_with_lines(tokens: Sequence[Token]) -> Iterable[tuple[int, Token]]:
+    """Every inline token of the document with the 1-based line it stands on (soft and hard
+    line breaks move to the next line), for findings reported at their line."""
+    for token in tokens:
+        if token.type != "inline" or token.map is None:
+            continue
+        line = token.map[0] + 1
+        for child in _walk_inline(token.children or []):
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            else:
+                yield line, child
+
+
 def _humanise(name: str) -> str:
     """``disk-full`` -> ``Disk full``; ``KubePodCrashLooping`` stays as it is (an alert name)."""
     if not name:

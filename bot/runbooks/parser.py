@@ -46,13 +46,13 @@ from bot.runbooks.document import (
     _heading_text,
     _humanise,
     _indentation,
+    _inline_with_lines,
     _level,
     _normalise,
     _plain,
     _ref_key,
     _Section,
     _top_level_blocks,
-    _walk_inline,
     _without_toc,
     markdown_plain_text,
 )
@@ -644,17 +644,11 @@ class _Parser:
     # -- problems
 
     def _links(self) -> Iterable[Link]:
-        for token in self.tokens:
-            if token.type != "inline" or token.map is None:
-                continue
-            line = token.map[0]
-            for child in _walk_inline(token.children or []):
-                if child.type in ("softbreak", "hardbreak"):
-                    line += 1
-                elif child.type == "link_open":
-                    yield Link(line + 1, str(child.attrs.get("href", "")), image=False)
-                elif child.type == "image":
-                    yield Link(line + 1, str(child.attrs.get("src", "")), image=True)
+        for line, child in _inline_with_lines(self.tokens):
+            if child.type == "link_open":
+                yield Link(line, str(child.attrs.get("href", "")), image=False)
+            elif child.type == "image":
+                yield Link(line, str(child.attrs.get("src", "")), image=True)
 
 
 def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:

@@ -360,10 +360,9 @@ class SlackGateway:
             try:
                 self.call("conversations.invite", channel=channel, users=user)
             except SlackCallError as exc:
-                if not exc.transient and exc.error not in PER_PERSON_INVITE_ERRORS:
-                    if exc.error not in ("already_in_channel", "cant_invite_self"):
+                if exc.error not in ("already_in_channel", "cant_invite_self"):
+                    if not exc.transient and exc.error not in PER_PERSON_INVITE_ERRORS:
                         raise  # the channel, the token or a scope: nobody can be invited
-                elif exc.error not in ("already_in_channel", "cant_invite_self"):
                     problems.append((user, exc))
                     continue
             done.append(user)

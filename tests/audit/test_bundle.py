@@ -24,6 +24,7 @@ from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.errors import ConfigError
 from bot.models import EventKind, Postmortem, RunbookRun, RunbookStepState
+from tests.audit.helpers import project_with_dot_env
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SEED = bytes(range(32))
@@ -343,11 +344,8 @@ def test_a_signing_key_in_dot_env_signs_as_one_in_the_environment_does(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     make_incident(db, dora)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FIREBREAK_AUDIT_SIGNING_KEY", raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    project_with_dot_env(monkeypatch, tmp_path, database_url, raw_key())
     (tmp_path / "firebreak.toml").write_text('[[clocks]]\npreset = "dora"\n')
-    (tmp_path / ".env").write_text(f"FIREBREAK_AUDIT_SIGNING_KEY={raw_key()}\n")
     out = tmp_path / "INC-1.zip"
     assert main(["audit", "export", "INC-1", "-o", str(out)]) == 0
     assert f"signed with Ed25519 public key {public()}" in capsys.readouterr().out
@@ -363,11 +361,8 @@ def test_a_bad_signing_key_in_dot_env_exits_2_and_writes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     make_incident(db, dora)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FIREBREAK_AUDIT_SIGNING_KEY", raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    project_with_dot_env(monkeypatch, tmp_path, database_url, "nonsense")
     (tmp_path / "firebreak.toml").write_text('[[clocks]]\npreset = "dora"\n')
-    (tmp_path / ".env").write_text("FIREBREAK_AUDIT_SIGNING_KEY=nonsense\n")
     out = tmp_path / "INC-1.zip"
     assert main(["audit", "export", "INC-1", "-o", str(out)]) == 2
     captured = capsys.readouterr()

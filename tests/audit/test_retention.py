@@ -19,6 +19,7 @@ from bot.cli import main
 from bot.config import Policy, load_policy
 from bot.db import Database
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
+from tests.audit.helpers import project_with_dot_env
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -157,10 +158,7 @@ def test_retention_apply_with_a_bad_signing_key_exits_2_before_exporting_or_remo
 ) -> None:
     policy = load_policy(pci)
     old = incident(db, policy, "Old", 100)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FIREBREAK_AUDIT_SIGNING_KEY", raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    (tmp_path / ".env").write_text("FIREBREAK_AUDIT_SIGNING_KEY=nonsense\n")
+    project_with_dot_env(monkeypatch, tmp_path, database_url, "nonsense")
     with freeze_time(NOW):
         assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 2
     assert capsys.readouterr().err == (
