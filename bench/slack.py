@@ -73,7 +73,7 @@ from bot.runtime import Firebreak
 from bot.sandbox import ApiCall, BotReply, FakeSlack, SlackSimulator
 from bot.sandbox.tls import self_signed, trust_store
 from bot.slack import blocks
-from bot.slack.app import WORK_THREADS
+from bot.slack.app import EFFECT_INTERVAL, WORK_THREADS
 from bot.slack.limits import iter_texts
 from bot.testing.harness import LocalBot
 
@@ -169,7 +169,11 @@ def build_bot(spec: BotSpec) -> tuple[LocalBot, TimedApp]:
     policy = Policy(slack=SlackPolicy(announcements_channel=spec.announcements_channel))
     catalog = load_catalog(policy, extra=[REPO / "runbooks"])
     firebreak = Firebreak.create(settings, policy, catalog=catalog)
-    bot = LocalBot(firebreak, signing_secret=SECRET, threads=spec.threads)
+    # The effect threads look for work as often as `firebreak serve`'s do (tests look 20
+    # times as often, to see retries at once: 80 idle claims a second on the bench's cores).
+    bot = LocalBot(
+        firebreak, signing_secret=SECRET, threads=spec.threads, effect_interval=EFFECT_INTERVAL
+    )
     # LocalBot hands uvicorn the Starlette app itself, never an import string.
     timed = TimedApp(cast(ASGIApp, bot.server.config.app))
     bot.server.config.app = timed  # uvicorn loads the app when the server starts
@@ -490,10 +494,11 @@ class Bench:
     ) -> list[Sent]:
         """Send ``concurrency`` requests at once, let the bot finish, check every effect."""
         count = self.concurrency
-        gate = threading.Barrier(count)
+        # Each thread builds and signs its request, then all go out at once: Slack builds its
+        # requests on its own machines, so building them is not part of the burst.
+        gate = threading.Barrier(count, timeout=30)  # broken if one request cannot be built
 
         def one(i: int) -> tuple[Sent | None, float, str]:
-            gate.wait()
             sent_at = utcnow()
             try:
                 reply = send(i)
@@ -502,8 +507,12 @@ class Bench:
             return Sent(i, sent_at, reply), time.perf_counter(), ""
 
         self.bot.take_app_times()
-        with ThreadPoolExecutor(count) as pool:
-            results = list(pool.map(one, range(count)))
+        self.slack.before_send = gate.wait
+        try:
+            with ThreadPoolExecutor(count) as pool:
+                results = list(pool.map(one, range(count)))
+        finally:
+            self.slack.before_send = None
         figures.app_times.extend(self.bot.take_app_times())
         self.bot.settle()
         intervals = []

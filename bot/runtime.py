@@ -59,3 +59,4 @@ class Firebreak:
 
     def close(self) -> None:
         self.db.dispose()
+        self.gateway.close()

@@ -17,7 +17,6 @@ from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.clock import as_utc
@@ -166,43 +165,64 @@ class Claimed:
         return self.attempts > 1
 
 
-_EARLIER = aliased(Effect)
-_BLOCKED = exists().where(
-    col(_EARLIER.lane) == col(Effect.lane),
-    col(_EARLIER.id) < col(Effect.id),
-    col(_EARLIER.state).in_(LIVE),
-)
-"""An earlier effect of the same lane is unfinished (built once: claiming is the hot path)."""
-
-
-def _pending_due(now: datetime) -> Any:
+def _pending_due(now: Any) -> Any:
     """Pending and due. Work asked for "now" (due when it was written) is due whatever the
     clock says since: a clock stepped back must not hold it until the clock catches up."""
-    return and_(
-        col(Effect.state) == PENDING,
-        or_(col(Effect.due_at) <= now, col(Effect.due_at) <= col(Effect.created_at)),
-    )
+    e = _EFFECTS.c
+    return and_(e.state == PENDING, or_(e.due_at <= now, e.due_at <= e.created_at))
 
 
-def _claimable(now: datetime) -> Any:
-    blocked = _BLOCKED
-    due = or_(
-        _pending_due(now),
-        and_(col(Effect.state) == CLAIMED, col(Effect.claimed_until) <= now),
-    )
-    return and_(due, or_(col(Effect.lane).is_(None), ~blocked))
-
-
-_RETURNING = (
-    col(Effect.id),
-    col(Effect.key),
-    col(Effect.kind),
-    col(Effect.incident_id),
-    col(Effect.data),
-    col(Effect.result),
-    col(Effect.attempts),
-    col(Effect.created_at),
+_EARLIER = _EFFECTS.alias("earlier")
+_BLOCKED = exists().where(
+    _EARLIER.c.lane == _EFFECTS.c.lane,
+    _EARLIER.c.id < _EFFECTS.c.id,
+    _EARLIER.c.state.in_(LIVE),
 )
+"""An earlier effect of the same lane is unfinished."""
+
+_CLAIMS: dict[tuple[str, int, bool], Any] = {}
+"""Claim statements by (dialect, limit, exact ids), built once: claiming is the hot path (each
+runner thread claims after every batch and every second), and a statement built per call cost
+more CPU than the database took to run it."""
+
+
+def _claim_statement(dialect: str, limit: int, by_ids: bool) -> Any:
+    cached = _CLAIMS.get((dialect, limit, by_ids))
+    if cached is not None:
+        return cached
+    e = _EFFECTS.c
+    stamp = e.due_at.type  # every time is stored alike
+    now = bindparam("now", type_=stamp)
+    due = or_(_pending_due(now), and_(e.state == CLAIMED, e.claimed_until <= now))
+    pick = sa_select(e.id).where(due, or_(e.lane.is_(None), ~_BLOCKED))
+    if by_ids:
+        pick = pick.where(e.id.in_(bindparam("ids", expanding=True)))
+    first = or_(
+        e.kind.in_(kinds.FIRST),
+        e.due_at <= bindparam("first_before", type_=stamp),
+        # Written "later" than now: the clock stepped back, so how long it waited is unknown.
+        e.created_at > bindparam("written_after", type_=stamp),
+    )
+    later = case((first, 0), else_=1)
+    pick = pick.order_by(later, e.id).limit(limit)
+    if dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    statement = (
+        update(_EFFECTS)
+        .where(e.id.in_(pick.scalar_subquery()))
+        .values(
+            state=CLAIMED,
+            claimed_by=bindparam("worker_id"),
+            claimed_until=bindparam("until", type_=stamp),
+            rerun=False,
+            updated_at=now,
+        )
+        .returning(
+            e.id, e.key, e.kind, e.incident_id, e.data, e.result, e.attempts, e.created_at, later
+        )
+    )
+    _CLAIMS[(dialect, limit, by_ids)] = statement
+    return statement
 
 
 def claim(
@@ -218,32 +238,17 @@ def claim(
     ``worker_id``: ``kinds.FIRST`` and work that has waited ``FIRST_AFTER`` first, then the
     rest; within each, in the order they were written (ids, which a clock stepping back does not
     reorder). ``start`` each before executing it."""
-    pick = select(Effect.id).where(_claimable(now))
+    statement = _claim_statement(session.get_bind().dialect.name, limit, ids is not None)
+    values: dict[str, Any] = {
+        "now": now,
+        "first_before": now - FIRST_AFTER,
+        "written_after": now + FIRST_AFTER,
+        "worker_id": worker_id,
+        "until": now + lease,
+    }
     if ids is not None:
-        pick = pick.where(col(Effect.id).in_(ids))
-    first = or_(
-        col(Effect.kind).in_(kinds.FIRST),
-        col(Effect.due_at) <= now - FIRST_AFTER,
-        # Written "later" than now: the clock stepped back, so how long it waited is unknown.
-        col(Effect.created_at) > now + FIRST_AFTER,
-    )
-    later = case((first, 0), else_=1)
-    pick = pick.order_by(later, col(Effect.id)).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    rows = session.exec(
-        update(Effect)
-        .where(col(Effect.id).in_(pick.scalar_subquery()))
-        .values(
-            state=CLAIMED,
-            claimed_by=worker_id,
-            claimed_until=now + lease,
-            rerun=False,
-            updated_at=now,
-        )
-        .returning(*_RETURNING, later)
-        .execution_options(synchronize_session=False)
-    ).all()
+        values["ids"] = ids
+    rows = session.execute(statement, values).all()
     # Executed in the order they were picked (RETURNING keeps none): one row per lane at most
     # (a lane's next row is not claimable yet), so every lane's order is kept too.
     rows = sorted(rows, key=lambda r: (r[8], r[0]))

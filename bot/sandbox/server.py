@@ -70,6 +70,7 @@ class HttpServer(Faults):
             self._release_hangs()
         server.shutdown()
         server.server_close()
+        server.close_connections()
         if thread is not None:
             thread.join()
         self._server = None
@@ -98,6 +99,16 @@ class HttpServer(Faults):
     def api_url(self) -> str:
         """The Web API base URL, usable as ``WebClient(base_url=...)``."""
         return f"{self.base_url}/api/"
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections clients have opened to the fake since it started."""
+        return self._server.accepted if self._server is not None else 0
+
+    def close_idle_connections(self) -> None:
+        """Close every open connection, as Slack does with connections left idle."""
+        if self._server is not None:
+            self._server.close_connections()
 
     @property
     def errors(self) -> list[str]:
@@ -295,13 +306,42 @@ class HttpServer(Faults):
 
 
 class _Server(ThreadingHTTPServer):
+    """Connections stay open between calls (HTTP/1.1), so the server keeps them: stopping it
+    closes them too, and a client then finds Slack gone, as it would."""
+
     daemon_threads = True
     fake: HttpServer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_connections: set[Any] = set()
+        self.connections_lock = threading.Lock()
+        self.accepted = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.add(request)
+            self.accepted += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections, self.open_connections = self.open_connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "FakeSlack/1.0"
+    protocol_version = "HTTP/1.1"  # connections stay open between calls, as Slack's do
+    disable_nagle_algorithm = True  # an answer's headers and body are two writes
 
     def do_POST(self) -> None:
         self.server.fake._handle(self)

@@ -30,6 +30,10 @@ WORK_THREADS = 4
 threads answering Slack; on 2 cores, 4 kept every acknowledgement p99 under 300 ms with 50
 concurrent requests where 8 did not (bench/slack.py). Slack's rate-limit sleeps release the GIL."""
 
+EFFECT_INTERVAL = 1.0
+"""How often each effect thread looks for due work it was not woken for (retries, scheduled
+effects, a dead replica's): a commit that writes effects wakes a thread at once."""
+
 
 @dataclass
 class SlackBot:
@@ -60,7 +64,7 @@ def build_bot(
     workers: Workers | None = None,
     worker_id: str | None = None,
     effect_threads: int = WORK_THREADS,
-    effect_interval: float = 1.0,
+    effect_interval: float = EFFECT_INTERVAL,
 ) -> SlackBot:
     settings = firebreak.settings
     if settings.slack_signing_secret is None and settings.slack_app_token is None:

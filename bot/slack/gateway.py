@@ -32,6 +32,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot import observability, priority
+from bot.slack.transport import KeepAliveWebClient
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def build_client(token: str | None, base_url: str) -> WebClient:
     default context for each HTTPS connection, loading every system CA certificate: about 20 ms
     of CPU per Slack call, more than everything else Firebreak does for it (bench/tls.py)."""
     # No retry handlers: every retry is the effect runner's, which checks before repeating.
-    return WebClient(
+    return KeepAliveWebClient(
         token=token,
         base_url=base_url,
         timeout=CALL_TIMEOUT,
@@ -257,6 +258,11 @@ class SlackGateway:
         accepts): ``/readyz`` reports it, since no retry of the work will get past it."""
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connections kept open to Slack (at shutdown)."""
+        if isinstance(self.client, KeepAliveWebClient):
+            self.client.close()
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call ``method``; raise ``SlackCallError`` on any failure. Counts every call."""

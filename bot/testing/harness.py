@@ -30,11 +30,15 @@ class LocalBot:
         threads: int = 4,
         worker_id: str | None = None,
         run_effects: bool = True,
+        effect_interval: float = 0.05,
     ) -> None:
+        """``effect_interval``: how often each effect thread looks for due work it was not
+        woken for (retries, scheduled effects). Short by default, so tests see a retry at
+        once; ``firebreak serve`` uses ``bot.slack.app.EFFECT_INTERVAL``."""
         self.firebreak = firebreak
         self.workers = Workers(work_threads=threads)
         self.slack = build_bot(
-            firebreak, workers=self.workers, worker_id=worker_id, effect_interval=0.05
+            firebreak, workers=self.workers, worker_id=worker_id, effect_interval=effect_interval
         )
         self.flows = self.slack.flows
         self.runner = self.slack.runner

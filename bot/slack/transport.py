@@ -1,0 +1,88 @@
+"""The Web API client's connections: kept open and reused, as a browser or ``curl`` would.
+
+``slack_sdk``'s ``WebClient`` opens a new connection for every call (urllib): a DNS lookup, a
+TCP connect and, on Slack's HTTPS, a TLS handshake each time, about half of the CPU a call costs
+Firebreak (bench/tls.py). ``KeepAliveWebClient`` sends the very request the SDK built through a
+pool of persistent HTTP/1.1 connections (httpx, one pool per client, shared by every thread) and
+hands the SDK back what urllib would have: the answer, or an ``HTTPError`` for a 4xx or 5xx. So
+the SDK's parsing and errors, and the gateway's reading of them, stay exactly as they are.
+
+A failure keeps its meaning for retries (``bot.slack.gateway``): a connection that could not be
+opened (refused, no DNS answer, no TLS handshake) sent nothing; one that broke after the request
+was written may have reached Slack, and the retry checks before repeating.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import weakref
+from email.message import Message
+from http.client import HTTPMessage
+from io import BytesIO
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.request import Request
+
+import httpx
+from slack_sdk import WebClient
+
+POOL = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0)
+"""Connections kept open per client. Slack closes idle ones on its side; a connection found
+closed is replaced before the request is sent."""
+
+
+class KeepAliveWebClient(WebClient):
+    """A ``WebClient`` whose calls reuse open connections (``ssl``: the TLS context they use)."""
+
+    def __init__(self, *, ssl: ssl.SSLContext, timeout: int, **kwargs: Any) -> None:
+        super().__init__(ssl=ssl, timeout=timeout, **kwargs)
+        # No Nagle: a request's headers and body are two writes, and the body must not wait
+        # for the acknowledgement of the headers (up to 40 ms on Linux).
+        transport = httpx.HTTPTransport(
+            verify=ssl, limits=POOL, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
+        self._http = httpx.Client(transport=transport, timeout=float(timeout), trust_env=False)
+        # Open connections are closed with the client, even one nobody closed.
+        self._close = weakref.finalize(self, self._http.close)
+
+    def close(self) -> None:
+        """Close the open connections; the client cannot be used afterwards."""
+        self._close()
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        if self.proxy is not None or not url.lower().startswith(("http://", "https://")):
+            return super()._perform_urllib_http_request_internal(url, req)
+        data = req.data if isinstance(req.data, bytes) else None
+        try:
+            answer = self._http.request(
+                req.get_method(), url, content=data, headers=dict(req.header_items())
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Nothing was sent: as urllib says of a refused connection.
+            raise URLError(ConnectionRefusedError(str(exc))) from None
+        except httpx.TimeoutException as exc:
+            raise URLError(TimeoutError(str(exc))) from None
+        except httpx.HTTPError as exc:  # broken after sending: reset, closed, garbled
+            raise URLError(ConnectionResetError(str(exc))) from None
+        headers = _message(answer.headers)
+        if answer.status_code >= 400:
+            raise HTTPError(
+                url, answer.status_code, answer.reason_phrase, headers, BytesIO(answer.content)
+            )
+        if headers.get_content_type() == "application/gzip":
+            return {"status": answer.status_code, "headers": headers, "body": answer.content}
+        charset = headers.get_content_charset() or "utf-8"
+        return {
+            "status": answer.status_code,
+            "headers": headers,
+            "body": answer.content.decode(charset),
+        }
+
+
+def _message(headers: httpx.Headers) -> Message:
+    """The answer's headers as urllib gives them to the SDK."""
+    message = HTTPMessage()
+    for name, value in headers.multi_items():
+        message[name] = value
+    return message
