@@ -10,13 +10,14 @@ trust store costs what it costs in production.
 Each figure is the CPU time of the calling thread alone (the fake's threads are not counted)
 and the wall time per call, one call after another:
 
-* ``https, one TLS context``: the gateway as Firebreak builds it (``build_client``), one
-  context for every call;
-* ``https, a context per call``: a ``WebClient`` without ``ssl=``, as before: Python builds a
-  default context for each connection, loading every system CA certificate.
+* ``https, kept open``: the gateway as Firebreak builds it (``build_client``): one TLS context,
+  and connections kept open and reused (``bot.slack.transport``);
+* ``https, new connections``: the SDK's own ``WebClient`` with that one context, which opens a
+  connection (and does a TLS handshake) for every call, as Firebreak did before;
+* ``https, a context per call``: a ``WebClient`` without ``ssl=``, as before that: Python builds
+  a default context for each connection, loading every system CA certificate.
 
-Slack's Web API answers every call on a new connection either way (the SDK's client keeps none
-open), so each HTTPS call pays a TLS handshake. Figures are printed, never asserted.
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -72,8 +73,23 @@ def main() -> None:
             shared = SlackGateway(build_client(secure.token, secure.api_url))
             rows.append(
                 (
-                    "https, one TLS context",
+                    "https, kept open",
                     *measure(lambda: shared.post_message(channel, "x"), args.calls),
+                )
+            )
+            fresh = SlackGateway(
+                WebClient(
+                    token=secure.token,
+                    base_url=secure.api_url,
+                    timeout=CALL_TIMEOUT,
+                    retry_handlers=[],
+                    ssl=ssl.create_default_context(),
+                )
+            )
+            rows.append(
+                (
+                    "https, new connections",
+                    *measure(lambda: fresh.post_message(channel, "x"), args.calls),
                 )
             )
             per_call = SlackGateway(

@@ -10,11 +10,12 @@ write one. WAL mode keeps readers unblocked meanwhile.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,10 +32,13 @@ from sqlmodel import Session, create_engine
 from bot import priority
 from bot.clock import as_utc
 
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "firebreak_read_only"
 
 _Select = TypeVar("_Select", bound=GenerativeSelect)
+_T = TypeVar("_T")
 
 
 def locked_for_change(statement: _Select) -> _Select:
@@ -221,6 +225,30 @@ class Database:
             session.begin(),
         ):
             yield session
+
+    def transact(
+        self,
+        work: Callable[[Session], _T],
+        *,
+        attempts: int = 3,
+        retry_on: tuple[type[Exception], ...] = (OperationalError,),
+    ) -> _T:
+        """``work`` in a transaction, tried again (``attempts`` in all) when it fails with one of
+        ``retry_on``: the transaction rolled back, so nothing of it was written (a connection
+        the server dropped, a deadlock, a lock wait that ran out). ``work`` must be safe to run
+        again from the start."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except retry_on as exc:
+                if attempt == attempts:
+                    raise
+                log.warning(
+                    "transaction rolled back, trying again",
+                    extra={"error": type(getattr(exc, "orig", None) or exc).__name__},
+                )
+        raise AssertionError("unreachable")
 
     @contextmanager
     def read(self) -> Iterator[Session]:

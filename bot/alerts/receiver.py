@@ -103,22 +103,15 @@ class AlertReceiver:
 
     def store(self, message: AlertMessage) -> Outcome:
         config = self.config()
-        for attempt in range(ATTEMPTS):
-            try:
-                with self.database.transaction() as session:
-                    return ingest(
-                        session, config.policy, message, catalog=config.catalog, now=utcnow()
-                    )
-            except (OperationalError, IntegrityError) as exc:
-                # A deadlock, a serialisation failure or a lost race on a unique key: the
-                # transaction rolled back, so trying again cannot store anything twice.
-                if attempt == ATTEMPTS - 1:
-                    raise
-                log.warning(
-                    "alert not stored, retrying",
-                    extra={"error": type(exc.orig or exc).__name__, "attempt": attempt + 1},
-                )
-        raise AssertionError("unreachable")
+        # A deadlock, a dropped connection or a lost race on a unique key: the transaction
+        # rolled back, so trying again cannot store anything twice.
+        return self.database.transact(
+            lambda session: ingest(
+                session, config.policy, message, catalog=config.catalog, now=utcnow()
+            ),
+            attempts=ATTEMPTS,
+            retry_on=(OperationalError, IntegrityError),
+        )
 
     async def receive(self, request: Request) -> Response:
         source = str(request.path_params.get("source", ""))

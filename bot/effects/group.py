@@ -65,8 +65,11 @@ class GroupWriter:
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
-            with self.db.transaction() as session:
-                written = store.enqueue_many(session, [item.row for item in batch])
+            # A connection the server dropped is replaced and the batch written again (it
+            # rolled back; its keys make a second write harmless).
+            written = self.db.transact(
+                lambda session: store.enqueue_many(session, [item.row for item in batch])
+            )
         except BaseException as exc:  # every waiter must hear of it, whatever it was
             for item in batch:
                 item.error, item.finished = exc, True

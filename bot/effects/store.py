@@ -47,11 +47,16 @@ def incident_lane(incident_id: int) -> str:
     return f"incident:{incident_id}"
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 _EFFECTS = Effect.__table__  # type: ignore[attr-defined]
+
+_ENQUEUE = {
+    postgres: (pg_insert if postgres else sqlite_insert)(_EFFECTS)
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(_EFFECTS.c.key)
+    for postgres in (False, True)
+}
+"""Writing effects, by backend (PostgreSQL or not), built once: every request and change
+writes some."""
 
 
 class EffectFields(TypedDict):
@@ -104,11 +109,7 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]]) -> list[bool]:
             unique.append(row)
     if not unique:
         return []
-    statement = (
-        _insert(session)(_EFFECTS)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(_EFFECTS.c.key)
-    )
+    statement = _ENQUEUE[session.get_bind().dialect.name == "postgresql"]
     written = set(session.execute(statement, unique[0] if len(unique) == 1 else unique).scalars())
     session.info[ENQUEUED] = True
     return [first and row["key"] in written for row, first in zip(rows, firsts, strict=True)]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from bot import observability
@@ -154,6 +155,12 @@ class Inbox:
                 raise TransientError(
                     str(exc), retry_after=exc.retry_after, reason=exc.error
                 ) from None
+        except (OperationalError, InterfaceError) as exc:
+            # The database went away mid-processing (a restart, a dropped connection, a full or
+            # locked disk): the attempt's transaction was not committed, and the next attempt
+            # does it all. Not a bug, so nobody is told something went wrong.
+            log.warning("processing a Slack request waits for the database: %s", type(exc).__name__)
+            raise TransientError("the database was unavailable", reason="database") from None
         except Exception:
             observability.ERRORS.labels(where="listener").inc()
             log.exception("processing a Slack request failed")

@@ -4,11 +4,16 @@ its own answer (written, or already there), or the error, with nothing of a fail
 from __future__ import annotations
 
 import threading
+from typing import Any
 
-from sqlmodel import col, select
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
 from bot.db import Database
+from bot.effects import store
 from bot.effects.group import GroupWriter, WriteFailed
 from bot.effects.models import Effect
 from tests.db_faults import refuse_writes
@@ -74,3 +79,28 @@ def test_a_lone_request_is_written_at_once(db: Database) -> None:
     writer = GroupWriter(db)
     assert record_at_once(writer, ["in:alone"]) == [True]
     assert keys(db) == ["in:alone"]
+
+
+def test_a_connection_cut_mid_write_is_replaced_and_the_batch_written_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server drops the writer's connection in the middle of the shared transaction (on
+    PostgreSQL the backend is really terminated; SQLite has no server, so its lock timeout
+    stands in): the batch rolled back, is written again on a new connection, and every
+    request is recorded once, none refused."""
+    real = store.enqueue_many
+    cuts: list[int] = []
+
+    def cut_once(session: Session, rows: list[dict[str, Any]]) -> list[bool]:
+        if not cuts:
+            cuts.append(1)
+            if db.backend == "postgresql":
+                session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+            raise OperationalError("INSERT INTO effects", {}, Exception("database is locked"))
+        return real(session, rows)
+
+    monkeypatch.setattr(store, "enqueue_many", cut_once)
+    answers = record_at_once(GroupWriter(db), [f"in:{n}" for n in range(6)])
+    assert cuts == [1]
+    assert answers == [True] * 6
+    assert sorted(keys(db)) == sorted(f"in:{n}" for n in range(6))

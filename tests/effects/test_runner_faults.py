@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from bot import incidents as core
@@ -273,3 +274,34 @@ def test_a_request_that_keeps_failing_tells_the_person_once_and_is_tried_again(
         ":warning: Something went wrong inside Firebreak",
         "Declared INC-7",
     ]
+
+
+def test_a_request_cut_off_by_the_database_is_tried_again_without_a_warning(
+    fb: Firebreak, db: Database
+) -> None:
+    """The database drops the connection while a request is processed: that is not a bug, so
+    the person is not told something went wrong; the next attempt answers, once."""
+    inbox = Inbox(fb)
+    attempts: list[int] = []
+
+    def cut_off_once(kind: str, body: dict[str, Any], replies: Replies) -> None:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            raise OperationalError("UPDATE incidents", {}, Exception("connection closed"))
+        replies("Declared INC-7")
+
+    inbox.processors["command"] = cut_off_once
+    body = {"user_id": "U0ANA", "channel_id": "C0GENERAL", "response_url": None}
+    assert inbox.record("command", "cmd:T2", body)
+    runner = EffectRunner(db, {kinds.SLACK_REQUEST: inbox.handle}, worker_id="w", threads=0)
+    outcomes = []
+    with freeze_time(utcnow()) as clock:
+        for _ in range(2):
+            with db.transaction() as session:
+                (item,) = store.claim(session, "w", now=utcnow(), limit=1)
+            outcomes.append(runner.execute(item))
+            clock.tick(timedelta(minutes=5))  # past any backoff
+    assert outcomes == ["retry", "done"] and attempts == [1, 2]
+    with db.read() as session:
+        said = session.exec(select(Effect).where(col(Effect.kind) == kinds.REPLY)).all()
+    assert [r.data["text"] for r in said] == ["Declared INC-7"]
