@@ -51,6 +51,10 @@ SLACK_LATENCY = Histogram(
 SLACK_RATE_LIMITED = Counter(
     "firebreak_slack_rate_limited_total", "Slack Web API calls answered with HTTP 429", ["method"]
 )
+SLACK_EVENTS_RATE_LIMITED = Counter(
+    "firebreak_slack_events_rate_limited_total",
+    "app_rate_limited notices: Slack is dropping events to Firebreak for a minute",
+)
 ERRORS = Counter("firebreak_errors_total", "Unexpected errors", ["where"])
 EFFECTS_EXECUTED = Counter(
     "firebreak_effects_executed_total", "Effect attempts, by outcome", ["kind", "outcome"]

@@ -7,7 +7,7 @@ Anything it cannot make sense of becomes a usage message, never an exception.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from rapidfuzz.distance import OSA
@@ -47,7 +47,9 @@ SUBCOMMANDS = {
     "notified": "notified",
 }
 
-# Subcommands that take no free text, so a trailing incident number is unambiguous.
+# Subcommands that take no free text, so a trailing incident number is unambiguous. Every
+# subcommand that acts on an incident also takes the incident right after its word
+# ("resolve INC-42 rolled back"): the words after it are the text.
 _TRAILING_REF = {
     "status",
     "ack",
@@ -61,6 +63,8 @@ _TRAILING_REF = {
     "ic",
     "done",
 }
+_NO_INCIDENT = {"help", "declare", "list"}
+"""Subcommands that never act on a named incident: an incident number after them is text."""
 
 USAGE = {
     "sev": "`/incident sev <level>`, e.g. `/incident sev 2`",
@@ -80,6 +84,9 @@ _HELP = {"?": "help", "-h": "help", "--help": "help", "-help": "help", "/help": 
 _SEV_JOINED = re.compile(r"^(?:sev|severity)-?(\d)$")
 
 _REF_TOKEN = re.compile(r"^(?:inc-?\d{1,9}|#\d{1,9})$", re.IGNORECASE)
+_CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>$")
+"""A channel picked from Slack's # list, as Slack sends it: ``<#C123|inc-42-checkout>`` (the
+name may be empty: ``<#C123|>``) or ``<#C123>``."""
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -88,10 +95,13 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 
 @dataclass(frozen=True)
 class ParsedCommand:
-    """``name`` is a canonical subcommand, ``declare_title`` for bare text, or ``open_form``."""
+    """``name`` is a canonical subcommand, ``declare_title`` for bare text, or ``open_form``.
+    The incident is named by its number (``incident_ref``) or by its channel
+    (``incident_channel``, a channel id), or by neither (the channel the command was typed in)."""
 
     name: str
     incident_ref: int | None = None
+    incident_channel: str | None = None
     text: str = ""
     users: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
@@ -125,23 +135,34 @@ def parse_due(token: str, today: date) -> date | None:
     return None
 
 
+def named_incident(token: str) -> tuple[int | None, str | None] | None:
+    """The incident ``token`` names, as (number, channel id): ``INC-42`` or ``#42`` by its
+    number, ``<#C123|inc-42-checkout>`` by its channel; None for any other word."""
+    if _REF_TOKEN.match(token):
+        return parse_incident_ref(token.lstrip("#")), None
+    match = _CHANNEL_REF.match(token)
+    return (None, match.group(1)) if match else None
+
+
 def parse_command(text: str, *, today: date) -> ParsedCommand:
     raw = (text or "").strip()
     if not raw:
         return ParsedCommand("open_form")
     tokens = raw.split()
-    ref = None
+    ref: int | None = None
+    channel: str | None = None
     rest = raw
-    if _REF_TOKEN.match(tokens[0]):
-        ref = parse_incident_ref(tokens[0].lstrip("#"))
+    first = named_incident(tokens[0])
+    if first is not None:
+        ref, channel = first
         rest = raw[len(tokens[0]) :].strip()
         tokens = tokens[1:]
         if not tokens:
-            return ParsedCommand("status", incident_ref=ref)
+            return ParsedCommand("status", incident_ref=ref, incident_channel=channel)
     word = tokens[0].lower()
     name = SUBCOMMANDS.get(word) or _HELP.get(word) or SUBCOMMANDS.get(word.rstrip("?"))
     joined = _SEV_JOINED.match(word)
-    if name is None and joined and all(_REF_TOKEN.match(t) for t in tokens[1:]):
+    if name is None and joined and all(named_incident(t) for t in tokens[1:]):
         # "/incident sev1" (or "sev1 INC-4"): the level written against the command. With a
         # title after it, it stays a title ("sev1 checkout down" declares).
         name, tokens = "sev", ["sev", joined.group(1), *tokens[1:]]
@@ -150,21 +171,42 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
         suggestion = close_command(word)
         if (
             suggestion is not None
-            and ref is None
+            and first is None
             and len(rest) <= _GUARDED_LENGTH
             and all(_argument_like(t) for t in tokens[1:])
         ):
             # "/incident stauts" or "/incident sevv 2": a mistyped command, not a title.
             return ParsedCommand("did_you_mean", text=rest, args=(suggestion,))
         extra = {"suggestion": suggestion} if suggestion else {}
-        return ParsedCommand("declare_title", incident_ref=ref, text=rest, extra=extra)
+        return ParsedCommand(
+            "declare_title", incident_ref=ref, incident_channel=channel, text=rest, extra=extra
+        )
     body = rest[len(tokens[0]) :].strip()
     args = tuple(tokens[1:])
-    if name in _TRAILING_REF and args and _REF_TOKEN.match(args[-1]) and ref is None:
-        ref = parse_incident_ref(args[-1].lstrip("#"))
-        args = args[:-1]
-        body = " ".join(args)
-    return _shape(name, ref, body, args, today)
+    named = None
+    if args and name not in _NO_INCIDENT and not (name == "done" and len(args) == 1):
+        named = named_incident(args[0])
+        if named is not None:
+            # "resolve INC-42 rolled back": the incident, then the text.
+            body = body[len(args[0]) :].strip()
+            args = args[1:]
+        elif name in _TRAILING_REF:
+            # "sev 2 INC-42": these take no free text, so the incident may come last.
+            named = named_incident(args[-1])
+            if named is not None:
+                args = args[:-1]
+                body = " ".join(args)
+    if named is not None:
+        if first is not None and named != first:
+            # A person must never change another incident than the one they meant.
+            return ParsedCommand(
+                name,
+                incident_ref=ref,
+                incident_channel=channel,
+                error="That names two incidents. Name one, e.g. `/incident INC-42 resolve`.",
+            )
+        ref, channel = named
+    return replace(_shape(name, ref, body, args, today), incident_channel=channel)
 
 
 # The typo guard. A single word close to a command (or such a word followed only by what a
@@ -172,7 +214,8 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
 # never a title: Firebreak asks "did you mean ...?" instead of declaring.
 _GUARDED_LENGTH = 200
 _ARGUMENT = re.compile(
-    r"^(?:<@[UW][A-Z0-9]{2,}(?:\|[^>]*)?>|me|#?\d{1,9}|inc-?\d{1,9}|sev\d|\d{4}-\d{2}-\d{2})$",
+    r"^(?:<@[UW][A-Z0-9]{2,}(?:\|[^>]*)?>|<#[CG][A-Z0-9]{2,}(?:\|[^>]*)?>|me|#?\d{1,9}"
+    r"|inc-?\d{1,9}|sev\d|\d{4}-\d{2}-\d{2})$",
     re.IGNORECASE,
 )
 

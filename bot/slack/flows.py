@@ -9,7 +9,7 @@ So a flow never leaves an incident half set up: what was committed will happen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +29,7 @@ from bot.runtime import Firebreak
 from bot.slack import blocks
 from bot.slack.effects import queue_upload
 from bot.slack.gateway import SlackCallError, SlackGateway
+from bot.slack.limits import message_text, truncate
 
 log = logging.getLogger(__name__)
 
@@ -289,10 +290,8 @@ class IncidentFlows:
             raise InvalidInput("That message cannot be found any more (deleted?).")
         if pinned and not self._carries_capture_reaction(message):
             return None
-        author = message.get("user") or message.get("bot_id")
-        text = str(message.get("text") or "")
-        for file in message.get("files") or []:  # type: ignore[attr-defined]
-            text += f"\n[file: {file.get('name') or file.get('title') or 'attachment'}]"
+        author = message_author(message)
+        text = truncate(message_text(message), core.TEXT_MAX)
         permalink = self.gateway.permalink(channel, ts)
         with self.fb.db.transaction() as session:
             return core.capture_message(
@@ -301,7 +300,7 @@ class IncidentFlows:
                 incident.id,
                 source_ref=f"slack:{channel}:{ts}",
                 text=text,
-                author=str(author) if author else None,
+                author=author,
                 occurred_at=datetime.fromtimestamp(float(ts), UTC),
                 captured_by=by,
                 source_url=permalink,
@@ -350,6 +349,26 @@ class IncidentFlows:
             user,
             blocks.home_view(self.policy, visible, {k: v for k, v in commanders.items() if v}, now),
         )
+
+
+ACTOR_MAX = 64
+"""``TimelineEvent.actor_id``'s column size."""
+
+
+def message_author(message: Mapping[str, object]) -> str | None:
+    """Who wrote a captured message: the person (or app's bot user), else the name an
+    integration posts under (an incoming webhook's ``username``, the app's ``bot_profile``),
+    else the bot's id."""
+    profile = message.get("bot_profile")
+    for found in (
+        message.get("user"),
+        message.get("username"),
+        profile.get("name") if isinstance(profile, Mapping) else None,
+        message.get("bot_id"),
+    ):
+        if isinstance(found, str) and found.strip():
+            return truncate(" ".join(found.split()), ACTOR_MAX)
+    return None
 
 
 def queue_runbook_message(session: Session, run_id: int, incident_id: int) -> None:

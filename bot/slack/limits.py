@@ -438,7 +438,8 @@ def chunk_text(text: str, limit: int) -> list[str]:
 
 
 def iter_texts(blocks: Iterable[Mapping[str, Any]]) -> Iterable[str]:
-    """Every human-readable text in a list of blocks (for tests and previews)."""
+    """Every human-readable text in a list of blocks (for tests, previews and captures), in
+    Slack's markup: a ``rich_text`` block (what people type) as the text it shows."""
     for block in blocks:
         text = block.get("text")
         if isinstance(text, Mapping):
@@ -447,6 +448,9 @@ def iter_texts(blocks: Iterable[Mapping[str, Any]]) -> Iterable[str]:
             yield text
         for field in block.get("fields", []) or []:
             yield str(field.get("text", ""))
+        if block.get("type") == "rich_text":
+            yield "\n".join(_rich_text(e) for e in block.get("elements") or [])
+            continue
         for element in block.get("elements", []) or []:
             if isinstance(element, Mapping):
                 inner = element.get("text")
@@ -454,3 +458,65 @@ def iter_texts(blocks: Iterable[Mapping[str, Any]]) -> Iterable[str]:
                     yield str(inner.get("text", ""))
                 elif isinstance(inner, str):
                     yield inner
+
+
+_RICH_TEXT_ENTITIES = {
+    "user": lambda e: f"<@{e.get('user_id', '')}>",
+    "channel": lambda e: f"<#{e.get('channel_id', '')}>",
+    "usergroup": lambda e: f"<!subteam^{e.get('usergroup_id', '')}>",
+    "broadcast": lambda e: f"<!{e.get('range', '')}>",
+    "emoji": lambda e: f":{e.get('name', '')}:",
+}
+
+
+def _rich_text(element: Any) -> str:
+    """One ``rich_text`` element as mrkdwn. Its text arrives unescaped, unlike a message's
+    ``text``, so it is escaped here: the result reads like the message's own text."""
+    if not isinstance(element, Mapping):
+        return ""
+    kind = element.get("type")
+    if kind == "text":
+        return escape_mrkdwn(str(element.get("text", "")))
+    if kind == "link":
+        url, label = str(element.get("url", "")), str(element.get("text") or "")
+        return f"<{url}|{escape_mrkdwn(label)}>" if label else f"<{url}>"
+    if kind in _RICH_TEXT_ENTITIES:
+        return _RICH_TEXT_ENTITIES[kind](element)
+    inner = [_rich_text(e) for e in element.get("elements") or []]
+    if kind == "rich_text_list":
+        return "\n".join(f"• {line}" for line in inner)
+    return "".join(inner)
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """What a Slack message says, as people see it: its ``text``, or when that is empty the
+    text of its blocks; then its attachments (where alerting integrations and incoming webhooks
+    put their content; a link preview is left out) and the names of its files."""
+    parts = [str(message.get("text") or "").strip()]
+    if not parts[0]:
+        blocks = [b for b in message.get("blocks") or [] if isinstance(b, Mapping)]
+        parts = [t.strip() for t in iter_texts(blocks)]
+    for attachment in message.get("attachments") or []:
+        if isinstance(attachment, Mapping) and not (
+            attachment.get("from_url") or attachment.get("original_url")
+        ):
+            parts.extend(_attachment_texts(attachment))
+    for file in message.get("files") or []:
+        if isinstance(file, Mapping):
+            parts.append(f"[file: {file.get('name') or file.get('title') or 'attachment'}]")
+    return "\n".join(dict.fromkeys(p for p in parts if p))
+
+
+def _attachment_texts(attachment: Mapping[str, Any]) -> list[str]:
+    """An attachment's pretext, title, text, fields and blocks; its ``fallback`` (the plain
+    summary Slack shows where attachments cannot be) only when it has none of them."""
+    texts = [str(attachment.get(k) or "").strip() for k in ("pretext", "title", "text")]
+    for field in attachment.get("fields") or []:
+        if isinstance(field, Mapping):
+            title = str(field.get("title") or "").strip()
+            value = str(field.get("value") or "").strip()
+            texts.append(f"{title}: {value}" if title and value else title or value)
+    blocks = [b for b in attachment.get("blocks") or [] if isinstance(b, Mapping)]
+    texts.extend(t.strip() for t in iter_texts(blocks))
+    texts = [t for t in texts if t]
+    return texts or [str(attachment.get("fallback") or "").strip()]

@@ -164,9 +164,9 @@ def status_label(policy: Policy, status: str) -> str:
 def mention(user: str | None) -> str:
     """A Slack user as a mention; a principal that is not a Slack user as plain text: an alert
     source (``alerts:alertmanager``) as the tool's name (``Alertmanager``), since
-    ``<@alerts:alertmanager>`` is a broken mention."""
+    ``<@alerts:alertmanager>`` is a broken mention; nor is an integration's name (``Uptime``)."""
     if not user:
         return "_unassigned_"
-    if user[:1] in ("U", "W") and ":" not in user:
+    if user[:1] in ("U", "W") and user.isascii() and user.isalnum() and user.isupper():
         return f"<@{user}>"
     return escape_mrkdwn(principal_title(user) or user)

@@ -277,8 +277,17 @@ def _capture_metadata(channel: str, ts: str, message: dict[str, Any] | None) -> 
     metadata: dict[str, Any] = {"channel": channel, "ts": ts}
     if message is None:
         return metadata
-    slim = {k: message.get(k) for k in ("user", "bot_id") if message.get(k)}
-    text = str(message.get("text") or "")
+    # What the capture needs, as ``IncidentFlows.capture`` reads it: who wrote it (an
+    # integration by the name it posts under) and all it says, attachments and blocks included.
+    profile = message.get("bot_profile")
+    slim = {
+        "user": message.get("user"),
+        "bot_id": message.get("bot_id"),
+        "username": message.get("username")
+        or (profile.get("name") if isinstance(profile, dict) else None),
+    }
+    slim = {k: v for k, v in slim.items() if v}
+    text = limits.message_text(message)
     metadata["message"] = {**slim, "text": text}
     while len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))) > (
         limits.PRIVATE_METADATA

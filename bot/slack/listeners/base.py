@@ -104,10 +104,20 @@ class ListenerBase:
         (@channel, @here, @everyone, user groups) shown but silent, unless the policy allows."""
         return neutralise_broadcasts(text, allow=self.policy.slack.allow_broadcast_mentions)
 
-    def incident_for(self, ctx: Ctx, ref: int | None) -> Incident:
+    def incident_for(self, ctx: Ctx, ref: int | None, channel: str | None = None) -> Incident:
+        """The incident the person named, by its number (``ref``) or by its channel
+        (``channel``, a channel picked from Slack's # list); naming none means the incident of
+        the channel they are in. A name that matches nothing is an answer, never a guess."""
         with self.fb.db.read() as session:
             if ref is not None:
                 incident: Incident | None = core.find_incident(session, ref)
+            elif channel is not None:
+                incident = core.find_incident_by_channel(session, channel)
+                if incident is None:
+                    raise InvalidInput(
+                        f"<#{channel}> is not an incident channel. Name the incident, "
+                        "e.g. `/incident INC-42 status`, or see `/incident list`."
+                    )
             else:
                 incident = (
                     core.find_incident_by_channel(session, ctx.channel) if ctx.channel else None

@@ -71,7 +71,7 @@ class CommandListeners(ListenerBase):
         if name in ("declare_title", "did_you_mean"):
             suggestion = parsed.args[0] if parsed.args else parsed.extra.get("suggestion")
             hint = f" Did you mean `{suggestion}`?" if suggestion else ""
-            if parsed.incident_ref is not None:
+            if parsed.incident_ref is not None or parsed.incident_channel is not None:
                 reply(
                     ctx,
                     f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not a command."
@@ -102,7 +102,7 @@ class CommandListeners(ListenerBase):
         if handler is None:
             reply(ctx, f":grey_question: `{name}` is not a command. Type `/incident help`.")
             return
-        incident = self.incident_for(ctx, parsed.incident_ref)
+        incident = self.incident_for(ctx, parsed.incident_ref, parsed.incident_channel)
         handler(self, ctx, parsed, incident)
 
     def list_incidents(self, ctx: Ctx) -> None:

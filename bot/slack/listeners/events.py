@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 
 from bot import incidents as core
+from bot import observability
 from bot.errors import FirebreakError
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError
@@ -91,8 +92,11 @@ class EventListeners(ListenerBase):
             if incident is None or incident.id is None:
                 return
             snap = snapshot(session, incident.id, self.policy)
-        if user == self.gateway.bot_user_id():
+        bot = self.gateway.bot_user_id()
+        if user == bot:
             return
+        if user == incident.reporter_id and event.get("inviter") == bot:
+            return  # Firebreak added the person who declared it: they know where things stand
         text, payload = blocks.incident_summary(self.policy, snap)
         try:
             self.gateway.post_ephemeral(
@@ -110,6 +114,25 @@ class EventListeners(ListenerBase):
             log.warning("home not published", extra={"error": exc.error})
 
 
+def app_rate_limited(body: dict[str, Any], next_: Callable[[], None]) -> BoltResponse | None:
+    """Slack's notice that it is dropping this app's events (more than 30,000 from one
+    workspace in an hour). It has no inner event, so no listener matches it: answered 200 here,
+    with a warning and a counter, so operators see that pins and welcomes are being lost."""
+    if body.get("type") != "app_rate_limited":
+        next_()
+        return None
+    observability.SLACK_EVENTS_RATE_LIMITED.inc()
+    log.warning(
+        "slack is dropping events to firebreak (app_rate_limited)",
+        extra={
+            "team": str(body.get("team_id", ""))[:40],
+            "minute_rate_limited": body.get("minute_rate_limited"),
+        },
+    )
+    return BoltResponse(status=200, body="")
+
+
 def register(app: App, listeners: EventListeners) -> None:
+    app.middleware(app_rate_limited)
     for kind in ("reaction_added", "reaction_removed", "app_home_opened", "member_joined_channel"):
         app.event(kind)(listeners.event)

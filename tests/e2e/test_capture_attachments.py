@@ -1,0 +1,167 @@
+"""Capturing messages whose content is not in ``text``: what alerting integrations and incoming
+webhooks post (attachments), and messages made of blocks only. The timeline gets what people
+saw, by the name the integration posts under."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk import WebClient
+
+from bot import incidents as core
+from bot.db import Database
+from bot.models import EventKind, Incident
+from bot.sandbox import FakeSlack, SlackSimulator
+from tests.e2e.conftest import RunningBot
+from tests.e2e.helpers import ask, declare
+
+ALERT = [
+    {
+        # Slack sends attachment text escaped once, like a message's text.
+        "fallback": "[Alerting] Checkout 5xx rate &gt; 5%",
+        "color": "#d63232",
+        "pretext": "Firing: 1 alert",
+        "title": "[Alerting] Checkout 5xx rate &gt; 5%",
+        "title_link": "https://grafana.example.com/d/checkout",
+        "text": "5xx ratio 7.2% on payments-api (threshold 5%)",
+        "fields": [{"title": "Region", "value": "eu-west-1", "short": True}],
+    }
+]
+ALERT_TEXT = (
+    "Firing: 1 alert\n[Alerting] Checkout 5xx rate &gt; 5%\n"
+    "5xx ratio 7.2% on payments-api (threshold 5%)\nRegion: eu-west-1"
+)
+
+
+def webhook_message(ts: str, **content: Any) -> dict[str, Any]:
+    """A message an incoming webhook posted, as Slack sends it: no ``user``, no ``text``."""
+    return {
+        "type": "message",
+        "subtype": "bot_message",
+        "text": "",
+        "ts": ts,
+        "bot_id": "B0GRAFANA1",
+        "username": "Grafana",
+        **content,
+    }
+
+
+def pick_shortcut(
+    fake: FakeSlack, slack: SlackSimulator, channel: str, message: dict[str, Any], user: str
+) -> str:
+    """``user`` picks *Add to incident timeline* on ``message``; returns the response URL."""
+    person = fake.user_id(user)
+    response_url = fake.issue_response_url(channel, person)
+    payload = {
+        "type": "message_action",
+        "token": slack.verification_token,
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": fake.team_id, "domain": fake.team_domain},
+        "user": {"id": person, "username": user, "name": user, "team_id": fake.team_id},
+        "channel": {"id": channel, "name": fake.channel(channel).name},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": "add_to_timeline",
+        "trigger_id": fake.issue_trigger(person),
+        "response_url": response_url,
+        "message_ts": message["ts"],
+        "message": message,
+    }
+    reply = slack.send_raw(urlencode({"payload": json.dumps(payload)}))
+    assert reply.status == 200
+    return response_url
+
+
+def captured(db: Database, incident: Incident) -> list[tuple[str | None, str]]:
+    with db.transaction() as session:
+        return [
+            (e.actor_id, e.text)
+            for e in core.timeline(session, incident.id or 0)
+            if e.kind == EventKind.MESSAGE
+        ]
+
+
+def test_an_alert_posted_as_attachments_is_captured_with_its_text_and_sender(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    url = pick_shortcut(
+        fake, slack, channel, webhook_message("1700000100.000200", attachments=ALERT), "ana.garcia"
+    )
+    bot.settle()
+    assert [p.payload["text"] for p in fake.response_posts(url)] == [
+        ":pushpin: Added to INC-1's timeline."
+    ]
+    assert captured(db, incident) == [("Grafana", ALERT_TEXT)]
+    shown = ask(fake, bot, slack, "timeline", channel)
+    assert "Grafana Firing: 1 alert [Alerting] Checkout 5xx rate &gt; 5%" in shown
+    assert "<@Grafana>" not in shown
+
+
+def test_an_integration_is_named_by_its_app_when_it_posts_under_no_name(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    message = webhook_message("1700000100.000300", attachments=[{"fallback": "Pod restarted"}])
+    del message["username"]
+    message["bot_profile"] = {"id": "B0UPTIME01", "name": "Uptime Kuma", "app_id": "A0UPTIME01"}
+    pick_shortcut(fake, slack, incident.slack_channel_id or "", message, "ana.garcia")
+    bot.settle()
+    assert captured(db, incident) == [("Uptime Kuma", "Pod restarted")]
+    shown = ask(fake, bot, slack, "timeline", incident.slack_channel_id or "")
+    assert "Uptime Kuma Pod restarted" in shown and "<@Uptime Kuma>" not in shown
+
+
+def test_an_alert_from_another_channel_travels_whole_in_the_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    fake.remove_bot_from_channel("incidents")  # Firebreak cannot read it: the form carries it
+    message = webhook_message("1700000100.000400", attachments=ALERT)
+    pick_shortcut(fake, slack, fake.channel_id("incidents"), message, "ana.garcia")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    slack.submit_view(view.id, {"incident": str(incident.id)}, user="ana.garcia")
+    bot.settle()
+    assert captured(db, incident) == [("Grafana", ALERT_TEXT)]
+
+
+def test_pinning_messages_without_text_captures_their_attachments_and_blocks(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    client = WebClient(token=fake.token, base_url=fake.api_url)
+    alert = client.chat_postMessage(channel=channel, text="", attachments=ALERT)["ts"]
+    with pytest.warns(UserWarning, match="top-level `text`"):  # the SDK's advice, not Slack's
+        blocks_only = client.chat_postMessage(
+            channel=channel,
+            text="",
+            blocks=[
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Deploy* of payments-api"}},
+                {
+                    "type": "rich_text",
+                    "elements": [
+                        {
+                            "type": "rich_text_section",
+                            "elements": [
+                                {"type": "text", "text": "v1.2.3 < v1.2.4 by "},
+                                {"type": "user", "user_id": fake.user_id("ben.okafor")},
+                            ],
+                        }
+                    ],
+                },
+            ],
+        )["ts"]
+    for ts in (alert, blocks_only):
+        slack.react(channel, ts, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    assert [text for _, text in captured(db, incident)] == [
+        ALERT_TEXT,
+        f"*Deploy* of payments-api\nv1.2.3 &lt; v1.2.4 by <@{fake.user_id('ben.okafor')}>",
+    ]

@@ -1,0 +1,73 @@
+"""What Slack tells the bot about itself: that it is dropping its events (``app_rate_limited``),
+and who joined an incident channel (the welcome)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.db import Database
+from bot.sandbox import FakeSlack, SlackSimulator
+from tests.e2e.conftest import RunningBot
+from tests.e2e.helpers import declare
+
+DROPPED = "firebreak_slack_events_rate_limited_total"
+
+
+def dropped_count(bot: RunningBot) -> float:
+    with urllib.request.urlopen(f"{bot.url}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == DROPPED
+    )
+
+
+def test_slack_dropping_events_is_answered_logged_and_counted(
+    fake: FakeSlack,
+    bot: RunningBot,
+    slack: SlackSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = dropped_count(bot)
+    # As Slack sends it: no event_id, no inner event (api.slack.com/events/app_rate_limited).
+    notice = {
+        "token": slack.verification_token,
+        "type": "app_rate_limited",
+        "team_id": fake.team_id,
+        "minute_rate_limited": 1518467820,
+        "api_app_id": fake.app_id,
+    }
+    with caplog.at_level(logging.WARNING):
+        reply = slack.send_raw(json.dumps(notice), content_type="application/json")
+    assert reply.status == 200
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "app_rate_limited" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert getattr(warnings[0], "minute_rate_limited", None) == 1518467820
+    assert dropped_count(bot) == before + 1
+
+
+def test_the_person_who_declared_is_not_welcomed_to_their_own_incident(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    # Firebreak invited the reporter when it created the channel; Slack says so.
+    joined = slack.member_joined_channel_event(channel, "ana.garcia")
+    joined["inviter"] = fake.bot_user_id
+    assert slack.event(joined).status == 200
+    # Someone joining by themselves is welcomed.
+    assert slack.join(channel, "ben.okafor").status == 200
+    bot.settle()
+    welcomes = [e for e in fake.ephemerals(channel) if e.text.startswith("Welcome to INC-1")]
+    assert [e.user for e in welcomes] == [fake.user_id("ben.okafor")]
