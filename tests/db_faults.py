@@ -14,22 +14,25 @@ FULL_POSTGRES = "could not extend file: No space left on device"
 
 
 def refuse_writes(
-    db: Database, *, table: str = "effects", on: str = "INSERT"
+    db: Database, *, table: str = "effects", on: str = "INSERT", when: str | None = None
 ) -> Callable[[], None]:
-    """From now on, every ``on`` (INSERT or UPDATE) of ``table`` fails. Returns the call that
-    lifts it (safe to call twice)."""
+    """From now on, every ``on`` (INSERT or UPDATE) of ``table`` fails (only the rows for which
+    ``when``, an SQL condition on ``NEW``, holds). Returns the call that lifts it (safe to call
+    twice)."""
     name = f"refuse_{on.lower()}_{table}"
     sqlite = db.engine.dialect.name == "sqlite"
+    only = f"WHEN ({when}) " if when else ""
     statements = (
         [
-            f"CREATE TRIGGER {name} BEFORE {on} ON {table} "
+            f"CREATE TRIGGER {name} BEFORE {on} ON {table} FOR EACH ROW {only}"
             f"BEGIN SELECT RAISE(ABORT, '{FULL_SQLITE}'); END"
         ]
         if sqlite
         else [
             f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN RAISE EXCEPTION '{FULL_POSTGRES}'; END $$",
-            f"CREATE TRIGGER {name} BEFORE {on} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()",
+            f"CREATE TRIGGER {name} BEFORE {on} ON {table} FOR EACH ROW {only}"
+            f"EXECUTE FUNCTION {name}()",
         ]
     )
     with db.engine.begin() as connection:

@@ -55,6 +55,14 @@ class Change:
     def changed(self) -> bool:
         return self.event is not None
 
+    @property
+    def kind(self) -> str | None:
+        """The kind of event written, now or by the earlier request with the same key."""
+        if self.event is not None:
+            return str(self.event.kind)
+        kind = self.detail.get("kind")
+        return str(kind) if kind else None
+
 
 # --------------------------------------------------------------------------------------------
 # Internals shared by every change
@@ -156,7 +164,7 @@ def begin_change(
     if earlier is not None:
         if earlier.incident_id != incident_id:
             raise InvalidInput("That request was already used for another incident.")
-        return incident, Change(incident, None, {"repeat": True})
+        return incident, Change(incident, None, {"repeat": True, "kind": earlier.kind})
     return incident, None
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,16 @@ NOT_SAVED = (
     ":warning: Firebreak could not save this request (its database is unavailable), so "
     "nothing was changed. Try again in a minute."
 )
+
+
+_AGAIN: ContextVar[bool] = ContextVar("firebreak_processing_again", default=False)
+
+
+def processing_again() -> bool:
+    """The request being processed was processed before, and that attempt's outcome was never
+    saved (its process died, its connection dropped): a change the core finds already made
+    under the request's key was made by this very request, and is answered as such."""
+    return _AGAIN.get()
 
 
 class NotRecorded(Exception):
@@ -143,6 +154,7 @@ class Inbox:
             return Done({"skipped": f"no processor for {kind!r}"})
         # The work a request started logs the id of the request (the one its answer carried).
         token = observability.request_id.set(str(item.data.get("request_id") or "-"))
+        again = _AGAIN.set(item.attempts > 1)
         try:
             processor(kind, body, replies)
         except FirebreakError as exc:
@@ -169,6 +181,7 @@ class Inbox:
             self._say_now(replies)
             raise
         finally:
+            _AGAIN.reset(again)
             observability.request_id.reset(token)
         return Done({"replies": replies.count}, said=replies.write)
 

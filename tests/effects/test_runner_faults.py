@@ -30,6 +30,7 @@ from bot.effects import kinds, store
 from bot.effects.models import Effect
 from bot.effects.runner import EffectRunner, Outcome
 from bot.effects.store import Claimed
+from bot.models import Incident
 from bot.observability import Workers
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack
@@ -305,3 +306,56 @@ def test_a_request_cut_off_by_the_database_is_tried_again_without_a_warning(
     with db.read() as session:
         said = session.exec(select(Effect).where(col(Effect.kind) == kinds.REPLY)).all()
     assert [r.data["text"] for r in said] == ["Declared INC-7"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "in_incident_channel", "answers"),
+    [
+        ("Checkout returns 500s", False, [":rotating_light: Declared *INC-2* (SEV3)"]),
+        ("sev 1", True, []),  # announced in the channel, as the first attempt would have
+        ("note the pool is full", True, [":memo: Added to INC-1's timeline."]),
+    ],
+)
+def test_a_request_processed_again_after_its_outcome_was_lost_is_answered_as_the_first_time(
+    fb: Firebreak,
+    fake: FakeSlack,
+    first: SlackBot,
+    second: SlackBot,
+    typed: str,
+    in_incident_channel: bool,
+    answers: list[str],
+) -> None:
+    """The request's change was committed, then saving that the request was done failed (a
+    dropped connection): another replica processes it again after the lease. The person typed
+    it once, and hears what the first attempt would have said, not that it was a duplicate."""
+    _, _, channel = declared(fb, fake, first)
+    ana = fake.user_id("ana.garcia")
+    where = channel if in_incident_channel else fake.channel_id("general")
+    body = {
+        "command": "/incident",
+        "text": typed,
+        "user_id": ana,
+        "channel_id": where,
+        "trigger_id": "1.2.lost-outcome",
+        "response_url": fake.issue_response_url(where, ana),
+    }
+    assert first.inbox.record("command", "cmd:1.2.lost-outcome", body)
+    lift = refuse_writes(
+        fb.db, on="UPDATE", when="NEW.kind = 'slack.request' AND NEW.state = 'done'"
+    )
+    try:
+        first.runner.run_once()  # processed, but its outcome is not saved
+    finally:
+        lift()
+    with fb.db.read() as session:
+        request = session.exec(select(Effect).where(col(Effect.kind) == kinds.SLACK_REQUEST)).one()
+    assert request.state == "claimed"
+    with freeze_time(utcnow() + store.DEFAULT_LEASE + timedelta(seconds=1)):
+        second.runner.run_until_idle()
+    with fb.db.read() as session:
+        request = session.exec(select(Effect).where(col(Effect.kind) == kinds.SLACK_REQUEST)).one()
+        said = session.exec(select(Effect).where(col(Effect.kind) == kinds.REPLY)).all()
+        incidents = session.exec(select(Incident)).all()
+    assert (request.state, request.attempts) == ("done", 2)
+    assert [r.data["text"].split(";")[0].split("\n")[0] for r in said] == answers
+    assert len(incidents) == (2 if typed.startswith("Checkout") else 1)

@@ -21,7 +21,7 @@ from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError
-from bot.slack.inbound import NOT_SAVED, Inbox, NotRecorded
+from bot.slack.inbound import NOT_SAVED, Inbox, NotRecorded, processing_again
 from bot.slack.listeners.context import (
     Ctx,
     Respond,
@@ -159,15 +159,15 @@ class ListenerBase:
     ) -> core.Change:
         assert incident.id is not None
         change = self.flows.change(incident.id, apply)
-        message = done if change.changed else unchanged
+        applied = made_by_this_request(change)
+        message = done if applied else unchanged
         if change.detail.get("problem"):
             message += f"\n:warning: {change.detail['problem']}"
             reply(ctx, message)
         elif (
-            not change.changed
+            not applied
             or ctx.channel != change.incident.slack_channel_id
-            or change.event is None
-            or change.event.kind not in ANNOUNCED_IN_CHANNEL
+            or change.kind not in ANNOUNCED_IN_CHANNEL
         ):
             # In the incident channel most changes are announced to everyone; elsewhere, and
             # when nothing changed, only the person who asked hears back.
@@ -196,6 +196,8 @@ class ListenerBase:
     def tell_declared(self, ctx: Ctx, incident: Incident, repeat: bool) -> None:
         """What was saved and what is on its way, truly: the channel is created by an effect
         of the declare, so it may not exist yet."""
+        if repeat and processing_again() and incident.declare_key == ctx.key[:255]:
+            repeat = False  # declared by this very request, in the attempt whose end was lost
         if incident.slack_channel_id:
             where = f"its channel is <#{incident.slack_channel_id}>"
         else:
@@ -251,7 +253,7 @@ class ListenerBase:
                 s, self.policy, incident.id or 0, text, actor=ctx.user, key=ctx.key
             ),
         )
-        if not change.changed:
+        if not made_by_this_request(change):
             return
         # The update is posted in the incident channel by an effect of the same transaction.
         if ctx.channel != incident.slack_channel_id:
@@ -328,3 +330,10 @@ class ListenerBase:
         self.gateway.open_view(ctx.trigger_id, view)
 
     # -- modals ------------------------------------------------------------------------------
+
+
+def made_by_this_request(change: core.Change) -> bool:
+    """The change was made now or, when this request is processed again (``processing_again``),
+    by its earlier attempt: the core found its key. Another request with the same key (a second
+    click of the same button) hears that nothing changed."""
+    return change.changed or (processing_again() and bool(change.detail.get("repeat")))

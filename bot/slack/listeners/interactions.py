@@ -21,6 +21,7 @@ from bot.slack.commands import ParsedCommand
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import NOT_SAVED, NotRecorded, Replies
 from bot.slack.limits import escape_mrkdwn
+from bot.slack.listeners.base import made_by_this_request
 from bot.slack.listeners.commands import CommandListeners
 from bot.slack.listeners.context import _OPENS_A_FORM, Ctx, Respond, _metadata, _values, reply
 
@@ -72,7 +73,7 @@ class InteractionListeners(CommandListeners):
             change = self.flows.change(
                 incident.id or 0, lambda s: self._ack_and_take_ic(s, incident.id or 0, ctx)
             )
-            if not change.changed:
+            if not made_by_this_request(change):
                 reply(ctx, f"{incident.ref} already has a commander.")
         elif action_id == blocks.ACKNOWLEDGE:
             self.cmd_ack(ctx, ParsedCommand("ack"), incident)
@@ -277,7 +278,7 @@ class InteractionListeners(CommandListeners):
         change = self.flows.capture(
             channel, ts, by=ctx.user, key=ctx.key, incident=here, message=message
         )
-        if change is not None and change.changed:
+        if change is not None and made_by_this_request(change):
             reply(ctx, f":pushpin: Added to {here.ref}'s timeline.")
         else:
             reply(ctx, f"That message is already on {here.ref}'s timeline.")
