@@ -58,8 +58,9 @@ class KeepAliveWebClient(WebClient):
             answer = self._http.request(
                 req.get_method(), url, content=data, headers=dict(req.header_items())
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # Nothing was sent: as urllib says of a refused connection.
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing was sent (no connection, or none free in time): as urllib says of a
+            # refused connection.
             raise URLError(ConnectionRefusedError(str(exc))) from None
         except httpx.TimeoutException as exc:
             raise URLError(TimeoutError(str(exc))) from None

@@ -38,7 +38,8 @@ def help_text(policy: Policy) -> str:
             "`/incident` — open the form to declare an incident",
             "`/incident <title>` — declare at once (outside incident channels), "
             "or `/incident declare <title>`",
-            "In an incident channel (elsewhere, add the number: `/incident INC-42 status`):",
+            "In an incident channel (elsewhere, name the incident by its number or its "
+            "channel: `/incident INC-42 status`, `/incident resolve #inc-42-checkout`):",
             "`status` · `ack` · `sev <level>` (" + severities + ")",
             "`ic @person` (`ic me`) · `role <role> @person` (" + roles + ")",
             "`update <text>` — post a status update · `note <text>` — add to the timeline",
