@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot import incidents as core
-from bot.alerts.model import Alert, AlertMessage, Status
+from bot.alerts.model import Alert, AlertMessage, Status, stale
 from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.notices import (
     ALL_RESOLVED,
@@ -174,13 +174,6 @@ def _links(alert: Alert) -> list[dict[str, str]]:
     return [{"kind": link.kind, "url": link.url} for link in alert.links]
 
 
-def _stale(row: AlertRecord, alert: Alert) -> bool:
-    """The alert reports an event older than the newest one applied to it: senders do not
-    deliver in order (a PagerDuty ``acknowledged`` after its ``resolved``, an Opsgenie Create
-    after its Close), and the newest event wins. Undated events apply in arrival order."""
-    return row.event_at is not None and alert.event_at is not None and alert.event_at < row.event_at
-
-
 def _apply_alerts(
     session: Session, group: AlertGroup, message: AlertMessage, plan: Route, now: datetime
 ) -> _Changes:
@@ -230,7 +223,7 @@ def _apply_alerts(
                 changes.firing_delta += status == Status.FIRING
             continue
         row.last_seen_at = now
-        if _stale(row, alert):
+        if stale(row.event_at, alert):
             continue  # a late delivery: a newer status was applied already
         if alert.event_at is not None:
             row.event_at = alert.event_at

@@ -89,6 +89,15 @@ class Alert:
     its status is not applied."""
 
 
+def stale(applied_at: datetime | None, alert: Alert) -> bool:
+    """The alert reports an event older than the newest one applied to it (``applied_at``):
+    senders do not deliver in order (a PagerDuty ``acknowledged`` after its ``resolved``, an
+    Opsgenie Create after its Close, an Alertmanager firing copy after the resolve), and the
+    newest event wins. Undated events apply in arrival order. The one rule: the receiver
+    (``bot.alerts.intake``) and ``firebreak alerts replay`` both ask it."""
+    return applied_at is not None and alert.event_at is not None and alert.event_at < applied_at
+
+
 @dataclass(frozen=True)
 class Info:
     """Something that happened to the group that is not a firing/resolved change: a PagerDuty

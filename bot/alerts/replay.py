@@ -10,17 +10,49 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.alerts.model import AlertMessage, Status
-from bot.alerts.routing import Route, route
+from bot.alerts.model import AlertMessage, Status, stale
+from bot.alerts.routing import Route, mapped_severity, route
 from bot.config import Policy
 from bot.runbooks.catalog import RunbookCatalog
 
 
 @dataclass
 class _Group:
-    incident: str | None
+    """What the receiver keeps of a group (its row and its alerts' rows), in memory."""
+
+    incident: str | None = None
     firing: set[str] = field(default_factory=set)
     resolved_at: datetime | None = None
+    applied_at: dict[str, datetime | None] = field(default_factory=dict)
+    """Alert key -> the time of the newest event applied to it (the rows' ``event_at``)."""
+    dropped: set[str] = field(default_factory=set)
+    """Alerts a drop rule removed when first seen (the rows' ``dropped``)."""
+    severity: str | None = None
+    """The group's severity, as the receiver keeps it: set when the group opens (or a
+    PagerDuty priority says so), then reported for every later message of the group."""
+    triaged: bool = False
+
+    def apply(self, message: AlertMessage, dropped: frozenset[str]) -> bool:
+        """Apply the message's alerts as the receiver does (the newest event wins, a key listed
+        twice counts once, its last entry); whether any alert newly fired."""
+        fired = False
+        latest = {alert.key: alert for alert in message.alerts}
+        for key, alert in latest.items():
+            if key not in self.applied_at:
+                if key in dropped:
+                    self.dropped.add(key)
+            elif stale(self.applied_at[key], alert):
+                continue  # a late delivery: a newer status was applied already
+            if alert.event_at is not None or key not in self.applied_at:
+                self.applied_at[key] = alert.event_at
+            if key in self.dropped:
+                continue
+            if alert.status == Status.FIRING and key not in self.firing:
+                self.firing.add(key)
+                fired = True
+            elif alert.status == Status.RESOLVED:
+                self.firing.discard(key)
+        return fired
 
 
 @dataclass(frozen=True)
@@ -67,32 +99,32 @@ class Rehearsal:
     def play(self, message: AlertMessage, now: datetime) -> Step:
         plan = route(self.policy, self.catalog, message)
         if message.ignored:
-            return _step(message, plan, "ignore", None, 0)
+            return _step(message, plan, "ignore", None, 0, plan.severity)
         key = (message.source, message.group_key)
         group = self.groups.get(key)
         if group is None and message.same_as is not None:
             group = self.labelled.get((message.source, *message.same_as))
-        kept = [a for a in message.alerts if a.key not in plan.dropped]
-        firing_keys = {a.key for a in kept if a.status == Status.FIRING}
-        resolved_keys = {a.key for a in kept if a.status == Status.RESOLVED}
+        if group is None:
+            group = self.groups[key] = _Group()
+        was_firing = bool(group.firing)
+        fired = group.apply(message, plan.dropped)
+        for info in message.info:
+            group.severity = mapped_severity(self.policy, info.severity) or group.severity
         if (
-            group is not None
-            and not group.firing
-            and firing_keys
-            and group.resolved_at
+            fired
+            and not was_firing
+            and group.resolved_at is not None
             and now - group.resolved_at > self.policy.alerts.flap_window
         ):
-            group = None
-        if group is None:
-            group = _Group(incident=self._related(message, now))
-            self.groups[key] = group
-        for alert in message.alerts:
-            for label, value in alert.labels.items():
-                self.labelled[(message.source, label, value)] = group
-        was_firing = bool(group.firing)
-        group.firing = (group.firing | firing_keys) - resolved_keys
-        if was_firing and not group.firing:
+            # Firing again after the flap window: a new episode, as the receiver starts one.
+            group.incident, group.severity, group.triaged = None, None, False
+        if group.firing:
+            group.resolved_at = None
+        elif was_firing and not message.truncated:
             group.resolved_at = now
+        if group.incident is None and not group.triaged and group.firing:
+            group.severity = plan.severity
+            group.incident = self._related(message, group, now)
         if group.incident is not None:
             action = "attach"
         elif group.firing and self.policy.alerts.declare == "auto":
@@ -100,20 +132,25 @@ class Rehearsal:
             group.incident = f"new incident #{self.incidents}"
             action = "declare"
         elif group.firing:
+            group.triaged = True
             action = "triage"
         elif plan.dropped and message.alerts:
             action = "drop"
         else:
             action = "store"
-        return _step(message, plan, action, group.incident, len(group.firing))
+        for alert in message.alerts:
+            for label, value in alert.labels.items():
+                self.labelled[(message.source, label, value)] = group
+        severity = group.severity or plan.severity
+        return _step(message, plan, action, group.incident, len(group.firing), severity)
 
-    def _related(self, message: AlertMessage, now: datetime) -> str | None:
+    def _related(self, message: AlertMessage, group: _Group, now: datetime) -> str | None:
         """The incident a new group attaches to as the receiver would: that of the latest
         group of the same thing, still firing or resolved within the flap window."""
         if message.related is None:
             return None
         other = self.labelled.get((message.source, *message.related))
-        if other is None or other.incident is None:
+        if other is None or other is group or other.incident is None:
             return None
         if other.firing or (
             other.resolved_at is not None
@@ -124,14 +161,19 @@ class Rehearsal:
 
 
 def _step(
-    message: AlertMessage, plan: Route, action: str, incident: str | None, firing: int
+    message: AlertMessage,
+    plan: Route,
+    action: str,
+    incident: str | None,
+    firing: int,
+    severity: str,
 ) -> Step:
     return Step(
         source=message.source,
         group_key=message.group_key,
         action=action,
         incident=incident,
-        severity=plan.severity,
+        severity=severity,
         service=plan.service,
         runbook=plan.runbook.id if plan.runbook else None,
         runbook_reason=plan.runbook_reason,

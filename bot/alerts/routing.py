@@ -130,11 +130,14 @@ def runbook_for(
 def route(policy: Policy, catalog: RunbookCatalog | None, message: AlertMessage) -> Route:
     dropped = dropped_keys(policy, message)
     kept = [a for a in message.alerts if a.key not in dropped]
-    severity = severity_of(policy, kept or list(message.alerts))
+    # What fires decides, as for the runbook: a critical alert that has resolved never makes
+    # its group SEV1. A message with nothing firing (all resolved) still reports one.
+    firing = [a for a in kept if a.status == Status.FIRING] or kept
+    severity = severity_of(policy, firing or list(message.alerts))
     runbook, reason = runbook_for(catalog, policy, message, severity)
     return Route(
         severity=severity,
-        service=service_of(policy, kept),
+        service=service_of(policy, firing),
         dropped=dropped,
         runbook=runbook,
         runbook_reason=reason,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +15,7 @@ from bot.alerts.model import (
     TITLE_MAX,
     Alert,
     AlertMessage,
+    Info,
     Link,
     PayloadError,
     Status,
@@ -51,9 +54,16 @@ def _status(value: object, fallback: str | None, ends_at: datetime | None, now: 
     return Status.RESOLVED if ends_at is not None and ends_at < now else Status.FIRING
 
 
+_NO_VALUE = "<no value>"
+"""What a Go template prints for a missing field (``{{ .Labels.pod }}`` on an alert without
+``pod``): a value nobody wrote, so it counts as absent."""
+
+
 def _first(values: dict[str, str], names: tuple[str, ...]) -> str:
+    """The first of ``names`` with a value; empty, blank and ``<no value>`` count as absent."""
     for name in names:
-        if values.get(name):
+        value = values.get(name, "").strip()
+        if value and value != _NO_VALUE:
             return values[name]
     return ""
 
@@ -108,20 +118,19 @@ def _alert(
     )
 
 
-def _group_key(data: dict[str, Any], source: str, alerts: list[Alert]) -> str:
+def _group_key(data: dict[str, Any]) -> str:
+    """Alertmanager's ``groupKey``; without one (a custom template, an old sender), the
+    receiver and the ``groupLabels``: what Alertmanager builds the key from, and the same for
+    every message of the group, however its alerts come and go (``commonLabels`` and the alert
+    set change as alerts join, so an alert could fire in one group and resolve in another).
+    No ``groupLabels`` (null or empty) is ``group_by: []``: one group for the receiver."""
     given = data.get("groupKey")
     if isinstance(given, int | float) and not isinstance(given, bool):
         given = str(given)  # Alertmanager before 0.7 sent a number
     if isinstance(given, str) and given.strip():
         return short_key(given.strip())
-    # No groupKey (a custom template, an old sender): group by what the sender grouped by.
-    for name in ("groupLabels", "commonLabels"):
-        labels = _raw_labels(data.get(name))
-        if labels:
-            receiver = str(data.get("receiver") or "")
-            return f"{receiver}:{name}:{fingerprint(labels)}"
-    keys = sorted(a.key for a in alerts)
-    return "alerts:" + fingerprint({str(i): k for i, k in enumerate(keys)})
+    receiver = str(data.get("receiver") or "")
+    return short_key(f"{receiver}:groupLabels:{fingerprint(_raw_labels(data.get('groupLabels')))}")
 
 
 def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessage:
@@ -155,7 +164,7 @@ def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessag
     title = f"{name}: {title}" if name and title else (name or title or source + " alert")
     return AlertMessage(
         source=source,
-        group_key=_group_key(data, source, alerts),
+        group_key=_group_key(data),
         title=clean(title, TITLE_MAX, multiline=False),
         alerts=tuple(alerts),
         note=None if alerts else "the message lists no alerts",
@@ -175,14 +184,16 @@ def parse_alertmanager(data: dict[str, Any], now: datetime) -> AlertMessage:
 
 
 _LEGACY_STATES = {"alerting": FIRING, "no_data": FIRING, "ok": RESOLVED}
+"""Grafana's legacy states that change the alert; the others (``paused``, ``pending``, or a
+state Firebreak does not know) leave it as it was: a paused rule stopped evaluating, a pending
+one has not fired yet, and neither says the condition is over."""
 
 
 def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
     """Grafana before 8 (legacy alerting): one rule per message, ``state`` says firing."""
     for name in ("ruleName", "title", "message", "state", "ruleUrl", "imageUrl"):
         text_field(data, name, "body")
-    state = str(data.get("state") or "").lower()
-    status = Status(_LEGACY_STATES.get(state, FIRING))
+    state = str(data.get("state") or "").strip().lower()
     rule_id = data.get("ruleId")
     rule_name = clean(data.get("ruleName") or data.get("title") or "Grafana alert", TITLE_MAX)
     key = f"rule:{rule_id}" if rule_id not in (None, 0, "0", "") else f"rule:{rule_name}"
@@ -194,9 +205,20 @@ def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
         )
         if url is not None
     ]
+    if state not in _LEGACY_STATES:
+        shown = clean(state, 40, multiline=False) or "none"
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+        text = f"Grafana: {rule_name}: state {shown}, not firing (the alert is left as it was)"
+        return AlertMessage(
+            source="grafana",
+            group_key=short_key(key),
+            title=rule_name,
+            info=(Info(key=f"grafana:{digest}", text=text),),
+            note=f"Grafana legacy state {shown!r}: stored, no alert changed",
+        )
     alert = Alert(
         key=short_key(key),
-        status=status,
+        status=Status(_LEGACY_STATES[state]),
         name=rule_name,
         title=clean(data.get("title") or rule_name, TITLE_MAX, multiline=False),
         description=clean(data.get("message")),
