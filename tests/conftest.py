@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+import bot.cli
 from bot import migrations
 from bot.audit import guard as audit_guard
 from bot.config import Policy, normalise_database_url
@@ -115,3 +116,21 @@ def policy() -> Policy:
 def new_database_url(database_factory: DatabaseFactory) -> Callable[[], str]:
     """Factory for an extra, empty (unmigrated) database on the backend under test."""
     return database_factory.create
+
+
+Run = Callable[..., tuple[int, str, str]]
+"""``firebreak ...`` with these arguments: exit code, stdout, stderr."""
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Run:
+    """``firebreak ...`` in an empty directory, without a policy file from the environment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FIREBREAK_POLICY_FILE", raising=False)
+
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        code = bot.cli.main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return invoke

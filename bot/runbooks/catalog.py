@@ -92,7 +92,14 @@ def iter_files(root: Path) -> Iterator[Path]:
 # --------------------------------------------------------------------------------------------
 # Words
 
-_RAW_WORD = re.compile(r"[A-Za-z0-9]+")
+_RAW_WORD = re.compile(r"[^\W_]+")
+"""A word in any script: ``Störung``, ``сервер``, ``数据库连接耗尽`` (a run of CJK, which has no
+spaces, is one "word" here and is cut into bigrams by :func:`_word`)."""
+_CJK = re.compile(
+    "[\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u31a0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]+"
+)
+"""Han, kana, bopomofo and Hangul syllables: scripts written without spaces between words."""
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 ENGLISH_STOPWORDS = frozenset(
@@ -198,15 +205,27 @@ def words(text: str) -> list[tuple[str, str]]:
     too (``KubePodCrashLooping`` -> kube, pod, crash, loop) and also kept whole."""
     out: list[tuple[str, str]] = []
     for raw in _RAW_WORD.findall(text):
-        out.extend(_word(raw))
+        for part in _CJK.split(raw):
+            if part:
+                out.extend(_word(part))
+        for run in _CJK.findall(raw):
+            out.extend(_cjk_bigrams(run))
     return out
+
+
+def _cjk_bigrams(run: str) -> list[tuple[str, str]]:
+    """A run of CJK as its overlapping pairs of characters (数据库 -> 数据, 据库), the usual way
+    to index text without spaces: a query word of two or more characters matches wherever it
+    is written, without a dictionary of words. One character alone says too little."""
+    return [(run[i : i + 2], run[i : i + 2]) for i in range(len(run) - 1)]
 
 
 @lru_cache(maxsize=65_536)
 def _word(raw: str) -> tuple[tuple[str, str], ...]:
     """The tokens of one word; cached, because runbooks repeat the same words a lot."""
     lower = raw.lower()
-    parts = _CAMEL.findall(raw)
+    # CamelCase is split only in ASCII names (alerts, services); other words are kept whole
+    parts = _CAMEL.findall(raw) if raw.isascii() else [raw]
     out: list[tuple[str, str]] = []
     if len(parts) > 1:
         if _meaningful(lower):

@@ -37,6 +37,20 @@ def unclosed_fences(tokens: Sequence[Token], lines: Sequence[str]) -> list[Probl
     return problems
 
 
+_LOG_TOKEN = re.compile(r"^(?:[A-Z][A-Z0-9_]*|[\d:.\-/TZ+ ]+)$")
+"""What a log line puts in brackets before the message: a level (``ERROR``, ``WARN``) or a
+timestamp."""
+
+
+def _looks_like_log(text: str, label: str) -> bool:
+    """``[ERROR][pool] connection refused`` quoted from a log: CommonMark shows it as text (an
+    undefined reference is no link), and so does every viewer. Reference links are written with
+    words before a label (``[the dashboard][grafana]``) or a number (``[Grafana][1]``); a log
+    level or a timestamp in the first brackets with a label that is not a number is log output.
+    (An all-caps word before a number, ``[API][1]``, is still taken for a link.)"""
+    return bool(_LOG_TOKEN.match(text.strip())) and not label.strip().isdigit()
+
+
 def undefined_references(tokens: Sequence[Token], refs: Mapping[str, Any]) -> list[Problem]:
     problems = []
     for line, child in _inline_with_lines(tokens):
@@ -44,6 +58,8 @@ def undefined_references(tokens: Sequence[Token], refs: Mapping[str, Any]) -> li
             continue
         for match in _UNRESOLVED_REF.finditer(child.content):
             label = match.group(2) or match.group(1)
+            if _looks_like_log(match.group(1), match.group(2)):
+                continue
             if _ref_key(label) not in refs:
                 problems.append(
                     Problem(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -95,13 +96,51 @@ def _plain(inline: Token | None) -> str:
     return " ".join("".join(parts).split())
 
 
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
+_HTML_ALT = re.compile(r"""\balt\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+
+
+def html_text(content: str) -> str:
+    """The words raw HTML shows a reader: its text (``<summary>``, ``<pre>``...) and the alt
+    text of its images; not comments, which are notes to the authors."""
+    content = _HTML_COMMENT.sub(" ", content)
+    alts = [next(g for g in m.groups() if g is not None) for m in _HTML_ALT.finditer(content)]
+    shown = _HTML_TAG.sub(" ", content)
+    return " ".join(html.unescape(" ".join([shown, *alts])).split())
+
+
+def token_has_text(token: Token) -> bool:
+    """Whether a block-level token shows the reader anything: words, a command, or HTML with
+    text. The one rule for "this says nothing" (an empty runbook, a step with no text)."""
+    if token.type == "inline":
+        return bool(_plain(token)) or any(
+            c.type == "html_inline" and html_text(c.content) for c in token.children or []
+        )
+    if token.type in ("fence", "code_block"):
+        return bool(token.content.strip())
+    return token.type == "html_block" and bool(html_text(token.content))
+
+
+def markdown_has_text(markdown: str) -> bool:
+    return any(token_has_text(t) for t in _MD.parse(markdown))
+
+
 def markdown_plain_text(markdown: str) -> str:
     """The words of a markdown text without markup or code blocks (for previews and titles)."""
     return " ".join(text for t in _MD.parse(markdown) if t.type == "inline" and (text := _plain(t)))
 
 
+_ATTR_LIST = re.compile(
+    r"\s*\{:?\s*(?:[#.][\w-]+|[\w-]+=\S+)(?:\s+(?:[#.][\w-]+|[\w-]+=\S+))*\s*\}$"
+)
+"""An attribute list at the end of a heading (MkDocs, kramdown): ``{ #rollback }``,
+``{: .danger }``."""
+
+
 def _heading_text(block: _Block) -> str:
-    return _plain(block.tokens[1] if len(block.tokens) > 1 else None)
+    text = _plain(block.tokens[1] if len(block.tokens) > 1 else None)
+    return _ATTR_LIST.sub("", text) or text
 
 
 def _level(block: _Block) -> int:

@@ -132,6 +132,31 @@ def heading_kind(title: str) -> Kind | None:
     return "action" if numbered else None
 
 
+_ALERT_PREFIX = re.compile(
+    r"^\s*(?:alert|alarm)(?:\s+name)?\s*[:\-–—]\s*(\S.*?)\s*$", re.IGNORECASE
+)
+_ALERT_NAME = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+$")
+"""An alert's name as Prometheus and most alerting tools write it: ``PaymentsHighErrorRate``."""
+
+
+def alert_heading(title: str) -> str | None:
+    """The alert a heading is about, for files that hold one section per alert of a service
+    (``## Alert: PaymentsHighErrorRate`` or ``## PaymentsHighErrorRate``, each with its own
+    Meaning and Mitigation); ``None`` for any other heading."""
+    match = _ALERT_PREFIX.match(title)
+    name = match.group(1) if match else title.strip()
+    name = name.strip("`*_ ")
+    if match and name:
+        return name
+    return name if _ALERT_NAME.match(name) and heading_kind(name) is None else None
+
+
+def under_alert(alert: str, title: str) -> str:
+    """A step or context title within an alert's section, named after the alert so that two
+    alerts' "Mitigation" steps are told apart: ``PaymentsHighErrorRate: Mitigation``."""
+    return title if alert.casefold() in title.casefold() else f"{alert}: {title}"
+
+
 _SECTION_PHRASES = frozenset({"next steps", "what to do", "see also", "action items"})
 
 
@@ -179,9 +204,21 @@ def _first_sentence(text: str) -> str:
     return text
 
 
+_ADMONITION_TYPES = (
+    "note abstract summary tldr info todo tip hint important success check done question help "
+    "faq warning caution attention failure fail missing danger error bug example quote cite"
+)
+ADMONITION = re.compile(
+    rf"^(?:!!!|\?\?\?\+?)[ \t]+({'|'.join(_ADMONITION_TYPES.split())})\b"
+    r'(?:[ \t]+"([^"\n]*)")?[ \t]*\n?'
+)
+"""A MkDocs admonition's first line: ``!!! warning "Do not promote"``, ``???+ note``. Only
+MkDocs' types (lowercase), so prose such as "!!! DO NOT run this" stays as it is."""
+
+
 def summarise(text: str, limit: int = STEP_TITLE_MAX) -> str:
     """The first sentence of ``text``, cut at a word boundary to ``limit`` characters."""
-    text = " ".join(text.split())
+    text = " ".join(ADMONITION.sub("", text.strip(), count=1).split()) or " ".join(text.split())
     sentence = _first_sentence(text).rstrip(":").strip()
     if len(sentence) <= limit:
         return sentence

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from bot.config import Policy
 from bot.runbooks.catalog import is_runbook_file, iter_files, runbook_id
+from bot.runbooks.document import markdown_has_text
 from bot.runbooks.parser import (
     IMPERATIVE_VERBS,
     KNOWN_KEYS,
@@ -30,7 +31,6 @@ from bot.runbooks.parser import (
     RunbookFileError,
     heading_kind,
     make_markdown,
-    markdown_plain_text,
     parse_runbook,
     read_runbook_text,
 )
@@ -38,7 +38,12 @@ from bot.runbooks.parser import (
 MANY_STEPS = 50
 """More steps than this is a warning: responders page through it in Slack."""
 _MD = make_markdown()
-_PLACEHOLDER = re.compile(r"^\W*(?:todo|tbd|tbc|fixme|xxx)\b", re.IGNORECASE)
+_PLACEHOLDER = re.compile(
+    r"^\W*(?:TODO|TBD|TBC|FIXME|XXX)\b"  # the marker as people write it: TODO, TBD later
+    r"|^\W*(?i:todo|tbd|tbc|fixme)\s*(?:[:!\-–—>)\]]|$)"  # todo: ..., <todo>, [tbd], "todo"
+)
+"""A placeholder left in: ``TODO``, ``TODO: write the command``, ``<tbd>``, ``FIXME``. Not the
+word in a name or a sentence ("Todo API latency", "todo list service")."""
 
 Add = Callable[[int, Level, str], None]
 """Records a finding for the file being checked: ``add(line, level, message)``."""
@@ -195,10 +200,7 @@ def _is_generic(title: str) -> bool:
 
 def _check_steps(runbook: Runbook, add: Add) -> None:
     for number, step in enumerate(runbook.steps, start=1):
-        tokens = _MD.parse(step.markdown)
-        has_code = any(t.type in ("fence", "code_block") and t.content.strip() for t in tokens)
-        has_text = bool(markdown_plain_text(step.markdown).strip()) or has_code
-        if not has_text and _is_generic(step.title):
+        if not markdown_has_text(step.markdown) and _is_generic(step.title):
             add(
                 step.line,
                 "error",

@@ -28,6 +28,7 @@ file) and this module, the parser itself; it re-exports the public names of the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import re
@@ -55,6 +56,7 @@ from bot.runbooks.document import (
     _top_level_blocks,
     _without_toc,
     markdown_plain_text,
+    token_has_text,
 )
 from bot.runbooks.files import RunbookFileError, read_runbook_text
 from bot.runbooks.front_matter import (
@@ -72,9 +74,11 @@ from bot.runbooks.headings import (
     _is_label,
     _step_lead,
     _strip_step_number,
+    alert_heading,
     heading_kind,
     is_section_name,
     summarise,
+    under_alert,
 )
 from bot.runbooks.model import (
     _MD,
@@ -516,7 +520,7 @@ class _Parser:
             unknown = []
         contexts.extend((node.title, node) for node in unknown)
         all_body = [b for b in self.blocks if b is not title_block]
-        empty = not any(self._has_text(b) for b in all_body)
+        empty = not any(token_has_text(t) for b in all_body for t in b.tokens)
         if not steps and not empty:
             steps = [self.group_step(all_body, title, all_body[0].start)]
             contexts = []
@@ -549,6 +553,10 @@ class _Parser:
 
     def _walk(self, node: _Section, items: list[tuple[str, Any]], inherited: Kind | None) -> None:
         kind = heading_kind(node.title)
+        alert = alert_heading(node.title)
+        if inherited is None and node.children and (alert or self._holds_alerts(node, kind)):
+            self._walk_group(node, items, alert)
+            return
         if kind == "context":
             items.append(("context", (node.title, node)))
             return
@@ -585,6 +593,34 @@ class _Parser:
                 items.append(("unknown", node))
         for child in node.children:
             self._walk(child, items, inherited=None)
+
+    @staticmethod
+    def _holds_alerts(node: _Section, kind: Kind | None) -> bool:
+        """An "Alerts" context section whose sub-sections are alerts with their own steps."""
+        return kind == "context" and any(
+            alert_heading(c.title) and c.children for c in node.children
+        )
+
+    def _walk_group(self, node: _Section, items: list[tuple[str, Any]], alert: str | None) -> None:
+        """A section per alert (``## Alert: PaymentsHighErrorRate`` over ``### Meaning`` and
+        ``### Mitigation``): its sub-sections are walked like top-level ones, so a Mitigation
+        is a step even though "alert" names context, titled after the alert."""
+        found: list[tuple[str, Any]] = []
+        if node.body and self._procedural(node.body):
+            steps, _ = self.body_steps(node.body, alert or node.title, node.line, root=False)
+            found.extend(("step", s) for s in steps)
+        elif node.body:
+            found.append(("context", (node.title, _Section(node.title, 0, node.line, node.body))))
+        for child in node.children:
+            self._walk(child, found, inherited=None)
+        for kind, value in found:
+            if alert and kind == "step":
+                value = Step(under_alert(alert, value.title), value.markdown, value.line)
+            elif alert and kind == "context":
+                value = (under_alert(alert, value[0]), value[1])
+            elif alert and kind == "unknown":
+                value = dataclasses.replace(value, title=under_alert(alert, value.title))
+            items.append((kind, value))
 
     def _procedural(self, blocks: list[_Block]) -> bool:
         """Blocks that hold steps of their own: a checklist, a command or "Step N:" paragraphs."""
@@ -627,19 +663,6 @@ class _Parser:
             if text:
                 return summarise(text, DESCRIPTION_MAX)
         return ""
-
-    @staticmethod
-    def _has_text(block: _Block) -> bool:
-        for token in block.tokens:
-            if token.type == "inline" and _plain(token):
-                return True
-            if token.type in ("fence", "code_block") and token.content.strip():
-                return True
-            if token.type == "html_block" and re.sub(r"<[^>]*>", "", token.content).strip():
-                return True
-            if token.type == "hr":
-                continue
-        return False
 
     # -- problems
 

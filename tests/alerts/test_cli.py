@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import bot.cli
 from bot.alerts.intake import ingest
 from bot.alerts.policy import AlertsPolicy
 from bot.config import Policy, load_policy
 from bot.db import Database
 from tests.alerts.conftest import CORPUS, NOW, message
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Run:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FIREBREAK_POLICY_FILE", raising=False)
-
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        code = bot.cli.main(list(argv))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return invoke
+from tests.conftest import Run
 
 
 def test_list_shows_one_entry_per_alert(

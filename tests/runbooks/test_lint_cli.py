@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import bot.cli
 from bot.config import policy_from_dict
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import MAX_FILE_BYTES
 from bot.slack.limits import message_errors
 from bot.slack.runbook_messages.fit import SLACK_CHECKS
+from tests.conftest import Run
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = "---\ntitle: Disk full\n---\n# Disk full\n\n- [ ] Check `df -h`\n- [ ] Free space\n"
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Run:
-    """``firebreak ...`` with the runbooks commands registered, in an empty directory."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FIREBREAK_POLICY_FILE", raising=False)
-
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        code = bot.cli.main(list(argv))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return invoke
 
 
 def write(root: Path, name: str, text: str | bytes) -> Path:

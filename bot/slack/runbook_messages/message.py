@@ -21,7 +21,7 @@ from bot.slack.limits import (
     truncate,
 )
 from bot.slack.runbook_messages.actions import action_id
-from bot.slack.runbook_messages.mrkdwn import Unit, _escape, join_units, markdown_units
+from bot.slack.runbook_messages.mrkdwn import Unit, _escape, markdown_units, title_mrkdwn
 from bot.slack.runbook_messages.sections import pack_sections
 
 PAGE_TEXT_BUDGET = BLOCKS_TEXT_BUDGET
@@ -113,9 +113,9 @@ def _context_units(snapshot: Mapping[str, Any], *, full: bool) -> list[Unit]:
     stem = description.rstrip("…").strip()
     repeated = bool(stem) and any(text.startswith(stem) for text in plain)
     if description and not repeated:
-        units.append(Unit(False, f"_{_escape(description)}_"))
+        units.append(Unit(False, f"_{title_mrkdwn(description)}_"))
     for title, body in sections:
-        head = f"*{_escape(title)}*" if title else ""
+        head = f"*{title_mrkdwn(title)}*" if title else ""
         if head and not body[0].code:
             body = [Unit(False, f"{head}\n{body[0].text}"), *body[1:]]
         elif head:
@@ -126,7 +126,7 @@ def _context_units(snapshot: Mapping[str, Any], *, full: bool) -> list[Unit]:
 
 def _step_head(number: int, step: Mapping[str, Any], view: StepView, is_next: bool) -> str:
     title = " ".join(str(step.get("title", "")).split()) or f"Step {number}"
-    safe = _escape(title)
+    safe = title_mrkdwn(title)
     if view.state == DONE:
         who = f" by {mention(view.updated_by)}" if view.updated_by else ""
         return f":white_check_mark: ~{number}. {safe}~ _done{who} {_when(view.updated_at)}_"
@@ -205,6 +205,25 @@ def _allocate(needs: Sequence[int], available: int) -> list[int]:
     return alloc
 
 
+def _packed_size(units: Sequence[Unit], max_sections: int, note: str) -> int:
+    """The characters ``units`` take once packed into at most ``max_sections`` sections, the
+    fences closed and reopened where a code block is split included: what a step (or the
+    context) needs of the page's budget to be shown without a cut."""
+    texts, _ = pack_sections(units, max_sections=max_sections, note=note)
+    return sum(len(t) for t in texts)
+
+
+def _pack(units: Sequence[Unit], budget: int, max_sections: int, note: str) -> list[str]:
+    """``units`` in sections, cut with ``note`` only when they need more than ``budget``
+    characters (:func:`_packed_size`) or ``max_sections`` sections. One rule for what is cut:
+    the page budget, lint's "too long for Slack" warning and the rendering all follow it."""
+    texts, _ = pack_sections(units, max_sections=max_sections, note=note)
+    if sum(len(t) for t in texts) <= budget:
+        return texts
+    texts, _ = pack_sections(units, total_limit=budget, max_sections=max_sections, note=note)
+    return texts
+
+
 def render_run_message(
     run: RunView, *, steps_per_page: int, page: int | None = None
 ) -> SlackMessage:
@@ -259,9 +278,12 @@ def render_run_message(
             units_of[i] = [Unit(False, _step_head(i + 1, steps[i], view, False))]
         else:
             units_of[i] = _step_units(i + 1, steps[i], view, i == next_index)
-    needs = [len(join_units(units_of[i])) + len(_cut_note(steps[i])) + 2 for i in indexes]
+    needs = [
+        _packed_size(units_of[i], 1 if finished[i] else STEP_SECTIONS_MAX, _cut_note(steps[i]))
+        for i in indexes
+    ]
     if context_units:
-        needs.append(len(join_units(context_units)) + len(CONTEXT_CUT_NOTE) + 2)
+        needs.append(_packed_size(context_units, CONTEXT_SECTIONS_MAX, CONTEXT_CUT_NOTE))
     budgets = _allocate(needs, max(available, 300 * max(1, claimants)))
     max_sections = dict.fromkeys(indexes, STEP_SECTIONS_MAX)
     context_sections = CONTEXT_SECTIONS_MAX
@@ -269,23 +291,18 @@ def render_run_message(
     def build_context() -> list[dict[str, Any]]:
         if not context_units:
             return []
-        texts, _ = pack_sections(
-            context_units,
-            total_limit=max(budgets[-1], 300),
-            max_sections=context_sections,
-            note=CONTEXT_CUT_NOTE,
-        )
+        texts = _pack(context_units, max(budgets[-1], 300), context_sections, CONTEXT_CUT_NOTE)
         return [{"type": "section", "text": _mrkdwn(t or " ")} for t in texts]
 
     def build() -> list[list[dict[str, Any]]]:
         out = []
         for i, budget in zip(indexes, budgets, strict=False):
             view = views.get(i, StepView(index=i))
-            texts, _ = pack_sections(
+            texts = _pack(
                 units_of[i],
-                total_limit=max(budget, 300),
-                max_sections=1 if finished[i] else max_sections[i],
-                note=_cut_note(steps[i]),
+                max(budget, 300),
+                1 if finished[i] else max_sections[i],
+                _cut_note(steps[i]),
             )
             blocks: list[dict[str, Any]] = [
                 {"type": "section", "text": _mrkdwn(t or " ")} for t in texts

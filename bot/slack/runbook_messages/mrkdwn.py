@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 
 from markdown_it.tree import SyntaxTreeNode
 
+from bot.runbooks.headings import ADMONITION as _ADMONITION
 from bot.runbooks.parser import make_markdown
 from bot.slack.limits import escape_mrkdwn
 
@@ -45,6 +46,32 @@ def _break_fences(code: str) -> str:
     keeps the text as it reads (copied, the invisible character comes along: the one change
     made to a command)."""
     return _BACKTICKS.sub(lambda match: _ZERO_WIDTH_SPACE.join(match.group(0)), code)
+
+
+_TITLE_CONTROL = re.compile(r"[*_~`]")
+_LOOKALIKE_BACKTICK = "\u02cb"
+
+
+def title_mrkdwn(title: str) -> str:
+    """A step, context or runbook title (plain text) as mrkdwn that shows it literally inside
+    the ``*bold*`` or ``~strikethrough~`` the message puts it in: the one rule for titles.
+
+    A title from a heading has lost its code spans' backticks, so ``~/.cache`` would end the
+    strikethrough early, ``_work`` start italics and ``/var/log/*.gz`` end the bold. Every word
+    holding a mrkdwn control character is shown as code, which Slack shows literally (its
+    punctuation around it stays prose). A backtick, which code cannot hold, is shown there as
+    the look-alike ˋ: titles are read, the commands in the steps are what is copied."""
+    out = []
+    for word in " ".join(title.split()).split(" "):
+        start = len(word) - len(word.lstrip("(['\""))
+        end = len(word.rstrip(".,;:!?)]'\""))
+        core = word[start:end]
+        if core and _TITLE_CONTROL.search(core):
+            code = _escape(core.replace("`", _LOOKALIKE_BACKTICK))
+            out.append(f"{_escape(word[:start])}`{code}`{_escape(word[end:])}")
+        else:
+            out.append(_escape(word))
+    return " ".join(out)
 
 
 def _wrap(mark: str, inner: str) -> str:
@@ -145,9 +172,33 @@ class _Writer:
         self.units.append(Unit(True, content))
 
 
+_SPAN = "\0"
+"""Marks a code span shown as a code block in rendered inline text (markdown-it turns a NUL of
+the source into U+FFFD, so the text itself never holds one)."""
+_CLOSING_PUNCTUATION = " .,;:!?)"
+
+
 class _Renderer:
     def __init__(self) -> None:
         self.out = _Writer()
+        self.spans: list[str] = []
+        """Code spans holding a backtick, shown as code blocks (``_SPAN`` marks where)."""
+        self.cell_break = " "
+        """What ``<br>`` becomes in plain text: a space, " / " between the lines of a cell."""
+
+    def prose(self, text: str, mark: str = "") -> None:
+        """A paragraph's or heading's rendered text; the code spans that hold a backtick come
+        out as code blocks of their own, between the text before and after them."""
+        if _SPAN not in text:
+            self.out.line(_wrap(mark, text) if mark else text)
+            return
+        parts = text.split(_SPAN)
+        for index, part in enumerate(parts):
+            if index % 2:
+                self.out.code(self.spans[int(part)])
+            elif part.strip() and not (index and not part.strip(_CLOSING_PUNCTUATION)):
+                # (the period closing a sentence after such a command would stand alone)
+                self.out.line(_wrap(mark, part.strip()) if mark else part)
 
     # -- blocks
 
@@ -164,14 +215,15 @@ class _Renderer:
             text = self.inline_of(node)
             if out.in_quote:
                 text = _ALERT_MARKER.sub(_alert_label, text, count=1)
+            text = _ADMONITION.sub(_admonition_label, text, count=1)
             if not out.in_list:
                 out.flush()
-            out.line(text)
+            self.prose(text)
             if not out.in_list:
                 out.flush()
         elif kind == "heading":
             out.flush()
-            out.line(_wrap("*", self.inline_of(node)))
+            self.prose(self.inline_of(node), "*")
             out.flush()
         elif kind in ("bullet_list", "ordered_list"):
             self.list(node)
@@ -253,7 +305,10 @@ class _Renderer:
             for tr in section.children:
                 cells = []
                 for cell in tr.children:
+                    # a <br> in a cell (Confluence, GitHub) separates two lines of one cell
+                    self.cell_break = " / "
                     cells.append(" ".join(self.plain_of(cell).split()))
+                    self.cell_break = " "
                     if section.type == "thead":
                         aligns.append(str(cell.attrs.get("style", "")))
                 rows.append(cells)
@@ -323,6 +378,12 @@ class _Renderer:
             return " "
         if kind == "hardbreak":
             return "\n"
+        if kind == "code_inline" and "`" in node.content.strip():
+            # Slack's `code` ends at the first backtick and mrkdwn has no escape for one, so
+            # ``ps -p `pgrep x` `` cannot be inline code. A look-alike character would show it
+            # but break the command people copy; a code block holds backticks as they are.
+            self.spans.append(_escape(node.content.strip()))
+            return f"{_SPAN}{len(self.spans) - 1}{_SPAN}"
         if kind == "code_inline":
             return f"`{_escape(node.content)}`" if node.content.strip() else _escape(node.content)
         if kind == "strong":
@@ -346,6 +407,8 @@ class _Renderer:
             return node.content
         if node.type in ("softbreak", "hardbreak"):
             return " "
+        if node.type == "html_inline" and _inline_html(node.content) == "\n":
+            return self.cell_break
         return self.plain_of(node)
 
 
@@ -363,6 +426,21 @@ def _alert_label(match: re.Match[str]) -> str:
     """GitHub's ``> [!WARNING]`` call-outs, which teams use for the dangerous steps."""
     kind = match.group(1).lower()
     return f"{_ALERT_EMOJI[kind]} *{kind.capitalize()}*\n"
+
+
+_ADMONITION_EMOJI = dict.fromkeys(
+    ("warning", "caution", "attention", "danger", "error"), ":warning:"
+)
+_ADMONITION_EMOJI |= dict.fromkeys(("tip", "hint", "important"), ":bulb:")
+
+
+def _admonition_label(match: re.Match[str]) -> str:
+    """MkDocs' ``!!! danger "Do not promote"`` call-outs, shown like GitHub's: the marker is
+    markup, not words for responders to read."""
+    kind = match.group(1).lower()
+    emoji = _ADMONITION_EMOJI.get(kind, ":information_source:")
+    title = match.group(2) if match.group(2) is not None else kind.capitalize()
+    return f"{emoji} *{title_mrkdwn(title)}*\n" if title.strip() else f"{emoji} "
 
 
 def _inline_html(tag: str) -> str:

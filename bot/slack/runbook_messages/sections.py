@@ -11,6 +11,8 @@ from bot.slack.limits import SECTION_TEXT
 from bot.slack.runbook_messages.mrkdwn import _FENCE, Unit, _separator, markdown_units
 
 MIN_SPLIT = 80
+_CODE_OVERHEAD = len(_FENCE) * 2 + 2
+"""What a code block adds to its text: the fences that open and close it, on their own lines."""
 
 
 def _safe_cut(text: str, limit: int) -> int:
@@ -36,10 +38,15 @@ def _entity_safe(text: str, cut: int) -> int:
     return cut
 
 
-def _split_unit(unit: Unit, room: int) -> tuple[Unit, Unit] | None:
-    """Split ``unit`` so the first part renders in at most ``room`` characters."""
+def _split_unit(unit: Unit, room: int, whole: int) -> tuple[Unit, Unit] | None:
+    """Split ``unit`` so the first part renders in at most ``room`` characters.
+
+    A code block is split at line ends only: a command cut in two halves, each in its own Slack
+    code block, is copied and run as two broken commands. Only a line longer than a whole section
+    (``whole`` characters) is cut inside; ``None`` when no line fits in ``room`` but the next one
+    fits in a section of its own (the caller starts one, or cuts the step there)."""
     if unit.code:
-        space = room - len(_FENCE) * 2 - 2
+        space = room - _CODE_OVERHEAD
         if space < 1:
             return None
         lines = unit.text.split("\n")
@@ -54,6 +61,8 @@ def _split_unit(unit: Unit, room: int) -> tuple[Unit, Unit] | None:
         if taken and len(taken) < len(lines):
             return Unit(True, "\n".join(taken)), Unit(True, "\n".join(lines[len(taken) :]))
         first = lines[0]
+        if len(first) <= whole - _CODE_OVERHEAD:
+            return None
         cut = _entity_safe(first, min(space, len(first))) or min(space, len(first))
         head, tail = first[:cut], "\n".join([first[cut:], *lines[1:]])
         return Unit(True, head), Unit(True, tail)
@@ -97,7 +106,8 @@ def pack_sections(
             continue
         can_open = max_sections is None or len(out) + 1 < max_sections
         fresh = int(min(section_cap, total_cap - used))
-        if current and can_open and (len(rendered) <= fresh or room < MIN_SPLIT):
+        parts = _split_unit(unit, room, section_cap) if room > 0 else None
+        if current and can_open and (len(rendered) <= fresh or room < MIN_SPLIT or parts is None):
             if fresh < MIN_SPLIT and len(rendered) > fresh:
                 cut = True
                 break
@@ -108,7 +118,6 @@ def pack_sections(
         if room < MIN_SPLIT and current:
             cut = True
             break
-        parts = _split_unit(unit, room) if room > 0 else None
         if parts is None:
             cut = True
             break
