@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.clock import as_utc, utcnow
 from bot.config import Policy, format_duration
@@ -27,6 +27,7 @@ from bot.reminders.schedule import (
     SENT,
     SNOOZABLE,
     STOPPED,
+    UPDATE,
     _iso,
     _lock_reminder,
     _phase,
@@ -72,6 +73,24 @@ def _seen_key(session: Session, key: str | None, incident_id: int) -> bool:
     return earlier is not None
 
 
+def _stopped_by(session: Session, row: Reminder, incident: Incident) -> str:
+    """What to tell someone who snoozes a stopped reminder: who stopped it, and what (if
+    anything) starts it again."""
+    stops = session.exec(
+        select(TimelineEvent)
+        .where(
+            TimelineEvent.incident_id == incident.id,
+            TimelineEvent.kind == EventKind.REMINDER_STOPPED,
+        )
+        .order_by(col(TimelineEvent.id).desc())
+    ).all()
+    actor = next((e.actor_id for e in stops if e.data.get("reminder_id") == row.id), None)
+    by = f" by <@{actor}>" if actor else ""
+    if row.kind == UPDATE:
+        return f"These reminders were stopped{by}; reopening {incident.ref} starts them again."
+    return f"This reminder was stopped{by}."
+
+
 def snooze_reminder(
     session: Session,
     policy: Policy,
@@ -84,7 +103,8 @@ def snooze_reminder(
 ) -> ReminderChange:
     """Postpone a reminder by one of ``reminders.snooze_choices``; recorded on the timeline.
 
-    A repeated ``key`` (Slack retry, double click) changes nothing the second time."""
+    A stopped reminder stays stopped (refused, saying who stopped it). A repeated ``key``
+    (Slack retry, double click) changes nothing the second time."""
     now = as_utc(now) if now is not None else utcnow()
     allowed = snooze_minutes(policy.reminders.snooze_choices)
     minutes = int(duration.total_seconds() // 60)
@@ -105,6 +125,10 @@ def snooze_reminder(
         raise InvalidInput(
             f"This reminder is no longer active: {incident.ref} is {incident.status}."
         )
+    if row.state == STOPPED:
+        # Stop is for good (update nudges: until a reopen); a Snooze button left on an older
+        # message, clicked by anyone, must not switch the reminder back on.
+        raise InvalidInput(_stopped_by(session, row, incident))
     until = now + duration
     row.state = PENDING
     row.due_at = until

@@ -336,7 +336,12 @@ def _arm_ack(
     restart_from: datetime | None,
 ) -> None:
     """Escalate when nobody acknowledges. ``restart_from`` starts a fresh first tier from that
-    time (declare, reopen); without it the current tier is re-timed for the new severity."""
+    time (declare, reopen); without it the current tier is re-timed for the new severity.
+
+    A row cancelled earlier (a severity without ``ack_within`` in between) is re-timed too: it
+    still holds the tier it was waiting for and when the last one was sent, so going back to a
+    severity that escalates continues where the escalation stopped instead of paging the first
+    tier again. Only declare and reopen start again from tier 1."""
     assert incident.id is not None
     key = ack_key(incident.id)
     sev = policy.find_severity(incident.severity)
@@ -350,7 +355,7 @@ def _arm_ack(
         cancel_reminders(session, [key], now=now)
         return
     row = get_reminder(session, key)
-    if restart_from is not None or row is None or row.state == CANCELLED:
+    if restart_from is not None or row is None:
         base = restart_from or incident.declared_at
         due = max(base + sev.ack_within, now)
         schedule_reminder(
