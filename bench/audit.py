@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scratch import scratch_database
-from sqlalchemy import insert
+from sqlalchemy import insert, update
+from sqlmodel import col
 
 from bot import migrations
 from bot.audit.chain import GENESIS, event_hash
@@ -72,6 +73,11 @@ def populate(db: Database, events: int) -> None:
             rows.append(row)
         with db.transaction() as session:
             session.execute(insert(TimelineEvent), rows)
+            session.execute(  # the head the core keeps on the incident row
+                update(Incident)
+                .where(col(Incident.id) == n + 1)
+                .values(chain_head=prev, chain_events=PER_INCIDENT)
+            )
 
 
 def run(label: str, url: str, events: int) -> None:

@@ -108,6 +108,10 @@ class Incident(SQLModel, table=True):
     slack_lease_until: datetime | None = _utc(default=None)
     """While set in the future, one worker is setting up or refreshing the incident's Slack
     channel and messages; others leave it alone."""
+    chain_head: str | None = Field(default=None, max_length=64)
+    """Hash of the incident's latest timeline event and the number of events on its chain, set
+    by ``bot.audit.chain.advance`` in the transaction of each append: a deleted tail shows."""
+    chain_events: int = Field(default=0)
 
     @property
     def ref(self) -> str:

@@ -7,9 +7,14 @@ link to the same predecessor. Changing any stored byte of an event changes its h
 inserting or reordering events breaks the link of the event after it. ``bot.audit.verify``
 recomputes the chains.
 
+After each insert, ``advance`` stores the new head (and the event count) on the incident row,
+in the same transaction, so deleting an incident's latest events leaves a head that names an
+event that is no longer there.
+
 What a chain cannot show on its own: an attacker with database access who rewrites the *last*
-events of an incident and recomputes their hashes leaves a valid chain. The evidence bundle
-records the chain head, so a head kept elsewhere (an exported, signed bundle) pins the past.
+events of an incident, recomputes their hashes and also rewrites the head on the incident row
+leaves a valid chain. The evidence bundle records the chain head, so a head kept elsewhere (an
+exported, signed bundle) pins the past.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ FORMAT = "firebreak-event/1"
 _PREVIOUS_HASH = "SELECT hash FROM timeline_events WHERE incident_id = {} ORDER BY id DESC LIMIT 1"
 _PREVIOUS_BY_PARAMSTYLE = {"qmark": _PREVIOUS_HASH.format("?")}
 _PREVIOUS_DEFAULT = _PREVIOUS_HASH.format("%s")  # psycopg (format / pyformat)
+_ADVANCE = "UPDATE incidents SET chain_head = {0}, chain_events = chain_events + 1 WHERE id = {0}"
+_ADVANCE_BY_PARAMSTYLE = {"qmark": _ADVANCE.format("?")}
+_ADVANCE_DEFAULT = _ADVANCE.format("%s")
 
 
 def _time(value: datetime) -> str:
@@ -72,21 +80,38 @@ def event_hash(event: Mapping[Any, Any], prev_hash: str) -> str:
     return hashlib.sha256(canonical(event, prev_hash)).hexdigest()
 
 
+def _driver_cursor(session: Session, by_paramstyle: dict[str, str], default: str) -> Any:
+    connection = session.connection()
+    sql = by_paramstyle.get(connection.dialect.paramstyle, default)
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    return sql, driver.cursor()
+
+
 def previous_hash(session: Session, incident_id: int) -> str:
     """The hash of the incident's latest event (``GENESIS`` when it has none). A row written
     without a hash (before the chain existed and not backfilled) also links as ``GENESIS``; the
     verifier reports that row."""
-    connection = session.connection()
-    sql = _PREVIOUS_BY_PARAMSTYLE.get(connection.dialect.paramstyle, _PREVIOUS_DEFAULT)
-    driver = connection.connection.dbapi_connection
-    assert driver is not None
-    cursor = driver.cursor()
+    sql, cursor = _driver_cursor(session, _PREVIOUS_BY_PARAMSTYLE, _PREVIOUS_DEFAULT)
     try:
         cursor.execute(sql, (incident_id,))
         row = cursor.fetchone()
     finally:
         cursor.close()
     return (row[0] if row else None) or GENESIS
+
+
+def advance(session: Session, incident_id: int, head: str) -> None:
+    """Record ``head`` (the hash of the event just inserted) as the incident's chain head and
+    count the event, in the transaction of the insert (``incidents.chain_head``,
+    ``incidents.chain_events``). The verifier compares them with the last stored event, which
+    is how a deleted tail shows. Called only after the insert wrote a row (a repeated
+    idempotency key writes none). Straight to the driver, like ``previous_hash``."""
+    sql, cursor = _driver_cursor(session, _ADVANCE_BY_PARAMSTYLE, _ADVANCE_DEFAULT)
+    try:
+        cursor.execute(sql, (head, incident_id))
+    finally:
+        cursor.close()
 
 
 def link(session: Session, values: dict[str, Any]) -> None:

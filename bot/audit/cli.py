@@ -65,7 +65,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         db.dispose()
     elapsed = time.perf_counter() - began
     if numbers is not None:
-        missing = sorted(set(numbers) - report.found)
+        missing = sorted(set(numbers) - report.found - set(report.missing))
         for number in missing:
             print(f"INC-{number}: no such incident", file=sys.stderr)
         if missing:

@@ -11,8 +11,9 @@ Removal, in one transaction per incident: a ``retention_tombstone`` event is app
 core (so it is chained to the last event, and carries the removed chain's head, the event count
 and the bundle's SHA-256), then every other row that belongs to the incident is deleted (the
 append-only guard lifted inside that transaction only), and the incident row keeps only its
-number, severity, status and milestones. ``audit verify`` starts that incident's chain at the
-tombstone, whose ``prev_hash`` is the head recorded in the exported bundle.
+number, severity, status and milestones, and its chain head becomes the tombstone (one event).
+``audit verify`` starts that incident's chain at the tombstone, whose ``prev_hash`` is the head
+recorded in the exported bundle.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
@@ -186,6 +187,15 @@ def remove_incident(db: Database, policy: Policy, item: Due, *, now: datetime | 
                 ids = select(parent.c.id).where(parent.c.incident_id == item.incident_id)
                 session.execute(delete(table).where(table.c[related.column].in_(ids)))
         guard.restore(session)
+        # The chain now starts at the tombstone: the head stays, the count is its one event.
+        # (A statement, not the ORM object: the row was changed behind the ORM's back by the
+        # append.)
+        incidents = Incident.__table__  # type: ignore[attr-defined]
+        session.execute(
+            update(incidents)
+            .where(incidents.c.id == item.incident_id)
+            .values(chain_head=tombstone.hash, chain_events=1)
+        )
         incident = core.lock_incident(session, item.incident_id)
         incident.title = REMOVED_TITLE
         incident.summary = ""

@@ -11,14 +11,27 @@ What a mismatch means:
   event was deleted, inserted out of order, or the previous event was edited and re-hashed.
 * ``unchained``: the row has no hash at all (written by a process that bypassed the core).
 * ``empty``: the incident has no events at all (every incident has its declaration).
+* ``head``: the chain holds but does not end where the incident row says it does
+  (``incidents.chain_head`` / ``chain_events``, written in the transaction of every append):
+  its latest events were deleted, events were written around the core, or the head was changed.
+* ``missing``: an incident number below the highest one handed out (the ``incident_number``
+  counter) has no incident: numbers are gap-free (a declare that rolls back gives its number
+  back), so the incident was deleted.
+* ``orphan``: events whose incident row is gone.
 
 An incident whose first remaining event is a retention tombstone starts its chain there: the
-tombstone's ``prev_hash`` is the head of the chain that was exported and removed.
+tombstone's ``prev_hash`` is the head of the chain that was exported and removed, and retention
+sets the incident's head to the tombstone (one event). Retention keeps the incident row, so its
+number is not missing.
+
+What none of this shows: someone with database access who deletes or rewrites events *and*
+rewrites the incident's head to match (or deletes the latest incidents and winds the counter
+back). Only a head kept outside the database (a signed evidence bundle) shows that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
@@ -28,10 +41,12 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.audit.chain import GENESIS, event_hash
-from bot.models import EventKind, Incident, TimelineEvent
+from bot.incidents.text import INCIDENT_COUNTER
+from bot.models import Counter, EventKind, Incident, TimelineEvent
 
 _EVENTS = TimelineEvent.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+_COUNTERS = Counter.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -42,10 +57,12 @@ class Break:
     event_id: int
     kind: str
     problem: str
-    """``content``, ``link``, ``unchained`` or ``empty``."""
+    """``content``, ``link``, ``unchained``, ``empty``, ``head``, ``missing`` or ``orphan``."""
     detail: str
 
     def describe(self) -> str:
+        if self.problem == "missing":
+            return self.detail
         return f"INC-{self.incident_number} event {self.event_id} ({self.kind}): {self.detail}"
 
 
@@ -58,6 +75,8 @@ class ChainReport:
     breaks: list[Break] = field(default_factory=list)
     found: set[int] = field(default_factory=set)
     """Numbers of the incidents checked (with or without events)."""
+    missing: list[int] = field(default_factory=list)
+    """Numbers below the highest one handed out that no incident has (deleted incidents)."""
 
     @property
     def ok(self) -> bool:
@@ -113,23 +132,58 @@ def _break(number: int, row: Mapping[Any, Any], problem: str, detail: str) -> Br
 def verify_chains(
     session: Session, numbers: Sequence[int] | None = None, *, batch: int = 5000
 ) -> ChainReport:
-    """Verify the chains of the incidents numbered ``numbers`` (all incidents when ``None``)."""
-    incident_numbers: dict[int, int] = {}
-    query = select(_INCIDENTS.c.id, _INCIDENTS.c.number)
-    if numbers is not None:
-        query = query.where(_INCIDENTS.c.number.in_(list(numbers)))
-    for incident_id, number in session.execute(query):
-        incident_numbers[int(incident_id)] = int(number)
+    """Verify the chains of the incidents numbered ``numbers`` (all incidents when ``None``):
+    each chain in itself, against the head stored on its incident row, and the incident numbers
+    against the gap-free counter."""
     report = ChainReport()
-    events = select(_EVENTS).order_by(_EVENTS.c.incident_id, _EVENTS.c.id)
+    # The counter first: every number it has handed out was committed with its incident, so
+    # the incidents read next include them all (no false alarm from a declare in between).
+    counter = session.execute(
+        select(_COUNTERS.c.value).where(_COUNTERS.c.name == INCIDENT_COUNTER)
+    ).scalar_one_or_none()
+    incident_numbers: dict[int, int] = {}
+    for incident_id, number in session.execute(select(_INCIDENTS.c.id, _INCIDENTS.c.number)):
+        incident_numbers[int(incident_id)] = int(number)
+    missing = _missing_numbers(int(counter or 0), set(incident_numbers.values()))
     if numbers is not None:
-        events = events.where(_EVENTS.c.incident_id.in_(list(incident_numbers)))
+        wanted = set(numbers)
+        incident_numbers = {i: n for i, n in incident_numbers.items() if n in wanted}
+        missing = [(n, n) for low, high in missing for n in sorted(wanted) if low <= n <= high]
+    report.missing = [n for low, high in missing for n in range(low, min(high, low + 1000) + 1)]
+    for low, high in missing:
+        report.breaks.append(_missing(low, high))
+    # Each event row carries its incident's stored head, read in the same statement (one
+    # snapshot: an append committed meanwhile cannot make the two disagree).
+    events = (
+        select(
+            _EVENTS,
+            _INCIDENTS.c.number.label("_number"),
+            _INCIDENTS.c.chain_head.label("_chain_head"),
+            _INCIDENTS.c.chain_events.label("_chain_events"),
+        )
+        .select_from(_EVENTS.outerjoin(_INCIDENTS, _INCIDENTS.c.id == _EVENTS.c.incident_id))
+        .order_by(_EVENTS.c.incident_id, _EVENTS.c.id)
+    )
+    if numbers is not None:
+        events = events.where(_INCIDENTS.c.number.in_(list(numbers)))
     result = session.execute(events.execution_options(yield_per=batch)).mappings()
     for incident_id, group in groupby(result, key=itemgetter("incident_id")):
-        number = incident_numbers.get(int(incident_id), -int(incident_id))
-        rows = iter(group)
+        rows = _Tail(group)
+        first = rows.peek
+        joined = first["_number"]
+        number = int(joined) if joined is not None else -int(incident_id)
         count, head, broken = check_chain(number, rows)
         count += sum(1 for _ in rows)  # the rest of a broken incident
+        if broken is None and joined is None:
+            broken = _break(
+                number,
+                first,
+                "orphan",
+                f"belongs to incident id {incident_id}, whose incident row is gone: the "
+                "incident was deleted",
+            )
+        if broken is None:
+            broken = _check_head(number, count, head, rows.last)
         report.incidents += 1
         report.events += count
         report.heads[number] = head
@@ -145,6 +199,84 @@ def verify_chains(
     report.found.update(report.heads)
     report.breaks.sort(key=lambda b: b.incident_number)
     return report
+
+
+class _Tail:
+    """The rows of one incident, remembering the first and the last one read."""
+
+    def __init__(self, rows: Iterable[Mapping[Any, Any]]) -> None:
+        self._rows = iter(rows)
+        self.peek: Mapping[Any, Any] = next(self._rows)
+        self.last: Mapping[Any, Any] = self.peek
+        self._first_pending = True
+
+    def __iter__(self) -> Iterator[Mapping[Any, Any]]:
+        return self
+
+    def __next__(self) -> Mapping[Any, Any]:
+        if self._first_pending:
+            self._first_pending = False
+            return self.peek
+        self.last = next(self._rows)
+        return self.last
+
+
+def _check_head(number: int, count: int, head: str, last: Mapping[Any, Any]) -> Break | None:
+    """Compare an intact chain's end with the head and count stored on its incident row."""
+    stored, stored_count = last["_chain_head"], int(last["_chain_events"] or 0)
+    if stored == head and stored_count == count:
+        return None
+    names = f"its head names event {stored[:12]}…" if stored else "it has no stored head"
+    latest = f"the latest event left hashes to {head[:12]}…"
+    if stored_count > count:
+        return _break(
+            number,
+            last,
+            "head",
+            f"the last {stored_count - count} event(s) of INC-{number} were deleted ({names}, "
+            f"{stored_count} events; {latest}, {count} events)",
+        )
+    if stored_count < count:
+        return _break(
+            number,
+            last,
+            "head",
+            f"{count - stored_count} event(s) of INC-{number} were written around Firebreak "
+            f"after its head ({names}, {stored_count} events; the chain has {count}, ending in "
+            f"{head[:12]}…)",
+        )
+    return _break(
+        number,
+        last,
+        "head",
+        f"the chain of INC-{number} does not end at its head ({names}; {latest}): the latest "
+        "event was replaced or the head was changed",
+    )
+
+
+def _missing_numbers(counter: int, present: set[int]) -> list[tuple[int, int]]:
+    """Runs (first, last) of incident numbers below the highest one handed out (the counter or
+    the highest number present) that no incident has. Numbers are gap-free: a declare that
+    rolls back gives its number back with the rest of its transaction."""
+    highest = max([counter, *present])
+    runs: list[tuple[int, int]] = []
+    expected = 1
+    for number in sorted(present | {highest + 1}):
+        if number > expected:
+            runs.append((expected, number - 1))
+        expected = max(expected, number + 1)
+    return runs
+
+
+def _missing(low: int, high: int) -> Break:
+    if low == high:
+        detail = f"INC-{low} is missing: incident numbers are gap-free, so it was deleted"
+    else:
+        detail = (
+            f"INC-{low} to INC-{high} are missing ({high - low + 1} incidents): incident "
+            "numbers are gap-free, so they were deleted"
+        )
+    return Break(low, 0, "-", "missing", detail)
 
 
 def chain_head(session: Session, incident_id: int) -> tuple[int, str]:

@@ -146,6 +146,7 @@ def append_event(
         if earlier is not None and earlier.incident_id != incident.id:
             raise InvalidInput("That request was already used for another incident.")
         return None
+    chain.advance(session, incident.id, values["hash"])  # the incident row keeps the head
     # A detached copy of the row just written (model_construct skips validation: the values
     # were checked above and accepted by the database).
     event = TimelineEvent.model_construct(id=new_id, **values)
