@@ -224,13 +224,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot import migrations
+    from bot.console import load_console_settings
     from bot.server import check_credentials, check_listen, configure_service_logging, serve
 
     settings, policy = _configuration(args)
     port = check_port(args.port, "--port") if args.port is not None else settings.port
     host = args.host or settings.host
-    # Configuration first: a missing secret or a taken port must not migrate the database.
+    # Configuration first: a missing secret, a bad console setting or a taken port must not
+    # migrate the database.
     check_credentials(settings)
+    load_console_settings()
     check_listen(host, port)
     configure_service_logging(settings)
     if args.no_migrate:

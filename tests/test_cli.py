@@ -430,6 +430,28 @@ def test_serve_without_a_bot_token_creates_no_database(
     assert not (tmp_path / "firebreak.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FIREBREAK_CONSOLE_SESSION_HOURS", "0"),
+        ("FIREBREAK_CONSOLE_TRUSTED_PROXIES", "not-an-ip"),
+    ],
+)
+def test_a_bad_console_setting_stops_serve_before_it_creates_the_database(
+    name: str,
+    value: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _serve_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv(name, value)
+    assert main(["serve"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("firebreak: ") and name in error and error.count("\n") == 1
+    assert not (tmp_path / "firebreak.db").exists()
+
+
 def test_an_empty_optional_variable_is_its_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

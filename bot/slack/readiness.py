@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from bot.errors import ConfigError
@@ -27,17 +28,35 @@ def _network_reason(exc: OSError) -> str:
     return f"{type(exc).__name__}: {reason}"[:200]
 
 
+RECHECK_EVERY = 60.0
+"""Seconds between two ``auth.test`` calls made for ``/readyz`` while the token is accepted: a
+token revoked while nothing calls Slack is noticed within this."""
+RECHECK_REFUSED_EVERY = 15.0
+"""The same while Slack refuses the token: readiness comes back once a new token (or the
+reinstalled app's) is accepted, without waiting for other work to call Slack."""
+
+
 class SlackReadiness:
     """``reason`` is ``None`` once Slack answered ``auth.test``, else why the bot is not ready."""
 
     def __init__(
-        self, firebreak: Firebreak, *, first_delay: float = 1.0, max_delay: float = 60.0
+        self,
+        firebreak: Firebreak,
+        *,
+        first_delay: float = 1.0,
+        max_delay: float = 60.0,
+        recheck_every: float = RECHECK_EVERY,
+        recheck_refused_every: float = RECHECK_REFUSED_EVERY,
     ) -> None:
         self.firebreak = firebreak
         self.first_delay = first_delay
         self.max_delay = max_delay
+        self.recheck_every = recheck_every
+        self.recheck_refused_every = recheck_refused_every
         self.reason: str | None = "slack not checked yet"
         self.attempts = 0
+        self._checked_at = time.monotonic()
+        self._checking = threading.Lock()
         self._lock = threading.Lock()
         self._waiting: list[Callable[[], None]] = []
         self._stop = threading.Event()
@@ -49,11 +68,30 @@ class SlackReadiness:
 
     def current(self) -> str | None:
         """Why the bot is not ready now: Slack not checked or unreachable, or the token Slack
-        refused since (revoked, the app uninstalled): every Slack effect would fail."""
+        refused since (revoked, the app uninstalled): every Slack effect would fail. Once
+        ready, the token is checked again from time to time (``auth.test``): a refusal makes
+        the bot unready, an acceptance ready again; a Slack outage changes neither."""
+        if self.reason is not None:
+            return self.reason
+        self._recheck_token()
         rejected = self.firebreak.gateway.token_rejected
-        if self.reason is None and rejected is not None:
+        if rejected is not None:
             return f"slack refuses the bot token ({rejected}): check SLACK_BOT_TOKEN"
-        return self.reason
+        return None
+
+    def _recheck_token(self) -> None:
+        gateway = self.firebreak.gateway
+        every = self.recheck_refused_every if gateway.token_rejected else self.recheck_every
+        if time.monotonic() - self._checked_at < every or not self._checking.acquire(False):
+            return
+        try:
+            self._checked_at = time.monotonic()
+            # The gateway records a refusal and clears it on any call Slack accepts.
+            gateway.call("auth.test")
+        except (SlackCallError, OSError):
+            pass  # refused (recorded by the gateway) or unreachable (not a readiness matter)
+        finally:
+            self._checking.release()
 
     def check(self) -> bool:
         """Ask Slack once. ``ConfigError`` when the token is rejected or an escalation target

@@ -199,3 +199,35 @@ def test_a_token_slack_refuses_while_running_makes_the_service_unready(
     fake.token = token
     firebreak.gateway.post_message(fake.channel_id("incidents"), "hello again")
     assert readiness.current() is None
+
+
+def test_readiness_notices_a_revoked_token_and_its_return_without_other_slack_calls(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> None:
+    """Nothing else calls Slack (a quiet night): /readyz asks Slack itself from time to time,
+    so a revoked token makes the pod unready, and the reinstalled app's token ready again."""
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+    )
+    firebreak = Firebreak.create(settings, e2e_policy, database=db)
+    readiness = SlackReadiness(firebreak, recheck_every=0, recheck_refused_every=0)
+    assert readiness.check() and readiness.current() is None
+    token = fake.token
+    fake.token = "xoxb-revoked"
+    try:
+        assert readiness.current() == (
+            "slack refuses the bot token (invalid_auth): check SLACK_BOT_TOKEN"
+        )
+        fake.fail("auth.test", status=500, times=None)  # an outage: readiness does not flip
+        assert readiness.current() == (
+            "slack refuses the bot token (invalid_auth): check SLACK_BOT_TOKEN"
+        )
+        fake.clear_failures()
+    finally:
+        fake.token = token
+    assert readiness.current() is None
+    fake.fail("auth.test", status=500, times=None)
+    assert readiness.current() is None
