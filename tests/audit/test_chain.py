@@ -21,6 +21,7 @@ from bot.audit.verify import verify_chains
 from bot.config import Policy
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
+from tests.audit.helpers import forged_note
 
 T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
 
@@ -169,18 +170,7 @@ def test_verify_names_an_event_inserted_out_of_order(db: Database, policy: Polic
     incident_id = declare_with_notes(db, policy, 3)
     events = rows(db, incident_id)
     # A backdated event that claims to follow the declaration, with a correct content hash.
-    fake: dict[str, Any] = {
-        "incident_id": incident_id,
-        "occurred_at": T0 + timedelta(seconds=1),
-        "recorded_at": T0 + timedelta(seconds=1),
-        "kind": "note",
-        "actor_id": "U9",
-        "text": "IC approved the rollback",
-        "data": {},
-        "source_url": None,
-        "source_ref": None,
-        "idempotency_key": "forged",
-    }
+    fake = forged_note(incident_id, T0 + timedelta(seconds=1))
     prev = events[0].hash or ""
     with db.transaction() as session:
         session.add(TimelineEvent(**fake, prev_hash=prev, hash=event_hash(fake, prev)))

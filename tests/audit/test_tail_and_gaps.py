@@ -21,6 +21,7 @@ from bot.audit.verify import verify_chains
 from bot.config import Policy, load_policy
 from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
+from tests.audit.helpers import forged_note
 from tests.conftest import Run
 
 T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
@@ -147,18 +148,7 @@ def test_verify_names_events_written_after_the_head_or_a_replaced_head(
     incident_id = declare(db, policy, 1)
     last = events(db, incident_id)[-1]
     # A correctly linked and hashed event, inserted around Firebreak (the head is not moved).
-    fake: dict[str, Any] = {
-        "incident_id": incident_id,
-        "occurred_at": T0 + timedelta(minutes=5),
-        "recorded_at": T0 + timedelta(minutes=5),
-        "kind": "note",
-        "actor_id": "U9",
-        "text": "IC approved the rollback",
-        "data": {},
-        "source_url": None,
-        "source_ref": None,
-        "idempotency_key": "forged",
-    }
+    fake = forged_note(incident_id, T0 + timedelta(minutes=5))
     prev = last.hash or ""
     with db.transaction() as session:
         session.add(TimelineEvent(**fake, prev_hash=prev, hash=event_hash(fake, prev)))

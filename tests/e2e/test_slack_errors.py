@@ -175,16 +175,21 @@ def test_a_retry_after_on_a_server_error_is_honoured(
     assert utcnow() + timedelta(seconds=100) < waiting.due_at <= utcnow() + timedelta(seconds=121)
 
 
-def test_a_token_slack_refuses_while_running_makes_the_service_unready(
-    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
-) -> None:
+def running_against(fake: FakeSlack, db: Database, policy: Policy, database_url: str) -> Firebreak:
+    """Firebreak as ``serve`` builds it, talking to the fake Slack."""
     settings = Settings(
         DATABASE_URL=database_url,
         SLACK_BOT_TOKEN=fake.token,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=fake.api_url,
     )
-    firebreak = Firebreak.create(settings, e2e_policy, database=db)
+    return Firebreak.create(settings, policy, database=db)
+
+
+def test_a_token_slack_refuses_while_running_makes_the_service_unready(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> None:
+    firebreak = running_against(fake, db, e2e_policy, database_url)
     readiness = SlackReadiness(firebreak)
     assert readiness.check() and readiness.current() is None
     token = fake.token
@@ -206,13 +211,7 @@ def test_readiness_notices_a_revoked_token_and_its_return_without_other_slack_ca
 ) -> None:
     """Nothing else calls Slack (a quiet night): /readyz asks Slack itself from time to time,
     so a revoked token makes the pod unready, and the reinstalled app's token ready again."""
-    settings = Settings(
-        DATABASE_URL=database_url,
-        SLACK_BOT_TOKEN=fake.token,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake.api_url,
-    )
-    firebreak = Firebreak.create(settings, e2e_policy, database=db)
+    firebreak = running_against(fake, db, e2e_policy, database_url)
     readiness = SlackReadiness(firebreak, recheck_every=0, recheck_refused_every=0)
     assert readiness.check() and readiness.current() is None
     token = fake.token
