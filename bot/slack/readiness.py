@@ -80,14 +80,19 @@ class SlackReadiness:
         return None
 
     def _recheck_token(self) -> None:
+        """Start a check in the background when one is due: ``/readyz`` answers at once from
+        what is known (a probe times out after a second; a Slack call may take ten)."""
         gateway = self.firebreak.gateway
         every = self.recheck_refused_every if gateway.token_rejected else self.recheck_every
         if time.monotonic() - self._checked_at < every or not self._checking.acquire(False):
             return
+        self._checked_at = time.monotonic()
+        threading.Thread(target=self._check_token, name="slack-token-check", daemon=True).start()
+
+    def _check_token(self) -> None:
         try:
-            self._checked_at = time.monotonic()
             # The gateway records a refusal and clears it on any call Slack accepts.
-            gateway.call("auth.test")
+            self.firebreak.gateway.call("auth.test")
         except (SlackCallError, OSError):
             pass  # refused (recorded by the gateway) or unreachable (not a readiness matter)
         finally:
