@@ -368,11 +368,15 @@ def _arm_ack(
             now=now,
         )
         return
-    if row.state in (SENT, STOPPED, CLAIMED):
+    tier = int(row.data.get("tier", 1))
+    if row.state == SENT and tier == 1 and sev.escalate_again_after is not None:
+        # Tier 1 went out under a severity without a second tier; this one has one, so the
+        # row waits for it as a pending row would (sent_count and last_sent_at are kept).
+        tier = 2
+    elif row.state in (SENT, STOPPED, CLAIMED):
         # CLAIMED: a worker is escalating right now; it re-checks the timing under the new
         # severity before sending and schedules the next tier from it when done.
         return
-    tier = int(row.data.get("tier", 1))
     base = _parse_time(row.data.get("since")) or incident.declared_at
     if tier == 1:
         due = max(base + sev.ack_within, now)
@@ -381,7 +385,7 @@ def _arm_ack(
         return
     else:
         due = max((row.last_sent_at or now) + sev.escalate_again_after, now)
-    data = {k: v for k, v in row.data.items() if k != "delivered"}
+    data = {**{k: v for k, v in row.data.items() if k != "delivered"}, "tier": tier}
     schedule_reminder(
         session, key=key, kind=ACK, incident_id=incident.id, due_at=due, data=data, now=now
     )
