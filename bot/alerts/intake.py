@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot import incidents as core
-from bot.alerts.model import Alert, AlertMessage, Status, stale
+from bot.alerts.model import PRINCIPAL_PREFIX, Alert, AlertMessage, Status, stale
 from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.notices import (
     ALL_RESOLVED,
@@ -67,7 +67,7 @@ class Outcome:
 
 def reporter_of(source: str) -> str:
     """The principal an alert-declared incident is reported by: ``alerts:<source>``."""
-    return f"alerts:{source}"
+    return f"{PRINCIPAL_PREFIX}{source}"
 
 
 # --------------------------------------------------------------------------------------------

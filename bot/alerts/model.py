@@ -8,6 +8,7 @@ these plain values, so a payload can be replayed without side effects.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -183,6 +184,12 @@ def short_key(value: str) -> str:
     if len(value) <= KEY_MAX:
         return value
     return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def body_digest(data: object) -> str:
+    """A key for a delivery whose sender gives it no id: the hash of its body, so a retry of
+    the same delivery is recognised."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def labels_of(value: object, what: str, limit: int = LABEL_MAX) -> dict[str, str]:

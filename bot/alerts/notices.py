@@ -229,11 +229,11 @@ def answer_notice(session: Session, dedupe_key: str, answer: Answered, *, now: d
     return True
 
 
-def open_questions(session: Session, kind: str, incident_id: int) -> list[str]:
-    """The dedupe keys of the ``kind`` notices about the incident still waiting for an answer."""
+def _waiting(session: Session, kind: str, incident_id: int) -> list[AlertNotice]:
+    """The ``kind`` notices about the incident still waiting for an answer."""
     return list(
         session.exec(
-            select(AlertNotice.dedupe_key).where(
+            select(AlertNotice).where(
                 AlertNotice.kind == kind,
                 AlertNotice.incident_id == incident_id,
                 AlertNotice.state == "queued",
@@ -242,16 +242,20 @@ def open_questions(session: Session, kind: str, incident_id: int) -> list[str]:
     )
 
 
+def open_questions(session: Session, kind: str, incident_id: int) -> list[str]:
+    """The dedupe keys of the ``kind`` notices about the incident still waiting for an answer."""
+    return [notice.dedupe_key for notice in _waiting(session, kind, incident_id)]
+
+
 def answer_all_resolved(
     session: Session, incident_id: int, *, outcome: str, actor: str, now: datetime | None = None
 ) -> None:
     """The "all alerts resolved: mitigate?" questions about the incident are answered (its
     button was pressed, or alerts fired again): their messages say so, without the button."""
-    for key in open_questions(session, ALL_RESOLVED, incident_id):
-        notice = session.exec(select(AlertNotice).where(AlertNotice.dedupe_key == key)).one()
+    for notice in _waiting(session, ALL_RESOLVED, incident_id):
         answer_notice(
             session,
-            key,
+            notice.dedupe_key,
             Answered(
                 group_id=notice.group_id or 0,
                 source=str(notice.payload.get("source") or ""),

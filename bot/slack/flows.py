@@ -9,7 +9,7 @@ So a flow never leaves an incident half set up: what was committed will happen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +29,7 @@ from bot.runtime import Firebreak
 from bot.slack import blocks
 from bot.slack.effects import queue_upload
 from bot.slack.gateway import SlackCallError, SlackGateway
-from bot.slack.limits import message_text, truncate
+from bot.slack.limits import message_author, message_text, truncate
 
 log = logging.getLogger(__name__)
 
@@ -349,26 +349,6 @@ class IncidentFlows:
             user,
             blocks.home_view(self.policy, visible, {k: v for k, v in commanders.items() if v}, now),
         )
-
-
-ACTOR_MAX = 64
-"""``TimelineEvent.actor_id``'s column size."""
-
-
-def message_author(message: Mapping[str, object]) -> str | None:
-    """Who wrote a captured message: the person (or app's bot user), else the name an
-    integration posts under (an incoming webhook's ``username``, the app's ``bot_profile``),
-    else the bot's id."""
-    profile = message.get("bot_profile")
-    for found in (
-        message.get("user"),
-        message.get("username"),
-        profile.get("name") if isinstance(profile, Mapping) else None,
-        message.get("bot_id"),
-    ):
-        if isinstance(found, str) and found.strip():
-            return truncate(" ".join(found.split()), ACTOR_MAX)
-    return None
 
 
 def queue_runbook_message(session: Session, run_id: int, incident_id: int) -> None:

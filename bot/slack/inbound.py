@@ -154,7 +154,7 @@ class Inbox:
             return Done({"skipped": f"no processor for {kind!r}"})
         # The work a request started logs the id of the request (the one its answer carried).
         token = observability.request_id.set(str(item.data.get("request_id") or "-"))
-        again = _AGAIN.set(item.attempts > 1)
+        again = _AGAIN.set(item.repeat)
         try:
             processor(kind, body, replies)
         except FirebreakError as exc:

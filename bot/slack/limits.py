@@ -520,3 +520,23 @@ def _attachment_texts(attachment: Mapping[str, Any]) -> list[str]:
     texts.extend(t.strip() for t in iter_texts(blocks))
     texts = [t for t in texts if t]
     return texts or [str(attachment.get("fallback") or "").strip()]
+
+
+ACTOR_MAX = 64
+"""``TimelineEvent.actor_id``'s column size."""
+
+
+def message_author(message: Mapping[str, object]) -> str | None:
+    """Who wrote a captured message: the person (or app's bot user), else the name an
+    integration posts under (an incoming webhook's ``username``, the app's ``bot_profile``),
+    else the bot's id."""
+    profile = message.get("bot_profile")
+    for found in (
+        message.get("user"),
+        message.get("username"),
+        profile.get("name") if isinstance(profile, Mapping) else None,
+        message.get("bot_id"),
+    ):
+        if isinstance(found, str) and found.strip():
+            return truncate(" ".join(found.split()), ACTOR_MAX)
+    return None

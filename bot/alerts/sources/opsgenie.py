@@ -5,8 +5,6 @@ timeline. A body with only the ``alertId`` joins the group whose Create carried 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +15,7 @@ from bot.alerts.model import (
     Info,
     PayloadError,
     Status,
+    body_digest,
     clean,
     labels_of,
     parse_time,
@@ -101,7 +100,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     if folded not in _STATE_ONLY:
         # Opsgenie sends no event id: the body's hash keys the timeline entry, so a retry of
         # the same delivery records it once.
-        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+        digest = body_digest(data)
         who = clean(_text(alert, "username") or "", 200, multiline=False)
         note = clean(_text(alert, "note") or "", 2000)
         text = (

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +17,7 @@ from bot.alerts.model import (
     Link,
     PayloadError,
     Status,
+    body_digest,
     clean,
     fingerprint,
     labels_of,
@@ -207,7 +206,7 @@ def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
     ]
     if state not in _LEGACY_STATES:
         shown = clean(state, 40, multiline=False) or "none"
-        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+        digest = body_digest(data)
         text = f"Grafana: {rule_name}: state {shown}, not firing (the alert is left as it was)"
         return AlertMessage(
             source="grafana",

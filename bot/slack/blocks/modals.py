@@ -279,14 +279,8 @@ def _capture_metadata(channel: str, ts: str, message: dict[str, Any] | None) -> 
         return metadata
     # What the capture needs, as ``IncidentFlows.capture`` reads it: who wrote it (an
     # integration by the name it posts under) and all it says, attachments and blocks included.
-    profile = message.get("bot_profile")
-    slim = {
-        "user": message.get("user"),
-        "bot_id": message.get("bot_id"),
-        "username": message.get("username")
-        or (profile.get("name") if isinstance(profile, dict) else None),
-    }
-    slim = {k: v for k, v in slim.items() if v}
+    author = limits.message_author(message)
+    slim = {"user": author} if author else {}
     text = limits.message_text(message)
     metadata["message"] = {**slim, "text": text}
     while len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))) > (

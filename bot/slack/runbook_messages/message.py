@@ -205,23 +205,38 @@ def _allocate(needs: Sequence[int], available: int) -> list[int]:
     return alloc
 
 
-def _packed_size(units: Sequence[Unit], max_sections: int, note: str) -> int:
-    """The characters ``units`` take once packed into at most ``max_sections`` sections, the
-    fences closed and reopened where a code block is split included: what a step (or the
-    context) needs of the page's budget to be shown without a cut."""
-    texts, _ = pack_sections(units, max_sections=max_sections, note=note)
-    return sum(len(t) for t in texts)
+class _Packer:
+    """Packs each claimant's units (a step's, by its index, or the context's, by ``None``) into
+    sections for one rendering, remembering the uncut packing it measures them by: the same
+    packing gives a step's need of the page's budget and, when it fits, its sections."""
 
+    def __init__(self) -> None:
+        self._whole: dict[tuple[int | None, int], list[str]] = {}
 
-def _pack(units: Sequence[Unit], budget: int, max_sections: int, note: str) -> list[str]:
-    """``units`` in sections, cut with ``note`` only when they need more than ``budget``
-    characters (:func:`_packed_size`) or ``max_sections`` sections. One rule for what is cut:
-    the page budget, lint's "too long for Slack" warning and the rendering all follow it."""
-    texts, _ = pack_sections(units, max_sections=max_sections, note=note)
-    if sum(len(t) for t in texts) <= budget:
+    def whole(
+        self, owner: int | None, units: Sequence[Unit], max_sections: int, note: str
+    ) -> list[str]:
+        """``units`` in at most ``max_sections`` sections, with no budget: their size, the
+        fences closed and reopened where a code block is split included, is what they need."""
+        key = (owner, max_sections)
+        if key not in self._whole:
+            self._whole[key], _ = pack_sections(units, max_sections=max_sections, note=note)
+        return self._whole[key]
+
+    def need(self, owner: int | None, units: Sequence[Unit], max_sections: int, note: str) -> int:
+        return sum(len(t) for t in self.whole(owner, units, max_sections, note))
+
+    def pack(
+        self, owner: int | None, units: Sequence[Unit], budget: int, max_sections: int, note: str
+    ) -> list[str]:
+        """``units`` in sections, cut with ``note`` only when they need more than ``budget``
+        characters or ``max_sections`` sections. One rule for what is cut: the page budget,
+        lint's "too long for Slack" warning and the rendering all follow it."""
+        texts = self.whole(owner, units, max_sections, note)
+        if sum(len(t) for t in texts) <= budget:
+            return texts
+        texts, _ = pack_sections(units, total_limit=budget, max_sections=max_sections, note=note)
         return texts
-    texts, _ = pack_sections(units, total_limit=budget, max_sections=max_sections, note=note)
-    return texts
 
 
 def render_run_message(
@@ -278,12 +293,13 @@ def render_run_message(
             units_of[i] = [Unit(False, _step_head(i + 1, steps[i], view, False))]
         else:
             units_of[i] = _step_units(i + 1, steps[i], view, i == next_index)
+    packer = _Packer()
     needs = [
-        _packed_size(units_of[i], 1 if finished[i] else STEP_SECTIONS_MAX, _cut_note(steps[i]))
+        packer.need(i, units_of[i], 1 if finished[i] else STEP_SECTIONS_MAX, _cut_note(steps[i]))
         for i in indexes
     ]
     if context_units:
-        needs.append(_packed_size(context_units, CONTEXT_SECTIONS_MAX, CONTEXT_CUT_NOTE))
+        needs.append(packer.need(None, context_units, CONTEXT_SECTIONS_MAX, CONTEXT_CUT_NOTE))
     budgets = _allocate(needs, max(available, 300 * max(1, claimants)))
     max_sections = dict.fromkeys(indexes, STEP_SECTIONS_MAX)
     context_sections = CONTEXT_SECTIONS_MAX
@@ -291,14 +307,17 @@ def render_run_message(
     def build_context() -> list[dict[str, Any]]:
         if not context_units:
             return []
-        texts = _pack(context_units, max(budgets[-1], 300), context_sections, CONTEXT_CUT_NOTE)
+        texts = packer.pack(
+            None, context_units, max(budgets[-1], 300), context_sections, CONTEXT_CUT_NOTE
+        )
         return [{"type": "section", "text": _mrkdwn(t or " ")} for t in texts]
 
     def build() -> list[list[dict[str, Any]]]:
         out = []
         for i, budget in zip(indexes, budgets, strict=False):
             view = views.get(i, StepView(index=i))
-            texts = _pack(
+            texts = packer.pack(
+                i,
                 units_of[i],
                 max(budget, 300),
                 1 if finished[i] else max_sections[i],

@@ -106,7 +106,10 @@ def pack_sections(
             continue
         can_open = max_sections is None or len(out) + 1 < max_sections
         fresh = int(min(section_cap, total_cap - used))
-        parts = _split_unit(unit, room, section_cap) if room > 0 else None
+        # Split only a unit that a fresh section cannot take whole, with room enough here.
+        parts = None
+        if room > 0 and not (current and can_open and (len(rendered) <= fresh or room < MIN_SPLIT)):
+            parts = _split_unit(unit, room, section_cap)
         if current and can_open and (len(rendered) <= fresh or room < MIN_SPLIT or parts is None):
             if fresh < MIN_SPLIT and len(rendered) > fresh:
                 cut = True
