@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
+from threading import Barrier, Event
 
-from sqlmodel import select
+import pytest
+from sqlmodel import Session, select
 
 from bot import incidents as core
 from bot.config import Policy
@@ -15,6 +18,8 @@ from bot.errors import InvalidTransition
 from bot.models import EventKind, Incident, TimelineEvent
 
 THREADS = 20
+# The module, not the package's ``timeline`` query of the same name.
+timeline = importlib.import_module("bot.incidents.timeline")
 
 
 def test_twenty_threads_declaring_at_once_get_consecutive_numbers(
@@ -122,3 +127,46 @@ def test_concurrent_transitions_never_break_the_policy(db: Database, policy: Pol
         assert after in policy.status(before).next
     for (_, after), (before, _) in itertools.pairwise(steps):
         assert after == before
+
+
+def test_a_change_that_waited_for_another_is_stamped_after_it(
+    db: Database, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people change one incident at once. The one who waited for the other's lock is
+    recorded after it in time as well as in order, so the timeline (read by time) tells the
+    changes in the order they were made."""
+    with db.transaction() as session:
+        incident = core.declare_incident(
+            session, policy, title="x", reporter="U1", severity="SEV3"
+        ).incident
+    assert incident.id is not None
+    incident_id = incident.id
+    reached = Event()
+    lock: Callable[[Session, int], Incident] = timeline.lock_incident
+
+    def lock_and_tell(session: Session, wanted: int) -> Incident:
+        reached.set()
+        return lock(session, wanted)
+
+    def second_change() -> None:
+        with db.transaction() as second:
+            core.change_severity(second, policy, incident_id, "SEV1", actor="U2")
+
+    with ThreadPoolExecutor(1) as pool:
+        with db.transaction() as first:
+            core.lock_incident(first, incident_id)
+            monkeypatch.setattr(timeline, "lock_incident", lock_and_tell)
+            waiting = pool.submit(second_change)
+            # On PostgreSQL the second change now waits for the incident's row lock; on SQLite
+            # it waits for the database's writer and never gets this far while we hold it.
+            reached.wait(timeout=1)
+            core.change_severity(first, policy, incident_id, "SEV2", actor="U1")
+        waiting.result(timeout=30)
+    with db.transaction() as session:
+        changes = [
+            (e.data["from"], e.data["to"])
+            for e in core.timeline(session, incident_id)
+            if e.kind == EventKind.SEVERITY_CHANGED
+        ]
+        assert changes == [("SEV3", "SEV2"), ("SEV2", "SEV1")]
+        assert core.get_incident(session, incident_id).severity == "SEV1"

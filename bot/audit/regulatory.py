@@ -113,8 +113,8 @@ def sync_clocks(
     trigger happened), and schedule the warnings of every running clock; cancel the warnings of
     completed ones. Safe to call any number of times: keys make every write happen once, and a
     warning already scheduled for the same time is left alone (never sent twice)."""
-    now = as_utc(now or utcnow())
     incident = core.lock_incident(session, incident_id)
+    now = as_utc(now or utcnow())  # once locked: stamped in lock order
     times = _times(incident)
     severity_rank = {s.key.casefold(): n for n, s in enumerate(policy.severities)}
     events = _events(session, incident_id)
@@ -219,7 +219,6 @@ def classify_incident(
     now: datetime | None = None,
 ) -> ClockResult:
     """``/incident classify major``: record the classification and start its clocks."""
-    now = as_utc(now or utcnow())
     wanted = " ".join(classification.split()).casefold()
     known = classifications(policy.clocks)
     if not known:
@@ -231,7 +230,7 @@ def classify_incident(
         raise InvalidInput(
             f"Unknown classification {classification[:40]!r}. Choose one of: {', '.join(known)}."
         )
-    incident, repeat = core.begin_change(session, incident_id, key)
+    incident, repeat, now = core.begin_change(session, incident_id, key, now)
     if repeat is not None:
         board = load_board(session, policy, incident)
         return ClockResult(repeat, board, f"{incident.ref} is already classified {wanted}.")
@@ -275,13 +274,12 @@ def complete_clock(
     now: datetime | None = None,
 ) -> ClockResult:
     """``/incident notified initial``: record that the clock's notification was sent."""
-    now = as_utc(now or utcnow())
     clock = find_clock(policy.clocks, clock_key)
     if clock is None:
         names = ", ".join(c.key for c in policy.clocks) or "none are configured"
         raise InvalidInput(f"Unknown clock {clock_key[:40]!r}. Clocks: {names}.")
     text = core.clean_text(note, label="note", max_length=core.TEXT_MAX)
-    incident, repeat = core.begin_change(session, incident_id, key)
+    incident, repeat, now = core.begin_change(session, incident_id, key, now)
     board = load_board(session, policy, incident)
     if repeat is not None:
         return ClockResult(repeat, board, f"{clock.title} was already recorded.")

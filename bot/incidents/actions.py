@@ -7,10 +7,9 @@ from datetime import date, datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import NotFound
-from bot.incidents.text import ACTION_TEXT_MAX, clean_text, user_id, when
+from bot.incidents.text import ACTION_TEXT_MAX, clean_text, user_id
 from bot.incidents.timeline import Change, append_event, begin_change
 from bot.models import ActionItem, EventKind
 
@@ -33,8 +32,7 @@ def add_action_item(
     body = clean_text(text, label="action item", max_length=ACTION_TEXT_MAX, required=True)
     actor = user_id(actor)
     owner_id = user_id(owner, "owner") if owner else None
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     assert incident.id is not None
@@ -86,8 +84,7 @@ def complete_action_item(
 ) -> Change:
     """Mark action item ``number`` done; doing it again changes nothing."""
     actor = user_id(actor)
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     item = session.exec(

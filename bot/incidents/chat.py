@@ -29,8 +29,8 @@ def attach_channel(
     now: datetime | None = None,
 ) -> Change:
     """Record the incident's Slack channel (once; a second attach with another id is refused)."""
-    now = when(now, utcnow())
     incident = lock_incident(session, incident_id)
+    now = when(now, utcnow())
     if incident.slack_channel_id == channel_id:
         return Change(incident, None)
     if incident.slack_channel_id is not None:

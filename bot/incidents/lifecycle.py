@@ -52,7 +52,7 @@ def declare_incident(
 ) -> Change:
     """Open a new incident with the next number. A repeated ``key`` returns the same incident.
     ``invite``: the people its channel is created with (the reporter first)."""
-    now = when(now, utcnow())
+    given, now = now, when(now, utcnow())
     title = clean_text(title, label="title", max_length=TITLE_MAX, multiline=False, required=True)
     summary = clean_text(summary, label="summary", max_length=SUMMARY_MAX)
     service_text = clean_text(service, label="service", max_length=SERVICE_MAX, multiline=False)
@@ -82,6 +82,8 @@ def declare_incident(
             _give_back_number(session)
             return Change(existing, None, {"repeat": True})
 
+    # Read again now that the number is ours, so that incidents are stamped in number order.
+    now = when(given, utcnow())
     incident = Incident(
         number=number,
         title=title,
@@ -169,8 +171,7 @@ def change_severity(
     if sev is None:
         raise InvalidInput(_unknown("severity", severity, [s.key for s in policy.severities]))
     actor = user_id(actor)
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     if incident.severity == sev.key:
@@ -219,8 +220,7 @@ def change_status(
         raise InvalidInput(_unknown("status", status, [s.key for s in policy.statuses]))
     actor = user_id(actor)
     note = clean_text(text, label="note", max_length=TEXT_MAX)
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     if incident.status == target.key:
@@ -400,7 +400,7 @@ def take_command(
 ) -> Change:
     """ "Acknowledge / I'm IC": ``user`` becomes the commander if nobody is, and the incident
     is acknowledged. Refused once the incident is over."""
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, _ = begin_change(session, incident_id, key)
     if repeat:
         return repeat
     require_active(policy, incident, "take command of")
@@ -420,8 +420,7 @@ def acknowledge_incident(
 ) -> Change:
     """Someone has taken the incident. Only the first acknowledgement is a milestone."""
     actor = user_id(actor)
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     require_active(policy, incident, "acknowledge")
@@ -463,8 +462,7 @@ def assign_role(
         raise InvalidInput(_unknown("role", role, [r.key for r in policy.roles]))
     user = user_id(user)
     actor = user_id(actor)
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     assert incident.id is not None
@@ -519,8 +517,7 @@ def unassign_role(
     if found is None:
         raise InvalidInput(_unknown("role", role, [r.key for r in policy.roles]))
     actor = user_id(actor)
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     assert incident.id is not None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
@@ -156,17 +156,27 @@ def append_event(
     return event
 
 
+class Begun(NamedTuple):
+    incident: Incident
+    repeat: Change | None
+    now: datetime
+
+
 def begin_change(
-    session: Session, incident_id: int, key: str | None
-) -> tuple[Incident, Change | None]:
-    """Lock the incident; if ``key`` was seen before, also return the earlier result."""
+    session: Session, incident_id: int, key: str | None, now: datetime | None = None
+) -> Begun:
+    """Lock the incident; if ``key`` was seen before, also return the earlier result.
+
+    ``now`` is the time of the change: the one given, else the clock read once the lock is
+    held, so that changes to one incident are stamped in the order they were made."""
     incident = lock_incident(session, incident_id)
+    now = when(now, utcnow())
     earlier = earlier_event(session, key)
     if earlier is not None:
         if earlier.incident_id != incident_id:
             raise InvalidInput("That request was already used for another incident.")
-        return incident, Change(incident, None, {"repeat": True, "kind": earlier.kind})
-    return incident, None
+        return Begun(incident, Change(incident, None, {"repeat": True, "kind": earlier.kind}), now)
+    return Begun(incident, None, now)
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,7 +282,6 @@ def _record(
     now: datetime | None,
     **extra: Any,
 ) -> Change:
-    now = when(now, utcnow())
     # No state changes here, so a repeated key is caught by the insert itself (ON CONFLICT DO
     # NOTHING) instead of a separate look-up first, and the incident is read as a detached row
     # rather than an ORM object: this is the hottest path (captures, notes, steps, reminders).
@@ -280,6 +289,7 @@ def _record(
     if row is None:
         raise NotFound(f"No incident with id {incident_id}.")
     incident = Incident.model_construct(**row)
+    now = when(now, utcnow())  # read once the incident is locked: events land in lock order
     event = append_event(
         session,
         policy,
@@ -311,8 +321,7 @@ def capture_message(
     now: datetime | None = None,
 ) -> Change:
     """Put a message on the timeline once, however many times it is captured."""
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     if find_event_by_source(session, incident_id, source_ref) is not None:
@@ -347,8 +356,7 @@ def retract_event(
     now: datetime | None = None,
 ) -> Change:
     """Withdraw an event from the visible timeline by appending a retraction (never deleting)."""
-    now = when(now, utcnow())
-    incident, repeat = begin_change(session, incident_id, key)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
     target = session.get(TimelineEvent, event_id)

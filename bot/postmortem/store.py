@@ -127,12 +127,11 @@ def _generate(
     actor = (actor or "").strip()
     if not actor or len(actor) > 64:
         raise InvalidInput(f"Not a valid user id: {actor[:40]!r}.")
-    now = as_utc(now) if now is not None else utcnow()
-
     earlier = _by_key(session, key, incident_id)
     if earlier is not None:
         return _Generation(earlier, False, None)
     incident = incidents.lock_incident(session, incident_id)
+    now = as_utc(now) if now is not None else utcnow()  # once locked: stamped in lock order
     # The same key may have been committed while we waited for the lock.
     earlier = _by_key(session, key, incident_id)
     if earlier is not None:

@@ -105,13 +105,13 @@ def snooze_reminder(
 
     A stopped reminder stays stopped (refused, saying who stopped it). A repeated ``key``
     (Slack retry, double click) changes nothing the second time."""
-    now = as_utc(now) if now is not None else utcnow()
     allowed = snooze_minutes(policy.reminders.snooze_choices)
     minutes = int(duration.total_seconds() // 60)
     if duration != timedelta(minutes=minutes) or minutes not in allowed:
         choices = ", ".join(format_duration(timedelta(minutes=m)) for m in allowed)
         raise InvalidInput(f"Snooze for one of: {choices}.")
     row, incident = _reminder_for_action(session, reminder_id)
+    now = as_utc(now) if now is not None else utcnow()  # once locked: in lock order
     if _seen_key(session, key, incident.id or 0):
         return ReminderChange(row, None)
     label = SNOOZABLE.get(row.kind)
@@ -166,8 +166,8 @@ def stop_reminder(
 ) -> ReminderChange:
     """Stop a reminder for good (update nudges: until the incident is reopened); recorded on the
     timeline. Stopping a stopped or finished reminder changes nothing."""
-    now = as_utc(now) if now is not None else utcnow()
     row, incident = _reminder_for_action(session, reminder_id)
+    now = as_utc(now) if now is not None else utcnow()  # once locked: in lock order
     if _seen_key(session, key, incident.id or 0) or row.state in (STOPPED, CANCELLED, SENT):
         return ReminderChange(row, None)
     row.state = STOPPED

@@ -133,11 +133,11 @@ class ReminderWorker:
             return "failed"
 
     def _process(self, session: Session, item: ClaimedReminder) -> str:
-        now = utcnow()
         incident = None
         if item.incident_id is not None:
             incident = _lock_incident(session, item.incident_id)  # incident first, like the core
         row = _lock_reminder(session, item.id)
+        now = utcnow()  # once locked: stamped in lock order
         if row is None or row.state != CLAIMED or row.claimed_by != self.worker_id:
             return "lost"
         evaluate = EVALUATORS.get(row.kind)

@@ -258,7 +258,6 @@ def start_run(
     The parsed runbook is snapshotted into the run, so editing the file mid-incident never
     shifts the steps under the responders."""
     actor = _actor(actor)
-    now = utcnow() if now is None else as_utc(now)
     if not runbook.steps:
         raise InvalidInput(
             f"The runbook {runbook.id or runbook.title!r} has no steps to walk: "
@@ -267,6 +266,7 @@ def start_run(
     if not runbook.id or len(runbook.id) > 200:
         raise InvalidInput("A runbook id is 1 to 200 characters (its path without .md).")
     incidents.lock_incident(session, incident_id)
+    now = utcnow() if now is None else as_utc(now)  # once locked: stamped in lock order
     earlier = incidents.earlier_event(session, key)
     if earlier is not None:
         if earlier.incident_id != incident_id:
@@ -344,12 +344,12 @@ def update_step(
     assignee_id = _actor(assignee, "assignee") if assignee else None
     if action == "assign" and assignee_id is None:
         raise InvalidInput("Say who to assign the step to.")
-    now = utcnow() if now is None else as_utc(now)
 
     found = session.get(RunbookRun, run_id)
     if found is None:
         raise NotFound(f"No runbook run with id {run_id}.")
     incidents.lock_incident(session, found.incident_id)
+    now = utcnow() if now is None else as_utc(now)  # once locked: stamped in lock order
     run = session.exec(
         select(RunbookRun)
         .where(RunbookRun.id == run_id)
