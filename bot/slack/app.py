@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
 
 from bot import observability
 from bot.audit import regulatory
@@ -19,6 +22,7 @@ from bot.slack import alerts as alert_slack
 from bot.slack import reminders, runbooks
 from bot.slack.effects import SlackEffects
 from bot.slack.flows import IncidentFlows
+from bot.slack.gateway import SlackGateway
 from bot.slack.inbound import Inbox
 from bot.slack.listeners import Ctx, Listeners
 from bot.slack.listeners import register as register_listeners
@@ -80,20 +84,24 @@ def build_bot(
     # Listeners record what changes something and hand the rest to the worker pools
     # themselves, so Bolt answers Slack as soon as a listener returns.
     app = App(
-        client=firebreak.gateway.client,
+        client=_for_bolt(firebreak.gateway.client),
         signing_secret=(
             settings.slack_signing_secret.get_secret_value()
             if settings.slack_signing_secret
             else None
         ),
         process_before_response=True,
-        token_verification_enabled=False,
+        authorize=_authorizer(firebreak.gateway),
         logger=logging.getLogger("slack_bolt.App"),
     )
     register_listeners(app, listeners)
     runbooks.register(app, listeners)
     reminders.register(app, listeners)
     _register_alert_buttons(app, listeners, flows)
+    # Last, so it answers only what nothing above handles: an event type the app was
+    # subscribed to without a listener here. Answered 200 and logged; an error status would
+    # make Slack retry it and, if it went on, disable the app's event subscriptions.
+    app.event(re.compile(r".*"))(_ignore_event)
     effects.renderers.update(alert_slack.RENDERERS)
     app.error(_log_error)
     return SlackBot(firebreak, flows, workers, listeners, inbox, effects, runner, app)
@@ -120,6 +128,49 @@ def _register_alert_buttons(app: App, listeners: Listeners, flows: IncidentFlows
 def build_app(firebreak: Firebreak, *, workers: Workers | None = None) -> App:
     """The Bolt app alone (its effects run by whoever starts ``build_bot(...).runner``)."""
     return build_bot(firebreak, workers=workers).app
+
+
+def _authorizer(gateway: SlackGateway) -> Callable[..., AuthorizeResult]:
+    """Bolt's authorization without a Slack call on the request path. Bolt's own asks
+    ``auth.test`` inside the first request and, if Slack fails then, answers it with a
+    "reinstall the app" text: a 200 that drops a recorded event and misleads the person. The
+    token is Firebreak's one bot token; who the bot is comes from the readiness check's
+    ``auth.test``, when it has answered."""
+
+    def authorize(
+        enterprise_id: str | None, team_id: str | None, user_id: str | None
+    ) -> AuthorizeResult:
+        identity = gateway.known_identity() or {}
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=gateway.client.token,
+            bot_user_id=identity.get("user_id"),
+            bot_id=identity.get("bot_id"),
+            user_id=user_id,
+        )
+
+    return authorize
+
+
+def _for_bolt(client: WebClient) -> WebClient:
+    """What Bolt copies into each request's ``client``: where Slack is, without the token,
+    which comes from ``_authorizer`` (Bolt warns at start-up when it is given both). Firebreak's
+    own calls go through the gateway's client."""
+    return WebClient(
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+    )
+
+
+def _ignore_event(ack: Ack, body: dict[str, Any]) -> None:
+    ack()
+    event = body.get("event")
+    kind = event.get("type") if isinstance(event, dict) else None
+    log.info("event without a listener ignored", extra={"type": str(kind)[:40]})
 
 
 def _log_error(error: Exception, body: dict[str, Any]) -> None:

@@ -252,7 +252,7 @@ class SlackGateway:
         self._users = _TTLCache(ttl=600)
         self._members = _TTLCache(ttl=30)
         self._groups = _TTLCache(ttl=300)
-        self._bot_user_id: str | None = None
+        self._identity: dict[str, Any] | None = None
         self.token_rejected: str | None = None
         """Slack's error when it last refused the token itself (cleared by any call it
         accepts): ``/readyz`` reports it, since no retry of the work will get past it."""
@@ -295,9 +295,14 @@ class SlackGateway:
     # -- identity ----------------------------------------------------------------------------
 
     def bot_user_id(self) -> str:
-        if self._bot_user_id is None:
-            self._bot_user_id = str(self.call("auth.test").get("user_id", ""))
-        return self._bot_user_id
+        if self._identity is None:
+            self._identity = self.call("auth.test")
+        return str(self._identity.get("user_id", ""))
+
+    def known_identity(self) -> dict[str, Any] | None:
+        """Slack's ``auth.test`` answer if it was asked already (readiness asks at start),
+        without calling Slack: for the request path, which must answer within 3 s."""
+        return self._identity
 
     def user(self, user_id: str) -> SlackUser | None:
         """The user, or ``None`` if Slack does not know the id."""
