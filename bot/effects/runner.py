@@ -10,7 +10,10 @@ outcome in a short transaction under the row lock:
 * ``Retry`` / a ``TransientError`` (a rate limit, a 5xx, a timeout, a dropped connection, the
   database briefly gone): back to pending after a backoff that honours ``Retry-After`` within
   sane bounds. After ``max_attempts`` or ``max_age`` the row fails: nothing retries forever,
-  not even an effect whose attempts never record an outcome (one that kills its process).
+  not even an effect whose attempts never record an outcome (one that kills its process). An
+  attempt ended by a rate limit (``RATE_LIMITED``: Slack did not do that call) counts toward
+  ``max_age`` only: a storm of ``Retry-After: 1`` must not use up fifteen attempts in as many
+  seconds.
 * ``Fail`` / a ``PermanentError`` (the channel was archived, the bot was removed, the token is
   invalid): the row fails, and ``on_failed`` records it on the incident's timeline and tells
   the commander, in the same transaction.
@@ -40,7 +43,7 @@ from bot.clock import utcnow
 from bot.db import Database
 from bot.effects import store
 from bot.effects.models import Effect
-from bot.effects.store import ENQUEUED, Claimed
+from bot.effects.store import ENQUEUED, RATE_LIMITED_ATTEMPTS, Claimed
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,11 @@ class TransientError(Exception):
         self.reason = reason or "transient"
         self.result = result or {}
         """What the attempt established, kept for the next one (e.g. "not sent")."""
+
+
+RATE_LIMITED = "ratelimited"
+"""The ``reason`` of a ``TransientError`` for a call the other side turned away, undone, for
+its rate limit (Slack's error name for a 429)."""
 
 
 class PermanentError(Exception):
@@ -293,21 +301,27 @@ class EffectRunner:
         outcome: Outcome | None = None
         failure: str | None = None
         reason = "ok"
+        limited = int(item.result.get(RATE_LIMITED_ATTEMPTS, 0))
+        counted = item.attempts - limited  # attempts that may have done something
         try:
             if handler is None:
                 raise PermanentError(f"no handler for effects of kind {item.kind!r}")
-            if item.attempts > self.max_attempts:
+            if counted > self.max_attempts:
                 # Started this often with no outcome recorded: each attempt killed its process
                 # or its outcome could not be saved. Trying again would do the same, forever.
                 raise PermanentError(
-                    f"gave up after {item.attempts - 1} attempts whose outcome was never "
+                    f"gave up after {counted - 1} attempts whose outcome was never "
                     "recorded (the process died during each, or saving it failed)",
                     reason="unrecorded",
                 )
             outcome = handler(item)
         except TransientError as exc:
             reason = exc.reason
-            outcome = Retry(str(exc), backoff(item.attempts, exc.retry_after), exc.result)
+            result = exc.result
+            if reason == RATE_LIMITED:
+                counted -= 1
+                result = {**result, RATE_LIMITED_ATTEMPTS: limited + 1}
+            outcome = Retry(str(exc), backoff(item.attempts, exc.retry_after), result)
         except PermanentError as exc:
             reason = exc.reason
             failure = str(exc)
@@ -318,7 +332,7 @@ class EffectRunner:
         if isinstance(outcome, Retry):
             observability.EFFECT_RETRIES.labels(kind=item.kind, reason=reason[:40]).inc()
             age = utcnow() - item.created_at
-            if item.attempts >= self.max_attempts or age >= self.max_age:
+            if counted >= self.max_attempts or age >= self.max_age:
                 failure = (
                     f"gave up after {item.attempts} attempts over "
                     f"{int(age.total_seconds() // 60)} min: {outcome.error}"

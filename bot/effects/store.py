@@ -29,6 +29,10 @@ PENDING = "pending"
 CLAIMED = "claimed"
 DONE = "done"
 FAILED = "failed"
+
+RATE_LIMITED_ATTEMPTS = "rate_limited_attempts"
+"""Kept in an effect's result: how many of its attempts since it was last armed a rate limit
+turned away (they did nothing, so they count toward its age only)."""
 CANCELLED = "cancelled"
 LIVE = (PENDING, CLAIMED)
 
@@ -133,11 +137,7 @@ def arm(
     if row.state == CLAIMED:
         row.rerun = True
     elif row.state != PENDING:
-        row.state = PENDING
-        row.due_at = now
-        row.attempts = 0
-        row.last_error = None
-        row.done_at = None
+        _rearm(row, now)
         if lane is not None and row.lane != lane:
             row.lane = lane
     if data is not None:
@@ -145,6 +145,20 @@ def arm(
     row.updated_at = now
     session.add(row)
     session.flush()
+
+
+def _rearm(row: Effect, now: datetime) -> None:
+    """Pending again, from the first attempt. A failed row's attempts may have done the work
+    (Slack answered 500 after doing it, then the effect gave up): its next attempt counts as a
+    repeat, which checks before doing it again."""
+    maybe_done = row.state == FAILED and row.attempts > 0
+    row.state = PENDING
+    row.due_at = now
+    row.attempts = 1 if maybe_done else 0
+    row.last_error = None
+    row.done_at = None
+    if RATE_LIMITED_ATTEMPTS in (row.result or {}):
+        row.result = {k: v for k, v in row.result.items() if k != RATE_LIMITED_ATTEMPTS}
 
 
 @dataclass(frozen=True)
@@ -382,6 +396,7 @@ def finish(
         values.update(error=retry[0][:2000], due_at=retry[1])
     else:
         statement = _AGAIN if held.rerun else _DONE
+        values["result"].pop(RATE_LIMITED_ATTEMPTS, None)
     session.execute(statement, values)
     return True
 
@@ -410,14 +425,18 @@ def release(session: Session, worker_id: str, *, now: datetime) -> int:
 
 def retry_failed(session: Session, incident_id: int, *, now: datetime) -> int:
     """Run an incident's failed effects again (``/incident retry``). Returns how many."""
-    result = session.exec(
-        update(Effect)
+    rows = session.exec(
+        select(Effect)
         .where(col(Effect.incident_id) == incident_id, col(Effect.state) == FAILED)
-        .values(state=PENDING, due_at=now, attempts=0, last_error=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+        .with_for_update()
+    ).all()
+    for row in rows:
+        _rearm(row, now)
+        row.updated_at = now
+        session.add(row)
+    session.flush()
     session.info[ENQUEUED] = True
-    return int(result.rowcount or 0)
+    return len(rows)
 
 
 def incident_effects(session: Session, incident_id: int) -> list[Effect]:

@@ -19,7 +19,14 @@ from bot.db import Database
 from bot.effects import kinds, store
 from bot.effects.failures import on_effect_failed
 from bot.effects.models import Effect
-from bot.effects.runner import Done, EffectRunner, PermanentError, TransientError, backoff
+from bot.effects.runner import (
+    RATE_LIMITED,
+    Done,
+    EffectRunner,
+    PermanentError,
+    TransientError,
+    backoff,
+)
 from bot.effects.store import Claimed
 from bot.models import EventKind
 
@@ -183,7 +190,7 @@ def test_transient_errors_back_off_and_give_up_in_the_end(db: Database) -> None:
     enqueue(db, "post:flaky")
 
     def failing(item: Claimed) -> Done:
-        raise TransientError("Slack is rate limiting", retry_after=None, reason="ratelimited")
+        raise TransientError("Slack answered 500", retry_after=None, reason="internal_error")
 
     runner = EffectRunner(db, {"test.thing": failing}, worker_id="w", threads=0, max_attempts=3)
     with freeze_time(utcnow()) as clock:
@@ -193,6 +200,68 @@ def test_transient_errors_back_off_and_give_up_in_the_end(db: Database) -> None:
             clock.tick(timedelta(minutes=10))
     [row] = rows(db)
     assert row.state == "failed" and "gave up after 3 attempts" in (row.last_error or "")
+
+
+def test_a_rate_limit_storm_is_waited_out_and_given_up_only_at_max_age(db: Database) -> None:
+    """``Retry-After: 1`` twenty times: each attempt was turned away, undone, so the attempts
+    do not count; the effect runs when the storm ends. A storm that outlasts max_age fails."""
+    enqueue(db, "post:storm")
+    enqueue(db, "post:endless")
+    storm = {"post:storm": 20}
+
+    def limited(item: Claimed) -> Done:
+        if item.key == "post:endless" or storm[item.key]:
+            if item.key in storm:
+                storm[item.key] -= 1
+            raise TransientError("Slack is rate limiting", retry_after=1, reason=RATE_LIMITED)
+        return Done()
+
+    runner = EffectRunner(db, {"test.thing": limited}, worker_id="w", threads=0, max_attempts=3)
+    with freeze_time(utcnow()) as clock:
+        for _ in range(21):
+            for item in claim(db, "w"):
+                runner.execute(item)
+            clock.tick(timedelta(seconds=1))
+        assert {r.key: r.state for r in rows(db)} == {
+            "post:storm": "done",
+            "post:endless": "pending",
+        }
+        clock.tick(timedelta(hours=1))
+        [item] = claim(db, "w")
+        assert runner.execute(item) == "failed"
+    failed = {r.key: r.last_error or "" for r in rows(db) if r.state == "failed"}
+    assert list(failed) == ["post:endless"] and "over 60 min" in failed["post:endless"]
+
+
+def test_a_failed_effect_run_again_checks_whether_slack_already_did_it(db: Database) -> None:
+    """Slack did the work and answered 500, then the effect gave up. Run again (``/incident
+    retry``, or re-armed by a later change), its first attempt is a repeat: it looks before
+    posting. An effect that finished is re-armed as new."""
+    seen: list[tuple[str, bool]] = []
+
+    def handler(item: Claimed) -> Done:
+        seen.append((item.key, item.repeat))
+        if len(seen) == 1:
+            raise PermanentError("gave up after Slack answered 500", reason="internal_error")
+        return Done()
+
+    enqueue(db, "post:ambiguous")
+    runner = EffectRunner(db, {"test.thing": handler}, worker_id="w", threads=0)
+    [item] = claim(db, "w")
+    assert runner.execute(item) == "failed"
+    with db.transaction() as session:
+        store.arm(session, kind="test.thing", key="post:ambiguous", now=utcnow())
+    [item] = claim(db, "w")
+    assert runner.execute(item) == "done"
+    with db.transaction() as session:
+        store.arm(session, kind="test.thing", key="post:ambiguous", now=utcnow())
+    [item] = claim(db, "w")
+    runner.execute(item)
+    assert seen == [
+        ("post:ambiguous", False),
+        ("post:ambiguous", True),
+        ("post:ambiguous", False),
+    ]
 
 
 def test_retry_after_is_honoured_only_when_it_is_sane() -> None:
@@ -459,3 +528,24 @@ def test_an_effect_whose_outcome_can_never_be_recorded_fails_instead_of_running_
     assert ran == [1, 2, 3]  # the fourth start did not run it
     (row,) = rows(db)
     assert row.state == "failed" and "never recorded" in (row.last_error or "")
+
+
+def test_incident_retry_runs_failed_effects_as_repeats(db: Database, policy: Policy) -> None:
+    incident_id = incident(db, policy)
+    enqueue(db, "post:gave-up", incident_id=incident_id)
+    repeats: list[bool] = []
+
+    def handler(item: Claimed) -> Done:
+        repeats.append(item.repeat)
+        if len(repeats) == 1:
+            raise PermanentError("gave up after Slack answered 500", reason="internal_error")
+        return Done()
+
+    runner = EffectRunner(db, {"test.thing": handler}, worker_id="w", threads=0)
+    [item] = claim(db, "w")
+    runner.execute(item)
+    with db.transaction() as session:
+        assert store.retry_failed(session, incident_id, now=utcnow()) == 1
+    [item] = claim(db, "w")
+    assert runner.execute(item) == "done"
+    assert repeats == [False, True]
