@@ -4,8 +4,12 @@ failure."""
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from sqlmodel import Session
 
+from bot.alerts.model import PRINCIPAL_PREFIX
 from bot.clock import utcnow
 from bot.config import COMMANDER, Policy
 from bot.effects import kinds, store
@@ -34,41 +38,56 @@ def describe(kind: str) -> str:
     return WHAT.get(kind, kind)
 
 
-def on_effect_failed(session: Session, policy: Policy, effect: Effect, error: str) -> None:
-    if effect.incident_id is None or effect.kind in QUIET:
+def on_effect_failed(
+    session: Session,
+    policy: Policy,
+    effect: Effect,
+    error: str,
+    *,
+    incident_id: int | None = None,
+    person: str | None = None,
+) -> None:
+    """Record the failure on its incident's timeline and tell someone, once per problem.
+
+    ``incident_id`` and ``person``, for an effect written before anything was known but the
+    request itself (a recorded Slack request): the incident it was about, if any, and who
+    made it, as the adapter reads them from the request. They are told; otherwise the
+    commander (the reporter while nobody holds the role) is, once per incident for the same
+    problem: every change to an incident whose channel was archived fails the same way, and
+    the timeline records each."""
+    incident_id = effect.incident_id or incident_id
+    if effect.kind in QUIET:
         return
     if effect.kind == kinds.POST and (effect.data.get("notice") or {}).get("type") == "failure":
         return  # the notice about a failure failed: do not loop
     now = utcnow()
-    incident = get_incident(session, effect.incident_id)
-    text = f"Firebreak could not {describe(effect.kind)}: {error}"
-    record_timeline_event(
-        session,
-        policy,
-        effect.incident_id,
-        kind=EventKind.SLACK_FAILED,
-        text=text[:2000],
-        data={"effect": effect.id, "effect_kind": effect.kind, "error": error[:500]},
-        key=f"effect-failed:{effect.id}:{now.isoformat()}",
-        now=now,
-    )
-    person = current_roles(session, effect.incident_id).get(COMMANDER) or incident.reporter_id
-    if not person or person.startswith("alerts:"):
+    what = describe(effect.kind)
+    notice: dict[str, Any] = {"type": "failure", "what": what, "error": error[:1000]}
+    key = f"effect-failed:{effect.id}:{now.isoformat()}:notice"
+    if incident_id is not None:
+        incident = get_incident(session, incident_id)
+        record_timeline_event(
+            session,
+            policy,
+            incident_id,
+            kind=EventKind.SLACK_FAILED,
+            text=f"Firebreak could not {what}: {error}"[:2000],
+            data={"effect": effect.id, "effect_kind": effect.kind, "error": error[:500]},
+            key=f"effect-failed:{effect.id}:{now.isoformat()}",
+            now=now,
+        )
+        notice.update(incident=incident.ref, channel=incident.slack_channel_id)
+        if person is None:
+            person = current_roles(session, incident_id).get(COMMANDER) or incident.reporter_id
+            problem = hashlib.sha256(f"{what}\n{error}".encode()).hexdigest()[:16]
+            key = f"effect-failed:{incident_id}:{problem}:notice"
+    if not person or person.startswith(PRINCIPAL_PREFIX):
         return
     store.enqueue(
         session,
         kind=kinds.POST,
-        key=f"effect-failed:{effect.id}:{now.isoformat()}:notice",
-        data={
-            "to": person,
-            "notice": {
-                "type": "failure",
-                "what": describe(effect.kind),
-                "error": error[:1000],
-                "incident": incident.ref,
-                "channel": incident.slack_channel_id,
-            },
-        },
-        incident_id=effect.incident_id,
+        key=key,
+        data={"to": person, "notice": notice},
+        incident_id=incident_id,
         now=now,
     )

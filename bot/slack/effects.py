@@ -41,6 +41,7 @@ from bot.runtime import Firebreak
 from bot.slack import blocks, reminder_blocks
 from bot.slack.blocks.elements import mention
 from bot.slack.gateway import SlackCallError, SlackGateway
+from bot.slack.inbound import who_and_where
 from bot.slack.naming import incident_channel_name
 from bot.slack.runbook_messages import render_run_message
 from bot.slack.summary import snapshot
@@ -116,9 +117,24 @@ class SlackEffects:
             worker_id=self.worker_id,
             threads=threads,
             interval=interval,
-            on_failed=lambda session, row, error: on_effect_failed(
-                session, self.fb.policy, row, error
-            ),
+            on_failed=self._failed,
+        )
+
+    def _failed(self, session: Session, row: Effect, error: str) -> None:
+        """A recorded request that failed for good is told to the person who made it, and
+        lands on the timeline of the incident whose channel it came from."""
+        if row.kind != kinds.SLACK_REQUEST:
+            on_effect_failed(session, self.fb.policy, row, error)
+            return
+        person, channel = who_and_where(str(row.data.get("kind")), row.data.get("body") or {})
+        incident = core.find_incident_by_channel(session, channel) if channel else None
+        on_effect_failed(
+            session,
+            self.fb.policy,
+            row,
+            error,
+            incident_id=incident.id if incident is not None else None,
+            person=person or None,
         )
 
     @staticmethod

@@ -30,11 +30,12 @@ from bot.effects import kinds, store
 from bot.effects.models import Effect
 from bot.effects.runner import EffectRunner, Outcome
 from bot.effects.store import Claimed
-from bot.models import Incident
+from bot.models import EventKind, Incident
 from bot.observability import Workers
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack
 from bot.slack.app import SlackBot, build_bot
+from bot.slack.effects import SlackEffects
 from bot.slack.flows import IncidentFlows
 from bot.slack.inbound import Inbox, Replies
 from tests.db_faults import refuse_writes
@@ -359,3 +360,49 @@ def test_a_request_processed_again_after_its_outcome_was_lost_is_answered_as_the
     assert (request.state, request.attempts) == ("done", 2)
     assert [r.data["text"].split(";")[0].split("\n")[0] for r in said] == answers
     assert len(incidents) == (2 if typed.startswith("Checkout") else 1)
+
+
+def test_a_request_that_failed_for_good_is_told_to_its_author_and_its_incident(
+    fb: Firebreak, db: Database, fake: FakeSlack, e2e_policy: Policy
+) -> None:
+    """A :pushpin: capture Slack kept turning away until Firebreak gave up: the person who
+    pinned it is told it is not on the timeline, and the incident's timeline says so."""
+    with db.transaction() as session:
+        declared = core.declare_incident(
+            session, e2e_policy, title="Queue stuck", reporter="U0DANA"
+        )
+        incident_id = declared.incident.id or 0
+        core.attach_channel(
+            session,
+            e2e_policy,
+            incident_id,
+            channel_id="C0INC1",
+            channel_name="inc-1",
+            actor="U0DANA",
+        )
+    body = {"event": {"type": "reaction_added", "user": "U0ANA", "item": {"channel": "C0INC1"}}}
+    runner = SlackEffects(fb).runner(threads=0)
+    assert runner.on_failed is not None
+    with db.transaction() as session:
+        now = utcnow()
+        row = Effect(
+            kind=kinds.SLACK_REQUEST,
+            key="in:Ev0PIN",
+            data={"kind": "event", "body": body},
+            due_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        runner.on_failed(session, row, "gave up after 40 attempts over 60 min: ratelimited")
+    with db.read() as session:
+        failed = [
+            e.text for e in core.timeline(session, incident_id) if e.kind == EventKind.SLACK_FAILED
+        ]
+        told = session.exec(select(Effect).where(col(Effect.key).endswith(":notice"))).all()
+    assert failed == [
+        "Firebreak could not finish a Slack request: "
+        "gave up after 40 attempts over 60 min: ratelimited"
+    ]
+    assert [(t.data["to"], t.data["notice"]["incident"]) for t in told] == [("U0ANA", "INC-1")]

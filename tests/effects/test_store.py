@@ -302,6 +302,40 @@ def test_a_permanent_failure_lands_on_the_timeline_and_tells_the_commander(
     assert [r.attempts for r in rows(db)] == [1]  # not retried
 
 
+def test_the_commander_is_told_once_per_problem_and_the_timeline_gets_every_failure(
+    db: Database, policy: Policy
+) -> None:
+    """Every change to an incident whose channel was archived fails the same way: each
+    failure is on the timeline, the commander hears of each problem once."""
+    incident_id = incident(db, policy)
+    errors = [
+        "Slack refused chat.update (is_archived).",
+        "Slack refused chat.update (is_archived).",
+        "Slack refused chat.update (is_archived).",
+        "Slack refused chat.update (not_in_channel).",
+    ]
+    with db.transaction() as session:
+        for number, error in enumerate(errors):
+            row = Effect(
+                kind=kinds.REFRESH,
+                key=f"summary:{number}",
+                incident_id=incident_id,
+                due_at=utcnow(),
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            on_effect_failed(session, policy, row, error)
+    with db.read() as session:
+        failed = [
+            e.text for e in core.timeline(session, incident_id) if e.kind == EventKind.SLACK_FAILED
+        ]
+        told = session.exec(select(Effect).where(col(Effect.key).endswith(":notice"))).all()
+    assert len(failed) == 4
+    assert sorted(t.data["notice"]["error"] for t in told) == sorted(set(errors))
+
+
 def test_shutdown_releases_claims_for_another_replica_at_once(db: Database) -> None:
     enqueue(db, "post:a")
     enqueue(db, "post:b")
