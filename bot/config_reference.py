@@ -66,7 +66,9 @@ Firebreak reads two things:
   Every key has a default, so an empty file is a working policy. Paths in it are relative to
   the file's directory. Check a file with `firebreak policy check`.
 
-A bad value stops start-up with one line naming the key, and exit code 2.
+A bad value stops start-up with one line naming the key, and exit code 2. An empty environment
+variable (`FIREBREAK_ALERTS_TOKEN=` left in a `.env` or a manifest) is not set: the default
+applies, and a secret that must be set is reported as not set.
 
 **Durations** are strings with a unit: `"15m"`, `"1h"`, `"1h30m"`, `"90s"` or `"2d"`. A bare
 number is refused, since it could mean seconds or minutes. The longest is `"365d"`, except for

@@ -1,4 +1,5 @@
-"""Durations in the policy (a leaf module: ``bot.config`` and ``bot.alerts`` both use it).
+"""Durations in the policy and durations shown to people (a leaf module: ``bot.config``,
+``bot.alerts`` and everything that shows how long something took use it).
 
 Teams write "15m", "1h30m", "90s", "2d". A bare number is refused: "15" could mean
 seconds or minutes, and guessing wrong escalates 60 times too early or too late."""
@@ -81,3 +82,19 @@ def format_duration(value: timedelta) -> str:
             out.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(out) or "0s"
+
+
+def humanize_duration(value: timedelta | None) -> str:
+    """How long something took, for people: ``2d 2h 30m``, ``1h 5m``, ``45s`` (seconds only
+    under a minute); ``unknown`` for a missing value. The one way Firebreak shows a duration:
+    the pinned summary, lists, reminders, the console and postmortems."""
+    if value is None:
+        return "unknown"
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = ((days, "d"), (hours, "h"), (minutes, "m"))
+    return " ".join(f"{amount}{unit}" for amount, unit in parts if amount)

@@ -420,6 +420,23 @@ def test_an_empty_signing_secret_is_not_set_and_serve_touches_no_database(
     assert not (tmp_path / "firebreak.db").exists()  # credentials are checked before migrating
 
 
+def test_empty_console_settings_are_unset_and_an_empty_client_secret_stops_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _serve_environment(monkeypatch, tmp_path)
+    for name in ("OIDC_ISSUER", "SESSION_HOURS", "COOKIE_SECURE", "TRUSTED_PROXIES"):
+        monkeypatch.setenv(f"FIREBREAK_CONSOLE_{name}", "")  # the defaults
+    monkeypatch.setenv("FIREBREAK_CONSOLE_OIDC_CLIENT_ID", "123.456")
+    monkeypatch.setenv("FIREBREAK_CONSOLE_OIDC_CLIENT_SECRET", "")  # not an empty secret
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == (
+        "firebreak: environment: FIREBREAK_CONSOLE_OIDC_CLIENT_ID and "
+        "FIREBREAK_CONSOLE_OIDC_CLIENT_SECRET must be set together (the Slack app's Client ID "
+        "and Client Secret)\n"
+    )
+    assert not (tmp_path / "firebreak.db").exists()
+
+
 def test_serve_without_a_bot_token_creates_no_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

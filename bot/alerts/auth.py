@@ -14,14 +14,17 @@ import hashlib
 import hmac
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from bot.config import EnvironmentSettings
 
 
-class AlertSettings(BaseSettings):
+class AlertSettings(EnvironmentSettings):
     """``FIREBREAK_ALERTS_TOKEN`` (every source), ``FIREBREAK_ALERTS_TOKEN_<SOURCE>`` (one
-    source) and ``FIREBREAK_PAGERDUTY_SIGNING_SECRET``."""
+    source) and ``FIREBREAK_PAGERDUTY_SIGNING_SECRET``. Empty means not set: an empty token
+    enables nothing and is never compared with what a sender presents."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(populate_by_name=True)
 
     token: SecretStr | None = Field(
         default=None,

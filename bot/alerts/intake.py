@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from bot import incidents as core
 from bot.alerts.model import PRINCIPAL_PREFIX, Alert, AlertMessage, Status, stale
-from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.models import AlertGroup, AlertRecord, label_value
 from bot.alerts.notices import (
     ALL_RESOLVED,
     AlertLinks,
@@ -108,15 +108,12 @@ _LOCK_GROUP_BY_KEY = (
 
 
 def _labelled(source: str, label: str, value: str) -> Any:
-    """The groups of ``source`` with an alert whose ``label`` is ``value``, latest first (a
-    JSON lookup without an index: only used for the rare messages that name no group)."""
+    """The groups of ``source`` with an alert whose ``label`` (one of ``LOOKUP_LABELS``, each
+    indexed) is ``value``, latest first."""
     return (
         select(AlertGroup)
         .join(AlertRecord, col(AlertRecord.group_id) == col(AlertGroup.id))
-        .where(
-            col(AlertGroup.source) == source,
-            col(AlertRecord.labels)[label].as_string() == value,
-        )
+        .where(col(AlertGroup.source) == source, label_value(label) == value)
         .order_by(col(AlertGroup.last_seen_at).desc(), col(AlertGroup.id).desc())
     )
 

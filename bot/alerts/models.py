@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, bindparam
+from sqlmodel import Field, SQLModel, col
 
 import bot.models  # noqa: F401  (the incidents table these rows point at)
 from bot.db import UTCDateTime
@@ -84,6 +84,22 @@ class AlertRecord(SQLModel, table=True):
     event_at: datetime | None = _utc(default=None)
     """The time of the newest event applied (when its source dates events): a status older
     than this is a late delivery and is not applied."""
+
+
+def label_value(label: str) -> Any:
+    """``alerts.labels[label]`` as text, with the label written into the SQL rather than sent
+    as a parameter, so a lookup by it can use the label's index (below)."""
+    key = bindparam(None, label, type_=JSON.JSONStrIndexType, literal_execute=True)
+    return col(AlertRecord.labels)[key].as_string()
+
+
+LOOKUP_LABELS = ("alertId", "monitor_key")
+"""The labels intake finds alerts by (``AlertMessage.same_as`` and ``related``): Opsgenie's
+alertId (a delivery that names only it) and Datadog's monitor_key (a monitor across its alert
+cycles). Each has an index, so the lookup does not read every alert of the source."""
+
+Index("ix_alerts_label_alertid", label_value("alertId"))
+Index("ix_alerts_label_monitor_key", label_value("monitor_key"))
 
 
 class AlertNotice(SQLModel, table=True):

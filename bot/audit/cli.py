@@ -132,9 +132,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
     if rules.export_after is None and rules.remove_after is None:
         print("no retention policy: nothing is exported or removed ([retention] in the policy)")
         return EXIT_OK
-    secret = settings.audit_signing_key
-    if args.apply:
-        _signing_key(settings)  # a bad key stops here, before anything is exported or removed
+    # Parsed once for every incident; a bad key stops here, before anything is exported or
+    # removed.
+    key = _signing_key(settings) if args.apply else None
     db = Database(settings.database_url)
     failed = False
     try:
@@ -148,9 +148,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
                 continue
             try:
                 if item.remove or not item.exported:  # a removal always exports afresh
-                    exported = retention.export_incident(
-                        db, policy, item, secret.get_secret_value() if secret else None
-                    )
+                    exported = retention.export_incident(db, policy, item, key)
                     print(f"  exported to {exported.path} ({exported.events} events)")
                 if item.remove:
                     removed = retention.remove_incident(db, policy, item)

@@ -35,6 +35,8 @@ from pydantic import (
     field_validator,
 )
 
+from bot.durations import format_duration
+
 # --------------------------------------------------------------------------------------------
 # Offsets: "4h", "72h", "1mo", "1d12h". Months are calendar months, so they are not timedeltas.
 
@@ -66,13 +68,10 @@ class Offset:
     def __str__(self) -> str:
         if self.text:
             return self.text
-        text = f"{self.months}mo" if self.months else ""
-        seconds = int(self.delta.total_seconds())
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-            if seconds >= size:
-                text += f"{seconds // size}{unit}"
-                seconds %= size
-        return text or "0s"
+        months = f"{self.months}mo" if self.months else ""
+        if months and self.delta < timedelta(seconds=1):
+            return months
+        return months + format_duration(self.delta)
 
 
 def parse_offset(value: object) -> Offset:

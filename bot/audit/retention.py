@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
 from bot import incidents as core
 from bot.audit import guard
-from bot.audit.bundle import Export, load_signing_key, verify_bundle, write_bundle
+from bot.audit.bundle import Export, verify_bundle, write_bundle
 from bot.audit.records import INCIDENTS, TIMELINE, related_tables
 from bot.audit.verify import chain_head
 from bot.clock import as_utc, utcnow
@@ -118,11 +119,14 @@ def due(session: Session, policy: Policy, *, now: datetime | None = None) -> lis
     return out
 
 
-def export_incident(db: Database, policy: Policy, item: Due, signing_key: str | None) -> Export:
-    key = load_signing_key(signing_key)
+def export_incident(
+    db: Database, policy: Policy, item: Due, signing_key: Ed25519PrivateKey | None
+) -> Export:
+    """Write the incident's bundle, signed with ``signing_key`` (parsed once by the caller, for
+    every incident it exports)."""
     item.bundle.parent.mkdir(parents=True, exist_ok=True)
     with db.read() as session:
-        return write_bundle(session, policy, item.incident_id, item.bundle, signing_key=key)
+        return write_bundle(session, policy, item.incident_id, item.bundle, signing_key=signing_key)
 
 
 def remove_incident(db: Database, policy: Policy, item: Due, *, now: datetime | None = None) -> int:

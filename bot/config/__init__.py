@@ -32,6 +32,7 @@ from bot.config.policy import (
     policy_from_dict,
 )
 from bot.config.settings import (
+    EnvironmentSettings,
     Settings,
     check_port,
     load_configuration,
@@ -44,6 +45,7 @@ __all__ = [
     "COMMANDER",
     "AccessPolicy",
     "Duration",
+    "EnvironmentSettings",
     "Policy",
     "PostmortemPolicy",
     "RemindersPolicy",

@@ -25,14 +25,21 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 """A TCP port to listen on: PORT, and the command line's --port, follow the same rule."""
 
 
-class Settings(BaseSettings):
+class EnvironmentSettings(BaseSettings):
+    """Settings read from the environment (and an optional ``.env`` file): the base of every
+    settings class (``Settings``, the alerts' and the console's), so they read it one way.
+
+    An empty value (``SLACK_APP_TOKEN=`` or ``FIREBREAK_ALERTS_TOKEN=`` left in a .env or a
+    manifest) means "not set": the default, or for a required secret the "not set" error,
+    never an empty secret, token or host."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+
+class Settings(EnvironmentSettings):
     """Per-deployment settings, read from the environment (and an optional ``.env`` file)."""
 
-    # An empty value (``SLACK_APP_TOKEN=`` left in a .env or a manifest) means "not set": the
-    # default, or for a required secret the "not set" error, never an empty secret or host.
-    model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(populate_by_name=True)
 
     database_url: str = Field(
         default="sqlite:///firebreak.db",

@@ -32,7 +32,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot import incidents
 from bot.access import Directory
 from bot.config import Policy
 from bot.console import insights as ins
@@ -50,6 +49,7 @@ from bot.console.present import (
 )
 from bot.console.settings import ConsoleSettings, load_console_settings
 from bot.db import Database
+from bot.durations import humanize_duration
 from bot.errors import InvalidInput
 from bot.export import export_incident
 from bot.markup import NameResolver, safe_url
@@ -163,7 +163,7 @@ class Console:
             label=event_label,
             slack=slack_text,
             safe_url=safe_url,
-            duration=incidents.humanize_duration,
+            duration=humanize_duration,
         )
         self.env.globals.update(
             base=BASE,

@@ -18,8 +18,9 @@ import ipaddress
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from bot.config import EnvironmentSettings
 from bot.errors import ConfigError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -31,10 +32,11 @@ def _split(value: Any) -> Any:
     return value
 
 
-class ConsoleSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FIREBREAK_CONSOLE_", env_file=".env", extra="ignore"
-    )
+class ConsoleSettings(EnvironmentSettings):
+    """Empty means not set (``EnvironmentSettings``): the default, or for the client secret
+    the error that it must be set with the client id."""
+
+    model_config = SettingsConfigDict(env_prefix="FIREBREAK_CONSOLE_")
 
     session_secret: SecretStr | None = None
     """Signs session cookies. Set it (32+ random characters) so sessions survive restarts and

@@ -15,6 +15,7 @@ written in that one transaction. The modules, by concept:
 This package re-exports their public names, so callers write ``incidents.declare_incident``.
 """
 
+from bot.durations import humanize_duration
 from bot.incidents.actions import add_action_item, complete_action_item
 from bot.incidents.chat import attach_channel, save_slack_refs
 from bot.incidents.lifecycle import (
@@ -33,7 +34,7 @@ from bot.incidents.lifecycle import (
     take_command,
     unassign_role,
 )
-from bot.incidents.metrics import IncidentMetrics, humanize_duration, incident_metrics
+from bot.incidents.metrics import IncidentMetrics, incident_metrics
 from bot.incidents.queries import (
     current_roles,
     earlier_event,

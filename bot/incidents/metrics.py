@@ -51,21 +51,3 @@ def incident_metrics(incident: Incident) -> IncidentMetrics:
         time_to_resolve=_between(start, incident.resolved_at),
         duration=_between(start, incident.closed_at),
     )
-
-
-def humanize_duration(value: timedelta | None) -> str:
-    """``1h 5m``; ``unknown`` for a missing value; seconds only under a minute."""
-    if value is None:
-        return "unknown"
-    seconds = int(value.total_seconds())
-    if seconds < 60:
-        return f"{seconds}s"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if minutes and not days:
-        parts.append(f"{minutes}m")
-    return " ".join(parts) or "0m"

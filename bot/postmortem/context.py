@@ -17,6 +17,7 @@ from bot import incidents
 from bot.audit import regulatory
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy
+from bot.durations import humanize_duration
 from bot.markup import NameResolver, slack_to_markdown
 from bot.models import ActionItem, EventKind, Incident, RoleAssignment, RunbookRun, RunbookStepState
 from bot.postmortem.facts import (
@@ -322,7 +323,7 @@ def _metrics(incident: Incident) -> dict[str, Metric]:
     return {
         key: Metric(
             name=name,
-            value=incidents.humanize_duration(value),
+            value=humanize_duration(value),
             measured=measured,
             known=value is not None,
         )

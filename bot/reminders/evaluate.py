@@ -17,7 +17,7 @@ from bot.audit import regulatory
 from bot.clock import as_utc
 from bot.config import COMMANDER, Policy, format_duration
 from bot.cron import next_cron_time
-from bot.incidents.metrics import humanize_duration
+from bot.durations import humanize_duration
 from bot.incidents.queries import list_incidents
 from bot.models import (
     ActionItem,

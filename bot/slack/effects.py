@@ -317,8 +317,18 @@ class SlackEffects:
         if replaced is not None:  # the old one must not stay pinned, showing a stale state
             self._cosmetic(problems, lambda: self.gateway.unpin(channel, replaced))
         unpinned = not incident.slack_state.get("pinned") or ts != incident.summary_message_ts
-        if unpinned and self._cosmetic(problems, lambda: self.gateway.pin(channel, ts)):
-            state["pinned"] = True
+        pin_refused: SlackCallError | None = None
+        if unpinned:
+            try:
+                self.gateway.pin(channel, ts)
+                state["pinned"] = True
+            except SlackCallError as exc:
+                if exc.transient:
+                    raise
+                problems.append(str(exc))
+                if incident.slack_state.get("pin_refused") != ts:  # not said yet
+                    pin_refused = exc
+                    state["pin_refused"] = ts
         topic = blocks.channel_topic(policy, incident, snap.roles)
         if incident.slack_state.get("topic") != topic and self._cosmetic(
             problems, lambda: self.gateway.set_topic(channel, topic)
@@ -337,12 +347,20 @@ class SlackEffects:
                 assert incident.id is not None
                 core.save_slack_refs(session, incident.id, state=state)
 
+        if pin_refused is not None:
+            # Slack refuses the pin for good (too_many_pins: the channel is full): the rest is
+            # done and kept, and the effect fails, so the timeline and the commander say why.
+            # Later refreshes try the pin again (once there is room) but do not say it again.
+            with self.fb.db.transaction() as session:
+                save(session)
+            raise pin_refused
         return Done({"ts": ts, "problems": problems}, then=save)
 
     @staticmethod
     def _cosmetic(problems: list[str], call: Callable[[], object]) -> bool:
-        """A step whose permanent failure must not undo the rest (a pin, a topic, the
-        announcement's copy): logged and noted; a transient one is retried with the effect."""
+        """A step whose permanent failure must not undo the rest (unpinning a replaced summary,
+        the topic, the announcement's copy): logged and noted; a transient one is retried with
+        the effect."""
         try:
             call()
         except SlackCallError as exc:

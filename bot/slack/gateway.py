@@ -54,6 +54,8 @@ _ADVICE = {
     "token_revoked": "The Slack bot token was revoked: reinstall the app.",
     "account_inactive": "The Slack bot token belongs to a deactivated app or user.",
     "expired_trigger_id": "That took too long; run the command again.",
+    "too_many_pins": "The channel has as many pinned items as Slack allows: unpin one, and "
+    "the next update pins the summary.",
 }
 
 
@@ -556,17 +558,22 @@ class SlackGateway:
 
     def respond(self, url: str, text: str, blocks: list[dict[str, Any]] | None) -> int:
         """Answer through a request's ``response_url`` (ephemeral, never replacing the message
-        clicked). Returns the HTTP status; raises ``SlackCallError`` (transient and ambiguous)
-        when the connection failed, since Slack may have shown the answer."""
+        clicked), over the connections kept open to Slack. Returns the HTTP status; raises
+        ``SlackCallError`` (transient) when the connection failed: ambiguous, since Slack may
+        have shown the answer, unless it was refused outright. No hidden retry: the runner's
+        (``SlackEffects.reply``) is the one."""
         priority.pause_point()
+        webhook = (
+            self.client.webhook(url)
+            if isinstance(self.client, KeepAliveWebClient)
+            else WebhookClient(url, timeout=CALL_TIMEOUT, ssl=self.client.ssl, retry_handlers=[])
+        )
         try:
-            answer = WebhookClient(url, timeout=CALL_TIMEOUT, ssl=self.client.ssl).send(
+            answer = webhook.send(
                 text=text, blocks=blocks, response_type="ephemeral", replace_original=False
             )
-        except (SlackClientError, OSError, ValueError):
-            raise SlackCallError(
-                "response_url", "connection_failed", transient=True, ambiguous=True
-            ) from None
+        except (SlackClientError, OSError, ValueError) as exc:
+            raise _from_connection_error("response_url", exc) from None
         return int(answer.status_code)
 
     # -- files -------------------------------------------------------------------------------

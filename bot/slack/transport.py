@@ -5,7 +5,9 @@ TCP connect and, on Slack's HTTPS, a TLS handshake each time, about half of the 
 Firebreak (bench/tls.py). ``KeepAliveWebClient`` sends the very request the SDK built through a
 pool of persistent HTTP/1.1 connections (httpx, one pool per client, shared by every thread) and
 hands the SDK back what urllib would have: the answer, or an ``HTTPError`` for a 4xx or 5xx. So
-the SDK's parsing and errors, and the gateway's reading of them, stay exactly as they are.
+the SDK's parsing and errors, and the gateway's reading of them, stay exactly as they are. The
+answers sent to a request's ``response_url`` (``KeepAliveWebClient.webhook``: the SDK's
+``WebhookClient``) go through the same pool the same way.
 
 A failure keeps its meaning for retries (``bot.slack.gateway``): a connection that could not be
 opened (refused, no DNS answer, no TLS handshake) sent nothing; one that broke after the request
@@ -26,6 +28,7 @@ from urllib.request import Request
 
 import httpx
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 POOL = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0)
 """Connections kept open per client. Slack closes idle ones on its side; a connection found
@@ -50,27 +53,19 @@ class KeepAliveWebClient(WebClient):
         """Close the open connections; the client cannot be used afterwards."""
         self._close()
 
+    def webhook(self, url: str) -> WebhookClient:
+        """The SDK's client for a ``response_url``, sending over this client's connections.
+        Without retry handlers, as this client: every retry is the effect runner's."""
+        if self.proxy is not None:
+            return WebhookClient(
+                url, timeout=self.timeout, ssl=self.ssl, proxy=self.proxy, retry_handlers=[]
+            )
+        return _KeepAliveWebhookClient(url, self._http, timeout=self.timeout, ssl=self.ssl)
+
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
         if self.proxy is not None or not url.lower().startswith(("http://", "https://")):
             return super()._perform_urllib_http_request_internal(url, req)
-        data = req.data if isinstance(req.data, bytes) else None
-        try:
-            answer = self._http.request(
-                req.get_method(), url, content=data, headers=dict(req.header_items())
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing was sent (no connection, or none free in time): as urllib says of a
-            # refused connection.
-            raise URLError(ConnectionRefusedError(str(exc))) from None
-        except httpx.TimeoutException as exc:
-            raise URLError(TimeoutError(str(exc))) from None
-        except httpx.HTTPError as exc:  # broken after sending: reset, closed, garbled
-            raise URLError(ConnectionResetError(str(exc))) from None
-        headers = _message(answer.headers)
-        if answer.status_code >= 400:
-            raise HTTPError(
-                url, answer.status_code, answer.reason_phrase, headers, BytesIO(answer.content)
-            )
+        answer, headers = _send(self._http, url, req)
         if headers.get_content_type() == "application/gzip":
             return {"status": answer.status_code, "headers": headers, "body": answer.content}
         charset = headers.get_content_charset() or "utf-8"
@@ -79,6 +74,48 @@ class KeepAliveWebClient(WebClient):
             "headers": headers,
             "body": answer.content.decode(charset),
         }
+
+
+class _KeepAliveWebhookClient(WebhookClient):
+    """A ``WebhookClient`` whose requests go through a ``KeepAliveWebClient``'s pool."""
+
+    def __init__(self, url: str, http: httpx.Client, *, timeout: int, ssl: Any) -> None:
+        super().__init__(url, timeout=timeout, ssl=ssl, retry_handlers=[])
+        self._http = http
+
+    def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
+        if self.proxy is not None or not url.lower().startswith(("http://", "https://")):
+            return super()._perform_http_request_internal(url, req)  # type: ignore[no-any-return]
+        answer, headers = _send(self._http, url, req)
+        charset = headers.get_content_charset() or "utf-8"
+        return WebhookResponse(
+            url=url,
+            status_code=answer.status_code,
+            body=answer.content.decode(charset),
+            headers=headers,  # type: ignore[arg-type]  # what urllib gives the SDK
+        )
+
+
+def _send(http: httpx.Client, url: str, req: Request) -> tuple[httpx.Response, Message]:
+    """Send the request the SDK built over ``http``'s open connections; fail as urllib would
+    (``URLError``, or ``HTTPError`` for a 4xx or 5xx), so the SDK turns that into its errors."""
+    data = req.data if isinstance(req.data, bytes) else None
+    try:
+        answer = http.request(req.get_method(), url, content=data, headers=dict(req.header_items()))
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing was sent (no connection, or none free in time): as urllib says of a
+        # refused connection.
+        raise URLError(ConnectionRefusedError(str(exc))) from None
+    except httpx.TimeoutException as exc:
+        raise URLError(TimeoutError(str(exc))) from None
+    except httpx.HTTPError as exc:  # broken after sending: reset, closed, garbled
+        raise URLError(ConnectionResetError(str(exc))) from None
+    headers = _message(answer.headers)
+    if answer.status_code >= 400:
+        raise HTTPError(
+            url, answer.status_code, answer.reason_phrase, headers, BytesIO(answer.content)
+        )
+    return answer, headers
 
 
 def _message(headers: httpx.Headers) -> Message:

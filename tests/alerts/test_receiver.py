@@ -142,6 +142,27 @@ def test_nothing_is_accepted_when_no_token_is_configured(serve: ServerFactory) -
     assert "FIREBREAK_ALERTS_TOKEN" in answer.json()["error"]
 
 
+def test_an_empty_token_in_the_environment_is_unset_and_authenticates_nothing(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIREBREAK_ALERTS_TOKEN", "")
+    monkeypatch.setenv("FIREBREAK_ALERTS_TOKEN_GENERIC", "")
+    monkeypatch.setenv("FIREBREAK_PAGERDUTY_SIGNING_SECRET", "")
+    settings = AlertSettings(_env_file=None)
+    assert (settings.token, settings.token_generic, settings.pagerduty_signing_secret) == (
+        None,
+        None,
+        None,
+    )
+    server = serve(settings=settings)
+    empty_basic = base64.b64encode(b"firebreak:").decode()
+    for authorization in ("Bearer ", "Bearer", f"Basic {empty_basic}", None):
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        answer = server.post("/alerts/generic", {"title": "t"}, token=None, headers=headers)
+        assert answer.status == 401, authorization
+        assert "alerts are not enabled: set FIREBREAK_ALERTS_TOKEN" in answer.json()["error"]
+
+
 def test_pagerduty_signature_is_verified(db: Database, serve: ServerFactory) -> None:
     server = serve(settings=AlertSettings(token=TOKEN, pagerduty_signing_secret=PD_SECRET))
     body = PD_SIGNED.read_bytes()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
@@ -20,6 +21,7 @@ from bot.config import Policy, load_policy
 from bot.db import Database
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from tests.audit.helpers import project_with_dot_env
+from tests.audit.test_bundle import public, raw_key
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -167,3 +169,31 @@ def test_retention_apply_with_a_bad_signing_key_exits_2_before_exporting_or_remo
     )
     assert not (tmp_path / "archive").exists()
     assert count(db, TimelineEvent, old) == 4
+
+
+def test_retention_reads_the_signing_key_once_and_signs_every_bundle_with_it(
+    db: Database,
+    pci: Path,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = load_policy(pci)
+    for days in (100, 60, 40):
+        incident(db, policy, f"Closed {days} days ago", days)
+    project_with_dot_env(monkeypatch, tmp_path, database_url, raw_key())
+    signer = public()
+    parse = Ed25519PrivateKey.from_private_bytes
+    parsed: list[bytes] = []
+
+    def counting(data: bytes) -> Ed25519PrivateKey:
+        parsed.append(data)
+        return parse(data)
+
+    monkeypatch.setattr(Ed25519PrivateKey, "from_private_bytes", staticmethod(counting))
+    with freeze_time(NOW):
+        assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 0
+    bundles = sorted((tmp_path / "archive").iterdir())
+    assert [b.name for b in bundles] == ["INC-1.zip", "INC-2.zip", "INC-3.zip"]
+    assert [verify_bundle(b).signed_by for b in bundles] == [signer] * 3
+    assert len(parsed) == 1  # once for the command, not once per incident

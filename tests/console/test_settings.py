@@ -8,6 +8,7 @@ import pytest
 
 from bot.config import Policy
 from bot.console import console_from_environment, load_console_settings
+from bot.console.settings import ConsoleSettings
 from bot.db import Database
 from bot.errors import ConfigError
 from tests.console.conftest import directory
@@ -27,6 +28,17 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     assert settings.proxy_user_headers == ["X-Forwarded-User", "X-Auth-Request-User"]
     assert settings.cookie_secure is False
+
+
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for field in ConsoleSettings.model_fields:
+        monkeypatch.setenv(f"FIREBREAK_CONSOLE_{field.upper()}", "")
+    settings = load_console_settings(_env_file=None)
+    for field in ConsoleSettings.model_fields:
+        monkeypatch.delenv(f"FIREBREAK_CONSOLE_{field.upper()}")
+    assert settings == ConsoleSettings(_env_file=None)  # every default
+    assert settings.session_secret is None and settings.oidc_issuer == "https://slack.com"
+    assert not settings.oidc_enabled and not settings.proxy_enabled
 
 
 @pytest.mark.parametrize(

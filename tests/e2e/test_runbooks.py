@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from bot import incidents as core
+from bot.config import Policy, Settings
 from bot.db import Database
 from bot.models import EventKind, RunbookRun, RunbookStepState
+from bot.runbooks.catalog import load_catalog
+from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from bot.testing.harness import LocalBot
-from tests.e2e.conftest import SECRET, texts
+from tests.e2e.conftest import ROOT, SECRET, texts
 from tests.e2e.helpers import declare
 
 
@@ -151,3 +157,51 @@ def test_runbook_search_lists_matches_with_start_buttons(
     assert "No runbook matches" in texts(
         fake.response_posts(nothing.request.response_url)[0].payload
     )
+
+
+TRICKY_TITLE = "Purge *.gz logs in ~/cache_dir <!channel>"
+
+
+@pytest.fixture
+def tricky_bot(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str, tmp_path: Path
+) -> Iterator[LocalBot]:
+    """The bot with one more runbook, whose title holds mrkdwn control characters and a
+    broadcast mention."""
+    extra = tmp_path / "runbooks"
+    extra.mkdir()
+    (extra / "purge-logs.md").write_text(
+        f"---\ntitle: {TRICKY_TITLE}\n---\n\n## Steps\n\n- [ ] Find the biggest files\n"
+        "- [ ] Delete the old ones\n"
+    )
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+    )
+    catalog = load_catalog(e2e_policy, extra=[ROOT / "runbooks", extra])
+    running = LocalBot(
+        Firebreak.create(settings, e2e_policy, database=db, catalog=catalog),
+        signing_secret=SECRET,
+    ).start()
+    yield running
+    running.stop()
+
+
+def test_started_and_already_running_replies_show_a_runbook_title_literally(
+    fake: FakeSlack, tricky_bot: LocalBot, db: Database
+) -> None:
+    slack = SlackSimulator(fake, tricky_bot.events_url, SECRET)
+    incident = declare(fake, tricky_bot, slack, db)
+    command = f"INC-{incident.number} runbook purge-logs"
+    first = slack.slash_command(command, user="ana.garcia", channel="general")
+    tricky_bot.settle()
+    again = slack.slash_command(command, user="ana.garcia", channel="general")
+    tricky_bot.settle()
+    started = texts(fake.response_posts(first.request.response_url)[0].payload)
+    running = texts(fake.response_posts(again.request.response_url)[0].payload)
+    shown = "Purge `*.gz` logs in `~/cache_dir` &lt;!channel&gt;"
+    assert started == f"Started *{shown}* in <#{incident.slack_channel_id}>."
+    assert running.startswith(f"*{shown}* is already running in {incident.ref}")
+    assert "<!channel>" not in started + running  # nobody is pinged

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.db import Database
+from bot.effects import kinds
 from bot.effects.models import Effect
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
@@ -164,6 +165,37 @@ def test_an_archived_channel_ends_the_effect_on_the_timeline_and_tells_the_comma
     assert events(db, incident, EventKind.SLACK_FAILED)
     told = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
     assert any("archived" in t for t in told), told
+
+
+def test_a_channel_full_of_pins_ends_the_refresh_on_the_timeline_and_tells_the_commander_once(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    fake.fail("pins.add", error="too_many_pins", times=None)
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    summary = incident.summary_message_ts or ""
+    [refresh] = [e for e in effects(db) if e.kind == kinds.REFRESH]
+    assert (refresh.state, refresh.attempts) == ("failed", 1)  # permanent: not retried
+    [failed] = events(db, incident, EventKind.SLACK_FAILED)
+    assert "Slack refused pins.add (too_many_pins)" in failed.text
+    assert "unpin one" in failed.text
+    told = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
+    assert sum("too_many_pins" in t for t in told) == 1, told
+    assert summary and fake.pins(channel) == []  # the summary is posted, only not pinned
+
+    # Later changes still update the summary, and the refusal is not said again.
+    slack.slash_command("sev 1", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert "SEV1" in texts(fake.message(channel, summary))
+    assert len(events(db, incident, EventKind.SLACK_FAILED)) == 1
+    told = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
+    assert sum("too_many_pins" in t for t in told) == 1, told
+
+    # Once someone made room, the next update pins it.
+    fake.clear_failures()
+    slack.slash_command("sev 2", user="ana.garcia", channel=channel)
+    bot.settle()
+    assert fake.pins(channel) == [summary]
 
 
 def cut_database_connections(db: Database) -> None:

@@ -205,6 +205,22 @@ def test_metrics_are_computed_from_the_milestones(db: Database, team_policy: Pol
     assert "| Resolved | 2026-03-04 04:25 UTC | 2026-03-04 05:25 CET |" in metrics
 
 
+def test_metrics_longer_than_a_day_keep_their_hours_and_minutes(
+    db: Database, team_policy: Policy
+) -> None:
+    incident_id = declare(db, team_policy, impact_started_at=T0)
+    with freeze_time(T0 + timedelta(minutes=5)), db.transaction() as session:
+        core.acknowledge_incident(session, team_policy, incident_id, actor="U2")
+    with freeze_time(T0 + timedelta(days=2, minutes=30)), db.transaction() as session:
+        core.mitigate_incident(session, team_policy, incident_id, actor="U2")
+    with freeze_time(T0 + timedelta(days=2, hours=2, minutes=30)), db.transaction() as session:
+        core.resolve_incident(session, team_policy, incident_id, actor="U2")
+    metrics = section(generate(db, team_policy, incident_id).markdown, "Key metrics")
+    assert "| Time to acknowledge | 5m |" in metrics
+    assert "| Time to mitigate | 2d 30m |" in metrics
+    assert "| Time to resolve | 2d 2h 30m |" in metrics
+
+
 # --------------------------------------------------------------------------------------------
 # Text that must arrive intact
 

@@ -92,3 +92,50 @@ def test_a_refused_connection_sent_nothing() -> None:
         True,
         False,
     )
+
+
+def test_answers_to_response_urls_reuse_the_open_connection(
+    slack: FakeSlack, gateway: SlackGateway
+) -> None:
+    channel = slack.channel_id("incidents")
+    person = slack.user_id("ana.garcia")
+    gateway.post_message(channel, "opens the connection")
+    urls = [slack.issue_response_url(channel, person) for _ in range(10)]
+    assert [gateway.respond(url, f"answer {n}", None) for n, url in enumerate(urls)] == [200] * 10
+    assert [[p.payload.get("text") for p in slack.response_posts(url)] for url in urls] == [
+        [f"answer {n}"] for n in range(10)
+    ]
+    assert slack.connections_opened == 1
+
+
+def test_a_response_url_answer_keeps_the_sdk_s_answers_and_errors(
+    slack: FakeSlack, gateway: SlackGateway
+) -> None:
+    channel = slack.channel_id("incidents")
+    person = slack.user_id("ana.garcia")
+    url = slack.issue_response_url(channel, person)
+    # Slack refusing an answer is a status, as the SDK's WebhookClient returns it.
+    assert [gateway.respond(url, f"answer {n}", None) for n in range(6)] == [200] * 5 + [404]
+    # A connection Slack closed while idle is replaced, and the answer is sent once.
+    slack.close_idle_connections()
+    again = slack.issue_response_url(channel, person)
+    assert gateway.respond(again, "after a pause", None) == 200
+    assert [p.payload.get("text") for p in slack.response_posts(again)] == ["after a pause"]
+    assert slack.connections_opened == 2
+
+
+def test_a_refused_response_url_sent_nothing() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = SlackGateway(build_client("xoxb-test", f"http://127.0.0.1:{port}/api/"))
+    try:
+        with pytest.raises(SlackCallError) as refused:
+            gateway.respond(f"http://127.0.0.1:{port}/response/T1/abc", "nobody hears this", None)
+    finally:
+        gateway.close()
+    assert (refused.value.error, refused.value.transient, refused.value.ambiguous) == (
+        "connection_failed",
+        True,
+        False,
+    )

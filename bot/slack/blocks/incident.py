@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import COMMANDER, Policy
-from bot.incidents import humanize_duration, incident_metrics
+from bot.durations import humanize_duration
+from bot.incidents import incident_metrics
 from bot.markup import neutralise_broadcasts
 from bot.models import Incident, TimelineEvent
 from bot.slack import limits

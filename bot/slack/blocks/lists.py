@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import Policy
-from bot.incidents import humanize_duration
+from bot.durations import humanize_duration
 from bot.markup import neutralise_broadcasts, slack_to_plain
 from bot.models import ActionItem, EventKind, Incident, TimelineEvent
 from bot.slack import limits

@@ -46,6 +46,7 @@ from bot.slack.runbook_messages.mrkdwn import (
     join_units,
     markdown_to_mrkdwn,
     markdown_units,
+    title_mrkdwn,
 )
 from bot.slack.runbook_messages.preview import blocks_to_text, steps_preview
 from bot.slack.runbook_messages.sections import MIN_SPLIT, mrkdwn_sections, pack_sections
@@ -77,4 +78,5 @@ __all__ = [
     "render_run_message",
     "render_runbook_pages",
     "steps_preview",
+    "title_mrkdwn",
 ]
