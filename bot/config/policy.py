@@ -548,7 +548,7 @@ class Policy(_Strict):
         for sev in self.severities:
             if wanted in (sev.key.casefold(), sev.name.casefold()):
                 return sev
-        if wanted.isdigit():
+        if wanted.isascii() and wanted.isdigit():
             for sev in self.severities:
                 digits = re.sub(r"\D", "", sev.key)
                 if digits and int(digits) == int(wanted):

@@ -37,6 +37,7 @@ from bot.db import Database
 from bot.errors import FirebreakError
 from bot.slack import limits
 from bot.slack.blocks import START_SUGGESTED, button, context, mention, section
+from bot.slack.commands import id_from_value
 from bot.slack.limits import escape_mrkdwn, truncate
 
 log = logging.getLogger(__name__)
@@ -205,9 +206,10 @@ class AlertButtons:
     ) -> None:
         ack()
         user = str(body["user"]["id"])
-        group_id = int(str(body["actions"][0]["value"]))
+        value = body["actions"][0].get("value")
 
         def work() -> str:
+            group_id = id_from_value(value)
             access.require(
                 self.policy, "declare", user, incident=None, roles={}, directory=self.directory
             )
@@ -225,11 +227,12 @@ class AlertButtons:
         group, _, ref = str(body["actions"][0]["value"]).partition("|")
 
         def work() -> str:
+            group_id = id_from_value(group)
             with self.db.transaction() as session:
                 incident = core.find_incident(session, ref)
                 if not access.can_see(self.policy, user, incident, self.directory):
                     raise FirebreakError(f"There is no incident {ref}.")
-                triage.triage_attach(session, self.policy, int(group), ref, actor=user)
+                triage.triage_attach(session, self.policy, group_id, ref, actor=user)
             return f"Attached these alerts to {ref}."
 
         self._run(respond, work)
@@ -239,9 +242,10 @@ class AlertButtons:
     ) -> None:
         ack()
         user = str(body["user"]["id"])
-        group_id = int(str(body["actions"][0]["value"]))
+        value = body["actions"][0].get("value")
 
         def work() -> str:
+            group_id = id_from_value(value)
             with self.db.transaction() as session:
                 triage.triage_ignore(session, group_id, actor=user)
             return "Ignored: these alerts open nothing until they fire again later."
@@ -253,10 +257,11 @@ class AlertButtons:
     ) -> None:
         ack()
         user = str(body["user"]["id"])
-        incident_id = int(str(body["actions"][0]["value"]))
-        key = f"alerts:mitigate-click:{body['actions'][0].get('action_ts', '')}:{incident_id}"
+        action = body["actions"][0]
 
         def work() -> str:
+            incident_id = id_from_value(action.get("value"))
+            key = f"alerts:mitigate-click:{action.get('action_ts', '')}:{incident_id}"
             with self.db.transaction() as session:
                 change = core.mitigate_incident(
                     session, self.policy, incident_id, actor=user, key=key

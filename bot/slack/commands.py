@@ -7,11 +7,13 @@ Anything it cannot make sense of becomes a usage message, never an exception.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from rapidfuzz.distance import OSA
 
+from bot.errors import InvalidInput
 from bot.incidents import parse_incident_ref
 
 SUBCOMMANDS = {
@@ -144,6 +146,58 @@ def named_incident(token: str) -> tuple[int | None, str | None] | None:
     return (None, match.group(1)) if match else None
 
 
+ID_MAX = 2_147_483_647
+"""The largest id or number the database stores (PostgreSQL's ``integer``)."""
+
+STALE_VALUE = (
+    "That button is out of date or not valid: nothing was changed. Use the buttons of the "
+    "newest message, or type the command (`/incident help` lists them)."
+)
+
+
+def parse_id(text: str) -> int | None:
+    """An id or number as Firebreak writes it into buttons, forms and commands: ASCII digits,
+    from 1 up to ``ID_MAX``; None for anything else. (``str.isdigit`` also accepts ``²`` and
+    other Unicode digits, which ``int`` refuses or misreads, and numbers of any size.)"""
+    if not text or len(text) > len(str(ID_MAX)) or not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 1 <= number <= ID_MAX else None
+
+
+def id_from_value(value: object, problem: str = STALE_VALUE) -> int:
+    """The id a button's or a form's value carries, or ``InvalidInput(problem)``: a value
+    Firebreak did not write (an old message, a tampered request) is an answer, not a crash."""
+    number = parse_id(value if isinstance(value, str) else str(value or ""))
+    if number is None:
+        raise InvalidInput(problem)
+    return number
+
+
+# What may surround a command word that was meant as the command: quotes of every kind (and
+# backticks) around it, punctuation after it. Invisible characters (zero-width spaces, joiners,
+# direction marks: Unicode's "format" category) are dropped, and compatibility forms (full-width
+# letters) read as plain letters (NFKC).
+_QUOTES = (
+    "\"'`\u00b4"  # straight quotes, backtick, acute accent
+    "\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2032\u2033"  # curly, low, primes
+    "\u00ab\u00bb\u2039\u203a\u300c\u300d\u300e\u300f"  # guillemets, corner brackets
+)
+_TRAILING = ".,;:!?\u2026"
+
+
+def command_word(token: str) -> str:
+    """``token`` as a command word: ``“status”``, ``'status'``, `` `status` ``, ``status.`` and
+    ``status`` followed by a zero-width space all read ``status``."""
+    visible = "".join(c for c in token if unicodedata.category(c) != "Cf")
+    word = unicodedata.normalize("NFKC", visible).lower()
+    return word.lstrip(_QUOTES).rstrip(_QUOTES + _TRAILING)
+
+
+def _subcommand(word: str) -> str | None:
+    return SUBCOMMANDS.get(word) or _HELP.get(word) or SUBCOMMANDS.get(word.rstrip("?"))
+
+
 def parse_command(text: str, *, today: date) -> ParsedCommand:
     raw = (text or "").strip()
     if not raw:
@@ -159,8 +213,13 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
         tokens = tokens[1:]
         if not tokens:
             return ParsedCommand("status", incident_ref=ref, incident_channel=channel)
-    word = tokens[0].lower()
-    name = SUBCOMMANDS.get(word) or _HELP.get(word) or SUBCOMMANDS.get(word.rstrip("?"))
+    # The command word as typed, or, when nothing but what a command takes follows it (a lone
+    # word, a mention, a number...), as meant: a quoted or punctuated lone word is the command
+    # ("/incident “status”"), while a title that starts with one ("'status' page is down") is
+    # still a title. The typo guard reads the same word.
+    arguments_only = len(rest) <= _GUARDED_LENGTH and all(_argument_like(t) for t in tokens[1:])
+    word = command_word(tokens[0]) if arguments_only else tokens[0].lower()
+    name = _subcommand(tokens[0].lower()) or _subcommand(word)
     joined = _SEV_JOINED.match(word)
     if name is None and joined and all(named_incident(t) for t in tokens[1:]):
         # "/incident sev1" (or "sev1 INC-4"): the level written against the command. With a
@@ -169,12 +228,7 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
         rest = " ".join(tokens)
     if name is None:
         suggestion = close_command(word)
-        if (
-            suggestion is not None
-            and first is None
-            and len(rest) <= _GUARDED_LENGTH
-            and all(_argument_like(t) for t in tokens[1:])
-        ):
+        if suggestion is not None and first is None and arguments_only:
             # "/incident stauts" or "/incident sevv 2": a mistyped command, not a title.
             return ParsedCommand("did_you_mean", text=rest, args=(suggestion,))
         extra = {"suggestion": suggestion} if suggestion else {}
@@ -284,10 +338,10 @@ def _shape(
     if name == "action":
         return _shape_action(ref, list(args), today)
     if name == "done":
-        number = args[0].lstrip("#") if len(args) == 1 else ""
-        if not number.isdigit() or not 1 <= int(number) <= 99_999:
+        number = parse_id(args[0].lstrip("#")) if len(args) == 1 else None
+        if number is None or number > 99_999:
             return bad(f"Say which action item: {USAGE['done']}")
-        return ParsedCommand("done", incident_ref=ref, args=(args[0].lstrip("#"),))
+        return ParsedCommand("done", incident_ref=ref, args=(str(number),))
     if (
         name
         in (

@@ -21,14 +21,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from bot import observability
 from bot.clock import utcnow
 from bot.effects import kinds, store
 from bot.effects.group import GroupWriter
-from bot.effects.runner import Done, TransientError
+from bot.effects.runner import Done, PermanentError, TransientError
 from bot.effects.store import Claimed
 from bot.errors import FirebreakError
 from bot.runtime import Firebreak
@@ -36,9 +37,10 @@ from bot.slack.gateway import SlackCallError
 
 log = logging.getLogger(__name__)
 
-UNEXPECTED = (
-    "Something went wrong inside Firebreak (request {rid}). Your request is saved and "
-    "Firebreak will try it again; if it keeps failing, tell whoever runs Firebreak."
+FAILED = (
+    "Firebreak could not do this: something went wrong inside Firebreak (request {rid}), so "
+    "{nothing} was changed. It will not be tried again; if it happens again, tell whoever "
+    "runs Firebreak."
 )
 NOT_SAVED = (
     ":warning: Firebreak could not save this request (its database is unavailable), so "
@@ -82,8 +84,8 @@ class Replies:
         self._add(str(self.count), text, blocks)
 
     def warn(self, text: str) -> None:
-        """The warning that processing failed and will be tried again: keyed apart from the
-        answers, so the answers of the attempt that works keep their places (and are sent)."""
+        """The warning that processing failed: keyed apart from the answers, so an attempt
+        processed again (its outcome lost) writes it once and the answers keep their places."""
         self._add("warning", text, None)
 
     def _add(self, place: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
@@ -167,27 +169,37 @@ class Inbox:
                 raise TransientError(
                     str(exc), retry_after=exc.retry_after, reason=exc.error
                 ) from None
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, IntegrityError, PoolTimeout) as exc:
             # The database went away mid-processing (a restart, a dropped connection, a full or
-            # locked disk): the attempt's transaction was not committed, and the next attempt
-            # does it all. Not a bug, so nobody is told something went wrong.
+            # locked disk, no pooled connection free in time): the attempt's transaction was not
+            # committed, and the next attempt does it all (also after losing a race on a
+            # unique key to a concurrent write, which it then sees). Not a bug, so nobody is told
+            # something went wrong. These, and Slack's transient errors, are all that is retried.
             log.warning("processing a Slack request waits for the database: %s", type(exc).__name__)
             raise TransientError("the database was unavailable", reason="database") from None
-        except Exception:
+        except Exception as exc:
+            # A bug, or a request no attempt can process (a value nobody checked): trying it
+            # again fails the same way, for an hour, and holds up the person's later requests
+            # in this channel (their lane). It ends now, as failed, and the person is told.
             observability.ERRORS.labels(where="listener").inc()
-            log.exception("processing a Slack request failed")
-            if item.attempts == 1:
-                replies.warn(":warning: " + UNEXPECTED.format(rid=observability.request_id.get()))
+            log.exception("processing a Slack request failed; it will not be tried again")
+            nothing = "nothing else" if replies.count else "nothing"
+            replies.warn(
+                ":warning: " + FAILED.format(rid=observability.request_id.get(), nothing=nothing)
+            )
             self._say_now(replies)
-            raise
+            raise PermanentError(
+                f"processing failed: {type(exc).__name__}", reason=type(exc).__name__
+            ) from None
         finally:
             _AGAIN.reset(again)
             observability.request_id.reset(token)
         return Done({"replies": replies.count}, said=replies.write)
 
     def _say_now(self, replies: Replies) -> None:
-        """A request that will be tried again: what it has said so far is said now (the same
-        answers from the next attempt are the same effects, written once)."""
+        """A request whose outcome records no answers (it will be tried again, or it failed):
+        what it has said so far is said now (the same answers from another attempt are the
+        same effects, written once)."""
         if not replies.rows:
             return
         try:

@@ -21,9 +21,15 @@ from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import Runbook
 from bot.slack import blocks
+from bot.slack.commands import parse_id
 from bot.slack.flows import IncidentFlows, queue_runbook_message
 from bot.slack.listeners import Ctx, Listeners, reply
-from bot.slack.runbook_messages import ACTION_PATTERN, ACTION_PREFIX, parse_runbook_action
+from bot.slack.runbook_messages import (
+    ACTION_PATTERN,
+    ACTION_PREFIX,
+    parse_runbook_action,
+    title_mrkdwn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +107,23 @@ class RunbookSlack:
                 link = self.gateway.permalink(run.slack_channel_id, run.slack_message_ts)
             reply(
                 ctx,
-                f"*{runbook.title}* is already running in {incident.ref}"
+                f"*{title_mrkdwn(runbook.title)}* is already running in {incident.ref}"
                 + (f": <{link}|open it>" if link else "."),
             )
             return
         if ctx.channel != incident.slack_channel_id:
             where = f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else incident.ref
-            reply(ctx, f"Started *{runbook.title}* in {where}.")
+            reply(ctx, f"Started *{title_mrkdwn(runbook.title)}* in {where}.")
 
     def start_suggested(self, ctx: Ctx, action: dict[str, Any]) -> None:
         """A recorded click on a suggestion's Start button."""
         try:
             value = json.loads(action.get("value") or "{}")
-            incident_id, runbook_id = int(value["incident"]), str(value["runbook"])
+            incident_id, runbook_id = parse_id(str(value["incident"])), str(value["runbook"])
         except (ValueError, KeyError, TypeError):
-            raise InvalidInput("That button is out of date; use `/incident runbook`.") from None
+            incident_id = None
+        if incident_id is None:
+            raise InvalidInput("That button is out of date; use `/incident runbook`.")
         runbook = self.catalog.get(runbook_id)
         if runbook is None:
             raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")

@@ -240,44 +240,6 @@ def test_the_summary_sweep_never_deadlocks_with_a_runner_moving_from_one_refresh
     }
 
 
-def test_a_request_that_keeps_failing_tells_the_person_once_and_is_tried_again(
-    fb: Firebreak, db: Database
-) -> None:
-    """Processing raises (a bug, the database gone): what it said so far and a warning reach
-    the person at once; the retries say nothing twice; the attempt that works says the rest."""
-    inbox = Inbox(fb)
-    attempts: list[int] = []
-
-    def flaky(kind: str, body: dict[str, Any], replies: Replies) -> None:
-        attempts.append(len(attempts) + 1)
-        replies("Looking into INC-7")
-        if len(attempts) < 3:
-            raise RuntimeError("a bug")
-        replies("Declared INC-7")
-
-    inbox.processors["command"] = flaky
-    body = {"user_id": "U0ANA", "channel_id": "C0GENERAL", "response_url": None}
-    assert inbox.record("command", "cmd:T1", body)
-    runner = EffectRunner(db, {kinds.SLACK_REQUEST: inbox.handle}, worker_id="w", threads=0)
-    outcomes = []
-    with freeze_time(utcnow()) as clock:
-        for _ in range(3):
-            with db.transaction() as session:
-                (item,) = store.claim(session, "w", now=utcnow(), limit=1)
-            outcomes.append(runner.execute(item))
-            clock.tick(timedelta(minutes=5))  # past any backoff
-    assert outcomes == ["retry", "retry", "done"] and attempts == [1, 2, 3]
-    with db.read() as session:
-        said = session.exec(
-            select(Effect).where(col(Effect.kind) == kinds.REPLY).order_by(col(Effect.id))
-        ).all()
-    assert [r.data["text"].split(" (")[0] for r in said] == [
-        "Looking into INC-7",
-        ":warning: Something went wrong inside Firebreak",
-        "Declared INC-7",
-    ]
-
-
 def test_a_request_cut_off_by_the_database_is_tried_again_without_a_warning(
     fb: Firebreak, db: Database
 ) -> None:

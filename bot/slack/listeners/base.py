@@ -19,6 +19,7 @@ from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.markup import neutralise_broadcasts
 from bot.models import Incident
 from bot.slack import blocks
+from bot.slack.commands import id_from_value, parse_id
 from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import NOT_SAVED, Inbox, NotRecorded, processing_again
@@ -289,14 +290,13 @@ class ListenerBase:
         return send
 
     def _incident_from_value(self, action: dict[str, Any]) -> Incident:
-        raw = str(action.get("value") or "")
-        if not raw.isdigit():
-            block_id = str(action.get("block_id") or "")
-            raw = block_id.removeprefix("incident:")
-        if not raw.isdigit():
-            raise InvalidInput("That button does not belong to an incident any more.")
+        """The incident a button names: by its value, or (a select menu, whose value is the
+        option picked) by its block id, ``incident:<id>``."""
+        number = parse_id(str(action.get("value") or ""))
+        if number is None:
+            number = id_from_value(str(action.get("block_id") or "").removeprefix("incident:"))
         with self.fb.db.read() as session:
-            return core.get_incident(session, int(raw))
+            return core.get_incident(session, number)
 
     def _ack_and_take_ic(self, session: Session, incident_id: int, ctx: Ctx) -> core.Change:
         return core.take_command(session, self.policy, incident_id, user=ctx.user, key=ctx.key)

@@ -17,7 +17,7 @@ from bot.clock import utcnow
 from bot.config import COMMANDER
 from bot.errors import InvalidInput
 from bot.slack import blocks
-from bot.slack.commands import ParsedCommand
+from bot.slack.commands import ParsedCommand, id_from_value, parse_id
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import NOT_SAVED, NotRecorded, Replies
 from bot.slack.limits import escape_mrkdwn
@@ -26,6 +26,14 @@ from bot.slack.listeners.commands import CommandListeners
 from bot.slack.listeners.context import _OPENS_A_FORM, Ctx, Respond, _metadata, _values, reply
 
 log = logging.getLogger(__name__)
+
+PICK_INCIDENT = "Pick the incident to add this message to."
+
+
+def _not_offered(what: str, value: str, known: list[str]) -> str:
+    """A form's choice that is not in the current policy (it changed since the form opened, or
+    the form was not Firebreak's): said under the input, with what to pick instead."""
+    return f"{value[:40]!r} is not a {what} in the current policy. Pick one of: {', '.join(known)}."
 
 
 class InteractionListeners(CommandListeners):
@@ -146,6 +154,10 @@ class InteractionListeners(CommandListeners):
         self.run_view(ctx, str(view.get("callback_id")), _values(view), metadata)
 
     def _validate(self, callback: Any, values: dict[str, Any]) -> dict[str, str]:
+        """What is wrong with a form, by input block, checked before it closes (Slack shows each
+        message under its input, the form and what was typed stay): everything that needs no
+        write and no Slack call. Whether a picked person is a bot needs ``users.info``, which
+        may not answer within the 3 s Slack gives the acknowledgement: checked when processed."""
         if callback == blocks.DECLARE_VIEW:
             title = " ".join(str(values.get("title") or "").split())
             if not title:
@@ -153,10 +165,26 @@ class InteractionListeners(CommandListeners):
             impact = values.get("impact_started")
             if isinstance(impact, int) and impact > utcnow().timestamp() + 60:
                 return {"impact_started": "The impact cannot start in the future."}
+            severity = values.get("severity")
+            known = [s.key for s in self.policy.severities]
+            if severity and severity not in known:
+                return {"severity": _not_offered("severity", str(severity), known)}
         if callback == blocks.NOTE_VIEW and not str(values.get("note") or "").strip():
             return {"note": "The note is empty."}
-        if callback == blocks.UPDATE_VIEW and not str(values.get("update") or "").strip():
-            return {"update": "The update is empty."}
+        if callback == blocks.UPDATE_VIEW:
+            if not str(values.get("update") or "").strip():
+                return {"update": "The update is empty."}
+            status = values.get("status")
+            known = [s.key for s in self.policy.statuses]
+            if status and status not in known:
+                return {"status": _not_offered("status", str(status), known)}
+        if callback == blocks.ROLE_VIEW:
+            role = values.get("role")
+            known = [r.key for r in self.policy.roles]
+            if role not in known:
+                return {"role": _not_offered("role", str(role or ""), known)}
+        if callback == blocks.CAPTURE_VIEW and parse_id(str(values.get("incident") or "")) is None:
+            return {"incident": PICK_INCIDENT}
         return {}
 
     def run_view(
@@ -180,7 +208,7 @@ class InteractionListeners(CommandListeners):
             self.tell_declared(ctx, outcome.incident, outcome.repeat)
             return
         if callback == blocks.CAPTURE_VIEW:
-            incident_id = int(str(values.get("incident") or "0"))
+            incident_id = id_from_value(values.get("incident"), PICK_INCIDENT)
             with self.fb.db.read() as session:
                 incident = core.get_incident(session, incident_id)
             self.check_visible(Ctx(ctx.user, None, ctx.respond, ctx.key), incident)
@@ -202,7 +230,7 @@ class InteractionListeners(CommandListeners):
             if change is not None:
                 reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
             return
-        incident_id = int(metadata.get("incident_id") or 0)
+        incident_id = id_from_value(metadata.get("incident_id"))
         with self.fb.db.read() as session:
             incident = core.get_incident(session, incident_id)
         ctx.channel = ctx.channel or incident.slack_channel_id

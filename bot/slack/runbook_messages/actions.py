@@ -20,7 +20,9 @@ class RunbookAction:
 ACTION_PREFIX = "runbook:"
 ACTION_PATTERN = r"^runbook:"
 """Register one Slack action listener with this pattern and route with parse_runbook_action."""
-_ACTION_ID = re.compile(r"^runbook:(done|skip|assign|reopen|page):(\d{1,18}):(\d{1,9})$")
+# ASCII digits only (``\d`` also takes other scripts' digits, which ``int`` then refuses), and a
+# run id within the database's integer range.
+_ACTION_ID = re.compile(r"^runbook:(done|skip|assign|reopen|page):([0-9]{1,9}):([0-9]{1,9})$")
 
 
 def action_id(verb: str, run_id: int, number: int) -> str:

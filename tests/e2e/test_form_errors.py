@@ -1,0 +1,99 @@
+"""A form whose choice is not in the current policy (a severity, status or role removed since
+the form opened) is refused inside the form, under that input: the form stays open with what
+was typed, and nothing is declared or changed."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bot.db import Database
+from bot.sandbox import FakeSlack, SlackSimulator
+from bot.slack import blocks as B
+from tests.e2e.conftest import RunningBot, texts
+from tests.e2e.helpers import declare, kinds
+from tests.e2e.test_unprocessable_requests import summary_ts
+
+
+def drawn_with_an_old_option(fake: FakeSlack, view_id: str, block_id: str, value: str) -> None:
+    """The open form as an earlier policy drew it: its select also offers ``value``."""
+    view: dict[str, Any] = copy.deepcopy(fake.view_json(view_id))
+    view = {
+        k: v
+        for k, v in view.items()
+        if k in ("type", "callback_id", "title", "submit", "close", "private_metadata", "blocks")
+    }
+    for block in view["blocks"]:
+        if block.get("block_id") == block_id:
+            block["element"].setdefault("options", []).append(
+                {"text": {"type": "plain_text", "text": value}, "value": value}
+            )
+    assert fake.replace_view(view_id, view) == []
+
+
+def test_a_severity_no_longer_in_the_policy_is_refused_in_the_declare_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    slack.global_shortcut("declare_incident", user="ana.garcia")
+    bot.settle()
+    view = fake.open_views("ana.garcia")[-1]
+    drawn_with_an_old_option(fake, view.id, "severity", "SEV9")
+
+    reply = slack.submit_view(
+        view.id,
+        {"title": "Payments down", "summary": "EU cards fail", "severity": "SEV9"},
+        user="ana.garcia",
+    )
+    bot.settle()
+
+    assert reply.problems == ()
+    errors = reply.validation_errors
+    assert list(errors) == ["severity"]
+    assert "'SEV9' is not a severity in the current policy" in errors["severity"]
+    assert "SEV1, SEV2, SEV3, SEV4" in errors["severity"]
+    assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]  # typed text kept
+    assert fake.messages(fake.im_channel("ana.garcia")) == []
+    assert slack.submit_view(view.id, {"severity": "SEV2"}, user="ana.garcia").problems == ()
+    bot.settle()
+    dm = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
+    assert any("Declared *INC-1* (SEV2)" in t for t in dm), dm
+
+
+def test_a_role_no_longer_in_the_policy_is_refused_in_the_role_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.click(channel, summary_ts(fake, channel), B.ASSIGN_ROLE, user="ana.garcia")
+    bot.settle()
+    view = fake.open_views("ana.garcia")[-1]
+    drawn_with_an_old_option(fake, view.id, "role", "liaison")
+
+    reply = slack.submit_view(view.id, {"role": "liaison", "user": "ana.garcia"}, user="ana.garcia")
+    bot.settle()
+
+    assert list(reply.validation_errors) == ["role"]
+    assert "'liaison' is not a role in the current policy" in reply.validation_errors["role"]
+    assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]
+    assert "role_assigned" not in kinds(db, incident)
+
+
+def test_a_status_no_longer_in_the_policy_is_refused_in_the_update_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.click(channel, summary_ts(fake, channel), B.POST_UPDATE, user="ana.garcia")
+    bot.settle()
+    view = fake.open_views("ana.garcia")[-1]
+    drawn_with_an_old_option(fake, view.id, "status", "archived")
+
+    reply = slack.submit_view(
+        view.id, {"update": "Failover done", "status": "archived"}, user="ana.garcia"
+    )
+    bot.settle()
+
+    assert list(reply.validation_errors) == ["status"]
+    assert "'archived' is not a status in the current policy" in reply.validation_errors["status"]
+    assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]
+    assert "status_update" not in kinds(db, incident)  # the update waits for the form
