@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import Policy
+from bot.config import Policy, policy_from_dict
 from bot.models import ActionItem, EventKind, Incident, TimelineEvent
 from bot.slack import blocks
 from bot.slack.limits import assert_valid_message, assert_valid_view, iter_texts
@@ -176,3 +176,9 @@ def test_suggestions_and_setup_problem_are_valid() -> None:
     assert_valid_message(text, payload)
     text, payload = blocks.setup_problem(incident, LONG)
     assert_valid_message(text, payload)
+
+
+def test_help_lists_the_clock_commands_only_when_clocks_are_configured(policy: Policy) -> None:
+    assert "classify" not in blocks.help_text(policy)
+    with_clocks = policy_from_dict({"clocks": [{"preset": "dora"}]})
+    assert "`classify <class>` · `notified <clock> [note]`" in blocks.help_text(with_clocks)

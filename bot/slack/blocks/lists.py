@@ -47,6 +47,11 @@ def help_text(policy: Policy) -> str:
             "`timeline` · `runbook [words]` — list or start runbooks · `postmortem`",
             "`action <text> [@owner] [YYYY-MM-DD]` · `actions` · `done <number>`",
             "`list` — open incidents · `retry` — finish a Slack set-up that failed",
+            *(
+                ["`classify <class>` · `notified <clock> [note]` — regulatory clocks"]
+                if policy.clocks
+                else []
+            ),
             f"React with :{policy.slack.capture_reaction}: to a message to put it on the timeline.",
         ]
     )
