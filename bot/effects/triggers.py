@@ -50,6 +50,7 @@ SHOWN_IN_SUMMARY = frozenset(
         EventKind.CLOCK_COMPLETED,
         EventKind.ALERT_FIRING,
         EventKind.ALERT_RESOLVED,
+        EventKind.CHANNEL_UNARCHIVED,  # what changed while it was archived
     }
 )
 

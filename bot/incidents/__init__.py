@@ -17,7 +17,13 @@ This package re-exports their public names, so callers write ``incidents.declare
 
 from bot.durations import humanize_duration
 from bot.incidents.actions import add_action_item, complete_action_item
-from bot.incidents.chat import attach_channel, save_slack_refs
+from bot.incidents.chat import (
+    attach_channel,
+    channel_archived,
+    record_channel_archived,
+    rename_channel,
+    save_slack_refs,
+)
 from bot.incidents.lifecycle import (
     acknowledge_incident,
     allowed_next_statuses,
@@ -91,6 +97,7 @@ __all__ = [
     "capture_message",
     "change_severity",
     "change_status",
+    "channel_archived",
     "clean_text",
     "close_incident",
     "complete_action_item",
@@ -111,7 +118,9 @@ __all__ = [
     "mitigate_incident",
     "parse_incident_ref",
     "post_status_update",
+    "record_channel_archived",
     "record_timeline_event",
+    "rename_channel",
     "reopen_incident",
     "require_active",
     "resolve_incident",

@@ -10,8 +10,8 @@ from sqlmodel import Session
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput
-from bot.incidents.text import when
-from bot.incidents.timeline import Change, append_event, lock_incident
+from bot.incidents.text import clean_text, user_id, when
+from bot.incidents.timeline import Change, append_event, begin_change, lock_incident
 from bot.models import EventKind, Incident
 
 # --------------------------------------------------------------------------------------------
@@ -47,6 +47,76 @@ def attach_channel(
         now=now,
         key=f"channel:{incident_id}",
         data={"channel": channel_id, "name": channel_name},
+    )
+    return Change(incident, event)
+
+
+def channel_archived(incident: Incident) -> bool:
+    """Whether someone archived the incident's channel (nothing can be posted in it)."""
+    return bool(incident.slack_state.get("archived"))
+
+
+def record_channel_archived(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    archived: bool,
+    actor: str | None,
+    key: str | None,
+    now: datetime | None = None,
+) -> Change:
+    """Someone archived (or unarchived) the incident's channel in chat: remember it and put
+    it on the timeline, once per ``key``; a channel already in that state changes nothing."""
+    incident, repeat, now = begin_change(session, incident_id, key, now)
+    if repeat:
+        return repeat
+    if channel_archived(incident) == archived:
+        return Change(incident, None)
+    incident.slack_state = {**incident.slack_state, "archived": archived}
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.CHANNEL_ARCHIVED if archived else EventKind.CHANNEL_UNARCHIVED,
+        text=f"Channel #{incident.slack_channel_name} {'archived' if archived else 'unarchived'}",
+        actor=user_id(actor) if actor else None,
+        now=now,
+        key=key,
+        data={"channel": incident.slack_channel_id},
+    )
+    return Change(incident, event)
+
+
+def rename_channel(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    name: str,
+    *,
+    actor: str | None = None,
+    key: str | None,
+    now: datetime | None = None,
+) -> Change:
+    """The incident's channel was renamed in chat: store its new name, on the timeline."""
+    name = clean_text(name, label="channel name", max_length=80, multiline=False, required=True)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
+    if repeat:
+        return repeat
+    if incident.slack_channel_name == name:
+        return Change(incident, None)
+    before = incident.slack_channel_name
+    incident.slack_channel_name = name
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.CHANNEL_RENAMED,
+        text=f"Channel renamed to #{name}",
+        actor=user_id(actor) if actor else None,
+        now=now,
+        key=key,
+        data={"channel": incident.slack_channel_id, "name": name, "before": before},
     )
     return Change(incident, event)
 

@@ -396,6 +396,16 @@ class Scenarios(Workspace):
         with self._lock:
             self._channel(channel).is_archived = True
 
+    def unarchive(self, channel: str) -> None:
+        """Someone unarchived the channel."""
+        with self._lock:
+            self._channel(channel).is_archived = False
+
+    def rename(self, channel: str, name: str) -> None:
+        """Someone renamed the channel."""
+        with self._lock:
+            self._channel(channel).name = name
+
     def join(self, channel: str, user: str) -> str:
         """A person joins the channel; returns the ts of the ``channel_join`` message."""
         with self._lock:

@@ -332,6 +332,12 @@ class SlackGateway:
         self._users.put(user_id, user)
         return user
 
+    def cached_user(self, user_id: str) -> SlackUser | None:
+        """The user if Slack already told Firebreak of them, without calling Slack: for the
+        request path (a form's check), which must answer within 3 s. ``None`` is not known."""
+        cached = self._users.get(user_id)
+        return cached if isinstance(cached, SlackUser) else None
+
     def user_name(self, user_id: str) -> str | None:
         try:
             user = self.user(user_id)

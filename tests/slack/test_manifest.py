@@ -46,7 +46,12 @@ SCOPES: dict[str, set[str]] = {
     "views.publish": set(),
     "views.update": set(),
 }
-EVENTS = {"reaction_added": {"reactions:read"}, "reaction_removed": {"reactions:read"}}
+EVENTS = {
+    "reaction_added": {"reactions:read"},
+    "reaction_removed": {"reactions:read"},
+    **{f"channel_{what}": {"channels:read"} for what in ("archive", "unarchive", "rename")},
+    **{f"group_{what}": {"groups:read"} for what in ("archive", "unarchive", "rename")},
+}
 _METHOD = re.compile(
     r'"((?:auth|chat|conversations|files|pins|usergroups|users|views)\.[A-Za-z.]+)"'
 )

@@ -161,14 +161,17 @@ class ListenerBase:
         assert incident.id is not None
         change = self.flows.change(incident.id, apply)
         applied = made_by_this_request(change)
+        announced = applied and change.kind in ANNOUNCED_IN_CHANNEL
         message = done if applied else unchanged
+        if announced:
+            message = said_in_channel(change.incident, message, message)
         if change.detail.get("problem"):
             message += f"\n:warning: {change.detail['problem']}"
             reply(ctx, message)
         elif (
-            not applied
+            not announced
             or ctx.channel != change.incident.slack_channel_id
-            or change.kind not in ANNOUNCED_IN_CHANNEL
+            or core.channel_archived(change.incident)
         ):
             # In the incident channel most changes are announced to everyone; elsewhere, and
             # when nothing changed, only the person who asked hears back.
@@ -257,8 +260,14 @@ class ListenerBase:
         if not made_by_this_request(change):
             return
         # The update is posted in the incident channel by an effect of the same transaction.
-        if ctx.channel != incident.slack_channel_id:
-            reply(ctx, f"Update posted to {incident.ref}.")
+        if ctx.channel != incident.slack_channel_id or core.channel_archived(change.incident):
+            posted = f"Update posted to {incident.ref}."
+            reply(
+                ctx,
+                said_in_channel(
+                    change.incident, posted, f"Update saved to {incident.ref}'s timeline."
+                ),
+            )
 
     def click_context(
         self, body: dict[str, Any], respond: Respond | None
@@ -330,6 +339,22 @@ class ListenerBase:
         self.gateway.open_view(ctx.trigger_id, view)
 
     # -- modals ------------------------------------------------------------------------------
+
+
+def said_in_channel(incident: Incident, posted: str, saved: str) -> str:
+    """The answer to a change Firebreak posts in the incident channel: ``posted``; while the
+    channel is archived (Slack refuses every post there), ``saved`` and why it is not there."""
+    if not core.channel_archived(incident):
+        return posted
+    name = (
+        f"#{incident.slack_channel_name}"
+        if incident.slack_channel_name
+        else f"<#{incident.slack_channel_id}>"
+    )
+    return (
+        f"{saved} Its channel {name} is archived, so it was not posted there: "
+        "unarchive it and Firebreak posts what follows."
+    )
 
 
 def made_by_this_request(change: core.Change) -> bool:

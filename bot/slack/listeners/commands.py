@@ -19,7 +19,7 @@ from bot.slack import blocks
 from bot.slack.commands import ParsedCommand, parse_command
 from bot.slack.inbound import Replies
 from bot.slack.limits import truncate
-from bot.slack.listeners.base import ListenerBase
+from bot.slack.listeners.base import ListenerBase, said_in_channel
 from bot.slack.listeners.context import _QUIET_WHEN_STORED, READ_ONLY, Ctx, Respond, reply
 from bot.slack.summary import snapshot
 
@@ -282,12 +282,16 @@ class CommandListeners(ListenerBase):
     def cmd_postmortem(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         assert incident.id is not None
         draft = self.flows.generate_postmortem(incident.id, actor=ctx.user, key=ctx.key)
-        where = (
-            f"; it is being posted in <#{incident.slack_channel_id}>"
+        saved = f":memo: Postmortem draft v{draft.version} of {incident.ref} is saved"
+        text = (
+            said_in_channel(
+                incident,
+                f"{saved}; it is being posted in <#{incident.slack_channel_id}>.",
+                f"{saved}.",
+            )
             if incident.slack_channel_id
-            else ""
+            else f"{saved}."
         )
-        text = f":memo: Postmortem draft v{draft.version} of {incident.ref} is saved{where}."
         if draft.template_error:
             text += (
                 f"\n:warning: The team template failed, so the built-in one was used: "

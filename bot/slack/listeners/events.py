@@ -1,4 +1,5 @@
-"""Events: pushpin captures and their withdrawal, welcomes, the App Home."""
+"""Events: pushpin captures and their withdrawal, welcomes, the App Home, incident channels
+archived, unarchived or renamed."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ class EventListeners(ListenerBase):
             self._reaction(event, body, replies)
         elif event.get("type") == "member_joined_channel":
             self._member_joined(event)
+        elif event.get("type") in CHANNEL_CHANGES:
+            self._channel_changed(event, f"event:{body.get('event_id', '')}")
 
     def _reaction(self, event: dict[str, Any], body: dict[str, Any], replies: Replies) -> None:
         item = event.get("item") or {}
@@ -107,11 +110,57 @@ class EventListeners(ListenerBase):
                 raise
             log.warning("welcome not sent", extra={"error": exc.error})
 
+    def _channel_changed(self, event: dict[str, Any], key: str) -> None:
+        """Someone archived, unarchived or renamed a channel: if it is an incident's, the
+        incident's timeline and what Firebreak knows of the channel say so."""
+        kind = str(event.get("type"))
+        place = event.get("channel")
+        channel = str(place.get("id", "") if isinstance(place, dict) else place or "")
+        with self.fb.db.read() as session:
+            incident = core.find_incident_by_channel(session, channel) if channel else None
+        if incident is None or incident.id is None:
+            return
+        incident_id, actor = incident.id, str(event.get("user") or "") or None
+        if kind.endswith("_rename"):
+            name = str(place.get("name", "") if isinstance(place, dict) else "")
+            self.flows.change(
+                incident_id,
+                lambda s: core.rename_channel(
+                    s, self.policy, incident_id, name, actor=actor, key=key
+                ),
+            )
+            return
+        self.flows.change(
+            incident_id,
+            lambda s: core.record_channel_archived(
+                s,
+                self.policy,
+                incident_id,
+                archived=kind.endswith("_archive"),
+                actor=actor,
+                key=key,
+            ),
+        )
+
     def _home_opened(self, event: dict[str, Any]) -> None:
         try:
             self.flows.publish_home(str(event.get("user", "")))
         except SlackCallError as exc:
             log.warning("home not published", extra={"error": exc.error})
+
+
+CHANNEL_CHANGES = frozenset(
+    {
+        "channel_archive",
+        "channel_unarchive",
+        "channel_rename",
+        "group_archive",
+        "group_unarchive",
+        "group_rename",
+    }
+)
+"""Changes to a channel made in Slack (``group_`` for private channels), recorded when the
+channel is an incident's."""
 
 
 def app_rate_limited(body: dict[str, Any], next_: Callable[[], None]) -> BoltResponse | None:
@@ -134,5 +183,11 @@ def app_rate_limited(body: dict[str, Any], next_: Callable[[], None]) -> BoltRes
 
 def register(app: App, listeners: EventListeners) -> None:
     app.middleware(app_rate_limited)
-    for kind in ("reaction_added", "reaction_removed", "app_home_opened", "member_joined_channel"):
+    for kind in (
+        "reaction_added",
+        "reaction_removed",
+        "app_home_opened",
+        "member_joined_channel",
+        *sorted(CHANNEL_CHANGES),
+    ):
         app.event(kind)(listeners.event)

@@ -156,8 +156,9 @@ class InteractionListeners(CommandListeners):
     def _validate(self, callback: Any, values: dict[str, Any]) -> dict[str, str]:
         """What is wrong with a form, by input block, checked before it closes (Slack shows each
         message under its input, the form and what was typed stay): everything that needs no
-        write and no Slack call. Whether a picked person is a bot needs ``users.info``, which
-        may not answer within the 3 s Slack gives the acknowledgement: checked when processed."""
+        write and no Slack call. Whether a picked person is a bot is known here only if Slack
+        told Firebreak before (``users.info`` may not answer within the 3 s Slack gives the
+        acknowledgement): a person not known yet is checked when the form is processed."""
         if callback == blocks.DECLARE_VIEW:
             title = " ".join(str(values.get("title") or "").split())
             if not title:
@@ -183,6 +184,9 @@ class InteractionListeners(CommandListeners):
             known = [r.key for r in self.policy.roles]
             if role not in known:
                 return {"role": _not_offered("role", str(role or ""), known)}
+            picked = self.gateway.cached_user(str(values.get("user") or ""))
+            if picked is not None and picked.is_bot:
+                return {"user": f"{picked.label} is a bot; give incident roles to people."}
         if callback == blocks.CAPTURE_VIEW and parse_id(str(values.get("incident") or "")) is None:
             return {"incident": PICK_INCIDENT}
         return {}

@@ -1,0 +1,168 @@
+"""Someone archives, unarchives or renames an incident channel in Slack: Firebreak records it
+on the incident's timeline, keeps what it knows of the channel true, and its answers say where
+things really went."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from bot import incidents as core
+from bot.db import Database
+from bot.effects.models import Effect
+from bot.models import Incident, TimelineEvent
+from bot.sandbox import FakeSlack, SlackSimulator
+from bot.slack import blocks as B
+from tests.e2e.conftest import RunningBot, texts
+from tests.e2e.helpers import ask, declare, kinds
+from tests.e2e.test_unprocessable_requests import summary_ts
+
+
+def rename(fake: FakeSlack, channel: str, name: str) -> dict[str, Any]:
+    """Someone renamed the channel; the ``channel_rename`` event Slack sends for it."""
+    fake.rename(channel, name)
+    place = fake.channel_json(channel)
+    return {
+        "type": "channel_rename",
+        "channel": {"id": channel, "name": name, "created": place["created"]},
+        "event_ts": "1700000000.000100",
+    }
+
+
+def events_of(db: Database, incident: Incident, kind: str) -> list[TimelineEvent]:
+    with db.read() as session:
+        return [e for e in core.timeline(session, incident.id or 0) if e.kind == kind]
+
+
+def stored(db: Database, incident: Incident) -> Incident:
+    with db.read() as session:
+        return core.get_incident(session, incident.id or 0)
+
+
+def test_an_update_while_the_channel_is_archived_is_answered_truly_and_posted_once_unarchived(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben = fake.user_id("ben.okafor")
+
+    fake.archive(channel)
+    assert slack.event({"type": "channel_archive", "channel": channel, "user": ben}).status == 200
+    bot.settle()
+    said = ask(fake, bot, slack, "INC-1 update rolled back", "general")
+
+    assert "Update posted" not in said
+    assert "Update saved to INC-1's timeline." in said
+    assert f"Its channel #{incident.slack_channel_name} is archived" in said
+    assert "unarchive it and Firebreak posts what follows" in said
+    archived = events_of(db, incident, "channel_archived")
+    assert [(e.actor_id, e.text) for e in archived] == [
+        (ben, f"Channel #{incident.slack_channel_name} archived")
+    ]
+    assert "status_update" in kinds(db, incident)
+    with db.read() as session:  # the post failed for good: nothing is left to retry
+        unfinished = session.exec(
+            select(Effect).where(
+                Effect.incident_id == incident.id,
+                Effect.state.in_(("pending", "claimed")),  # type: ignore[attr-defined]
+            )
+        ).all()
+    assert unfinished == []
+
+    fake.unarchive(channel)
+    slack.event({"type": "channel_unarchive", "channel": channel, "user": ben})
+    bot.settle()
+    said = ask(fake, bot, slack, "INC-1 update traffic is back", "general")
+
+    assert said == "Update posted to INC-1."
+    assert any("traffic is back" in texts(m) for m in fake.messages(channel))
+    assert [e.actor_id for e in events_of(db, incident, "channel_unarchived")] == [ben]
+
+
+def test_a_change_said_in_an_archived_channel_is_answered_to_its_author(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.archive(channel)
+    slack.event({"type": "channel_archive", "channel": channel, "user": fake.user_id("ben.okafor")})
+    bot.settle()
+
+    said = ask(fake, bot, slack, "INC-1 sev 1", "general")
+
+    assert "INC-1 is now SEV1" in said
+    assert "is archived, so it was not posted there" in said
+    pinned = summary_ts(fake, channel)
+    assert "SEV1" not in texts(fake.message(channel, pinned))  # the edit was refused
+
+    fake.unarchive(channel)
+    slack.event(
+        {"type": "channel_unarchive", "channel": channel, "user": fake.user_id("ben.okafor")}
+    )
+    bot.settle()
+    assert "SEV1" in texts(fake.message(channel, pinned))  # brought up to date at once
+
+
+def test_a_renamed_incident_channel_is_stored_and_on_the_timeline(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+
+    reply = slack.event(rename(fake, channel, "inc-1-checkout-500s"))
+    bot.settle()
+    slack.retry(reply)  # Slack delivers it again: recorded once
+    bot.settle()
+
+    assert stored(db, incident).slack_channel_name == "inc-1-checkout-500s"
+    renamed = events_of(db, incident, "channel_renamed")
+    assert [e.text for e in renamed] == ["Channel renamed to #inc-1-checkout-500s"]
+
+
+def test_a_redelivered_archive_event_is_recorded_once_and_other_channels_are_ignored(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben = fake.user_id("ben.okafor")
+    fake.archive(channel)
+
+    reply = slack.event({"type": "channel_archive", "channel": channel, "user": ben})
+    bot.settle()
+    slack.retry(reply)
+    slack.retry(reply, reason="http_error")
+    slack.event({"type": "channel_archive", "channel": fake.channel_id("incidents"), "user": ben})
+    bot.settle()
+
+    assert kinds(db, incident).count("channel_archived") == 1
+    assert core.channel_archived(stored(db, incident))
+    with db.read() as session:
+        archived = session.exec(
+            select(TimelineEvent).where(TimelineEvent.kind == "channel_archived")
+        ).all()
+    assert len(archived) == 1
+
+
+def test_a_bot_already_known_is_refused_inside_the_role_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    monitor = fake.user_id("uptime-monitor")
+    said = ask(fake, bot, slack, f"ic <@{monitor}|uptime-monitor>", channel)
+    assert "is a bot" in said  # Firebreak asked Slack about it once
+
+    slack.click(channel, summary_ts(fake, channel), B.ASSIGN_ROLE, user="ana.garcia")
+    bot.settle()
+    view = fake.open_views("ana.garcia")[-1]
+    reply = slack.submit_view(
+        view.id, {"role": "commander", "user": "uptime-monitor"}, user="ana.garcia"
+    )
+    bot.settle()
+
+    assert list(reply.validation_errors) == ["user"]
+    assert "Uptime Monitor is a bot" in reply.validation_errors["user"]
+    assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]  # the form stays open
+    with db.read() as session:
+        assert monitor not in core.current_roles(session, incident.id or 0).values()
