@@ -73,6 +73,17 @@ def _seen_key(session: Session, key: str | None, incident_id: int) -> bool:
     return earlier is not None
 
 
+def _refuse_earlier_cycle(row: Reminder, incident: Incident) -> None:
+    """Snooze and Stop are on the messages a reminder sends. A reminder armed again for a new
+    cycle (the incident reopened, or resolved again) has sent nothing yet: a click now is on a
+    message from before, and must not silence the new cycle."""
+    if row.last_sent_at is None:
+        raise InvalidInput(
+            f"That button is on an earlier reminder: {incident.ref} changed since "
+            "(reopened or resolved again). Use the buttons on its next reminder."
+        )
+
+
 def _stopped_by(session: Session, row: Reminder, incident: Incident) -> str:
     """What to tell someone who snoozes a stopped reminder: who stopped it, and what (if
     anything) starts it again."""
@@ -129,6 +140,7 @@ def snooze_reminder(
         # Stop is for good (update nudges: until a reopen); a Snooze button left on an older
         # message, clicked by anyone, must not switch the reminder back on.
         raise InvalidInput(_stopped_by(session, row, incident))
+    _refuse_earlier_cycle(row, incident)
     until = now + duration
     row.state = PENDING
     row.due_at = until
@@ -170,6 +182,7 @@ def stop_reminder(
     now = as_utc(now) if now is not None else utcnow()  # once locked: in lock order
     if _seen_key(session, key, incident.id or 0) or row.state in (STOPPED, CANCELLED, SENT):
         return ReminderChange(row, None)
+    _refuse_earlier_cycle(row, incident)
     row.state = STOPPED
     row.claimed_by = None
     row.claimed_until = None

@@ -41,6 +41,7 @@ from bot.reminders.schedule import (
     _latest_update_at,
     _parse_time,
     _phase,
+    next_working_time,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -349,6 +350,11 @@ def _evaluate_close(ctx: Context) -> Outcome:
         return Settle(f"{incident.ref} is {incident.status}")
     if not incident.slack_channel_id:
         return _no_channel(incident, now)
+    opens = next_working_time(policy, now)
+    if opens > now:
+        # Due while nobody works (it was scheduled in working hours, then snoozed past them,
+        # or no replica ran until after they ended): at the next working time instead.
+        return Settle("outside working hours", due=opens)
     commander = _commander(session, incident.id) or incident.reporter_id
     mention = f"<@{commander}>"
     resolved_at = incident.resolved_at or _parse_time(ctx.row.data.get("resolved_at")) or now

@@ -156,11 +156,14 @@ def schedule_reminder(
     due_at: datetime,
     data: Mapping[str, Any],
     now: datetime,
+    fresh: bool = False,
 ) -> None:
     """Create the reminder ``key`` or re-time it: one row per key, however often it is called.
 
     Re-scheduling also takes the row back from a worker that claimed it; that worker notices at
-    its next step and leaves the new schedule alone."""
+    its next step and leaves the new schedule alone. ``fresh``: a new cycle (a reopen, another
+    resolve): nothing of it was sent yet, so the buttons on earlier messages are out of date
+    (``actions`` refuses them)."""
     values = {
         "dedupe_key": key,
         "kind": kind,
@@ -189,6 +192,7 @@ def schedule_reminder(
             "claimed_by": None,
             "claimed_until": None,
             "updated_at": now,
+            **({"last_sent_at": None} if fresh else {}),
         },
     )
     session.exec(statement)
@@ -317,6 +321,7 @@ def _on_status_changed(
                 due_at=next_working_time(policy, resolved_at + after),
                 data={"resolved_at": _iso(resolved_at)},
                 now=now,
+                fresh=True,
             )
     elif phase == "closed":
         _cancel_incident_kinds(session, incident.id, [ACK, UPDATE, STEP, CLOSE], now=now)
@@ -433,14 +438,21 @@ def _arm_update(
         )
         last_nudge = row.last_sent_at if row is not None else None
         due = max(max(reference, last_nudge or reference) + every, now)
+    data = {"since": _iso(reference), "from": origin}
+    snoozed = _parse_time(row.data.get("snoozed_until")) if row is not None else None
+    if since is None and snoozed is not None and snoozed > due:
+        # A new cadence does not undo a snooze (a posted update, which resets the cadence, does).
+        due = snoozed
+        data["snoozed_until"] = _iso(snoozed)
     schedule_reminder(
         session,
         key=key,
         kind=UPDATE,
         incident_id=incident.id,
         due_at=due,
-        data={"since": _iso(reference), "from": origin},
+        data=data,
         now=now,
+        fresh=restart,
     )
 
 
