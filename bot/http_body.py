@@ -1,23 +1,37 @@
-"""Reading a request body with a size limit, before anything parses it (Slack requests and
-alert webhooks alike)."""
+"""Reading a request body with a size limit and a time limit, before anything parses it
+(Slack requests and alert webhooks alike)."""
 
 from __future__ import annotations
 
+import anyio
 from starlette.requests import Request
+
+BODY_SECONDS = 10.0
+"""How long a body may take to arrive. Slack's and alerting tools' bodies are small and sent at
+once (Slack gives up on an answer after 3 s); a body trickling in for longer is refused."""
 
 
 class BodyTooLarge(Exception):
     """The body is over the limit (answered 413; nothing is read further)."""
 
 
+class BodyTooSlow(Exception):
+    """The body did not arrive within ``BODY_SECONDS`` (answered 408; nothing is kept)."""
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused as soon as it (or its declared length) is over ``limit``."""
+    """The whole body, refused as soon as it (or its declared length) is over ``limit``, or
+    when it has not all arrived within ``BODY_SECONDS``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise BodyTooLarge
+    try:
+        with anyio.fail_after(BODY_SECONDS):
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > limit:
+                    raise BodyTooLarge
+    except TimeoutError:
+        raise BodyTooSlow from None
     return bytes(body)

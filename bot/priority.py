@@ -27,17 +27,23 @@ class RequestsInFlight:
         self._quiet = threading.Event()
         self._quiet.set()
 
-    def __enter__(self) -> None:
+    def begin(self) -> None:
         with self._lock:
             self._count += 1
             self._quiet.clear()
 
-    def __exit__(self, *_: object) -> None:
+    def end(self) -> None:
         with self._lock:
             self._count -= 1
             if self._count <= 0:
                 self._count = 0
                 self._quiet.set()
+
+    def __enter__(self) -> None:
+        self.begin()
+
+    def __exit__(self, *_: object) -> None:
+        self.end()
 
     def give_way(self, longest: float) -> None:
         """Wait until no request is in flight, for at most ``longest`` seconds."""

@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import migrations, observability, priority
 from bot.alerts.receiver import alert_routes
@@ -36,7 +36,7 @@ from bot.config import Policy
 from bot.console import Console, console_routes
 from bot.db import Database
 from bot.effects import store as effect_store
-from bot.http_body import BodyTooLarge, read_body
+from bot.http_body import BodyTooLarge, BodyTooSlow, read_body
 from bot.models import Incident
 from bot.runbooks.catalog import RunbookCatalog
 from bot.slack import shapes
@@ -114,6 +114,9 @@ def create_web_app(
         except BodyTooLarge:
             observability.SLACK_REQUESTS.labels(kind="other", status="413").inc()
             return "other", PlainTextResponse("request body too large", status_code=413)
+        except BodyTooSlow:
+            observability.SLACK_REQUESTS.labels(kind="other", status="408").inc()
+            return "other", PlainTextResponse("request body too slow", status_code=408)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:  # Slack only ever sends UTF-8
@@ -213,8 +216,10 @@ def create_web_app(
 
 
 class AnswersFirst:
-    """Counts a Slack request or an alert as in flight from its arrival until the last byte of
-    its answer is sent, so background work gives way (``bot.priority``) for all of it."""
+    """Counts a Slack request or an alert as in flight from the moment its whole body has
+    arrived until the last byte of its answer is sent, so background work gives way
+    (``bot.priority``) for it. Not before the body is complete: a body trickling in (anyone can
+    send one, unauthenticated) must not slow Firebreak's work down while it trickles."""
 
     PATHS = ("/slack/events", "/alerts/")
 
@@ -222,11 +227,24 @@ class AnswersFirst:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.PATHS):
-            with priority.REQUESTS_IN_FLIGHT:
-                await self.app(scope, receive, send)
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(self.PATHS):
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        counted = False
+
+        async def arrived() -> Message:
+            nonlocal counted
+            message = await receive()
+            if not counted and message["type"] == "http.request" and not message.get("more_body"):
+                priority.REQUESTS_IN_FLIGHT.begin()
+                counted = True
+            return message
+
+        try:
+            await self.app(scope, arrived, send)
+        finally:
+            if counted:
+                priority.REQUESTS_IN_FLIGHT.end()
 
 
 def _update_gauges(database: Database) -> None:

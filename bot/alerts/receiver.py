@@ -30,7 +30,7 @@ from bot.clock import utcnow
 from bot.config import Policy, load_configuration
 from bot.db import Database
 from bot.errors import ConfigError, FirebreakError
-from bot.http_body import BodyTooLarge, read_body
+from bot.http_body import BODY_SECONDS, BodyTooLarge, BodyTooSlow, read_body
 from bot.runbooks.catalog import RunbookCatalog
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,10 @@ class AlertReceiver:
             body = await read_body(request, MAX_BODY)
         except BodyTooLarge:
             return _error(413, f"the body is over {MAX_BODY // (1024 * 1024)} MB")
+        except BodyTooSlow:
+            return _error(
+                408, f"the body did not arrive within {BODY_SECONDS:.0f} s; send it again"
+            )
         refusal = authenticate(
             config.settings,
             source,
