@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from bot import observability, priority
@@ -325,7 +326,13 @@ class EffectRunner:
         except PermanentError as exc:
             reason = exc.reason
             failure = str(exc)
-        except Exception as exc:  # a bug or the database: retried, counted, logged
+        except (OperationalError, InterfaceError) as exc:  # the database cut off: not a bug
+            reason = "database"
+            log.warning(
+                "effect %s (%s) waits for the database: %s", item.id, item.kind, type(exc).__name__
+            )
+            outcome = Retry("the database was unavailable", backoff(item.attempts))
+        except Exception as exc:  # a bug: retried, counted, logged with its traceback
             reason = type(exc).__name__
             log.exception("effect %s (%s) failed unexpectedly", item.id, item.kind)
             outcome = Retry(f"unexpected error: {type(exc).__name__}", backoff(item.attempts))

@@ -3,13 +3,16 @@ retried with a sane backoff, ended for good with the commander told, released at
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from threading import Barrier, Event
 
+import pytest
 from freezegun import freeze_time
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from bot import incidents as core
@@ -583,3 +586,23 @@ def test_incident_retry_runs_failed_effects_as_repeats(db: Database, policy: Pol
     [item] = claim(db, "w")
     assert runner.execute(item) == "done"
     assert repeats == [False, True]
+
+
+def test_a_database_cut_during_an_effect_is_retried_without_a_traceback(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a bug: operators see one warning line, not a stack trace in the logs."""
+    enqueue(db, "post:cut-off")
+
+    def cut_off(item: Claimed) -> Done:
+        raise OperationalError("SELECT 1", None, Exception("server closed the connection"))
+
+    runner = EffectRunner(db, {"test.thing": cut_off}, worker_id="w", threads=0)
+    [item] = claim(db, "w")
+    with caplog.at_level(logging.INFO, logger="bot.effects.runner"):
+        assert runner.execute(item) == "retry"
+    records = [r for r in caplog.records if r.name == "bot.effects.runner"]
+    assert [(r.levelname, r.exc_info is None) for r in records] == [("WARNING", True)]
+    assert "waits for the database" in records[0].getMessage()
+    [row] = rows(db)
+    assert row.state == "pending" and row.last_error == "the database was unavailable"
