@@ -57,16 +57,27 @@ def unescape_entities(text: str) -> str:
     return _ENTITY.sub(_entity, text) if "&" in text else text
 
 
-def slack_to_markdown(text: str, names: NameResolver | None = None) -> str:
-    """Readable Markdown from Slack message markup.
+class Markdown(str):
+    """Text that is already Markdown (what :func:`slack_to_markdown` returns): the ``escape_*``
+    functions keep its structure but do not escape it again. Any other ``str`` is plain text."""
+
+    __slots__ = ()
+
+
+# Slack code: ```blocks``` (one left open runs to the end) and `spans`. Inside them nothing is
+# formatting, so nothing is escaped.
+_SLACK_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.DOTALL)
+
+
+def slack_to_markdown(text: str, names: NameResolver | None = None) -> Markdown:
+    """Readable Markdown from Slack message markup, in which what people typed stays text.
 
     ``<@U123>`` and ``<@U123|name>`` -> ``@Name``; ``<#C123>`` / ``<#C123|name>`` -> ``#name``;
     ``<!here>`` -> ``@here``; ``<!subteam^S1|@sre>`` -> ``@sre``; ``<https://x|label>`` ->
-    ``[label](https://x)``; ``<https://x>`` -> ``https://x``; entities unescaped once.
-    Angle brackets that are not Slack markup are kept as written."""
-
-    if "<" not in text and "&" not in text and "```" not in text:
-        return text  # most text has no markup at all
+    ``[label](https://x)``, or ``https://x`` when the label shows another address
+    (:func:`spoofs`); ``<https://x>`` -> ``https://x``; entities unescaped once. Outside code,
+    what would make a link or an image (``[x](y)``, ``![i](y)``) is backslash-escaped
+    (:func:`escape_markdown_text`), so it shows as typed."""
 
     def convert(match: re.Match[str]) -> str:
         body = match.group(1)
@@ -74,7 +85,29 @@ def slack_to_markdown(text: str, names: NameResolver | None = None) -> str:
             return _ENTITIES[match.group(2)]
         return _convert_token(body, names)
 
-    return _fence_code_blocks(_TOKEN.sub(convert, text))
+    parts: list[str] = []
+    position = 0
+    for code in _SLACK_CODE.finditer(text):
+        parts.append(_prose_to_markdown(text[position : code.start()], names))
+        parts.append(_TOKEN.sub(convert, code.group(0)))
+        position = code.end()
+    parts.append(_prose_to_markdown(text[position:], names))
+    return Markdown(_fence_code_blocks("".join(parts)))
+
+
+def _prose_to_markdown(text: str, names: NameResolver | None) -> str:
+    parts: list[str] = []
+    position = 0
+    for match in _TOKEN.finditer(text):
+        parts.append(escape_markdown_text(text[position : match.start()]))
+        body = match.group(1)
+        if body is None:
+            parts.append(escape_markdown_text(_ENTITIES[match.group(2)]))
+        else:
+            parts.append(_convert_token(body, names, markdown=True))
+        position = match.end()
+    parts.append(escape_markdown_text(text[position:]))
+    return "".join(parts)
 
 
 def slack_to_plain(text: str) -> str:
@@ -89,31 +122,66 @@ def slack_to_plain(text: str) -> str:
             return _ENTITIES[match.group(2)]
         target, _, raw_label = body.partition("|")
         if _SCHEME.match(target):
-            return unescape_entities(raw_label).strip() or unescape_entities(target)
+            url, label = unescape_entities(target), unescape_entities(raw_label).strip()
+            return url if not label or spoofs(label, url) else label
         return _convert_token(body, None)
 
     return _TOKEN.sub(convert, text)
 
 
-def _convert_token(body: str, names: NameResolver | None) -> str:
+def _convert_token(body: str, names: NameResolver | None, *, markdown: bool = False) -> str:
+    """One Slack token as text; with ``markdown``, as Markdown whose text is escaped."""
+    text = escape_markdown_text if markdown else _same
     target, _, raw_label = body.partition("|")
     label = unescape_entities(raw_label).strip()
     if target.startswith("@") and len(target) > 1:
         user_id = target[1:]
         name = (names.user(user_id) if names else None) or label or user_id
-        return "@" + name.removeprefix("@")
+        return "@" + text(name.removeprefix("@"))
     if target.startswith("#") and len(target) > 1:
         channel_id = target[1:]
         name = (names.channel(channel_id) if names else None) or label or channel_id
-        return "#" + name.removeprefix("#")
+        return "#" + text(name.removeprefix("#"))
     if target.startswith("!") and len(target) > 1:
-        return _special(target[1:], label)
+        return text(_special(target[1:], label))
     if _SCHEME.match(target):
         url = unescape_entities(target)
-        if not label or label == url:
+        if not label or label == url or spoofs(label, url):
             return url
         return f"[{escape_link_label(label)}]({escape_link_url(url)})"
-    return "<" + unescape_entities(body) + ">"
+    return text("<" + unescape_entities(body) + ">")
+
+
+def _same(text: str) -> str:
+    return text
+
+
+# A label that reads as an address: a URL with a scheme, or a host name (``bank.example``,
+# ``www.bank.example/login``, ``user@bank.example``).
+_ADDRESS = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9+.-]*://?)?(?:[^\s/@]+@)?(?:[\w-]+\.)+[A-Za-z][\w-]*\.?(?::\d+)?"
+    r"(?:[/?#]\S*)?$"
+)
+
+
+def spoofs(label: str, url: str) -> bool:
+    """Whether a link's ``label`` shows an address other than its target ``url``: a label that
+    looks like a URL or a host name and is neither ``url`` itself nor ``url``'s host. Such a
+    link is shown as its target (or the target's host), never with the label."""
+    shown = label.strip()
+    if not _ADDRESS.match(shown):
+        return False
+    host = link_host(url)
+    plain = shown.rstrip("/").lower()
+    return plain not in (url.rstrip("/").lower(), host, f"http://{host}", f"https://{host}")
+
+
+def link_host(url: str) -> str:
+    """The host of ``url`` (lower case), or ``url`` itself when it has none."""
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:
+        return url
 
 
 def _special(command: str, label: str) -> str:
@@ -169,6 +237,14 @@ def neutralise_broadcasts(text: str, *, allow: bool = False) -> str:
     return _PLAIN_BROADCAST.sub("@" + WORD_JOINER + r"\1", _BROADCAST.sub(quiet, text))
 
 
+def escape_mrkdwn(text: str) -> str:
+    """Text shown as written inside Slack markup (mrkdwn, or a stored summary Slack renders):
+    ``&``, ``<`` and ``>`` become entities, so no ``<https://x|label>`` link, ``<@U1>``,
+    ``<#C1>`` or ``<!here>`` in it works. For text from outside (alerts): nothing in it can
+    format or ping."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _fence_code_blocks(text: str) -> str:
     def fence(match: re.Match[str]) -> str:
         code = match.group(1)
@@ -186,9 +262,32 @@ def _fence_code_blocks(text: str) -> str:
 # Placing text into Markdown
 
 
+# Markdown's inline syntax outside code: links and images (``[text](url)``, ``![alt](url)``),
+# emphasis and strikethrough, and the backslash itself (which would undo an escape). HTML and
+# autolinks are the ``<`` rule's (``_escape_html``); code (backticks) is left as typed.
+_LINK_SYNTAX = re.compile(r"[\\\[\]*_~]")
+# Code in text people typed: fenced blocks (backticks or tildes; one left open runs to the end)
+# and spans.
+_TYPED_CODE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`", re.DOTALL)
+
+
+def escape_markdown_text(text: str) -> str:
+    """Plain text as Markdown that shows as written (CommonMark backslash escapes): a
+    ``[link](url)``, an ``![image](url)`` or ``*emphasis*`` someone typed stays text. Code
+    spans and blocks are kept: they show as written anyway."""
+    parts: list[str] = []
+    position = 0
+    for code in _TYPED_CODE.finditer(text):
+        parts.append(_LINK_SYNTAX.sub(r"\\\g<0>", text[position : code.start()]))
+        parts.append(code.group(0))
+        position = code.end()
+    parts.append(_LINK_SYNTAX.sub(r"\\\g<0>", text[position:]))
+    return "".join(parts)
+
+
 def escape_link_label(label: str) -> str:
-    """Text for ``[...]``: brackets and backslashes would end or bend the label."""
-    return _LABEL_SPECIAL.sub(r"\\\1", " ".join(label.split()))
+    """Text for ``[...]``: shown as written, brackets and backslashes included."""
+    return escape_markdown_text(" ".join(label.split()))
 
 
 def escape_link_url(url: str) -> str:
@@ -198,9 +297,8 @@ def escape_link_url(url: str) -> str:
     return url
 
 
-_LABEL_SPECIAL = re.compile(r"([\\\[\]])")
 # "<" that a Markdown renderer would take as the start of an HTML tag or comment.
-_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+_HTML_START = re.compile(r"(?<!\\)((?:\\\\)*)<(?=[A-Za-z/!?])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(?:.+?)(?<!`)\1(?!`)")
 
@@ -267,25 +365,31 @@ def _closed_fences(text: str) -> str:
 
 
 def _neutralise_html(text: str) -> str:
-    return _HTML_START.sub(r"\\<", text)
+    return _HTML_START.sub(r"\1\\<", text)
 
 
 def escape_block(text: str) -> str:
-    """Multi-line text for a paragraph or list item: keeps its lines and its code, but a ``<``
-    that would open an HTML tag or comment is escaped so the text shows as written, and a code
-    fence left open is closed where the text ends."""
+    """Multi-line text for a paragraph or list item: keeps its lines, but a ``<`` that would
+    open an HTML tag or comment is escaped, and a code fence left open is closed where the
+    text ends. Plain text (not :class:`Markdown`) cannot link (:func:`escape_markdown_text`);
+    Markdown keeps the links Firebreak made."""
+    if not isinstance(text, Markdown):
+        text = escape_markdown_text(text)
     return _closed_fences(_escape_html(text))
 
 
 def escape_inline(text: str) -> str:
-    """Text for one line (a heading, a bullet): line breaks become spaces."""
-    return _escape_html(" ".join(text.split()))
+    """Text for one line (a heading, a bullet): line breaks become spaces; plain text (not
+    :class:`Markdown`) cannot link, so a title shows as written."""
+    line = " ".join(text.split())
+    return _escape_html(line if isinstance(text, Markdown) else escape_markdown_text(line))
 
 
 def escape_table_cell(text: str) -> str:
     """Text for a table cell: ``|`` is escaped and line breaks become ``<br>``, so the row keeps
-    its columns whatever the text holds."""
-    cell = _escape_html(text.strip(), fences=False).replace("|", "\\|")
+    its columns whatever the text holds; plain text (not :class:`Markdown`) cannot link."""
+    cell = text.strip() if isinstance(text, Markdown) else escape_markdown_text(text.strip())
+    cell = _escape_html(cell, fences=False).replace("|", "\\|")
     return "<br>".join(line.strip() for line in cell.split("\n"))
 
 

@@ -20,8 +20,10 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from bot import migrations
+from bot.alerts.auth import AlertSettings, secret_values
 from bot.config import Policy, Settings
 from bot.console import Console, load_console_settings
 from bot.errors import ConfigError
@@ -189,14 +191,21 @@ def build_service(
     return service
 
 
-def configure_service_logging(settings: Settings) -> None:
-    """JSON logs (or text), with the Slack secrets redacted wherever they would appear."""
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
-        if s is not None
+def configured_secrets(settings: Settings) -> list[str]:
+    """Every secret the service is configured with, collected from each of its settings objects
+    (Slack and audit, alert receivers, console): what the logs must never show."""
+    database_password = make_url(settings.database_url).password
+    return [
+        *secret_values(settings),
+        *AlertSettings().secrets(),
+        *secret_values(load_console_settings()),
+        *([str(database_password)] if database_password else []),
     ]
-    configure_logging(settings.log_level, settings.log_format, secrets)
+
+
+def configure_service_logging(settings: Settings) -> None:
+    """JSON logs (or text), with every configured secret redacted wherever it would appear."""
+    configure_logging(settings.log_level, settings.log_format, configured_secrets(settings))
 
 
 def serve(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -97,7 +99,9 @@ def _slack_escape(text: str) -> str:
 
 @given(st.text(alphabet=st.characters(blacklist_characters="`", blacklist_categories=["Cs"])))
 def test_any_text_slack_escaped_comes_back_exactly(text: str) -> None:
-    assert slack_to_markdown(_slack_escape(text)) == text
+    """Nothing is lost or changed but the backslashes that keep Markdown's syntax literal."""
+    markdown = slack_to_markdown(_slack_escape(text))
+    assert re.sub(r"\\([\\\[\]*_~])", r"\1", markdown) == text
 
 
 def _cells(markdown: str) -> list[list[str]]:

@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import hmac
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from bot.config import EnvironmentSettings
@@ -82,11 +82,17 @@ class AlertSettings(EnvironmentSettings):
 
     def secrets(self) -> list[str]:
         """Every secret set, for log redaction."""
-        return [
-            value.get_secret_value()
-            for value in (getattr(self, name) for name in type(self).model_fields)
-            if isinstance(value, SecretStr) and value.get_secret_value()
-        ]
+        return secret_values(self)
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """The values of every secret field set in ``settings`` (any settings object), for log
+    redaction: a secret field added later is redacted without anyone remembering to."""
+    return [
+        value.get_secret_value()
+        for value in (getattr(settings, name) for name in type(settings).model_fields)
+        if isinstance(value, SecretStr) and value.get_secret_value()
+    ]
 
 
 def presented_token(authorization: str | None) -> bytes | None:

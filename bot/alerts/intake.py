@@ -42,6 +42,7 @@ from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput, InvalidTransition, NotFound
+from bot.markup import escape_mrkdwn
 from bot.models import EventKind, Incident
 from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
@@ -286,7 +287,9 @@ def _summary(message: AlertMessage, firing: int) -> str:
     first = next((a for a in message.alerts if a.status == Status.FIRING), None)
     lines = [f"Opened by {message.source} alerts ({firing} firing)."]
     if first is not None and first.description:
-        lines.append(first.description[:2000])
+        # The summary is Slack markup; the alert's text is shown as written, never as links
+        # or mentions ("nothing in an alert can format").
+        lines.append(escape_mrkdwn(first.description[:2000]))
     return "\n\n".join(lines)
 
 

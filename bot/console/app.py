@@ -382,7 +382,7 @@ class Console:
         return incident
 
     def incident_page(self, request: Request, viewer: Viewer) -> Response:
-        number = int(request.path_params["number"])
+        number = _path_number(request, "number", "incident")
         with self.database.read() as session:
             incident = self._incident(session, viewer, number)
             story = q.incident_story(session, self.policy, incident)
@@ -399,7 +399,7 @@ class Console:
         )
 
     def postmortem_page(self, request: Request, viewer: Viewer) -> Response:
-        number = int(request.path_params["number"])
+        number = _path_number(request, "number", "incident")
         version = _int_param(request, "version")
         compare = _int_param(request, "compare")
         with self.database.read() as session:
@@ -411,8 +411,8 @@ class Console:
         )
 
     def postmortem_download(self, request: Request, viewer: Viewer) -> Response:
-        number = int(request.path_params["number"])
-        version = int(request.path_params["version"])
+        number = _path_number(request, "number", "incident")
+        version = _path_number(request, "version", "postmortem version")
         with self.database.read() as session:
             incident = self._incident(session, viewer, number)
             view = q.postmortem_view(session, incident.id, version, None)
@@ -424,7 +424,7 @@ class Console:
         )
 
     def export_download(self, request: Request, viewer: Viewer) -> Response:
-        number = int(request.path_params["number"])
+        number = _path_number(request, "number", "incident")
         with self.database.read() as session:
             self._incident(session, viewer, number)
             data = export_incident(session, self.policy, f"INC-{number}")
@@ -486,12 +486,10 @@ class Console:
         return [
             Route("/", p(self.home)),
             Route("/incidents", p(self.incidents_page)),
-            Route("/incidents/{number:int}", p(self.incident_page)),
-            Route("/incidents/{number:int}/postmortem", p(self.postmortem_page)),
-            Route(
-                "/incidents/{number:int}/postmortem-v{version:int}.md", p(self.postmortem_download)
-            ),
-            Route("/incidents/{number:int}/export.json", p(self.export_download)),
+            Route("/incidents/{number}", p(self.incident_page)),
+            Route("/incidents/{number}/postmortem", p(self.postmortem_page)),
+            Route("/incidents/{number}/postmortem-v{version}.md", p(self.postmortem_download)),
+            Route("/incidents/{number}/export.json", p(self.export_download)),
             Route("/insights", p(self.insights_page)),
             Route("/insights/{key:str}.csv", p(self.insights_csv)),
             Route("/auth/login", self.login_page),
@@ -512,13 +510,28 @@ class Console:
         return SecurityHeaders(app)
 
 
+def _path_number(request: Request, name: str, what: str) -> int:
+    """A number in the URL's path (``q.url_number``); anything else names no page: 404."""
+    value = str(request.path_params[name])
+    number = q.url_number(value)
+    if number is None:
+        raise Refused(404, f"There is no {what} {value[:40]!r}.")
+    return number
+
+
 def _int_param(request: Request, name: str) -> int | None:
+    """A number in the query string (``q.url_number``), or ``None`` if absent; anything else
+    is a bad request: 400 saying what to use."""
     value = request.query_params.get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit() or len(value) > 9:
-        raise InvalidInput(f"The {name} {value[:20]!r} is not a version number.")
-    return int(value)
+    number = q.url_number(value)
+    if number is None:
+        raise InvalidInput(
+            f"The {name} {value[:20]!r} is not a version number: use a whole number from 1 "
+            f"to {q.URL_NUMBER_MAX}."
+        )
+    return number
 
 
 def _next(value: str | None) -> str:

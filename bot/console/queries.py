@@ -7,7 +7,6 @@ rule, ``bot.access.can_see``. Public incidents are visible to every signed-in pe
 from __future__ import annotations
 
 import difflib
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +41,9 @@ from bot.runbooks.progress import RunView, incident_runs
 PAGE_SIZE = 50
 SEARCH_MAX = 200
 SERVICE_MAX = 200
-MAX_PAGE_DIGITS = 9
+URL_NUMBER_MAX = 2_147_483_647
+"""The largest number a URL may name (an incident, a postmortem version, a page): the largest
+value of an INTEGER column, so no database is asked about a number it cannot hold."""
 VISIBILITY_TTL = 30.0
 """Seconds a viewer's set of visible private incidents is reused across pages."""
 
@@ -284,14 +285,27 @@ def parse_filter(params: Mapping[str, Sequence[str]], policy: Policy) -> Inciden
     )
 
 
+def url_number(value: str) -> int | None:
+    """The number a URL's path or query parameter names: ASCII digits from 1 to
+    ``URL_NUMBER_MAX``, or ``None`` for anything else (other scripts' digits such as ``"²"`` or
+    ``"١"``, signs, zero, numbers too large for the database). Every console route reads its
+    numbers with this: a path's ``None`` is a 404, a query parameter's a 400."""
+    digits = value.lstrip("0")
+    if not value.isascii() or not value.isdigit() or not digits or len(digits) > 10:
+        return None
+    number = int(digits)
+    return number if number <= URL_NUMBER_MAX else None
+
+
 def parse_page(value: str) -> int:
     if not value:
         return 1
-    if not re.fullmatch(rf"\d{{1,{MAX_PAGE_DIGITS}}}", value) or int(value) < 1:
+    page = url_number(value)
+    if page is None:
         raise InvalidInput(
             f"The page {value[:20]!r} is not a page number: use a whole number from 1."
         )
-    return int(value)
+    return page
 
 
 def _like(text: str) -> str:

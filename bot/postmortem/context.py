@@ -18,7 +18,7 @@ from bot.audit import regulatory
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy
 from bot.durations import humanize_duration
-from bot.markup import NameResolver, slack_to_markdown
+from bot.markup import Markdown, NameResolver, slack_to_markdown
 from bot.models import ActionItem, EventKind, Incident, RoleAssignment, RunbookRun, RunbookStepState
 from bot.postmortem.facts import (
     ActionItemRow,
@@ -351,7 +351,7 @@ def _timeline(events: list[_Event], people: _People) -> tuple[TimelineDay, ...]:
                 days.append(TimelineDay(current_day.isoformat(), tuple(current)))
             current_day, current = day, []
         label = _label(kind)
-        text = slack_to_markdown(raw_text, people).strip() or kind.replace("_", " ")
+        text = Markdown(slack_to_markdown(raw_text, people).strip()) or kind.replace("_", " ")
         time = f"{at.hour:02d}:{at.minute:02d}"  # strftime is slow at 10,000 entries
         current.append(
             TimelineEntry(

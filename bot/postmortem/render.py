@@ -30,6 +30,7 @@ from sqlmodel import Session
 from bot import incidents
 from bot.config import Policy
 from bot.markup import (
+    Markdown,
     NameResolver,
     escape_block,
     escape_inline,
@@ -66,6 +67,9 @@ class Rendered:
 
 
 def _text(value: object) -> str:
+    """The value as text; :class:`Markdown` stays Markdown (the filters escape only the rest)."""
+    if isinstance(value, str):
+        return value
     return "" if value is None else str(value)
 
 
@@ -73,7 +77,9 @@ def _list_item(value: object) -> str:
     """Text after ``- **02:55** @name — ``: one line stays on the bullet; several lines start
     on the next line, indented into the item, so a code block or a heading in a message stays
     inside its entry."""
-    text = escape_block(_text(value).strip("\n"))
+    raw = _text(value)
+    stripped = raw.strip("\n")
+    text = escape_block(Markdown(stripped) if isinstance(raw, Markdown) else stripped)
     if "\n" not in text:
         return text
     return "\n" + "\n".join(f"  {line}" if line.strip() else "" for line in text.split("\n"))

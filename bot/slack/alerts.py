@@ -35,6 +35,7 @@ from bot.alerts.notices import (
 from bot.config import Policy
 from bot.db import Database
 from bot.errors import FirebreakError
+from bot.markup import link_host, spoofs
 from bot.slack import limits
 from bot.slack.blocks import START_SUGGESTED, button, context, mention, section
 from bot.slack.commands import id_from_value
@@ -56,7 +57,10 @@ def _link_line(links: list[dict[str, str]]) -> str:
         url = link.get("url", "")
         if not url.startswith(("http://", "https://")) or any(c in url for c in "<>| "):
             continue  # stored links are already http(s) only; never trust twice-removed data
-        label = escape_mrkdwn(link.get("kind", "link")).replace("|", "/")
+        kind = link.get("kind", "link")
+        # A label that shows another address than the target (a sender's "https://bank.example"
+        # for https://evil.example/x) is replaced by the target's host.
+        label = escape_mrkdwn(link_host(url) if spoofs(kind, url) else kind).replace("|", "/")
         parts.append(f"<{url}|{label}>")
     return " · ".join(parts)
 

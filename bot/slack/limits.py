@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bot.markup import escape_mrkdwn as escape_mrkdwn  # the one rule, for the Slack layer
+
 MESSAGE_BLOCKS = 50
 VIEW_BLOCKS = 100
 MESSAGE_TEXT = 40_000
@@ -413,11 +415,6 @@ def truncate(text: str, limit: int, marker: str = "…") -> str:
     if open_at != -1 and cut.find(">", open_at) == -1:
         cut = cut[:open_at]
     return cut + marker
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Escape the three characters mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def chunk_text(text: str, limit: int) -> list[str]:

@@ -61,6 +61,8 @@ def _load(text: str, what: str) -> tuple[dict[str, Any] | None, str | None]:
         value = json.loads(text)
     except ValueError:
         return None, f"{what} is not JSON"
+    except RecursionError:  # nested deeper than the interpreter's stack (Slack nests a few)
+        return None, f"{what} is nested too deeply"
     if not isinstance(value, dict):
         return None, f"{what} is not a JSON object"
     return value, None
@@ -128,6 +130,8 @@ def _interaction(text: str | dict[str, Any]) -> str | None:
         values = state.get("values", {}) if isinstance(state, dict) else None
         if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
             return "payload.view.state.values is not an object of objects"
+        if problem := _text(view.get("type"), "payload.view.type"):  # Bolt reads it
+            return problem
     if kind in ("shortcut", "message_action"):
         return _text(payload.get("callback_id"), "payload.callback_id")
     return None

@@ -220,7 +220,7 @@ def test_only_http_links_in_a_postmortem_become_links(
 ) -> None:
     number = declare(db, policy, "Checkout down")
     note = (
-        "Dashboards: [grafana](https://grafana.example/d/1), [elsewhere](//evil.example/phish), "
+        "Dashboards: <https://grafana.example/d/1|grafana>, [elsewhere](//evil.example/phish), "
         "[logout](/console/auth/logout), [ftp](ftp://files.example/a), [call](tel:+100)"
     )
     with db.transaction() as session:

@@ -3,6 +3,7 @@ missing milestones, awkward text and a very long timeline."""
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ from sqlalchemy import insert
 from bot import incidents as core
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
+from bot.markup import escape_markdown_text
 from bot.models import EventKind, Postmortem, TimelineEvent
 from bot.postmortem import generate_on_close, generate_postmortem
 
@@ -236,11 +238,12 @@ def test_awkward_text_renders_intact(db: Database, team_policy: Policy) -> None:
         for text in (sql, emoji, rtl, long_note):
             core.add_note(session, team_policy, incident_id, text, actor="U2")
     markdown = generate(db, team_policy, incident_id).markdown
-    assert markdown.startswith(f"# INC-1: {sql} {emoji}\n")
+    assert markdown.startswith("# INC-1: ")
+    assert _heading(markdown) == f"INC-1: {sql} {emoji}"  # shown as typed
     assert f"\n{rtl}\n" in section(markdown, "Summary")
     timeline = section(markdown, "Timeline")
     for text in (sql, emoji, rtl, long_note):
-        assert f"— note: {text}\n" in timeline
+        assert f"— note: {escape_markdown_text(text)}\n" in timeline  # shown as typed
 
 
 def test_multi_line_notes_stay_inside_their_timeline_entry(
@@ -293,10 +296,11 @@ def test_incident_text_is_never_run_as_template_code(db: Database, team_policy: 
     postmortem = generate(db, team_policy, incident_id)
     assert postmortem.template_error is None
     markdown = postmortem.markdown
-    assert markdown.startswith(f"# INC-1: {title}\n")
+    assert markdown.startswith("# INC-1: ")
+    assert _heading(markdown) == f"INC-1: {title}"
     assert "{% endraw %}{{ version }}" in markdown
-    assert f"— note: {note}\n" in markdown
-    assert "| 1 | {{ 6*7 }} |" in markdown
+    assert f"— note: {escape_markdown_text(note)}\n" in markdown
+    assert "| 1 | {{ 6\\*7 }} |" in markdown
     assert "49" not in markdown and "42" not in markdown and "boomboom" not in markdown
 
 
@@ -440,3 +444,11 @@ def test_a_ten_thousand_event_incident_is_rendered_whole(db: Database, team_poli
     assert "entry 9999: @U0000 checked shard 8 & moved on\n" in timeline
     assert "### 2026-03-05" in timeline  # 10,000 entries 17 s apart run into the next day
     assert section(markdown, "Responders and roles").count("\n| @U00") == 40
+
+
+def _heading(markdown: str) -> str:
+    """The text a reader sees in the draft's first heading (rendered as CommonMark)."""
+    rendered = MarkdownIt("commonmark").render(markdown)
+    found = re.search(r"<h1>(.*?)</h1>", rendered, re.DOTALL)
+    assert found is not None
+    return html.unescape(found.group(1))
