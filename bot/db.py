@@ -40,6 +40,21 @@ READ_ONLY = "firebreak_read_only"
 _Select = TypeVar("_Select", bound=GenerativeSelect)
 _T = TypeVar("_T")
 
+INTEGER_MAX = 2_147_483_647
+"""The largest id or number an INTEGER column holds (PostgreSQL's ``integer``)."""
+
+
+def whole_number(text: str) -> int | None:
+    """An id or number as Firebreak writes it (buttons, forms, commands, console URLs): ASCII
+    digits, leading zeros allowed, from 1 up to ``INTEGER_MAX``; ``None`` for anything else.
+    (``str.isdigit`` also accepts ``²`` and other scripts' digits, which ``int`` refuses or
+    misreads; a larger number would fail in the database.)"""
+    digits = text.lstrip("0")
+    if not text.isascii() or not text.isdigit() or not digits or len(digits) > 10:
+        return None
+    number = int(digits)
+    return number if number <= INTEGER_MAX else None
+
 
 def locked_for_change(statement: _Select) -> _Select:
     """``statement`` locking the incident row it selects, as every change to an incident does

@@ -48,7 +48,7 @@ from bot.console.present import (
     when,
 )
 from bot.console.settings import ConsoleSettings, load_console_settings
-from bot.db import Database
+from bot.db import INTEGER_MAX, Database
 from bot.durations import humanize_duration
 from bot.errors import InvalidInput
 from bot.export import export_incident
@@ -529,7 +529,7 @@ def _int_param(request: Request, name: str) -> int | None:
     if number is None:
         raise InvalidInput(
             f"The {name} {value[:20]!r} is not a version number: use a whole number from 1 "
-            f"to {q.URL_NUMBER_MAX}."
+            f"to {INTEGER_MAX}."
         )
     return number
 

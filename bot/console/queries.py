@@ -25,6 +25,7 @@ from bot.access import Directory
 from bot.alerts.models import AlertGroup, AlertRecord
 from bot.clock import utcnow
 from bot.config import Policy
+from bot.db import whole_number
 from bot.errors import InvalidInput
 from bot.models import (
     ActionItem,
@@ -41,9 +42,6 @@ from bot.runbooks.progress import RunView, incident_runs
 PAGE_SIZE = 50
 SEARCH_MAX = 200
 SERVICE_MAX = 200
-URL_NUMBER_MAX = 2_147_483_647
-"""The largest number a URL may name (an incident, a postmortem version, a page): the largest
-value of an INTEGER column, so no database is asked about a number it cannot hold."""
 VISIBILITY_TTL = 30.0
 """Seconds a viewer's set of visible private incidents is reused across pages."""
 
@@ -285,16 +283,9 @@ def parse_filter(params: Mapping[str, Sequence[str]], policy: Policy) -> Inciden
     )
 
 
-def url_number(value: str) -> int | None:
-    """The number a URL's path or query parameter names: ASCII digits from 1 to
-    ``URL_NUMBER_MAX``, or ``None`` for anything else (other scripts' digits such as ``"²"`` or
-    ``"١"``, signs, zero, numbers too large for the database). Every console route reads its
-    numbers with this: a path's ``None`` is a 404, a query parameter's a 400."""
-    digits = value.lstrip("0")
-    if not value.isascii() or not value.isdigit() or not digits or len(digits) > 10:
-        return None
-    number = int(digits)
-    return number if number <= URL_NUMBER_MAX else None
+url_number = whole_number
+"""The number a URL's path or query parameter names (``bot.db.whole_number``). Every console
+route reads its numbers with this: a path's ``None`` is a 404, a query parameter's a 400."""
 
 
 def parse_page(value: str) -> int:

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 
 from rapidfuzz.distance import OSA
 
+from bot.db import INTEGER_MAX, whole_number
 from bot.errors import InvalidInput
 from bot.incidents import parse_incident_ref
 
@@ -146,8 +147,7 @@ def named_incident(token: str) -> tuple[int | None, str | None] | None:
     return (None, match.group(1)) if match else None
 
 
-ID_MAX = 2_147_483_647
-"""The largest id or number the database stores (PostgreSQL's ``integer``)."""
+ID_MAX = INTEGER_MAX
 
 STALE_VALUE = (
     "That button is out of date or not valid: nothing was changed. Use the buttons of the "
@@ -155,14 +155,8 @@ STALE_VALUE = (
 )
 
 
-def parse_id(text: str) -> int | None:
-    """An id or number as Firebreak writes it into buttons, forms and commands: ASCII digits,
-    from 1 up to ``ID_MAX``; None for anything else. (``str.isdigit`` also accepts ``²`` and
-    other Unicode digits, which ``int`` refuses or misreads, and numbers of any size.)"""
-    if not text or len(text) > len(str(ID_MAX)) or not (text.isascii() and text.isdigit()):
-        return None
-    number = int(text)
-    return number if 1 <= number <= ID_MAX else None
+parse_id = whole_number
+"""An id or number in a button, a form or a command (``bot.db.whole_number``)."""
 
 
 def id_from_value(value: object, problem: str = STALE_VALUE) -> int:
