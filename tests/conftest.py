@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from bot.db import Database
 from bot.incidents import INCIDENT_COUNTER
 from bot.models import Counter
 from bot.schema import metadata
+from bot.testing.harness import SERVER_THREAD
 
 PG_ENV = "FIREBREAK_TEST_DATABASE_URL"
 
@@ -32,6 +34,16 @@ PG_ENV = "FIREBREAK_TEST_DATABASE_URL"
 def _pg_admin_url() -> str | None:
     value = os.environ.get(PG_ENV, "").strip()
     return normalise_database_url(value) if value else None
+
+
+@pytest.fixture(autouse=True)
+def no_server_outlives_its_test() -> Iterator[None]:
+    """An HTTP server thread left running would tick through the next tests' frozen clocks:
+    freezegun patches time for the whole process and is not safe against a thread reading the
+    clock while a freeze ends. Every server a test starts is stopped by the end of that test."""
+    yield
+    left = [t.name for t in threading.enumerate() if t.name == SERVER_THREAD and t.is_alive()]
+    assert not left, f"{len(left)} HTTP server thread(s) still running after the test"
 
 
 class DatabaseFactory:

@@ -16,6 +16,9 @@ from bot.runtime import Firebreak
 from bot.slack.app import build_bot
 from bot.web import create_web_app
 
+SERVER_THREAD = "http-server"
+"""The name of every in-process HTTP server's thread, so a test can tell one is left running."""
+
 
 class LocalBot:
     """``start()``, then send requests to ``events_url``; ``settle()`` waits until the work the
@@ -49,7 +52,7 @@ class LocalBot:
             web, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="firebreak-http", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=SERVER_THREAD, daemon=True)
 
     def start(self) -> LocalBot:
         if self.run_effects:

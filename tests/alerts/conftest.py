@@ -27,6 +27,7 @@ from bot.alerts.sources import parse
 from bot.config import Policy
 from bot.db import Database
 from bot.runbooks.catalog import RunbookCatalog
+from bot.testing.harness import SERVER_THREAD
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "alerts"
 TOKEN = "test-alerts-token-6f1e"
@@ -66,7 +67,7 @@ class Server:
             self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=SERVER_THREAD, daemon=True)
 
     def __enter__(self) -> Server:
         self.thread.start()

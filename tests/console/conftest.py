@@ -25,18 +25,14 @@ OUTSIDER = "U0OUTSIDER"
 PRIVATE_CHANNEL = "C0PRIVATE"
 
 
-@pytest.fixture(scope="session")
-def oidc_server() -> Iterator[OidcProvider]:
+@pytest.fixture
+def oidc() -> Iterator[OidcProvider]:
+    """A provider for one test. Its server thread lives no longer than the test: freezegun
+    patches the clock for the whole process, and a server ticking through another test's
+    freeze and thaw can crash on freezegun's own bookkeeping."""
     provider = OidcProvider()
     with RunningServer(provider.app(), provider.port):
         yield provider
-
-
-@pytest.fixture
-def oidc(oidc_server: OidcProvider) -> Iterator[OidcProvider]:
-    oidc_server.reset()
-    yield oidc_server
-    oidc_server.reset()
 
 
 def directory() -> StaticDirectory:

@@ -25,9 +25,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot.testing.harness import SERVER_THREAD
+
 CLIENT_ID = "1234567890.0987654321"
 CLIENT_SECRET = "s3cr3t-client-secret-for-tests"
 TEAM_ID = "T0ACME"
+
+
+PROVIDER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+"""One signing key for every provider in the process: a 2048-bit key takes a while to make."""
 
 
 def free_port() -> int:
@@ -52,9 +58,7 @@ class OidcProvider:
     tamper: dict[str, Any] = field(default_factory=dict)
     """Claims to override (``None`` removes one) in the tokens issued next."""
     token_requests: int = 0
-    key: rsa.RSAPrivateKey = field(
-        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    )
+    key: rsa.RSAPrivateKey = field(default_factory=lambda: PROVIDER_KEY)
     kid: str = "test-key-1"
     signing_key: rsa.RSAPrivateKey | None = None
     """Sign the next tokens with this key instead (one the JWKS does not publish)."""
@@ -63,13 +67,6 @@ class OidcProvider:
     @property
     def issuer(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def reset(self) -> None:
-        self.user, self.name = "U0ALICE", "Alice Example"
-        self.tamper = {}
-        self.signing_key = None
-        self.token_requests = 0
-        self.grants.clear()
 
     def sign(self, claims: dict[str, Any]) -> str:
         key = self.signing_key or self.key
@@ -161,7 +158,7 @@ class RunningServer:
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
         )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=SERVER_THREAD, daemon=True)
 
     def __enter__(self) -> RunningServer:
         self.thread.start()

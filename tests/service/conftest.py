@@ -36,6 +36,7 @@ from bot.config import Policy, load_policy
 from bot.db import Database
 from bot.sandbox import FakeSlack
 from bot.sandbox.faults import Answer as ApiAnswer
+from bot.testing.harness import SERVER_THREAD
 from bot.web import create_web_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,7 +218,7 @@ def web_only(database: Database) -> Iterator[str]:
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-only", daemon=True)
+    thread = threading.Thread(target=server.run, name=SERVER_THREAD, daemon=True)
     thread.start()
     try:
         eventually(lambda: server.started or not thread.is_alive(), "the web app starts")
