@@ -4,6 +4,7 @@ incident declared with its effects queued, all in one transaction per webhook.
     python bench/alerts.py                      # SQLite (temporary file), then PostgreSQL
     python bench/alerts.py --database-url postgresql://postgres@127.0.0.1:5432/test
     python bench/alerts.py --sqlite-only
+    python bench/alerts.py --cpu                # CPU per webhook, one thread (below)
 
 The receivers run in server processes of their own (uvicorn + Starlette, as ``firebreak serve``
 runs them): one on SQLite, two on PostgreSQL (two replicas sharing the database; senders
@@ -22,6 +23,14 @@ alternate between them). ``--senders`` threads post at once over keep-alive conn
 4. Floor: ``GET /healthz`` on the same servers with the same senders, in the same run; webhook
    latencies are also quoted as a ratio to it.
 
+``--cpu`` measures instead the CPU of storing alerts, one webhook at a time in one thread: no
+HTTP, no queue, no other process competing, so the figure moves with the code rather than with
+the machine's load. The same storm, each webhook parsed and ingested in its own transaction as
+the receiver does; printed: CPU milliseconds per webhook for the 100 that open a group (each
+declares) and the 900 that join one, and as a ratio to the floor, an empty transaction
+(``SELECT 1``) on the same database in the same run. The database server's own work is not in
+it.
+
 Figures are printed, never asserted: run it by hand on the machine you care about.
 """
 
@@ -37,17 +46,23 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scratch import percentile, scratch_database
 from sqlalchemy import func, inspect, text
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot import migrations
 from bot.alerts.auth import AlertSettings
+from bot.alerts.intake import ingest
 from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
+from bot.alerts.sources import parse
+from bot.clock import utcnow
+from bot.config import Policy
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
+from bot.runbooks.catalog import RunbookCatalog
 
 TOKEN = "bench-token"
 
@@ -61,8 +76,6 @@ def _serve(url: str, port: int) -> None:
     from starlette.routing import Route
 
     from bot.alerts.receiver import alert_routes
-    from bot.config import Policy
-    from bot.runbooks.catalog import RunbookCatalog
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -299,6 +312,37 @@ def bench(url: str, *, replicas: int, senders: int, label: str, rate: float) -> 
             process.join(10)
 
 
+def _cpu_ms(database: Database, work: Callable[[Session], object]) -> float:
+    started = time.process_time()
+    database.transact(work)
+    return (time.process_time() - started) * 1000
+
+
+def cpu_bench(url: str, label: str) -> None:
+    migrations.upgrade(url)
+    database = Database(url)
+    policy, catalog = Policy(), RunbookCatalog.of([])
+    bodies = [json.loads(body or b"{}") for _, _, body in _storm(100, 100, 10)]
+    messages = [parse("alertmanager", body, now=utcnow()) for body in bodies]
+    floor = sorted(_cpu_ms(database, lambda s: s.execute(text("SELECT 1"))) for _ in range(1000))
+    floor_ms = sum(floor[100:900]) / 800  # the middle 80 %
+    opening, joining = [], []
+    for index, message in enumerate(messages):
+        cost = _cpu_ms(
+            database,
+            lambda s, m=message: ingest(s, policy, m, catalog=catalog, now=utcnow()),  # type: ignore[misc]
+        )
+        (opening if index < 100 else joining).append(cost)
+    database.dispose()
+    print(f"{label}: floor (an empty transaction) {floor_ms:.3f} ms CPU")
+    for name, costs in (("open a group (declares)", opening), ("join a group", joining)):
+        mean = sum(costs) / len(costs)
+        print(
+            f"  {name:<26} {mean:6.2f} ms CPU per webhook of 10 alerts"
+            f"  (x{mean / floor_ms:.0f} the floor)"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument(
@@ -309,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         help="PostgreSQL server to create a scratch database on",
     )
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="CPU per webhook, one thread")
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="alerts/s of the paced storm (1000)"
@@ -316,10 +361,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     with scratch_database(None) as url:
-        bench(url, replicas=1, senders=args.senders, label="SQLite", rate=args.rate)
+        if args.cpu:
+            cpu_bench(url, "SQLite")
+        else:
+            bench(url, replicas=1, senders=args.senders, label="SQLite", rate=args.rate)
     if not args.sqlite_only:
         with scratch_database(args.database_url, script="bench/alerts.py") as url:
-            bench(url, replicas=2, senders=args.senders, label="PostgreSQL", rate=args.rate)
+            if args.cpu:
+                cpu_bench(url, "PostgreSQL")
+            else:
+                bench(url, replicas=2, senders=args.senders, label="PostgreSQL", rate=args.rate)
 
 
 if __name__ == "__main__":

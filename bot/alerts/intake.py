@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -153,19 +153,32 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
 # Alerts
 
 
+@dataclass(frozen=True)
+class _Moved:
+    """An alert this message added or whose status it changed."""
+
+    key: str
+    name: str
+    title: str
+    transitions: int
+
+
 @dataclass
 class _Changes:
-    fired: list[AlertRecord]
-    resolved: list[AlertRecord]
+    fired: list[_Moved]
+    resolved: list[_Moved]
     new_rows: int = 0
     firing_delta: int = 0
     """Change in the number of firing (not dropped) alerts."""
 
 
-_EXISTING = select(AlertRecord).where(
-    col(AlertRecord.group_id) == bindparam("group_id"),
-    col(AlertRecord.key).in_(bindparam("keys", expanding=True)),
-)
+_INSERT_ALERTS = insert(AlertRecord.__table__)  # type: ignore[attr-defined]
+"""New alert rows, written as plain rows in one statement: a storm brings thousands, and
+building an ORM object and flushing it costs several times the insert itself."""
+
+
+def _moved(row: AlertRecord) -> _Moved:
+    return _Moved(row.key, row.name, row.title, row.transitions)
 
 
 def _links(alert: Alert) -> list[dict[str, str]]:
@@ -190,35 +203,39 @@ def _apply_alerts(
         ).all()
         existing.update({row.key: row for row in rows})
     changes = _Changes([], [])
+    new: list[dict[str, Any]] = []
     for key, alert in latest.items():
         row = existing.get(key)
         status = alert.status.value
         if row is None:
-            row = AlertRecord(
-                group_id=group.id,
-                key=key,
-                status=status,
-                dropped=key in plan.dropped,
-                name=alert.name[:300],
-                title=alert.title[:300],
-                description=alert.description,
-                severity=(alert.severity or None) and (alert.severity or "")[:64],
-                labels=alert.labels,
-                annotations=alert.annotations,
-                links=_links(alert),
-                starts_at=alert.starts_at,
-                ends_at=alert.ends_at,
-                first_seen_at=now,
-                last_seen_at=now,
-                resolved_at=now if status == Status.RESOLVED else None,
-                transitions=1,
-                event_at=alert.event_at,
+            dropped = key in plan.dropped
+            new.append(
+                {
+                    "group_id": group.id,
+                    "key": key,
+                    "status": status,
+                    "dropped": dropped,
+                    "name": alert.name[:300],
+                    "title": alert.title[:300],
+                    "description": alert.description,
+                    "severity": (alert.severity or None) and (alert.severity or "")[:64],
+                    "labels": alert.labels,
+                    "annotations": alert.annotations,
+                    "links": _links(alert),
+                    "starts_at": alert.starts_at,
+                    "ends_at": alert.ends_at,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "resolved_at": now if status == Status.RESOLVED else None,
+                    "transitions": 1,
+                    "event_at": alert.event_at,
+                }
             )
-            session.add(row)
-            changes.new_rows += 1
-            if not row.dropped:
-                (changes.fired if status == Status.FIRING else changes.resolved).append(row)
-                changes.firing_delta += status == Status.FIRING
+            if not dropped:
+                firing = status == Status.FIRING
+                moved = _Moved(key, alert.name[:300], alert.title[:300], 1)
+                (changes.fired if firing else changes.resolved).append(moved)
+                changes.firing_delta += firing
             continue
         row.last_seen_at = now
         if stale(row.event_at, alert):
@@ -238,8 +255,11 @@ def _apply_alerts(
         if status == Status.FIRING:
             row.starts_at = alert.starts_at or row.starts_at
         if not row.dropped:
-            (changes.fired if status == Status.FIRING else changes.resolved).append(row)
+            (changes.fired if status == Status.FIRING else changes.resolved).append(_moved(row))
             changes.firing_delta += 1 if status == Status.FIRING else -1
+    if new:
+        session.execute(_INSERT_ALERTS, new)
+        changes.new_rows = len(new)
     session.flush()
     return changes
 
@@ -248,7 +268,7 @@ def _apply_alerts(
 # Text
 
 
-def _names(rows: list[AlertRecord]) -> str:
+def _names(rows: list[_Moved]) -> str:
     tally = Tally(row.name or row.title or row.key for row in rows)
     parts = [f"{name} ×{count}" if count > 1 else name for name, count in tally.most_common()]
     shown = ", ".join(parts[:NAMES_SHOWN])
@@ -269,8 +289,8 @@ def _timeline_text(changes: _Changes, firing: int, total: int, truncated: int = 
 
 
 def _transition_key(group: AlertGroup, changes: _Changes) -> str:
-    ids = sorted((row.id or 0, row.transitions) for row in changes.fired + changes.resolved)
-    digest = hashlib.sha256(repr(ids).encode()).hexdigest()[:40]
+    moved = sorted((row.key, row.transitions) for row in changes.fired + changes.resolved)
+    digest = hashlib.sha256(repr(moved).encode()).hexdigest()[:40]
     return f"alerts:{group.id}:{digest}"
 
 
