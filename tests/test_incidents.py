@@ -118,6 +118,11 @@ def test_control_characters_are_removed_from_titles(db: Database, policy: Policy
     assert incident.title == "DB down again"
 
 
+def test_half_an_emoji_is_stored_as_a_replacement_character(db: Database, policy: Policy) -> None:
+    incident = declare(db, policy, title="Disk \ud83d full \ud83d\ude00")
+    assert incident.title == "Disk \ufffd full \U0001f600"
+
+
 def test_unknown_severity_lists_the_choices(db: Database, policy: Policy) -> None:
     with pytest.raises(InvalidInput, match=r"Unknown severity 'SEV9'.*SEV1, SEV2, SEV3, SEV4"):
         declare(db, policy, severity="SEV9")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from bot.incidents.text import storable
+
 FIRING = "firing"
 RESOLVED = "resolved"
 
@@ -147,7 +149,6 @@ class AlertMessage:
 # Hygiene shared by every parser
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BROADCAST = re.compile(r"<!(channel|here|everyone|subteam\^[^>|]*)(\|[^>]*)?>", re.IGNORECASE)
 _MENTION = re.compile(r"<([@#][A-Z0-9]+)(\|[^>]*)?>")
 
@@ -169,7 +170,7 @@ def clean(value: object, limit: int = TEXT_MAX, *, multiline: bool = True) -> st
         return ""
     text = value if isinstance(value, str) else str(value)
     text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = storable(text).replace("\r\n", "\n").replace("\r", "\n")
     if not multiline:
         text = " ".join(text.split())
     text = neutralise(text.strip())
@@ -180,7 +181,7 @@ def clean(value: object, limit: int = TEXT_MAX, *, multiline: bool = True) -> st
 
 def short_key(value: str) -> str:
     """A dedupe key that fits the database: long keys become a stable hash."""
-    value = _CONTROL.sub("", value)
+    value = storable(value)
     if len(value) <= KEY_MAX:
         return value
     return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from bot.config import Policy, load_configuration
 from bot.db import Database
 from bot.errors import ConfigError, FirebreakError
 from bot.http_body import BODY_SECONDS, BodyTooLarge, BodyTooSlow, read_body
+from bot.incidents.text import storable
 from bot.runbooks.catalog import RunbookCatalog
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,30 @@ def decode(body: bytes) -> object:
     except UnicodeDecodeError:
         raise PayloadError("the body is not UTF-8 text") from None
     try:
-        return json.loads(text)
+        data = json.loads(text)
+        # Only a \u escape can put a NUL or half a surrogate pair in valid JSON.
+        return _storable(data) if _UNSTORABLE_ESCAPE.search(text) else data
     except json.JSONDecodeError as exc:
         raise PayloadError(
             f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
     except RecursionError:
         raise PayloadError("the body is nested too deeply") from None
+
+
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:00[01][0-9a-fA-F]|007[fF]|[dD][89a-fA-F])")
+
+
+def _storable(value: object) -> object:
+    """Every string in a decoded body as the database can store it (``storable``): a sender
+    whose template cut an emoji in two, or put a NUL in a priority, still has its alert kept."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 @dataclass

@@ -21,6 +21,18 @@ ACTION_TEXT_MAX = 2_000
 # Input hygiene
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HALF_PAIR = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as every database can store it: control characters removed (PostgreSQL
+    rejects NUL), surrogate pairs joined into the character they encode, and half of a pair
+    (an emoji cut in two by a template), which UTF-8 cannot encode, shown as U+FFFD. Tabs and
+    line breaks stay."""
+    text = _CONTROL.sub("", text)
+    if _HALF_PAIR.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def clean_text(
@@ -36,7 +48,7 @@ def clean_text(
     Emoji and right-to-left scripts pass through untouched. Too long is an error, not a silent
     cut: the caller decides whether to shorten and keep the rest elsewhere."""
     text = unicodedata.normalize("NFC", value or "")
-    text = _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = storable(text).replace("\r\n", "\n").replace("\r", "\n")
     if not multiline:
         text = " ".join(text.split())
     text = text.strip()

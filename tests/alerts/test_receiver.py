@@ -255,6 +255,38 @@ def test_pings_long_text_unicode_bad_links_and_times_are_stored_harmlessly(
         assert all("<!" not in t for t in texts)
 
 
+def test_half_an_emoji_or_a_nul_from_a_template_is_stored_not_a_5xx(
+    db: Database, serve: ServerFactory
+) -> None:
+    """Valid JSON no database can hold as it is: an emoji cut in two (a lone surrogate escape)
+    and NUL characters. Senders retry a 5xx forever, so the alert is kept, cleaned."""
+    server = serve()
+    alertmanager = (
+        '{"version": "4", "groupKey": "{}:{alertname=\\"DiskFull\\"}", "status": "firing",'
+        ' "alerts": [{"status": "firing", "fingerprint": "00aa11bb22cc33dd",'
+        ' "labels": {"alertname": "DiskFull", "inst\\u0000ance": "db-1\\udc00"},'
+        ' "annotations": {"summary": "Disk \\ud83d full \\ud83d\\ude00"},'
+        ' "startsAt": "2026-11-30T10:00:00Z"}]}'
+    )
+    answer = server.post("/alerts/alertmanager", alertmanager.encode())
+    assert answer.status == 200, answer.body
+    opsgenie = {
+        "action": "Create",
+        "alert": {"alias": "nul-priority", "alertId": "a1", "message": "m", "priority": "P1\u0000"},
+    }
+    assert server.post("/alerts/opsgenie", opsgenie).status == 200
+    generic = {"title": "t\u0000", "dedupe_key": "nul-severity", "severity": "critical\u0000"}
+    assert server.post("/alerts/generic", generic).status == 200
+    with db.read() as session:
+        rows = {r.key: r for r in session.exec(select(AlertRecord)).all()}
+        disk = rows["00aa11bb22cc33dd"]
+        assert disk.labels == {"alertname": "DiskFull", "instance": "db-1\ufffd"}
+        assert disk.annotations["summary"] == "Disk \ufffd full \U0001f600"
+        assert rows["nul-priority"].severity == "P1"
+        assert rows["nul-severity"].severity == "critical"
+        assert len(session.exec(select(Incident)).all()) == 3
+
+
 def test_a_resolve_for_an_alert_never_seen_is_stored(db: Database, serve: ServerFactory) -> None:
     answer = serve().post(
         "/alerts/generic", {"title": "x", "dedupe_key": "never", "status": "resolved"}

@@ -22,7 +22,7 @@ from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack.gateway import SlackCallError
 from bot.slack.readiness import SlackReadiness
 from tests.e2e.conftest import SECRET, RunningBot, texts
-from tests.e2e.helpers import answer, declare
+from tests.e2e.helpers import answer, ask, declare
 
 
 def failures(db: Database, incident: Incident) -> list[str]:
@@ -79,6 +79,15 @@ def test_a_person_slack_will_not_invite_is_reported_and_can_be_retried(
     assert ben in fake.members(channel)
     with db.read() as session:
         assert store.unfinished(session) == []
+
+
+def test_retry_on_an_incident_fully_set_up_says_so(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    said = ask(fake, bot, slack, "retry", channel)
+    assert said == f":white_check_mark: {incident.ref} is set up: <#{channel}>. Nothing failed."
 
 
 def test_a_refusal_for_the_whole_channel_fails_the_invitation_not_one_person(

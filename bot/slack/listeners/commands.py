@@ -321,8 +321,10 @@ class CommandListeners(ListenerBase):
     def cmd_retry(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         """Run what failed for good again; say truly where the set-up stands."""
         assert incident.id is not None
-        retried = self.flows.retry_setup(incident.id, key=ctx.key)
+        # Where it stood when asked: the retry itself queues a refresh of the pinned summary,
+        # which is not "still being set up".
         state = self.flows.setup_state(incident.id)
+        retried = self.flows.retry_setup(incident.id, key=ctx.key)
         where = f"<#{state.channel}>" if state.channel else "its channel is not created yet"
         if retried:
             text = (
