@@ -391,10 +391,12 @@ def withdraw_capture(
     key: str | None = None,
     now: datetime | None = None,
 ) -> Change:
-    """Undo ``capture_message`` for ``source_ref`` (the reaction was removed)."""
+    """Undo ``capture_message`` for ``source_ref`` (the reaction was removed). A message put
+    on the timeline on purpose with the shortcut stays: a reaction removed takes off only what
+    a reaction put on."""
     incident = get_incident(session, incident_id)
     event = find_event_by_source(session, incident_id, source_ref)
-    if event is None or event.id is None:
+    if event is None or event.id is None or (event.data or {}).get("via") == "shortcut":
         return Change(incident, None)
     return retract_event(
         session,

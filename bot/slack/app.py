@@ -102,6 +102,13 @@ def build_bot(
     # subscribed to without a listener here. Answered 200 and logged; an error status would
     # make Slack retry it and, if it went on, disable the app's event subscriptions.
     app.event(re.compile(r".*"))(_ignore_event)
+    # Interactions nothing above handles (a button or form of another app version, a link
+    # button, a legacy attachment): acknowledged, or Slack shows the person an error.
+    anything = re.compile(r".*")
+    app.action(anything)(_ignore_interaction)
+    app.shortcut(anything)(_ignore_interaction)
+    app.view(anything)(_ignore_interaction)
+    app.options(anything)(_no_options)
     effects.renderers.update(alert_slack.RENDERERS)
     app.error(_log_error)
     return SlackBot(firebreak, flows, workers, listeners, inbox, effects, runner, app)
@@ -171,6 +178,15 @@ def _ignore_event(ack: Ack, body: dict[str, Any]) -> None:
     event = body.get("event")
     kind = event.get("type") if isinstance(event, dict) else None
     log.info("event without a listener ignored", extra={"type": str(kind)[:40]})
+
+
+def _ignore_interaction(ack: Ack, body: dict[str, Any]) -> None:
+    ack()
+    log.info("interaction without a listener ignored", extra={"type": str(body.get("type"))[:40]})
+
+
+def _no_options(ack: Ack) -> None:
+    ack(options=[])
 
 
 def _log_error(error: Exception, body: dict[str, Any]) -> None:

@@ -375,6 +375,13 @@ def _shape_action(ref: int | None, words: list[str], today: date) -> ParsedComma
             due = parsed_due
             words.pop()
             continue
+        if due is None and _DATE.match(tail):
+            return ParsedCommand(
+                "action",
+                incident_ref=ref,
+                error=f"{tail} is not a date. Write the due date as YYYY-MM-DD, e.g. "
+                f"{(today + timedelta(days=7)).isoformat()}.",
+            )
         user = user_from_token(tail) if owner is None else None
         if user is not None:
             owner = user

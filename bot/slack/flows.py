@@ -304,7 +304,7 @@ class IncidentFlows:
                 occurred_at=datetime.fromtimestamp(float(ts), UTC),
                 captured_by=by,
                 source_url=permalink,
-                data={"channel": channel, "ts": ts},
+                data={"channel": channel, "ts": ts, "via": "reaction" if pinned else "shortcut"},
                 key=key,
             )
 

@@ -121,6 +121,21 @@ def test_retried_and_duplicated_events_capture_once(
     assert kinds(db, incident).count(EventKind.MESSAGE) == 0
 
 
+def test_removing_a_pin_leaves_a_capture_made_with_the_shortcut(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    said, _ = slack.say(channel, "ana.garcia", "root cause: the pool size was halved")
+    slack.message_shortcut("add_to_timeline", channel, said, user="ana.garcia")
+    fake.join(channel, fake.user_id("ben.okafor"))
+    slack.react(channel, said, user="ben.okafor", reaction="pushpin")
+    slack.unreact(channel, said, user="ben.okafor", reaction="pushpin")
+    bot.settle()
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 1
+    assert EventKind.RETRACTION not in kinds(db, incident)
+
+
 def test_a_pin_redelivered_after_its_removal_captures_nothing(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:

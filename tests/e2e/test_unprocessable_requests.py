@@ -140,3 +140,79 @@ def test_the_persons_next_command_in_the_channel_runs_at_once_after_a_broken_cli
     assert recorded_clicks(db) == [("done", 1, None)]
     posted = [texts(m) for m in fake.messages(channel)]
     assert any("DB failover done" in text for text in posted)
+
+
+def _interaction(fake: FakeSlack, slack: SlackSimulator, kind: str, **fields: Any) -> Any:
+    person = fake.user_json("ana.garcia")
+    payload = {
+        "type": kind,
+        "user": {"id": person["id"], "username": person["name"], "team_id": fake.team_id},
+        "api_app_id": fake.app_id,
+        "token": slack.verification_token,
+        "team": {"id": fake.team_id, "domain": fake.team_domain},
+        "trigger_id": fake.issue_trigger(person["id"]),
+        **fields,
+    }
+    return slack.send_raw(urlencode({"payload": json.dumps(payload)}))
+
+
+def test_interactions_nothing_handles_are_acknowledged_and_change_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """A link button, another app version's button, form or shortcut, a menu asking for
+    options, a legacy attachment button: Slack shows the person an error unless each is
+    answered 200 (an empty option list for the menu)."""
+    general = fake.channel_id("general")
+    calls = len(fake.calls)
+    message = {"container": {"type": "message", "message_ts": "1.1", "channel_id": general}}
+    button = {"type": "button", "block_id": "b", "action_ts": f"{time.time():.6f}"}
+    replies = {
+        "link button": _interaction(
+            fake,
+            slack,
+            "block_actions",
+            **message,
+            actions=[{**button, "action_id": "open-dashboard", "url": "https://grafana.example"}],
+        ),
+        "unknown button": _interaction(
+            fake, slack, "block_actions", **message, actions=[{**button, "action_id": "v0:ack"}]
+        ),
+        "unknown shortcut": _interaction(fake, slack, "shortcut", callback_id="old_shortcut"),
+        "unknown message shortcut": _interaction(
+            fake,
+            slack,
+            "message_action",
+            callback_id="old_message_shortcut",
+            channel={"id": general},
+            message={"ts": "1.1", "text": "x"},
+        ),
+        "unknown form": _interaction(
+            fake,
+            slack,
+            "view_submission",
+            view={"id": "V1", "type": "modal", "callback_id": "old_form", "state": {"values": {}}},
+        ),
+        "menu options": _interaction(
+            fake,
+            slack,
+            "block_suggestion",
+            action_id="service",
+            block_id="b",
+            value="chec",
+            view={"id": "V1", "type": "modal", "callback_id": "declare"},
+        ),
+        "legacy attachment button": _interaction(
+            fake,
+            slack,
+            "interactive_message",
+            callback_id="legacy",
+            actions=[{"name": "ack", "type": "button", "value": "1"}],
+            channel={"id": general},
+        ),
+    }
+    bot.settle()
+    assert {name: reply.status for name, reply in replies.items()} == dict.fromkeys(replies, 200)
+    assert json.loads(replies["menu options"].body) == {"options": []}
+    assert len(fake.calls) == calls  # nothing said, opened or changed in Slack
+    with db.read() as session:
+        assert session.exec(select(Effect)).all() == []

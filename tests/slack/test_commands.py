@@ -130,6 +130,16 @@ def test_action_items_take_an_owner_and_a_due_date_in_any_order() -> None:
     assert parse("action Fix it").due is None
 
 
+def test_a_due_date_that_does_not_exist_is_refused_not_kept_in_the_text() -> None:
+    for day in ("2026-02-30", "2026-13-01"):
+        parsed = parse(f"action Rotate the lb-2 cert {day}")
+        assert (
+            parsed.error
+            == f"{day} is not a date. Write the due date as YYYY-MM-DD, e.g. 2026-03-11."
+        )
+        assert parsed.text == ""
+
+
 def test_every_subcommand_word_is_recognised() -> None:
     for word in SUBCOMMANDS:
         assert parse(word).name == SUBCOMMANDS[word]

@@ -147,7 +147,7 @@ class ListenerBase:
         if found.deleted:
             raise InvalidInput(f"<@{user}> is deactivated.")
         if found.is_bot:
-            raise InvalidInput(f"<@{user}> is a bot; give incident roles to people.")
+            raise InvalidInput(f"<@{user}> is a bot; choose a person.")
         return user
 
     def _apply(
