@@ -207,6 +207,7 @@ def test_grafana_legacy_shape() -> None:
     parsed = message("grafana/cerebro-legacy-pre8-test-notification-basic-auth")
     assert parsed.alerts[0].status == Status.FIRING
     assert parsed.alerts[0].name == "Test notification"
+    assert parsed.alerts[0].title == "Test notification"  # not "[Alerting] Test notification"
     assert [link.kind for link in parsed.alerts[0].links] == ["generator", "image"]
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -188,6 +189,11 @@ state Firebreak does not know) leave it as it was: a paused rule stopped evaluat
 one has not fired yet, and neither says the condition is over."""
 
 
+_LEGACY_TITLE_STATE = re.compile(r"^\s*\[(alerting|ok|no data|pending|paused)\]\s*", re.IGNORECASE)
+"""Grafana's legacy ``title`` starts with the state (``[Alerting] High CPU alert``); the
+alert's title is the rest, so it reads the same when it resolves."""
+
+
 def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
     """Grafana before 8 (legacy alerting): one rule per message, ``state`` says firing."""
     for name in ("ruleName", "title", "message", "state", "ruleUrl", "imageUrl"):
@@ -219,7 +225,11 @@ def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
         key=short_key(key),
         status=Status(_LEGACY_STATES[state]),
         name=rule_name,
-        title=clean(data.get("title") or rule_name, TITLE_MAX, multiline=False),
+        title=clean(
+            _LEGACY_TITLE_STATE.sub("", str(data.get("title") or "")) or rule_name,
+            TITLE_MAX,
+            multiline=False,
+        ),
         description=clean(data.get("message")),
         links=tuple(links),
     )
