@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bot.incidents.text import storable
@@ -254,6 +254,19 @@ def parse_time(value: object, *, now: datetime) -> datetime | None:
     if result is None or result.year < _ZERO_YEAR:
         return None
     return min(result, now)
+
+
+SENDER_CLOCK_AHEAD = timedelta(minutes=15)
+"""How far a sender's clock may run ahead of Firebreak's with its events still in order."""
+
+
+def event_time(value: object, *, now: datetime) -> datetime | None:
+    """When a sender says an event happened, to order its events (``stale``). As
+    ``parse_time``, except that a time up to ``SENDER_CLOCK_AHEAD`` in the future is kept: a
+    sender whose clock runs a few minutes ahead dates its firing and its resolve both in
+    Firebreak's future, and clamping both to their arrival would let a late copy of the firing
+    look newer than the resolve."""
+    return parse_time(value, now=now + SENDER_CLOCK_AHEAD)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from bot.alerts.model import (
     PayloadError,
     Status,
     clean,
+    event_time,
     fingerprint,
     parse_time,
     short_key,
@@ -132,7 +133,8 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
             links.append(Link(kind, safe))
     name = clean(title or raw_title or "Datadog monitor", TITLE_MAX, multiline=False)
     key = short_key(group)
-    event_at = parse_time(_value(data, "date", "last_updated"), now=now)
+    date = _value(data, "date", "last_updated")
+    event_at = event_time(date, now=now)
     alert = Alert(
         key=key,
         status=Status.RESOLVED if resolved else Status.FIRING,
@@ -153,7 +155,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         },
         severity=priority,
         service=clean(service, 200, multiline=False) if service else None,
-        starts_at=event_at,
+        starts_at=parse_time(date, now=now),
         links=tuple(links),
         runbook_url=_value(data, "runbook_url", "runbook"),
         event_at=event_at,  # $DATE: when this transition happened

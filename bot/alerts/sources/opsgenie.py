@@ -17,6 +17,7 @@ from bot.alerts.model import (
     Status,
     body_digest,
     clean,
+    event_time,
     labels_of,
     parse_time,
     short_key,
@@ -94,7 +95,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 service=details.get("service") or None,
                 starts_at=parse_time(alert.get("createdAt"), now=now),
                 # Opsgenie does not deliver in order (a Close may come before its Create).
-                event_at=parse_time(alert.get("updatedAt"), now=now),
+                event_at=event_time(alert.get("updatedAt"), now=now),
             ),
         )
     if folded not in _STATE_ONLY:

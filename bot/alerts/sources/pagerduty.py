@@ -18,6 +18,7 @@ from bot.alerts.model import (
     PayloadError,
     Status,
     clean,
+    event_time,
     parse_time,
     short_key,
 )
@@ -112,7 +113,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 starts_at=parse_time(_text(body, "created_at"), now=now),
                 links=(Link("pagerduty", link),) if link else (),
                 # PagerDuty does not deliver in order: the event's own time orders it.
-                event_at=parse_time(event.get("occurred_at"), now=now),
+                event_at=event_time(event.get("occurred_at"), now=now),
             ),
         )
         if event_type == "incident.priority_updated":

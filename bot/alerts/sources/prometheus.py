@@ -20,6 +20,7 @@ from bot.alerts.model import (
     Status,
     body_digest,
     clean,
+    event_time,
     fingerprint,
     labels_of,
     parse_time,
@@ -114,7 +115,9 @@ def _alert(
         runbook_url=runbook,
         # A firing alert is as new as its start, a resolved one as its end: a late firing of
         # an alert already resolved (the same startsAt) is older than the end recorded.
-        event_at=starts_at if status == Status.FIRING else ends_at,
+        event_at=event_time(
+            raw.get("startsAt") if status == Status.FIRING else raw.get("endsAt"), now=now
+        ),
     )
 
 

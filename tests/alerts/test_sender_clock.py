@@ -1,0 +1,51 @@
+"""A sender whose clock runs ahead of Firebreak's: its events keep their order."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+
+from bot.alerts.intake import Outcome, ingest
+from bot.alerts.models import AlertRecord
+from bot.alerts.sources import parse
+from bot.config import Policy
+from bot.db import Database
+from bot.models import EventKind, TimelineEvent
+from tests.alerts.conftest import NOW
+
+AHEAD = timedelta(minutes=3)
+"""The sender's clock, ahead of Firebreak's."""
+
+
+def delivered(db: Database, policy: Policy, status: str, starts: datetime, at: datetime) -> Outcome:
+    """An Alertmanager message dated by the sender's clock, received at ``at`` by Firebreak's."""
+    alert = {
+        "status": status,
+        "labels": {"alertname": "DiskFull"},
+        "startsAt": starts.isoformat(),
+        "endsAt": (at + AHEAD - timedelta(seconds=10)).isoformat()
+        if status == "resolved"
+        else "0001-01-01T00:00:00Z",
+        "fingerprint": "fp-disk",
+    }
+    body = {"version": "4", "groupKey": "disk", "status": status, "alerts": [alert]}
+    with db.transaction() as session:
+        return ingest(session, policy, parse("alertmanager", body, now=at), now=at)
+
+
+def test_a_late_copy_of_a_firing_stays_older_than_its_resolve(db: Database, policy: Policy) -> None:
+    started = NOW + AHEAD - timedelta(seconds=60)  # by the sender's clock: in our future
+    fired = delivered(db, policy, "firing", started, NOW)
+    resolved = delivered(db, policy, "resolved", started, NOW + timedelta(minutes=1))
+    late = delivered(db, policy, "firing", started, NOW + timedelta(minutes=2))
+
+    assert (fired.firing, resolved.firing, late.firing) == (1, 0, 0)
+    with db.read() as session:
+        assert session.exec(select(AlertRecord)).one().status == "resolved"
+        entries = session.exec(
+            select(TimelineEvent.kind).where(
+                TimelineEvent.kind.in_([EventKind.ALERT_FIRING, EventKind.ALERT_RESOLVED])  # type: ignore[attr-defined]
+            )
+        ).all()
+    assert entries == [EventKind.ALERT_FIRING, EventKind.ALERT_RESOLVED]
