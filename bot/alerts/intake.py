@@ -9,24 +9,34 @@
   a duplicate delivery or a second replica finds the state already applied and writes nothing.
 * The incident is declared with the key ``alerts:<group id>:<episode>`` and timeline entries
   carry keys derived from the alerts' transition counters, so even a race writes each once.
+* A note or acknowledgement that comes while the group has no incident (before the event that
+  opens it: senders do not deliver in order) is held on the group, and recorded with its own
+  key when the group is declared or attached, in that transaction (``carry_over``).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter as Tally
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot import incidents as core
-from bot.alerts.model import PRINCIPAL_PREFIX, Alert, AlertMessage, Status, stale
+from bot.alerts.changes import (
+    Changes,
+    apply_alerts,
+    links,
+    names,
+    store_alerts,
+    timeline_text,
+    transition_key,
+)
+from bot.alerts.model import PRINCIPAL_PREFIX, AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord, label_value
 from bot.alerts.notices import (
     ALL_RESOLVED,
@@ -47,8 +57,10 @@ from bot.models import EventKind, Incident
 from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 
-NAMES_SHOWN = 5
 DATA_LIST_MAX = 50
+HELD_MAX = 20
+"""Timeline entries a group without an incident keeps (the latest): what a note or an
+acknowledgement delivered ahead of the event that opens the incident needs, bounded."""
 
 
 @dataclass(frozen=True)
@@ -142,156 +154,12 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
             "firing_count": 0,
             "alert_count": 0,
             "links": [],
+            "held": [],
             "first_seen_at": now,
             "last_seen_at": now,
         },
     )
     return session.exec(_LOCK_GROUP_BY_KEY, params=params).one()
-
-
-# --------------------------------------------------------------------------------------------
-# Alerts
-
-
-@dataclass(frozen=True)
-class _Moved:
-    """An alert this message added or whose status it changed."""
-
-    key: str
-    name: str
-    title: str
-    transitions: int
-
-
-@dataclass
-class _Changes:
-    fired: list[_Moved]
-    resolved: list[_Moved]
-    new_rows: int = 0
-    firing_delta: int = 0
-    """Change in the number of firing (not dropped) alerts."""
-
-
-_INSERT_ALERTS = insert(AlertRecord.__table__)  # type: ignore[attr-defined]
-"""New alert rows, written as plain rows in one statement: a storm brings thousands, and
-building an ORM object and flushing it costs several times the insert itself."""
-
-
-def _moved(row: AlertRecord) -> _Moved:
-    return _Moved(row.key, row.name, row.title, row.transitions)
-
-
-def _links(alert: Alert) -> list[dict[str, str]]:
-    return [{"kind": link.kind, "url": link.url} for link in alert.links]
-
-
-def _apply_alerts(
-    session: Session, group: AlertGroup, message: AlertMessage, plan: Route, now: datetime
-) -> _Changes:
-    assert group.id is not None
-    latest: dict[str, Alert] = {}
-    for alert in message.alerts:  # a key listed twice: the last one wins
-        latest[alert.key] = alert
-    existing: dict[str, AlertRecord] = {}
-    keys = list(latest)
-    for start in range(0, len(keys), 500):
-        rows = session.exec(
-            select(AlertRecord).where(
-                AlertRecord.group_id == group.id,
-                col(AlertRecord.key).in_(keys[start : start + 500]),
-            )
-        ).all()
-        existing.update({row.key: row for row in rows})
-    changes = _Changes([], [])
-    new: list[dict[str, Any]] = []
-    for key, alert in latest.items():
-        row = existing.get(key)
-        status = alert.status.value
-        if row is None:
-            dropped = key in plan.dropped
-            new.append(
-                {
-                    "group_id": group.id,
-                    "key": key,
-                    "status": status,
-                    "dropped": dropped,
-                    "name": alert.name[:300],
-                    "title": alert.title[:300],
-                    "description": alert.description,
-                    "severity": (alert.severity or None) and (alert.severity or "")[:64],
-                    "labels": alert.labels,
-                    "annotations": alert.annotations,
-                    "links": _links(alert),
-                    "starts_at": alert.starts_at,
-                    "ends_at": alert.ends_at,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                    "resolved_at": now if status == Status.RESOLVED else None,
-                    "transitions": 1,
-                    "event_at": alert.event_at,
-                }
-            )
-            if not dropped:
-                firing = status == Status.FIRING
-                moved = _Moved(key, alert.name[:300], alert.title[:300], 1)
-                (changes.fired if firing else changes.resolved).append(moved)
-                changes.firing_delta += firing
-            continue
-        row.last_seen_at = now
-        if stale(row.event_at, alert):
-            continue  # a late delivery: a newer status was applied already
-        if alert.event_at is not None:
-            row.event_at = alert.event_at
-        row.ends_at = alert.ends_at
-        if alert.labels and alert.labels != row.labels:
-            row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
-        if alert.links:
-            row.links = _links(alert)
-        if row.status == status:
-            continue
-        row.status = status
-        row.transitions += 1
-        row.resolved_at = now if status == Status.RESOLVED else None
-        if status == Status.FIRING:
-            row.starts_at = alert.starts_at or row.starts_at
-        if not row.dropped:
-            (changes.fired if status == Status.FIRING else changes.resolved).append(_moved(row))
-            changes.firing_delta += 1 if status == Status.FIRING else -1
-    if new:
-        session.execute(_INSERT_ALERTS, new)
-        changes.new_rows = len(new)
-    session.flush()
-    return changes
-
-
-# --------------------------------------------------------------------------------------------
-# Text
-
-
-def _names(rows: list[_Moved]) -> str:
-    tally = Tally(row.name or row.title or row.key for row in rows)
-    parts = [f"{name} ×{count}" if count > 1 else name for name, count in tally.most_common()]
-    shown = ", ".join(parts[:NAMES_SHOWN])
-    return shown + (f" and {len(parts) - NAMES_SHOWN} more" if len(parts) > NAMES_SHOWN else "")
-
-
-def _timeline_text(changes: _Changes, firing: int, total: int, truncated: int = 0) -> str:
-    pieces = []
-    if changes.fired:
-        noun = "alert" if len(changes.fired) == 1 else f"{len(changes.fired)} alerts"
-        pieces.append(f"{noun} firing: {_names(changes.fired)}")
-    if changes.resolved:
-        noun = "alert" if len(changes.resolved) == 1 else f"{len(changes.resolved)} alerts"
-        pieces.append(f"{noun} resolved: {_names(changes.resolved)}")
-    text = "; ".join(pieces)
-    left_out = f", {truncated} more not listed by the sender" if truncated else ""
-    return f"{text[:1].upper()}{text[1:]} ({firing} of {total} firing in this group{left_out})"
-
-
-def _transition_key(group: AlertGroup, changes: _Changes) -> str:
-    moved = sorted((row.key, row.transitions) for row in changes.fired + changes.resolved)
-    digest = hashlib.sha256(repr(moved).encode()).hexdigest()[:40]
-    return f"alerts:{group.id}:{digest}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,7 +212,88 @@ def _declare(
     assert incident.id is not None
     group.incident_id = incident.id
     group.disposition = "incident"
+    carry_over(session, policy, group, incident, now)
     return incident
+
+
+def _hold(policy: Policy, group: AlertGroup, message: AlertMessage, now: datetime) -> None:
+    """Keep the message's timeline entries on a group that has no incident (yet): the latest
+    ``HELD_MAX``, each once (a retry holds nothing new)."""
+    held = list(group.held)
+    keys = {entry["key"] for entry in held}
+    for info in message.info:
+        if info.key in keys:
+            continue
+        keys.add(info.key)
+        severity = mapped_severity(policy, info.severity)
+        held.append(
+            {"key": info.key, "text": info.text, "severity": severity, "at": now.isoformat()}
+        )
+    if len(held) != len(group.held):
+        group.held = held[-HELD_MAX:]
+
+
+def _record_note(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    group: AlertGroup,
+    key: str,
+    text: str,
+    severity: str | None,
+    *,
+    now: datetime,
+    occurred_at: datetime | None = None,
+) -> None:
+    """A note, acknowledgement or other entry of the group's sender on the incident's timeline
+    (once: its key), with the severity it set, if any."""
+    core.record_timeline_event(
+        session,
+        policy,
+        incident_id,
+        kind=EventKind.ALERT_NOTE,
+        text=text + (f" (severity {severity})" if severity else ""),
+        occurred_at=occurred_at,
+        data={"source": group.source, "group_id": group.id},
+        key=key,
+        now=now,
+    )
+
+
+def carry_over(
+    session: Session, policy: Policy, group: AlertGroup, incident: Incident, now: datetime
+) -> None:
+    """The group has just been declared or attached to ``incident``, in this transaction: its
+    alerts that have no incident get this one if they are firing, or came in the message that
+    opened it (first seen ``now``), and the entries it held while it had none go on the
+    incident's timeline, each once (their keys), dated when they came."""
+    assert group.id is not None and incident.id is not None
+    session.execute(
+        update(AlertRecord)
+        .where(
+            col(AlertRecord.group_id) == group.id,
+            col(AlertRecord.incident_id).is_(None),
+            or_(
+                col(AlertRecord.status) == Status.FIRING.value,
+                col(AlertRecord.first_seen_at) == now,
+            ),
+        )
+        .values(incident_id=incident.id)
+    )
+    for entry in group.held:
+        _record_note(
+            session,
+            policy,
+            incident.id,
+            group,
+            entry["key"],
+            entry["text"],
+            entry.get("severity"),
+            now=now,
+            occurred_at=datetime.fromisoformat(entry["at"]),
+        )
+    if group.held:
+        group.held = []
 
 
 def _announce(
@@ -398,7 +347,7 @@ def _merge_links(group: AlertGroup, message: AlertMessage) -> None:
         return
     merged = {link["url"]: link for link in group.links}
     for alert in message.alerts:
-        for link in _links(alert):
+        for link in links(alert):
             merged.setdefault(link["url"], link)
     if len(merged) != len(group.links):
         group.links = list(merged.values())[:10]
@@ -448,7 +397,7 @@ def _new_episode(
     policy: Policy,
     group: AlertGroup,
     incident: Incident | None,
-    changes: _Changes,
+    changes: Changes,
     refired: bool,
     now: datetime,
 ) -> bool:
@@ -477,7 +426,7 @@ def _firing_again(
     policy: Policy,
     group: AlertGroup,
     incident: Incident,
-    changes: _Changes,
+    changes: Changes,
     refired: bool,
     now: datetime,
 ) -> None:
@@ -498,12 +447,12 @@ def _firing_again(
             incident_id=incident.id,
             group_id=group.id,
             source=group.source,
-            names=_names(changes.fired),
+            names=names(changes.fired),
             firing=group.firing_count,
             alerts=group.alert_count,
             status=(status.name or status.key) if status is not None else incident.status,
         ),
-        dedupe_key=f"again:{_transition_key(group, changes)}",
+        dedupe_key=f"again:{transition_key(group, changes)}",
         now=now,
     )
 
@@ -551,7 +500,7 @@ def ingest(
     assert group.id is not None
     was_firing = group.firing_count
     group_was_firing = group.status == Status.FIRING.value
-    changes = _apply_alerts(session, group, message, plan, now)
+    changes = apply_alerts(session, group, message, plan, now)
     # Kept incrementally under the group lock (never re-counted: a storm group has thousands).
     firing = group.firing_count + changes.firing_delta
     total = group.alert_count + changes.new_rows
@@ -573,6 +522,9 @@ def ingest(
         group.severity = None
         group.runbook_id = None
         incident = None
+        ended = group.resolved_at
+        if group.held and ended is not None:  # what came after it resolved is of this episode
+            group.held = [e for e in group.held if datetime.fromisoformat(e["at"]) > ended]
     if firing:
         group.status = Status.FIRING.value
         group.resolved_at = None
@@ -582,6 +534,9 @@ def ingest(
         group.resolved_at = now
     _merge_links(group, message)
 
+    # Written before a declare takes its incident number (that holds the counter row until the
+    # commit); the declare or attach gives the new firing alerts their incident (carry_over).
+    store_alerts(session, changes, incident.id if incident is not None else None)
     declared = False
     if incident is None and group.disposition in ("pending", "none", "dropped"):
         if firing:
@@ -592,6 +547,7 @@ def ingest(
             if incident is not None:
                 group.incident_id = incident.id
                 group.disposition = "incident"
+                carry_over(session, policy, group, incident, now)
             elif policy.alerts.declare == "auto":
                 incident = _declare(
                     session,
@@ -636,7 +592,7 @@ def ingest(
                 policy,
                 incident.id,
                 kind=EventKind.ALERT_FIRING if changes.fired else EventKind.ALERT_RESOLVED,
-                text=_timeline_text(changes, firing, total, message.truncated),
+                text=timeline_text(changes, firing, total, message.truncated, group.episode),
                 actor=reporter_of(group.source),
                 data={
                     "source": group.source,
@@ -647,20 +603,13 @@ def ingest(
                     "resolved": [r.key for r in changes.resolved][:DATA_LIST_MAX],
                     "truncated": message.truncated,
                 },
-                key=_transition_key(group, changes),
+                key=transition_key(group, changes),
                 now=now,
             )
         for info in message.info:
-            mapped = mapped_severity(policy, info.severity)
-            core.record_timeline_event(
-                session,
-                policy,
-                incident.id,
-                kind=EventKind.ALERT_NOTE,
-                text=info.text + (f" (severity {mapped})" if mapped else ""),
-                data={"source": group.source, "group_id": group.id},
-                key=info.key,
-                now=now,
+            severity = mapped_severity(policy, info.severity)
+            _record_note(
+                session, policy, incident.id, group, info.key, info.text, severity, now=now
             )
         # Every alert resolved, as far as the messages tell: none firing, none left out of this
         # message (Alertmanager's truncatedAlerts), and the group was firing until now.
@@ -671,6 +620,8 @@ def ingest(
             and not message.truncated
         ):
             _all_resolved(session, policy, group, incident, now)
+    elif message.info:
+        _hold(policy, group, message, now)
     session.flush()
     return Outcome(
         group_id=group.id,

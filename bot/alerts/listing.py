@@ -1,5 +1,5 @@
 """``firebreak alerts list``: one entry per alert, with its source, dedupe key, status and
-incident."""
+incident (the latest one it fired under, not its group's current one)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def list_alerts(session: Session, *, limit: int = 1000) -> list[Entry]:
     rows = session.exec(
         select(AlertRecord, AlertGroup, Incident.number)
         .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
-        .outerjoin(Incident, col(Incident.id) == col(AlertGroup.incident_id))
+        .outerjoin(Incident, col(Incident.id) == col(AlertRecord.incident_id))
         .order_by(col(AlertRecord.last_seen_at).desc(), col(AlertRecord.id).desc())
         .limit(limit)
     ).all()

@@ -46,6 +46,9 @@ class AlertGroup(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     last_info: str | None = Field(default=None, sa_type=Text)
+    held: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Timeline entries (notes, acknowledgements) that came while the group had no incident,
+    the latest ``intake.HELD_MAX``: recorded on the incident it is declared or attached to."""
     first_seen_at: datetime = _utc()
     last_seen_at: datetime = _utc()
     resolved_at: datetime | None = _utc(default=None)
@@ -84,6 +87,10 @@ class AlertRecord(SQLModel, table=True):
     event_at: datetime | None = _utc(default=None)
     """The time of the newest event applied (when its source dates events): a status older
     than this is a late delivery and is not applied."""
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    """The latest incident the alert fired under: set when it fires (or first arrives) while
+    its group has an incident, and when its group is declared or attached while it fires. An
+    alert of an earlier episode keeps its own incident."""
 
 
 def label_value(label: str) -> Any:

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from bot import incidents as core
-from bot.alerts.intake import _announce, _declare, lock_group
+from bot.alerts.intake import _announce, _declare, carry_over, lock_group
 from bot.alerts.model import AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.notices import TRIAGE, Answered, answer_notice
@@ -119,6 +119,7 @@ def triage_attach(
         key=f"alerts:attach:{group.id}:{group.episode}",
         now=now,
     )
+    carry_over(session, policy, group, incident, now)
     _answer_triage(session, group, f"Attached to {incident.ref}", actor, incident.id, now)
     return incident
 

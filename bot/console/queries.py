@@ -430,12 +430,12 @@ ALERTS_SHOWN = 500
 
 
 def incident_alerts(session: Session, incident_id: int) -> list[AlertView]:
-    """The alerts of the groups that became (or joined) this incident, oldest first; alerts the
-    routing rules dropped are left out."""
+    """The alerts that fired in this incident (an alert a group brought to an earlier
+    incident stays there), oldest first; alerts the routing rules dropped are left out."""
     rows = session.exec(
         select(AlertRecord, AlertGroup.source)
         .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
-        .where(AlertGroup.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
+        .where(AlertRecord.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
         .order_by(col(AlertRecord.first_seen_at), col(AlertRecord.id))
         .limit(ALERTS_SHOWN)
     ).all()

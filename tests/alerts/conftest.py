@@ -145,3 +145,23 @@ def serve(db: Database) -> Iterator[ServerFactory]:
     yield start
     for server in started:
         server.__exit__()
+
+
+@pytest.fixture
+def replicas(serve: ServerFactory, database_url: str) -> Iterator[list[Server]]:
+    """Two receivers on one database, each with its own connection pool (two replicas)."""
+    second = Database(database_url, pool_size=5)
+    try:
+        yield [serve(), serve(database=second)]
+    finally:
+        second.dispose()
+
+
+def send(replicas: list[Server], source: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Deliver to one replica, then the same body again to the other (a retry)."""
+    first = replicas[0].post(f"/alerts/{source}", body)
+    again = replicas[1].post(f"/alerts/{source}", body)
+    assert first.status == again.status == 200, (first.body, again.body)
+    answer: dict[str, Any] = first.json()
+    assert again.json()["incident"] == answer["incident"]
+    return answer

@@ -5,35 +5,14 @@ responder expects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlmodel import col, select
 
 from bot.alerts.models import AlertGroup
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
-from tests.alerts.conftest import Server, ServerFactory
-
-
-@pytest.fixture
-def replicas(serve: ServerFactory, database_url: str) -> Iterator[list[Server]]:
-    second = Database(database_url, pool_size=5)
-    try:
-        yield [serve(), serve(database=second)]
-    finally:
-        second.dispose()
-
-
-def send(replicas: list[Server], source: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Deliver to one replica, then the same body again to the other (a retry)."""
-    first = replicas[0].post(f"/alerts/{source}", body)
-    again = replicas[1].post(f"/alerts/{source}", body)
-    assert first.status == again.status == 200, (first.body, again.body)
-    answer: dict[str, Any] = first.json()
-    assert again.json()["incident"] == answer["incident"]
-    return answer
+from tests.alerts.conftest import Server, send
 
 
 def am(status: str, *pods: str, resolved: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -1,0 +1,183 @@
+"""What one message does to its group's alerts: the rows it adds (written as plain rows in
+one statement) or moves between firing and resolved, and the words and keys of the timeline
+entry that says so. ``bot.alerts.intake`` applies it under the group's lock."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
+
+from bot.alerts.model import Alert, AlertMessage, Status, stale
+from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.routing import Route
+
+NAMES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Moved:
+    """An alert this message added or whose status it changed."""
+
+    key: str
+    name: str
+    title: str
+    transitions: int
+
+
+@dataclass
+class Changes:
+    fired: list[Moved]
+    resolved: list[Moved]
+    new_rows: int = 0
+    firing_delta: int = 0
+    """Change in the number of firing (not dropped) alerts."""
+    new: list[dict[str, Any]] = field(default_factory=list)
+    """The new alert rows, written by ``store_alerts``."""
+    fired_rows: list[AlertRecord] = field(default_factory=list)
+    """Stored alerts (dropped ones too) that this message moved to firing."""
+
+
+_INSERT_ALERTS = insert(AlertRecord.__table__)  # type: ignore[attr-defined]
+"""New alert rows, written as plain rows in one statement: a storm brings thousands, and
+building an ORM object and flushing it costs several times the insert itself."""
+
+
+def _moved(row: AlertRecord) -> Moved:
+    return Moved(row.key, row.name, row.title, row.transitions)
+
+
+def links(alert: Alert) -> list[dict[str, str]]:
+    return [{"kind": link.kind, "url": link.url} for link in alert.links]
+
+
+def apply_alerts(
+    session: Session, group: AlertGroup, message: AlertMessage, plan: Route, now: datetime
+) -> Changes:
+    assert group.id is not None
+    latest: dict[str, Alert] = {}
+    for alert in message.alerts:  # a key listed twice: the last one wins
+        latest[alert.key] = alert
+    existing: dict[str, AlertRecord] = {}
+    keys = list(latest)
+    for start in range(0, len(keys), 500):
+        rows = session.exec(
+            select(AlertRecord).where(
+                AlertRecord.group_id == group.id,
+                col(AlertRecord.key).in_(keys[start : start + 500]),
+            )
+        ).all()
+        existing.update({row.key: row for row in rows})
+    changes = Changes([], [])
+    new: list[dict[str, Any]] = []
+    for key, alert in latest.items():
+        row = existing.get(key)
+        status = alert.status.value
+        if row is None:
+            dropped = key in plan.dropped
+            new.append(
+                {
+                    "group_id": group.id,
+                    "key": key,
+                    "status": status,
+                    "dropped": dropped,
+                    "name": alert.name[:300],
+                    "title": alert.title[:300],
+                    "description": alert.description,
+                    "severity": (alert.severity or None) and (alert.severity or "")[:64],
+                    "labels": alert.labels,
+                    "annotations": alert.annotations,
+                    "links": links(alert),
+                    "starts_at": alert.starts_at,
+                    "ends_at": alert.ends_at,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "resolved_at": now if status == Status.RESOLVED else None,
+                    "transitions": 1,
+                    "event_at": alert.event_at,
+                    "incident_id": None,
+                }
+            )
+            if not dropped:
+                firing = status == Status.FIRING
+                moved = Moved(key, alert.name[:300], alert.title[:300], 1)
+                (changes.fired if firing else changes.resolved).append(moved)
+                changes.firing_delta += firing
+            continue
+        row.last_seen_at = now
+        if stale(row.event_at, alert):
+            continue  # a late delivery: a newer status was applied already
+        if alert.event_at is not None:
+            row.event_at = alert.event_at
+        row.ends_at = alert.ends_at
+        if alert.labels and alert.labels != row.labels:
+            row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
+        if alert.links:
+            row.links = links(alert)
+        if row.status == status:
+            continue
+        row.status = status
+        row.transitions += 1
+        row.resolved_at = now if status == Status.RESOLVED else None
+        if status == Status.FIRING:
+            row.starts_at = alert.starts_at or row.starts_at
+            changes.fired_rows.append(row)
+        if not row.dropped:
+            (changes.fired if status == Status.FIRING else changes.resolved).append(_moved(row))
+            changes.firing_delta += 1 if status == Status.FIRING else -1
+    changes.new = new
+    changes.new_rows = len(new)
+    return changes
+
+
+def store_alerts(session: Session, changes: Changes, incident_id: int | None) -> None:
+    """Write the message's new alerts; they and the stored alerts it fired belong to the
+    group's incident, or to none while it has none (an incident declared or attached later
+    gives its own to the alerts firing then: ``carry_over``)."""
+    for row in changes.fired_rows:
+        row.incident_id = incident_id
+    for values in changes.new:
+        values["incident_id"] = incident_id
+    if changes.new:
+        session.execute(_INSERT_ALERTS, changes.new)
+    session.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+
+
+def names(rows: list[Moved]) -> str:
+    tally = Tally(row.name or row.title or row.key for row in rows)
+    parts = [f"{name} ×{count}" if count > 1 else name for name, count in tally.most_common()]
+    shown = ", ".join(parts[:NAMES_SHOWN])
+    return shown + (f" and {len(parts) - NAMES_SHOWN} more" if len(parts) > NAMES_SHOWN else "")
+
+
+def timeline_text(
+    changes: Changes, firing: int, total: int, truncated: int = 0, episode: int = 1
+) -> str:
+    pieces = []
+    if changes.fired:
+        noun = "alert" if len(changes.fired) == 1 else f"{len(changes.fired)} alerts"
+        pieces.append(f"{noun} firing: {names(changes.fired)}")
+    if changes.resolved:
+        noun = "alert" if len(changes.resolved) == 1 else f"{len(changes.resolved)} alerts"
+        pieces.append(f"{noun} resolved: {names(changes.resolved)}")
+    text = "; ".join(pieces)
+    left_out = f", {truncated} more not listed by the sender" if truncated else ""
+    # The counts are the group's: after an earlier episode they include its alerts.
+    earlier = ", counting its earlier episodes" if episode > 1 else ""
+    counts = f"{firing} of {total} firing in this group{earlier}{left_out}"
+    return f"{text[:1].upper()}{text[1:]} ({counts})"
+
+
+def transition_key(group: AlertGroup, changes: Changes) -> str:
+    moved = sorted((row.key, row.transitions) for row in changes.fired + changes.resolved)
+    digest = hashlib.sha256(repr(moved).encode()).hexdigest()[:40]
+    return f"alerts:{group.id}:{digest}"
