@@ -123,5 +123,4 @@ class AlertNotice(SQLModel, table=True):
     """queued (its message is posted, its buttons live), then answered once it is decided
     (the message is edited to say how, without buttons)."""
     created_at: datetime = _utc()
-    sent_at: datetime | None = _utc(default=None)
     last_error: str | None = Field(default=None, sa_type=Text)

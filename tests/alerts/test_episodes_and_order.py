@@ -312,6 +312,8 @@ def test_migration_0009_gives_stored_alerts_their_group_incident_and_keeps_index
             assert [
                 r[0] for r in connection.execute(text("SELECT held FROM alert_groups")).all()
             ] in (["[]", "[]"], [[], []])
+        notices = {c["name"] for c in inspect(db.engine).get_columns("alert_notices")}
+        assert "sent_at" not in notices  # never set by anything: dropped
         indexes = label_indexes(db)
         assert {"ix_alerts_label_alertid", "ix_alerts_label_monitor_key"} <= indexes
         assert "ix_alerts_incident_id" in indexes

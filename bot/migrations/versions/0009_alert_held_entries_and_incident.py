@@ -12,6 +12,9 @@ on the incident's timeline when the group is declared or attached.
 incident each alert fired under, so an alert of an earlier
 episode of its group is listed with its own incident, not the group's current one. Alerts
 stored before are given their group's incident, which is what the list showed for them.
+
+``alert_notices.sent_at`` is dropped: nothing ever set it (a notice's delivery is its effect's
+row), and an empty "sent at" read as "never sent".
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def upgrade() -> None:
             batch_op.f("fk_alerts_incident_id_incidents"), "incidents", ["incident_id"], ["id"]
         )
         batch_op.create_index(batch_op.f("ix_alerts_incident_id"), ["incident_id"], unique=False)
+    with op.batch_alter_table("alert_notices", schema=None) as batch_op:
+        batch_op.drop_column("sent_at")
     op.execute(
         "UPDATE alerts SET incident_id ="
         " (SELECT alert_groups.incident_id FROM alert_groups"
@@ -76,6 +81,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert_notices", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True))
     with _altering_alerts(), op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alerts_incident_id"))
         batch_op.drop_constraint(batch_op.f("fk_alerts_incident_id_incidents"), type_="foreignkey")
