@@ -49,3 +49,32 @@ def test_a_late_copy_of_a_firing_stays_older_than_its_resolve(db: Database, poli
             )
         ).all()
     assert entries == [EventKind.ALERT_FIRING, EventKind.ALERT_RESOLVED]
+
+
+def test_a_resolve_ends_an_alert_whose_start_is_dated_ahead_of_its_end(
+    db: Database, policy: Policy
+) -> None:
+    """Two Prometheus replicas with clocks apart: the start from the one ahead, the end from
+    the other. The resolve comes later, so it is newer, whatever the dates say."""
+    started = NOW + timedelta(minutes=10)
+    body = {
+        "version": "4",
+        "groupKey": "disk",
+        "status": "resolved",
+        "alerts": [
+            {
+                "status": "resolved",
+                "labels": {"alertname": "DiskFull"},
+                "startsAt": started.isoformat(),
+                "endsAt": (NOW + timedelta(minutes=2)).isoformat(),
+                "fingerprint": "fp-disk",
+            }
+        ],
+    }
+    assert delivered(db, policy, "firing", started, NOW).firing == 1
+    at = NOW + timedelta(minutes=2)
+    with db.transaction() as session:
+        resolved = ingest(session, policy, parse("alertmanager", body, now=at), now=at)
+    assert resolved.firing == 0
+    with db.read() as session:
+        assert session.exec(select(AlertRecord)).one().status == "resolved"

@@ -136,6 +136,22 @@ def test_removing_a_pin_leaves_a_capture_made_with_the_shortcut(
     assert EventKind.RETRACTION not in kinds(db, incident)
 
 
+def test_the_shortcut_on_a_pinned_message_says_the_pin_can_take_it_off(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    said, _ = slack.say(channel, "ana.garcia", "rolled back the pool change")
+    slack.react(channel, said, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    reply = slack.message_shortcut("add_to_timeline", channel, said, user="ben.okafor")
+    bot.settle()
+    assert answer(fake, reply) == (
+        f"That message is already on {incident.ref}'s timeline, put there with :pushpin:: "
+        "it comes off if the last :pushpin: on it is removed."
+    )
+
+
 def test_a_pin_redelivered_after_its_removal_captures_nothing(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:

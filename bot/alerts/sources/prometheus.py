@@ -69,6 +69,18 @@ def _first(values: dict[str, str], names: tuple[str, ...]) -> str:
     return ""
 
 
+def _event_at(raw: dict[str, Any], status: Status, now: datetime) -> datetime | None:
+    """A firing alert is as new as its start, a resolved one as its end, and never older than
+    its start (a sender's clocks can disagree: an end dated before the start is still after
+    it): a late firing of an alert already resolved (the same startsAt) is older than the end
+    recorded. A resolve with no end applies in arrival order."""
+    starts = event_time(raw.get("startsAt"), now=now)
+    if status == Status.FIRING:
+        return starts
+    ends = event_time(raw.get("endsAt"), now=now)
+    return None if ends is None else max(ends, starts or ends)
+
+
 def _alert(
     raw: object, index: int, common: dict[str, str], top_status: str | None, now: datetime
 ) -> Alert:
@@ -113,11 +125,7 @@ def _alert(
         ends_at=ends_at,
         links=tuple(links),
         runbook_url=runbook,
-        # A firing alert is as new as its start, a resolved one as its end: a late firing of
-        # an alert already resolved (the same startsAt) is older than the end recorded.
-        event_at=event_time(
-            raw.get("startsAt") if status == Status.FIRING else raw.get("endsAt"), now=now
-        ),
+        event_at=_event_at(raw, status, now),
     )
 
 

@@ -312,8 +312,20 @@ class InteractionListeners(CommandListeners):
         )
         if change is not None and made_by_this_request(change):
             reply(ctx, f":pushpin: Added to {here.ref}'s timeline.")
-        else:
-            reply(ctx, f"That message is already on {here.ref}'s timeline.")
+            return
+        assert here.id is not None
+        with self.fb.db.read() as session:
+            there = core.find_event_by_source(session, here.id, f"slack:{channel}:{ts}")
+        pinned = there is not None and (there.data or {}).get("via") != "shortcut"
+        reply(
+            ctx,
+            f"That message is already on {here.ref}'s timeline"
+            + (
+                ", put there with :pushpin:: it comes off if the last :pushpin: on it is removed."
+                if pinned
+                else "."
+            ),
+        )
 
     def global_declare(self, ack: Callable[..., Any], body: dict[str, Any], respond: Any) -> None:
         """The global shortcut: open the declare form (nothing is changed until it is sent)."""
