@@ -31,7 +31,8 @@ def oidc() -> Iterator[OidcProvider]:
     patches the clock for the whole process, and a server ticking through another test's
     freeze and thaw can crash on freezegun's own bookkeeping."""
     provider = OidcProvider()
-    with RunningServer(provider.app(), provider.port):
+    with RunningServer(provider.app()) as running:
+        provider.port = running.port
         yield provider
 
 

@@ -52,7 +52,8 @@ class Grant:
 
 @dataclass
 class OidcProvider:
-    port: int = field(default_factory=free_port)
+    port: int = 0
+    """Where it is served (``RunningServer.port``), set before any request."""
     user: str = "U0ALICE"
     name: str = "Alice Example"
     tamper: dict[str, Any] = field(default_factory=dict)
@@ -151,12 +152,14 @@ class OidcProvider:
 
 
 class RunningServer:
-    """An ASGI app served by uvicorn on a thread, on 127.0.0.1."""
+    """An ASGI app served by uvicorn on a thread, on 127.0.0.1, on a port the system picks
+    when it binds (``port`` once started): a port picked beforehand can be taken meanwhile by
+    another test worker."""
 
-    def __init__(self, app: Any, port: int) -> None:
-        self.port = port
+    def __init__(self, app: Any) -> None:
+        self.port = 0
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         )
         self.thread = threading.Thread(target=self.server.run, name=SERVER_THREAD, daemon=True)
 
@@ -165,8 +168,9 @@ class RunningServer:
         deadline = time.monotonic() + 20
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"server on port {self.port} did not start")
+                raise RuntimeError("the test server did not start")
             time.sleep(0.02)
+        self.port = int(self.server.servers[0].sockets[0].getsockname()[1])
         return self
 
     def __exit__(self, *_: object) -> None:

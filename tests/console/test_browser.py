@@ -33,7 +33,7 @@ from tests.console.conftest import (
     MakeConsole,
     declare,
 )
-from tests.console.oidc_provider import OidcProvider, RunningServer, free_port
+from tests.console.oidc_provider import OidcProvider, RunningServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -77,10 +77,9 @@ def browser() -> Iterator[Chrome]:
 def served(make_console: MakeConsole, db: Database, browser: Chrome) -> Iterator[str]:
     """The console over HTTP on 127.0.0.1 (plain http, so cookies without Secure)."""
     console: Console = make_console(cookie_secure=False)
-    port = free_port()
     browser.delete_all_cookies()
-    with RunningServer(create_web_app(None, db, console=console), port):
-        yield f"http://127.0.0.1:{port}"
+    with RunningServer(create_web_app(None, db, console=console)) as running:
+        yield f"http://127.0.0.1:{running.port}"
     browser.delete_all_cookies()
 
 
