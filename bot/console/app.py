@@ -48,7 +48,7 @@ from bot.console.present import (
     when,
 )
 from bot.console.settings import ConsoleSettings, load_console_settings
-from bot.db import INTEGER_MAX, Database
+from bot.db import INTEGER_MAX, Database, whole_number
 from bot.durations import humanize_duration
 from bot.errors import InvalidInput
 from bot.export import export_incident
@@ -511,21 +511,21 @@ class Console:
 
 
 def _path_number(request: Request, name: str, what: str) -> int:
-    """A number in the URL's path (``q.url_number``); anything else names no page: 404."""
+    """A number in the URL's path (``whole_number``); anything else names no page: 404."""
     value = str(request.path_params[name])
-    number = q.url_number(value)
+    number = whole_number(value)
     if number is None:
         raise Refused(404, f"There is no {what} {value[:40]!r}.")
     return number
 
 
 def _int_param(request: Request, name: str) -> int | None:
-    """A number in the query string (``q.url_number``), or ``None`` if absent; anything else
+    """A number in the query string (``whole_number``), or ``None`` if absent; anything else
     is a bad request: 400 saying what to use."""
     value = request.query_params.get(name, "").strip()
     if not value:
         return None
-    number = q.url_number(value)
+    number = whole_number(value)
     if number is None:
         raise InvalidInput(
             f"The {name} {value[:20]!r} is not a version number: use a whole number from 1 "

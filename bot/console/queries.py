@@ -283,15 +283,10 @@ def parse_filter(params: Mapping[str, Sequence[str]], policy: Policy) -> Inciden
     )
 
 
-url_number = whole_number
-"""The number a URL's path or query parameter names (``bot.db.whole_number``). Every console
-route reads its numbers with this: a path's ``None`` is a 404, a query parameter's a 400."""
-
-
 def parse_page(value: str) -> int:
     if not value:
         return 1
-    page = url_number(value)
+    page = whole_number(value)
     if page is None:
         raise InvalidInput(
             f"The page {value[:20]!r} is not a page number: use a whole number from 1."

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from rapidfuzz.distance import OSA
 
-from bot.db import INTEGER_MAX, whole_number
+from bot.db import whole_number
 from bot.errors import InvalidInput
 from bot.incidents import parse_incident_ref
 
@@ -147,22 +147,16 @@ def named_incident(token: str) -> tuple[int | None, str | None] | None:
     return (None, match.group(1)) if match else None
 
 
-ID_MAX = INTEGER_MAX
-
 STALE_VALUE = (
     "That button is out of date or not valid: nothing was changed. Use the buttons of the "
     "newest message, or type the command (`/incident help` lists them)."
 )
 
 
-parse_id = whole_number
-"""An id or number in a button, a form or a command (``bot.db.whole_number``)."""
-
-
 def id_from_value(value: object, problem: str = STALE_VALUE) -> int:
     """The id a button's or a form's value carries, or ``InvalidInput(problem)``: a value
     Firebreak did not write (an old message, a tampered request) is an answer, not a crash."""
-    number = parse_id(value if isinstance(value, str) else str(value or ""))
+    number = whole_number(value if isinstance(value, str) else str(value or ""))
     if number is None:
         raise InvalidInput(problem)
     return number
@@ -332,7 +326,7 @@ def _shape(
     if name == "action":
         return _shape_action(ref, list(args), today)
     if name == "done":
-        number = parse_id(args[0].lstrip("#")) if len(args) == 1 else None
+        number = whole_number(args[0].lstrip("#")) if len(args) == 1 else None
         if number is None or number > 99_999:
             return bad(f"Say which action item: {USAGE['done']}")
         return ParsedCommand("done", incident_ref=ref, args=(str(number),))

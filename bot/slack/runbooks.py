@@ -15,13 +15,13 @@ from typing import Any
 from slack_bolt import App
 
 from bot import incidents as core
+from bot.db import whole_number
 from bot.errors import InvalidInput, NotFound
 from bot.models import Incident
 from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import Runbook
 from bot.slack import blocks
-from bot.slack.commands import parse_id
 from bot.slack.flows import IncidentFlows, queue_runbook_message
 from bot.slack.listeners import Ctx, Listeners, reply
 from bot.slack.runbook_messages import (
@@ -119,7 +119,7 @@ class RunbookSlack:
         """A recorded click on a suggestion's Start button."""
         try:
             value = json.loads(action.get("value") or "{}")
-            incident_id, runbook_id = parse_id(str(value["incident"])), str(value["runbook"])
+            incident_id, runbook_id = whole_number(str(value["incident"])), str(value["runbook"])
         except (ValueError, KeyError, TypeError):
             incident_id = None
         if incident_id is None:

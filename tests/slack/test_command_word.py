@@ -8,7 +8,8 @@ from datetime import date
 
 import pytest
 
-from bot.slack.commands import ID_MAX, command_word, parse_command, parse_id
+from bot.db import INTEGER_MAX, whole_number
+from bot.slack.commands import command_word, parse_command
 
 TODAY = date(2026, 11, 30)
 
@@ -102,9 +103,9 @@ def test_command_word(token: str, word: str) -> None:
     [
         ("1", 1),
         ("42", 42),
-        (str(ID_MAX), ID_MAX),
+        (str(INTEGER_MAX), INTEGER_MAX),
         ("0042", 42),
-        (str(ID_MAX + 1), None),  # 2147483648: more than the database's integer holds
+        (str(INTEGER_MAX + 1), None),  # 2147483648: more than the database's integer holds
         ("9" * 30, None),
         ("0", None),
         ("-1", None),
@@ -119,7 +120,7 @@ def test_command_word(token: str, word: str) -> None:
     ],
 )
 def test_ids_are_ascii_digits_within_the_database_range(text: str, number: int | None) -> None:
-    assert parse_id(text) == number
+    assert whole_number(text) == number
 
 
 @pytest.mark.parametrize("typed", ["done \u00b2", "done 2147483648", "done \uff11"])

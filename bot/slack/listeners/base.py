@@ -14,12 +14,13 @@ from sqlmodel import Session
 
 from bot import access
 from bot import incidents as core
+from bot.db import whole_number
 from bot.effects.triggers import ANNOUNCED_IN_CHANNEL
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.markup import neutralise_broadcasts
 from bot.models import Incident
 from bot.slack import blocks
-from bot.slack.commands import id_from_value, parse_id
+from bot.slack.commands import id_from_value
 from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import NOT_SAVED, Inbox, NotRecorded, processing_again
@@ -301,7 +302,7 @@ class ListenerBase:
     def _incident_from_value(self, action: dict[str, Any]) -> Incident:
         """The incident a button names: by its value, or (a select menu, whose value is the
         option picked) by its block id, ``incident:<id>``."""
-        number = parse_id(str(action.get("value") or ""))
+        number = whole_number(str(action.get("value") or ""))
         if number is None:
             number = id_from_value(str(action.get("block_id") or "").removeprefix("incident:"))
         with self.fb.db.read() as session:

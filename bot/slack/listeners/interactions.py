@@ -15,9 +15,10 @@ from slack_bolt import App
 from bot import incidents as core
 from bot.clock import utcnow
 from bot.config import COMMANDER
+from bot.db import whole_number
 from bot.errors import InvalidInput
 from bot.slack import blocks
-from bot.slack.commands import ParsedCommand, id_from_value, parse_id
+from bot.slack.commands import ParsedCommand, id_from_value
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import NOT_SAVED, NotRecorded, Replies
 from bot.slack.limits import escape_mrkdwn
@@ -187,7 +188,8 @@ class InteractionListeners(CommandListeners):
             picked = self.gateway.cached_user(str(values.get("user") or ""))
             if picked is not None and picked.is_bot:
                 return {"user": f"{picked.label} is a bot; give incident roles to people."}
-        if callback == blocks.CAPTURE_VIEW and parse_id(str(values.get("incident") or "")) is None:
+        picked_incident = str(values.get("incident") or "")
+        if callback == blocks.CAPTURE_VIEW and whole_number(picked_incident) is None:
             return {"incident": PICK_INCIDENT}
         return {}
 
