@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from bot.alerts.model import Alert, AlertMessage, Status, stale
-from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.models import AlertGroup, AlertRecord, AlertStint
 from bot.alerts.routing import Route
 
 NAMES_SHOWN = 5
@@ -41,11 +41,16 @@ class Changes:
     """The new alert rows, written by ``store_alerts``."""
     fired_rows: list[AlertRecord] = field(default_factory=list)
     """Stored alerts (dropped ones too) that this message moved to firing."""
+    ended: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Of those, the ones that had an incident: their time in it as it ended (alert id ->
+    an ``alert_stints`` row), kept by ``store_alerts`` if they fire under another now."""
 
 
 _INSERT_ALERTS = insert(AlertRecord.__table__)  # type: ignore[attr-defined]
 """New alert rows, written as plain rows in one statement: a storm brings thousands, and
 building an ORM object and flushing it costs several times the insert itself."""
+
+_INSERT_STINTS = insert(AlertStint.__table__)  # type: ignore[attr-defined]
 
 
 def _moved(row: AlertRecord) -> Moved:
@@ -121,6 +126,13 @@ def apply_alerts(
             row.links = links(alert)
         if row.status == status:
             continue
+        if status == Status.FIRING and row.incident_id is not None and row.id is not None:
+            changes.ended[row.id] = {
+                "alert_id": row.id,
+                "incident_id": row.incident_id,
+                "starts_at": row.starts_at or row.first_seen_at,
+                "resolved_at": row.resolved_at,
+            }
         row.status = status
         row.transitions += 1
         row.resolved_at = now if status == Status.RESOLVED else None
@@ -138,9 +150,16 @@ def apply_alerts(
 def store_alerts(session: Session, changes: Changes, incident_id: int | None) -> None:
     """Write the message's new alerts; they and the stored alerts it fired belong to the
     group's incident, or to none while it has none (an incident declared or attached later
-    gives its own to the alerts firing then: ``carry_over``)."""
+    gives its own to the alerts firing then: ``carry_over``). An alert that leaves an incident
+    for another (or for none yet: a new episode) leaves its time there in ``alert_stints``."""
+    stints = []
     for row in changes.fired_rows:
+        stint = changes.ended.get(row.id) if row.id is not None else None
+        if stint is not None and stint["incident_id"] != incident_id:
+            stints.append(stint)
         row.incident_id = incident_id
+    if stints:
+        session.execute(_INSERT_STINTS, stints)
     for values in changes.new:
         values["incident_id"] = incident_id
     if changes.new:

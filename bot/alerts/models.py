@@ -2,6 +2,8 @@
 
 * ``alert_groups``: one row per (source, group key): the unit that becomes one incident.
 * ``alerts``: one row per alert within a group (its fingerprint), with its current status.
+* ``alert_stints``: an alert's earlier time in an incident it has since left (it fired again
+  under another incident: a new episode of its group).
 * ``alert_notices``: Slack messages only alerts send (triage, links, "all resolved?"), queued
   in the same transaction as the change that calls for them, delivered by the Slack side.
 """
@@ -90,7 +92,21 @@ class AlertRecord(SQLModel, table=True):
     incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
     """The latest incident the alert fired under: set when it fires (or first arrives) while
     its group has an incident, and when its group is declared or attached while it fires. An
-    alert of an earlier episode keeps its own incident."""
+    alert of an earlier episode keeps its own incident; one that fires again under another
+    incident moves to it, and its time in the one it leaves is kept in ``alert_stints``."""
+
+
+class AlertStint(SQLModel, table=True):
+    """An alert's time in an incident it has left: written when the alert fires again under
+    another incident, so the earlier incident still lists it, as it was (resolved)."""
+
+    __tablename__ = "alert_stints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alerts.id")
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    starts_at: datetime | None = _utc(default=None)
+    resolved_at: datetime | None = _utc(default=None)
 
 
 def label_value(label: str) -> Any:

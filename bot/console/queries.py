@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 
 from bot import access, incidents
 from bot.access import Directory
-from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.model import Status
+from bot.alerts.models import AlertGroup, AlertRecord, AlertStint
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import whole_number
@@ -425,27 +426,45 @@ ALERTS_SHOWN = 500
 
 
 def incident_alerts(session: Session, incident_id: int) -> list[AlertView]:
-    """The alerts that fired in this incident (an alert a group brought to an earlier
-    incident stays there), oldest first; alerts the routing rules dropped are left out."""
-    rows = session.exec(
-        select(AlertRecord, AlertGroup.source)
+    """The alerts that fired in this incident, oldest first: those still under it, and those
+    that have since fired again under another (as they were here: resolved, ``alert_stints``);
+    alerts the routing rules dropped are left out."""
+    shown: list[tuple[AlertRecord, str, datetime | None, datetime | None, str]] = [
+        (alert, source, alert.starts_at or alert.first_seen_at, alert.resolved_at, alert.status)
+        for alert, source in session.exec(
+            select(AlertRecord, AlertGroup.source)
+            .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
+            .where(AlertRecord.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
+            .order_by(col(AlertRecord.first_seen_at), col(AlertRecord.id))
+            .limit(ALERTS_SHOWN)
+        ).all()
+    ]
+    listed = {alert.id for alert, *_ in shown}
+    for stint, alert, source in session.exec(
+        select(AlertStint, AlertRecord, AlertGroup.source)
+        .join(AlertRecord, col(AlertRecord.id) == col(AlertStint.alert_id))
         .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
-        .where(AlertRecord.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
-        .order_by(col(AlertRecord.first_seen_at), col(AlertRecord.id))
+        .where(AlertStint.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
+        .order_by(col(AlertStint.id))
         .limit(ALERTS_SHOWN)
-    ).all()
+    ).all():
+        if alert.id not in listed:  # back under this incident: listed as it is now
+            listed.add(alert.id)
+            status = Status.RESOLVED.value if stint.resolved_at else alert.status
+            shown.append((alert, source, stint.starts_at, stint.resolved_at, status))
+    shown.sort(key=lambda row: (row[0].first_seen_at, row[0].id or 0))
     return [
         AlertView(
             source=source,
             name=alert.name,
             title=alert.title,
-            status=alert.status,
+            status=status,
             severity=alert.severity,
-            starts_at=alert.starts_at or alert.first_seen_at,
-            resolved_at=alert.resolved_at,
+            starts_at=starts_at,
+            resolved_at=resolved_at,
             links=list(alert.links or []),
         )
-        for alert, source in rows
+        for alert, source, starts_at, resolved_at, status in shown[:ALERTS_SHOWN]
     ]
 
 

@@ -246,10 +246,39 @@ def test_alerts_of_an_earlier_episode_stay_listed_with_their_incident(
         "Alert firing: ICMP ping failed (1 of 3 firing in this group, counting its earlier"
         " episodes)"
     ]
-    with db.read() as session:  # the console's incident pages say the same
-        first = [a.status for a in incident_alerts(session, 1)]
-        second = [a.status for a in incident_alerts(session, 2)]
-    assert first == ["resolved", "resolved"] and second == ["firing"]
+    with db.read() as session:  # the console's incident pages: each alert where it fired
+        first = [(a.status, a.resolved_at) for a in incident_alerts(session, 1)]
+        second = [(a.status, a.resolved_at) for a in incident_alerts(session, 2)]
+    # INC-1 still lists the alert that has since fired again in INC-2, as it was in INC-1.
+    resolved = NOW + timedelta(minutes=5)
+    assert first == [("resolved", resolved)] * 3
+    assert second == [("firing", None)]
+
+
+def test_an_alert_keeps_each_incident_it_fired_in_once(db: Database, policy: Policy) -> None:
+    """Fired in INC-1, again in INC-2 (after the flap window), flapping within INC-2, then
+    again in INC-3: each incident's page lists it once, as it was there."""
+    for minutes, status, starts, ref in (
+        (0, FIRING, "11:30", "INC-1"),
+        (5, RESOLVED, "11:30", "INC-1"),
+        (45, FIRING, "12:44", "INC-2"),  # after the flap window: a new episode
+        (50, RESOLVED, "12:44", "INC-2"),
+        (55, FIRING, "12:54", "INC-2"),  # within it: the same incident
+        (60, RESOLVED, "12:54", "INC-2"),
+        (120, FIRING, "13:59", "INC-3"),
+    ):
+        message = alertmanager(status, keep=1, starts=f"2026-11-30T{starts}:00Z")
+        assert store(db, policy, message, minutes).incident_ref == ref
+    with db.read() as session:
+        pages = [
+            [(a.status, a.resolved_at) for a in incident_alerts(session, n)] for n in (1, 2, 3)
+        ]
+    assert pages == [
+        [("resolved", NOW + timedelta(minutes=5))],
+        [("resolved", NOW + timedelta(minutes=60))],
+        [("firing", None)],
+    ]
+    assert listed(db) == [(".30", "firing", "INC-3")]
 
 
 def test_alerts_still_firing_in_a_closed_incident_stay_listed_with_it(

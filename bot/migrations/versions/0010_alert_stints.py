@@ -1,0 +1,48 @@
+"""alert_stints: an alert's time in an incident it has left
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-30 19:50:00
+
+An alert that fires again under another incident (a new episode of its group) moves to it;
+the incident it leaves keeps a row here (when it started and resolved there), so that
+incident's page still lists it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alert_stints",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name=op.f("fk_alert_stints_alert_id_alerts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["incident_id"], ["incidents.id"], name=op.f("fk_alert_stints_incident_id_incidents")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_stints")),
+    )
+    with op.batch_alter_table("alert_stints", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_alert_stints_incident_id"), ["incident_id"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("alert_stints", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alert_stints_incident_id"))
+    op.drop_table("alert_stints")
