@@ -70,16 +70,16 @@ _NO_INCIDENT = {"help", "declare", "list"}
 """Subcommands that never act on a named incident: an incident number after them is text."""
 
 USAGE = {
-    "sev": "`/incident sev <level>`, e.g. `/incident sev 2`",
+    "sev": "`/incident sev &lt;level&gt;`, e.g. `/incident sev 2`",
     "ic": "`/incident ic @person` (or `/incident ic me`)",
-    "role": "`/incident role <role> @person`, e.g. `/incident role comms @dana`",
+    "role": "`/incident role &lt;role&gt; @person`, e.g. `/incident role comms @dana`",
     "update": "`/incident update <what changed, what is next>`",
-    "note": "`/incident note <text>`",
-    "action": "`/incident action <text> [@owner] [YYYY-MM-DD]`",
-    "done": "`/incident done <action item number>`",
-    "declare": "`/incident declare <title>`",
-    "classify": "`/incident classify <classification>`, e.g. `/incident classify major`",
-    "notified": "`/incident notified <clock> [note]`, e.g. `/incident notified initial`",
+    "note": "`/incident note &lt;text&gt;`",
+    "action": "`/incident action &lt;text&gt; [@owner] [YYYY-MM-DD]`",
+    "done": "`/incident done &lt;action item number&gt;`",
+    "declare": "`/incident declare &lt;title&gt;`",
+    "classify": "`/incident classify &lt;classification&gt;`, e.g. `/incident classify major`",
+    "notified": "`/incident notified &lt;clock&gt; [note]`, e.g. `/incident notified initial`",
 }
 
 _HELP = {"?": "help", "-h": "help", "--help": "help", "-help": "help", "/help": "help"}

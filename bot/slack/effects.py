@@ -187,9 +187,7 @@ class SlackEffects:
             channel_id, channel_name = str(found["id"]), str(found.get("name") or name)
             purpose = (found.get("purpose") or {}).get("value") or ""
             if marker not in purpose:
-                self.gateway.set_purpose(
-                    channel_id, f"{incident.ref}: {incident.title}"[:200] + f" · {marker}"
-                )
+                self.gateway.set_purpose(channel_id, blocks.channel_purpose(incident, marker))
             # The first people (the reporter, the roles given at declaration) are invited in
             # the same effect: a channel is ready when they are in it.
             users = [str(u) for u in incident.slack_state.get("invite") or []]

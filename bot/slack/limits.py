@@ -407,13 +407,16 @@ def assert_valid_view(view: Any) -> None:
 
 def truncate(text: str, limit: int, marker: str = "…") -> str:
     """Cut ``text`` to ``limit`` characters, marking the cut; never cuts inside a Slack entity
-    such as ``<@U123>`` or ``<https://...|label>``."""
+    such as ``<@U123>`` or ``<https://...|label>``, or inside ``&amp;``, ``&lt;``, ``&gt;``."""
     if len(text) <= limit:
         return text
     cut = text[: max(limit - len(marker), 0)]
     open_at = cut.rfind("<")
     if open_at != -1 and cut.find(">", open_at) == -1:
         cut = cut[:open_at]
+    amp = cut.rfind("&", len(cut) - 4)  # the longest, "&amp;", is 5 characters
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
     return cut + marker
 
 

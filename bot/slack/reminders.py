@@ -92,7 +92,7 @@ class ReminderButtons:
             with self.fb.db.transaction() as session:
                 incident = core.get_incident(session, decoded.target_id)
             if not ctx.trigger_id:
-                raise InvalidInput("Use `/incident update <text>` to post the update.")
+                raise InvalidInput("Use `/incident update &lt;text&gt;` to post the update.")
             self.listeners.gateway.open_view(
                 ctx.trigger_id, blocks.update_modal(self.policy, incident, channel=ctx.channel)
             )

@@ -10,7 +10,14 @@ import pytest
 from bot.config import Policy, policy_from_dict
 from bot.models import ActionItem, EventKind, Incident, TimelineEvent
 from bot.slack import blocks
-from bot.slack.limits import assert_valid_message, assert_valid_view, iter_texts
+from bot.slack.limits import (
+    BLOCKS_TEXT_BUDGET,
+    assert_valid_message,
+    assert_valid_view,
+    blocks_text_length,
+    iter_texts,
+    truncate,
+)
 
 NOW = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
 LONG = "x" * 3_000 + " <@U1> & <#C1>"
@@ -85,6 +92,39 @@ def test_summary_survives_huge_text(policy: Policy) -> None:
     assert header.startswith("🔴 INC-7: ttt") and header.endswith("…")
 
 
+def test_a_summary_with_everything_long_stays_within_slacks_text_budget() -> None:
+    """Slack rejects a message whose blocks hold more than about 12,000 characters of text
+    (msg_blocks_too_long), so a summary that long would never be refreshed again. The long
+    sections share what is left evenly, each keeping its heading; short ones stay whole."""
+    roles = [{"key": "commander", "name": "Incident Commander"}] + [
+        {"key": f"r{i}", "name": f"Role {i:02d} liaison ☢️ & <x>"} for i in range(29)
+    ]
+    policy = policy_from_dict({"roles": roles})
+    incident = make_incident(summary="s" * 3000, service="&<>" * 66)
+    snap = blocks.IncidentSnapshot(
+        incident=incident,
+        roles={r["key"]: f"U{i:08d}" for i, r in enumerate(roles)},
+        now=NOW,
+        latest_update=event(1, "u" * 2900),
+        runbooks=[("r" * 300, "1/300 done, 299 skipped")] * 20,
+        clocks=["DORA initial notification due 12:00 UTC"],
+    )
+    text, payload = blocks.incident_summary(policy, snap)
+    assert_valid_message(text, payload)
+    assert blocks_text_length(payload) <= BLOCKS_TEXT_BUDGET
+    sections = {
+        b["text"]["text"].split("\n", 1)[0]: b["text"]["text"]
+        for b in payload
+        if b["type"] == "section" and "text" in b
+    }
+    for heading in ("*Summary*", "*Runbooks*"):
+        assert sections[heading].endswith("…") and len(sections[heading]) > 1000
+    assert any(h.startswith("*Latest update*") and t.endswith("…") for h, t in sections.items())
+    assert sections[":stopwatch: *Regulatory clocks*"].endswith("due 12:00 UTC")
+    fields = "\n".join(f["text"] for b in payload if "fields" in b for f in b["fields"])
+    assert "Role 03 liaison ☢️ &amp; &lt;x&gt;: <@U00000004>" in fields
+
+
 def test_summary_shows_roles_elapsed_time_and_who_declared(policy: Policy) -> None:
     snap = blocks.IncidentSnapshot(
         incident=make_incident(), roles={"commander": "U2", "comms": "U3"}, now=NOW
@@ -108,9 +148,22 @@ def test_titles_cannot_inject_mentions_and_slack_markup_survives(policy: Policy)
     text, payload = blocks.incident_summary(policy, snap)
     assert "<!channel>" not in text and "&lt;!channel&gt; wake up" in text
     assert "<!channel>" not in blocks.channel_topic(policy, incident, {})
+    purpose = blocks.channel_purpose(incident, "firebreak:7:1")
+    assert purpose == "INC-7: &lt;!channel&gt; wake up · firebreak:7:1"
+    long = blocks.channel_purpose(make_incident(title="a & b " * 100), "firebreak:7:1")
+    assert len(long) <= 250 and long.endswith("… · firebreak:7:1")
+    assert "&amp…" not in long and "&am…" not in long and "&a…" not in long
+
     shown = "\n".join(iter_texts(payload))
     assert "<@U2|dev> is rolling back" in shown
     assert "<https://grafana.example.com/d/1|dashboard>" in shown
+
+
+@pytest.mark.parametrize("limit", range(8, 14))
+def test_a_cut_never_splits_an_entity(limit: int) -> None:
+    cut = truncate("abcdef &amp; <@U1> x", limit)
+    assert len(cut) <= limit and cut.endswith("…")
+    assert cut[:-1] in ("abcdef ", "abcdef &amp;", "abcdef &amp; ")
 
 
 def test_modals_are_valid(policy: Policy) -> None:
@@ -165,7 +218,33 @@ def test_incident_list_and_action_items_fit() -> None:
         )
         for i in range(1, 80)
     ]
-    assert len(blocks.action_items_text(make_incident(), items)) < 40_000
+    listed = blocks.action_items_text(make_incident(), items)
+    assert len(listed) <= 4_000  # Slack shows a message's text whole up to about this long
+    shown = [line for line in listed.splitlines() if line[:1] in "☐☑"]
+    assert listed.splitlines()[-1] == (
+        f"…and {79 - len(shown)} more: the postmortem draft lists every one"
+        " (`/incident postmortem`)."
+    )
+    few = blocks.action_items_text(make_incident(), items[:3])
+    assert len(few.splitlines()) == 4 and "more" not in few
+
+
+def test_the_timeline_shows_slack_markup_once_and_escapes_the_rest() -> None:
+    """Action items and role changes are stored in Slack's markup (what people typed, the
+    mentions of the people given a role): shown as is. Titles and alert text are not: escaped."""
+    typed = "ask <@U9> about <https://x.example|the runbook> &amp; &lt;script&gt;"
+    events = [
+        event(1, f"Action item 1: {typed}", EventKind.ACTION_ITEM_ADDED),
+        event(2, f"Action item 1 done: {typed}", EventKind.ACTION_ITEM_COMPLETED),
+        event(3, "Commander: <@U3> (was <@U2>)", EventKind.ROLE_ASSIGNED),
+        event(4, "Scribe: <@U4> stepped down", EventKind.ROLE_UNASSIGNED),
+        event(5, "INC-7 declared as SEV1: a < b & c", EventKind.DECLARED),
+    ]
+    _, payload = blocks.timeline_blocks(make_incident(), events)
+    shown = "\n".join(iter_texts(payload))
+    assert shown.count(typed) == 2 and "&amp;amp;" not in shown
+    assert "Commander: <@U3> (was <@U2>)" in shown and "Scribe: <@U4> stepped down" in shown
+    assert "declared as SEV1: a &lt; b &amp; c" in shown
 
 
 def test_suggestions_and_setup_problem_are_valid() -> None:
@@ -181,4 +260,6 @@ def test_suggestions_and_setup_problem_are_valid() -> None:
 def test_help_lists_the_clock_commands_only_when_clocks_are_configured(policy: Policy) -> None:
     assert "classify" not in blocks.help_text(policy)
     with_clocks = policy_from_dict({"clocks": [{"preset": "dora"}]})
-    assert "`classify <class>` · `notified <clock> [note]`" in blocks.help_text(with_clocks)
+    assert "`classify &lt;class&gt;` · `notified &lt;clock&gt; [note]`" in blocks.help_text(
+        with_clocks
+    )

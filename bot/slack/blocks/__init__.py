@@ -48,6 +48,7 @@ from bot.slack.blocks.elements import (
 from bot.slack.blocks.incident import (
     IncidentSnapshot,
     announcement,
+    channel_purpose,
     channel_topic,
     incident_actions,
     incident_summary,
@@ -98,6 +99,7 @@ __all__ = [
     "announcement",
     "button",
     "capture_modal",
+    "channel_purpose",
     "channel_topic",
     "confirm_dialog",
     "context",

@@ -88,6 +88,33 @@ def section(text: str, **extra: Any) -> Block:
     return {"type": "section", "text": mrkdwn(text), **extra}
 
 
+def within_budget(
+    blocks: list[Block], shrinkable: list[int], budget: int = limits.BLOCKS_TEXT_BUDGET
+) -> list[Block]:
+    """``blocks`` with the text of the sections at ``shrinkable`` cut (marked) so the whole
+    message stays within ``budget`` characters of text, which Slack counts across all blocks
+    (``msg_blocks_too_long``). The space left by the other blocks is shared evenly: a short
+    section keeps all of its text, and the longer ones split the rest."""
+    total = limits.blocks_text_length(blocks)
+    if total <= budget:
+        return blocks
+    texts = {i: str(blocks[i]["text"]["text"]) for i in shrinkable}
+    left = budget - (total - sum(len(text) for text in texts.values()))
+    fitted = list(blocks)
+    waiting = sorted(texts, key=lambda i: len(texts[i]))
+    while waiting:
+        i = waiting.pop(0)
+        share = max(left // (len(waiting) + 1), SHRUNK_MIN)
+        if len(texts[i]) > share:
+            fitted[i] = {**blocks[i], "text": mrkdwn(texts[i], share)}
+        left -= min(len(texts[i]), share)
+    return fitted
+
+
+SHRUNK_MIN = 200
+"""The least a shrunk section keeps: its heading and the start of what it says."""
+
+
 def context(*texts: str) -> Block:
     return {
         "type": "context",

@@ -39,6 +39,7 @@ from bot.slack.blocks.elements import (
     severity_mark,
     slack_date,
     status_label,
+    within_budget,
 )
 from bot.slack.limits import escape_mrkdwn, truncate
 
@@ -68,7 +69,7 @@ def _is_active(policy: Policy, incident: Incident) -> bool:
 def summary_fields(policy: Policy, snap: IncidentSnapshot) -> list[dict[str, Any]]:
     incident = snap.incident
     other_roles = [
-        f"{role.short or role.name}: {mention(snap.roles.get(role.key))}"
+        f"{escape_mrkdwn(role.short or role.name)}: {mention(snap.roles.get(role.key))}"
         for role in policy.roles
         if role.key != COMMANDER
     ]
@@ -164,10 +165,13 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
         {"type": "section", "fields": summary_fields(policy, snap)},
     ]
     allow = policy.slack.allow_broadcast_mentions
+    prose: list[int] = []  # the sections shortened if the whole would be too long for Slack
     if incident.summary:
+        prose.append(len(blocks))
         blocks.append(section("*Summary*\n" + neutralise_broadcasts(incident.summary, allow=allow)))
     if snap.latest_update is not None:
         update = snap.latest_update
+        prose.append(len(blocks))
         blocks.append(
             section(
                 f"*Latest update* ({slack_date(update.occurred_at)}, {mention(update.actor_id)})\n"
@@ -176,6 +180,7 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
         )
     if snap.runbooks:
         lines = [f"• {escape_mrkdwn(title)}: {said}" for title, said in snap.runbooks]
+        prose.append(len(blocks))
         blocks.append(section("*Runbooks*\n" + "\n".join(lines[:20])))
     if snap.alerts is not None:
         firing, total = snap.alerts
@@ -183,6 +188,7 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
         blocks.append(section(f":bell: *Alerts*: {state}"))
     if snap.clocks:
         clocks = [f"• {escape_mrkdwn(line)}" for line in snap.clocks[:10]]
+        prose.append(len(blocks))
         blocks.append(section(":stopwatch: *Regulatory clocks*\n" + "\n".join(clocks)))
     blocks.append(incident_actions(policy, incident, snap.roles))
     notes = ["`/incident help` for commands"]
@@ -195,7 +201,7 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
         f"{incident.ref} [{incident.severity}] {status_label(policy, incident.status)}: "
         f"{escape_mrkdwn(incident.title)}"
     )
-    return truncate(text, 3_000), blocks
+    return truncate(text, 3_000), within_budget(blocks, prose)
 
 
 def announcement(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Block]]:
@@ -229,6 +235,13 @@ def announcement(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Bloc
         f"{escape_mrkdwn(incident.title)}"
     )
     return truncate(text, 3_000), blocks
+
+
+def channel_purpose(incident: Incident, marker: str) -> str:
+    """The purpose of the incident's channel: what it is about, and the marker by which
+    Firebreak recognises a channel it created."""
+    about = truncate(f"{incident.ref}: {escape_mrkdwn(incident.title)}", 200)
+    return f"{about} · {marker}"
 
 
 def channel_topic(policy: Policy, incident: Incident, roles: dict[str, str]) -> str:

@@ -36,19 +36,20 @@ def help_text(policy: Policy) -> str:
         [
             "*Firebreak* — `/incident` commands",
             "`/incident` — open the form to declare an incident",
-            "`/incident <title>` — declare at once (outside incident channels), "
-            "or `/incident declare <title>`",
+            "`/incident &lt;title&gt;` — declare at once (outside incident channels), "
+            "or `/incident declare &lt;title&gt;`",
             "In an incident channel (elsewhere, name the incident by its number or its "
             "channel: `/incident INC-42 status`, `/incident resolve #inc-42-checkout`):",
-            "`status` · `ack` · `sev <level>` (" + severities + ")",
-            "`ic @person` (`ic me`) · `role <role> @person` (" + roles + ")",
-            "`update <text>` — post a status update · `note <text>` — add to the timeline",
+            "`status` · `ack` · `sev &lt;level&gt;` (" + severities + ")",
+            "`ic @person` (`ic me`) · `role &lt;role&gt; @person` (" + roles + ")",
+            "`update &lt;text&gt;` — post a status update · "
+            "`note &lt;text&gt;` — add to the timeline",
             "`mitigate` · `resolve [text]` · `close` · `reopen [text]`",
             "`timeline` · `runbook [words]` — list or start runbooks · `postmortem`",
-            "`action <text> [@owner] [YYYY-MM-DD]` · `actions` · `done <number>`",
+            "`action &lt;text&gt; [@owner] [YYYY-MM-DD]` · `actions` · `done &lt;number&gt;`",
             "`list` — open incidents · `retry` — finish a Slack set-up that failed",
             *(
-                ["`classify <class>` · `notified <clock> [note]` — regulatory clocks"]
+                ["`classify &lt;class&gt;` · `notified &lt;clock&gt; [note]` — regulatory clocks"]
                 if policy.clocks
                 else []
             ),
@@ -107,8 +108,17 @@ def incident_list(
 
 
 # Text people wrote in Slack (or in a form, escaped on the way in) is stored in Slack's own
-# markup, so mentions and links keep working; everything else is escaped when shown.
-_SLACK_FORMATTED = {EventKind.MESSAGE, EventKind.NOTE, EventKind.STATUS_UPDATE}
+# markup, so mentions and links keep working, as are the role changes (their mentions);
+# everything else is escaped when shown.
+_SLACK_FORMATTED = {
+    EventKind.MESSAGE,
+    EventKind.NOTE,
+    EventKind.STATUS_UPDATE,
+    EventKind.ACTION_ITEM_ADDED,
+    EventKind.ACTION_ITEM_COMPLETED,
+    EventKind.ROLE_ASSIGNED,
+    EventKind.ROLE_UNASSIGNED,
+}
 
 
 _KIND_MARKS: dict[str, str] = {
@@ -176,16 +186,29 @@ def action_items_text(
     if not items:
         return (
             f"{incident.ref} has no action items yet. Add one with "
-            "`/incident action <text> [@owner] [YYYY-MM-DD]`."
+            "`/incident action &lt;text&gt; [@owner] [YYYY-MM-DD]`."
         )
     lines = [f"*Action items of {incident.ref}*"]
-    for item in items[:50]:
+    budget = ACTION_ITEMS_TEXT - len(lines[0]) - 200  # room for the line saying what is left
+    for shown, item in enumerate(items):
         box = "☑" if item.status == "done" else "☐"
         owner = f" — <@{item.owner_id}>" if item.owner_id else ""
         due = f" (due {item.due_on:%Y-%m-%d})" if item.due_on else ""
         text = neutralise_broadcasts(truncate(item.text, 300), allow=allow_broadcasts)
-        lines.append(f"{box} {item.number}. {text}{owner}{due}")
+        line = f"{box} {item.number}. {text}{owner}{due}"
+        budget -= len(line) + 1
+        if budget < 0:
+            lines.append(
+                f"…and {len(items) - shown} more: the postmortem draft lists every one "
+                "(`/incident postmortem`)."
+            )
+            break
+        lines.append(line)
     return "\n".join(lines)
+
+
+ACTION_ITEMS_TEXT = 4_000
+"""Slack shows a message's text whole up to about this long."""
 
 
 def home_view(
@@ -236,5 +259,5 @@ def suggestions_blocks(
                 ),
             )
         )
-    blocks.append(context("Or search: `/incident runbook <words>`"))
+    blocks.append(context("Or search: `/incident runbook &lt;words&gt;`"))
     return f"Runbooks that may help with {incident.ref}", blocks

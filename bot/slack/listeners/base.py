@@ -184,7 +184,7 @@ class ListenerBase:
     def open_declare_form(self, ctx: Ctx, title: str = "") -> None:
         if not ctx.trigger_id:
             raise InvalidInput(
-                "Slack sent no trigger to open the form; type `/incident <title>` instead."
+                "Slack sent no trigger to open the form; type `/incident &lt;title&gt;` instead."
             )
         self.gateway.open_view(
             ctx.trigger_id,

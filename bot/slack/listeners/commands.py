@@ -86,7 +86,8 @@ class CommandListeners(ListenerBase):
                         ctx,
                         f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not "
                         f"a command.{hint} This is {here.ref}'s channel; type `/incident help` "
-                        "for the commands, or `/incident declare <title>` for a new incident.",
+                        "for the commands, or `/incident declare &lt;title&gt;` for a new "
+                        "incident.",
                     )
                     return
             if name == "did_you_mean":

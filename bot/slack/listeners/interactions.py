@@ -117,10 +117,12 @@ class InteractionListeners(CommandListeners):
         except ValueError:
             value = None
         if not isinstance(value, dict) or not isinstance(value.get("text"), str):
-            raise InvalidInput("That button no longer works; type `/incident declare <title>`.")
+            raise InvalidInput(
+                "That button no longer works; type `/incident declare &lt;title&gt;`."
+            )
         text = value["text"].strip()
         if not text:
-            raise InvalidInput("Give the incident a title: `/incident declare <title>`.")
+            raise InvalidInput("Give the incident a title: `/incident declare &lt;title&gt;`.")
         key = f"anyway:{ctx.user}:{str(value.get('key') or '')[:200]}"
         self.declare_now(replace(ctx, key=key), text)
 
