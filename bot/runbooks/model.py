@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from markdown_it import MarkdownIt
-from mdit_py_plugins.tasklists import tasklists_plugin
+from bot.runbooks.dialect import make_markdown
 
 MAX_FILE_BYTES = 1_048_576
 """Files over 1 MB are not runbooks anyone can read at 3 a.m.; they are skipped (lint reports)."""
@@ -18,16 +17,6 @@ STEP_TITLE_MAX = 120
 DESCRIPTION_MAX = 300
 
 Level = Literal["error", "warning"]
-
-
-def make_markdown() -> MarkdownIt:
-    """The markdown dialect runbooks are read in: CommonMark + GFM tables, strikethrough and
-    task lists. Raw HTML is kept as tokens so it can be shown as readable text."""
-    return (
-        MarkdownIt("commonmark", {"html": True})
-        .enable(["table", "strikethrough"])
-        .use(tasklists_plugin)
-    )
 
 
 _MD = make_markdown()

@@ -39,6 +39,7 @@ from typing import Any
 from markdown_it.token import Token
 
 from bot.runbooks.checks import unclosed_fences, undefined_references
+from bot.runbooks.dialect import make_markdown
 from bot.runbooks.document import (
     _Block,
     _columns,
@@ -92,7 +93,6 @@ from bot.runbooks.model import (
     Problem,
     Runbook,
     Step,
-    make_markdown,
 )
 
 __all__ = [

@@ -1,0 +1,76 @@
+"""Runbooks as teams really write them, from the third probe: the parts of a command a
+responder fills in (``<pod-name>``) reach Slack as written, Slack's own markup in a runbook
+never pings, and a long checklist is read in one pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.runbooks.dialect import is_html
+from bot.runbooks.parser import parse_runbook
+from bot.slack.runbook_messages import markdown_to_mrkdwn, render_runbook_pages
+
+PLACEHOLDERS = """\
+# Pod stuck terminating
+
+1. Find it: `kubectl get pods -n <namespace>`
+2. Force delete it: kubectl delete pod <pod-name> -n <namespace> --grace-period=0 --force
+3. Tell <team> in <#C123> what you did<br>and when: press <kbd>Ctrl</kbd>+<kbd>C</kbd> first
+"""
+
+
+def test_placeholders_in_prose_reach_slack_as_written() -> None:
+    runbook = parse_runbook(PLACEHOLDERS, runbook_id="pods")
+    assert [s.title for s in runbook.steps][1] == (
+        "Force delete it: kubectl delete pod <pod-name> -n <namespace> --grace-period=0 --force"
+    )
+    shown = markdown_to_mrkdwn(runbook.steps[1].markdown)
+    assert "kubectl delete pod &lt;pod-name&gt; -n &lt;namespace&gt; --grace-period=0" in shown
+    third = markdown_to_mrkdwn(runbook.steps[2].markdown)
+    # Real formatting tags still format; a placeholder next to them stays a word.
+    assert "Tell &lt;team&gt;" in third and "\nand when" in third and "`Ctrl`+`C`" in third
+    for page in render_runbook_pages(runbook, steps_per_page=10):
+        text = "\n".join(b["text"]["text"] for b in page.blocks if b["type"] == "section")
+        assert "&lt;pod-name&gt;" in text
+
+
+def test_slack_markup_written_in_a_runbook_is_shown_and_never_pings() -> None:
+    shown = markdown_to_mrkdwn(
+        "Ping <!subteam^S0123|@oncall> and <!here>, not <!channel>. <!-- a note to authors -->"
+    )
+    assert shown == ("Ping &lt;!subteam^S0123|@oncall&gt; and &lt;!here&gt;, not &lt;!channel&gt;.")
+    assert "mailto" not in shown
+
+
+@pytest.mark.parametrize(
+    ("raw", "markup"),
+    [
+        ("<br>", True),
+        ("<br/>", True),
+        ("</details>", True),
+        ('<span class="x">', True),
+        ('<input type="checkbox">', True),  # a task list's box
+        ("<!-- note -->", True),
+        ("<!DOCTYPE html>", True),
+        ("<pod-name>", False),
+        ("<namespace>", False),
+        ("<title>", False),
+        ("<pod name>", False),
+        ("</namespace>", False),
+        ("<!here>", False),
+    ],
+)
+def test_which_inline_html_is_markup(raw: str, markup: bool) -> None:
+    assert is_html(raw) is markup
+
+
+def test_a_long_checklist_is_every_step_in_order() -> None:
+    items = 3_000
+    text = "# Hosts\n\n## Steps\n\n" + "".join(
+        f"- [{'x' if i % 7 == 0 else ' '}] check host {i} `ssh h{i} uptime`\n" for i in range(items)
+    )
+    runbook = parse_runbook(text, runbook_id="hosts")
+    assert [(s.title, s.markdown) for s in runbook.steps] == [
+        (f"check host {i} ssh h{i} uptime", f"check host {i} `ssh h{i} uptime`")
+        for i in range(items)
+    ]
