@@ -74,3 +74,17 @@ def test_a_long_checklist_is_every_step_in_order() -> None:
         (f"check host {i} ssh h{i} uptime", f"check host {i} `ssh h{i} uptime`")
         for i in range(items)
     ]
+
+
+def test_characters_a_writer_escaped_do_not_become_slack_formatting() -> None:
+    """Slack has no escape for ``*``: a literal one in prose (escaped in Markdown) is shown as
+    code, as titles show theirs; Markdown's own emphasis is still Slack's, and a bare address
+    stays a link Slack makes by itself."""
+    shown = markdown_to_mrkdwn(
+        r"Escaped \*not bold\* and \_not italic\_, but **bold** and _italic_;"
+        " see https://grafana.example.com/d/abc_def?x=1_2 for kube_pod_status"
+    )
+    assert shown == (
+        "Escaped `*not` `bold*` and `_not` `italic_`, but *bold* and _italic_;"
+        " see https://grafana.example.com/d/abc_def?x=1_2 for `kube_pod_status`"
+    )

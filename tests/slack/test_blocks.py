@@ -247,6 +247,22 @@ def test_the_timeline_shows_slack_markup_once_and_escapes_the_rest() -> None:
     assert "declared as SEV1: a &lt; b &amp; c" in shown
 
 
+def test_runbook_titles_are_shown_literally_in_suggestions_and_the_summary(
+    policy: Policy,
+) -> None:
+    """A runbook title's ``~/.cache`` or ``*.tmp`` must not end the bold around it, nor start
+    a strikethrough in the summary's list: shown as code, as on the runbook's own pages."""
+    title = "Clean ~/.cache and *.tmp in node_modules_old"
+    literal = "Clean `~/.cache` and `*.tmp` in `node_modules_old`"
+    _, payload = blocks.suggestions_blocks(make_incident(), [("x", title, "alert disk_full")])
+    assert payload[1]["text"]["text"] == f"*{literal}*\n_alert `disk_full`_"
+    snap = blocks.IncidentSnapshot(
+        incident=make_incident(), roles={}, now=NOW, runbooks=[(title, "1/3 done")]
+    )
+    _, payload = blocks.incident_summary(policy, snap)
+    assert f"*Runbooks*\n• {literal}: 1/3 done" in "\n".join(iter_texts(payload))
+
+
 def test_suggestions_and_setup_problem_are_valid() -> None:
     incident = make_incident()
     text, payload = blocks.suggestions_blocks(

@@ -42,6 +42,7 @@ from bot.slack.blocks.elements import (
     within_budget,
 )
 from bot.slack.limits import escape_mrkdwn, truncate
+from bot.slack.runbook_messages.mrkdwn import title_mrkdwn
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[
             )
         )
     if snap.runbooks:
-        lines = [f"• {escape_mrkdwn(title)}: {said}" for title, said in snap.runbooks]
+        lines = [f"• {title_mrkdwn(title)}: {said}" for title, said in snap.runbooks]
         prose.append(len(blocks))
         blocks.append(section("*Runbooks*\n" + "\n".join(lines[:20])))
     if snap.alerts is not None:

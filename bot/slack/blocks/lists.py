@@ -27,6 +27,7 @@ from bot.slack.blocks.elements import (
     status_label,
 )
 from bot.slack.limits import escape_mrkdwn, truncate
+from bot.slack.runbook_messages.mrkdwn import title_mrkdwn
 
 
 def help_text(policy: Policy) -> str:
@@ -251,7 +252,7 @@ def suggestions_blocks(
     for index, (runbook_id, title, why) in enumerate(suggestions[:10]):
         blocks.append(
             section(
-                f"*{escape_mrkdwn(truncate(title, 200))}*\n_{escape_mrkdwn(truncate(why, 300))}_",
+                f"*{title_mrkdwn(truncate(title, 200))}*\n_{title_mrkdwn(truncate(why, 300))}_",
                 accessory=button(
                     "Start",
                     f"{START_SUGGESTED}:{index}",

@@ -61,17 +61,36 @@ def title_mrkdwn(title: str) -> str:
     holding a mrkdwn control character is shown as code, which Slack shows literally (its
     punctuation around it stays prose). A backtick, which code cannot hold, is shown there as
     the look-alike ˋ: titles are read, the commands in the steps are what is copied."""
-    out = []
-    for word in " ".join(title.split()).split(" "):
-        start = len(word) - len(word.lstrip("(['\""))
-        end = len(word.rstrip(".,;:!?)]'\""))
-        core = word[start:end]
-        if core and _TITLE_CONTROL.search(core):
-            code = _escape(core.replace("`", _LOOKALIKE_BACKTICK))
-            out.append(f"{_escape(word[:start])}`{code}`{_escape(word[end:])}")
-        else:
-            out.append(_escape(word))
-    return " ".join(out)
+    return " ".join(_literal_word(word) for word in " ".join(title.split()).split(" "))
+
+
+def _literal_word(word: str) -> str:
+    start = len(word) - len(word.lstrip("(['\""))
+    end = len(word.rstrip(".,;:!?)]'\""))
+    core = word[start:end]
+    if core and _TITLE_CONTROL.search(core):
+        code = _escape(core.replace("`", _LOOKALIKE_BACKTICK))
+        return f"{_escape(word[:start])}`{code}`{_escape(word[end:])}"
+    return _escape(word)
+
+
+def _literal_text(text: str) -> str:
+    """Prose text as written (Markdown's own emphasis is rendered apart): a ``*`` a writer
+    escaped (``\\*not bold\\*``) or a glob (``rm *.tmp and *.log``) must not become Slack's
+    bold, so its words are shown as titles show theirs."""
+    if not _TITLE_CONTROL.search(text):
+        return _escape(text)
+    return _WORD.sub(
+        lambda match: (
+            _escape(match.group()) if _URL.match(match.group()) else _literal_word(match.group())
+        ),
+        text,
+    )
+
+
+_WORD = re.compile(r"\S+")
+_URL = re.compile(r"[(\['\"]*(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)")
+"""A bare address, which Slack links by itself: shown as code, it would not be a link."""
 
 
 def _wrap(mark: str, inner: str) -> str:
@@ -373,7 +392,7 @@ class _Renderer:
         if kind == "inline":
             return self.inline_of(node)
         if kind == "text":
-            return _escape(node.content)
+            return _literal_text(node.content)
         if kind == "softbreak":
             return " "
         if kind == "hardbreak":
