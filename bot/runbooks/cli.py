@@ -45,6 +45,11 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def _load_for_show(path: Path, policy: Policy) -> Runbook:
+    if path.is_dir():
+        raise InvalidInput(
+            f"{path}: a directory; show takes one runbook file (`firebreak runbooks list` lists "
+            "them all)"
+        )
     if not path.is_file():
         raise NotFound(f"{path}: no such file")
     rid = path.stem
@@ -58,7 +63,7 @@ def _load_for_show(path: Path, policy: Policy) -> Runbook:
     try:
         return load_runbook_file(path, rid)
     except RunbookFileError as exc:
-        raise InvalidInput(f"{path}: {exc}") from None
+        raise InvalidInput(f"{path}:{exc.line}: {exc}") from None
 
 
 def _runbook_json(runbook: Runbook, steps_per_page: int) -> dict[str, Any]:

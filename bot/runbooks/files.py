@@ -8,7 +8,12 @@ from bot.runbooks.model import MAX_FILE_BYTES
 
 
 class RunbookFileError(Exception):
-    """A file that cannot be a runbook (binary, too large, unreadable); the message says why."""
+    """A file that cannot be a runbook (binary, too large, unreadable); the message says why,
+    ``line`` where (1: the file as a whole)."""
+
+    def __init__(self, message: str, *, line: int = 1) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def read_runbook_text(path: Path) -> str:
@@ -18,8 +23,8 @@ def read_runbook_text(path: Path) -> str:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise RunbookFileError(
-                f"the file is {size / 1_048_576:.1f} MB; runbooks over 1 MB are not loaded: "
-                "split it into smaller runbooks"
+                f"the file is {size:,} bytes; runbooks over 1 MB ({MAX_FILE_BYTES:,} bytes) "
+                "are not loaded: split it into smaller runbooks"
             )
         raw = path.read_bytes()
     except OSError as exc:
@@ -35,8 +40,12 @@ def read_runbook_text(path: Path) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise RunbookFileError(
-            f"not UTF-8 text (invalid byte at offset {exc.start}): save the file as UTF-8"
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} in column {column}): save the file "
+            "as UTF-8",
+            line=line,
         ) from None
 
 

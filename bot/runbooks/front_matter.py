@@ -53,11 +53,28 @@ def _split_front_matter(lines: list[str]) -> _FrontMatter:
         return fm
     fm.lines = end + 1
     raw = "\n".join(lines[1:end])
-    if opener == "---":
-        _load_yaml(raw, fm)
-    else:
+    if opener == "+++":
         _load_toml(raw, fm)
+        return fm
+    _load_yaml(raw, fm)
+    if fm.problems and any(_HEADING.match(line) for line in lines[1:end]):
+        # Not YAML, and a Markdown heading inside: a horizontal rule at the top of the page
+        # (as GitHub shows it), not front matter. Shown as the page it is.
+        return _FrontMatter(
+            problems=[
+                Problem(
+                    1,
+                    "warning",
+                    "the file starts with --- but what follows is not YAML front matter (it "
+                    "has a heading); it is shown as text. For a rule at the top, write *** "
+                    "instead",
+                )
+            ]
+        )
     return fm
+
+
+_HEADING = re.compile(r"#{1,6}[ \t]+\S")
 
 
 # libyaml's parser when PyYAML was built with it: five times faster on a large catalog.

@@ -163,7 +163,7 @@ def _lint_file(
     try:
         text = read_runbook_text(path)
     except RunbookFileError as exc:
-        add(1, "error", str(exc))
+        add(exc.line, "error", str(exc))
         return
     runbook = parse_runbook(text, runbook_id=rid, path=path)
     checked.append(_Checked(runbook, display))

@@ -76,7 +76,7 @@ def test_binary_huge_and_empty_files_are_errors(tmp_path: Path) -> None:
 
     result = {name: message for name, _, level, message in findings(tmp_path) if level == "error"}
     assert "binary file" in result["image.md"]
-    assert "5.0 MB" in result["huge.md"]
+    assert "5,242,880 bytes" in result["huge.md"]
     assert result["empty.md"].startswith("empty runbook")
     assert result["title-only.md"].startswith("empty runbook")
 
@@ -226,7 +226,7 @@ def test_show_reports_a_missing_or_binary_file_in_one_line(run: Run, tmp_path: P
     assert run("runbooks", "show", "nope.md") == (1, "", "firebreak: nope.md: no such file\n")
     code, out, err = run("runbooks", "show", "bin.md")
     assert (code, out) == (1, "")
-    assert err.startswith("firebreak: bin.md: binary file") and err.count("\n") == 1
+    assert err.startswith("firebreak: bin.md:1: binary file") and err.count("\n") == 1
 
 
 def test_list_shows_ids_titles_steps_and_what_they_match(run: Run, tmp_path: Path) -> None:
@@ -309,3 +309,45 @@ def test_a_long_prose_line_is_wrapped_but_a_long_command_or_word_is_an_error(
     assert not any(name == "prose.md" for name, _, _ in result)
     assert ("code.md", 6, "error") in result
     assert ("url.md", 5, "error") in result
+
+
+def test_a_file_that_is_not_utf8_is_reported_at_its_line(run: Run, tmp_path: Path) -> None:
+    text = "# Disk full\n\n1. Check free space \u2013 run `df -h`\n".encode("cp1252")
+    write(tmp_path, "disk.md", text)
+
+    assert findings(tmp_path) == [
+        (
+            "disk.md",
+            3,
+            "error",
+            "not UTF-8 text (byte 0x96 in column 21): save the file as UTF-8",
+        )
+    ]
+    code, out, err = run("runbooks", "show", "disk.md")
+    assert (code, out) == (1, "")
+    assert err == (
+        "firebreak: disk.md:3: not UTF-8 text (byte 0x96 in column 21): save the file as UTF-8\n"
+    )
+
+
+def test_show_on_a_directory_says_it_takes_a_file(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "ops").mkdir()
+    assert run("runbooks", "show", "ops") == (
+        1,
+        "",
+        "firebreak: ops: a directory; show takes one runbook file (`firebreak runbooks list` "
+        "lists them all)\n",
+    )
+
+
+def test_a_file_over_the_limit_says_its_size_and_the_limit(tmp_path: Path) -> None:
+    write(tmp_path, "big.md", "# Big\n\n" + "x" * MAX_FILE_BYTES)
+    assert findings(tmp_path) == [
+        (
+            "big.md",
+            1,
+            "error",
+            f"the file is {MAX_FILE_BYTES + 7:,} bytes; runbooks over 1 MB (1,048,576 bytes) "
+            "are not loaded: split it into smaller runbooks",
+        )
+    ]

@@ -88,3 +88,23 @@ def test_characters_a_writer_escaped_do_not_become_slack_formatting() -> None:
         "Escaped `*not` `bold*` and `_not` `italic_`, but *bold* and _italic_;"
         " see https://grafana.example.com/d/abc_def?x=1_2 for `kube_pod_status`"
     )
+
+
+def test_a_horizontal_rule_at_the_top_is_not_taken_for_front_matter() -> None:
+    text = (
+        "---\n\n# Restore from backup\n\n**Owner:** storage team\n\n---\n\n## Restore\n\n"
+        "1. Stop writes: `kubectl scale deploy api --replicas=0`\n"
+        "2. Restore: `restic restore latest --target /data`\n"
+    )
+    runbook = parse_runbook(text, runbook_id="restore")
+    assert runbook.title == "Restore from backup"
+    assert [s.title for s in runbook.steps] == [
+        "Stop writes: kubectl scale deploy api --replicas=0",
+        "Restore: restic restore latest --target /data",
+    ]
+    assert [(p.line, p.level) for p in runbook.problems] == [(1, "warning")]
+    assert "not YAML front matter" in runbook.problems[0].message
+    # Front matter that is YAML, even with a comment that looks like a heading, stays so.
+    yaml_first = "---\n# owned by storage\ntitle: Restore\nalerts: [DiskFull]\n---\n\n1. Go\n"
+    runbook = parse_runbook(yaml_first, runbook_id="restore")
+    assert (runbook.title, runbook.alerts, runbook.problems) == ("Restore", ("DiskFull",), ())
