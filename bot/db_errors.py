@@ -10,11 +10,14 @@ password.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.errors import ConfigError, FirebreakError
 
@@ -154,3 +157,55 @@ def explain_database_error(exc: DBAPIError, url: str | URL | None) -> FirebreakE
             "and that DATABASE_URL names the right host and port"
         )
     return FirebreakError(f"database: {where}: {_first_line(message)}")
+
+
+# Conditions of the server rather than of the statement: out of disk or memory, shut down,
+# starting up, read-only, the connection lost.
+_UNAVAILABLE_STATES = ("25006", "53100", "53200", "57P01", "57P02", "57P03", "08")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database is down, cut off, full or read-only: something to wait out and report in
+    one line, not a bug to log with its traceback."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        return sqlstate.startswith(_UNAVAILABLE_STATES)
+    return False
+
+
+class OutageLog:
+    """How a loop that keeps trying reports failures: while the database is unavailable, one
+    warning when it goes and one line when it is back, instead of a traceback per attempt;
+    anything else is logged whole, every time."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self._down = False
+        self._lock = threading.Lock()
+
+    def failed(self, exc: BaseException, message: str, *args: object) -> None:
+        """Log ``exc`` from an ``except`` block (``message`` for anything but an outage)."""
+        if not database_unavailable(exc):
+            self.logger.exception(message, *args)
+            return
+        with self._lock:
+            first, self._down = not self._down, True
+        if first:
+            reason = _first_line(str(getattr(exc, "orig", None) or exc))[:200]
+            self.logger.warning(
+                "%s: the database is unavailable (%s: %s); trying again until it is back",
+                self.what,
+                type(exc).__name__,
+                reason,
+            )
+
+    def ok(self) -> None:
+        """An attempt succeeded: say so once if the database had been unavailable."""
+        if self._down:
+            with self._lock:
+                back, self._down = self._down, False
+            if back:
+                self.logger.warning("%s: the database is available again", self.what)

@@ -147,7 +147,11 @@ class Workers:
 # --------------------------------------------------------------------------------------------
 # Logging
 
-_SECRET_SHAPES = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
+_SECRET_SHAPES = re.compile(
+    r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)"
+    # A response_url or incoming webhook: whoever holds one can post as the app.
+    r"|https?://hooks\.slack(?:-gov)?\.com/[^\s\"'<>]+"
+)
 
 
 class RedactSecrets(logging.Filter):
@@ -233,4 +237,10 @@ def configure_logging(
     # The Slack SDKs log request and response bodies at DEBUG: never let them.
     for noisy in ("slack_sdk", "slack_bolt", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # httpx logs every request's URL at INFO, a response_url (a credential) among them; the
+    # Web API client logs each failed call at ERROR, which the gateway reports itself, once,
+    # with what happens next.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -27,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
+from bot.db_errors import OutageLog
 from bot.errors import ConfigError
 from bot.observability import REMINDERS_SENT, SCHEDULER_LAG, SCHEDULER_TICKS
 from bot.reminders.schedule import DEFAULT_BATCH, DEFAULT_LEASE, seed_recurring_reminders
@@ -97,6 +98,7 @@ class ReminderScheduler:
             batch_size=batch_size,
         )
         self._stopping = threading.Event()
+        self._outage = OutageLog(log, "reminders")
         self._scheduler = BackgroundScheduler(timezone=UTC)
 
     @property
@@ -156,10 +158,11 @@ class ReminderScheduler:
             return None
         try:
             report = self.worker.tick(should_stop=self._stopping.is_set)
-        except Exception:
+        except Exception as exc:
             SCHEDULER_TICKS.labels(outcome="error").inc()
-            log.exception("reminder tick failed; trying again in %ss", self.interval)
+            self._outage.failed(exc, "reminder tick failed; trying again in %ss", self.interval)
             return None
+        self._outage.ok()
         SCHEDULER_TICKS.labels(outcome="busy" if report.claimed else "idle").inc()
         for kind in report.sent_kinds:
             REMINDERS_SENT.labels(kind=kind).inc()

@@ -168,8 +168,9 @@ def create_web_app(
                 database.ping()
             except Exception as exc:  # any failure means "not ready", with the reason
                 return False, f"database unreachable: {type(exc).__name__}"
-            if not migrations.is_at_head(database.engine):
-                return False, "database schema is not at the latest migration"
+            schema = migrations.schema_state(database.engine)
+            if schema == "behind":
+                return False, "database schema is not at this version's migration"
             try:
                 # A replica that can read but not write (disk full, read-only file or role)
                 # would acknowledge requests it cannot record: it is not ready.
@@ -179,6 +180,8 @@ def create_web_app(
             reason = readiness() if readiness is not None else None
             if reason is not None:
                 return False, reason
+            if schema == "ahead":
+                return True, "ok (the database schema is newer: a newer version migrated it)"
             return True, "ok"
 
         ready, reason = await run_in_threadpool(check)

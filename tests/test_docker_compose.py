@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 
 from bot.config import Settings, normalise_database_url
+from bot.effects.runner import CALL_GRACE
+from bot.server import GRACEFUL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
@@ -72,3 +74,10 @@ def test_the_policy_and_runbooks_it_mounts_exist() -> None:
         source = volume.split(":")[0]
         if source.startswith("./"):
             assert (ROOT / source).exists(), source
+
+
+def test_docker_waits_for_the_shutdown_to_finish_what_was_acknowledged() -> None:
+    """Docker kills a container 10 s after SIGTERM unless told otherwise."""
+    grace = compose()["services"]["firebreak"]["stop_grace_period"]
+    worst = GRACEFUL_SECONDS + GRACEFUL_SECONDS + CALL_GRACE
+    assert grace.endswith("s") and int(grace[:-1]) > worst

@@ -36,12 +36,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from bot import observability, priority
 from bot.clock import utcnow
 from bot.db import Database
+from bot.db_errors import OutageLog, database_unavailable
 from bot.effects import store
 from bot.effects.models import Effect
 from bot.effects.store import ENQUEUED, RATE_LIMITED_ATTEMPTS, Claimed
@@ -167,6 +167,7 @@ class EffectRunner:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._outage = OutageLog(log, "effects")
         _RUNNERS.add(self)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -210,30 +211,37 @@ class EffectRunner:
             thread.join(max(deadline - time.monotonic(), 0.0))
         self._stopping.set()
         self.kick(everyone=True)
+        deadline = time.monotonic() + CALL_GRACE  # one grace for all: the calls run at once
         for thread in self._threads:
-            thread.join(CALL_GRACE)
+            thread.join(max(deadline - time.monotonic(), 0.0))
         self._threads.clear()
         _RUNNERS.discard(self)
         try:
             with self.database.transaction() as session:
                 return store.release(session, self.worker_id, now=utcnow())
-        except Exception:
-            log.exception("could not release effect claims; their leases will run out")
+        except Exception as exc:
+            self._outage.failed(exc, "could not release effect claims; their leases will run out")
             return 0
 
     def _loop(self) -> None:
         priority.run_in_background()
         while not self._stopping.is_set():
-            try:
-                ran = self.run_once()
-            except Exception:
-                log.exception("effect claim failed; trying again shortly")
-                ran = 0
-                self._stopping.wait(self.interval)
-            if not ran:
+            if not self._round():
                 if self._draining.is_set():
                     return  # drained: nothing due is left
                 self._idle()
+
+    def _round(self) -> int:
+        """``run_once``, reporting a failure (once per outage if the database is gone) and
+        pausing after it. Returns how many effects were claimed."""
+        try:
+            ran = self.run_once()
+        except Exception as exc:
+            self._outage.failed(exc, "effect claim failed; trying again shortly")
+            self._stopping.wait(self.interval)
+            return 0
+        self._outage.ok()
+        return ran
 
     @property
     def busy(self) -> bool:
@@ -283,8 +291,8 @@ class EffectRunner:
         try:
             with self.database.transaction() as session:
                 return store.start(session, item.id, self.worker_id, until=self._until())
-        except Exception:
-            log.exception("could not start effect %s; its claim will run out", item.id)
+        except Exception as exc:
+            self._outage.failed(exc, "could not start effect %s; its claim will run out", item.id)
             return False
 
     def execute(self, item: Claimed) -> str:
@@ -326,16 +334,20 @@ class EffectRunner:
         except PermanentError as exc:
             reason = exc.reason
             failure = str(exc)
-        except (OperationalError, InterfaceError) as exc:  # the database cut off: not a bug
-            reason = "database"
-            log.warning(
-                "effect %s (%s) waits for the database: %s", item.id, item.kind, type(exc).__name__
-            )
-            outcome = Retry("the database was unavailable", backoff(item.attempts))
-        except Exception as exc:  # a bug: retried, counted, logged with its traceback
-            reason = type(exc).__name__
-            log.exception("effect %s (%s) failed unexpectedly", item.id, item.kind)
-            outcome = Retry(f"unexpected error: {type(exc).__name__}", backoff(item.attempts))
+        except Exception as exc:
+            if not database_unavailable(exc):  # a bug: retried, counted, traced
+                reason = type(exc).__name__
+                log.exception("effect %s (%s) failed unexpectedly", item.id, item.kind)
+                outcome = Retry(f"unexpected error: {type(exc).__name__}", backoff(item.attempts))
+            else:  # the database cut off: not a bug
+                reason = "database"
+                log.warning(
+                    "effect %s (%s) waits for the database: %s",
+                    item.id,
+                    item.kind,
+                    type(exc).__name__,
+                )
+                outcome = Retry("the database was unavailable", backoff(item.attempts))
         if isinstance(outcome, Retry):
             observability.EFFECT_RETRIES.labels(kind=item.kind, reason=reason[:40]).inc()
             age = utcnow() - item.created_at
@@ -371,10 +383,10 @@ class EffectRunner:
                         session, following.id, self.worker_id, until=self._until()
                     )
             return state, next_started
-        except Exception:
+        except Exception as exc:
             # The database is unavailable: the claim runs out and the effect is retried, and a
             # repeat checks before doing the work again.
-            log.exception("could not record the outcome of effect %s", item.id)
+            self._outage.failed(exc, "could not record the outcome of effect %s", item.id)
             return "unrecorded", False
 
     def _record(

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from bot import __version__
 from bot.db import create_db_engine
@@ -129,3 +130,18 @@ def current_revision(engine: Engine) -> str | None:
 
 def is_at_head(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
+
+
+def schema_state(engine: Engine) -> str:
+    """``current``; ``behind`` (not migrated to this version's schema: it cannot work); or
+    ``ahead`` (a newer version migrated it, as the first replica of a rolling upgrade does:
+    this one keeps serving until it is replaced). Read without Alembic's context, which logs
+    two lines each time: ``/readyz`` asks every few seconds."""
+    try:
+        with engine.connect() as connection:
+            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return "behind"  # no schema yet
+    if revision == head_revision():
+        return "current"
+    return "behind" if revision is None or is_known(str(revision)) else "ahead"

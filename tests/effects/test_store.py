@@ -4,6 +4,7 @@ retried with a sane backoff, ended for good with the commander told, released at
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -19,6 +20,7 @@ from bot import incidents as core
 from bot.clock import utcnow
 from bot.config import COMMANDER, Policy
 from bot.db import Database
+from bot.db_errors import OutageLog
 from bot.effects import kinds, store
 from bot.effects.failures import on_effect_failed
 from bot.effects.models import Effect
@@ -32,6 +34,7 @@ from bot.effects.runner import (
 )
 from bot.effects.store import Claimed
 from bot.models import EventKind
+from bot.scheduler import ReminderScheduler
 
 
 def incident(db: Database, policy: Policy) -> int:
@@ -606,3 +609,47 @@ def test_a_database_cut_during_an_effect_is_retried_without_a_traceback(
     assert "waits for the database" in records[0].getMessage()
     [row] = rows(db)
     assert row.state == "pending" and row.last_error == "the database was unavailable"
+
+
+def test_a_database_outage_is_one_warning_and_one_line_when_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The claim loops (effects, reminders) try every second while the database is gone: one
+    warning when it goes, one line when it is back, never a traceback per attempt; a bug is
+    still logged whole, every time."""
+    with socket.socket() as sock:  # a port nothing listens on: the server is down
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = Database(f"postgresql://postgres@127.0.0.1:{port}/firebreak")
+    runner = EffectRunner(down, {}, worker_id="w", threads=0, interval=0.01)
+    scheduler = ReminderScheduler(down, Policy(), interval=1.0)
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            runner._round()
+            scheduler.tick()
+    records = [r for r in caplog.records if r.name in ("bot.effects.runner", "bot.scheduler")]
+    assert [(r.name, r.levelname, r.exc_info) for r in records] == [
+        ("bot.effects.runner", "WARNING", None),
+        ("bot.scheduler", "WARNING", None),
+    ]
+    assert all("the database is unavailable (OperationalError" in r.getMessage() for r in records)
+    caplog.clear()
+    outage = OutageLog(logging.getLogger("bot.effects.runner"), "effects")
+    outage.failed(OperationalError("SELECT 1", None, Exception("gone")), "unexpected")
+    outage.ok()
+    outage.ok()
+    try:
+        raise ValueError("a bug")
+    except ValueError as exc:
+        outage.failed(exc, "effect claim failed")
+    assert [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records] == [
+        (
+            "WARNING",
+            "effects: the database is unavailable (OperationalError: gone); trying "
+            "again until it is back",
+            False,
+        ),
+        ("WARNING", "effects: the database is available again", False),
+        ("ERROR", "effect claim failed", True),
+    ]
+    down.dispose()

@@ -161,3 +161,33 @@ def test_tracebacks_and_nested_fields_are_scrubbed_too(log_format: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "RuntimeError: the server said no to [redacted] signed with [redacted]" in result.stderr
     assert token not in result.stderr and SECRET not in result.stderr
+
+
+RESPONSE_URL = "https://hooks.slack.com/commands/T0123ABC/4567890123/q5bXcDeFgHiJkLmNoPq"
+
+CHATTY_PROCESS = """
+import logging, sys
+from bot.observability import configure_logging
+
+configure_logging("INFO", "text", [])
+logging.getLogger("httpx").info("HTTP Request: POST %s 200 OK", sys.argv[1])
+logging.getLogger("slack_sdk.web.base_client").error("Failed to send a request to Slack")
+logging.getLogger("bot.somewhere").warning("answer to %s failed", sys.argv[1])
+"""
+
+
+def test_a_response_url_never_reaches_the_log() -> None:
+    """A ``response_url`` lets whoever holds it post as the app for 30 minutes: httpx's line
+    per request (which names it) is not logged, and any other line has it redacted. The Web
+    API client's own ERROR per failed call is left to the gateway, which reports it once."""
+    result = subprocess.run(
+        [sys.executable, "-c", CHATTY_PROCESS, RESPONSE_URL],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("answer to [redacted] failed"), lines
+    assert "hooks.slack.com" not in result.stderr
