@@ -409,9 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return EXIT_OK
+    if handler is None:  # no command: usage, as for any other bad command line
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
     try:
         if getattr(args, "needs_database", False):
             require_database(load_settings().database_url)

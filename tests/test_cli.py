@@ -73,6 +73,37 @@ def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
 
 
+def test_no_command_is_usage_on_stderr_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: firebreak")
+
+
+@pytest.mark.parametrize("command", [["effects"], ["alerts", "list"]])
+@pytest.mark.parametrize("limit", ["-1", "0", "ten"])
+def test_a_limit_that_is_not_a_count_is_usage(
+    command: list[str], limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--limit", limit])
+    assert info.value.code == 2
+    assert "argument --limit:" in capsys.readouterr().err
+
+
+def test_invalid_toml_is_reported_at_its_line(tmp_path: Path) -> None:
+    policy = tmp_path / "firebreak.toml"
+    policy.write_text("[alerts]\ndeclare = \n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--policy", str(policy), "policy", "check"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"firebreak: {policy}:2: invalid TOML: Invalid value (column 11)\n"
+
+
 def test_export_writes_the_incident_and_its_timeline(
     db: Database,
     policy: Policy,

@@ -135,7 +135,7 @@ def test_a_bad_policy_names_the_key_and_the_problem(data: dict[str, object], mes
 def test_invalid_toml_reports_the_line(tmp_path: Path) -> None:
     path = tmp_path / "firebreak.toml"
     path.write_text('timezone = "UTC"\n[slack\n')
-    with pytest.raises(ConfigError, match=r"firebreak.toml: invalid TOML: .*line 2"):
+    with pytest.raises(ConfigError, match=r"firebreak.toml:2: invalid TOML: "):
         load_policy(path)
 
 

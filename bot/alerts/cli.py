@@ -13,6 +13,7 @@ from bot.alerts.model import PayloadError
 from bot.alerts.receiver import decode
 from bot.alerts.replay import Rehearsal
 from bot.alerts.sources import SOURCES, parse
+from bot.arguments import positive_int
 from bot.clock import utcnow
 from bot.config import load_configuration
 from bot.db import Database
@@ -93,7 +94,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     actions = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="one line per alert: source, status, incident, key")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    listing.add_argument(
+        "--limit", type=positive_int, default=1000, help="at most this many (1000)"
+    )
     listing.set_defaults(handler=cmd_list, needs_database=True)
     replay = actions.add_parser(
         "replay",

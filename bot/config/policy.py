@@ -627,7 +627,13 @@ def load_policy(path: Path | None) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        where = re.search(r"\s*\(at line (\d+), column (\d+)\)", str(exc))
+        if where is None:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        reason = str(exc)[: where.start()] + str(exc)[where.end() :]
+        raise ConfigError(
+            f"{path}:{where.group(1)}: invalid TOML: {reason} (column {where.group(2)})"
+        ) from None
     policy = policy_from_dict(data, source=str(path))
     policy._base_dir = path.resolve().parent
     return policy

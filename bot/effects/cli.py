@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from bot.arguments import positive_int
 from bot.clock import utcnow
 from bot.config import load_configuration
 from bot.db import Database
@@ -76,5 +77,5 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     effects.add_argument("--failed", action="store_true", help="only the failed ones")
     effects.add_argument("--json", action="store_true", help="print JSON")
-    effects.add_argument("--limit", type=int, default=200, help="at most this many (200)")
+    effects.add_argument("--limit", type=positive_int, default=200, help="at most this many (200)")
     effects.set_defaults(handler=cmd_effects, needs_database=True)

@@ -59,7 +59,8 @@ class LintMessage:
     message: str
 
     def format(self) -> str:
-        return f"{self.path}:{self.line}: {self.level}: {self.message}"
+        where = f"{self.path}:{self.line}" if self.line > 0 else self.path  # 0: the whole file
+        return f"{where}: {self.level}: {self.message}"
 
 
 @dataclass
