@@ -184,6 +184,7 @@ def _lint_file(
         return
     _check_steps(runbook, add)
     _check_placeholders(text, add)
+    _check_quoted_checklists(text, add)
     _check_links(runbook, path, add)
     _check_size(runbook, policy, add)
     _check_severities(runbook, policy, add)
@@ -226,6 +227,27 @@ def _check_placeholders(text: str, add: Add) -> None:
             plain = " ".join(token.content.split())
             if _PLACEHOLDER.match(plain) and len(plain) < 60:
                 add(token.map[0] + 1, "warning", "placeholder text (TODO): fill it in")
+
+
+def _check_quoted_checklists(text: str, add: Add) -> None:
+    quotes = 0
+    for token in _MD.parse(text):
+        if token.type == "blockquote_open":
+            quotes += 1
+        elif token.type == "blockquote_close":
+            quotes -= 1
+        elif (
+            quotes
+            and token.type == "bullet_list_open"
+            and "contains-task-list" in str(token.attrs.get("class", ""))
+            and token.map is not None
+        ):
+            add(
+                token.map[0] + 1,
+                "warning",
+                "a checklist inside a quote (>) is shown as text, not as steps: take it out "
+                "of the quote to give each item Done / Skip buttons",
+            )
 
 
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")

@@ -4,9 +4,12 @@ never pings, and a long checklist is read in one pass."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.runbooks.dialect import is_html
+from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import parse_runbook
 from bot.slack.runbook_messages import markdown_to_mrkdwn, render_runbook_pages
 
@@ -108,3 +111,16 @@ def test_a_horizontal_rule_at_the_top_is_not_taken_for_front_matter() -> None:
     yaml_first = "---\n# owned by storage\ntitle: Restore\nalerts: [DiskFull]\n---\n\n1. Go\n"
     runbook = parse_runbook(yaml_first, runbook_id="restore")
     assert (runbook.title, runbook.alerts, runbook.problems) == ("Restore", ("DiskFull",), ())
+
+
+def test_lint_warns_that_a_quoted_checklist_is_not_steps(tmp_path: Path) -> None:
+    path = tmp_path / "flags.md"
+    path.write_text(
+        "# Kill switch\n\n> **Warning**\n>\n> - [ ] Open LaunchDarkly\n"
+        "> - [ ] Turn off `checkout-v2`\n\n- [ ] Post in #status\n",
+        encoding="utf-8",
+    )
+    report = lint_paths([path])
+    assert [(m.line, m.level, m.message.split(":")[0]) for m in report.messages] == [
+        (5, "warning", "a checklist inside a quote (>) is shown as text, not as steps")
+    ]
