@@ -17,7 +17,6 @@ from bot.arguments import positive_int
 from bot.clock import utcnow
 from bot.config import load_configuration
 from bot.db import Database
-from bot.errors import ConfigError
 from bot.runbooks.catalog import RunbookCatalog
 
 EXIT_OK = 0
@@ -25,8 +24,6 @@ EXIT_FAILED = 1
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise ConfigError(f"--limit must be a positive number of alerts (got {args.limit})")
     settings, _ = load_configuration(getattr(args, "policy", None))
     db = Database(settings.database_url)
     try:

@@ -388,7 +388,8 @@ def test_list_with_a_negative_limit_is_a_usage_error(
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.delenv("FIREBREAK_POLICY_FILE", raising=False)
     for limit in ("-1", "0"):
-        code = bot.cli.main(["alerts", "list", "--limit", limit])
+        with pytest.raises(SystemExit) as info:
+            bot.cli.main(["alerts", "list", "--limit", limit])
         out = capsys.readouterr()
-        assert (code, out.out) == (2, "")
-        assert out.err == f"firebreak: --limit must be a positive number of alerts (got {limit})\n"
+        assert (info.value.code, out.out) == (2, "")
+        assert out.err.endswith(f"error: argument --limit: {limit} is not 1 or more\n")
