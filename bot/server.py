@@ -203,6 +203,10 @@ def configured_secrets(settings: Settings) -> list[str]:
     ]
 
 
+class _StoppedStarting(Exception):
+    """SIGTERM arrived before the server was up."""
+
+
 def configure_service_logging(settings: Settings) -> None:
     """JSON logs (or text), with every configured secret redacted wherever it would appear."""
     configure_logging(settings.log_level, settings.log_format, configured_secrets(settings))
@@ -215,7 +219,20 @@ def serve(
     host = host or settings.host
     port = port if port is not None else settings.port
     check_listen(host, port)
-    service = build_service(settings, policy)
+
+    # A SIGTERM while starting (migrating, waiting for Slack): stop there, cleanly, and say so;
+    # the migration's transaction is rolled back and nothing was served.
+    def stop_starting(_signum: int, _frame: FrameType | None) -> None:
+        raise _StoppedStarting
+
+    previous = signal.signal(signal.SIGTERM, stop_starting)
+    try:
+        service = build_service(settings, policy)
+    except _StoppedStarting:
+        log.info("stopped by SIGTERM while starting; nothing was served")
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     config = uvicorn.Config(
         service.web,
         host=host,
@@ -240,7 +257,8 @@ def serve(
     # raises the signal again, so after a clean shutdown the process would still end "killed by
     # SIGTERM" (exit 143) and orchestrators would report a failure. This handler, which uvicorn
     # restores before raising, only asks the server to exit: the process then exits 0. It also
-    # covers a SIGTERM that arrives before uvicorn installs its own handlers.
+    # covers a SIGTERM that arrives before uvicorn installs its own handlers (the one while
+    # starting is above).
     def request_exit(_signum: int, _frame: FrameType | None) -> None:
         server.should_exit = True
 

@@ -119,3 +119,18 @@ def test_sigterm_on_an_idle_service_exits_0_at_once(launch: Callable[..., ServeP
     service.terminate()
     assert service.wait() == 0, service.output()
     assert not service.accepts_connections()
+
+
+def test_sigterm_while_starting_stops_there_with_a_line_and_exit_0(
+    fake: HoldingFakeSlack, launch: Callable[..., ServeProcess]
+) -> None:
+    """A pod stopped while it waits for Slack (or migrates) says so and exits 0, instead of
+    dying silently with 143."""
+    held = fake.hold("auth.test")
+    service = launch(wait=False)
+    assert held.entered.wait(30), service.output()
+    service.terminate()
+    assert service.wait() == 0, service.output()
+    messages = [r["message"] for r in service.log_records()]
+    assert messages[-1] == "stopped by SIGTERM while starting; nothing was served", messages
+    assert not service.accepts_connections()
