@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import inspect
 import ipaddress
 import itertools
 import sys
 import textwrap
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from enum import Enum
 from functools import cache
@@ -270,6 +271,23 @@ def all_variables() -> list[str]:
     """Every environment variable Firebreak reads."""
     names = [row[0] for _, model in SETTINGS for row in environment_variables(model)]
     return names + [row[0] for row in OTHER_VARIABLES]
+
+
+_NOT_SETTINGS = ("FIREBREAK_TEST_", "FIREBREAK_BENCH_")
+"""Variables of this repository's test and benchmark scripts, not of Firebreak."""
+
+
+def unknown_variables(names: Iterable[str]) -> list[tuple[str, str | None]]:
+    """``FIREBREAK_`` variables among ``names`` that Firebreak does not read (a typo, or one a
+    newer version added), each with the known name it most resembles, if any."""
+    known = all_variables()
+    return [
+        (name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.8)), None))
+        for name in sorted(names)
+        if name.startswith("FIREBREAK_")
+        and not name.startswith(_NOT_SETTINGS)
+        and name not in known
+    ]
 
 
 def _table(rows: list[tuple[str, str, str, str]], first: str) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import socket
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 from bot import migrations
 from bot.alerts.auth import AlertSettings, secret_values
 from bot.config import Policy, Settings
+from bot.config_reference import unknown_variables
 from bot.console import Console, load_console_settings
 from bot.errors import ConfigError
 from bot.observability import Workers, configure_logging
@@ -208,8 +210,13 @@ class _StoppedStarting(Exception):
 
 
 def configure_service_logging(settings: Settings) -> None:
-    """JSON logs (or text), with every configured secret redacted wherever it would appear."""
+    """JSON logs (or text), with every configured secret redacted wherever it would appear;
+    then a warning for each ``FIREBREAK_`` variable Firebreak does not read (a typo in a
+    name would otherwise be ignored without a word)."""
     configure_logging(settings.log_level, settings.log_format, configured_secrets(settings))
+    for name, close in unknown_variables(os.environ):
+        hint = f" (did you mean {close}?)" if close else ""
+        log.warning("environment variable %s is not a Firebreak setting%s: ignored", name, hint)
 
 
 def serve(

@@ -191,3 +191,15 @@ def test_a_response_url_never_reaches_the_log() -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].endswith("answer to [redacted] failed"), lines
     assert "hooks.slack.com" not in result.stderr
+
+
+def test_a_misspelt_setting_is_named_at_start_up(launch: Callable[..., ServeProcess]) -> None:
+    service = launch(FIREBREAK_LOG_LEVL="DEBUG", FIREBREAK_NOT_A_THING="1")
+    warnings = [r["message"] for r in service.log_records() if r["level"] == "WARNING"]
+    assert (
+        "environment variable FIREBREAK_LOG_LEVL is not a Firebreak setting (did you mean "
+        "FIREBREAK_LOG_LEVEL?): ignored"
+    ) in warnings
+    assert "environment variable FIREBREAK_NOT_A_THING is not a Firebreak setting: ignored" in (
+        warnings
+    )
