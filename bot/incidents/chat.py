@@ -56,6 +56,14 @@ def channel_archived(incident: Incident) -> bool:
     return bool(incident.slack_state.get("archived"))
 
 
+def _older(incident: Incident, fact: str, as_of: datetime | None) -> bool:
+    """Whether news of ``fact`` dated ``as_of`` is older than what is known of it: chat
+    platforms redeliver an event whose first delivery failed minutes later, after newer ones
+    (an archive arriving after the unarchive that followed it). The newest news wins."""
+    known = incident.slack_state.get(f"{fact}_as_of")
+    return as_of is not None and known is not None and as_of < datetime.fromisoformat(known)
+
+
 def record_channel_archived(
     session: Session,
     policy: Policy,
@@ -65,15 +73,22 @@ def record_channel_archived(
     actor: str | None,
     key: str | None,
     now: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> Change:
     """Someone archived (or unarchived) the incident's channel in chat: remember it and put
-    it on the timeline, once per ``key``; a channel already in that state changes nothing."""
+    it on the timeline, once per ``key``; a channel already in that state changes nothing, nor
+    does news older (``as_of``: when it happened) than what is known."""
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
-    if channel_archived(incident) == archived:
+    if _older(incident, "archived", as_of):
         return Change(incident, None)
-    incident.slack_state = {**incident.slack_state, "archived": archived}
+    dated = {"archived_as_of": as_of.isoformat()} if as_of is not None else {}
+    if channel_archived(incident) == archived:
+        if dated:
+            incident.slack_state = {**incident.slack_state, **dated}
+        return Change(incident, None)
+    incident.slack_state = {**incident.slack_state, "archived": archived, **dated}
     event = append_event(
         session,
         policy,
@@ -97,12 +112,18 @@ def rename_channel(
     actor: str | None = None,
     key: str | None,
     now: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> Change:
-    """The incident's channel was renamed in chat: store its new name, on the timeline."""
+    """The incident's channel was renamed in chat: store its new name, on the timeline; news
+    older (``as_of``) than the name known changes nothing."""
     name = clean_text(name, label="channel name", max_length=80, multiline=False, required=True)
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
+    if _older(incident, "name", as_of):
+        return Change(incident, None)
+    if as_of is not None:
+        incident.slack_state = {**incident.slack_state, "name_as_of": as_of.isoformat()}
     if incident.slack_channel_name == name:
         return Change(incident, None)
     before = incident.slack_channel_name

@@ -75,7 +75,7 @@ def test_an_update_while_the_channel_is_archived_is_answered_truly_and_posted_on
     bot.settle()
     said = ask(fake, bot, slack, "INC-1 update traffic is back", "general")
 
-    assert said == "Update posted to INC-1."
+    assert said == f"Update saved to INC-1; posting it in <#{channel}>."
     assert any("traffic is back" in texts(m) for m in fake.messages(channel))
     assert [e.actor_id for e in events_of(db, incident, "channel_unarchived")] == [ben]
 
@@ -166,3 +166,37 @@ def test_a_bot_already_known_is_refused_inside_the_role_form(
     assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]  # the form stays open
     with db.read() as session:
         assert monitor not in core.current_roles(session, incident.id or 0).values()
+
+
+def test_channel_news_delivered_late_never_overrides_newer_news(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Slack redelivers an event whose first delivery failed minutes later, after newer ones:
+    the newest state of the channel wins, whatever order the events arrive in."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben = fake.user_id("ben.okafor")
+    # Archived at :01 and unarchived at :02; the archive's first delivery failed.
+    slack.event(
+        {"type": "channel_unarchive", "channel": channel, "user": ben, "event_ts": "1700000002.0"}
+    )
+    slack.event(
+        {"type": "channel_archive", "channel": channel, "user": ben, "event_ts": "1700000001.0"}
+    )
+    # Renamed at :03, then again at :04; the first rename arrives last.
+    final = rename(fake, channel, "inc-1-final")
+    slack.event({**final, "event_ts": "1700000004.0"})
+    slack.event(
+        {
+            **final,
+            "channel": {**final["channel"], "name": "inc-1-interim"},
+            "event_ts": "1700000003.0",
+        }
+    )
+    bot.settle()
+
+    now = stored(db, incident)
+    assert not core.channel_archived(now) and now.slack_channel_name == "inc-1-final"
+    assert kinds(db, incident).count("channel_archived") == 0
+    renamed = events_of(db, incident, "channel_renamed")
+    assert [e.text for e in renamed] == ["Channel renamed to #inc-1-final"]

@@ -54,7 +54,7 @@ def test_an_incident_named_after_the_command_word_works_outside_incident_channel
 ) -> None:
     first = declare(fake, bot, slack, db)
     said = ask(fake, bot, slack, "update INC-1 rolled back, next update at 14:30", "general")
-    assert "Update posted to INC-1." in said
+    assert f"Update saved to INC-1; posting it in <#{first.slack_channel_id}>." in said
     assert events(db, first, EventKind.STATUS_UPDATE) == ["rolled back, next update at 14:30"]
     assert "INC-1 is resolved." in ask(fake, bot, slack, "resolve INC-1 rolled back", "general")
     assert stored(db, 1).status == "resolved"

@@ -262,7 +262,11 @@ class ListenerBase:
             return
         # The update is posted in the incident channel by an effect of the same transaction.
         if ctx.channel != incident.slack_channel_id or core.channel_archived(change.incident):
-            posted = f"Update posted to {incident.ref}."
+            # Saved now; the post is an effect still to run: said as it is.
+            where = (
+                f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else "its channel"
+            )
+            posted = f"Update saved to {incident.ref}; posting it in {where}."
             reply(
                 ctx,
                 said_in_channel(

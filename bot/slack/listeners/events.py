@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import App, BoltResponse
@@ -54,7 +55,7 @@ class EventListeners(ListenerBase):
         elif event.get("type") == "member_joined_channel":
             self._member_joined(event)
         elif event.get("type") in CHANNEL_CHANGES:
-            self._channel_changed(event, f"event:{body.get('event_id', '')}")
+            self._channel_changed(event, f"event:{body.get('event_id', '')}", _event_time(body))
 
     def _reaction(self, event: dict[str, Any], body: dict[str, Any], replies: Replies) -> None:
         item = event.get("item") or {}
@@ -110,7 +111,7 @@ class EventListeners(ListenerBase):
                 raise
             log.warning("welcome not sent", extra={"error": exc.error})
 
-    def _channel_changed(self, event: dict[str, Any], key: str) -> None:
+    def _channel_changed(self, event: dict[str, Any], key: str, at: datetime | None) -> None:
         """Someone archived, unarchived or renamed a channel: if it is an incident's, the
         incident's timeline and what Firebreak knows of the channel say so."""
         kind = str(event.get("type"))
@@ -126,7 +127,7 @@ class EventListeners(ListenerBase):
             self.flows.change(
                 incident_id,
                 lambda s: core.rename_channel(
-                    s, self.policy, incident_id, name, actor=actor, key=key
+                    s, self.policy, incident_id, name, actor=actor, key=key, as_of=at
                 ),
             )
             return
@@ -139,6 +140,7 @@ class EventListeners(ListenerBase):
                 archived=kind.endswith("_archive"),
                 actor=actor,
                 key=key,
+                as_of=at,
             ),
         )
 
@@ -191,3 +193,16 @@ def register(app: App, listeners: EventListeners) -> None:
         *sorted(CHANNEL_CHANGES),
     ):
         app.event(kind)(listeners.event)
+
+
+def _event_time(body: dict[str, Any]) -> datetime | None:
+    """When the event happened: its ``event_ts`` (to the microsecond) or the envelope's
+    ``event_time`` (to the second); a late redelivery carries the original time."""
+    event = body.get("event") or {}
+    candidates: tuple[Any, ...] = (event.get("event_ts"), body.get("event_time"))
+    for raw in candidates:
+        try:
+            return datetime.fromtimestamp(float(raw), UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            continue
+    return None
