@@ -124,14 +124,16 @@ def apply_alerts(
             row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
         if alert.links:
             row.links = links(alert)
-        if row.status == status:
+        recurred = _recurred(message, row, alert)
+        if row.status == status and not recurred:
             continue
         if status == Status.FIRING and row.incident_id is not None and row.id is not None:
             changes.ended[row.id] = {
                 "alert_id": row.id,
                 "incident_id": row.incident_id,
                 "starts_at": row.starts_at or row.first_seen_at,
-                "resolved_at": row.resolved_at,
+                # A recurrence: the earlier occurrence ended, unreported, before this start.
+                "resolved_at": row.resolved_at or (alert.starts_at if recurred else None),
             }
         row.status = status
         row.transitions += 1
@@ -141,10 +143,24 @@ def apply_alerts(
             changes.fired_rows.append(row)
         if not row.dropped:
             (changes.fired if status == Status.FIRING else changes.resolved).append(_moved(row))
-            changes.firing_delta += 1 if status == Status.FIRING else -1
+            if not recurred:  # a recurrence was firing and is: counted once
+                changes.firing_delta += 1 if status == Status.FIRING else -1
     changes.new = new
     changes.new_rows = len(new)
     return changes
+
+
+def _recurred(message: AlertMessage, row: AlertRecord, alert: Alert) -> bool:
+    """A firing alert reported firing again with a later start than the one stored: a new
+    occurrence, when the source's start names one (``starts_name_occurrences``)."""
+    return (
+        message.starts_name_occurrences
+        and alert.status == Status.FIRING
+        and row.status == Status.FIRING.value
+        and alert.starts_at is not None
+        and row.starts_at is not None
+        and alert.starts_at > row.starts_at
+    )
 
 
 def store_alerts(session: Session, changes: Changes, incident_id: int | None) -> None:

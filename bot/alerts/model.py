@@ -135,6 +135,10 @@ class AlertMessage:
     """``(label, value)``: when no group has ``group_key`` yet, the group of the same source
     whose alert carries this label value is this message's group (an Opsgenie Escalate that
     names only the ``alertId`` its Create carried beside the alias)."""
+    starts_name_occurrences: bool = False
+    """The alerts' ``starts_at`` names an occurrence (Alertmanager's and Grafana's
+    ``startsAt``): an alert still firing that comes with a later start ended and fired again
+    in between, though no resolve came (``send_resolved: false``, or a resolve lost)."""
     related: tuple[str, str] | None = None
     """``(label, value)`` shared by every group of one thing across groups (a Datadog monitor
     and scope across its alert cycles): a new group firing within the flap window of such a

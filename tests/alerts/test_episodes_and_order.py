@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -362,3 +362,47 @@ def label_indexes(db: Database) -> set[str]:
     )
     with db.engine.connect() as connection:
         return {r[0] for r in connection.execute(text(query)).all()} - {"sqlite_autoindex_alerts_1"}
+
+
+# -- C. an occurrence whose resolve never came ---------------------------------------------------
+
+
+def test_a_new_occurrence_without_a_resolve_opens_a_new_incident_after_a_close(
+    db: Database, policy: Policy
+) -> None:
+    """Alertmanager with ``send_resolved: false`` (or a resolve lost on the way): the alert is
+    sent firing again with a later ``startsAt``, a new occurrence. After its incident was
+    closed it opens a new one, as any alert firing anew would, instead of vanishing."""
+    first = store(db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T09:00:00Z"))
+    assert first.incident_ref == "INC-1"
+    # Alertmanager's repeat of the same occurrence changes nothing.
+    again = store(db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T09:00:00Z"), 30)
+    assert (again.incident_ref, again.fired) == ("INC-1", 0)
+    with db.transaction() as session:
+        core.close_incident(session, policy, 1, actor="U1")
+    later = store(db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T11:59:00Z"), 60)
+    assert (later.declared, later.incident_ref, later.firing) == (True, "INC-2", 1)
+    assert [t for k, t in timeline(db, "INC-2") if k == "alert_firing"] == [
+        "Alert firing: ICMP ping failed (1 of 1 firing in this group, counting its earlier"
+        " episodes)"
+    ]
+    assert listed(db) == [(".30", "firing", "INC-2")]
+    with db.read() as session:  # INC-1 keeps the occurrence it had, ended before the new one
+        assert [(a.status, a.resolved_at) for a in incident_alerts(session, 1)] == [
+            ("resolved", datetime(2026, 11, 30, 11, 59, tzinfo=UTC))
+        ]
+
+
+def test_a_new_occurrence_of_an_open_incident_is_on_its_timeline(
+    db: Database, policy: Policy
+) -> None:
+    store(db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T09:00:00Z"))
+    later = store(db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T11:50:00Z"), 5)
+    assert (later.incident_ref, later.fired, later.firing) == ("INC-1", 1, 1)
+    assert [t for k, t in timeline(db, "INC-1") if k == "alert_firing"] == [
+        "Alert firing: ICMP ping failed (1 of 1 firing in this group)",
+        "Alert firing: ICMP ping failed (1 of 1 firing in this group)",
+    ]
+    # An occurrence older than the one known (a late copy) changes nothing.
+    late = store(db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T09:00:00Z"), 6)
+    assert late.fired == 0

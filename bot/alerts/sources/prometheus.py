@@ -180,6 +180,7 @@ def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessag
         alerts=tuple(alerts),
         note=None if alerts else "the message lists no alerts",
         truncated=_truncated(data.get("truncatedAlerts")),
+        starts_name_occurrences=True,
     )
 
 
