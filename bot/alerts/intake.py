@@ -354,8 +354,16 @@ def _merge_links(group: AlertGroup, message: AlertMessage) -> None:
 
 
 def _all_resolved(
-    session: Session, policy: Policy, group: AlertGroup, incident: Incident, now: datetime
+    session: Session,
+    policy: Policy,
+    group: AlertGroup,
+    incident: Incident,
+    now: datetime,
+    *,
+    unlisted: int = 0,
 ) -> None:
+    """Every alert of the incident resolved: ask whether to mitigate, or mitigate when the
+    policy says so; asked, never done, while the sender left ``unlisted`` alerts out."""
     assert incident.id is not None and group.id is not None
     others = session.exec(
         select(func.count()).where(
@@ -372,13 +380,13 @@ def _all_resolved(
         select(func.sum(AlertRecord.transitions)).where(AlertRecord.group_id == group.id)
     ).one()
     key = f"alerts:resolved:{group.id}:{group.episode}:{turn}"
-    if policy.alerts.on_all_resolved == "mitigate":
+    if policy.alerts.on_all_resolved == "mitigate" and not unlisted:
         # A policy with no way from here to mitigated: leave it to people.
         with suppress(InvalidTransition, InvalidInput):
             core.mitigate_incident(
                 session, policy, incident.id, actor=reporter_of(group.source), key=key, now=now
             )
-    elif policy.alerts.on_all_resolved == "ask":
+    elif policy.alerts.on_all_resolved in ("ask", "mitigate"):
         queue_notice(
             session,
             AllResolved(
@@ -387,6 +395,7 @@ def _all_resolved(
                 source=group.source,
                 title=group.title,
                 resolved=group.alert_count,
+                unlisted=unlisted,
             ),
             dedupe_key=key,
             now=now,
@@ -528,8 +537,10 @@ def ingest(
     if firing:
         group.status = Status.FIRING.value
         group.resolved_at = None
-    elif (was_firing or group.status == Status.FIRING.value) and not message.truncated:
-        # (with alerts left out of the message, they may still fire: not known to be resolved)
+    elif was_firing or group.status == Status.FIRING.value:
+        # Every alert known has resolved. Alerts the sender left out of the message
+        # (``truncated``) may still fire: Alertmanager drops the resolved ones once it has
+        # sent them, so any still firing is listed in its next message, which fires again.
         group.status = Status.RESOLVED.value
         group.resolved_at = now
     _merge_links(group, message)
@@ -611,15 +622,10 @@ def ingest(
             _record_note(
                 session, policy, incident.id, group, info.key, info.text, severity, now=now
             )
-        # Every alert resolved, as far as the messages tell: none firing, none left out of this
-        # message (Alertmanager's truncatedAlerts), and the group was firing until now.
-        if (
-            changes.resolved
-            and (was_firing or group_was_firing)
-            and not firing
-            and not message.truncated
-        ):
-            _all_resolved(session, policy, group, incident, now)
+        # Every alert resolved, as far as the messages tell (but for those it left out, which
+        # the question names), and the group was firing until now.
+        if changes.resolved and (was_firing or group_was_firing) and not firing:
+            _all_resolved(session, policy, group, incident, now, unlisted=message.truncated)
     elif message.info:
         _hold(policy, group, message, now)
     session.flush()

@@ -73,6 +73,9 @@ class AllResolved:
     source: str
     title: str
     resolved: int
+    unlisted: int = 0
+    """Alerts the sender left out of its message (Alertmanager's ``max_alerts``): not known
+    to have resolved; the sender lists any that still fire in its next message."""
     kind: str = ALL_RESOLVED
 
 

@@ -166,7 +166,8 @@ class AlertsPolicy(BaseModel):
     flap_window: Window = timedelta(minutes=30)
     """A group firing again within this long after it resolved attaches to its incident."""
     on_all_resolved: Literal["ask", "mitigate", "nothing"] = "ask"
-    """When every alert of an incident has resolved: ask the commander, mitigate, or nothing."""
+    """When every alert of an incident has resolved: ask the commander, mitigate, or nothing
+    (mitigate asks instead when the sender left alerts out of its message)."""
     start_runbook: bool = False
     """Start the runbook named by the alert instead of only suggesting it."""
     invite: list[str] = Field(default_factory=list)

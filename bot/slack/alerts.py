@@ -135,6 +135,11 @@ def _all_resolved_line(resolved: str, source: str, title: str) -> str:
 
 def _all_resolved(notice: AllResolved) -> tuple[str, list[Block]]:
     line = _all_resolved_line(f"{notice.resolved} from ", notice.source, _title(notice))
+    if notice.unlisted:
+        line += (
+            f" The sender left {notice.unlisted} more out of its message: any that still"
+            " fires is in its next one."
+        )
     blocks = [
         section(f"{line} Mitigate the incident?"),
         {

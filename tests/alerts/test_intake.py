@@ -411,7 +411,11 @@ def notices_of(session: Session, kind: str) -> list[AlertNotice]:
     return list(session.exec(select(AlertNotice).where(AlertNotice.kind == kind)).all())
 
 
-def test_truncated_alerts_never_mean_the_whole_group_resolved(db: Database) -> None:
+def test_truncated_alerts_are_asked_about_never_mitigated_by_themselves(db: Database) -> None:
+    """Alertmanager's ``max_alerts`` leaves alerts out of every message of a larger group, the
+    last all-resolved one too: once every alert known has resolved, the group has resolved
+    (Alertmanager lists any still firing in its next message), and people are asked, even
+    under a policy that mitigates by itself, with the number left out."""
     policy = policy_from_dict({"alerts": {"on_all_resolved": "mitigate"}})
     store(db, policy, message("alertmanager/probe-truncated-1-three-firing-two-listed"))
     listed = message("alertmanager/probe-truncated-2-listed-resolved-one-left-out")
@@ -429,8 +433,28 @@ def test_truncated_alerts_never_mean_the_whole_group_resolved(db: Database) -> N
         ]
         assert alert_events(session)[-1].data["truncated"] == 1
         group = session.exec(select(AlertGroup)).one()
-        assert (group.status, group.resolved_at) == ("firing", None)
-    # The next message lists the third alert resolved, nothing left out: now it is all.
+        assert (group.status, group.resolved_at) == ("resolved", NOW + timedelta(minutes=1))
+        [asked] = notices_of(session, "all_resolved")
+        assert (asked.state, asked.payload["resolved"], asked.payload["unlisted"]) == (
+            "queued",
+            2,
+            1,
+        )
+    # The one left out still fires: Alertmanager lists it next, and the question is moot.
+    body = load("alertmanager/probe-truncated-1-three-firing-two-listed")
+    third = {**body["alerts"][0], "labels": {**body["alerts"][0]["labels"], "instance": "c"}}
+    third["fingerprint"] = "1111111111111111"
+    still = {**body, "truncatedAlerts": 0, "alerts": [third]}
+    again = store(db, policy, parse("alertmanager", still, now=NOW), now=NOW + timedelta(minutes=6))
+    assert (again.incident_ref, again.firing) == ("INC-1", 1)
+    with db.read() as session:
+        assert [n.state for n in notices_of(session, "all_resolved")] == ["answered"]
+        assert session.exec(select(Incident)).one().mitigated_at is None
+
+
+def test_a_complete_resolve_still_mitigates_when_the_policy_says_so(db: Database) -> None:
+    policy = policy_from_dict({"alerts": {"on_all_resolved": "mitigate"}})
+    store(db, policy, message("alertmanager/probe-truncated-1-three-firing-two-listed"))
     body = load("alertmanager/probe-truncated-2-listed-resolved-one-left-out")
     third = {**body["alerts"][0], "labels": {**body["alerts"][0]["labels"], "instance": "c"}}
     third["fingerprint"] = "1111111111111111"
@@ -438,14 +462,6 @@ def test_truncated_alerts_never_mean_the_whole_group_resolved(db: Database) -> N
     store(db, policy, parse("alertmanager", complete, now=NOW), now=NOW + timedelta(minutes=2))
     with db.read() as session:
         assert session.exec(select(Incident)).one().mitigated_at is not None
-
-
-def test_truncated_alerts_ask_nothing_when_the_listed_ones_resolve(
-    db: Database, policy: Policy
-) -> None:
-    store(db, policy, message("alertmanager/probe-truncated-1-three-firing-two-listed"))
-    store(db, policy, message("alertmanager/probe-truncated-2-listed-resolved-one-left-out"))
-    with db.read() as session:
         assert notices_of(session, "all_resolved") == []
 
 

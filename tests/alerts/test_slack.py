@@ -74,6 +74,18 @@ def test_every_notice_renders_within_slacks_limits_and_links_stay_safe() -> None
     assert json.loads(blocks[1]["accessory"]["value"]) == {"incident": 4, "runbook": "disk"}
 
 
+def test_the_all_resolved_question_says_what_the_sender_left_out() -> None:
+    _, blocks = render(AllResolved(1, 1, "alertmanager", "DiskFull", 2))
+    assert blocks[0]["text"]["text"] == (
+        "*All alerts resolved* (2 from alertmanager: DiskFull). Mitigate the incident?"
+    )
+    _, blocks = render(AllResolved(1, 1, "alertmanager", "DiskFull", 2, unlisted=1))
+    assert blocks[0]["text"]["text"] == (
+        "*All alerts resolved* (2 from alertmanager: DiskFull). The sender left 1 more out of"
+        " its message: any that still fires is in its next one. Mitigate the incident?"
+    )
+
+
 def posts(db: Database) -> list[Effect]:
     with db.read() as session:
         return list(
