@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from bot.alerts.model import Alert, AlertMessage, Status, stale
+from bot.alerts.model import SOURCE_TITLES, Alert, AlertMessage, Status, stale
 from bot.alerts.models import AlertGroup, AlertRecord, AlertStint
 from bot.alerts.routing import Route
 
@@ -41,6 +41,9 @@ class Changes:
     """The new alert rows, written by ``store_alerts``."""
     fired_rows: list[AlertRecord] = field(default_factory=list)
     """Stored alerts (dropped ones too) that this message moved to firing."""
+    rephrased: list[tuple[Moved, str, str]] = field(default_factory=list)
+    """Alerts whose status stayed while the sender's word for it changed (``phase_label``):
+    (alert, the word before, the word now)."""
     ended: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Of those, the ones that had an incident: their time in it as it ended (alert id ->
     an ``alert_stints`` row), kept by ``store_alerts`` if they fire under another now."""
@@ -120,8 +123,13 @@ def apply_alerts(
         if alert.event_at is not None:
             row.event_at = alert.event_at
         row.ends_at = alert.ends_at
+        before, now_said = _phase(message, row.labels), _phase(message, alert.labels)
         if alert.labels and alert.labels != row.labels:
             row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
+            if before and not now_said and message.phase_label:  # a renotification: kept
+                row.labels = {**alert.labels, message.phase_label: before}
+        if before and now_said and before != now_said and row.status == status and not row.dropped:
+            changes.rephrased.append((_moved(row), before, now_said))
         if alert.links:
             row.links = links(alert)
         recurred = _recurred(message, row, alert)
@@ -148,6 +156,22 @@ def apply_alerts(
     changes.new = new
     changes.new_rows = len(new)
     return changes
+
+
+def _phase(message: AlertMessage, labels: dict[str, str]) -> str | None:
+    """The sender's word for the alert's state (``phase_label``), without the ``Re-`` of a
+    renotification; ``None`` for a bare renotification or none."""
+    word = labels.get(message.phase_label or "", "").strip() if message.phase_label else ""
+    if word[:3].casefold() == "re-":
+        word = word[3:]
+    return word if word and word.casefold() != "renotify" else None
+
+
+def rephrased_text(source: str, rephrased: list[tuple[Moved, str, str]]) -> str:
+    """``Datadog: CPU high: Warn → Triggered`` (each alert whose word changed, a few)."""
+    shown = [f"{m.name or m.title or m.key}: {old} → {new}" for m, old, new in rephrased]
+    more = f" and {len(shown) - NAMES_SHOWN} more" if len(shown) > NAMES_SHOWN else ""
+    return f"{SOURCE_TITLES.get(source, source)}: {'; '.join(shown[:NAMES_SHOWN])}{more}"
 
 
 def _recurred(message: AlertMessage, row: AlertRecord, alert: Alert) -> bool:

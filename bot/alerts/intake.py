@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from bot.alerts.changes import (
     apply_alerts,
     links,
     names,
+    rephrased_text,
     store_alerts,
     timeline_text,
     transition_key,
@@ -615,6 +617,20 @@ def ingest(
                     "truncated": message.truncated,
                 },
                 key=transition_key(group, changes),
+                now=now,
+            )
+        if changes.rephrased:
+            said = [(m.key, old, new) for m, old, new in changes.rephrased]
+            # Once: a repeat of this message finds the word already changed.
+            digest = hashlib.sha256(repr((said, now.isoformat())).encode())
+            _record_note(
+                session,
+                policy,
+                incident.id,
+                group,
+                f"alerts:phase:{group.id}:{digest.hexdigest()[:40]}",
+                rephrased_text(group.source, changes.rephrased),
+                None,
                 now=now,
             )
         for info in message.info:

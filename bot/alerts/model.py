@@ -135,6 +135,11 @@ class AlertMessage:
     """``(label, value)``: when no group has ``group_key`` yet, the group of the same source
     whose alert carries this label value is this message's group (an Opsgenie Escalate that
     names only the ``alertId`` its Create carried beside the alias)."""
+    phase_label: str | None = None
+    """The label holding the sender's own word for an alert's state beyond firing or resolved
+    (Datadog's ``transition``: Warn, Triggered, No Data): a change of it while the status
+    stays (a Warn escalating to Triggered) goes on the timeline; a renotification (``Re-…``,
+    ``Renotify``) is no change."""
     starts_name_occurrences: bool = False
     """The alerts' ``starts_at`` names an occurrence (Alertmanager's and Grafana's
     ``startsAt``): an alert still firing that comes with a later start ended and fired again

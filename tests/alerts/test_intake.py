@@ -565,3 +565,26 @@ def test_datadog_default_payload_keeps_each_scope_apart(db: Database, policy: Po
         assert [n.incident_id for n in asked] == [web2.incident_id]
         web1_group = session.exec(select(AlertGroup).where(AlertGroup.id == web1.group_id)).one()
         assert web1_group.firing_count == 1
+
+
+def test_a_datadog_warn_escalating_to_triggered_is_on_the_timeline(
+    db: Database, policy: Policy
+) -> None:
+    """Datadog's ``$ALERT_TRANSITION`` says more than firing: a Warn that becomes Triggered is
+    worse news for the same alert. Renotifications (Re-Triggered, Renotify) say nothing new."""
+    store(db, policy, message("datadog/keep-p2-warn"))
+    store(db, policy, message("datadog/keep-p2-triggered"), now=NOW + timedelta(minutes=6))
+    later = load("datadog/keep-p2-triggered")
+    for minutes, transition in ((10, "Re-Triggered"), (20, "Renotify"), (30, "No Data")):
+        body = {**later, "alert_transition": transition, "date": str(1733930738000 + minutes)}
+        store(db, policy, parse("datadog", body, now=NOW), now=NOW + timedelta(minutes=minutes))
+    store(db, policy, message("datadog/keep-p2-triggered"), now=NOW + timedelta(minutes=40))
+    with db.read() as session:
+        assert [(e.kind, e.text) for e in alert_events(session)] == [
+            (
+                "alert_firing",
+                "Alert firing: Unauthorized access to API keep-api (1 of 1 firing in this group)",
+            ),
+            ("alert_note", "Datadog: Unauthorized access to API keep-api: Warn → Triggered"),
+            ("alert_note", "Datadog: Unauthorized access to API keep-api: Triggered → No Data"),
+        ]

@@ -166,4 +166,5 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         title=name,
         alerts=(alert,),
         related=("monitor_key", alert.labels["monitor_key"]) if cycle and same_monitor else None,
+        phase_label="transition",
     )
