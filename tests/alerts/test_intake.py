@@ -588,3 +588,18 @@ def test_a_datadog_warn_escalating_to_triggered_is_on_the_timeline(
             ("alert_note", "Datadog: Unauthorized access to API keep-api: Warn → Triggered"),
             ("alert_note", "Datadog: Unauthorized access to API keep-api: Triggered → No Data"),
         ]
+
+
+def test_an_opsgenie_priority_update_says_the_priority_and_sets_the_severity(
+    db: Database, policy: Policy
+) -> None:
+    create = {**load("opsgenie/probe-unacknowledge"), "action": "Create"}
+    store(db, policy, parse("opsgenie", create, now=NOW))
+    body = load("opsgenie/probe-unacknowledge")
+    raised = {**body, "action": "UpdatePriority", "alert": {**body["alert"], "priority": "P1"}}
+    store(db, policy, parse("opsgenie", raised, now=NOW), now=NOW + timedelta(minutes=1))
+    with db.read() as session:
+        assert alert_events(session)[-1].text == (
+            "Opsgenie: UpdatePriority by fili@ifountain.com: priority P1 (severity SEV1)"
+        )
+        assert session.exec(select(AlertGroup)).one().severity == "SEV1"

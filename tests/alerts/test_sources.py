@@ -452,3 +452,31 @@ def test_clean_removes_controls_and_keeps_text() -> None:
     assert clean("a\x00b\x1bc") == "abc"
     assert clean("  line\r\nnext ") == "line\nnext"
     assert clean("a\nb", multiline=False) == "a b"
+
+
+def test_grafana_no_data_and_error_alerts_are_named_after_their_rule() -> None:
+    """Grafana raises ``DatasourceNoData`` / ``DatasourceError`` for a rule whose query returns
+    nothing or fails, with the rule in ``rulename``: an incident called "DatasourceNoData"
+    says nothing, and no runbook is written for it."""
+    body = load("grafana/zulip-v11-values-imageurl-play-grafana")
+    first = body["alerts"][0]
+    no_data = {
+        **first,
+        "labels": {"alertname": "DatasourceNoData", "rulename": "CPU high", "grafana_folder": "x"},
+        "annotations": {},
+    }
+    failed = {
+        **first,
+        "fingerprint": "b" * 16,
+        "labels": {"alertname": "DatasourceError", "rulename": "Disk full"},
+        "annotations": {"Error": "[sse.dataQueryError] failed: context deadline exceeded"},
+    }
+    parsed = parse("grafana", {**body, "alerts": [no_data, failed]}, now=NOW)
+    assert [(a.name, a.title, a.description) for a in parsed.alerts] == [
+        ("CPU high", "CPU high (no data)", ""),
+        (
+            "Disk full",
+            "Disk full (query failed)",
+            "[sse.dataQueryError] failed: context deadline exceeded",
+        ),
+    ]

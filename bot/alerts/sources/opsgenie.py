@@ -104,12 +104,16 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         digest = body_digest(data)
         who = clean(_text(alert, "username") or "", 200, multiline=False)
         note = clean(_text(alert, "note") or "", 2000)
+        # UpdatePriority carries the new priority: recorded, and mapped to the group's severity
+        # as PagerDuty's priority_updated is.
+        priority_set = severity if folded == "updatepriority" else None
         text = (
             f"Opsgenie: {clean(verb, 60, multiline=False)}"
             + (f" by {who}" if who else "")
+            + (f": priority {priority_set}" if priority_set else "")
             + (f": {note}" if note else "")
         )
-        info = (Info(key=f"opsgenie:{digest}", text=text),)
+        info = (Info(key=f"opsgenie:{digest}", text=text, severity=priority_set),)
     return AlertMessage(
         source="opsgenie",
         group_key=key,

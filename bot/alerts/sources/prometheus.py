@@ -31,7 +31,11 @@ from bot.markup import safe_url
 
 _RUNBOOK_ANNOTATIONS = ("runbook_url", "runbook", "runbookUrl", "runbook_link")
 _TITLE_ANNOTATIONS = ("summary", "title", "message")
-_DESCRIPTION_ANNOTATIONS = ("description", "message", "summary")
+_DESCRIPTION_ANNOTATIONS = ("description", "message", "summary", "Error")
+"""``Error``: what Grafana says went wrong with a rule's query (a ``DatasourceError`` alert)."""
+_GRAFANA_STATE_ALERTS = {"DatasourceNoData": "no data", "DatasourceError": "query failed"}
+"""The alerts Grafana raises for a rule whose query returns nothing or fails: named after the
+rule (its ``rulename`` label), so they read, and match runbooks, as the rule's."""
 _LINK_FIELDS = (
     ("generator", "generatorURL"),
     ("silence", "silenceURL"),
@@ -102,6 +106,10 @@ def _alert(
     )
     name = labels.get("alertname") or common.get("alertname") or _first(labels, ("gems_alertname",))
     title = _first(annotations, _TITLE_ANNOTATIONS) or name or "alert"
+    state = _GRAFANA_STATE_ALERTS.get(name or "")
+    if state and labels.get("rulename"):
+        name = labels["rulename"]
+        title = f"{name if title == labels.get('alertname') else title} ({state})"
     links = []
     for kind, field_name in _LINK_FIELDS:
         url = safe_url(raw.get(field_name))
