@@ -43,6 +43,7 @@ class EventKind(StrEnum):
     CHANNEL_ARCHIVED = "channel_archived"
     CHANNEL_UNARCHIVED = "channel_unarchived"
     CHANNEL_RENAMED = "channel_renamed"
+    CHANNEL_LOST = "channel_lost"
     RUNBOOK_STARTED = "runbook_started"
     RUNBOOK_STEP = "runbook_step"
     REMINDER_SENT = "reminder_sent"

@@ -175,6 +175,19 @@ def on_timeline_event(
             {"type": notice, "event": event.id},
             now=now,
         )
+    if kind == EventKind.CHANNEL_LOST and event.data.get("tell"):
+        # Not in the incident's lane: that lane is the channel's, which no longer works.
+        store.enqueue(
+            session,
+            kind=kinds.POST,
+            key=f"event:{event.id}:lost",
+            data={
+                "to": str(event.data["tell"]),
+                "notice": {"type": "channel_lost", "deleted": bool(event.data.get("deleted"))},
+            },
+            incident_id=incident.id,
+            now=now,
+        )
     if kind == EventKind.STATUS_CHANGED and event.data.get("phase") == "closed":
         store.enqueue(
             session,

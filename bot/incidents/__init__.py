@@ -21,6 +21,7 @@ from bot.incidents.chat import (
     attach_channel,
     channel_archived,
     record_channel_archived,
+    record_channel_lost,
     rename_channel,
     save_slack_refs,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "parse_incident_ref",
     "post_status_update",
     "record_channel_archived",
+    "record_channel_lost",
     "record_timeline_event",
     "rename_channel",
     "reopen_incident",

@@ -8,8 +8,9 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.config import Policy
+from bot.config import COMMANDER, Policy
 from bot.errors import InvalidInput
+from bot.incidents.queries import current_roles
 from bot.incidents.text import clean_text, user_id, when
 from bot.incidents.timeline import Change, append_event, begin_change, lock_incident
 from bot.models import EventKind, Incident
@@ -99,6 +100,40 @@ def record_channel_archived(
         now=now,
         key=key,
         data={"channel": incident.slack_channel_id},
+    )
+    return Change(incident, event)
+
+
+def record_channel_lost(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    deleted: bool,
+    key: str | None,
+    now: datetime | None = None,
+) -> Change:
+    """Firebreak lost the incident's channel in chat: it was deleted, or Firebreak was removed
+    from it. On the timeline, once per ``key``, naming who is told (the commander, else the
+    reporter): nothing posted there will reach anyone until it is fixed."""
+    incident, repeat, now = begin_change(session, incident_id, key, now)
+    if repeat:
+        return repeat
+    name = f"#{incident.slack_channel_name}"
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.CHANNEL_LOST,
+        text=f"Channel {name} deleted" if deleted else f"Firebreak was removed from {name}",
+        actor=None,
+        now=now,
+        key=key,
+        data={
+            "channel": incident.slack_channel_id,
+            "deleted": deleted,
+            "tell": current_roles(session, incident_id).get(COMMANDER) or incident.reporter_id,
+        },
     )
     return Change(incident, event)
 

@@ -446,6 +446,8 @@ class SlackEffects:
             return self._event_message(kind, int(notice.get("event") or 0), incident)
         if kind == "runbook_suggestions":
             return self._suggestions(incident)
+        if kind == "channel_lost" and incident is not None:
+            return blocks.channel_lost(incident, deleted=bool(notice.get("deleted")))
         if kind == "failure":
             problem = f"Firebreak could not {notice.get('what')}: {notice.get('error')}"
             if incident is not None:

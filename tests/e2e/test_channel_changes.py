@@ -200,3 +200,40 @@ def test_channel_news_delivered_late_never_overrides_newer_news(
     assert kinds(db, incident).count("channel_archived") == 0
     renamed = events_of(db, incident, "channel_renamed")
     assert [e.text for e in renamed] == ["Channel renamed to #inc-1-final"]
+
+
+def test_firebreak_removed_from_the_channel_tells_the_commander_once(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben = fake.user_id("ben.okafor")
+    slack.event({"type": "member_left_channel", "user": ben, "channel": channel})  # a person
+    fake.remove_bot_from_channel(channel)
+    reply = slack.event(
+        {"type": "member_left_channel", "user": fake.bot_user_id, "channel": channel}
+    )
+    bot.settle()
+    slack.retry(reply)
+    bot.settle()
+
+    lost = events_of(db, incident, "channel_lost")
+    assert [e.text for e in lost] == [f"Firebreak was removed from #{incident.slack_channel_name}"]
+    told = [texts(m) for m in fake.messages(fake.im_channel(incident.reporter_id))]
+    assert sum("Firebreak was removed from" in t for t in told) == 1, told
+
+
+def test_a_deleted_incident_channel_is_on_the_timeline_and_the_commander_told(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.event({"type": "channel_deleted", "channel": channel})
+    slack.event({"type": "channel_deleted", "channel": fake.channel_id("incidents")})
+    bot.settle()
+
+    assert [e.text for e in events_of(db, incident, "channel_lost")] == [
+        f"Channel #{incident.slack_channel_name} deleted"
+    ]
+    told = [texts(m) for m in fake.messages(fake.im_channel(incident.reporter_id))]
+    assert sum("was deleted" in t and "/incident INC-1 status" in t for t in told) == 1, told

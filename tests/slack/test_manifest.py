@@ -51,6 +51,9 @@ EVENTS = {
     "reaction_removed": {"reactions:read"},
     **{f"channel_{what}": {"channels:read"} for what in ("archive", "unarchive", "rename")},
     **{f"group_{what}": {"groups:read"} for what in ("archive", "unarchive", "rename")},
+    "channel_deleted": {"channels:read"},
+    "group_deleted": {"groups:read"},
+    "member_left_channel": {"channels:read", "groups:read"},
 }
 _METHOD = re.compile(
     r'"((?:auth|chat|conversations|files|pins|usergroups|users|views)\.[A-Za-z.]+)"'

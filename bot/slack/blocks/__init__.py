@@ -48,6 +48,7 @@ from bot.slack.blocks.elements import (
 from bot.slack.blocks.incident import (
     IncidentSnapshot,
     announcement,
+    channel_lost,
     channel_purpose,
     channel_topic,
     incident_actions,
@@ -99,6 +100,7 @@ __all__ = [
     "announcement",
     "button",
     "capture_modal",
+    "channel_lost",
     "channel_purpose",
     "channel_topic",
     "confirm_dialog",

@@ -256,6 +256,30 @@ def channel_topic(policy: Policy, incident: Incident, roles: dict[str, str]) -> 
     return truncate(" | ".join(parts), limits.TOPIC)
 
 
+def channel_lost(incident: Incident, *, deleted: bool) -> tuple[str, list[Block]]:
+    """To the commander: Firebreak lost the incident's channel (deleted, or Firebreak removed)."""
+    name = f"#{escape_mrkdwn(incident.slack_channel_name or '')}"
+    if deleted:
+        text = (
+            f"{incident.ref}: its channel {name} was deleted, so nothing Firebreak posts for the "
+            "incident reaches anyone there. The incident and its timeline are kept: "
+            f"`/incident {incident.ref} status` and the other commands work from any channel."
+        )
+        return text, [section(f":warning: {text}")]
+    text = (
+        f"{incident.ref}: Firebreak was removed from {name}, so it can no longer post there or "
+        f"keep the pinned summary current. Invite it back (`/invite @Firebreak` in {name}), "
+        "then press Retry to post what could not be posted."
+    )
+    return text, [
+        section(f":warning: {text}"),
+        {
+            "type": "actions",
+            "elements": [button("Retry", RETRY_SETUP, str(incident.id), style="primary")],
+        },
+    ]
+
+
 def setup_problem(incident: Incident, problem: str) -> tuple[str, list[Block]]:
     text = (
         f"{incident.ref}: {problem} Retry when the cause is fixed; what is saved in "

@@ -56,6 +56,8 @@ class EventListeners(ListenerBase):
             self._member_joined(event)
         elif event.get("type") in CHANNEL_CHANGES:
             self._channel_changed(event, f"event:{body.get('event_id', '')}", _event_time(body))
+        elif event.get("type") in CHANNEL_LOSSES:
+            self._channel_lost(event, f"event:{body.get('event_id', '')}")
 
     def _reaction(self, event: dict[str, Any], body: dict[str, Any], replies: Replies) -> None:
         item = event.get("item") or {}
@@ -144,6 +146,25 @@ class EventListeners(ListenerBase):
             ),
         )
 
+    def _channel_lost(self, event: dict[str, Any], key: str) -> None:
+        """An incident's channel was deleted, or Firebreak was removed from it: on the
+        timeline, and the commander is told (nothing posted there reaches anyone now)."""
+        kind = str(event.get("type"))
+        if kind == "member_left_channel" and event.get("user") != self.gateway.bot_user_id():
+            return  # a person left: their business
+        channel = str(event.get("channel") or "")
+        with self.fb.db.read() as session:
+            incident = core.find_incident_by_channel(session, channel) if channel else None
+        if incident is None or incident.id is None:
+            return
+        incident_id = incident.id
+        self.flows.change(
+            incident_id,
+            lambda s: core.record_channel_lost(
+                s, self.policy, incident_id, deleted=kind.endswith("_deleted"), key=key
+            ),
+        )
+
     def _home_opened(self, event: dict[str, Any]) -> None:
         try:
             self.flows.publish_home(str(event.get("user", "")))
@@ -163,6 +184,9 @@ CHANNEL_CHANGES = frozenset(
 )
 """Changes to a channel made in Slack (``group_`` for private channels), recorded when the
 channel is an incident's."""
+CHANNEL_LOSSES = frozenset({"channel_deleted", "group_deleted", "member_left_channel"})
+"""An incident's channel deleted, or Firebreak removed from it (``member_left_channel`` of
+the bot itself)."""
 
 
 def app_rate_limited(body: dict[str, Any], next_: Callable[[], None]) -> BoltResponse | None:
@@ -191,6 +215,7 @@ def register(app: App, listeners: EventListeners) -> None:
         "app_home_opened",
         "member_joined_channel",
         *sorted(CHANNEL_CHANGES),
+        *sorted(CHANNEL_LOSSES),
     ):
         app.event(kind)(listeners.event)
 
