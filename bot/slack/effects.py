@@ -67,6 +67,13 @@ def slack_failure(exc: SlackCallError) -> Exception:
     return PermanentError(str(exc), reason=exc.error)
 
 
+def _in_channel(row: Effect) -> bool:
+    """Whether the effect acts in its incident's own channel."""
+    if row.kind == kinds.POST:
+        return str(row.data.get("to") or "incident") == "incident"
+    return row.kind in (kinds.REFRESH, kinds.INVITE, kinds.RUNBOOK_MESSAGE)
+
+
 def channel_marker(incident: Incident) -> str:
     """Written in the purpose of a channel Firebreak created, to recognise it later."""
     return f"firebreak:{incident.id}:{int(incident.declared_at.timestamp())}"
@@ -125,6 +132,17 @@ class SlackEffects:
         lands on the timeline of the incident whose channel it came from."""
         if row.kind != kinds.SLACK_REQUEST:
             on_effect_failed(session, self.fb.policy, row, error)
+            if row.incident_id is not None and "(is_archived)" in error and _in_channel(row):
+                # Archived without the event reaching Firebreak (an app without the event, a
+                # delivery lost): Slack's refusal says so; answers and the summary follow.
+                core.record_channel_archived(
+                    session,
+                    self.fb.policy,
+                    row.incident_id,
+                    archived=True,
+                    actor=None,
+                    key=f"effect:{row.id}:archived",
+                )
             return
         person, channel = who_and_where(str(row.data.get("kind")), row.data.get("body") or {})
         incident = core.find_incident_by_channel(session, channel) if channel else None

@@ -237,3 +237,23 @@ def test_a_deleted_incident_channel_is_on_the_timeline_and_the_commander_told(
     ]
     told = [texts(m) for m in fake.messages(fake.im_channel(incident.reporter_id))]
     assert sum("was deleted" in t and "/incident INC-1 status" in t for t in told) == 1, told
+
+
+def test_an_archive_slack_reports_by_refusing_a_post_is_remembered(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """The channel was archived and Firebreak never heard the event (an app created from an
+    older manifest, a delivery lost): Slack's ``is_archived`` refusal says so, and the next
+    answer tells the truth instead of "posting it"."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.archive(channel)
+
+    first = ask(fake, bot, slack, "INC-1 update rolled back", "general")
+    assert first == f"Update saved to INC-1; posting it in <#{channel}>."  # not known yet
+    assert core.channel_archived(stored(db, incident))
+    assert [e.text for e in events_of(db, incident, "channel_archived")] == [
+        f"Channel #{incident.slack_channel_name} archived"
+    ]
+    second = ask(fake, bot, slack, "INC-1 update still rolled back", "general")
+    assert f"Its channel #{incident.slack_channel_name} is archived" in second
