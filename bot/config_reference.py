@@ -273,8 +273,10 @@ def all_variables() -> list[str]:
     return names + [row[0] for row in OTHER_VARIABLES]
 
 
-_NOT_SETTINGS = ("FIREBREAK_TEST_", "FIREBREAK_BENCH_")
-"""Variables of this repository's test and benchmark scripts, not of Firebreak."""
+_NOT_SETTINGS = ("FIREBREAK_TEST_", "FIREBREAK_BENCH_", "FIREBREAK_SERVICE_", "FIREBREAK_PORT")
+"""Variables of this repository's test and benchmark scripts, and those Kubernetes sets for a
+Service named ``firebreak`` (``FIREBREAK_SERVICE_HOST``, ``FIREBREAK_PORT_80_TCP``...): not
+Firebreak's settings."""
 
 
 def unknown_variables(names: Iterable[str]) -> list[tuple[str, str | None]]:

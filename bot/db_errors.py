@@ -167,12 +167,15 @@ _UNAVAILABLE_STATES = ("25006", "53100", "53200", "57P01", "57P02", "57P03", "08
 def database_unavailable(exc: BaseException) -> bool:
     """The database is down, cut off, full or read-only: something to wait out and report in
     one line, not a bug to log with its traceback."""
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+    if isinstance(exc, PoolTimeout):
         return True
-    if isinstance(exc, DBAPIError):
-        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    if sqlstate:  # PostgreSQL says which: a deadlock or a timeout is not an outage
         return sqlstate.startswith(_UNAVAILABLE_STATES)
-    return False
+    # No state: the connection was lost or never made (or SQLite's file cannot be written).
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 class OutageLog:

@@ -205,8 +205,9 @@ def configured_secrets(settings: Settings) -> list[str]:
     ]
 
 
-class _StoppedStarting(Exception):
-    """SIGTERM arrived before the server was up."""
+class _StoppedStarting(BaseException):
+    """SIGTERM arrived before the server was up (a ``BaseException``, as ``KeyboardInterrupt``:
+    no ``except Exception`` on the way swallows it)."""
 
 
 def configure_service_logging(settings: Settings) -> None:

@@ -89,3 +89,19 @@ def test_env_example_lists_every_environment_variable() -> None:
 def test_every_variable_and_every_key_has_a_meaning() -> None:
     empty = [line for line in ref.reference().splitlines() if line.replace(" ", "").endswith("||")]
     assert empty == []
+
+
+def test_unknown_firebreak_variables_are_named_with_the_closest_setting() -> None:
+    environ = [
+        "FIREBREAK_LOG_LEVL",
+        "FIREBREAK_LOG_LEVEL",
+        "FIREBREAK_NOPE",
+        "FIREBREAK_TEST_DATABASE_URL",  # this repository's test scripts
+        "FIREBREAK_SERVICE_HOST",  # Kubernetes, for a Service named firebreak
+        "FIREBREAK_PORT_80_TCP_ADDR",
+        "PATH",
+    ]
+    assert ref.unknown_variables(environ) == [
+        ("FIREBREAK_LOG_LEVL", "FIREBREAK_LOG_LEVEL"),
+        ("FIREBREAK_NOPE", None),
+    ]

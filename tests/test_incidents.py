@@ -8,7 +8,7 @@ from freezegun import freeze_time
 from sqlmodel import func, select
 
 from bot import incidents as core
-from bot.config import Policy
+from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.errors import InvalidInput, InvalidTransition, NotFound
 from bot.models import EventKind, Incident, TimelineEvent
@@ -295,6 +295,27 @@ def test_roles_are_assigned_replaced_and_kept_in_history(db: Database, policy: P
     with db.transaction() as session:
         assert core.unassign_role(session, policy, incident.id, "comms", actor="U4").changed
         assert core.current_roles(session, incident.id) == {"commander": "U3"}
+
+
+def test_role_changes_are_stored_in_slack_markup_with_the_role_name_escaped(
+    db: Database,
+) -> None:
+    """The entry holds mentions (Slack markup), so the role's name from the policy is escaped
+    in it: ``R&D <liaison>`` must not become a link or vanish where it is shown."""
+    policy = policy_from_dict(
+        {"roles": [{"key": "commander", "name": "Commander"}, {"key": "rd", "name": "R&D <x>"}]}
+    )
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        core.assign_role(session, policy, incident.id, "rd", "U2", actor="U1")
+        core.unassign_role(session, policy, incident.id, "rd", actor="U2")
+        texts = [
+            e.text
+            for e in core.timeline(session, incident.id)
+            if e.kind in (EventKind.ROLE_ASSIGNED, EventKind.ROLE_UNASSIGNED)
+        ]
+    assert texts == ["R&amp;D &lt;x&gt;: <@U2>", "R&amp;D &lt;x&gt;: <@U2> stepped down"]
 
 
 def test_unknown_role_is_refused(db: Database, policy: Policy) -> None:

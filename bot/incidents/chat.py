@@ -115,7 +115,7 @@ def record_channel_lost(
 ) -> Change:
     """Firebreak lost the incident's channel in chat: it was deleted, or Firebreak was removed
     from it. On the timeline, once per ``key``, naming who is told (the commander, else the
-    reporter): nothing posted there will reach anyone until it is fixed."""
+    reporter) while the incident is active: nothing posted there will reach anyone."""
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
@@ -132,10 +132,18 @@ def record_channel_lost(
         data={
             "channel": incident.slack_channel_id,
             "deleted": deleted,
-            "tell": current_roles(session, incident_id).get(COMMANDER) or incident.reporter_id,
+            # Told while it matters: deleting the channels of closed incidents is tidying up.
+            "tell": (current_roles(session, incident_id).get(COMMANDER) or incident.reporter_id)
+            if _active(policy, incident)
+            else None,
         },
     )
     return Change(incident, event)
+
+
+def _active(policy: Policy, incident: Incident) -> bool:
+    status = policy.find_status(incident.status)
+    return status is not None and status.phase == "active"
 
 
 def rename_channel(

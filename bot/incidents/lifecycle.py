@@ -28,6 +28,7 @@ from bot.incidents.text import (
     when,
 )
 from bot.incidents.timeline import Change, append_event, begin_change
+from bot.markup import escape_mrkdwn
 from bot.models import Counter, EventKind, Incident, RoleAssignment
 
 # --------------------------------------------------------------------------------------------
@@ -494,7 +495,8 @@ def assign_role(
         policy,
         incident,
         kind=EventKind.ROLE_ASSIGNED,
-        text=f"{found.name}: <@{user}>" + (f" (was <@{previous}>)" if previous else ""),
+        text=f"{escape_mrkdwn(found.name)}: <@{user}>"
+        + (f" (was <@{previous}>)" if previous else ""),
         actor=actor,
         now=now,
         key=key,
@@ -532,7 +534,7 @@ def unassign_role(
         policy,
         incident,
         kind=EventKind.ROLE_UNASSIGNED,
-        text=f"{found.name}: <@{current.user_id}> stepped down",
+        text=f"{escape_mrkdwn(found.name)}: <@{current.user_id}> stepped down",
         actor=actor,
         now=now,
         key=key,

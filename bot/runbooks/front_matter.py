@@ -57,7 +57,12 @@ def _split_front_matter(lines: list[str]) -> _FrontMatter:
         _load_toml(raw, fm)
         return fm
     _load_yaml(raw, fm)
-    if fm.problems and any(_HEADING.match(line) for line in lines[1:end]):
+    inside = lines[1:end]
+    if (
+        fm.problems
+        and any(_HEADING.match(line) for line in inside)
+        and not any(_YAML_KEY.match(line) for line in inside)
+    ):
         # Not YAML, and a Markdown heading inside: a horizontal rule at the top of the page
         # (as GitHub shows it), not front matter. Shown as the page it is.
         return _FrontMatter(
@@ -75,6 +80,9 @@ def _split_front_matter(lines: list[str]) -> _FrontMatter:
 
 
 _HEADING = re.compile(r"#{1,6}[ \t]+\S")
+_YAML_KEY = re.compile(r"\s*[\w-]+\s*:")
+"""A ``key:`` line: with one, broken front matter is reported as such (its ``# comment``
+lines look like headings)."""
 
 
 # libyaml's parser when PyYAML was built with it: five times faster on a large catalog.

@@ -73,7 +73,7 @@ USAGE = {
     "sev": "`/incident sev &lt;level&gt;`, e.g. `/incident sev 2`",
     "ic": "`/incident ic @person` (or `/incident ic me`)",
     "role": "`/incident role &lt;role&gt; @person`, e.g. `/incident role comms @dana`",
-    "update": "`/incident update <what changed, what is next>`",
+    "update": "`/incident update &lt;what changed, what is next&gt;`",
     "note": "`/incident note &lt;text&gt;`",
     "action": "`/incident action &lt;text&gt; [@owner] [YYYY-MM-DD]`",
     "done": "`/incident done &lt;action item number&gt;`",

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot import incidents as core
+from bot.config import Policy
 from bot.db import Database
 from bot.effects.models import Effect
 from bot.models import Incident, TimelineEvent
@@ -202,17 +204,23 @@ def test_channel_news_delivered_late_never_overrides_newer_news(
     assert [e.text for e in renamed] == ["Channel renamed to #inc-1-final"]
 
 
+@pytest.mark.parametrize("event", ["channel_left", "member_left_channel"])
 def test_firebreak_removed_from_the_channel_tells_the_commander_once(
-    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database, event: str
 ) -> None:
+    """Slack sends an app removed from a channel ``channel_left`` (``group_left`` if private;
+    ``actor_id``: who removed it); ``member_left_channel`` naming the bot says the same."""
     incident = declare(fake, bot, slack, db)
     channel = incident.slack_channel_id or ""
     ben = fake.user_id("ben.okafor")
     slack.event({"type": "member_left_channel", "user": ben, "channel": channel})  # a person
     fake.remove_bot_from_channel(channel)
-    reply = slack.event(
-        {"type": "member_left_channel", "user": fake.bot_user_id, "channel": channel}
+    left: dict[str, Any] = (
+        {"type": "channel_left", "channel": channel, "actor_id": ben, "event_ts": "1700000009.1"}
+        if event == "channel_left"
+        else {"type": "member_left_channel", "user": fake.bot_user_id, "channel": channel}
     )
+    reply = slack.event(left)
     bot.settle()
     slack.retry(reply)
     bot.settle()
@@ -257,3 +265,21 @@ def test_an_archive_slack_reports_by_refusing_a_post_is_remembered(
     ]
     second = ask(fake, bot, slack, "INC-1 update still rolled back", "general")
     assert f"Its channel #{incident.slack_channel_name} is archived" in second
+
+
+def test_a_closed_incidents_channel_deleted_is_recorded_and_nobody_woken(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    with db.transaction() as session:
+        core.close_incident(session, Policy(), incident.id or 0, actor="U1")
+    bot.settle()
+    before = len(fake.messages(fake.im_channel(incident.reporter_id)))
+    slack.event({"type": "channel_deleted", "channel": channel})
+    bot.settle()
+
+    assert [e.text for e in events_of(db, incident, "channel_lost")] == [
+        f"Channel #{incident.slack_channel_name} deleted"
+    ]
+    assert len(fake.messages(fake.im_channel(incident.reporter_id))) == before

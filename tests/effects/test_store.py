@@ -20,7 +20,7 @@ from bot import incidents as core
 from bot.clock import utcnow
 from bot.config import COMMANDER, Policy
 from bot.db import Database
-from bot.db_errors import OutageLog
+from bot.db_errors import OutageLog, database_unavailable
 from bot.effects import kinds, store
 from bot.effects.failures import on_effect_failed
 from bot.effects.models import Effect
@@ -653,3 +653,25 @@ def test_a_database_outage_is_one_warning_and_one_line_when_it_is_back(
         ("ERROR", "effect claim failed", True),
     ]
     down.dispose()
+
+
+class _Orig(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__("x")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "outage"),
+    [
+        (None, True),  # the connection lost or never made
+        ("08006", True),  # connection failure
+        ("57P01", True),  # the server shut down
+        ("25006", True),  # read-only
+        ("53100", True),  # disk full
+        ("40P01", False),  # a deadlock: a problem of the statement, logged whole
+        ("57014", False),  # a statement timeout
+    ],
+)
+def test_what_counts_as_the_database_being_unavailable(sqlstate: str | None, outage: bool) -> None:
+    assert database_unavailable(OperationalError("SELECT 1", None, _Orig(sqlstate))) is outage

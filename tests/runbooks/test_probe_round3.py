@@ -124,3 +124,19 @@ def test_lint_warns_that_a_quoted_checklist_is_not_steps(tmp_path: Path) -> None
     assert [(m.line, m.level, m.message.split(":")[0]) for m in report.messages] == [
         (5, "warning", "a checklist inside a quote (>) is shown as text, not as steps")
     ]
+
+
+def test_broken_yaml_front_matter_with_a_comment_is_still_an_error() -> None:
+    """A ``# comment`` in YAML looks like a heading; with ``key:`` lines it is front matter,
+    and its mistake is an error at its line, not a horizontal rule."""
+    text = "---\n# Metadata for the catalog\ntitle: Restore\nservices: [api, db\n---\n\n1. Go\n"
+    runbook = parse_runbook(text, runbook_id="restore")
+    assert [(p.level, p.message.split(":")[0]) for p in runbook.problems] == [
+        ("error", "invalid YAML front matter")
+    ]
+
+
+def test_emoji_shortcodes_stay_emoji() -> None:
+    assert markdown_to_mrkdwn("Post :white_check_mark: when done, then :+1:") == (
+        "Post :white_check_mark: when done, then :+1:"
+    )

@@ -52,7 +52,9 @@ EVENTS = {
     **{f"channel_{what}": {"channels:read"} for what in ("archive", "unarchive", "rename")},
     **{f"group_{what}": {"groups:read"} for what in ("archive", "unarchive", "rename")},
     "channel_deleted": {"channels:read"},
+    "channel_left": {"channels:read"},
     "group_deleted": {"groups:read"},
+    "group_left": {"groups:read"},
     "member_left_channel": {"channels:read", "groups:read"},
 }
 _METHOD = re.compile(

@@ -184,9 +184,12 @@ CHANNEL_CHANGES = frozenset(
 )
 """Changes to a channel made in Slack (``group_`` for private channels), recorded when the
 channel is an incident's."""
-CHANNEL_LOSSES = frozenset({"channel_deleted", "group_deleted", "member_left_channel"})
-"""An incident's channel deleted, or Firebreak removed from it (``member_left_channel`` of
-the bot itself)."""
+CHANNEL_LOSSES = frozenset(
+    {"channel_deleted", "group_deleted", "channel_left", "group_left", "member_left_channel"}
+)
+"""An incident's channel deleted, or Firebreak removed from it: ``channel_left`` /
+``group_left`` (what Slack sends an app removed from a channel), ``member_left_channel`` of
+the bot itself."""
 
 
 def app_rate_limited(body: dict[str, Any], next_: Callable[[], None]) -> BoltResponse | None:

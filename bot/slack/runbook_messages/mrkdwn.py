@@ -65,6 +65,8 @@ def title_mrkdwn(title: str) -> str:
 
 
 def _literal_word(word: str) -> str:
+    if _SHORTCODE.search(word):
+        return _escape(word)  # :white_check_mark: is an emoji, not italics
     start = len(word) - len(word.lstrip("(['\""))
     end = len(word.rstrip(".,;:!?)]'\""))
     core = word[start:end]
@@ -89,6 +91,7 @@ def _literal_text(text: str) -> str:
 
 
 _WORD = re.compile(r"\S+")
+_SHORTCODE = re.compile(r":[a-z0-9_+'-]+:")
 _URL = re.compile(r"[(\['\"]*(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)")
 """A bare address, which Slack links by itself: shown as code, it would not be a link."""
 
