@@ -136,7 +136,10 @@ def test_broken_yaml_front_matter_with_a_comment_is_still_an_error() -> None:
     ]
 
 
-def test_emoji_shortcodes_stay_emoji() -> None:
+def test_emoji_shortcodes_and_addresses_stay_what_slack_makes_of_them() -> None:
     assert markdown_to_mrkdwn("Post :white_check_mark: when done, then :+1:") == (
         "Post :white_check_mark: when done, then :+1:"
+    )
+    assert markdown_to_mrkdwn("Mail db_oncall@example.com or see kube_pod_status") == (
+        "Mail db_oncall@example.com or see `kube_pod_status`"
     )

@@ -92,8 +92,11 @@ def _literal_text(text: str) -> str:
 
 _WORD = re.compile(r"\S+")
 _SHORTCODE = re.compile(r":[a-z0-9_+'-]+:")
-_URL = re.compile(r"[(\['\"]*(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)")
-"""A bare address, which Slack links by itself: shown as code, it would not be a link."""
+_URL = re.compile(
+    r"[(\['\"]*(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.|[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,})"
+)
+"""A bare address (a URL, an e-mail address), which Slack links by itself: shown as code, it
+would not be a link."""
 
 
 def _wrap(mark: str, inner: str) -> str:
