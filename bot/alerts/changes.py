@@ -135,13 +135,18 @@ def apply_alerts(
         recurred = _recurred(message, row, alert)
         if row.status == status and not recurred:
             continue
-        if status == Status.FIRING and row.incident_id is not None and row.id is not None:
+        if status == Status.FIRING and row.incident_id is not None and row.id and not row.dropped:
             changes.ended[row.id] = {
-                "alert_id": row.id,
                 "incident_id": row.incident_id,
+                "alert_id": row.id,
+                "source": group.source,
+                "key": row.key,
+                "name": row.name,
+                "title": row.title,
+                "severity": row.severity,
                 "starts_at": row.starts_at or row.first_seen_at,
-                # A recurrence: the earlier occurrence ended, unreported, before this start.
-                "resolved_at": row.resolved_at or (alert.starts_at if recurred else None),
+                # A recurrence: the earlier occurrence ended unreported, when is not known.
+                "resolved_at": row.resolved_at,
             }
         row.status = status
         row.transitions += 1

@@ -98,15 +98,24 @@ class AlertRecord(SQLModel, table=True):
 
 class AlertStint(SQLModel, table=True):
     """An alert's time in an incident it has left: written when the alert fires again under
-    another incident, so the earlier incident still lists it, as it was (resolved)."""
+    another incident, so the earlier incident still lists it, as it was. Complete in itself
+    (not a reference to the alert's row, which is removed with the later incident by
+    retention): what an auditor of the earlier incident needs."""
 
     __tablename__ = "alert_stints"
 
     id: int | None = Field(default=None, primary_key=True)
-    alert_id: int = Field(foreign_key="alerts.id")
     incident_id: int = Field(foreign_key="incidents.id", index=True)
+    alert_id: int
+    """The alert's row when the stint was written (it may be gone since)."""
+    source: str = Field(max_length=32)
+    key: str = Field(max_length=255)
+    name: str = Field(default="", max_length=300)
+    title: str = Field(default="", max_length=300)
+    severity: str | None = Field(default=None, max_length=64)
     starts_at: datetime | None = _utc(default=None)
     resolved_at: datetime | None = _utc(default=None)
+    """When it resolved in that incident; ``None`` when no resolve came (it recurred)."""
 
 
 def label_value(label: str) -> Any:

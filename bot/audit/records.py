@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, or_, select
 from sqlmodel import Session
 
 from bot.schema import metadata
@@ -50,6 +50,25 @@ def related_tables() -> list[Related]:
                 children.append(Related(table, parent, fk.parent.name))
                 break
     return direct + children
+
+
+def still_referenced(table: Table) -> Any:
+    """For a table whose rows other tables point at (``alert_groups``: its alerts and notices),
+    a condition true of the rows some row points at; ``None`` when no table points at it or
+    its ``incident_id`` cannot be emptied."""
+    column = table.c.get("incident_id")
+    if column is None or not column.nullable:
+        return None
+    pointers = [
+        fk.parent
+        for other in metadata.sorted_tables
+        if other is not table
+        for fk in other.foreign_keys
+        if fk.column.table is table
+    ]
+    if not pointers:
+        return None
+    return or_(*(table.c.id.in_(select(p).where(p.is_not(None))) for p in pointers))
 
 
 def _query(related: Related, incident_id: int) -> Any:

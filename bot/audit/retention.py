@@ -31,7 +31,7 @@ from sqlmodel import select as sm_select
 from bot import incidents as core
 from bot.audit import guard
 from bot.audit.bundle import Export, verify_bundle, write_bundle
-from bot.audit.records import INCIDENTS, TIMELINE, related_tables
+from bot.audit.records import INCIDENTS, TIMELINE, related_tables, still_referenced
 from bot.audit.verify import chain_head
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
@@ -185,6 +185,15 @@ def remove_incident(db: Database, policy: Policy, item: Due, *, now: datetime | 
                     )
                 )
             elif related.parent is None:
+                shared = still_referenced(table)
+                if shared is not None:
+                    # Rows another incident's rows still point at (an alert group whose
+                    # earlier episode was another incident) stay, as that incident's.
+                    session.execute(
+                        update(table)
+                        .where(table.c.incident_id == item.incident_id, shared)
+                        .values(incident_id=None)
+                    )
                 session.execute(delete(table).where(table.c.incident_id == item.incident_id))
             else:
                 parent = related.parent

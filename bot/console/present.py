@@ -53,7 +53,12 @@ def when(value: datetime | None) -> Markup:
     return Markup(_time_html(value))
 
 
-_SLACK_TOKEN = re.compile(r"<([@#!])?([^<>|\n]*)(?:\|([^<>\n]*))?>")
+_SLACK_TOKEN = re.compile(
+    r"<([@#!])([^<>|\n]*)(?:\|([^<>\n]*))?>"  # a mention, a channel, a broadcast
+    r"|<((?:https?|mailto|tel|ftp|slack)[^<>|\n]*)(?:\|([^<>\n]*))?>"  # a link
+)
+"""Slack's own markup; anything else in angle brackets (``<b>`` in an alert's title, stored as
+the sender wrote it) is shown as written."""
 
 
 def slack_text(text: str, people: Callable[[str | None], str]) -> str:
@@ -61,14 +66,14 @@ def slack_text(text: str, people: Callable[[str | None], str]) -> str:
     plain text (autoescaped by the template)."""
 
     def token(match: re.Match[str]) -> str:
+        if match.group(4) is not None:  # a link: its label, else the address
+            return match.group(5) or match.group(4)
         sigil, target, label = match.group(1), match.group(2), match.group(3)
         if sigil == "@":
             return "@" + (label or people(target))
         if sigil == "#":
             return "#" + (label or target)
-        if sigil == "!":
-            return "@" + (label or target.split("^")[0])
-        return label or target
+        return "@" + (label or target.split("^")[0])  # !here, !subteam^S1|@oncall
 
     if "<" not in text and "&" not in text:
         return text

@@ -427,45 +427,56 @@ ALERTS_SHOWN = 500
 
 def incident_alerts(session: Session, incident_id: int) -> list[AlertView]:
     """The alerts that fired in this incident, oldest first: those still under it, and those
-    that have since fired again under another (as they were here: resolved, ``alert_stints``);
-    alerts the routing rules dropped are left out."""
-    shown: list[tuple[AlertRecord, str, datetime | None, datetime | None, str]] = [
-        (alert, source, alert.starts_at or alert.first_seen_at, alert.resolved_at, alert.status)
-        for alert, source in session.exec(
-            select(AlertRecord, AlertGroup.source)
-            .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
-            .where(AlertRecord.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
-            .order_by(col(AlertRecord.first_seen_at), col(AlertRecord.id))
-            .limit(ALERTS_SHOWN)
-        ).all()
-    ]
-    listed = {alert.id for alert, *_ in shown}
-    for stint, alert, source in session.exec(
-        select(AlertStint, AlertRecord, AlertGroup.source)
-        .join(AlertRecord, col(AlertRecord.id) == col(AlertStint.alert_id))
+    that have since fired again under another, as they were here (``alert_stints``); alerts
+    the routing rules dropped are left out."""
+    current = session.exec(
+        select(AlertRecord, AlertGroup.source)
         .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
-        .where(AlertStint.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
+        .where(AlertRecord.incident_id == incident_id, col(AlertRecord.dropped).is_(False))
+        .order_by(col(AlertRecord.first_seen_at), col(AlertRecord.id))
+        .limit(ALERTS_SHOWN)
+    ).all()
+    shown: list[tuple[datetime | None, AlertView]] = [
+        (
+            alert.starts_at or alert.first_seen_at,
+            AlertView(
+                source=source,
+                name=alert.name,
+                title=alert.title,
+                status=alert.status,
+                severity=alert.severity,
+                starts_at=alert.starts_at or alert.first_seen_at,
+                resolved_at=alert.resolved_at,
+                links=list(alert.links or []),
+            ),
+        )
+        for alert, source in current
+    ]
+    listed = {alert.id for alert, _ in current}
+    stints = session.exec(
+        select(AlertStint)
+        .where(AlertStint.incident_id == incident_id)
         .order_by(col(AlertStint.id))
         .limit(ALERTS_SHOWN)
-    ).all():
-        if alert.id not in listed:  # back under this incident: listed as it is now
-            listed.add(alert.id)
-            status = Status.RESOLVED.value if stint.resolved_at else alert.status
-            shown.append((alert, source, stint.starts_at, stint.resolved_at, status))
-    shown.sort(key=lambda row: (row[0].first_seen_at, row[0].id or 0))
-    return [
-        AlertView(
-            source=source,
-            name=alert.name,
-            title=alert.title,
-            status=status,
-            severity=alert.severity,
-            starts_at=starts_at,
-            resolved_at=resolved_at,
-            links=list(alert.links or []),
+    ).all()
+    for stint in stints:
+        if stint.alert_id in listed:
+            continue  # back under this incident: listed as it is now
+        listed.add(stint.alert_id)
+        view = AlertView(
+            source=stint.source,
+            name=stint.name,
+            title=stint.title,
+            status=Status.RESOLVED.value,
+            severity=stint.severity,
+            starts_at=stint.starts_at,
+            resolved_at=stint.resolved_at,
+            links=[],
         )
-        for alert, source, starts_at, resolved_at, status in shown[:ALERTS_SHOWN]
-    ]
+        shown.append((stint.starts_at, view))
+    far_past = datetime.min.replace(tzinfo=UTC)
+    shown.sort(key=lambda row: row[0] or far_past)
+    return [view for _, view in shown[:ALERTS_SHOWN]]
 
 
 @dataclass(frozen=True)

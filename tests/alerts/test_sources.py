@@ -471,6 +471,13 @@ def test_grafana_no_data_and_error_alerts_are_named_after_their_rule() -> None:
         "labels": {"alertname": "DatasourceError", "rulename": "Disk full"},
         "annotations": {"Error": "[sse.dataQueryError] failed: context deadline exceeded"},
     }
+    grouped = {
+        **body,
+        "groupLabels": {"alertname": "DatasourceNoData", "grafana_folder": "x"},
+        "commonAnnotations": {},
+    }
+    alone = parse("grafana", {**grouped, "alerts": [no_data]}, now=NOW)
+    assert alone.title == "CPU high (no data)"  # the incident's title and channel name
     parsed = parse("grafana", {**body, "alerts": [no_data, failed]}, now=NOW)
     assert [(a.name, a.title, a.description) for a in parsed.alerts] == [
         ("CPU high", "CPU high (no data)", ""),

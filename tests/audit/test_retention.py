@@ -13,13 +13,16 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from bot import incidents as core
+from bot.alerts.intake import ingest
 from bot.audit import retention
 from bot.audit.bundle import verify_bundle
 from bot.audit.verify import verify_chains
 from bot.cli import main
 from bot.config import Policy, load_policy
+from bot.console.queries import incident_alerts
 from bot.db import Database
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
+from tests.alerts.test_episodes_and_order import FIRING, RESOLVED, alertmanager
 from tests.audit.helpers import project_with_dot_env
 from tests.audit.test_bundle import public, raw_key
 
@@ -197,3 +200,39 @@ def test_retention_reads_the_signing_key_once_and_signs_every_bundle_with_it(
     assert [b.name for b in bundles] == ["INC-1.zip", "INC-2.zip", "INC-3.zip"]
     assert [verify_bundle(b).signed_by for b in bundles] == [signer] * 3
     assert len(parsed) == 1  # once for the command, not once per incident
+
+
+def test_an_incident_whose_alert_later_fired_in_another_is_removed_and_the_other_keeps_it(
+    db: Database,
+    pci: Path,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """INC-1 (left open) keeps a record of the alert that fired in it and since fired again in
+    INC-2; removing INC-2 (its alert rows too) by retention must not fail on that record, and
+    INC-1 still lists the alert."""
+    policy = load_policy(pci)
+    start = NOW - timedelta(days=100)
+
+    def send(name: str, minutes: int, starts: str) -> None:
+        at = start + timedelta(minutes=minutes)
+        message = alertmanager(name, keep=1, starts=starts)
+        with freeze_time(at), db.transaction() as session:
+            ingest(session, policy, message, now=at)
+
+    send(FIRING, 0, "2026-02-21T11:00:00Z")
+    send(RESOLVED, 5, "2026-02-21T11:00:00Z")
+    send(FIRING, 120, "2026-02-21T13:59:00Z")  # after the flap window: INC-2
+    with freeze_time(start + timedelta(hours=3)), db.transaction() as session:
+        core.close_incident(session, policy, 2, actor="U1")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with freeze_time(NOW):
+        assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 0
+    assert "removed" in capsys.readouterr().out
+    with db.read() as session:
+        assert [(a.name, a.status) for a in incident_alerts(session, 1)] == [
+            ("ICMP ping failed", "resolved")
+        ]
+        assert incident_alerts(session, 2) == []

@@ -239,12 +239,14 @@ def test_the_timeline_shows_slack_markup_once_and_escapes_the_rest() -> None:
         event(3, "Commander: <@U3> (was <@U2>)", EventKind.ROLE_ASSIGNED),
         event(4, "Scribe: <@U4> stepped down", EventKind.ROLE_UNASSIGNED),
         event(5, "INC-7 declared as SEV1: a < b & c", EventKind.DECLARED),
+        event(6, "status changed: triage → resolved — fixed R&amp;D", EventKind.STATUS_CHANGED),
     ]
     _, payload = blocks.timeline_blocks(make_incident(), events)
     shown = "\n".join(iter_texts(payload))
     assert shown.count(typed) == 2 and "&amp;amp;" not in shown
     assert "Commander: <@U3> (was <@U2>)" in shown and "Scribe: <@U4> stepped down" in shown
     assert "declared as SEV1: a &lt; b &amp; c" in shown
+    assert "— fixed R&amp;D" in shown  # a resolve's reason, typed in Slack
 
 
 def test_runbook_titles_are_shown_literally_in_suggestions_and_the_summary(

@@ -177,6 +177,8 @@ def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessag
         or common_labels.get("alertname")
         or (alerts[0].name if alerts else "")
     )
+    if name in _GRAFANA_STATE_ALERTS and alerts:
+        name = alerts[0].title  # the rule, "CPU high (no data)" (see ``_alert``)
     common_annotations = labels_of(data.get("commonAnnotations"), "commonAnnotations")
     summary = _first(common_annotations, _TITLE_ANNOTATIONS)
     title = summary if summary and name and summary != name else ""

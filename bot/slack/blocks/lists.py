@@ -119,6 +119,7 @@ _SLACK_FORMATTED = {
     EventKind.ACTION_ITEM_COMPLETED,
     EventKind.ROLE_ASSIGNED,
     EventKind.ROLE_UNASSIGNED,
+    EventKind.STATUS_CHANGED,  # the reason given with a resolve or a reopen
 }
 
 
