@@ -389,6 +389,16 @@ def update_step(
         wanted, new_assignee, new_started = PENDING, None, None
     if (wanted, new_assignee) == (state.state, state.assignee_id):
         return RunChange(get_run(session, run_id), None, _step_view(state))
+    if state.state in (DONE, SKIPPED) and action != "reopen":
+        # A finished step offers only Reopen: Done, Skip or Assign on it comes from a message
+        # that is out of date (or a second person who had not seen the first): never silently
+        # undo what someone finished.
+        by = f" by <@{state.updated_by}>" if state.updated_by else ""
+        said = "done" if state.state == DONE else "skipped"
+        raise InvalidInput(
+            f"Step {step_index + 1} of {run.title} was already marked {said}{by}; nothing "
+            "changed. To change it, reopen it first."
+        )
 
     state.state = wanted
     state.assignee_id = new_assignee

@@ -179,15 +179,19 @@ def test_channel_news_delivered_late_never_overrides_newer_news(
     channel = incident.slack_channel_id or ""
     ben = fake.user_id("ben.okafor")
     # Archived at :01 and unarchived at :02; the archive's first delivery failed.
+    # (Each is handled before the next arrives, as when the late one comes minutes later.)
     slack.event(
         {"type": "channel_unarchive", "channel": channel, "user": ben, "event_ts": "1700000002.0"}
     )
+    bot.settle()
     slack.event(
         {"type": "channel_archive", "channel": channel, "user": ben, "event_ts": "1700000001.0"}
     )
+    bot.settle()
     # Renamed at :03, then again at :04; the first rename arrives last.
     final = rename(fake, channel, "inc-1-final")
     slack.event({**final, "event_ts": "1700000004.0"})
+    bot.settle()
     slack.event(
         {
             **final,

@@ -191,6 +191,27 @@ def test_a_click_that_changes_nothing_writes_nothing(db: Database, policy: Polic
     assert len(step_events(db)) == 3
 
 
+def test_a_finished_step_changes_only_by_reopening_it(db: Database, policy: Policy) -> None:
+    """A finished step shows only Reopen: Done, Skip or Assign on it come from a message that
+    is out of date. They are refused with who finished it, and what was done stays done."""
+    incident_id = declare(db, policy)
+    run_id = start(db, policy, incident_id)
+    update(db, policy, run_id, 0, "done", actor="U2")
+    for action, extra in (("skip", {}), ("assign", {"assignee": "U5"})):
+        with pytest.raises(InvalidInput) as refused:
+            update(db, policy, run_id, 0, action, actor="U3", **extra)
+        assert str(refused.value) == (
+            "Step 1 of Disk full was already marked done by <@U2>; nothing changed. To change "
+            "it, reopen it first."
+        )
+    update(db, policy, run_id, 1, "skip", actor="U2")
+    with pytest.raises(InvalidInput, match="already marked skipped by <@U2>"):
+        update(db, policy, run_id, 1, "done", actor="U3")
+    assert [e["state"] for e in step_events(db)] == ["done", "skipped"]
+    assert update(db, policy, run_id, 0, "reopen", actor="U3").changed
+    assert update(db, policy, run_id, 0, "skip", actor="U3").changed
+
+
 def test_a_retried_click_with_the_same_key_changes_nothing(db: Database, policy: Policy) -> None:
     incident_id = declare(db, policy)
     run_id = start(db, policy, incident_id)
