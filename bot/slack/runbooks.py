@@ -105,11 +105,16 @@ class RunbookSlack:
             link = None
             if run.slack_message_ts and run.slack_channel_id:
                 link = self.gateway.permalink(run.slack_channel_id, run.slack_message_ts)
-            reply(
-                ctx,
-                f"*{title_mrkdwn(runbook.title)}* is already running in {incident.ref}"
-                + (f": <{link}|open it>" if link else "."),
-            )
+            where = f": <{link}|open it>" if link else "."
+            if run.status == progress.RUN_COMPLETED:
+                said = (
+                    f"*{title_mrkdwn(runbook.title)}* was completed in {incident.ref} "
+                    f"({run.progress}); reopen a step there to work it again{where}"
+                )
+            else:
+                said = f"*{title_mrkdwn(runbook.title)}* is already running in {incident.ref}"
+                said += where
+            reply(ctx, said)
             return
         if ctx.channel != incident.slack_channel_id:
             where = f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else incident.ref

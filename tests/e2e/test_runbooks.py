@@ -13,6 +13,7 @@ from bot import incidents as core
 from bot.config import Policy, Settings
 from bot.db import Database
 from bot.models import EventKind, RunbookRun, RunbookStepState
+from bot.runbooks import progress
 from bot.runbooks.catalog import load_catalog
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack, SlackSimulator
@@ -205,3 +206,23 @@ def test_started_and_already_running_replies_show_a_runbook_title_literally(
     assert started == f"Started *{shown}* in <#{incident.slack_channel_id}>."
     assert running.startswith(f"*{shown}* is already running in {incident.ref}")
     assert "<!channel>" not in started + running  # nobody is pinged
+
+
+def test_starting_a_runbook_already_completed_says_it_was_completed(
+    fake: FakeSlack, tricky_bot: LocalBot, db: Database
+) -> None:
+    slack = SlackSimulator(fake, tricky_bot.events_url, SECRET)
+    incident = declare(fake, tricky_bot, slack, db)
+    command = f"INC-{incident.number} runbook purge-logs"
+    slack.slash_command(command, user="ana.garcia", channel="general")
+    tricky_bot.settle()
+    with db.transaction() as session:
+        run = session.exec(select(RunbookRun)).one()
+        assert run.id is not None
+        for step in range(run.step_count):
+            progress.update_step(session, Policy(), run.id, step, "done", actor="U1")
+    again = slack.slash_command(command, user="ana.garcia", channel="general")
+    tricky_bot.settle()
+    said = texts(fake.response_posts(again.request.response_url)[0].payload)
+    assert f"was completed in {incident.ref} ({run.step_count}/{run.step_count} done)" in said
+    assert "reopen a step there to work it again" in said and "already running" not in said
