@@ -62,8 +62,10 @@ STOPPED = "stopped"
 LIVE_STATES = (PENDING, CLAIMED)
 
 
-DEFAULT_LEASE = timedelta(seconds=60)
-"""How long a claim holds. A worker that dies leaves its claims to be taken after this."""
+DEFAULT_LEASE = timedelta(seconds=15)
+"""How long a claim holds. A worker that dies leaves its claims to be taken after this, so it
+is short: evaluating a reminder is one short transaction (what it sends is an effect), and a
+replica killed mid-batch must not hold back another incident's escalation for a minute."""
 DEFAULT_BATCH = 50
 RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(minutes=15)
