@@ -279,7 +279,10 @@ def escalation(
         f"has {again}not been acknowledged and has no Incident Commander after {waited}."
     )
     if in_incident_channel:
-        ask = "Please acknowledge it or take the Incident Commander role."
+        ask = (
+            "Please acknowledge it (`/incident ack`) or take the Incident Commander role "
+            "(`/incident ic me`, or the button on the pinned summary)."
+        )
         detail = f"{incident_ref}: {_title(title)}"
     elif private:
         ask = "It is a private incident: ask its responders to add you."

@@ -154,3 +154,18 @@ def test_an_empty_digest_says_so() -> None:
     assert "No open incidents" in _texts(message)
     assert "Monday 2 March 2026" in message.text
     assert message_errors(message.text, message.blocks) == []
+
+
+def test_the_escalation_in_the_incident_channel_says_how_to_acknowledge() -> None:
+    message = rb.escalation(
+        incident_ref="INC-4",
+        title="Checkout down",
+        severity="SEV1",
+        channel_id="C0INC",
+        private=False,
+        tier=1,
+        mentions=[],
+        waited="5m",
+        in_incident_channel=True,
+    )
+    assert "`/incident ack`" in _texts(message) and "`/incident ic me`" in _texts(message)
