@@ -1,4 +1,5 @@
-"""``firebreak export``: an incident and its full timeline as JSON, for audits and archives.
+"""``firebreak export``: an incident, its full timeline and its alerts as JSON, for audits and
+archives.
 
 The export includes retracted events and the retractions themselves: it is the audit record,
 not the responders' view."""
@@ -8,9 +9,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot import incidents
+from bot.alerts.models import AlertGroup, AlertRecord, AlertStint
 from bot.config import Policy
 
 
@@ -45,5 +47,31 @@ def export_incident(session: Session, policy: Policy, ref: str) -> dict[str, Any
         "action_items": [
             {k: _plain(v) for k, v in item.model_dump().items() if k != "incident_id"}
             for item in incidents.list_action_items(session, incident.id)
+        ],
+        **_alerts(session, incident.id),
+    }
+
+
+def _alerts(session: Session, incident_id: int) -> dict[str, Any]:
+    """Every alert that fired under the incident (dropped ones too, marked), with its source;
+    and those that have since fired again under a later incident, as they were in this one."""
+    rows = session.exec(
+        select(AlertRecord, AlertGroup.source)
+        .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
+        .where(AlertRecord.incident_id == incident_id)
+        .order_by(col(AlertRecord.first_seen_at), col(AlertRecord.id))
+    ).all()
+    stints = session.exec(
+        select(AlertStint).where(AlertStint.incident_id == incident_id).order_by(col(AlertStint.id))
+    ).all()
+    skip = {"incident_id", "group_id", "id", "alert_id", "event_at", "transitions"}
+    return {
+        "alerts": [
+            {"source": source, **{k: _plain(v) for k, v in a.model_dump().items() if k not in skip}}
+            for a, source in rows
+        ],
+        "earlier_alerts": [
+            {k: _plain(v) for k, v in stint.model_dump().items() if k not in skip}
+            for stint in stints
         ],
     }

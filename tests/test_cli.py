@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,12 @@ from sqlmodel import select
 
 from bot import __version__, migrations
 from bot import incidents as core
+from bot.alerts.intake import ingest
 from bot.cli import main
 from bot.config import Policy
 from bot.db import Database
 from bot.models import Postmortem
+from tests.alerts.test_episodes_and_order import FIRING, RESOLVED, alertmanager
 from tests.conftest import DatabaseFactory
 
 
@@ -126,6 +129,34 @@ def test_export_writes_the_incident_and_its_timeline(
     assert [e["kind"] for e in document["timeline"]] == ["declared", "note"]
     assert document["metrics_seconds"]["time_to_resolve"] is None
     assert main(["export", "INC-9"]) == 1
+
+
+def test_export_has_the_alerts_that_fired_in_the_incident(
+    db: Database,
+    policy: Policy,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The console sends people here for an incident's full record: every alert with its
+    source and times, and those that fired again under a later incident, as they were."""
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    steps = ((FIRING, 2, 0), (RESOLVED, 2, 5), (FIRING, 1, 45))
+    for name, keep, minutes in steps:  # two alerts; one fires again after the flap window
+        starts = "2026-11-30T12:44:00Z" if minutes == 45 else None
+        with db.transaction() as session:
+            message = alertmanager(name, keep=keep, starts=starts)
+            ingest(session, policy, message, now=at + timedelta(minutes=minutes))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["export", "INC-1"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert [(a["source"], a["status"]) for a in first["alerts"]] == [("alertmanager", "resolved")]
+    assert [(a["source"], a["name"], a["resolved_at"]) for a in first["earlier_alerts"]] == [
+        ("alertmanager", "ICMP ping failed", (at + timedelta(minutes=5)).isoformat())
+    ]
+    assert main(["export", "INC-2"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert [a["status"] for a in second["alerts"]] == ["firing"] and second["earlier_alerts"] == []
 
 
 # --------------------------------------------------------------------------------------------
