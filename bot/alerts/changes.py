@@ -123,7 +123,7 @@ def apply_alerts(
         if alert.event_at is not None:
             row.event_at = alert.event_at
         row.ends_at = alert.ends_at
-        before, now_said = _phase(message, row.labels), _phase(message, alert.labels)
+        before, now_said = _sender_word(message, row.labels), _sender_word(message, alert.labels)
         if alert.labels and alert.labels != row.labels:
             row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
             if before and not now_said and message.phase_label:  # a renotification: kept
@@ -163,7 +163,7 @@ def apply_alerts(
     return changes
 
 
-def _phase(message: AlertMessage, labels: dict[str, str]) -> str | None:
+def _sender_word(message: AlertMessage, labels: dict[str, str]) -> str | None:
     """The sender's word for the alert's state (``phase_label``), without the ``Re-`` of a
     renotification; ``None`` for a bare renotification or none."""
     word = labels.get(message.phase_label or "", "").strip() if message.phase_label else ""

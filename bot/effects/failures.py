@@ -11,10 +11,10 @@ from sqlmodel import Session
 
 from bot.alerts.model import PRINCIPAL_PREFIX
 from bot.clock import utcnow
-from bot.config import COMMANDER, Policy
+from bot.config import Policy
 from bot.effects import kinds, store
 from bot.effects.models import Effect
-from bot.incidents.queries import current_roles, get_incident
+from bot.incidents.queries import commander_or_reporter, get_incident
 from bot.incidents.timeline import record_timeline_event
 from bot.models import EventKind
 
@@ -78,7 +78,7 @@ def on_effect_failed(
         )
         notice.update(incident=incident.ref, channel=incident.slack_channel_id)
         if person is None:
-            person = current_roles(session, incident_id).get(COMMANDER) or incident.reporter_id
+            person = commander_or_reporter(session, incident)
             problem = hashlib.sha256(f"{what}\n{error}".encode()).hexdigest()[:16]
             key = f"effect-failed:{incident_id}:{problem}:notice"
     if not person or person.startswith(PRINCIPAL_PREFIX):

@@ -8,9 +8,10 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.config import COMMANDER, Policy
+from bot.config import Policy
 from bot.errors import InvalidInput
-from bot.incidents.queries import current_roles
+from bot.incidents.lifecycle import is_active
+from bot.incidents.queries import commander_or_reporter
 from bot.incidents.text import clean_text, user_id, when
 from bot.incidents.timeline import Change, append_event, begin_change, lock_incident
 from bot.models import EventKind, Incident
@@ -120,6 +121,8 @@ def record_channel_lost(
     if repeat:
         return repeat
     name = f"#{incident.slack_channel_name}"
+    # Told while it matters: deleting the channels of closed incidents is tidying up.
+    tell = commander_or_reporter(session, incident) if is_active(policy, incident) else None
     event = append_event(
         session,
         policy,
@@ -132,18 +135,10 @@ def record_channel_lost(
         data={
             "channel": incident.slack_channel_id,
             "deleted": deleted,
-            # Told while it matters: deleting the channels of closed incidents is tidying up.
-            "tell": (current_roles(session, incident_id).get(COMMANDER) or incident.reporter_id)
-            if _active(policy, incident)
-            else None,
+            "tell": tell,
         },
     )
     return Change(incident, event)
-
-
-def _active(policy: Policy, incident: Incident) -> bool:
-    status = policy.find_status(incident.status)
-    return status is not None and status.phase == "active"
 
 
 def rename_channel(

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from bot.config import Policy
+from bot.config import COMMANDER, Policy
 from bot.errors import InvalidInput, NotFound
 from bot.incidents.text import TITLE_MAX, clean_text
 from bot.models import ActionItem, EventKind, Incident, RoleAssignment, TimelineEvent
@@ -72,6 +72,13 @@ def current_roles(session: Session, incident_id: int) -> dict[str, str]:
         )
     ).all()
     return {row.role: row.user_id for row in rows}
+
+
+def commander_or_reporter(session: Session, incident: Incident) -> str:
+    """Who answers for the incident now: its commander, else (nobody holds the role) whoever
+    reported it. Told what went wrong in Slack, or that its channel is lost."""
+    assert incident.id is not None
+    return current_roles(session, incident.id).get(COMMANDER) or incident.reporter_id
 
 
 def role_history(session: Session, incident_id: int) -> list[RoleAssignment]:

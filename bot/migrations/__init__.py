@@ -6,6 +6,7 @@ The schema is only ever created and changed here; tests run the same migrations.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -95,7 +96,9 @@ def _migrate(action: Callable[[Config, str], None], config: Config, revision: st
         ) from None
 
 
+@cache
 def _scripts() -> ScriptDirectory:
+    """The migrations this Firebreak has (read once: ``/readyz`` asks every few seconds)."""
     return ScriptDirectory.from_config(alembic_config("sqlite://"))
 
 

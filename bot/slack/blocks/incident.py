@@ -271,13 +271,7 @@ def channel_lost(incident: Incident, *, deleted: bool) -> tuple[str, list[Block]
         f"keep the pinned summary current. Invite it back (`/invite @Firebreak` in {name}), "
         "then press Retry to post what could not be posted."
     )
-    return text, [
-        section(f":warning: {text}"),
-        {
-            "type": "actions",
-            "elements": [button("Retry", RETRY_SETUP, str(incident.id), style="primary")],
-        },
-    ]
+    return _warning_with_retry(incident, text, "Retry")
 
 
 def setup_problem(incident: Incident, problem: str) -> tuple[str, list[Block]]:
@@ -285,10 +279,10 @@ def setup_problem(incident: Incident, problem: str) -> tuple[str, list[Block]]:
         f"{incident.ref}: {problem} Retry when the cause is fixed; what is saved in "
         "Firebreak (the incident, its timeline) is not lost."
     )
-    return text, [
-        section(f":warning: {text}"),
-        {
-            "type": "actions",
-            "elements": [button("Retry set-up", RETRY_SETUP, str(incident.id), style="primary")],
-        },
-    ]
+    return _warning_with_retry(incident, text, "Retry set-up")
+
+
+def _warning_with_retry(incident: Incident, text: str, label: str) -> tuple[str, list[Block]]:
+    """A problem and the button that tries what failed again (``/incident retry``)."""
+    retry = button(label, RETRY_SETUP, str(incident.id), style="primary")
+    return text, [section(f":warning: {text}"), {"type": "actions", "elements": [retry]}]
