@@ -4,6 +4,7 @@ incident declared with its effects queued, all in one transaction per webhook.
     python bench/alerts.py                      # SQLite (temporary file), then PostgreSQL
     python bench/alerts.py --database-url postgresql://postgres@127.0.0.1:5432/test
     python bench/alerts.py --sqlite-only
+    python bench/alerts.py --postgresql-only
     python bench/alerts.py --cpu                # CPU per webhook, one thread (below)
 
 The receivers run in server processes of their own (uvicorn + Starlette, as ``firebreak serve``
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         help="PostgreSQL server to create a scratch database on",
     )
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgresql-only", action="store_true")
     parser.add_argument("--cpu", action="store_true", help="CPU per webhook, one thread")
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument(
@@ -360,11 +362,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
-    with scratch_database(None) as url:
-        if args.cpu:
-            cpu_bench(url, "SQLite")
-        else:
-            bench(url, replicas=1, senders=args.senders, label="SQLite", rate=args.rate)
+    if not args.postgresql_only:
+        with scratch_database(None) as url:
+            if args.cpu:
+                cpu_bench(url, "SQLite")
+            else:
+                bench(url, replicas=1, senders=args.senders, label="SQLite", rate=args.rate)
     if not args.sqlite_only:
         with scratch_database(args.database_url, script="bench/alerts.py") as url:
             if args.cpu:

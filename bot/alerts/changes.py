@@ -72,7 +72,9 @@ def apply_alerts(
     for alert in message.alerts:  # a key listed twice: the last one wins
         latest[alert.key] = alert
     existing: dict[str, AlertRecord] = {}
-    keys = list(latest)
+    # A group that never had an alert (``alert_count`` only grows, with the rows, under the
+    # group lock) has no rows to look up: the first message of every group skips the query.
+    keys = list(latest) if group.alert_count else []
     for start in range(0, len(keys), 500):
         rows = session.exec(
             select(AlertRecord).where(

@@ -90,9 +90,13 @@ def reporter_of(source: str) -> str:
 
 
 def _group_insert(dialect: str) -> Any:
+    # The new row comes back as the ORM object, held by this transaction (the insert locks it);
+    # nothing comes back when the group exists (a concurrent creator committed it first).
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    return insert(AlertGroup.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
-        index_elements=["source", "group_key"]
+    return (
+        insert(AlertGroup)
+        .on_conflict_do_nothing(index_elements=["source", "group_key"])
+        .returning(AlertGroup)
     )
 
 
@@ -145,7 +149,7 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
         known = session.exec(_labelled(message.source, *message.same_as).limit(1)).first()
         if known is not None and known.id is not None:
             return lock_group(session, known.id)
-    session.execute(
+    created = session.scalars(
         _GROUP_INSERT[session.get_bind().dialect.name],
         {
             **params,
@@ -160,8 +164,8 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
             "first_seen_at": now,
             "last_seen_at": now,
         },
-    )
-    return session.exec(_LOCK_GROUP_BY_KEY, params=params).one()
+    ).first()
+    return created if created is not None else session.exec(_LOCK_GROUP_BY_KEY, params=params).one()
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,9 +250,11 @@ def _record_note(
     *,
     now: datetime,
     occurred_at: datetime | None = None,
+    held: Incident | None = None,
 ) -> None:
     """A note, acknowledgement or other entry of the group's sender on the incident's timeline
-    (once: its key), with the severity it set, if any."""
+    (once: its key), with the severity it set, if any. ``held``: the incident when this
+    transaction holds its lock."""
     core.record_timeline_event(
         session,
         policy,
@@ -259,6 +265,7 @@ def _record_note(
         data={"source": group.source, "group_id": group.id},
         key=key,
         now=now,
+        held=held,
     )
 
 
@@ -522,9 +529,13 @@ def ingest(
         group.last_info = info.text
         group.severity = mapped_severity(policy, info.severity) or group.severity
 
+    # Locked now (group, then incident: the order every path takes) rather than when its
+    # timeline entry is written: one statement instead of two.
     incident: Incident | None = None
     if group.incident_id is not None:
-        incident = session.get(Incident, group.incident_id)
+        with suppress(NotFound):
+            incident = core.lock_incident(session, group.incident_id)
+    held = incident
     refired = bool(changes.fired) and was_firing == 0 and group.resolved_at is not None
     if _new_episode(policy, group, incident, changes, refired, now):
         group.episode += 1
@@ -547,15 +558,17 @@ def ingest(
         group.resolved_at = now
     _merge_links(group, message)
 
+    opening = incident is None and group.disposition in ("pending", "none", "dropped")
+    if opening and firing:  # set before the alerts are written: one UPDATE of the group
+        group.severity = plan.severity
+        group.service = plan.service
+        group.title = message.title[:300] or group.title
     # Written before a declare takes its incident number (that holds the counter row until the
     # commit); the declare or attach gives the new firing alerts their incident (carry_over).
     store_alerts(session, changes, incident.id if incident is not None else None)
     declared = False
-    if incident is None and group.disposition in ("pending", "none", "dropped"):
+    if opening:
         if firing:
-            group.severity = plan.severity
-            group.service = plan.service
-            group.title = message.title[:300] or group.title
             incident = _related_incident(session, policy, group, message, now)
             if incident is not None:
                 group.incident_id = incident.id
@@ -573,6 +586,7 @@ def ingest(
                     now=now,
                 )
                 declared = True
+                held = incident  # its row was written by this transaction
             else:
                 group.disposition = "triage"
                 queue_notice(
@@ -618,6 +632,7 @@ def ingest(
                 },
                 key=transition_key(group, changes),
                 now=now,
+                held=held,
             )
         if changes.rephrased:
             said = [(m.key, old, new) for m, old, new in changes.rephrased]
@@ -632,11 +647,20 @@ def ingest(
                 rephrased_text(group.source, changes.rephrased),
                 None,
                 now=now,
+                held=held,
             )
         for info in message.info:
             severity = mapped_severity(policy, info.severity)
             _record_note(
-                session, policy, incident.id, group, info.key, info.text, severity, now=now
+                session,
+                policy,
+                incident.id,
+                group,
+                info.key,
+                info.text,
+                severity,
+                now=now,
+                held=held,
             )
         # Every alert resolved, as far as the messages tell (but for those it left out, which
         # the question names), and the group was firing until now.

@@ -244,10 +244,13 @@ def record_timeline_event(
     source_ref: str | None = None,
     key: str | None = None,
     now: datetime | None = None,
+    held: Incident | None = None,
 ) -> Change:
     """Record something that happened elsewhere (a captured Slack message, a deploy, an alert).
 
-    ``occurred_at`` is when it happened (the message's own time); ``recorded_at`` is now."""
+    ``occurred_at`` is when it happened (the message's own time); ``recorded_at`` is now.
+    ``held``: the incident, when this transaction already holds its lock (``lock_incident``,
+    or declared in it), so it is not read and locked again."""
     body = clean_text(text, label="event text", max_length=TEXT_MAX)
     kind_text = str(kind).strip()
     if not kind_text or len(kind_text) > 40:
@@ -267,6 +270,7 @@ def record_timeline_event(
         data=data,
         source_url=source_url,
         source_ref=(source_ref or None) and source_ref[:255],
+        held=held,
     )
 
 
@@ -280,15 +284,19 @@ def _record(
     actor: str | None,
     key: str | None,
     now: datetime | None,
+    held: Incident | None = None,
     **extra: Any,
 ) -> Change:
     # No state changes here, so a repeated key is caught by the insert itself (ON CONFLICT DO
     # NOTHING) instead of a separate look-up first, and the incident is read as a detached row
     # rather than an ORM object: this is the hottest path (captures, notes, steps, reminders).
-    row = session.execute(_LOCK_INCIDENT_ROW, {"incident_id": incident_id}).mappings().first()
-    if row is None:
-        raise NotFound(f"No incident with id {incident_id}.")
-    incident = Incident.model_construct(**row)
+    if held is not None and held.id == incident_id:
+        incident = held
+    else:
+        row = session.execute(_LOCK_INCIDENT_ROW, {"incident_id": incident_id}).mappings().first()
+        if row is None:
+            raise NotFound(f"No incident with id {incident_id}.")
+        incident = Incident.model_construct(**row)
     now = when(now, utcnow())  # read once the incident is locked: events land in lock order
     event = append_event(
         session,
@@ -299,7 +307,7 @@ def _record(
         actor=actor,
         now=now,
         key=key,
-        attached=False,
+        attached=incident is held,
         **extra,
     )
     return Change(incident, event, {} if event is not None else {"repeat": True})

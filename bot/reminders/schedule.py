@@ -288,7 +288,8 @@ def on_timeline_event(
     now = as_utc(event.recorded_at)
     kind = event.kind
     if kind == EventKind.DECLARED:
-        _arm_ack(session, policy, incident, now=now, restart_from=incident.declared_at)
+        # Written with the incident's own row: it has no roles yet, so nobody commands it.
+        _arm_ack(session, policy, incident, now=now, restart_from=incident.declared_at, new=True)
         _arm_update(session, policy, incident, now=now, since=incident.declared_at, restart=True)
     elif kind == EventKind.ACKNOWLEDGED or (
         kind == EventKind.ROLE_ASSIGNED and event.data.get("role") == COMMANDER
@@ -341,9 +342,11 @@ def _arm_ack(
     *,
     now: datetime,
     restart_from: datetime | None,
+    new: bool = False,
 ) -> None:
     """Escalate when nobody acknowledges. ``restart_from`` starts a fresh first tier from that
     time (declare, reopen); without it the current tier is re-timed for the new severity.
+    ``new``: the incident was declared in this transaction, so it has no commander yet.
 
     A row cancelled earlier (a severity without ``ack_within`` in between) is re-timed too: it
     still holds the tier it was waiting for and when the last one was sent, so going back to a
@@ -357,12 +360,12 @@ def _arm_ack(
         or sev.ack_within is None
         or incident.acknowledged_at is not None
         or _phase(policy, incident) != "active"
-        or _commander(session, incident.id) is not None
+        or (not new and _commander(session, incident.id) is not None)
     ):
         cancel_reminders(session, [key], now=now)
         return
-    row = get_reminder(session, key)
-    if restart_from is not None or row is None:
+    row = None if restart_from is not None else get_reminder(session, key)
+    if row is None:
         base = restart_from or incident.declared_at
         due = max(base + sev.ack_within, now)
         schedule_reminder(
@@ -421,7 +424,8 @@ def _arm_update(
     if every is None or _phase(policy, incident) != "active":
         cancel_reminders(session, [key], now=now)
         return
-    row = get_reminder(session, key)
+    # A restart from a given time (declare, reopen) sets the whole row: the old one is not read.
+    row = None if restart and since is not None else get_reminder(session, key)
     if row is not None and row.state == STOPPED and not restart:
         return
     if since is None and row is not None and row.state == CLAIMED:
