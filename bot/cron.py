@@ -7,9 +7,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.clock import as_utc
+
+
+class UnsupportedCron(ValueError):
+    """A line that parses but that Firebreak will not run: it would not do what it says."""
+
 
 _CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -47,11 +53,30 @@ def _crontab_weekdays(field_text: str) -> str:
 
 
 def cron_trigger(expr: str, zone: ZoneInfo) -> Any:
-    """APScheduler's ``CronTrigger`` for a five-field crontab line, weekdays as cron means them."""
+    """An APScheduler trigger for a five-field crontab line, read as cron reads it: weekdays
+    counted from Sunday, and a line that restricts both the day of the month and the day of
+    the week fires on a day that matches either (``0 9 1,15 * 1``: the 1st, the 15th and every
+    Monday), where APScheduler alone would want both. ``ValueError`` for a line cron would not
+    run, or one that never fires (``0 9 30 2 *``)."""
     fields = expr.split()
+    if "#" in expr:
+        raise UnsupportedCron("'#' (the nth weekday of the month) is not supported")
+    # As cron decides it: a field that starts with '*' (even '*/2') restricts nothing.
+    either_day = len(fields) == 5 and not fields[2].startswith("*") and "*" not in fields[4][:1]
     if len(fields) == 5:
         fields[4] = _crontab_weekdays(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+    trigger: Any = CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+    if either_day:
+        minute, hour, day, month, weekday = fields
+        trigger = OrTrigger(
+            [
+                CronTrigger.from_crontab(f"{minute} {hour} {day} {month} *", timezone=zone),
+                CronTrigger.from_crontab(f"{minute} {hour} * {month} {weekday}", timezone=zone),
+            ]
+        )
+    if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=zone)) is None:
+        raise UnsupportedCron("it never fires: no month has that day")
+    return trigger
 
 
 def next_cron_time(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
@@ -63,7 +88,8 @@ def next_cron_time(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
     sent again and again.) When the clocks go back, an hour of wall-clock time happens twice: a
     line with a fixed hour ("30 2 * * *") fires the first time round only, as cron does; a line
     whose hour is a wildcard ("*/15 * * * *") keeps its pace through both. When they go forward,
-    a time that never happens on the wall clock fires once, just after the jump."""
+    a time that never happens on the wall clock fires once, as much later as the clocks jumped
+    (02:30 on the night the clocks go from 02:00 to 03:00 fires at 03:30)."""
     after = as_utc(after)
     trigger = cron_trigger(expr, _WALL)
     fields = expr.split()
@@ -111,7 +137,7 @@ _TICK = timedelta(microseconds=1)
 def _moments(wall: datetime, zone: ZoneInfo, both_times_round: bool) -> list[datetime]:
     """The UTC moments at which ``zone``'s wall clock reads ``wall``: one; two when the clocks
     went back (the second only if ``both_times_round``); when they went forward past it, the
-    moment just after the jump."""
+    reading as much later as the jump."""
     first = as_utc(wall.replace(tzinfo=zone, fold=0))
     second = as_utc(wall.replace(tzinfo=zone, fold=1))
     if first == second:

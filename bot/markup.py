@@ -197,7 +197,10 @@ def _special(command: str, label: str) -> str:
             return label
         stamp = argument.partition("^")[0]
         if stamp.isdigit():
-            return datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+            try:
+                return datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+            except (OverflowError, OSError, ValueError):
+                return stamp  # past year 9999: the stamp as sent, never a lost postmortem
     return label or "@" + name
 
 

@@ -112,6 +112,16 @@ def test_an_empty_policy_file_is_the_default_policy(tmp_path: Path) -> None:
             {"reminders": {"digest_cron": "every morning"}},
             "reminders.digest_cron: invalid cron expression 'every morning'",
         ),
+        (
+            {"reminders": {"action_items_cron": "0 9 30 2 *"}},
+            "reminders.action_items_cron: invalid cron expression '0 9 30 2 *': it never fires: "
+            "no month has that day",
+        ),
+        (
+            {"reminders": {"digest_cron": "0 9 * * mon#2"}},
+            "reminders.digest_cron: invalid cron expression '0 9 * * mon#2': '#' (the nth "
+            "weekday of the month) is not supported",
+        ),
         ({"reminders": {"escalate_to": ["#sre"]}}, "reminders.escalate_to: '#sre' is not a Slack"),
         ({"reminders": {"working_hours": "17:00-09:00"}}, "reminders.working_hours"),
         ({"reminders": {"escalation_channel": "#incidents"}}, "not a Slack channel id"),

@@ -48,6 +48,9 @@ class Names:
         ("paging <!subteam^S0SRE>", "paging @S0SRE"),
         ("<!date^1392734382^{date_pretty}|Feb 18th, 2014>", "Feb 18th, 2014"),
         ("<!date^1392734382^{date_pretty}>", "2014-02-18 14:39 UTC"),
+        # Past the year 9999: the stamp as sent (a postmortem is never lost over a date).
+        ("valid until <!date^253402300800^{date}>", "valid until 253402300800"),
+        ("<!date^99999999999999999999^{date}>", "99999999999999999999"),
         (
             "<https://grafana.example.com/d/1|dashboard>",
             "[dashboard](https://grafana.example.com/d/1)",

@@ -255,11 +255,12 @@ def parse_time(value: object, *, now: datetime) -> datetime | None:
         text = re.sub(r"(\.\d{6})\d+", r"\1", text)
         try:
             result = datetime.fromisoformat(text)
-        except ValueError:
+            if result.tzinfo is None:
+                result = result.replace(tzinfo=UTC)
+            # Inside the try: year 1 east of UTC, or year 9999 west of it, has no UTC time.
+            result = result.astimezone(UTC)
+        except (OverflowError, ValueError):
             return None
-        if result.tzinfo is None:
-            result = result.replace(tzinfo=UTC)
-        result = result.astimezone(UTC)
     if result is None or result.year < _ZERO_YEAR:
         return None
     return min(result, now)

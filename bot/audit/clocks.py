@@ -74,6 +74,11 @@ class Offset:
         return months + format_duration(self.delta)
 
 
+LONGEST_MONTHS = 120
+LONGEST_OFFSET = timedelta(days=3653)
+"""Deadlines run to years at most; dates much further out overflow (past the year 9999)."""
+
+
 def parse_offset(value: object) -> Offset:
     """``4h``, ``24h``, ``72h``, ``1mo`` (a calendar month), ``1d12h``: positive, with units."""
     if isinstance(value, Offset):
@@ -93,6 +98,8 @@ def parse_offset(value: object) -> Offset:
             seconds += int(amount) * _SECONDS[unit]
     if months == 0 and seconds == 0:
         raise ValueError(f"duration {value!r} is zero: a deadline needs a positive duration")
+    if months > LONGEST_MONTHS or seconds > LONGEST_OFFSET.total_seconds():
+        raise ValueError(f"duration {value!r} is over 10 years: no regulator gives that long")
     return Offset(months, timedelta(seconds=seconds), compact)
 
 

@@ -23,7 +23,7 @@ from pydantic import (
 
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
-from bot.cron import cron_trigger  # crontab weekdays: 0 and 7 are Sunday
+from bot.cron import UnsupportedCron, cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 from bot.durations import Duration, RetentionDuration
 from bot.errors import ConfigError
 
@@ -154,6 +154,8 @@ def _check_cron(value: str | None) -> str | None:
         return None
     try:
         cron_trigger(value, ZoneInfo("UTC"))
+    except UnsupportedCron as exc:
+        raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
     except ValueError as exc:
         raise ValueError(
             f"invalid cron expression {value!r} ({exc}): use five fields, "
@@ -195,9 +197,13 @@ class RemindersPolicy(_Strict):
     working_days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
     """The days those reminders may be sent (``mon`` ... ``sun``)."""
     action_items_cron: str | None = "0 10 * * 1-5"
-    """When overdue action items are chased (in the policy timezone)."""
+    """When overdue action items are chased (in the policy timezone). Five crontab fields, read
+    as cron reads them: Sunday is 0 or 7, and with both a day of the month and a day of the
+    week, either one matching is enough. `#` (nth weekday), `L`, `W` and a date that never
+    comes (`0 9 30 2 *`) are refused."""
     digest_cron: str | None = "0 9 * * 1-5"
-    """When the digest of open incidents is posted (in the policy timezone); unset: never."""
+    """When the digest of open incidents is posted (in the policy timezone); unset: never. Read
+    as `action_items_cron` is."""
     digest_channel: str | None = None
     """Where the digest goes; default: the announcements channel."""
 

@@ -225,15 +225,27 @@ def _one(params: Mapping[str, Sequence[str]], name: str) -> str:
     return values[-1].strip() if values else ""
 
 
+DATE_RANGE = (date(1970, 1, 1), date(9998, 12, 31))
+"""Dates a filter takes: the calendar's ends have no day after (or before) them in every
+timezone, and no incident is older than 1970."""
+
+
 def parse_date(value: str, label: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value[:20])
+        day = date.fromisoformat(value[:20])
     except ValueError:
         raise InvalidInput(
             f"The {label} date {value[:20]!r} is not a date: use YYYY-MM-DD."
         ) from None
+    first, last = DATE_RANGE
+    if not first <= day <= last:
+        raise InvalidInput(
+            f"The {label} date {day.isoformat()} is out of range: use a date from "
+            f"{first.isoformat()} to {last.isoformat()}."
+        )
+    return day
 
 
 def parse_filter(params: Mapping[str, Sequence[str]], policy: Policy) -> IncidentFilter:

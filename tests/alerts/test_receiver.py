@@ -255,6 +255,32 @@ def test_pings_long_text_unicode_bad_links_and_times_are_stored_harmlessly(
         assert all("<!" not in t for t in texts)
 
 
+def test_times_at_the_calendars_ends_with_an_offset_are_unknown_not_a_5xx(
+    db: Database, serve: ServerFactory
+) -> None:
+    """Year 1 east of UTC and year 9999 west of it have no UTC time: the alert is stored with
+    the time unknown, as a zero time is (a 5xx would be retried by the sender for ever)."""
+    server = serve()
+    body = {
+        "version": "4",
+        "groupKey": '{}:{alertname="CalendarEnds"}',
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "CalendarEnds"},
+                "startsAt": "0001-01-01T00:00:00+05:30",
+                "endsAt": "9999-12-31T23:59:59-05:00",
+            }
+        ],
+    }
+    answer = server.post("/alerts/alertmanager", body)
+    assert answer.status == 200, answer.body
+    with db.read() as session:
+        row = session.exec(select(AlertRecord)).one()
+        assert (row.starts_at, row.ends_at, row.status) == (None, None, "firing")
+
+
 def test_half_an_emoji_or_a_nul_from_a_template_is_stored_not_a_5xx(
     db: Database, serve: ServerFactory
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -438,6 +439,12 @@ def test_times_zero_missing_future_and_epochs() -> None:
     assert parse_time(None, now=NOW) is None
     assert parse_time("yesterday", now=NOW) is None
     assert parse_time("2999-01-01T00:00:00Z", now=NOW) == NOW
+    assert parse_time("2026-11-30T10:00:00+05:30", now=NOW) == datetime(
+        2026, 11, 30, 4, 30, tzinfo=UTC
+    )
+    # The calendar's ends with an offset have no time in UTC: unknown, never an error.
+    assert parse_time("0001-01-01T00:00:00+05:30", now=NOW) is None
+    assert parse_time("9999-12-31T23:59:59-05:00", now=NOW) is None
     assert parse_time(1420452191104, now=NOW) == parse_time(1420452191.104, now=NOW)
     nanos = parse_time(1420452224764002246, now=NOW)
     assert nanos is not None and nanos.year == 2015

@@ -55,7 +55,15 @@ def test_offsets_are_positive_calendar_durations() -> None:
     assert parse_offset("2mo").after(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(
         2027, 2, 15, tzinfo=UTC
     )
-    for bad, why in (("-4h", "negative"), ("0h", "zero"), ("4", "invalid"), ("4 hours", "invalid")):
+    for bad, why in (
+        ("-4h", "negative"),
+        ("0h", "zero"),
+        ("4", "invalid"),
+        ("4 hours", "invalid"),
+        ("4000000d", "over 10 years"),
+        ("100000mo", "over 10 years"),
+        ("99999999999d", "over 10 years"),
+    ):
         with pytest.raises(ValueError, match=why):
             parse_offset(bad)
 

@@ -141,6 +141,11 @@ def test_pages_of_fifty(admin: TestClient, db: Database, policy: Policy) -> None
         ({"order": "sideways"}, "The order is 'asc' or 'desc'."),
         ({"from": "yesterday"}, "The from date 'yesterday' is not a date: use YYYY-MM-DD."),
         ({"from": "2026-09-10", "to": "2026-09-01"}, "The 'from' date is after the 'to' date."),
+        (
+            {"to": "9999-12-31"},
+            "The to date 9999-12-31 is out of range: use a date from 1970-01-01 to 9998-12-31.",
+        ),
+        ({"from": "0001-01-01"}, "The from date 0001-01-01 is out of range"),
     ],
 )
 def test_bad_filters_are_refused_with_a_clear_message(
@@ -401,6 +406,9 @@ def test_insights_page_and_csv(admin: TestClient, db: Database, policy: Policy) 
     long = admin.get("/console/insights", params={"period": "week", "from": "2000-01-01"})
     assert long.status_code == 400
     assert "more than 260 weeks" in long.text
+    end = admin.get("/console/insights", params={"period": "month", "to": "9999-12-31"})
+    assert end.status_code == 400
+    assert "The to date 9999-12-31 is out of range" in end.text
 
 
 def test_a_retracted_event_and_its_retraction_are_not_shown(

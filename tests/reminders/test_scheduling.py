@@ -197,6 +197,11 @@ def test_seeding_the_crons_is_idempotent_and_keeps_a_missed_digest_due(
         ("0 9 * * */2", datetime(2026, 3, 2, 10, 0, tzinfo=UTC), datetime(2026, 3, 3, 9, 0)),
         ("0 9 * * mon-fri", datetime(2026, 3, 7, 0, 0, tzinfo=UTC), datetime(2026, 3, 9, 9, 0)),
         ("15 8 * * *", datetime(2026, 3, 2, 8, 15, tzinfo=UTC), datetime(2026, 3, 3, 8, 15)),
+        # Both days restricted: either matches, as cron runs it (Monday the 2nd, not the 15th).
+        ("0 9 1,15 * 1", datetime(2026, 3, 1, 10, 0, tzinfo=UTC), datetime(2026, 3, 2, 9, 0)),
+        ("0 9 1,15 * 1", datetime(2026, 3, 9, 10, 0, tzinfo=UTC), datetime(2026, 3, 15, 9, 0)),
+        # A day field starting with "*" restricts nothing: both must match (Tuesday the 31st).
+        ("0 9 */15 * 2", datetime(2026, 3, 2, 10, 0, tzinfo=UTC), datetime(2026, 3, 31, 9, 0)),
     ],
 )
 def test_crons_fire_when_crontab_says_in_the_team_timezone(
