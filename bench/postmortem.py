@@ -26,6 +26,7 @@ from sqlalchemy import insert
 
 from bot import incidents as core
 from bot import migrations
+from bot.audit import chain
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.models import EventKind, RunbookRun, RunbookStepState, TimelineEvent
@@ -160,6 +161,10 @@ def build_incident(db: Database, policy: Policy, events: int) -> int:
                     "idempotency_key": f"bench:{i}",
                 }
             )
+        prev = chain.previous_hash(session, incident_id)
+        for row in rows:  # chained as the core would (the database refuses unhashed events)
+            row["prev_hash"], row["hash"] = prev, chain.event_hash(row, prev)
+            prev = row["hash"]
         session.execute(insert(TimelineEvent), rows)
         end = START + timedelta(seconds=10 + 3 * events)
         core.resolve_incident(session, policy, incident_id, actor=PEOPLE[5], now=end)

@@ -1,3 +1,3 @@
 """Firebreak: incident response for Slack."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

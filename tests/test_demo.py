@@ -70,7 +70,8 @@ def test_the_demo_plays_an_incident_and_runs_again_on_the_same_database(
     assert "*2/9 done, 1 in progress*" in played["@Ben clicks Assign on step 3"]
     summary = played["everyone sees the pinned summary, edited in place all along:"]
     assert "• Database connection exhaustion: 2/9 done" in summary
-    assert "Rolled back deploy 4512" in summary  # the latest update is the last one
+    # The latest word is the last one said: the reason the incident was resolved with.
+    assert "Resolved: error rate back to baseline for 30 min" in summary
     assert "Escalated to @oncall: not acknowledged after 10m" in text
     # One name per person, no clock times written into the script.
     assert "@ben.okafor" not in text and "@Ben" in text

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from freezegun import freeze_time
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 
 from bot import incidents as core
 from bot.config import Policy, policy_from_dict
@@ -229,6 +230,53 @@ def test_reopen_clears_resolution_and_keeps_history(db: Database, policy: Policy
         e.data.get("to") for e in events(db, incident) if e.kind == EventKind.STATUS_CHANGED
     ]
     assert statuses == ["resolved", "closed", "investigating"]
+
+
+def test_a_closed_incident_takes_notes_and_action_items_and_refuses_other_changes(
+    db: Database, policy: Policy
+) -> None:
+    """Nothing follows a closed incident (reminders, escalations, the summary's buttons), so
+    an update, a severity or a role given to it would be seen by nobody: refused, saying to
+    reopen it. Notes and action items (the review's own work) are still taken, and a request
+    accepted before the close is still answered as it was."""
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        core.post_status_update(session, policy, incident.id, "rolled back", actor="U1", key="u1")
+        core.resolve_incident(session, policy, incident.id, actor="U1")
+        core.close_incident(session, policy, incident.id, actor="U1")
+    incident_id = incident.id
+    refusals: dict[str, Callable[[Session], core.Change]] = {
+        "change its severity": lambda s: core.change_severity(
+            s, policy, incident_id, "SEV1", actor="U2"
+        ),
+        "post an update": lambda s: core.post_status_update(
+            s, policy, incident_id, "errors are back", actor="U2"
+        ),
+        "change who holds its roles": lambda s: core.assign_role(
+            s, policy, incident_id, "commander", "U2", actor="U2"
+        ),
+    }
+    before = len(events(db, incident))
+    for doing, change in refusals.items():
+        with pytest.raises(InvalidTransition) as refused, db.transaction() as session:
+            change(session)
+        assert str(refused.value) == (
+            f"INC-1 is closed: reopen it (`/incident INC-1 reopen`) before you {doing}."
+        )
+    with db.transaction() as session:
+        with pytest.raises(InvalidTransition):
+            core.unassign_role(session, policy, incident.id, "commander", actor="U2")
+        # The update accepted before the close, sent again (a Slack retry): the same answer.
+        again = core.post_status_update(session, policy, incident.id, "x", actor="U1", key="u1")
+        assert again.event is None and again.incident.ref == "INC-1"
+    assert len(events(db, incident)) == before
+    with db.transaction() as session:
+        assert core.add_note(session, policy, incident.id, "for the review", actor="U3").event
+        core.add_action_item(session, policy, incident.id, "Add an alert", actor="U3")
+        core.reopen_incident(session, policy, incident.id, actor="U2", text="errors are back")
+    with db.transaction() as session:
+        assert core.change_severity(session, policy, incident.id, "SEV1", actor="U2").event
 
 
 def test_resolving_twice_writes_one_event(db: Database, policy: Policy) -> None:

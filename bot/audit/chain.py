@@ -114,11 +114,13 @@ def advance(session: Session, incident_id: int, head: str) -> None:
         cursor.close()
 
 
-def link(session: Session, values: dict[str, Any]) -> None:
+def link(session: Session, values: dict[str, Any], *, first: bool = False) -> None:
     """Set ``prev_hash`` and ``hash`` on the values of an event about to be inserted.
 
-    The caller holds the incident lock (see ``bot.incidents.lock_incident``)."""
-    prev = previous_hash(session, values["incident_id"])
+    The caller holds the incident lock (see ``bot.incidents.lock_incident``). ``first``: the
+    incident was created by this transaction and this is its first event, so it links to
+    ``GENESIS`` without a look-up."""
+    prev = GENESIS if first else previous_hash(session, values["incident_id"])
     hashed = values
     if values["data"]:
         # Hash ``data`` as it will read back from the JSON column (keys become strings), so

@@ -175,6 +175,18 @@ def on_timeline_event(
             {"type": notice, "event": event.id},
             now=now,
         )
+    assignee = event.data.get("assignee") if kind == EventKind.RUNBOOK_STEP else None
+    # "in_progress": an assigned step (``progress.IN_PROGRESS``; that module imports this one)
+    if assignee and event.data.get("state") == "in_progress" and assignee != event.actor_id:
+        # Assigning edits the runbook message, and Slack notifies nobody of a mention added by
+        # an edit: the person is told in the channel, by name.
+        post(
+            session,
+            incident,
+            f"event:{event.id}:assigned",
+            {"type": "step_assigned", "event": event.id},
+            now=now,
+        )
     if kind == EventKind.CHANNEL_LOST and event.data.get("tell"):
         # Not in the incident's lane: that lane is the channel's, which no longer works.
         store.enqueue(

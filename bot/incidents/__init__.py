@@ -74,6 +74,7 @@ from bot.incidents.timeline import (
     lock_incident,
     post_status_update,
     record_timeline_event,
+    require_open,
     retract_event,
     withdraw_capture,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "rename_channel",
     "reopen_incident",
     "require_active",
+    "require_open",
     "resolve_incident",
     "retract_event",
     "role_history",

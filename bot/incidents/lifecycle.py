@@ -16,6 +16,7 @@ from bot.incidents.queries import (
     current_roles,
     get_incident,
     incident_by_key,
+    latest_events,
 )
 from bot.incidents.text import (
     INCIDENT_COUNTER,
@@ -27,7 +28,7 @@ from bot.incidents.text import (
     user_id,
     when,
 )
-from bot.incidents.timeline import Change, append_event, begin_change
+from bot.incidents.timeline import Change, append_event, begin_change, require_open
 from bot.markup import escape_mrkdwn
 from bot.models import Counter, EventKind, Incident, RoleAssignment
 
@@ -112,6 +113,7 @@ def declare_incident(
         actor=reporter,
         now=now,
         key=f"declare:{key}" if key else None,
+        first=True,
         data={
             "severity": sev.key,
             "status": incident.status,
@@ -167,7 +169,10 @@ def change_severity(
     actor: str,
     key: str | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> Change:
+    """``seen``: the severity the person was shown when they chose (a summary's menu). When it
+    has changed since, nothing is changed: they chose against a severity that is gone."""
     sev = policy.find_severity(severity)
     if sev is None:
         raise InvalidInput(_unknown("severity", severity, [s.key for s in policy.severities]))
@@ -175,8 +180,15 @@ def change_severity(
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
+    require_open(policy, incident, "change its severity")
     if incident.severity == sev.key:
         return Change(incident, None)
+    if seen is not None and seen != incident.severity:
+        raise InvalidTransition(
+            f"{incident.ref} is {incident.severity} now, not {seen[:20]} as your copy showed"
+            f"{_changed_by(session, incident)}: nothing changed. Choose again if you still "
+            f"mean {sev.key}."
+        )
     previous = incident.severity
     incident.severity = sev.key
     event = append_event(
@@ -191,6 +203,17 @@ def change_severity(
         data={"from": previous, "to": sev.key},
     )
     return Change(incident, event, {"from": previous})
+
+
+def _changed_by(session: Session, incident: Incident) -> str:
+    """`` (changed by @x at 03:12 UTC)`` from the incident's latest severity change, if any."""
+    assert incident.id is not None
+    found = latest_events(session, incident.id, EventKind.SEVERITY_CHANGED, limit=1)
+    if not found:
+        return ""
+    latest = found[0]
+    by = f" by <@{latest.actor_id}>" if latest.actor_id else ""
+    return f" (changed{by} at {as_utc(latest.occurred_at):%H:%M} UTC)"
 
 
 def allowed_next_statuses(policy: Policy, incident: Incident) -> list[StatusPolicy]:
@@ -256,7 +279,8 @@ def change_status(
         incident,
         kind=EventKind.STATUS_CHANGED,
         text=(
-            f"{incident.ref} {verb}: {previous.key if previous else '?'} → {target.key}"
+            # Said with the names people see on the summary ("Triage → Monitoring").
+            f"{incident.ref} {verb}: {_name(previous) if previous else '?'} → {_name(target)}"
             + (f" — {note}" if note else "")
         ),
         actor=actor,
@@ -267,11 +291,16 @@ def change_status(
             "to": target.key,
             "phase": target.phase,
             "reopened": reopened,
+            **({"note": note} if note else {}),
         },
     )
     return Change(
         incident, event, {"from": previous.key if previous else None, "reopened": reopened}
     )
+
+
+def _name(status: StatusPolicy) -> str:
+    return escape_mrkdwn(status.name or status.key)
 
 
 def _status_in_phase(policy: Policy, phase: str) -> StatusPolicy:
@@ -466,6 +495,7 @@ def assign_role(
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
+    require_open(policy, incident, "change who holds its roles")
     assert incident.id is not None
     current = current_assignment(session, incident.id, found.key)
     if current is not None and current.user_id == user:
@@ -522,6 +552,7 @@ def unassign_role(
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
+    require_open(policy, incident, "change who holds its roles")
     assert incident.id is not None
     current = current_assignment(session, incident.id, found.key)
     if current is None:

@@ -128,6 +128,18 @@ def earlier_event(session: Session, key: str | None) -> TimelineEvent | None:
     return session.exec(select(TimelineEvent).where(TimelineEvent.idempotency_key == key)).first()
 
 
+def latest_events(
+    session: Session, incident_id: int, kind: str, *, limit: int | None = None
+) -> list[TimelineEvent]:
+    """The incident's events of ``kind``, the last recorded first."""
+    query = (
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident_id, TimelineEvent.kind == kind)
+        .order_by(col(TimelineEvent.id).desc())
+    )
+    return list(session.exec(query if limit is None else query.limit(limit)).all())
+
+
 def incident_by_key(session: Session, key: str) -> Incident | None:
     return session.exec(select(Incident).where(Incident.declare_key == key)).first()
 

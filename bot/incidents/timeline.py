@@ -33,7 +33,7 @@ from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.db import locked_for_change
 from bot.effects import triggers as effect_triggers
-from bot.errors import InvalidInput, NotFound
+from bot.errors import InvalidInput, InvalidTransition, NotFound
 from bot.incidents.queries import earlier_event, find_event_by_source, get_incident, is_retracted
 from bot.incidents.text import TEXT_MAX, clean_text, user_id, when
 from bot.models import EventKind, Incident, TimelineEvent
@@ -118,9 +118,11 @@ def append_event(
     source_url: str | None = None,
     source_ref: str | None = None,
     attached: bool = True,
+    first: bool = False,
 ) -> TimelineEvent | None:
     """Append one event; ``None`` if an event with ``key`` already exists (a repeat that
-    raced past the earlier check; nothing is written)."""
+    raced past the earlier check; nothing is written). ``first``: the incident's first event,
+    in the transaction that created it (``declare_incident``)."""
     assert incident.id is not None
     values: dict[str, Any] = {
         "incident_id": incident.id,
@@ -139,7 +141,7 @@ def append_event(
             incident.updated_at = now
         session.flush()
     dialect = session.get_bind().dialect.name
-    chain.link(session, values)  # prev_hash and hash, under the incident lock
+    chain.link(session, values, first=first)  # prev_hash and hash, under the incident lock
     new_id = session.execute(_INSERT_EVENT[dialect], values).scalar_one_or_none()
     if new_id is None:
         earlier = earlier_event(session, key)
@@ -154,6 +156,19 @@ def append_event(
     reminder_schedule.on_timeline_event(session, policy, incident, event)
     effect_triggers.on_timeline_event(session, policy, incident, event)
     return event
+
+
+def require_open(policy: Policy, incident: Incident, doing: str) -> None:
+    """Refuse ``doing`` on a closed incident: it is over and its record is being reviewed, and
+    nothing (reminders, escalations, the summary's buttons) follows a closed incident any more.
+    Notes and action items are still taken; anything else is done after a reopen, which the
+    timeline then shows."""
+    status = policy.find_status(incident.status)
+    if status is not None and status.phase == "closed":
+        raise InvalidTransition(
+            f"{incident.ref} is closed: reopen it (`/incident {incident.ref} reopen`) "
+            f"before you {doing}."
+        )
 
 
 class Begun(NamedTuple):
@@ -227,6 +242,7 @@ def post_status_update(
         actor=user_id(actor),
         key=key,
         now=now,
+        open_for="post an update",
     )
 
 
@@ -285,8 +301,11 @@ def _record(
     key: str | None,
     now: datetime | None,
     held: Incident | None = None,
+    open_for: str | None = None,
     **extra: Any,
 ) -> Change:
+    """``open_for``: what is being done, refused on a closed incident (``require_open``),
+    unless it repeats a request already recorded."""
     # No state changes here, so a repeated key is caught by the insert itself (ON CONFLICT DO
     # NOTHING) instead of a separate look-up first, and the incident is read as a detached row
     # rather than an ORM object: this is the hottest path (captures, notes, steps, reminders).
@@ -298,6 +317,12 @@ def _record(
             raise NotFound(f"No incident with id {incident_id}.")
         incident = Incident.model_construct(**row)
     now = when(now, utcnow())  # read once the incident is locked: events land in lock order
+    if open_for is not None:
+        try:
+            require_open(policy, incident, open_for)
+        except InvalidTransition:
+            if earlier_event(session, key) is None:  # not a repeat of a request it took
+                raise
     event = append_event(
         session,
         policy,

@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.clock import as_utc, utcnow
 from bot.config import Policy, format_duration
 from bot.errors import InvalidInput, NotFound
-from bot.incidents.queries import earlier_event
+from bot.incidents.queries import earlier_event, latest_events
 from bot.incidents.timeline import lock_incident, record_timeline_event
 from bot.models import (
     EventKind,
@@ -87,14 +87,7 @@ def _refuse_earlier_cycle(row: Reminder, incident: Incident) -> None:
 def _stopped_by(session: Session, row: Reminder, incident: Incident) -> str:
     """What to tell someone who snoozes a stopped reminder: who stopped it, and what (if
     anything) starts it again."""
-    stops = session.exec(
-        select(TimelineEvent)
-        .where(
-            TimelineEvent.incident_id == incident.id,
-            TimelineEvent.kind == EventKind.REMINDER_STOPPED,
-        )
-        .order_by(col(TimelineEvent.id).desc())
-    ).all()
+    stops = latest_events(session, incident.id or 0, EventKind.REMINDER_STOPPED)
     actor = next((e.actor_id for e in stops if e.data.get("reminder_id") == row.id), None)
     by = f" by <@{actor}>" if actor else ""
     if row.kind == UPDATE:

@@ -265,7 +265,7 @@ def start_run(
         )
     if not runbook.id or len(runbook.id) > 200:
         raise InvalidInput("A runbook id is 1 to 200 characters (its path without .md).")
-    incidents.lock_incident(session, incident_id)
+    incident = incidents.lock_incident(session, incident_id)
     now = utcnow() if now is None else as_utc(now)  # once locked: stamped in lock order
     earlier = incidents.earlier_event(session, key)
     if earlier is not None:
@@ -277,6 +277,7 @@ def start_run(
     existing = find_run(session, incident_id, runbook.id)
     if existing is not None and existing.id is not None:
         return RunChange(get_run(session, existing.id), None)
+    incidents.require_open(policy, incident, "start a runbook")
 
     snapshot = runbook.snapshot()
     run = RunbookRun(
@@ -348,7 +349,7 @@ def update_step(
     found = session.get(RunbookRun, run_id)
     if found is None:
         raise NotFound(f"No runbook run with id {run_id}.")
-    incidents.lock_incident(session, found.incident_id)
+    incident = incidents.lock_incident(session, found.incident_id)
     now = utcnow() if now is None else as_utc(now)  # once locked: stamped in lock order
     run = session.exec(
         select(RunbookRun)
@@ -361,6 +362,7 @@ def update_step(
         if earlier.incident_id != run.incident_id:
             raise InvalidInput("That request was already used for another incident.")
         return RunChange(get_run(session, run_id), None)
+    incidents.require_open(policy, incident, "change its runbook steps")
     if not 0 <= step_index < run.step_count:
         raise InvalidInput(
             f"The runbook {run.title!r} has steps 1 to {run.step_count}; there is no step "
@@ -387,12 +389,14 @@ def update_step(
         new_assignee = assignee_id
     else:
         wanted, new_assignee, new_started = PENDING, None, None
-    if (wanted, new_assignee) == (state.state, state.assignee_id):
+    finished = state.state in (DONE, SKIPPED)
+    if (wanted, new_assignee) == (state.state, state.assignee_id) and not finished:
         return RunChange(get_run(session, run_id), None, _step_view(state))
-    if state.state in (DONE, SKIPPED) and action != "reopen":
+    if finished and action != "reopen":
         # A finished step offers only Reopen: Done, Skip or Assign on it comes from a message
         # that is out of date (or a second person who had not seen the first): never silently
-        # undo what someone finished.
+        # undo what someone finished, and say who finished it (even when the click asks for
+        # what was done: the person learns it was someone else).
         by = f" by <@{state.updated_by}>" if state.updated_by else ""
         said = "done" if state.state == DONE else "skipped"
         raise InvalidInput(

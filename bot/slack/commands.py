@@ -359,6 +359,10 @@ def _not_a_person(token: str) -> str:
     return f"{token[:40]!r} is not a person: mention them with @."
 
 
+_PLAIN_HANDLE = re.compile(r"^@[\w.\-]+$")
+"""``@dana`` typed without picking the person: Slack sends it as text, not a mention."""
+
+
 def _shape_action(ref: int | None, words: list[str], today: date) -> ParsedCommand:
     due = None
     owner = None
@@ -381,6 +385,9 @@ def _shape_action(ref: int | None, words: list[str], today: date) -> ParsedComma
             owner = user
             words.pop()
             continue
+        if owner is None and _PLAIN_HANDLE.match(tail):
+            # Meant as the owner, as ``ic`` and ``role`` read it: never dropped into the text.
+            return ParsedCommand("action", incident_ref=ref, error=_not_a_person(tail))
         break
     text = " ".join(words).strip()
     if not text:

@@ -34,12 +34,10 @@ from bot.effects.failures import on_effect_failed
 from bot.effects.models import Effect
 from bot.effects.runner import Done, EffectRunner, Handler, PermanentError, TransientError
 from bot.effects.store import Claimed
-from bot.markup import neutralise_broadcasts
-from bot.models import EventKind, Incident, Postmortem, TimelineEvent
+from bot.models import Incident, Postmortem, TimelineEvent
 from bot.runbooks import progress
 from bot.runtime import Firebreak
-from bot.slack import blocks, reminder_blocks
-from bot.slack.blocks.elements import mention
+from bot.slack import blocks, event_notices, reminder_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.inbound import who_and_where
 from bot.slack.naming import incident_channel_name
@@ -51,13 +49,6 @@ log = logging.getLogger(__name__)
 NAME_ATTEMPTS = 10
 LOOKBACK = timedelta(minutes=2)
 """How far before an effect was written to look for the message an earlier attempt posted."""
-CHANGE_MARKS: dict[str, str] = {
-    EventKind.SEVERITY_CHANGED: ":signal_strength:",
-    EventKind.STATUS_CHANGED: ":arrows_counterclockwise:",
-    EventKind.ROLE_ASSIGNED: ":firefighter:",
-    EventKind.ROLE_UNASSIGNED: ":firefighter:",
-    EventKind.ACKNOWLEDGED: ":eyes:",
-}
 
 
 def slack_failure(exc: SlackCallError) -> Exception:
@@ -464,6 +455,8 @@ class SlackEffects:
             return self._event_message(kind, int(notice.get("event") or 0), incident)
         if kind == "runbook_suggestions":
             return self._suggestions(incident)
+        if kind == "step_assigned":
+            return self._step_assigned(int(notice.get("event") or 0), incident)
         if kind == "channel_lost" and incident is not None:
             return blocks.channel_lost(incident, deleted=bool(notice.get("deleted")))
         if kind == "failure":
@@ -492,17 +485,18 @@ class SlackEffects:
             event = session.get(TimelineEvent, event_id)
         if event is None or incident is None:
             return None
-        policy = self.fb.policy
-        if kind == "status_update":
-            body = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
-            return (
-                f"Status update on {incident.ref}: {body[:200]}",
-                [blocks.section(f":mega: *Status update* from {mention(event.actor_id)}\n" + body)],
-            )
-        who = f"{mention(event.actor_id)} " if event.actor_id else ""
-        said = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
-        text = f"{CHANGE_MARKS.get(event.kind, ':information_source:')} {who}— {said}"
-        return text[:3000], [blocks.section(text[:3000])]
+        return event_notices.event_message(self.fb.policy, kind, event, incident.ref)
+
+    def _step_assigned(
+        self, event_id: int, incident: Incident | None
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        with self.fb.db.read() as session:
+            event = session.get(TimelineEvent, event_id)
+            run_id = int(event.data.get("run_id") or 0) if event is not None else 0
+            run = progress.get_run(session, run_id) if run_id else None
+        if event is None or incident is None or run is None:
+            return None
+        return event_notices.step_assigned(event, run.title)
 
     def _suggestions(self, incident: Incident | None) -> tuple[str, list[dict[str, Any]]] | None:
         catalog = self.fb.catalog

@@ -175,7 +175,7 @@ class RunbookSlack:
 def _why(runbook: Runbook, reasons: tuple[str, ...]) -> str:
     steps = f"{len(runbook.steps)} step{'s' if len(runbook.steps) != 1 else ''}"
     why = "; ".join(r for r in reasons if r != "name")
-    return f"{steps}" + (f" · {why}" if why else "") + f" · `{runbook.id}`"
+    return f"{steps}" + (f" · {why}" if why else "")
 
 
 def register(app: App, listeners: Listeners) -> RunbookSlack:

@@ -12,6 +12,7 @@ from bot.config import Policy
 from bot.models import ActionItem, EventKind, RunbookRun, TimelineEvent
 from bot.runbooks.progress import run_progress
 from bot.slack import blocks
+from bot.slack.limits import escape_mrkdwn
 
 
 def snapshot(
@@ -19,13 +20,7 @@ def snapshot(
 ) -> blocks.IncidentSnapshot:
     """With ``policy``, the regulatory clocks' state comes along (the pinned summary)."""
     incident = core.get_incident(session, incident_id)
-    latest = session.exec(
-        select(TimelineEvent)
-        .where(
-            TimelineEvent.incident_id == incident_id, TimelineEvent.kind == EventKind.STATUS_UPDATE
-        )
-        .order_by(col(TimelineEvent.occurred_at).desc(), col(TimelineEvent.id).desc())
-    ).first()
+    latest = _latest_word(session, incident_id, policy)
     open_items = len(
         session.exec(
             select(ActionItem.id).where(
@@ -51,6 +46,44 @@ def snapshot(
             if policy is not None and policy.clocks
             else []
         ),
+    )
+
+
+def _latest_word(session: Session, incident_id: int, policy: Policy | None) -> TimelineEvent | None:
+    """The latest status update, or the reason given with a later resolve, reopen or other
+    status change (``Resolved: rolled back, error rate at baseline``): what stakeholders read
+    as the incident's latest word."""
+    newest_first = (col(TimelineEvent.occurred_at).desc(), col(TimelineEvent.id).desc())
+    update = session.exec(
+        select(TimelineEvent)
+        .where(
+            TimelineEvent.incident_id == incident_id, TimelineEvent.kind == EventKind.STATUS_UPDATE
+        )
+        .order_by(*newest_first)
+    ).first()
+    changes = session.exec(
+        select(TimelineEvent)
+        .where(
+            TimelineEvent.incident_id == incident_id,
+            TimelineEvent.kind == EventKind.STATUS_CHANGED,
+        )
+        .order_by(*newest_first)
+        .limit(10)
+    ).all()
+    said = next((e for e in changes if (e.data or {}).get("note")), None)
+    if said is None or (
+        update is not None
+        and (update.occurred_at, update.id or 0) >= (said.occurred_at, said.id or 0)
+    ):
+        return update
+    status = policy.find_status(str(said.data.get("to"))) if policy is not None else None
+    label = escape_mrkdwn(
+        (status.name or status.key) if status is not None else str(said.data.get("to"))
+    )
+    if said.data.get("reopened"):
+        label = f"Reopened ({label})"
+    return TimelineEvent.model_construct(
+        **{**said.model_dump(), "text": f"{label}: {said.data['note']}"}
     )
 
 

@@ -103,8 +103,8 @@ def test_automatic_mitigation_names_the_tool_and_firing_again_is_posted(
     said = [texts(m) for m in fake.messages(incident.slack_channel_id or "")]
     changed = [t for t in said if "status changed" in t]
     assert changed == [
-        ":arrows_counterclockwise: Alertmanager — INC-1 status changed: triage → monitoring\n"
-        ":arrows_counterclockwise: Alertmanager — INC-1 status changed: triage → monitoring"
+        ":arrows_counterclockwise: Alertmanager — INC-1 status changed: Triage → Monitoring\n"
+        ":arrows_counterclockwise: Alertmanager — INC-1 status changed: Triage → Monitoring"
     ]
     assert not any("<@alerts:" in t for t in said)
     again = [t for t in said if t.startswith("Alerts firing again")]

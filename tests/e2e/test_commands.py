@@ -91,7 +91,7 @@ def test_transitions_the_policy_forbids_are_explained(
     channel = incident.slack_channel_id or ""
     slack.slash_command("resolve", user="ana.garcia", channel=channel)
     bot.settle()
-    assert "INC-1 status changed: triage → resolved" in texts(fake.messages(channel)[-1])
+    assert "INC-1 status changed: Triage → Resolved" in texts(fake.messages(channel)[-1])
     said = ask(fake, bot, slack, "mitigate", channel)
     assert "cannot move to monitoring" in said and "closed, investigating" in said
     assert "INC-1 is reopened" in ask(fake, bot, slack, "INC-1 reopen flapping", "general")

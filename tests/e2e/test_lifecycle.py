@@ -330,3 +330,65 @@ def test_an_incident_that_is_over_cannot_be_acknowledged_or_taken_over(
     assert roles == {}
     assert kinds(db, incident) == before
     assert [c.method for c in fake.calls[calls:] if c.method != "chat.postEphemeral"] == []
+
+
+def test_acknowledging_again_says_who_holds_the_incident(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """A second "Acknowledge / I'm IC" (a double click, or a second responder) changes nothing
+    and says who the commander is, and how to take over; a second `ack` says when it was."""
+    incident = declare(fake, bot, slack, db)
+    channel, ts = incident.slack_channel_id or "", incident.summary_message_ts or ""
+    ana, ben = fake.user_id("ana.garcia"), fake.user_id("ben.okafor")
+    fake.join(channel, ben)
+    copies = {}  # each person's copy of the summary from before anyone acknowledged
+    for person in ("ana.garcia", "ben.okafor"):
+        ask(fake, bot, slack, "status", channel, user=person)
+        [copies[person]] = [
+            e
+            for e in fake.ephemerals(user=fake.user_id(person))
+            if blocks.ACK_IC in json.dumps(e.blocks or [])
+        ]
+    slack.click(channel, ts, blocks.ACK_IC, user="ana.garcia")
+    bot.settle()
+    again = slack.click_ephemeral(copies["ana.garcia"].ts, blocks.ACK_IC, user="ana.garcia")
+    other = slack.click_ephemeral(copies["ben.okafor"].ts, blocks.ACK_IC, user="ben.okafor")
+    bot.settle()
+    ref = incident.ref
+    assert answer(fake, again) == f"You are already the Incident Commander of {ref}."
+    assert answer(fake, other) == (
+        f"{ref} already has a commander: <@{ana}>. To take over, `/incident {ref} ic me`."
+    )
+    with db.read() as session:
+        acknowledged = core.get_incident(session, incident.id or 0).acknowledged_at
+    assert acknowledged is not None
+    typed = ask(fake, bot, slack, "ack", channel, user="ben.okafor")
+    assert f"{ref} was already acknowledged at {acknowledged:%H:%M} UTC." in typed
+
+
+def test_a_severity_chosen_on_an_out_of_date_summary_changes_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Ben's copy still shows SEV3 when he picks SEV2 (meaning to raise it), but Ana has just
+    raised it to SEV1: lowering it to SEV2 unseen would slow every timer. Refused, saying who
+    changed it; a choice on a summary that shows the current severity is applied."""
+    incident = declare(fake, bot, slack, db)
+    channel, ts = incident.slack_channel_id or "", incident.summary_message_ts or ""
+    ana, ben = fake.user_id("ana.garcia"), fake.user_id("ben.okafor")
+    fake.join(channel, ben)
+    ask(fake, bot, slack, "status", channel, user="ben.okafor")
+    [copy] = [e for e in fake.ephemerals(user=ben) if blocks.SEVERITY in json.dumps(e.blocks or [])]
+    slack.click(channel, ts, blocks.SEVERITY, user="ana.garcia", value="SEV1")
+    bot.settle()
+    stale = slack.click_ephemeral(copy.ts, blocks.SEVERITY, user="ben.okafor", value="SEV2")
+    bot.settle()
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).severity == "SEV1"
+    refused = answer(fake, stale)
+    assert refused.startswith(f":no_entry: {incident.ref} is SEV1 now, not SEV3 as your copy")
+    assert f"(changed by <@{ana}> at " in refused
+    assert refused.endswith("nothing changed. Choose again if you still mean SEV2.")
+    slack.click(channel, ts, blocks.SEVERITY, user="ben.okafor", value="SEV2")  # current copy
+    bot.settle()
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).severity == "SEV2"

@@ -67,6 +67,14 @@ def test_suggested_runbook_starts_and_walks_step_by_step(
             e for e in core.timeline(session, incident.id or 0) if e.kind == EventKind.RUNBOOK_STEP
         ]
     assert [e.data["state"] for e in steps] == ["done", "skipped", "in_progress"]
+    # Slack notifies nobody of a mention added by an edit: Ben is told in the channel, once.
+    ana = fake.user_id("ana.garcia")
+    told = [
+        texts(m)
+        for m in fake.messages(channel)
+        if f"<@{ben}>, step 3 of *Disk full* is yours (assigned by <@{ana}>): " in texts(m)
+    ]
+    assert len(told) == 1 and str(steps[2].data["step_title"])[:20] in told[0]
     # the pinned summary shows runbook progress too
     # ... said the same way as the runbook's own message
     summary = texts(fake.message(channel, incident.summary_message_ts or ""))

@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import insert
 
 from bot import incidents as core
+from bot.audit import chain
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.markup import escape_markdown_text
@@ -429,11 +430,16 @@ def test_a_ten_thousand_event_incident_is_rendered_whole(db: Database, team_poli
             "text": f"entry {i}: <@U{(i + 1) % 40:04d}> checked shard {i % 97} &amp; moved on",
             "data": {},
             "source_url": f"https://example.slack.com/archives/C1/p{i:010d}" if i % 3 else None,
+            "source_ref": None,
             "idempotency_key": f"bulk:{i}",
         }
         for i in range(10_000)
     ]
     with db.transaction() as session:
+        prev = chain.previous_hash(session, incident_id)
+        for row in rows:  # chained as the core would (the database refuses unhashed events)
+            row["prev_hash"], row["hash"] = prev, chain.event_hash(row, prev)
+            prev = str(row["hash"])
         session.execute(insert(TimelineEvent), rows)
     markdown = generate(db, team_policy, incident_id).markdown
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from bot import incidents as core
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
-from bot.errors import InvalidInput, NotFound
+from bot.errors import InvalidInput, InvalidTransition, NotFound
 from bot.models import EventKind, RunbookRun, RunbookStepState, TimelineEvent
 from bot.runbooks import progress
 from bot.runbooks.parser import Runbook, parse_runbook
@@ -183,7 +183,9 @@ def test_a_click_that_changes_nothing_writes_nothing(db: Database, policy: Polic
     run_id = start(db, policy, incident_id)
 
     assert update(db, policy, run_id, 0, "done").changed
-    assert not update(db, policy, run_id, 0, "done", actor="U2").changed
+    # Done again (a double click, or someone else's copy): refused, naming who did it.
+    with pytest.raises(InvalidInput, match=r"Step 1 of Disk full was already marked done by <@U1>"):
+        update(db, policy, run_id, 0, "done", actor="U2")
     assert not update(db, policy, run_id, 1, "reopen").changed
     assert update(db, policy, run_id, 1, "assign", assignee="U5").changed
     assert not update(db, policy, run_id, 1, "assign", assignee="U5").changed
@@ -313,6 +315,26 @@ def test_the_rendered_message_of_a_real_run_is_valid(db: Database, policy: Polic
     assert "done by <@U4>" in message.blocks[4]["text"]["text"]
 
 
+def test_a_closed_incidents_runbooks_are_not_started_or_changed(
+    db: Database, policy: Policy
+) -> None:
+    """A runbook button or command on a closed incident is refused with how to reopen it; a
+    run already started is still shown (its Start button links to it)."""
+    incident_id = declare(db, policy)
+    run_id = start(db, policy, incident_id)
+    with db.transaction() as session:
+        core.resolve_incident(session, policy, incident_id, actor="U1")
+        core.close_incident(session, policy, incident_id, actor="U1")
+    with pytest.raises(InvalidTransition, match=r"INC-1 is closed: reopen it .* before you start"):
+        start(db, policy, incident_id, OTHER)
+    with pytest.raises(InvalidTransition, match="before you change its runbook steps"):
+        update(db, policy, run_id, 0, "done")
+    assert start(db, policy, incident_id) == run_id
+    with db.transaction() as session:
+        assert not events(session, EventKind.RUNBOOK_STEP)
+        assert len(progress.list_runs(session, incident_id)) == 1
+
+
 def test_two_people_clicking_done_on_the_same_step_at_once_make_one_change(
     db: Database, policy: Policy
 ) -> None:
@@ -321,14 +343,27 @@ def test_two_people_clicking_done_on_the_same_step_at_once_make_one_change(
     threads = 10
     barrier = Barrier(threads)
 
-    def click(user: int) -> bool:
+    def click(user: int) -> str:
         barrier.wait()
-        return update(db, policy, run_id, 1, "done", actor=f"U{user}").changed
+        try:
+            return (
+                "changed"
+                if update(db, policy, run_id, 1, "done", actor=f"U{user}").changed
+                else "same"
+            )
+        except InvalidInput as refused:  # the others are told who was first
+            return str(refused)
 
     with ThreadPoolExecutor(threads) as pool:
         results = list(pool.map(click, range(threads)))
 
-    assert results.count(True) == 1
+    assert results.count("changed") == 1
+    with db.read() as session:
+        first = session.exec(
+            select(TimelineEvent.actor_id).where(TimelineEvent.kind == EventKind.RUNBOOK_STEP)
+        ).one()
+    told = f"Step 2 of Disk full was already marked done by <@{first}>; nothing changed."
+    assert [r for r in results if r != "changed"] == [told + " To change it, reopen it first."] * 9
     assert len(step_events(db)) == 1
 
 

@@ -249,6 +249,16 @@ def test_the_timeline_shows_slack_markup_once_and_escapes_the_rest() -> None:
     assert "— fixed R&amp;D" in shown  # a resolve's reason, typed in Slack
 
 
+def test_the_timeline_names_whom_a_runbook_step_was_assigned_to() -> None:
+    """The step's words are the runbook's (escaped); the assignee stays a mention, so Slack
+    shows the person, never ``<@U5>`` as text."""
+    step = event(1, "Disk full: step 2 assigned to <@U5>: Free <space> & *check*", "runbook_step")
+    step.data = {"assignee": "U5", "step": 1}
+    _, payload = blocks.timeline_blocks(make_incident(), [step])
+    shown = "\n".join(iter_texts(payload))
+    assert "step 2 assigned to <@U5>: Free &lt;space&gt; &amp; *check*" in shown
+
+
 def test_runbook_titles_are_shown_literally_in_suggestions_and_the_summary(
     policy: Policy,
 ) -> None:
@@ -257,7 +267,12 @@ def test_runbook_titles_are_shown_literally_in_suggestions_and_the_summary(
     title = "Clean ~/.cache and *.tmp in node_modules_old"
     literal = "Clean `~/.cache` and `*.tmp` in `node_modules_old`"
     _, payload = blocks.suggestions_blocks(make_incident(), [("x", title, "alert disk_full")])
-    assert payload[1]["text"]["text"] == f"*{literal}*\n_alert `disk_full`_"
+    assert payload[1]["text"]["text"] == f"*{literal}*\n_alert `disk_full`_ · `x`"
+    # The id is code to copy into `/incident runbook <id>`, with real backticks around it.
+    _, payload = blocks.suggestions_blocks(
+        make_incident(), [("db/conn-exhaustion", "T", "3 steps")]
+    )
+    assert payload[1]["text"]["text"] == "*T*\n_3 steps_ · `db/conn-exhaustion`"
     snap = blocks.IncidentSnapshot(
         incident=make_incident(), roles={}, now=NOW, runbooks=[(title, "1/3 done")]
     )

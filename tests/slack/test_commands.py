@@ -130,6 +130,18 @@ def test_action_items_take_an_owner_and_a_due_date_in_any_order() -> None:
     assert parse("action Fix it").due is None
 
 
+def test_an_owner_typed_without_picking_the_person_is_refused_not_kept_in_the_text() -> None:
+    """``@chloe.martin`` that Slack did not turn into a mention would be stored as part of the
+    item with no owner: refused with how to mention, as ``ic`` and ``role`` do."""
+    hint = (
+        "Slack did not turn '@chloe.martin' into a mention: pick the person from the @ list "
+        "as you type, so Slack sends who they are."
+    )
+    assert parse("action Write rollback guide @chloe.martin").error == hint
+    assert parse("action Write rollback guide @chloe.martin 2026-04-01").error == hint
+    assert parse("action Email support@example.com").text == "Email support@example.com"
+
+
 def test_a_due_date_that_does_not_exist_is_refused_not_kept_in_the_text() -> None:
     for day in ("2026-02-30", "2026-13-01"):
         parsed = parse(f"action Rotate the lb-2 cert {day}")

@@ -153,7 +153,9 @@ def incident_actions(policy: Policy, incident: Incident, roles: dict[str, str]) 
         if incident.closed_at is None:
             elements.append(button("Close", CLOSE, value, style="primary"))
         elements.append(button("Reopen", REOPEN, value))
-    return {"type": "actions", "block_id": f"incident:{incident.id}", "elements": elements}
+    # The severity shown travels with a choice from the menu (``seen_severity``).
+    block_id = f"incident:{incident.id}:{incident.severity}"
+    return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
 def incident_summary(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Block]]:

@@ -141,6 +141,15 @@ _KIND_MARKS: dict[str, str] = {
 }
 
 
+def _with_assignee(event: TimelineEvent, escaped: str) -> str:
+    """A runbook step's text is the runbook's own words (escaped) and the mention of whom the
+    step was assigned to, which stays a mention (Slack shows the person's name)."""
+    assignee = event.data.get("assignee") if event.kind == EventKind.RUNBOOK_STEP else None
+    if not isinstance(assignee, str) or not assignee.isalnum():
+        return escaped
+    return escaped.replace(f"&lt;@{assignee}&gt;", mention(assignee), 1)
+
+
 def timeline_blocks(
     incident: Incident,
     events: Sequence[TimelineEvent],
@@ -159,7 +168,7 @@ def timeline_blocks(
         text = (
             neutralise_broadcasts(event.text, allow=allow_broadcasts)
             if event.kind in _SLACK_FORMATTED
-            else escape_mrkdwn(event.text)
+            else _with_assignee(event, escape_mrkdwn(event.text))
         )
         line = (
             f"`{event.occurred_at:%m-%d %H:%M}` {mark}{who} "
@@ -253,7 +262,10 @@ def suggestions_blocks(
     for index, (runbook_id, title, why) in enumerate(suggestions[:10]):
         blocks.append(
             section(
-                f"*{title_mrkdwn(truncate(title, 200))}*\n_{title_mrkdwn(truncate(why, 300))}_",
+                # The id as code, to copy into `/incident runbook <id>`: never through the
+                # title escaper, whose look-alike backticks would be copied with it.
+                f"*{title_mrkdwn(truncate(title, 200))}*\n_{title_mrkdwn(truncate(why, 300))}_"
+                f" · `{escape_mrkdwn(truncate(runbook_id.replace('`', ''), 200))}`",
                 accessory=button(
                     "Start",
                     f"{START_SUGGESTED}:{index}",

@@ -308,7 +308,8 @@ class ListenerBase:
         option picked) by its block id, ``incident:<id>``."""
         number = whole_number(str(action.get("value") or ""))
         if number is None:
-            number = id_from_value(str(action.get("block_id") or "").removeprefix("incident:"))
+            block = str(action.get("block_id") or "").removeprefix("incident:")
+            number = id_from_value(block.partition(":")[0])
         with self.fb.db.read() as session:
             return core.get_incident(session, number)
 

@@ -128,7 +128,10 @@ class CommandListeners(ListenerBase):
         text, payload = blocks.incident_summary(self.policy, snap)
         reply(ctx, text, payload)
 
-    def cmd_sev(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+    def cmd_sev(
+        self, ctx: Ctx, parsed: ParsedCommand, incident: Incident, seen: str | None = None
+    ) -> None:
+        """``seen``: the severity on the summary the menu was on (``seen_severity``)."""
         self.flows.require("change_severity", ctx.user, incident)
         wanted = parsed.args[0]
         found = self.policy.find_severity(wanted)
@@ -137,7 +140,7 @@ class CommandListeners(ListenerBase):
             ctx,
             incident,
             lambda s: core.change_severity(
-                s, self.policy, incident.id or 0, wanted, actor=ctx.user, key=ctx.key
+                s, self.policy, incident.id or 0, wanted, actor=ctx.user, key=ctx.key, seen=seen
             ),
             f"{incident.ref} is now {target}.",
             f"{incident.ref} is already {target}.",
@@ -151,7 +154,12 @@ class CommandListeners(ListenerBase):
                 s, self.policy, incident.id or 0, actor=ctx.user, key=ctx.key
             ),
             f"{incident.ref} acknowledged.",
-            f"{incident.ref} was already acknowledged.",
+            f"{incident.ref} was already acknowledged"
+            + (
+                f" at {incident.acknowledged_at:%H:%M} UTC."
+                if incident.acknowledged_at is not None
+                else "."
+            ),
         )
 
     def cmd_ic(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:

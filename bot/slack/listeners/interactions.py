@@ -17,6 +17,7 @@ from bot.clock import utcnow
 from bot.config import COMMANDER
 from bot.db import whole_number
 from bot.errors import InvalidInput
+from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.commands import ParsedCommand, id_from_value
 from bot.slack.gateway import SlackCallError
@@ -35,6 +36,13 @@ def _not_offered(what: str, value: str, known: list[str]) -> str:
     """A form's choice that is not in the current policy (it changed since the form opened, or
     the form was not Firebreak's): said under the input, with what to pick instead."""
     return f"{value[:40]!r} is not a {what} in the current policy. Pick one of: {', '.join(known)}."
+
+
+def seen_severity(block_id: str) -> str | None:
+    """The severity a summary showed, from its actions block (``incident:<id>:<severity>``);
+    ``None`` for a summary posted before it carried one."""
+    parts = block_id.split(":")
+    return parts[2] if len(parts) == 3 and parts[0] == "incident" and parts[2] else None
 
 
 class InteractionListeners(CommandListeners):
@@ -64,6 +72,19 @@ class InteractionListeners(CommandListeners):
         ctx, _ = self.click_context(body, respond)
         self.record(ack, "action", ctx.key, body, ctx.respond)
 
+    def _commander_already(self, incident: Incident, user: str) -> str:
+        """Why "Acknowledge / I'm IC" changed nothing: who holds the role, and how to take it."""
+        with self.fb.db.read() as session:
+            commander = core.current_roles(session, incident.id or 0).get(COMMANDER)
+        if commander == user:
+            return f"You are already the Incident Commander of {incident.ref}."
+        if commander is None:
+            return f"{incident.ref} already has a commander."
+        return (
+            f"{incident.ref} already has a commander: <@{commander}>. To take over, "
+            f"`/incident {incident.ref} ic me`."
+        )
+
     def run_action(self, ctx: Ctx, action: dict[str, Any]) -> None:
         action_id = str(action.get("action_id", ""))
         if action_id == blocks.HOME_DECLARE:
@@ -83,12 +104,13 @@ class InteractionListeners(CommandListeners):
                 incident.id or 0, lambda s: self._ack_and_take_ic(s, incident.id or 0, ctx)
             )
             if not made_by_this_request(change):
-                reply(ctx, f"{incident.ref} already has a commander.")
+                reply(ctx, self._commander_already(incident, ctx.user))
         elif action_id == blocks.ACKNOWLEDGE:
             self.cmd_ack(ctx, ParsedCommand("ack"), incident)
         elif action_id == blocks.SEVERITY:
             value = (action.get("selected_option") or {}).get("value", "")
-            self.cmd_sev(ctx, ParsedCommand("sev", args=(value,)), incident)
+            seen = seen_severity(str(action.get("block_id") or ""))
+            self.cmd_sev(ctx, ParsedCommand("sev", args=(value,)), incident, seen)
         elif action_id == blocks.STATUS:
             self.set_status(ctx, incident, (action.get("selected_option") or {}).get("value", ""))
         elif action_id == blocks.ASSIGN_ROLE:
