@@ -36,6 +36,7 @@ from bot.slack.app import WORK_THREADS, SlackBot, build_bot
 from bot.slack.flows import IncidentFlows, SlackDirectory, SlackNames
 from bot.slack.readiness import SlackReadiness
 from bot.slack.reminders import start_scheduler
+from bot.slack.socket_link import CountingHandler, SocketLink
 from bot.web import create_web_app
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Service:
     flows: IncidentFlows
     workers: Workers
     web: Any
-    socket_mode: Any = None
+    socket_mode: SocketLink | None = None
     scheduler: Any = None
     slack: SlackReadiness | None = None
     bot: SlackBot | None = None
@@ -64,9 +65,9 @@ class Service:
             self.scheduler = start_scheduler(self.firebreak, self.flows)
         if self.socket_mode is not None:
             if self.slack is None:
-                self.socket_mode.connect()
+                self.socket_mode.start()
             else:
-                self.slack.when_ready(self.socket_mode.connect)
+                self.slack.when_ready(self.socket_mode.start)
         if self.slack is not None:
             self.slack.start()
 
@@ -77,7 +78,7 @@ class Service:
         if self.slack is not None:
             self.slack.stop()
         if self.socket_mode is not None:
-            self.socket_mode.close()
+            self.socket_mode.stop()  # the envelopes in hand are acknowledged first
         self.workers.shutdown(wait=True)
         log.info("acknowledged work finished; stopping the reminder scheduler")
         if self.scheduler is not None:
@@ -156,9 +157,21 @@ def build_service(
     flows, workers, bolt = slack_bot.flows, slack_bot.workers, slack_bot.app
     socket_mode = None
     if settings.slack_app_token is not None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+        handler = CountingHandler(bolt, settings.slack_app_token.get_secret_value())
+        socket_mode = SocketLink(handler)
+        if check_slack:
+            try:
+                socket_mode.check_token()  # refused: exit 2; unreachable: retried later
+            except BaseException:
+                firebreak.close()
+                raise
 
-        socket_mode = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    def readiness() -> str | None:
+        """Why the bot is not ready: Slack not answering, or its payloads not reaching it."""
+        return (slack.current() if slack is not None else None) or (
+            socket_mode.current() if socket_mode is not None else None
+        )
+
     service = Service(
         firebreak=firebreak,
         flows=flows,
@@ -186,7 +199,7 @@ def build_service(
             console_settings,
             names=SlackNames(firebreak.gateway),
         ),
-        readiness=slack.current if slack is not None else None,
+        readiness=readiness if slack is not None or socket_mode is not None else None,
         policy=policy,
         catalog=firebreak.catalog,
     )

@@ -17,6 +17,7 @@ from bot.errors import ConfigError
 from bot.runbooks.reloading import ReloadingCatalog
 from bot.sandbox import FakeSlack
 from bot.server import build_service
+from bot.slack.socket_link import SocketLink
 
 
 @pytest.fixture
@@ -71,16 +72,15 @@ def test_an_unknown_user_group_stops_start_up(fake: FakeSlack, database_url: str
 def test_socket_mode_serves_health_but_not_slack_over_http(
     fake: FakeSlack, database_url: str
 ) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
     from starlette.routing import Route
 
     service = build_service(
-        settings_for(fake, database_url, SLACK_APP_TOKEN="xapp-1-A1-1-abc"),
+        settings_for(fake, database_url, SLACK_APP_TOKEN=fake.app_token),
         Policy(),
         scheduler=False,
     )
     try:
-        assert isinstance(service.socket_mode, SocketModeHandler)
+        assert isinstance(service.socket_mode, SocketLink)
         paths = {r.path for r in service.web.routes if isinstance(r, Route)}
         assert {"/healthz", "/readyz", "/metrics"} <= paths
     finally:

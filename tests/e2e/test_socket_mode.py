@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from bot.config import Policy, Settings
 from bot.db import Database
+from bot.errors import ConfigError
 from bot.models import Incident
 from bot.sandbox import Envelope, FakeSlack
 from bot.server import Service, build_service
@@ -86,7 +87,8 @@ def test_declare_over_socket_mode_then_again_after_a_reconnect(
     ana = fake.user_id("ana.garcia")
     eventually(lambda: ana in fake.members(channel["id"]), "the declarer is in the channel")
     eventually(lambda: "INC-1" in what_the_person_saw(fake, envelope), "the person is told")
-    assert len(fake.calls_to("apps.connections.open")) == 1
+    # One at start-up, to refuse a wrong app-level token there (exit 2), one to connect.
+    assert len(fake.calls_to("apps.connections.open")) == 2
 
     fake.socket_mode.disconnect("refresh_requested")
     fake.socket_mode.wait_for_connections(2, BOUND)
@@ -96,9 +98,59 @@ def test_declare_over_socket_mode_then_again_after_a_reconnect(
     second = eventually(lambda: incident_titled(db, "Search is slow"), "INC-2 declared")
     assert second.ref == "INC-2"
     assert fake.channel_json(second.slack_channel_id or "")["name"] == "inc-2-search-is-slow"
-    assert len(fake.calls_to("apps.connections.open")) == 2
+    assert len(fake.calls_to("apps.connections.open")) == 3
     names = [c.name for c in fake.channels()]
     assert (names.count("inc-1-checkout-returns-500s"), names.count("inc-2-search-is-slow")) == (
         1,
         1,
+    )
+
+
+def test_a_first_connection_that_fails_is_retried_and_readyz_says_why(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> None:
+    """Slack answers 500 to ``apps.connections.open`` twice when the bot starts: it keeps
+    trying (the SDK reconnects only after a first connection), unready meanwhile, then takes
+    commands. Before, the process either crashed at start-up or stayed deaf and "ready"."""
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_APP_TOKEN=fake.app_token,
+        SLACK_API_URL=fake.api_url,
+    )
+    running = build_service(settings, e2e_policy, scheduler=False)
+    assert running.socket_mode is not None
+    fake.fail("apps.connections.open", status=500, times=2)
+    try:
+        running.start_background()
+        eventually(
+            lambda: (running.socket_mode.current() or "").startswith(  # type: ignore[union-attr]
+                "slack socket mode not connected (internal_error); retrying"
+            ),
+            "unready, saying why",
+        )
+        fake.socket_mode.wait_for_connections(1, BOUND)
+        eventually(lambda: running.socket_mode.current() is None, "ready")  # type: ignore[union-attr]
+        _, ack = declare(fake, "Checkout returns 500s")
+        assert ack
+        eventually(lambda: incident_titled(db, "Checkout returns 500s"), "INC-1 declared")
+    finally:
+        running.stop()
+
+
+def test_an_app_token_slack_refuses_stops_start_up_with_one_line(
+    fake: FakeSlack, e2e_policy: Policy, database_url: str
+) -> None:
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_APP_TOKEN=fake.app_token,
+        SLACK_API_URL=fake.api_url,
+    )
+    fake.fail("apps.connections.open", error="invalid_auth")
+    with pytest.raises(ConfigError) as refused:
+        build_service(settings, e2e_policy, scheduler=False)
+    assert str(refused.value) == (
+        "environment: SLACK_APP_TOKEN: Slack refused it (invalid_auth): use this app's "
+        "app-level token (xapp-...), with the connections:write scope"
     )

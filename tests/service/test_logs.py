@@ -124,12 +124,17 @@ def test_a_private_incident_at_debug_leaves_json_lines_without_secrets_or_its_wo
 def test_socket_mode_start_up_failure_keeps_the_tokens_out_of_the_log(
     fake: HoldingFakeSlack, launch: Callable[..., ServeProcess]
 ) -> None:
-    # With an app token the service opens a Socket Mode connection; this Slack has none to
-    # offer, so start-up fails, and the failure is logged without either token.
+    # An app-level token this Slack does not know: start-up stops with one line naming the
+    # setting (a configuration error, exit 2), and neither token appears anywhere.
     service = launch(wait=False, SLACK_APP_TOKEN=APP_TOKEN, FIREBREAK_LOG_LEVEL="DEBUG")
-    assert service.wait() != 0
-    records = assert_clean(service, APP_TOKEN, fake.token, SECRET)
-    assert [r for r in records if r["level"] == "ERROR"], service.output()
+    assert service.wait() == 2
+    output = service.output()
+    assert APP_TOKEN not in output and fake.token not in output and SECRET not in output
+    assert service.stderr[-1] == (
+        "firebreak: environment: SLACK_APP_TOKEN: Slack refused it (invalid_auth): use this "
+        "app's app-level token (xapp-...), with the connections:write scope"
+    )
+    assert "Traceback" not in output
 
 
 # Whatever logs it: a library's exception message, a traceback, a nested structured field.

@@ -1,0 +1,152 @@
+"""Socket Mode's connection to Slack: opened in the background until Slack lets it, watched for
+``/readyz``, and drained on shutdown.
+
+Slack's SDK reconnects by itself once a first connection was made, but not before: a refused
+or failed ``apps.connections.open`` at start-up would leave the process running and deaf. So
+the first connection is retried here with exponential back-off (a ``Retry-After`` honoured),
+and until it is made, or while the SDK is reconnecting, ``/readyz`` says why the bot is not
+ready. An app-level token Slack refuses is a configuration error, found at start-up (exit 2).
+
+On shutdown the envelopes being handled are given time to send their acknowledgements before
+the socket closes: closing first would leave work done but unacknowledged, and Slack would
+show the person an error for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+APP_TOKEN_REFUSED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "not_allowed_token_type",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+    }
+)
+"""Answers no retry fixes: the app-level token is wrong, revoked or not an app token."""
+
+DRAIN_SECONDS = 10.0
+"""How long shutdown waits for envelopes in hand to be acknowledged (Slack allows 3 s each)."""
+
+
+class CountingHandler(SocketModeHandler):
+    """Bolt's Socket Mode handler, counting the envelopes it is handling."""
+
+    def __init__(self, app: App, app_token: str) -> None:
+        self._in_hand = 0
+        self._idle = threading.Condition()
+        super().__init__(app, app_token)
+
+    def handle(self, client: Any, req: Any) -> None:
+        with self._idle:
+            self._in_hand += 1
+        try:
+            super().handle(client, req)
+        finally:
+            with self._idle:
+                self._in_hand -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no envelope is being handled (or ``timeout``); whether it got there."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_hand == 0, timeout)
+
+
+def _why(exc: Exception) -> tuple[str, float | None]:
+    """What went wrong opening the connection, and the ``Retry-After`` Slack asked for."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        error = str(response.get("error") or f"HTTP {response.status_code}")
+        after = response.headers.get("Retry-After") or response.headers.get("retry-after")
+        try:
+            wait = float(after) if after is not None else None
+        except ValueError:
+            wait = None
+        return error, wait
+    return f"{type(exc).__name__}: {exc}"[:200], None
+
+
+class SocketLink:
+    def __init__(
+        self, handler: CountingHandler, *, first_delay: float = 1.0, max_delay: float = 60.0
+    ) -> None:
+        self.handler = handler
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.reason: str | None = "slack socket mode not connected yet"
+        self._connected_once = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check_token(self) -> None:
+        """At start-up: ``ConfigError`` if Slack refuses the app-level token. Any other failure
+        (Slack down, a rate limit) is left to the background retries."""
+        try:
+            self.handler.client.issue_new_wss_url()
+        except SlackApiError as exc:
+            error, _ = _why(exc)
+            if error in APP_TOKEN_REFUSED:
+                raise ConfigError(
+                    f"environment: SLACK_APP_TOKEN: Slack refused it ({error}): use this app's "
+                    "app-level token (xapp-...), with the connections:write scope"
+                ) from None
+        except OSError:
+            pass
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._connect, name="slack-socket-mode", daemon=True
+            )
+            self._thread.start()
+
+    def _connect(self) -> None:
+        delay = self.first_delay
+        while not self._stop.is_set():
+            try:
+                self.handler.connect()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # the SDK raises whatever its HTTP call raised
+                error, wait = _why(exc)
+                self.reason = f"slack socket mode not connected ({error}); retrying"
+                if error in APP_TOKEN_REFUSED:
+                    self.reason += ": check SLACK_APP_TOKEN"
+                log.warning(
+                    "Socket Mode connection not opened; retrying",
+                    extra={"error": error, "retry_in": round(max(delay, wait or 0), 1)},
+                )
+                self._stop.wait(max(delay, min(wait or 0, self.max_delay)))
+                delay = min(delay * 2, self.max_delay)
+                continue
+            self._connected_once = True
+            self.reason = None
+            log.info("Socket Mode connected")
+            return
+
+    def current(self) -> str | None:
+        """Why Slack's payloads cannot reach the bot now, or ``None``."""
+        if not self._connected_once:
+            return self.reason
+        if not self.handler.client.is_connected():
+            return "slack socket mode disconnected; reconnecting"
+        return None
+
+    def stop(self) -> None:
+        """Stop connecting; let the envelopes in hand be acknowledged; close."""
+        self._stop.set()
+        if not self.handler.drain(DRAIN_SECONDS):
+            log.warning("Socket Mode closed with envelopes still being handled")
+        self.handler.close()  # type: ignore[no-untyped-call]
