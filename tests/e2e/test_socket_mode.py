@@ -36,16 +36,21 @@ def eventually(check: Callable[[], T | None], what: str) -> T:
         time.sleep(0.02)
 
 
-@pytest.fixture
-def service(
-    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
-) -> Iterator[Service]:
-    settings = Settings(
+def socket_settings(fake: FakeSlack, database_url: str) -> Settings:
+    """The service's settings in Socket Mode, against the local Slack."""
+    return Settings(
         DATABASE_URL=database_url,
         SLACK_BOT_TOKEN=fake.token,
         SLACK_APP_TOKEN=fake.app_token,
         SLACK_API_URL=fake.api_url,
     )
+
+
+@pytest.fixture
+def service(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> Iterator[Service]:
+    settings = socket_settings(fake, database_url)
     running = build_service(settings, e2e_policy, scheduler=False)
     running.start_background()
     try:
@@ -112,12 +117,7 @@ def test_a_first_connection_that_fails_is_retried_and_readyz_says_why(
     """Slack answers 500 to ``apps.connections.open`` twice when the bot starts: it keeps
     trying (the SDK reconnects only after a first connection), unready meanwhile, then takes
     commands. Before, the process either crashed at start-up or stayed deaf and "ready"."""
-    settings = Settings(
-        DATABASE_URL=database_url,
-        SLACK_BOT_TOKEN=fake.token,
-        SLACK_APP_TOKEN=fake.app_token,
-        SLACK_API_URL=fake.api_url,
-    )
+    settings = socket_settings(fake, database_url)
     running = build_service(settings, e2e_policy, scheduler=False)
     assert running.socket_mode is not None
     fake.fail("apps.connections.open", status=500, times=2)
@@ -141,12 +141,7 @@ def test_a_first_connection_that_fails_is_retried_and_readyz_says_why(
 def test_an_app_token_slack_refuses_stops_start_up_with_one_line(
     fake: FakeSlack, e2e_policy: Policy, database_url: str
 ) -> None:
-    settings = Settings(
-        DATABASE_URL=database_url,
-        SLACK_BOT_TOKEN=fake.token,
-        SLACK_APP_TOKEN=fake.app_token,
-        SLACK_API_URL=fake.api_url,
-    )
+    settings = socket_settings(fake, database_url)
     fake.fail("apps.connections.open", error="invalid_auth")
     with pytest.raises(ConfigError) as refused:
         build_service(settings, e2e_policy, scheduler=False)
