@@ -292,6 +292,13 @@ def _shape(
         return ParsedCommand(name, incident_ref=ref, error=message)
 
     if name == "declare":
+        if ref is not None:
+            # "/incident INC-1 declare ...": a new incident was asked of an existing one.
+            return bad(
+                f"`declare` opens a new incident, so it takes no incident number: "
+                f"{USAGE['declare']}. To add to INC-{ref}: `/incident INC-{ref} update "
+                "&lt;text&gt;` or `note &lt;text&gt;`."
+            )
         if not body:
             return bad(f"Give the incident a title: {USAGE['declare']}")
         return ParsedCommand("declare", incident_ref=ref, text=body)

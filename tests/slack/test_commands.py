@@ -162,3 +162,13 @@ def test_the_parser_never_raises(text: str) -> None:
     parsed = parse(text)
     assert parsed.name in set(SUBCOMMANDS.values()) | {"open_form", "declare_title", "did_you_mean"}
     assert parsed.error is None or isinstance(parsed.error, str)
+
+
+def test_declare_after_an_incident_number_is_refused_not_a_silent_new_incident() -> None:
+    parsed = parse("INC-1 declare Another thing")
+    assert parsed.error == (
+        "`declare` opens a new incident, so it takes no incident number: `/incident declare "
+        "&lt;title&gt;`. To add to INC-1: `/incident INC-1 update &lt;text&gt;` or "
+        "`note &lt;text&gt;`."
+    )
+    assert parse("declare INC-1 is back").text == "INC-1 is back"  # a number after it: text
