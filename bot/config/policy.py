@@ -94,7 +94,8 @@ class SlackPolicy(_Strict):
     channel_name: str = "inc-{number}-{slug}"
     """Placeholders: {number}, {slug} (from the title), {severity}, {date} (YYYYMMDD)."""
     announcements_channel: str | None = None
-    """Channel id (C...) that gets one message per non-private incident, edited in place."""
+    """Channel id (C...) that gets one message per non-private incident, edited in place; a
+    reopen is also said there (an edit notifies nobody)."""
     capture_reaction: str = "pushpin"
     """Reacting with this emoji to a message in an incident channel puts it on the timeline."""
     allow_broadcast_mentions: bool = False

@@ -90,6 +90,20 @@ def post(
     )
 
 
+def _say(
+    session: Session, incident: Incident, event: TimelineEvent, what: str, *, to: str = "incident"
+) -> None:
+    """Post the notice ``what`` about ``event`` (rendered from the event when it runs), once."""
+    post(
+        session,
+        incident,
+        f"event:{event.id}:{what}",
+        {"type": what, "event": event.id},
+        now=event.recorded_at,
+        to=to,
+    )
+
+
 def set_up(session: Session, policy: Policy, incident: Incident, *, now: datetime) -> None:
     """What follows once the channel exists (and its first people were invited, by the
     channel's own effect): the summary (posted and pinned), the announcement, runbook
@@ -180,13 +194,12 @@ def on_timeline_event(
     if assignee and event.data.get("state") == "in_progress" and assignee != event.actor_id:
         # Assigning edits the runbook message, and Slack notifies nobody of a mention added by
         # an edit: the person is told in the channel, by name.
-        post(
-            session,
-            incident,
-            f"event:{event.id}:assigned",
-            {"type": "step_assigned", "event": event.id},
-            now=now,
-        )
+        _say(session, incident, event, "step_assigned")
+    announcements = policy.slack.announcements_channel
+    reopened = kind == EventKind.STATUS_CHANGED and bool(event.data.get("reopened"))
+    if reopened and announcements and not incident.private:
+        # The announcement is edited, which notifies nobody: a reopen is also said there.
+        _say(session, incident, event, "reopened", to=announcements)
     if kind == EventKind.CHANNEL_LOST and event.data.get("tell"):
         # Not in the incident's lane: that lane is the channel's, which no longer works.
         store.enqueue(

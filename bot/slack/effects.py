@@ -457,6 +457,12 @@ class SlackEffects:
             return self._suggestions(incident)
         if kind == "step_assigned":
             return self._step_assigned(int(notice.get("event") or 0), incident)
+        if kind == "reopened" and incident is not None:
+            with self.fb.db.read() as session:
+                event = session.get(TimelineEvent, int(notice.get("event") or 0))
+            if event is None:
+                return None
+            return event_notices.reopened(self.fb.policy, event, incident)
         if kind == "channel_lost" and incident is not None:
             return blocks.channel_lost(incident, deleted=bool(notice.get("deleted")))
         if kind == "failure":

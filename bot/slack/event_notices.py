@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.config import Policy
 from bot.markup import neutralise_broadcasts
-from bot.models import EventKind, TimelineEvent
+from bot.models import EventKind, Incident, TimelineEvent
 from bot.slack import blocks
 from bot.slack.blocks.elements import mention
 from bot.slack.limits import truncate
@@ -48,5 +48,19 @@ def step_assigned(event: TimelineEvent, run_title: str) -> Message:
         f":bust_in_silhouette: {mention(str(event.data.get('assignee') or ''))}, step {step} "
         f"of *{title_mrkdwn(truncate(run_title, 200))}* is yours (assigned by "
         f"{mention(event.actor_id)}): {words}"
+    )
+    return text[:3000], [blocks.section(text[:3000])]
+
+
+def reopened(policy: Policy, event: TimelineEvent, incident: Incident) -> Message:
+    """Said in the announcements channel: the announcement itself is only edited, and an edit
+    notifies nobody watching the channel."""
+    note = str((event.data or {}).get("note") or "")
+    said = neutralise_broadcasts(note, allow=policy.slack.allow_broadcast_mentions)
+    where = f" · <#{incident.slack_channel_id}>" if incident.slack_channel_id else ""
+    text = (
+        f":repeat: *{incident.ref}* was reopened by {mention(event.actor_id)}"
+        + (f": {said}" if said else "")
+        + where
     )
     return text[:3000], [blocks.section(text[:3000])]

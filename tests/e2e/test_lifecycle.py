@@ -392,3 +392,24 @@ def test_a_severity_chosen_on_an_out_of_date_summary_changes_nothing(
     bot.settle()
     with db.read() as session:
         assert core.get_incident(session, incident.id or 0).severity == "SEV2"
+
+
+def test_a_reopen_is_said_in_the_announcements_channel_not_only_edited_in(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Stakeholders follow the announcements channel; the announcement is edited as the
+    incident changes, and Slack notifies nobody of an edit. A reopen is news: said there once
+    (a private incident is never announced)."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    announcements = fake.channel_id("incidents")
+    ana = fake.user_id("ana.garcia")
+    for command in ("resolve rolled back", "close", "reopen errors are back <!channel>"):
+        slack.slash_command(command, user="ana.garcia", channel=channel)
+        bot.settle()
+    said = [texts(m) for m in fake.messages(announcements) if "was reopened" in texts(m)]
+    assert len(said) == 1  # one message, its broadcast silent
+    assert (
+        f":repeat: *{incident.ref}* was reopened by <@{ana}>: errors are back "
+        f"@\u2060channel · <#{channel}>"
+    ) in said[0]
