@@ -468,7 +468,7 @@ def _firing_again(
             names=names(changes.fired),
             firing=group.firing_count,
             alerts=group.alert_count,
-            status=(status.name or status.key) if status is not None else incident.status,
+            status=status.label if status is not None else incident.status,
         ),
         dedupe_key=f"again:{transition_key(group, changes)}",
         now=now,

@@ -74,6 +74,11 @@ class StatusPolicy(_Strict):
 
     _key = field_validator("key")(_check_key)
 
+    @property
+    def label(self) -> str:
+        """What people read: the name, else the key."""
+        return self.name or self.key
+
 
 class RolePolicy(_Strict):
     key: str

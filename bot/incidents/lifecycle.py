@@ -300,7 +300,7 @@ def change_status(
 
 
 def _name(status: StatusPolicy) -> str:
-    return escape_mrkdwn(status.name or status.key)
+    return escape_mrkdwn(status.label)
 
 
 def _status_in_phase(policy: Policy, phase: str) -> StatusPolicy:

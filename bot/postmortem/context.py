@@ -254,7 +254,7 @@ def _facts(
         severity_description=severity.description if severity else "",
         severity_path=" → ".join(path) if len(path) > 1 else "",
         status=incident.status,
-        status_name=(status.name or status.key) if status else incident.status,
+        status_name=status.label if status else incident.status,
         phase=status.phase if status else "",
         service=incident.service,
         summary=slack_to_markdown(incident.summary, people),

@@ -491,7 +491,7 @@ def _evaluate_digest(ctx: Context) -> Outcome:
                 "ref": incident.ref,
                 "title": incident.title,
                 "severity": incident.severity,
-                "status_name": (status.name or status.key) if status else incident.status,
+                "status_name": status.label if status else incident.status,
                 "channel_id": incident.slack_channel_id,
                 "open_for": humanize_duration(now - incident.declared_at),
                 "last_update": humanize_duration(now - as_utc(last)) if last else None,

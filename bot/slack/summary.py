@@ -76,10 +76,8 @@ def _latest_word(session: Session, incident_id: int, policy: Policy | None) -> T
         and (update.occurred_at, update.id or 0) >= (said.occurred_at, said.id or 0)
     ):
         return update
-    status = policy.find_status(str(said.data.get("to"))) if policy is not None else None
-    label = escape_mrkdwn(
-        (status.name or status.key) if status is not None else str(said.data.get("to"))
-    )
+    to = str(said.data.get("to"))
+    label = escape_mrkdwn(blocks.status_label(policy, to) if policy is not None else to)
     if said.data.get("reopened"):
         label = f"Reopened ({label})"
     return TimelineEvent.model_construct(

@@ -185,7 +185,7 @@ def severity_label(policy: Policy, severity: str) -> str:
 
 def status_label(policy: Policy, status: str) -> str:
     found = policy.find_status(status)
-    return found.name or found.key if found else status
+    return found.label if found else status
 
 
 def mention(user: str | None) -> str:

@@ -127,9 +127,9 @@ def incident_actions(policy: Policy, incident: Incident, roles: dict[str, str]) 
                 "type": "static_select",
                 "action_id": STATUS,
                 "placeholder": plain("Update status", limits.PLACEHOLDER_TEXT),
-                "options": [
-                    option(s.name or s.key, s.key, s.description or None) for s in next_statuses
-                ][: limits.SELECT_OPTIONS],
+                "options": [option(s.label, s.key, s.description or None) for s in next_statuses][
+                    : limits.SELECT_OPTIONS
+                ],
             }
         )
     elements.append(button("Assign role", ASSIGN_ROLE, value))
