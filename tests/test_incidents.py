@@ -484,3 +484,31 @@ def test_listing_leaves_out_closed_incidents(db: Database, policy: Policy) -> No
     with db.transaction() as session:
         assert [i.id for i in core.list_incidents(session, policy)] == [open_one.id]
         assert len(core.list_incidents(session, policy, phases=None)) == 2
+
+
+def test_a_stale_severity_choice_names_the_day_of_a_change_made_before_today(
+    db: Database, policy: Policy
+) -> None:
+    """Refused because someone changed the severity late last night: "at 23:50 UTC" alone would
+    read as tonight. The day is said once it has turned."""
+    with freeze_time("2026-11-29T23:40:00Z"), db.transaction() as session:
+        incident_id = (
+            core.declare_incident(session, policy, title="Ledger lag", reporter="U1").incident.id
+            or 0
+        )
+    with freeze_time("2026-11-29T23:50:00Z"), db.transaction() as session:
+        core.change_severity(session, policy, incident_id, "SEV1", actor="U1")
+    with (
+        freeze_time("2026-11-30T00:10:00Z"),
+        db.transaction() as session,
+        pytest.raises(InvalidTransition) as refused,
+    ):
+        core.change_severity(session, policy, incident_id, "SEV2", actor="U2", seen="SEV3")
+    assert "(changed by <@U1> on 2026-11-29 at 23:50 UTC)" in str(refused.value)
+    with (
+        freeze_time("2026-11-29T23:55:00Z"),
+        db.transaction() as session,
+        pytest.raises(InvalidTransition) as refused,
+    ):
+        core.change_severity(session, policy, incident_id, "SEV2", actor="U2", seen="SEV3")
+    assert "(changed by <@U1> at 23:50 UTC)" in str(refused.value)

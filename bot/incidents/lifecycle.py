@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.clock import as_utc, utcnow
+from bot.clock import as_utc, said_at, utcnow
 from bot.config import COMMANDER, Policy, StatusPolicy
 from bot.errors import InvalidInput, InvalidTransition
 from bot.incidents.queries import (
@@ -30,7 +30,7 @@ from bot.incidents.text import (
 )
 from bot.incidents.timeline import Change, append_event, begin_change, require_open
 from bot.markup import escape_mrkdwn
-from bot.models import Counter, EventKind, Incident, RoleAssignment
+from bot.models import Counter, EventKind, Incident, RoleAssignment, TimelineEvent
 
 # --------------------------------------------------------------------------------------------
 # Declare
@@ -184,11 +184,15 @@ def change_severity(
     if incident.severity == sev.key:
         return Change(incident, None)
     if seen is not None and seen != incident.severity:
-        raise InvalidTransition(
-            f"{incident.ref} is {incident.severity} now, not {seen[:20]} as your copy showed"
-            f"{_changed_by(session, incident)}: nothing changed. Choose again if you still "
-            f"mean {sev.key}."
-        )
+        latest = _latest_severity_change(session, incident)
+        # Someone else changed it since their copy was made: they chose without seeing that.
+        # Their own change they know of (a quick correction of their own choice goes through).
+        if latest is None or latest.actor_id != actor:
+            raise InvalidTransition(
+                f"{incident.ref} is {incident.severity} now, not {seen[:20]} as your copy "
+                f"showed{_changed_by(latest)}: nothing changed. If you still mean {sev.key}: "
+                f"`/incident {incident.ref} sev {sev.key}`."
+            )
     previous = incident.severity
     incident.severity = sev.key
     event = append_event(
@@ -205,15 +209,18 @@ def change_severity(
     return Change(incident, event, {"from": previous})
 
 
-def _changed_by(session: Session, incident: Incident) -> str:
-    """`` (changed by @x at 03:12 UTC)`` from the incident's latest severity change, if any."""
+def _latest_severity_change(session: Session, incident: Incident) -> TimelineEvent | None:
     assert incident.id is not None
     found = latest_events(session, incident.id, EventKind.SEVERITY_CHANGED, limit=1)
-    if not found:
+    return found[0] if found else None
+
+
+def _changed_by(latest: TimelineEvent | None) -> str:
+    """`` (changed by @x at 03:12 UTC)`` from the incident's latest severity change, if any."""
+    if latest is None:
         return ""
-    latest = found[0]
     by = f" by <@{latest.actor_id}>" if latest.actor_id else ""
-    return f" (changed{by} at {as_utc(latest.occurred_at):%H:%M} UTC)"
+    return f" (changed{by} {said_at(latest.occurred_at)})"
 
 
 def allowed_next_statuses(policy: Policy, incident: Incident) -> list[StatusPolicy]:

@@ -248,7 +248,7 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
                 error="That names two incidents. Name one, e.g. `/incident INC-42 resolve`.",
             )
         ref, channel = named
-    return replace(_shape(name, ref, body, args, today), incident_channel=channel)
+    return replace(_shape(name, ref, body, args, today, channel), incident_channel=channel)
 
 
 # The typo guard. A single word close to a command (or such a word followed only by what a
@@ -286,17 +286,24 @@ def close_command(word: str) -> str | None:
 
 
 def _shape(
-    name: str, ref: int | None, body: str, args: tuple[str, ...], today: date
+    name: str,
+    ref: int | None,
+    body: str,
+    args: tuple[str, ...],
+    today: date,
+    channel: str | None = None,
 ) -> ParsedCommand:
     def bad(message: str) -> ParsedCommand:
         return ParsedCommand(name, incident_ref=ref, error=message)
 
     if name == "declare":
-        if ref is not None:
-            # "/incident INC-1 declare ...": a new incident was asked of an existing one.
+        if ref is not None or channel is not None:
+            # "/incident INC-1 declare ..." (or "#inc-1-db declare ..."): a new incident was
+            # asked of an existing one.
+            that = f"INC-{ref}" if ref is not None else f"<#{channel}>"
             return bad(
-                f"`declare` opens a new incident, so it takes no incident number: "
-                f"{USAGE['declare']}. To add to INC-{ref}: `/incident INC-{ref} update "
+                f"`declare` opens a new incident, so it takes no incident: "
+                f"{USAGE['declare']}. To add to {that}: `/incident {that} update "
                 "&lt;text&gt;` or `note &lt;text&gt;`."
             )
         if not body:

@@ -49,6 +49,15 @@ class CountingHandler(SocketModeHandler):
         self._in_hand = 0
         self._idle = threading.Condition()
         super().__init__(app, app_token)
+        # The SDK's own version sleeps out a rate limit's Retry-After (whatever it says) and
+        # asks again, without end: start-up would hang in it. Here a rate limit is an error
+        # like any other: the first connection's back-off honours Retry-After (capped), and
+        # the SDK's monitor tries a reconnect again at its next check.
+        self.client.issue_new_wss_url = self._new_wss_url  # type: ignore[method-assign]
+
+    def _new_wss_url(self) -> str:
+        response = self.client.web_client.apps_connections_open(app_token=self.client.app_token)
+        return str(response["url"])
 
     def handle(self, client: Any, req: Any) -> None:
         with self._idle:

@@ -52,7 +52,8 @@ def snapshot(
 def _latest_word(session: Session, incident_id: int, policy: Policy | None) -> TimelineEvent | None:
     """The latest status update, or the reason given with a later resolve, reopen or other
     status change (``Resolved: rolled back, error rate at baseline``): what stakeholders read
-    as the incident's latest word."""
+    as the incident's latest word. A reopen without a reason ends the search: the reasons
+    given before it (why it was resolved) no longer hold."""
     newest_first = (col(TimelineEvent.occurred_at).desc(), col(TimelineEvent.id).desc())
     update = session.exec(
         select(TimelineEvent)
@@ -70,7 +71,9 @@ def _latest_word(session: Session, incident_id: int, policy: Policy | None) -> T
         .order_by(*newest_first)
         .limit(10)
     ).all()
-    said = next((e for e in changes if (e.data or {}).get("note")), None)
+    said = next((e for e in changes if _says(e) is not None), None)
+    if said is not None and not _says(said):
+        said = None
     if said is None or (
         update is not None
         and (update.occurred_at, update.id or 0) >= (said.occurred_at, said.id or 0)
@@ -83,6 +86,14 @@ def _latest_word(session: Session, incident_id: int, policy: Policy | None) -> T
     return TimelineEvent.model_construct(
         **{**said.model_dump(), "text": f"{label}: {said.data['note']}"}
     )
+
+
+def _says(change: TimelineEvent) -> str | None:
+    """The reason given with a status change; "" for a reopen without one (what was said
+    before it no longer holds); None when it says nothing (look further back)."""
+    data = change.data or {}
+    note = str(data.get("note") or "")
+    return note if note or data.get("reopened") else None
 
 
 def _alerts(session: Session, incident_id: int) -> tuple[int, int] | None:

@@ -387,11 +387,19 @@ def test_a_severity_chosen_on_an_out_of_date_summary_changes_nothing(
     refused = answer(fake, stale)
     assert refused.startswith(f":no_entry: {incident.ref} is SEV1 now, not SEV3 as your copy")
     assert f"(changed by <@{ana}> at " in refused
-    assert refused.endswith("nothing changed. Choose again if you still mean SEV2.")
+    # The same copy would be refused again: the answer says how to apply it all the same.
+    assert refused.endswith(
+        f"nothing changed. If you still mean SEV2: `/incident {incident.ref} sev SEV2`."
+    )
     slack.click(channel, ts, blocks.SEVERITY, user="ben.okafor", value="SEV2")  # current copy
     bot.settle()
     with db.read() as session:
         assert core.get_incident(session, incident.id or 0).severity == "SEV2"
+    # Ben corrects his own choice at once, before his copy shows it: he knows of his change.
+    slack.click_ephemeral(copy.ts, blocks.SEVERITY, user="ben.okafor", value="SEV1")
+    bot.settle()
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).severity == "SEV1"
 
 
 def test_a_reopen_is_said_in_the_announcements_channel_not_only_edited_in(

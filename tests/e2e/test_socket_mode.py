@@ -4,6 +4,7 @@ and keeps working after Slack asks it to reconnect."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -149,3 +150,40 @@ def test_an_app_token_slack_refuses_stops_start_up_with_one_line(
         "environment: SLACK_APP_TOKEN: Slack refused it (invalid_auth): use this app's "
         "app-level token (xapp-...), with the connections:write scope"
     )
+
+
+def test_a_rate_limit_at_start_up_neither_hangs_it_nor_is_ignored(
+    fake: FakeSlack, db: Database, e2e_policy: Policy, database_url: str
+) -> None:
+    """Rolling restarts call ``apps.connections.open`` (Tier 1) often. While Slack answers 429,
+    start-up goes on (the health endpoints answer), the bot says it is not ready and why, and it
+    connects once Slack lets it. Before, start-up slept out each Retry-After and asked again,
+    for as long as the limit lasted."""
+    settings = socket_settings(fake, database_url)
+    fake.fail("apps.connections.open", status=429, retry_after=1, times=None)
+    built: list[Service] = []
+    starting = threading.Thread(
+        target=lambda: built.append(build_service(settings, e2e_policy, scheduler=False)),
+        daemon=True,
+    )
+    starting.start()
+    starting.join(BOUND)
+    assert built, "start-up hung on Slack's rate limit"
+    running = built[0]
+    assert running.socket_mode is not None
+    try:
+        running.start_background()
+        eventually(
+            lambda: (running.socket_mode.current() or "").startswith(  # type: ignore[union-attr]
+                "slack socket mode not connected (ratelimited); retrying"
+            ),
+            "unready, saying why",
+        )
+        fake.clear_failures()
+        fake.socket_mode.wait_for_connections(1, BOUND)
+        eventually(lambda: running.socket_mode.current() is None, "ready")  # type: ignore[union-attr]
+        _, ack = declare(fake, "Checkout returns 500s")
+        assert ack
+        eventually(lambda: incident_titled(db, "Checkout returns 500s"), "INC-1 declared")
+    finally:
+        running.stop()

@@ -62,6 +62,7 @@ def test_summary_is_valid_in_every_state(policy: Policy, status: str, severity: 
         status=status,
         severity=severity,
         resolved_at=NOW if status in ("resolved", "closed") else None,
+        closed_at=NOW if status == "closed" else None,
     )
     snap = blocks.IncidentSnapshot(incident=incident, roles={"commander": "U2"}, now=NOW)
     text, payload = blocks.incident_summary(policy, snap)
@@ -71,6 +72,8 @@ def test_summary_is_valid_in_every_state(policy: Policy, status: str, severity: 
         assert blocks.RESOLVE not in action_ids and blocks.REOPEN in action_ids
     else:
         assert blocks.RESOLVE in action_ids and blocks.SEVERITY in action_ids
+    # A closed incident's roles change after a reopen: no button whose form is then refused.
+    assert (blocks.ASSIGN_ROLE in action_ids) == (status != "closed")
 
 
 def test_summary_survives_huge_text(policy: Policy) -> None:

@@ -167,8 +167,15 @@ def test_the_parser_never_raises(text: str) -> None:
 def test_declare_after_an_incident_number_is_refused_not_a_silent_new_incident() -> None:
     parsed = parse("INC-1 declare Another thing")
     assert parsed.error == (
-        "`declare` opens a new incident, so it takes no incident number: `/incident declare "
+        "`declare` opens a new incident, so it takes no incident: `/incident declare "
         "&lt;title&gt;`. To add to INC-1: `/incident INC-1 update &lt;text&gt;` or "
         "`note &lt;text&gt;`."
+    )
+    # Named by its channel, the same: never a new incident with the channel dropped.
+    by_channel = parse("<#C0123ABC|inc-1-db> declare db down")
+    assert by_channel.error == (
+        "`declare` opens a new incident, so it takes no incident: `/incident declare "
+        "&lt;title&gt;`. To add to <#C0123ABC>: `/incident <#C0123ABC> update &lt;text&gt;` "
+        "or `note &lt;text&gt;`."
     )
     assert parse("declare INC-1 is back").text == "INC-1 is back"  # a number after it: text

@@ -43,3 +43,17 @@ def test_a_resolve_or_reopen_reason_is_the_latest_word_until_the_next_update(
     with db.transaction() as session:
         core.post_status_update(session, policy, incident_id, "rolling back again", actor="U2")
     assert latest(db, policy, incident_id) == "rolling back again"
+
+
+def test_a_reopen_without_a_reason_drops_the_resolve_reason(db: Database, policy: Policy) -> None:
+    """Reopened from the summary's button (no reason): the summary must not go on saying why
+    it was resolved while its status says it is being investigated again."""
+    with db.transaction() as session:
+        incident = core.declare_incident(session, policy, title="Checkout 500s", reporter="U1")
+        incident_id = incident.incident.id or 0
+        core.post_status_update(session, policy, incident_id, "error rate 2%", actor="U1")
+        core.resolve_incident(session, policy, incident_id, actor="U1", text="Rolled back")
+    assert latest(db, policy, incident_id) == "Resolved: Rolled back"
+    with db.transaction() as session:
+        core.reopen_incident(session, policy, incident_id, actor="U2")
+    assert latest(db, policy, incident_id) == "error rate 2%"

@@ -132,7 +132,8 @@ def incident_actions(policy: Policy, incident: Incident, roles: dict[str, str]) 
                 ],
             }
         )
-    elements.append(button("Assign role", ASSIGN_ROLE, value))
+    if incident.closed_at is None:  # roles of a closed incident are changed after a reopen
+        elements.append(button("Assign role", ASSIGN_ROLE, value))
     elements.append(button("Add note", ADD_NOTE, value))
     if _is_active(policy, incident):
         elements.append(button("Post update", POST_UPDATE, value))

@@ -11,7 +11,7 @@ from slack_bolt import App
 
 from bot import incidents as core
 from bot.audit import regulatory
-from bot.clock import utcnow
+from bot.clock import said_at, utcnow
 from bot.config import COMMANDER
 from bot.errors import InvalidInput
 from bot.models import Incident
@@ -156,7 +156,7 @@ class CommandListeners(ListenerBase):
             f"{incident.ref} acknowledged.",
             f"{incident.ref} was already acknowledged"
             + (
-                f" at {incident.acknowledged_at:%H:%M} UTC."
+                f" {said_at(incident.acknowledged_at)}."
                 if incident.acknowledged_at is not None
                 else "."
             ),
