@@ -71,7 +71,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{path}: ignore: {step.note}")
             continue
         runbook = (
-            f"runbook {step.runbook} ({step.runbook_reason})" if step.runbook else "no runbook"
+            f"runbook {step.runbook} ({step.runbook_reason})"
+            if step.runbook
+            else "no runbook" + (f" ({step.runbook_reason})" if step.runbook_reason else "")
         )
         where = step.incident or "no incident"
         print(

@@ -80,40 +80,52 @@ def dropped_keys(policy: Policy, message: AlertMessage) -> frozenset[str]:
     )
 
 
-def _runbook_by_reference(catalog: RunbookCatalog, reference: str) -> Runbook | None:
-    """A runbook named by an alert's ``runbook_url``: a catalog id or path
-    (``kubernetes/KubePodCrashLooping.md``) or a URL whose path ends in one. Only looked up in
-    the catalog, never opened: ``../../etc/passwd`` finds nothing."""
+def runbooks_named_by(catalog: RunbookCatalog, reference: str) -> list[Runbook]:
+    """The runbooks an alert's ``runbook_url`` names: a catalog id or path
+    (``kubernetes/KubePodCrashLooping.md``), or a URL whose path ends in one; the id ending in
+    most of the path wins (see ``RunbookCatalog.named_by``). A ``#heading`` is where in the
+    runbook, not which: only when the path names nothing is an anchor read as an alert name
+    (``runbook.md#alert-name-kubepodcrashlooping``). Else the path's last segment as a title.
+    Only looked up in the catalog, never opened: ``../../etc/passwd`` finds nothing."""
     text = reference.strip()
     if not text or len(text) > 2000:
-        return None
+        return []
     parts = urlsplit(text)
-    path = unquote(parts.path) if parts.scheme in ("http", "https") else text
-    segments = [s for s in path.split("/") if s and s not in (".", "..")]
-    if parts.scheme in ("http", "https") and parts.fragment:
-        # https://.../runbook.md#alert-name-kubepodcrashlooping names the alert in the anchor
-        segments = [*segments, parts.fragment.removeprefix("alert-name-")]
-    for start in range(len(segments)):
-        candidate = "/".join(segments[start:])
-        found = catalog.get(candidate) if candidate else None
-        if found is not None:
-            return found
-    return None
+    web = parts.scheme in ("http", "https")
+    path, anchor = (unquote(parts.path), parts.fragment) if web else text.partition("#")[::2]
+    segments = [s for s in path.split("/") if s.strip() and s not in (".", "..")]
+    found = catalog.named_by(segments, around=(parts.hostname or "").split(".") if web else ())
+    if not found and anchor:
+        found = catalog.named_by([anchor.removeprefix("alert-name-")])
+    if not found and segments:
+        by_title = catalog.get(segments[-1])
+        found = [by_title] if by_title is not None else []
+    return found
 
 
 def runbook_for(
     catalog: RunbookCatalog | None, policy: Policy, message: AlertMessage, severity: str
 ) -> tuple[Runbook | None, str]:
     """The runbook an alert names (``runbook_url``), else the best match for its alert names
-    (runbooks' ``alerts:`` front matter), title and service."""
+    (runbooks' ``alerts:`` front matter), title and service; and why, saying so when a
+    ``runbook_url`` named no runbook of the catalog, or more than one."""
     if catalog is None or len(catalog) == 0:
         return None, ""
     firing = [a for a in message.alerts if a.status == Status.FIRING] or list(message.alerts)
+    unresolved = ""
     for alert in firing:
         if alert.runbook_url:
-            found = _runbook_by_reference(catalog, alert.runbook_url)
-            if found is not None:
-                return found, "runbook_url of the alert"
+            found = runbooks_named_by(catalog, alert.runbook_url)
+            if len(found) == 1:
+                return found[0], "runbook_url of the alert"
+            if not unresolved:
+                url = alert.runbook_url.strip()[:200]
+                unresolved = (
+                    f"its runbook_url {url} names {len(found)} runbooks of the catalog "
+                    f"({', '.join(r.id for r in found[:3])}{', ...' if len(found) > 3 else ''})"
+                    if found
+                    else f"its runbook_url {url} names no runbook of the catalog"
+                )
     names = list(dict.fromkeys(a.name for a in firing if a.name))
     matches = catalog.match(
         title=message.title,
@@ -122,9 +134,9 @@ def runbook_for(
         alerts=names,
         limit=1,
     )
-    if matches:
-        return matches[0].runbook, ", ".join(matches[0].reasons)
-    return None, ""
+    reason = ", ".join(matches[0].reasons) if matches else ""
+    reason = "; ".join(r for r in (reason, unresolved) if r)
+    return (matches[0].runbook if matches else None), reason
 
 
 def route(policy: Policy, catalog: RunbookCatalog | None, message: AlertMessage) -> Route:

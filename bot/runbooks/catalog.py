@@ -443,6 +443,32 @@ class RunbookCatalog:
                 return self.runbooks[ids[0]]
         return None
 
+    def named_by(self, path: Sequence[str], *, around: Sequence[str] = ()) -> list[Runbook]:
+        """The runbooks a path names (the segments of an alert's ``runbook_url``): those whose
+        id ends in the most of its segments, case ignored (``.md`` or not). Each runbook
+        repository vendored into one catalog has its ``kubernetes/KubePodNotReady``: the URL's
+        whole path, then the rest of the URL (``around``: its host's labels, its other
+        segments) naming the id's directories (``prometheus-operator/...`` for
+        ``runbooks.prometheus-operator.dev``) tell them apart. More than one when nothing
+        does; none when no id ends in the path's last segment."""
+        wanted = [_fold(s) for s in path if s.strip()]
+        if not wanted:
+            return []
+        wanted[-1] = wanted[-1].removesuffix(".md")
+        elsewhere = {_fold(s) for s in (*around, *wanted)}
+        best, found = (0, 0), []
+        for rid in self._by_stem.get(wanted[-1], []):
+            have = _fold(rid).split("/")
+            same = 0
+            while same < min(len(have), len(wanted)) and have[-1 - same] == wanted[-1 - same]:
+                same += 1
+            score = (same, sum(1 for s in have[: len(have) - same] if s in elsewhere))
+            if score > best:
+                best, found = score, [self.runbooks[rid]]
+            elif score == best:
+                found.append(self.runbooks[rid])
+        return found
+
     # -- matching
 
     def match(
