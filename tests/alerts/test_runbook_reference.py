@@ -97,7 +97,7 @@ def test_a_heading_anchor_points_into_the_runbook_it_does_not_hide_it(
 def test_a_url_that_names_no_runbook_or_several_is_said_not_passed_off_as_a_match(
     catalog: RunbookCatalog,
 ) -> None:
-    runbook, reason = chosen(
+    _, reason = chosen(
         catalog,
         "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubedeploymentmismatch",
         "KubeDeploymentReplicasMismatch",
