@@ -42,6 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bot.config import Policy
+from bot.runbooks.headings import alert_heading
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
 
 log = logging.getLogger(__name__)
@@ -381,7 +382,10 @@ class RunbookCatalog:
             explicit = frozenset(_compact(a) for a in runbook.alerts)
             implicit = set()
             stem_name = runbook.id.rsplit("/", 1)[-1]
-            for name in (stem_name, runbook.title):
+            # A file with a section per alert (``## Alert: PaymentsHighErrorRate``) is a
+            # runbook for each of them.
+            sections = [alert_heading(h) for h in runbook.headings]
+            for name in (stem_name, runbook.title, *(a for a in sections if a)):
                 if _ALERT_LIKE.match(name) and _compact(name) not in explicit:
                     implicit.add(_compact(name))
             entry = _Entry(

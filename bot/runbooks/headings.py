@@ -17,15 +17,24 @@ _ACTION = re.compile(
     r"fix|fixes|fixing|actions?|verif\w*|validat\w*|runbooks?|playbooks?|response|respond\w*|"
     r"triage|checks?|checklists?|debug\w*|escalat\w*|restor\w*|fail[ -]?over|solutions?|"
     r"instructions?|workarounds?|clean[ -]?up|what to do|how to|immediate|communicat\w*|"
-    r"notif\w*|repair\w*|contain\w*|eradicat\w*|handling|tasks?)\b"
+    r"notif\w*|repair\w*|contain\w*|eradicat\w*|handling|tasks?|prepar\w*)\b"
 )
 _CONTEXT = re.compile(
     r"\b(?:meaning|impact\w*|summary|overview|background|descriptions?|links?|see also|"
     r"references?|related|about|context|symptoms?|what is|what does|why|alerts?|details?|"
-    r"dashboards?|owners?|ownership|contacts?|prerequisites?|requirements?|notes?|faq|"
+    r"dashboards?|owners?|ownership|contacts?|pre-?requisites?|requirements?|notes?|faq|"
     r"glossary|architecture|history|causes?|purpose|scope|introduction|intro|definitions?|"
     r"further reading|more information|additional information|resources|documentation|docs|"
     r"tl;?dr|who)\b"
+)
+# The same sections as Chinese and Japanese runbooks name them (kubesphere's alert runbooks:
+# 影响 / 诊断 / 缓解). Words run together in these scripts: matched anywhere in the heading.
+_ACTION_CJK = re.compile(
+    "诊断|診断|排查|排障|缓解|緩和|处理|処理|处置|解决|解決|修复|修復|恢复|復旧|回滚|步骤|手順|"
+    "操作|应对|対応|対処|调查|調査|止血|检查|確認"
+)
+_CONTEXT_CJK = re.compile(
+    "影响|影響|含义|意味|概述|概要|描述|说明|説明|背景|原因|参考|参照|链接|リンク|症状|告警|アラート"
 )
 IMPERATIVE_VERBS = frozenset(
     """check restart run scale roll drain cordon uncordon verify confirm identify find look
@@ -123,8 +132,8 @@ def heading_kind(title: str) -> Kind | None:
     words = re.findall(r"[a-z][a-z'-]*", text)
     if words and words[0] in IMPERATIVE_VERBS:
         return "action"
-    action = _ACTION.search(text)
-    context = _CONTEXT.search(text)
+    action = _ACTION.search(text) or _ACTION_CJK.search(text)
+    context = _CONTEXT.search(text) or _CONTEXT_CJK.search(text)
     if action and (not context or action.start() <= context.start()):
         return "action"
     if context:

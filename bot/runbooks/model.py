@@ -37,9 +37,14 @@ class Step:
     markdown: str
     line: int
     """1-based line in the file where the step starts."""
+    section: str = ""
+    """The heading the step stands under when its title is not that heading (the items of a
+    numbered list under *Diagnosis*, the commands under *Cancelling the query*): shown above
+    the section's first step, so a responder knows which part of the runbook they are in."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "markdown": self.markdown, "line": self.line}
+        found = {"title": self.title, "markdown": self.markdown, "line": self.line}
+        return {**found, "section": self.section} if self.section else found
 
 
 @dataclass(frozen=True)

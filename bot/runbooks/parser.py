@@ -524,6 +524,9 @@ class _Parser:
         if not steps and not empty:
             steps = [self.group_step(all_body, title, all_body[0].start)]
             contexts = []
+        if len({s.section for s in steps}) == 1:
+            # One section holds every step ("## Steps"): naming it says nothing.
+            steps = [dataclasses.replace(s, section="") for s in steps]
         built = sorted((self._context(name, value) for name, value in contexts), key=_first_line)
         context_sections = [section for section, _ in built]
 
@@ -571,26 +574,42 @@ class _Parser:
                 # with the first of them, not clicked through as a step of its own.
                 step = child_items[first][1]
                 markdown = self.blocks_source(node.body) + _SEPARATOR + step.markdown
-                child_items[first] = ("step", Step(step.title, markdown, node.body[0].start + 1))
-            elif node.body or not node.children:
-                steps, _ = self.body_steps(
-                    node.body, _clean_title(node.title), node.line, root=False
+                child_items[first] = (
+                    "step",
+                    dataclasses.replace(step, markdown=markdown, line=node.body[0].start + 1),
                 )
-                items.extend(("step", s) for s in steps)
+            elif node.body or not node.children:
+                heading = _clean_title(node.title)
+                steps, _ = self.body_steps(node.body, heading, node.line, root=False)
+                items.extend(("step", s) for s in _under(steps, heading))
             items.extend(child_items)
             return
-        if node.body:
-            if self._procedural(node.body):
-                steps, _ = self.body_steps(
-                    node.body, _clean_title(node.title), node.line, root=False
+        if node.body and self._procedural(node.body):
+            heading = _clean_title(node.title)
+            steps, _ = self.body_steps(node.body, heading, node.line, root=False)
+            items.extend(("step", s) for s in _under(steps, heading))
+        elif node.body and node.children:
+            child_items = []
+            for child in node.children:
+                self._walk(child, child_items, inherited=None)
+            if child_items and child_items[0][0] == "step":
+                # What the section says before its first numbered sub-section ("IMPORTANT:
+                # make sure the workload is drained") is read with that step, where it guards
+                # what is done, not shown apart at the top of the runbook.
+                step = child_items[0][1]
+                markdown = self.blocks_source(node.body) + _SEPARATOR + step.markdown
+                child_items[0] = (
+                    "step",
+                    dataclasses.replace(step, markdown=markdown, line=node.body[0].start + 1),
                 )
-                items.extend(("step", s) for s in steps)
-            elif node.children:
+            else:
                 items.append(
                     ("context", (node.title, _Section(node.title, 0, node.line, node.body)))
                 )
-            else:
-                items.append(("unknown", node))
+            items.extend(child_items)
+            return
+        elif node.body:
+            items.append(("unknown", node))
         for child in node.children:
             self._walk(child, items, inherited=None)
 
@@ -676,6 +695,16 @@ class _Parser:
 
 def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:
     return item[0].line
+
+
+def _under(steps: list[Step], heading: str) -> list[Step]:
+    """``steps`` of the section ``heading``, each knowing it unless it is titled with it."""
+    return [
+        s
+        if not heading or s.section or s.title == heading
+        else dataclasses.replace(s, section=heading)
+        for s in steps
+    ]
 
 
 def parse_runbook(text: str, *, runbook_id: str = "", path: Path | None = None) -> Runbook:

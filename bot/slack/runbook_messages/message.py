@@ -162,6 +162,16 @@ def _step_units(number: int, step: Mapping[str, Any], view: StepView, is_next: b
     return units
 
 
+def _section_starting(steps: Sequence[Mapping[str, Any]], index: int, page_start: int) -> str:
+    """The runbook section (*Diagnosis*) named above step ``index``: where it starts, and
+    above a page's first step, so each page says where in the runbook it is."""
+    section = " ".join(str(steps[index].get("section") or "").split())
+    if not section or index == page_start:
+        return section
+    before = " ".join(str(steps[index - 1].get("section") or "").split())
+    return section if section != before else ""
+
+
 def _cut_note(step: Mapping[str, Any]) -> str:
     line = step.get("line")
     where = f" (line {line})" if isinstance(line, int) and line > 0 else ""
@@ -293,6 +303,9 @@ def render_run_message(
             units_of[i] = [Unit(False, _step_head(i + 1, steps[i], view, False))]
         else:
             units_of[i] = _step_units(i + 1, steps[i], view, i == next_index)
+        section = _section_starting(steps, i, first)
+        if section:
+            units_of[i][0] = Unit(False, f"*{title_mrkdwn(section)}*\n{units_of[i][0].text}")
     packer = _Packer()
     needs = [
         packer.need(i, units_of[i], 1 if finished[i] else STEP_SECTIONS_MAX, _cut_note(steps[i]))
