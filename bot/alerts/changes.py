@@ -122,6 +122,7 @@ def apply_alerts(
         row.last_seen_at = now
         if stale(row.event_at, alert):
             continue  # a late delivery: a newer status was applied already
+        recurred = _recurred(message, row, alert)
         if alert.event_at is not None:
             row.event_at = alert.event_at
         row.ends_at = alert.ends_at
@@ -134,7 +135,6 @@ def apply_alerts(
             changes.rephrased.append((_moved(row), before, now_said))
         if alert.links:
             row.links = links(alert)
-        recurred = _recurred(message, row, alert)
         if row.status == status and not recurred:
             continue
         if status == Status.FIRING and row.incident_id is not None and row.id and not row.dropped:
@@ -182,15 +182,18 @@ def rephrased_text(source: str, rephrased: list[tuple[Moved, str, str]]) -> str:
 
 
 def _recurred(message: AlertMessage, row: AlertRecord, alert: Alert) -> bool:
-    """A firing alert reported firing again with a later start than the one stored: a new
-    occurrence, when the source's start names one (``starts_name_occurrences``)."""
+    """A firing alert reported firing again with a later start than the one applied: a new
+    occurrence, when the source's start names one (``starts_name_occurrences``). Compared as
+    the sender wrote them (``event_at``, before the row takes the message's): ``starts_at`` is
+    clamped to the arrival time when the sender's clock runs ahead, so each copy of one
+    occurrence would look later than the one before."""
     return (
         message.starts_name_occurrences
         and alert.status == Status.FIRING
         and row.status == Status.FIRING.value
-        and alert.starts_at is not None
-        and row.starts_at is not None
-        and alert.starts_at > row.starts_at
+        and alert.event_at is not None
+        and row.event_at is not None
+        and alert.event_at > row.event_at
     )
 
 

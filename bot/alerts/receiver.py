@@ -3,8 +3,9 @@
 Answers: 200 stored (JSON with the group and incident), or ignored (an event about no incident,
 such as PagerDuty's ping: nothing stored); 400 not JSON / wrong shape (the message
 says what is wrong); 401 unauthenticated (nothing stored); 404 unknown source; 413 body over
-5 MB; 422 refused by the incident policy (nothing stored); 503 the database could not store it
-(nothing stored; senders retry on 5xx).
+5 MB; 415 a compressed body (``Content-Encoding``); 422 refused by the incident policy (nothing
+stored); 503 the database could not store it (nothing stored; senders retry on 5xx). ``PUT`` is
+answered as ``POST`` (Grafana's webhook can be set to send with it).
 """
 
 from __future__ import annotations
@@ -188,6 +189,11 @@ class AlertReceiver:
         )
         if refusal is not None:
             return _error(401, refusal, headers={"WWW-Authenticate": 'Bearer realm="firebreak"'})
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return _error(
+                415, f"Content-Encoding {encoding[:40]} is not accepted: send the body uncompressed"
+            )
         try:
             message = parse(source, decode(body), now=utcnow())
         except PayloadError as exc:
@@ -229,4 +235,5 @@ def alert_routes(
 ) -> list[Route]:
     """The routes to add to the web app (``bot/web.py``)."""
     receiver = AlertReceiver(database, policy=policy, catalog=catalog, settings=settings)
-    return [Route("/alerts/{source}", receiver.receive, methods=["POST"])]
+    # PUT too: Grafana's webhook contact point can be set to send with it (``httpMethod``).
+    return [Route("/alerts/{source}", receiver.receive, methods=["POST", "PUT"])]

@@ -106,9 +106,12 @@ def runbooks_named_by(catalog: RunbookCatalog, reference: str) -> list[Runbook]:
 def runbook_for(
     catalog: RunbookCatalog | None, policy: Policy, message: AlertMessage, severity: str
 ) -> tuple[Runbook | None, str]:
-    """The runbook an alert names (``runbook_url``), else the best match for its alert names
-    (runbooks' ``alerts:`` front matter), title and service; and why, saying so when a
-    ``runbook_url`` named no runbook of the catalog, or more than one."""
+    """The runbook an alert names: by its ``runbook_url``, else by its alert name (runbooks'
+    ``alerts:`` front matter, a file or section named after it), the title and service
+    breaking ties; and why, saying so when a ``runbook_url`` named no runbook of the catalog,
+    or more than one. A runbook that only shares words with the alert's title is not named
+    by it: it is never started for it, nor offered as the alert's (the incident's own
+    suggestions, shown with their reasons, may still list it)."""
     if catalog is None or len(catalog) == 0:
         return None, ""
     firing = [a for a in message.alerts if a.status == Status.FIRING] or list(message.alerts)
@@ -132,11 +135,17 @@ def runbook_for(
         service=service_of(policy, firing),
         severity=severity,
         alerts=names,
-        limit=1,
+        limit=10,
     )
-    reason = ", ".join(matches[0].reasons) if matches else ""
+    named = next((m for m in matches if any(r.startswith("alert ") for r in m.reasons)), None)
+    if named is not None:
+        reason = ", ".join(named.reasons)
+    elif matches:
+        reason = f"none named by the alert; closest by words: {matches[0].runbook.id}"
+    else:
+        reason = ""
     reason = "; ".join(r for r in (reason, unresolved) if r)
-    return (matches[0].runbook if matches else None), reason
+    return (named.runbook if named else None), reason
 
 
 def route(policy: Policy, catalog: RunbookCatalog | None, message: AlertMessage) -> Route:

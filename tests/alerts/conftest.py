@@ -89,6 +89,7 @@ class Server:
         *,
         token: str | None = TOKEN,
         headers: dict[str, str] | None = None,
+        method: str = "POST",
     ) -> Answer:
         if isinstance(body, str):
             data = body.encode("utf-8")
@@ -101,7 +102,7 @@ class Server:
             sent["Authorization"] = f"Bearer {token}"
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            connection.request("POST", path, body=data, headers=sent)
+            connection.request(method, path, body=data, headers=sent)
             response = connection.getresponse()
             return Answer(response.status, response.read(), dict(response.getheaders()))
         finally:

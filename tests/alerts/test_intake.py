@@ -12,6 +12,7 @@ from bot.alerts.intake import Outcome, ingest
 from bot.alerts.listing import list_alerts
 from bot.alerts.model import AlertMessage
 from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
+from bot.alerts.routing import route
 from bot.alerts.sources import parse
 from bot.alerts.triage import triage_attach, triage_declare, triage_ignore
 from bot.config import Policy, policy_from_dict
@@ -603,3 +604,34 @@ def test_an_opsgenie_priority_update_says_the_priority_and_sets_the_severity(
             "Opsgenie: UpdatePriority by fili@ifountain.com: priority P1 (severity SEV1)"
         )
         assert session.exec(select(AlertGroup)).one().severity == "SEV1"
+
+
+def test_a_runbook_that_only_shares_words_with_the_alert_is_never_started_for_it(
+    db: Database, tmp_path: object
+) -> None:
+    """``start_runbook`` starts the runbook the alert names. "High CPU usage on node" shares
+    words with *Disk full* ("usage", "node"): starting that, or offering it as the runbook
+    "named by the alert", sends a responder down the wrong path at 3 a.m."""
+    from pathlib import Path
+
+    from bot.runbooks.catalog import RunbookCatalog
+
+    root = Path(str(tmp_path)) / "runbooks"
+    root.mkdir()
+    (root / "disk-full.md").write_text(
+        "# Disk full\n\nDisk usage on a node above 90%.\n\n1. Check df on the node\n"
+        "2. Free space\n",
+        encoding="utf-8",
+    )
+    catalog = RunbookCatalog.load([root])
+    policy = policy_from_dict({"alerts": {"start_runbook": True}})
+    msg = generic("cpu", title="High CPU usage on node web-3")
+    assert route(policy, catalog, msg).runbook_reason == (
+        "none named by the alert; closest by words: disk-full"
+    )
+    store(db, policy, msg, catalog=catalog)
+    with db.read() as session:
+        assert session.exec(select(AlertGroup)).one().runbook_id is None
+        [notice] = session.exec(select(AlertNotice)).all()
+        assert (notice.payload["runbook_id"], notice.payload["runbook_started"]) == (None, False)
+        assert "runbook_started" not in [e.kind for e in core.timeline(session, 1)]

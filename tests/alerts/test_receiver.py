@@ -390,3 +390,22 @@ def test_a_groupkey_that_is_an_object_is_400(db: Database, serve: ServerFactory)
     assert answer.status == 400
     assert answer.json()["error"] == "body.groupKey must be a string"
     assert counts(db) == (0, 0, 0)
+
+
+def test_put_is_taken_as_grafana_can_send_it(db: Database, serve: ServerFactory) -> None:
+    """Grafana's webhook contact point has an HTTP method setting (POST or PUT)."""
+    body = (CORPUS / "grafana").glob("*.json").__next__().read_bytes()
+    answer = serve().post("/alerts/grafana", body, method="PUT")
+    assert answer.status == 200, answer.body
+    assert answer.json()["status"] == "stored"
+
+
+def test_a_compressed_body_is_415_saying_so(db: Database, serve: ServerFactory) -> None:
+    answer = serve().post(
+        "/alerts/generic", b"\x1f\x8b\x08\x00rest", headers={"Content-Encoding": "gzip"}
+    )
+    assert answer.status == 415
+    assert answer.json()["error"] == (
+        "Content-Encoding gzip is not accepted: send the body uncompressed"
+    )
+    assert counts(db) == (0, 0, 0)

@@ -78,3 +78,31 @@ def test_a_resolve_ends_an_alert_whose_start_is_dated_ahead_of_its_end(
     assert resolved.firing == 0
     with db.read() as session:
         assert session.exec(select(AlertRecord)).one().status == "resolved"
+
+
+def alert_entries(db: Database) -> list[str]:
+    with db.read() as session:
+        return list(
+            session.exec(
+                select(TimelineEvent.text)
+                .where(TimelineEvent.kind == EventKind.ALERT_FIRING)
+                .order_by(TimelineEvent.id)  # type: ignore[arg-type]
+            ).all()
+        )
+
+
+def test_copies_of_one_occurrence_from_a_clock_ahead_are_one_entry(
+    db: Database, policy: Policy
+) -> None:
+    """Alertmanager repeats a firing alert (``repeat_interval``, a second HA peer) with the
+    same ``startsAt``; dated in Firebreak's future, each copy used to read as a new occurrence,
+    and the timeline said "Alert firing" once per copy. A later start is still a new one."""
+    started = NOW + AHEAD - timedelta(seconds=60)
+    for minutes in (0, 1, 2):
+        delivered(db, policy, "firing", started, NOW + timedelta(minutes=minutes))
+    assert len(alert_entries(db)) == 1
+    again = delivered(
+        db, policy, "firing", started + timedelta(minutes=5), NOW + timedelta(minutes=6)
+    )
+    assert again.firing == 1
+    assert len(alert_entries(db)) == 2
