@@ -143,3 +143,16 @@ def test_emoji_shortcodes_and_addresses_stay_what_slack_makes_of_them() -> None:
     assert markdown_to_mrkdwn("Mail db_oncall@example.com or see kube_pod_status") == (
         "Mail db_oncall@example.com or see `kube_pod_status`"
     )
+
+
+def test_a_runbook_link_whose_label_shows_another_address_is_shown_as_its_target() -> None:
+    """``[https://kubernetes.io](https://evil.example.com)`` would read as a link to the
+    Kubernetes docs; a responder clicks what they see. A label that names the target's own
+    host, or is a word, stays."""
+    shown = markdown_to_mrkdwn(
+        "See [https://kubernetes.io](https://evil.example.com/x), "
+        "[kubernetes.io](https://kubernetes.io/docs) and [the docs](https://x.io)"
+    )
+    assert "<https://evil.example.com/x>" in shown and "kubernetes.io>" not in shown.split(",")[0]
+    assert "<https://kubernetes.io/docs|kubernetes.io>" in shown
+    assert "<https://x.io|the docs>" in shown

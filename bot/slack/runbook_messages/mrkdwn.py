@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 
 from markdown_it.tree import SyntaxTreeNode
 
+from bot.markup import spoofs
 from bot.runbooks.headings import ADMONITION as _ADMONITION
 from bot.runbooks.parser import make_markdown
 from bot.slack.limits import escape_mrkdwn
@@ -150,7 +151,14 @@ def _link(href: str, label: str, *, autolink: bool = False) -> str:
     href = href.strip()
     if href.casefold().startswith(_SCHEMES) and len(href) <= URL_MAX:
         url = _url(href)
-        if autolink or not label.strip() or label == _escape(href):
+        # A label that shows another address than the link's ("[https://kubernetes.io]
+        # (https://evil.example)") is shown as the link's own address: one rule, ``spoofs``.
+        if (
+            autolink
+            or not label.strip()
+            or label == _escape(href)
+            or spoofs(html.unescape(label), href)
+        ):
             return f"<{url}>"
         return f"<{url}|{label.replace(chr(10), ' ')}>"
     if not href or href.startswith("#"):
