@@ -187,9 +187,29 @@ def _is_label(text: str) -> bool:
 
 def _clean_title(text: str) -> str:
     """Drop the numbering people put in headings ("2. Drain", "Step 3: ..."): steps are
-    numbered by the bot."""
-    stripped = _NUMBERED.sub("", text, count=1).strip()
+    numbered by the bot; and the colon some end them with ("Slow Read Requests:")."""
+    stripped = _NUMBERED.sub("", text, count=1).strip().rstrip(":").rstrip()
     return stripped or text.strip()
+
+
+def bold_line(inline: Token) -> str | None:
+    """The bold text a paragraph starts with when it is a line of its own, as a title written
+    above its explanation ("**Check the time service**" then "Most nodes use chronyd:")."""
+    children = [c for c in inline.children or [] if c.type != "text" or c.content]
+    if not children or children[0].type != "strong_open":
+        return None
+    depth = 0
+    for index, child in enumerate(children):
+        depth += {"strong_open": 1, "strong_close": -1}.get(child.type, 0)
+        if depth == 0:
+            after = children[index + 1] if index + 1 < len(children) else None
+            if after is None or after.type not in ("softbreak", "hardbreak"):
+                return None
+            bold = "".join(
+                c.content for c in children[1:index] if c.type in ("text", "code_inline")
+            )
+            return bold.strip(" :") or None
+    return None
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")

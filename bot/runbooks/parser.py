@@ -76,6 +76,7 @@ from bot.runbooks.headings import (
     _step_lead,
     _strip_step_number,
     alert_heading,
+    bold_line,
     heading_kind,
     is_section_name,
     summarise,
@@ -293,7 +294,7 @@ class _Parser:
             if token.type == "inline":
                 text = _plain(token)
                 if text:
-                    return summarise(text)
+                    return summarise(bold_line(token) or text)
                 break
         for token in item:
             if token.type in ("fence", "code_block") and token.content.strip():

@@ -194,3 +194,43 @@ def test_a_file_with_a_section_per_alert_matches_each_alert(tmp_path: object) ->
     [best] = catalog.match(alerts=["PaymentsQueueBacklog"], limit=1)
     assert best.runbook.id == "payments"
     assert "alert PaymentsQueueBacklog" in best.reasons
+
+
+def test_a_bold_first_line_is_the_title_of_its_item_and_a_heading_colon_is_dropped() -> None:
+    text = """\
+# Clock skew
+
+## Diagnosis
+
+1. **Check the time synchronisation service**
+   Most nodes use `chronyd`:
+
+   ```bash
+   systemctl status chronyd
+   ```
+
+2. **Restart it** if it is not running.
+
+## Latency
+
+#### Slow Read Requests:
+
+Cluster scoped:
+
+```
+histogram_quantile(0.99, sum by (le) (rate(apiserver_request_duration_seconds_bucket[5m])))
+```
+
+Namespace scoped:
+
+```
+histogram_quantile(0.99, sum by (le, namespace) (rate(x[5m])))
+```
+"""
+    runbook = parse_runbook(text, runbook_id="skew")
+    assert [(s.title, s.section) for s in runbook.steps] == [
+        ("Check the time synchronisation service", "Diagnosis"),
+        ("Restart it if it is not running.", "Diagnosis"),
+        ("Slow Read Requests: Cluster scoped", "Slow Read Requests"),
+        ("Slow Read Requests: Namespace scoped", "Slow Read Requests"),
+    ]

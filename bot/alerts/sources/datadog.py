@@ -4,14 +4,16 @@ objects), and Datadog's default template (title, body, id) works too.
 
 Group key, in order: ``$ALERT_CYCLE_KEY``, ``$AGGREG_KEY``, the monitor id with its scope
 (``$ALERT_ID`` + ``$ALERT_SCOPE``, the scope read from the default title's ``on {...}`` when
-there is no ``$ALERT_SCOPE``), the monitor linked from the body, the title. Each alert cycle is
-a group; ``related`` ties the cycles of one monitor and scope for the flap window."""
+there is no ``$ALERT_SCOPE``, else from the ``group`` of the monitor's link), the monitor
+linked from the body, the title. Each alert cycle is a group; ``related`` ties the cycles of
+one monitor and scope for the flap window."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from bot.alerts.model import (
     TITLE_MAX,
@@ -35,6 +37,13 @@ _PRIORITY = re.compile(r"^P[1-5]$", re.IGNORECASE)
 _MONITOR = re.compile(r"https://[\w.-]*datadoghq\.\w+/monitors[/#](\d+)")
 _MD_LINK = re.compile(r"\[\[?([^\]]+)\]\((https?://[^)\s]+)\)")
 _TITLE_SCOPE = re.compile(r"\bon\s+\{([^{}]+)\}\s*$")
+_URL = re.compile(r"https://[^\s()\[\]<>\"']+", re.IGNORECASE)
+_MONITOR_PATH = re.compile(r"/monitors/(\d+)/?")
+_MONITOR_FRAGMENT = re.compile(r"(\d+)\?(.*)")
+_DATADOG_HOST = re.compile(
+    r"(app|us3|us5|ap1)\.datadoghq\.com|([\w-]+\.)?datadoghq\.eu|(app\.)?ddog-gov\.com"
+)
+"""Datadog's sites, whose monitor links may also take the older ``/monitors#<id>?group=...``."""
 
 
 def _value(data: dict[str, Any], *paths: str) -> str | None:
@@ -63,14 +72,53 @@ def _strip_prefixes(title: str) -> tuple[str, list[str]]:
         title = title[match.end() :]
 
 
+def _scope(value: str | None) -> str | None:
+    """A scope read as ``_value`` reads the ``$ALERT_SCOPE`` field (stripped; blank or a null
+    string is none), so one host gives one key whichever source named it."""
+    text = (value or "").strip()
+    return text if text.casefold() not in _NULLS else None
+
+
 def _title_scope(prefixes: list[str]) -> str | None:
     """The scope Datadog's default title names (``[Triggered on {host:web-1}]``): without it,
     every scope of a multi-alert monitor would be one alert, and one host recovering would
     resolve the others."""
     for tag in prefixes:
         found = _TITLE_SCOPE.search(tag)
-        if found and found.group(1).strip():
-            return found.group(1).strip()
+        if found and (scope := _scope(found.group(1))):
+            return scope
+    return None
+
+
+def _link_scope(urls: list[str], monitor: str | None) -> str | None:
+    """The scope in the ``group`` of the monitor's link (``.../monitors/8248529?group=host%3Aa``):
+    Datadog's Monitor Status link in the body, and ``$LINK``, name a multi-alert monitor's
+    scope there when neither the template nor the title does. Only a link to this monitor
+    counts (a body may link to others), on any https host: Datadog's sites and an
+    organisation's own subdomain."""
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:
+            continue
+        if parts.scheme.lower() != "https":
+            continue
+        path = _MONITOR_PATH.fullmatch(parts.path)
+        fragment = _MONITOR_FRAGMENT.fullmatch(parts.fragment)
+        if path:
+            linked, query = path.group(1), parts.query
+        elif (
+            parts.path in ("/monitors", "/monitors/") and fragment and _DATADOG_HOST.fullmatch(host)
+        ):
+            linked, query = fragment.group(1), fragment.group(2)
+        else:
+            continue
+        if monitor is not None and linked != monitor:
+            continue
+        scope = _scope(next(iter(parse_qs(query).get("group", [])), None))
+        if scope:
+            return scope
     return None
 
 
@@ -98,11 +146,16 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     priority = _value(data, "alert_priority", "priority_level", "severity", "alert.alert_priority")
     if priority is None:
         priority = next((t.upper() for t in prefixes if _PRIORITY.match(t)), None)
-    scope = _value(data, "alert_scope", "scopes", "alert.alert_scope") or _title_scope(prefixes)
     monitor = _value(data, "alert_id", "monitor_id", "alert.alert_id")
     if monitor is None:
         found = _MONITOR.search(body)
         monitor = found.group(1) if found else None
+    urls = _URL.findall(body) + [url for url in [_value(data, "link")] if url]
+    scope = (
+        _value(data, "alert_scope", "scopes", "alert.alert_scope")
+        or _title_scope(prefixes)
+        or _link_scope(urls, monitor)
+    )
     cycle = _value(data, "alert_cycle_key", "alert.alert_cycle_key")
     aggregate = _value(data, "aggregate", "aggreg_key", "event.aggreg_key", "alert.aggreg_key")
     # The monitor and scope across alert cycles: a new cycle within the flap window attaches to

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -260,6 +262,41 @@ def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
     )
 
 
+_GO_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+( m=[+-][\d.]+)?")
+"""Go's ``time.Time.String()``: ``2022-08-31 05:54:04.52289368 +0000 UTC m=+42208.256292221``."""
+
+
+def _contact_point_test(data: dict[str, Any]) -> bool:
+    """The body is Grafana's contact point test (the Test button, or the API behind it). Its one
+    alert is ``TestAlert``, ``instance="Grafana"``, "Notification test" unless the person
+    testing gave their own labels and annotations, and its ``groupKey`` is made from that
+    alert's labels and the time of the click: each click would be a new group, and a new
+    incident. That key is what is recognised (``<receiver>-<fingerprint>-<unix time>``, or in
+    older versions the labels then a Go time), not the labels: a user's own rule named
+    ``TestAlert`` has a real group key (``{}/{...}:{alertname="TestAlert"}``) and still fires."""
+    raw_alerts = data.get("alerts")
+    key = data.get("groupKey")
+    if not isinstance(raw_alerts, list) or len(raw_alerts) != 1 or not isinstance(key, str):
+        return False
+    raw = raw_alerts[0]
+    labels = _raw_labels(raw.get("labels")) if isinstance(raw, dict) else {}
+    if not labels:
+        return False
+    given = raw.get("fingerprint")
+    prints = {fingerprint(labels)} | ({given.strip()} if isinstance(given, str) else set())
+    receiver = str(data.get("receiver") or "")
+    newer = re.fullmatch(r"(.*)-([0-9a-f]{16})-\d+", key)
+    if newer and newer.group(1) == receiver and newer.group(2) in prints:
+        return True
+    # Prometheus' LabelSet.String(): sorted name="value" pairs, values quoted as Go quotes.
+    pairs = ", ".join(
+        f"{name}={json.dumps(labels[name], ensure_ascii=False)}" for name in sorted(labels)
+    )
+    return key.startswith("{" + pairs + "}") and bool(
+        _GO_TIME.fullmatch(key.removeprefix("{" + pairs + "}"))
+    )
+
+
 def parse_grafana(data: dict[str, Any], now: datetime) -> AlertMessage:
     if "alerts" not in data and ("evalMatches" in data or "ruleId" in data or "state" in data):
         return _grafana_legacy(data, now)
@@ -272,4 +309,16 @@ def parse_grafana(data: dict[str, Any], now: datetime) -> AlertMessage:
             title=clean(data["text"], TITLE_MAX, multiline=False),
             note="a text-only body (not Grafana's webhook shape): stored, no alerts in it",
         )
-    return _prometheus("grafana", data, now)
+    message = _prometheus("grafana", data, now)
+    if _contact_point_test(data):
+        # Ignored as PagerDuty's ping is: answered 2xx, never stored. The test's alert stays on
+        # the message (what it carried); nothing acts on the alerts of an ignored message.
+        receiver = clean(data.get("receiver") or "", 100, multiline=False)
+        named = f" {receiver!r}" if receiver else ""
+        return replace(
+            message,
+            title=f"Grafana contact point test{named}",
+            note=f"a test from Grafana's contact point{named}: nothing stored, no incident",
+            ignored=True,
+        )
+    return message
