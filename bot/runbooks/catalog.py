@@ -42,6 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bot.config import Policy
+from bot.runbooks.front_matter import _split_front_matter
 from bot.runbooks.headings import alert_heading
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
 
@@ -70,15 +71,37 @@ OTHER_SERVICE_FACTOR = 0.5
 """A runbook written for other services is a weaker keyword match than a general one."""
 
 
+HUGO_SECTION_PAGE = "_index.md"
+"""A Hugo site's page for a whole directory: Grafana Mimir's runbooks, one section per alert,
+are ``mimir-runbooks/_index.md``. Other names starting with ``_`` are partials and drafts."""
+
+
 def is_runbook_file(path: Path) -> bool:
     name = path.name
+    if name.casefold() == HUGO_SECTION_PAGE:
+        return _has_body(path)
     if name.startswith(("_", ".")) or name.casefold() in NOT_RUNBOOKS:
         return False
     return name.casefold().endswith(".md")
 
 
+def _has_body(path: Path) -> bool:
+    """Whether a section page says anything: most hold only front matter (a title, a menu
+    weight) for the site's navigation."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[:20_000]
+    except OSError:
+        return True  # unreadable: loading it says so
+    body = lines[_split_front_matter(lines).lines :]
+    return any(line.strip() for line in body)
+
+
 def runbook_id(path: Path, root: Path) -> str:
+    """The path under its runbook directory, without ``.md``; a Hugo section page is its
+    directory, as the site publishes it (``mimir-runbooks/_index.md`` is ``mimir-runbooks``)."""
     relative = path.relative_to(root).as_posix()
+    if path.name.casefold() == HUGO_SECTION_PAGE and "/" in relative:
+        return relative.rsplit("/", 1)[0]
     return relative[:-3] if relative.casefold().endswith(".md") else relative
 
 

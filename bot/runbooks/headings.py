@@ -48,7 +48,8 @@ IMPERATIVE_VERBS = frozenset(
     disconnect drop shed throttle route reroute redirect move migrate copy backup back snapshot
     terminate detach attach mount unmount free archive compress truncate rebuild reindex vacuum
     analyze analyse tune patch pin unpin hold lock unlock freeze unfreeze cancel abort retry rerun
-    re-run go use get list describe search grep follow email message tell inform""".split()  # noqa: SIM905
+    re-run go use get list describe search grep follow email message tell inform cut shut engage
+    coordinate record preserve quarantine liaise warn share""".split()  # noqa: SIM905
 )
 _NUMBERED = re.compile(r"^\s*(?:step\s*\d+\b\s*[:.)\-–—]?|\d+\s*[.):\-–—])\s*", re.IGNORECASE)
 
@@ -192,6 +193,9 @@ def _clean_title(text: str) -> str:
     return stripped or text.strip()
 
 
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
 def bold_line(inline: Token) -> str | None:
     """The bold text a paragraph starts with when it is a line of its own, as a title written
     above its explanation ("**Check the time service**" then "Most nodes use chronyd:")."""
@@ -203,7 +207,11 @@ def bold_line(inline: Token) -> str | None:
         depth += {"strong_open": 1, "strong_close": -1}.get(child.type, 0)
         if depth == 0:
             after = children[index + 1] if index + 1 < len(children) else None
-            if after is None or after.type not in ("softbreak", "hardbreak"):
+            broken = after is not None and (
+                after.type in ("softbreak", "hardbreak")
+                or (after.type == "html_inline" and _BR.match(after.content) is not None)
+            )
+            if not broken:
                 return None
             bold = "".join(
                 c.content for c in children[1:index] if c.type in ("text", "code_inline")
@@ -237,6 +245,8 @@ _ADMONITION_TYPES = (
     "note abstract summary tldr info todo tip hint important success check done question help "
     "faq warning caution attention failure fail missing danger error bug example quote cite"
 )
+ADMONITION_TYPES = frozenset(_ADMONITION_TYPES.split())
+"""MkDocs' (and Docusaurus') call-out types."""
 ADMONITION = re.compile(
     rf"^(?:!!!|\?\?\?\+?)[ \t]+({'|'.join(_ADMONITION_TYPES.split())})\b"
     r'(?:[ \t]+"([^"\n]*)")?[ \t]*\n?'

@@ -38,9 +38,10 @@ class Step:
     line: int
     """1-based line in the file where the step starts."""
     section: str = ""
-    """The heading the step stands under when its title is not that heading (the items of a
-    numbered list under *Diagnosis*, the commands under *Cancelling the query*): shown above
-    the section's first step, so a responder knows which part of the runbook they are in."""
+    """The heading the step stands under (*Diagnosis* for the items of a numbered list under
+    it, *Cancelling the query* for the commands under it): shown above the section's first
+    step unless that step is titled with it, so a responder knows which part of the runbook
+    they are in. Empty when one section holds every step."""
 
     def as_dict(self) -> dict[str, Any]:
         found = {"title": self.title, "markdown": self.markdown, "line": self.line}

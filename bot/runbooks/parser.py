@@ -95,6 +95,7 @@ from bot.runbooks.model import (
     Runbook,
     Step,
 )
+from bot.runbooks.site_syntax import to_commonmark
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -135,6 +136,7 @@ class _Parser:
         self.path = path
         self.lines = _normalise(text).split("\n")
         self.fm = _split_front_matter(self.lines)
+        self.lines[self.fm.lines :] = to_commonmark(self.lines[self.fm.lines :])
         self.meta = _read_meta(self.fm)
         self.problems: list[Problem] = list(self.fm.problems)
         body_lines = [""] * self.fm.lines + self.lines[self.fm.lines :]
@@ -561,8 +563,18 @@ class _Parser:
         if inherited is None and node.children and (alert or self._holds_alerts(node, kind)):
             self._walk_group(node, items, alert)
             return
-        if kind == "context":
+        if kind == "context" and not _holds_actions(node):
             items.append(("context", (node.title, node)))
+            return
+        if kind == "context":
+            # "## Cause 1: the secret was deleted" over "### Diagnosis" and "### Fix": the
+            # cause is context, the sections under it are what to do.
+            if node.body:
+                items.append(
+                    ("context", (node.title, _Section(node.title, 0, node.line, node.body)))
+                )
+            for child in node.children:
+                self._walk(child, items, inherited=None)
             return
         if kind == "action" or inherited == "action":
             child_items: list[tuple[str, Any]] = []
@@ -585,7 +597,7 @@ class _Parser:
                 items.extend(("step", s) for s in _under(steps, heading))
             items.extend(child_items)
             return
-        if node.body and self._procedural(node.body):
+        if node.body and (self._procedural(node.body) or self._imperative(node.body)):
             heading = _clean_title(node.title)
             steps, _ = self.body_steps(node.body, heading, node.line, root=False)
             items.extend(("step", s) for s in _under(steps, heading))
@@ -616,10 +628,9 @@ class _Parser:
 
     @staticmethod
     def _holds_alerts(node: _Section, kind: Kind | None) -> bool:
-        """An "Alerts" context section whose sub-sections are alerts with their own steps."""
-        return kind == "context" and any(
-            alert_heading(c.title) and c.children for c in node.children
-        )
+        """An "Alerts" context section whose sub-sections are alerts: each says what to do
+        about its alert, under headings of its own (Meaning, Mitigation) or in its text."""
+        return kind == "context" and any(alert_heading(c.title) for c in node.children)
 
     def _walk_group(self, node: _Section, items: list[tuple[str, Any]], alert: str | None) -> None:
         """A section per alert (``## Alert: PaymentsHighErrorRate`` over ``### Meaning`` and
@@ -645,6 +656,23 @@ class _Parser:
     def _procedural(self, blocks: list[_Block]) -> bool:
         """Blocks that hold steps of their own: a checklist, a command or "Step N:" paragraphs."""
         return any(b.is_step_list or b.has_code() for b in blocks) or bool(self.step_leads(blocks))
+
+    def _imperative(self, blocks: list[_Block]) -> bool:
+        """Blocks that tell the reader what to do ("Delete all accounts except your own."): a
+        paragraph or a list whose first item starts with a verb in the imperative. Under a
+        heading the words do not classify ("Cut off the attack vector", "Forensic analysis"),
+        that makes the section steps, as the same text under "Mitigation" would be."""
+        for block in blocks:
+            if block.kind == "paragraph":
+                text = self.block_plain(block)
+            elif block.kind in ("bullet_list", "ordered_list"):
+                text = self.first_text([block])
+            else:
+                continue
+            words = re.findall(r"[a-z][a-z'-]*", text.casefold()[:40])
+            if words and words[0] in IMPERATIVE_VERBS:
+                return True
+        return False
 
     def _section_step(self, node: _Section) -> Step:
         blocks = list(node.all_blocks())
@@ -698,13 +726,16 @@ def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:
     return item[0].line
 
 
+def _holds_actions(node: _Section) -> bool:
+    """A section with an actionable section somewhere under it."""
+    return any(heading_kind(c.title) == "action" or _holds_actions(c) for c in node.children)
+
+
 def _under(steps: list[Step], heading: str) -> list[Step]:
-    """``steps`` of the section ``heading``, each knowing it unless it is titled with it."""
+    """``steps`` of the section ``heading``, each knowing it (a step titled with it too: the
+    steps after it are still in its section)."""
     return [
-        s
-        if not heading or s.section or s.title == heading
-        else dataclasses.replace(s, section=heading)
-        for s in steps
+        s if not heading or s.section else dataclasses.replace(s, section=heading) for s in steps
     ]
 
 

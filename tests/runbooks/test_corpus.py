@@ -57,7 +57,7 @@ def test_every_corpus_runbook_parses_into_steps_and_renders_within_slack_limits(
             assert message_text_size(page.blocks) <= PAGE_TEXT_BUDGET
 
 
-def test_hugo_section_files_are_not_runbooks() -> None:
+def test_hugo_section_files_with_only_front_matter_are_not_runbooks() -> None:
     directory = REPO / "tests" / "corpus" / "prometheus-operator"
     catalog = RunbookCatalog.load([directory])
 

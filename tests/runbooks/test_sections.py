@@ -81,7 +81,7 @@ def test_commands_split_from_a_sub_heading_keep_its_name() -> None:
     assert [(s.title, s.section) for s in runbook.steps] == [
         ("Find the backend first", "Cancelling the query"),
         ("Cancelling the query: Then cancel it", "Cancelling the query"),  # a label alone
-        ("Resolving the client", ""),  # one step, titled with its heading
+        ("Resolving the client", "Resolving the client"),  # titled with it: not shown twice
     ]
     text = page_text(COMMANDS)
     assert text.count("*Cancelling the query*") == 1 and "*3. Resolving the client*" in text

@@ -166,7 +166,10 @@ def _section_starting(steps: Sequence[Mapping[str, Any]], index: int, page_start
     """The runbook section (*Diagnosis*) named above step ``index``: where it starts, and
     above a page's first step, so each page says where in the runbook it is."""
     section = " ".join(str(steps[index].get("section") or "").split())
-    if not section or index == page_start:
+    title = " ".join(str(steps[index].get("title") or "").split())
+    if not section or section == title:
+        return ""
+    if index == page_start:
         return section
     before = " ".join(str(steps[index - 1].get("section") or "").split())
     return section if section != before else ""

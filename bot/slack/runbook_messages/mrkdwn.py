@@ -472,7 +472,8 @@ def _admonition_label(match: re.Match[str]) -> str:
     markup, not words for responders to read."""
     kind = match.group(1).lower()
     emoji = _ADMONITION_EMOJI.get(kind, ":information_source:")
-    title = match.group(2) if match.group(2) is not None else kind.capitalize()
+    # The title was escaped with the paragraph it starts: unescaped, then shown as a title.
+    title = html.unescape(match.group(2)) if match.group(2) is not None else kind.capitalize()
     return f"{emoji} *{title_mrkdwn(title)}*\n" if title.strip() else f"{emoji} "
 
 

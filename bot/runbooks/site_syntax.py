@@ -1,0 +1,180 @@
+"""The syntax documentation sites add to Markdown, rewritten as CommonMark before a runbook is
+parsed, line for line (so every line number lint reports and every step's source line stays
+the file's own).
+
+Runbooks live in MkDocs, Docusaurus, Hugo and Jekyll sites, and CommonMark reads their additions
+as text: a command inside a MkDocs call-out (indented under ``!!! warning``) ran into one line
+with the next, a Hugo ``{{< text bash >}}`` block lost its backslashes to Markdown escaping, and
+the tags themselves were shown to responders. So:
+
+* **Call-outs** (MkDocs ``!!! type "Title"`` / ``??? type`` with an indented body; Docusaurus
+  ``:::type Title`` ... ``:::``) become block quotes whose first line keeps the MkDocs marker,
+  which the Slack renderer shows as a label. Code blocks and lists inside stay what they are.
+* **Hugo code shortcodes** (``{{< text bash >}}``, ``{{< highlight bash >}}``, ``{{< code >}}``)
+  become code fences; their content is kept byte for byte.
+* **Template lines** (a line that is only a Hugo shortcode, a Jekyll/Liquid tag or variable, or
+  an MDX ``import``) become blank; a Hugo ``{{% comment %}}`` hides what it encloses, as the site
+  does. A Docusaurus ``<TabItem label="Elasticsearch">`` becomes its label in bold, so the steps
+  of alternative tabs say which is which.
+
+Nothing inside a code fence is touched.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.runbooks.headings import ADMONITION_TYPES
+
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_MKDOCS = re.compile(
+    r"^(?P<indent>[ \t]*)(?:!!!|\?\?\?\+?)[ \t]+(?P<kind>[A-Za-z]+)\b(?P<rest>.*)$"
+)
+_DOCUSAURUS_OPEN = re.compile(r"^(?P<indent>[ \t]*):::(?P<kind>[A-Za-z]+)[ \t]*(?P<title>.*)$")
+_DOCUSAURUS_CLOSE = re.compile(r"^[ \t]*:::[ \t]*$")
+_HUGO_CODE_OPEN = re.compile(
+    r"^(?P<indent>[ \t]*)\{\{[<%][ \t]*(?:text|highlight|code)\b(?P<args>[^}]*)[>%]\}\}[ \t]*$"
+)
+_HUGO_CODE_CLOSE = re.compile(r"^[ \t]*\{\{[<%][ \t]*/(?:text|highlight|code)[ \t]*[>%]\}\}[ \t]*$")
+_HUGO_COMMENT_OPEN = re.compile(r"^[ \t]*\{\{[<%][ \t]*comment[ \t]*[>%]\}\}[ \t]*$")
+_HUGO_COMMENT_CLOSE = re.compile(r"^[ \t]*\{\{[<%][ \t]*/comment[ \t]*[>%]\}\}[ \t]*$")
+_TEMPLATE_LINE = re.compile(
+    r"^[ \t]*(?:\{\{[<%].*[>%]\}\}|\{%.*%\}|\{\{[ \t]*site\.[^}]*\}\})[ \t]*$"
+)
+_TABS = re.compile(r"^[ \t]*(?:</?Tabs\b[^>]*>|</TabItem>)[ \t]*$")
+_MDX_IMPORT = re.compile(r"""^import[ \t]+[\w{},\s*]+[ \t]+from[ \t]+['"][^'"]+['"];?[ \t]*$""")
+_TAB_ITEM = re.compile(
+    r"""^(?P<indent>[ \t]*)<TabItem\b[^>]*\blabel=["'](?P<label>[^"']+)["'][^>]*>[ \t]*$"""
+)
+_LANGUAGE = re.compile(r"""(?:lang(?:uage)?=)?["']?([\w+-]+)["']?""")
+_QUOTED_TITLE = re.compile(r"""^[ \t]*"([^"]*)"[ \t]*$""")
+
+
+def _width(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+def _dedent(line: str, columns: int) -> str:
+    expanded = line.expandtabs(4)
+    return expanded[min(columns, _width(line)) :]
+
+
+def to_commonmark(lines: list[str]) -> list[str]:
+    """``lines`` with the documentation sites' syntax rewritten (see the module docstring);
+    as many lines as were given."""
+    out: list[str] = []
+    index = 0
+    fence: str | None = None
+    while index < len(lines):
+        line = lines[index]
+        opened = _FENCE.match(line)
+        if fence is not None:
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
+                fence = None
+            out.append(line)
+            index += 1
+            continue
+        if opened:
+            fence = opened.group(1)
+            out.append(line)
+            index += 1
+            continue
+        taken = (
+            _mkdocs(lines, index)
+            or _docusaurus(lines, index)
+            or _hugo_code(lines, index)
+            or _hugo_comment(lines, index)
+        )
+        if taken is not None:
+            out.extend(taken)
+            index += len(taken)
+            continue
+        tab = _TAB_ITEM.match(line)
+        if tab:
+            out.append(f"{tab.group('indent')}**{tab.group('label').strip()}**")
+        elif _TEMPLATE_LINE.match(line) or _MDX_IMPORT.match(line) or _TABS.match(line):
+            out.append("")
+        else:
+            out.append(line)
+        index += 1
+    return out
+
+
+def _mkdocs(lines: list[str], index: int) -> list[str] | None:
+    """``!!! warning "Title"`` and its body, indented four columns under it."""
+    match = _MKDOCS.match(lines[index])
+    if match is None or match.group("kind").lower() not in ADMONITION_TYPES:
+        return None
+    rest = match.group("rest")
+    if rest.strip() and _QUOTED_TITLE.match(rest) is None:
+        return None  # "!!! Note this is prose" is a sentence, not a call-out
+    base = _width(lines[index])
+    body_end = index + 1
+    end = index + 1  # past the last line of the body
+    while body_end < len(lines):
+        line = lines[body_end]
+        if line.strip() and _width(line) < base + 4:
+            break
+        body_end += 1
+        if line.strip():
+            end = body_end
+    if end == index + 1:
+        return None  # no body: a lone marker line, left to the renderer
+    prefix = " " * base
+    out = [f"{prefix}> !!! {match.group('kind').lower()}{rest}"]
+    inner: list[str] = []
+    for line in lines[index + 1 : end]:
+        inner.append(_dedent(line, base + 4) if line.strip() else "")
+    out.extend(f"{prefix}> {line}".rstrip() for line in inner)
+    return out
+
+
+def _docusaurus(lines: list[str], index: int) -> list[str] | None:
+    """``:::warning Title`` (or ``:::warning[Title]``) ... ``:::``."""
+    match = _DOCUSAURUS_OPEN.match(lines[index])
+    if match is None or match.group("kind").lower() not in ADMONITION_TYPES:
+        return None
+    end = next((i for i in range(index + 1, len(lines)) if _DOCUSAURUS_CLOSE.match(lines[i])), None)
+    if end is None:
+        return None
+    prefix = match.group("indent")
+    title = match.group("title").strip().strip("[]").strip()
+    marker = f"!!! {match.group('kind').lower()}" + (f' "{title}"' if title else "")
+    out = [f"{prefix}> {marker}"]
+    out.extend(
+        f"{prefix}> {_dedent(line, len(prefix))}".rstrip() for line in lines[index + 1 : end]
+    )
+    out.append("")  # the closing ::: ends the quote
+    return out
+
+
+def _hugo_code(lines: list[str], index: int) -> list[str] | None:
+    """``{{< text bash >}}`` ... ``{{< /text >}}`` as a code fence."""
+    match = _HUGO_CODE_OPEN.match(lines[index])
+    if match is None:
+        return None
+    end = next((i for i in range(index + 1, len(lines)) if _HUGO_CODE_CLOSE.match(lines[i])), None)
+    if end is None:
+        return None
+    words = match.group("args").split()
+    language = _LANGUAGE.fullmatch(words[0]) if words else None
+    ticks = re.findall(r"`+", "\n".join(lines[index + 1 : end]))
+    fence = "`" * max(3, 1 + max((len(t) for t in ticks), default=0))
+    indent = match.group("indent")
+    return [
+        f"{indent}{fence}{language.group(1) if language else ''}",
+        *lines[index + 1 : end],
+        f"{indent}{fence}",
+    ]
+
+
+def _hugo_comment(lines: list[str], index: int) -> list[str] | None:
+    """``{{% comment %}}`` ... ``{{% /comment %}}``: hidden on the site, so here too."""
+    if _HUGO_COMMENT_OPEN.match(lines[index]) is None:
+        return None
+    end = next(
+        (i for i in range(index + 1, len(lines)) if _HUGO_COMMENT_CLOSE.match(lines[i])), None
+    )
+    if end is None:
+        return None
+    return [""] * (end + 1 - index)
