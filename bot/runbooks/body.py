@@ -1,0 +1,331 @@
+"""Steps from the blocks under one heading (or before the first): the three ways runbooks
+write a procedure under a heading, each its own mode. "Step N:" paragraphs (``_lead_mode``),
+checklists and numbered lists (``_list_mode``), prose with several commands (``_code_mode``),
+else the whole section as one step. The document walk (:mod:`bot.runbooks.parser`) decides
+which sections are steps; this decides how a section's text is cut into them."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from markdown_it.token import Token
+
+from bot.runbooks.document import (
+    _Block,
+    _columns,
+    _continues,
+    _dedent,
+    _indentation,
+    _plain,
+    _ref_key,
+)
+from bot.runbooks.headings import (
+    _NUMBERED,
+    _is_label,
+    _step_lead,
+    _strip_step_number,
+    bold_line,
+    summarise,
+)
+from bot.runbooks.model import (
+    Step,
+)
+
+_LIST_MARKER = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])([ \t]{1,4}|$)")
+_TASK_BOX = re.compile(r"^\[[ xX]\][ \t]+")
+_REF_USE = re.compile(r"\]\[([^\]\n]+)\]|\[([^\]\n]+)\](?![(\[:])")
+_SEPARATOR = "\n\n"
+
+
+class _Body:
+    """The source of a parsed runbook and the cutting of its sections into steps."""
+
+    lines: list[str]
+    refs: dict[str, Any]
+
+    # -- source text
+
+    def source(self, start: int, end: int) -> str:
+        text = "\n".join(self.lines[start:end]).strip("\n")
+        return self._with_references(text, start, end)
+
+    def _with_references(self, text: str, start: int, end: int) -> str:
+        """Append the link definitions a slice uses, so a step renders its links on its own."""
+        if not self.refs or "[" not in text:
+            return text
+        extra: list[str] = []
+        for match in _REF_USE.finditer(text):
+            ref = self.refs.get(_ref_key(match.group(1) or match.group(2)))
+            if ref is None or not ref.get("map"):
+                continue
+            ref_start, ref_end = ref["map"]
+            if start <= ref_start < end:
+                continue
+            definition = "\n".join(self.lines[ref_start:ref_end]).strip()
+            if definition and definition not in extra:
+                extra.append(definition)
+        return text + _SEPARATOR + "\n".join(extra) if extra else text
+
+    def blocks_source(self, blocks: Sequence[_Block]) -> str:
+        if not blocks:
+            return ""
+        return self.source(blocks[0].start, max(b.end for b in blocks))
+
+    def item_source(self, item: list[Token]) -> str:
+        """A list item's markdown without its marker (and task box), dedented."""
+        opener = item[0]
+        assert opener.map is not None
+        start, end = opener.map
+        lines = self.lines[start:end]
+        if not lines:
+            return ""
+        match = _LIST_MARKER.match(lines[0])
+        first = lines[0][match.end() :] if match else lines[0].lstrip()
+        first = _TASK_BOX.sub("", first, count=1)
+        width = _columns(match.group(0)) if match else 0
+        rest = [_dedent(line, width) for line in lines[1:]]
+        text = "\n".join([first, *rest]).strip("\n")
+        return self._with_references(text, start, end)
+
+    # -- plain text
+
+    def block_plain(self, block: _Block) -> str:
+        return " ".join(_plain(t) for t in block.tokens if t.type == "inline")
+
+    def first_paragraph(self, blocks: Sequence[_Block]) -> str:
+        for block in blocks:
+            if block.kind == "paragraph":
+                text = self.block_plain(block)
+                if text:
+                    return text
+        return ""
+
+    def first_text(self, blocks: Sequence[_Block]) -> str:
+        """The first text in a list or a quote (not a table's, which is no sentence)."""
+        for block in blocks:
+            if block.kind in ("bullet_list", "ordered_list", "blockquote"):
+                for token in block.tokens:
+                    if token.type == "inline" and (text := _plain(token)):
+                        return text
+        return ""
+
+    # -- steps
+
+    def list_items(self, block: _Block) -> list[list[Token]]:
+        items: list[list[Token]] = []
+        level = block.first.level + 1
+        current: list[Token] | None = None
+        for token in block.tokens[1:-1]:
+            if token.type == "list_item_open" and token.level == level:
+                current = [token]
+                items.append(current)
+            elif current is not None:
+                current.append(token)
+        return items
+
+    def item_title(self, item: list[Token], fallback: str) -> str:
+        for token in item:
+            if token.type == "inline":
+                text = _plain(token)
+                if text:
+                    return summarise(bold_line(token) or text)
+                break
+        for token in item:
+            if token.type in ("fence", "code_block") and token.content.strip():
+                return summarise("Run " + token.content.strip().splitlines()[0])
+        return fallback
+
+    def group_step(self, blocks: list[_Block], title: str, line: int | None = None) -> Step:
+        return Step(
+            title=title,
+            markdown=self.blocks_source(blocks),
+            line=(line if line is not None else blocks[0].start) + 1,
+        )
+
+    def body_steps(
+        self, blocks: list[_Block], heading: str, heading_line: int, *, root: bool
+    ) -> tuple[list[Step], list[_Block]]:
+        """Steps from the blocks under one heading. For the root (the text before the first
+        section) the leading prose is not a step: it is returned to be shown as context."""
+        leads = self.step_leads(blocks)
+        if leads:
+            return self._lead_mode(blocks, leads, heading, heading_line, root=root)
+        if any(b.is_step_list for b in blocks):
+            return self._list_mode(blocks, heading, heading_line, root=root)
+        codes = sum(1 for b in blocks if b.is_code)
+        if root:
+            first_code = next((i for i, b in enumerate(blocks) if b.is_code), None)
+            if first_code is None:
+                return [], blocks
+            lead = self._trailing_prose_start(blocks, first_code)
+            return self._code_mode(blocks[lead:], heading), blocks[:lead]
+        if codes >= 2:
+            return self._code_mode(blocks, heading), []
+        if not blocks:
+            return [Step(heading, "", heading_line + 1)], []
+        return [self.group_step(blocks, heading, heading_line)], []
+
+    @staticmethod
+    def step_leads(blocks: Sequence[_Block]) -> list[int]:
+        """Where the paragraphs that open numbered steps are ("**Step 1: Check the pods**" ...
+        "**Step 3: Verify**"). Like headings, they start a step whether or not a command
+        follows. Only a procedure counts: two or more, numbered one after the other (a bold
+        "**2024-03-01:**" or a lone "**1.**" is not one)."""
+        found = [(i, lead[0]) for i, b in enumerate(blocks) if (lead := _step_lead(b))]
+        if len(found) < 2:
+            return []
+        first = found[0][1]
+        if [number for _, number in found] != list(range(first, first + len(found))):
+            return []
+        return [i for i, _ in found]
+
+    def _lead_mode(
+        self, blocks: list[_Block], leads: list[int], heading: str, heading_line: int, *, root: bool
+    ) -> tuple[list[Step], list[_Block]]:
+        steps: list[Step] = []
+        context: list[_Block] = []
+        before = blocks[: leads[0]]
+        intro: list[_Block] = []
+        if before and (root or any(b.is_step_list or b.has_code() for b in before)):
+            steps, context = self.body_steps(before, heading, heading_line, root=root)
+        else:
+            intro = before
+        bounds = [*leads, len(blocks)]
+        for start, end in itertools.pairwise(bounds):
+            step = self._lead_step(blocks[start], blocks[start + 1 : end], heading, len(steps))
+            if intro:
+                # An introduction ("Run these in order:") is read with the first step.
+                text = self.blocks_source(intro)
+                markdown = text + _SEPARATOR + step.markdown if step.markdown else text
+                step = Step(step.title, markdown, intro[0].start + 1)
+                intro = []
+            steps.append(step)
+        return steps, context
+
+    def _lead_step(self, lead: _Block, rest: list[_Block], heading: str, before: int) -> Step:
+        """One "Step N:" paragraph and what follows it up to the next one. The numbering is
+        dropped (the bot numbers steps); a paragraph that is only the title is the step's title,
+        like a heading."""
+        found = _step_lead(lead)
+        assert found is not None
+        _, title_only = found
+        text = _NUMBERED.sub("", self.block_plain(lead), count=1).strip()
+        end = max((b.end for b in rest), default=lead.end)
+        if title_only:
+            markdown = self.blocks_source(rest)
+        else:
+            first = _strip_step_number(self.lines[lead.start])
+            body = "\n".join([first, *self.lines[lead.start + 1 : end]]).strip("\n")
+            markdown = self._with_references(body, lead.start, end)
+        fallback = f"{heading} ({before + 1})"
+        title = summarise(text) if text else self._group_title(rest, fallback)
+        return Step(title, markdown, lead.start + 1)
+
+    @staticmethod
+    def _trailing_prose_start(blocks: list[_Block], index: int) -> int:
+        """Where the paragraph(s) that introduce the code block at ``index`` begin."""
+        start = index
+        while start > 0 and blocks[start - 1].kind == "paragraph":
+            start -= 1
+        # With several paragraphs before it, the first one describes the runbook, not the code.
+        return 1 if start == 0 and index >= 2 else start
+
+    def _list_mode(
+        self, blocks: list[_Block], heading: str, heading_line: int, *, root: bool
+    ) -> tuple[list[Step], list[_Block]]:
+        steps: list[Step] = []
+        context: list[_Block] = []
+        lead: list[_Block] = []
+        seen_list: _Block | None = None
+        after_list = False
+        for block in blocks:
+            if not block.is_step_list:
+                if after_list and (block.is_code or self._indent(block) > self._indent(seen_list)):
+                    # A command right after an item (a fence at column 0, "1. Run:" then
+                    # "```") is the item's command, as in prose the paragraph before a command
+                    # introduces it; text indented under the item, if by fewer columns than
+                    # its content, was written as a part of it too.
+                    steps[-1] = self._extended(steps[-1], [block])
+                    continue
+                after_list = False
+                lead.append(block)
+                continue
+            if lead and seen_list is not None and _continues(seen_list, block):
+                # The numbering goes on after the interruption: it was written under the
+                # previous item, only indented too little to stay inside it.
+                steps[-1] = self._extended(steps[-1], lead)
+                lead = []
+            for index, item in enumerate(self.list_items(block)):
+                markdown = self.item_source(item)
+                assert item[0].map is not None
+                line = item[0].map[0]
+                title = self.item_title(item, f"{heading} ({len(steps) + 1})")
+                if index == 0 and lead:
+                    if root and not seen_list and not any(b.has_code() for b in lead):
+                        context.extend(lead)
+                    elif any(b.has_code() for b in lead):
+                        steps.append(self.group_step(lead, self._group_title(lead, heading)))
+                    else:
+                        markdown = self.blocks_source(lead) + _SEPARATOR + markdown
+                        line = lead[0].start
+                    lead = []
+                steps.append(Step(title, markdown, line + 1))
+            seen_list = block
+            after_list = True
+        if lead:
+            if any(b.has_code() for b in lead) or not steps:
+                steps.append(self.group_step(lead, self._group_title(lead, heading)))
+            else:
+                last = steps[-1]
+                merged = last.markdown + _SEPARATOR + self.blocks_source(lead)
+                steps[-1] = Step(last.title, merged, last.line)
+        return steps, context
+
+    def _indent(self, block: _Block | None) -> int:
+        """The columns of indentation of a block's first line."""
+        return _indentation(self.lines[block.start]) if block is not None else 0
+
+    def _extended(self, step: Step, blocks: Sequence[_Block]) -> Step:
+        """``step`` with ``blocks`` appended, dedented so that they do not read as a part of
+        a nested list or as an indented code block at the end of the step."""
+        lines = self.blocks_source(blocks).split("\n")
+        width = min((_indentation(line) for line in lines if line.strip()), default=0)
+        text = "\n".join(_dedent(line, width) for line in lines)
+        return Step(step.title, step.markdown + _SEPARATOR + text, step.line)
+
+    def _group_title(self, blocks: Sequence[_Block], fallback: str) -> str:
+        text = self.first_paragraph(blocks)
+        return summarise(text) if text else fallback
+
+    def _code_mode(self, blocks: list[_Block], heading: str) -> list[Step]:
+        groups: list[list[_Block]] = [[]]
+        for block in blocks:
+            groups[-1].append(block)
+            if block.is_code:
+                groups.append([])
+        tail = groups.pop()
+        if tail:
+            groups[-1].extend(tail)
+        for index in range(1, len(groups)):
+            # Of the text between two commands, the last paragraph introduces the next command;
+            # what comes before it explains the output of the previous one.
+            group = groups[index]
+            code_at = next(i for i, b in enumerate(group) if b.is_code)
+            if code_at >= 2:
+                groups[index - 1].extend(group[: code_at - 1])
+                groups[index] = group[code_at - 1 :]
+        steps: list[Step] = []
+        for number, group in enumerate(groups, start=1):
+            code_at = next(i for i, b in enumerate(group) if b.is_code)
+            # The paragraph right before a command says what it does ("Cluster scoped:").
+            title = self._group_title(group[:code_at][::-1], "")
+            if not title:
+                title = f"{heading} ({number})"
+            elif _is_label(title) and heading and title.casefold() != heading.casefold():
+                # a label such as "Cluster scoped:" says little without its section
+                title = f"{heading}: {title}"
+            steps.append(self.group_step(group, title))
+        return steps
