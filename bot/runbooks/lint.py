@@ -110,6 +110,7 @@ def lint_paths(
     checked: list[_Checked] = []
     for path in paths:
         if path.is_dir():
+            before = report.files
             for file in iter_files(path):
                 if is_runbook_file(file):
                     _lint_file(file, runbook_id(file, path), policy, report, checked, checks)
@@ -123,6 +124,18 @@ def lint_paths(
                             ".md: rename it or remove it",
                         )
                     )
+            if report.files == before:
+                # A CI job pointed at the wrong directory must not pass by checking nothing.
+                report.messages.append(
+                    LintMessage(
+                        _display(path),
+                        0,
+                        "error",
+                        "no runbooks here: the bot reads files ending in .md, but not "
+                        "README.md, CHANGELOG.md, CONTRIBUTING.md, LICENSE.md or files "
+                        "starting with _ (a Hugo _index.md only when it has text)",
+                    )
+                )
         elif path.is_file():
             _lint_file(path, path.stem, policy, report, checked, checks)
         else:

@@ -351,3 +351,13 @@ def test_a_file_over_the_limit_says_its_size_and_the_limit(tmp_path: Path) -> No
             "are not loaded: split it into smaller runbooks",
         )
     ]
+
+
+def test_a_directory_with_no_runbook_is_an_error_not_a_silent_pass(tmp_path: Path) -> None:
+    """A CI job pointed at the wrong directory (or at one whose only file is README.md)
+    checked nothing and passed."""
+    (tmp_path / "README.md").write_text("# Our runbooks\n\nSee below.\n", encoding="utf-8")
+    report = lint_paths([tmp_path])
+    [message] = report.messages
+    assert (message.level, message.line) == ("error", 0)
+    assert message.message.startswith("no runbooks here: the bot reads files ending in .md")
