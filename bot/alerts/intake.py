@@ -421,16 +421,20 @@ def _new_episode(
 ) -> bool:
     """Whether what fired starts a new episode (a new incident, or triage): any alert firing
     while the group's incident is closed (a closed incident is never reused), or the group
-    firing again after its flap window. An ignored group stays ignored within the window."""
+    firing again after its flap window while its incident is resolved. An incident people
+    are still working on (active, mitigated included) takes it however late: a second
+    incident for the same alerts beside an open one splits the responders. An ignored group
+    stays ignored within the window."""
     if not changes.fired:
         return False
-    if incident is not None and _phase(policy, incident) == "closed":
+    phase = _phase(policy, incident) if incident is not None else None
+    if phase == "closed":
         return True
     if not refired:
         return False
     assert group.resolved_at is not None
     late = now - group.resolved_at > policy.alerts.flap_window
-    return late or group.disposition in ("dropped", "none")
+    return (late and phase != "active") or group.disposition in ("dropped", "none")
 
 
 def _mitigated(policy: Policy, incident: Incident) -> bool:
@@ -479,8 +483,9 @@ def _related_incident(
     session: Session, policy: Policy, group: AlertGroup, message: AlertMessage, now: datetime
 ) -> Incident | None:
     """The incident of another group of the same thing (``message.related``: a Datadog monitor
-    and scope in an earlier alert cycle) that is still firing or resolved within the flap
-    window, and not closed: a new group of a flapping monitor attaches to it."""
+    and scope in an earlier alert cycle) that is still firing, or resolved within the flap
+    window, or still being worked on (active), and not closed: a new group of a flapping
+    monitor attaches to it."""
     if message.related is None:
         return None
     for other in session.exec(_labelled(message.source, *message.related).limit(20)).all():
@@ -490,7 +495,8 @@ def _related_incident(
             other.resolved_at is not None and now - other.resolved_at <= policy.alerts.flap_window
         )
         incident = session.get(Incident, other.incident_id)
-        if recent and incident is not None and _phase(policy, incident) != "closed":
+        phase = _phase(policy, incident) if incident is not None else "closed"
+        if (recent and phase != "closed") or phase == "active":
             return incident
         return None  # only the latest group of the thing counts
     return None

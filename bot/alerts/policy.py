@@ -164,7 +164,8 @@ class AlertsPolicy(BaseModel):
     """Labels read (in order) for the affected service: it names the incident and groups
     alerts."""
     flap_window: Window = timedelta(minutes=30)
-    """A group firing again within this long after it resolved attaches to its incident."""
+    """A group firing again within this long after it resolved attaches to its incident; later
+    too while that incident is active (people are still working on it)."""
     on_all_resolved: Literal["ask", "mitigate", "nothing"] = "ask"
     """When every alert of an incident has resolved: ask the commander, mitigate, or nothing
     (mitigate asks instead when the sender left alerts out of its message)."""

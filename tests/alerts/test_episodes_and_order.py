@@ -35,6 +35,14 @@ def store(db: Database, policy: Policy, msg: AlertMessage, minutes: float = 0) -
         return ingest(session, policy, msg, now=NOW + timedelta(minutes=minutes))
 
 
+def resolve(db: Database, policy: Policy, incident_id: int, minutes: float) -> None:
+    """People resolve the incident: a later firing after the flap window opens a new one."""
+    with db.transaction() as session:
+        core.resolve_incident(
+            session, policy, incident_id, actor="U1", now=NOW + timedelta(minutes=minutes)
+        )
+
+
 def timeline(db: Database, ref: str) -> list[tuple[str, str]]:
     """(kind, text) of the incident's events, in order."""
     with db.read() as session:
@@ -232,6 +240,7 @@ def test_alerts_of_an_earlier_episode_stay_listed_with_their_incident(
 ) -> None:
     store(db, policy, alertmanager(FIRING))
     store(db, policy, alertmanager(RESOLVED), minutes=5)
+    resolve(db, policy, 1, minutes=6)
     again = store(
         db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T11:45:00Z"), minutes=45
     )
@@ -256,8 +265,8 @@ def test_alerts_of_an_earlier_episode_stay_listed_with_their_incident(
 
 
 def test_an_alert_keeps_each_incident_it_fired_in_once(db: Database, policy: Policy) -> None:
-    """Fired in INC-1, again in INC-2 (after the flap window), flapping within INC-2, then
-    again in INC-3: each incident's page lists it once, as it was there."""
+    """Fired in INC-1, again in INC-2 (after the flap window, INC-1 resolved), flapping
+    within INC-2, then again in INC-3: each incident's page lists it once, as it was there."""
     for minutes, status, starts, ref in (
         (0, FIRING, "11:30", "INC-1"),
         (5, RESOLVED, "11:30", "INC-1"),
@@ -267,6 +276,8 @@ def test_an_alert_keeps_each_incident_it_fired_in_once(db: Database, policy: Pol
         (60, RESOLVED, "12:54", "INC-2"),
         (120, FIRING, "13:59", "INC-3"),
     ):
+        if status == FIRING and minutes >= 45 and minutes != 55:
+            resolve(db, policy, int(ref.removeprefix("INC-")) - 1, minutes=minutes - 1)
         message = alertmanager(status, keep=1, starts=f"2026-11-30T{starts}:00Z")
         assert store(db, policy, message, minutes).incident_ref == ref
     with db.read() as session:

@@ -186,18 +186,34 @@ def test_flap_window_attaches_and_after_it_a_new_incident_opens(
         dated("datadog/keep-p2-recovered-empty-group-in-title", "1733931000000"),
         now=NOW + timedelta(minutes=7),
     )
-    later = store(
+    # After the window, but INC-1 is still being worked on: it takes the alert again.
+    still_open = store(
         db,
         policy,
         dated("datadog/keep-p2-triggered", "1733933000000"),
         now=NOW + timedelta(minutes=40),
+    )
+    assert still_open.incident_ref == "INC-1" and not still_open.declared
+    store(
+        db,
+        policy,
+        dated("datadog/keep-p2-recovered-empty-group-in-title", "1733934000000"),
+        now=NOW + timedelta(minutes=45),
+    )
+    with db.transaction() as session:
+        core.resolve_incident(session, policy, 1, actor="U1", now=NOW + timedelta(minutes=46))
+    later = store(
+        db,
+        policy,
+        dated("datadog/keep-p2-triggered", "1733936000000"),
+        now=NOW + timedelta(minutes=80),
     )
     assert later.declared and later.incident_ref == "INC-2"
     with db.read() as session:
         assert count(session, Incident) == 2
         group = session.exec(select(AlertGroup)).one()
         assert group.episode == 2 and group.incident_id == 2
-        assert [e.incident_id for e in alert_events(session)] == [1, 1, 1, 1, 2]
+        assert [e.incident_id for e in alert_events(session)] == [1, 1, 1, 1, 1, 1, 2]
         assert session.exec(select(Incident).where(Incident.number == 1)).one().severity == "SEV2"
 
 
@@ -537,11 +553,30 @@ def test_datadog_new_alert_cycle_of_a_monitor_flapping_attaches_to_its_incident(
         assert [e.incident_id for e in alert_events(session)] == [1, 1, 1]
 
 
-def test_datadog_new_alert_cycle_after_the_flap_window_opens_a_new_incident(
+def test_datadog_new_alert_cycle_after_the_flap_window_attaches_only_while_worked_on(
+    db: Database, policy: Policy
+) -> None:
+    """After the window, a new cycle joins INC-1 while people still work on it (a second
+    incident for the same monitor beside an open one splits them); once INC-1 is resolved,
+    it opens a new one."""
+    store(db, policy, message("datadog/probe-template-cycle-1-triggered"))
+    store(db, policy, message("datadog/probe-template-cycle-1-recovered"))
+    still_open = store(
+        db,
+        policy,
+        message("datadog/probe-template-cycle-2-retriggered"),
+        now=NOW + timedelta(minutes=31),
+    )
+    assert still_open.incident_ref == "INC-1" and not still_open.declared
+
+
+def test_datadog_new_alert_cycle_after_the_flap_window_of_a_resolved_incident_opens_one(
     db: Database, policy: Policy
 ) -> None:
     store(db, policy, message("datadog/probe-template-cycle-1-triggered"))
     store(db, policy, message("datadog/probe-template-cycle-1-recovered"))
+    with db.transaction() as session:
+        core.resolve_incident(session, policy, 1, actor="U1", now=NOW + timedelta(minutes=1))
     later = store(
         db,
         policy,
