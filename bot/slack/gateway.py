@@ -83,6 +83,12 @@ PER_PERSON_INVITE_ERRORS = frozenset(
         "cant_invite",
         "user_disabled",
         "no_user",
+        # Enterprise Grid and Slack Connect: this person cannot join this channel.
+        "invitee_cant_see_channel",
+        "org_user_not_in_team",
+        "no_external_invite_permission",
+        "user_team_not_in_channel",
+        "external_team_not_in_channel",
     }
 )
 """``conversations.invite`` errors about the one person invited; any other refusal (the

@@ -156,3 +156,11 @@ def test_a_runbook_link_whose_label_shows_another_address_is_shown_as_its_target
     assert "<https://evil.example.com/x>" in shown and "kubernetes.io>" not in shown.split(",")[0]
     assert "<https://kubernetes.io/docs|kubernetes.io>" in shown
     assert "<https://x.io|the docs>" in shown
+
+
+def test_bidirectional_controls_in_a_command_are_shown_not_obeyed() -> None:
+    """U+202E in a runbook's command makes Slack show it reversed while the copy runs what was
+    written ("Trojan Source"): the control is shown by its code point."""
+    shown = markdown_to_mrkdwn("Run:\n\n```\nrm -rf /tmp/cache\u202e/ x\u202c\n```\n")
+    assert "\u202e" not in shown and "\u202c" not in shown
+    assert "rm -rf /tmp/cache⟦U+202E⟧/ x⟦U+202C⟧" in shown

@@ -638,11 +638,21 @@ class _HtmlText(HTMLParser):
         return self.units
 
 
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+"""Characters that reorder how text is shown without changing what is copied: in a command
+(``rm -rf /tmp/x`` shown, something else run) they deceive ("Trojan Source")."""
+
+
+def _shown_bidi(match: re.Match[str]) -> str:
+    return f"⟦U+{ord(match.group(0)):04X}⟧"
+
+
 def markdown_units(markdown: str) -> list[Unit]:
     """Render markdown to mrkdwn pieces (prose and code blocks) that can be packed into
-    sections."""
+    sections. Bidirectional override and isolate controls are shown by their code point, so
+    what a responder reads is what they copy."""
     renderer = _Renderer()
-    renderer.blocks(SyntaxTreeNode(_MD.parse(markdown)).children)
+    renderer.blocks(SyntaxTreeNode(_MD.parse(_BIDI_CONTROLS.sub(_shown_bidi, markdown))).children)
     renderer.out.flush()
     return renderer.out.units
 
