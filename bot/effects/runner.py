@@ -26,6 +26,7 @@ dead replica left behind once its lease runs out).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -152,7 +153,8 @@ class EffectRunner:
     ) -> None:
         self.database = database
         self.handlers = dict(handlers)
-        self.worker_id = worker_id[:128]
+        self.worker_id = worker_id[:100]  # with a batch number, within claimed_by's 128
+        self._batches = itertools.count(1)
         self.threads = threads
         self.interval = interval
         self.lease = lease
@@ -254,9 +256,13 @@ class EffectRunner:
         with self._busy_lock:
             self._busy += 1
         try:
+            # Each batch is claimed under its own name: when a batch outlives its lease,
+            # another thread of this process may claim its effects not started yet, and only
+            # the claim's holder may start one (two threads must never both run it).
+            claimer = f"{self.worker_id}{store.BATCH_MARK}{next(self._batches)}"
             with self.database.transaction() as session:
                 claimed = store.claim(
-                    session, self.worker_id, now=utcnow(), lease=self.lease, limit=self.batch
+                    session, claimer, now=utcnow(), lease=self.lease, limit=self.batch
                 )
                 # An attempt counts once it starts, not when it is claimed: a batch's later
                 # effects were never tried if this process dies first, and a repeat (which
@@ -264,13 +270,17 @@ class EffectRunner:
                 # not be assumed for them. Each start is recorded in the transaction before
                 # it: the claim, or the finish of the effect before it.
                 started = bool(claimed) and store.start(
-                    session, claimed[0].id, self.worker_id, until=self._until()
+                    session, claimed[0].id, claimer, until=self._until()
                 )
             if len(claimed) == self.batch:
                 self.kick()  # a full batch: more may be due, for another thread
             for n, item in enumerate(claimed):
                 if self._stopping.is_set():
-                    break  # the rest is released at stop and taken by another replica
+                    # The rest is released at stop and taken by another replica; the one
+                    # started with the previous effect's outcome was never run.
+                    if started:
+                        self._unstart(item)
+                    break
                 priority.pause_point()  # acknowledgements first
                 if not started and not self._start(item):
                     continue  # the claim was lost, or the database is unavailable
@@ -290,10 +300,17 @@ class EffectRunner:
     def _start(self, item: Claimed) -> bool:
         try:
             with self.database.transaction() as session:
-                return store.start(session, item.id, self.worker_id, until=self._until())
+                return store.start(session, item.id, item.by, until=self._until())
         except Exception as exc:
             self._outage.failed(exc, "could not start effect %s; its claim will run out", item.id)
             return False
+
+    def _unstart(self, item: Claimed) -> None:
+        try:
+            with self.database.transaction() as session:
+                store.unstart(session, item.id, item.by)
+        except Exception as exc:
+            self._outage.failed(exc, "could not take back the start of effect %s", item.id)
 
     def execute(self, item: Claimed) -> str:
         """Start one claimed effect, run it and record its outcome. Returns done, retry,
@@ -380,7 +397,7 @@ class EffectRunner:
                 state = self._record(session, item, outcome, failure)
                 if following is not None:
                     next_started = store.start(
-                        session, following.id, self.worker_id, until=self._until()
+                        session, following.id, following.by, until=self._until()
                     )
             return state, next_started
         except Exception as exc:
@@ -397,14 +414,14 @@ class EffectRunner:
             held = store.finish(
                 session,
                 item.id,
-                self.worker_id,
+                item.by,
                 result=outcome.result,
                 now=now,
                 retry=(outcome.error, now + outcome.after),
             )
             return "retry" if held else "lost"
         if failure is None and isinstance(outcome, Done):
-            held = store.finish(session, item.id, self.worker_id, result=outcome.result, now=now)
+            held = store.finish(session, item.id, item.by, result=outcome.result, now=now)
             if outcome.said is not None:
                 outcome.said(session)
             if not held:
@@ -413,7 +430,7 @@ class EffectRunner:
                 outcome.then(session)
             return "done"
         failure = failure or "no outcome"
-        row = store.lock_claim(session, item.id, self.worker_id)
+        row = store.lock_claim(session, item.id, item.by)
         if row is None:
             return "lost"
         store.mark_failed(row, failure, now)

@@ -40,6 +40,8 @@ FIRST_AFTER = timedelta(seconds=5)
 """Due work of any kind that has waited this long is claimed with ``kinds.FIRST``."""
 
 DEFAULT_LEASE = timedelta(seconds=30)
+BATCH_MARK = "#"
+"""Between a runner's ``worker_id`` and the number of one of its batches (``host-12#7``)."""
 """How long a claim holds. Every attempt is one bounded Slack call or one transaction, far
 shorter; a worker that dies leaves its claims to any replica after this."""
 
@@ -173,6 +175,9 @@ class Claimed:
     result: dict[str, Any]
     attempts: int
     created_at: datetime
+    by: str = ""
+    """Who holds the claim: the ``worker_id`` it was claimed with (unique per batch in a
+    runner, so two threads of one process never both run an effect whose lease ran out)."""
 
     @property
     def repeat(self) -> bool:
@@ -268,7 +273,17 @@ def claim(
     # (a lane's next row is not claimable yet), so every lane's order is kept too.
     rows = sorted(rows, key=lambda r: (r[8], r[0]))
     return [
-        Claimed(r[0], r[1], r[2], r[3], dict(r[4] or {}), dict(r[5] or {}), r[6], as_utc(r[7]))
+        Claimed(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            dict(r[4] or {}),
+            dict(r[5] or {}),
+            r[6],
+            as_utc(r[7]),
+            worker_id,
+        )
         for r in rows
     ]
 
@@ -282,6 +297,25 @@ _START = (
     )
     .values(attempts=_EFFECTS.c.attempts + 1, claimed_until=bindparam("until"))
 )
+
+
+_UNSTART = (
+    update(_EFFECTS)
+    .where(
+        _EFFECTS.c.id == bindparam("effect_id"),
+        _EFFECTS.c.state == CLAIMED,
+        _EFFECTS.c.claimed_by == bindparam("worker_id"),
+        _EFFECTS.c.attempts > 0,
+    )
+    .values(attempts=_EFFECTS.c.attempts - 1)
+)
+
+
+def unstart(session: Session, effect_id: int, worker_id: str) -> None:
+    """Take back the attempt ``start`` counted for an effect that was never run after all (a
+    shutdown came between the two): the replica that takes it must not believe an earlier
+    attempt may have done the work, and skip what cannot be checked (an ephemeral reply)."""
+    session.execute(_UNSTART, {"effect_id": effect_id, "worker_id": worker_id})
 
 
 def start(session: Session, effect_id: int, worker_id: str, *, until: datetime) -> bool:
@@ -412,11 +446,19 @@ def mark_failed(row: Effect, error: str, now: datetime) -> None:
 
 
 def release(session: Session, worker_id: str, *, now: datetime) -> int:
-    """Give back every claim ``worker_id`` holds (at shutdown), for another replica to take at
-    once. The attempt counter stays: the next attempt checks before repeating."""
+    """Give back every claim ``worker_id`` holds (at shutdown), its batches' included
+    (``worker_id#n``), for another replica to take at once. The attempt counter stays: the
+    next attempt checks before repeating."""
+    batch = f"{worker_id}{BATCH_MARK}"
     result = session.exec(
         update(Effect)
-        .where(col(Effect.claimed_by) == worker_id, col(Effect.state) == CLAIMED)
+        .where(
+            or_(
+                col(Effect.claimed_by) == worker_id,
+                func.substr(col(Effect.claimed_by), 1, len(batch)) == batch,
+            ),
+            col(Effect.state) == CLAIMED,
+        )
         .values(state=PENDING, claimed_by=None, claimed_until=None, due_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )

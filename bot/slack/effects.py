@@ -641,7 +641,7 @@ class SlackEffects:
             f"{incident.ref}-postmortem-v{draft.version}.md", draft.markdown.encode("utf-8")
         )
         with self.fb.db.transaction() as session:
-            store.save_progress(session, item.id, self.worker_id, {"file": file_id}, now=utcnow())
+            store.save_progress(session, item.id, item.by, {"file": file_id}, now=utcnow())
         note = (
             f" (the team template failed, the built-in one was used: {draft.template_error})"
             if draft.template_error

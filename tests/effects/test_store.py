@@ -675,3 +675,60 @@ class _Orig(Exception):
 )
 def test_what_counts_as_the_database_being_unavailable(sqlstate: str | None, outage: bool) -> None:
     assert database_unavailable(OperationalError("SELECT 1", None, _Orig(sqlstate))) is outage
+
+
+def test_a_batch_that_outlives_its_lease_is_not_also_run_by_another_thread(db: Database) -> None:
+    """Slack slow, a batch of 20 takes longer than its 30 s lease: another thread of the same
+    process claims the effects not started yet. Before, both threads claimed as the process
+    (the same worker id), so both started and ran them: two pinned summaries. Each batch is
+    now its own claim; only its holder may start an effect."""
+    enqueue(db, "summary:1")
+    enqueue(db, "suggest:1")
+    seen: list[tuple[str, str]] = []
+
+    def record(item: Claimed) -> Done:
+        seen.append((item.by, item.key))
+        return Done()
+
+    runner = EffectRunner(
+        db,
+        {"test.thing": record},
+        worker_id="replica-a",
+        threads=0,
+        lease=timedelta(seconds=30),
+    )
+    with freeze_time(utcnow()) as clock:
+        with db.transaction() as session:
+            first = store.claim(session, "replica-a#1", now=utcnow(), limit=20)
+        clock.tick(31)  # the batch's lease has run out before its second effect started
+        with db.transaction() as session:
+            second = store.claim(session, "replica-a#2", now=utcnow(), limit=20)
+        assert sorted(c.key for c in second) == ["suggest:1", "summary:1"]
+        assert [runner.execute(c) for c in first] == ["lost", "lost"]
+        assert [runner.execute(c) for c in second] == ["done", "done"]
+    assert sorted(seen) == [("replica-a#2", "suggest:1"), ("replica-a#2", "summary:1")]
+
+
+def test_a_shutdown_between_two_effects_leaves_the_next_one_unattempted(db: Database) -> None:
+    """SIGTERM while the first effect of a batch runs: the next one had been started (its
+    attempt counted) with the first's outcome, then the loop stopped. Taken by another replica
+    as a possible repeat, an ephemeral reply was skipped (it cannot be looked up): a person
+    was never answered. Its attempt is taken back; it is released as never tried."""
+    enqueue(db, "reply:1")
+    enqueue(db, "reply:2")
+    runner: EffectRunner | None = None
+
+    def first_then_sigterm(item: Claimed) -> Done:
+        assert runner is not None
+        runner._stopping.set()  # what stop() does when SIGTERM comes
+        return Done()
+
+    runner = EffectRunner(db, {"test.thing": first_then_sigterm}, worker_id="a", threads=0)
+    assert runner.run_once() == 2
+    with db.transaction() as session:
+        assert store.release(session, "a", now=utcnow()) == 1
+    done, left = rows(db)
+    assert (done.key, done.state) == ("reply:1", "done")
+    assert (left.key, left.state, left.attempts, left.claimed_by) == ("reply:2", "pending", 0, None)
+    [taken] = claim(db, "b")
+    assert not taken.repeat
