@@ -677,3 +677,49 @@ def test_policy_check_warns_when_the_default_severity_map_matches_no_severity(
     policy.write_text(policy.read_text() + '[alerts]\nseverity_map = { critical = "P1" }\n')
     assert main(["--policy", str(policy), "policy", "check"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_sqlite_directory_that_cannot_be_made_exits_2_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the directory should be", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/data/sub/f.db"},
+    )
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        f"firebreak: database: cannot create the directory {tmp_path}/data/sub for the SQLite "
+        "file (Not a directory)"
+    )
+
+
+HOMELESS = """
+import os, pathlib, sys
+def home():
+    # As on a container user id with no passwd entry: only HOME can name a home directory.
+    if "HOME" not in os.environ:
+        raise RuntimeError("Could not determine home directory.")
+    return pathlib.Path(os.environ["HOME"])
+pathlib.Path.home = classmethod(lambda cls: home())
+from bot import server  # what `firebreak serve` imports: Slack's SDK with it
+print("imported", server.__name__)
+"""
+
+
+def test_no_home_directory_is_not_a_crash(tmp_path: Path) -> None:
+    """An arbitrary user id with no HOME (OpenShift, ``env -i``): Slack's SDK looks up a home
+    directory as it is imported, and every command died with a traceback."""
+    result = subprocess.run(
+        [sys.executable, "-c", HOMELESS],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "imported bot.server\n"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.alerts.auth import AlertSettings
 from bot.config import (
     Policy,
     load_policy,
@@ -167,6 +168,31 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_url == "postgresql+psycopg://u:p@db:5432/firebreak"
     assert settings.slack_api_url == "http://127.0.0.1:9000/api/"
     assert "xoxb-secret" not in repr(settings)
+
+
+def test_whitespace_around_a_secret_from_a_kubernetes_secret_is_not_part_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``echo secret | base64`` keeps the newline: the signing secret refused every request
+    and the alert token every alert, while the health checks stayed green."""
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "8f14e45fceea167a\n")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", " xoxb-secret\n")
+    monkeypatch.setenv("FIREBREAK_HOST", "0.0.0.0\n")
+    monkeypatch.setenv("FIREBREAK_LOG_LEVEL", "info\n")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "  \n")  # only whitespace: not set
+    monkeypatch.setenv("FIREBREAK_ALERTS_TOKEN", "tok-123\n")
+    settings = load_settings()
+    assert settings.slack_signing_secret is not None
+    assert settings.slack_signing_secret.get_secret_value() == "8f14e45fceea167a"
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-secret"
+    assert (settings.host, settings.log_level, settings.slack_app_token) == (
+        "0.0.0.0",
+        "INFO",
+        None,
+    )
+    token = AlertSettings().token
+    assert token is not None and token.get_secret_value() == "tok-123"
 
 
 @pytest.mark.parametrize(

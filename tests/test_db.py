@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
+import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 from starlette.testclient import TestClient
 
 from bot import incidents as core
 from bot import migrations
 from bot.config import Policy
-from bot.db import Database, FairLock
+from bot.db import Database, FairLock, create_db_engine
 from bot.models import Incident
 from bot.web import create_web_app
 
@@ -108,3 +111,28 @@ def test_readyz_refuses_traffic_when_the_database_cannot_be_written(tmp_path: ob
     finally:
         writable.dispose()
         read_only.dispose()
+
+
+def test_a_database_that_never_answers_is_given_up_on_not_waited_for() -> None:
+    """A blackholed PostgreSQL (a partition, a firewall dropping packets): libpq waited for
+    the kernel's two minutes of connection retries, so requests, readiness and shutdown hung.
+    The connection attempt now ends at its connect timeout, saying so."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(4):  # a full accept queue: the server's kernel drops further SYNs
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        engine = create_db_engine(f"postgresql://firebreak@127.0.0.1:{port}/firebreak")
+        try:
+            with pytest.raises(OperationalError) as failed, engine.connect():
+                pass
+        finally:
+            engine.dispose()
+            for filler in fillers:
+                filler.close()
+    assert "timeout expired" in str(failed.value.orig)

@@ -13,6 +13,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -34,6 +35,18 @@ class EnvironmentSettings(BaseSettings):
     never an empty secret, token or host."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strip(cls, data: Any) -> Any:
+        """Values without the whitespace around them: a Kubernetes Secret made with
+        ``echo secret | base64`` ends in a newline, and a signing secret or a token with it
+        refused every request while the health checks stayed green. A value that is only
+        whitespace is not set, as an empty one is."""
+        if not isinstance(data, dict):
+            return data
+        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+        return {k: v for k, v in stripped.items() if v != ""}
 
 
 class Settings(EnvironmentSettings):
