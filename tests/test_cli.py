@@ -145,6 +145,9 @@ def test_export_has_the_alerts_that_fired_in_the_incident(
     for name, keep, minutes in steps:  # two alerts; one fires again after the flap window
         starts = "2026-11-30T12:44:00Z" if minutes == 45 else None
         with db.transaction() as session:
+            if minutes == 45:  # INC-1 resolved meanwhile: the alert firing again opens INC-2
+                resolved = at + timedelta(minutes=10)
+                core.resolve_incident(session, policy, 1, actor="U1", now=resolved)
             message = alertmanager(name, keep=keep, starts=starts)
             ingest(session, policy, message, now=at + timedelta(minutes=minutes))
     monkeypatch.setenv("DATABASE_URL", database_url)

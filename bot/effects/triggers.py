@@ -213,6 +213,18 @@ def on_timeline_event(
             incident_id=incident.id,
             now=now,
         )
+    if kind == EventKind.CHANNEL_SHARED and event.data.get("tell") and event.data.get("shared"):
+        store.enqueue(
+            session,
+            kind=kinds.POST,
+            key=f"event:{event.id}:shared",
+            data={
+                "to": str(event.data["tell"]),
+                "notice": {"type": "channel_shared", "team": str(event.data.get("team") or "")},
+            },
+            incident_id=incident.id,
+            now=now,
+        )
     if kind == EventKind.STATUS_CHANGED and event.data.get("phase") == "closed":
         store.enqueue(
             session,

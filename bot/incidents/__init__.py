@@ -19,9 +19,12 @@ from bot.durations import humanize_duration
 from bot.incidents.actions import add_action_item, complete_action_item
 from bot.incidents.chat import (
     attach_channel,
+    change_channel_id,
     channel_archived,
+    channel_shared,
     record_channel_archived,
     record_channel_lost,
+    record_channel_shared,
     rename_channel,
     save_slack_refs,
 )
@@ -97,9 +100,11 @@ __all__ = [
     "attach_channel",
     "begin_change",
     "capture_message",
+    "change_channel_id",
     "change_severity",
     "change_status",
     "channel_archived",
+    "channel_shared",
     "clean_text",
     "close_incident",
     "complete_action_item",
@@ -122,6 +127,7 @@ __all__ = [
     "post_status_update",
     "record_channel_archived",
     "record_channel_lost",
+    "record_channel_shared",
     "record_timeline_event",
     "rename_channel",
     "reopen_incident",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from bot.clock import utcnow
 from bot.config import Policy
@@ -14,7 +15,7 @@ from bot.incidents.lifecycle import is_active
 from bot.incidents.queries import commander_or_reporter
 from bot.incidents.text import clean_text, user_id, when
 from bot.incidents.timeline import Change, append_event, begin_change, lock_incident
-from bot.models import EventKind, Incident
+from bot.models import EventKind, Incident, RunbookRun
 
 # --------------------------------------------------------------------------------------------
 # Slack bookkeeping: where the incident lives in Slack. Not incident state, except the channel.
@@ -178,6 +179,92 @@ def rename_channel(
         data={"channel": incident.slack_channel_id, "name": name, "before": before},
     )
     return Change(incident, event)
+
+
+def change_channel_id(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    new_id: str,
+    *,
+    key: str | None,
+    now: datetime | None = None,
+) -> Change:
+    """Slack gave the incident's channel a new id (a private channel shared through Slack
+    Connect keeps its history under a new id, for good): the incident and its runbook runs
+    follow it, on the timeline. Without this, the channel was no longer the incident's: its
+    commands answered "not an incident channel" and a title typed there declared another."""
+    new_id = clean_text(new_id, label="channel id", max_length=32, multiline=False, required=True)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
+    if repeat:
+        return repeat
+    before = incident.slack_channel_id
+    if before == new_id:
+        return Change(incident, None)
+    incident.slack_channel_id = new_id
+    session.execute(
+        update(RunbookRun)
+        .where(col(RunbookRun.incident_id) == incident_id)
+        .where(col(RunbookRun.slack_channel_id) == before)
+        .values(slack_channel_id=new_id)
+        .execution_options(synchronize_session=False)
+    )
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.CHANNEL_ID_CHANGED,
+        text=f"Slack gave #{incident.slack_channel_name} a new channel id",
+        actor=None,
+        now=now,
+        key=key,
+        data={"channel": new_id, "before": before},
+    )
+    return Change(incident, event)
+
+
+def record_channel_shared(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    shared: bool,
+    with_team: str,
+    key: str | None,
+    now: datetime | None = None,
+) -> Change:
+    """The incident's channel was shared with another organisation (Slack Connect), or no
+    longer is: on the timeline, naming the organisation, and the commander is told while the
+    incident is active. People outside the company now read what Firebreak posts there."""
+    team = clean_text(with_team, label="team", max_length=64, multiline=False)
+    incident, repeat, now = begin_change(session, incident_id, key, now)
+    if repeat:
+        return repeat
+    incident.slack_state = {**incident.slack_state, "shared": shared}
+    tell = commander_or_reporter(session, incident) if is_active(policy, incident) else None
+    name = f"#{incident.slack_channel_name}"
+    other = f" ({team})" if team else ""
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.CHANNEL_SHARED,
+        text=(
+            f"{name} was shared with another organisation{other}"
+            if shared
+            else f"{name} is no longer shared with another organisation{other}"
+        ),
+        actor=None,
+        now=now,
+        key=key,
+        data={"channel": incident.slack_channel_id, "shared": shared, "team": team, "tell": tell},
+    )
+    return Change(incident, event)
+
+
+def channel_shared(incident: Incident) -> bool:
+    """Whether the incident's channel is shared with another organisation (Slack Connect)."""
+    return bool(incident.slack_state.get("shared"))
 
 
 _SLACK_REFS = {

@@ -406,6 +406,20 @@ class Scenarios(Workspace):
         with self._lock:
             self._channel(channel).name = name
 
+    def share_externally(self, channel: str) -> str:
+        """Someone shared the private channel with another organisation (Slack Connect): as
+        Slack does, it keeps its name, members and history under a new id, and the old id
+        answers ``channel_not_found``. Returns the new id (for ``channel_id_changed``)."""
+        with self._lock:
+            found = self._channel(channel)
+            new_id = self._new_id("C", 10)
+            del self._channels[found.id]
+            found.id = new_id
+            for message in found.messages.values():
+                message.channel = new_id
+            self._channels[new_id] = found
+            return new_id
+
     def join(self, channel: str, user: str) -> str:
         """A person joins the channel; returns the ts of the ``channel_join`` message."""
         with self._lock:

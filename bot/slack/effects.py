@@ -465,6 +465,8 @@ class SlackEffects:
             return event_notices.reopened(self.fb.policy, event, incident)
         if kind == "channel_lost" and incident is not None:
             return blocks.channel_lost(incident, deleted=bool(notice.get("deleted")))
+        if kind == "channel_shared" and incident is not None:
+            return blocks.channel_shared(incident, str(notice.get("team") or ""))
         if kind == "failure":
             problem = f"Firebreak could not {notice.get('what')}: {notice.get('error')}"
             if incident is not None:
@@ -632,6 +634,10 @@ class SlackEffects:
         channel = incident.slack_channel_id
         if channel is None:
             return Done({"skipped": "no channel"})
+        if core.channel_shared(incident):
+            # The draft quotes the whole timeline, notes never posted in the channel included:
+            # not for another organisation's eyes. It stays in Firebreak (the console).
+            return Done({"skipped": "the channel is shared with another organisation"})
         if draft.slack_file_id:
             return Done({"file": draft.slack_file_id})
         file_id = item.result.get("file")

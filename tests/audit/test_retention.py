@@ -210,9 +210,9 @@ def test_an_incident_whose_alert_later_fired_in_another_is_removed_and_the_other
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """INC-1 (left open) keeps a record of the alert that fired in it and since fired again in
-    INC-2; removing INC-2 (its alert rows too) by retention must not fail on that record, and
-    INC-1 still lists the alert."""
+    """INC-1 (resolved, left open) keeps a record of the alert that fired in it and since
+    fired again in INC-2; removing INC-2 (its alert rows too) by retention must not fail on
+    that record, and INC-1 still lists the alert."""
     policy = load_policy(pci)
     start = NOW - timedelta(days=100)
 
@@ -224,7 +224,9 @@ def test_an_incident_whose_alert_later_fired_in_another_is_removed_and_the_other
 
     send(FIRING, 0, "2026-02-21T11:00:00Z")
     send(RESOLVED, 5, "2026-02-21T11:00:00Z")
-    send(FIRING, 120, "2026-02-21T13:59:00Z")  # after the flap window: INC-2
+    with freeze_time(start + timedelta(minutes=6)), db.transaction() as session:
+        core.resolve_incident(session, policy, 1, actor="U1")
+    send(FIRING, 120, "2026-02-21T13:59:00Z")  # after the flap window, INC-1 resolved: INC-2
     with freeze_time(start + timedelta(hours=3)), db.transaction() as session:
         core.close_incident(session, policy, 2, actor="U1")
     monkeypatch.setenv("DATABASE_URL", database_url)

@@ -287,3 +287,38 @@ def test_a_closed_incidents_channel_deleted_is_recorded_and_nobody_woken(
         f"Channel #{incident.slack_channel_name} deleted"
     ]
     assert len(fake.messages(fake.im_channel(incident.reporter_id))) == before
+
+
+def test_a_channel_shared_with_another_organisation_stays_the_incidents(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Sharing a private channel through Slack Connect gives it a new id for good
+    (``channel_id_changed``). Before, the incident kept the old id: its commands answered "not
+    an incident channel", a title typed there declared another incident, and a timeline note
+    reached the other organisation in the postmortem draft uploaded on close."""
+    incident = declare(fake, bot, slack, db)
+    old = incident.slack_channel_id or ""
+    ask(fake, bot, slack, "note Globex affected, contract penalties possible", old)
+    new = fake.share_externally(old)
+    slack.event({"type": "channel_id_changed", "old_channel_id": old, "new_channel_id": new})
+    slack.event({"type": "channel_shared", "channel": new, "connected_team_id": "E0VENDOR001"})
+    bot.settle()
+
+    assert stored(db, incident).slack_channel_id == new
+    assert [e.text for e in events_of(db, incident, "channel_id_changed")] == [
+        f"Slack gave #{incident.slack_channel_name} a new channel id"
+    ]
+    assert [e.text for e in events_of(db, incident, "channel_shared")] == [
+        f"#{incident.slack_channel_name} was shared with another organisation (E0VENDOR001)"
+    ]
+    told = [texts(m) for m in fake.messages(fake.im_channel(incident.reporter_id))]
+    assert sum("was shared with another organisation" in t for t in told) == 1, told
+
+    for command in ("update failing over to the standby", "resolve rolled back", "close"):
+        slack.slash_command(command, user="ana.garcia", channel=new)
+        bot.settle()
+    assert any("failing over to the standby" in texts(m) for m in fake.messages(new))
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).status == "closed"
+        assert len(session.exec(select(Incident)).all()) == 1
+    assert fake.files() == []  # the draft quotes the timeline's notes: not uploaded there

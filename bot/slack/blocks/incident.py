@@ -277,6 +277,19 @@ def channel_lost(incident: Incident, *, deleted: bool) -> tuple[str, list[Block]
     return _warning_with_retry(incident, text, "Retry")
 
 
+def channel_shared(incident: Incident, team: str) -> tuple[str, list[Block]]:
+    """To the commander: the incident channel is now shared with another organisation."""
+    name = f"#{escape_mrkdwn(incident.slack_channel_name or '')}"
+    other = f" ({escape_mrkdwn(team)})" if team else ""
+    text = (
+        f"{incident.ref}: {name} was shared with another organisation{other}. People outside "
+        "your company now read what is posted there: the summary, updates and runbook steps. "
+        "Notes stay on the timeline, and the postmortem draft is not uploaded to the channel "
+        "(it is in Firebreak's console). If this was not meant, stop sharing the channel."
+    )
+    return text, [section(f":warning: {text}")]
+
+
 def setup_problem(incident: Incident, problem: str) -> tuple[str, list[Block]]:
     text = (
         f"{incident.ref}: {problem} Retry when the cause is fixed; what is saved in "

@@ -1,5 +1,5 @@
 """Events: pushpin captures and their withdrawal, welcomes, the App Home, incident channels
-archived, unarchived or renamed."""
+archived, unarchived, renamed, deleted, given a new id or shared with another organisation."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ class EventListeners(ListenerBase):
             self._channel_changed(event, f"event:{body.get('event_id', '')}", _event_time(body))
         elif event.get("type") in CHANNEL_LOSSES:
             self._channel_lost(event, f"event:{body.get('event_id', '')}")
+        elif event.get("type") == "channel_id_changed":
+            self._channel_id_changed(event, f"event:{body.get('event_id', '')}")
+        elif event.get("type") in ("channel_shared", "channel_unshared"):
+            self._channel_shared(event, f"event:{body.get('event_id', '')}")
 
     def _reaction(self, event: dict[str, Any], body: dict[str, Any], replies: Replies) -> None:
         item = event.get("item") or {}
@@ -165,6 +169,40 @@ class EventListeners(ListenerBase):
             ),
         )
 
+    def _channel_id_changed(self, event: dict[str, Any], key: str) -> None:
+        """Slack gave a channel a new id (a private channel shared through Slack Connect): if
+        it was an incident's, the incident follows it."""
+        old, new = str(event.get("old_channel_id") or ""), str(event.get("new_channel_id") or "")
+        if not old or not new:
+            return
+        with self.fb.db.read() as session:
+            incident = core.find_incident_by_channel(session, old)
+        if incident is None or incident.id is None:
+            return
+        incident_id = incident.id
+        self.flows.change(
+            incident_id,
+            lambda s: core.change_channel_id(s, self.policy, incident_id, new, key=key),
+        )
+
+    def _channel_shared(self, event: dict[str, Any], key: str) -> None:
+        """An incident channel shared with another organisation, or no longer: on the
+        timeline, and the commander is told what that means for what is posted there."""
+        channel = str(event.get("channel") or "")
+        with self.fb.db.read() as session:
+            incident = core.find_incident_by_channel(session, channel) if channel else None
+        if incident is None or incident.id is None:
+            return
+        incident_id = incident.id
+        shared = event.get("type") == "channel_shared"
+        team = str(event.get("connected_team_id") or event.get("disconnected_team_id") or "")
+        self.flows.change(
+            incident_id,
+            lambda s: core.record_channel_shared(
+                s, self.policy, incident_id, shared=shared, with_team=team, key=key
+            ),
+        )
+
     def _home_opened(self, event: dict[str, Any]) -> None:
         try:
             self.flows.publish_home(str(event.get("user", "")))
@@ -219,6 +257,9 @@ def register(app: App, listeners: EventListeners) -> None:
         "member_joined_channel",
         *sorted(CHANNEL_CHANGES),
         *sorted(CHANNEL_LOSSES),
+        "channel_id_changed",
+        "channel_shared",
+        "channel_unshared",
     ):
         app.event(kind)(listeners.event)
 
