@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from bot.priority import run_in_background
@@ -216,6 +217,8 @@ def configure_logging(
             "{asctime}{levelname}{name}{message}{request_id}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            # uvicorn repeats each message with terminal colour codes: not for a log store.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
         )
     else:
         formatter = logging.Formatter(
@@ -235,7 +238,7 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     # The Slack SDKs log request and response bodies at DEBUG: never let them.
-    for noisy in ("slack_sdk", "slack_bolt", "urllib3"):
+    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "markdown_it"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
     # httpx logs every request's URL at INFO, a response_url (a credential) among them; the
     # Web API client logs each failed call at ERROR, which the gateway reports itself, once,

@@ -92,7 +92,7 @@ def build_bot(
         ),
         process_before_response=True,
         authorize=_authorizer(firebreak.gateway),
-        logger=logging.getLogger("slack_bolt.App"),
+        logger=_bolt_logger(),
     )
     register_listeners(app, listeners)
     runbooks.register(app, listeners)
@@ -158,6 +158,21 @@ def _authorizer(gateway: SlackGateway) -> Callable[..., AuthorizeResult]:
         )
 
     return authorize
+
+
+class _TokenFromEnvironmentFilter(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns at every start
+    that the client given wins over it: true, expected, and a warning operators would chase."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "token will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _TokenFromEnvironmentFilter) for f in logger.filters):
+        logger.addFilter(_TokenFromEnvironmentFilter())
+    return logger
 
 
 def _for_bolt(client: WebClient) -> WebClient:

@@ -120,6 +120,12 @@ def test_a_private_incident_at_debug_leaves_json_lines_without_secrets_or_its_wo
     [declared_line] = [r for r in records if r["message"] == "incident declared"]
     assert declared_line["request_id"] == declared.headers["x-request-id"]
 
+    # Nothing an operator would chase or wade through, even at DEBUG: no terminal colour
+    # codes, no markdown parser tracing, no warning about Bolt's own reading of the token.
+    assert not any("color_message" in r for r in records)
+    assert not any(str(r["logger"]).startswith("markdown_it") for r in records)
+    assert not any("token will be unused" in str(r["message"]) for r in records)
+
 
 def test_socket_mode_start_up_failure_keeps_the_tokens_out_of_the_log(
     fake: HoldingFakeSlack, launch: Callable[..., ServeProcess]
