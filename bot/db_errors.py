@@ -160,8 +160,11 @@ def explain_database_error(exc: DBAPIError, url: str | URL | None) -> FirebreakE
 
 
 # Conditions of the server rather than of the statement: out of disk or memory, shut down,
-# starting up, read-only, the connection lost.
-_UNAVAILABLE_STATES = ("25006", "53100", "53200", "57P01", "57P02", "57P03", "08")
+# starting up, read-only, the connection lost; and its tables gone (42P01: the database was
+# dropped and made again empty, or DATABASE_URL now names another one), which every query
+# meets until the schema is back: /readyz says so, the loops warn once rather than trace
+# every retry.
+_UNAVAILABLE_STATES = ("25006", "53100", "53200", "57P01", "57P02", "57P03", "08", "42P01")
 
 
 def database_unavailable(exc: BaseException) -> bool:

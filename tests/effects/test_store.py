@@ -669,6 +669,7 @@ class _Orig(Exception):
         ("57P01", True),  # the server shut down
         ("25006", True),  # read-only
         ("53100", True),  # disk full
+        ("42P01", True),  # the tables gone: the database dropped and made again empty
         ("40P01", False),  # a deadlock: a problem of the statement, logged whole
         ("57014", False),  # a statement timeout
     ],
