@@ -37,6 +37,16 @@ from bot.runtime import new_worker_id
 
 log = logging.getLogger(__name__)
 
+
+def _not_an_overlap(record: logging.LogRecord) -> bool:
+    """Every job runs one at a time and coalesces (``max_instances=1``): a run skipped because
+    the last one is still going (a slow Slack, a database that does not answer) is the design,
+    not news. APScheduler warns of each, every interval, for as long as it lasts."""
+    return "maximum number of running instances" not in str(record.msg)
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_not_an_overlap)
+
 DEFAULT_INTERVAL = 2.0
 """Seconds between ticks: a reminder goes out at most about this long after it is due."""
 JOB_ID = "firebreak-reminders"
@@ -134,13 +144,17 @@ class ReminderScheduler:
     def every(self, seconds: float, job: Callable[[], object], name: str) -> None:
         """Also run ``job`` every ``seconds`` (housekeeping that is safe on every replica)."""
 
+        outage = OutageLog(log, name)
+
         def run() -> None:
             if self._stopping.is_set():
                 return
             try:
                 job()
-            except Exception:
-                log.exception("%s failed; trying again later", name)
+            except Exception as exc:
+                outage.failed(exc, "%s failed; trying again in %ss", name, seconds)
+            else:
+                outage.ok()
 
         self._scheduler.add_job(
             run,
@@ -149,6 +163,7 @@ class ReminderScheduler:
             name=name,
             max_instances=1,
             coalesce=True,
+            misfire_grace_time=None,
             replace_existing=True,
         )
 

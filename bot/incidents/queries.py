@@ -48,6 +48,16 @@ def find_incident_by_channel(session: Session, channel_id: str) -> Incident | No
     return session.exec(select(Incident).where(Incident.slack_channel_id == channel_id)).first()
 
 
+def find_incident_by_channel_name(session: Session, name: str) -> Incident | None:
+    """The incident whose channel is named ``name`` (unique in a workspace at any moment; the
+    newest incident if an archived channel's name was reused)."""
+    return session.exec(
+        select(Incident)
+        .where(Incident.slack_channel_name == name)
+        .order_by(col(Incident.number).desc())
+    ).first()
+
+
 def list_incidents(
     session: Session,
     policy: Policy,

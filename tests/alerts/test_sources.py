@@ -494,3 +494,28 @@ def test_grafana_no_data_and_error_alerts_are_named_after_their_rule() -> None:
             "[sse.dataQueryError] failed: context deadline exceeded",
         ),
     ]
+
+
+def test_an_alert_with_no_name_is_titled_by_its_labels_not_just_alert() -> None:
+    """Rules written without ``alertname`` (recording-rule alerts, a vmalert or Thanos ruler,
+    a hand-posted alert) still say which target fires: its first labels, as Alertmanager's UI
+    lists them, and the group's own labels for the incident."""
+
+    def body(group_labels: dict[str, str]) -> dict[str, object]:
+        labels = {"job": "node", "instance": "db-1:9100", "severity": "critical"}
+        return {
+            "version": "4",
+            "groupKey": '{}:{job="node"}',
+            "status": "firing",
+            "receiver": "firebreak",
+            "groupLabels": group_labels,
+            "commonLabels": labels,
+            "commonAnnotations": {},
+            "alerts": [{"status": "firing", "labels": labels, "annotations": {}}],
+        }
+
+    ungrouped = parse("alertmanager", body({}), now=NOW)
+    assert ungrouped.title == "instance=db-1:9100 job=node"
+    assert ungrouped.alerts[0].title == "instance=db-1:9100 job=node"
+    grouped = parse("alertmanager", body({"job": "node"}), now=NOW)
+    assert grouped.title == "job=node"

@@ -289,20 +289,24 @@ def test_a_closed_incidents_channel_deleted_is_recorded_and_nobody_woken(
     assert len(fake.messages(fake.im_channel(incident.reporter_id))) == before
 
 
+@pytest.mark.parametrize("share_first", [False, True], ids=["id-change-first", "share-first"])
 def test_a_channel_shared_with_another_organisation_stays_the_incidents(
-    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database, share_first: bool
 ) -> None:
     """Sharing a private channel through Slack Connect gives it a new id for good
     (``channel_id_changed``). Before, the incident kept the old id: its commands answered "not
     an incident channel", a title typed there declared another incident, and a timeline note
-    reached the other organisation in the postmortem draft uploaded on close."""
+    reached the other organisation in the postmortem draft uploaded on close. Slack does not
+    order its events: ``channel_shared`` for the new id may come first, and is not lost."""
     incident = declare(fake, bot, slack, db)
     old = incident.slack_channel_id or ""
     ask(fake, bot, slack, "note Globex affected, contract penalties possible", old)
     new = fake.share_externally(old)
-    slack.event({"type": "channel_id_changed", "old_channel_id": old, "new_channel_id": new})
-    slack.event({"type": "channel_shared", "channel": new, "connected_team_id": "E0VENDOR001"})
-    bot.settle()
+    moved = {"type": "channel_id_changed", "old_channel_id": old, "new_channel_id": new}
+    shared = {"type": "channel_shared", "channel": new, "connected_team_id": "E0VENDOR001"}
+    for event in [shared, moved] if share_first else [moved, shared]:
+        slack.event(event)
+        bot.settle()
 
     assert stored(db, incident).slack_channel_id == new
     assert [e.text for e in events_of(db, incident, "channel_id_changed")] == [

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import OperationalError
 
 from bot import reminders
 from bot.clock import utcnow
@@ -130,3 +133,37 @@ def test_user_ids_alone_need_no_lookup() -> None:
 def test_a_non_positive_interval_is_refused(db: Database, policy: Policy) -> None:
     with pytest.raises(ConfigError, match="interval must be positive"):
         ReminderScheduler(db, policy, interval=0)
+
+
+def test_housekeeping_during_a_database_outage_logs_one_warning_not_one_per_run(
+    db: Database, policy: Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job that fails while the database is down, and hangs past its interval, logs one
+    warning when the outage starts and one line when it ends: no traceback per run, and no
+    warning for each run skipped because the last one is still going."""
+    calls = 0
+    done = threading.Event()
+
+    def job() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 6:
+            time.sleep(0.12)  # longer than the interval: runs are skipped meanwhile
+            raise OperationalError("SELECT 1", None, Exception("connection refused"))
+        done.set()
+
+    scheduler = ReminderScheduler(db, policy, interval=3600)
+    scheduler.start()
+    caplog.set_level(logging.INFO)
+    try:
+        scheduler.every(0.03, job, "refresh-summaries")
+        assert done.wait(30)
+    finally:
+        scheduler.shutdown()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [
+        "refresh-summaries: the database is unavailable (OperationalError: connection "
+        "refused); trying again until it is back",
+        "refresh-summaries: the database is available again",
+    ]
+    assert not any(r.exc_info for r in caplog.records)

@@ -490,3 +490,29 @@ def test_mkdocs_admonition_markers_are_not_shown_as_text() -> None:
     assert markdown_to_mrkdwn("!!! DO NOT run this on the primary") == (
         "!!! DO NOT run this on the primary"
     )
+
+
+# -- a step is cut only when it alone outgrows a page ----------------------------------------
+
+
+def test_lint_warns_only_of_a_step_slack_cuts_even_when_it_is_the_step_to_do(
+    tmp_path: Path,
+) -> None:
+    """Ten long steps do not fit one page at once, but each is shown whole when it is the step
+    to do: no warning. A step that alone outgrows a page is cut then too: a warning at its
+    line, saying what to do."""
+
+    def step(n: int, lines: int) -> str:
+        commands = "\n".join(f"kubectl -n pay-{n} drain node-{k:03} --force" for k in range(lines))
+        return f"## Step {n}\n\nOn every node:\n\n```\n{commands}\n```\n"
+
+    ten_long = "# Drain\n\n" + "\n".join(step(n, 40) for n in range(1, 11))
+    assert findings(write(tmp_path, "ten.md", ten_long)) == []
+
+    huge = "# Drain\n\n" + step(1, 5) + "\n" + step(2, 400) + "\n" + step(3, 5)
+    line = huge.splitlines().index("## Step 2") + 1
+    assert findings(write(tmp_path, "huge.md", huge)) == [
+        f"huge.md:{line}: warning: step 2 is too long for one Slack message: even when it is "
+        "the step to do, Slack shows it cut, with a pointer to this file; split it into "
+        "smaller steps"
+    ]

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.runbooks.parser import load_runbook_file, parse_runbook
-from bot.runbooks.progress import RunView, StepView
+from bot.runbooks.progress import DONE, RunView, StepView
 from bot.slack.limits import SECTION_TEXT, message_errors
 from bot.slack.runbook_messages import (
     FALLBACK_TEXT_MAX,
@@ -508,3 +508,28 @@ def test_any_markdown_parses_and_renders_within_slack_limits(
         assert message_text_size(page.blocks) <= PAGE_TEXT_BUDGET
     for section in mrkdwn_sections(text):
         assert len(section) <= SECTION_TEXT
+
+
+def test_the_step_to_do_next_is_shown_whole_when_the_page_must_cut() -> None:
+    """Ten long steps do not fit one Slack message: the others are cut, but the step the
+    responder is on is shown whole, commands and all, and the next one is once it is done."""
+    steps = "\n\n".join(
+        f"## Step {i}\n\nRun this on every node:\n\n```\n"
+        + "\n".join(f"kubectl -n pay-{i} drain node-{n:03} --ignore-daemonsets" for n in range(40))
+        + f"\n```\n\nThen confirm node-{i}-last is cordoned."
+        for i in range(1, 11)
+    )
+    markdown = f"# Drain the fleet\n\n{steps}\n"
+    first = render_run_message(make_view(markdown), steps_per_page=10)
+    assert_valid(first)
+    shown = page_text(first)
+    assert "too long for Slack" in shown  # the page had to cut
+    assert "node-039" in shown.split("Step 2")[0]  # step 1's whole command list
+    assert "node-1-last is cordoned" in shown
+
+    done = {0: StepView(index=0, state=DONE)}
+    second = render_run_message(make_view(markdown, done), steps_per_page=10)
+    assert_valid(second)
+    step2 = page_text(second).split("Step 2", 1)[1].split("Step 3")[0]
+    assert "kubectl -n pay-2 drain node-039" in step2
+    assert "node-2-last is cordoned" in step2

@@ -87,6 +87,13 @@ def _event_at(raw: dict[str, Any], status: Status, now: datetime) -> datetime | 
     return None if ends is None else max(ends, starts or ends)
 
 
+def _labels_title(labels: dict[str, str]) -> str:
+    """A title for an alert (or group) with no ``alertname`` and no summary: its first labels,
+    as Alertmanager shows them (``job=node instance=db-1:9100``), rather than just "alert"."""
+    shown = [f"{k}={v}" for k, v in sorted(labels.items()) if k != "severity"][:3]
+    return " ".join(shown) or "alert with no name or labels"
+
+
 def _alert(
     raw: object, index: int, common: dict[str, str], top_status: str | None, now: datetime
 ) -> Alert:
@@ -107,7 +114,7 @@ def _alert(
         else fingerprint(raw_labels or common)
     )
     name = labels.get("alertname") or common.get("alertname") or _first(labels, ("gems_alertname",))
-    title = _first(annotations, _TITLE_ANNOTATIONS) or name or "alert"
+    title = _first(annotations, _TITLE_ANNOTATIONS) or name or _labels_title(labels)
     state = _GRAFANA_STATE_ALERTS.get(name or "")
     if state and labels.get("rulename"):
         name = labels["rulename"]
@@ -177,6 +184,7 @@ def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessag
     name = (
         group_labels.get("alertname")
         or common_labels.get("alertname")
+        or (_labels_title(group_labels) if group_labels else "")
         or (alerts[0].name if alerts else "")
     )
     if name in _GRAFANA_STATE_ALERTS and alerts:

@@ -13,6 +13,7 @@ from slack_bolt import App, BoltResponse
 from bot import incidents as core
 from bot import observability
 from bot.errors import FirebreakError
+from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import Replies
@@ -189,12 +190,14 @@ class EventListeners(ListenerBase):
         """An incident channel shared with another organisation, or no longer: on the
         timeline, and the commander is told what that means for what is posted there."""
         channel = str(event.get("channel") or "")
+        shared = event.get("type") == "channel_shared"
         with self.fb.db.read() as session:
             incident = core.find_incident_by_channel(session, channel) if channel else None
+        if incident is None and channel and shared:
+            incident = self._shared_under_new_id(channel, key)
         if incident is None or incident.id is None:
             return
         incident_id = incident.id
-        shared = event.get("type") == "channel_shared"
         team = str(event.get("connected_team_id") or event.get("disconnected_team_id") or "")
         self.flows.change(
             incident_id,
@@ -202,6 +205,27 @@ class EventListeners(ListenerBase):
                 s, self.policy, incident_id, shared=shared, with_team=team, key=key
             ),
         )
+
+    def _shared_under_new_id(self, channel: str, key: str) -> Incident | None:
+        """Slack sends ``channel_shared`` for a private channel's new id and, apart,
+        ``channel_id_changed``; events are not ordered, so the share may come first. The
+        channel's name (unique in a workspace, kept by the share) finds the incident, which
+        follows the new id now; the id change, when it comes, finds nothing left to do."""
+        name = self.gateway.channel_name(channel)
+        if not name:
+            return None
+        with self.fb.db.read() as session:
+            incident = core.find_incident_by_channel_name(session, name)
+        if incident is None or incident.id is None or not incident.slack_channel_id:
+            return None
+        if self.gateway.channel_name(incident.slack_channel_id) is not None:
+            return None  # its channel is still there: another channel of the same name
+        incident_id = incident.id
+        self.flows.change(
+            incident_id,
+            lambda s: core.change_channel_id(s, self.policy, incident_id, channel, key=f"{key}:id"),
+        )
+        return incident
 
     def _home_opened(self, event: dict[str, Any]) -> None:
         try:

@@ -6,17 +6,13 @@ warning."""
 
 from __future__ import annotations
 
-import re
-
 from bot.config import Policy
 from bot.runbooks.lint import Add, RunbookCheck
 from bot.runbooks.parser import Runbook, make_markdown
 from bot.slack.limits import HEADER_TEXT, SECTION_TEXT, message_errors
-from bot.slack.runbook_messages.message import render_runbook_pages
+from bot.slack.runbook_messages.message import render_runbook_pages, steps_cut_when_next
 
 _MD = make_markdown()
-_CUT_NOTE = "too long for Slack"
-"""What the note on a step cut in the run message says (``message._cut_note``)."""
 
 
 def _unsplittable_lines(text: str) -> set[int]:
@@ -49,25 +45,18 @@ def check_lines(runbook: Runbook, text: str, policy: Policy, add: Add) -> None:
 def check_pages(runbook: Runbook, text: str, policy: Policy, add: Add) -> None:
     if len(runbook.title) > HEADER_TEXT - len("Runbook: "):
         add(1, "warning", f"title is {len(runbook.title)} characters; Slack shows the first 140")
-    cut_lines: set[int] = set()
     for number, page in enumerate(
         render_runbook_pages(runbook, steps_per_page=policy.runbooks.steps_per_page), start=1
     ):
         for error in message_errors(page.text, page.blocks):
             add(1, "error", f"Slack would reject page {number} of this runbook: {error}")
-        for block in page.blocks:
-            block_text = block.get("text")
-            if isinstance(block_text, dict) and _CUT_NOTE in str(block_text.get("text", "")):
-                match = re.search(r"\(line (\d+)\)", str(block_text["text"]))
-                cut_lines.add(int(match.group(1)) if match else 1)
-    for step_number, step in enumerate(runbook.steps, start=1):
-        if step.line in cut_lines:
-            add(
-                step.line,
-                "warning",
-                f"step {step_number} is too long for one Slack message and is cut: split it "
-                "into smaller steps",
-            )
+    for index in steps_cut_when_next(runbook, steps_per_page=policy.runbooks.steps_per_page):
+        add(
+            runbook.steps[index].line,
+            "warning",
+            f"step {index + 1} is too long for one Slack message: even when it is the step to "
+            "do, Slack shows it cut, with a pointer to this file; split it into smaller steps",
+        )
 
 
 SLACK_CHECKS: tuple[RunbookCheck, ...] = (check_lines, check_pages)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,8 @@ from bot.slack.runbook_messages.mrkdwn import Unit, _escape, markdown_units, tit
 from bot.slack.runbook_messages.sections import pack_sections
 
 PAGE_TEXT_BUDGET = BLOCKS_TEXT_BUDGET
+# The least share of a page's budget a step (or the context) is cut to.
+MIN_SHARE = 300
 """Characters of text across all blocks of one page (Slack's practical message size)."""
 FALLBACK_TEXT_MAX = 3_000
 STEP_SECTIONS_MAX = 3
@@ -205,12 +207,17 @@ def message_text_size(blocks: Iterable[Mapping[str, Any]]) -> int:
     return blocks_text_length(list(blocks))
 
 
-def _allocate(needs: Sequence[int], available: int) -> list[int]:
-    """Share ``available`` characters between steps: small steps get all they need, the long
-    ones share the rest equally."""
+def _allocate(needs: Sequence[int], available: int, first: int | None = None) -> list[int]:
+    """Share ``available`` characters between steps: ``first`` (the step to do next) gets all
+    it needs, leaving the others their floor of :data:`MIN_SHARE` each; then small steps get
+    all they need, the long ones share the rest equally."""
     alloc = [0] * len(needs)
-    order = sorted(range(len(needs)), key=lambda i: needs[i])
     left = available
+    order = sorted(range(len(needs)), key=lambda i: needs[i])
+    if first is not None:
+        alloc[first] = min(needs[first], max(MIN_SHARE, left - MIN_SHARE * (len(needs) - 1)))
+        left -= alloc[first]
+        order.remove(first)
     for position, i in enumerate(order):
         fair = left // (len(order) - position)
         alloc[i] = min(needs[i], fair)
@@ -316,7 +323,11 @@ def render_run_message(
     ]
     if context_units:
         needs.append(packer.need(None, context_units, CONTEXT_SECTIONS_MAX, CONTEXT_CUT_NOTE))
-    budgets = _allocate(needs, max(available, 300 * max(1, claimants)))
+    budgets = _allocate(
+        needs,
+        max(available, MIN_SHARE * max(1, claimants)),
+        indexes.index(next_index) if next_index in indexes else None,
+    )
     max_sections = dict.fromkeys(indexes, STEP_SECTIONS_MAX)
     context_sections = CONTEXT_SECTIONS_MAX
 
@@ -324,7 +335,7 @@ def render_run_message(
         if not context_units:
             return []
         texts = packer.pack(
-            None, context_units, max(budgets[-1], 300), context_sections, CONTEXT_CUT_NOTE
+            None, context_units, max(budgets[-1], MIN_SHARE), context_sections, CONTEXT_CUT_NOTE
         )
         return [{"type": "section", "text": _mrkdwn(t or " ")} for t in texts]
 
@@ -335,7 +346,7 @@ def render_run_message(
             texts = packer.pack(
                 i,
                 units_of[i],
-                max(budget, 300),
+                max(budget, MIN_SHARE),
                 1 if finished[i] else max_sections[i],
                 _cut_note(steps[i]),
             )
@@ -391,3 +402,34 @@ def render_runbook_pages(runbook: Runbook, *, steps_per_page: int) -> list[Slack
     view = preview_run_view(runbook)
     pages = page_count(len(runbook.steps), steps_per_page)
     return [render_run_message(view, steps_per_page=steps_per_page, page=p) for p in range(pages)]
+
+
+def steps_cut_when_next(runbook: Runbook, *, steps_per_page: int) -> list[int]:
+    """Indexes of the steps Slack cannot show whole even when each is the step to do next (the
+    steps before it done): the step to do gets the page's budget first, so only a step that
+    alone outgrows a page is cut then. A step shown whole in the preview is whole as the next
+    step too, so only the preview's cut steps are rendered again."""
+    preview = preview_run_view(runbook)
+    steps = _snapshot_steps(preview.snapshot)
+    cut = []
+    for p, page in enumerate(render_runbook_pages(runbook, steps_per_page=steps_per_page)):
+        shown = _page_texts(page.blocks)
+        for i in range(p * steps_per_page, min((p + 1) * steps_per_page, len(steps))):
+            if _cut_note(steps[i]) not in shown:
+                continue
+            states = tuple(
+                StepView(index=j, state=DONE) if j < i else StepView(index=j)
+                for j in range(len(steps))
+            )
+            message = render_run_message(
+                replace(preview, steps=states, page=p), steps_per_page=steps_per_page
+            )
+            if _cut_note(steps[i]) in _page_texts(message.blocks):
+                cut.append(i)
+    return cut
+
+
+def _page_texts(blocks: Sequence[Mapping[str, Any]]) -> str:
+    return "\n".join(
+        str(b["text"].get("text", "")) for b in blocks if isinstance(b.get("text"), dict)
+    )
