@@ -439,7 +439,9 @@ class SlackGateway:
         self.call("conversations.setPurpose", channel=channel, purpose=purpose)
 
     def find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
-        """A message by channel and ts, top-level or in a thread."""
+        """A message by channel and ts, top-level or in a thread. ``conversations.replies``
+        puts the thread's first message ahead of the replies whatever ``oldest`` and
+        ``latest`` say, so a reply is the second of two, found by its ts."""
         data = self.call(
             "conversations.history", channel=channel, latest=ts, oldest=ts, inclusive=True, limit=1
         )
@@ -454,7 +456,7 @@ class SlackGateway:
                 latest=ts,
                 oldest=ts,
                 inclusive=True,
-                limit=1,
+                limit=2,
             )
         except SlackCallError as exc:
             if exc.error in ("thread_not_found", "message_not_found"):

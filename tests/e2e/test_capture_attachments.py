@@ -165,3 +165,20 @@ def test_pinning_messages_without_text_captures_their_attachments_and_blocks(
         ALERT_TEXT,
         f"*Deploy* of payments-api\nv1.2.3 &lt; v1.2.4 by <@{fake.user_id('ben.okafor')}>",
     ]
+
+
+def test_a_reply_in_a_thread_is_captured_not_the_threads_first_message(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Slack's ``conversations.replies`` puts a thread's first message ahead of its replies
+    whatever its bounds say: asking for one message got the first, never the reply, and the
+    person was told the message was gone."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.join(channel, "ben.okafor")
+    parent = fake.user_says(channel, "ben.okafor", "checkout errors climbing")
+    fake.user_says(channel, "ana.garcia", "seen from EU only", thread_ts=parent)
+    reply = fake.user_says(channel, "ben.okafor", "root cause: expired cert on lb-2", parent)
+    slack.react(channel, reply, user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    assert [text for _, text in captured(db, incident)] == ["root cause: expired cert on lb-2"]

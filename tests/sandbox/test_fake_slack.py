@@ -179,6 +179,11 @@ def test_thread_replies_and_history_windows(fake: FakeSlack, client: WebClient) 
     thread = client.conversations_replies(channel=channel, ts=first)["messages"]
     assert [m["ts"] for m in thread] == [first, reply]
     assert thread[0]["reply_count"] == 1
+    # as Slack does, the thread's first message leads whatever the bounds
+    bounded = client.conversations_replies(
+        channel=channel, ts=reply, oldest=reply, latest=reply, inclusive=True, limit=2
+    )["messages"]
+    assert [m["ts"] for m in bounded] == [first, reply]
 
     one = client.conversations_history(
         channel=channel, latest=second, oldest=second, inclusive=True, limit=1

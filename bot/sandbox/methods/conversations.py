@@ -211,10 +211,12 @@ class ConversationsMethods(Workspace):
         parent_ts = message.thread_ts or message.ts
         parent = channel.messages.get(parent_ts)
         thread = [m for m in channel.messages.values() if m.thread_ts == parent_ts and m.is_reply]
-        if parent is not None:
-            thread.insert(0, parent)
         latest, oldest, inclusive = self._history_bounds(args)
         selected = [m for m in thread if self._within(m.ts, latest, oldest, inclusive)]
+        # As Slack does: the thread's first message leads the first page whatever the bounds
+        # (later pages, past it, go on with the replies).
+        if parent is not None:
+            selected.insert(0, parent)
         page, cursor = paginate(selected, args, default_limit=1000)
         return {
             "messages": [
