@@ -44,6 +44,7 @@ class EventKind(StrEnum):
     CHANNEL_UNARCHIVED = "channel_unarchived"
     CHANNEL_RENAMED = "channel_renamed"
     CHANNEL_LOST = "channel_lost"
+    CHANNEL_REGAINED = "channel_regained"
     CHANNEL_ID_CHANGED = "channel_id_changed"
     CHANNEL_SHARED = "channel_shared"
     RUNBOOK_STARTED = "runbook_started"

@@ -200,6 +200,11 @@ def on_timeline_event(
     if reopened and announcements and not incident.private:
         # The announcement is edited, which notifies nobody: a reopen is also said there.
         _say(session, incident, event, "reopened", to=announcements)
+    if kind == EventKind.CHANNEL_REGAINED:
+        # Invited back: what could not be posted while Firebreak was out goes out now, in
+        # order, and the pinned summary catches up.
+        store.retry_failed(session, incident.id, now=now)
+        refresh(session, incident, now=now)
     if kind == EventKind.CHANNEL_LOST and event.data.get("tell"):
         # Not in the incident's lane: that lane is the channel's, which no longer works.
         store.enqueue(

@@ -121,6 +121,12 @@ def record_channel_lost(
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
+    lost = "deleted" if deleted else "removed"
+    if channel_lost(incident) in (lost, "deleted"):
+        # Known already: Slack tells an app removed from a channel twice (``channel_left``,
+        # then ``member_left_channel`` of its own user), and a deleted channel is left too.
+        return Change(incident, None)
+    incident.slack_state = {**incident.slack_state, "lost": lost}
     name = f"#{incident.slack_channel_name}"
     # Told while it matters: deleting the channels of closed incidents is tidying up.
     tell = commander_or_reporter(session, incident) if is_active(policy, incident) else None
@@ -138,6 +144,43 @@ def record_channel_lost(
             "deleted": deleted,
             "tell": tell,
         },
+    )
+    return Change(incident, event)
+
+
+def channel_lost(incident: Incident) -> str | None:
+    """``"deleted"`` when the incident's channel was deleted, ``"removed"`` while Firebreak is
+    out of it, else ``None``: nothing Firebreak posts there reaches anyone."""
+    lost = incident.slack_state.get("lost")
+    return str(lost) if lost in ("deleted", "removed") else None
+
+
+def record_channel_regained(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    *,
+    key: str | None,
+    now: datetime | None = None,
+) -> Change:
+    """Firebreak was invited back into the incident's channel: on the timeline; what failed
+    while it was out is tried again (``effects.triggers``)."""
+    incident, repeat, now = begin_change(session, incident_id, key, now)
+    if repeat:
+        return repeat
+    if channel_lost(incident) != "removed":
+        return Change(incident, None)
+    incident.slack_state = {k: v for k, v in incident.slack_state.items() if k != "lost"}
+    event = append_event(
+        session,
+        policy,
+        incident,
+        kind=EventKind.CHANNEL_REGAINED,
+        text=f"Firebreak is back in #{incident.slack_channel_name}",
+        actor=None,
+        now=now,
+        key=key,
+        data={"channel": incident.slack_channel_id},
     )
     return Change(incident, event)
 

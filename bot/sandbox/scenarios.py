@@ -391,6 +391,13 @@ class Scenarios(Workspace):
             if self.bot_user_id in found.members:
                 found.members.remove(self.bot_user_id)
 
+    def invite_bot_back(self, channel: str) -> None:
+        """Someone invited the bot back into the channel (``/invite @firebreak``)."""
+        with self._lock:
+            found = self._channel(channel)
+            if self.bot_user_id not in found.members:
+                found.members.append(self.bot_user_id)
+
     def archive(self, channel: str) -> None:
         """Someone archived the channel."""
         with self._lock:

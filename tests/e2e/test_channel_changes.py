@@ -326,3 +326,72 @@ def test_a_channel_shared_with_another_organisation_stays_the_incidents(
         assert core.get_incident(session, incident.id or 0).status == "closed"
         assert len(session.exec(select(Incident)).all()) == 1
     assert fake.files() == []  # the draft quotes the timeline's notes: not uploaded there
+
+
+def test_removed_then_invited_back_is_recorded_once_answered_truly_and_catches_up(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Slack tells an app removed from a channel twice (``channel_left``, then
+    ``member_left_channel`` of its own user): one timeline entry, one message to the commander.
+    While out, answers say the update was saved, not "posting it", and a retry says what to do
+    instead of failing again. Invited back, what could not be posted is posted, once."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    name = f"#{incident.slack_channel_name}"
+    fake.remove_bot_from_channel(channel)
+    slack.event({"type": "channel_left", "channel": channel, "actor_id": "U0ADMIN"})
+    slack.event({"type": "member_left_channel", "user": fake.bot_user_id, "channel": channel})
+    bot.settle()
+
+    assert [e.text for e in events_of(db, incident, "channel_lost")] == [
+        f"Firebreak was removed from {name}"
+    ]
+    told = [texts(m) for m in fake.messages(fake.im_channel(incident.reporter_id))]
+    assert sum("Firebreak was removed from" in t for t in told) == 1, told
+
+    said = ask(fake, bot, slack, "INC-1 update failing over to the standby", "general")
+    assert said == (
+        f"Update saved to INC-1's timeline. Firebreak was removed from {name}, so it was not "
+        f"posted there: `/invite @Firebreak` in {name} and Firebreak posts it."
+    )
+    retry = ask(fake, bot, slack, "INC-1 retry", "general")
+    assert retry.startswith(f":warning: Firebreak was removed from {name}, so trying again")
+    summary = stored(db, incident).summary_message_ts
+
+    def updates_posted() -> int:
+        said = [m for m in fake.messages(channel) if m.ts != summary]
+        return sum("failing over to the standby" in texts(m) for m in said)
+
+    assert updates_posted() == 0
+
+    fake.invite_bot_back(channel)
+    joined = {"type": "member_joined_channel", "user": fake.bot_user_id, "channel": channel}
+    reply = slack.event(joined)
+    bot.settle()
+    slack.retry(reply)
+    bot.settle()
+    assert [e.text for e in events_of(db, incident, "channel_regained")] == [
+        f"Firebreak is back in {name}"
+    ]
+    assert updates_posted() == 1
+    again = ask(fake, bot, slack, "INC-1 update standby serving", "general")
+    assert again == f"Update saved to INC-1; posting it in <#{channel}>."
+
+
+def test_after_the_channel_is_deleted_answers_say_so_and_retry_does_not_pretend(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    name = f"#{incident.slack_channel_name}"
+    slack.event({"type": "channel_deleted", "channel": channel})
+    bot.settle()
+    slack.event({"type": "channel_left", "channel": channel})  # nothing more to say
+    bot.settle()
+    assert [e.text for e in events_of(db, incident, "channel_lost")] == [f"Channel {name} deleted"]
+
+    said = ask(fake, bot, slack, "INC-1 sev 1", "general")
+    assert f"Its channel {name} was deleted, so it was not posted there" in said
+    retry = ask(fake, bot, slack, "INC-1 retry", "general")
+    assert retry.startswith(f":warning: INC-1's channel {name} was deleted")
+    assert "Trying again" not in retry

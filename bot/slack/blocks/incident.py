@@ -271,8 +271,8 @@ def channel_lost(incident: Incident, *, deleted: bool) -> tuple[str, list[Block]
         return text, [section(f":warning: {text}")]
     text = (
         f"{incident.ref}: Firebreak was removed from {name}, so it can no longer post there or "
-        f"keep the pinned summary current. Invite it back (`/invite @Firebreak` in {name}), "
-        "then press Retry to post what could not be posted."
+        f"keep the pinned summary current. Invite it back (`/invite @Firebreak` in {name}): "
+        "what could not be posted meanwhile is posted then (Retry does it again if need be)."
     )
     return _warning_with_retry(incident, text, "Retry")
 

@@ -172,7 +172,7 @@ class ListenerBase:
         elif (
             not announced
             or ctx.channel != change.incident.slack_channel_id
-            or core.channel_archived(change.incident)
+            or channel_unusable(change.incident)
         ):
             # In the incident channel most changes are announced to everyone; elsewhere, and
             # when nothing changed, only the person who asked hears back.
@@ -261,7 +261,7 @@ class ListenerBase:
         if not made_by_this_request(change):
             return
         # The update is posted in the incident channel by an effect of the same transaction.
-        if ctx.channel != incident.slack_channel_id or core.channel_archived(change.incident):
+        if ctx.channel != incident.slack_channel_id or channel_unusable(change.incident):
             # Saved now; the post is an effect still to run: said as it is.
             where = (
                 f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else "its channel"
@@ -347,16 +347,34 @@ class ListenerBase:
     # -- modals ------------------------------------------------------------------------------
 
 
+def channel_unusable(incident: Incident) -> bool:
+    """Nothing Firebreak posts in the incident's channel reaches anyone: archived, deleted, or
+    Firebreak removed from it."""
+    return core.channel_archived(incident) or core.channel_lost(incident) is not None
+
+
 def said_in_channel(incident: Incident, posted: str, saved: str) -> str:
     """The answer to a change Firebreak posts in the incident channel: ``posted``; while the
-    channel is archived (Slack refuses every post there), ``saved`` and why it is not there."""
-    if not core.channel_archived(incident):
+    channel is archived or deleted, or Firebreak is out of it, ``saved`` and why it is not
+    there."""
+    if not channel_unusable(incident):
         return posted
     name = (
         f"#{incident.slack_channel_name}"
         if incident.slack_channel_name
         else f"<#{incident.slack_channel_id}>"
     )
+    lost = core.channel_lost(incident)
+    if lost == "deleted":
+        return (
+            f"{saved} Its channel {name} was deleted, so it was not posted there; the "
+            "timeline has it, and every command works from any channel."
+        )
+    if lost == "removed":
+        return (
+            f"{saved} Firebreak was removed from {name}, so it was not posted there: "
+            f"`/invite @Firebreak` in {name} and Firebreak posts it."
+        )
     return (
         f"{saved} Its channel {name} is archived, so it was not posted there: "
         "unarchive it and Firebreak posts what follows."

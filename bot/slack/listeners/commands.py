@@ -330,6 +330,20 @@ class CommandListeners(ListenerBase):
     def cmd_retry(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         """Run what failed for good again; say truly where the set-up stands."""
         assert incident.id is not None
+        lost = core.channel_lost(incident)
+        if lost is not None:
+            name = f"#{incident.slack_channel_name}"
+            reply(
+                ctx,
+                f":warning: {incident.ref}'s channel {name} was deleted: nothing can be posted "
+                "there. The incident and its timeline are kept, and every command works from "
+                "any channel."
+                if lost == "deleted"
+                else f":warning: Firebreak was removed from {name}, so trying again would fail "
+                f"the same way: `/invite @Firebreak` in {name}, and what could not be posted is "
+                "posted then.",
+            )
+            return
         # Where it stood when asked: the retry itself queues a refresh of the pinned summary,
         # which is not "still being set up".
         state = self.flows.setup_state(incident.id)

@@ -54,7 +54,7 @@ class EventListeners(ListenerBase):
         if event.get("type") in ("reaction_added", "reaction_removed"):
             self._reaction(event, body, replies)
         elif event.get("type") == "member_joined_channel":
-            self._member_joined(event)
+            self._member_joined(event, f"event:{body.get('event_id', '')}")
         elif event.get("type") in CHANNEL_CHANGES:
             self._channel_changed(event, f"event:{body.get('event_id', '')}", _event_time(body))
         elif event.get("type") in CHANNEL_LOSSES:
@@ -95,7 +95,7 @@ class EventListeners(ListenerBase):
             "the message shortcut *Add to incident timeline*."
         )
 
-    def _member_joined(self, event: dict[str, Any]) -> None:
+    def _member_joined(self, event: dict[str, Any], key: str) -> None:
         """Someone joined an incident channel: show them, and only them, where things stand."""
         channel, user = str(event.get("channel", "")), str(event.get("user", ""))
         with self.fb.db.read() as session:
@@ -105,6 +105,12 @@ class EventListeners(ListenerBase):
             snap = snapshot(session, incident.id, self.policy)
         bot = self.gateway.bot_user_id()
         if user == bot:
+            if core.channel_lost(incident) == "removed":
+                incident_id = incident.id
+                self.flows.change(
+                    incident_id,
+                    lambda s: core.record_channel_regained(s, self.policy, incident_id, key=key),
+                )
             return
         if user == incident.reporter_id and event.get("inviter") == bot:
             return  # Firebreak added the person who declared it: they know where things stand
