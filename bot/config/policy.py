@@ -102,7 +102,8 @@ class SlackPolicy(_Strict):
     """Channel id (C...) that gets one message per non-private incident, edited in place; a
     reopen is also said there (an edit notifies nobody)."""
     capture_reaction: str = "pushpin"
-    """Reacting with this emoji to a message in an incident channel puts it on the timeline."""
+    """Reacting with this emoji to a message in an incident channel puts it on the timeline
+    (in any skin tone)."""
     allow_broadcast_mentions: bool = False
     """Let @channel, @here, @everyone and user-group mentions in text Firebreak re-posts
     (updates, resolve text, notes, captured messages) notify; by default they show but stay

@@ -29,7 +29,7 @@ from bot.runtime import Firebreak
 from bot.slack import blocks
 from bot.slack.effects import queue_upload
 from bot.slack.gateway import SlackCallError, SlackGateway
-from bot.slack.limits import message_author, message_text, truncate
+from bot.slack.limits import message_author, message_text, same_emoji, truncate
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,9 @@ class IncidentFlows:
         reaction = self.policy.slack.capture_reaction
         reactions = message.get("reactions")
         return any(
-            isinstance(item, dict) and item.get("name") == reaction and item.get("count", 0) > 0
+            isinstance(item, dict)
+            and same_emoji(item.get("name"), reaction)
+            and item.get("count", 0) > 0
             for item in (reactions if isinstance(reactions, list) else [])
         )
 

@@ -526,6 +526,12 @@ ACTOR_MAX = 64
 """``TimelineEvent.actor_id``'s column size."""
 
 
+def same_emoji(name: object, wanted: str) -> bool:
+    """Whether a reaction ``name`` is the emoji ``wanted``, whatever its skin tone: Slack
+    names a toned reaction ``raised_hand::skin-tone-3``, and lists each tone apart."""
+    return isinstance(name, str) and name.split("::", 1)[0] == wanted.split("::", 1)[0]
+
+
 def message_author(message: Mapping[str, object]) -> str | None:
     """Who wrote a captured message: the person (or app's bot user), else the name an
     integration posts under (an incoming webhook's ``username``, the app's ``bot_profile``),

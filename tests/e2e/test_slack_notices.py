@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.request
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlmodel import select
 
 from bot.db import Database
+from bot.models import Incident
 from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot
 from tests.e2e.helpers import declare
@@ -71,3 +75,57 @@ def test_the_person_who_declared_is_not_welcomed_to_their_own_incident(
     bot.settle()
     welcomes = [e for e in fake.ephemerals(channel) if e.text.startswith("Welcome to INC-1")]
     assert [e.user for e in welcomes] == [fake.user_id("ben.okafor")]
+
+
+@pytest.mark.parametrize("join_first", [True, False], ids=["join-first", "link-first"])
+def test_responders_invited_as_the_channel_is_made_are_not_welcomed_whichever_comes_first(
+    fake: FakeSlack,
+    bot: RunningBot,
+    slack: SlackSimulator,
+    db: Database,
+    join_first: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slack's ``member_joined_channel`` for the people Firebreak invites while it makes the
+    channel races the channel's link to the incident: before, a responder got the welcome or
+    not depending on which came first. They join a channel whose first message is the
+    summary: no welcome either way. Someone invited later is welcomed."""
+    responder = fake.user_id("ben.okafor")
+    slack.slash_command("", user="ana.garcia", channel="general")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    if join_first:  # Slack's join event reaches Firebreak before the channel is linked
+        invite = fake._methods["conversations.invite"]
+
+        def invite_and_tell(args: Any) -> Any:
+            result = invite(args)
+            event = {
+                "type": "member_joined_channel",
+                "user": responder,
+                "channel": args.text("channel"),
+                "channel_type": "C",
+                "team": fake.team_id,
+                "inviter": fake.bot_user_id,
+            }
+            # delivered on Slack's own connection while the channel is still being made
+            told = threading.Thread(target=slack.event, args=(event,))
+            told.start()
+            told.join(10)
+            return result
+
+        monkeypatch.setitem(fake._methods, "conversations.invite", invite_and_tell)
+    slack.submit_view(
+        view.id, {"title": "Cache stampede", "responders": [responder]}, user="ana.garcia"
+    )
+    bot.settle()
+    with db.read() as session:
+        [incident] = session.exec(select(Incident)).all()
+    channel = incident.slack_channel_id or ""
+    if not join_first:
+        event = slack.member_joined_channel_event(channel, "ben.okafor")
+        event["inviter"] = fake.bot_user_id
+        slack.event(event)
+    assert slack.join(channel, "dev.patel").status == 200
+    bot.settle()
+    welcomes = [e for e in fake.ephemerals(channel) if e.text.startswith("Welcome to INC-1")]
+    assert [e.user for e in welcomes] == [fake.user_id("dev.patel")]

@@ -17,6 +17,7 @@ from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import Replies
+from bot.slack.limits import same_emoji
 from bot.slack.listeners.base import ListenerBase
 from bot.slack.summary import snapshot
 
@@ -36,7 +37,7 @@ class EventListeners(ListenerBase):
         if kind in ("reaction_added", "reaction_removed"):
             item = event.get("item") or {}
             if (
-                event.get("reaction") != self.policy.slack.capture_reaction
+                not same_emoji(event.get("reaction"), self.policy.slack.capture_reaction)
                 or item.get("type") != "message"
                 or not item.get("channel")
                 or not item.get("ts")
@@ -112,8 +113,12 @@ class EventListeners(ListenerBase):
                     lambda s: core.record_channel_regained(s, self.policy, incident_id, key=key),
                 )
             return
-        if user == incident.reporter_id and event.get("inviter") == bot:
-            return  # Firebreak added the person who declared it: they know where things stand
+        set_up_with = {incident.reporter_id, *(incident.slack_state.get("invite") or [])}
+        if event.get("inviter") == bot and user in set_up_with:
+            # Invited as the channel was made (the reporter, the roles given at declaration):
+            # its first message is the summary. Their joins race the channel's link to the
+            # incident, so welcoming them would depend on which came first.
+            return
         text, payload = blocks.incident_summary(self.policy, snap)
         try:
             self.gateway.post_ephemeral(
