@@ -97,3 +97,20 @@ def test_a_status_no_longer_in_the_policy_is_refused_in_the_update_form(
     assert "'archived' is not a status in the current policy" in reply.validation_errors["status"]
     assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]
     assert "status_update" not in kinds(db, incident)  # the update waits for the form
+
+
+def test_a_form_slack_will_not_open_from_the_global_shortcut_is_said_in_a_direct_message(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """A global shortcut has no channel and no response_url: when Slack refuses to open the
+    form (its trigger expired after 3 s), the person hears why in Firebreak's direct messages
+    instead of nothing happening."""
+    fake.fail("views.open", error="expired_trigger_id")
+    slack.global_shortcut("declare_incident", user="ana.garcia")
+    bot.settle()
+    assert fake.open_views("ana.garcia") == []
+    dm = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
+    assert dm == [
+        ":warning: Slack refused views.open (expired_trigger_id). That took too long; "
+        "run the command again."
+    ]

@@ -292,6 +292,10 @@ class ListenerBase:
         return ctx, action
 
     def _ephemeral(self, channel: str | None, user: str) -> Respond:
+        """Answer someone who clicked in a message (only they see it) or, with no channel to
+        answer in (the Home tab, a global shortcut) or none that takes it, in a direct
+        message from Firebreak."""
+
         def send(text: str, **_: Any) -> None:
             if channel:
                 try:
@@ -299,7 +303,10 @@ class ListenerBase:
                     return
                 except SlackCallError:
                     pass
-            log.info("no place to answer a click", extra={"user": user})
+            try:
+                self.gateway.post_message(self.gateway.dm_channel(user), text)
+            except SlackCallError as exc:
+                log.warning("no place to answer a click", extra={"error": exc.error})
 
         return send
 

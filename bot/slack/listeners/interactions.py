@@ -359,7 +359,8 @@ class InteractionListeners(CommandListeners):
         ctx = Ctx(
             user=(body.get("user") or {}).get("id", ""),
             channel=None,
-            respond=respond or (lambda **_: None),
+            # A global shortcut has no response_url: answers go to a direct message.
+            respond=self._ephemeral(None, (body.get("user") or {}).get("id", "")),
             key=f"shortcut:{body.get('action_ts', '')}",
             trigger_id=body.get("trigger_id"),
         )
