@@ -519,3 +519,16 @@ def test_an_alert_with_no_name_is_titled_by_its_labels_not_just_alert() -> None:
     assert ungrouped.alerts[0].title == "instance=db-1:9100 job=node"
     grouped = parse("alertmanager", body({"job": "node"}), now=NOW)
     assert grouped.title == "job=node"
+
+
+def test_grafana_organisations_with_the_same_rule_are_separate_groups() -> None:
+    """Grafana's ``groupKey`` names the contact point and labels, not the organisation:
+    staging (org 7) and production (org 1) with the same contact point, folder and rule would
+    share one incident. The first organisation keeps the key it always had."""
+    body = load("grafana/zulip-v11-values-imageurl-play-grafana")
+    first = parse("grafana", {**body, "orgId": 1}, now=NOW)
+    other = parse("grafana", {**body, "orgId": 7}, now=NOW)
+    unnamed = parse("grafana", {k: v for k, v in body.items() if k != "orgId"}, now=NOW)
+    assert first.group_key == unnamed.group_key
+    assert other.group_key != first.group_key
+    assert parse("grafana", {**body, "orgId": "7"}, now=NOW).group_key == other.group_key

@@ -156,9 +156,22 @@ def _group_key(data: dict[str, Any]) -> str:
     if isinstance(given, int | float) and not isinstance(given, bool):
         given = str(given)  # Alertmanager before 0.7 sent a number
     if isinstance(given, str) and given.strip():
-        return short_key(given.strip())
+        return short_key(_organisation(data) + given.strip())
     receiver = str(data.get("receiver") or "")
-    return short_key(f"{receiver}:groupLabels:{fingerprint(_raw_labels(data.get('groupLabels')))}")
+    labels = fingerprint(_raw_labels(data.get("groupLabels")))
+    return short_key(f"{_organisation(data)}{receiver}:groupLabels:{labels}")
+
+
+def _organisation(data: dict[str, Any]) -> str:
+    """Grafana's ``orgId`` for any organisation but the first: two organisations (staging
+    and production, two teams) with the same contact point, folder and rule send the same
+    ``groupKey``, and must not share an incident. The first (``1``, every single-organisation
+    Grafana) adds nothing, so its groups keep the keys they had."""
+    org = data.get("orgId")
+    if isinstance(org, bool) or not isinstance(org, int | str):
+        return ""
+    org = str(org).strip()
+    return "" if org in ("", "1") else f"org:{org[:20]}:"
 
 
 def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessage:
