@@ -52,6 +52,23 @@ def triage_declare(
         now=now,
         invite_also=(actor,),
     )
+    assert incident.id is not None
+    firing = (
+        f"{group.firing_count} firing"
+        if group.firing_count
+        else "none firing: every alert resolved while it waited in triage"
+    )
+    core.record_timeline_event(
+        session,
+        policy,
+        incident.id,
+        kind=EventKind.ALERT_FIRING,
+        text=f"Declared from triage: {group.title} ({firing})",
+        actor=actor,
+        data={"source": group.source, "group_id": group.id, "firing": group.firing_count},
+        key=f"alerts:triage-declare:{group.id}:{group.episode}",
+        now=now,
+    )
     _announce(session, policy, group, incident, plan, group.firing_count, now)
     _answer_triage(session, group, f"Declared {incident.ref}", actor, incident.id, now)
     return incident

@@ -341,8 +341,23 @@ def test_triage_asks_then_declare_attach_or_ignore(db: Database) -> None:
         assert count(session, Incident) == 1
         texts = [e.text for e in alert_events(session)]
         assert texts == [
+            "Declared from triage: one broken (1 firing)",  # what was declared, on the record
             "Alerts attached from triage: two broken (1 firing)",
             "Alert firing: two broken (2 of 2 firing in this group)",
+        ]
+
+
+def test_declaring_from_triage_after_every_alert_resolved_says_so_on_the_timeline(
+    db: Database,
+) -> None:
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    waiting = store(db, policy, generic("disk"))
+    store(db, policy, generic("disk", status="resolved"))
+    with db.transaction() as session:
+        incident = triage_declare(session, policy, waiting.group_id, actor="U1")
+        assert [e.text for e in alert_events(session, incident.id)] == [
+            "Declared from triage: disk broken (none firing: every alert resolved while it "
+            "waited in triage)"
         ]
 
 
