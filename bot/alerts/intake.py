@@ -381,7 +381,7 @@ def _all_resolved(
             AlertGroup.firing_count > 0,
         )
     ).one()
-    if others or _mitigated(policy, incident):
+    if others or policy.impact_mitigated(incident.status):
         return
     if open_questions(session, ALL_RESOLVED, incident.id):
         return  # one open question per incident: the one already asked stands
@@ -437,12 +437,6 @@ def _new_episode(
     return (late and phase != "active") or group.disposition in ("dropped", "none")
 
 
-def _mitigated(policy: Policy, incident: Incident) -> bool:
-    """The incident stands at the status that says its impact is mitigated (or later)."""
-    status = policy.find_status(incident.status)
-    return status is not None and (status.milestone == "mitigated" or status.phase != "active")
-
-
 def _firing_again(
     session: Session,
     policy: Policy,
@@ -460,7 +454,7 @@ def _firing_again(
     answer_all_resolved(
         session, incident.id, outcome="Alerts fired again", actor=reporter_of(group.source), now=now
     )
-    if not refired or not _mitigated(policy, incident):
+    if not refired or not policy.impact_mitigated(incident.status):
         return
     status = policy.find_status(incident.status)
     queue_notice(

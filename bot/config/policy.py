@@ -581,6 +581,12 @@ class Policy(_Strict):
                 return status
         return None
 
+    def impact_mitigated(self, status: str) -> bool:
+        """Whether an incident at ``status`` stands at the status that says its impact is
+        mitigated, or past the active phase (resolved, closed)."""
+        found = self.find_status(status)
+        return found is not None and (found.milestone == "mitigated" or found.phase != "active")
+
     def status(self, key: str) -> StatusPolicy:
         found = self.find_status(key)
         if found is None:

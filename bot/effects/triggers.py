@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.alerts.notices import answer_all_resolved
 from bot.config import Policy
 from bot.effects import kinds, store
 from bot.effects.store import incident_lane
@@ -200,6 +201,20 @@ def on_timeline_event(
     if reopened and announcements and not incident.private:
         # The announcement is edited, which notifies nobody: a reopen is also said there.
         _say(session, incident, event, "reopened", to=announcements)
+    if kind == EventKind.STATUS_CHANGED and policy.impact_mitigated(incident.status):
+        # Mitigated, resolved or closed by any means (a command, the summary's buttons): an
+        # "all alerts resolved: mitigate?" question still open is moot, and its button would
+        # now be refused. Its message says what happened instead.
+        status = policy.status(incident.status)
+        answer_all_resolved(
+            session,
+            incident.id,
+            outcome="Marked mitigated"
+            if status.milestone == "mitigated"
+            else f"Marked {status.name.lower()}",
+            actor=event.actor_id or "",
+            now=now,
+        )
     if kind == EventKind.CHANNEL_REGAINED:
         # Invited back: what could not be posted while Firebreak was out goes out now, in
         # order, and the pinned summary catches up.

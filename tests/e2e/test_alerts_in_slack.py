@@ -114,3 +114,31 @@ def test_automatic_mitigation_names_the_tool_and_firing_again_is_posted(
         "The incident is still Monitoring."
     ]
     assert incident.status == "monitoring"
+
+
+def test_the_all_resolved_question_is_answered_when_people_resolve_by_other_means(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Every alert resolved, so Firebreak asked "mitigate?"; the commander resolved the
+    incident with a command instead. The question's message says so and loses its button
+    (which would now be refused): it does not stay open beside a resolved incident."""
+    policy = bot.firebreak.policy
+    with db.transaction() as session:
+        ingest(session, policy, group_message(2))
+    bot.settle()
+    with db.transaction() as session:
+        ingest(session, policy, group_message(2, status="resolved"))
+    bot.settle()
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+    channel = incident.slack_channel_id or ""
+    [asked] = [m for m in fake.messages(channel) if "All alerts resolved" in texts(m)]
+    assert any(b["type"] == "actions" for b in asked.blocks)
+
+    fake.join(channel, "ana.garcia")
+    slack.slash_command("resolve rolled back the bad deploy", user="ana.garcia", channel=channel)
+    bot.settle()
+    answered = fake.message(channel, asked.ts)
+    assert "Marked resolved by" in texts(answered)
+    assert [b["type"] for b in answered.blocks] == ["section", "context"]  # no button left
+    assert edits_of(fake, asked.ts) == 1
