@@ -664,7 +664,12 @@ def ingest(
             )
         # Every alert resolved, as far as the messages tell (but for those it left out, which
         # the question names), and the group was firing until now.
-        if changes.resolved and (was_firing or group_was_firing) and not firing:
+        if (
+            changes.resolved
+            and (was_firing or group_was_firing)
+            and not firing
+            and not message.merged
+        ):
             _all_resolved(session, policy, group, incident, now, unlisted=message.truncated)
     elif message.info:
         _hold(policy, group, message, now)

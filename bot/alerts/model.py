@@ -135,6 +135,10 @@ class AlertMessage:
     """``(label, value)``: when no group has ``group_key`` yet, the group of the same source
     whose alert carries this label value is this message's group (an Opsgenie Escalate that
     names only the ``alertId`` its Create carried beside the alias)."""
+    merged: bool = False
+    """The sender closed its incident by merging it into another (PagerDuty's
+    ``merge_resolve_reason``): its alerts resolve, but the impact goes on in the other one, so
+    nobody is asked to mitigate and nothing is mitigated for it."""
     phase_label: str | None = None
     """The label holding the sender's own word for an alert's state beyond firing or resolved
     (Datadog's ``transition``: Warn, Triggered, No Data): a change of it while the status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from freezegun import freeze_time
@@ -685,3 +686,35 @@ def test_a_runbook_that_only_shares_words_with_the_alert_is_never_started_for_it
         [notice] = session.exec(select(AlertNotice)).all()
         assert (notice.payload["runbook_id"], notice.payload["runbook_started"]) == (None, False)
         assert "runbook_started" not in [e.kind for e in core.timeline(session, 1)]
+
+
+def test_a_pagerduty_incident_merged_away_is_not_taken_for_the_impact_ending(
+    db: Database,
+) -> None:
+    """PagerDuty resolves an incident merged into another (``merge_resolve_reason``): its
+    alerts are resolved, but the outage goes on in the other one. The timeline says where
+    it went; nobody is asked to mitigate and, with ``on_all_resolved = "mitigate"``, nothing
+    is mitigated. A plain resolve still is."""
+    policy = policy_from_dict({"alerts": {"on_all_resolved": "mitigate"}})
+    triggered = load("pagerduty/zulip-v3-incident-triggered-2021")
+    resolved = json.loads(json.dumps(triggered))
+    resolved["event"].update(id="01MERGE", event_type="incident.resolved")
+    resolved["event"]["data"].update(
+        status="resolved",
+        resolve_reason={
+            "type": "merge_resolve_reason",
+            "incident": {"id": "Q2KMC9", "summary": "[#88] Payments API down", "type": "x"},
+        },
+    )
+    opened = store(db, policy, parse("pagerduty", triggered, now=NOW))
+    store(db, policy, parse("pagerduty", resolved, now=NOW + timedelta(minutes=5)))
+    with db.read() as session:
+        incident = core.find_incident(session, opened.incident_ref or "")
+        assert incident.status == "triage"  # not mitigated for it
+        texts = [e.text for e in alert_events(session, incident.id)]
+        assert any(
+            "merged into [#88] Payments API down" in t and "the impact goes on there" in t
+            for t in texts
+        ), texts
+        asked = session.exec(select(AlertNotice).where(AlertNotice.kind == "all_resolved"))
+        assert asked.all() == []  # no "mitigate?" either

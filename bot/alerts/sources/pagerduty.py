@@ -116,7 +116,12 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 event_at=event_time(event.get("occurred_at"), now=now),
             ),
         )
-        if event_type == "incident.priority_updated":
+        merged_into = _merged_into(body) if status == "resolved" else None
+        if merged_into is not None:
+            into = f" into {merged_into}" if merged_into else ""
+            text = f"PagerDuty: merged{into}{by}; the impact goes on there"
+            info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=text))
+        elif event_type == "incident.priority_updated":
             text = f"PagerDuty: {verb}{by}" + (f": {severity}" if severity else "")
             info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=text, severity=severity))
         elif status == "acknowledged" or event_type not in (
@@ -133,4 +138,17 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         title=title,
         alerts=alerts,
         info=tuple(info),
+        merged=status == "resolved" and _merged_into(body) is not None,
     )
+
+
+def _merged_into(body: dict[str, Any]) -> str | None:
+    """The incident this one was merged into, when PagerDuty resolved it by a merge
+    (``resolve_reason.type`` ``merge_resolve_reason``): its title, else its id, else ``""``;
+    ``None`` for any other resolve."""
+    reason = body.get("resolve_reason")
+    if not isinstance(reason, dict) or reason.get("type") != "merge_resolve_reason":
+        return None
+    into = reason.get("incident")
+    found = _text(into, "summary") or _text(into, "title") or _text(into, "id") or ""
+    return clean(found, 200, multiline=False)
