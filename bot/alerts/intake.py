@@ -128,12 +128,13 @@ _LOCK_GROUP_BY_KEY = (
 
 def _labelled(source: str, label: str, value: str) -> Any:
     """The groups of ``source`` with an alert whose ``label`` (one of ``LOOKUP_LABELS``, each
-    indexed) is ``value``, latest first."""
+    indexed) is ``value``, newest first: by when the group was made, not when it was last
+    heard from, since a late copy of an old cycle's message must not make it the latest."""
     return (
         select(AlertGroup)
         .join(AlertRecord, col(AlertRecord.group_id) == col(AlertGroup.id))
         .where(col(AlertGroup.source) == source, label_value(label) == value)
-        .order_by(col(AlertGroup.last_seen_at).desc(), col(AlertGroup.id).desc())
+        .order_by(col(AlertGroup.id).desc())
     )
 
 

@@ -417,3 +417,37 @@ def test_a_new_occurrence_of_an_open_incident_is_on_its_timeline(
     # An occurrence older than the one known (a late copy) changes nothing.
     late = store(db, policy, alertmanager(FIRING, keep=1, starts="2026-11-30T09:00:00Z"), 6)
     assert late.fired == 0
+
+
+def test_a_late_copy_of_an_old_datadog_cycle_does_not_split_the_next_cycle(db: Database) -> None:
+    """Cycle 1 of a monitor and scope opens INC-1, recovers, and INC-1 is resolved; two hours
+    later cycle 2 opens INC-2 and recovers. A copy of cycle 1's Recovered comes again (Datadog
+    retries a delivery it thinks failed), then cycle 3 fires within the flap window of cycle 2:
+    it attaches to INC-2. Before, the late copy made cycle 1 the latest cycle of the monitor,
+    so cycle 3 opened INC-3 beside INC-2, which was still waiting for an answer."""
+    policy = Policy()
+
+    def dd(transition: str, cycle: str, minutes: float) -> AlertMessage:
+        at = str(int((NOW + timedelta(minutes=minutes)).timestamp() * 1000))
+        body = {
+            "id": f"{cycle}-{transition}",
+            "title": f"[{transition} on {{host:web-1}}] CPU high on web",
+            "alert_transition": transition,
+            "alert_cycle_key": cycle,
+            "alert_id": "8248529",
+            "alert_scope": "host:web-1",
+            "date": at,
+            "last_updated": at,
+        }
+        return parse("datadog", body, now=NOW + timedelta(minutes=minutes))
+
+    first = store(db, policy, dd("Triggered", "c1", 0), 0)
+    recovered = dd("Recovered", "c1", 5)
+    store(db, policy, recovered, 5)
+    resolve(db, policy, first.incident_id or 0, 6)
+    second = store(db, policy, dd("Triggered", "c2", 120), 120)
+    assert second.incident_ref == "INC-2"
+    store(db, policy, dd("Recovered", "c2", 130), 130)
+    store(db, policy, recovered, 131)  # the late copy
+    third = store(db, policy, dd("Triggered", "c3", 136), 136)
+    assert third.incident_ref == "INC-2"
