@@ -73,6 +73,10 @@ class Alert:
     status: Status
     name: str
     title: str
+    rule: str | None = None
+    """The rule the alert is about when its name says more than the rule's (Grafana's alert
+    that rule ``CPU high`` returned no data is named ``CPU high (no data)``): runbooks are
+    matched by the rule, the timeline reads the name."""
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)

@@ -129,7 +129,7 @@ def runbook_for(
                     if found
                     else f"its runbook_url {url} names no runbook of the catalog"
                 )
-    names = list(dict.fromkeys(a.name for a in firing if a.name))
+    names = list(dict.fromkeys(a.rule or a.name for a in firing if a.rule or a.name))
     matches = catalog.match(
         title=message.title,
         service=service_of(policy, firing),

@@ -16,8 +16,11 @@ from bot.alerts.model import (
     neutralise,
     parse_time,
 )
+from bot.alerts.routing import runbook_for
 from bot.alerts.sources import SOURCES, parse
+from bot.config import Policy
 from bot.markup import safe_url
+from bot.runbooks.catalog import RunbookCatalog
 from tests.alerts.conftest import CORPUS, NOW, corpus_files, load, message
 
 
@@ -486,9 +489,12 @@ def test_grafana_no_data_and_error_alerts_are_named_after_their_rule() -> None:
     alone = parse("grafana", {**grouped, "alerts": [no_data]}, now=NOW)
     assert alone.title == "CPU high (no data)"  # the incident's title and channel name
     parsed = parse("grafana", {**body, "alerts": [no_data, failed]}, now=NOW)
-    assert [(a.name, a.title, a.description) for a in parsed.alerts] == [
-        ("CPU high", "CPU high (no data)", ""),
+    # named for the timeline ("Alert firing: CPU high (no data)", not the rule firing), and
+    # matched to runbooks by the rule
+    assert [(a.name, a.rule, a.title, a.description) for a in parsed.alerts] == [
+        ("CPU high (no data)", "CPU high", "CPU high (no data)", ""),
         (
+            "Disk full (query failed)",
             "Disk full",
             "Disk full (query failed)",
             "[sse.dataQueryError] failed: context deadline exceeded",
@@ -532,3 +538,22 @@ def test_grafana_organisations_with_the_same_rule_are_separate_groups() -> None:
     assert first.group_key == unnamed.group_key
     assert other.group_key != first.group_key
     assert parse("grafana", {**body, "orgId": "7"}, now=NOW).group_key == other.group_key
+
+
+def test_a_grafana_no_data_alert_is_matched_to_its_rules_runbook(tmp_path: Path) -> None:
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "cpu.md").write_text(
+        "---\nalerts: [CPU high]\n---\n# CPU saturation\n\n## Steps\n\n1. Find the busy pod\n",
+        encoding="utf-8",
+    )
+    body = load("grafana/zulip-v11-values-imageurl-play-grafana")
+    no_data = {
+        **body["alerts"][0],
+        "status": "firing",
+        "labels": {"alertname": "DatasourceNoData", "rulename": "CPU high"},
+        "annotations": {},
+    }
+    message = parse("grafana", {**body, "status": "firing", "alerts": [no_data]}, now=NOW)
+    runbook, reason = runbook_for(RunbookCatalog.load([runbooks]), Policy(), message, "SEV3")
+    assert runbook is not None and runbook.id == "cpu", reason

@@ -37,7 +37,8 @@ _DESCRIPTION_ANNOTATIONS = ("description", "message", "summary", "Error")
 """``Error``: what Grafana says went wrong with a rule's query (a ``DatasourceError`` alert)."""
 _GRAFANA_STATE_ALERTS = {"DatasourceNoData": "no data", "DatasourceError": "query failed"}
 """The alerts Grafana raises for a rule whose query returns nothing or fails: named after the
-rule (its ``rulename`` label), so they read, and match runbooks, as the rule's."""
+rule (its ``rulename`` label) and the state (``CPU high (no data)``), so the timeline does not
+read as the rule firing, and matching runbooks as the rule's."""
 _LINK_FIELDS = (
     ("generator", "generatorURL"),
     ("silence", "silenceURL"),
@@ -116,9 +117,11 @@ def _alert(
     name = labels.get("alertname") or common.get("alertname") or _first(labels, ("gems_alertname",))
     title = _first(annotations, _TITLE_ANNOTATIONS) or name or _labels_title(labels)
     state = _GRAFANA_STATE_ALERTS.get(name or "")
+    rule = None
     if state and labels.get("rulename"):
-        name = labels["rulename"]
-        title = f"{name if title == labels.get('alertname') else title} ({state})"
+        rule = labels["rulename"]
+        title = f"{rule if title == labels.get('alertname') else title} ({state})"
+        name = f"{rule} ({state})"
     links = []
     for kind, field_name in _LINK_FIELDS:
         url = safe_url(raw.get(field_name))
@@ -134,6 +137,7 @@ def _alert(
         status=status,
         name=clean(name or title, TITLE_MAX, multiline=False),
         title=clean(title, TITLE_MAX, multiline=False),
+        rule=clean(rule, TITLE_MAX, multiline=False) if rule else None,
         description=clean(_first(annotations, _DESCRIPTION_ANNOTATIONS)),
         labels=labels,
         annotations=annotations,
