@@ -557,3 +557,15 @@ def test_a_grafana_no_data_alert_is_matched_to_its_rules_runbook(tmp_path: Path)
     message = parse("grafana", {**body, "status": "firing", "alerts": [no_data]}, now=NOW)
     runbook, reason = runbook_for(RunbookCatalog.load([runbooks]), Policy(), message, "SEV3")
     assert runbook is not None and runbook.id == "cpu", reason
+
+
+def test_datadog_keeps_a_monitors_own_brackets_and_strips_only_its_tags() -> None:
+    """``[prod] API latency`` and ``[staging] API latency`` are two monitors: only the tags
+    Datadog itself puts in front (state, priority, TEST) are taken off the name."""
+
+    def title(raw: str) -> str:
+        return parse("datadog", {"id": "1", "title": raw, "body": "x"}, now=NOW).title
+
+    assert title("[Triggered on {host:web-1}] [prod] API latency") == "[prod] API latency"
+    assert title("[P1] [Re-Warn] [staging] API latency") == "[staging] API latency"
+    assert title("[TEST] [No Data] Queue depth") == "Queue depth"

@@ -62,11 +62,25 @@ def _value(data: dict[str, Any], *paths: str) -> str | None:
     return None
 
 
+_STATES = frozenset(
+    {"triggered", "recovered", "resolved", "warn", "warning", "no data", "alert", "ok"}
+)
+"""The words Datadog puts in brackets before a monitor's name (``[Triggered on {host:a}]``,
+``[Re-Warn]``, ``[P1]``, ``[TEST]``); other brackets (``[prod] API latency``) are the name's."""
+
+
+def _datadog_tag(tag: str) -> bool:
+    word = tag.split(" on ", 1)[0].strip().casefold().removeprefix("re-")
+    return word in _STATES or word in ("renotify", "test") or bool(_PRIORITY.match(word))
+
+
 def _strip_prefixes(title: str) -> tuple[str, list[str]]:
+    """The monitor's name without the state, priority and test tags Datadog puts before it,
+    and those tags (first to last)."""
     tags: list[str] = []
     while True:
         match = _PREFIX.match(title)
-        if not match:
+        if not match or not _datadog_tag(match.group(1)):
             return title.strip(), tags
         tags.append(match.group(1).strip())
         title = title[match.end() :]
