@@ -438,6 +438,14 @@ class Scenarios(Workspace):
             found.members.append(person.id)
             return self._system_message(found, person.id, "channel_join", "has joined the channel")
 
+    def leave(self, channel: str, user: str) -> None:
+        """A person leaves the channel, or is removed from it."""
+        with self._lock:
+            found, person = self._channel(channel), self._user(user)
+            if person.id not in found.members:
+                raise FakeSlackError(f"{person.name} is not in #{found.name}")
+            found.members.remove(person.id)
+
     def user_says(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
         """Store a message as a person posted it and return its ts. The simulator builds the
         matching ``message`` event from the stored message (``message_event(channel, ts)``)."""

@@ -10,6 +10,7 @@ from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.sandbox.simulator import Signing
+from bot.slack import blocks as B
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.helpers import ask, declare, kinds
 
@@ -210,3 +211,43 @@ def test_oversized_bodies_are_refused(
 ) -> None:
     reply = slack.send_raw(b"text=" + b"x" * (2 * 1024 * 1024))
     assert reply.status == 413
+
+
+def test_a_form_sent_after_leaving_a_private_incident_is_refused(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Dev opened "Add note" on a private incident while in its channel, then was removed from
+    it: sending the form is refused like any command of someone outside it, and nothing is
+    written. Before, the forms (note, update, role) checked nothing when sent."""
+    dev = fake.user_id("dev.patel")
+    slack.slash_command("", user="ana.garcia", channel="general")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    slack.submit_view(
+        view.id,
+        {"title": "Suspected credential leak", "private": ["private"], "responders": [dev]},
+        user="ana.garcia",
+    )
+    bot.settle()
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+    channel = incident.slack_channel_id or ""
+    summary = fake.pins(channel)[0]
+    slack.click(channel, summary, B.ADD_NOTE, user="dev.patel")
+    bot.settle()
+    [note] = fake.open_views("dev.patel")
+    fake.leave(channel, "dev.patel")
+    slack.event({"type": "member_left_channel", "user": dev, "channel": channel})
+    bot.settle()
+    before = [e.id for e in timeline_of(db, incident)]
+
+    slack.submit_view(note.id, {"note": "rotating the keys now"}, user="dev.patel")
+    bot.settle()
+    assert [e.id for e in timeline_of(db, incident)] == before, "nothing written"
+    told = [texts(m) for m in fake.messages(fake.im_channel("dev.patel"))]
+    assert sum("INC-1 is private" in t for t in told) == 1, told
+
+
+def timeline_of(db: Database, incident: Incident) -> list[TimelineEvent]:
+    with db.read() as session:
+        return list(core.timeline(session, incident.id or 0))

@@ -263,6 +263,9 @@ class InteractionListeners(CommandListeners):
         incident_id = id_from_value(metadata.get("incident_id"))
         with self.fb.db.read() as session:
             incident = core.get_incident(session, incident_id)
+        # Checked when the form is sent, by membership: the person may have left the private
+        # channel since the form opened, and the form's hidden data is no proof of where it was.
+        self.check_visible(Ctx(ctx.user, None, ctx.respond, ctx.key), incident)
         ctx.channel = ctx.channel or incident.slack_channel_id
         if callback == blocks.NOTE_VIEW:
             # Form text is typed as is; stored like command text, in Slack's markup.
