@@ -28,7 +28,7 @@ from bot.audit.verify import verify_chains
 from bot.config import Settings, load_configuration
 from bot.db import Database
 from bot.errors import ConfigError, FirebreakError, InvalidInput
-from bot.incidents import find_incident, parse_incident_ref
+from bot.incidents import NUMBER_MAX, find_incident, parse_incident_ref
 from bot.outputs import check_output_file
 
 EXIT_OK = 0
@@ -60,7 +60,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     try:
         with db.read() as session:
-            report = verify_chains(session, numbers)
+            known = None if numbers is None else [n for n in numbers if n <= NUMBER_MAX]
+            report = verify_chains(session, known)
     finally:
         db.dispose()
     elapsed = time.perf_counter() - began

@@ -334,7 +334,7 @@ def _conditions(flt: IncidentFilter, zone_start: Callable[[date], datetime]) -> 
             col(Incident.summary).ilike(pattern, escape="\\"),
             col(Incident.service).ilike(pattern, escape="\\"),
         ]
-        if number is not None:
+        if number is not None and number <= incidents.NUMBER_MAX:
             matches.append(col(Incident.number) == number)
         conditions.append(or_(*matches))
     return conditions

@@ -48,6 +48,7 @@ from bot.incidents.lifecycle import (
 )
 from bot.incidents.metrics import IncidentMetrics, incident_metrics
 from bot.incidents.queries import (
+    NUMBER_MAX,
     current_roles,
     earlier_event,
     find_event_by_source,
@@ -70,6 +71,7 @@ from bot.incidents.text import (
     TEXT_MAX,
     TITLE_MAX,
     clean_text,
+    shows_something,
 )
 from bot.incidents.timeline import (
     Change,
@@ -88,6 +90,7 @@ from bot.incidents.timeline import (
 __all__ = [
     "ACTION_TEXT_MAX",
     "INCIDENT_COUNTER",
+    "NUMBER_MAX",
     "SERVICE_MAX",
     "SUMMARY_MAX",
     "TEXT_MAX",
@@ -143,6 +146,7 @@ __all__ = [
     "retract_event",
     "role_history",
     "save_slack_refs",
+    "shows_something",
     "take_command",
     "timeline",
     "unassign_role",

@@ -24,7 +24,9 @@ def get_incident(session: Session, incident_id: int) -> Incident:
     return incident
 
 
-_REF = re.compile(r"^\s*(?:inc-?)?\s*#?(\d{1,9})\s*$", re.IGNORECASE)
+# Up to 18 digits: any number a person could mean, and still one every database compares
+# (a number with more is no incident's, nor a reference).
+_REF = re.compile(r"^\s*(?:inc-?)?\s*#?(\d{1,18})\s*$", re.IGNORECASE)
 
 
 def parse_incident_ref(text: str) -> int | None:
@@ -33,11 +35,18 @@ def parse_incident_ref(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+NUMBER_MAX = 2**31 - 1
+"""The largest incident number the database holds (a 32-bit integer column): a larger one is
+no incident's, and PostgreSQL refuses to compare the column with it."""
+
+
 def find_incident(session: Session, ref: str | int) -> Incident:
     """Find an incident by its number (``INC-42``, ``42``)."""
     number = ref if isinstance(ref, int) else parse_incident_ref(ref)
     if number is None:
         raise InvalidInput(f"{str(ref)[:40]!r} is not an incident number; write it like INC-42.")
+    if not 0 < number <= NUMBER_MAX:
+        raise NotFound(f"There is no incident INC-{number}.")
     incident = session.exec(select(Incident).where(Incident.number == number)).first()
     if incident is None:
         raise NotFound(f"There is no incident INC-{number}.")

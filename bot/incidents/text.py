@@ -52,7 +52,7 @@ def clean_text(
     if not multiline:
         text = " ".join(text.split())
     text = text.strip()
-    if required and not _visible(text):
+    if required and not shows_something(text):
         raise InvalidInput(f"The {label} is empty: give a few words that say what is wrong.")
     if len(text) > max_length:
         raise InvalidInput(
@@ -61,7 +61,7 @@ def clean_text(
     return text
 
 
-def _visible(text: str) -> bool:
+def shows_something(text: str) -> bool:
     """Whether anything would show: a zero-width space or joiner, a direction mark or a word
     joiner alone (Unicode format characters) shows nothing, like whitespace."""
     return any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text)

@@ -86,7 +86,7 @@ _HELP = {"?": "help", "-h": "help", "--help": "help", "-help": "help", "/help": 
 """How people ask a command line for help; "status?" and "help?" are the commands too."""
 _SEV_JOINED = re.compile(r"^(?:sev|severity)-?(\d)$")
 
-_REF_TOKEN = re.compile(r"^(?:inc-?\d{1,9}|#\d{1,9})$", re.IGNORECASE)
+_REF_TOKEN = re.compile(r"^(?:inc-?\d{1,18}|#\d{1,18})$", re.IGNORECASE)
 _CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 """A channel picked from Slack's # list, as Slack sends it: ``<#C123|inc-42-checkout>`` (the
 name may be empty: ``<#C123|>``) or ``<#C123>``."""
@@ -256,8 +256,8 @@ def parse_command(text: str, *, today: date) -> ParsedCommand:
 # never a title: Firebreak asks "did you mean ...?" instead of declaring.
 _GUARDED_LENGTH = 200
 _ARGUMENT = re.compile(
-    r"^(?:<@[UW][A-Z0-9]{2,}(?:\|[^>]*)?>|<#[CG][A-Z0-9]{2,}(?:\|[^>]*)?>|me|#?\d{1,9}"
-    r"|inc-?\d{1,9}|sev\d|\d{4}-\d{2}-\d{2})$",
+    r"^(?:<@[UW][A-Z0-9]{2,}(?:\|[^>]*)?>|<#[CG][A-Z0-9]{2,}(?:\|[^>]*)?>|me|#?\d{1,18}"
+    r"|inc-?\d{1,18}|sev\d|\d{4}-\d{2}-\d{2})$",
     re.IGNORECASE,
 )
 

@@ -327,6 +327,8 @@ def test_the_cli_exports_verifies_and_names_problems(
     assert "1 chains broken" in captured.err
     assert main(["audit", "verify", "INC-9"]) == 1
     assert "INC-9: no such incident" in capsys.readouterr().err
+    assert main(["audit", "verify", "INC-99999999999"]) == 1  # larger than any number stored
+    assert "INC-99999999999: no such incident" in capsys.readouterr().err
     monkeypatch.setenv("FIREBREAK_AUDIT_SIGNING_KEY", "nonsense")
     assert main(["audit", "export", "INC-1", "-o", str(out)]) == 2
     assert "FIREBREAK_AUDIT_SIGNING_KEY: not an Ed25519 private key" in capsys.readouterr().err

@@ -82,7 +82,16 @@ def test_commands_outside_an_incident_channel_need_the_number(
     declare(fake, bot, slack, db)
     assert "not an incident channel" in ask(fake, bot, slack, "resolve", "general")
     assert "There is no incident INC-7" in ask(fake, bot, slack, "INC-7 resolve", "general")
+    # a long number is a number too: never the title of a new incident
+    for command, number in [
+        ("INC-1000000000 status", "INC-1000000000"),
+        ("#12345678901 close", "INC-12345678901"),
+        ("inc-999999999999999999 resolve", "INC-999999999999999999"),
+    ]:
+        assert f"There is no incident {number}" in ask(fake, bot, slack, command, "general")
     assert "INC-1 is resolved" in ask(fake, bot, slack, "INC-1 resolve", "general")
+    with db.read() as session:
+        assert session.exec(select(func.count()).select_from(Incident)).one() == 1
 
 
 def test_transitions_the_policy_forbids_are_explained(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import col, func, select
 
 from bot import incidents as core
@@ -90,14 +91,18 @@ def test_submitting_the_form_twice_declares_once(
     assert len(fake.calls_to("conversations.create")) == 1
 
 
+@pytest.mark.parametrize("title", ["   ", "\u200b\u2060", "\u200f \ufeff"])
 def test_an_empty_title_in_the_form_is_refused_in_the_form(
-    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database, title: str
 ) -> None:
+    """Blank, or only characters that show nothing (zero-width, direction marks): refused under
+    the title with the form still open and what was typed kept, not after it closed."""
     slack.slash_command("", user="ana.garcia", channel="general")
     bot.settle()
     [view] = fake.open_views("ana.garcia")
-    reply = slack.submit_view(view.id, {"title": "   "}, user="ana.garcia")
+    reply = slack.submit_view(view.id, {"title": title, "summary": "EU cards"}, user="ana.garcia")
     assert reply.validation_errors == {"title": "Say in a few words what is wrong."}
+    assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]
     assert incidents(db) == []
 
 

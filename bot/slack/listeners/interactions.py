@@ -185,8 +185,7 @@ class InteractionListeners(CommandListeners):
         told Firebreak before (``users.info`` may not answer within the 3 s Slack gives the
         acknowledgement): a person not known yet is checked when the form is processed."""
         if callback == blocks.DECLARE_VIEW:
-            title = " ".join(str(values.get("title") or "").split())
-            if not title:
+            if not core.shows_something(str(values.get("title") or "")):
                 return {"title": "Say in a few words what is wrong."}
             impact = values.get("impact_started")
             if isinstance(impact, int) and impact > utcnow().timestamp() + 60:
@@ -195,10 +194,10 @@ class InteractionListeners(CommandListeners):
             known = [s.key for s in self.policy.severities]
             if severity and severity not in known:
                 return {"severity": _not_offered("severity", str(severity), known)}
-        if callback == blocks.NOTE_VIEW and not str(values.get("note") or "").strip():
+        if callback == blocks.NOTE_VIEW and not core.shows_something(str(values.get("note") or "")):
             return {"note": "The note is empty."}
         if callback == blocks.UPDATE_VIEW:
-            if not str(values.get("update") or "").strip():
+            if not core.shows_something(str(values.get("update") or "")):
                 return {"update": "The update is empty."}
             status = values.get("status")
             known = [s.key for s in self.policy.statuses]
