@@ -67,7 +67,8 @@ Firebreak reads two things:
   Every key has a default, so an empty file is a working policy. Paths in it are relative to
   the file's directory. Check a file with `firebreak policy check`.
 
-A bad value stops start-up with one line naming the key, and exit code 2. An empty environment
+A bad value stops start-up with one line naming the key (and, in the policy file, its line:
+`firebreak.toml:12: severities.0.update_every: ...`), and exit code 2. An empty environment
 variable (`FIREBREAK_ALERTS_TOKEN=` left in a `.env` or a manifest) is not set: the default
 applies, and a secret that must be set is reported as not set.
 

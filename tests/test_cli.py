@@ -607,7 +607,7 @@ def test_a_huge_duration_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> 
     result = run_cli("--policy", str(policy), "policy", "check", env={}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == (
-        f"firebreak: {policy}: severities.0.update_every: duration '1000000000d' is too long: "
+        f"firebreak: {policy}:4: severities.0.update_every: duration '1000000000d' is too long: "
         "at most 365d\n"
     )
 
@@ -726,3 +726,14 @@ def test_no_home_directory_is_not_a_crash(tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "imported bot.server\n"
+
+
+def test_a_firebreak_toml_that_is_a_directory_is_an_error_not_the_defaults(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "firebreak.toml").mkdir()
+    result = run_cli("policy", "check", env={}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "firebreak: firebreak.toml: cannot read the policy file: Is a directory\n"
+    )

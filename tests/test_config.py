@@ -247,7 +247,7 @@ def test_a_number_without_a_unit_is_refused_naming_the_key(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         load_policy(path)
     assert str(info.value) == (
-        f"{path}: severities.0.update_every: invalid duration 15: a number needs a unit, "
+        f"{path}:4: severities.0.update_every: invalid duration 15: a number needs a unit, "
         'e.g. "15m" for minutes or "15s" for seconds'
     )
 
@@ -280,3 +280,46 @@ def test_empty_variables_mean_not_set(tmp_path: Path, monkeypatch: pytest.Monkey
     assert settings.slack_signing_secret is None
     assert settings.audit_signing_key is None
     assert settings.log_level == "INFO"
+
+
+def test_an_invalid_value_is_reported_at_the_line_that_writes_it(tmp_path: Path) -> None:
+    """``file:line: key: message``, the line being the key's own, or the header of the table or
+    array entry the key is missing from; comments and multi-line strings do not mislead it."""
+    path = tmp_path / "firebreak.toml"
+    path.write_text(
+        "# Team policy\n"
+        'default_severity = "SEV2"\n'
+        "[postmortem]\n"
+        'template = """\n'
+        "[[severities]]\n"
+        'key = "not a key"\n'
+        '"""\n'
+        "[[severities]]\n"
+        'key = "SEV1"\n'
+        'name = "Critical"\n'
+        "\n"
+        "[[severities]]  # the second\n"
+        'key = "SEV2"\n'
+        'name = "Major"\n'
+        'update_every = "often"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert str(info.value).startswith(f"{path}:15: severities.1.update_every: invalid duration")
+
+    path.write_text('[slack]\nchannel_name = "inc"\n\n[slack.extra]\nx = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert str(info.value).startswith(f"{path}:2: slack.channel_name: ")
+
+
+def test_nesting_too_deep_for_the_toml_reader_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_text("a = " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_policy(path)
+
+
+def test_the_announcements_channel_must_be_an_id() -> None:
+    with pytest.raises(ConfigError, match="'#incidents' is not a Slack channel id"):
+        policy_from_dict({"slack": {"announcements_channel": "#incidents"}})

@@ -11,7 +11,8 @@ Two sources, on purpose:
 The package, by concept: ``durations`` (parse and format ``15m``, ``1h30m``), ``policy`` (the
 ``firebreak.toml`` models) and ``settings`` (the environment, and loading both at start-up).
 
-Any problem stops start-up with one line that names the key (``ConfigError``; exit code 2).
+Any problem stops start-up with one line that names the key, and the policy file's line
+(``ConfigError``; exit code 2).
 """
 
 from __future__ import annotations

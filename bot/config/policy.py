@@ -23,6 +23,7 @@ from pydantic import (
 
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
+from bot.config.toml_lines import toml_line
 from bot.cron import UnsupportedCron, cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 from bot.durations import Duration, RetentionDuration
 from bot.errors import ConfigError
@@ -121,6 +122,11 @@ class SlackPolicy(_Strict):
                 "use {number}, {slug}, {severity} or {date}"
             )
         return value
+
+    @field_validator("announcements_channel")
+    @classmethod
+    def _announcements(cls, value: str | None) -> str | None:
+        return _check_channel(value)
 
     @field_validator("capture_reaction")
     @classmethod
@@ -620,7 +626,9 @@ class Policy(_Strict):
         return ZoneInfo(self.timezone)
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
+def _format_validation_error(source: str, error: ValidationError, text: str | None) -> str:
+    """``file:line: key.path: message`` (the line where the key is written, when the file's
+    text is at hand and names it)."""
     first = error.errors()[0]
     loc = ".".join(str(part) for part in first["loc"])
     message = first["msg"]
@@ -629,8 +637,9 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
             message = message[len(prefix) :]
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against docs/configuration.md)"
-    where = f"{source}: {loc}" if loc else source
-    return f"{where}: {message}"
+    line = toml_line(text, first["loc"]) if text is not None else None
+    where = f"{source}:{line}" if line else source
+    return f"{where}: {loc}: {message}" if loc else f"{where}: {message}"
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -642,9 +651,12 @@ def load_policy(path: Path | None) -> Policy:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy file: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows add a BOM
+        text = raw.decode("utf-8-sig")  # editors on Windows add a BOM
+        data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"\s*\(at line (\d+), column (\d+)\)", str(exc))
         if where is None:
@@ -653,13 +665,16 @@ def load_policy(path: Path | None) -> Policy:
         raise ConfigError(
             f"{path}:{where.group(1)}: invalid TOML: {reason} (column {where.group(2)})"
         ) from None
-    policy = policy_from_dict(data, source=str(path))
+    policy = policy_from_dict(data, source=str(path), text=text)
     policy._base_dir = path.resolve().parent
     return policy
 
 
-def policy_from_dict(data: dict[str, Any], *, source: str = "policy") -> Policy:
+def policy_from_dict(
+    data: dict[str, Any], *, source: str = "policy", text: str | None = None
+) -> Policy:
+    """``data`` as a policy; ``text``, the TOML it was read from, lets errors name the line."""
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc)) from None
+        raise ConfigError(_format_validation_error(source, exc, text)) from None

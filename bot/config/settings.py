@@ -154,7 +154,8 @@ class Settings(EnvironmentSettings):
         if self.policy_file is not None:
             return self.policy_file
         local = Path("firebreak.toml")
-        return local if local.is_file() else None
+        # Not is_file(): a directory of that name is a mistake to report, not to skip.
+        return local if local.exists() else None
 
 
 def normalise_database_url(value: str) -> str:
