@@ -59,6 +59,9 @@ def test_taking_the_commander_role_to_close_is_refused_and_recorded(
     assert status == "triage"
     assert roles["commander"] == ana
     assert denied == [dev, dev, dev, dev]
+    shown = ask(fake, bot, slack, "timeline", channel)
+    assert f"<@{dev}> was not allowed to close" in shown  # a mention, not escaped markup
+    assert "&lt;@" not in shown
 
     # a role that grants nothing is still free to take while vacant
     slack.slash_command("role scribe me", user="dev.patel", channel=channel)

@@ -120,6 +120,7 @@ _SLACK_FORMATTED = {
     EventKind.ROLE_ASSIGNED,
     EventKind.ROLE_UNASSIGNED,
     EventKind.STATUS_CHANGED,  # the reason given with a resolve or a reopen
+    EventKind.PERMISSION_DENIED,  # who was refused, as a mention
 }
 
 
