@@ -217,6 +217,20 @@ class SlackSimulator:
         sent = SentRequest(self.url, headers, body, payload, trigger_id, response_url)
         return BotReply(status, reply_headers, data, elapsed, sent)
 
+    def deliver_again(self, reply: BotReply) -> BotReply:
+        """The same interaction (click, form, shortcut) delivered a second time, as it was, its
+        trigger and response_url included: a client that sent it twice, or a proxy's retry.
+        Slack itself retries only Events API deliveries (``retry``)."""
+        sent = reply.request
+        if not sent.body.startswith(b"payload="):
+            raise SimulatorError("only interactions can be delivered again this way")
+        return self._send_payload(
+            sent.payload,
+            signing="valid",
+            trigger_id=sent.trigger_id,
+            response_url=sent.response_url,
+        )
+
     def _send_payload(
         self,
         payload: JSON,

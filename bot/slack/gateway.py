@@ -559,8 +559,17 @@ class SlackGateway:
 
     # -- views -------------------------------------------------------------------------------
 
-    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
-        return str(self.call("views.open", trigger_id=trigger_id, view=view)["view"]["id"])
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
+        """Open a form; its view id. ``None`` when the trigger was used already: Slack
+        delivered the same click or command twice and the first delivery opened the form, so
+        the second has nothing to do (and nothing to complain of)."""
+        try:
+            return str(self.call("views.open", trigger_id=trigger_id, view=view)["view"]["id"])
+        except SlackCallError as exc:
+            if exc.error != "exchanged_trigger_id":
+                raise
+            log.info("form already opened with this trigger (a repeated delivery)")
+            return None
 
     def update_view(self, view_id: str, view: dict[str, Any]) -> None:
         self.call("views.update", view_id=view_id, view=view)

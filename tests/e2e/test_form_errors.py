@@ -114,3 +114,21 @@ def test_a_form_slack_will_not_open_from_the_global_shortcut_is_said_in_a_direct
         ":warning: Slack refused views.open (expired_trigger_id). That took too long; "
         "run the command again."
     ]
+
+
+def test_a_click_that_opens_a_form_delivered_twice_opens_it_once_and_says_nothing_false(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """The second delivery of the same click carries the same trigger, which Slack refuses
+    (``exchanged_trigger_id``): the form is open already, so nothing is said of it."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    first = slack.click(channel, summary_ts(fake, channel), B.ADD_NOTE, user="ana.garcia")
+    bot.settle()
+    assert slack.deliver_again(first).status == 200
+    bot.settle()
+    assert len(fake.open_views("ana.garcia")) == 1
+    said = [e.text for e in fake.ephemerals(channel)] + [
+        texts(p.payload) for p in fake.response_posts()
+    ]
+    assert not any("exchanged_trigger_id" in t or "refused" in t for t in said), said
