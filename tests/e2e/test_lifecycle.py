@@ -4,9 +4,11 @@ edited in place, retries and double clicks change nothing twice, captures are ke
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from freezegun import freeze_time
 from sqlmodel import col, select
 
@@ -421,3 +423,36 @@ def test_a_reopen_is_said_in_the_announcements_channel_not_only_edited_in(
         f":repeat: *{incident.ref}* was reopened by <@{ana}>: errors are back "
         f"@\u2060channel · <#{channel}>"
     ) in said[0]
+
+
+def test_a_capture_form_whose_hidden_message_is_not_firebreaks_is_refused_cleanly(
+    fake: FakeSlack,
+    bot: RunningBot,
+    slack: SlackSimulator,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The form carries the message it was opened on, for when Firebreak cannot read the
+    channel. A form whose hidden data says something else (not what Firebreak wrote) is an
+    out-of-date button: said so, nothing captured, no traceback."""
+    incident = declare(fake, bot, slack, db)
+    said, _ = slack.say("incidents", "ana.garcia", "Customer reports from EU: card declined")
+    slack.message_shortcut("add_to_timeline", "incidents", said, user="ana.garcia")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    tampered = {
+        k: v
+        for k, v in fake.view_json(view.id).items()
+        if k in ("type", "callback_id", "title", "submit", "close", "blocks")
+    }
+    metadata = json.loads(fake.view_json(view.id)["private_metadata"])
+    tampered["private_metadata"] = json.dumps({**metadata, "message": "not a message"})
+    assert fake.replace_view(view.id, tampered) == []
+    fake.fail("conversations.history", error="channel_not_found")
+    with caplog.at_level(logging.ERROR):
+        slack.submit_view(view.id, {"incident": str(incident.id)}, user="ana.garcia")
+        bot.settle()
+    assert kinds(db, incident).count(EventKind.MESSAGE) == 0
+    told = [e.text for e in fake.ephemerals(user="ana.garcia")]
+    assert any("That button is out of date" in t for t in told), told
+    assert not [r for r in caplog.records if r.exc_info]

@@ -19,7 +19,7 @@ from bot.db import whole_number
 from bot.errors import InvalidInput
 from bot.models import Incident
 from bot.slack import blocks
-from bot.slack.commands import ParsedCommand, id_from_value
+from bot.slack.commands import STALE_VALUE, ParsedCommand, id_from_value
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import NOT_SAVED, NotRecorded, Replies
 from bot.slack.limits import escape_mrkdwn
@@ -247,13 +247,16 @@ class InteractionListeners(CommandListeners):
                     channel, ts, by=ctx.user, key=ctx.key, incident=incident
                 )
             except SlackCallError:  # otherwise what the form carried
+                carried = metadata.get("message")
+                if carried is not None and not isinstance(carried, dict):
+                    raise InvalidInput(STALE_VALUE) from None  # not what Firebreak wrote
                 change = self.flows.capture(
                     channel,
                     ts,
                     by=ctx.user,
                     key=ctx.key,
                     incident=incident,
-                    message=metadata.get("message"),
+                    message=carried,
                 )
             ctx.channel = None
             if change is not None:
