@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from bot import incidents as core
 from bot.alerts.intake import _announce, _declare, carry_over, lock_group
 from bot.alerts.model import AlertMessage, Status
-from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
 from bot.alerts.notices import TRIAGE, Answered, answer_notice
 from bot.alerts.routing import Route
 from bot.clock import utcnow
@@ -90,22 +90,32 @@ def _answer_triage(
     incident_id: int | None,
     now: datetime,
 ) -> None:
-    """The triage message says what was decided, and by whom, instead of offering buttons."""
+    """The group's triage messages say what was decided, and by whom, instead of offering
+    buttons: every one still waiting, since a group that fired again after its flap window
+    while nobody decided was asked about again, and the decision answers both."""
     assert group.id is not None
-    answer_notice(
-        session,
-        f"{TRIAGE}:{group.id}:{group.episode}",
-        Answered(
-            group_id=group.id,
-            source=group.source,
-            title=group.title,
-            outcome=outcome,
-            actor=actor,
-            question=TRIAGE,
-            incident_id=incident_id,
-        ),
-        now=now,
-    )
+    waiting = session.exec(
+        select(AlertNotice.dedupe_key).where(
+            AlertNotice.kind == TRIAGE,
+            AlertNotice.group_id == group.id,
+            AlertNotice.state == "queued",
+        )
+    ).all()
+    for key in waiting:
+        answer_notice(
+            session,
+            key,
+            Answered(
+                group_id=group.id,
+                source=group.source,
+                title=group.title,
+                outcome=outcome,
+                actor=actor,
+                question=TRIAGE,
+                incident_id=incident_id,
+            ),
+            now=now,
+        )
 
 
 def triage_attach(

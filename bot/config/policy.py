@@ -626,6 +626,9 @@ class Policy(_Strict):
         return ZoneInfo(self.timezone)
 
 
+_NAMED_KEY = re.compile(r"([A-Za-z0-9_.-]+): ")
+
+
 def _format_validation_error(source: str, error: ValidationError, text: str | None) -> str:
     """``file:line: key.path: message`` (the line where the key is written, when the file's
     text is at hand and names it)."""
@@ -637,7 +640,13 @@ def _format_validation_error(source: str, error: ValidationError, text: str | No
             message = message[len(prefix) :]
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against docs/configuration.md)"
-    line = toml_line(text, first["loc"]) if text is not None else None
+    # A check of a whole table names the key in its message ("severity_map.P1: ...").
+    path: list[str | int] = list(first["loc"])
+    rest = message
+    while named := _NAMED_KEY.match(rest):
+        path += named.group(1).split(".")
+        rest = rest[named.end() :]
+    line = toml_line(text, path) if text is not None else None
     where = f"{source}:{line}" if line else source
     return f"{where}: {loc}: {message}" if loc else f"{where}: {message}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_policy_check_names_the_key(run: Run, tmp_path: Path, toml: str, message
     path.write_text(toml, encoding="utf-8")
     code, out, err = run("--policy", str(path), "policy", "check")
     assert code == 2 and out == ""
-    assert err.startswith(f"firebreak: {path}: ")
+    assert re.match(rf"firebreak: {re.escape(str(path))}:\d+: ", err), err  # file:line:
     assert message in err
     assert len(err.splitlines()) == 1
 

@@ -18,7 +18,7 @@ from bot import migrations
 from bot.alerts.intake import HELD_MAX, Outcome, carry_over, ingest, lock_group
 from bot.alerts.listing import list_alerts
 from bot.alerts.model import AlertMessage
-from bot.alerts.models import AlertGroup
+from bot.alerts.models import AlertGroup, AlertNotice
 from bot.alerts.sources import parse
 from bot.alerts.triage import triage_attach, triage_declare, triage_ignore
 from bot.config import Policy, policy_from_dict
@@ -451,3 +451,25 @@ def test_a_late_copy_of_an_old_datadog_cycle_does_not_split_the_next_cycle(db: D
     store(db, policy, recovered, 131)  # the late copy
     third = store(db, policy, dd("Triggered", "c3", 136), 136)
     assert third.incident_ref == "INC-2"
+
+
+def test_a_decision_answers_every_triage_message_the_group_waits_on(db: Database) -> None:
+    """A group fired, resolved and fired again hours later while nobody decided: it was asked
+    about twice. Declaring from either message answers both; no live buttons stay behind."""
+    policy = policy_from_dict(TRIAGE)
+
+    def generic(status: str) -> AlertMessage:
+        body = {"title": "Disk full", "dedupe_key": "disk", "status": status}
+        return parse("generic", body, now=NOW)
+
+    first = store(db, policy, generic("firing"), 0)
+    store(db, policy, generic("resolved"), 5)
+    store(db, policy, generic("firing"), 180)
+    with db.read() as session:
+        asked = session.exec(select(AlertNotice).where(AlertNotice.kind == "triage")).all()
+        assert [n.state for n in asked] == ["queued", "queued"]
+    with db.transaction() as session:
+        triage_declare(session, policy, first.group_id, actor="U1", now=NOW)
+    with db.read() as session:
+        asked = session.exec(select(AlertNotice).where(AlertNotice.kind == "triage")).all()
+        assert [n.state for n in asked] == ["answered", "answered"]
