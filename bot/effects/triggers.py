@@ -169,14 +169,17 @@ def on_timeline_event(
         return
     if kind in SHOWN_IN_SUMMARY and incident.slack_channel_id is not None:
         refresh(session, incident, now=now)
-    if kind == EventKind.ROLE_ASSIGNED and event.data.get("user"):
-        # Before the post that says so: the person is in the channel when it is said, and an
+    assignee = event.data.get("assignee") if kind == EventKind.RUNBOOK_STEP else None
+    invited = event.data.get("user") if kind == EventKind.ROLE_ASSIGNED else assignee
+    if invited and (kind == EventKind.ROLE_ASSIGNED or event.data.get("state") == "in_progress"):
+        # Someone given a role or a runbook step is invited, before the post that says so: the
+        # person is in the channel when it is said (Slack notifies no one outside it), and an
         # invite (claimed first) never waits in its lane behind a post (claimed later).
         store.enqueue(
             session,
             kind=kinds.INVITE,
             key=f"event:{event.id}:invite",
-            data={"users": [str(event.data["user"])]},
+            data={"users": [str(invited)]},
             incident_id=incident.id,
             lane=lane,
             now=now,
@@ -190,7 +193,6 @@ def on_timeline_event(
             {"type": notice, "event": event.id},
             now=now,
         )
-    assignee = event.data.get("assignee") if kind == EventKind.RUNBOOK_STEP else None
     # "in_progress": an assigned step (``progress.IN_PROGRESS``; that module imports this one)
     if assignee and event.data.get("state") == "in_progress" and assignee != event.actor_id:
         # Assigning edits the runbook message, and Slack notifies nobody of a mention added by

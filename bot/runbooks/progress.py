@@ -33,14 +33,17 @@ from bot.models import EventKind, RunbookRun, RunbookStepState, TimelineEvent
 from bot.runbooks.parser import TITLE_MAX, Runbook
 
 StepState = Literal["pending", "in_progress", "done", "skipped"]
-StepAction = Literal["done", "skip", "assign", "reopen"]
+StepAction = Literal["done", "skip", "assign", "unassign", "reopen"]
 
 PENDING: StepState = "pending"
 IN_PROGRESS: StepState = "in_progress"
 DONE: StepState = "done"
 SKIPPED: StepState = "skipped"
 FINISHED_STATES = frozenset({DONE, SKIPPED})
-ACTIONS: tuple[StepAction, ...] = ("done", "skip", "assign", "reopen")
+ACTIONS: tuple[StepAction, ...] = ("done", "skip", "assign", "unassign", "reopen")
+_UNDOING = frozenset({"assign", "unassign", "reopen"})
+"""Actions that take back or replace what someone else may have just done: refused when the
+step changed after the message clicked was shown (``seen``)."""
 
 RUN_ACTIVE = "active"
 RUN_COMPLETED = "completed"
@@ -85,6 +88,17 @@ class StepView:
     started_at: datetime | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+
+    @property
+    def version(self) -> str:
+        """What a message showing this step carries back with a click, to tell whether the
+        step changed since (:func:`update_step`'s ``seen``)."""
+        return step_version(self.updated_at)
+
+
+def step_version(updated_at: datetime | None) -> str:
+    """A step's state as of its last change: the change's time, in milliseconds."""
+    return str(int(as_utc(updated_at).timestamp() * 1000)) if updated_at is not None else "0"
 
 
 @dataclass(frozen=True)
@@ -318,7 +332,13 @@ def start_run(
     return RunChange(get_run(session, run.id), change.event)
 
 
-_VERBS = {"done": "done", "skip": "skipped", "assign": "assigned", "reopen": "reopened"}
+_VERBS = {
+    "done": "done",
+    "skip": "skipped",
+    "assign": "assigned",
+    "unassign": "unassigned",
+    "reopen": "reopened",
+}
 
 
 def update_step(
@@ -332,14 +352,18 @@ def update_step(
     assignee: str | None = None,
     key: str | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> RunChange:
-    """Mark a step done, skipped, assigned (in progress, with an assignee) or reopened (pending).
+    """Mark a step done, skipped, assigned (in progress, with an assignee), unassigned or
+    reopened (pending).
 
     When every step is done or skipped the run is completed; reopening a step of a completed run
-    makes it active again."""
+    makes it active again. ``seen``: the step's version (:attr:`StepView.version`) on the
+    message clicked; an assign, unassign or reopen of a step changed since is refused, saying
+    what it is now, instead of silently undoing someone's newer work."""
     if action not in ACTIONS:
         raise InvalidInput(
-            f"Unknown step action {action[:20]!r}: use done, skip, assign or reopen."
+            f"Unknown step action {action[:20]!r}: use done, skip, assign, unassign or reopen."
         )
     actor = _actor(actor)
     assignee_id = _actor(assignee, "assignee") if assignee else None
@@ -375,6 +399,13 @@ def update_step(
         session.add(state)
         states.append(state)
 
+    if action in _UNDOING and seen is not None and seen != step_version(state.updated_at):
+        raise InvalidInput(
+            f"Step {step_index + 1} of {run.title} changed after the message you clicked was "
+            f"shown: it is {_describe(state)} now. Nothing changed; use the newest message."
+        )
+    if action == "unassign" and state.state != IN_PROGRESS:
+        return RunChange(get_run(session, run_id), None, _step_view(state))
     wanted: str
     new_assignee = state.assignee_id
     new_started = state.started_at
@@ -417,7 +448,7 @@ def update_step(
         run.status, run.completed_at = RUN_COMPLETED, now
     else:
         run.status, run.completed_at = RUN_ACTIVE, None
-    run.page = _page_after(run, states, step_index, policy.runbooks.steps_per_page)
+    run.page = _page_after(run, states, policy.runbooks.steps_per_page)
     session.add(run)
     session.flush()
 
@@ -450,6 +481,15 @@ def update_step(
     return RunChange(get_run(session, run_id), change.event, _step_view(state), completed)
 
 
+def _describe(state: RunbookStepState) -> str:
+    """What a step is now, for a refusal: "done by <@U1>", "assigned to <@U2>", "pending"."""
+    if state.state == IN_PROGRESS and state.assignee_id:
+        return f"assigned to <@{state.assignee_id}>"
+    by = f" by <@{state.updated_by}>" if state.updated_by else ""
+    said = "done" if state.state == DONE else "skipped" if state.state == SKIPPED else "pending"
+    return f"{said}{by}"
+
+
 def _step_view(state: RunbookStepState) -> StepView:
     return StepView(
         index=state.step_index,
@@ -461,12 +501,12 @@ def _step_view(state: RunbookStepState) -> StepView:
     )
 
 
-def _page_after(
-    run: RunbookRun, states: Sequence[RunbookStepState], changed: int, per_page: int
-) -> int:
-    """Follow the responders: when the page they are on has nothing left to do, show the page
-    with the next unfinished step."""
-    current = changed // per_page
+def _page_after(run: RunbookRun, states: Sequence[RunbookStepState], per_page: int) -> int:
+    """Follow the responders: when the page the message shows has nothing left to do, show the
+    page with the next unfinished step. The page shown, not the page of the step changed: a
+    click from an older copy of the message (still on page 1) must not move everyone back."""
+    pages = max(1, -(-run.step_count // per_page))
+    current = min(max(run.page, 0), pages - 1)
     page_states = [s for s in states if s.step_index // per_page == current]
     if any(s.state not in FINISHED_STATES for s in page_states):
         return current

@@ -391,6 +391,15 @@ class Scenarios(Workspace):
             if self.bot_user_id in found.members:
                 found.members.remove(self.bot_user_id)
 
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone (an admin, or the bot's message deleted by hand) deletes a message: later
+        edits of it answer ``message_not_found``."""
+        with self._lock:
+            found = self._channel(channel)
+            if found.messages.pop(ts, None) is None:
+                raise FakeSlackError(f"no message {ts} in #{found.name}")
+            found.pins.pop(ts, None)
+
     def invite_bot_back(self, channel: str) -> None:
         """Someone invited the bot back into the channel (``/invite @firebreak``)."""
         with self._lock:

@@ -351,17 +351,24 @@ class SlackSimulator:
         user: str,
         value: Any = None,
         signing: Signing = "valid",
+        as_shown: JSON | None = None,
     ) -> BotReply:
         """``user`` clicks (or chooses ``value`` in) the element ``action_id`` of a message.
 
         ``value`` by element: option value(s) for selects, checkboxes, radio buttons and
         overflow menus; user id(s) for user pickers; channel id(s) for conversation pickers;
         ``YYYY-MM-DD``, ``HH:MM`` or a Unix time for date, time and datetime pickers; nothing
-        for a button (its own value is sent)."""
+        for a button (its own value is sent). ``as_shown``: the message as this person's
+        client still shows it (``fake.message_json`` taken earlier): a click on an older copy,
+        edited since by someone else's click."""
         person = self._person(user)
         place = self._place(channel, person, typing=False)
         try:
-            message = self.fake.message_json(place["id"], message_ts)
+            message = (
+                as_shown
+                if as_shown is not None
+                else self.fake.message_json(place["id"], message_ts)
+            )
         except FakeSlackError:
             raise SimulatorError(
                 f"there is no message {message_ts} in #{place['name']} to click on"

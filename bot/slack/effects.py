@@ -74,7 +74,8 @@ NoticeRenderer = Callable[[dict[str, Any]], tuple[str, list[dict[str, Any]]] | N
 
 
 _SUMMARY_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
-"""``chat.update`` answers after which the pinned summary is replaced by a new one."""
+"""``chat.update`` answers after which the pinned summary (or a runbook run's message) is
+replaced by a new one."""
 
 
 @dataclass
@@ -535,10 +536,18 @@ class SlackEffects:
             return Done({"skipped": "no channel"})
         message = render_run_message(run, steps_per_page=self.fb.policy.runbooks.steps_per_page)
         ts = run.slack_message_ts
+        replaced: str | None = None
         if ts:
-            self.gateway.update_message(channel, ts, message.text, message.blocks)
-            return Done({"ts": ts})
-        key = f"runbook:{run_id}"
+            try:
+                self.gateway.update_message(channel, ts, message.text, message.blocks)
+                return Done({"ts": ts})
+            except SlackCallError as exc:
+                if exc.error not in _SUMMARY_GONE:
+                    raise
+                # Deleted (or no longer editable): the run goes on in a new message, under a
+                # key of its own so a repeat finds the new one, not the old.
+                replaced = ts
+        key = f"runbook:{run_id}" + (f":after:{replaced}" if replaced else "")
         found = self.gateway.find_effect_message(
             channel, key, since=(run.started_at or item.created_at).timestamp() - 60
         )

@@ -28,6 +28,7 @@ from bot.slack.runbook_messages import (
     ACTION_PATTERN,
     ACTION_PREFIX,
     parse_runbook_action,
+    seen_version,
     title_mrkdwn,
 )
 
@@ -166,6 +167,7 @@ class RunbookSlack:
                     actor=ctx.user,
                     assignee=assignee,
                     key=ctx.key,
+                    seen=seen_version(action),
                 )
                 run, changed = change.run, change.changed
             if changed:

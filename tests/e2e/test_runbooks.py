@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -234,3 +235,111 @@ def test_starting_a_runbook_already_completed_says_it_was_completed(
     said = texts(fake.response_posts(again.request.response_url)[0].payload)
     assert f"was completed in {incident.ref} ({run.step_count}/{run.step_count} done)" in said
     assert "reopen a step there to work it again" in said and "already running" not in said
+
+
+def test_an_older_copy_of_the_run_message_never_undoes_newer_work(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Reopen, Unassign and Assign clicked on a copy of the message drawn before someone
+    else changed the step are refused, saying what the step is now; nothing changes. Unassign
+    is recorded as such (it said "reopened"), and a click on an old copy never moves the page
+    everyone is on."""
+    incident = declare(fake, bot, slack, db, title="Disk full on db-3, writes failing")
+    channel = incident.slack_channel_id or ""
+    slack.slash_command(f"{incident.ref} runbook disk-full", user="ana.garcia", channel=channel)
+    bot.settle()
+    run = run_of(db)
+    ts = run.slack_message_ts or ""
+    ana, ben = fake.user_id("ana.garcia"), fake.user_id("ben.okafor")
+    fake.join(channel, ben)
+
+    def click(
+        verb: str, step: int, user: str, shown: dict[str, Any] | None = None, value: Any = None
+    ) -> str:
+        reply = slack.click(
+            channel, ts, f"runbook:{verb}:{run.id}:{step}", user=user, as_shown=shown, value=value
+        )
+        bot.settle()
+        return " ".join(texts(p.payload) for p in fake.response_posts(reply.request.response_url))
+
+    click("assign", 2, "ana.garcia", value=ben)
+    old = fake.message_json(channel, ts)  # Ben's client: step 3 assigned to him
+    click("unassign", 2, "ana.garcia")
+    click("assign", 2, "ana.garcia", value=ana)
+    refused = click("unassign", 2, "ben.okafor", old)
+    assert "changed after the message you clicked was shown" in refused
+    assert f"assigned to <@{ana}>" in refused
+    refused = click("assign", 2, "ben.okafor", old, value=ben)
+    assert "changed after the message you clicked was shown" in refused
+
+    click("done", 0, "ana.garcia")
+    done_copy = fake.message_json(channel, ts)
+    click("reopen", 0, "ana.garcia")
+    click("done", 0, "ben.okafor")
+    refused = click("reopen", 0, "ana.garcia", done_copy)
+    assert f"it is done by <@{ben}> now" in refused
+
+    with db.read() as session:
+        states = {s.step_index: s for s in progress.step_states(session, run.id or 0)}
+        steps = [
+            e.text for e in core.timeline(session, incident.id or 0) if e.kind == "runbook_step"
+        ]
+    assert (states[2].state, states[2].assignee_id) == ("in_progress", ana)
+    assert states[0].state == "done"
+    assert any("step 3 unassigned" in t for t in steps), steps
+    assert sum("step 1 reopened" in t for t in steps) == 1, steps
+
+
+def test_a_step_given_to_someone_outside_the_channel_invites_them_first(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Slack notifies nobody outside a channel of a mention there: Chloe, given a step, is
+    invited before "step 1 is yours" is posted, as a person given a role is."""
+    incident = declare(fake, bot, slack, db, title="Disk full on db-3, writes failing")
+    channel = incident.slack_channel_id or ""
+    slack.slash_command(f"{incident.ref} runbook disk-full", user="ana.garcia", channel=channel)
+    bot.settle()
+    run = run_of(db)
+    chloe = fake.user_id("chloe.martin")
+    assert chloe not in fake.members(channel)
+    slack.click(
+        channel,
+        run.slack_message_ts or "",
+        f"runbook:assign:{run.id}:0",
+        user="ana.garcia",
+        value=chloe,
+    )
+    bot.settle()
+    assert chloe in fake.members(channel)
+    invited = [i for i, c in enumerate(fake.calls) if c.method == "conversations.invite"]
+    told = [
+        i
+        for i, c in enumerate(fake.calls)
+        if c.method == "chat.postMessage" and f"<@{chloe}>, step 1" in str(c.args.get("text"))
+    ]
+    assert len(told) == 1 and invited and invited[-1] < told[0]
+
+
+def test_a_deleted_run_message_is_posted_again_with_the_progress_kept(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Someone deleted the runbook's message: the next change posts it again, where things
+    stand, instead of failing every edit of a message that is gone."""
+    incident = declare(fake, bot, slack, db, title="Disk full on db-3, writes failing")
+    channel = incident.slack_channel_id or ""
+    slack.slash_command(f"{incident.ref} runbook disk-full", user="ana.garcia", channel=channel)
+    bot.settle()
+    run = run_of(db)
+    first = run.slack_message_ts or ""
+    slack.click(channel, first, f"runbook:done:{run.id}:0", user="ana.garcia")
+    bot.settle()
+    shown = fake.message_json(channel, first)  # still open on someone's screen
+    fake.delete_message(channel, first)
+    slack.click(channel, first, f"runbook:skip:{run.id}:1", user="ana.garcia", as_shown=shown)
+    bot.settle()
+    again = run_of(db).slack_message_ts or ""
+    assert again and again != first
+    assert f"1/{run.step_count} done, 1 skipped" in texts(fake.message(channel, again))
+    with db.read() as session:
+        failed = [e for e in core.timeline(session, incident.id or 0) if e.kind == "slack_failed"]
+    assert failed == []

@@ -299,7 +299,10 @@ def test_the_message_follows_to_the_page_with_the_next_step(db: Database) -> Non
 
     assert update(db, policy, run_id, 0, "done").run.page == 0
     assert update(db, policy, run_id, 1, "skip").run.page == 1
-    assert update(db, policy, run_id, 0, "reopen").run.page == 0
+    # a change to a step of another page (a command, an older copy of the message) leaves
+    # the page everyone is on while it has work left
+    assert update(db, policy, run_id, 0, "reopen").run.page == 1
+    assert update(db, policy, run_id, 2, "done").run.page == 0  # then follows the work
     with db.transaction() as session:
         assert progress.set_page(session, run_id, 9, per_page=2).page == 1
         assert progress.set_page(session, run_id, -1, per_page=2).page == 0

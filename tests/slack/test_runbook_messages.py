@@ -209,7 +209,7 @@ def test_buttons_use_routable_unique_action_ids() -> None:
     assert len(ids) == len(set(ids))
     assert "runbook:reopen:7:0" in ids  # done steps can be reopened
     assert {"runbook:done:7:1", "runbook:skip:7:1", "runbook:assign:7:1"} <= set(ids)
-    assert "runbook:reopen:7:2" in ids  # an assigned step can be released
+    assert "runbook:unassign:7:2" in ids  # an assigned step can be released
     assert "runbook:page:7:1" in ids
     assert all(parse_runbook_action(i) is not None for i in ids)
     next_done = next(

@@ -26,6 +26,8 @@ from bot.slack.runbook_messages.actions import (
     RunbookAction,
     action_id,
     parse_runbook_action,
+    seen_version,
+    step_block_id,
 )
 from bot.slack.runbook_messages.message import (
     CONTEXT_CUT_NOTE,
@@ -77,6 +79,8 @@ __all__ = [
     "preview_run_view",
     "render_run_message",
     "render_runbook_pages",
+    "seen_version",
+    "step_block_id",
     "steps_preview",
     "title_mrkdwn",
 ]

@@ -20,7 +20,7 @@ from bot.slack.limits import (
     blocks_text_length,
     truncate,
 )
-from bot.slack.runbook_messages.actions import action_id
+from bot.slack.runbook_messages.actions import action_id, step_block_id
 from bot.slack.runbook_messages.mrkdwn import Unit, _escape, markdown_units, title_mrkdwn
 from bot.slack.runbook_messages.sections import pack_sections
 
@@ -198,8 +198,13 @@ def _step_actions(run_id: int, index: int, view: StepView, is_next: bool) -> dic
         select["initial_user"] = view.assignee_id
     elements.append(select)
     if view.state == IN_PROGRESS:
-        elements.append(_button("Unassign", action_id("reopen", run_id, index), value))
-    return {"type": "actions", "elements": elements}
+        seen = f"{index}:{view.version}"
+        elements.append(_button("Unassign", action_id("unassign", run_id, index), seen))
+    return {
+        "type": "actions",
+        "block_id": step_block_id(index, view.version),
+        "elements": elements,
+    }
 
 
 def message_text_size(blocks: Iterable[Mapping[str, Any]]) -> int:
@@ -354,7 +359,9 @@ def render_run_message(
                 {"type": "section", "text": _mrkdwn(t or " ")} for t in texts
             ]
             if finished[i]:
-                blocks[0]["accessory"] = _button("Reopen", action_id("reopen", run.id, i), str(i))
+                blocks[0]["accessory"] = _button(
+                    "Reopen", action_id("reopen", run.id, i), f"{i}:{view.version}"
+                )
             else:
                 blocks.append(_step_actions(run.id, i, view, i == next_index))
             out.append(blocks)
