@@ -153,8 +153,8 @@ def _evaluate_ack(ctx: Context) -> Outcome:
         return Settle(f"{incident.severity} has no second escalation tier")
     if due > now:  # the severity changed since this was scheduled
         return Settle("not due under the current severity", due=due, data=ctx.data())
-    if not incident.slack_channel_id:
-        return _no_channel(incident, now)
+    if not incident.slack_channel_id and not rules.escalation_channel:
+        return _no_channel(incident, now)  # nowhere to say it yet
     targets = rules.escalate_to if tier == 1 else (rules.escalate_again_to or rules.escalate_to)
     waited = humanize_duration(now - since)
 
@@ -173,13 +173,23 @@ def _evaluate_ack(ctx: Context) -> Outcome:
             in_incident_channel=in_incident_channel,
         )
 
-    messages = [Outgoing("incident", incident.slack_channel_id, message(True))]
+    # An incident whose channel could not be made yet is escalated all the same, in the
+    # escalation channel: nobody acknowledging it is then all the more urgent.
+    messages = (
+        [Outgoing("incident", incident.slack_channel_id, message(True))]
+        if incident.slack_channel_id
+        else []
+    )
     if rules.escalation_channel and rules.escalation_channel != incident.slack_channel_id:
         messages.append(Outgoing("escalation", rules.escalation_channel, message(False)))
     who = ", ".join(_plain_targets(targets)) or "the incident channel"
-    text = f"Escalated{' again' if tier > 1 else ''} to {who}: not acknowledged after {waited}" + (
-        f" (also posted in <#{rules.escalation_channel}>)" if len(messages) > 1 else ""
-    )
+    where = ""
+    if not incident.slack_channel_id:
+        where = f" (posted in <#{rules.escalation_channel}>: the incident has no channel yet)"
+    elif len(messages) > 1:
+        where = f" (also posted in <#{rules.escalation_channel}>)"
+    text = f"Escalated{' again' if tier > 1 else ''} to {who}: not acknowledged after {waited}"
+    text += where
     return Send(
         seq=ctx.seq,
         messages=messages,

@@ -287,6 +287,13 @@ def escalation(
     elif private:
         ask = "It is a private incident: ask its responders to add you."
         detail = f"{incident_ref} (private)"
+    elif not channel_id:
+        ask = (
+            "Its channel could not be created yet: acknowledge it "
+            f"(`/incident {incident_ref} ack`) or take command (`/incident {incident_ref} ic me`) "
+            f"from here, and `/incident {incident_ref} retry` sets the channel up."
+        )
+        detail = f"{incident_ref}: {_title(title)}"
     else:
         where = f" in <#{channel_id}>" if channel_id else ""
         ask = f"Please join{where} and take command."

@@ -187,3 +187,24 @@ def test_the_second_tier_follows_a_severity_change_made_while_escalating(
     worker.tick()
     assert len(notifier.containing(SIREN)) == 4
     assert len(events_of(db, incident_id, EventKind.ESCALATED)) == 2
+
+
+def test_an_incident_without_a_channel_is_escalated_in_the_escalation_channel(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """The channel could not be made (set-up failing): nobody acknowledging is all the more
+    urgent. The escalation goes to the escalation channel at its time, saying how to act
+    without the channel; it does not wait for a channel that may never come."""
+    incident_id = declare(db, team_policy, severity="SEV1", channel=None)
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=5))
+    worker.tick()
+    [first] = notifier.containing(SIREN)
+    assert first.channel == "C0ESCALATE"
+    assert "<!subteam^S0SRE>" in first.body and "<@U0LEAD>" in first.body
+    assert "/incident INC-1 ack" in first.body and "/incident INC-1 retry" in first.body
+    [escalated] = events_of(db, incident_id, EventKind.ESCALATED)
+    assert "the incident has no channel yet" in escalated.text
+    at(clock, timedelta(minutes=15))
+    worker.tick()
+    assert [p.channel for p in notifier.containing(SIREN)] == ["C0ESCALATE", "C0ESCALATE"]
