@@ -140,6 +140,10 @@ def _evaluate_ack(ctx: Context) -> Outcome:
         return Settle(f"{incident.ref} is {incident.status}")
     if incident.acknowledged_at is not None or _commander(session, incident.id) is not None:
         return Settle(f"{incident.ref} was acknowledged")
+    if policy.impact_mitigated(incident.status):
+        # Someone mitigated it: it is being worked on, and paging people (a second tier) to
+        # come and acknowledge it would be noise. Its update nudges go on.
+        return Settle(f"{incident.ref} is mitigated")
     if sev is None or sev.ack_within is None:
         return Settle(f"{incident.severity} has no acknowledgement deadline")
     rules = policy.reminders

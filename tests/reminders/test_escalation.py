@@ -208,3 +208,19 @@ def test_an_incident_without_a_channel_is_escalated_in_the_escalation_channel(
     at(clock, timedelta(minutes=15))
     worker.tick()
     assert [p.channel for p in notifier.containing(SIREN)] == ["C0ESCALATE", "C0ESCALATE"]
+
+
+def test_a_mitigated_incident_is_not_escalated_for_want_of_an_acknowledgement(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """Someone moved it to the mitigated status before anyone acknowledged: it is being worked
+    on, so nobody is paged to come and acknowledge it (nor the second tier)."""
+    incident_id = declare(db, team_policy, severity="SEV2")
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=3))
+    with db.transaction() as session:
+        core.mitigate_incident(session, team_policy, incident_id, actor="U0X")
+    at(clock, timedelta(hours=2))
+    worker.tick()
+    assert notifier.containing(SIREN) == []
+    assert events_of(db, incident_id, EventKind.ESCALATED) == []
