@@ -105,6 +105,10 @@ def runbook_id(path: Path, root: Path) -> str:
     return relative[:-3] if relative.casefold().endswith(".md") else relative
 
 
+_QUOTES = "\"'`“”‘’«»„‚"
+"""Quotes people put around a runbook's name (straight, curly, guillemets)."""
+
+
 def iter_files(root: Path) -> Iterator[Path]:
     """Every file under ``root`` in a stable order, skipping hidden directories."""
     for directory, dirs, files in os.walk(root):
@@ -456,8 +460,18 @@ class RunbookCatalog:
 
     def get(self, name: str) -> Runbook | None:
         """A runbook by id (``kubernetes/KubePodCrashLooping``), by title, or by its file name
-        when that is unique; case does not matter."""
-        name = name.strip().removesuffix(".md")
+        when that is unique; case does not matter, nor quotes around it (``"Disk full"``,
+        ``“Disk full”``), nor the runbook directory written before the id
+        (``runbooks/disk-full.md``, as ``firebreak runbooks show`` takes it)."""
+        name = name.strip().strip(_QUOTES).strip().removesuffix(".md")
+        found = self._get(name)
+        parts = name.replace("\\", "/").split("/")
+        while found is None and len(parts) > 1:
+            parts = parts[1:]
+            found = self._get("/".join(parts))
+        return found
+
+    def _get(self, name: str) -> Runbook | None:
         if name in self.runbooks:
             return self.runbooks[name]
         folded = _fold(name)

@@ -21,7 +21,7 @@ from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import ROOT, SECRET, texts
-from tests.e2e.helpers import declare
+from tests.e2e.helpers import ask, declare
 
 
 def run_of(db: Database) -> RunbookRun:
@@ -343,3 +343,13 @@ def test_a_deleted_run_message_is_posted_again_with_the_progress_kept(
     with db.read() as session:
         failed = [e for e in core.timeline(session, incident.id or 0) if e.kind == "slack_failed"]
     assert failed == []
+
+
+@pytest.mark.parametrize("typed", ["“Disk full”", '"disk-full"', "runbooks/disk-full.md"])
+def test_a_runbook_named_in_quotes_or_by_its_path_is_started(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database, typed: str
+) -> None:
+    incident = declare(fake, bot, slack, db, title="Writes failing on db-3")
+    said = ask(fake, bot, slack, f"{incident.ref} runbook {typed}", "general")
+    assert said.startswith("Started *Disk full*"), said
+    assert run_of(db).runbook_id == "disk-full"

@@ -85,6 +85,11 @@ def test_runbooks_are_addressable_by_id_title_and_file_name() -> None:
     assert catalog.get("kafka consumer lag") is catalog.runbooks["queues/kafka-lag"]
     assert catalog.get("kafka-lag") is catalog.runbooks["queues/kafka-lag"]
     assert catalog.get("nothing") is None
+    # as people type it: in quotes of any kind, or with the runbook directory in front
+    for typed in ('"Kafka consumer lag"', "“kafka consumer lag”", "'kafka-lag'", "«kafka-lag»"):
+        assert catalog.get(typed) is catalog.runbooks["queues/kafka-lag"], typed
+    assert catalog.get("runbooks/queues/kafka-lag.md") is catalog.runbooks["queues/kafka-lag"]
+    assert catalog.get("runbooks/nothing.md") is None
 
 
 def test_words_split_alert_names_and_stem_plurals() -> None:
