@@ -125,8 +125,17 @@ class RunView:
 
     @property
     def next_step(self) -> int | None:
-        """Index of the first step nobody has finished, if any."""
-        return next((s.index for s in self.steps if s.state not in FINISHED_STATES), None)
+        """Index of the step to do next: the first nobody has taken (a step assigned to
+        someone is theirs, not the team's next), else the first still in progress."""
+        return _next_index([(s.index, s.state) for s in self.steps])
+
+
+def _next_index(states: Sequence[tuple[int, str]]) -> int | None:
+    ordered = sorted(states)
+    pending = next((i for i, state in ordered if state == PENDING), None)
+    if pending is not None:
+        return pending
+    return next((i for i, state in ordered if state not in FINISHED_STATES), None)
 
 
 def count_progress(states: Sequence[StepView | RunbookStepState]) -> Progress:
@@ -502,16 +511,23 @@ def _step_view(state: RunbookStepState) -> StepView:
 
 
 def _page_after(run: RunbookRun, states: Sequence[RunbookStepState], per_page: int) -> int:
-    """Follow the responders: when the page the message shows has nothing left to do, show the
-    page with the next unfinished step. The page shown, not the page of the step changed: a
-    click from an older copy of the message (still on page 1) must not move everyone back."""
+    """Follow the responders: when the page the message shows has no step left to take, show
+    the page with the next step nobody has taken. The page shown, not the page of the step
+    changed: a click from an older copy of the message must not move everyone back."""
     pages = max(1, -(-run.step_count // per_page))
     current = min(max(run.page, 0), pages - 1)
     page_states = [s for s in states if s.step_index // per_page == current]
-    if any(s.state not in FINISHED_STATES for s in page_states):
+    if any(s.state == PENDING for s in page_states):
         return current
-    remaining = sorted(s.step_index for s in states if s.state not in FINISHED_STATES)
-    return remaining[0] // per_page if remaining else current
+    # Nothing here for the team to take: the page of the next step nobody has taken; when
+    # every step left is in someone's hands, this page while it has one of them.
+    following = _next_index([(s.step_index, s.state) for s in states])
+    if following is None:
+        return current
+    taken = next(s for s in states if s.step_index == following).state != PENDING
+    if taken and any(s.state not in FINISHED_STATES for s in page_states):
+        return current
+    return following // per_page
 
 
 def set_page(session: Session, run_id: int, page: int, *, per_page: int) -> RunView:

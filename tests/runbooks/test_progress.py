@@ -419,3 +419,23 @@ def test_started_at_uses_the_clock(db: Database, policy: Policy) -> None:
     assert change.run.started_at == datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
     assert change.step is not None and change.step.updated_at is not None
     assert change.step.updated_at - change.run.started_at == timedelta(minutes=45)
+
+
+def test_a_step_in_someones_hands_is_not_the_teams_next_step(db: Database) -> None:
+    """Ben has step 1: the team's next step (highlighted, its Done the primary button) is the
+    first nobody has taken, and when the page has none left the message moves on to it rather
+    than stay (or come back) for Ben's step."""
+    policy = policy_from_dict({"runbooks": {"steps_per_page": 2}})
+    five = parse_runbook(
+        "# Drain\n\n" + "\n".join(f"- [ ] Step {i}" for i in range(1, 6)), runbook_id="drain"
+    )
+    incident_id = declare(db, policy)
+    run_id = start(db, policy, incident_id, five)
+    assert update(db, policy, run_id, 0, "assign", assignee="U2").run.next_step == 1
+    after = update(db, policy, run_id, 1, "done").run
+    assert (after.next_step, after.page) == (2, 1)
+    update(db, policy, run_id, 2, "done")
+    after = update(db, policy, run_id, 3, "done").run
+    assert (after.next_step, after.page) == (4, 2)  # on to page 3, not back to Ben's step
+    after = update(db, policy, run_id, 4, "done").run
+    assert (after.next_step, after.page) == (0, 0)  # only Ben's step is left: its page
