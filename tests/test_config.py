@@ -323,3 +323,24 @@ def test_nesting_too_deep_for_the_toml_reader_is_one_line(tmp_path: Path) -> Non
 def test_the_announcements_channel_must_be_an_id() -> None:
     with pytest.raises(ConfigError, match="'#incidents' is not a Slack channel id"):
         policy_from_dict({"slack": {"announcements_channel": "#incidents"}})
+
+
+@pytest.mark.parametrize(
+    ("severity", "message"),
+    [
+        ({"update_every": "30s"}, "update_every: must be at least 1m"),
+        ({"ack_within": "5s"}, "ack_within: must be at least 1m"),
+        ({"escalate_again_after": "59s"}, "escalate_again_after: must be at least 1m"),
+    ],
+)
+def test_reminder_timers_shorter_than_a_minute_are_refused(
+    severity: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        policy_from_dict({"severities": [{"key": "P1", **severity}], "default_severity": "P1"})
+
+
+@pytest.mark.parametrize("target", ["@here", "@channel", "@everyone"])
+def test_broadcast_words_are_not_escalation_targets(target: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{target}' is not a user group"):
+        policy_from_dict({"reminders": {"escalate_to": [target]}})

@@ -50,13 +50,24 @@ class SeverityPolicy(_Strict):
     description: str = ""
     """When to use this severity; shown in the declare form."""
     update_every: Duration | None = None
-    """How often the commander is expected to post a status update; unset: no update nudges."""
+    """How often the commander is expected to post a status update (at least 1m); unset: no
+    update nudges."""
     ack_within: Duration | None = None
-    """Escalate when nobody has acknowledged or taken the commander role after this long."""
+    """Escalate when nobody has acknowledged or taken the commander role after this long (at
+    least 1m)."""
     escalate_again_after: Duration | None = None
-    """Escalate to the second tier when still unacknowledged this long after the first."""
+    """Escalate to the second tier when still unacknowledged this long after the first (at
+    least 1m)."""
 
     _key = field_validator("key")(_check_key)
+
+    @field_validator("update_every", "ack_within", "escalate_again_after")
+    @classmethod
+    def _at_least_a_minute(cls, value: timedelta | None) -> timedelta | None:
+        # Shorter would page people every few seconds: a typo ("30s" for "30m"), not a plan.
+        if value is not None and value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m: reminders this often are noise, not help")
+        return value
 
 
 class StatusPolicy(_Strict):
@@ -140,8 +151,16 @@ class SlackPolicy(_Strict):
 _SLACK_TARGET = re.compile(r"^(?:[UWS][A-Z0-9]{2,}|@[a-z0-9][a-z0-9._-]*)$")
 
 
+_BROADCASTS = frozenset({"@here", "@channel", "@everyone"})
+
+
 def _check_targets(values: list[str]) -> list[str]:
     for value in values:
+        if value in _BROADCASTS:
+            raise ValueError(
+                f"{value!r} is not a user group: name the people or groups to page; an "
+                "escalation always goes to the incident channel (and escalation_channel)"
+            )
         if not _SLACK_TARGET.match(value):
             raise ValueError(
                 f"{value!r} is not a Slack user id (U...), user group id (S...) or "
@@ -187,7 +206,8 @@ class RemindersPolicy(_Strict):
     """Nudges and escalations. Cadences per severity live on the severities."""
 
     escalate_to: list[str] = Field(default_factory=list)
-    """First tier when nobody acknowledges: user ids, user group ids or @handles."""
+    """First tier when nobody acknowledges: user ids, user group ids or @handles (not
+    ``@here``/``@channel``: the escalation always goes to the incident channel)."""
     escalate_again_to: list[str] = Field(default_factory=list)
     """Second tier, ``escalate_again_after`` later."""
     escalation_channel: str | None = None
