@@ -17,6 +17,7 @@ Any problem stops start-up with one line that names the key, and the policy file
 
 from __future__ import annotations
 
+from bot.config.loading import load_policy, policy_from_dict
 from bot.config.policy import (
     COMMANDER,
     AccessPolicy,
@@ -29,8 +30,6 @@ from bot.config.policy import (
     SeverityPolicy,
     SlackPolicy,
     StatusPolicy,
-    load_policy,
-    policy_from_dict,
 )
 from bot.config.settings import (
     EnvironmentSettings,

@@ -19,7 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.config.policy import Policy, load_policy
+from bot.config.loading import load_policy
+from bot.config.policy import Policy
 from bot.errors import ConfigError
 
 Port = Annotated[int, Field(ge=1, le=65535)]

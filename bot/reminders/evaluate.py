@@ -18,6 +18,7 @@ from bot.clock import as_utc
 from bot.config import COMMANDER, Policy, format_duration
 from bot.cron import next_cron_time
 from bot.durations import humanize_duration
+from bot.incidents.chat import channel_archived, channel_lost
 from bot.incidents.queries import list_incidents
 from bot.models import (
     ActionItem,
@@ -424,7 +425,6 @@ def _evaluate_actions(ctx: Context) -> Outcome:
         incident = session.get(Incident, incident_id)
         if incident is None or not incident.slack_channel_id:
             continue
-        ref = f"incident:{incident_id}"
         overdue = [i for i in owned if i.due_on is not None]
         listed = [
             {
@@ -436,26 +436,41 @@ def _evaluate_actions(ctx: Context) -> Outcome:
             for i in overdue
             if i.due_on is not None
         ]
-        messages.append(
-            Outgoing(
-                ref,
-                incident.slack_channel_id,
-                notice(
-                    "overdue_action_items",
-                    incident_ref=incident.ref,
-                    items=listed,
-                    today=today.isoformat(),
-                ),
+        # The channel of a closed incident is usually archived (or deleted): a post there
+        # reaches nobody, so each owner is told in a direct message instead.
+        gone = channel_archived(incident) or channel_lost(incident) is not None
+        # (ref, where): the channel, or each owner
+        sent: list[tuple[str, str]] = []
+        if not gone:
+            sent.append((f"incident:{incident_id}", incident.slack_channel_id))
+        else:
+            for owner in dict.fromkeys(str(i["owner_id"]) for i in listed if i["owner_id"]):
+                sent.append((f"incident:{incident_id}:owner:{owner}", owner))
+        for ref, where in sent:
+            theirs = [i for i in listed if not gone or i["owner_id"] == where]
+            messages.append(
+                Outgoing(
+                    ref,
+                    where,
+                    notice(
+                        "overdue_action_items",
+                        incident_ref=incident.ref,
+                        items=theirs,
+                        today=today.isoformat(),
+                    ),
+                )
             )
-        )
-        numbers = ", ".join(str(i.number) for i in overdue)
+        if not sent:
+            continue
+        numbers = ", ".join(str(i["number"]) for i in listed if not gone or i["owner_id"])
+        how = " (by direct message: the incident's channel is archived)" if gone else ""
         entries.append(
             Entry(
                 incident_id,
                 EventKind.REMINDER_SENT,
-                f"Reminded owners of overdue action items: {numbers}",
+                f"Reminded owners of overdue action items: {numbers}{how}",
                 {"reminder": ACTIONS, "action_items": [i.number for i in overdue]},
-                frozenset({ref}),
+                frozenset(ref for ref, _ in sent),
             )
         )
     if not messages:

@@ -204,3 +204,48 @@ def test_the_digest_lists_open_incidents_but_never_private_ones(
     assert "INC-2" not in digest.body and "Leak" not in digest.body
     assert "INC-3" not in digest.body
     assert reminder(db, "digest").due_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def test_overdue_action_items_of_an_archived_channel_go_to_their_owners(
+    db: Database, notifier: FakeNotifier
+) -> None:
+    """A closed incident's channel is usually archived: a post there reaches nobody (and
+    failed every day). Each owner is told in a direct message; an item with no owner has
+    nobody to tell."""
+    policy = policy_from_dict({"reminders": {"action_items_cron": "0 10 * * 1-5"}})
+    sunday = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    monday_ten = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    with freeze_time(sunday) as clock:
+        payments = declare(db, policy, severity="SEV4", channel="C0PAY", title="Payments")
+        with db.transaction() as session:
+            for text, owner in [("Alert on 5xx", "U0ANA"), ("Load test", "U0BEN"), ("Docs", None)]:
+                core.add_action_item(
+                    session,
+                    policy,
+                    payments,
+                    text,
+                    actor="U0IC",
+                    owner=owner,
+                    due_on=date(2026, 2, 27),
+                )
+            core.record_channel_archived(
+                session, policy, payments, archived=True, actor="U0IC", key="archive"
+            )
+            reminders.seed_recurring_reminders(session, policy, now=sunday)
+        worker = make_worker(db, policy, notifier)
+        clock.move_to(monday_ten)
+        worker.tick()
+        worker.tick()
+    chased = notifier.containing(":clipboard:")
+    assert sorted(p.channel for p in chased) == ["U0ANA", "U0BEN"]
+    ana = next(p.body for p in chased if p.channel == "U0ANA")
+    assert "Alert on 5xx" in ana and "Load test" not in ana
+    [sent] = [
+        e
+        for e in events_of(db, payments, EventKind.REMINDER_SENT)
+        if e.data["reminder"] == "actions"
+    ]
+    assert sent.text == (
+        "Reminded owners of overdue action items: 1, 2 (by direct message: the incident's "
+        "channel is archived)"
+    )
