@@ -38,6 +38,8 @@ from bot.models import (
     EventKind,
     Incident,
     Reminder,
+    RunbookRun,
+    RunbookStepState,
     TimelineEvent,
 )
 
@@ -333,6 +335,47 @@ def _on_status_changed(
         at = as_utc(event.occurred_at)
         _arm_ack(session, policy, incident, now=now, restart_from=at)
         _arm_update(session, policy, incident, now=now, since=at, restart=True, origin="reopened")
+        _arm_steps(session, policy, incident, now=now, since=at)
+
+
+def _arm_steps(
+    session: Session, policy: Policy, incident: Incident, *, now: datetime, since: datetime
+) -> None:
+    """Reopened: the runbook steps still in someone's hands are chased again, from the reopen
+    (resolving cancelled their reminders, and nothing else would arm them again)."""
+    stale_after = policy.reminders.step_stale_after
+    if stale_after is None:
+        return
+    held = session.exec(
+        select(RunbookRun, RunbookStepState)
+        .join(RunbookStepState, col(RunbookStepState.run_id) == col(RunbookRun.id))
+        .where(
+            col(RunbookRun.incident_id) == incident.id,
+            col(RunbookStepState.state) == "in_progress",
+        )
+    ).all()
+    for run, state in held:
+        assert run.id is not None
+        steps = run.snapshot.get("steps", []) if isinstance(run.snapshot, dict) else []
+        title = steps[state.step_index].get("title", "") if state.step_index < len(steps) else ""
+        started = as_utc(state.started_at) if state.started_at is not None else since
+        schedule_reminder(
+            session,
+            key=step_key(run.id, state.step_index),
+            kind=STEP,
+            incident_id=incident.id,
+            due_at=since + stale_after,
+            data={
+                "run_id": run.id,
+                "runbook_id": run.runbook_id,
+                "step": state.step_index,
+                "step_title": str(title),
+                "assignee": state.assignee_id,
+                "since": _iso(started),
+            },
+            now=now,
+            fresh=True,
+        )
 
 
 def _arm_ack(

@@ -16,6 +16,8 @@ from bot.config import Policy, policy_from_dict
 from bot.cron import next_cron_time
 from bot.db import Database
 from bot.models import EventKind, Reminder
+from bot.runbooks import progress
+from bot.runbooks.parser import parse_runbook
 
 from .conftest import T0, at, declare, find_reminder, reminder, reminder_count
 
@@ -302,3 +304,32 @@ def _record_step(db: Database, policy: Policy, incident_id: int, state: str) -> 
 def _rows(db: Database, incident_id: int) -> list[Reminder]:
     with db.transaction() as session:
         return reminders.incident_reminders(session, incident_id)
+
+
+def test_a_step_still_in_progress_is_chased_again_after_a_reopen(
+    db: Database, policy: Policy, clock: FrozenDateTimeFactory
+) -> None:
+    """Resolving cancels the chase of a step left in someone's hands; reopening arms it again,
+    from the reopen, for the steps still held (not for those finished meanwhile)."""
+    incident_id = declare(db, policy, severity="SEV4")
+    runbook = parse_runbook("# Drain\n\n- [ ] Cordon\n- [ ] Drain\n", runbook_id="drain")
+    with db.transaction() as session:
+        run_id = progress.start_run(session, policy, incident_id, runbook, actor="U0IC").run.id
+    at(clock, timedelta(minutes=5))
+    for step in (0, 1):
+        with db.transaction() as session:
+            progress.update_step(
+                session, policy, run_id, step, "assign", actor="U0IC", assignee="U0OPS"
+            )
+    at(clock, timedelta(minutes=10))
+    with db.transaction() as session:
+        core.resolve_incident(session, policy, incident_id, actor="U0IC")
+        progress.update_step(session, policy, run_id, 1, "done", actor="U0OPS")
+    assert reminder(db, reminders.step_key(run_id, 0)).state == "cancelled"
+    at(clock, timedelta(minutes=20))
+    with db.transaction() as session:
+        core.reopen_incident(session, policy, incident_id, actor="U0IC")
+    row = reminder(db, reminders.step_key(run_id, 0))
+    assert (row.state, row.due_at) == ("pending", T0 + timedelta(minutes=50))
+    assert row.data["assignee"] == "U0OPS" and row.data["step_title"] == "Cordon"
+    assert reminder(db, reminders.step_key(run_id, 1)).state == "cancelled"
