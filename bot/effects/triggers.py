@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.alerts.notices import answer_all_resolved
+from bot.clock import utcnow
 from bot.config import Policy
 from bot.effects import kinds, store
 from bot.effects.store import incident_lane
-from bot.models import EventKind, Incident, TimelineEvent
+from bot.models import EventKind, Incident, RunbookRun, TimelineEvent
 
 ANNOUNCED_IN_CHANNEL = frozenset(
     {
@@ -217,6 +218,10 @@ def on_timeline_event(
             actor=event.actor_id or "",
             now=now,
         )
+    if kind == EventKind.STATUS_CHANGED and (
+        event.data.get("reopened") or policy.status(incident.status).phase == "closed"
+    ):
+        _runbook_messages(session, incident)
     if kind == EventKind.CHANNEL_REGAINED:
         # Invited back: what could not be posted while Firebreak was out goes out now, in
         # order, and the pinned summary catches up.
@@ -256,3 +261,31 @@ def on_timeline_event(
             incident_id=incident.id,
             now=now,
         )
+
+
+def queue_runbook_message(session: Session, run_id: int, incident_id: int) -> None:
+    """Post or edit a runbook run's message (coalesced: the latest progress wins)."""
+    store.arm(
+        session,
+        kind=kinds.RUNBOOK_MESSAGE,
+        key=f"runbook-message:{run_id}",
+        data={"run_id": run_id},
+        incident_id=incident_id,
+        lane=store.incident_lane(incident_id),
+        now=utcnow(),
+    )
+
+
+def _runbook_messages(session: Session, incident: Incident) -> None:
+    """Draw again the messages of the incident's runbook runs (closed: no buttons left to
+    press; reopened: the buttons back)."""
+    assert incident.id is not None
+    runs = session.exec(
+        select(RunbookRun.id).where(
+            col(RunbookRun.incident_id) == incident.id,
+            col(RunbookRun.slack_message_ts).is_not(None),
+        )
+    ).all()
+    for run_id in runs:
+        if run_id is not None:
+            queue_runbook_message(session, run_id, incident.id)

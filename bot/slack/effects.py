@@ -534,7 +534,11 @@ class SlackEffects:
         channel = run.slack_channel_id or incident.slack_channel_id
         if channel is None:
             return Done({"skipped": "no channel"})
-        message = render_run_message(run, steps_per_page=self.fb.policy.runbooks.steps_per_page)
+        message = render_run_message(
+            run,
+            steps_per_page=self.fb.policy.runbooks.steps_per_page,
+            closed=self.fb.policy.status(incident.status).phase == "closed",
+        )
         ts = run.slack_message_ts
         replaced: str | None = None
         if ts:
@@ -544,9 +548,7 @@ class SlackEffects:
             except SlackCallError as exc:
                 if exc.error not in _SUMMARY_GONE:
                     raise
-                # Deleted (or no longer editable): the run goes on in a new message, under a
-                # key of its own so a repeat finds the new one, not the old.
-                replaced = ts
+                replaced = ts  # deleted: a new message, keyed apart so a repeat finds it
         key = f"runbook:{run_id}" + (f":after:{replaced}" if replaced else "")
         found = self.gateway.find_effect_message(
             channel, key, since=(run.started_at or item.created_at).timestamp() - 60

@@ -20,7 +20,7 @@ from bot import incidents as core
 from bot.access import Action
 from bot.clock import utcnow
 from bot.config import Policy
-from bot.effects import kinds, store
+from bot.effects import store
 from bot.effects.failures import describe
 from bot.effects.triggers import refresh
 from bot.errors import InvalidInput
@@ -351,16 +351,3 @@ class IncidentFlows:
             user,
             blocks.home_view(self.policy, visible, {k: v for k, v in commanders.items() if v}, now),
         )
-
-
-def queue_runbook_message(session: Session, run_id: int, incident_id: int) -> None:
-    """Post or edit a runbook run's message (coalesced: the latest progress wins)."""
-    store.arm(
-        session,
-        kind=kinds.RUNBOOK_MESSAGE,
-        key=f"runbook-message:{run_id}",
-        data={"run_id": run_id},
-        incident_id=incident_id,
-        lane=store.incident_lane(incident_id),
-        now=utcnow(),
-    )

@@ -16,13 +16,14 @@ from slack_bolt import App
 
 from bot import incidents as core
 from bot.db import whole_number
+from bot.effects.triggers import queue_runbook_message
 from bot.errors import InvalidInput, NotFound
 from bot.models import Incident
 from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import Runbook
 from bot.slack import blocks
-from bot.slack.flows import IncidentFlows, queue_runbook_message
+from bot.slack.flows import IncidentFlows
 from bot.slack.listeners import Ctx, Listeners, reply
 from bot.slack.runbook_messages import (
     ACTION_PATTERN,

@@ -353,3 +353,36 @@ def test_a_runbook_named_in_quotes_or_by_its_path_is_started(
     said = ask(fake, bot, slack, f"{incident.ref} runbook {typed}", "general")
     assert said.startswith("Started *Disk full*"), said
     assert run_of(db).runbook_id == "disk-full"
+
+
+def test_a_closed_incidents_run_message_offers_no_buttons_until_it_is_reopened(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Every step button of a closed incident would be refused: the message says the incident
+    is closed and offers none; reopened, they are back."""
+    incident = declare(fake, bot, slack, db, title="Disk full on db-3, writes failing")
+    channel = incident.slack_channel_id or ""
+    slack.slash_command(f"{incident.ref} runbook disk-full", user="ana.garcia", channel=channel)
+    bot.settle()
+    ts = run_of(db).slack_message_ts or ""
+
+    def buttons() -> int:
+        return sum(
+            1
+            for b in fake.message(channel, ts).blocks
+            for e in [*b.get("elements", []), *([b["accessory"]] if "accessory" in b else [])]
+            if str(e.get("action_id", "")).startswith("runbook:")
+            and not str(e.get("action_id")).startswith("runbook:page:")
+        )
+
+    assert buttons() > 0
+    for command in ("resolve fixed", "close"):
+        slack.slash_command(command, user="ana.garcia", channel=channel)
+        bot.settle()
+    assert buttons() == 0
+    assert "the incident is closed" in texts(fake.message(channel, ts))
+    slack.slash_command(
+        f"{incident.ref} reopen not fixed after all", user="ana.garcia", channel="general"
+    )
+    bot.settle()
+    assert buttons() > 0

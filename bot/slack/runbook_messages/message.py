@@ -265,7 +265,7 @@ class _Packer:
 
 
 def render_run_message(
-    run: RunView, *, steps_per_page: int, page: int | None = None
+    run: RunView, *, steps_per_page: int, page: int | None = None, closed: bool = False
 ) -> SlackMessage:
     """The run's message: title and progress, the context (in full on the first page unless
     the page cannot hold it with the steps; the description alone on the others), the steps of
@@ -282,6 +282,8 @@ def render_run_message(
     status = f"*{progress}*"
     if run.status == "completed" or progress.finished:
         status += " · :white_check_mark: completed"
+    if closed:  # nothing can change now: no step buttons, which would all be refused
+        status += " · the incident is closed (reopen it to go on)"
     if pages > 1:
         status += f" · page {page + 1} of {pages}"
     head: list[dict[str, Any]] = [
@@ -358,11 +360,11 @@ def render_run_message(
             blocks: list[dict[str, Any]] = [
                 {"type": "section", "text": _mrkdwn(t or " ")} for t in texts
             ]
-            if finished[i]:
+            if finished[i] and not closed:
                 blocks[0]["accessory"] = _button(
                     "Reopen", action_id("reopen", run.id, i), f"{i}:{view.version}"
                 )
-            else:
+            elif not closed:
                 blocks.append(_step_actions(run.id, i, view, i == next_index))
             out.append(blocks)
         return out
