@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot import incidents as core
+from bot import reminders
 from bot.clock import utcnow
 from bot.effects.store import prune
 from bot.errors import InvalidInput
@@ -113,9 +114,18 @@ class ReminderButtons:
                 change = reminder_actions.stop_reminder(
                     session, self.policy, decoded.target_id, actor=ctx.user, key=ctx.key
                 )
-                done = "Stopped. Reopening the incident starts the reminders again."
+                done = _STOPPED.get(change.reminder.kind, "Stopped.")
         if change.changed:
             reply(ctx, done)
+
+
+_STOPPED = {
+    reminders.UPDATE: "Stopped: no more reminders to post an update. Reopening the incident "
+    "starts them again.",
+    reminders.STEP: "Stopped: no more reminders about this step.",
+    reminders.CLOSE: "Stopped: no more reminders to close this incident.",
+}
+"""What stopping says, by reminder kind: what stopped, and what starts it again."""
 
 
 def register(app: App, listeners: Listeners) -> None:

@@ -110,10 +110,13 @@ def test_update_nudge_buttons_snooze_and_stop(
     assert "reminder_snoozed" in kinds(db, incident)
 
     stop = next(a for a in buttons if a.startswith("reminder:stop:"))
-    slack.click(channel, nudge.ts, stop, user="ana.garcia")
+    stopped = slack.click(channel, nudge.ts, stop, user="ana.garcia")
     bot.settle()
     assert tick_later(worker, 600) == 0
     assert "reminder_stopped" in kinds(db, incident)
+    said = [texts(p.payload) for p in fake.response_posts(stopped.request.response_url)]
+    said += [e.text for e in fake.ephemerals(channel, user="ana.garcia")]
+    assert any(t.startswith("Stopped: no more reminders to post an update.") for t in said), said
 
 
 def test_closing_is_refused_to_people_without_the_role_and_recorded(
