@@ -105,7 +105,7 @@ def runbook_id(path: Path, root: Path) -> str:
     return relative[:-3] if relative.casefold().endswith(".md") else relative
 
 
-_QUOTES = "\"'`“”‘’«»„‚"
+NAME_QUOTES = "\"'`“”‘’«»„‚"
 """Quotes people put around a runbook's name (straight, curly, guillemets)."""
 
 
@@ -463,7 +463,7 @@ class RunbookCatalog:
         when that is unique; case does not matter, nor quotes around it (``"Disk full"``,
         ``“Disk full”``), nor the runbook directory written before the id
         (``runbooks/disk-full.md``, as ``firebreak runbooks show`` takes it)."""
-        name = name.strip().strip(_QUOTES).strip().removesuffix(".md")
+        name = name.strip().strip(NAME_QUOTES).strip().removesuffix(".md")
         found = self._get(name)
         parts = name.replace("\\", "/").split("/")
         while found is None and len(parts) > 1:

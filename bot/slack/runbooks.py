@@ -20,7 +20,7 @@ from bot.effects.triggers import queue_runbook_message
 from bot.errors import InvalidInput, NotFound
 from bot.models import Incident
 from bot.runbooks import progress
-from bot.runbooks.catalog import RunbookCatalog
+from bot.runbooks.catalog import NAME_QUOTES, RunbookCatalog
 from bot.runbooks.parser import Runbook
 from bot.slack import blocks
 from bot.slack.flows import IncidentFlows
@@ -60,6 +60,10 @@ class RunbookSlack:
             exact = self.catalog.get(words)
             if exact is not None:
                 self.start(ctx, incident, exact)
+                return
+            running = self._run_named(incident, words)
+            if running is not None:  # its file was renamed or removed since: the run goes on
+                self._point_at(ctx, incident, running)
                 return
             matches = self.catalog.search(words, limit=SEARCH_RESULTS)
             heading = f"Runbooks matching “{words[:80]}”"
@@ -104,23 +108,41 @@ class RunbookSlack:
             if change.changed:
                 queue_runbook_message(session, run.id, incident.id)
         if not change.changed:
-            link = None
-            if run.slack_message_ts and run.slack_channel_id:
-                link = self.gateway.permalink(run.slack_channel_id, run.slack_message_ts)
-            where = f": <{link}|open it>" if link else "."
-            if run.status == progress.RUN_COMPLETED:
-                said = (
-                    f"*{title_mrkdwn(runbook.title)}* was completed in {incident.ref} "
-                    f"({run.progress}); reopen a step there to work it again{where}"
-                )
-            else:
-                said = f"*{title_mrkdwn(runbook.title)}* is already running in {incident.ref}"
-                said += where
-            reply(ctx, said)
+            self._point_at(ctx, incident, run)
             return
         if ctx.channel != incident.slack_channel_id:
             where = f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else incident.ref
             reply(ctx, f"Started *{title_mrkdwn(runbook.title)}* in {where}.")
+
+    def _point_at(self, ctx: Ctx, incident: Incident, run: progress.RunView) -> None:
+        """The runbook is running (or ran) in the incident already: where, under the title it
+        was started with (its file may have changed since)."""
+        link = None
+        if run.slack_message_ts and run.slack_channel_id:
+            link = self.gateway.permalink(run.slack_channel_id, run.slack_message_ts)
+        where = f": <{link}|open it>" if link else "."
+        title = title_mrkdwn(run.title)
+        if run.status == progress.RUN_COMPLETED:
+            said = (
+                f"*{title}* was completed in {incident.ref} ({run.progress}); reopen a step "
+                f"there to work it again{where}"
+            )
+        else:
+            said = f"*{title}* is already running in {incident.ref}{where}"
+        reply(ctx, said)
+
+    def _run_named(self, incident: Incident, words: str) -> progress.RunView | None:
+        """The incident's run whose runbook id or title is ``words`` (case, quotes and ``.md``
+        aside): found by the run, not the catalog, which may no longer hold its file."""
+        assert incident.id is not None
+        wanted = words.strip(NAME_QUOTES).strip().removesuffix(".md").casefold()
+        with self.fb.db.read() as session:
+            runs = progress.incident_runs(session, incident.id)
+        for run in runs:
+            names = {run.runbook_id.casefold(), run.runbook_id.rsplit("/", 1)[-1].casefold()}
+            if wanted in names or wanted == run.title.casefold():
+                return run
+        return None
 
     def start_suggested(self, ctx: Ctx, action: dict[str, Any]) -> None:
         """A recorded click on a suggestion's Start button."""
@@ -131,12 +153,16 @@ class RunbookSlack:
             incident_id = None
         if incident_id is None:
             raise InvalidInput("That button is out of date; use `/incident runbook`.")
-        runbook = self.catalog.get(runbook_id)
-        if runbook is None:
-            raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")
         with self.fb.db.read() as session:
             incident = core.get_incident(session, incident_id)
         self.listeners.check_visible(ctx, incident)
+        runbook = self.catalog.get(runbook_id)
+        if runbook is None:
+            running = self._run_named(incident, runbook_id)
+            if running is not None:
+                self._point_at(ctx, incident, running)
+                return
+            raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")
         self.start(ctx, incident, runbook)
 
     # -- walking -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from bot.config import Policy, Settings
 from bot.db import Database
 from bot.models import EventKind, RunbookRun, RunbookStepState
 from bot.runbooks import progress
-from bot.runbooks.catalog import load_catalog
+from bot.runbooks.catalog import RunbookCatalog, load_catalog
 from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
@@ -386,3 +386,23 @@ def test_a_closed_incidents_run_message_offers_no_buttons_until_it_is_reopened(
     )
     bot.settle()
     assert buttons() > 0
+
+
+def test_a_run_whose_file_was_removed_is_still_found_by_its_name(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    """The runbook's file was removed or renamed after the run started (the catalog reloads
+    it): the run goes on from its snapshot, and `/incident runbook <its name>` points at it
+    under the title it was started with, instead of "No runbook matches"."""
+    incident = declare(fake, bot, slack, db, title="Disk full on db-3, writes failing")
+    channel = incident.slack_channel_id or ""
+    slack.slash_command(f"{incident.ref} runbook disk-full", user="ana.garcia", channel=channel)
+    bot.settle()
+    catalog = bot.firebreak.catalog
+    assert catalog is not None
+    bot.firebreak.catalog = RunbookCatalog.of(
+        [r for r in catalog.runbooks.values() if r.id != "disk-full"]
+    )
+    for typed in ("disk-full", "“Disk full”"):
+        said = ask(fake, bot, slack, f"{incident.ref} runbook {typed}", "general")
+        assert said.startswith("*Disk full* is already running in INC-1"), said
