@@ -569,3 +569,19 @@ def test_datadog_keeps_a_monitors_own_brackets_and_strips_only_its_tags() -> Non
     assert title("[Triggered on {host:web-1}] [prod] API latency") == "[prod] API latency"
     assert title("[P1] [Re-Warn] [staging] API latency") == "[staging] API latency"
     assert title("[TEST] [No Data] Queue depth") == "Queue depth"
+
+
+def test_pagerduty_escalations_and_reassignments_say_to_whom() -> None:
+    body = load("pagerduty/zulip-v3-incident-triggered-2021")
+    body["event"].update(id="01ESC", event_type="incident.escalated")
+    body["event"]["data"]["assignees"] = [
+        {"id": "P1", "summary": "Ben Oncall", "type": "user_reference"},
+        {"id": "P2", "summary": "Chloe Lead", "type": "user_reference"},
+    ]
+    [info] = parse("pagerduty", body, now=NOW).info
+    assert info.text.endswith(" to Ben Oncall, Chloe Lead")
+    body["event"]["event_type"] = "incident.reassigned"
+    body["event"]["data"]["assignees"] = []
+    body["event"]["data"]["assignments"] = [{"assignee": {"summary": "Dev Night"}}]
+    [info] = parse("pagerduty", body, now=NOW).info
+    assert info.text.endswith(" to Dev Night")

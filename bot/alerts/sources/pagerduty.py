@@ -128,7 +128,9 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
             "incident.triggered",
             "incident.resolved",
         ):
-            info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=f"PagerDuty: {verb}{by}"))
+            to = _assignees(body) if event_type in _HANDED_OVER else ""
+            text = f"PagerDuty: {verb}{by}" + (f" to {to}" if to else "")
+            info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=text))
     else:
         text = f"PagerDuty: {verb}{by}" + "".join(f": {part}" for part in _details(body) if part)
         info.append(Info(key=short_key(f"pagerduty:{event_id}"), text=text))
@@ -140,6 +142,25 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         info=tuple(info),
         merged=status == "resolved" and _merged_into(body) is not None,
     )
+
+
+_HANDED_OVER = frozenset({"incident.escalated", "incident.reassigned", "incident.delegated"})
+"""Events that hand the incident to other people: the entry says to whom."""
+
+
+def _assignees(body: dict[str, Any]) -> str:
+    """Who the incident is assigned to now (``assignees``, else ``assignments``), by name."""
+    people = body.get("assignees")
+    if not isinstance(people, list) or not people:
+        assignments = body.get("assignments")
+        people = (
+            [a.get("assignee") for a in assignments if isinstance(a, dict)]
+            if isinstance(assignments, list)
+            else []
+        )
+    names = [_text(person, "summary") for person in people[:5] if isinstance(person, dict)]
+    shown = ", ".join(clean(n, 100, multiline=False) for n in names if n)
+    return shown + (f" and {len(people) - 5} more" if len(people) > 5 and shown else "")
 
 
 def _merged_into(body: dict[str, Any]) -> str | None:
