@@ -35,6 +35,7 @@ from bot.postmortem.facts import (
     TimelineDay,
     TimelineEntry,
 )
+from bot.runbooks.progress import step_event_markup
 
 logger = logging.getLogger("bot.postmortem")
 """One logger for the package (its name is the one operators filter on)."""
@@ -344,13 +345,15 @@ def _timeline(events: list[_Event], people: _People) -> tuple[TimelineDay, ...]:
     days: list[TimelineDay] = []
     current: list[TimelineEntry] = []
     current_day: date | None = None
-    for kind, actor_id, at, raw_text, _, source_url in events:
+    for kind, actor_id, at, raw_text, data, source_url in events:
         day = at.date()
         if day != current_day:
             if current_day is not None:
                 days.append(TimelineDay(current_day.isoformat(), tuple(current)))
             current_day, current = day, []
         label = _label(kind)
+        if kind == EventKind.RUNBOOK_STEP:  # the runbook's words are text, not markup
+            raw_text = step_event_markup(raw_text, data.get("assignee"))
         text = Markdown(slack_to_markdown(raw_text, people).strip()) or kind.replace("_", " ")
         time = f"{at.hour:02d}:{at.minute:02d}"  # strftime is slow at 10,000 entries
         current.append(

@@ -29,6 +29,7 @@ from bot import incidents
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput, NotFound
+from bot.markup import escape_mrkdwn
 from bot.models import EventKind, RunbookRun, RunbookStepState, TimelineEvent
 from bot.runbooks.parser import TITLE_MAX, Runbook
 
@@ -94,6 +95,16 @@ class StepView:
         """What a message showing this step carries back with a click, to tell whether the
         step changed since (:func:`update_step`'s ``seen``)."""
         return step_version(self.updated_at)
+
+
+def step_event_markup(text: str, assignee: object) -> str:
+    """A runbook step event's text as Slack markup, the one way every reader shows it: the
+    runbook's own words as written (a literal ``<!here>`` or ``<@U1>`` in a step stays text),
+    and the mention of whom the step was assigned to, which stays a mention."""
+    escaped = escape_mrkdwn(text)
+    if not isinstance(assignee, str) or not assignee.isalnum():
+        return escaped
+    return escaped.replace(f"&lt;@{assignee}&gt;", f"<@{assignee}>", 1)
 
 
 def step_version(updated_at: datetime | None) -> str:

@@ -22,8 +22,10 @@ from bot.db import Database
 from bot.markup import escape_markdown_text
 from bot.models import EventKind, Postmortem, TimelineEvent
 from bot.postmortem import generate_on_close, generate_postmortem
+from bot.runbooks import progress
+from bot.runbooks.parser import parse_runbook
 
-from .scenario import CLOSED_AT, FRANK, T0, Directory, build_incident
+from .scenario import BOB, CLOSED_AT, FRANK, T0, Directory, build_incident
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -458,3 +460,34 @@ def _heading(markdown: str) -> str:
     found = re.search(r"<h1>(.*?)</h1>", rendered, re.DOTALL)
     assert found is not None
     return html.unescape(found.group(1))
+
+
+def test_a_runbook_steps_own_markup_is_shown_as_written_in_the_timeline(
+    db: Database, team_policy: Policy
+) -> None:
+    """A step whose text holds a literal ``<@U…>`` or ``<!here>`` (a runbook quoting Slack
+    syntax) is shown as written in the draft's timeline, as in Slack; the person the step was
+    assigned to is still named. Before, the step's words became mentions and a name lookup."""
+    looked_up: list[str] = []
+
+    class Names(Directory):
+        def user(self, user_id: str) -> str | None:
+            looked_up.append(user_id)
+            return super().user(user_id)
+
+    incident_id = declare(db, team_policy)
+    runbook = parse_runbook(
+        "# Page the team\n\n- [ ] Post <!here> and ping <@U0QUOTED>\n", runbook_id="page"
+    )
+    with freeze_time(T0), db.transaction() as session:
+        run_id = progress.start_run(session, team_policy, incident_id, runbook, actor=BOB).run.id
+        progress.update_step(session, team_policy, run_id, 0, "assign", actor=BOB, assignee=BOB)
+    with freeze_time(CLOSED_AT), db.transaction() as session:
+        draft = generate_postmortem(
+            session, team_policy, incident_id, actor=FRANK, key="k", names=Names()
+        )
+    timeline = section(draft.markdown, "Timeline")
+    assert "assigned to @Bob Okafor" in timeline
+    assert "@here" not in timeline and "U0QUOTED" in timeline
+    assert "U0QUOTED" not in looked_up
+    assert "Post \\<!here> and ping <@U0QUOTED>" in timeline  # as written, in Markdown

@@ -12,6 +12,7 @@ from bot.config import Policy
 from bot.durations import humanize_duration
 from bot.markup import neutralise_broadcasts, slack_to_plain
 from bot.models import ActionItem, EventKind, Incident, TimelineEvent
+from bot.runbooks.progress import step_event_markup
 from bot.slack import limits
 from bot.slack.blocks.elements import (
     DECLARE_ANYWAY,
@@ -142,15 +143,6 @@ _KIND_MARKS: dict[str, str] = {
 }
 
 
-def _with_assignee(event: TimelineEvent, escaped: str) -> str:
-    """A runbook step's text is the runbook's own words (escaped) and the mention of whom the
-    step was assigned to, which stays a mention (Slack shows the person's name)."""
-    assignee = event.data.get("assignee") if event.kind == EventKind.RUNBOOK_STEP else None
-    if not isinstance(assignee, str) or not assignee.isalnum():
-        return escaped
-    return escaped.replace(f"&lt;@{assignee}&gt;", mention(assignee), 1)
-
-
 def timeline_blocks(
     incident: Incident,
     events: Sequence[TimelineEvent],
@@ -169,7 +161,9 @@ def timeline_blocks(
         text = (
             neutralise_broadcasts(event.text, allow=allow_broadcasts)
             if event.kind in _SLACK_FORMATTED
-            else _with_assignee(event, escape_mrkdwn(event.text))
+            else step_event_markup(event.text, event.data.get("assignee"))
+            if event.kind == EventKind.RUNBOOK_STEP
+            else escape_mrkdwn(event.text)
         )
         line = (
             f"`{event.occurred_at:%m-%d %H:%M}` {mark}{who} "
