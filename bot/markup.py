@@ -42,7 +42,8 @@ _TOKEN = re.compile(r"<([^<>\n]*)>|&(amp|lt|gt);")
 _ENTITY = re.compile(r"&(amp|lt|gt);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_BROADCASTS = {"here", "channel", "everyone"}
+BROADCASTS = frozenset({"here", "channel", "everyone"})
+"""The words that notify a whole channel (``<!here>``, ``@channel``...)."""
 # Slack code blocks are ```...``` anywhere in a line; Markdown needs the fences on lines of their
 # own, or the first line of the code is read as the fence's "info string" and lost.
 _CODE_BLOCK = re.compile(r"```(.*?)```", re.DOTALL)
@@ -187,7 +188,7 @@ def link_host(url: str) -> str:
 def _special(command: str, label: str) -> str:
     """``<!here>``, ``<!subteam^S1|@sre>``, ``<!date^...|fallback>`` and friends."""
     name, _, argument = command.partition("^")
-    if name in _BROADCASTS:
+    if name in BROADCASTS:
         return "@" + name
     if name == "subteam":
         group = label or argument

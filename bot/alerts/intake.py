@@ -174,8 +174,7 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
 
 
 def _phase(policy: Policy, incident: Incident) -> str:
-    status = policy.find_status(incident.status)
-    return status.phase if status is not None else "active"
+    return policy.phase_of(incident.status)
 
 
 def _summary(message: AlertMessage, firing: int) -> str:

@@ -232,14 +232,19 @@ def answer_notice(session: Session, dedupe_key: str, answer: Answered, *, now: d
     return True
 
 
-def _waiting(session: Session, kind: str, incident_id: int) -> list[AlertNotice]:
-    """The ``kind`` notices about the incident still waiting for an answer."""
+def _waiting(
+    session: Session, kind: str, incident_id: int | None = None, *, group_id: int | None = None
+) -> list[AlertNotice]:
+    """The ``kind`` notices about the incident (or the group) still waiting for an answer."""
+    about = (
+        AlertNotice.incident_id == incident_id
+        if group_id is None
+        else AlertNotice.group_id == group_id
+    )
     return list(
         session.exec(
             select(AlertNotice).where(
-                AlertNotice.kind == kind,
-                AlertNotice.incident_id == incident_id,
-                AlertNotice.state == "queued",
+                AlertNotice.kind == kind, about, AlertNotice.state == "queued"
             )
         ).all()
     )
@@ -248,6 +253,14 @@ def _waiting(session: Session, kind: str, incident_id: int) -> list[AlertNotice]
 def open_questions(session: Session, kind: str, incident_id: int) -> list[str]:
     """The dedupe keys of the ``kind`` notices about the incident still waiting for an answer."""
     return [notice.dedupe_key for notice in _waiting(session, kind, incident_id)]
+
+
+def answer_triage(session: Session, answer: Answered, *, now: datetime) -> None:
+    """Every triage request of ``answer.group_id`` still waiting is answered: a group that
+    fired again after its flap window while nobody decided was asked about again, and one
+    decision answers both."""
+    for notice in _waiting(session, TRIAGE, group_id=answer.group_id):
+        answer_notice(session, notice.dedupe_key, answer, now=now)
 
 
 def answer_all_resolved(

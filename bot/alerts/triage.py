@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 from bot import incidents as core
 from bot.alerts.intake import _announce, _declare, carry_over, lock_group
 from bot.alerts.model import AlertMessage, Status
-from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
-from bot.alerts.notices import TRIAGE, Answered, answer_notice
+from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.notices import TRIAGE, Answered, answer_triage
 from bot.alerts.routing import Route
 from bot.clock import utcnow
 from bot.config import Policy
@@ -58,20 +58,44 @@ def triage_declare(
         if group.firing_count
         else "none firing: every alert resolved while it waited in triage"
     )
-    core.record_timeline_event(
+    _record(
         session,
         policy,
+        group,
         incident.id,
-        kind=EventKind.ALERT_FIRING,
-        text=f"Declared from triage: {group.title} ({firing})",
+        f"Declared from triage: {group.title} ({firing})",
         actor=actor,
-        data={"source": group.source, "group_id": group.id, "firing": group.firing_count},
         key=f"alerts:triage-declare:{group.id}:{group.episode}",
         now=now,
     )
     _announce(session, policy, group, incident, plan, group.firing_count, now)
     _answer_triage(session, group, f"Declared {incident.ref}", actor, incident.id, now)
     return incident
+
+
+def _record(
+    session: Session,
+    policy: Policy,
+    group: AlertGroup,
+    incident_id: int,
+    text: str,
+    *,
+    actor: str,
+    key: str,
+    now: datetime,
+) -> None:
+    """A triage decision on the incident's timeline, by whom, with the group's count."""
+    core.record_timeline_event(
+        session,
+        policy,
+        incident_id,
+        kind=EventKind.ALERT_FIRING,
+        text=text,
+        actor=actor,
+        data={"source": group.source, "group_id": group.id, "firing": group.firing_count},
+        key=key,
+        now=now,
+    )
 
 
 def _undecided(session: Session, group: AlertGroup) -> None:
@@ -91,31 +115,21 @@ def _answer_triage(
     now: datetime,
 ) -> None:
     """The group's triage messages say what was decided, and by whom, instead of offering
-    buttons: every one still waiting, since a group that fired again after its flap window
-    while nobody decided was asked about again, and the decision answers both."""
+    buttons."""
     assert group.id is not None
-    waiting = session.exec(
-        select(AlertNotice.dedupe_key).where(
-            AlertNotice.kind == TRIAGE,
-            AlertNotice.group_id == group.id,
-            AlertNotice.state == "queued",
-        )
-    ).all()
-    for key in waiting:
-        answer_notice(
-            session,
-            key,
-            Answered(
-                group_id=group.id,
-                source=group.source,
-                title=group.title,
-                outcome=outcome,
-                actor=actor,
-                question=TRIAGE,
-                incident_id=incident_id,
-            ),
-            now=now,
-        )
+    answer_triage(
+        session,
+        Answered(
+            group_id=group.id,
+            source=group.source,
+            title=group.title,
+            outcome=outcome,
+            actor=actor,
+            question=TRIAGE,
+            incident_id=incident_id,
+        ),
+        now=now,
+    )
 
 
 def triage_attach(
@@ -135,14 +149,14 @@ def triage_attach(
     _undecided(session, group)
     group.incident_id = incident.id
     group.disposition = "incident"
-    core.record_timeline_event(
+    text = f"Alerts attached from triage: {group.title} ({group.firing_count} firing)"
+    _record(
         session,
         policy,
+        group,
         incident.id,
-        kind=EventKind.ALERT_FIRING,
-        text=f"Alerts attached from triage: {group.title} ({group.firing_count} firing)",
+        text,
         actor=actor,
-        data={"source": group.source, "group_id": group.id, "firing": group.firing_count},
         key=f"alerts:attach:{group.id}:{group.episode}",
         now=now,
     )

@@ -23,6 +23,7 @@ from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
 from bot.cron import UnsupportedCron, cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 from bot.durations import Duration, RetentionDuration
+from bot.markup import BROADCASTS
 
 
 class _Strict(BaseModel):
@@ -147,12 +148,9 @@ class SlackPolicy(_Strict):
 _SLACK_TARGET = re.compile(r"^(?:[UWS][A-Z0-9]{2,}|@[a-z0-9][a-z0-9._-]*)$")
 
 
-_BROADCASTS = frozenset({"@here", "@channel", "@everyone"})
-
-
 def _check_targets(values: list[str]) -> list[str]:
     for value in values:
-        if value in _BROADCASTS:
+        if value.startswith("@") and value[1:] in BROADCASTS:
             raise ValueError(
                 f"{value!r} is not a user group: name the people or groups to page; an "
                 "escalation always goes to the incident channel (and escalation_channel)"
@@ -602,6 +600,12 @@ class Policy(_Strict):
             if wanted in (status.key.casefold(), status.name.casefold()):
                 return status
         return None
+
+    def phase_of(self, status: str) -> str:
+        """The phase of ``status`` (``active``, ``resolved``, ``closed``); a status the policy no
+        longer has counts as active."""
+        found = self.find_status(status)
+        return found.phase if found is not None else "active"
 
     def impact_mitigated(self, status: str) -> bool:
         """Whether an incident at ``status`` stands at the status that says its impact is

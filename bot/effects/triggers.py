@@ -219,7 +219,7 @@ def on_timeline_event(
             now=now,
         )
     if kind == EventKind.STATUS_CHANGED and (
-        event.data.get("reopened") or policy.status(incident.status).phase == "closed"
+        event.data.get("reopened") or policy.phase_of(incident.status) == "closed"
     ):
         _runbook_messages(session, incident)
     if kind == EventKind.CHANNEL_REGAINED:

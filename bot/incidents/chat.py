@@ -155,6 +155,12 @@ def channel_lost(incident: Incident) -> str | None:
     return str(lost) if lost in ("deleted", "removed") else None
 
 
+def channel_unusable(incident: Incident) -> bool:
+    """Nothing Firebreak posts in the incident's channel reaches anyone: archived, deleted, or
+    Firebreak removed from it."""
+    return channel_archived(incident) or channel_lost(incident) is not None
+
+
 def record_channel_regained(
     session: Session,
     policy: Policy,

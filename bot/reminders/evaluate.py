@@ -18,7 +18,7 @@ from bot.clock import as_utc
 from bot.config import COMMANDER, Policy, format_duration
 from bot.cron import next_cron_time
 from bot.durations import humanize_duration
-from bot.incidents.chat import channel_archived, channel_lost
+from bot.incidents.chat import channel_unusable
 from bot.incidents.queries import list_incidents
 from bot.models import (
     ActionItem,
@@ -438,7 +438,7 @@ def _evaluate_actions(ctx: Context) -> Outcome:
         ]
         # The channel of a closed incident is usually archived (or deleted): a post there
         # reaches nobody, so each owner is told in a direct message instead.
-        gone = channel_archived(incident) or channel_lost(incident) is not None
+        gone = channel_unusable(incident)
         # (ref, where): the channel, or each owner
         sent: list[tuple[str, str]] = []
         if not gone:

@@ -262,8 +262,7 @@ def _lock_reminder(session: Session, reminder_id: int) -> Reminder | None:
 
 
 def _phase(policy: Policy, incident: Incident) -> str:
-    status = policy.find_status(incident.status)
-    return status.phase if status is not None else "active"
+    return policy.phase_of(incident.status)
 
 
 def _commander(session: Session, incident_id: int) -> str | None:

@@ -105,8 +105,13 @@ def runbook_id(path: Path, root: Path) -> str:
     return relative[:-3] if relative.casefold().endswith(".md") else relative
 
 
-NAME_QUOTES = "\"'`“”‘’«»„‚"
+_NAME_QUOTES = "\"'`“”‘’«»„‚"
 """Quotes people put around a runbook's name (straight, curly, guillemets)."""
+
+
+def typed_name(name: str) -> str:
+    """A runbook's name as typed, without the quotes around it or a ``.md`` ending."""
+    return name.strip().strip(_NAME_QUOTES).strip().removesuffix(".md")
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -463,7 +468,7 @@ class RunbookCatalog:
         when that is unique; case does not matter, nor quotes around it (``"Disk full"``,
         ``“Disk full”``), nor the runbook directory written before the id
         (``runbooks/disk-full.md``, as ``firebreak runbooks show`` takes it)."""
-        name = name.strip().strip(NAME_QUOTES).strip().removesuffix(".md")
+        name = typed_name(name)
         found = self._get(name)
         parts = name.replace("\\", "/").split("/")
         while found is None and len(parts) > 1:

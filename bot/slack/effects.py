@@ -537,7 +537,7 @@ class SlackEffects:
         message = render_run_message(
             run,
             steps_per_page=self.fb.policy.runbooks.steps_per_page,
-            closed=self.fb.policy.status(incident.status).phase == "closed",
+            closed=self.fb.policy.phase_of(incident.status) == "closed",
         )
         ts = run.slack_message_ts
         replaced: str | None = None

@@ -20,7 +20,7 @@ from bot.effects.triggers import queue_runbook_message
 from bot.errors import InvalidInput, NotFound
 from bot.models import Incident
 from bot.runbooks import progress
-from bot.runbooks.catalog import NAME_QUOTES, RunbookCatalog
+from bot.runbooks.catalog import RunbookCatalog, typed_name
 from bot.runbooks.parser import Runbook
 from bot.slack import blocks
 from bot.slack.flows import IncidentFlows
@@ -135,7 +135,7 @@ class RunbookSlack:
         """The incident's run whose runbook id or title is ``words`` (case, quotes and ``.md``
         aside): found by the run, not the catalog, which may no longer hold its file."""
         assert incident.id is not None
-        wanted = words.strip(NAME_QUOTES).strip().removesuffix(".md").casefold()
+        wanted = typed_name(words).casefold()
         with self.fb.db.read() as session:
             runs = progress.incident_runs(session, incident.id)
         for run in runs:

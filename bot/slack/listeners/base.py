@@ -172,7 +172,7 @@ class ListenerBase:
         elif (
             not announced
             or ctx.channel != change.incident.slack_channel_id
-            or channel_unusable(change.incident)
+            or core.channel_unusable(change.incident)
         ):
             # In the incident channel most changes are announced to everyone; elsewhere, and
             # when nothing changed, only the person who asked hears back.
@@ -261,7 +261,7 @@ class ListenerBase:
         if not made_by_this_request(change):
             return
         # The update is posted in the incident channel by an effect of the same transaction.
-        if ctx.channel != incident.slack_channel_id or channel_unusable(change.incident):
+        if ctx.channel != incident.slack_channel_id or core.channel_unusable(change.incident):
             # Saved now; the post is an effect still to run: said as it is.
             where = (
                 f"<#{incident.slack_channel_id}>" if incident.slack_channel_id else "its channel"
@@ -354,17 +354,11 @@ class ListenerBase:
     # -- modals ------------------------------------------------------------------------------
 
 
-def channel_unusable(incident: Incident) -> bool:
-    """Nothing Firebreak posts in the incident's channel reaches anyone: archived, deleted, or
-    Firebreak removed from it."""
-    return core.channel_archived(incident) or core.channel_lost(incident) is not None
-
-
 def said_in_channel(incident: Incident, posted: str, saved: str) -> str:
     """The answer to a change Firebreak posts in the incident channel: ``posted``; while the
     channel is archived or deleted, or Firebreak is out of it, ``saved`` and why it is not
     there."""
-    if not channel_unusable(incident):
+    if not core.channel_unusable(incident):
         return posted
     name = (
         f"#{incident.slack_channel_name}"
