@@ -24,6 +24,7 @@ from bot.db import Database
 from bot.models import Postmortem
 from tests.alerts.test_episodes_and_order import FIRING, RESOLVED, alertmanager
 from tests.conftest import DatabaseFactory
+from tests.ports import free_port
 
 
 def test_db_upgrade_migrates_a_new_sqlite_database(
@@ -273,9 +274,7 @@ def test_a_schema_newer_than_the_code_is_refused(
         f"Firebreak ({__version__}, latest revision {migrations.head_revision()}) does not "
         "know: a newer version migrated it; run that version, or downgrade the database with it"
     )
-    with socket.socket() as probe:  # a free port, should serve get as far as listening
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
+    port = str(free_port())  # a free port, should serve get as far as listening
     for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", port]):
         result = run_cli(
             *command,
@@ -351,9 +350,7 @@ def read_only_url(path: Path) -> str:
 def test_a_read_only_sqlite_file_is_one_clear_line(command: list[str], tmp_path: Path) -> None:
     path = tmp_path / "fb.db"
     migrations.upgrade(f"sqlite:///{path}")
-    with socket.socket() as probe:  # a free port, should serve get as far as listening
-        probe.bind(("127.0.0.1", 0))
-        free = str(probe.getsockname()[1])
+    free = str(free_port())  # a free port, should serve get as far as listening
     result = run_cli(
         *[part.format(free=free) for part in command],
         env={
@@ -374,13 +371,9 @@ def test_a_read_only_sqlite_file_is_one_clear_line(command: list[str], tmp_path:
 
 
 def test_an_unreachable_postgresql_is_one_line_exit_1(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     url = f"postgresql://firebreak@127.0.0.1:{port}/firebreak"
-    with socket.socket() as probe:  # a free port, should serve get as far as listening
-        probe.bind(("127.0.0.1", 0))
-        serve_port = str(probe.getsockname()[1])
+    serve_port = str(free_port())  # a free port, should serve get as far as listening
     for command in (["db", "upgrade"], ["incidents"], ["serve", "--port", serve_port]):
         result = run_cli(
             *command,
@@ -425,9 +418,7 @@ def test_postgresql_set_up_mistakes_are_one_line(
     try:
         as_role = url.set(username=role).render_as_string(hide_password=False)
         where = f'PostgreSQL database "{url.database}" at {url.host}:{url.port or 5432}'
-        with socket.socket() as probe:  # a free port, should serve get as far as listening
-            probe.bind(("127.0.0.1", 0))
-            free = str(probe.getsockname()[1])
+        free = str(free_port())  # a free port, should serve get as far as listening
         for command in (["db", "upgrade"], ["serve", "--port", free]):
             result = run_cli(*command, env={**env, "DATABASE_URL": as_role}, cwd=tmp_path)
             assert result.returncode == 2, command

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -21,6 +20,7 @@ from bot.db import Database
 from bot.demo import STARTER_RUNBOOKS, run_demo
 from bot.models import Incident, Postmortem, RunbookRun
 from tests.conftest import DatabaseFactory
+from tests.ports import free_port
 
 
 def steps(text: str) -> dict[str, str]:
@@ -198,9 +198,7 @@ def test_an_unreachable_postgres_url_option_is_named_not_firebreak_db(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     # postgres:// as Heroku and others write it: normalised to the psycopg driver
     assert main(["demo", "--database-url", f"postgres://fb:pw@127.0.0.1:{port}/demo"]) == 1
     err = capsys.readouterr().err

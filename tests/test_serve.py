@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from bot.runbooks.reloading import ReloadingCatalog
 from bot.sandbox import FakeSlack
 from bot.server import build_service
 from bot.slack.socket_link import SocketLink
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -101,9 +101,7 @@ def test_the_command_exits_2_with_one_line(
         "SLACK_API_URL": fake.api_url,
         "FIREBREAK_POLICY_FILE": str(policy),
     }
-    with socket.socket() as probe:  # a free port, should serve get as far as listening
-        probe.bind(("127.0.0.1", 0))
-        free = str(probe.getsockname()[1])
+    free = str(free_port())  # a free port, should serve get as far as listening
     result = subprocess.run(
         [sys.executable, "-m", "bot", "serve", "--port", free],
         capture_output=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from bot.config import Policy
 from bot.db import Database
 from bot.runbooks.catalog import RunbookCatalog
 from bot.testing.harness import SERVER_THREAD
+from tests.ports import free_port
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "alerts"
 TOKEN = "test-alerts-token-6f1e"
@@ -62,9 +62,7 @@ class Server:
     """The alert routes on a real uvicorn server in a thread."""
 
     def __init__(self, app: Starlette) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=SERVER_THREAD, daemon=True)

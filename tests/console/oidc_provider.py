@@ -10,7 +10,6 @@ claims of the next tokens (a wrong issuer, an expired token, a wrong nonce or au
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,12 +33,6 @@ TEAM_ID = "T0ACME"
 
 PROVIDER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 """One signing key for every provider in the process: a 2048-bit key takes a while to make."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.console.oidc_provider import free_port
+from tests.ports import free_port
 
 
 def test_demo_serve_shows_the_demo_incident_in_the_console(

@@ -4,7 +4,6 @@ retried with a sane backoff, ended for good with the commander told, released at
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -35,6 +34,7 @@ from bot.effects.runner import (
 from bot.effects.store import Claimed
 from bot.models import EventKind
 from bot.scheduler import ReminderScheduler
+from tests.ports import free_port
 
 
 def incident(db: Database, policy: Policy) -> int:
@@ -617,9 +617,7 @@ def test_a_database_outage_is_one_warning_and_one_line_when_it_is_back(
     """The claim loops (effects, reminders) try every second while the database is gone: one
     warning when it goes, one line when it is back, never a traceback per attempt; a bug is
     still logged whole, every time."""
-    with socket.socket() as sock:  # a port nothing listens on: the server is down
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nothing listens on: the server is down
     down = Database(f"postgresql://postgres@127.0.0.1:{port}/firebreak")
     runner = EffectRunner(down, {}, worker_id="w", threads=0, interval=0.01)
     scheduler = ReminderScheduler(down, Policy(), interval=1.0)

@@ -38,6 +38,7 @@ from bot.sandbox import FakeSlack
 from bot.sandbox.faults import Answer as ApiAnswer
 from bot.testing.harness import SERVER_THREAD
 from bot.web import create_web_app
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "5d41402abc4b2a76b9719d911017c592"
@@ -48,12 +49,6 @@ FIREBREAK = Path(sys.executable).with_name("firebreak")
 """The ``firebreak`` console script of the environment running the tests."""
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def eventually(check: Callable[[], T | None], what: str, timeout: float = BOUND) -> T:

@@ -18,12 +18,12 @@ from bot.db import Database
 from bot.models import Incident
 from bot.sandbox import SlackSimulator
 from tests.conftest import DatabaseFactory
+from tests.ports import free_port
 from tests.service.conftest import (
     SECRET,
     HoldingFakeSlack,
     ServeProcess,
     eventually,
-    free_port,
     get,
     reminder_messages,
     seed_overdue_incidents,

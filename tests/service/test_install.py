@@ -32,6 +32,7 @@ from sqlmodel import select
 from bot.db import Database
 from bot.models import Incident, Postmortem
 from bot.sandbox import SlackSimulator
+from tests.ports import free_port
 from tests.service.conftest import (
     BOUND,
     ROOT,
@@ -39,7 +40,6 @@ from tests.service.conftest import (
     HoldingFakeSlack,
     ServeProcess,
     eventually,
-    free_port,
     get,
 )
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from bot.config import Policy, Settings
 from bot.sandbox import FakeSlack
 from bot.server import build_service
+from tests.ports import free_port
 from tests.service.conftest import (
     FIREBREAK,
     ServeProcess,
     eventually,
-    free_port,
     get,
     service_environment,
 )

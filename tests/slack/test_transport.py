@@ -4,7 +4,6 @@ one that broke after the request was written may have reached Slack."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from bot.sandbox import FakeSlack
 from bot.sandbox.tls import self_signed
 from bot.slack.gateway import SlackCallError, SlackGateway, build_client
+from tests.ports import free_port
 
 
 @pytest.fixture(params=["http", "https"])
@@ -78,9 +78,7 @@ def test_a_connection_that_breaks_after_sending_may_have_reached_slack(
 
 
 def test_a_refused_connection_sent_nothing() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     gateway = SlackGateway(build_client("xoxb-test", f"http://127.0.0.1:{port}/api/"))
     try:
         with pytest.raises(SlackCallError) as refused:
@@ -125,9 +123,7 @@ def test_a_response_url_answer_keeps_the_sdk_s_answers_and_errors(
 
 
 def test_a_refused_response_url_sent_nothing() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     gateway = SlackGateway(build_client("xoxb-test", f"http://127.0.0.1:{port}/api/"))
     try:
         with pytest.raises(SlackCallError) as refused:
