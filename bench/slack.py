@@ -773,7 +773,9 @@ def run(url: str, args: argparse.Namespace) -> list[str]:
         bench = Bench(fake, bot, url, concurrency=args.concurrency, rounds=1)
         try:
             bench.declare_to_ready(1)  # the first declare pays for start-up
-            ready, finished = bench.declare_to_ready(args.declares)
+            # At least one incident per request of a burst: two clicks on one incident's
+            # summary in the same burst are a real conflict, and the second is refused.
+            ready, finished = bench.declare_to_ready(max(args.declares, args.concurrency))
             if not bench.incidents:
                 return [f"{backend}: no incident channel became ready, nothing else to measure"]
             bench.warm_up()
@@ -822,7 +824,12 @@ def main() -> None:
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--concurrency", type=int, default=50, help="requests per burst (50)")
     parser.add_argument("--rounds", type=int, default=4, help="bursts per kind of request (4)")
-    parser.add_argument("--declares", type=int, default=30, help="declares one after another")
+    parser.add_argument(
+        "--declares",
+        type=int,
+        default=30,
+        help="declares one after another (at least --concurrency: a burst clicks each once)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
