@@ -89,7 +89,8 @@ def _has_body(path: Path) -> bool:
     """Whether a section page says anything: most hold only front matter (a title, a menu
     weight) for the site's navigation."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[:20_000]
+        text = path.read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff")
+        lines = text.splitlines()[:20_000]
     except OSError:
         return True  # unreadable: loading it says so
     body = lines[_split_front_matter(lines).lines :]

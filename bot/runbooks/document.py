@@ -89,11 +89,16 @@ def _plain(inline: Token | None) -> str:
     for child in inline.children or []:
         if child.type in ("text", "code_inline"):
             parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
+        elif child.type in ("softbreak", "hardbreak") or (
+            child.type == "html_inline" and HTML_BREAK.match(child.content)
+        ):
+            parts.append(" ")  # "Roll back<br>then wait": two words, not "backthen"
         elif child.type == "image":
             parts.append(child.content)
     return " ".join("".join(parts).split())
+
+
+HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from markdown_it.token import Token
 
-from bot.runbooks.document import _Block, _plain
+from bot.runbooks.document import HTML_BREAK, _Block, _plain
 from bot.runbooks.model import STEP_TITLE_MAX
 
 _ACTION = re.compile(
@@ -51,6 +51,8 @@ IMPERATIVE_VERBS = frozenset(
     re-run go use get list describe search grep follow email message tell inform cut shut engage
     coordinate record preserve quarantine liaise warn share""".split()  # noqa: SIM905
 )
+_STEP_WORD = re.compile(r"^\s*step\s*\d+\b", re.IGNORECASE)
+"""A heading its author numbered as a step: "Step 2: ...", "Step 3 - ..."."""
 _NUMBERED = re.compile(r"^\s*(?:step\s*\d+\b\s*[:.)\-–—]?|\d+\s*[.):\-–—])\s*", re.IGNORECASE)
 
 _STEP_LEAD = re.compile(
@@ -126,8 +128,11 @@ def heading_kind(title: str) -> Kind | None:
 
     An imperative verb first makes it actionable; otherwise the first keyword in the heading
     decides, so "Diagnosis and background" is actionable and "Related runbooks for mitigation"
-    is context. Numbered headings ("3. Drain the node") with no other clue are actionable."""
+    is context. Numbered headings ("3. Drain the node") with no other clue are actionable, and
+    one its author numbered as a step ("Step 2: Impact assessment") always is."""
     text = " ".join(title.casefold().replace("_", " ").split())
+    if _STEP_WORD.match(text):
+        return "action"  # "Step 2: Impact assessment" is a step whatever its words
     numbered = bool(_NUMBERED.match(text))
     text = _NUMBERED.sub("", text, count=1).strip() if numbered else text
     words = re.findall(r"[a-z][a-z'-]*", text)
@@ -180,6 +185,16 @@ def is_section_name(title: str) -> bool:
     return len(found) == 1 and heading_kind(found[0]) is not None
 
 
+def names_a_step(title: str) -> bool:
+    """A heading that is one step's title ("Restart the consumers", "Step 2: Impact"), not
+    the name of a section of steps ("Mitigation"): what follows it is that step's text."""
+    text = " ".join(title.casefold().split())
+    if _STEP_WORD.match(text):
+        return True
+    words = re.findall(r"[a-z][a-z'-]*", _NUMBERED.sub("", text, count=1))
+    return bool(words) and words[0] in IMPERATIVE_VERBS
+
+
 def _is_label(text: str) -> bool:
     """A few words that name something ("Cluster scoped") rather than say what to do."""
     found = text.casefold().split()
@@ -191,9 +206,6 @@ def _clean_title(text: str) -> str:
     numbered by the bot; and the colon some end them with ("Slow Read Requests:")."""
     stripped = _NUMBERED.sub("", text, count=1).strip().rstrip(":").rstrip()
     return stripped or text.strip()
-
-
-_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 def bold_line(inline: Token) -> str | None:
@@ -209,7 +221,7 @@ def bold_line(inline: Token) -> str | None:
             after = children[index + 1] if index + 1 < len(children) else None
             broken = after is not None and (
                 after.type in ("softbreak", "hardbreak")
-                or (after.type == "html_inline" and _BR.match(after.content) is not None)
+                or (after.type == "html_inline" and HTML_BREAK.match(after.content) is not None)
             )
             if not broken:
                 return None

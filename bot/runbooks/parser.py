@@ -69,6 +69,7 @@ from bot.runbooks.headings import (
     alert_heading,
     heading_kind,
     is_section_name,
+    names_a_step,
     summarise,
     under_alert,
 )
@@ -167,7 +168,8 @@ class _Parser(_Body):
         """The title a document without a front-matter title gives itself: its first heading
         (even a section word, ``# Rollback``), unless that heading is a level-2+ section before
         the document's level-1 title, or the first of a series of top-level sections
-        (``# Meaning`` ... ``# Impact``); then the level-1 title, else nothing."""
+        (``# Meaning`` ... ``# Impact``); then the level-1 title, else nothing. A section word
+        under level 2 (``## Mitigation``) with no level-1 title is not a title either."""
         headings = [b for b in self.blocks if b.kind == "heading"]
         if not headings:
             return ""
@@ -176,8 +178,10 @@ class _Parser(_Body):
             candidate = next((h for h in headings if _level(h) == 1), candidate)
         text = _heading_text(candidate)
         later = headings[headings.index(candidate) + 1 :]
-        if is_section_name(text) and any(_level(h) <= _level(candidate) for h in later):
-            return ""
+        if is_section_name(text) and (
+            _level(candidate) > 1 or any(_level(h) <= _level(candidate) for h in later)
+        ):
+            return ""  # "## Mitigation" names a section of the file, not the file
         return text
 
     def tree(self, title: _Block | None) -> _Section:
@@ -282,10 +286,11 @@ class _Parser(_Body):
             for child in node.children:
                 self._walk(child, child_items, inherited="action")
             first = next((i for i, (k, _) in enumerate(child_items) if k == "step"), None)
-            intro_only = not self._procedural(node.body)
+            intro_only = not self._procedural(node.body) and not names_a_step(node.title)
             if node.body and intro_only and first is not None:
                 # An introduction to the sub-sections ("Two approaches can be used:") is read
-                # with the first of them, not clicked through as a step of its own.
+                # with the first of them, not clicked through as a step of its own. Under a
+                # step's own title ("### Restart the consumers") the text is that step.
                 step = child_items[first][1]
                 markdown = self.blocks_source(node.body) + _SEPARATOR + step.markdown
                 child_items[first] = (

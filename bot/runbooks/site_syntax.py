@@ -17,7 +17,8 @@ the tags themselves were shown to responders. So:
   does. A Docusaurus ``<TabItem label="Elasticsearch">`` becomes its label in bold, so the steps
   of alternative tabs say which is which.
 
-Nothing inside a code fence is touched.
+Nothing inside a code fence is touched, nor a line indented four columns or more (it may be
+an indented code block's); tabs after a call-out's indentation are kept.
 """
 
 from __future__ import annotations
@@ -55,8 +56,17 @@ def _width(line: str) -> int:
 
 
 def _dedent(line: str, columns: int) -> str:
-    expanded = line.expandtabs(4)
-    return expanded[min(columns, _width(line)) :]
+    """``line`` without its first ``columns`` columns of indentation. Tabs count to the next
+    multiple of four there; after it every character is kept as it is (a Makefile's tab)."""
+    column = 0
+    for index, char in enumerate(line):
+        if column >= columns or char not in " \t":
+            return line[index:]
+        after = column + 1 if char == " " else (column // 4 + 1) * 4
+        if after > columns:  # a tab reaching past the cut: the rest of it as spaces
+            return " " * (after - columns) + line[index + 1 :]
+        column = after
+    return ""
 
 
 def to_commonmark(lines: list[str]) -> list[str]:
@@ -69,7 +79,9 @@ def to_commonmark(lines: list[str]) -> list[str]:
         line = lines[index]
         opened = _FENCE.match(line)
         if fence is not None:
-            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
+            # A closing fence has no info string: "```text" inside a fence is its content.
+            ticks = opened.group(1) if opened and not line[opened.end() :].strip() else ""
+            if ticks[:1] == fence[0] and len(ticks) >= len(fence):
                 fence = None
             out.append(line)
             index += 1
@@ -92,7 +104,10 @@ def to_commonmark(lines: list[str]) -> list[str]:
         tab = _TAB_ITEM.match(line)
         if tab:
             out.append(f"{tab.group('indent')}**{tab.group('label').strip()}**")
-        elif _TEMPLATE_LINE.match(line) or _MDX_IMPORT.match(line) or _TABS.match(line):
+        elif _width(line) < 4 and (
+            _TEMPLATE_LINE.match(line) or _MDX_IMPORT.match(line) or _TABS.match(line)
+        ):
+            # Indented four columns it may be an indented code block's line, kept as written.
             out.append("")
         else:
             out.append(line)
