@@ -184,7 +184,7 @@ def change_severity(
     if incident.severity == sev.key:
         return Change(incident, None)
     if seen is not None and seen != incident.severity:
-        latest = _latest_severity_change(session, incident)
+        latest = _latest_change(session, incident, EventKind.SEVERITY_CHANGED)
         # Someone else changed it since their copy was made: they chose without seeing that.
         # Their own change they know of (a quick correction of their own choice goes through).
         if latest is None or latest.actor_id != actor:
@@ -209,14 +209,14 @@ def change_severity(
     return Change(incident, event, {"from": previous})
 
 
-def _latest_severity_change(session: Session, incident: Incident) -> TimelineEvent | None:
+def _latest_change(session: Session, incident: Incident, kind: EventKind) -> TimelineEvent | None:
     assert incident.id is not None
-    found = latest_events(session, incident.id, EventKind.SEVERITY_CHANGED, limit=1)
+    found = latest_events(session, incident.id, kind, limit=1)
     return found[0] if found else None
 
 
 def _changed_by(latest: TimelineEvent | None) -> str:
-    """`` (changed by @x at 03:12 UTC)`` from the incident's latest severity change, if any."""
+    """`` (changed by @x at 03:12 UTC)`` from the incident's latest change, if any."""
     if latest is None:
         return ""
     by = f" by <@{latest.actor_id}>" if latest.actor_id else ""
@@ -240,12 +240,17 @@ def change_status(
     text: str = "",
     key: str | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> Change:
     """Move the incident to ``status`` if the policy allows it from the current status.
 
     Entering a status with a milestone stamps it the first time (``mitigated_at`` ...).
     Moving from a resolved/closed status back to an active one is a reopen: the resolved and
-    closed stamps are cleared, the earlier ones stay on the timeline."""
+    closed stamps are cleared, the earlier ones stay on the timeline.
+
+    ``seen``: the status the person was shown when they chose (a summary's menu). When someone
+    else changed it since, nothing is changed: a pick on an old copy must not undo a resolve
+    or reopen a closed incident."""
     target = policy.find_status(status)
     if target is None:
         raise InvalidInput(_unknown("status", status, [s.key for s in policy.statuses]))
@@ -256,6 +261,17 @@ def change_status(
         return repeat
     if incident.status == target.key:
         return Change(incident, None)
+    if seen is not None and seen != incident.status:
+        latest = _latest_change(session, incident, EventKind.STATUS_CHANGED)
+        if latest is None or latest.actor_id != actor:
+            now_status = policy.find_status(incident.status)
+            was = policy.find_status(seen)
+            raise InvalidTransition(
+                f"{incident.ref} is {_name(now_status) if now_status else incident.status} now, "
+                f"not {_name(was) if was else escape_mrkdwn(seen[:20])} as your copy showed"
+                f"{_changed_by(latest)}: nothing changed. If you still mean {_name(target)}, "
+                "pick it again from the summary as it is now."
+            )
     allowed = allowed_next_statuses(policy, incident)
     if target.key not in {s.key for s in allowed}:
         choices = ", ".join(s.key for s in allowed) or "none"

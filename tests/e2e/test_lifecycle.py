@@ -404,6 +404,53 @@ def test_a_severity_chosen_on_an_out_of_date_summary_changes_nothing(
         assert core.get_incident(session, incident.id or 0).severity == "SEV1"
 
 
+def test_a_status_chosen_on_an_out_of_date_summary_never_reopens_a_resolved_incident(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Ben's copy still shows Triage when he picks Investigating, but Ana has just resolved
+    the incident: applied, it would reopen it unseen and erase its resolved time. Refused,
+    saying who changed it; his own change he may correct from his copy."""
+    incident = declare(fake, bot, slack, db)
+    channel, ts = incident.slack_channel_id or "", incident.summary_message_ts or ""
+    ana, ben = fake.user_id("ana.garcia"), fake.user_id("ben.okafor")
+    fake.join(channel, ben)
+    ask(fake, bot, slack, "status", channel, user="ben.okafor")
+    [copy] = [e for e in fake.ephemerals(user=ben) if blocks.STATUS in json.dumps(e.blocks or [])]
+    slack.slash_command("resolve rolled back", user="ana.garcia", channel=channel)
+    bot.settle()
+    with db.read() as session:
+        resolved_at = core.get_incident(session, incident.id or 0).resolved_at
+    assert resolved_at is not None
+    stale = slack.click_ephemeral(copy.ts, blocks.STATUS, user="ben.okafor", value="investigating")
+    bot.settle()
+    with db.read() as session:
+        now = core.get_incident(session, incident.id or 0)
+        changes = session.exec(
+            select(TimelineEvent).where(
+                TimelineEvent.incident_id == incident.id,
+                TimelineEvent.kind == EventKind.STATUS_CHANGED,
+            )
+        ).all()
+    assert (now.status, now.resolved_at) == ("resolved", resolved_at)
+    assert [e.data["to"] for e in changes] == ["resolved"]  # no reopen on the record
+    refused = answer(fake, stale)
+    assert refused.startswith(
+        f":no_entry: {incident.ref} is Resolved now, not Triage as your copy showed "
+        f"(changed by <@{ana}> at "
+    )
+    assert refused.endswith(
+        "nothing changed. If you still mean Investigating, pick it again "
+        "from the summary as it is now."
+    )
+    # Ben's own change he knows of: correcting it from the same copy goes through.
+    slack.click(channel, ts, blocks.STATUS, user="ben.okafor", value="investigating")
+    bot.settle()
+    slack.click_ephemeral(copy.ts, blocks.STATUS, user="ben.okafor", value="monitoring")
+    bot.settle()
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).status == "monitoring"
+
+
 def test_a_reopen_is_said_in_the_announcements_channel_not_only_edited_in(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:

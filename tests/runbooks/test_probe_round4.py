@@ -126,7 +126,7 @@ def test_tabs_inside_call_outs_are_kept() -> None:
         "# Fix the Makefile\n\n## Mitigation\n\n"
         '!!! note "Makefile target"\n    Add this target:\n\n    ```make\n    hotfix:\n'
         '    \tkubectl apply -f hotfix.yaml\n    \tprintf "a\tb"\n    ```\n\n'
-        ":::tip Split a line\n```sh\ncut -d\"\t\" -f2 file\n```\n:::\n"
+        ':::tip Split a line\n```sh\ncut -d"\t" -f2 file\n```\n:::\n'
     )
     markdown = "\n".join(s.markdown for s in parse_runbook(text, runbook_id="make").steps)
     assert '\tkubectl apply -f hotfix.yaml\n> \tprintf "a\tb"' in markdown

@@ -154,8 +154,8 @@ def incident_actions(policy: Policy, incident: Incident, roles: dict[str, str]) 
         if incident.closed_at is None:
             elements.append(button("Close", CLOSE, value, style="primary"))
         elements.append(button("Reopen", REOPEN, value))
-    # The severity shown travels with a choice from the menu (``seen_severity``).
-    block_id = f"incident:{incident.id}:{incident.severity}"
+    # The severity and status shown travel with a choice from the menus (``seen_on_summary``).
+    block_id = f"incident:{incident.id}:{incident.severity}:{incident.status}"
     return {"type": "actions", "block_id": block_id, "elements": elements}
 
 

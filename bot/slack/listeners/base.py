@@ -323,7 +323,10 @@ class ListenerBase:
     def _ack_and_take_ic(self, session: Session, incident_id: int, ctx: Ctx) -> core.Change:
         return core.take_command(session, self.policy, incident_id, user=ctx.user, key=ctx.key)
 
-    def set_status(self, ctx: Ctx, incident: Incident, status: str) -> None:
+    def set_status(
+        self, ctx: Ctx, incident: Incident, status: str, *, seen: str | None = None
+    ) -> None:
+        """``seen``: the status on the summary the menu was on (``seen_on_summary``)."""
         target = self.policy.find_status(status)
         current = self.policy.find_status(incident.status)
         if target is not None and target.phase == "closed":
@@ -340,7 +343,7 @@ class ListenerBase:
             ctx,
             incident,
             lambda s: core.change_status(
-                s, self.policy, incident.id or 0, status, actor=ctx.user, key=ctx.key
+                s, self.policy, incident.id or 0, status, actor=ctx.user, key=ctx.key, seen=seen
             ),
             f"{incident.ref} is now {name}.",
             f"{incident.ref} is already {name}.",

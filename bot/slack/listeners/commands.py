@@ -131,7 +131,7 @@ class CommandListeners(ListenerBase):
     def cmd_sev(
         self, ctx: Ctx, parsed: ParsedCommand, incident: Incident, seen: str | None = None
     ) -> None:
-        """``seen``: the severity on the summary the menu was on (``seen_severity``)."""
+        """``seen``: the severity on the summary the menu was on (``seen_on_summary``)."""
         self.flows.require("change_severity", ctx.user, incident)
         wanted = parsed.args[0]
         found = self.policy.find_severity(wanted)

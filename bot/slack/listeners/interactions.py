@@ -38,11 +38,15 @@ def _not_offered(what: str, value: str, known: list[str]) -> str:
     return f"{value[:40]!r} is not a {what} in the current policy. Pick one of: {', '.join(known)}."
 
 
-def seen_severity(block_id: str) -> str | None:
-    """The severity a summary showed, from its actions block (``incident:<id>:<severity>``);
-    ``None`` for a summary posted before it carried one."""
+def seen_on_summary(block_id: str) -> tuple[str | None, str | None]:
+    """The severity and the status a summary showed, from its actions block
+    (``incident:<id>:<severity>:<status>``); ``None`` for what a summary posted before it
+    carried them does not say."""
     parts = block_id.split(":")
-    return parts[2] if len(parts) == 3 and parts[0] == "incident" and parts[2] else None
+    if parts[0] != "incident" or len(parts) not in (3, 4):
+        return None, None
+    status = parts[3] if len(parts) == 4 else ""
+    return parts[2] or None, status or None
 
 
 class InteractionListeners(CommandListeners):
@@ -109,10 +113,12 @@ class InteractionListeners(CommandListeners):
             self.cmd_ack(ctx, ParsedCommand("ack"), incident)
         elif action_id == blocks.SEVERITY:
             value = (action.get("selected_option") or {}).get("value", "")
-            seen = seen_severity(str(action.get("block_id") or ""))
+            seen, _ = seen_on_summary(str(action.get("block_id") or ""))
             self.cmd_sev(ctx, ParsedCommand("sev", args=(value,)), incident, seen)
         elif action_id == blocks.STATUS:
-            self.set_status(ctx, incident, (action.get("selected_option") or {}).get("value", ""))
+            _, seen = seen_on_summary(str(action.get("block_id") or ""))
+            value = (action.get("selected_option") or {}).get("value", "")
+            self.set_status(ctx, incident, value, seen=seen)
         elif action_id == blocks.ASSIGN_ROLE:
             self._open(ctx, blocks.role_modal(self.policy, incident, channel=ctx.channel))
         elif action_id == blocks.ADD_NOTE:
