@@ -2,15 +2,15 @@
 resolved: mitigate?") and their buttons.
 
 ``render`` is pure. ``RENDERERS`` plugs it into the effects runner (``SlackEffects.renderers``),
-which posts the ``message.post`` effects ``bot.alerts.notices.queue_notice`` wrote. ``register``
-adds the button handlers to the Bolt app.
+which posts the ``message.post`` effects ``bot.alerts.notices.queue_notice`` wrote.
+``AlertButtons`` processes the clicks on their buttons once they are recorded
+(``bot.slack.app``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -278,16 +278,10 @@ class AlertButtons:
                 notices.answer_all_resolved(
                     session, incident_id, outcome="Marked mitigated", actor=user
                 )
+            if not change.changed:  # mitigated (or further) already: nothing changed
+                status = self.policy.find_status(change.incident.status)
+                shown = status.label if status else change.incident.status
+                return f"{change.incident.ref} is already {escape_mrkdwn(shown)}."
             return f"{change.incident.ref} marked mitigated."
 
         self._run(respond, work)
-
-
-def register(app: Any, db: Database, policy: Policy, directory: access.Directory) -> AlertButtons:
-    """Add the alert buttons' handlers to the Bolt ``app``."""
-    handler = AlertButtons(db, policy, directory)
-    app.action(DECLARE)(handler.declare)
-    app.action(re.compile(rf"^{re.escape(ATTACH)}:"))(handler.attach)
-    app.action(IGNORE)(handler.ignore)
-    app.action(MITIGATE)(handler.mitigate)
-    return handler

@@ -177,9 +177,14 @@ _TRAILING = ".,;:!?\u2026"
 def command_word(token: str) -> str:
     """``token`` as a command word: ``“status”``, ``'status'``, `` `status` ``, ``status.`` and
     ``status`` followed by a zero-width space all read ``status``."""
-    visible = "".join(c for c in token if unicodedata.category(c) != "Cf")
-    word = unicodedata.normalize("NFKC", visible).lower()
-    return word.lstrip(_QUOTES).rstrip(_QUOTES + _TRAILING)
+    word = unicodedata.normalize("NFKC", unquoted(token)).lower()
+    return word.strip(_QUOTES).rstrip(_QUOTES + _TRAILING)
+
+
+def unquoted(token: str) -> str:
+    """A one-word argument as meant: ``“SEV2”`` (a phone's smart quotes), `` `2` `` and ``2``
+    followed by a zero-width space all read as typed without them (``SEV2``, ``2``)."""
+    return "".join(c for c in token if unicodedata.category(c) != "Cf").strip(_QUOTES)
 
 
 def _subcommand(word: str) -> str | None:
@@ -312,7 +317,7 @@ def _shape(
     if name == "sev":
         if len(args) != 1:
             return bad(f"Say which severity: {USAGE['sev']}")
-        return ParsedCommand("sev", incident_ref=ref, args=args)
+        return ParsedCommand("sev", incident_ref=ref, args=(unquoted(args[0]),))
     if name == "ic":
         if len(args) != 1:
             return bad(f"Say who is the commander: {USAGE['ic']}")
@@ -340,7 +345,7 @@ def _shape(
     if name == "action":
         return _shape_action(ref, list(args), today)
     if name == "done":
-        number = whole_number(args[0].lstrip("#")) if len(args) == 1 else None
+        number = whole_number(unquoted(args[0]).lstrip("#")) if len(args) == 1 else None
         if number is None or number > 99_999:
             return bad(f"Say which action item: {USAGE['done']}")
         return ParsedCommand("done", incident_ref=ref, args=(str(number),))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from bot import incidents as core
 from bot.alerts.intake import ingest
 from bot.alerts.model import AlertMessage
 from bot.alerts.policy import AlertsPolicy
@@ -15,6 +16,7 @@ from bot.db import Database
 from bot.models import Incident
 from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
+from tests.e2e.helpers import answer
 
 
 def group_message(alerts: int, status: str = "firing") -> AlertMessage:
@@ -142,3 +144,34 @@ def test_the_all_resolved_question_is_answered_when_people_resolve_by_other_mean
     assert "Marked resolved by" in texts(answered)
     assert [b["type"] for b in answered.blocks] == ["section", "context"]  # no button left
     assert edits_of(fake, asked.ts) == 1
+
+
+def test_mark_mitigated_on_an_old_copy_says_nothing_changed(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Ana's screen still shows the "mitigate?" question after Ben mitigated by command: her
+    click changes nothing, and she is told so, not that she mitigated it."""
+    policy = bot.firebreak.policy
+    with db.transaction() as session:
+        ingest(session, policy, group_message(2))
+    bot.settle()
+    with db.transaction() as session:
+        ingest(session, policy, group_message(2, status="resolved"))
+    bot.settle()
+    with db.read() as session:
+        incident = session.exec(select(Incident)).one()
+    channel = incident.slack_channel_id or ""
+    [asked] = [m for m in fake.messages(channel) if "All alerts resolved" in texts(m)]
+    for person in ("ana.garcia", "ben.okafor"):
+        fake.join(channel, person)
+    old_copy = fake.message_json(channel, asked.ts)
+    slack.slash_command("mitigate", user="ben.okafor", channel=channel)
+    bot.settle()
+    click = slack.click(channel, asked.ts, "alerts:mitigate", user="ana.garcia", as_shown=old_copy)
+    bot.settle()
+    assert answer(fake, click) == f"{incident.ref} is already Monitoring."
+    with db.read() as session:
+        events = core.timeline(session, incident.id or 0)
+    assert [e.actor_id for e in events if e.kind == "status_changed"] == [
+        fake.user_id("ben.okafor")
+    ]

@@ -16,7 +16,7 @@ from bot import incidents as core
 from bot.db import Database
 from bot.models import EventKind, Incident
 from bot.sandbox import FakeSlack, SlackSimulator
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.helpers import ask, declare
 
 ALERT = [
@@ -129,6 +129,11 @@ def test_an_alert_from_another_channel_travels_whole_in_the_form(
     slack.submit_view(view.id, {"incident": str(incident.id)}, user="ana.garcia")
     bot.settle()
     assert captured(db, incident) == [("Grafana", ALERT_TEXT)]
+    # Answered by direct message at once: an ephemeral answer in a channel Firebreak is not
+    # in could only fail first.
+    assert [c.error for c in fake.calls_to("chat.postEphemeral") if not c.ok] == []
+    dm = [texts(m) for m in fake.messages(fake.im_channel("ana.garcia"))]
+    assert ":pushpin: Added to INC-1's timeline." in dm
 
 
 def test_pinning_messages_without_text_captures_their_attachments_and_blocks(

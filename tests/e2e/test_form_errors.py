@@ -132,3 +132,60 @@ def test_a_click_that_opens_a_form_delivered_twice_opens_it_once_and_says_nothin
         texts(p.payload) for p in fake.response_posts()
     ]
     assert not any("exchanged_trigger_id" in t or "refused" in t for t in said), said
+
+
+def test_an_update_for_an_incident_closed_while_the_form_was_open_stays_in_the_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Ben types an update while Ana closes the incident. Closing the form would lose what he
+    typed; it stays open with his text and says why, and nothing lands on the timeline."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.join(channel, fake.user_id("ben.okafor"))
+    slack.click(channel, summary_ts(fake, channel), B.POST_UPDATE, user="ben.okafor")
+    bot.settle()
+    view = fake.open_views("ben.okafor")[-1]
+    for command in ("resolve rolled back", "close"):
+        slack.slash_command(command, user="ana.garcia", channel=channel)
+        bot.settle()
+
+    reply = slack.submit_view(view.id, {"update": "EU cards recovered"}, user="ben.okafor")
+    bot.settle()
+
+    assert list(reply.validation_errors) == ["update"]
+    assert reply.validation_errors["update"] == (
+        f"{incident.ref} is closed: reopen it (`/incident {incident.ref} reopen`) before you "
+        "post an update."
+    )
+    assert [v.id for v in fake.open_views("ben.okafor")] == [view.id]  # his text is kept
+    assert "status_update" not in kinds(db, incident)
+
+
+def test_a_status_chosen_in_the_update_form_after_a_resolve_is_refused_the_update_kept(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """The form offered statuses from Triage; Ana resolved the incident before Ben sent it.
+    His update is posted; the status he chose against Triage is not applied (it would reopen
+    the incident unseen), and he is told who changed it."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.join(channel, fake.user_id("ben.okafor"))
+    slack.click(channel, summary_ts(fake, channel), B.POST_UPDATE, user="ben.okafor")
+    bot.settle()
+    view = fake.open_views("ben.okafor")[-1]
+    slack.slash_command("resolve rolled back", user="ana.garcia", channel=channel)
+    bot.settle()
+
+    reply = slack.submit_view(
+        view.id, {"update": "cards recovered", "status": "investigating"}, user="ben.okafor"
+    )
+    bot.settle()
+
+    assert reply.validation_errors == {}
+    changes = kinds(db, incident)
+    assert changes.count("status_update") == 1
+    assert changes.count("status_changed") == 1  # Ana's resolve only
+    [told] = [e.text for e in fake.ephemerals(user=fake.user_id("ben.okafor")) if "copy" in e.text]
+    assert told.startswith(
+        f":no_entry: {incident.ref} is Resolved now, not Triage as your copy showed (changed by "
+    )

@@ -66,6 +66,14 @@ def test_a_typo_after_an_incident_number_declares_nothing(
     assert "`resolv` is not a command" in ask(
         fake, bot, slack, "INC-1 resolv", incident.slack_channel_id or ""
     )
+    # A channel or number that names no incident says so, rather than blaming the next word.
+    general = fake.channel_id("general")
+    said = ask(fake, bot, slack, f"<#{general}|general> latency is high", "general")
+    assert said == (
+        f":no_entry: <#{general}> is not an incident channel. Name the incident, e.g. "
+        "`/incident INC-42 status`, or see `/incident list`."
+    )
+    assert ask(fake, bot, slack, "INC-7 stauts", "general").endswith("There is no incident INC-7.")
     with db.transaction() as session:
         assert session.exec(select(func.count()).select_from(Incident)).one() == 1
 

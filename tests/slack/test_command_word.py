@@ -128,3 +128,20 @@ def test_done_with_a_number_it_cannot_use_says_how_to_write_it(typed: str) -> No
     parsed = parse_command(typed, today=TODAY)
     assert parsed.name == "done"
     assert parsed.error is not None and "action item" in parsed.error
+
+
+@pytest.mark.parametrize(
+    ("typed", "args"),
+    [
+        ("sev \u201c2\u201d", ("sev", ("2",))),  # sev “2”, as a phone types it
+        ("sev `SEV1`", ("sev", ("SEV1",))),
+        ("sev 'sev3'\u200b", ("sev", ("sev3",))),
+        ("done \u201c#3\u201d", ("done", ("3",))),
+    ],
+)
+def test_a_quoted_argument_reads_as_typed_without_its_quotes(
+    typed: str, args: tuple[str, tuple[str, ...]]
+) -> None:
+    parsed = parse_command(typed, today=TODAY)
+    assert parsed.error is None
+    assert (parsed.name, parsed.args) == args

@@ -214,7 +214,9 @@ def update_modal(
         f"Update on {incident.ref}",
         "Post update",
         blocks,
-        {"incident_id": incident.id, "channel": channel},
+        # The status the form offered its choices from: a choice made after someone else
+        # changed it (resolved the incident) must not apply unseen (``change_status(seen=)``).
+        {"incident_id": incident.id, "channel": channel, "status": incident.status},
     )
 
 

@@ -72,6 +72,8 @@ class CommandListeners(ListenerBase):
             suggestion = parsed.args[0] if parsed.args else parsed.extra.get("suggestion")
             hint = f" Did you mean `{suggestion}`?" if suggestion else ""
             if parsed.incident_ref is not None or parsed.incident_channel is not None:
+                # A channel or number that names no incident is answered as such first.
+                self.incident_for(ctx, parsed.incident_ref, parsed.incident_channel)
                 reply(
                     ctx,
                     f":grey_question: `{truncate(parsed.text.split()[0], 40)}` is not a command."

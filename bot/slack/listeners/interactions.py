@@ -16,7 +16,8 @@ from bot import incidents as core
 from bot.clock import utcnow
 from bot.config import COMMANDER
 from bot.db import whole_number
-from bot.errors import InvalidInput
+from bot.db_errors import database_unavailable
+from bot.errors import InvalidInput, InvalidTransition
 from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.commands import STALE_VALUE, ParsedCommand, id_from_value
@@ -158,7 +159,7 @@ class InteractionListeners(CommandListeners):
         view = body.get("view") or {}
         callback = view.get("callback_id")
         values = _values(view)
-        errors = self._validate(callback, values)
+        errors = self._validate(callback, values) or self._still_open(callback, view)
         if errors:
             ack(response_action="errors", errors=errors)
             return
@@ -222,6 +223,32 @@ class InteractionListeners(CommandListeners):
             return {"incident": PICK_INCIDENT}
         return {}
 
+    def _still_open(self, callback: Any, view: dict[str, Any]) -> dict[str, str]:
+        """An update or a role for an incident closed while the form was open: refused under
+        the form's input, so what was typed stays on screen instead of being lost. A database
+        that cannot be read leaves the check to the processing, which refuses the same way."""
+        field = {
+            blocks.UPDATE_VIEW: ("update", "post an update"),
+            blocks.ROLE_VIEW: ("role", "change who holds its roles"),
+        }
+        if callback not in field:
+            return {}
+        block, doing = field[callback]
+        incident_id = whole_number(str(_metadata(view).get("incident_id") or ""))
+        try:
+            with self.fb.db.read() as session:
+                incident = session.get(Incident, incident_id) if incident_id else None
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            return {}
+        try:
+            if incident is not None:
+                core.require_open(self.policy, incident, doing)
+        except InvalidTransition as refused:
+            return {block: str(refused)}
+        return {}
+
     def run_view(
         self, ctx: Ctx, callback: str, values: dict[str, Any], metadata: dict[str, Any]
     ) -> None:
@@ -264,7 +291,11 @@ class InteractionListeners(CommandListeners):
                     incident=incident,
                     message=carried,
                 )
+            # Answered by direct message: the message may be in a channel Firebreak is not in,
+            # where an ephemeral answer can only fail first.
             ctx.channel = None
+            if isinstance(ctx.respond, Replies):
+                ctx.respond.channel = None
             if change is not None:
                 reply(ctx, f":pushpin: Added to {incident.ref}'s timeline.")
             return
@@ -288,7 +319,13 @@ class InteractionListeners(CommandListeners):
             if status:
                 with self.fb.db.read() as session:
                     incident = core.get_incident(session, incident_id)
-                self.set_status(replace(ctx, key=f"{ctx.key}:status"), incident, str(status))
+                seen = metadata.get("status")
+                self.set_status(
+                    replace(ctx, key=f"{ctx.key}:status"),
+                    incident,
+                    str(status),
+                    seen=seen if isinstance(seen, str) else None,
+                )
         elif callback == blocks.ROLE_VIEW:
             role = str(values.get("role") or "")
             user = self.known_user(str(values.get("user") or ""))
