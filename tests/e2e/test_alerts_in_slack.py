@@ -4,6 +4,8 @@ resolves; a storm makes a bounded number of Slack calls, not one per alert."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import select
 
 from bot import incidents as core
@@ -118,12 +120,9 @@ def test_automatic_mitigation_names_the_tool_and_firing_again_is_posted(
     assert incident.status == "monitoring"
 
 
-def test_the_all_resolved_question_is_answered_when_people_resolve_by_other_means(
-    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
-) -> None:
-    """Every alert resolved, so Firebreak asked "mitigate?"; the commander resolved the
-    incident with a command instead. The question's message says so and loses its button
-    (which would now be refused): it does not stay open beside a resolved incident."""
+def asked_to_mitigate(fake: FakeSlack, bot: RunningBot, db: Database) -> tuple[Incident, str, Any]:
+    """Two alerts fired and resolved: the incident they opened, its channel, and the
+    "All alerts resolved: mitigate?" question posted there."""
     policy = bot.firebreak.policy
     with db.transaction() as session:
         ingest(session, policy, group_message(2))
@@ -135,6 +134,16 @@ def test_the_all_resolved_question_is_answered_when_people_resolve_by_other_mean
         incident = session.exec(select(Incident)).one()
     channel = incident.slack_channel_id or ""
     [asked] = [m for m in fake.messages(channel) if "All alerts resolved" in texts(m)]
+    return incident, channel, asked
+
+
+def test_the_all_resolved_question_is_answered_when_people_resolve_by_other_means(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Every alert resolved, so Firebreak asked "mitigate?"; the commander resolved the
+    incident with a command instead. The question's message says so and loses its button
+    (which would now be refused): it does not stay open beside a resolved incident."""
+    _, channel, asked = asked_to_mitigate(fake, bot, db)
     assert any(b["type"] == "actions" for b in asked.blocks)
 
     fake.join(channel, "ana.garcia")
@@ -151,17 +160,7 @@ def test_mark_mitigated_on_an_old_copy_says_nothing_changed(
 ) -> None:
     """Ana's screen still shows the "mitigate?" question after Ben mitigated by command: her
     click changes nothing, and she is told so, not that she mitigated it."""
-    policy = bot.firebreak.policy
-    with db.transaction() as session:
-        ingest(session, policy, group_message(2))
-    bot.settle()
-    with db.transaction() as session:
-        ingest(session, policy, group_message(2, status="resolved"))
-    bot.settle()
-    with db.read() as session:
-        incident = session.exec(select(Incident)).one()
-    channel = incident.slack_channel_id or ""
-    [asked] = [m for m in fake.messages(channel) if "All alerts resolved" in texts(m)]
+    incident, channel, asked = asked_to_mitigate(fake, bot, db)
     for person in ("ana.garcia", "ben.okafor"):
         fake.join(channel, person)
     old_copy = fake.message_json(channel, asked.ts)

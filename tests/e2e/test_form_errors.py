@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 from bot.db import Database
+from bot.models import Incident
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks as B
 from tests.e2e.conftest import RunningBot, texts
@@ -134,17 +135,24 @@ def test_a_click_that_opens_a_form_delivered_twice_opens_it_once_and_says_nothin
     assert not any("exchanged_trigger_id" in t or "refused" in t for t in said), said
 
 
-def test_an_update_for_an_incident_closed_while_the_form_was_open_stays_in_the_form(
+def update_form_open_for_ben(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
-) -> None:
-    """Ben types an update while Ana closes the incident. Closing the form would lose what he
-    typed; it stays open with his text and says why, and nothing lands on the timeline."""
+) -> tuple[Incident, str, Any]:
+    """An incident, its channel, and the Post update form Ben opened from its summary."""
     incident = declare(fake, bot, slack, db)
     channel = incident.slack_channel_id or ""
     fake.join(channel, fake.user_id("ben.okafor"))
     slack.click(channel, summary_ts(fake, channel), B.POST_UPDATE, user="ben.okafor")
     bot.settle()
-    view = fake.open_views("ben.okafor")[-1]
+    return incident, channel, fake.open_views("ben.okafor")[-1]
+
+
+def test_an_update_for_an_incident_closed_while_the_form_was_open_stays_in_the_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Ben types an update while Ana closes the incident. Closing the form would lose what he
+    typed; it stays open with his text and says why, and nothing lands on the timeline."""
+    incident, channel, view = update_form_open_for_ben(fake, bot, slack, db)
     for command in ("resolve rolled back", "close"):
         slack.slash_command(command, user="ana.garcia", channel=channel)
         bot.settle()
@@ -167,12 +175,7 @@ def test_a_status_chosen_in_the_update_form_after_a_resolve_is_refused_the_updat
     """The form offered statuses from Triage; Ana resolved the incident before Ben sent it.
     His update is posted; the status he chose against Triage is not applied (it would reopen
     the incident unseen), and he is told who changed it."""
-    incident = declare(fake, bot, slack, db)
-    channel = incident.slack_channel_id or ""
-    fake.join(channel, fake.user_id("ben.okafor"))
-    slack.click(channel, summary_ts(fake, channel), B.POST_UPDATE, user="ben.okafor")
-    bot.settle()
-    view = fake.open_views("ben.okafor")[-1]
+    incident, channel, view = update_form_open_for_ben(fake, bot, slack, db)
     slack.slash_command("resolve rolled back", user="ana.garcia", channel=channel)
     bot.settle()
 
