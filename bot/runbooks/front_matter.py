@@ -33,6 +33,29 @@ class _FrontMatter:
 
 
 def _split_front_matter(lines: list[str]) -> _FrontMatter:
+    """The front matter at the top of ``lines``. Blank lines before it (an editor's, or a
+    template's) are forgiven when what follows is clean front matter, with a warning: sites
+    such as Hugo and Jekyll would show it as text."""
+    start = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    if start and lines[start].rstrip() in ("---", "+++"):
+        shifted = _split_at_top(lines[start:])
+        if shifted.lines and not shifted.problems:
+            shifted.lines += start
+            shifted.start_line += start
+            shifted.key_lines = {k: line + start for k, line in shifted.key_lines.items()}
+            shifted.problems.append(
+                Problem(
+                    start + 1,
+                    "warning",
+                    f"the front matter starts on line {start + 1}, after blank lines; "
+                    "documentation sites read it only on line 1: remove the blank lines",
+                )
+            )
+            return shifted
+    return _split_at_top(lines)
+
+
+def _split_at_top(lines: list[str]) -> _FrontMatter:
     fm = _FrontMatter()
     if not lines:
         return fm

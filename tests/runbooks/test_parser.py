@@ -293,7 +293,9 @@ def test_title_comes_from_front_matter_then_first_heading_then_file_name() -> No
         ("# Restart\n1. a\n2. b\n", "Restart"),
         ("# Rollback\n\n- [ ] a\n", "Rollback"),
         ("# Mitigation\n\nRun `x`\n", "Mitigation"),
-        ("## Steps\n\n- [ ] a\n", "Steps"),
+        # a level-2 section word alone names a part of the file, not the file: two such
+        # files would both be "Steps" in every list
+        ("## Steps\n\n- [ ] a\n", "Db failover"),
         ("# Restart\n\nStop the traffic first.\n\n## Steps\n\n1. a\n", "Restart"),
         # a level-2 section before the level-1 title is not the title
         ("## Owner\n\npayments\n\n# Payments restart\n\n## Steps\n\n1. a\n", "Payments restart"),

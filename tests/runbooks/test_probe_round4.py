@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import parse_runbook
+from bot.slack.runbook_messages import markdown_to_mrkdwn
 
 NUMBERED_STEPS = """\
 # Data loss suspected in the orders table
@@ -156,3 +157,35 @@ def test_a_section_page_with_a_byte_order_mark_and_only_front_matter_is_not_a_ru
     (section / "replica-lag.md").write_text("# Replica lag\n\n1. Check the lag\n")
     catalog = RunbookCatalog.load([tmp_path])
     assert [r.title for r in catalog] == ["Replica lag"]
+
+
+def test_front_matter_after_a_blank_first_line_is_read_with_a_warning() -> None:
+    runbook = parse_runbook(
+        "\n---\ntitle: Token expired\nalerts: [GithubTokenExpired]\n---\n\n## Mitigation\n\n"
+        "- [ ] Rotate the token\n",
+        runbook_id="token",
+    )
+    assert (runbook.title, runbook.alerts) == ("Token expired", ("GithubTokenExpired",))
+    assert [s.title for s in runbook.steps] == ["Rotate the token"]
+    [problem] = runbook.problems
+    assert (problem.line, problem.level) == (2, "warning")
+    assert "after blank lines" in problem.message
+
+
+def test_a_rule_after_a_blank_first_line_is_still_a_rule() -> None:
+    runbook = parse_runbook("\n---\n\n# Redis down\n\n1. Restart it\n", runbook_id="redis")
+    assert runbook.title == "Redis down"
+    assert runbook.problems == ()
+
+
+def test_html_links_and_images_in_a_step_keep_their_targets() -> None:
+    shown = markdown_to_mrkdwn(
+        'Open the <a href="https://grafana.example.com/d/gw?a=1&amp;b=2">gateway dashboard</a>, '
+        "see the <img src='https://example.com/flow.png' alt=\"throttling flow\"> and never "
+        '<a href="javascript:alert(1)">click this</a>.'
+    )
+    assert shown == (
+        "Open the <https://grafana.example.com/d/gw?a=1&amp;b=2|gateway dashboard>, see the "
+        "<https://example.com/flow.png|throttling flow> and never click this "
+        "(javascript:alert(1))."
+    )

@@ -16,6 +16,7 @@ from bot.markup import spoofs
 from bot.runbooks.headings import ADMONITION as _ADMONITION
 from bot.runbooks.parser import make_markdown
 from bot.slack.limits import escape_mrkdwn
+from bot.slack.runbook_messages.html_inline import anchor_at, image
 
 _FENCE = "```"
 
@@ -396,7 +397,19 @@ class _Renderer:
     # -- inline
 
     def inline_of(self, node: SyntaxTreeNode) -> str:
-        return "".join(self.inline(child) for child in node.children)
+        out: list[str] = []
+        children, index = node.children, 0
+        while index < len(children):
+            found = anchor_at(children, index)
+            if found is not None:  # <a href="...">label</a>
+                href, end = found
+                label = "".join(self.plain(c) for c in children[index + 1 : end])
+                out.append(_link(href, _escape(label)))
+                index = end + 1
+                continue
+            out.append(self.inline(children[index]))
+            index += 1
+        return "".join(out)
 
     def plain_of(self, node: SyntaxTreeNode) -> str:
         return "".join(self.plain(child) for child in node.children)
@@ -431,6 +444,8 @@ class _Renderer:
         if kind == "image":
             alt = self.plain_of(node) or str(node.attrs.get("alt", "")) or "image"
             return _link(str(node.attrs.get("src", "")), _escape(alt))
+        if kind == "html_inline" and (picture := image(node)) is not None:
+            return _link(picture[0], _escape(picture[1] or "image"))
         if kind == "html_inline":
             return _inline_html(node.content)
         return self.inline_of(node)
