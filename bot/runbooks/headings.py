@@ -25,7 +25,7 @@ _CONTEXT = re.compile(
     r"dashboards?|owners?|ownership|contacts?|pre-?requisites?|requirements?|notes?|faq|"
     r"glossary|architecture|history|causes?|purpose|scope|introduction|intro|definitions?|"
     r"further reading|more information|additional information|resources|documentation|docs|"
-    r"tl;?dr|who)\b"
+    r"tl;?dr|who|appendix|appendices)\b"
 )
 # The same sections as Chinese and Japanese runbooks name them (kubesphere's alert runbooks:
 # 影响 / 诊断 / 缓解). Words run together in these scripts: matched anywhere in the heading.

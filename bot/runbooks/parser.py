@@ -149,10 +149,19 @@ class _Parser(_Body):
         first = headings[0]
         level = _level(first)
         if any(_level(h) <= level for h in headings[1:]):
-            return first if self._bare_title(first) else None
+            return first if self._bare_title(first) or self._titles_sections(headings) else None
         if self.meta.title and is_section_name(_heading_text(first)):
             return None
         return first
+
+    def _titles_sections(self, headings: list[_Block]) -> bool:
+        """A first heading that opens the file and holds its sections, before an appendix at
+        its level (``# Redis failover``, intro, ``## Steps``, then ``# Appendix``): the
+        document's title, its text the overview. Not a section word (``# Meaning``)."""
+        first = headings[0]
+        if self.meta.title or self.blocks[0] is not first or is_section_name(_heading_text(first)):
+            return False
+        return _level(headings[1]) > _level(first)
 
     def _bare_title(self, heading: _Block) -> bool:
         """A first heading that gives the document its title and has no text of its own: a
@@ -329,6 +338,21 @@ class _Parser(_Body):
             return
         elif node.body:
             items.append(("unknown", node))
+        elif kind is None and node.children:
+            # "## Primary region" over "### Check replication" and "### Promote": the region
+            # tells the steps apart from the same ones under "## Secondary region" (a step
+            # already in a section of several keeps that one).
+            group: list[tuple[str, Any]] = []
+            for child in node.children:
+                self._walk(child, group, inherited=None)
+            region = _clean_title(node.title)
+            items.extend(
+                (k, dataclasses.replace(v, section=region))
+                if k == "step" and v.section in ("", v.title)
+                else (k, v)
+                for k, v in group
+            )
+            return
         for child in node.children:
             self._walk(child, items, inherited=None)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import parse_runbook
-from bot.slack.runbook_messages import markdown_to_mrkdwn
+from bot.slack.runbook_messages import markdown_to_mrkdwn, render_runbook_pages
 
 NUMBERED_STEPS = """\
 # Data loss suspected in the orders table
@@ -189,3 +189,42 @@ def test_html_links_and_images_in_a_step_keep_their_targets() -> None:
         "<https://example.com/flow.png|throttling flow> and never click this "
         "(javascript:alert(1))."
     )
+
+
+def test_a_title_heading_holding_the_sections_before_an_appendix_keeps_its_intro_apart() -> None:
+    runbook = parse_runbook(
+        "# Redis failover\n\nThis covers a manual failover when Sentinel does not promote.\n\n"
+        "## Steps\n\n1. Confirm the primary is down\n2. Promote the replica\n\n"
+        "# Appendix\n\n## Useful commands\n\n```sh\nredis-cli info replication\n```\n",
+        runbook_id="redis",
+    )
+    assert runbook.title == "Redis failover"
+    assert runbook.description.startswith("This covers a manual failover")
+    assert [s.title for s in runbook.steps] == [
+        "Confirm the primary is down",
+        "Promote the replica",
+    ]
+    assert "This covers" not in runbook.steps[0].markdown
+    assert [c.title for c in runbook.context] == ["Overview", "Appendix"]
+
+
+def test_the_same_steps_under_two_headings_say_which_heading_they_are_under() -> None:
+    region = (
+        "### Check replication\n\n```sql\nSELECT 1;\n```\n\n### Promote\n\n```sh\npromote {}\n```\n"
+    )
+    runbook = parse_runbook(
+        "# Database failover\n\n## Primary region\n\n"
+        + region.format("db-2")
+        + "\n## Secondary region\n\n"
+        + region.format("db-5"),
+        runbook_id="db",
+    )
+    assert [(s.section, s.title) for s in runbook.steps] == [
+        ("Primary region", "Check replication"),
+        ("Primary region", "Promote"),
+        ("Secondary region", "Check replication"),
+        ("Secondary region", "Promote"),
+    ]
+    [page] = render_runbook_pages(runbook, steps_per_page=10)
+    shown = "\n".join(b["text"]["text"] for b in page.blocks if b["type"] == "section")
+    assert shown.index("*Primary region*") < shown.index("db-2") < shown.index("*Secondary region*")
