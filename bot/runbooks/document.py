@@ -41,6 +41,13 @@ class _Block:
     def has_code(self) -> bool:
         return any(t.type in ("fence", "code_block") for t in self.tokens)
 
+    @property
+    def is_aside(self) -> bool:
+        """A folded ``<details>`` block or an HTML comment: it belongs to what comes before it
+        (the hot keys' how-to under its item), never introduces what follows."""
+        head = self.first.content.lstrip().casefold() if self.kind == "html_block" else ""
+        return head.startswith(("<details", "<!--"))
+
 
 def _top_level_blocks(tokens: Sequence[Token]) -> list[_Block]:
     blocks: list[_Block] = []

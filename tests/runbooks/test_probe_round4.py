@@ -228,3 +228,22 @@ def test_the_same_steps_under_two_headings_say_which_heading_they_are_under() ->
     [page] = render_runbook_pages(runbook, steps_per_page=10)
     shown = "\n".join(b["text"]["text"] for b in page.blocks if b["type"] == "section")
     assert shown.index("*Primary region*") < shown.index("db-2") < shown.index("*Secondary region*")
+
+
+def test_a_details_block_or_comment_after_an_item_belongs_to_that_item() -> None:
+    runbook = parse_runbook(
+        "# Cache stampede\n\n## Mitigation\n\n- [ ] Enable request coalescing\n<!--\n"
+        "- [ ] Flush the whole cache (disabled)\n-->\n- [ ] Raise the TTL of hot keys\n\n"
+        "<details>\n<summary>How to find hot keys</summary>\n\nRun `redis-cli --hotkeys`.\n"
+        "</details>\n\n- [ ] Watch the origin request rate\n",
+        runbook_id="cache",
+    )
+    assert [s.title for s in runbook.steps] == [
+        "Enable request coalescing",
+        "Raise the TTL of hot keys",
+        "Watch the origin request rate",
+    ]
+    assert "How to find hot keys" in runbook.steps[1].markdown
+    assert runbook.steps[2].markdown == "Watch the origin request rate"
+    shown = markdown_to_mrkdwn(runbook.steps[0].markdown)
+    assert "Flush" not in shown  # a comment is a note to the authors
