@@ -216,12 +216,18 @@ def _is_generic(title: str) -> bool:
 def _check_steps(runbook: Runbook, add: Add) -> None:
     for number, step in enumerate(runbook.steps, start=1):
         if not markdown_has_text(step.markdown) and _is_generic(step.title):
+            # "Mitigation (3)": an item of a list under a heading, named after it for want of
+            # words; otherwise the step is a heading's.
+            what = "item" if re.search(r"\(\d+\)$", step.title) else "heading"
             add(
                 step.line,
                 "error",
                 f"step {number} ({step.title!r}) has no text: write what responders should do, "
-                "or remove the heading",
+                f"or remove the {what}",
             )
+
+
+_TASK_BOX = re.compile(r"^\[[ xX]\]\s*")
 
 
 def _check_placeholders(text: str, add: Add) -> None:
@@ -236,8 +242,8 @@ def _check_placeholders(text: str, add: Add) -> None:
                     "warning",
                     "code block holds only a placeholder (TODO): write the command",
                 )
-        elif token.type == "inline" and token.level <= 1:
-            plain = " ".join(token.content.split())
+        elif token.type == "inline":  # a paragraph, a list item ("1. TODO"), a cell
+            plain = _TASK_BOX.sub("", " ".join(token.content.split()), count=1)
             if _PLACEHOLDER.match(plain) and len(plain) < 60:
                 add(token.map[0] + 1, "warning", "placeholder text (TODO): fill it in")
 

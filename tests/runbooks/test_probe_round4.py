@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.runbooks.catalog import RunbookCatalog
+from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import parse_runbook
 from bot.slack.runbook_messages import markdown_to_mrkdwn, render_runbook_pages
 
@@ -247,3 +248,22 @@ def test_a_details_block_or_comment_after_an_item_belongs_to_that_item() -> None
     assert runbook.steps[2].markdown == "Watch the origin request rate"
     shown = markdown_to_mrkdwn(runbook.steps[0].markdown)
     assert "Flush" not in shown  # a comment is a note to the authors
+
+
+def test_lint_finds_placeholders_and_empty_items_in_lists(tmp_path: Path) -> None:
+    path = tmp_path / "redis.md"
+    path.write_text(
+        "# Redis failover\n\n## Mitigation\n\n1. TODO\n2. Promote the replica\n"
+        "3. <!-- fill in the DNS switch -->\n- [ ] TBD\n"
+    )
+    report = lint_paths([path])
+    assert [(m.line, m.level, m.message) for m in report.messages] == [
+        (5, "warning", "placeholder text (TODO): fill it in"),
+        (
+            7,
+            "error",
+            "step 3 ('Mitigation (3)') has no text: write what responders should do, "
+            "or remove the item",
+        ),
+        (8, "warning", "placeholder text (TODO): fill it in"),
+    ]
