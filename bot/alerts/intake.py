@@ -589,6 +589,8 @@ def ingest(
                 held = incident  # its row was written by this transaction
             else:
                 group.disposition = "triage"
+                # The runbook the alerts name, kept for a Declare from triage to open with.
+                group.runbook_id = plan.runbook.id if plan.runbook is not None else None
                 queue_notice(
                     session,
                     TriageRequest(

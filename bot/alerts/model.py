@@ -283,8 +283,12 @@ def event_time(value: object, *, now: datetime) -> datetime | None:
     ``parse_time``, except that a time up to ``SENDER_CLOCK_AHEAD`` in the future is kept: a
     sender whose clock runs a few minutes ahead dates its firing and its resolve both in
     Firebreak's future, and clamping both to their arrival would let a late copy of the firing
-    look newer than the resolve."""
-    return parse_time(value, now=now + SENDER_CLOCK_AHEAD)
+    look newer than the resolve. A time further ahead is no clock running fast but a wrong
+    date (a year 2099): it counts as ``now``, when it came, so a resolve dated correctly
+    after it is not taken for older and dropped, leaving the alert firing for ever."""
+    horizon = now + SENDER_CLOCK_AHEAD
+    when = parse_time(value, now=horizon)
+    return now if when is not None and when >= horizon else when
 
 
 # --------------------------------------------------------------------------------------------

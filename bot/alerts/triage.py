@@ -19,12 +19,21 @@ from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput
 from bot.models import EventKind, Incident
+from bot.runbooks.catalog import RunbookCatalog
 
 
 def triage_declare(
-    session: Session, policy: Policy, group_id: int, *, actor: str, now: datetime | None = None
+    session: Session,
+    policy: Policy,
+    group_id: int,
+    *,
+    actor: str,
+    catalog: RunbookCatalog | None = None,
+    now: datetime | None = None,
 ) -> Incident:
-    """Declare an incident for a group waiting in triage (or return the one it already has)."""
+    """Declare an incident for a group waiting in triage (or return the one it already has).
+    It opens with the runbook its alerts named when they came in (found in ``catalog``),
+    suggested or started as the policy says, as an incident the alerts declared does."""
     now = now or utcnow()
     group = lock_group(session, group_id)
     _undecided(session, group)
@@ -38,7 +47,7 @@ def triage_declare(
         severity=group.severity or policy.default_severity,
         service=group.service,
         dropped=frozenset(),
-        runbook=None,
+        runbook=catalog.get(group.runbook_id) if catalog and group.runbook_id else None,
         runbook_reason="",
     )
     incident = _declare(

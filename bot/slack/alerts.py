@@ -36,6 +36,7 @@ from bot.config import Policy
 from bot.db import Database
 from bot.errors import FirebreakError
 from bot.markup import link_host, spoofs
+from bot.runbooks.catalog import RunbookCatalog
 from bot.slack import limits
 from bot.slack.blocks import START_SUGGESTED, button, context, mention, section
 from bot.slack.commands import id_from_value
@@ -67,7 +68,8 @@ def _link_line(links: list[dict[str, str]]) -> str:
 
 def render(notice: Notice) -> tuple[str, list[Block]]:
     """Fallback text and blocks for one notice. Alert text was neutralised on the way in and
-    is escaped here, so nothing in an alert can ping or format."""
+    is escaped here, in the blocks and in the fallback text alike (Slack shows that text in
+    notifications, links included), so nothing in an alert can ping, format or link."""
     if isinstance(notice, TriageRequest):
         return _triage(notice)
     if isinstance(notice, AlertLinks):
@@ -101,7 +103,7 @@ def _triage(notice: TriageRequest) -> tuple[str, list[Block]]:
         ),
         {"type": "actions", "elements": actions[: limits.ACTIONS_ELEMENTS]},
     ]
-    return f"Alert needs triage: {notice.title}", blocks
+    return f"Alert needs triage: {_title(notice)}", blocks
 
 
 def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
@@ -126,7 +128,7 @@ def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
                     accessory=button("Start", f"{START_SUGGESTED}:0", value),
                 )
             )
-    return f"Alerts firing: {notice.title}", blocks
+    return f"Alerts firing: {_title(notice)}", blocks
 
 
 def _all_resolved_line(resolved: str, source: str, title: str) -> str:
@@ -156,7 +158,7 @@ def _firing_again(notice: FiringAgain) -> tuple[str, list[Block]]:
     names = escape_mrkdwn(truncate(notice.names, 300))
     counts = f"{notice.firing} of {notice.alerts} firing"
     status = escape_mrkdwn(notice.status)
-    text = f"Alerts firing again: {notice.names} ({counts})"
+    text = f"Alerts firing again: {names} ({counts})"
     blocks = [
         section(
             f":rotating_light: *Alerts firing again* from {escape_mrkdwn(notice.source)}: "
@@ -174,7 +176,7 @@ def _answered(notice: Answered) -> tuple[str, list[Block]]:
         line = _triage_line(notice.source, _title(notice))
     else:
         line = _all_resolved_line("", notice.source, _title(notice))
-    return f"{notice.title}: {notice.outcome}", [section(line), context(outcome)]
+    return f"{_title(notice)}: {escape_mrkdwn(notice.outcome)}", [section(line), context(outcome)]
 
 
 def render_effect_notice(data: dict[str, Any]) -> tuple[str, list[Block]] | None:
@@ -195,10 +197,18 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Block]] | None]]
 
 
 class AlertButtons:
-    def __init__(self, db: Database, policy: Policy, directory: access.Directory) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: Policy,
+        directory: access.Directory,
+        catalog: Callable[[], RunbookCatalog | None] = lambda: None,
+    ) -> None:
         self.db = db
         self.policy = policy
         self.directory = directory
+        self.catalog = catalog
+        """The runbooks as they are now (reloaded when their files change)."""
 
     def _run(self, respond: Callable[..., Any], work: Callable[[], str]) -> None:
         """Answer the person who clicked (only them). The message clicked is edited by the
@@ -223,7 +233,9 @@ class AlertButtons:
                 self.policy, "declare", user, incident=None, roles={}, directory=self.directory
             )
             with self.db.transaction() as session:
-                incident = triage.triage_declare(session, self.policy, group_id, actor=user)
+                incident = triage.triage_declare(
+                    session, self.policy, group_id, actor=user, catalog=self.catalog()
+                )
             return f"Declared {incident.ref} for these alerts."
 
         self._run(respond, work)

@@ -116,7 +116,9 @@ def build_bot(
 
 def _register_alert_buttons(app: App, listeners: Listeners, flows: IncidentFlows) -> None:
     """The triage buttons on alert messages: recorded, then processed, like every click."""
-    buttons = alert_slack.AlertButtons(flows.fb.db, flows.policy, flows.directory)
+    buttons = alert_slack.AlertButtons(
+        flows.fb.db, flows.policy, flows.directory, lambda: flows.fb.catalog
+    )
     handlers = {
         alert_slack.DECLARE: buttons.declare,
         alert_slack.ATTACH: buttons.attach,

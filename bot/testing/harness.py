@@ -47,7 +47,13 @@ class LocalBot:
         self.runner = self.slack.runner
         self.bolt = self.slack.app
         self.run_effects = run_effects
-        web = create_web_app(self.bolt, firebreak.db, signing_secret=signing_secret)
+        web = create_web_app(
+            self.bolt,
+            firebreak.db,
+            signing_secret=signing_secret,
+            policy=firebreak.policy,  # the alert receiver's, as `firebreak serve` gives it
+            catalog=firebreak.catalog,
+        )
         config = uvicorn.Config(
             web, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
         )

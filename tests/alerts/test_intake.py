@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from freezegun import freeze_time
 from sqlmodel import Session, col, select
@@ -19,6 +20,7 @@ from bot.alerts.triage import triage_attach, triage_declare, triage_ignore
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
+from bot.runbooks.catalog import RunbookCatalog
 from tests.alerts.conftest import NOW, load, message
 
 
@@ -403,6 +405,33 @@ def test_the_runbook_named_by_the_alert_is_suggested_or_started(
         ]
         kinds = [e.kind for e in core.timeline(session, 1)]
         assert "runbook_started" in kinds
+
+
+def test_an_incident_declared_from_triage_opens_with_the_runbook_its_alerts_named(
+    db: Database, tmp_path: Path
+) -> None:
+    """In triage the alert waits for a person; the runbook it named must not be lost on the
+    way: the Declare button opens the incident with it, started when the policy says so."""
+    root = tmp_path / "runbooks"
+    root.mkdir()
+    (root / "disk-full.md").write_text("# Disk full\n\n- [ ] Check df\n", encoding="utf-8")
+    catalog = RunbookCatalog.load([root])
+    policy = policy_from_dict(
+        {"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE", "start_runbook": True}}
+    )
+    named = generic("disk", runbook_url="https://git.example.com/ops/runbooks/disk-full.md")
+    waiting = store(db, policy, named, catalog=catalog)
+    assert waiting.disposition == "triage"
+    with db.transaction() as session:
+        incident = triage_declare(session, policy, waiting.group_id, actor="U1", catalog=catalog)
+    with db.read() as session:
+        [links] = [n for n in session.exec(select(AlertNotice)).all() if n.kind == "links"]
+        assert (links.payload["runbook_id"], links.payload["runbook_started"]) == (
+            "disk-full",
+            True,
+        )
+        kinds = [e.kind for e in core.timeline(session, incident.id or 0)]
+    assert kinds.count("runbook_started") == 1
 
 
 def test_list_alerts_one_entry_per_alert(db: Database, policy: Policy) -> None:

@@ -83,6 +83,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     agent = clean(_text(event.get("agent"), "summary") or "", 200, multiline=False)
     by = f" by {agent}" if agent else ""
     verb = event_type.removeprefix("incident.").replace("_", " ").replace(".", " ")
+    verb = clean(verb, 100, multiline=False)  # the sender's word: neutralised like all its text
     info: list[Info] = []
     alerts: tuple[Alert, ...] = ()
     status = _text(incident, "status") if incident is body else None
