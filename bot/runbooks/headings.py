@@ -267,9 +267,14 @@ ADMONITION = re.compile(
 MkDocs' types (lowercase), so prose such as "!!! DO NOT run this" stays as it is."""
 
 
+QUOTE_CALLOUT = re.compile(r"^\[!([A-Za-z]+)\][+-]?[ \t]*")
+"""A GitHub or Obsidian call-out's marker (``[!WARNING]``, ``[!danger]-``), first in a quote."""
+
+
 def summarise(text: str, limit: int = STEP_TITLE_MAX) -> str:
     """The first sentence of ``text``, cut at a word boundary to ``limit`` characters."""
-    text = " ".join(ADMONITION.sub("", text.strip(), count=1).split()) or " ".join(text.split())
+    bare = QUOTE_CALLOUT.sub("", ADMONITION.sub("", text.strip(), count=1), count=1)
+    text = " ".join(bare.split()) or " ".join(text.split())
     sentence = _first_sentence(text).rstrip(":").strip()
     if len(sentence) <= limit:
         return sentence

@@ -267,3 +267,19 @@ def test_lint_finds_placeholders_and_empty_items_in_lists(tmp_path: Path) -> Non
         ),
         (8, "warning", "placeholder text (TODO): fill it in"),
     ]
+
+
+def test_obsidian_call_outs_show_their_type_and_title_not_their_marker() -> None:
+    text = (
+        "# ELB 5xx\n\n> [!danger] Production only\n> Never run step 2 against staging.\n\n"
+        "> [!warning]- Why this happens\n> Usually a bad deploy.\n\n"
+        "## Mitigation\n\n1. Check the target health\n\n> [!WARNING]\n> Drain first.\n"
+    )
+    runbook = parse_runbook(text, runbook_id="elb")
+    assert runbook.description == "Production only Never run step 2 against staging."
+    [overview] = runbook.context
+    assert markdown_to_mrkdwn(overview.markdown) == (
+        "> :warning: *Production only*\n> Never run step 2 against staging.\n\n"
+        "> :warning: *Why this happens*\n> Usually a bad deploy."
+    )
+    assert "> :warning: *Warning*\n> Drain first." in markdown_to_mrkdwn(runbook.steps[0].markdown)

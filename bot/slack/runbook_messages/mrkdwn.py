@@ -14,8 +14,10 @@ from markdown_it.tree import SyntaxTreeNode
 
 from bot.markup import spoofs
 from bot.runbooks.headings import ADMONITION as _ADMONITION
+from bot.runbooks.headings import QUOTE_CALLOUT
 from bot.runbooks.parser import make_markdown
 from bot.slack.limits import escape_mrkdwn
+from bot.slack.runbook_messages import callouts
 from bot.slack.runbook_messages.html_inline import anchor_at, image
 
 _FENCE = "```"
@@ -246,9 +248,7 @@ class _Renderer:
         if kind == "paragraph" and self._namespaced(node):
             self.html(node.children[0].content)
         elif kind == "paragraph":
-            text = self.inline_of(node)
-            if out.in_quote:
-                text = _ALERT_MARKER.sub(_alert_label, text, count=1)
+            text = (self.callout(node) if out.in_quote else None) or self.inline_of(node)
             text = _ADMONITION.sub(_admonition_label, text, count=1)
             if not out.in_list:
                 out.flush()
@@ -396,6 +396,21 @@ class _Renderer:
 
     # -- inline
 
+    def callout(self, node: SyntaxTreeNode) -> str | None:
+        """A quoted paragraph that opens a GitHub or Obsidian call-out (``[!danger] Title``
+        on its first line): its label, then the rest; ``None`` for any other paragraph."""
+        children = node.children[0].children if node.children else []
+        lines = [c.type in ("softbreak", "hardbreak") for c in children] + [True]
+        end = lines.index(True)
+        first = "".join(c.content for c in children[:end] if c.type == "text")
+        match = QUOTE_CALLOUT.match(first)
+        if match is None or not callouts.is_callout(match.group(1)):
+            return None
+        title = first[match.end() :].strip() or match.group(1).capitalize()
+        label = f"{callouts.emoji(match.group(1))} *{title_mrkdwn(title)}*"
+        rest = "".join(self.inline(c) for c in children[end + 1 :])
+        return f"{label}\n{rest}" if rest else label
+
     def inline_of(self, node: SyntaxTreeNode) -> str:
         out: list[str] = []
         children, index = node.children, 0
@@ -460,36 +475,13 @@ class _Renderer:
         return self.plain_of(node)
 
 
-_ALERT_MARKER = re.compile(r"^\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\]\s*", re.IGNORECASE)
-_ALERT_EMOJI = {
-    "note": ":information_source:",
-    "tip": ":bulb:",
-    "important": ":exclamation:",
-    "warning": ":warning:",
-    "caution": ":warning:",
-}
-
-
-def _alert_label(match: re.Match[str]) -> str:
-    """GitHub's ``> [!WARNING]`` call-outs, which teams use for the dangerous steps."""
-    kind = match.group(1).lower()
-    return f"{_ALERT_EMOJI[kind]} *{kind.capitalize()}*\n"
-
-
-_ADMONITION_EMOJI = dict.fromkeys(
-    ("warning", "caution", "attention", "danger", "error"), ":warning:"
-)
-_ADMONITION_EMOJI |= dict.fromkeys(("tip", "hint", "important"), ":bulb:")
-
-
 def _admonition_label(match: re.Match[str]) -> str:
-    """MkDocs' ``!!! danger "Do not promote"`` call-outs, shown like GitHub's: the marker is
-    markup, not words for responders to read."""
+    """MkDocs' ``!!! danger "Do not promote"``, as a call-out (``callouts``)."""
     kind = match.group(1).lower()
-    emoji = _ADMONITION_EMOJI.get(kind, ":information_source:")
     # The title was escaped with the paragraph it starts: unescaped, then shown as a title.
     title = html.unescape(match.group(2)) if match.group(2) is not None else kind.capitalize()
-    return f"{emoji} *{title_mrkdwn(title)}*\n" if title.strip() else f"{emoji} "
+    icon = callouts.emoji(kind)
+    return f"{icon} *{title_mrkdwn(title)}*\n" if title.strip() else f"{icon} "
 
 
 def _inline_html(tag: str) -> str:
