@@ -368,7 +368,9 @@ class EffectRunner:
         if isinstance(outcome, Retry):
             observability.EFFECT_RETRIES.labels(kind=item.kind, reason=reason[:40]).inc()
             age = utcnow() - item.created_at
-            if counted >= self.max_attempts or age >= self.max_age:
+            # The age is measured against a time another replica may have written: a clock
+            # running ahead must not end, at its first error, work that was just asked for.
+            if counted >= self.max_attempts or (age >= self.max_age and item.attempts >= 3):
                 failure = (
                     f"gave up after {item.attempts} attempts over "
                     f"{int(age.total_seconds() // 60)} min: {outcome.error}"

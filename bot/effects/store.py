@@ -156,6 +156,9 @@ def _rearm(row: Effect, now: datetime) -> None:
     maybe_done = row.state == FAILED and row.attempts > 0
     row.state = PENDING
     row.due_at = now
+    # Asked for now: how long it has been tried is counted from here, not from the first time
+    # the row was written (a summary armed again hours into an incident is new work).
+    row.created_at = now
     row.attempts = 1 if maybe_done else 0
     row.last_error = None
     row.done_at = None
@@ -396,7 +399,9 @@ def _finishing(**after: Any) -> Any:
 
 _NOW = bindparam("now", type_=_EFFECTS.c.updated_at.type)
 _DONE = _finishing(state=DONE, done_at=_NOW, last_error=None)
-_AGAIN = _finishing(state=PENDING, due_at=_NOW, attempts=0, rerun=False, last_error=None)
+_AGAIN = _finishing(
+    state=PENDING, due_at=_NOW, created_at=_NOW, attempts=0, rerun=False, last_error=None
+)
 """Armed again while it ran: once more, with the latest state."""
 _RETRY = _finishing(
     state=PENDING,

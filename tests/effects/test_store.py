@@ -208,6 +208,59 @@ def test_transient_errors_back_off_and_give_up_in_the_end(db: Database) -> None:
     assert row.state == "failed" and "gave up after 3 attempts" in (row.last_error or "")
 
 
+def test_a_summary_armed_again_hours_into_an_incident_survives_one_slack_error(
+    db: Database,
+) -> None:
+    """The summary's row is written at the declare and armed again at every change. Three
+    hours in, one change meets one 500: that is new work, retried, not an hour-old effect
+    given up (which left the pinned summary stale for good)."""
+    errors = iter([TransientError("Slack answered 500", retry_after=None, reason="internal_error")])
+
+    def flaky(item: Claimed) -> Done:
+        error = next(errors, None)
+        if error is not None:
+            raise error
+        return Done()
+
+    runner = EffectRunner(db, {"test.thing": flaky}, worker_id="w", threads=0)
+    with freeze_time(utcnow()) as clock:
+        with db.transaction() as session:
+            store.arm(session, kind="test.thing", key="refresh:7", now=utcnow())
+        [first] = claim(db, "w")
+        errors = iter([])
+        assert runner.execute(first) == "done"
+        clock.tick(timedelta(hours=3))
+        errors = iter(
+            [TransientError("Slack answered 500", retry_after=None, reason="internal_error")]
+        )
+        with db.transaction() as session:
+            store.arm(session, kind="test.thing", key="refresh:7", now=utcnow())
+        [changed] = claim(db, "w")
+        assert runner.execute(changed) == "retry"
+        clock.tick(timedelta(minutes=1))
+        [again] = claim(db, "w")
+        assert runner.execute(again) == "done"
+    assert [r.state for r in rows(db)] == ["done"]
+
+
+def test_a_replica_whose_clock_runs_ahead_does_not_end_fresh_work_at_its_first_error(
+    db: Database,
+) -> None:
+    """Another replica wrote the effect a moment ago; this one's clock is two hours ahead, so
+    the effect looks two hours old. One 500 is retried, not taken for an hour of failures."""
+    enqueue(db, "channel.create:1")
+
+    def failing(item: Claimed) -> Done:
+        raise TransientError("Slack answered 500", retry_after=None, reason="internal_error")
+
+    runner = EffectRunner(db, {"test.thing": failing}, worker_id="w", threads=0)
+    with freeze_time(utcnow() + timedelta(hours=2)):
+        [item] = claim(db, "w")
+        assert runner.execute(item) == "retry"
+    [row] = rows(db)
+    assert row.state == "pending"
+
+
 def test_a_rate_limit_storm_is_waited_out_and_given_up_only_at_max_age(db: Database) -> None:
     """``Retry-After: 1`` twenty times: each attempt was turned away, undone, so the attempts
     do not count; the effect runs when the storm ends. A storm that outlasts max_age fails."""
