@@ -440,6 +440,25 @@ def finish(
     return True
 
 
+def withdraw(session: Session, incident_id: int, prefixes: list[str], *, now: datetime) -> int:
+    """Cancel the incident's effects not started yet whose keys start with one of
+    ``prefixes``: messages that stopped being true before they went out (an escalation queued
+    while Slack was down, then the incident acknowledged). One started may finish."""
+    if not prefixes:
+        return 0
+    result = session.exec(
+        update(Effect)
+        .where(
+            col(Effect.incident_id) == incident_id,
+            col(Effect.state) == PENDING,
+            or_(*(col(Effect.key).startswith(prefix, autoescape=True) for prefix in prefixes)),
+        )
+        .values(state=CANCELLED, done_at=now, updated_at=now, last_error="no longer true")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
 def mark_failed(row: Effect, error: str, now: datetime) -> None:
     row.state = FAILED
     row.last_error = error[:2000]

@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 from bot.clock import as_utc
 from bot.config import COMMANDER, Policy
 from bot.cron import next_cron_time
+from bot.effects import store as effects_store
 from bot.incidents.queries import current_roles
 from bot.models import (
     EventKind,
@@ -202,6 +203,16 @@ def schedule_reminder(
     session.exec(statement)
 
 
+def _withdraw_posts(session: Session, incident_id: int, where: Any, *, now: datetime) -> None:
+    """The messages reminders queued for the incident that have not gone out yet (Slack was
+    down, or slow): withdrawn with their reminders, so nobody is paged after someone
+    acknowledged, nor nudged for an update after the resolve."""
+    ids = session.exec(
+        select(Reminder.id).where(col(Reminder.incident_id) == incident_id, where)
+    ).all()
+    effects_store.withdraw(session, incident_id, [f"reminder:{i}:" for i in ids], now=now)
+
+
 def cancel_reminders(session: Session, keys: Sequence[str], *, now: datetime) -> int:
     """Cancel live (pending or claimed) reminders by key; stopped and sent rows stay as they are."""
     if not keys:
@@ -218,6 +229,7 @@ def cancel_reminders(session: Session, keys: Sequence[str], *, now: datetime) ->
 def _cancel_incident_kinds(
     session: Session, incident_id: int, kinds: Sequence[str], *, now: datetime
 ) -> None:
+    _withdraw_posts(session, incident_id, col(Reminder.kind).in_(kinds), now=now)
     session.exec(
         update(Reminder)
         .where(
@@ -296,6 +308,7 @@ def on_timeline_event(
         kind == EventKind.ROLE_ASSIGNED and event.data.get("role") == COMMANDER
     ):
         cancel_reminders(session, [ack_key(incident.id)], now=now)
+        _withdraw_posts(session, incident.id, col(Reminder.kind) == ACK, now=now)
     elif kind == EventKind.STATUS_UPDATE:
         _arm_update(session, policy, incident, now=now, since=now, restart=False)
     elif kind == EventKind.SEVERITY_CHANGED:

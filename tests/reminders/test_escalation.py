@@ -224,3 +224,44 @@ def test_a_mitigated_incident_is_not_escalated_for_want_of_an_acknowledgement(
     worker.tick()
     assert notifier.containing(SIREN) == []
     assert events_of(db, incident_id, EventKind.ESCALATED) == []
+
+
+def test_an_escalation_queued_while_slack_is_down_is_withdrawn_by_the_acknowledgement(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """Slack was failing when the escalation fell due, so it waited to be retried; meanwhile
+    someone acknowledged. When Slack comes back, nobody is paged for an incident that has an
+    owner: the message stopped being true before it went out."""
+    incident_id = declare(db, team_policy, severity="SEV1", channel="C0INC1")
+    worker = make_worker(db, team_policy, notifier)
+    notifier.failing = True
+    at(clock, timedelta(minutes=5))
+    worker.tick()
+    assert notifier.containing(SIREN) == []
+    with db.transaction() as session:
+        core.acknowledge_incident(session, team_policy, incident_id, actor="U0LEAD")
+    notifier.failing = False
+    at(clock, timedelta(minutes=8))
+    worker.tick()
+    assert notifier.containing(SIREN) == []
+    # On the record it escalated (the decision was taken); the message was withdrawn.
+    assert [e.data["tier"] for e in events_of(db, incident_id, EventKind.ESCALATED)] == [1]
+
+
+def test_an_update_nudge_queued_while_slack_is_down_is_withdrawn_by_the_resolve(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    incident_id = declare(db, team_policy, severity="SEV1", channel="C0INC1")
+    with db.transaction() as session:
+        core.acknowledge_incident(session, team_policy, incident_id, actor="U0LEAD")
+    worker = make_worker(db, team_policy, notifier)
+    notifier.failing = True
+    at(clock, timedelta(hours=2))
+    worker.tick()
+    assert notifier.posts == []
+    with db.transaction() as session:
+        core.resolve_incident(session, team_policy, incident_id, actor="U0LEAD")
+    notifier.failing = False
+    at(clock, timedelta(hours=2, minutes=5))
+    worker.tick()
+    assert [p.body for p in notifier.posts if "update" in p.body.lower()] == []
