@@ -404,6 +404,11 @@ def _evaluate_actions(ctx: Context) -> Outcome:
     expr = policy.reminders.action_items_cron
     if expr is None:
         return Settle("reminders.action_items_cron is unset")
+    opens = next_working_time(policy, now)
+    if opens > now:
+        # A run missed in working hours (no replica ran, or the clock jumped) waits for them:
+        # nobody is chased about action items at 3 a.m. on a Saturday.
+        return Settle("outside working hours", due=opens)
     today = now.astimezone(policy.zone).date()
     next_due = next_cron_time(expr, policy.zone, now)
     next_data = {"cron": expr, "timezone": policy.timezone}

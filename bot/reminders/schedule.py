@@ -348,6 +348,12 @@ def _on_status_changed(
         _arm_ack(session, policy, incident, now=now, restart_from=at)
         _arm_update(session, policy, incident, now=now, since=at, restart=True, origin="reopened")
         _arm_steps(session, policy, incident, now=now, since=at)
+    elif policy.impact_mitigated(str(event.data.get("from") or "")) and not (
+        policy.impact_mitigated(incident.status)
+    ):
+        # The impact is back (Monitoring -> Investigating): the escalation a mitigation
+        # settled resumes where it stopped, for an incident nobody has acknowledged.
+        _arm_ack(session, policy, incident, now=now, restart_from=None)
 
 
 def _arm_steps(

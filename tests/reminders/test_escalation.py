@@ -265,3 +265,24 @@ def test_an_update_nudge_queued_while_slack_is_down_is_withdrawn_by_the_resolve(
     at(clock, timedelta(hours=2, minutes=5))
     worker.tick()
     assert [p.body for p in notifier.posts if "update" in p.body.lower()] == []
+
+
+def test_the_impact_coming_back_resumes_the_escalation_a_mitigation_stopped(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """Nobody acknowledged; someone moved it to Monitoring, which stops escalating (it is being
+    worked on). The errors come back and it goes to Investigating: still nobody owns it, so
+    the escalation resumes at the next tick instead of never."""
+    incident_id = declare(db, team_policy, severity="SEV1", channel="C0INC1")
+    worker = make_worker(db, team_policy, notifier)
+    at(clock, timedelta(minutes=2))
+    with db.transaction() as session:
+        core.change_status(session, team_policy, incident_id, "monitoring", actor="U0DEV")
+    at(clock, timedelta(minutes=6))
+    worker.tick()
+    assert notifier.containing(SIREN) == []
+    at(clock, timedelta(minutes=7))
+    with db.transaction() as session:
+        core.change_status(session, team_policy, incident_id, "investigating", actor="U0DEV")
+    worker.tick()
+    assert [p.channel for p in notifier.containing(SIREN)] == ["C0INC1", "C0ESCALATE"]

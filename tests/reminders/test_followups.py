@@ -249,3 +249,30 @@ def test_overdue_action_items_of_an_archived_channel_go_to_their_owners(
         "Reminded owners of overdue action items: 1, 2 (by direct message: the incident's "
         "channel is archived)"
     )
+
+
+def test_an_action_item_chase_missed_in_working_hours_waits_for_the_next_ones(
+    db: Database, notifier: FakeNotifier
+) -> None:
+    """The Friday 10:00 chase was missed (no replica ran until Saturday 03:00, or the clock
+    jumped): it goes out on Monday at 09:00, when people work, not in the night."""
+    policy = policy_from_dict(
+        {"timezone": "Europe/Berlin", "reminders": {"action_items_cron": "0 10 * * 1-5"}}
+    )
+    thursday = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+    with freeze_time(thursday) as clock:
+        incident = declare(db, policy, severity="SEV4", channel="C0PAY", title="Payments")
+        with db.transaction() as session:
+            core.add_action_item(
+                session, policy, incident, "Alert on 5xx", actor="U0IC", due_on=date(2026, 3, 2)
+            )
+            reminders.seed_recurring_reminders(session, policy, now=thursday)
+        worker = make_worker(db, policy, notifier)
+        clock.move_to(datetime(2026, 3, 7, 2, 0, tzinfo=UTC))  # Saturday 03:00 in Berlin
+        worker.tick()
+        assert notifier.containing(":clipboard:") == []
+        assert reminder(db, "actions").due_at == datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+        clock.move_to(datetime(2026, 3, 9, 8, 0, tzinfo=UTC))  # Monday 09:00 in Berlin
+        worker.tick()
+    [chase] = notifier.containing(":clipboard:")
+    assert chase.channel == "C0PAY" and "Alert on 5xx" in chase.body
