@@ -31,6 +31,7 @@ from sqlmodel import Session, create_engine
 
 from bot import priority
 from bot.clock import as_utc
+from bot.db_errors import database_unavailable
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,10 @@ class Database:
             except retry_on as exc:
                 if attempt == attempts:
                     raise
-                log.warning(
+                # A deadlock or a lock wait is worth a warning; the database gone is reported
+                # by whoever waits it out, once per outage (``OutageLog``), not per attempt.
+                log.log(
+                    logging.DEBUG if database_unavailable(exc) else logging.WARNING,
                     "transaction rolled back, trying again",
                     extra={"error": type(getattr(exc, "orig", None) or exc).__name__},
                 )

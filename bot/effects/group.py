@@ -60,7 +60,7 @@ class GroupWriter:
                     batch, self._queue = self._queue, []
                 self._write(batch)
         if mine.error is not None:
-            raise WriteFailed(f"{type(mine.error).__name__}: {mine.error}")
+            raise WriteFailed(f"{type(mine.error).__name__}: {mine.error}") from mine.error
         return bool(mine.written)
 
     def _write(self, batch: list[_Pending]) -> None:

@@ -23,7 +23,7 @@ from bot.slack import reminders, runbooks
 from bot.slack.effects import SlackEffects
 from bot.slack.flows import IncidentFlows
 from bot.slack.gateway import SlackGateway
-from bot.slack.inbound import Inbox
+from bot.slack.inbound import Inbox, NotRecorded
 from bot.slack.listeners import Ctx, Listeners
 from bot.slack.listeners import register as register_listeners
 
@@ -208,6 +208,8 @@ def _no_options(ack: Ack) -> None:
 
 def _log_error(error: Exception, body: dict[str, Any]) -> None:
     observability.ERRORS.labels(where="bolt").inc()
+    if isinstance(error, NotRecorded):
+        return  # an event not saved, answered 500 for Slack to send again; the inbox said why
     log.error(
         "unhandled error in a Slack listener",
         exc_info=error,

@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from bot import observability
 from bot.clock import utcnow
+from bot.db_errors import OutageLog
 from bot.effects import kinds, store
 from bot.effects.group import GroupWriter
 from bot.effects.runner import Done, PermanentError, TransientError
@@ -119,6 +120,7 @@ class Inbox:
 
     def __post_init__(self) -> None:
         self._writer = GroupWriter(self.fb.db)
+        self._outage = OutageLog(log, "Slack requests could not be recorded")
 
     def record(self, kind: str, key: str, body: dict[str, Any]) -> bool:
         """Write the request before it is acknowledged. Returns False when it was recorded
@@ -129,7 +131,7 @@ class Inbox:
         # quick clicks on a runbook apply in order); everyone else's run in parallel.
         lane = f"in:{channel}:{user}"[:64] if channel and user else None
         try:
-            return self._writer.enqueue(
+            recorded = self._writer.enqueue(
                 kind=kinds.SLACK_REQUEST,
                 key=f"in:{key}"[:255],
                 data={
@@ -143,8 +145,12 @@ class Inbox:
             )
         except Exception as exc:
             observability.ERRORS.labels(where="inbox").inc()
-            log.error("a Slack request could not be recorded: %s", type(exc).__name__)
+            # A database outage: one warning when it starts, one line when it ends (each
+            # request is answered as not saved); anything else, every time.
+            self._outage.failed(exc.__cause__ or exc, "a Slack request could not be recorded")
             raise NotRecorded(str(exc)) from None
+        self._outage.ok()
+        return recorded
 
     def handle(self, item: Claimed) -> Done:
         """The ``slack.request`` effect: process a recorded request."""
