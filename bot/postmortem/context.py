@@ -18,7 +18,7 @@ from bot.audit import regulatory
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy
 from bot.durations import humanize_duration
-from bot.markup import Markdown, NameResolver, slack_to_markdown
+from bot.markup import Markdown, NameResolver, safe_url, slack_to_markdown
 from bot.models import ActionItem, EventKind, Incident, RoleAssignment, RunbookRun, RunbookStepState
 from bot.postmortem.facts import (
     ActionItemRow,
@@ -364,7 +364,7 @@ def _timeline(events: list[_Event], people: _People) -> tuple[TimelineDay, ...]:
                 kind=kind,
                 label=label,
                 text=text,
-                link=source_url or None,
+                link=safe_url(source_url),  # a Slack permalink; nothing else becomes a link
                 link_text="in Slack" if kind == EventKind.MESSAGE else "source",
             )
         )

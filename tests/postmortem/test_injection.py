@@ -66,3 +66,28 @@ def test_a_slack_link_whose_label_shows_another_address_shows_its_target(
     assert "https://grafana.example.com" not in html.replace("https://grafana.example.com/d/1", "")
     assert ("https://grafana.example.com/d/1", "the latency board") in links
     assert any("slack.com" in href and "C0INC1" in href for href, _ in links)  # Firebreak's own
+
+
+def test_a_captured_messages_link_that_is_not_http_never_becomes_a_link(
+    db: Database, team_policy: Policy
+) -> None:
+    with freeze_time(T0), db.transaction() as session:
+        incident = core.declare_incident(
+            session, team_policy, title="Checkout down", reporter="U01ALICE"
+        ).incident
+        assert incident.id is not None
+        core.record_timeline_event(
+            session,
+            team_policy,
+            incident.id,
+            kind="message",
+            text="click the source",
+            actor="U02BOB",
+            source_url="javascript:alert(1)",
+        )
+    with freeze_time(CLOSED_AT), db.transaction() as session:
+        postmortem = generate_postmortem(
+            session, team_policy, incident.id, actor="U01ALICE", key="k"
+        )
+    assert "javascript:" not in postmortem.markdown
+    assert "click the source" in postmortem.markdown
