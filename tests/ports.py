@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
 
 _FIRST = 20000
 """Below Linux's default ephemeral range (32768-60999), so outgoing connections never use it."""
 _BLOCK = 1000
-"""Ports per pytest worker (a run uses a few dozen)."""
+"""Ports per pytest worker."""
+_PER_RUN = 200
+"""More than one worker of a run ever takes (a few dozen)."""
 
 
 def _worker_index() -> int:
@@ -25,7 +28,11 @@ def _worker_index() -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-_candidates = itertools.count(_FIRST + _BLOCK * _worker_index())
+# From a random place in the block: two test runs on one machine (a CI job beside a developer's
+# run) do not walk the same ports in step.
+_candidates = itertools.count(
+    _FIRST + _BLOCK * _worker_index() + random.randrange(_BLOCK - _PER_RUN)
+)
 
 
 def free_port() -> int:
