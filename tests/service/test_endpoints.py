@@ -233,7 +233,11 @@ def test_metrics_after_traffic(
 
     # The escalation was the latest reminder of the tick that sent both: it fell due
     # ``ack_within`` after the declaration and went out between start-up and the scrape.
-    # (the channel also holds the summary its set-up posted)
+    # (the channel also holds the summary its set-up posted). The messages follow the
+    # incident's summary in its lane, retried through the rate limits: they come once it lands.
+    eventually(
+        lambda: len(reminder_messages(fake, overdue.channel)) >= 2, "the reminders are posted"
+    )
     assert len(reminder_messages(fake, overdue.channel)) == 2
     ack_within = service_policy.severities[2].ack_within
     assert service_policy.severities[2].key == "SEV3" and ack_within is not None
