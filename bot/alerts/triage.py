@@ -18,7 +18,7 @@ from bot.alerts.routing import Route
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput
-from bot.models import EventKind, Incident
+from bot.models import EventKind, Incident, TimelineEvent
 from bot.runbooks.catalog import RunbookCatalog
 
 
@@ -36,6 +36,9 @@ def triage_declare(
     suggested or started as the policy says, as an incident the alerts declared does."""
     now = now or utcnow()
     group = lock_group(session, group_id)
+    declared = _declared_by(session, group, actor)
+    if declared is not None:
+        return declared  # this person's Declare, processed again (its answer was lost)
     _undecided(session, group)
     rows = session.exec(
         select(AlertRecord).where(
@@ -74,7 +77,7 @@ def triage_declare(
         incident.id,
         f"Declared from triage: {group.title} ({firing})",
         actor=actor,
-        key=f"alerts:triage-declare:{group.id}:{group.episode}",
+        key=_declare_key(group),
         now=now,
     )
     _announce(session, policy, group, incident, plan, group.firing_count, now)
@@ -105,6 +108,25 @@ def _record(
         key=key,
         now=now,
     )
+
+
+def _declare_key(group: AlertGroup) -> str:
+    """The timeline key of a Declare from triage: one per episode of the group."""
+    return f"alerts:triage-declare:{group.id}:{group.episode}"
+
+
+def _declared_by(session: Session, group: AlertGroup, actor: str) -> Incident | None:
+    """The incident ``actor`` declared for this episode of the group from triage, if any."""
+    if group.incident_id is None:
+        return None
+    mine = session.exec(
+        select(TimelineEvent.id).where(
+            TimelineEvent.incident_id == group.incident_id,
+            TimelineEvent.idempotency_key == _declare_key(group),
+            TimelineEvent.actor_id == actor,
+        )
+    ).first()
+    return core.get_incident(session, group.incident_id) if mine is not None else None
 
 
 def _undecided(session: Session, group: AlertGroup) -> None:

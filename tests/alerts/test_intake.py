@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from freezegun import freeze_time
 from sqlmodel import Session, col, select
 
@@ -19,6 +20,7 @@ from bot.alerts.sources import parse
 from bot.alerts.triage import triage_attach, triage_declare, triage_ignore
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
+from bot.errors import InvalidInput
 from bot.models import Incident, TimelineEvent
 from bot.runbooks.catalog import RunbookCatalog
 from tests.alerts.conftest import NOW, load, message
@@ -347,6 +349,26 @@ def test_triage_asks_then_declare_attach_or_ignore(db: Database) -> None:
             "Declared from triage: one broken (1 firing)",  # what was declared, on the record
             "Alerts attached from triage: two broken (1 firing)",
             "Alert firing: two broken (2 of 2 firing in this group)",
+        ]
+
+
+def test_a_declare_from_triage_processed_again_answers_with_its_incident(db: Database) -> None:
+    """The Declare click was applied, then its answer lost (the process died): processed
+    again, it is the same incident, said as declared; another person's later click is told
+    where the alerts are."""
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    waiting = store(db, policy, generic("one"))
+    with db.transaction() as session:
+        first = triage_declare(session, policy, waiting.group_id, actor="U1")
+    with db.transaction() as session:
+        again = triage_declare(session, policy, waiting.group_id, actor="U1")
+    assert again.ref == first.ref == "INC-1"
+    with db.transaction() as session, pytest.raises(InvalidInput, match="already belong to INC-1"):
+        triage_declare(session, policy, waiting.group_id, actor="U2")
+    with db.read() as session:
+        assert count(session, Incident) == 1
+        assert [e.text for e in alert_events(session)] == [
+            "Declared from triage: one broken (1 firing)"
         ]
 
 
