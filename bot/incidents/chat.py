@@ -28,10 +28,11 @@ def attach_channel(
     *,
     channel_id: str,
     channel_name: str,
-    actor: str,
+    actor: str | None,
     now: datetime | None = None,
 ) -> Change:
-    """Record the incident's Slack channel (once; a second attach with another id is refused)."""
+    """Record the incident's Slack channel (once; a second attach with another id is refused).
+    ``actor`` ``None``: Firebreak made it, as its own entries say (never counted a responder)."""
     incident = lock_incident(session, incident_id)
     now = when(now, utcnow())
     if incident.slack_channel_id == channel_id:

@@ -211,7 +211,7 @@ class SlackEffects:
                 invited, failed = [], dict.fromkeys(users, str(exc))
             return Done(
                 {"channel": channel_id, "name": channel_name, "invited": invited},
-                then=self._attach(item, incident, channel_id, channel_name, bot_user, failed),
+                then=self._attach(item, incident, channel_id, channel_name, failed),
             )
         raise PermanentError(f"Every channel name tried for {incident.ref} is taken.")
 
@@ -228,7 +228,6 @@ class SlackEffects:
         incident: Incident,
         channel_id: str,
         name: str,
-        bot_user: str,
         failed_invites: dict[str, str],
     ) -> Callable[[Session], None]:
         def then(session: Session) -> None:
@@ -239,7 +238,7 @@ class SlackEffects:
                 incident.id,
                 channel_id=channel_id,
                 channel_name=name,
-                actor=bot_user or "firebreak",
+                actor=None,  # Firebreak's own entry, as all of them: not a responder
             )
             if failed_invites:
                 # Its own invitation, which fails as every effect does: on the timeline, told

@@ -80,6 +80,14 @@ def test_an_incident_from_declaration_to_postmortem(
     assert uploaded.channels == [channel]
     assert b"Checkout returns 500s" in (uploaded.content or b"")
     assert b"pool exhausted" in (uploaded.content or b"")
+    # Responders are people: Firebreak, which made the channel, is not one of them.
+    responders = draft.markdown.split("## Responders and roles", 1)[1].split("\n## ", 1)[0]
+    assert "| @Ana" in responders and "Firebreak" not in responders
+    with db.read() as session:
+        [created] = [
+            e for e in core.timeline(session, incident.id or 0) if e.kind == "channel_created"
+        ]
+    assert created.actor_id is None  # Firebreak's own entry, as all of them
     captured = [e for e in events if e.kind == EventKind.MESSAGE]
     assert len(captured) == 1 and captured[0].actor_id == ben and captured[0].source_url
     assert [e.kind for e in events].count(EventKind.STATUS_CHANGED) == 3
