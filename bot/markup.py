@@ -372,14 +372,34 @@ def _neutralise_html(text: str) -> str:
     return _HTML_START.sub(r"\1\\<", text)
 
 
+_BLOCK_MARK = re.compile(r"^( {0,3})(#{1,6}(?=[ \t]|$)|=+[ \t]*$|-{3,}[ \t]*$)")
+"""A line that would make a heading (``## Cause``, a ``===`` or ``---`` under a line) or a rule."""
+
+
+def _no_headings(text: str) -> str:
+    """``text`` whose lines (outside code) cannot make headings or rules: what people typed in
+    Slack, which has neither, must not add a section to the document it is placed in."""
+    lines, fence = [], None
+    for line in text.split("\n"):
+        if fence is None:
+            fence = _opens(line)
+            if fence is None:
+                line = _BLOCK_MARK.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", line)
+        elif _closes(line, fence):
+            fence = None
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def escape_block(text: str) -> str:
     """Multi-line text for a paragraph or list item: keeps its lines, but a ``<`` that would
-    open an HTML tag or comment is escaped, and a code fence left open is closed where the
-    text ends. Plain text (not :class:`Markdown`) cannot link (:func:`escape_markdown_text`);
-    Markdown keeps the links Firebreak made."""
+    open an HTML tag or comment is escaped, a line that would make a heading or a rule is
+    escaped, and a code fence left open is closed where the text ends. Plain text (not
+    :class:`Markdown`) cannot link (:func:`escape_markdown_text`); Markdown keeps the links
+    Firebreak made."""
     if not isinstance(text, Markdown):
         text = escape_markdown_text(text)
-    return _closed_fences(_escape_html(text))
+    return _closed_fences(_escape_html(_no_headings(text)))
 
 
 def escape_inline(text: str) -> str:

@@ -91,3 +91,22 @@ def test_a_captured_messages_link_that_is_not_http_never_becomes_a_link(
         )
     assert "javascript:" not in postmortem.markdown
     assert "click the source" in postmortem.markdown
+
+
+def test_lines_typed_like_headings_or_rules_stay_text_in_the_draft(
+    db: Database, team_policy: Policy
+) -> None:
+    """Slack has no headings: a summary or note line starting with ``#`` (or a ``---`` line)
+    was shown as written there, and must not add a section or a rule to the draft. A comment
+    in a code block stays as it is."""
+    html = draft(
+        db,
+        team_policy,
+        title="Checkout down",
+        summary="## Root cause\nthe pool\n---",
+        notes=["# not a heading\n```\n# a shell comment\n```"],
+    )
+    headings = re.findall(r"<h[1-6]>(.*?)</h[1-6]>", html)
+    assert not any("Root cause" in h or "not a heading" in h for h in headings), headings
+    assert "## Root cause" in html and "# not a heading" in html
+    assert "<pre><code># a shell comment\n</code></pre>" in html
