@@ -307,8 +307,7 @@ def on_timeline_event(
     elif kind == EventKind.ACKNOWLEDGED or (
         kind == EventKind.ROLE_ASSIGNED and event.data.get("role") == COMMANDER
     ):
-        cancel_reminders(session, [ack_key(incident.id)], now=now)
-        _withdraw_posts(session, incident.id, col(Reminder.kind) == ACK, now=now)
+        _cancel_incident_kinds(session, incident.id, [ACK], now=now)
     elif kind == EventKind.STATUS_UPDATE:
         _arm_update(session, policy, incident, now=now, since=now, restart=False)
     elif kind == EventKind.SEVERITY_CHANGED:

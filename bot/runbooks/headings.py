@@ -135,8 +135,7 @@ def heading_kind(title: str) -> Kind | None:
         return "action"  # "Step 2: Impact assessment" is a step whatever its words
     numbered = bool(_NUMBERED.match(text))
     text = _NUMBERED.sub("", text, count=1).strip() if numbered else text
-    words = re.findall(r"[a-z][a-z'-]*", text)
-    if words and words[0] in IMPERATIVE_VERBS:
+    if _opens_with_verb(text):
         return "action"
     action = _ACTION.search(text) or _ACTION_CJK.search(text)
     context = _CONTEXT.search(text) or _CONTEXT_CJK.search(text)
@@ -189,9 +188,12 @@ def names_a_step(title: str) -> bool:
     """A heading that is one step's title ("Restart the consumers", "Step 2: Impact"), not
     the name of a section of steps ("Mitigation"): what follows it is that step's text."""
     text = " ".join(title.casefold().split())
-    if _STEP_WORD.match(text):
-        return True
-    words = re.findall(r"[a-z][a-z'-]*", _NUMBERED.sub("", text, count=1))
+    return bool(_STEP_WORD.match(text)) or _opens_with_verb(_NUMBERED.sub("", text, count=1))
+
+
+def _opens_with_verb(text: str) -> bool:
+    """Casefolded ``text`` whose first word is a verb in the imperative ("restart ...")."""
+    words = re.findall(r"[a-z][a-z'-]*", text)
     return bool(words) and words[0] in IMPERATIVE_VERBS
 
 

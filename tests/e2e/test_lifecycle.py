@@ -7,6 +7,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -376,18 +377,27 @@ def test_acknowledging_again_says_who_holds_the_incident(
     assert f"{ref} was already acknowledged at {acknowledged:%H:%M} UTC." in typed
 
 
+def bens_copy_of_the_summary(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database, element: str
+) -> tuple[Incident, str, Any]:
+    """An incident Ana declared, Ana's user id, and the copy of its summary Ben asked for
+    (``/incident status``), which holds ``element``: it shows the incident as it is now."""
+    incident = declare(fake, bot, slack, db)
+    ben = fake.user_id("ben.okafor")
+    fake.join(incident.slack_channel_id or "", ben)
+    ask(fake, bot, slack, "status", incident.slack_channel_id or "", user="ben.okafor")
+    [copy] = [e for e in fake.ephemerals(user=ben) if element in json.dumps(e.blocks or [])]
+    return incident, fake.user_id("ana.garcia"), copy
+
+
 def test_a_severity_chosen_on_an_out_of_date_summary_changes_nothing(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:
     """Ben's copy still shows SEV3 when he picks SEV2 (meaning to raise it), but Ana has just
     raised it to SEV1: lowering it to SEV2 unseen would slow every timer. Refused, saying who
     changed it; a choice on a summary that shows the current severity is applied."""
-    incident = declare(fake, bot, slack, db)
+    incident, ana, copy = bens_copy_of_the_summary(fake, bot, slack, db, blocks.SEVERITY)
     channel, ts = incident.slack_channel_id or "", incident.summary_message_ts or ""
-    ana, ben = fake.user_id("ana.garcia"), fake.user_id("ben.okafor")
-    fake.join(channel, ben)
-    ask(fake, bot, slack, "status", channel, user="ben.okafor")
-    [copy] = [e for e in fake.ephemerals(user=ben) if blocks.SEVERITY in json.dumps(e.blocks or [])]
     slack.click(channel, ts, blocks.SEVERITY, user="ana.garcia", value="SEV1")
     bot.settle()
     stale = slack.click_ephemeral(copy.ts, blocks.SEVERITY, user="ben.okafor", value="SEV2")
@@ -418,12 +428,8 @@ def test_a_status_chosen_on_an_out_of_date_summary_never_reopens_a_resolved_inci
     """Ben's copy still shows Triage when he picks Investigating, but Ana has just resolved
     the incident: applied, it would reopen it unseen and erase its resolved time. Refused,
     saying who changed it; his own change he may correct from his copy."""
-    incident = declare(fake, bot, slack, db)
+    incident, ana, copy = bens_copy_of_the_summary(fake, bot, slack, db, blocks.STATUS)
     channel, ts = incident.slack_channel_id or "", incident.summary_message_ts or ""
-    ana, ben = fake.user_id("ana.garcia"), fake.user_id("ben.okafor")
-    fake.join(channel, ben)
-    ask(fake, bot, slack, "status", channel, user="ben.okafor")
-    [copy] = [e for e in fake.ephemerals(user=ben) if blocks.STATUS in json.dumps(e.blocks or [])]
     slack.slash_command("resolve rolled back", user="ana.garcia", channel=channel)
     bot.settle()
     with db.read() as session:

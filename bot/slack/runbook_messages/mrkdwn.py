@@ -400,8 +400,8 @@ class _Renderer:
         """A quoted paragraph that opens a GitHub or Obsidian call-out (``[!danger] Title``
         on its first line): its label, then the rest; ``None`` for any other paragraph."""
         children = node.children[0].children if node.children else []
-        lines = [c.type in ("softbreak", "hardbreak") for c in children] + [True]
-        end = lines.index(True)
+        breaks = (i for i, c in enumerate(children) if c.type in ("softbreak", "hardbreak"))
+        end = next(breaks, len(children))
         first = "".join(c.content for c in children[:end] if c.type == "text")
         match = QUOTE_CALLOUT.match(first)
         if match is None or not callouts.is_callout(match.group(1)):
