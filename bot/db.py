@@ -24,7 +24,10 @@ from typing import Any, TypeVar
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
@@ -117,6 +120,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return as_utc(value)
 
 
+class unicode_lower(GenericFunction[str]):
+    """``lower()`` that folds every letter on both backends: SQLite's own folds ASCII only
+    ("Échec" would not match "échec"), so there it is Python's ``str.lower``."""
+
+    inherit_cache = True
+    name = "lower"
+    _register = False  # ``func.lower`` stays SQL's own
+
+
+@compiles(unicode_lower, "sqlite")
+def _sqlite_unicode_lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"firebreak_lower({compiler.process(element.clauses, **kw)})"
+
+
+def _python_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _use_wal(cursor: Any) -> None:
     """Switch a new database file to WAL (it is persistent, so later connections find it set).
     Several processes opening a fresh file at once may see it locked for a moment: retry."""
@@ -136,6 +157,7 @@ def _prepare_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how transactions start.
         dbapi_connection.isolation_level = None
+        dbapi_connection.create_function("firebreak_lower", 1, _python_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")

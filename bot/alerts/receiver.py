@@ -171,7 +171,10 @@ class AlertReceiver:
         try:
             config = await run_in_threadpool(self.config)
         except ConfigError as exc:
-            return _error(503, f"the server's configuration is invalid: {exc}")
+            # The sender may be anyone (nothing is authenticated yet): the why, with the policy
+            # file's path and values, is for the operator's log only.
+            log.error("alert webhook refused: the configuration is invalid: %s", exc)
+            return _error(503, "the server's configuration is invalid; its log says why")
         try:
             body = await read_body(request, MAX_BODY)
         except BodyTooLarge:

@@ -26,7 +26,7 @@ from bot.alerts.model import Status
 from bot.alerts.models import AlertGroup, AlertRecord, AlertStint
 from bot.clock import utcnow
 from bot.config import Policy
-from bot.db import whole_number
+from bot.db import unicode_lower, whole_number
 from bot.errors import InvalidInput
 from bot.models import (
     ActionItem,
@@ -328,11 +328,10 @@ def _conditions(flt: IncidentFilter, zone_start: Callable[[date], datetime]) -> 
         )
     if flt.text:
         number = incidents.parse_incident_ref(flt.text)
-        pattern = _like(flt.text)
+        pattern = _like(flt.text.lower())
         matches: list[ColumnElement[bool]] = [
-            col(Incident.title).ilike(pattern, escape="\\"),
-            col(Incident.summary).ilike(pattern, escape="\\"),
-            col(Incident.service).ilike(pattern, escape="\\"),
+            unicode_lower(column).like(pattern, escape="\\")
+            for column in (col(Incident.title), col(Incident.summary), col(Incident.service))
         ]
         if number is not None and number <= incidents.NUMBER_MAX:
             matches.append(col(Incident.number) == number)
@@ -378,7 +377,9 @@ def list_page(
     if flt.page > pages:
         return IncidentPage([], total, flt.page, pages, services)
     key = SORTS[flt.sort]
-    order = [key.desc() if flt.descending else key.asc()]
+    # Incidents without the value (no service) come last either way, on both backends
+    # (PostgreSQL puts NULLs first when descending, SQLite first when ascending).
+    order = [(key.desc() if flt.descending else key.asc()).nulls_last()]
     if flt.sort != "number":
         order.append(col(Incident.number).desc())
     rows = session.exec(

@@ -10,7 +10,7 @@ from bot.markup import neutralise_broadcasts
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.slack import blocks
 from bot.slack.blocks.elements import mention
-from bot.slack.limits import truncate
+from bot.slack.limits import SECTION_TEXT, truncate
 from bot.slack.runbook_messages.mrkdwn import title_mrkdwn
 
 Message = tuple[str, list[dict[str, Any]]]
@@ -24,18 +24,24 @@ CHANGE_MARKS: dict[str, str] = {
 }
 
 
+def _notice(text: str) -> Message:
+    """One section, cut where Slack allows (never inside a mention, a link or an entity)."""
+    text = truncate(text, SECTION_TEXT)
+    return text, [blocks.section(text)]
+
+
 def event_message(policy: Policy, kind: str, event: TimelineEvent, ref: str) -> Message:
     """A change (``kind`` "change") or a status update ("status_update") of the incident
     ``ref``, with who made it."""
     said = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
     if kind == "status_update":
         return (
-            f"Status update on {ref}: {said[:200]}",
+            f"Status update on {ref}: {truncate(said, 200)}",
             [blocks.section(f":mega: *Status update* from {mention(event.actor_id)}\n" + said)],
         )
     who = f"{mention(event.actor_id)} " if event.actor_id else ""
     text = f"{CHANGE_MARKS.get(event.kind, ':information_source:')} {who}— {said}"
-    return text[:3000], [blocks.section(text[:3000])]
+    return _notice(text)
 
 
 def step_assigned(event: TimelineEvent, run_title: str) -> Message:
@@ -49,7 +55,7 @@ def step_assigned(event: TimelineEvent, run_title: str) -> Message:
         f"of *{title_mrkdwn(truncate(run_title, 200))}* is yours (assigned by "
         f"{mention(event.actor_id)}): {words}"
     )
-    return text[:3000], [blocks.section(text[:3000])]
+    return _notice(text)
 
 
 def reopened(policy: Policy, event: TimelineEvent, incident: Incident) -> Message:
@@ -63,4 +69,4 @@ def reopened(policy: Policy, event: TimelineEvent, incident: Incident) -> Messag
         + (f": {said}" if said else "")
         + where
     )
-    return text[:3000], [blocks.section(text[:3000])]
+    return _notice(text)

@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot.config import Policy
+from bot.markup import neutralise_broadcasts
 from bot.reminders.schedule import snooze_minutes
 from bot.reminders.targets import resolve_mentions
 from bot.slack.limits import (
@@ -376,7 +377,9 @@ def overdue_action_items(
         owner = f"<@{item.owner_id}>" if item.owner_id else "no owner"
         days = (today - item.due_on).days
         late = f"{days} day{'s' if days != 1 else ''} overdue"
-        text = escape_mrkdwn(truncate(" ".join(item.text.split()), 500))
+        # Stored as Slack markup (typed in `/incident action`): shown as typed, mentions and
+        # all, as `/incident actions` shows it; only broadcasts are silenced.
+        text = neutralise_broadcasts(truncate(" ".join(item.text.split()), 500))
         lines.append(f"• *{item.number}.* {text} — {owner}, due {item.due_on.isoformat()} ({late})")
     count = len(items)
     head = (

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from bot.alerts.auth import AlertSettings, authenticate, presented_token
 from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.receiver import alert_routes
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
 from tests.alerts.conftest import CORPUS, TOKEN, ServerFactory, corpus_files
@@ -416,3 +420,17 @@ def test_a_compressed_body_is_415_saying_so(db: Database, serve: ServerFactory) 
         "Content-Encoding gzip is not accepted: send the body uncompressed"
     )
     assert counts(db) == (0, 0, 0)
+
+
+def test_a_broken_policy_is_not_described_to_an_unauthenticated_sender(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "firebreak.toml"
+    policy.write_text('[alerts]\ndeclare = "sometimes"\n', encoding="utf-8")
+    monkeypatch.setenv("FIREBREAK_POLICY_FILE", str(policy))
+    app = Starlette(routes=alert_routes(db, settings=AlertSettings(token=TOKEN)))
+    with TestClient(app) as client:
+        answer = client.post("/alerts/generic", json={"title": "x"})
+    assert answer.status_code == 503
+    assert answer.json() == {"error": "the server's configuration is invalid; its log says why"}
+    assert str(tmp_path) not in answer.text and "sometimes" not in answer.text

@@ -174,6 +174,30 @@ def test_sql_metacharacters_are_searched_as_text(
     assert count(admin.get("/console/incidents").text) == 3
 
 
+def test_search_ignores_case_in_every_alphabet_on_both_backends(
+    admin: TestClient, db: Database, policy: Policy
+) -> None:
+    failed = declare(db, policy, "Échec des paiements en Europe")
+    greek = declare(db, policy, "ΣΦΆΛΜΑ στις πληρωμές", service="Πληρωμές")
+    declare(db, policy, "Checkout down")
+    assert refs(admin.get("/console/incidents", params={"q": "échec"}).text) == [failed]
+    assert refs(admin.get("/console/incidents", params={"q": "ÉCHEC DES"}).text) == [failed]
+    assert refs(admin.get("/console/incidents", params={"q": "σφάλμα"}).text) == [greek]
+    assert refs(admin.get("/console/incidents", params={"q": "πληρωμές"}).text) == [greek]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_incidents_without_a_service_come_last_in_either_order(
+    admin: TestClient, db: Database, policy: Policy, order: str
+) -> None:
+    payments = declare(db, policy, "Payments down", service="payments")
+    nothing = declare(db, policy, "Something odd", service=None)
+    api = declare(db, policy, "API slow", service="api")
+    params = {"sort": "service", "order": order}
+    listed = refs(admin.get("/console/incidents", params=params).text)
+    assert listed == ([api, payments] if order == "asc" else [payments, api]) + [nothing]
+
+
 def test_html_in_a_title_is_shown_as_text_everywhere(
     admin: TestClient, db: Database, policy: Policy
 ) -> None:

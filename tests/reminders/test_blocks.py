@@ -10,6 +10,8 @@ from bot.slack import reminder_blocks as rb
 from bot.slack.limits import MESSAGE_BLOCKS, iter_texts, message_errors
 
 LONG_TITLE = "<script>&" + "🔥 very long title " * 40
+TYPED_LONG = "&lt;script&gt;&amp;" + "🔥 very long title " * 40
+"""The same, as Slack delivers it typed in a command (action items are stored so)."""
 MANY_SNOOZES = [timedelta(minutes=m) for m in range(1, 40)] + [timedelta(seconds=30)]
 
 
@@ -67,7 +69,7 @@ def _messages() -> dict[str, rb.ReminderMessage]:
         "actions": rb.overdue_action_items(
             incident_ref="INC-4",
             items=[
-                rb.OverdueItem(n, LONG_TITLE, f"U0OWNER{n}", date(2026, 1, 1))
+                rb.OverdueItem(n, TYPED_LONG, f"U0OWNER{n}", date(2026, 1, 1))
                 for n in range(1, 501)
             ],
             today=date(2026, 3, 2),
@@ -169,3 +171,15 @@ def test_the_escalation_in_the_incident_channel_says_how_to_acknowledge() -> Non
         in_incident_channel=True,
     )
     assert "`/incident ack`" in _texts(message) and "`/incident ic me`" in _texts(message)
+
+
+def test_overdue_items_show_their_text_as_it_was_typed_mentions_and_all() -> None:
+    # `/incident action Ask @dana about the R&D quota` arrives as Slack markup: the chase
+    # mentions Dana (a link she is notified by) and shows "R&D", as `/incident actions` does.
+    typed = "Ask <@U0DANA001> about the R&amp;D quota, <!channel>"
+    items = [rb.OverdueItem(1, typed, "U0OWNER01", date(2026, 3, 1))]
+    message = rb.overdue_action_items(incident_ref="INC-1", items=items, today=date(2026, 3, 2))
+    texts = _texts(message)
+    assert "Ask <@U0DANA001> about the R&amp;D quota" in texts
+    assert "&amp;amp;" not in texts and "&lt;@" not in texts
+    assert "<!channel>" not in texts  # a chase never pings the whole channel

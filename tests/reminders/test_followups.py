@@ -153,7 +153,7 @@ def test_overdue_action_items_get_one_message_per_incident_channel(
                 session,
                 policy,
                 search,
-                "Add a <b>cache</b>",
+                "Add a &lt;b&gt;cache&lt;/b&gt;",  # as Slack delivers `<b>` typed in a command
                 actor="U0IC",
                 due_on=date(2026, 2, 28),
             )
