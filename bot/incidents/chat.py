@@ -156,6 +156,12 @@ def channel_lost(incident: Incident) -> str | None:
     return str(lost) if lost in ("deleted", "removed") else None
 
 
+def channel_deleted(incident: Incident) -> bool:
+    """The incident's channel was deleted: nothing can be posted, edited or pinned there again
+    (a channel Firebreak was removed from, or one archived, can come back)."""
+    return channel_lost(incident) == "deleted"
+
+
 def channel_unusable(incident: Incident) -> bool:
     """Nothing Firebreak posts in the incident's channel reaches anyone: archived, deleted, or
     Firebreak removed from it."""

@@ -18,8 +18,8 @@ from bot.clock import as_utc
 from bot.config import COMMANDER, Policy, format_duration
 from bot.cron import next_cron_time
 from bot.durations import humanize_duration
-from bot.incidents.chat import channel_unusable
-from bot.incidents.queries import list_incidents
+from bot.incidents.chat import channel_lost, channel_unusable
+from bot.incidents.queries import commander_or_reporter, list_incidents
 from bot.models import (
     ActionItem,
     EventKind,
@@ -133,6 +133,29 @@ def _no_channel(incident: Incident, now: datetime) -> Settle:
     return Settle(f"{incident.ref} has no Slack channel yet", due=now + CHANNEL_RETRY, retry=True)
 
 
+def _channel_gone(incident: Incident) -> str | None:
+    """Why nothing posted in the incident's channel reaches anyone now, else ``None``."""
+    if not channel_unusable(incident):
+        return None
+    lost = channel_lost(incident)
+    return {"deleted": "was deleted", "removed": "no longer has Firebreak in it"}.get(
+        lost or "", "is archived"
+    )
+
+
+def _reach(session: Session, incident: Incident, person: str | None) -> tuple[str, str | None, str]:
+    """Where a reminder about ``incident`` is said: in its channel, to ``person``; when that
+    reaches nobody (archived, deleted, Firebreak removed), to ``person`` (else the commander,
+    else the reporter) by direct message. Returns (channel or person, person, what the timeline
+    adds)."""
+    gone = _channel_gone(incident)
+    if gone is None:
+        assert incident.slack_channel_id is not None
+        return incident.slack_channel_id, person, ""
+    person = person or commander_or_reporter(session, incident)
+    return person, person, f" (by direct message: the incident's channel {gone})"
+
+
 def _evaluate_ack(ctx: Context) -> Outcome:
     incident, session, policy, now = ctx.incident, ctx.session, ctx.policy, ctx.now
     assert incident is not None and incident.id is not None
@@ -180,9 +203,10 @@ def _evaluate_ack(ctx: Context) -> Outcome:
 
     # An incident whose channel could not be made yet is escalated all the same, in the
     # escalation channel: nobody acknowledging it is then all the more urgent.
+    gone = _channel_gone(incident) if incident.slack_channel_id else None
     messages = (
         [Outgoing("incident", incident.slack_channel_id, message(True))]
-        if incident.slack_channel_id
+        if incident.slack_channel_id and gone is None
         else []
     )
     if rules.escalation_channel and rules.escalation_channel != incident.slack_channel_id:
@@ -191,6 +215,11 @@ def _evaluate_ack(ctx: Context) -> Outcome:
     where = ""
     if not incident.slack_channel_id:
         where = f" (posted in <#{rules.escalation_channel}>: the incident has no channel yet)"
+    elif gone is not None and messages:
+        where = f" (posted in <#{rules.escalation_channel}>: the incident's channel {gone})"
+    elif gone is not None:  # nowhere the targets would see it: whoever reported it is told
+        messages.append(Outgoing("incident", incident.reporter_id, message(False)))
+        where = f" (by direct message to <@{incident.reporter_id}>: the incident's channel {gone})"
     elif len(messages) > 1:
         where = f" (also posted in <#{rules.escalation_channel}>)"
     text = f"Escalated{' again' if tier > 1 else ''} to {who}: not acknowledged after {waited}"
@@ -244,9 +273,9 @@ def _evaluate_update(ctx: Context) -> Outcome:
         return Settle("a status update was posted", due=reference + every, data=ctx.data())
     if not incident.slack_channel_id:
         return _no_channel(incident, now)
-    commander = _commander(session, incident.id)
-    mention = f"<@{commander}>" if commander else "<!channel>"
-    who = f"<@{commander}>" if commander else "the channel"
+    where, person, how = _reach(session, incident, _commander(session, incident.id))
+    mention = f"<@{person}>" if person else "<!channel>"
+    who = f"<@{person}>" if person else "the channel"
     quiet = humanize_duration(now - reference)
     assert ctx.row.id is not None
     message = notice(
@@ -264,12 +293,12 @@ def _evaluate_update(ctx: Context) -> Outcome:
     )
     return Send(
         seq=ctx.seq,
-        messages=[Outgoing("incident", incident.slack_channel_id, message)],
+        messages=[Outgoing("incident", where, message)],
         entries=[
             Entry(
                 incident.id,
                 EventKind.REMINDER_SENT,
-                f"Reminded {who} to post a status update (none for {quiet})",
+                f"Reminded {who} to post a status update (none for {quiet}){how}",
                 {"reminder": UPDATE},
                 frozenset({"incident"}),
             )
@@ -325,6 +354,7 @@ def _evaluate_step(ctx: Context) -> Outcome:
     assignee = latest.get("assignee") or data.get("assignee")
     commander = _commander(session, incident.id)
     person = assignee if isinstance(assignee, str) and assignee else commander
+    where, person, how = _reach(session, incident, person)
     mention = f"<@{person}>" if person else "<!channel>"
     who = f"<@{person}>" if person else "the channel"
     run = session.get(RunbookRun, run_id)
@@ -344,12 +374,12 @@ def _evaluate_step(ctx: Context) -> Outcome:
     )
     return Send(
         seq=ctx.seq,
-        messages=[Outgoing("incident", incident.slack_channel_id, message)],
+        messages=[Outgoing("incident", where, message)],
         entries=[
             Entry(
                 incident.id,
                 EventKind.REMINDER_SENT,
-                f"Reminded {who}: runbook step {step + 1} in progress for {in_progress}",
+                f"Reminded {who}: runbook step {step + 1} in progress for {in_progress}{how}",
                 {"reminder": STEP, "run_id": run_id, "step": step},
                 frozenset({"incident"}),
             )
@@ -370,7 +400,7 @@ def _evaluate_close(ctx: Context) -> Outcome:
         # Due while nobody works (it was scheduled in working hours, then snoozed past them,
         # or no replica ran until after they ended): at the next working time instead.
         return Settle("outside working hours", due=opens)
-    commander = _commander(session, incident.id) or incident.reporter_id
+    where, commander, how = _reach(session, incident, commander_or_reporter(session, incident))
     mention = f"<@{commander}>"
     resolved_at = incident.resolved_at or _parse_time(ctx.row.data.get("resolved_at")) or now
     resolved_for = humanize_duration(now - resolved_at)
@@ -385,12 +415,12 @@ def _evaluate_close(ctx: Context) -> Outcome:
     )
     return Send(
         seq=ctx.seq,
-        messages=[Outgoing("incident", incident.slack_channel_id, message)],
+        messages=[Outgoing("incident", where, message)],
         entries=[
             Entry(
                 incident.id,
                 EventKind.REMINDER_SENT,
-                f"Reminded {mention} to close {incident.ref} and finish the postmortem",
+                f"Reminded {mention} to close {incident.ref} and finish the postmortem{how}",
                 {"reminder": CLOSE},
                 frozenset({"incident"}),
             )
@@ -443,16 +473,16 @@ def _evaluate_actions(ctx: Context) -> Outcome:
         ]
         # The channel of a closed incident is usually archived (or deleted): a post there
         # reaches nobody, so each owner is told in a direct message instead.
-        gone = channel_unusable(incident)
+        gone = _channel_gone(incident)
         # (ref, where): the channel, or each owner
         sent: list[tuple[str, str]] = []
-        if not gone:
+        if gone is None:
             sent.append((f"incident:{incident_id}", incident.slack_channel_id))
         else:
             for owner in dict.fromkeys(str(i["owner_id"]) for i in listed if i["owner_id"]):
                 sent.append((f"incident:{incident_id}:owner:{owner}", owner))
         for ref, where in sent:
-            theirs = [i for i in listed if not gone or i["owner_id"] == where]
+            theirs = [i for i in listed if gone is None or i["owner_id"] == where]
             messages.append(
                 Outgoing(
                     ref,
@@ -467,8 +497,8 @@ def _evaluate_actions(ctx: Context) -> Outcome:
             )
         if not sent:
             continue
-        numbers = ", ".join(str(i["number"]) for i in listed if not gone or i["owner_id"])
-        how = " (by direct message: the incident's channel is archived)" if gone else ""
+        numbers = ", ".join(str(i["number"]) for i in listed if gone is None or i["owner_id"])
+        how = f" (by direct message: the incident's channel {gone})" if gone else ""
         entries.append(
             Entry(
                 incident_id,
@@ -555,10 +585,11 @@ def _evaluate_clock(ctx: Context) -> Outcome:
     if not incident.slack_channel_id:
         return _no_channel(incident, ctx.now)
     kind, data = regulatory.warned_event(ctx.row.data)
+    where, _, how = _reach(ctx.session, incident, None)
     return Send(
         seq=ctx.seq,
-        messages=[Outgoing("incident", incident.slack_channel_id, notice("clock", text=out.text))],
-        entries=[Entry(incident.id, kind, out.text, data, frozenset({"incident"}))],
+        messages=[Outgoing("incident", where, notice("clock", text=out.text))],
+        entries=[Entry(incident.id, kind, out.text + how, data, frozenset({"incident"}))],
         after=_fixed(None),
     )
 

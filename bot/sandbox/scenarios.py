@@ -407,6 +407,13 @@ class Scenarios(Workspace):
             if self.bot_user_id not in found.members:
                 found.members.append(self.bot_user_id)
 
+    def delete_channel(self, channel: str) -> None:
+        """A workspace admin deleted the channel: every later call on it answers
+        ``channel_not_found``."""
+        with self._lock:
+            self._channel(channel)
+            del self._channels[channel]
+
     def archive(self, channel: str) -> None:
         """Someone archived the channel."""
         with self._lock:

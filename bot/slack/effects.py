@@ -34,13 +34,14 @@ from bot.effects.failures import on_effect_failed
 from bot.effects.models import Effect
 from bot.effects.runner import Done, EffectRunner, Handler, PermanentError, TransientError
 from bot.effects.store import Claimed
-from bot.models import Incident, Postmortem, TimelineEvent
+from bot.models import Incident, TimelineEvent
 from bot.runbooks import progress
 from bot.runtime import Firebreak
 from bot.slack import blocks, event_notices, reminder_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.inbound import who_and_where
 from bot.slack.naming import incident_channel_name
+from bot.slack.postmortem_effects import PostmortemEffects
 from bot.slack.runbook_messages import render_run_message
 from bot.slack.summary import snapshot
 
@@ -63,6 +64,9 @@ def _in_channel(row: Effect) -> bool:
     if row.kind == kinds.POST:
         return str(row.data.get("to") or "incident") == "incident"
     return row.kind in (kinds.REFRESH, kinds.INVITE, kinds.RUNBOOK_MESSAGE)
+
+
+DELETED = "the incident's channel was deleted"
 
 
 def channel_marker(incident: Incident) -> str:
@@ -96,6 +100,7 @@ class SlackEffects:
         return self.fb.gateway
 
     def handlers(self) -> dict[str, Handler]:
+        postmortems = PostmortemEffects(self.fb, self.names)
         return {
             kinds.CREATE_CHANNEL: self._guard(self.create_channel),
             kinds.INVITE: self._guard(self.invite),
@@ -105,8 +110,8 @@ class SlackEffects:
             kinds.UPDATE: self._guard(self.update),
             kinds.RUNBOOK_MESSAGE: self._guard(self.runbook_message),
             kinds.REPLY: self.reply,
-            kinds.POSTMORTEM_DRAFT: self.draft_postmortem,
-            kinds.POSTMORTEM_UPLOAD: self._guard(self.upload_postmortem),
+            kinds.POSTMORTEM_DRAFT: postmortems.draft,
+            kinds.POSTMORTEM_UPLOAD: self._guard(postmortems.upload),
         }
 
     def runner(self, *, threads: int = 4, interval: float = 1.0) -> EffectRunner:
@@ -260,6 +265,8 @@ class SlackEffects:
         channel = incident.slack_channel_id
         if channel is None:
             return Done({"skipped": "no channel"})
+        if core.channel_deleted(incident):
+            return Done({"skipped": DELETED})
         users = [str(u) for u in item.data.get("users") or []]
         invited, failed = self._invite(channel, users)
         if failed:
@@ -292,6 +299,10 @@ class SlackEffects:
         if channel is None:
             return Done({"skipped": "no channel"})
         policy = self.fb.policy
+        problems: list[str] = []
+        if core.channel_deleted(incident):  # nothing to edit or pin there: the announcement alone
+            self._edit_announcement(snap, problems)
+            return Done({"skipped": DELETED, "problems": problems})
         text, payload = blocks.incident_summary(policy, snap)
         state: dict[str, Any] = {}
         ts = incident.summary_message_ts
@@ -320,7 +331,6 @@ class SlackEffects:
             with self.fb.db.transaction() as session:
                 assert incident.id is not None
                 core.save_slack_refs(session, incident.id, summary_message_ts=ts)
-        problems: list[str] = []
         if replaced is not None:  # the old one must not stay pinned, showing a stale state
             self._cosmetic(problems, lambda: self.gateway.unpin(channel, replaced))
         unpinned = not incident.slack_state.get("pinned") or ts != incident.summary_message_ts
@@ -341,13 +351,7 @@ class SlackEffects:
             problems, lambda: self.gateway.set_topic(channel, topic)
         ):
             state["topic"] = topic
-        if incident.announcement_ts and incident.announcement_channel_id:
-            text, payload = blocks.announcement(policy, snap)
-            announcement = (incident.announcement_channel_id, incident.announcement_ts)
-            self._cosmetic(
-                problems,
-                lambda: self.gateway.update_message(*announcement, text, payload),
-            )
+        self._edit_announcement(snap, problems)
 
         def save(session: Session) -> None:
             if state:
@@ -362,6 +366,16 @@ class SlackEffects:
                 save(session)
             raise pin_refused
         return Done({"ts": ts, "problems": problems}, then=save)
+
+    def _edit_announcement(self, snap: blocks.IncidentSnapshot, problems: list[str]) -> None:
+        incident = snap.incident
+        if incident.announcement_ts and incident.announcement_channel_id:
+            text, payload = blocks.announcement(self.fb.policy, snap)
+            announcement = (incident.announcement_channel_id, incident.announcement_ts)
+            self._cosmetic(
+                problems,
+                lambda: self.gateway.update_message(*announcement, text, payload),
+            )
 
     @staticmethod
     def _cosmetic(problems: list[str], call: Callable[[], object]) -> bool:
@@ -412,6 +426,8 @@ class SlackEffects:
         if to == "incident":
             if incident is None or incident.slack_channel_id is None:
                 return Done({"skipped": "no channel"})
+            if core.channel_deleted(incident):
+                return Done({"skipped": DELETED})
             channel = incident.slack_channel_id
         elif to.startswith(("U", "W")):
             channel = self.gateway.dm_channel(to)
@@ -533,6 +549,8 @@ class SlackEffects:
         channel = run.slack_channel_id or incident.slack_channel_id
         if channel is None:
             return Done({"skipped": "no channel"})
+        if channel == incident.slack_channel_id and core.channel_deleted(incident):
+            return Done({"skipped": DELETED})
         message = render_run_message(
             run,
             steps_per_page=self.fb.policy.runbooks.steps_per_page,
@@ -607,92 +625,3 @@ class SlackEffects:
                 if exc.transient:
                     raise
         self.gateway.post_message(self.gateway.dm_channel(user), text, payload)
-
-    # -- postmortems -------------------------------------------------------------------------
-
-    def draft_postmortem(self, item: Claimed) -> Done:
-        """Draft the postmortem after a close (its own transaction: a failing draft never
-        keeps an incident open); the close event's key makes a repeated close draft once."""
-        assert item.incident_id is not None
-        policy = self.fb.policy
-        if not policy.postmortem.on_close:
-            return Done({"skipped": "postmortem.on_close is off"})
-        event_id = int(item.data.get("event") or 0)
-        with self.fb.db.transaction() as session:
-            incident = core.get_incident(session, item.incident_id)
-            event = session.get(TimelineEvent, event_id)
-            if event is None:
-                return Done({"skipped": "no closing event"})
-            draft = postmortem.generate_postmortem(
-                session,
-                policy,
-                item.incident_id,
-                actor=event.actor_id or "firebreak",
-                key=postmortem.close_generation_key(incident, event),
-                names=self.names,
-            )
-            queue_upload(session, draft)
-        return Done({"postmortem": draft.id, "version": draft.version})
-
-    def upload_postmortem(self, item: Claimed) -> Done:
-        postmortem_id = int(item.data.get("postmortem_id") or 0)
-        with self.fb.db.read() as session:
-            draft = session.get(Postmortem, postmortem_id)
-            incident = core.get_incident(session, draft.incident_id) if draft else None
-        if draft is None or incident is None:
-            return Done({"skipped": "no such postmortem"})
-        channel = incident.slack_channel_id
-        if channel is None:
-            return Done({"skipped": "no channel"})
-        if core.channel_shared(incident):
-            # The draft quotes the whole timeline, notes never posted in the channel included:
-            # not for another organisation's eyes. It stays in Firebreak (the console).
-            return Done({"skipped": "the channel is shared with another organisation"})
-        if draft.slack_file_id:
-            return Done({"file": draft.slack_file_id})
-        file_id = item.result.get("file")
-        if file_id and self.gateway.file_shared_in(str(file_id), channel):
-            return Done({"file": file_id}, then=_save_file(postmortem_id, str(file_id)))
-        file_id = self.gateway.start_upload(
-            f"{incident.ref}-postmortem-v{draft.version}.md", draft.markdown.encode("utf-8")
-        )
-        with self.fb.db.transaction() as session:
-            store.save_progress(session, item.id, item.by, {"file": file_id}, now=utcnow())
-        note = (
-            f" (the team template failed, the built-in one was used: {draft.template_error})"
-            if draft.template_error
-            else ""
-        )
-        self.gateway.finish_upload(
-            file_id,
-            channel,
-            title=f"{incident.ref} postmortem draft v{draft.version}",
-            comment=f":memo: Postmortem draft v{draft.version} for {incident.ref}, written "
-            f"from the timeline. Fill in the italic prompts.{note}",
-        )
-        return Done({"file": file_id}, then=_save_file(postmortem_id, file_id))
-
-
-def _save_file(postmortem_id: int, file_id: str) -> Callable[[Session], None]:
-    def then(session: Session) -> None:
-        stored = session.get(Postmortem, postmortem_id)
-        if stored is not None and not stored.slack_file_id:
-            stored.slack_file_id = file_id
-            session.add(stored)
-
-    return then
-
-
-def queue_upload(session: Session, draft: Postmortem) -> None:
-    """Upload a postmortem version to its incident channel, once (in the caller's
-    transaction)."""
-    assert draft.id is not None
-    store.enqueue(
-        session,
-        kind=kinds.POSTMORTEM_UPLOAD,
-        key=f"upload:{draft.id}",
-        data={"postmortem_id": draft.id},
-        incident_id=draft.incident_id,
-        lane=store.incident_lane(draft.incident_id),
-        now=draft.created_at,
-    )

@@ -27,9 +27,9 @@ from bot.errors import InvalidInput
 from bot.models import EventKind, Incident, Postmortem
 from bot.runtime import Firebreak
 from bot.slack import blocks
-from bot.slack.effects import queue_upload
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.limits import message_author, message_text, same_emoji, truncate
+from bot.slack.postmortem_effects import queue_upload
 
 log = logging.getLogger(__name__)
 

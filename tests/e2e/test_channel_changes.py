@@ -251,6 +251,37 @@ def test_a_deleted_incident_channel_is_on_the_timeline_and_the_commander_told(
     assert sum("was deleted" in t and "/incident INC-1 status" in t for t in told) == 1, told
 
 
+def test_after_its_channel_is_deleted_changes_are_recorded_without_calling_slack_there(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """A deleted channel never comes back: changes made afterwards are on the timeline and in
+    the announcement, and Firebreak neither posts nor edits in the channel nor tells the
+    reporter, once per change, to invite it back and retry."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    fake.delete_channel(channel)
+    slack.event({"type": "channel_deleted", "channel": channel})
+    bot.settle()
+    deleted_at = len(fake.calls)
+    told_before = len(fake.messages(fake.im_channel(incident.reporter_id)))
+
+    for command in ("INC-1 sev 1", "INC-1 update rolled back the deploy", "INC-1 resolve fixed"):
+        assert "the timeline has it" in ask(fake, bot, slack, command, "general")
+
+    later = fake.calls[deleted_at:]
+    assert [c.method for c in later if c.args.get("channel") == channel] == []
+    with db.read() as session:
+        failed = session.exec(
+            select(Effect).where(Effect.incident_id == incident.id, Effect.state == "failed")
+        ).all()
+    assert [(e.kind, e.last_error) for e in failed] == []
+    assert len(fake.messages(fake.im_channel(incident.reporter_id))) == told_before
+    announcement = stored(db, incident)
+    edited = fake.message(fake.channel_id("incidents"), announcement.announcement_ts or "")
+    assert "SEV1" in texts(edited) and "Resolved" in texts(edited)
+    assert {"severity_changed", "status_update", "status_changed"} <= set(kinds(db, incident))
+
+
 def test_an_archive_slack_reports_by_refusing_a_post_is_remembered(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:

@@ -16,7 +16,8 @@ from bot import reminders
 from bot.clock import utcnow
 from bot.config import AccessPolicy, Policy, PostmortemPolicy, RemindersPolicy, SlackPolicy
 from bot.db import Database
-from bot.models import EventKind, Reminder
+from bot.effects.models import Effect
+from bot.models import EventKind, Reminder, TimelineEvent
 from bot.reminders.worker import ReminderWorker, TickReport
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
@@ -59,6 +60,11 @@ class TickingWorker(ReminderWorker):
 @pytest.fixture
 def worker(bot: LocalBot) -> Iterator[ReminderWorker]:
     yield TickingWorker(bot)
+
+
+def core_timeline(db: Database, incident: object) -> list[TimelineEvent]:
+    with db.read() as session:
+        return list(core.timeline(session, getattr(incident, "id", 0) or 0))
 
 
 def tick_later(worker: ReminderWorker, minutes: float) -> int:
@@ -117,6 +123,58 @@ def test_update_nudge_buttons_snooze_and_stop(
     said = [texts(p.payload) for p in fake.response_posts(stopped.request.response_url)]
     said += [e.text for e in fake.ephemerals(channel, user="ana.garcia")]
     assert any(t.startswith("Stopped: no more reminders to post an update.") for t in said), said
+
+
+@pytest.mark.parametrize(
+    ("lost", "why"),
+    [
+        ("deleted", "was deleted"),
+        ("removed", "no longer has Firebreak in it"),
+        ("archived", "is archived"),
+    ],
+)
+def test_a_nudge_for_an_incident_whose_channel_reaches_nobody_goes_to_the_commander(
+    fake: FakeSlack,
+    bot: LocalBot,
+    slack: SlackSimulator,
+    db: Database,
+    worker: ReminderWorker,
+    lost: str,
+    why: str,
+) -> None:
+    """Posted in a channel nobody can read, the hourly nudge reached nobody while the timeline
+    said the channel was reminded (and each post failed, for ever)."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.click(channel, incident.summary_message_ts or "", "incident:ack_ic", user="ana.garcia")
+    bot.settle()
+    if lost == "deleted":
+        fake.delete_channel(channel)
+        slack.event({"type": "channel_deleted", "channel": channel})
+    elif lost == "removed":
+        fake.remove_bot_from_channel(channel)
+        slack.event({"type": "channel_left", "channel": channel})
+    else:
+        fake.archive(channel)
+        slack.event(
+            {"type": "channel_archive", "channel": channel, "user": fake.user_id("ben.okafor")}
+        )
+    bot.settle()
+    since = len(fake.calls)
+
+    assert tick_later(worker, 61) == 1  # SEV3: a status update every hour
+    ana = fake.user_id("ana.garcia")
+    nudges = [m for m in fake.messages(fake.im_channel(ana)) if "status update" in texts(m)]
+    assert len(nudges) == 1
+    assert [c.method for c in fake.calls[since:] if c.args.get("channel") == channel] == []
+    sent = [e.text for e in core_timeline(db, incident) if e.kind == EventKind.REMINDER_SENT]
+    assert sent == [
+        f"Reminded <@{ana}> to post a status update (none for 1h 1m)"
+        f" (by direct message: the incident's channel {why})"
+    ]
+    with db.read() as session:
+        failed = session.exec(select(Effect).where(Effect.state == "failed")).all()
+    assert [(e.kind, e.last_error) for e in failed] == []
 
 
 def test_closing_is_refused_to_people_without_the_role_and_recorded(
