@@ -1,8 +1,9 @@
-"""Files the command line writes (exports, postmortems, evidence bundles)."""
+"""Files Firebreak writes for people (exports, postmortems, evidence bundles, CSV downloads)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bot.errors import FirebreakError
 
@@ -15,3 +16,21 @@ def check_output_file(path: Path) -> None:
         raise FirebreakError(
             f"{path}: the directory {parent} does not exist; create it first or choose another path"
         )
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell a spreadsheet shows as text: one that starts like a formula
+    (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading apostrophe."""
+    text = "" if value is None else str(value)
+    # Spreadsheets run cells that start like a formula; incident text is data.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import ConfigError, FirebreakError
 from bot.models import EventKind
+from bot.outputs import csv_cell
 
 FORMAT = "firebreak-evidence/1"
 SIGNING_KEY_ENV = "FIREBREAK_AUDIT_SIGNING_KEY"
@@ -138,7 +140,7 @@ def _timeline_csv(events: list[dict[str, Any]]) -> bytes:
     for event in events:
         row = {name: jsonable(event.get(name)) for name in _CSV_FIELDS}
         row["data"] = json.dumps(row["data"], ensure_ascii=False, sort_keys=True)
-        writer.writerow(row)
+        writer.writerow({name: csv_cell(value) for name, value in row.items()})
     return out.getvalue().encode()
 
 
@@ -270,6 +272,12 @@ def verify_bundle(path: Path, *, public_key: Ed25519PublicKey | None = None) -> 
         raise BundleError(f"{path}: not a readable evidence bundle ({exc})") from None
     with archive:
         names = [info.filename for info in archive.infolist()]
+        for name, times in sorted(Counter(names).items()):
+            if times > 1:
+                report.problems.append(
+                    f"{name}: in the archive {times} times: a copy was added after the export "
+                    "(tools disagree on which one they show)"
+                )
         contents: dict[str, bytes] = {}
         for name in names:
             try:
@@ -285,7 +293,12 @@ def verify_bundle(path: Path, *, public_key: Ed25519PublicKey | None = None) -> 
         manifest = json.loads(manifest_bytes)
         listed: dict[str, Any] = manifest["files"]
     except (ValueError, KeyError, TypeError):
+        listed = {}
+    if not isinstance(listed, dict) or not listed:
         report.problems.append(f"{MANIFEST}: not valid JSON with a files list")
+        return report
+    if not all(isinstance(entry, dict) for entry in listed.values()):
+        report.problems.append(f"{MANIFEST}: a files entry is not an object with a sha256")
         return report
     report.incident = str(manifest.get("incident", "?"))
     report.files = len(listed)

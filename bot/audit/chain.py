@@ -62,7 +62,7 @@ def canonical(event: Mapping[Any, Any], prev_hash: str) -> bytes:
             str(event["kind"]),
             event["actor_id"],
             event["text"],
-            event["data"] or {},
+            {} if event["data"] is None else event["data"],
             event["source_url"],
             event["source_ref"],
             event["idempotency_key"],

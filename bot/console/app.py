@@ -40,7 +40,6 @@ from bot.console.auth import AuthError, OidcClient, Sessions, Viewer, proxy_user
 from bot.console.present import (
     People,
     chart_for,
-    csv_cell,
     event_label,
     markdown_renderer,
     slack_text,
@@ -53,6 +52,7 @@ from bot.durations import humanize_duration
 from bot.errors import InvalidInput
 from bot.export import export_incident
 from bot.markup import NameResolver, safe_url
+from bot.outputs import csv_cell
 
 log = logging.getLogger(__name__)
 

@@ -110,22 +110,6 @@ def event_label(kind: str) -> str:
     return kind.replace("_", " ").capitalize()
 
 
-def csv_cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells that start like a formula; incident text is data.
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def markdown_renderer() -> MarkdownIt:
     """html=False: HTML inside a postmortem (an incident title with <script>) is shown as text.
     Only absolute http(s) links become links, as everywhere in the console: a relative or

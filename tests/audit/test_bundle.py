@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Callable
@@ -18,7 +20,13 @@ from sqlalchemy import text
 
 from bot import incidents as core
 from bot.audit import guard, regulatory
-from bot.audit.bundle import load_public_key, load_signing_key, verify_bundle, write_bundle
+from bot.audit.bundle import (
+    build_files,
+    load_public_key,
+    load_signing_key,
+    verify_bundle,
+    write_bundle,
+)
 from bot.cli import main
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
@@ -374,3 +382,69 @@ def test_a_bad_signing_key_in_dot_env_exits_2_and_writes_nothing(
     )
     assert captured.out == ""
     assert not out.exists()
+
+
+def test_a_second_copy_of_a_file_placed_in_the_archive_is_named(
+    db: Database, dora: Policy, tmp_path: Path
+) -> None:
+    iid = make_incident(db, dora)
+    path = tmp_path / "INC-1.zip"
+    export(db, dora, iid, path)
+    with zipfile.ZipFile(path) as archive:
+        files = [(name, archive.read(name)) for name in archive.namelist()]
+    forged = b'[{"text": "nothing happened"}]'
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("timeline.json", forged)  # the copy an extracting tool may show
+        for name, data in files:
+            archive.writestr(name, data)
+    report = verify_bundle(path, public_key=load_public_key(public()))
+    assert report.problems == [
+        "timeline.json: in the archive 2 times: a copy was added after the export "
+        "(tools disagree on which one they show)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        (["timeline.json"], "manifest.json: not valid JSON with a files list"),
+        ({}, "manifest.json: not valid JSON with a files list"),
+        ({"timeline.json": "abc"}, "manifest.json: a files entry is not an object with a sha256"),
+    ],
+    ids=["files-a-list", "files-empty", "entry-a-string"],
+)
+def test_a_malformed_manifest_is_one_line_naming_it(
+    db: Database,
+    dora: Policy,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    files: object,
+    problem: str,
+) -> None:
+    iid = make_incident(db, dora)
+    path = tmp_path / "INC-1.zip"
+    export(db, dora, iid, path, seed=None)
+
+    def change(contents: dict[str, bytes]) -> None:
+        manifest = json.loads(contents["manifest.json"])
+        manifest["files"] = files
+        contents["manifest.json"] = json.dumps(manifest).encode()
+
+    rewrite(path, change)
+    assert main(["audit", "verify-bundle", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == (f"{path}: {problem}\n", "")
+
+
+def test_timeline_csv_cells_that_look_like_formulas_open_as_text(
+    db: Database, dora: Policy, tmp_path: Path
+) -> None:
+    iid = make_incident(db, dora)
+    with db.transaction() as session:
+        core.add_note(session, dora, iid, '=HYPERLINK("https://evil.example","x")', actor="U2")
+        core.add_note(session, dora, iid, "-1", actor="U2")
+    with db.read() as session:
+        files, _ = build_files(session, dora, iid, now=T0)
+    rows = list(csv.DictReader(io.StringIO(files["timeline.csv"].decode())))
+    assert [row["text"] for row in rows[-2:]] == ['\'=HYPERLINK("https://evil.example","x")', "-1"]
+    assert json.loads(files["timeline.json"])[-2]["text"].startswith("=HYPERLINK(")

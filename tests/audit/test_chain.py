@@ -20,7 +20,7 @@ from bot.audit.chain import GENESIS, event_hash
 from bot.audit.verify import verify_chains
 from bot.config import Policy
 from bot.db import Database
-from bot.models import Incident, TimelineEvent
+from bot.models import EventKind, Incident, TimelineEvent
 from tests.audit.helpers import forged_note
 
 T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
@@ -145,6 +145,24 @@ def test_verify_names_a_row_edited_directly_in_the_database(db: Database, policy
     assert (broken.incident_number, broken.event_id, broken.problem) == (1, target.id, "content")
     assert broken.describe().startswith(f"INC-1 event {target.id} (note): content does not match")
     assert report.events == 7  # INC-1 read to its end, INC-2 verified as well
+
+
+@pytest.mark.parametrize("forged", ["[]", "false", "0", '""'])
+def test_verify_names_empty_data_replaced_by_another_empty_value(
+    db: Database, policy: Policy, forged: str
+) -> None:
+    incident_id = declare_with_notes(db, policy, 1)
+    with db.transaction() as session:
+        core.record_timeline_event(
+            session, policy, incident_id, kind=EventKind.NOTE, text="no data", data={}
+        )
+    target = rows(db, incident_id)[-1]
+    assert target.data == {}
+    tamper(db, "UPDATE timeline_events SET data = :data WHERE id = :id", data=forged, id=target.id)
+    with db.read() as session:
+        report = verify_chains(session)
+    [broken] = report.breaks
+    assert (broken.event_id, broken.problem) == (target.id, "content")
 
 
 def test_verify_names_the_next_event_when_an_edited_row_was_rehashed(
