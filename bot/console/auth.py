@@ -352,10 +352,13 @@ def proxy_user(request: Request, settings: ConsoleSettings) -> str | None:
 
     A header from an address that is not a configured proxy is refused, never ignored: it means
     a request went around the proxy."""
-    header = next((h for h in settings.proxy_user_headers if request.headers.get(h)), None)
-    if header is None:
+    sent = [
+        (h, v.strip()) for h in settings.proxy_user_headers for v in request.headers.getlist(h)
+    ]
+    sent = [(h, v) for h, v in sent if v]
+    if not sent:
         return None
-    value = request.headers[header].strip()
+    header, value = sent[0]
     host = request.client.host if request.client else ""
     try:
         address = ipaddress.ip_address(host)
@@ -367,6 +370,15 @@ def proxy_user(request: Request, settings: ConsoleSettings) -> str | None:
             f"The {header} header is only accepted from a trusted proxy, and this request came "
             f"from {host or 'an unknown address'}. Sign in through the proxy, or set "
             "FIREBREAK_CONSOLE_TRUSTED_PROXIES.",
+            status=403,
+        )
+    if len({v for _, v in sent}) > 1:
+        # A proxy that sets one header may pass another through from the client unchanged.
+        raise AuthError(
+            f"The user headers disagree ({', '.join(sorted({h for h, _ in sent}))} name "
+            "different users), so none of them is trusted. Configure the proxy to remove the "
+            "user headers a client sends, or set FIREBREAK_CONSOLE_PROXY_USER_HEADERS to the "
+            "one header the proxy sets.",
             status=403,
         )
     if not USER_ID.match(value):

@@ -20,6 +20,7 @@ from bot.console.demo import DEMO_USERS, demo_app, demo_console, sample_director
 from bot.db import Database
 from tests.console.conftest import (
     ADMIN,
+    MEMBER,
     MakeConsole,
     client_for,
     declare,
@@ -326,6 +327,34 @@ def test_a_trusted_proxy_names_the_viewer(
         email = client.get("/console/incidents", headers={"X-Forwarded-User": "ada@acme.example"})
         assert email.status_code == 403
         assert "does not hold a Slack user id" in email.text
+
+
+def test_user_headers_that_name_different_people_are_refused(
+    make_console: MakeConsole, db: Database, policy: Policy
+) -> None:
+    """A proxy that sets X-Auth-Request-User may pass the client's own X-Forwarded-User through:
+    whichever header is read first, two names mean neither can be trusted."""
+    declare(db, policy, "Checkout down")
+    console = make_console(trusted_proxies="10.0.0.0/24")
+    with client_for(console, client=("10.0.0.9", 40000)) as client:
+        spoofed = client.get(
+            "/console/incidents",
+            headers={"X-Forwarded-User": ADMIN, "X-Auth-Request-User": MEMBER},
+        )
+        repeated = client.get(
+            "/console/incidents",
+            headers=[("X-Auth-Request-User", ADMIN), ("X-Auth-Request-User", MEMBER)],
+        )
+        agreeing = client.get(
+            "/console/incidents",
+            headers={"X-Forwarded-User": MEMBER, "X-Auth-Request-User": MEMBER},
+        )
+    for answer in (spoofed, repeated):
+        assert answer.status_code == 403
+        assert "The user headers disagree" in answer.text
+        assert "Checkout down" not in answer.text
+    assert agreeing.status_code == 200
+    assert "Checkout down" in agreeing.text
 
 
 def test_the_demo_sign_in_exists_only_in_the_demo(db: Database, policy: Policy) -> None:
