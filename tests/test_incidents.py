@@ -68,6 +68,26 @@ def test_declare_with_the_same_key_returns_the_same_incident(db: Database, polic
     assert count_rows(db, TimelineEvent) == 1
 
 
+def test_long_keys_that_share_a_beginning_stay_different_requests(
+    db: Database, policy: Policy
+) -> None:
+    """Keys longer than the database holds (a long alert group key, say) are stored as a hash of
+    the whole key: two requests differing only at the end are two requests, and each repeats."""
+    stem = "alertmanager:" + "x" * 300
+    made = []
+    for key in (stem + ":a", stem + ":b", stem + ":a", "y" * 255):
+        with db.transaction() as session:
+            change = core.declare_incident(session, policy, title="A", reporter="U1", key=key)
+            assert change.incident.id is not None
+            for _ in range(2):
+                core.add_note(session, policy, change.incident.id, "seen", actor="U1", key=key)
+            made.append(change.incident)
+    assert [i.number for i in made] == [1, 2, 1, 3]
+    assert count_rows(db, Incident) == 3
+    for incident in made:
+        assert [e.kind for e in events(db, incident)] == [EventKind.DECLARED, EventKind.NOTE]
+
+
 def test_a_failed_declare_gives_its_number_back(db: Database, policy: Policy) -> None:
     with pytest.raises(RuntimeError), db.transaction() as session:
         core.declare_incident(session, policy, title="doomed", reporter="U1")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bot.incidents.text import storable
+from bot.keys import fit_key
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -198,10 +199,7 @@ def clean(value: object, limit: int = TEXT_MAX, *, multiline: bool = True) -> st
 
 def short_key(value: str) -> str:
     """A dedupe key that fits the database: long keys become a stable hash."""
-    value = storable(value)
-    if len(value) <= KEY_MAX:
-        return value
-    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+    return fit_key(storable(value), KEY_MAX)
 
 
 def body_digest(data: object) -> str:

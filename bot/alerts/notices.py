@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from bot.alerts.models import AlertNotice
 from bot.clock import utcnow
 from bot.effects import kinds, store
+from bot.keys import fit_key
 
 TRIAGE = "triage"
 LINKS = "links"
@@ -158,7 +159,7 @@ def queue_notice(session: Session, notice: Notice, *, dedupe_key: str, now: date
     written = session.execute(
         _INSERT[session.get_bind().dialect.name],
         {
-            "dedupe_key": dedupe_key[:255],
+            "dedupe_key": fit_key(dedupe_key),
             "kind": notice.kind,
             "incident_id": getattr(notice, "incident_id", None),
             "group_id": notice.group_id,
@@ -185,7 +186,7 @@ def queue_notice(session: Session, notice: Notice, *, dedupe_key: str, now: date
 
 
 def _post_key(dedupe_key: str) -> str:
-    return f"alerts:{dedupe_key}"[:255]
+    return fit_key(f"alerts:{dedupe_key}")
 
 
 def _triage(notice: Notice) -> bool:
@@ -217,13 +218,13 @@ def answer_notice(session: Session, dedupe_key: str, answer: Answered, *, now: d
     """Mark the question queued under ``dedupe_key`` answered and edit its message into
     ``answer`` (no buttons left to press). False when it was answered already: the first
     decision is the one the message shows."""
-    answered = session.execute(_ANSWER, {"key": dedupe_key[:255]}).rowcount  # type: ignore[attr-defined]
+    answered = session.execute(_ANSWER, {"key": fit_key(dedupe_key)}).rowcount  # type: ignore[attr-defined]
     if not answered:
         return False
     store.enqueue(
         session,
         kind=kinds.UPDATE,
-        key=f"alerts:answer:{dedupe_key}"[:255],
+        key=f"alerts:answer:{dedupe_key}",
         data={"post": _post_key(dedupe_key), "notice": as_effect_notice(answer)},
         incident_id=None if _triage(answer) else answer.incident_id,
         lane=_lane(answer),

@@ -23,6 +23,7 @@ from bot.clock import as_utc
 from bot.db import locked_for_change
 from bot.effects import kinds
 from bot.effects.models import Effect
+from bot.keys import fit_key
 from bot.models import Incident
 
 PENDING = "pending"
@@ -81,7 +82,7 @@ class EffectFields(TypedDict):
 def new_row(**fields: Unpack[EffectFields]) -> dict[str, Any]:
     now = fields["now"]
     return {
-        "key": fields["key"][:255],
+        "key": fit_key(fields["key"]),
         "kind": fields["kind"],
         "incident_id": fields.get("incident_id"),
         "lane": fields.get("lane"),
@@ -135,7 +136,7 @@ def arm(
     again; a pending one runs once; a running one runs once more when it finishes."""
     if enqueue(session, kind=kind, key=key, data=data, incident_id=incident_id, lane=lane, now=now):
         return
-    row = session.exec(select(Effect).where(Effect.key == key[:255]).with_for_update()).one()
+    row = session.exec(select(Effect).where(Effect.key == fit_key(key)).with_for_update()).one()
     if row.state == CLAIMED:
         row.rerun = True
     elif row.state != PENDING:

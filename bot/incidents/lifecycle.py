@@ -29,6 +29,7 @@ from bot.incidents.text import (
     when,
 )
 from bot.incidents.timeline import Change, append_event, begin_change, require_open
+from bot.keys import fit_key
 from bot.markup import escape_mrkdwn
 from bot.models import Counter, EventKind, Incident, RoleAssignment, TimelineEvent
 
@@ -69,7 +70,7 @@ def declare_incident(
     if impact and detected and detected < impact:
         raise InvalidInput("Detection cannot come before the impact started.")
     if key is not None:
-        key = key[:255]
+        key = fit_key(key)
         existing = incident_by_key(session, key)
         if existing is not None:
             return Change(existing, None, {"repeat": True})

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from bot.config import COMMANDER, Policy
 from bot.errors import InvalidInput, NotFound
 from bot.incidents.text import TITLE_MAX, clean_text
+from bot.keys import fit_key
 from bot.models import ActionItem, EventKind, Incident, RoleAssignment, TimelineEvent
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +145,9 @@ def earlier_event(session: Session, key: str | None) -> TimelineEvent | None:
     """The timeline event recorded with idempotency ``key``, if any."""
     if key is None:
         return None
-    return session.exec(select(TimelineEvent).where(TimelineEvent.idempotency_key == key)).first()
+    return session.exec(
+        select(TimelineEvent).where(TimelineEvent.idempotency_key == fit_key(key))
+    ).first()
 
 
 def latest_events(
@@ -160,7 +163,7 @@ def latest_events(
 
 
 def incident_by_key(session: Session, key: str) -> Incident | None:
-    return session.exec(select(Incident).where(Incident.declare_key == key)).first()
+    return session.exec(select(Incident).where(Incident.declare_key == fit_key(key))).first()
 
 
 def current_assignment(session: Session, incident_id: int, role: str) -> RoleAssignment | None:

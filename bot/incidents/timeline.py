@@ -36,6 +36,7 @@ from bot.effects import triggers as effect_triggers
 from bot.errors import InvalidInput, InvalidTransition, NotFound
 from bot.incidents.queries import earlier_event, find_event_by_source, get_incident, is_retracted
 from bot.incidents.text import TEXT_MAX, clean_text, user_id, when
+from bot.keys import fit_key
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.reminders import schedule as reminder_schedule
 
@@ -134,7 +135,7 @@ def append_event(
         "data": data or {},
         "source_url": source_url,
         "source_ref": source_ref,
-        "idempotency_key": key or f"auto:{uuid.uuid4()}",
+        "idempotency_key": fit_key(key) if key else f"auto:{uuid.uuid4()}",
     }
     if attached:
         if session.is_modified(incident):

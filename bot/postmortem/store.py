@@ -4,7 +4,6 @@ side, and the Markdown file written atomically beside the database row."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -20,6 +19,7 @@ from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput
 from bot.incidents import Change
+from bot.keys import fit_key
 from bot.markup import NameResolver
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.postmortem.context import build_context
@@ -28,16 +28,12 @@ from bot.postmortem.render import render_context
 logger = logging.getLogger("bot.postmortem")
 """One logger for the package (its name is the one operators filter on)."""
 
-KEY_MAX = 255
-
 
 def _bounded(key: str, label: str) -> str:
     key = (key or "").strip()
     if not key:
         raise InvalidInput(f"The {label} is empty.")
-    if len(key) <= KEY_MAX:
-        return key
-    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return fit_key(key)
 
 
 def close_generation_key(incident: Incident, closed_event: TimelineEvent) -> str:

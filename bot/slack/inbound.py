@@ -133,7 +133,7 @@ class Inbox:
         try:
             recorded = self._writer.enqueue(
                 kind=kinds.SLACK_REQUEST,
-                key=f"in:{key}"[:255],
+                key=f"in:{key}",
                 data={
                     "kind": kind,
                     "key": key,

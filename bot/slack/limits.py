@@ -410,18 +410,25 @@ def truncate(text: str, limit: int, marker: str = "…") -> str:
     such as ``<@U123>`` or ``<https://...|label>``, or inside ``&amp;``, ``&lt;``, ``&gt;``."""
     if len(text) <= limit:
         return text
-    cut = text[: max(limit - len(marker), 0)]
-    open_at = cut.rfind("<")
-    if open_at != -1 and cut.find(">", open_at) == -1:
-        cut = cut[:open_at]
-    amp = cut.rfind("&", len(cut) - 4)  # the longest, "&amp;", is 5 characters
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + marker
+    return text[: _entity_safe(text, max(limit - len(marker), 0))] + marker
+
+
+def _entity_safe(text: str, cut: int) -> int:
+    """``cut`` moved back so that ``text[:cut]`` does not end inside a Slack entity
+    (``<@U123>``, ``<https://...|a label>``) or an escape (``&amp;``, ``&lt;``, ``&gt;``)."""
+    head = text[:cut]
+    open_at = head.rfind("<")
+    if open_at != -1 and head.find(">", open_at) == -1:
+        head = head[:open_at]
+    amp = head.rfind("&", len(head) - 4)  # the longest, "&amp;", is 5 characters
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    return len(head)
 
 
 def chunk_text(text: str, limit: int) -> list[str]:
-    """Split text into pieces of at most ``limit`` characters, at line breaks where possible."""
+    """Split text into pieces of at most ``limit`` characters, at line breaks where possible,
+    else at a space, never inside a Slack entity or escape."""
     pieces: list[str] = []
     remaining = text
     while len(remaining) > limit:
@@ -430,6 +437,8 @@ def chunk_text(text: str, limit: int) -> list[str]:
             cut = remaining.rfind(" ", 0, limit)
         if cut <= limit // 2:
             cut = limit
+        safe = _entity_safe(remaining, cut)
+        cut = safe if safe > 0 else cut  # an entity longer than a whole piece is cut anyway
         pieces.append(remaining[:cut])
         remaining = remaining[cut:].lstrip("\n")
     if remaining or not pieces:

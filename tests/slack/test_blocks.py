@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.slack.limits import (
     assert_valid_message,
     assert_valid_view,
     blocks_text_length,
+    chunk_text,
     iter_texts,
     truncate,
 )
@@ -167,6 +169,19 @@ def test_a_cut_never_splits_an_entity(limit: int) -> None:
     cut = truncate("abcdef &amp; <@U1> x", limit)
     assert len(cut) <= limit and cut.endswith("…")
     assert cut[:-1] in ("abcdef ", "abcdef &amp;", "abcdef &amp; ")
+
+
+@pytest.mark.parametrize("limit", range(48, 90))
+def test_pieces_of_a_long_text_never_split_an_entity(limit: int) -> None:
+    link = "<https://g.example/d?a=1&amp;b=2|latency board>"  # shorter than any piece
+    text = ("x" * 7 + " <@U024BE7LH> R&amp;D " + link + " ") * 6
+    pieces = chunk_text(text, limit)
+    assert all(len(piece) <= limit for piece in pieces)
+    assert "".join(pieces) == text
+    for piece in pieces:
+        assert re.sub(r"<[^<>]*>", "", piece).count("<") == 0
+        assert re.sub(r"<[^<>]*>", "", piece).count(">") == 0
+        assert not re.search(r"&(a|am|amp|l|lt|g|gt)?$", piece)
 
 
 def test_modals_are_valid(policy: Policy) -> None:

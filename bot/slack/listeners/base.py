@@ -17,6 +17,7 @@ from bot import incidents as core
 from bot.db import whole_number
 from bot.effects.triggers import ANNOUNCED_IN_CHANNEL
 from bot.errors import InvalidInput, NotAllowed, NotFound
+from bot.keys import fit_key
 from bot.markup import neutralise_broadcasts
 from bot.models import Incident
 from bot.slack import blocks
@@ -201,7 +202,7 @@ class ListenerBase:
     def tell_declared(self, ctx: Ctx, incident: Incident, repeat: bool) -> None:
         """What was saved and what is on its way, truly: the channel is created by an effect
         of the declare, so it may not exist yet."""
-        if repeat and processing_again() and incident.declare_key == ctx.key[:255]:
+        if repeat and processing_again() and incident.declare_key == fit_key(ctx.key):
             repeat = False  # declared by this very request, in the attempt whose end was lost
         if incident.slack_channel_id:
             where = f"its channel is <#{incident.slack_channel_id}>"
