@@ -243,23 +243,29 @@ class _Body:
         after_list = False
         folded = False  # inside a <details> block opened after an item, until </details>
         for block in blocks:
+            if after_list and (
+                folded
+                or (
+                    not block.is_step_list
+                    and (
+                        block.is_code
+                        or block.is_aside
+                        or self._indent(block) > self._indent(seen_list)
+                    )
+                )
+            ):
+                if block.kind == "html_block" or block.is_step_list:
+                    html = "\n".join(self.lines[block.start : block.end]).casefold()
+                    opened = html.rfind("<details") > html.rfind("</details")
+                    folded = opened or (folded and "</details" not in html)
+                # A command right after an item (a fence at column 0, "1. Run:" then "```")
+                # is the item's command, as in prose the paragraph before a command introduces
+                # it; text indented under the item, if by fewer columns than its content, was
+                # written as a part of it too; so is a <details> block, lists in it included
+                # (the folded manual way of doing the item is no step of the runbook's own).
+                steps[-1] = self._extended(steps[-1], [block])
+                continue
             if not block.is_step_list:
-                if after_list and (
-                    folded
-                    or block.is_code
-                    or block.is_aside
-                    or self._indent(block) > self._indent(seen_list)
-                ):
-                    if block.kind == "html_block":
-                        html = block.first.content.casefold()
-                        opened = html.rfind("<details") > html.rfind("</details")
-                        folded = opened or (folded and "</details" not in html)
-                    # A command right after an item (a fence at column 0, "1. Run:" then
-                    # "```") is the item's command, as in prose the paragraph before a command
-                    # introduces it; text indented under the item, if by fewer columns than
-                    # its content, was written as a part of it too; so is a <details> block.
-                    steps[-1] = self._extended(steps[-1], [block])
-                    continue
                 after_list = False
                 lead.append(block)
                 continue

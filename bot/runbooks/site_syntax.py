@@ -16,9 +16,13 @@ the tags themselves were shown to responders. So:
   an MDX ``import``) become blank; a Hugo ``{{% comment %}}`` hides what it encloses, as the site
   does. A Docusaurus ``<TabItem label="Elasticsearch">`` becomes its label in bold, so the steps
   of alternative tabs say which is which.
+* **Content tabs** (MkDocs Material ``=== "Kubernetes"`` with an indented body) become their
+  label in bold, like a ``<TabItem>``, then their body un-indented, rewritten like the rest.
 
-Nothing inside a code fence is touched, nor a line indented four columns or more (it may be
-an indented code block's); tabs after a call-out's indentation are kept.
+Nothing inside a code fence (``` ```ansible -m ping all``` ``` on a line is inline code, not
+one: a backtick fence's info string holds no backtick) or a ``<pre>`` block is touched, nor a
+line indented four columns or more (it may be an indented code block's); tabs after a
+call-out's indentation are kept.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ import re
 from bot.runbooks.headings import ADMONITION_TYPES
 
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+# An HTML block CommonMark keeps as written up to its closing tag (``<pre>`` ... ``</pre>``).
+_RAW_HTML_OPEN = re.compile(r"^ {0,3}<(pre|script|style|textarea)(?:[ \t>]|$)", re.IGNORECASE)
+_CONTENT_TAB = re.compile(r"""^(?P<indent>[ \t]*)===[!+]?[ \t]+"(?P<label>[^"]*)"[ \t]*$""")
 _MKDOCS = re.compile(
     r"^(?P<indent>[ \t]*)(?:!!!|\?\?\?\+?)[ \t]+(?P<kind>[A-Za-z]+)\b(?P<rest>.*)$"
 )
@@ -75,19 +82,30 @@ def to_commonmark(lines: list[str]) -> list[str]:
     out: list[str] = []
     index = 0
     fence: str | None = None
+    raw: str | None = None  # the closing tag of the <pre> (or like) block the line is in
     while index < len(lines):
         line = lines[index]
-        opened = _FENCE.match(line)
+        opened = _fence_opener(line)
+        if raw is None and fence is None:
+            html = _RAW_HTML_OPEN.match(line)
+            raw = f"</{html.group(1).casefold()}>" if html else None
+        if raw is not None:
+            # Inside <pre> every line is shown as written, template tags too, as in a fence.
+            if raw in line.casefold():
+                raw = None
+            out.append(line)
+            index += 1
+            continue
         if fence is not None:
             # A closing fence has no info string: "```text" inside a fence is its content.
-            ticks = opened.group(1) if opened and not line[opened.end() :].strip() else ""
+            ticks = opened if opened and not line.strip().strip(opened[0]) else ""
             if ticks[:1] == fence[0] and len(ticks) >= len(fence):
                 fence = None
             out.append(line)
             index += 1
             continue
         if opened:
-            fence = opened.group(1)
+            fence = opened
             out.append(line)
             index += 1
             continue
@@ -96,6 +114,7 @@ def to_commonmark(lines: list[str]) -> list[str]:
             or _docusaurus(lines, index)
             or _hugo_code(lines, index)
             or _hugo_comment(lines, index)
+            or _content_tab(lines, index)
         )
         if taken is not None:
             out.extend(taken)
@@ -115,6 +134,31 @@ def to_commonmark(lines: list[str]) -> list[str]:
     return out
 
 
+def _fence_opener(line: str) -> str | None:
+    """The backticks or tildes opening a code fence on ``line``, if it opens one. A backtick
+    fence's info string holds no backtick (CommonMark): ```` ```ansible -m ping all``` ```` is
+    inline code on a line of its own, not a fence."""
+    match = _FENCE.match(line)
+    if match is None:
+        return None
+    ticks = match.group(1)
+    return None if ticks[0] == "`" and "`" in line[match.end() :] else ticks
+
+
+def _body_end(lines: list[str], index: int) -> int:
+    """Past the last line of the body indented four columns under ``lines[index]`` (a call-out
+    marker, a content tab's); ``index + 1`` when it has none."""
+    base = _width(lines[index])
+    end = index + 1
+    for at in range(index + 1, len(lines)):
+        line = lines[at]
+        if line.strip() and _width(line) < base + 4:
+            break
+        if line.strip():
+            end = at + 1
+    return end
+
+
 def _mkdocs(lines: list[str], index: int) -> list[str] | None:
     """``!!! warning "Title"`` and its body, indented four columns under it."""
     match = _MKDOCS.match(lines[index])
@@ -124,15 +168,7 @@ def _mkdocs(lines: list[str], index: int) -> list[str] | None:
     if rest.strip() and _QUOTED_TITLE.match(rest) is None:
         return None  # "!!! Note this is prose" is a sentence, not a call-out
     base = _width(lines[index])
-    body_end = index + 1
-    end = index + 1  # past the last line of the body
-    while body_end < len(lines):
-        line = lines[body_end]
-        if line.strip() and _width(line) < base + 4:
-            break
-        body_end += 1
-        if line.strip():
-            end = body_end
+    end = _body_end(lines, index)
     if end == index + 1:
         return None  # no body: a lone marker line, left to the renderer
     prefix = " " * base
@@ -193,3 +229,20 @@ def _hugo_comment(lines: list[str], index: int) -> list[str] | None:
     if end is None:
         return None
     return [""] * (end + 1 - index)
+
+
+def _content_tab(lines: list[str], index: int) -> list[str] | None:
+    """A MkDocs Material content tab (``=== "Kubernetes"`` with its body indented four columns
+    under it): its label in bold, as a Docusaurus ``<TabItem>``'s, then its body as written
+    there, un-indented (so its code fence is a fence) and rewritten like the rest."""
+    match = _CONTENT_TAB.match(lines[index])
+    if match is None:
+        return None
+    end = _body_end(lines, index)
+    if end == index + 1:
+        return None
+    base = _width(lines[index])
+    prefix = " " * base
+    body = to_commonmark([_dedent(line, base + 4) for line in lines[index + 1 : end]])
+    label = match.group("label").strip()
+    return [f"{prefix}**{label}**" if label else "", *(prefix + b if b else "" for b in body)]

@@ -224,3 +224,87 @@ def test_a_hugo_section_page_is_a_runbook_named_after_its_directory(tmp_path: Pa
         "https://grafana.com/docs/mimir/latest/manage/mimir-runbooks/#mimiringesterrestarts",
     )
     assert [r.id for r in found] == ["mimir-runbooks"]
+
+
+def test_inline_code_in_triple_backticks_does_not_open_a_fence() -> None:
+    # CommonMark: a backtick fence's info string holds no backtick, so this line is inline
+    # code; the block after it is the real fence and its template lines are the command's.
+    command = (
+        '{% for host in hosts %}\nssh {{ host }} uptime\n{% endfor %}\n!!! warning "x"\n    hi'
+    )
+    text = f"""\
+# Ping
+
+## Steps
+
+```ansible -m ping all```
+
+```
+{command}
+```
+"""
+    [step] = parse_runbook(text, runbook_id="ping").steps
+    assert f"```\n{command}\n```" in step.markdown
+    assert f"```\n{command}\n```" in shown(text)  # no call-out made of the code's "!!!" line
+
+
+def test_template_lines_inside_pre_are_the_command_s() -> None:
+    text = """\
+# Canary
+
+## Steps
+
+<pre>
+{% if canary %}
+curl -fsS https://canary.example.com/health
+{% endif %}
+</pre>
+
+{% include footer.html %}
+"""
+    [step] = parse_runbook(text, runbook_id="canary").steps
+    pre = "<pre>\n{% if canary %}\ncurl -fsS https://canary.example.com/health\n{% endif %}\n</pre>"
+    assert pre in step.markdown
+    out = shown(text)
+    assert "{% if canary %}\ncurl" in out and "{% endif %}" in out
+    assert "footer" not in out  # a template line outside it is still left out
+
+
+def test_mkdocs_content_tabs_are_labelled_blocks_with_clean_commands() -> None:
+    text = """\
+# Restart the API
+
+## Mitigation
+
+=== "Kubernetes"
+
+    Roll the deployment:
+
+    ```bash
+    kubectl -n api rollout restart deploy/api
+    ```
+
+===! "Docker Compose"
+
+    !!! note
+        Run it on the host.
+
+    ```bash
+    docker compose restart api
+    ```
+
+## Verify
+
+Check the dashboard.
+"""
+    runbook = parse_runbook(text, runbook_id="api")
+    markdown = "\n".join(step.markdown for step in runbook.steps)
+    titles = [step.title for step in runbook.steps]
+    assert "===" not in markdown and not any("===" in title for title in titles)
+    assert "```bash\nkubectl -n api rollout restart deploy/api\n```" in markdown
+    assert "```bash\ndocker compose restart api\n```" in markdown
+    out = shown(text)
+    assert out.index("*Kubernetes*") < out.index("kubectl") < out.index("*Docker Compose*")
+    assert out.index("*Docker Compose*") < out.index("Run it on the host.") < out.index("docker ")
+    assert "```\nkubectl -n api rollout restart deploy/api\n```" in out
+    assert "!!!" not in out and "===" not in out
