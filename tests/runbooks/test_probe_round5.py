@@ -58,3 +58,50 @@ def test_a_list_folded_in_details_after_an_item_is_part_of_that_item(text: str) 
     if "admin-cli" in text:
         assert "```sh\nadmin-cli set read-only --cluster orders\n```" in first
         assert "```\nadmin-cli set read-only --cluster orders\n```" in markdown_to_mrkdwn(first)
+
+
+DASHBOARDS = """\
+# Checkout latency
+
+## Diagnosis
+
+Check the dashboards:
+
+| Signal | Where |
+|---|---|
+| Latency | [Grafana](https://grafana.example.com/d/x?var-env=prod&from=now-1h) |
+| Logs | [Kibana][kib] |
+| Traces | <a href="https://tempo.example.com/explore">Tempo</a> |
+| Runbook | [more](../payments/latency.md) |
+| Status | [https://status.example.com](https://evil.example.net/login) |
+
+## Links
+
+[kib]: https://kibana.example.com/app/discover#/view/checkout
+"""
+
+
+def test_a_table_s_links_keep_their_web_address_in_slack() -> None:
+    runbook = parse_runbook(DASHBOARDS, runbook_id="latency")
+    [step] = runbook.steps
+    shown = markdown_to_mrkdwn(step.markdown)
+    # A table is a code block, where Slack links nothing: the address is shown to copy.
+    assert "Grafana (https://grafana.example.com/d/x?var-env=prod&amp;from=now-1h)" in shown
+    assert "Kibana (https://kibana.example.com/app/discover#/view/checkout)" in shown
+    assert "Tempo (https://tempo.example.com/explore)" in shown
+    # Only web addresses: a relative path means nothing in Slack; a label naming another
+    # address than the target shows the target alone.
+    assert "more" in shown and "latency.md" not in shown
+    assert "https://evil.example.net/login" in shown and "status.example.com" not in shown
+    rows = [line for line in shown.splitlines() if " | " in line]
+    assert len(rows) == 6 and len({line.index("|") for line in rows}) == 1  # still aligned
+
+
+def test_slack_markup_in_an_html_block_is_shown_as_written() -> None:
+    shown = markdown_to_mrkdwn(
+        "<details><summary>Page <!here> only for SEV1</summary>\n"
+        "<p>Ask <!subteam^S1|@oncall> first. <!-- a note to authors --></p>\n</details>"
+    )
+    assert "*Page &lt;!here&gt; only for SEV1*" in shown
+    assert "Ask &lt;!subteam^S1|@oncall&gt; first." in shown
+    assert "<!" not in shown and "authors" not in shown

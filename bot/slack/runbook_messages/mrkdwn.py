@@ -18,7 +18,7 @@ from bot.runbooks.headings import QUOTE_CALLOUT
 from bot.runbooks.parser import make_markdown
 from bot.slack.limits import escape_mrkdwn
 from bot.slack.runbook_messages import callouts
-from bot.slack.runbook_messages.html_inline import anchor_at, image
+from bot.slack.runbook_messages.html_inline import image, shown_target, with_anchors
 
 _FENCE = "```"
 
@@ -219,8 +219,8 @@ class _Renderer:
         self.out = _Writer()
         self.spans: list[str] = []
         """Code spans holding a backtick, shown as code blocks (``_SPAN`` marks where)."""
-        self.cell_break = " "
-        """What ``<br>`` becomes in plain text: a space, " / " between the lines of a cell."""
+        self.in_cell = False
+        """In a table cell: a ``<br>`` is " / " (else a space), a link keeps its target."""
 
     def prose(self, text: str, mark: str = "") -> None:
         """A paragraph's or heading's rendered text; the code spans that hold a backtick come
@@ -339,10 +339,11 @@ class _Renderer:
             for tr in section.children:
                 cells = []
                 for cell in tr.children:
-                    # a <br> in a cell (Confluence, GitHub) separates two lines of one cell
-                    self.cell_break = " / "
+                    # a <br> in a cell (Confluence, GitHub) separates two lines of one cell;
+                    # a table is code, where Slack links nothing: a link shows its address
+                    self.in_cell = True
                     cells.append(" ".join(self.plain_of(cell).split()))
-                    self.cell_break = " "
+                    self.in_cell = False
                     if section.type == "thead":
                         aligns.append(str(cell.attrs.get("style", "")))
                 rows.append(cells)
@@ -378,7 +379,7 @@ class _Renderer:
         except (AssertionError, ValueError):
             # The standard library's HTML parser gives up on some broken markup (e.g. a stray
             # "<![" marked section); show the text with the tags taken out instead.
-            text = html.unescape(_ANY_TAG.sub(" ", content))
+            text = html.unescape(_ANY_TAG.sub(" ", _slack_markup_as_text(content)))
             units = [
                 Unit(False, _escape(" ".join(line.split())))
                 for line in text.splitlines()
@@ -412,21 +413,14 @@ class _Renderer:
         return f"{label}\n{rest}" if rest else label
 
     def inline_of(self, node: SyntaxTreeNode) -> str:
-        out: list[str] = []
-        children, index = node.children, 0
-        while index < len(children):
-            found = anchor_at(children, index)
-            if found is not None:  # <a href="...">label</a>
-                href, end = found
-                label = "".join(self.plain(c) for c in children[index + 1 : end])
-                out.append(_link(href, _escape(label)))
-                index = end + 1
-                continue
-            out.append(self.inline(children[index]))
-            index += 1
-        return "".join(out)
+        def anchor(href: str, label: str) -> str:  # <a href="...">label</a>
+            return _link(href, _escape(label))
+
+        return with_anchors(node.children, self.inline, self.plain, anchor)
 
     def plain_of(self, node: SyntaxTreeNode) -> str:
+        if self.in_cell:
+            return with_anchors(node.children, self.plain, self.plain, shown_target)
         return "".join(self.plain(child) for child in node.children)
 
     def inline(self, node: SyntaxTreeNode) -> str:
@@ -471,7 +465,9 @@ class _Renderer:
         if node.type in ("softbreak", "hardbreak"):
             return " "
         if node.type == "html_inline" and _inline_html(node.content) == "\n":
-            return self.cell_break
+            return " / " if self.in_cell else " "
+        if node.type == "link" and self.in_cell:
+            return shown_target(str(node.attrs.get("href", "")), self.plain_of(node))
         return self.plain_of(node)
 
 
@@ -492,6 +488,15 @@ def _inline_html(tag: str) -> str:
 
 
 _CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+_SLACK_MARKUP = re.compile(r"<!(?!--|\[|doctype)[^<>]*>", re.IGNORECASE)
+
+
+def _slack_markup_as_text(content: str) -> str:
+    """Slack markup in HTML (``<!here>``, ``<!subteam^S1|@oncall>``), which HTML would hide as
+    a comment, as text: shown as written, pinging nobody."""
+    return _SLACK_MARKUP.sub(lambda match: html.escape(match.group(0), quote=False), content)
+
+
 _NAMESPACED_TAG = re.compile(
     r"</[A-Za-z][\w.-]*:[A-Za-z][\w.-]*\s*>"  # a closing tag: </ac:rich-text-body>
     r"|<[A-Za-z][\w.-]*:[A-Za-z][\w.-]*(?:\s[^<>]*)?/>"  # self-closing: <ri:page ... />
@@ -534,7 +539,8 @@ class _HtmlText(HTMLParser):
 
     def feed(self, data: str) -> None:
         # CDATA (the body of a code macro) is text: the parser would drop it as a declaration.
-        super().feed(_CDATA.sub(lambda m: html.escape(m.group(1), quote=False), data))
+        data = _CDATA.sub(lambda m: html.escape(m.group(1), quote=False), data)
+        super().feed(_slack_markup_as_text(data))
 
     def _text(self) -> None:
         text = "".join(self.parts)
