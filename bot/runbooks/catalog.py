@@ -110,9 +110,16 @@ _NAME_QUOTES = "\"'`“”‘’«»„‚"
 """Quotes people put around a runbook's name (straight, curly, guillemets)."""
 
 
+_PAGE_SUFFIX = re.compile(r"\.(?:md|html?)$", re.IGNORECASE)
+"""The ending of a runbook's file (``.md``) or of the page a site publishes from it."""
+_INDEX_PAGES = frozenset({"index", "_index", "readme"})
+"""Pages a site shows for their directory (``node/disk-full/index.html``)."""
+
+
 def typed_name(name: str) -> str:
-    """A runbook's name as typed, without the quotes around it or a ``.md`` ending."""
-    return name.strip().strip(_NAME_QUOTES).strip().removesuffix(".md")
+    """A runbook's name as typed, without the quotes around it or a ``.md`` (or published
+    ``.html``) ending."""
+    return _PAGE_SUFFIX.sub("", name.strip().strip(_NAME_QUOTES).strip())
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -497,18 +504,37 @@ class RunbookCatalog:
         whole path, then the rest of the URL (``around``: its host's labels, its other
         segments) naming the id's directories (``prometheus-operator/...`` for
         ``runbooks.prometheus-operator.dev``) tell them apart. More than one when nothing
-        does; none when no id ends in the path's last segment."""
+        does; none when no id ends in the path's last segment.
+
+        The page a site publishes from a file names it too: ``node/disk-full.html``, and
+        ``node/disk-full/index.html`` (or ``README.md``, shown for the directory) when no
+        runbook of that directory is called so; a directory (``node/``) names its
+        ``node/index.md``."""
         wanted = [_fold(s) for s in path if s.strip()]
         if not wanted:
             return []
-        wanted[-1] = wanted[-1].removesuffix(".md")
+        wanted[-1] = _PAGE_SUFFIX.sub("", wanted[-1])
         elsewhere = {_fold(s) for s in (*around, *wanted)}
+        if wanted[-1] in _INDEX_PAGES:
+            own = self._ending_in(wanted, elsewhere, least=min(2, len(wanted)))
+            return own or self._ending_in(wanted[:-1], elsewhere)
+        return self._ending_in(wanted, elsewhere) or self._ending_in(
+            [*wanted, "index"], elsewhere, least=2
+        )
+
+    def _ending_in(
+        self, wanted: list[str], elsewhere: set[str], *, least: int = 1
+    ) -> list[Runbook]:
+        """``named_by`` for ``wanted`` (folded segments): the runbooks whose ids end in the
+        most of them, and in ``least`` at least."""
         best, found = (0, 0), []
-        for rid in self._by_stem.get(wanted[-1], []):
+        for rid in self._by_stem.get(wanted[-1], []) if wanted else []:
             have = _fold(rid).split("/")
             same = 0
             while same < min(len(have), len(wanted)) and have[-1 - same] == wanted[-1 - same]:
                 same += 1
+            if same < least:
+                continue
             score = (same, sum(1 for s in have[: len(have) - same] if s in elsewhere))
             if score > best:
                 best, found = score, [self.runbooks[rid]]

@@ -4,8 +4,12 @@ published page finds the runbook."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.alerts.routing import runbooks_named_by
+from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import parse_runbook
 from bot.slack.runbook_messages import markdown_to_mrkdwn
 
@@ -105,3 +109,42 @@ def test_slack_markup_in_an_html_block_is_shown_as_written() -> None:
     assert "*Page &lt;!here&gt; only for SEV1*" in shown
     assert "Ask &lt;!subteam^S1|@oncall&gt; first." in shown
     assert "<!" not in shown and "authors" not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("https://wiki.example.com/runbooks/node/disk-full.html", ["node/disk-full"]),
+        ("https://wiki.example.com/runbooks/node/disk-full.htm", ["node/disk-full"]),
+        ("https://wiki.example.com/runbooks/node/disk-full/index.html", ["node/disk-full"]),
+        ("https://wiki.example.com/runbooks/node/disk-full/", ["node/disk-full"]),
+        ("https://github.com/acme/runbooks/blob/main/node/disk-full.md", ["node/disk-full"]),
+        # a directory's own page: its index.md, as the site publishes it
+        ("https://wiki.example.com/runbooks/kafka/", ["kafka/index"]),
+        ("https://wiki.example.com/runbooks/kafka/index.html", ["kafka/index"]),
+        # another directory's index page is not this one's
+        ("https://wiki.example.com/runbooks/redis/index.html", []),
+        ("https://wiki.example.com/runbooks/redis/", []),
+    ],
+)
+def test_an_alert_s_link_to_the_published_page_names_its_runbook(
+    tmp_path: Path, url: str, named: list[str]
+) -> None:
+    # (.md and a directory's address were read before; the published pages were not)
+    catalog = _site(tmp_path)
+    assert [r.id for r in runbooks_named_by(catalog, url)] == named
+
+
+def test_a_runbook_typed_as_its_published_page_is_found(tmp_path: Path) -> None:
+    catalog = _site(tmp_path)
+    found = catalog.get("node/disk-full")
+    assert found is not None
+    assert catalog.get("node/disk-full.html") is found and catalog.get("disk-full.HTM") is found
+
+
+def _site(root: Path) -> RunbookCatalog:
+    for rid in ("node/disk-full", "kafka/index", "postgres/index"):
+        path = root / f"{rid}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {rid}\n\n1. Look at it\n", encoding="utf-8")
+    return RunbookCatalog.load([root])
