@@ -476,6 +476,22 @@ def test_an_empty_signing_secret_is_not_set_and_serve_touches_no_database(
     assert not (tmp_path / "firebreak.db").exists()  # credentials are checked before migrating
 
 
+def test_an_unusable_audit_signing_key_stops_serve_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Retention signs bundles hours after start-up: a key that cannot sign is said at once."""
+    _serve_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("FIREBREAK_AUDIT_SIGNING_KEY", "not-a-key-c2VjcmV0")
+    assert main(["serve"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "firebreak: environment: FIREBREAK_AUDIT_SIGNING_KEY: not an Ed25519 private key "
+        "(give PEM or base64 of the 32 raw bytes)\n"
+    )
+    assert "c2VjcmV0" not in captured.out + captured.err
+    assert not (tmp_path / "firebreak.db").exists()
+
+
 def test_empty_console_settings_are_unset_and_an_empty_client_secret_stops_serve(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

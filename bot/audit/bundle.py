@@ -35,22 +35,21 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session
 
 from bot.audit.chain import GENESIS
 from bot.audit.clocks import EventView, IncidentTimes, clock_board, clock_records
+from bot.audit.keys import public_key_text
 from bot.audit.records import INCIDENTS, TIMELINE, incident_row, iter_related, jsonable
 from bot.audit.verify import check_chain
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
-from bot.errors import ConfigError, FirebreakError
+from bot.errors import FirebreakError
 from bot.models import EventKind
 from bot.outputs import csv_cell
 
 FORMAT = "firebreak-evidence/1"
-SIGNING_KEY_ENV = "FIREBREAK_AUDIT_SIGNING_KEY"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 _SENT_KINDS = {EventKind.REMINDER_SENT, EventKind.ESCALATED, EventKind.CLOCK_WARNED}
@@ -72,55 +71,6 @@ _CSV_FIELDS = [
 
 class BundleError(FirebreakError):
     """The bundle cannot be read at all (not a zip, no manifest)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Keys
-
-
-def load_signing_key(value: str | None) -> Ed25519PrivateKey | None:
-    """An Ed25519 private key from PEM (PKCS#8) or base64 of the raw 32-byte key."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if "BEGIN" in text:
-            key = serialization.load_pem_private_key(text.encode(), password=None)
-        else:
-            key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, TypeError):
-        raise ConfigError(
-            f"{SIGNING_KEY_ENV}: not an Ed25519 private key (give PEM or base64 of the 32 raw "
-            "bytes)"
-        ) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{SIGNING_KEY_ENV}: the key is not an Ed25519 key")
-    return key
-
-
-def load_public_key(value: str) -> Ed25519PublicKey:
-    """An Ed25519 public key from PEM, base64 of the raw 32 bytes, or a file holding either."""
-    text = value.strip()
-    path = Path(text)
-    if "BEGIN" not in text and len(text) < 4096 and path.is_file():
-        text = path.read_text(encoding="utf-8").strip()
-    try:
-        if "BEGIN" in text:
-            key = serialization.load_pem_public_key(text.encode())
-        else:
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, TypeError):
-        raise ConfigError(
-            "--public-key: not an Ed25519 public key (PEM, base64 of 32 bytes, or a file)"
-        ) from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError("--public-key: the key is not an Ed25519 key")
-    return key
-
-
-def public_key_text(key: Ed25519PublicKey) -> str:
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
 
 
 # --------------------------------------------------------------------------------------------

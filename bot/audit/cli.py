@@ -18,12 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot.audit import retention
-from bot.audit.bundle import (
-    load_public_key,
-    load_signing_key,
-    verify_bundle,
-    write_bundle,
-)
+from bot.audit.bundle import verify_bundle, write_bundle
+from bot.audit.keys import load_public_key, load_signing_key
 from bot.audit.verify import verify_chains
 from bot.config import Settings, load_configuration
 from bot.db import Database

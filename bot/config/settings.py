@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.audit.keys import parse_signing_key
 from bot.config.loading import load_policy
 from bot.config.policy import Policy
 from bot.errors import ConfigError
@@ -136,6 +137,13 @@ class Settings(EnvironmentSettings):
             raise ValueError(
                 "must be an app-level token with connections:write, which starts with xapp-"
             )
+        return value
+
+    @field_validator("audit_signing_key")
+    @classmethod
+    def _audit_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_signing_key(value.get_secret_value())
         return value
 
     @field_validator("slack_api_url")

@@ -352,9 +352,7 @@ def proxy_user(request: Request, settings: ConsoleSettings) -> str | None:
 
     A header from an address that is not a configured proxy is refused, never ignored: it means
     a request went around the proxy."""
-    sent = [
-        (h, v.strip()) for h in settings.proxy_user_headers for v in request.headers.getlist(h)
-    ]
+    sent = [(h, v.strip()) for h in settings.proxy_user_headers for v in request.headers.getlist(h)]
     sent = [(h, v) for h, v in sent if v]
     if not sent:
         return None

@@ -20,13 +20,8 @@ from sqlalchemy import text
 
 from bot import incidents as core
 from bot.audit import guard, regulatory
-from bot.audit.bundle import (
-    build_files,
-    load_public_key,
-    load_signing_key,
-    verify_bundle,
-    write_bundle,
-)
+from bot.audit.bundle import build_files, verify_bundle, write_bundle
+from bot.audit.keys import load_public_key, load_signing_key
 from bot.cli import main
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
