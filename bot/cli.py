@@ -236,18 +236,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     load_console_settings()
     check_listen(host, port)
     configure_service_logging(settings)
-    if args.no_migrate:
-        engine = create_db_engine(settings.database_url)
-        try:
-            with engine.connect() as connection:
-                migrations.check_known_revision(connection)
-        finally:
-            engine.dispose()
-    else:
-        # Every replica migrates at start-up; the migration lock makes one do the work while
-        # the others wait and then find nothing to do.
-        migrations.upgrade(settings.database_url)
-    serve(settings, policy, host=host, port=port)
+
+    def prepare() -> None:
+        if args.no_migrate:
+            engine = create_db_engine(settings.database_url)
+            try:
+                with engine.connect() as connection:
+                    migrations.check_known_revision(connection)
+            finally:
+                engine.dispose()
+        else:
+            # Every replica migrates at start-up; the migration lock makes one do the work
+            # while the others wait and then find nothing to do.
+            migrations.upgrade(settings.database_url)
+
+    serve(settings, policy, host=host, port=port, prepare=prepare)
     return EXIT_OK
 
 

@@ -155,18 +155,35 @@ _SECRET_SHAPES = re.compile(
 )
 
 
+_SHORT = 6
+"""Secrets shorter than this are scrubbed as whole words only."""
+
+
 class RedactSecrets(logging.Filter):
     """Replace Slack tokens and configured secrets in a record's message and arguments, its
     traceback and stack, and its structured fields (nested ones too)."""
 
     def __init__(self, secrets: list[str] | None = None) -> None:
         super().__init__()
-        self.secrets = [s for s in (secrets or []) if len(s) >= 6]
+        given = [s for s in dict.fromkeys(secrets or []) if s]
+        self.secrets = [s for s in given if len(s) >= _SHORT]
+        # A short secret (a database password "pg1") is scrubbed where it stands alone
+        # ("postgresql://app:pg1@db"), not inside longer words it happens to spell.
+        short = sorted((s for s in given if len(s) < _SHORT), key=len, reverse=True)
+        self.short = (
+            re.compile(
+                r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, short)) + r")(?![A-Za-z0-9])"
+            )
+            if short
+            else None
+        )
 
     def scrub(self, text: str) -> str:
         text = _SECRET_SHAPES.sub("[redacted]", text)
         for secret in self.secrets:
             text = text.replace(secret, "[redacted]")
+        if self.short is not None:
+            text = self.short.sub("[redacted]", text)
         return text
 
     def _scrub_value(self, value: object) -> object:

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -234,8 +235,15 @@ def configure_service_logging(settings: Settings) -> None:
 
 
 def serve(
-    settings: Settings, policy: Policy, *, host: str | None = None, port: int | None = None
+    settings: Settings,
+    policy: Policy,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> None:
+    """Run the service until SIGTERM. ``prepare`` (the migration) runs first, as part of
+    starting: a SIGTERM during it stops there as cleanly as one while waiting for Slack."""
     configure_service_logging(settings)
     host = host or settings.host
     port = port if port is not None else settings.port
@@ -248,6 +256,8 @@ def serve(
 
     previous = signal.signal(signal.SIGTERM, stop_starting)
     try:
+        if prepare is not None:
+            prepare()
         service = build_service(settings, policy)
     except _StoppedStarting:
         log.info("stopped by SIGTERM while starting; nothing was served")

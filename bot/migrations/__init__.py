@@ -36,7 +36,7 @@ def alembic_config(url: str) -> Config:
 # Replicas starting together all run `firebreak serve`, which migrates first: on PostgreSQL a
 # transaction advisory lock lets one migrate while the others wait and then find nothing to do.
 # SQLite transactions already hold the database's write lock.
-_MIGRATION_LOCK = 0x46697265  # "Fire"
+MIGRATION_LOCK = 0x46697265  # "Fire"
 
 
 def _run(url: str, action: Callable[[Config], None]) -> None:
@@ -54,7 +54,7 @@ def _run(url: str, action: Callable[[Config], None]) -> None:
             with connection.begin():
                 if engine.dialect.name == "postgresql":
                     connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
                     )
                 check_known_revision(connection)
                 config = alembic_config(url)

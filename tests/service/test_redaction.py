@@ -9,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.observability import RedactSecrets
 from tests.service.conftest import BOUND
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SECRETS = {
     "SLACK_SIGNING_SECRET": "slack-signing-4f1d2c9e",
-    "FIREBREAK_AUDIT_SIGNING_KEY": "audit-key-8b3e5a7c",
+    "FIREBREAK_AUDIT_SIGNING_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",  # a usable key
     "FIREBREAK_ALERTS_TOKEN": "alerts-shared-1a2b3c4d",
     "FIREBREAK_ALERTS_TOKEN_ALERTMANAGER": "alerts-am-5e6f7a8b",
     "FIREBREAK_ALERTS_TOKEN_GRAFANA": "alerts-grafana-9c0d1e2f",
@@ -77,3 +78,14 @@ def test_every_configured_secret_is_redacted_from_the_logs(tmp_path: Path) -> No
     leaked = [name for name, secret in SECRETS.items() if secret in result.stderr]
     leaked += ["DATABASE_URL"] if DATABASE_PASSWORD in result.stderr else []
     assert leaked == [], result.stderr
+
+
+def test_a_short_secret_is_redacted_where_it_stands_alone() -> None:
+    """A short database password is still a secret; it is not scrubbed out of longer words."""
+    redact = RedactSecrets(["pg1", "longer-secret-value"])
+    assert redact.scrub("connect postgresql://app:pg1@db.internal/firebreak failed") == (
+        "connect postgresql://app:[redacted]@db.internal/firebreak failed"
+    )
+    assert redact.scrub("password pg1") == "password [redacted]"
+    assert redact.scrub("pg12 and xpg1 and pg1_x") == "pg12 and xpg1 and [redacted]_x"
+    assert redact.scrub("token=longer-secret-value2") == "token=[redacted]2"

@@ -3,15 +3,20 @@ requests, finishes the work it acknowledged, gives its reminder claims back and 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import URL, make_url
 from sqlmodel import select
 
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
+from bot.migrations import MIGRATION_LOCK
 from bot.models import Incident, Reminder
 from bot.reminders import CLAIMED, PENDING, claim_due_reminders
 from bot.sandbox import SlackSimulator
@@ -134,3 +139,42 @@ def test_sigterm_while_starting_stops_there_with_a_line_and_exit_0(
     messages = [r["message"] for r in service.log_records()]
     assert messages[-1] == "stopped by SIGTERM while starting; nothing was served", messages
     assert not service.accepts_connections()
+
+
+def test_sigterm_while_migrating_stops_there_with_nothing_half_written(
+    launch: Callable[..., ServeProcess], service_database_url: str
+) -> None:
+    """A rollout stopped while a new pod waits for the migration (another replica migrating)
+    exits 0 with its line, and its part of the migration is rolled back."""
+    url = make_url(service_database_url)
+    holder = create_engine(service_database_url)
+    with holder.connect() as connection:
+        if url.get_backend_name() == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the database's write lock
+        else:
+            connection.execute(text("BEGIN"))
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+        service = launch(wait=False)
+        eventually(lambda: _waits_to_migrate(service, url), "serve waits for the migration lock")
+        service.terminate()
+        connection.rollback()
+    assert service.wait() == 0, service.output()
+    messages = [r["message"] for r in service.log_records()]
+    assert messages[-1] == "stopped by SIGTERM while starting; nothing was served", messages
+    assert inspect(holder).get_table_names() == []
+    holder.dispose()
+
+
+def _waits_to_migrate(service: ServeProcess, url: URL) -> bool:
+    if url.get_backend_name() == "sqlite":
+        fds = Path(f"/proc/{service.process.pid}/fd")
+        return any(os.path.realpath(fd) == str(url.database) for fd in fds.iterdir())
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            waiting = connection.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return bool(waiting)
