@@ -10,12 +10,16 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event
+from sqlmodel import select
 
 from bot.alerts.intake import ingest
 from bot.alerts.model import AlertMessage
+from bot.alerts.models import AlertGroup
+from bot.alerts.sources import parse
 from bot.config import Policy
 from bot.db import Database
-from tests.alerts.conftest import NOW, message
+from bot.models import TimelineEvent
+from tests.alerts.conftest import NOW, load, message
 
 
 @contextmanager
@@ -69,3 +73,29 @@ def test_opsgenie_and_datadog_lookups_by_label_use_an_index(db: Database, policy
         assert lookups, f"no lookup by {label}"
         for statement, parameters in lookups:
             assert index in plan(db, statement, parameters), statement
+
+
+def test_long_non_ascii_lookup_labels_are_stored_and_still_found(
+    db: Database, policy: Policy
+) -> None:
+    """A 3 KB scope or alertId in CJK would overflow PostgreSQL's index row (about 2.7 KB) if
+    stored as is: the delivery would fail every retry. Kept as a key, it stores and joins."""
+    long_id = "".join(chr(0x4E00 + i * 7) for i in range(1000))  # varied: not compressible
+    create = load("opsgenie/probe-create-alias-and-alertid-of-escalate")
+    create["alert"]["alertId"] = long_id
+    escalate = load("opsgenie/zulip-escalate-alert-only-alertid")
+    escalate["alert"]["alertId"] = long_id
+    store(db, policy, parse("opsgenie", create, now=NOW))
+    store(db, policy, parse("opsgenie", escalate, now=NOW), minutes=1)
+    cycle = load("datadog/probe-template-cycle-1-triggered")
+    cycle["alert_scope"] = "kube_namespace:" + long_id[::-1]
+    store(db, policy, parse("datadog", cycle, now=NOW))
+    again = dict(cycle, alert_cycle_key="9999", id="7002")
+    store(db, policy, parse("datadog", again, now=NOW), minutes=2)
+    with db.read() as session:
+        groups = session.exec(select(AlertGroup)).all()
+        events = session.exec(select(TimelineEvent)).all()
+    incidents = {g.incident_id for g in groups}
+    assert len(incidents) == 2  # one per source: the Escalate and the next cycle joined
+    escalated = [e.text for e in events if "Escalate" in e.text]
+    assert len(escalated) == 1, [e.text for e in events]

@@ -216,10 +216,11 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 ("transition", transition),
                 ("event_type", _value(data, "event_type")),
                 ("query", _value(data, "alert_query", "alert.alert_query")),
-                ("monitor_key", same_monitor),
             )
             if v
-        },
+        }
+        # Looked up by (a monitor across its alert cycles), so kept as a key: an index holds it.
+        | ({"monitor_key": short_key(same_monitor)} if same_monitor else {}),
         severity=priority,
         service=clean(service, 200, multiline=False) if service else None,
         starts_at=parse_time(date, now=now),

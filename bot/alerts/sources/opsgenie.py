@@ -68,7 +68,6 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         **{
             k: clean(v, 1000, multiline=False)
             for k, v in (
-                ("alertId", _text(alert, "alertId")),
                 ("tinyId", _text(alert, "tinyId")),
                 ("entity", _text(alert, "entity")),
                 ("team", _text(alert, "team")),
@@ -76,6 +75,8 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
             )
             if v
         },
+        # Looked up by (an Escalate names only it), so kept as a key: an index can hold it.
+        **({"alertId": short_key(alert_id)} if alert_id else {}),
     }
     verb = action.strip()
     folded = verb.casefold()
@@ -121,5 +122,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         alerts=alerts,
         info=info,
         # Only the alertId (an Escalate): the group its Create opened under the alias.
-        same_as=("alertId", alert_id) if alert_id and not _text(alert, "alias") else None,
+        same_as=("alertId", short_key(alert_id))
+        if alert_id and not _text(alert, "alias")
+        else None,
     )
