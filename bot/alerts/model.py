@@ -11,11 +11,11 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from bot.incidents.text import storable
+from bot.incidents.text import shows_something, storable
 from bot.keys import fit_key
 
 FIRING = "firing"
@@ -158,6 +158,22 @@ class AlertMessage:
     and scope across its alert cycles): a new group firing within the flap window of such a
     group's incident attaches to that incident."""
 
+    def __post_init__(self) -> None:
+        # A sender's title of only zero-width characters (cleaned to nothing) still gets an
+        # incident a title people can read, instead of the alert being refused and lost.
+        fallback = (
+            self.title
+            or next((a.title or a.name for a in self.alerts if a.title or a.name), "")
+            or f"{SOURCE_TITLES.get(self.source, self.source)} alert"
+        )
+        object.__setattr__(self, "title", fallback)
+        if any(not (a.title and a.name) for a in self.alerts):
+            named = tuple(
+                replace(a, title=a.title or a.name or fallback, name=a.name or a.title or fallback)
+                for a in self.alerts
+            )
+            object.__setattr__(self, "alerts", named)
+
     @property
     def firing(self) -> int:
         return sum(1 for a in self.alerts if a.status == Status.FIRING)
@@ -192,6 +208,8 @@ def clean(value: object, limit: int = TEXT_MAX, *, multiline: bool = True) -> st
     if not multiline:
         text = " ".join(text.split())
     text = neutralise(text.strip())
+    if not shows_something(text):
+        return ""  # zero-width spaces and direction marks alone say nothing
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "\u2026"
     return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -434,3 +435,35 @@ def test_a_broken_policy_is_not_described_to_an_unauthenticated_sender(
     assert answer.status_code == 503
     assert answer.json() == {"error": "the server's configuration is invalid; its log says why"}
     assert str(tmp_path) not in answer.text and "sometimes" not in answer.text
+
+
+def _invisible_titles() -> list[tuple[str, dict[str, object]]]:
+    def corpus(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((CORPUS / name).read_text(encoding="utf-8"))
+        return data
+
+    am = corpus("alertmanager/zulip-no-generatorurl.json")
+    am["commonLabels"]["alertname"] = "\u200b"
+    am["commonAnnotations"] = {}
+    am["alerts"][0]["labels"] = {"alertname": "\u200b"}
+    am["alerts"][0]["annotations"] = {}
+    og = corpus("opsgenie/probe-create-alias-and-alertid-of-escalate.json")
+    og["alert"]["message"] = "\u2060\u200e"
+    pd = corpus("pagerduty/probe-triggered-priority-null.json")
+    pd["event"]["data"]["title"] = "\u200b\u200b"
+    dd = corpus("datadog/probe-template-cycle-1-triggered.json")
+    dd["title"] = "\u200b"
+    return [("alertmanager", am), ("opsgenie", og), ("pagerduty", pd), ("datadog", dd)]
+
+
+@pytest.mark.parametrize(("source", "body"), _invisible_titles(), ids=lambda v: str(v)[:12])
+def test_a_title_of_only_invisible_characters_still_opens_a_readable_incident(
+    db: Database, serve: ServerFactory, source: str, body: dict[str, object]
+) -> None:
+    """Alertmanager and Datadog do not retry a 4xx: refusing the alert would lose it."""
+    answer = serve().post(f"/alerts/{source}", body)
+    assert answer.status == 200, answer.body
+    with db.read() as session:
+        [incident] = session.exec(select(Incident)).all()
+    assert incident.title.strip("\u200b\u2060\u200e ")
+    assert not any(c in incident.title for c in "\u200b\u2060\u200e")
