@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import policy_from_dict
-from bot.runbooks.catalog import Match, RunbookCatalog, stem, words
+from bot.runbooks.catalog import Match, RunbookCatalog
 from bot.runbooks.parser import parse_runbook
+from bot.runbooks.words import stem, words
 from bot.slack.limits import message_errors
 from bot.slack.runbook_messages import render_runbook_pages
 
@@ -375,3 +376,23 @@ def test_starter_runbooks_are_suggested_for_realistic_incidents(
 
     assert set(suggested[: len(first)]) == first, suggested
     assert not set(suggested) & unrelated, suggested
+
+
+def test_what_every_alert_says_and_its_links_do_not_choose_a_runbook(
+    starter: RunbookCatalog,
+) -> None:
+    """An alert-declared incident's summary opens with Firebreak's own line, and a Datadog body
+    ends in its monitor links and notification handles: none of that says what is wrong."""
+    datadog = starter.suggest(
+        title="Redis memory above 90%",
+        summary=(
+            "Opened by datadog alerts (1 firing).\n\nRedis used memory is 93% of maxmemory on "
+            "host:cache-2 @webhook-firebreak @slack-ops-alerts\n\n[[Monitor Status]"
+            "(https://app.datadoghq.com/monitors/42?group=host%3Acache-2)] · [[Edit Monitor]"
+            "(https://app.datadoghq.com/monitors#42/edit)] https://status.example.com/incidents"
+        ),
+    )
+    reasons = {reason for match in datadog for reason in match.reasons}
+    for noise in ("https", "monitor", "opened", "firing", "webhook", "firebreak", "datadoghq"):
+        assert not any(noise in reason for reason in reasons), reasons
+    assert [w for w, _ in words("Opened by alertmanager alerts (3 firing).")] == ["alertmanager"]
