@@ -475,13 +475,14 @@ def _firing_again(
 
 def _related_incident(
     session: Session, policy: Policy, group: AlertGroup, message: AlertMessage, now: datetime
-) -> Incident | None:
+) -> tuple[Incident | None, bool]:
     """The incident of another group of the same thing (``message.related``: a Datadog monitor
     and scope in an earlier alert cycle) that is still firing, or resolved within the flap
     window, or still being worked on (active), and not closed: a new group of a flapping
-    monitor attaches to it."""
+    monitor attaches to it. And whether that is the thing firing again (the other group had
+    resolved), as a group whose own alerts fire again is (``_firing_again``)."""
     if message.related is None:
-        return None
+        return None, False
     for other in session.exec(_labelled(message.source, *message.related).limit(20)).all():
         if other.id == group.id or other.incident_id is None:
             continue
@@ -491,9 +492,9 @@ def _related_incident(
         incident = session.get(Incident, other.incident_id)
         phase = _phase(policy, incident) if incident is not None else "closed"
         if (recent and phase != "closed") or phase == "active":
-            return incident
-        return None  # only the latest group of the thing counts
-    return None
+            return incident, other.firing_count == 0
+        break  # only the latest group of the thing counts
+    return None, False
 
 
 def _open_incidents(session: Session, policy: Policy) -> list[str]:
@@ -569,7 +570,7 @@ def ingest(
     declared = False
     if opening:
         if firing:
-            incident = _related_incident(session, policy, group, message, now)
+            incident, refired = _related_incident(session, policy, group, message, now)
             if incident is not None:
                 group.incident_id = incident.id
                 group.disposition = "incident"

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,22 @@ def load(name: str) -> Any:
 def message(name: str, now: datetime = NOW) -> AlertMessage:
     source = name.split("/")[0]
     return parse(source, load(name), now=now)
+
+
+def datadog_cycle(transition: str, cycle: str, minutes: float) -> dict[str, Any]:
+    """A Datadog webhook of monitor 8248529 on host:web-1, in alert cycle ``cycle``, dated
+    ``minutes`` after NOW."""
+    at = str(int((NOW + timedelta(minutes=minutes)).timestamp() * 1000))
+    return {
+        "id": f"{cycle}-{transition}",
+        "title": f"[{transition} on {{host:web-1}}] CPU high on web",
+        "alert_transition": transition,
+        "alert_cycle_key": cycle,
+        "alert_id": "8248529",
+        "alert_scope": "host:web-1",
+        "date": at,
+        "last_updated": at,
+    }
 
 
 @dataclass(frozen=True)

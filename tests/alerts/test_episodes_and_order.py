@@ -25,7 +25,7 @@ from bot.config import Policy, policy_from_dict
 from bot.console.queries import incident_alerts
 from bot.db import Database
 from bot.models import TimelineEvent
-from tests.alerts.conftest import NOW, Server, load, send
+from tests.alerts.conftest import NOW, Server, datadog_cycle, load, send
 
 TRIAGE = {"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}}
 
@@ -428,17 +428,7 @@ def test_a_late_copy_of_an_old_datadog_cycle_does_not_split_the_next_cycle(db: D
     policy = Policy()
 
     def dd(transition: str, cycle: str, minutes: float) -> AlertMessage:
-        at = str(int((NOW + timedelta(minutes=minutes)).timestamp() * 1000))
-        body = {
-            "id": f"{cycle}-{transition}",
-            "title": f"[{transition} on {{host:web-1}}] CPU high on web",
-            "alert_transition": transition,
-            "alert_cycle_key": cycle,
-            "alert_id": "8248529",
-            "alert_scope": "host:web-1",
-            "date": at,
-            "last_updated": at,
-        }
+        body = datadog_cycle(transition, cycle, minutes)
         return parse("datadog", body, now=NOW + timedelta(minutes=minutes))
 
     first = store(db, policy, dd("Triggered", "c1", 0), 0)
