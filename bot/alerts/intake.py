@@ -340,6 +340,7 @@ def _announce(
             source=group.source,
             title=group.title,
             firing=firing,
+            resolved=0 if firing else group.alert_count,
             links=list(group.links),
             runbook_id=runbook.id if runbook else None,
             runbook_title=runbook.title if runbook else None,

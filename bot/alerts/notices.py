@@ -9,7 +9,7 @@ so they are posted after its channel exists. Nothing here knows Slack.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +62,9 @@ class AlertLinks:
     runbook_id: str | None = None
     runbook_title: str | None = None
     runbook_started: bool = False
+    resolved: int = 0
+    """With ``firing`` 0: the alerts, all resolved before the incident was declared (a Declare
+    from triage after they resolved), so the post says they resolved, not "0 firing"."""
     kind: str = LINKS
 
 
@@ -150,7 +153,10 @@ def notice_from(data: dict[str, Any]) -> Notice | None:
     build = _BUILD.get(kind)
     if build is None:
         return None
-    values = {k: v for k, v in data.items() if k != "type"}
+    # Only the fields this version knows: a notice written by a newer replica (a field added
+    # since) is still shown, in a rolling deploy.
+    known = {f.name for f in fields(build)}
+    values = {k: v for k, v in data.items() if k != "type" and k in known}
     return build(**values)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from bot import incidents as core
-from bot.alerts.intake import _announce, _declare, carry_over, lock_group
+from bot.alerts.intake import _all_resolved, _announce, _declare, carry_over, lock_group
 from bot.alerts.model import AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.notices import TRIAGE, Answered, answer_triage
@@ -81,6 +81,10 @@ def triage_declare(
         now=now,
     )
     _announce(session, policy, group, incident, plan, group.firing_count, now)
+    if not group.firing_count and group.alert_count:
+        # Every alert resolved while it waited: asked (or mitigated) as when the alerts of an
+        # incident they declared all resolve.
+        _all_resolved(session, policy, group, incident, now)
     _answer_triage(session, group, f"Declared {incident.ref}", actor, incident.id, now)
     return incident
 

@@ -16,7 +16,8 @@ from bot import incidents as core
 from bot.alerts.intake import Outcome, ingest
 from bot.alerts.models import AlertNotice
 from bot.alerts.sources import parse
-from bot.config import Policy
+from bot.alerts.triage import triage_declare
+from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
 from tests.alerts.conftest import NOW, datadog_cycle
@@ -126,3 +127,40 @@ def test_a_new_datadog_cycle_on_an_incident_under_investigation_says_nothing_mor
         db, policy, "datadog", datadog_cycle("Triggered", "c2", 10), 10
     ).incident_ref == ("INC-1")
     assert notices(db, "firing_again") == []
+
+
+# -- 3. Declare from triage after every alert resolved ---------------------------------------------
+
+
+def resolved_in_triage(db: Database, policy: Policy) -> int:
+    body = pagerduty("triggered", "E0", T0, "P3")
+    group = deliver(db, policy, "pagerduty", body, 0).group_id
+    body["event"].update(id="E9", event_type="incident.resolved", occurred_at=T0[:-4] + "5:00Z")
+    body["event"]["data"]["status"] = "resolved"
+    assert deliver(db, policy, "pagerduty", body, 5).firing == 0
+    with freeze_time(NOW + timedelta(minutes=10)), db.transaction() as session:
+        triage_declare(session, policy, group, actor="U1")
+    return group
+
+
+def test_a_declare_after_the_alerts_resolved_says_so_and_asks_to_mitigate(db: Database) -> None:
+    """The announcement says the alert resolved (not "0 alert(s) firing"), and the commander is
+    asked "All alerts resolved: mitigate?" as for an incident whose alerts resolve after it
+    was declared. Before, nothing was asked."""
+    policy = policy_from_dict(TRIAGE)
+    group = resolved_in_triage(db, policy)
+    [links] = notices(db, "links")
+    assert (links.payload["firing"], links.payload["resolved"]) == (0, 1)
+    [asked] = notices(db, "all_resolved")
+    assert (asked.incident_id, asked.group_id, asked.state) == (1, group, "queued")
+    assert asked.payload["resolved"] == 1
+    assert not policy.impact_mitigated(incident_row(db).status)  # asked, not done
+
+
+def test_a_declare_after_the_alerts_resolved_mitigates_when_the_policy_says_so(
+    db: Database,
+) -> None:
+    policy = policy_from_dict({"alerts": {**TRIAGE["alerts"], "on_all_resolved": "mitigate"}})
+    resolved_in_triage(db, policy)
+    assert incident_row(db).status == "monitoring"
+    assert notices(db, "all_resolved") == []
