@@ -35,6 +35,9 @@ class Changes:
     fired: list[Moved]
     resolved: list[Moved]
     new_rows: int = 0
+    late: int = 0
+    """Alerts whose status in this message is older than the newest one applied (``stale``):
+    a late delivery, whose priority change is not applied either."""
     firing_delta: int = 0
     """Change in the number of firing (not dropped) alerts."""
     new: list[dict[str, Any]] = field(default_factory=list)
@@ -121,6 +124,7 @@ def apply_alerts(
             continue
         row.last_seen_at = now
         if stale(row.event_at, alert):
+            changes.late += 1
             continue  # a late delivery: a newer status was applied already
         recurred = _recurred(message, row, alert)
         if alert.event_at is not None:

@@ -38,6 +38,8 @@ from bot.alerts.changes import (
     timeline_text,
     transition_key,
 )
+from bot.alerts.held import HELD_MAX as HELD_MAX  # re-exported: the bound tests name
+from bot.alerts.held import hold
 from bot.alerts.model import PRINCIPAL_PREFIX, AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord, label_value
 from bot.alerts.notices import (
@@ -50,6 +52,7 @@ from bot.alerts.notices import (
     open_questions,
     queue_notice,
 )
+from bot.alerts.priorities import NONE, apply_to_incident, assess, entry_text
 from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
@@ -60,9 +63,6 @@ from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 
 DATA_LIST_MAX = 50
-HELD_MAX = 20
-"""Timeline entries a group without an incident keeps (the latest): what a note or an
-acknowledgement delivered ahead of the event that opens the incident needs, bounded."""
 
 
 @dataclass(frozen=True)
@@ -222,23 +222,6 @@ def _declare(
     return incident
 
 
-def _hold(policy: Policy, group: AlertGroup, message: AlertMessage, now: datetime) -> None:
-    """Keep the message's timeline entries on a group that has no incident (yet): the latest
-    ``HELD_MAX``, each once (a retry holds nothing new)."""
-    held = list(group.held)
-    keys = {entry["key"] for entry in held}
-    for info in message.info:
-        if info.key in keys:
-            continue
-        keys.add(info.key)
-        severity = mapped_severity(policy, info.severity)
-        held.append(
-            {"key": info.key, "text": info.text, "severity": severity, "at": now.isoformat()}
-        )
-    if len(held) != len(group.held):
-        group.held = held[-HELD_MAX:]
-
-
 def _record_note(
     session: Session,
     policy: Policy,
@@ -260,7 +243,7 @@ def _record_note(
         policy,
         incident_id,
         kind=EventKind.ALERT_NOTE,
-        text=text + (f" (severity {severity})" if severity else ""),
+        text=entry_text(text, severity, NONE, key),
         occurred_at=occurred_at,
         data={"source": group.source, "group_id": group.id},
         key=key,
@@ -527,9 +510,11 @@ def ingest(
     group.last_seen_at = now
     group.alert_count = total
     group.firing_count = firing
-    for info in message.info:
-        group.last_info = info.text
-        group.severity = mapped_severity(policy, info.severity) or group.severity
+    if message.info:
+        group.last_info = message.info[-1].text
+    # The newest priority wins: not one older than what was applied, nor a retry.
+    priority = assess(session, policy, group, message, late=changes.late > 0)
+    group.severity = priority.severity or group.severity
 
     # Locked now (group, then incident: the order every path takes) rather than when its
     # timeline entry is written: one statement instead of two.
@@ -661,11 +646,13 @@ def ingest(
                 incident.id,
                 group,
                 info.key,
-                info.text,
-                severity,
+                entry_text(info.text, severity, priority, info.key),
+                None,
                 now=now,
                 held=held,
             )
+        if not declared:
+            apply_to_incident(session, policy, group, incident, priority, now)
         # Every alert resolved, as far as the messages tell (but for those it left out, which
         # the question names), and the group was firing until now.
         if (
@@ -676,7 +663,7 @@ def ingest(
         ):
             _all_resolved(session, policy, group, incident, now, unlisted=message.truncated)
     elif message.info:
-        _hold(policy, group, message, now)
+        hold(policy, group, message, priority, now)
     session.flush()
     return Outcome(
         group_id=group.id,

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.alerts.model import AlertMessage, Status, stale
-from bot.alerts.routing import Route, mapped_severity, route
+from bot.alerts.priorities import newest
+from bot.alerts.routing import Route, route
 from bot.config import Policy
 from bot.runbooks.catalog import RunbookCatalog
 
@@ -31,17 +32,22 @@ class _Group:
     """The group's severity, as the receiver keeps it: set when the group opens (or a
     PagerDuty priority says so), then reported for every later message of the group."""
     triaged: bool = False
+    late: bool = False
+    """The last message's status was older than the newest applied (its priority is not)."""
+    seen: set[str] = field(default_factory=set)
+    """The keys of the timeline entries received (a retry sets no priority)."""
 
     def apply(self, message: AlertMessage, dropped: frozenset[str]) -> bool:
         """Apply the message's alerts as the receiver does (the newest event wins, a key listed
         twice counts once, its last entry); whether any alert newly fired."""
-        fired = False
+        fired = self.late = False
         latest = {alert.key: alert for alert in message.alerts}
         for key, alert in latest.items():
             if key not in self.applied_at:
                 if key in dropped:
                     self.dropped.add(key)
             elif stale(self.applied_at[key], alert):
+                self.late = True
                 continue  # a late delivery: a newer status was applied already
             if alert.event_at is not None or key not in self.applied_at:
                 self.applied_at[key] = alert.event_at
@@ -108,8 +114,9 @@ class Rehearsal:
             group = self.groups[key] = _Group()
         was_firing = bool(group.firing)
         fired = group.apply(message, plan.dropped)
-        for info in message.info:
-            group.severity = mapped_severity(self.policy, info.severity) or group.severity
+        priority = newest(self.policy, message, late=group.late, seen=group.seen)
+        group.severity = priority.severity or group.severity
+        group.seen.update(info.key for info in message.info)
         if (
             fired
             and not was_firing

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from bot import incidents as core
 from bot.alerts.intake import Outcome, ingest
 from bot.alerts.models import AlertNotice
+from bot.alerts.replay import Rehearsal
 from bot.alerts.sources import parse
 from bot.alerts.triage import triage_declare
 from bot.config import Policy, policy_from_dict
@@ -87,6 +88,86 @@ def notices(db: Database, kind: str) -> list[AlertNotice]:
                 select(AlertNotice).where(AlertNotice.kind == kind).order_by(col(AlertNotice.id))
             )
         )
+
+
+# -- 1. the newest priority wins; a retry changes nothing ------------------------------------
+
+
+def test_a_retried_older_priority_never_overrides_the_newest_before_a_triage_declare(
+    db: Database,
+) -> None:
+    """P3, then P1 at +2m, then P2 at +4m, then PagerDuty retries the P1 event: the group stays
+    SEV2, and the incident people declare from triage opens SEV2, as the last priority entry on
+    its timeline says. Before, the retry made it SEV1."""
+    policy = policy_from_dict(TRIAGE)
+    bodies = (TRIGGERED, TO_P1, TO_P2, TO_P1)
+    outcomes = [deliver(db, policy, "pagerduty", b, m) for m, b in enumerate(bodies)]
+    assert [o.severity for o in outcomes] == ["SEV3", "SEV1", "SEV2", "SEV2"]
+    rehearsal = Rehearsal(policy, None)
+    played = [rehearsal.play(parse("pagerduty", b, now=NOW), NOW).severity for b in bodies]
+    assert played == ["SEV3", "SEV1", "SEV2", "SEV2"]  # replay agrees with the receiver
+    with freeze_time(NOW + timedelta(minutes=5)), db.transaction() as session:
+        incident = triage_declare(session, policy, outcomes[0].group_id, actor="U1")
+        assert incident.severity == "SEV2"
+    assert incident_row(db).severity == "SEV2"
+    assert texts(db, like="alert_note") == [
+        "PagerDuty: priority updated by Ana: P1 (severity SEV1)",
+        "PagerDuty: priority updated by Ana: P2 (severity SEV2)",
+    ]
+
+
+def test_a_late_priority_change_is_recorded_and_never_overrides_the_incidents_newer_one(
+    db: Database, policy: Policy
+) -> None:
+    """Auto-declared at P3; P2 (+4m) arrives before the older P1 (+2m): the incident goes to
+    SEV2 through the core (its timeline says so) and stays there; the late P1 is on the
+    timeline saying it was not applied. A retry of P2 after a person chose SEV1 changes
+    nothing: the retry is no new decision of PagerDuty's."""
+    first = deliver(db, policy, "pagerduty", TRIGGERED, 0)
+    assert (first.incident_ref, incident_row(db).severity) == ("INC-1", "SEV3")
+    assert deliver(db, policy, "pagerduty", TO_P2, 1).severity == "SEV2"
+    assert incident_row(db).severity == "SEV2"
+    assert deliver(db, policy, "pagerduty", TO_P1, 2).severity == "SEV2"
+    assert incident_row(db).severity == "SEV2"
+    with freeze_time(NOW + timedelta(minutes=3)), db.transaction() as session:
+        core.change_severity(session, policy, 1, "SEV1", actor="U1")
+    deliver(db, policy, "pagerduty", TO_P2, 4)  # retried
+    assert incident_row(db).severity == "SEV1"
+    assert texts(db, like="severity%") == [
+        "Severity changed from SEV3 to SEV2",
+        "Severity changed from SEV2 to SEV1",
+    ]
+    assert texts(db, like="alert_note") == [
+        "PagerDuty: priority updated by Ana: P2 (severity SEV2)",
+        "PagerDuty: priority updated by Ana: P1 (severity SEV1 not applied: older than the "
+        "latest change)",
+    ]
+    rehearsal = Rehearsal(policy, None)
+    bodies = (TRIGGERED, TO_P2, TO_P1, TO_P2)
+    played = [rehearsal.play(parse("pagerduty", b, now=NOW), NOW).severity for b in bodies]
+    assert played == ["SEV3", "SEV2", "SEV2", "SEV2"]
+
+
+def test_a_retried_opsgenie_priority_update_changes_nothing(db: Database, policy: Policy) -> None:
+    """Opsgenie sends no event id: the body is the delivery. Create at P3, UpdatePriority to P1,
+    then to P2, then the P1 delivery again: the incident stays SEV2."""
+    alert = {"alias": "db", "alertId": "id-1", "message": "db down", "priority": "P3"}
+
+    def body(action: str, priority: str, minute: int) -> dict[str, Any]:
+        updated = 1796036400000 + minute * 60_000
+        return {"action": action, "alert": {**alert, "priority": priority, "updatedAt": updated}}
+
+    deliver(db, policy, "opsgenie", body("Create", "P3", 0), 0)
+    raised = body("UpdatePriority", "P1", 1)
+    deliver(db, policy, "opsgenie", raised, 1)
+    lowered = deliver(db, policy, "opsgenie", body("UpdatePriority", "P2", 2), 2)
+    assert (lowered.severity, incident_row(db).severity) == ("SEV2", "SEV2")
+    retried = deliver(db, policy, "opsgenie", raised, 3)
+    assert (retried.severity, incident_row(db).severity) == ("SEV2", "SEV2")
+    assert texts(db, like="severity%") == [
+        "Severity changed from SEV3 to SEV1",
+        "Severity changed from SEV1 to SEV2",
+    ]
 
 
 # -- 2. a Datadog monitor's next alert cycle fires again on a mitigated incident -------------------
