@@ -39,7 +39,7 @@ from bot.alerts.changes import (
     transition_key,
 )
 from bot.alerts.held import HELD_MAX as HELD_MAX  # re-exported: the bound tests name
-from bot.alerts.held import hold
+from bot.alerts.held import adopt_strays, hold
 from bot.alerts.model import PRINCIPAL_PREFIX, AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord, label_value
 from bot.alerts.notices import (
@@ -501,6 +501,7 @@ def ingest(
     plan = route(policy, catalog, message)
     group = _open_group(session, message, now)
     assert group.id is not None
+    adopt_strays(session, group, message)
     was_firing = group.firing_count
     group_was_firing = group.status == Status.FIRING.value
     changes = apply_alerts(session, group, message, plan, now)

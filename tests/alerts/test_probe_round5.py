@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.alerts.intake import Outcome, ingest
-from bot.alerts.models import AlertNotice
+from bot.alerts.models import AlertGroup, AlertNotice
 from bot.alerts.replay import Rehearsal
 from bot.alerts.sources import parse
 from bot.alerts.triage import triage_declare
@@ -245,3 +245,29 @@ def test_a_declare_after_the_alerts_resolved_mitigates_when_the_policy_says_so(
     resolved_in_triage(db, policy)
     assert incident_row(db).status == "monitoring"
     assert notices(db, "all_resolved") == []
+
+
+# -- 4. an Opsgenie Escalate before its Create -----------------------------------------------------
+
+
+def test_an_escalation_delivered_before_its_alert_goes_on_the_incidents_timeline(
+    db: Database, policy: Policy
+) -> None:
+    """The Escalate names only the alertId; the Create that comes after carries the alias and
+    that alertId. The escalation is on the incident's timeline, once, and no group of its own
+    is left behind to catch the next escalation. Before, it stayed on a stray group."""
+    alert = {"alias": "orders-db", "alertId": "ID-7", "message": "Orders DB down"}
+    escalate = {"action": "Escalate", "escalationName": "dba", "alert": {"alertId": "ID-7"}}
+    create = {"action": "Create", "alert": {**alert, "updatedAt": 1796036400000}}
+    held = deliver(db, policy, "opsgenie", escalate, 0)
+    assert held.incident_ref is None
+    deliver(db, policy, "opsgenie", escalate, 1)  # retried
+    opened = deliver(db, policy, "opsgenie", create, 2)
+    assert opened.incident_ref == "INC-1"
+    assert texts(db, like="alert_note") == ["Opsgenie: Escalate"]
+    again = {**escalate, "escalationName": "dba-2"}
+    assert deliver(db, policy, "opsgenie", again, 3).incident_ref == "INC-1"
+    assert texts(db, like="alert_note") == ["Opsgenie: Escalate", "Opsgenie: Escalate"]
+    with db.read() as session:
+        assert [g.group_key for g in session.exec(select(AlertGroup))] == ["orders-db"]
+        assert len(session.exec(select(Incident)).all()) == 1
