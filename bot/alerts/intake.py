@@ -52,7 +52,7 @@ from bot.alerts.notices import (
     open_questions,
     queue_notice,
 )
-from bot.alerts.priorities import NONE, apply_to_incident, assess, entry_text
+from bot.alerts.priorities import NONE, assess, entry_text
 from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
@@ -652,8 +652,6 @@ def ingest(
                 now=now,
                 held=held,
             )
-        if not declared:
-            apply_to_incident(session, policy, group, incident, priority, now)
         # Every alert resolved, as far as the messages tell (but for those it left out, which
         # the question names), and the group was firing until now.
         if (

@@ -13,19 +13,15 @@ the order they come. ``firebreak alerts replay`` asks the same function (``newes
 from __future__ import annotations
 
 from collections.abc import Collection
-from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from bot import incidents as core
-from bot.alerts.model import PRINCIPAL_PREFIX, AlertMessage
+from bot.alerts.model import AlertMessage
 from bot.alerts.models import AlertGroup
 from bot.alerts.routing import mapped_severity
 from bot.config import Policy
-from bot.errors import InvalidInput, InvalidTransition
-from bot.models import Incident, TimelineEvent
+from bot.models import TimelineEvent
 
 
 @dataclass(frozen=True)
@@ -85,30 +81,3 @@ def entry_text(text: str, severity: str | None, priority: Priority, key: str) ->
     if key in priority.late:
         return f"{text} (severity {severity} not applied: older than the latest change)"
     return f"{text} (severity {severity})"
-
-
-def apply_to_incident(
-    session: Session,
-    policy: Policy,
-    group: AlertGroup,
-    incident: Incident,
-    priority: Priority,
-    now: datetime,
-) -> None:
-    """The incident takes the severity the sender set, through the core (its timeline says
-    so), once per change (its key). A policy that does not know the severity, or an incident
-    closed meanwhile, is left as it is."""
-    if priority.severity is None or priority.key is None or incident.id is None:
-        return
-    if incident.severity == priority.severity:
-        return
-    with suppress(InvalidInput, InvalidTransition):
-        core.change_severity(
-            session,
-            policy,
-            incident.id,
-            priority.severity,
-            actor=f"{PRINCIPAL_PREFIX}{group.source}",
-            key=f"alerts:severity:{priority.key}",
-            now=now,
-        )
