@@ -166,9 +166,9 @@ def create_web_app(
         def check() -> tuple[bool, str]:
             try:
                 database.ping()
+                schema = migrations.schema_state(database.engine)
             except Exception as exc:  # any failure means "not ready", with the reason
                 return False, f"database unreachable: {type(exc).__name__}"
-            schema = migrations.schema_state(database.engine)
             if schema == "behind":
                 return False, "database schema is not at this version's migration"
             try:

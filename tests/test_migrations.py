@@ -217,3 +217,26 @@ def test_shipped_revisions_are_never_edited() -> None:
     }
     assert {name: present.get(name) for name in SHIPPED} == SHIPPED
     assert set(present) == set(SHIPPED), "a new revision: add it to SHIPPED"
+
+
+def test_schema_state_says_behind_only_for_a_database_that_was_never_migrated(
+    new_database_url: Callable[[], str], tmp_path: Path
+) -> None:
+    """/readyz reports what it finds: a database with no schema yet is "behind"; one it cannot
+    reach is an error (reported as unreachable), never blamed on the schema."""
+    url = new_database_url()
+    engine = sa.create_engine(url)
+    try:
+        assert migrations.schema_state(engine) == "behind"
+        migrations.upgrade(url)
+        assert migrations.schema_state(engine) == "current"
+    finally:
+        engine.dispose()
+    unreachable = sa.create_engine(
+        f"sqlite:///{tmp_path}/missing/firebreak.db"
+        if url.startswith("sqlite")
+        else "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2"
+    )
+    with pytest.raises(DBAPIError):
+        migrations.schema_state(unreachable)
+    unreachable.dispose()

@@ -14,9 +14,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError as AlembicError
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from bot import __version__
 from bot.db import create_db_engine
@@ -140,11 +139,10 @@ def schema_state(engine: Engine) -> str:
     ``ahead`` (a newer version migrated it, as the first replica of a rolling upgrade does:
     this one keeps serving until it is replaced). Read without Alembic's context, which logs
     two lines each time: ``/readyz`` asks every few seconds."""
-    try:
-        with engine.connect() as connection:
-            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError:
-        return "behind"  # no schema yet
+    with engine.connect() as connection:  # a connection that fails raises: not "behind"
+        if not inspect(connection).has_table("alembic_version"):
+            return "behind"  # no schema yet
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     if revision == head_revision():
         return "current"
     return "behind" if revision is None or is_known(str(revision)) else "ahead"

@@ -107,9 +107,12 @@ def _triage(notice: TriageRequest) -> tuple[str, list[Block]]:
 
 
 def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
-    lines = [
-        f"*{notice.firing} alert(s) firing from {escape_mrkdwn(notice.source)}:* {_title(notice)}"
-    ]
+    count = (
+        f"{notice.firing} alert(s) firing"
+        if notice.firing or not notice.resolved
+        else f"{notice.resolved} alert(s) resolved"  # declared from triage after they resolved
+    )
+    lines = [f"*{count} from {escape_mrkdwn(notice.source)}:* {_title(notice)}"]
     links = _link_line(notice.links)
     if links:
         lines.append(links)

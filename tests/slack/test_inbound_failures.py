@@ -25,6 +25,7 @@ from bot.effects.runner import EffectRunner
 from bot.runtime import Firebreak
 from bot.slack.gateway import SlackCallError
 from bot.slack.inbound import Inbox, Replies
+from bot.slack.listeners.context import UNAVAILABLE, Ctx, guarded
 
 ANA = {"user_id": "U0ANA", "channel_id": "C0GENERAL", "response_url": None}
 """A command from one person in one channel: all of hers there share a lane."""
@@ -170,3 +171,34 @@ def test_what_can_work_later_is_still_tried_again(
 
     assert outcomes == ["retry", "done"] and attempts == [1, 1]
     assert said(db) == ["Declared INC-7"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "told", "logged"),
+    [
+        (OperationalError("SELECT", {}, Exception("connection refused")), UNAVAILABLE, "WARNING"),
+        (PoolTimeout("QueuePool limit reached"), UNAVAILABLE, "WARNING"),
+        (KeyError("a bug"), "Something went wrong inside Firebreak", "ERROR"),
+    ],
+    ids=["connection-refused", "pool-timeout", "bug"],
+)
+def test_a_read_while_the_database_is_down_says_so_and_is_no_bug(
+    failure: Exception, told: str, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``/incident status`` while the database is down: the person is told it is unavailable
+    (not "something went wrong inside Firebreak"), and the log has a warning, no traceback."""
+    answers: list[str] = []
+
+    def respond(**kwargs: Any) -> None:
+        answers.append(str(kwargs["text"]))
+
+    def read() -> None:
+        raise failure
+
+    ctx = Ctx(user="U0ANA", channel="C0GENERAL", respond=respond, key="status:1")
+    with caplog.at_level("WARNING"):
+        guarded(ctx, read)
+    [said] = answers
+    assert told in said
+    assert [r.levelname for r in caplog.records] == [logged]
+    assert (caplog.records[0].exc_info is not None) == (logged == "ERROR")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import observability
+from bot.db_errors import database_unavailable
 from bot.errors import FirebreakError
 from bot.incidents import TITLE_MAX
 from bot.markup import slack_to_plain
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 UNEXPECTED = (
     "Something went wrong inside Firebreak (request {rid}) while reading; nothing was "
     "changed. Try again, and if it keeps failing, tell whoever runs Firebreak."
+)
+UNAVAILABLE = (
+    "Firebreak cannot read its database just now (it is unavailable); nothing was changed. "
+    "Try again in a minute."
 )
 READ_ONLY = frozenset(
     {"help", "list", "status", "timeline", "actions", "did_you_mean", "open_form"}
@@ -61,7 +66,11 @@ def guarded(ctx: Ctx, work: Callable[[], None]) -> None:
             )
         else:
             reply(ctx, f":warning: {exc}")
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):  # an outage to wait out, not a bug
+            log.warning("listener: the database is unavailable (%s)", type(exc).__name__)
+            reply(ctx, ":warning: " + UNAVAILABLE)
+            return
         observability.ERRORS.labels(where="listener").inc()
         log.exception("listener failed")
         reply(ctx, ":warning: " + UNEXPECTED.format(rid=observability.request_id.get()))
