@@ -31,7 +31,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from bot import observability, priority
+from bot import leases, observability, priority
 from bot.slack.transport import KeepAliveWebClient
 
 log = logging.getLogger(__name__)
@@ -273,8 +273,10 @@ class SlackGateway:
             self.client.close()
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        """Call ``method``; raise ``SlackCallError`` on any failure. Counts every call."""
+        """Call ``method``; raise ``SlackCallError`` on any failure. Counts every call. Inside an
+        effect attempt whose lease may have run out, no call is made (``LeaseExpired``)."""
         priority.pause_point()
+        leases.check_held(method)
         started = time.perf_counter()
         failure: SlackCallError | None = None
         response: Any = None

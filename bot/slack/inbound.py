@@ -33,6 +33,7 @@ from bot.effects.group import GroupWriter
 from bot.effects.runner import Done, PermanentError, TransientError
 from bot.effects.store import Claimed
 from bot.errors import FirebreakError
+from bot.leases import LeaseExpired
 from bot.runtime import Firebreak
 from bot.slack.gateway import SlackCallError
 
@@ -175,6 +176,8 @@ class Inbox:
                 raise TransientError(
                     str(exc), retry_after=exc.retry_after, reason=exc.error
                 ) from None
+        except LeaseExpired:
+            raise  # another replica holds the request now: it answers
         except (OperationalError, InterfaceError, IntegrityError, PoolTimeout) as exc:
             # The database went away mid-processing (a restart, a dropped connection, a full or
             # locked disk, no pooled connection free in time): the attempt's transaction was not

@@ -232,9 +232,12 @@ def web_only(database: Database) -> Iterator[str]:
 class Hold:
     """One Web API call that the fake keeps waiting until the test lets it through."""
 
-    def __init__(self, method: str, mentioning: tuple[str, ...]) -> None:
+    def __init__(self, method: str, mentioning: tuple[str, ...], answered: bool = False) -> None:
         self.method = method
         self.mentioning = mentioning
+        self.answered = answered
+        """Slack answers at once and the answer is held on its way back (the bot reads an
+        answer that is stale by the time it goes on)."""
         self.entered = threading.Event()
         self._go = threading.Event()
 
@@ -263,9 +266,10 @@ class HoldingFakeSlack(FakeSlack):
         self._holds: list[Hold] = []
         self._holds_lock = threading.Lock()
 
-    def hold(self, method: str, *, mentioning: Iterable[str] = ()) -> Hold:
-        """Hold the next call to ``method`` (one whose body names any of ``mentioning``)."""
-        hold = Hold(method, tuple(mentioning))
+    def hold(self, method: str, *, mentioning: Iterable[str] = (), answered: bool = False) -> Hold:
+        """Hold the next call to ``method`` (one whose body names any of ``mentioning``);
+        ``answered``: hold its answer instead, computed when the call came."""
+        hold = Hold(method, tuple(mentioning), answered)
         with self._holds_lock:
             self._holds.append(hold)
         return hold
@@ -280,6 +284,10 @@ class HoldingFakeSlack(FakeSlack):
             hold = next((h for h in self._holds if h.matches(method, body)), None)
             if hold is not None:
                 hold.entered.set()
+        if hold is not None and hold.answered:
+            answer = super()._handle_api(method, query, handler, body)
+            hold.wait_released()
+            return answer
         if hold is not None:
             hold.wait_released()
         return super()._handle_api(method, query, handler, body)

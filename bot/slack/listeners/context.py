@@ -12,6 +12,7 @@ from bot import observability
 from bot.db_errors import database_unavailable
 from bot.errors import FirebreakError
 from bot.incidents import TITLE_MAX
+from bot.leases import LeaseExpired
 from bot.markup import slack_to_plain
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError
@@ -66,6 +67,8 @@ def guarded(ctx: Ctx, work: Callable[[], None]) -> None:
             )
         else:
             reply(ctx, f":warning: {exc}")
+    except LeaseExpired:
+        raise  # processing a recorded request: the replica holding it now answers
     except Exception as exc:
         if database_unavailable(exc):  # an outage to wait out, not a bug
             log.warning("listener: the database is unavailable (%s)", type(exc).__name__)
