@@ -4,17 +4,22 @@ A replica that stalls mid-attempt (a long pause, a frozen VM, a Slack call that 
 may find, when it goes on, that its lease ran out and another replica took the effect over and
 did it. A call that cannot be repeated safely (a post, a channel) is then not made: the attempt
 ends as a retry, and the replica that holds the effect now decides. The lease is judged a
-margin early, so a call just begun is not still in flight when another replica starts."""
+margin early (``MARGIN``), so a call just begun is over before another replica may start.
+Reads, invites and pins, safe to repeat, are made whatever the lease (the Slack gateway says
+which calls are held back)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.clock import utcnow
 
+MARGIN = timedelta(seconds=15)
+"""How long before its lease ends an attempt stops making such calls: longer than one Slack call
+(the gateway's 10 s timeout) with room for the replicas' clocks to differ."""
 _DEADLINE: ContextVar[datetime | None] = ContextVar("firebreak_lease_deadline", default=None)
 
 

@@ -1,11 +1,12 @@
 """Priority changes a sender reports (PagerDuty's ``incident.priority_updated``, Opsgenie's
 ``UpdatePriority``), in the order they happened rather than the order they came.
 
-A priority change is applied (to the group's severity, and through the core to its incident's)
-only when it is the newest thing its sender said about the alert: one that comes with a
-status older than the newest applied to the alert (``Changes.late``: the rule of
-``bot.alerts.model.stale``) is recorded on the timeline, saying it was not applied, and a
-retry of one already received (its key, the sender's event id) changes nothing. Changes with
+A priority change is applied to the group's severity (which a Declare from triage opens with;
+a declared incident's severity stays with people) only when it is the newest thing its sender
+said about the alert: one that comes with a status older than the newest applied to the alert
+(``Changes.late``: the rule of ``bot.alerts.model.stale``) is recorded on the timeline, saying
+it was not applied, and a retry of one already received (its key, the sender's event id)
+changes nothing. Changes with
 no time of their own (an Opsgenie ``UpdatePriority``, which carries no alert status) apply in
 the order they come. ``firebreak alerts replay`` asks the same function (``newest``).
 """

@@ -340,9 +340,10 @@ class EffectRunner:
                     "recorded (the process died during each, or saving it failed)",
                     reason="unrecorded",
                 )
-            # Trusted until a sixth of the lease before it ends (5 s of 30 s): a call started
-            # then is over before another replica may take the effect over.
-            with leases.held_until(utcnow() + self.lease * 5 / 6):
+            # A call that cannot be repeated is made only while it will be over before another
+            # replica may take the effect over (15 s of a 30 s lease: longer than a Slack call).
+            margin = min(leases.MARGIN, self.lease / 2)
+            with leases.held_until(utcnow() + self.lease - margin):
                 outcome = handler(item)
         except leases.LeaseExpired as exc:
             reason = "lease"

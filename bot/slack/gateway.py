@@ -252,6 +252,20 @@ class _TTLCache:
             self._items[key] = (time.monotonic() + self.ttl, value)
 
 
+_NOT_REPEATABLE = frozenset(
+    {
+        "chat.postMessage",
+        "chat.postEphemeral",
+        "chat.update",  # an edit made late would put back what a newer edit replaced
+        "conversations.create",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    }
+)
+"""Calls an effect attempt makes only while its lease holds: made twice, they do the work twice
+(reads, invites and pins are safe to repeat and are not held back)."""
+
+
 class SlackGateway:
     """Thin, typed wrappers over the Web API methods Firebreak uses."""
 
@@ -276,7 +290,8 @@ class SlackGateway:
         """Call ``method``; raise ``SlackCallError`` on any failure. Counts every call. Inside an
         effect attempt whose lease may have run out, no call is made (``LeaseExpired``)."""
         priority.pause_point()
-        leases.check_held(method)
+        if method in _NOT_REPEATABLE:
+            leases.check_held(method)
         started = time.perf_counter()
         failure: SlackCallError | None = None
         response: Any = None

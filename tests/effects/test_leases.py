@@ -12,10 +12,13 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
+from bot.clock import utcnow
 from bot.db import Database
 from bot.effects.models import Effect
 from bot.effects.runner import EffectRunner
+from bot.leases import LeaseExpired, held_until
 from bot.sandbox import SlackSimulator
+from bot.slack.gateway import SlackGateway, build_client
 from tests.e2e.conftest import RunningBot, texts
 from tests.e2e.helpers import declare
 from tests.service.conftest import HoldingFakeSlack
@@ -82,3 +85,22 @@ def test_an_attempt_that_outlived_its_lease_does_not_post_what_another_replica_p
     with db.read() as session:
         [post] = session.exec(select(Effect).where(col(Effect.key).endswith(":update"))).all()
     assert post.state == "done"
+
+
+def test_past_its_lease_an_attempt_still_reads_but_neither_posts_nor_edits(
+    fake: HoldingFakeSlack,
+) -> None:
+    """A postmortem draft that looks up names late, or an access check, still gets its answers
+    (reads are safe to repeat); only posts, edits, channels and uploads are held back."""
+    gateway = SlackGateway(build_client(fake.token, fake.api_url))
+    user = fake.user_id("ana.garcia")
+    with held_until(utcnow() - timedelta(seconds=1)):
+        assert gateway.call("users.info", user=user)["user"]["id"] == user
+        for method, args in (
+            ("chat.postMessage", {"channel": fake.channel_id("general"), "text": "x"}),
+            ("chat.update", {"channel": fake.channel_id("general"), "ts": "1.2", "text": "x"}),
+            ("conversations.create", {"name": "inc-late"}),
+        ):
+            with pytest.raises(LeaseExpired):
+                gateway.call(method, **args)
+    assert [c.method for c in fake.calls] == ["users.info"]
