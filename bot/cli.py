@@ -225,7 +225,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot import migrations
     from bot.console import load_console_settings
-    from bot.server import check_credentials, check_listen, configure_service_logging, serve
+    from bot.server import check_credentials, check_listen, serve
 
     settings, policy = _configuration(args)
     port = check_port(args.port, "--port") if args.port is not None else settings.port
@@ -235,7 +235,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_credentials(settings)
     load_console_settings()
     check_listen(host, port)
-    configure_service_logging(settings)
 
     def prepare() -> None:
         if args.no_migrate:

@@ -507,7 +507,9 @@ class Policy(_Strict):
     access: AccessPolicy = Field(default_factory=AccessPolicy)
     alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
     clocks: ClockList = Field(default_factory=list)
-    """Regulatory clocks (``[[clocks]]``, presets ``dora`` and ``gdpr``): see docs/audit.md."""
+    """Regulatory clocks: an entry is either a shipped preset (``preset = "dora"`` or
+    ``"gdpr"``, no other key) or a clock of your own with the keys below (``key`` and
+    ``starts_on`` required). See docs/audit.md."""
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
