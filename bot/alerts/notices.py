@@ -192,7 +192,9 @@ def queue_notice(session: Session, notice: Notice, *, dedupe_key: str, now: date
 
 
 def _post_key(dedupe_key: str) -> str:
-    return fit_key(f"alerts:{dedupe_key}")
+    """The key of a notice's post, the same from the key it was queued under and from the key
+    its row stores (which is already fitted when long)."""
+    return fit_key(f"alerts:{fit_key(dedupe_key)}")
 
 
 def _triage(notice: Notice) -> bool:

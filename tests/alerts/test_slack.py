@@ -4,6 +4,7 @@ channel exists, and the triage and mitigate buttons do what they say."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import col, select
@@ -11,10 +12,19 @@ from sqlmodel import col, select
 from bot import incidents as core
 from bot.alerts.intake import ingest
 from bot.alerts.models import AlertGroup, AlertNotice
-from bot.alerts.notices import AlertLinks, AllResolved, Notice, TriageRequest
+from bot.alerts.notices import (
+    AlertLinks,
+    AllResolved,
+    Answered,
+    Notice,
+    TriageRequest,
+    answer_triage,
+    queue_notice,
+)
 from bot.alerts.sources import parse
 from bot.config import policy_from_dict
 from bot.db import Database
+from bot.effects import kinds
 from bot.effects.models import Effect
 from bot.models import Incident
 from bot.slack.alerts import RENDERERS, AlertButtons, render
@@ -176,3 +186,25 @@ def test_attach_ignore_and_mitigate_buttons(db: Database) -> None:
         assert kinds.count("status_changed") == 1
         groups = session.exec(select(AlertGroup)).all()
         assert sorted(g.disposition for g in groups) == ["ignored", "incident"]
+
+
+def test_a_triage_question_queued_under_a_long_key_is_still_edited_when_answered(
+    db: Database,
+) -> None:
+    """The answer is found from the key the question's row stores (hashed when long), and it
+    edits the very message that asked."""
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with db.transaction() as session:
+        group = AlertGroup(
+            source="generic", group_key="g", title="Disk full", first_seen_at=now, last_seen_at=now
+        )
+        session.add(group)
+        session.flush()
+        assert group.id is not None
+        asked = TriageRequest(group.id, "C0TRIAGE", "generic", "Disk full", "SEV2", 1)
+        queue_notice(session, asked, dedupe_key="triage:" + "k" * 300, now=now)
+        answer = Answered(group.id, "generic", "Disk full", "Ignored", actor="U1")
+        answer_triage(session, answer, now=now)
+    with db.read() as session:
+        rows = {e.kind: e for e in session.exec(select(Effect)).all()}
+    assert rows[kinds.UPDATE].data["post"] == rows[kinds.POST].key
