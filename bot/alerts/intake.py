@@ -38,7 +38,6 @@ from bot.alerts.changes import (
     timeline_text,
     transition_key,
 )
-from bot.alerts.held import HELD_MAX as HELD_MAX  # re-exported: the bound tests name
 from bot.alerts.held import adopt_strays, hold
 from bot.alerts.model import PRINCIPAL_PREFIX, AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord, label_value

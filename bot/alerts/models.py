@@ -50,7 +50,7 @@ class AlertGroup(SQLModel, table=True):
     last_info: str | None = Field(default=None, sa_type=Text)
     held: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """Timeline entries (notes, acknowledgements) that came while the group had no incident,
-    the latest ``intake.HELD_MAX``: recorded on the incident it is declared or attached to."""
+    the latest ``held.HELD_MAX``: recorded on the incident it is declared or attached to."""
     first_seen_at: datetime = _utc()
     last_seen_at: datetime = _utc()
     resolved_at: datetime | None = _utc(default=None)
