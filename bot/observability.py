@@ -46,6 +46,12 @@ SLACK_REQUESTS = Counter(
 SLACK_CALLS = Counter(
     "firebreak_slack_api_calls_total", "Slack Web API calls", ["method", "outcome"]
 )
+SLACK_CALLS_IN_TRANSACTION = Counter(
+    "firebreak_slack_calls_in_transaction_total",
+    "Slack Web API calls made while holding a database transaction (a defect: each one makes "
+    "every other writer wait for Slack)",
+    ["method"],
+)
 SLACK_LATENCY = Histogram(
     "firebreak_slack_api_seconds", "Slack Web API call duration, retries included", ["method"]
 )

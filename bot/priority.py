@@ -67,6 +67,11 @@ def pause_point() -> None:
         REQUESTS_IN_FLIGHT.give_way(LONGEST_PAUSE)
 
 
+def holding_transaction() -> bool:
+    """Whether the calling thread holds a database transaction."""
+    return bool(getattr(_thread, "holding", 0))
+
+
 @contextmanager
 def holding() -> Iterator[None]:
     """This thread holds something a request may wait for (a transaction): no pausing."""

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import bot.cli
-from bot import migrations
+from bot import migrations, observability
 from bot.audit import guard as audit_guard
 from bot.config import Policy, normalise_database_url
 from bot.db import Database
@@ -44,6 +44,25 @@ def no_server_outlives_its_test() -> Iterator[None]:
     yield
     left = [t.name for t in threading.enumerate() if t.name == SERVER_THREAD and t.is_alive()]
     assert not left, f"{len(left)} HTTP server thread(s) still running after the test"
+
+
+def _slack_calls_in_transaction() -> float:
+    return sum(
+        sample.value
+        for metric in observability.SLACK_CALLS_IN_TRANSACTION.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_slack_call_inside_a_transaction() -> Iterator[None]:
+    """A Slack call made while holding a database transaction makes every writer (on SQLite
+    every acknowledgement) wait for Slack: no path of the product may do it."""
+    before = _slack_calls_in_transaction()
+    yield
+    made = _slack_calls_in_transaction() - before
+    assert not made, f"{made:.0f} Slack call(s) made inside a database transaction"
 
 
 class DatabaseFactory:

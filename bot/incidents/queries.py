@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -27,12 +28,12 @@ def get_incident(session: Session, incident_id: int) -> Incident:
 
 # Up to 18 digits: any number a person could mean, and still one every database compares
 # (a number with more is no incident's, nor a reference).
-_REF = re.compile(r"^\s*(?:inc-?)?\s*#?(\d{1,18})\s*$", re.IGNORECASE)
+_REF = re.compile(r"^\s*(?:inc-?)?\s*#?(\d{1,100})\s*$", re.IGNORECASE)
 
 
 def parse_incident_ref(text: str) -> int | None:
     """``INC-42``, ``inc42``, ``#42`` or ``42`` -> 42."""
-    match = _REF.match(text or "")
+    match = _REF.match(unicodedata.normalize("NFKC", text or ""))
     return int(match.group(1)) if match else None
 
 

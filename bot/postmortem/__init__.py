@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 
 from bot.markup import NameResolver
-from bot.postmortem.context import build_context
+from bot.postmortem.context import build_context, look_up_names
 from bot.postmortem.facts import PostmortemContext
 from bot.postmortem.render import Rendered, render_context, render_postmortem
 from bot.postmortem.store import (
@@ -65,6 +65,7 @@ __all__ = [
     "generate_on_close",
     "generate_postmortem",
     "list_postmortems",
+    "look_up_names",
     "postmortem_file_name",
     "render_context",
     "render_postmortem",

@@ -116,6 +116,50 @@ class _People:
         return shown
 
 
+class NamesLookedUp:
+    """The names a postmortem shows, looked up before its transaction starts: a lookup asks
+    Slack, which may take seconds, and the transaction holds the incident (on SQLite, every
+    writer). Answers only what was looked up; anything else shows as its id."""
+
+    def __init__(self, resolver: NameResolver) -> None:
+        self._resolver = resolver
+        self.users: dict[str, str | None] = {}
+        self.channels: dict[str, str | None] = {}
+        self._asking = True
+
+    def user(self, user_id: str) -> str | None:
+        return self._answer(self.users, self._resolver.user, user_id)
+
+    def channel(self, channel_id: str) -> str | None:
+        return self._answer(self.channels, self._resolver.channel, channel_id)
+
+    def _answer(
+        self, known: dict[str, str | None], lookup: Callable[[str], str | None], ident: str
+    ) -> str | None:
+        if ident not in known and self._asking:
+            known[ident] = None  # a failed lookup is not asked again
+            known[ident] = lookup(ident)
+        return known.get(ident)
+
+    def stop_asking(self) -> None:
+        """From now on only what was looked up is answered."""
+        self._asking = False
+
+
+def look_up_names(
+    session: Session, policy: Policy, incident_id: int, resolver: NameResolver | None
+) -> NameResolver | None:
+    """Every name the incident's postmortem would show, looked up now (outside any write
+    transaction): pass the answer to ``generate_postmortem`` as ``names``."""
+    if resolver is None:
+        return None
+    names = NamesLookedUp(resolver)
+    incident = incidents.get_incident(session, incident_id)
+    build_context(session, policy, incident, version=0, actor="firebreak", names=names)
+    names.stop_asking()
+    return names
+
+
 def _utc(value: datetime | None, pattern: str = "%Y-%m-%d %H:%M UTC") -> str:
     return "unknown" if value is None else as_utc(value).strftime(pattern)
 

@@ -252,10 +252,13 @@ class AlertButtons:
 
         def work() -> str:
             group_id = id_from_value(group)
-            with self.db.transaction() as session:
+            with self.db.read() as session:
                 incident = core.find_incident(session, ref)
-                if not access.can_see(self.policy, user, incident, self.directory):
-                    raise FirebreakError(f"There is no incident {ref}.")
+            # Seeing a private incident may ask Slack who is in its channel: not while holding
+            # a transaction.
+            if not access.can_see(self.policy, user, incident, self.directory):
+                raise FirebreakError(f"There is no incident {ref}.")
+            with self.db.transaction() as session:
                 triage.triage_attach(session, self.policy, group_id, ref, actor=user)
             return f"Attached these alerts to {ref}."
 

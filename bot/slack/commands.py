@@ -86,7 +86,7 @@ _HELP = {"?": "help", "-h": "help", "--help": "help", "-help": "help", "/help": 
 """How people ask a command line for help; "status?" and "help?" are the commands too."""
 _SEV_JOINED = re.compile(r"^(?:sev|severity)-?(\d)$")
 
-_REF_TOKEN = re.compile(r"^(?:inc-?\d{1,18}|#\d{1,18})$", re.IGNORECASE)
+_REF_TOKEN = re.compile(r"^(?:inc-?\d{1,100}|#\d{1,100})$", re.IGNORECASE)
 _CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 """A channel picked from Slack's # list, as Slack sends it: ``<#C123|inc-42-checkout>`` (the
 name may be empty: ``<#C123|>``) or ``<#C123>``."""
@@ -141,8 +141,9 @@ def parse_due(token: str, today: date) -> date | None:
 def named_incident(token: str) -> tuple[int | None, str | None] | None:
     """The incident ``token`` names, as (number, channel id): ``INC-42`` or ``#42`` by its
     number, ``<#C123|inc-42-checkout>`` by its channel; None for any other word."""
-    if _REF_TOKEN.match(token):
-        return parse_incident_ref(token.lstrip("#")), None
+    # NFKC: ``ＩＮＣ-１`` as a Japanese or Chinese input method types it is INC-1.
+    if _REF_TOKEN.match(unicodedata.normalize("NFKC", token)):
+        return parse_incident_ref(token), None
     match = _CHANNEL_REF.match(token)
     return (None, match.group(1)) if match else None
 

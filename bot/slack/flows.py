@@ -255,9 +255,11 @@ class IncidentFlows:
     def generate_postmortem(self, incident_id: int, *, actor: str, key: str) -> Postmortem:
         """A draft on demand (``/incident postmortem``), uploaded to the incident channel by an
         effect of the same transaction."""
+        with self.fb.db.read() as session:
+            names = postmortem.look_up_names(session, self.policy, incident_id, self.names)
         with self.fb.db.transaction() as session:
             draft = postmortem.generate_postmortem(
-                session, self.policy, incident_id, actor=actor, key=key, names=self.names
+                session, self.policy, incident_id, actor=actor, key=key, names=names
             )
             if not draft.slack_file_id:
                 queue_upload(session, draft)

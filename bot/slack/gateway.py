@@ -292,6 +292,10 @@ class SlackGateway:
         priority.pause_point()
         if method in _NOT_REPEATABLE:
             leases.check_held(method)
+        if priority.holding_transaction():
+            # Slack can take seconds; on SQLite every request's durable write would wait too.
+            observability.SLACK_CALLS_IN_TRANSACTION.labels(method=method).inc()
+            log.error("slack call made inside a database transaction", extra={"method": method})
         started = time.perf_counter()
         failure: SlackCallError | None = None
         response: Any = None

@@ -36,6 +36,8 @@ class PostmortemEffects:
         if not policy.postmortem.on_close:
             return Done({"skipped": "postmortem.on_close is off"})
         event_id = int(item.data.get("event") or 0)
+        with self.fb.db.read() as session:
+            names = postmortem.look_up_names(session, policy, item.incident_id, self.names)
         with self.fb.db.transaction() as session:
             incident = core.get_incident(session, item.incident_id)
             event = session.get(TimelineEvent, event_id)
@@ -47,7 +49,7 @@ class PostmortemEffects:
                 item.incident_id,
                 actor=event.actor_id or "firebreak",
                 key=postmortem.close_generation_key(incident, event),
-                names=self.names,
+                names=names,
             )
             queue_upload(session, draft)
         return Done({"postmortem": draft.id, "version": draft.version})

@@ -90,7 +90,7 @@ class ReminderButtons:
         if decoded is None:
             return
         if decoded.verb == "update":
-            with self.fb.db.transaction() as session:
+            with self.fb.db.read() as session:
                 incident = core.get_incident(session, decoded.target_id)
             if not ctx.trigger_id:
                 raise InvalidInput("Use `/incident update &lt;text&gt;` to post the update.")

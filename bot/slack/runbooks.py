@@ -173,6 +173,11 @@ class RunbookSlack:
         if decoded is None:
             return
         per_page = self.policy.runbooks.steps_per_page
+        assignee = action.get("selected_user")
+        if decoded.verb == "assign":
+            if not assignee:
+                return
+            self.listeners.known_user(str(assignee))  # asks Slack: before the transaction
         with self.fb.db.transaction() as session:
             if decoded.verb == "page":
                 run = progress.set_page(
@@ -180,11 +185,6 @@ class RunbookSlack:
                 )
                 changed = True
             else:
-                assignee = action.get("selected_user")
-                if decoded.verb == "assign":
-                    if not assignee:
-                        return
-                    self.listeners.known_user(str(assignee))
                 change = progress.update_step(
                     session,
                     self.policy,

@@ -27,6 +27,24 @@ def declare(
     return incident
 
 
+def declare_private(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> Incident:
+    slack.slash_command("", user="ana.garcia", channel="general")
+    bot.settle()
+    [view] = fake.open_views("ana.garcia")
+    slack.submit_view(
+        view.id,
+        {"title": "Payroll DB credentials leaked", "severity": "SEV1", "private": ["private"]},
+        user="ana.garcia",
+    )
+    bot.settle()
+    with db.transaction() as session:
+        incident = session.exec(select(Incident)).one()
+    assert incident.private and incident.slack_channel_id
+    return incident
+
+
 def kinds(db: Database, incident: Incident) -> list[str]:
     with db.transaction() as session:
         return [e.kind for e in core.timeline(session, incident.id or 0)]

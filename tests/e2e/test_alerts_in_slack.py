@@ -18,7 +18,7 @@ from bot.db import Database
 from bot.models import Incident
 from bot.sandbox import FakeSlack, SlackSimulator
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.helpers import answer
+from tests.e2e.helpers import answer, declare_private
 
 
 def group_message(alerts: int, status: str = "firing") -> AlertMessage:
@@ -62,9 +62,8 @@ def test_a_storm_is_one_incident_whose_summary_counts_the_alerts(
         assert len(session.exec(select(Incident)).all()) == 1
 
 
-def test_a_triage_decision_edits_the_request_into_its_outcome_without_buttons(
-    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
-) -> None:
+def triage_request(fake: FakeSlack, bot: RunningBot, db: Database) -> tuple[str, Any]:
+    """Two alerts under the triage policy: the triage channel and the question posted there."""
     channel = fake.channel_id("incidents")
     triage = bot.firebreak.policy.model_copy(
         update={"alerts": AlertsPolicy(declare="triage", triage_channel=channel)}
@@ -73,6 +72,13 @@ def test_a_triage_decision_edits_the_request_into_its_outcome_without_buttons(
         ingest(session, triage, group_message(2))
     bot.settle()
     [request] = [m for m in fake.messages(channel) if "needs triage" in m.text]
+    return channel, request
+
+
+def test_a_triage_decision_edits_the_request_into_its_outcome_without_buttons(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    channel, request = triage_request(fake, bot, db)
     slack.click(channel, request.ts, "alerts:declare", user="ana.garcia")
     bot.settle()
     edited = fake.message(channel, request.ts)
@@ -174,3 +180,38 @@ def test_mark_mitigated_on_an_old_copy_says_nothing_changed(
     assert [e.actor_id for e in events if e.kind == "status_changed"] == [
         fake.user_id("ben.okafor")
     ]
+
+
+def test_alerts_attach_to_a_private_incident_only_for_its_members(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """A triage message never names a private incident, but a copy of it made before the
+    incident was there could be clicked on: only the incident's members may attach to it, and
+    finding out who they are (Slack's member list) holds no transaction while Slack answers."""
+    incident = declare_private(fake, bot, slack, db)
+    channel, request = triage_request(fake, bot, db)
+    shown = fake.message_json(channel, request.ts)
+    [buttons] = [b for b in shown["blocks"] if b["type"] == "actions"]
+    declare_button = buttons["elements"][0]
+    attach = {
+        **declare_button,
+        "action_id": f"alerts:attach:{incident.ref}",
+        "value": f"{declare_button['value']}|{incident.ref}",
+        "text": {"type": "plain_text", "text": f"Attach to {incident.ref}"},
+    }
+    attach.pop("style", None)
+    buttons["elements"].insert(1, attach)
+
+    refused = slack.click(
+        channel, request.ts, attach["action_id"], user="farid.haddad", as_shown=shown
+    )
+    bot.settle()
+    assert f"There is no incident {incident.ref}." in answer(fake, refused)
+    attached = slack.click(
+        channel, request.ts, attach["action_id"], user="ana.garcia", as_shown=shown
+    )
+    bot.settle()
+    assert f"Attached these alerts to {incident.ref}." in answer(fake, attached)
+    with db.read() as session:
+        said = [e.text for e in core.timeline(session, incident.id or 0)]
+    assert sum(t.startswith("Alerts attached from triage") for t in said) == 1

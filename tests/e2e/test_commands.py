@@ -12,7 +12,7 @@ from bot.sandbox import FakeSlack, SlackSimulator
 from bot.sandbox.simulator import Signing
 from bot.slack import blocks as B
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.helpers import ask, declare, kinds
+from tests.e2e.helpers import answer, ask, declare, kinds
 
 
 def test_help_list_status_and_timeline(
@@ -25,6 +25,27 @@ def test_help_list_status_and_timeline(
     assert "INC-1: Checkout returns 500s" in ask(fake, bot, slack, "status", channel)
     assert "INC-1: Checkout returns 500s" in ask(fake, bot, slack, "INC-1", "general")
     assert "Timeline of INC-1" in ask(fake, bot, slack, "timeline INC-1", "general")
+
+
+@pytest.mark.parametrize("command", ["/inc", "/incident-staging"])
+def test_the_command_works_under_the_name_the_workspace_gave_it(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database, command: str
+) -> None:
+    """Slack sends only commands the app defines: an app set up as `/inc`, or a second
+    installation as `/incident-staging`, declares and answers as `/incident` does."""
+    reply = slack.slash_command(
+        "Checkout returns 500s", user="ana.garcia", channel="general", command=command
+    )
+    assert reply.status == 200 and not reply.problems
+    bot.settle()
+    with db.read() as session:
+        [incident] = session.exec(select(Incident)).all()
+    assert incident.title == "Checkout returns 500s" and incident.slack_channel_id
+    status = slack.slash_command(
+        "status", user="ana.garcia", channel=incident.slack_channel_id, command=command
+    )
+    bot.settle()
+    assert "INC-1: Checkout returns 500s" in answer(fake, status)
 
 
 def test_asking_for_help_or_a_severity_in_shorthand_declares_nothing(

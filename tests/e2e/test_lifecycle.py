@@ -23,7 +23,7 @@ from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.helpers import answer, ask, declare, kinds
+from tests.e2e.helpers import answer, ask, declare, declare_private, kinds
 
 
 def summary_text(fake: FakeSlack, incident: Incident) -> str:
@@ -517,3 +517,28 @@ def test_a_capture_form_whose_hidden_message_is_not_firebreaks_is_refused_cleanl
     told = [e.text for e in fake.ephemerals(user="ana.garcia")]
     assert any("That button is out of date" in t for t in told), told
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_the_shortcut_opens_its_form_before_asking_slack_who_sees_private_incidents(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Who may see a private incident is its channel's member list, a Slack call per incident,
+    and a shortcut's trigger expires 3 s after the click: the form opens first (with the public
+    incidents), then lists the private incidents this person is in, and only those."""
+    private = declare_private(fake, bot, slack, db)
+    public = declare(fake, bot, slack, db, title="EU card payments declined")
+    said, _ = slack.say("incidents", "ana.garcia", "Customer reports from EU: card declined")
+    for person in ("ana.garcia", "farid.haddad"):
+        before = len(fake.calls)
+        slack.message_shortcut("add_to_timeline", "incidents", said, user=person)
+        bot.settle()
+        methods = [c.method for c in fake.calls[before:]]
+        # The form opened before Slack was asked anything (the channel's members, then
+        # whether the person is an admin), then it was updated.
+        assert methods[0] == "views.open" and methods[-1] == "views.update", methods
+        assert "conversations.members" in methods or person != "ana.garcia"
+        [view] = fake.open_views(person)
+        shown = json.dumps(view.payload["blocks"], ensure_ascii=False)
+        assert public.title in shown and "Checking" not in shown
+        assert (private.title in shown) == (person == "ana.garcia"), person
+        slack.close_view(view.id, user=person)

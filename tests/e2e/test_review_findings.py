@@ -13,25 +13,7 @@ from bot.models import EventKind, Incident, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack import blocks
 from tests.e2e.conftest import RunningBot, texts
-from tests.e2e.helpers import answer, ask, declare, kinds
-
-
-def declare_private(
-    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
-) -> Incident:
-    slack.slash_command("", user="ana.garcia", channel="general")
-    bot.settle()
-    [view] = fake.open_views("ana.garcia")
-    slack.submit_view(
-        view.id,
-        {"title": "Payroll DB credentials leaked", "severity": "SEV1", "private": ["private"]},
-        user="ana.garcia",
-    )
-    bot.settle()
-    with db.transaction() as session:
-        incident = session.exec(select(Incident)).one()
-    assert incident.private and incident.slack_channel_id
-    return incident
+from tests.e2e.helpers import answer, ask, declare, declare_private, kinds
 
 
 def test_a_private_incident_is_closed_to_people_outside_its_channel(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -406,3 +407,41 @@ def test_a_run_whose_file_was_removed_is_still_found_by_its_name(
     for typed in ("disk-full", "“Disk full”"):
         said = ask(fake, bot, slack, f"{incident.ref} runbook {typed}", "general")
         assert said.startswith("*Disk full* is already running in INC-1"), said
+
+
+def test_while_slack_is_slow_to_name_an_assignee_other_requests_are_acknowledged(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Giving a step to someone Firebreak has not looked up yet asks Slack who they are. While
+    Slack takes its time, everyone else's commands are still acknowledged: the look-up holds
+    no transaction (on SQLite one would make every request wait for Slack's answer)."""
+    incident = declare(fake, bot, slack, db, title="Disk full on db-3, writes failing")
+    channel = incident.slack_channel_id or ""
+    slack.slash_command(f"{incident.ref} runbook disk-full", user="ana.garcia", channel=channel)
+    bot.settle()
+    run = run_of(db)
+    zoe = fake.add_user("zoe.new")
+    fake.fail("users.info", mode="hang", hang_seconds=60, times=1)
+    with ThreadPoolExecutor(1) as pool:
+        click = pool.submit(
+            slack.click,
+            channel,
+            run.slack_message_ts or "",
+            f"runbook:assign:{run.id}:0",
+            user="ana.garcia",
+            value=zoe,
+        )
+        assert click.result(timeout=30).status == 200
+        deadline = time.monotonic() + 30
+        while not any(c.args.get("user") == zoe for c in fake.calls_to("users.info")):
+            assert time.monotonic() < deadline, "the assignee was never looked up"
+            time.sleep(0.05)
+        # Slack holds the look-up for a minute (released just below); Slack's own deadline
+        # for an acknowledgement is 3 s, which the simulator checks (``problems``).
+        note = slack.slash_command("note disk at 97% on db-3", user="ana.garcia", channel=channel)
+        assert note.status == 200 and not note.problems
+        fake.clear_failures()
+    bot.settle()
+    with db.read() as session:
+        notes = [e.text for e in core.timeline(session, incident.id or 0)]
+    assert sum("disk at 97% on db-3" in text for text in notes) == 1

@@ -134,3 +134,21 @@ def test_a_channel_before_an_unknown_word_declares_nothing() -> None:
     parsed = parse(f"<#{CHANNEL}|inc-1-checkout> checkout down again")
     assert (parsed.name, parsed.incident_channel) == ("declare_title", CHANNEL)
     assert parse(f"stauts <#{CHANNEL}|inc-1-checkout>").name == "did_you_mean"
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "ref"),
+    [
+        ("ＩＮＣ-１ status", "status", 1),  # full width, as an East Asian input method types it
+        ("ｉｎｃ－７ resolve", "resolve", 7),
+        ("＃7 status", "status", 7),
+        ("INC-99999999999999999999 status", "status", 99999999999999999999),
+    ],
+)
+def test_an_incident_number_however_typed_names_an_incident_and_declares_nothing(
+    text: str, name: str, ref: int
+) -> None:
+    """A number too large to be any incident's is answered "there is no incident", not taken
+    for the title of a new one."""
+    parsed = parse(text)
+    assert (parsed.name, parsed.incident_ref, parsed.error) == (name, ref, None)

@@ -16,6 +16,7 @@ from bot.slack.blocks.elements import (
     ROLE_VIEW,
     UPDATE_VIEW,
     Block,
+    context,
     option,
     plain,
     section,
@@ -247,18 +248,23 @@ def capture_modal(
     channel: str,
     ts: str,
     message: dict[str, Any] | None = None,
+    checking: bool = False,
 ) -> dict[str, Any]:
     """Pick the incident a message from another channel goes to. The message travels in the
     form (Firebreak may not be able to read that channel); a text too long for the form's
-    3,000-character metadata is shortened and marked so."""
+    3,000-character metadata is shortened and marked so. ``checking``: private incidents are
+    still being checked (the form opens first, within Slack's 3 s, and is updated after)."""
     options = [option(f"{i.ref}: {i.title}", str(i.id)) for i in incidents][: limits.SELECT_OPTIONS]
+    still = [context(":hourglass_flowing_sand: Checking which private incidents you can see…")]
     if not options:
         return {
             "type": "modal",
             "callback_id": CAPTURE_VIEW,
             "title": plain("Add to timeline", limits.MODAL_TITLE),
             "close": plain("Close", limits.MODAL_BUTTON),
-            "blocks": [section("There is no open incident to add this message to.")],
+            "blocks": still
+            if checking
+            else [section("There is no open incident to add this message to.")],
         }
     return _modal(
         CAPTURE_VIEW,
@@ -270,6 +276,7 @@ def capture_modal(
                 "Incident",
                 {"type": "static_select", "action_id": "value", "options": options},
             ),
+            *(still if checking else []),
         ],
         _capture_metadata(channel, ts, message),
     )

@@ -350,10 +350,11 @@ class ListenerBase:
             f"{incident.ref} is already {name}.",
         )
 
-    def _open(self, ctx: Ctx, view: dict[str, Any]) -> None:
+    def _open(self, ctx: Ctx, view: dict[str, Any]) -> str | None:
+        """Open ``view``; its id (``None``: a repeated delivery found it open already)."""
         if not ctx.trigger_id:
             raise InvalidInput("Slack sent no trigger to open the form; use the command.")
-        self.gateway.open_view(ctx.trigger_id, view)
+        return self.gateway.open_view(ctx.trigger_id, view)
 
     # -- modals ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -401,3 +402,6 @@ declaring are handled before an incident is looked up)."""
 
 def register(app: App, listeners: CommandListeners) -> None:
     app.command(COMMAND)(listeners.command)
+    # Slack sends only the commands the app itself defines: a workspace that named it
+    # otherwise (`/inc`, `/incident-staging` for a second installation) gets the same command.
+    app.command(re.compile(r"^/."))(listeners.command)

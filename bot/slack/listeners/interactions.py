@@ -349,13 +349,26 @@ class InteractionListeners(CommandListeners):
                 open_incidents = core.list_incidents(
                     session, self.policy, phases=("active", "resolved")
                 )
-            view = blocks.capture_modal(
-                [i for i in open_incidents if self.flows.can_see(ctx.user, i)],
-                channel=channel,
-                ts=ts,
-                message=message,
-            )
-            self._open(ctx, view)
+            # Who may see a private incident takes Slack calls (its channel's members), one
+            # per incident, and the trigger expires 3 s after the click: the form opens with
+            # the public incidents, then shows the private ones this person can see.
+            public = [i for i in open_incidents if not i.private]
+            checking = len(public) < len(open_incidents)
+
+            def form(shown: list[Incident], *, checking: bool) -> dict[str, Any]:
+                return blocks.capture_modal(
+                    shown, channel=channel, ts=ts, message=message, checking=checking
+                )
+
+            view_id = self._open(ctx, form(public, checking=checking))
+            if checking and view_id is not None:
+                visible = [i for i in open_incidents if self.flows.can_see(ctx.user, i)]
+                try:
+                    self.gateway.update_view(view_id, form(visible, checking=False))
+                except SlackCallError as exc:
+                    if exc.error != "not_found":
+                        raise
+                    log.info("capture form closed before it was filled in")
 
         self.soon(ctx, ask_which_incident)
 
