@@ -44,7 +44,7 @@ from bot.config import Policy
 from bot.runbooks.front_matter import _split_front_matter
 from bot.runbooks.headings import alert_heading
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
-from bot.runbooks.words import compact, fold, query_words, words
+from bot.runbooks.words import NAME_QUOTES, compact, fold, query_words, words
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,6 @@ def runbook_id(path: Path, root: Path) -> str:
     return relative[:-3] if relative.casefold().endswith(".md") else relative
 
 
-_NAME_QUOTES = "\"'`“”‘’«»„‚"
-"""Quotes people put around a runbook's name (straight, curly, guillemets)."""
-
-
 _PAGE_SUFFIX = re.compile(r"\.(?:md|html?)$", re.IGNORECASE)
 """The ending of a runbook's file (``.md``) or of the page a site publishes from it."""
 _INDEX_PAGES = frozenset({"index", "_index", "readme"})
@@ -119,7 +115,7 @@ _INDEX_PAGES = frozenset({"index", "_index", "readme"})
 def typed_name(name: str) -> str:
     """A runbook's name as typed, without the quotes around it or a ``.md`` (or published
     ``.html``) ending."""
-    return _PAGE_SUFFIX.sub("", name.strip().strip(_NAME_QUOTES).strip())
+    return _PAGE_SUFFIX.sub("", name.strip().strip(NAME_QUOTES).strip())
 
 
 def iter_files(root: Path) -> Iterator[Path]:

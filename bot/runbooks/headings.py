@@ -10,6 +10,7 @@ from markdown_it.token import Token
 
 from bot.runbooks.document import HTML_BREAK, _Block, _plain
 from bot.runbooks.model import STEP_TITLE_MAX
+from bot.runbooks.words import NAME_QUOTES
 
 _ACTION = re.compile(
     r"\b(?:diagnos\w*|mitigat\w*|remed\w*|resol(?:ve|ves|ving|ution|utions)|steps?|"
@@ -159,7 +160,7 @@ def alert_heading(title: str) -> str | None:
     Meaning and Mitigation); ``None`` for any other heading."""
     match = _ALERT_PREFIX.match(title)
     name = match.group(1) if match else title.strip()
-    name = name.strip("`*_ ")
+    name = name.strip("*_ " + NAME_QUOTES)  # **PaymentsHighErrorRate**, "KubeAPIDown"
     if match and name:
         return name
     return name if _ALERT_NAME.match(name) and heading_kind(name) is None else None

@@ -163,6 +163,11 @@ def _meaningful(lower: str) -> bool:
     return len(lower) > 1 and lower not in STOPWORDS and not _FILLER_TOKEN.match(lower)
 
 
+NAME_QUOTES = "\"'`“”‘’«»„‚"
+"""Quotes people put around a name (straight, curly, guillemets, backticks): a runbook's as
+typed (``"Disk full"``), an alert's in a heading (``Alert Name: "KubeAPIDown"``)."""
+
+
 def fold(value: str) -> str:
     return " ".join(value.split()).casefold()
 
