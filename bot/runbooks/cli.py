@@ -16,6 +16,7 @@ from typing import Any
 from bot.config import Policy, load_configuration
 from bot.errors import InvalidInput, NotFound
 from bot.runbooks.catalog import RunbookCatalog, runbook_id
+from bot.runbooks.files import names_a_file, real_path
 from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
 from bot.slack.runbook_messages import blocks_to_text, render_runbook_pages
@@ -50,10 +51,10 @@ def _load_for_show(path: Path, policy: Policy) -> Runbook:
             f"{path}: a directory; show takes one runbook file (`firebreak runbooks list` lists "
             "them all)"
         )
-    if not path.is_file():
+    if not names_a_file(path):
         raise NotFound(f"{path}: no such file")
     rid = path.stem
-    resolved = path.resolve()
+    resolved = real_path(path)
     for directory in _runbook_dirs(policy):
         try:
             rid = runbook_id(resolved, directory.resolve())

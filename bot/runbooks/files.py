@@ -16,6 +16,21 @@ class RunbookFileError(Exception):
         self.line = line
 
 
+def names_a_file(path: Path) -> bool:
+    """A path to a file, or to a link that cannot be followed (``loop.md -> loop.md``, a link
+    to a removed file): reading it says what is wrong, where "no such file" would not."""
+    return path.is_file() or path.is_symlink()
+
+
+def real_path(path: Path) -> Path:
+    """``path`` with its links followed; a link that goes round in a loop is left as it is, in
+    its directory's real path (Python 3.11 raises RuntimeError for a loop, 3.13 OSError)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path if path.parent == path else real_path(path.parent) / path.name
+
+
 def read_runbook_text(path: Path) -> str:
     """Read a runbook file as text, refusing what the bot cannot show: over 1 MB, binary, not
     UTF-8, unreadable."""

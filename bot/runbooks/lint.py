@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from bot.config import Policy
 from bot.runbooks.catalog import is_runbook_file, iter_files, runbook_id
 from bot.runbooks.document import markdown_has_text
+from bot.runbooks.files import names_a_file, real_path
 from bot.runbooks.parser import (
     IMPERATIVE_VERBS,
     KNOWN_KEYS,
@@ -94,7 +95,7 @@ class _Checked:
 
 def _display(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(real_path(path).relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -136,7 +137,7 @@ def lint_paths(
                         "starting with _ (a Hugo _index.md only when it has text)",
                     )
                 )
-        elif path.is_file():
+        elif names_a_file(path):
             _lint_file(path, path.stem, policy, report, checked, checks)
         else:
             report.messages.append(LintMessage(str(path), 0, "error", "no such file or directory"))

@@ -361,3 +361,22 @@ def test_a_directory_with_no_runbook_is_an_error_not_a_silent_pass(tmp_path: Pat
     [message] = report.messages
     assert (message.level, message.line) == ("error", 0)
     assert message.message.startswith("no runbooks here: the bot reads files ending in .md")
+
+
+@pytest.mark.parametrize("links", [{"loop.md": "loop.md"}, {"a.md": "b.md", "b.md": "a.md"}])
+def test_a_link_in_a_loop_is_a_file_that_cannot_be_read_not_a_crash(
+    run: Run, tmp_path: Path, links: dict[str, str]
+) -> None:
+    (tmp_path / "books").mkdir()
+    for name, target in links.items():
+        (tmp_path / "books" / name).symlink_to(target)
+    unreadable = "cannot read the file: Too many levels of symbolic links"
+
+    code, out, err = run("runbooks", "lint", "books")
+    assert (code, err) == (1, "")
+    assert out.splitlines()[:-1] == [f"books/{name}:1: error: {unreadable}" for name in links]
+
+    first = f"books/{next(iter(links))}"
+    code, out, _ = run("runbooks", "lint", first)
+    assert (code, out.splitlines()[0]) == (1, f"{first}:1: error: {unreadable}")
+    assert run("runbooks", "show", first) == (1, "", f"firebreak: {first}:1: {unreadable}\n")
