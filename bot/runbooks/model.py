@@ -41,7 +41,8 @@ class Step:
     """The heading the step stands under (*Diagnosis* for the items of a numbered list under
     it, *Cancelling the query* for the commands under it): shown above the section's first
     step unless that step is titled with it, so a responder knows which part of the runbook
-    they are in. Empty when one section holds every step."""
+    they are in; under a chapter, the chapter's name first (``Removing an unhealthy replica ›
+    Stop patroni service on the node``). Empty when one section holds every step."""
 
     def as_dict(self) -> dict[str, Any]:
         found = {"title": self.title, "markdown": self.markdown, "line": self.line}

@@ -310,7 +310,7 @@ class _Parser(_Body):
                 heading = _clean_title(node.title)
                 steps, _ = self.body_steps(node.body, heading, node.line, root=False)
                 items.extend(("step", s) for s in _under(steps, heading))
-            items.extend(child_items)
+            items.extend(_in_chapter(child_items, node.title))
             return
         if node.body and (self._procedural(node.body) or self._imperative(node.body)):
             heading = _clean_title(node.title)
@@ -334,24 +334,17 @@ class _Parser(_Body):
                 items.append(
                     ("context", (node.title, _Section(node.title, 0, node.line, node.body)))
                 )
-            items.extend(child_items)
+            items.extend(_in_chapter(child_items, node.title))
             return
         elif node.body:
             items.append(("unknown", node))
         elif kind is None and node.children:
             # "## Primary region" over "### Check replication" and "### Promote": the region
-            # tells the steps apart from the same ones under "## Secondary region" (a step
-            # already in a section of several keeps that one).
+            # tells the steps apart from the same ones under "## Secondary region".
             group: list[tuple[str, Any]] = []
             for child in node.children:
                 self._walk(child, group, inherited=None)
-            region = _clean_title(node.title)
-            items.extend(
-                (k, dataclasses.replace(v, section=region))
-                if k == "step" and v.section in ("", v.title)
-                else (k, v)
-                for k, v in group
-            )
+            items.extend(_in_chapter(group, node.title))
             return
         for child in node.children:
             self._walk(child, items, inherited=None)
@@ -467,6 +460,30 @@ def _under(steps: list[Step], heading: str) -> list[Step]:
     return [
         s if not heading or s.section else dataclasses.replace(s, section=heading) for s in steps
     ]
+
+
+CHAPTER_SEPARATOR = " › "
+"""Between a chapter's name and its sub-section's in a step's section: ``Removing an unhealthy
+replica › Stop patroni service on the node``."""
+
+
+def _in_chapter(items: list[tuple[str, Any]], heading: str) -> list[tuple[str, Any]]:
+    """The steps of a chapter's sub-sections, each knowing the chapter too, so a responder
+    tells "Removing a replica › Step 1" from "Replacing the replica › Step 1", and the same
+    steps under "Primary region" from those under "Secondary region". A step that is its
+    sub-section (titled with it) is shown under the chapter alone."""
+    chapter = _clean_title(heading)
+    found: list[tuple[str, Any]] = []
+    for kind, value in items:
+        if kind == "step" and chapter:
+            section = value.section
+            if section in ("", value.title, chapter):
+                section = chapter
+            elif not section.startswith(chapter + CHAPTER_SEPARATOR):
+                section = chapter + CHAPTER_SEPARATOR + section
+            value = dataclasses.replace(value, section=section)
+        found.append((kind, value))
+    return found
 
 
 def parse_runbook(text: str, *, runbook_id: str = "", path: Path | None = None) -> Runbook:

@@ -1,5 +1,6 @@
 """Runbooks as teams really write them, from the sixth probe: an alert's name quoted in its
-heading still finds the runbook."""
+heading still finds the runbook, and a step shows the chapter it is in, so the first step of
+removing a replica is not taken for the first step of replacing it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.runbooks.catalog import RunbookCatalog
+from bot.runbooks.parser import parse_runbook
+from bot.slack.runbook_messages import render_runbook_pages
 
 # kubernetes-monitoring/kubernetes-mixin runbook.md: most alert names are quoted, some are not.
 KUBERNETES_MIXIN = """\
@@ -36,3 +39,62 @@ def test_an_alert_named_in_quotes_in_its_heading_finds_the_runbook(
         [found] = catalog.match(alerts=[alert])
         assert found.runbook.id == "runbook"
         assert f"alert {alert}" in found.reasons
+
+
+# GitLab's docs/patroni/unhealthy_patroni_node_handling.md (runbooks repository), shortened:
+# two chapters each open with "Step 1", which the bot drops from the steps' names.
+GITLAB_CHAPTERS = """\
+# Patroni
+
+## Diagnose
+
+### Node availability
+
+Execute `gitlab-patronictl list` and check the node is listed.
+
+## Removing an unhealthy replica
+
+**IMPORTANT:** make sure the workload is drained.
+
+### Step 1 - Stop patroni service on the node
+
+1. Stop the service
+
+   ```
+   sudo systemctl stop patroni
+   ```
+
+1. Check that patroni service is stopped
+
+## Replacing the removed replica
+
+### Step 1 - Take a disk snapshot
+
+1. Log into the backup node and snapshot:
+
+   ```
+   /usr/local/bin/gcs-snapshot.sh
+   ```
+"""
+
+
+def test_a_step_shows_the_chapter_it_is_in() -> None:
+    runbook = parse_runbook(GITLAB_CHAPTERS, runbook_id="patroni")
+    removing = "Removing an unhealthy replica › Stop patroni service on the node"
+    assert [(s.section, s.title) for s in runbook.steps] == [
+        ("Diagnose", "Node availability"),
+        (removing, "Stop the service"),
+        (removing, "Check that patroni service is stopped"),
+        (
+            "Replacing the removed replica › Take a disk snapshot",
+            "Log into the backup node and snapshot",
+        ),
+    ]
+    [page] = render_runbook_pages(runbook, steps_per_page=10)
+    shown = "\n".join(b["text"]["text"] for b in page.blocks if b["type"] == "section")
+    order = ["*Diagnose*", "*1. Node", f"*{removing}*", "*2. Stop", "*3.* Check", "*Replacing"]
+    assert [shown.index(part) for part in order] == sorted(shown.index(p) for p in order)
+    assert shown.count(f"*{removing}*") == 1
+    assert shown.index("*Replacing the removed replica › Take a disk snapshot*") < shown.index(
+        "gcs-snapshot.sh"
+    )

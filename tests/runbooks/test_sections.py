@@ -78,13 +78,15 @@ def test_the_section_of_numbered_steps_is_named_where_it_starts() -> None:
 
 def test_commands_split_from_a_sub_heading_keep_its_name() -> None:
     runbook = parse_runbook(COMMANDS, runbook_id="txn")
+    cancelling = "Mitigation › Cancelling the query"  # the chapter it is in, too
     assert [(s.title, s.section) for s in runbook.steps] == [
-        ("Find the backend first", "Cancelling the query"),
-        ("Cancelling the query: Then cancel it", "Cancelling the query"),  # a label alone
-        ("Resolving the client", "Resolving the client"),  # titled with it: not shown twice
+        ("Find the backend first", cancelling),
+        ("Cancelling the query: Then cancel it", cancelling),  # a label alone
+        ("Resolving the client", "Mitigation"),  # titled with it: not shown twice
     ]
     text = page_text(COMMANDS)
-    assert text.count("*Cancelling the query*") == 1 and "*3. Resolving the client*" in text
+    assert text.count(f"*{cancelling}*") == 1 and "*Mitigation*\n" in text
+    assert "*3. Resolving the client*" in text
 
 
 def test_one_section_for_every_step_is_not_repeated() -> None:
@@ -231,6 +233,6 @@ histogram_quantile(0.99, sum by (le, namespace) (rate(x[5m])))
     assert [(s.title, s.section) for s in runbook.steps] == [
         ("Check the time synchronisation service", "Diagnosis"),
         ("Restart it if it is not running.", "Diagnosis"),
-        ("Slow Read Requests: Cluster scoped", "Slow Read Requests"),
-        ("Slow Read Requests: Namespace scoped", "Slow Read Requests"),
+        ("Slow Read Requests: Cluster scoped", "Latency › Slow Read Requests"),
+        ("Slow Read Requests: Namespace scoped", "Latency › Slow Read Requests"),
     ]
