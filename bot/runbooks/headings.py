@@ -21,7 +21,8 @@ _ACTION = re.compile(
     r"notif\w*|repair\w*|contain\w*|eradicat\w*|handling|tasks?|prepar\w*)\b"
 )
 _CONTEXT = re.compile(
-    r"\b(?:meaning|impact\w*|summary|overview|background|descriptions?|links?|see also|"
+    r"\b(?:meaning|impact\w*|summary|overview|background|mental models?|concepts?|"
+    r"how it works|descriptions?|links?|see also|"
     r"references?|related|about|context|symptoms?|what is|what does|why|alerts?|details?|"
     r"dashboards?|owners?|ownership|contacts?|pre-?requisites?|requirements?|notes?|faq|"
     r"glossary|architecture|history|causes?|purpose|scope|introduction|intro|definitions?|"

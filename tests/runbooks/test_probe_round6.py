@@ -98,3 +98,45 @@ def test_a_step_shows_the_chapter_it_is_in() -> None:
     assert shown.index("*Replacing the removed replica › Take a disk snapshot*") < shown.index(
         "gcs-snapshot.sh"
     )
+
+
+# GitLab's docs/patroni/scale-down-patroni.md (runbooks repository), shortened: the mental
+# model sums up, as a numbered list, the steps the Execution chapter then gives.
+GITLAB_MENTAL_MODEL = """\
+# Scale Down Patroni
+
+## Mental Model
+
+Let's build a mental model of what all are at play before you scale down Patroni cluster.
+
+What this means is that we need to be aware of and think of:
+
+1. Choose a node that is not already the primary or specially configured.
+1. Stop chef-client so that any change we make to the replica node and Patroni doesn't get \
+overwritten
+1. Make a Terraform change and merge.
+
+# Execution
+
+## Step 1 - Stop chef-client
+
+- On the replica node run: `sudo chef-client-disable "Removing patroni node: Ref issue prod#xyz"`
+
+## Step 2 - Terraform change to decrease the count
+
+1. Choose a node that is not already the primary or specially configured.
+1. Remove the nodes entry for the relevant node in the relavent cluster in terraform.
+"""
+
+
+@pytest.mark.parametrize("heading", ["Mental Model", "Concepts", "How it works"])
+def test_a_mental_model_is_context_not_steps_done_twice(heading: str) -> None:
+    text = GITLAB_MENTAL_MODEL.replace("Mental Model", heading)
+    runbook = parse_runbook(text, runbook_id="scale-down")
+    assert [c.title for c in runbook.context] == [heading]
+    assert "Make a Terraform change and merge." in runbook.context[0].markdown
+    assert [s.title for s in runbook.steps] == [
+        "Stop chef-client",
+        "Choose a node that is not already the primary or specially configured.",
+        "Remove the nodes entry for the relevant node in the relavent cluster in terraform.",
+    ]
