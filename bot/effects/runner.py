@@ -9,7 +9,8 @@ outcome in a short transaction under the row lock:
   even if the claim was lost meanwhile: answers keyed so a repeat writes them once).
 * ``Retry`` / a ``TransientError`` (a rate limit, a 5xx, a timeout, a dropped connection, the
   database briefly gone): back to pending after a backoff that honours ``Retry-After`` within
-  sane bounds. After ``max_attempts`` or ``max_age`` the row fails: nothing retries forever,
+  sane bounds. After ``max_attempts``, or ``max_age`` after its first attempt (time nobody
+  tried, every replica down, does not count), the row fails: nothing retries forever,
   not even an effect whose attempts never record an outcome (one that kills its process). An
   attempt ended by a rate limit (``RATE_LIMITED``: Slack did not do that call) counts toward
   ``max_age`` only: a storm of ``Retry-After: 1`` must not use up fifteen attempts in as many
@@ -45,7 +46,7 @@ from bot.db import Database
 from bot.db_errors import OutageLog, database_unavailable
 from bot.effects import store
 from bot.effects.models import Effect
-from bot.effects.store import ENQUEUED, RATE_LIMITED_ATTEMPTS, Claimed
+from bot.effects.store import ENQUEUED, RATE_LIMITED_ATTEMPTS, TRYING_SINCE, Claimed
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,7 @@ class EffectRunner:
         """``execute``; and in the same transaction, start the claimed effect ``following``.
         Returns the state and whether ``following`` was started."""
         started = time.perf_counter()
+        began = utcnow()
         handler = self.handlers.get(item.kind)
         outcome: Outcome | None = None
         failure: str | None = None
@@ -375,9 +377,13 @@ class EffectRunner:
                 outcome = Retry("the database was unavailable", backoff(item.attempts))
         if isinstance(outcome, Retry):
             observability.EFFECT_RETRIES.labels(kind=item.kind, reason=reason[:40]).inc()
-            age = utcnow() - item.created_at
-            # The age is measured against a time another replica may have written: a clock
-            # running ahead must not end, at its first error, work that was just asked for.
+            # Measured from the first attempt, not from when the work was asked for: an effect
+            # queued before an outage gets its hour of trying when the replicas are back.
+            since = store.trying_since(item.result) or began
+            age = utcnow() - since
+            outcome = replace(outcome, result={**outcome.result, TRYING_SINCE: since.isoformat()})
+            # The first attempt may have been stamped by another replica: a clock running
+            # ahead must not end, at its first error, work that was just asked for.
             if counted >= self.max_attempts or (age >= self.max_age and item.attempts >= 3):
                 failure = (
                     f"gave up after {item.attempts} attempts over "

@@ -34,6 +34,12 @@ FAILED = "failed"
 RATE_LIMITED_ATTEMPTS = "rate_limited_attempts"
 """Kept in an effect's result: how many of its attempts since it was last armed a rate limit
 turned away (they did nothing, so they count toward its age only)."""
+TRYING_SINCE = "trying_since"
+"""Kept in an effect's result: when its first attempt since it was last armed began (ISO
+8601, UTC). Its retries stop an hour after that: the hour counts time spent trying, not time
+nobody tried (every replica down, the lane held behind earlier work)."""
+RETRY_BUDGET = (RATE_LIMITED_ATTEMPTS, TRYING_SINCE)
+"""What a retried effect keeps of its attempts, forgotten when it is done or armed again."""
 CANCELLED = "cancelled"
 LIVE = (PENDING, CLAIMED)
 
@@ -163,8 +169,19 @@ def _rearm(row: Effect, now: datetime) -> None:
     row.attempts = 1 if maybe_done else 0
     row.last_error = None
     row.done_at = None
-    if RATE_LIMITED_ATTEMPTS in (row.result or {}):
-        row.result = {k: v for k, v in row.result.items() if k != RATE_LIMITED_ATTEMPTS}
+    if any(key in (row.result or {}) for key in RETRY_BUDGET):
+        row.result = without_retry_budget(row.result)
+
+
+def without_retry_budget(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` without what its attempts so far counted: work asked for again is new."""
+    return {k: v for k, v in result.items() if k not in RETRY_BUDGET}
+
+
+def trying_since(result: dict[str, Any]) -> datetime | None:
+    """When the first attempt since the effect was last armed began, if one was retried."""
+    stamp = result.get(TRYING_SINCE)
+    return as_utc(datetime.fromisoformat(stamp)) if isinstance(stamp, str) else None
 
 
 @dataclass(frozen=True)
@@ -436,7 +453,7 @@ def finish(
         values.update(error=retry[0][:2000], due_at=retry[1])
     else:
         statement = _AGAIN if held.rerun else _DONE
-        values["result"].pop(RATE_LIMITED_ATTEMPTS, None)
+        values["result"] = without_retry_budget(values["result"])
     session.execute(statement, values)
     return True
 

@@ -160,6 +160,42 @@ def test_work_queued_for_now_still_runs_when_the_clock_steps_back(
     assert the_effect(fb.db, "post:jump-back").state == "done"
 
 
+def test_a_post_queued_before_an_outage_gets_its_hour_of_retries_when_the_replicas_are_back(
+    fake: FakeSlack, fb: Firebreak, first: SlackBot
+) -> None:
+    """Queued, then every replica down for two hours. Back up, Slack answers 503 three times
+    (1 s and 2 s apart) and then works: the post goes out. The hour of retries counts time
+    spent trying, not the two hours nobody tried (which ended it after three quick tries)."""
+    channel, before = one_post_queued(fake, fb, first, "post:after-outage")
+    fake.fail("chat.postMessage", mode="html", times=3)
+    with freeze_time(utcnow() + timedelta(hours=2)) as clock:
+        for _ in range(10):
+            first.runner.run_until_idle()
+            clock.tick(timedelta(seconds=1))
+    effect = the_effect(fb.db, "post:after-outage")
+    assert (effect.state, effect.last_error) == ("done", None)
+    assert len(fake.messages(channel)) == before + 1
+
+
+def test_retries_still_end_an_hour_after_the_first_attempt(
+    fake: FakeSlack, fb: Firebreak, first: SlackBot
+) -> None:
+    """Nothing retries forever: Slack failing for good is given up an hour after the first
+    try."""
+    one_post_queued(fake, fb, first, "post:never")
+    fake.fail("chat.postMessage", mode="html", times=None)
+    with freeze_time(utcnow() + timedelta(hours=2)) as clock:
+        first.runner.run_until_idle()
+        clock.tick(timedelta(minutes=59))
+        first.runner.run_until_idle()
+        assert the_effect(fb.db, "post:never").state == "pending"
+        clock.tick(timedelta(minutes=2))
+        first.runner.run_until_idle()
+    fake.clear_failures()
+    effect = the_effect(fb.db, "post:never")
+    assert effect.state == "failed" and "over 61 min" in (effect.last_error or "")
+
+
 def test_the_disk_filling_after_slack_did_the_work_loses_nothing_and_posts_once(
     fake: FakeSlack, fb: Firebreak, first: SlackBot, second: SlackBot
 ) -> None:
