@@ -353,6 +353,10 @@ def _on_status_changed(
         # The impact is back (Monitoring -> Investigating): the escalation a mitigation
         # settled resumes where it stopped, for an incident nobody has acknowledged.
         _arm_ack(session, policy, incident, now=now, restart_from=None)
+    elif policy.impact_mitigated(incident.status):
+        # Mitigated: it is being worked on, so nobody is paged to come and acknowledge it, not
+        # even by an escalation queued while Slack was down. The impact coming back resumes it.
+        _cancel_incident_kinds(session, incident.id, [ACK], now=now)
 
 
 def _arm_steps(
@@ -421,8 +425,8 @@ def _arm_ack(
         or incident.acknowledged_at is not None
         or _phase(policy, incident) != "active"
         or (not new and _commander(session, incident.id) is not None)
-    ):
-        cancel_reminders(session, [key], now=now)
+    ):  # and an escalation queued while Slack was down no longer pages anyone
+        _cancel_incident_kinds(session, incident.id, [ACK], now=now)
         return
     row = None if restart_from is not None else get_reminder(session, key)
     if row is None:

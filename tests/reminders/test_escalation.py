@@ -248,6 +248,47 @@ def test_an_escalation_queued_while_slack_is_down_is_withdrawn_by_the_acknowledg
     assert [e.data["tier"] for e in events_of(db, incident_id, EventKind.ESCALATED)] == [1]
 
 
+def escalation_queued_while_slack_is_down(
+    db: Database, policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> int:
+    """A SEV1 nobody acknowledged, its tier-1 escalation queued at +5 min, Slack failing."""
+    incident_id = declare(db, policy, severity="SEV1", channel="C0INC1")
+    notifier.failing = True
+    at(clock, timedelta(minutes=5))
+    make_worker(db, policy, notifier).tick()
+    assert notifier.containing(SIREN) == []
+    return incident_id
+
+
+def test_an_escalation_queued_while_slack_is_down_is_withdrawn_by_the_mitigation(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """Mitigated before Slack came back: it is being worked on, so nobody is paged to come
+    and acknowledge it (the on-call group and the lead were paged when Slack recovered)."""
+    incident_id = escalation_queued_while_slack_is_down(db, team_policy, notifier, clock)
+    with db.transaction() as session:
+        core.mitigate_incident(session, team_policy, incident_id, actor="U0DEV")
+    notifier.failing = False
+    at(clock, timedelta(minutes=20))
+    make_worker(db, team_policy, notifier).tick()
+    assert notifier.containing(SIREN) == []
+
+
+def test_an_escalation_queued_while_slack_is_down_is_withdrawn_by_a_severity_without_a_deadline(
+    db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """A false alarm lowered to SEV4 (no acknowledgement deadline) before Slack came back:
+    nobody is paged for it."""
+    incident_id = escalation_queued_while_slack_is_down(db, team_policy, notifier, clock)
+    with db.transaction() as session:
+        core.change_severity(session, team_policy, incident_id, "SEV4", actor="U0DEV")
+    notifier.failing = False
+    at(clock, timedelta(minutes=20))
+    make_worker(db, team_policy, notifier).tick()
+    assert notifier.containing(SIREN) == []
+    assert reminder(db, reminders.ack_key(incident_id)).state == "cancelled"
+
+
 def test_an_update_nudge_queued_while_slack_is_down_is_withdrawn_by_the_resolve(
     db: Database, team_policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
 ) -> None:
