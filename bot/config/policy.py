@@ -227,10 +227,12 @@ class RemindersPolicy(_Strict):
     """When overdue action items are chased (in the policy timezone). Five crontab fields, read
     as cron reads them: Sunday is 0 or 7, and with both a day of the month and a day of the
     week, either one matching is enough. `#` (nth weekday), `L`, `W` and a date that never
-    comes (`0 9 30 2 *`) are refused."""
+    comes (`0 9 30 2 *`) are refused. A run missed while no replica ran goes out once, at
+    the next working time, or with that day's own run when one comes later that day."""
     digest_cron: str | None = "0 9 * * 1-5"
     """When the digest of open incidents is posted (in the policy timezone); unset: never. Read
-    as `action_items_cron` is."""
+    as `action_items_cron` is. A digest missed while no replica ran is posted once, at once,
+    or with that day's own digest when one comes later that day."""
     digest_channel: str | None = None
     """Where the digest goes; default: the announcements channel."""
 

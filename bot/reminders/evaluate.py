@@ -429,16 +429,31 @@ def _evaluate_close(ctx: Context) -> Outcome:
     )
 
 
+def _recurring_at(ctx: Context, expr: str, *, working_hours: bool) -> datetime:
+    """When this occurrence of a recurring reminder (cron ``expr``) goes out: now, or for what
+    chases people (``working_hours``) the next working time. An occurrence missed until a later
+    day (no replica ran, the clock jumped) is caught up once: when a regular occurrence comes
+    later on the day it would go out, it goes out then instead, so that day has one, not two."""
+    policy, zone = ctx.policy, ctx.policy.zone
+    at = next_working_time(policy, ctx.now) if working_hours else ctx.now
+    day = at.astimezone(zone).date()
+    if day > as_utc(ctx.row.due_at).astimezone(zone).date():
+        regular = next_cron_time(expr, zone, at)
+        if regular.astimezone(zone).date() == day:
+            return regular
+    return at
+
+
 def _evaluate_actions(ctx: Context) -> Outcome:
     session, policy, now = ctx.session, ctx.policy, ctx.now
     expr = policy.reminders.action_items_cron
     if expr is None:
         return Settle("reminders.action_items_cron is unset")
-    opens = next_working_time(policy, now)
-    if opens > now:
+    at = _recurring_at(ctx, expr, working_hours=True)
+    if at > now:
         # A run missed in working hours (no replica ran, or the clock jumped) waits for them:
         # nobody is chased about action items at 3 a.m. on a Saturday.
-        return Settle("outside working hours", due=opens)
+        return Settle("outside working hours, or caught up by a run later today", due=at)
     today = now.astimezone(policy.zone).date()
     next_due = next_cron_time(expr, policy.zone, now)
     next_data = {"cron": expr, "timezone": policy.timezone}
@@ -519,6 +534,9 @@ def _evaluate_digest(ctx: Context) -> Outcome:
     channel = policy.reminders.digest_channel or policy.slack.announcements_channel
     if expr is None or channel is None:
         return Settle("no digest cron or channel")
+    at = _recurring_at(ctx, expr, working_hours=False)
+    if at > now:
+        return Settle("missed: caught up by the digest later today", due=at)
     open_incidents = [
         i
         for i in list_incidents(session, policy, phases=("active", "resolved"), limit=1000)

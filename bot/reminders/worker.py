@@ -11,7 +11,9 @@
    message never makes it post twice.
 
 A recurring reminder that missed many occurrences while no worker ran is evaluated once and then
-scheduled from now (coalesced), never replayed as a burst.
+scheduled from now (coalesced), never replayed as a burst; and when a regular occurrence comes
+later on the day the missed one would go out, the missed one waits for it (one chase, one
+digest that day: ``evaluate._recurring_at``).
 """
 
 from __future__ import annotations

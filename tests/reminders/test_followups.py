@@ -251,15 +251,17 @@ def test_overdue_action_items_of_an_archived_channel_go_to_their_owners(
     )
 
 
-def test_an_action_item_chase_missed_in_working_hours_waits_for_the_next_ones(
+def test_an_action_item_chase_missed_in_working_hours_goes_out_once_when_people_work(
     db: Database, notifier: FakeNotifier
 ) -> None:
     """The Friday 10:00 chase was missed (no replica ran until Saturday 03:00, or the clock
-    jumped): it goes out on Monday at 09:00, when people work, not in the night."""
+    jumped): it is not sent in the night, and on Monday it goes out once, with Monday's
+    regular 10:00 chase (it went out at 09:00 and again at 10:00)."""
     policy = policy_from_dict(
         {"timezone": "Europe/Berlin", "reminders": {"action_items_cron": "0 10 * * 1-5"}}
     )
     thursday = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+    monday_ten = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
     with freeze_time(thursday) as clock:
         incident = declare(db, policy, severity="SEV4", channel="C0PAY", title="Payments")
         with db.transaction() as session:
@@ -271,8 +273,30 @@ def test_an_action_item_chase_missed_in_working_hours_waits_for_the_next_ones(
         clock.move_to(datetime(2026, 3, 7, 2, 0, tzinfo=UTC))  # Saturday 03:00 in Berlin
         worker.tick()
         assert notifier.containing(":clipboard:") == []
-        assert reminder(db, "actions").due_at == datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
-        clock.move_to(datetime(2026, 3, 9, 8, 0, tzinfo=UTC))  # Monday 09:00 in Berlin
-        worker.tick()
+        assert reminder(db, "actions").due_at == monday_ten
+        for hour in (8, 9, 10, 11):  # Monday 09:00 to 12:00 in Berlin
+            clock.move_to(datetime(2026, 3, 9, hour, 0, tzinfo=UTC))
+            worker.tick()
     [chase] = notifier.containing(":clipboard:")
     assert chase.channel == "C0PAY" and "Alert on 5xx" in chase.body
+    assert reminder(db, "actions").due_at == monday_ten + timedelta(days=1)
+
+
+def test_a_digest_missed_over_the_weekend_goes_out_once_on_monday(
+    db: Database, notifier: FakeNotifier
+) -> None:
+    """No replica ran from Friday morning until Monday 07:00: the missed digest is not posted
+    at start-up and again at 09:00, but once, at Monday's 09:00."""
+    policy = policy_from_dict(TEAM_POLICY)
+    friday = datetime(2026, 3, 6, 7, 0, tzinfo=UTC)
+    monday_nine = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
+    with freeze_time(friday) as clock:
+        declare(db, policy, severity="SEV2", channel="C0PUB", title="API slow")
+        with db.transaction() as session:
+            reminders.seed_recurring_reminders(session, policy, now=friday)
+        worker = make_worker(db, policy, notifier)
+        for moment in (monday_nine - timedelta(hours=2), monday_nine, monday_nine.replace(hour=12)):
+            clock.move_to(moment)
+            worker.tick()
+    assert len([p for p in notifier.posts if p.channel == "C0ANNOUNCE"]) == 1
+    assert reminder(db, "digest").due_at == monday_nine + timedelta(days=1)
