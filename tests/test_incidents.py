@@ -12,6 +12,7 @@ from bot import incidents as core
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.errors import InvalidInput, InvalidTransition, NotFound
+from bot.export import export_incident
 from bot.models import EventKind, Incident, TimelineEvent
 
 T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
@@ -222,6 +223,45 @@ def test_milestones_are_stamped_once_and_metrics_follow(db: Database, policy: Po
     assert metrics.time_to_resolve == timedelta(minutes=80)
     assert metrics.duration == timedelta(days=1, minutes=20)
     assert core.humanize_duration(metrics.time_to_resolve) == "1h 20m"
+
+
+def time_to_mitigate_after_a_premature_resolve(
+    db: Database, policy: Policy, *, mitigated_first: bool
+) -> float | None:
+    """Declared 23:30 UTC, resolved too soon at +10 min (after a mitigation at +5 min, when
+    ``mitigated_first``), reopened at +20 min, mitigated at +60 min and resolved at +90 min:
+    time to mitigate as ``firebreak export`` shows it, in seconds."""
+    start = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)
+    changes = [
+        (10, core.resolve_incident),
+        (20, core.reopen_incident),
+        (60, core.mitigate_incident),
+        (90, core.resolve_incident),
+    ]
+    if mitigated_first:
+        changes.insert(0, (5, core.mitigate_incident))
+    with freeze_time(start) as clock:
+        incident = declare(db, policy)
+        assert incident.id is not None
+        for minutes, change in changes:
+            clock.move_to(start + timedelta(minutes=minutes))
+            with db.transaction() as session:
+                change(session, policy, incident.id, actor="U1")
+    with db.transaction() as session:
+        seconds = export_incident(session, policy, incident.ref)["metrics_seconds"]
+    return seconds["time_to_mitigate"]  # type: ignore[no-any-return]
+
+
+def test_a_reopen_undoes_the_mitigation_only_its_resolve_implied(
+    db: Database, policy: Policy
+) -> None:
+    """A resolve stamps the mitigation too when nobody mitigated first. The reopen says the
+    impact is back, so that stamp goes with the resolution (time to mitigate was 10 min, the
+    premature resolve, not the real mitigation an hour in); a real earlier mitigation stays."""
+    implied = time_to_mitigate_after_a_premature_resolve(db, policy, mitigated_first=False)
+    assert implied == timedelta(minutes=60).total_seconds()
+    real = time_to_mitigate_after_a_premature_resolve(db, policy, mitigated_first=True)
+    assert real == timedelta(minutes=5).total_seconds()
 
 
 def test_metrics_without_milestones_are_unknown_not_zero(db: Database, policy: Policy) -> None:

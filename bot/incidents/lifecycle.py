@@ -247,7 +247,8 @@ def change_status(
 
     Entering a status with a milestone stamps it the first time (``mitigated_at`` ...).
     Moving from a resolved/closed status back to an active one is a reopen: the resolved and
-    closed stamps are cleared, the earlier ones stay on the timeline.
+    closed stamps are cleared, the earlier ones stay on the timeline; so is a mitigated stamp
+    that only the resolve implied (stamped with it), while a mitigation before it stays.
 
     ``seen``: the status the person was shown when they chose (a summary's menu). When someone
     else changed it since, nothing is changed: a pick on an old copy must not undo a resolve
@@ -284,6 +285,8 @@ def change_status(
     reopened = previous is not None and previous.phase != "active" and target.phase == "active"
     incident.status = target.key
     if reopened:
+        if incident.mitigated_at is not None and incident.mitigated_at == incident.resolved_at:
+            incident.mitigated_at = None  # only the resolve said so, and the impact is back
         incident.resolved_at = None
         incident.closed_at = None
     if target.milestone == "mitigated" and incident.mitigated_at is None:
