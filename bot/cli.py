@@ -27,7 +27,7 @@ from bot.config import (
 from bot.db import Database, create_db_engine
 from bot.db_errors import describe_database, explain_database_error, sqlite_file
 from bot.errors import ConfigError, FirebreakError
-from bot.outputs import check_output_file
+from bot.outputs import check_output_dir, check_output_file
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -261,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     serve_port = check_port(args.port, "--port") if args.serve else None
     output_dir = Path(args.output_dir) if args.output_dir else DEFAULT_OUTPUT_DIR
     if args.output_dir:
-        check_output_file(output_dir)
+        check_output_dir(output_dir)
     try:
         return run_demo(
             url,

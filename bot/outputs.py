@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +10,34 @@ from bot.errors import FirebreakError
 
 
 def check_output_file(path: Path) -> None:
-    """Refuse an output path whose directory does not exist instead of creating directories
-    the person did not ask for (a typo would scatter files)."""
-    parent = path.expanduser().parent
+    """Refuse, before anything is done or stored, an output file that could not be written:
+    its directory does not exist (created for nobody: a typo would scatter files), it is a
+    directory, or it may not be written."""
+    target = _in_existing_directory(path)
+    if target.is_dir():
+        raise FirebreakError(f"{path}: is a directory; give the name of a file to write")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise FirebreakError(f"{path}: cannot write: permission denied")
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse a directory to write files in (created if missing) that could not be: its
+    parent does not exist, or it is a file."""
+    target = _in_existing_directory(path)
+    if target.exists() and not target.is_dir():
+        raise FirebreakError(f"{path}: not a directory; choose another path")
+
+
+def _in_existing_directory(path: Path) -> Path:
+    target = path.expanduser()
+    parent = target.parent
     if not parent.is_dir():
         raise FirebreakError(
             f"{path}: the directory {parent} does not exist; create it first or choose another path"
         )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FirebreakError(f"{path}: cannot write in {parent}: permission denied")
+    return target
 
 
 def csv_cell(value: Any) -> str:

@@ -35,6 +35,11 @@ def declare(db: Database, policy: Policy) -> int:
     return incident.id
 
 
+def events(db: Database, incident_id: int) -> list[str]:
+    with db.transaction() as session:
+        return [e.kind for e in core.timeline(session, incident_id)]
+
+
 def stored(db: Database, incident_id: int) -> list[str]:
     with db.transaction() as session:
         return [p.markdown for p in list_postmortems(session, incident_id)]
@@ -89,6 +94,31 @@ def test_output_file_gets_a_copy(
     assert (tmp_path / "review" / "draft.md").read_text(encoding="utf-8") == stored(
         db, incident_id
     )[0]
+
+
+@pytest.mark.usefixtures("run")
+@pytest.mark.parametrize("command", [["postmortem"], ["export"], ["audit", "export"]])
+def test_an_output_that_is_a_directory_is_refused_before_anything_is_stored(
+    db: Database,
+    policy: Policy,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """``-o review`` where review is a directory: one line, exit 1, and no postmortem version
+    stored, written to the output directory or put on the timeline (``postmortem`` said
+    "cannot write: Is a directory" after doing all three)."""
+    incident_id = declare(db, policy)
+    (tmp_path / "review").mkdir()
+    timeline_before = len(events(db, incident_id))
+    assert cli.main([*command, "INC-1", "-o", "review"]) == 1
+    assert stored(db, incident_id) == []
+    assert not (tmp_path / "postmortems").exists()
+    assert list((tmp_path / "review").iterdir()) == []
+    assert len(events(db, incident_id)) == timeline_before
+    assert capsys.readouterr().err == (
+        "firebreak: review: is a directory; give the name of a file to write\n"
+    )
 
 
 @pytest.mark.usefixtures("run")
