@@ -57,6 +57,7 @@ class EventKind(StrEnum):
     """Something Firebreak had to do in Slack failed for good (the effect names what)."""
     REMINDER_SNOOZED = "reminder_snoozed"
     REMINDER_STOPPED = "reminder_stopped"
+    REMINDER_WITHDRAWN = "reminder_withdrawn"
     ALERT_FIRING = "alert_firing"
     ALERT_RESOLVED = "alert_resolved"
     ALERT_NOTE = "alert_note"

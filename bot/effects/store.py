@@ -458,13 +458,18 @@ def finish(
     return True
 
 
+WITHDRAWN = "firebreak.withdrawn_effects"
+"""``session.info`` key: the effects ``withdraw`` cancelled in this transaction, as
+(key, data), for the timeline to say which messages never went out (``take_withdrawn``)."""
+
+
 def withdraw(session: Session, incident_id: int, prefixes: list[str], *, now: datetime) -> int:
     """Cancel the incident's effects not started yet whose keys start with one of
     ``prefixes``: messages that stopped being true before they went out (an escalation queued
     while Slack was down, then the incident acknowledged). One started may finish."""
     if not prefixes:
         return 0
-    result = session.exec(
+    rows = session.execute(
         update(Effect)
         .where(
             col(Effect.incident_id) == incident_id,
@@ -472,9 +477,16 @@ def withdraw(session: Session, incident_id: int, prefixes: list[str], *, now: da
             or_(*(col(Effect.key).startswith(prefix, autoescape=True) for prefix in prefixes)),
         )
         .values(state=CANCELLED, done_at=now, updated_at=now, last_error="no longer true")
+        .returning(col(Effect.key), col(Effect.data))
         .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)
+    ).all()
+    session.info.setdefault(WITHDRAWN, []).extend((key, dict(data or {})) for key, data in rows)
+    return len(rows)
+
+
+def take_withdrawn(session: Session) -> list[tuple[str, dict[str, Any]]]:
+    """The effects withdrawn in this transaction since the last call (see ``WITHDRAWN``)."""
+    return list(session.info.pop(WITHDRAWN, []))
 
 
 def mark_failed(row: Effect, error: str, now: datetime) -> None:

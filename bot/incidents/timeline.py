@@ -32,6 +32,7 @@ from bot.audit import chain
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.db import locked_for_change
+from bot.effects import store as effects_store
 from bot.effects import triggers as effect_triggers
 from bot.errors import InvalidInput, InvalidTransition, NotFound
 from bot.incidents.queries import earlier_event, find_event_by_source, get_incident, is_retracted
@@ -156,7 +157,37 @@ def append_event(
     # What the event causes, in the same transaction: reminders re-timed, Slack effects queued.
     reminder_schedule.on_timeline_event(session, policy, incident, event)
     effect_triggers.on_timeline_event(session, policy, incident, event)
+    _say_what_was_withdrawn(session, policy, incident, now)
     return event
+
+
+def _say_what_was_withdrawn(
+    session: Session, policy: Policy, incident: Incident, now: datetime
+) -> None:
+    """A reminder's timeline entry ("Escalated to @oncall") is written when it is due, with
+    its messages queued; messages the change just withdrew (no longer true, not yet taken by
+    Slack) never went out, and the timeline says so next to the entry that announced them."""
+    occurrences: dict[str, list[str]] = {}
+    for key, data in effects_store.take_withdrawn(session):
+        occurrence = key.rsplit(":", 1)[0]  # reminder:<id>:<occurrence>:<where>
+        occurrences.setdefault(occurrence, []).append(str(data.get("to") or ""))
+    for occurrence, channels in occurrences.items():
+        said = earlier_event(session, f"{occurrence}:{incident.id}")
+        if said is None or said.incident_id != incident.id:
+            continue
+        where = ", ".join(f"<#{c}>" for c in channels if c.startswith(("C", "G")))
+        append_event(
+            session,
+            policy,
+            incident,
+            kind=EventKind.REMINDER_WITHDRAWN,
+            text=f"Not posted (withdrawn before it reached Slack: no longer true)"
+            f"{f' in {where}' if where else ''}: {said.text}"[:TEXT_MAX],
+            actor=None,
+            now=now,
+            key=f"withdrawn:{occurrence}:{incident.id}",
+            data={"event": said.id, "of_kind": said.kind, "channels": channels},
+        )
 
 
 def require_open(policy: Policy, incident: Incident, doing: str) -> None:

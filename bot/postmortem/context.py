@@ -252,7 +252,10 @@ def _visible_events(session: Session, incident_id: int) -> list[_Event]:
     result = []
     for event in incidents.timeline(session, incident_id):
         kind = event.kind
-        if kind not in HIDDEN_KINDS:
+        # A message withdrawn before it went out is shown where the entry that announced it is.
+        withdrawn = kind == EventKind.REMINDER_WITHDRAWN
+        of_kind = (event.data or {}).get("of_kind") if withdrawn else None
+        if kind not in HIDDEN_KINDS and of_kind not in HIDDEN_KINDS:
             result.append(
                 _Event(
                     kind,

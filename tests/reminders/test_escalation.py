@@ -7,7 +7,7 @@ from datetime import timedelta
 from freezegun.api import FrozenDateTimeFactory
 
 from bot import incidents as core
-from bot import reminders
+from bot import postmortem, reminders
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
@@ -244,8 +244,21 @@ def test_an_escalation_queued_while_slack_is_down_is_withdrawn_by_the_acknowledg
     at(clock, timedelta(minutes=8))
     worker.tick()
     assert notifier.containing(SIREN) == []
-    # On the record it escalated (the decision was taken); the message was withdrawn.
-    assert [e.data["tier"] for e in events_of(db, incident_id, EventKind.ESCALATED)] == [1]
+    # On the record it escalated (the decision was taken), and the record says the messages
+    # were withdrawn before they reached Slack, once: nobody reading it believes they were paged.
+    [escalated] = events_of(db, incident_id, EventKind.ESCALATED)
+    assert escalated.data["tier"] == 1
+    [withdrawn] = events_of(db, incident_id, EventKind.REMINDER_WITHDRAWN)
+    assert withdrawn.text == (
+        "Not posted (withdrawn before it reached Slack: no longer true) in <#C0INC1>, "
+        f"<#C0ESCALATE>: {escalated.text}"
+    )
+    assert withdrawn.data["event"] == escalated.id
+    with db.read() as session:
+        draft = postmortem.render_postmortem(
+            session, team_policy, incident_id, version=1, actor="U0LEAD"
+        ).markdown
+    assert "Not posted (withdrawn before it reached Slack: no longer true)" in draft
 
 
 def escalation_queued_while_slack_is_down(
@@ -287,6 +300,7 @@ def test_an_escalation_queued_while_slack_is_down_is_withdrawn_by_a_severity_wit
     make_worker(db, team_policy, notifier).tick()
     assert notifier.containing(SIREN) == []
     assert reminder(db, reminders.ack_key(incident_id)).state == "cancelled"
+    assert len(events_of(db, incident_id, EventKind.REMINDER_WITHDRAWN)) == 1
 
 
 def test_an_update_nudge_queued_while_slack_is_down_is_withdrawn_by_the_resolve(
@@ -306,6 +320,15 @@ def test_an_update_nudge_queued_while_slack_is_down_is_withdrawn_by_the_resolve(
     at(clock, timedelta(hours=2, minutes=5))
     worker.tick()
     assert [p.body for p in notifier.posts if "update" in p.body.lower()] == []
+    # The record says the nudge never went out; the postmortem, which leaves Firebreak's
+    # nudges out, leaves that out too, while it shows a withdrawn escalation.
+    [withdrawn] = events_of(db, incident_id, EventKind.REMINDER_WITHDRAWN)
+    assert withdrawn.text.startswith("Not posted (withdrawn before it reached Slack")
+    with db.read() as session:
+        draft = postmortem.render_postmortem(
+            session, team_policy, incident_id, version=1, actor="U0LEAD"
+        ).markdown
+    assert "Not posted" not in draft
 
 
 def test_the_impact_coming_back_resumes_the_escalation_a_mitigation_stopped(
