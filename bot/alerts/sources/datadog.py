@@ -30,7 +30,18 @@ from bot.alerts.model import (
 )
 from bot.markup import safe_url
 
-_NULLS = {"", "null", "none", "nil", "$id"}
+_NULLS = {"", "null", "none", "nil"}
+_UNFILLED = re.compile(r"\$[A-Z][A-Z0-9_]*")
+"""A template variable Datadog left as written (``$ALERT_CYCLE_KEY``, ``$AGGREG_KEY``,
+``$ALERT_SCOPE``): it does so when it has no value for it, so the field has none. Taken for a
+value, one literal key would be every monitor's group."""
+
+
+def _absent(text: str) -> bool:
+    """A stripped field value that says nothing: blank, a null word, or an unfilled variable."""
+    return text.casefold() in _NULLS or bool(_UNFILLED.fullmatch(text))
+
+
 _RESOLVED_TRANSITIONS = ("recovered", "resolved", "ok", "success")
 _PREFIX = re.compile(r"^\s*\[([^\]]*)\]\s*")
 _PRIORITY = re.compile(r"^P[1-5]$", re.IGNORECASE)
@@ -57,7 +68,7 @@ def _value(data: dict[str, Any], *paths: str) -> str | None:
         if isinstance(node, dict | list):
             raise PayloadError(f"{path} must be a string, not a JSON {type(node).__name__}")
         text = str(node).strip()
-        if text.casefold() not in _NULLS:
+        if not _absent(text):
             return text
     return None
 
@@ -87,10 +98,11 @@ def _strip_prefixes(title: str) -> tuple[str, list[str]]:
 
 
 def _scope(value: str | None) -> str | None:
-    """A scope read as ``_value`` reads the ``$ALERT_SCOPE`` field (stripped; blank or a null
-    string is none), so one host gives one key whichever source named it."""
+    """A scope read as ``_value`` reads the ``$ALERT_SCOPE`` field (stripped; blank, a null
+    string or an unfilled variable is none), so one host gives one key whichever source named
+    it."""
     text = (value or "").strip()
-    return text if text.casefold() not in _NULLS else None
+    return None if _absent(text) else text
 
 
 def _title_scope(prefixes: list[str]) -> str | None:
