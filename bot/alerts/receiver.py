@@ -10,7 +10,6 @@ answered as ``POST`` (Grafana's webhook can be set to send with it).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -33,7 +32,7 @@ from bot.clock import utcnow
 from bot.config import Policy, load_configuration
 from bot.db import Database
 from bot.errors import ConfigError, FirebreakError
-from bot.http_body import BODY_SECONDS, BodyTooLarge, BodyTooSlow, read_body
+from bot.http_body import BODY_SECONDS, BodyTooLarge, BodyTooSlow, NotJSON, load_json, read_body
 from bot.incidents.text import storable
 from bot.runbooks.catalog import RunbookCatalog
 
@@ -66,14 +65,12 @@ def decode(body: bytes) -> object:
     except UnicodeDecodeError:
         raise PayloadError("the body is not UTF-8 text") from None
     try:
-        data = json.loads(text)
+        data = load_json(text)
         # Only a \u escape can put a NUL or half a surrogate pair in valid JSON.
         return _storable(data) if _UNSTORABLE_ESCAPE.search(text) else data
-    except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
-    except RecursionError:
+    except NotJSON as exc:
+        raise PayloadError(f"the body {exc}") from None
+    except RecursionError:  # _storable, on a body as deep as json.loads could still read
         raise PayloadError("the body is nested too deeply") from None
 
 

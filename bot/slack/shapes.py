@@ -12,9 +12,10 @@ field is the listeners' business, a string where an object must be is not.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
+
+from bot.http_body import NotJSON, load_json
 
 # Interaction payload fields that are objects whenever they are present and not null (Slack sends
 # "enterprise": null outside Enterprise Grid).
@@ -58,11 +59,9 @@ def malformed(body: str, content_type: str, parsed: Any = None) -> str | None:
 
 def _load(text: str, what: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        value = json.loads(text)
-    except ValueError:
-        return None, f"{what} is not JSON"
-    except RecursionError:  # nested deeper than the interpreter's stack (Slack nests a few)
-        return None, f"{what} is nested too deeply"
+        value = load_json(text)
+    except NotJSON as exc:
+        return None, f"{what} {exc}"
     if not isinstance(value, dict):
         return None, f"{what} is not a JSON object"
     return value, None

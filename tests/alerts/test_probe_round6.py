@@ -5,13 +5,17 @@ leave out what an action was about."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bot.alerts.sources import parse
+from bot.alerts.sources import SOURCES, parse
 from bot.config import Policy
 from bot.db import Database
-from tests.alerts.conftest import NOW, load
+from tests.alerts.conftest import NOW, ServerFactory, load
 from tests.alerts.test_probe_round5 import deliver, notices, texts
+from tests.alerts.test_receiver import counts
+from tests.conftest import Run
 
 # -- 1. Datadog variables Datadog left unfilled ------------------------------------------------
 
@@ -59,3 +63,36 @@ def test_a_dollar_inside_a_value_is_kept() -> None:
     body = {"title": "$5 checkout failing", "body": "x", "alert_scope": "env:$PROD-eu"}
     [alert] = parse("datadog", body, now=NOW).alerts
     assert (alert.title, alert.labels["scope"]) == ("$5 checkout failing", "env:$PROD-eu")
+
+
+# -- 2. a JSON integer longer than Python converts ----------------------------------------------
+
+LONG_NUMBER = '{"alerts": [{"labels": {"alertname": "A"}, "startsAt": ' + "9" * 5000 + "}]}"
+TOO_LONG = "the body holds a number of more than 4,300 digits, which no field is"
+
+
+def test_a_number_too_long_for_python_is_a_400_for_every_source(
+    db: Database, serve: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before, Alertmanager, the generic source and Datadog answered 500 with "Exception in
+    ASGI application" in the log, and Alertmanager and Datadog retry a 5xx for ever."""
+    server = serve()
+    for source in SOURCES:
+        answer = server.post(f"/alerts/{source}", LONG_NUMBER)
+        assert (answer.status, answer.json()) == (400, {"error": TOO_LONG}), source
+    assert counts(db) == (0, 0, 0)
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_replay_reports_a_number_too_long_in_one_line(
+    run: Run, tmp_path: Path, source: str
+) -> None:
+    """Before, ``firebreak alerts replay`` ended in a traceback for every source."""
+    path = tmp_path / "long.json"
+    path.write_text(LONG_NUMBER, encoding="utf-8")
+    assert run("alerts", "replay", str(path), "--source", source) == (
+        1,
+        "",
+        f"{path}: {TOO_LONG}\n",
+    )

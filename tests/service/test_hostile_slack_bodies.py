@@ -1,5 +1,6 @@
 """Validly signed bodies Slack never sends that used to reach a 500: JSON nested far deeper than
-the interpreter's stack (as an event body and inside ``payload=``), and a view submission whose
+the interpreter's stack (as an event body and inside ``payload=``), a number longer than Python
+converts (refused with the same words as an alert webhook's), and a view submission whose
 view has no ``type`` (which Bolt reads). Each is refused with 400 naming the problem, nothing is
 stored or sent to Slack, and no traceback is logged."""
 
@@ -41,6 +42,16 @@ HOSTILE = {
         "payload=" + quote(deep('{"type": "block_actions", "x": ')),
         FORM_CONTENT_TYPE,
         "payload is nested too deeply",
+    ),
+    "an event body with a number of 5,000 digits": (
+        '{"type": "event_callback", "event": {"type": "message", "ts": ' + "1" * 5000 + "}}",
+        JSON_CONTENT_TYPE,
+        "the body holds a number of more than 4,300 digits, which no field is",
+    ),
+    "a payload with a number of 5,000 digits": (
+        "payload=" + quote('{"type": "block_actions", "x": ' + "1" * 5000 + "}"),
+        FORM_CONTENT_TYPE,
+        "payload holds a number of more than 4,300 digits, which no field is",
     ),
     "a view submission whose view has no type": (
         form(

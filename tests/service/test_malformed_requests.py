@@ -97,7 +97,10 @@ MALFORMED_EVENTS = {
     "a JSON array": ("[]", "the body is not a JSON object"),
     "null": ("null", "the body is not a JSON object"),
     "a string": ('"event_callback"', "the body is not a JSON object"),
-    "broken JSON": ('{"type": ', "the body is not JSON"),
+    "broken JSON": (
+        '{"type": ',
+        "the body is not JSON (Expecting value at line 1 column 10)",
+    ),
     "no type": ("{}", "type is missing or not a string"),
     "an event that is a string": (
         json.dumps({"type": "event_callback", "event_id": "Ev1", "event": "reaction_added"}),
@@ -141,7 +144,11 @@ def test_a_signed_malformed_event_is_400(
 MALFORMED_FORMS = {
     "payload=[1,2]": ("payload=%5B1%2C2%5D", "payload is not a JSON object"),
     "payload=null": ("payload=null", "payload is not a JSON object"),
-    "broken JSON": ("payload=%7Bbroken", "payload is not JSON"),
+    "broken JSON": (
+        "payload=%7Bbroken",
+        "payload is not JSON "
+        "(Expecting property name enclosed in double quotes at line 1 column 2)",
+    ),
     "two payloads": (
         form({"type": "block_actions"}) + "&" + form({"type": "block_actions"}),
         "more than one payload",
