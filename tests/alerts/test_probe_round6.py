@@ -12,7 +12,7 @@ import pytest
 from bot.alerts.sources import SOURCES, parse
 from bot.config import Policy
 from bot.db import Database
-from tests.alerts.conftest import NOW, ServerFactory, load
+from tests.alerts.conftest import CORPUS, NOW, ServerFactory, load
 from tests.alerts.test_probe_round5 import deliver, notices, texts
 from tests.alerts.test_receiver import counts
 from tests.conftest import Run
@@ -95,4 +95,49 @@ def test_replay_reports_a_number_too_long_in_one_line(
         1,
         "",
         f"{path}: {TOO_LONG}\n",
+    )
+
+
+# -- 3. Grafana's legacy Send Test -------------------------------------------------------------
+
+LEGACY_TEST = "grafana/zulip-legacy-test-notification-ruleid-0"
+LEGACY_IGNORED = "a test from Grafana's notification channel: nothing stored, no incident"
+
+
+def test_the_legacy_send_test_is_answered_ignored_and_stores_nothing(
+    db: Database, serve: ServerFactory
+) -> None:
+    """Grafana before 8 tests a notification channel with its own rule "Test notification" and a
+    fixed message; ``ruleId`` is 0 before Grafana 7 and random after. Every click is answered
+    200 ignored, as the unified contact point's test is. Before, each click declared an incident
+    "Test notification", with its channel and announcement."""
+    server = serve()
+    clicks = [load(LEGACY_TEST), load(LEGACY_TEST) | {"ruleId": 7533874832689366674}]
+    clicks.append(load("grafana/cerebro-legacy-pre8-test-notification-basic-auth"))
+    for click in clicks:
+        answer = server.post("/alerts/grafana", click)
+        assert answer.status == 200, answer.body
+        assert (answer.json()["status"], answer.json()["note"]) == ("ignored", LEGACY_IGNORED)
+    assert counts(db) == (0, 0, 0)
+
+
+def test_a_legacy_rule_of_ones_own_named_test_notification_still_fires(
+    serve: ServerFactory,
+) -> None:
+    server = serve()
+    own = load(LEGACY_TEST) | {"ruleId": 12, "message": "Checkout test suite failing"}
+    answer = server.post("/alerts/grafana", own)
+    assert (answer.status, answer.json()["status"], answer.json()["declared"]) == (
+        200,
+        "stored",
+        True,
+    )
+
+
+def test_replay_says_the_legacy_test_is_ignored(run: Run) -> None:
+    path = CORPUS / f"{LEGACY_TEST}.json"
+    assert run("alerts", "replay", str(path), "--source", "grafana") == (
+        0,
+        f"{path}: ignore: {LEGACY_IGNORED}\n",
+        "",
     )

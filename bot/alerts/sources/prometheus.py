@@ -282,8 +282,37 @@ def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
         description=clean(data.get("message")),
         links=tuple(links),
     )
-    return AlertMessage(
+    message = AlertMessage(
         source="grafana", group_key=short_key(key), title=alert.title, alerts=(alert,)
+    )
+    return _ignored_test(message, "notification channel") if _legacy_test(data) else message
+
+
+_LEGACY_TEST_MESSAGE = "someone is testing the alert notification within grafana."
+"""The message of Grafana's legacy test notification (a notification channel's Send Test),
+``Grafana`` or ``grafana`` by version."""
+
+
+def _legacy_test(data: dict[str, Any]) -> bool:
+    """The body is a legacy notification channel's Send Test: Grafana's own test rule, titled
+    ``[Alerting] Test notification`` (its name) and carrying Grafana's fixed message. Its
+    ``ruleId`` says nothing (0 before 7, a random number after), so it is not read: a user's
+    own rule named "Test notification" with its own message still fires."""
+    title = _LEGACY_TITLE_STATE.sub("", str(data.get("title") or "")).strip()
+    message = str(data.get("message") or "").strip().casefold()
+    return title.casefold() == "test notification" and message == _LEGACY_TEST_MESSAGE
+
+
+def _ignored_test(message: AlertMessage, sender: str) -> AlertMessage:
+    """A test Grafana sends from ``sender`` (its contact point, a legacy notification
+    channel): ignored as PagerDuty's ping is, answered 2xx, never stored, however often it is
+    sent. Its alert stays on the message (what it carried); nothing acts on the alerts of an
+    ignored message."""
+    return replace(
+        message,
+        title=f"Grafana {sender} test",
+        note=f"a test from Grafana's {sender}: nothing stored, no incident",
+        ignored=True,
     )
 
 
@@ -336,14 +365,6 @@ def parse_grafana(data: dict[str, Any], now: datetime) -> AlertMessage:
         )
     message = _prometheus("grafana", data, now)
     if _contact_point_test(data):
-        # Ignored as PagerDuty's ping is: answered 2xx, never stored. The test's alert stays on
-        # the message (what it carried); nothing acts on the alerts of an ignored message.
         receiver = clean(data.get("receiver") or "", 100, multiline=False)
-        named = f" {receiver!r}" if receiver else ""
-        return replace(
-            message,
-            title=f"Grafana contact point test{named}",
-            note=f"a test from Grafana's contact point{named}: nothing stored, no incident",
-            ignored=True,
-        )
+        return _ignored_test(message, "contact point" + (f" {receiver!r}" if receiver else ""))
     return message
