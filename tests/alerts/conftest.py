@@ -38,6 +38,15 @@ def corpus_files() -> list[Path]:
     return sorted(CORPUS.glob("*/*.json"))
 
 
+REFUSED = {
+    "zulip-v8-webhook-test-message-alert-without-labels.json": (
+        "no alert in the message has labels or annotations"
+    ),
+}
+"""Corpus files a receiver answers 400, with what the answer says: real bodies, kept to show
+that they are refused clearly."""
+
+
 def load(name: str) -> Any:
     """A corpus file by ``source/name`` (without .json)."""
     return json.loads((CORPUS / f"{name}.json").read_text(encoding="utf-8"))

@@ -141,3 +141,51 @@ def test_replay_says_the_legacy_test_is_ignored(run: Run) -> None:
         f"{path}: ignore: {LEGACY_IGNORED}\n",
         "",
     )
+
+
+# -- 4. Grafana tests without a groupKey, and alerts that say nothing ---------------------------
+
+NO_KEY_TEST = "grafana/zulip-v8-test-no-groupkey-go-time-startsat"
+NO_LABELS = "grafana/zulip-v8-webhook-test-message-alert-without-labels"
+
+
+def test_grafanas_own_test_alert_without_a_group_key_is_ignored(
+    db: Database, serve: ServerFactory
+) -> None:
+    """``TestAlert``, ``instance=Grafana``, "Notification test", and no ``groupKey`` to read the
+    click's time from. Before, it opened an incident "TestAlert"."""
+    answer = serve().post("/alerts/grafana", load(NO_KEY_TEST))
+    assert (answer.status, answer.json()["status"]) == (200, "ignored")
+    assert "test from Grafana's contact point 'webhook'" in answer.json()["note"]
+    assert counts(db) == (0, 0, 0)
+
+
+def test_a_rule_of_ones_own_without_a_group_key_still_fires() -> None:
+    """Without a key only Grafana's own alert, unchanged, is a test: another summary, or another
+    label with a value, is an alert someone wrote."""
+    for change in ({"summary": "Checkout down"}, {"labels": {"service": "checkout"}}):
+        body = load(NO_KEY_TEST)
+        alert = body["alerts"][0]
+        alert["annotations"] |= {k: v for k, v in change.items() if k == "summary"}
+        alert["labels"] |= change.get("labels", {})
+        parsed = parse("grafana", body, now=NOW)
+        assert not parsed.ignored and parsed.firing == 1, change
+
+
+def test_a_message_whose_alerts_have_no_labels_or_annotations_is_a_clear_400(
+    db: Database, serve: ServerFactory
+) -> None:
+    """Before, it declared an incident "alert with no name or labels". No real alert is like
+    this (Alertmanager refuses one without labels); a 400 shows it at the first test."""
+    server = serve()
+    for source in ("grafana", "alertmanager"):
+        answer = server.post(f"/alerts/{source}", load(NO_LABELS))
+        assert answer.status == 400
+        assert answer.json()["error"].startswith(
+            "no alert in the message has labels or annotations, so nothing says what fired"
+        )
+    assert counts(db) == (0, 0, 0)
+    body = load(NO_LABELS)
+    body["alerts"].append({"status": "firing", "labels": {"alertname": "DiskFull"}})
+    answer = server.post("/alerts/grafana", body)  # one alert that says something is kept
+    assert (answer.status, answer.json()["firing"]) == (200, 2)

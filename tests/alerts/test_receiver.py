@@ -17,11 +17,12 @@ from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.receiver import alert_routes
 from bot.db import Database
 from bot.models import Incident, TimelineEvent
-from tests.alerts.conftest import CORPUS, TOKEN, ServerFactory, corpus_files
+from tests.alerts.conftest import CORPUS, REFUSED, TOKEN, ServerFactory, corpus_files
 
 GRAFANA_TESTS = {
     "cerebro-legacy-pre8-test-notification-basic-auth.json",
     "zulip-legacy-test-notification-ruleid-0.json",
+    "zulip-v8-test-no-groupkey-go-time-startsat.json",
     "keep-v12-test-alert-relative-generatorurl.json",
     "zulip-v8-test-notification-resolved-but-state-alerting.json",
 }
@@ -47,6 +48,9 @@ def test_every_corpus_file_is_accepted(db: Database, serve: ServerFactory) -> No
         if path.parent.name == "pagerduty" and path != PD_SIGNED:
             continue  # only the signed one carries a valid signature; the rest below
         answer = server.post(f"/alerts/{path.parent.name}", path.read_bytes(), headers=headers)
+        if path.name in REFUSED:
+            assert answer.status == 400 and REFUSED[path.name] in answer.json()["error"]
+            continue
         assert answer.status == 200, (path.name, answer.body)
         # Grafana's Test buttons: answered, stored nowhere, open nothing.
         test = path.name in GRAFANA_TESTS
@@ -56,7 +60,7 @@ def test_every_corpus_file_is_accepted(db: Database, serve: ServerFactory) -> No
         assert unsigned.post("/alerts/pagerduty", path.read_bytes()).status == 200
     with db.read() as session:
         groups = session.exec(select(AlertGroup)).all()
-        # 66 files: later messages of the same groups, 2 pings, 4 Grafana tests
+        # 68 files: later messages of the same groups, 2 pings, 5 Grafana tests, 1 refused
         assert len(groups) == 39
         assert len(session.exec(select(AlertRecord)).all()) == 49
 

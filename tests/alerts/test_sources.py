@@ -21,12 +21,12 @@ from bot.alerts.sources import SOURCES, parse
 from bot.config import Policy
 from bot.markup import safe_url
 from bot.runbooks.catalog import RunbookCatalog
-from tests.alerts.conftest import CORPUS, NOW, corpus_files, load, message
+from tests.alerts.conftest import CORPUS, NOW, REFUSED, corpus_files, load, message
 
 
 def test_the_corpus_is_copied_with_its_provenance() -> None:
     files = corpus_files()
-    assert len(files) == 66
+    assert len(files) == 68
     assert {p.parent.name for p in files} == {
         "alertmanager",
         "grafana",
@@ -41,6 +41,10 @@ def test_the_corpus_is_copied_with_its_provenance() -> None:
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_corpus_payload_parses(path: Path) -> None:
+    if path.name in REFUSED:
+        with pytest.raises(PayloadError, match=REFUSED[path.name]):
+            parse(path.parent.name, json.loads(path.read_bytes()), now=NOW)
+        return
     parsed = parse(path.parent.name, json.loads(path.read_bytes()), now=NOW)
     assert parsed.source == path.parent.name
     assert parsed.group_key

@@ -196,6 +196,16 @@ def _prometheus(source: str, data: dict[str, Any], now: datetime) -> AlertMessag
     labels_of(data.get("commonLabels"), "commonLabels")
     labels_of(data.get("commonAnnotations"), "commonAnnotations")
     alerts = [_alert(raw, i, common, top_status, now) for i, raw in enumerate(raw_alerts)]
+    if alerts and not any(alert.labels or alert.annotations for alert in alerts):
+        # Alertmanager refuses an alert without labels and Grafana's all have some: no real
+        # alert is like this, and an incident of it could say nothing. 4xx, not 200: a
+        # custom payload template that drops them must be seen at its first test, not
+        # after every real alert has been swallowed.
+        raise PayloadError(
+            "no alert in the message has labels or annotations, so nothing says what fired: "
+            "send the webhook body as the sender makes it (a custom payload template must keep "
+            "each alert's labels)"
+        )
     group_labels = labels_of(data.get("groupLabels"), "groupLabels")
     common_labels = labels_of(data.get("commonLabels"), "commonLabels")
     name = (
@@ -320,6 +330,12 @@ _GO_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+( m=
 """Go's ``time.Time.String()``: ``2022-08-31 05:54:04.52289368 +0000 UTC m=+42208.256292221``."""
 
 
+_TEST_LABELS = {"alertname": "TestAlert", "instance": "Grafana"}
+_TEST_SUMMARY = "Notification test"
+"""The labels and summary of the alert Grafana's contact point test sends when the person
+testing gives none of their own."""
+
+
 def _contact_point_test(data: dict[str, Any]) -> bool:
     """The body is Grafana's contact point test (the Test button, or the API behind it). Its one
     alert is ``TestAlert``, ``instance="Grafana"``, "Notification test" unless the person
@@ -327,15 +343,22 @@ def _contact_point_test(data: dict[str, Any]) -> bool:
     alert's labels and the time of the click: each click would be a new group, and a new
     incident. That key is what is recognised (``<receiver>-<fingerprint>-<unix time>``, or in
     older versions the labels then a Go time), not the labels: a user's own rule named
-    ``TestAlert`` has a real group key (``{}/{...}:{alertname="TestAlert"}``) and still fires."""
+    ``TestAlert`` has a real group key (``{}/{...}:{alertname="TestAlert"}``) and still fires.
+    A body with no key is a test only when its alert is Grafana's own, unchanged."""
     raw_alerts = data.get("alerts")
     key = data.get("groupKey")
-    if not isinstance(raw_alerts, list) or len(raw_alerts) != 1 or not isinstance(key, str):
+    if not isinstance(raw_alerts, list) or len(raw_alerts) != 1:
         return False
     raw = raw_alerts[0]
     labels = _raw_labels(raw.get("labels")) if isinstance(raw, dict) else {}
     if not labels:
         return False
+    if not isinstance(key, str) or not key.strip():
+        # No key to recognise (a body made without one): only Grafana's own test alert,
+        # labels and summary as it makes them, is a test.
+        annotations = _raw_labels(raw.get("annotations")) if isinstance(raw, dict) else {}
+        shown = {name: value for name, value in labels.items() if value}
+        return shown == _TEST_LABELS and annotations.get("summary") == _TEST_SUMMARY
     given = raw.get("fingerprint")
     prints = {fingerprint(labels)} | ({given.strip()} if isinstance(given, str) else set())
     receiver = str(data.get("receiver") or "")
