@@ -8,7 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from bot.alerts.model import PayloadError
+from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.sources import SOURCES, parse
 from bot.config import Policy
 from bot.db import Database
@@ -189,3 +192,39 @@ def test_a_message_whose_alerts_have_no_labels_or_annotations_is_a_clear_400(
     body["alerts"].append({"status": "firing", "labels": {"alertname": "DiskFull"}})
     answer = server.post("/alerts/grafana", body)  # one alert that says something is kept
     assert (answer.status, answer.json()["firing"]) == (200, 2)
+
+
+# -- 5. Grafana legacy rule tags ---------------------------------------------------------------
+
+TAGGED = "grafana/probe-legacy-rule-tags-team-severity-service"
+
+
+def test_legacy_rule_tags_set_severity_and_service(db: Database, serve: ServerFactory) -> None:
+    """``"tags": {"team": "db", "severity": "critical", "service": "orders-db"}``. Before, the
+    incident opened at the default SEV3 with no service."""
+    answer = serve().post("/alerts/grafana", load(TAGGED))
+    assert (answer.status, answer.json()["severity"]) == (200, "SEV1")
+    with db.read() as session:
+        [record] = session.exec(select(AlertRecord)).all()
+        assert record.labels == {"team": "db", "severity": "critical", "service": "orders-db"}
+        assert session.exec(select(AlertGroup)).one().service == "orders-db"
+
+
+def test_a_drop_rule_matches_legacy_tags(run: Run, tmp_path: Path) -> None:
+    path = CORPUS / f"{TAGGED}.json"
+    code, out, _ = run("alerts", "replay", str(path), "--source", "grafana")
+    assert code == 0 and "severity SEV1; service orders-db;" in out
+    policy = tmp_path / "firebreak.toml"
+    policy.write_text('[[alerts.drop]]\nlabels = { team = "db" }\n', encoding="utf-8")
+    code, out, _ = run(
+        "--policy", str(policy), "alerts", "replay", str(path), "--source", "grafana"
+    )
+    assert code == 0 and f"{path}: drop:" in out
+
+
+def test_legacy_tags_get_the_hygiene_of_labels() -> None:
+    body = load(TAGGED) | {"tags": {"owner": "<!channel> db", "nested": {"a": 1}, "n": 3}}
+    [alert] = parse("grafana", body, now=NOW).alerts
+    assert alert.labels == {"owner": "@\u2060channel db", "n": "3"}
+    with pytest.raises(PayloadError, match="tags must be an object"):
+        parse("grafana", load(TAGGED) | {"tags": ["db"]}, now=NOW)

@@ -258,6 +258,8 @@ def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
     for name in ("ruleName", "title", "message", "state", "ruleUrl", "imageUrl"):
         text_field(data, name, "body")
     state = str(data.get("state") or "").strip().lower()
+    # The rule's tags are its labels: severity, service and [[alerts.drop]] rules read them.
+    labels = labels_of(data.get("tags"), "tags")
     rule_id = data.get("ruleId")
     rule_name = clean(data.get("ruleName") or data.get("title") or "Grafana alert", TITLE_MAX)
     key = f"rule:{rule_id}" if rule_id not in (None, 0, "0", "") else f"rule:{rule_name}"
@@ -290,6 +292,7 @@ def _grafana_legacy(data: dict[str, Any], now: datetime) -> AlertMessage:
             multiline=False,
         ),
         description=clean(data.get("message")),
+        labels=labels,
         links=tuple(links),
     )
     message = AlertMessage(
