@@ -577,7 +577,7 @@ def test_opsgenie_escalate_with_only_the_alert_id_joins_the_alias_group(
         assert count(session, AlertGroup) == 1
         assert [e.text for e in alert_events(session)] == [
             "Alert firing: test alert (1 of 1 firing in this group)",
-            "Opsgenie: Escalate",
+            "Opsgenie: Escalate: escalation test_esc, to test@ifountain.com",
         ]
 
 

@@ -253,10 +253,13 @@ def test_an_escalation_delivered_before_its_alert_goes_on_the_incidents_timeline
     deliver(db, policy, "opsgenie", escalate, 1)  # retried
     opened = deliver(db, policy, "opsgenie", create, 2)
     assert opened.incident_ref == "INC-1"
-    assert texts(db, like="alert_note") == ["Opsgenie: Escalate"]
+    assert texts(db, like="alert_note") == ["Opsgenie: Escalate: escalation dba"]
     again = {**escalate, "escalationName": "dba-2"}
     assert deliver(db, policy, "opsgenie", again, 3).incident_ref == "INC-1"
-    assert texts(db, like="alert_note") == ["Opsgenie: Escalate", "Opsgenie: Escalate"]
+    assert texts(db, like="alert_note") == [
+        "Opsgenie: Escalate: escalation dba",
+        "Opsgenie: Escalate: escalation dba-2",
+    ]
     with db.read() as session:
         assert [g.group_key for g in session.exec(select(AlertGroup))] == ["orders-db"]
         assert len(session.exec(select(Incident)).all()) == 1

@@ -6,6 +6,7 @@ leave out what an action was about."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -228,3 +229,100 @@ def test_legacy_tags_get_the_hygiene_of_labels() -> None:
     assert alert.labels == {"owner": "@\u2060channel db", "n": "3"}
     with pytest.raises(PayloadError, match="tags must be an object"):
         parse("grafana", load(TAGGED) | {"tags": ["db"]}, now=NOW)
+
+
+# -- 6. timeline entries name what an action was about -----------------------------------------
+
+OPSGENIE_ACTIONS = [
+    ("AssignOwnership", {"owner": "user2@ifountain.com"}, "to user2@ifountain.com"),
+    ("AddTeam", {"team": "team2"}, "team team2"),
+    ("AddRecipient", {"recipient": "team2_escalation"}, "recipient team2_escalation"),
+    ("AddTags", {"addedTags": "tag1,tag2,tag3"}, "added tag1,tag2,tag3"),
+    ("RemoveTags", {"removedTags": "tag3"}, "removed tag3"),
+    ("Snooze", {"snoozeEndDate": "2015-01-05T11:10:00Z"}, "until 2015-01-05T11:10:00Z"),
+]
+
+
+def opsgenie(action: str, **alert: Any) -> dict[str, Any]:
+    """Opsgenie's alert action data (the sample of its docs, in zulip's fixture) for ``action``."""
+    body: dict[str, Any] = load("opsgenie/zulip-acknowledge-aliastest")
+    body["action"] = action
+    body["alert"] |= alert
+    return body
+
+
+@pytest.mark.parametrize(("action", "fields", "about"), OPSGENIE_ACTIONS)
+def test_an_opsgenie_entry_names_what_the_action_was_about(
+    action: str, fields: dict[str, str], about: str
+) -> None:
+    """Before, "Opsgenie: AssignOwnership by fili@ifountain.com", with no owner."""
+    [info] = parse("opsgenie", opsgenie(action, **fields), now=NOW).info
+    assert info.text == f"Opsgenie: {action} by fili@ifountain.com: {about}"
+
+
+def test_the_entry_is_on_the_incidents_timeline_without_pings(db: Database, policy: Policy) -> None:
+    deliver(db, policy, "opsgenie", opsgenie("Create"), 0)
+    deliver(db, policy, "opsgenie", opsgenie("AssignOwnership", owner="<!channel> " + "a" * 300), 1)
+    deliver(db, policy, "opsgenie", opsgenie("AddTags", addedTags=["db", "sev1"]), 2)
+    owner, tags = texts(db, like="alert_note")
+    assert owner.startswith(
+        "Opsgenie: AssignOwnership by fili@ifountain.com: to @\u2060channel aaa"
+    )
+    assert len(owner) < 300 and owner.endswith("\u2026")
+    assert tags == "Opsgenie: AddTags by fili@ifountain.com: added db,sev1"
+
+
+def pagerduty_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A v3 event about incident PQ1K5C8 in the shape of PagerDuty's webhooks docs."""
+    reference = {"id": "PQ1K5C8", "type": "incident_reference", "summary": "Test Incident"}
+    return {
+        "event": {
+            "id": f"E-{event_type}",
+            "event_type": event_type,
+            "occurred_at": "2026-11-30T11:00:00Z",
+            "agent": {"type": "user_reference", "summary": "Ana"},
+            "data": {**data, "incident": reference},
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "text"),
+    [
+        (
+            "incident.conference_bridge.updated",
+            {
+                "type": "incident_conference_bridge",
+                "conference_numbers": None,
+                "conference_url": "https://example.com/123-456-789",
+            },
+            "PagerDuty: conference bridge updated by Ana: bridge https://example.com/123-456-789",
+        ),
+        (
+            "incident.conference_bridge.updated",
+            {"type": "incident_conference_bridge", "conference_url": "javascript:alert(1)"},
+            "PagerDuty: conference bridge updated by Ana",
+        ),
+        (
+            "incident.workflow.started",
+            {
+                "id": "PU3WKIK",
+                "type": "incident_workflow_instance",
+                "summary": "Manually Started",
+                "incident_workflow": {
+                    "id": "POWB54R",
+                    "type": "incident_workflow_reference",
+                    "summary": "Major incident <!here>",
+                },
+            },
+            "PagerDuty: workflow started by Ana: workflow Major incident @\u2060here",
+        ),
+    ],
+)
+def test_a_pagerduty_entry_names_the_bridge_and_the_workflow(
+    event_type: str, data: dict[str, Any], text: str
+) -> None:
+    """Before, "PagerDuty: conference bridge updated by Ana" with no address, and "workflow
+    started" with no workflow. Only an http(s) address is shown."""
+    [info] = parse("pagerduty", pagerduty_event(event_type, data), now=NOW).info
+    assert info.text == text

@@ -345,7 +345,7 @@ def test_opsgenie_priorities_as_number_and_string() -> None:
 def test_opsgenie_escalate_with_only_an_alert_id() -> None:
     parsed = message("opsgenie/zulip-escalate-alert-only-alertid")
     assert parsed.group_key == "7ba97e3a-d328-4b5e-8f9a-39e945a3869a"
-    assert parsed.info[0].text == "Opsgenie: Escalate"
+    assert parsed.info[0].text == "Opsgenie: Escalate: escalation test_esc, to test@ifountain.com"
 
 
 # -- Bad input ------------------------------------------------------------------------------

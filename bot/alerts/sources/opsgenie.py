@@ -39,6 +39,35 @@ def _text(node: dict[str, Any], name: str) -> str | None:
     return text or None
 
 
+_ABOUT = {
+    "assignownership": (("alert", "owner", "to"),),
+    "addteam": (("alert", "team", "team"),),
+    "addrecipient": (("alert", "recipient", "recipient"),),
+    "addtags": (("alert", "addedTags", "added"),),
+    "removetags": (("alert", "removedTags", "removed"),),
+    "escalate": (("", "escalationName", "escalation"), ("escalationNotify", "name", "to")),
+    "snooze": (("alert", "snoozeEndDate", "until"),),
+}
+"""What an action is about, for its timeline entry: ``(object, field, word)``, the object
+``""`` for the body itself (Opsgenie's alert action data: the owner assigned, the team or
+recipient added, the tags, the escalation and whom it notified, the end of a snooze)."""
+
+
+def _about(data: dict[str, Any], action: str) -> str:
+    """``to ana@example.com`` or ``escalation dba, to ana@example.com``; parts that are absent,
+    or not text, are left out rather than refusing the event."""
+    parts = []
+    for holder, name, word in _ABOUT.get(action, ()):
+        node = data.get(holder) if holder else data
+        value = node.get(name) if isinstance(node, dict) else None
+        if isinstance(value, list):  # tags, as a list rather than Opsgenie's "a,b"
+            value = ",".join(str(item) for item in value if isinstance(item, str | int))
+        text = clean(value, 200, multiline=False) if isinstance(value, str | int) else ""
+        if text and not isinstance(value, bool):
+            parts.append(f"{word} {text}")
+    return ", ".join(parts)
+
+
 def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     action = data.get("action")
     if not isinstance(action, str) or not action.strip():
@@ -108,10 +137,12 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         # UpdatePriority carries the new priority: recorded, and mapped to the group's severity
         # as PagerDuty's priority_updated is.
         priority_set = severity if folded == "updatepriority" else None
+        about = _about(data, folded)
         text = (
             f"Opsgenie: {clean(verb, 60, multiline=False)}"
             + (f" by {who}" if who else "")
             + (f": priority {priority_set}" if priority_set else "")
+            + (f": {about}" if about else "")
             + (f": {note}" if note else "")
         )
         info = (Info(key=f"opsgenie:{digest}", text=text, severity=priority_set),)

@@ -36,12 +36,21 @@ def _text(node: object, name: str) -> str | None:
     return str(value)
 
 
-def _details(body: dict[str, Any]) -> tuple[str, str]:
+def _details(body: dict[str, Any]) -> tuple[str, str, str, str]:
     """What an event about the incident says: who it names (the responder of
-    ``responder.added``) and its words (a note's ``content``, a status update's ``message``)."""
+    ``responder.added``), its words (a note's ``content``, a status update's ``message``), the
+    workflow it started (``workflow.started``) and the bridge's address
+    (``conference_bridge.updated``: an http(s) link only)."""
     who = _text(body.get("user"), "summary") or _text(body.get("escalation_policy"), "summary")
     words = _text(body, "content") or _text(body, "message")
-    return clean(who or "", 200, multiline=False), clean(words or "", 2000)
+    workflow = _text(body.get("incident_workflow"), "summary")
+    bridge = safe_url(_text(body, "conference_url"))
+    return (
+        clean(who or "", 200, multiline=False),
+        clean(words or "", 2000),
+        f"workflow {clean(workflow, 200, multiline=False)}" if workflow else "",
+        f"bridge {bridge}" if bridge else "",
+    )
 
 
 def _ignored(event_type: str) -> AlertMessage:
