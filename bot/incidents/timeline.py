@@ -171,11 +171,11 @@ def _say_what_was_withdrawn(
     for key, data in effects_store.take_withdrawn(session):
         occurrence = key.rsplit(":", 1)[0]  # reminder:<id>:<occurrence>:<where>
         occurrences.setdefault(occurrence, []).append(str(data.get("to") or ""))
-    for occurrence, channels in occurrences.items():
+    for occurrence, channels in sorted(occurrences.items()):
         said = earlier_event(session, f"{occurrence}:{incident.id}")
         if said is None or said.incident_id != incident.id:
             continue
-        where = ", ".join(f"<#{c}>" for c in channels if c.startswith(("C", "G")))
+        where = ", ".join(f"<#{c}>" for c in sorted(channels) if c.startswith(("C", "G")))
         append_event(
             session,
             policy,

@@ -250,8 +250,8 @@ def test_an_escalation_queued_while_slack_is_down_is_withdrawn_by_the_acknowledg
     assert escalated.data["tier"] == 1
     [withdrawn] = events_of(db, incident_id, EventKind.REMINDER_WITHDRAWN)
     assert withdrawn.text == (
-        "Not posted (withdrawn before it reached Slack: no longer true) in <#C0INC1>, "
-        f"<#C0ESCALATE>: {escalated.text}"
+        "Not posted (withdrawn before it reached Slack: no longer true) in <#C0ESCALATE>, "
+        f"<#C0INC1>: {escalated.text}"
     )
     assert withdrawn.data["event"] == escalated.id
     with db.read() as session:

@@ -173,7 +173,12 @@ def _waits_to_migrate(service: ServeProcess, url: URL) -> bool:
     try:
         with engine.connect() as connection:
             waiting = connection.execute(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                # This database's only: other tests run beside this one on the same server.
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
+                )
             ).scalar_one()
     finally:
         engine.dispose()
