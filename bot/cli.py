@@ -98,6 +98,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_db_downgrade(args: argparse.Namespace) -> int:
     from bot import migrations
 
+    if not args.yes:
+        raise ConfigError(
+            f"db downgrade: migrating back to {args.revision[:40]!r} drops the tables and "
+            "columns later revisions added, and what they hold ('base': every table); "
+            "add --yes to do it"
+        )
     settings, _ = _configuration(args)
     migrations.downgrade(settings.database_url, args.revision)
     print(f"database downgraded to {args.revision}")
@@ -339,8 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="migrate the database to the latest schema")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(handler=cmd_db_upgrade)
-    downgrade = db_commands.add_parser("downgrade", help="migrate back to REVISION ('base')")
+    downgrade = db_commands.add_parser(
+        "downgrade",
+        help="migrate back to REVISION, dropping what later revisions hold (needs --yes; "
+        "refused below the timeline's hash chain while the timeline holds events)",
+    )
     downgrade.add_argument("revision")
+    downgrade.add_argument("--yes", action="store_true", help="yes, drop it")
     downgrade.set_defaults(handler=cmd_db_downgrade)
     current = db_commands.add_parser(
         "current", help="show the schema revision (exit 1 if behind or ahead)"

@@ -306,10 +306,10 @@ def test_downgrade_keeps_the_data_on_both_backends(
     declare(url, "Disk full on db-3")
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.chdir(tmp_path)
-    assert main(["db", "downgrade", "0001"]) == 0
+    assert main(["db", "downgrade", migrations.CHAIN_REVISION, "--yes"]) == 0
     database = Database(url)
     try:
-        assert migrations.current_revision(database.engine) == "0001"
+        assert migrations.current_revision(database.engine) == migrations.CHAIN_REVISION
         with database.engine.connect() as connection:
             titles = connection.execute(text("SELECT title FROM incidents")).scalars().all()
             kinds = connection.execute(text("SELECT kind FROM timeline_events")).scalars().all()
@@ -320,6 +320,35 @@ def test_downgrade_keeps_the_data_on_both_backends(
         if database.backend == "sqlite":
             with database.engine.connect() as connection:
                 assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("revision", ["0003", "base", "-8"])
+def test_a_downgrade_that_would_drop_the_timelines_hash_chain_is_refused(
+    revision: str,
+    new_database_url: Callable[[], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Below the hash chain's revision the timeline loses its hashes and its append-only
+    guard, and the next upgrade would chain whatever was edited meanwhile: with events on the
+    timeline it is refused, and nothing changes. Any downgrade asks for --yes first."""
+    url = new_database_url()
+    migrations.upgrade(url)
+    declare(url, "Disk full on db-3")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["db", "downgrade", revision]) == 2
+    assert "add --yes to do it" in capsys.readouterr().err
+    assert main(["db", "downgrade", revision, "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"firebreak: database: refusing to migrate back to {revision!r}: ")
+    assert "the timeline holds 1 events" in err and err.count("\n") == 1
+    database = Database(url)
+    try:
+        assert migrations.is_at_head(database.engine)
     finally:
         database.dispose()
 
@@ -634,7 +663,8 @@ def test_an_unknown_revision_is_one_line_and_changes_nothing(
     migrations.upgrade(url)
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.chdir(tmp_path)
-    assert main(["db", command, revision]) == 2
+    sure = ["--yes"] if command == "downgrade" else []
+    assert main(["db", command, revision, *sure]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"firebreak: database: cannot migrate to {revision!r}: ")
     assert err.count("\n") == 1

@@ -217,6 +217,26 @@ def test_bad_settings_name_the_variable(
         load_settings()
 
 
+def test_a_password_with_a_raw_at_sign_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`postgresql://app:Tr0ub4dor@Secr3t@db/firebreak`: the password's second half would be
+    taken for the host and printed in every "cannot reach" line (container logs). It is
+    refused at start-up, saying how to write it, and no part of it is shown."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:Tr0ub4dor@Secr3t@db:5432/firebreak")
+    with pytest.raises(ConfigError, match="percent-encode it \\(@ as %40") as info:
+        load_settings()
+    assert "Secr3t" not in str(info.value) and "Tr0ub4dor" not in str(info.value)
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "asyncpg", "pg8000"])
+def test_a_url_naming_another_postgresql_driver_uses_the_one_firebreak_ships(
+    monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+{driver}://app:p%40ss@db:5432/firebreak")
+    assert load_settings().database_url == "postgresql+psycopg://app:p%40ss@db:5432/firebreak"
+
+
 def test_a_policy_file_saved_with_a_bom_reads_fine(tmp_path: Path) -> None:
     path = tmp_path / "firebreak.toml"
     path.write_bytes("\ufefftimezone = 'Europe/Berlin'\n".encode())

@@ -184,6 +184,17 @@ def normalise_database_url(value: str) -> str:
         raise ValueError(
             f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql"
         )
+    if url.host and any(c in url.host for c in "@/?#"):
+        # The password (or user) holds a character that ends it early: the rest of it would
+        # be taken for the host, and shown in every "cannot reach" message. Never echoed.
+        raise ValueError(
+            "the user or password holds a character a URL reserves (@ / ? # :): "
+            "percent-encode it (@ as %40, / as %2F, ? as %3F, # as %23, : as %3A)"
+        )
+    if url.get_backend_name() == "postgresql" and url.drivername != "postgresql+psycopg":
+        # postgresql+psycopg2:// or +asyncpg:// pasted from another application's settings:
+        # Firebreak ships psycopg 3, which reads the same URL.
+        value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return value
 
 

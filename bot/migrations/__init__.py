@@ -5,6 +5,7 @@ The schema is only ever created and changed here; tests run the same migrations.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -78,8 +79,54 @@ def upgrade(url: str, revision: str = "head") -> None:
     _run(url, lambda config: _migrate(command.upgrade, config, revision))
 
 
+CHAIN_REVISION = "0004"
+"""The migration that hash-chains the timeline and makes it append-only."""
+
+
 def downgrade(url: str, revision: str) -> None:
-    _run(url, lambda config: _migrate(command.downgrade, config, revision))
+    """Migrate back to ``revision``; refused below ``CHAIN_REVISION`` while the timeline holds
+    events: it would drop their hashes and the triggers that keep the timeline append-only, and
+    the next upgrade would chain whatever was changed meanwhile as if it had always been so."""
+
+    def action(config: Config) -> None:
+        connection: Connection = config.attributes["connection"]
+        if not _keeps_the_chain(connection, revision):
+            events = connection.execute(text("SELECT count(*) FROM timeline_events")).scalar()
+            if events:
+                raise ConfigError(
+                    f"database: refusing to migrate back to {revision[:40]!r}: the timeline "
+                    f"holds {events} events, and below revision {CHAIN_REVISION} their hash "
+                    "chain and append-only guard are dropped. Keep this database (export what "
+                    "you need with `firebreak audit export`) and start an older Firebreak on "
+                    "a new one"
+                )
+        _migrate(command.downgrade, config, revision)
+
+    _run(url, action)
+
+
+def _keeps_the_chain(connection: Connection, revision: str) -> bool:
+    """Whether migrating back to ``revision`` (an id, ``base`` or ``-N``) keeps the timeline's
+    hash chain; an unknown revision is left to ``_migrate`` to report."""
+    script = _scripts()
+    target: str | None = MigrationContext.configure(connection).get_current_revision()
+    try:
+        if revision == "base":
+            target = None
+        elif re.fullmatch(r"-\d{1,4}", revision):
+            for _ in range(int(revision[1:])):
+                found = script.get_revision(target) if target else None
+                target = str(found.down_revision) if found and found.down_revision else None
+        else:
+            found = script.get_revision(revision)
+            if found is None:
+                return True
+            target = found.revision
+    except AlembicError:
+        return True
+    if target is None:
+        return False
+    return any(s.revision == CHAIN_REVISION for s in script.iterate_revisions(target, "base"))
 
 
 def _migrate(action: Callable[[Config, str], None], config: Config, revision: str) -> None:
