@@ -237,6 +237,18 @@ def test_a_url_naming_another_postgresql_driver_uses_the_one_firebreak_ships(
     assert load_settings().database_url == "postgresql+psycopg://app:p%40ss@db:5432/firebreak"
 
 
+def test_an_env_file_saved_as_utf16_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some Windows editors save `.env` as UTF-16: one line with exit 2, not a traceback."""
+    (tmp_path / ".env").write_bytes("DATABASE_URL=sqlite:///x.db\n".encode("utf-16"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"^\.env:1: not UTF-8 text \(byte 0xff\): save it as UTF-8$"
+    ):
+        load_settings()
+
+
 def test_a_policy_file_saved_with_a_bom_reads_fine(tmp_path: Path) -> None:
     path = tmp_path / "firebreak.toml"
     path.write_bytes("\ufefftimezone = 'Europe/Berlin'\n".encode())

@@ -217,6 +217,12 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment, turning validation errors into one clear line."""
     try:
         return Settings(**overrides)
+    except UnicodeDecodeError as exc:
+        # .env saved as UTF-16 (some Windows editors) or in a legacy encoding.
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f".env:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}): save it as UTF-8"
+        ) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""

@@ -5,6 +5,7 @@ The schema is only ever created and changed here; tests run the same migrations.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from functools import cache
@@ -23,6 +24,7 @@ from bot.db import create_db_engine
 from bot.errors import ConfigError, FirebreakError
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 
 
 def alembic_config(url: str) -> Config:
@@ -53,9 +55,20 @@ def _run(url: str, action: Callable[[Config], None]) -> None:
                 )
             with connection.begin():
                 if engine.dialect.name == "postgresql":
-                    connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
-                    )
+                    free = connection.execute(
+                        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    ).scalar()
+                    if not free:
+                        # Said, not silent: one stuck session would otherwise hold every
+                        # replica at start-up with nothing in its log.
+                        log.warning(
+                            "waiting for another process's migration of this database "
+                            "(PostgreSQL advisory lock %s)",
+                            MIGRATION_LOCK,
+                        )
+                        connection.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                        )
                 check_known_revision(connection)
                 config = alembic_config(url)
                 config.attributes["connection"] = connection
