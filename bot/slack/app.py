@@ -10,6 +10,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk import WebClient
 
 from bot import observability
@@ -167,7 +171,12 @@ class _TokenFromEnvironmentFilter(logging.Filter):
     that the client given wins over it: true, expected, and a warning operators would chase."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "token will be unused" not in record.getMessage()
+        return record.getMessage() not in _TOKEN_FROM_ENVIRONMENT
+
+
+_TOKEN_FROM_ENVIRONMENT = frozenset(
+    {warning_client_prioritized_and_token_skipped(), warning_token_skipped()}
+)
 
 
 def _bolt_logger() -> logging.Logger:
