@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -242,6 +243,17 @@ class SocketModeServer:
             with self._lock:
                 self._timers.append(timer)
             timer.start()
+
+    def drop(self) -> None:
+        """The open connections die without a goodbye: no close frame, the TCP link shut down
+        (a load balancer or NAT dropping it). The client learns only from unanswered pings."""
+        with self._lock:
+            sessions = [s for s in self._sessions if s.open]
+        for session in sessions:
+            try:
+                session.connection.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
 
     # ----------------------------------------------------------------------------------------
     # Requests to the app

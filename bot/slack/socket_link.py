@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from slack_bolt import App
@@ -41,6 +42,20 @@ APP_TOKEN_REFUSED = frozenset(
 DRAIN_SECONDS = 10.0
 """How long shutdown waits for envelopes in hand to be acknowledged (Slack allows 3 s each)."""
 
+PING_SECONDS = 5.0
+"""How often the SDK pings Slack (Bolt's default is 10 s). A link that died without a close
+(a load balancer or NAT dropping it) is noticed from the missing pongs: ``/readyz`` says so
+after ``SILENT_SECONDS``, and the SDK reconnects after four intervals."""
+SILENT_SECONDS = 3 * PING_SECONDS
+RECEIVE_BUFFER = 64 * 1024
+"""The SDK reads a frame in chunks of this size, recursing once per chunk: with its default
+(1 KB) a frame of about 1 MB exhausted Python's recursion limit and dropped the connection."""
+MAX_RECONNECT_DELAY = 60.0
+
+
+class LinkRefused(Exception):
+    """A reconnect not attempted yet: Slack asked to wait (``Retry-After``) or refused lately."""
+
 
 class CountingHandler(SocketModeHandler):
     """Bolt's Socket Mode handler, counting the envelopes it is handling."""
@@ -48,15 +63,39 @@ class CountingHandler(SocketModeHandler):
     def __init__(self, app: App, app_token: str) -> None:
         self._in_hand = 0
         self._idle = threading.Condition()
-        super().__init__(app, app_token)
+        self.refused: str | None = None
+        """Why Slack last refused a new connection (``None`` once one was opened)."""
+        self._not_before = 0.0
+        self._delay = 1.0
+        super().__init__(
+            app, app_token, ping_interval=PING_SECONDS, receive_buffer_size=RECEIVE_BUFFER
+        )
         # The SDK's own version sleeps out a rate limit's Retry-After (whatever it says) and
         # asks again, without end: start-up would hang in it. Here a rate limit is an error
         # like any other: the first connection's back-off honours Retry-After (capped), and
-        # the SDK's monitor tries a reconnect again at its next check.
+        # later reconnects (the SDK's monitor asks at every check) wait out Retry-After and a
+        # back-off that doubles up to a minute, instead of asking every few seconds.
         self.client.issue_new_wss_url = self._new_wss_url  # type: ignore[method-assign]
 
     def _new_wss_url(self) -> str:
-        response = self.client.web_client.apps_connections_open(app_token=self.client.app_token)
+        if time.monotonic() < self._not_before:
+            raise LinkRefused(self.refused or "waiting before reconnecting")
+        try:
+            response = self.client.web_client.apps_connections_open(app_token=self.client.app_token)
+        except Exception as exc:  # whatever the HTTP call raised
+            error, wait = _why(exc)
+            if self.refused != error:
+                log.warning(
+                    "Socket Mode connection refused by Slack"
+                    + ("; check SLACK_APP_TOKEN" if error in APP_TOKEN_REFUSED else ""),
+                    extra={"error": error},
+                )
+            self.refused = error
+            self._not_before = time.monotonic() + max(self._delay, min(wait or 0, 3600.0))
+            self._delay = min(self._delay * 2, MAX_RECONNECT_DELAY)
+            raise
+        self.refused = None
+        self._delay = 1.0
         return str(response["url"])
 
     def handle(self, client: Any, req: Any) -> None:
@@ -86,6 +125,8 @@ def _why(exc: Exception) -> tuple[str, float | None]:
         except ValueError:
             wait = None
         return error, wait
+    if isinstance(exc, LinkRefused):
+        return str(exc), None
     return f"{type(exc).__name__}: {exc}"[:200], None
 
 
@@ -149,8 +190,19 @@ class SocketLink:
         """Why Slack's payloads cannot reach the bot now, or ``None``."""
         if not self._connected_once:
             return self.reason
-        if not self.handler.client.is_connected():
-            return "slack socket mode disconnected; reconnecting"
+        client = self.handler.client
+        refused = self.handler.refused
+        because = f" (Slack refused a new connection: {refused})" if refused else ""
+        if refused in APP_TOKEN_REFUSED:
+            because += "; check SLACK_APP_TOKEN"
+        if not client.is_connected():
+            return f"slack socket mode disconnected{because}; reconnecting"
+        last_pong = getattr(client.current_session, "last_ping_pong_time", None)
+        if last_pong is not None and time.time() - last_pong > SILENT_SECONDS:
+            return (
+                f"slack socket mode silent: no answer to pings for "
+                f"{time.time() - last_pong:.0f} s{because}; reconnecting"
+            )
         return None
 
     def stop(self) -> None:

@@ -187,3 +187,53 @@ def test_a_rate_limit_at_start_up_neither_hangs_it_nor_is_ignored(
         eventually(lambda: incident_titled(db, "Checkout returns 500s"), "INC-1 declared")
     finally:
         running.stop()
+
+
+def test_a_link_that_died_without_a_goodbye_is_unready_then_reconnected(
+    fake: FakeSlack, service: Service, db: Database
+) -> None:
+    """A load balancer or NAT drops the websocket without a close frame. The process still has
+    its socket, so it looked connected: `/readyz` said ready while no command could reach it,
+    for about a minute. Unanswered pings now make it unready, and the SDK reconnects."""
+    link = service.socket_mode
+    assert link is not None
+    eventually(lambda: link.current() is None, "ready")
+    fake.socket_mode.drop()
+    said = eventually(link.current, "unready once the pings go unanswered")
+    assert said.startswith("slack socket mode "), said
+    fake.socket_mode.wait_for_connections(2, BOUND)
+    eventually(lambda: link.current() is None, "ready again")
+    _, ack = declare(fake, "Checkout returns 500s")
+    assert ack
+    eventually(lambda: incident_titled(db, "Checkout returns 500s"), "INC-1 declared")
+
+
+def test_reconnecting_waits_as_slack_asks_and_says_why(fake: FakeSlack, service: Service) -> None:
+    """Slack refuses new connections for a while (a rate limit with Retry-After, then the
+    app-level token revoked): the SDK's monitor would ask at every check (every 5 s); Firebreak
+    asks again only after Retry-After and a growing back-off, and `/readyz` names the refusal."""
+    link = service.socket_mode
+    assert link is not None
+    opened = len(fake.calls_to("apps.connections.open"))
+    fake.fail("apps.connections.open", status=429, retry_after=12, times=None)
+    fake.socket_mode.disconnect("refresh_requested")
+    said = eventually(
+        lambda: "refused" in (link.current() or "") and link.current(),
+        "unready, naming the rate limit",
+    )
+    assert said == (
+        "slack socket mode disconnected (Slack refused a new connection: ratelimited); reconnecting"
+    )
+    time.sleep(8)  # past the SDK's next check, within Slack's 12 s
+    assert len(fake.calls_to("apps.connections.open")) == opened + 1
+    fake.clear_failures()
+    fake.fail("apps.connections.open", error="invalid_auth", times=None)
+    eventually(
+        lambda: (link.current() or "").endswith(
+            "a new connection: invalid_auth); check SLACK_APP_TOKEN; reconnecting"
+        ),
+        "unready, naming the token",
+    )
+    fake.clear_failures()
+    fake.socket_mode.wait_for_connections(2, BOUND)
+    eventually(lambda: link.current() is None, "ready again")

@@ -170,8 +170,7 @@ def test_sigterm_while_migrating_stops_there_with_nothing_half_written(
 
 def _waits_to_migrate(service: ServeProcess, url: URL) -> bool:
     if url.get_backend_name() == "sqlite":
-        fds = Path(f"/proc/{service.process.pid}/fd")
-        return any(os.path.realpath(fd) == str(url.database) for fd in fds.iterdir())
+        return str(url.database) in _open_files(service.process.pid)
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
@@ -186,3 +185,14 @@ def _waits_to_migrate(service: ServeProcess, url: URL) -> bool:
     finally:
         engine.dispose()
     return bool(waiting)
+
+
+def _open_files(pid: int) -> set[str]:
+    """The files a process has open (a descriptor closed while they are listed is skipped)."""
+    names = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            names.add(os.readlink(fd))
+        except OSError:
+            continue
+    return names
