@@ -237,3 +237,26 @@ def test_reconnecting_waits_as_slack_asks_and_says_why(fake: FakeSlack, service:
     fake.clear_failures()
     fake.socket_mode.wait_for_connections(2, BOUND)
     eventually(lambda: link.current() is None, "ready again")
+
+
+def test_a_large_envelope_is_acknowledged_on_the_same_connection(
+    fake: FakeSlack, service: Service
+) -> None:
+    """Slack sends a click with the whole message clicked on, a form with its state: large
+    frames. The SDK read a frame 1 KB at a time, recursing for each, and one of about 1 MB
+    broke the connection (with every acknowledgement in flight on it)."""
+    payload = {
+        "type": "event_callback",
+        "event_id": "EvLARGE1",
+        "team_id": fake.team_id,
+        "api_app_id": fake.app_id,
+        "event": {
+            "type": "app_home_opened",
+            "user": fake.user_id("ana.garcia"),
+            "tab": "messages",
+            "padding": "x" * 1_500_000,
+        },
+    }
+    envelope = fake.socket_mode.send("events_api", payload)
+    fake.socket_mode.wait_for_ack(envelope, BOUND)
+    assert fake.socket_mode.connections == 1
