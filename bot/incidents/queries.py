@@ -26,9 +26,10 @@ def get_incident(session: Session, incident_id: int) -> Incident:
     return incident
 
 
-# Up to 18 digits: any number a person could mean, and still one every database compares
-# (a number with more is no incident's, nor a reference).
-_REF = re.compile(r"^\s*(?:inc-?)?\s*#?(\d{1,100})\s*$", re.IGNORECASE)
+REF_DIGITS = r"\d{1,100}"
+"""The digits of an incident reference: any number someone types (one past ``NUMBER_MAX`` is
+no incident's, and says so) and short enough to convert."""
+_REF = re.compile(rf"^\s*(?:inc-?)?\s*#?({REF_DIGITS})\s*$", re.IGNORECASE)
 
 
 def parse_incident_ref(text: str) -> int | None:

@@ -16,6 +16,7 @@ from rapidfuzz.distance import OSA
 from bot.db import whole_number
 from bot.errors import InvalidInput
 from bot.incidents import parse_incident_ref
+from bot.incidents.queries import REF_DIGITS
 
 SUBCOMMANDS = {
     "help": "help",
@@ -86,7 +87,7 @@ _HELP = {"?": "help", "-h": "help", "--help": "help", "-help": "help", "/help": 
 """How people ask a command line for help; "status?" and "help?" are the commands too."""
 _SEV_JOINED = re.compile(r"^(?:sev|severity)-?(\d)$")
 
-_REF_TOKEN = re.compile(r"^(?:inc-?\d{1,100}|#\d{1,100})$", re.IGNORECASE)
+_REF_TOKEN = re.compile(rf"^(?:inc-?|#){REF_DIGITS}$", re.IGNORECASE)
 _CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 """A channel picked from Slack's # list, as Slack sends it: ``<#C123|inc-42-checkout>`` (the
 name may be empty: ``<#C123|>``) or ``<#C123>``."""

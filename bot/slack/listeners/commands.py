@@ -26,8 +26,6 @@ from bot.slack.summary import snapshot
 
 log = logging.getLogger(__name__)
 
-COMMAND = "/incident"
-
 
 class CommandListeners(ListenerBase):
     def process_command(self, kind: str, body: dict[str, Any], replies: Replies) -> None:
@@ -401,7 +399,6 @@ declaring are handled before an incident is looked up)."""
 
 
 def register(app: App, listeners: CommandListeners) -> None:
-    app.command(COMMAND)(listeners.command)
-    # Slack sends only the commands the app itself defines: a workspace that named it
-    # otherwise (`/inc`, `/incident-staging` for a second installation) gets the same command.
+    # `/incident`, or whatever the app names it: Slack sends only the commands the app itself
+    # defines (`/inc`, `/incident-staging` for a second installation).
     app.command(re.compile(r"^/."))(listeners.command)
