@@ -261,12 +261,12 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     # The Slack SDKs log request and response bodies at DEBUG: never let them.
-    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "markdown_it"):
+    for noisy in ("slack_sdk", "slack_bolt", "markdown_it"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
-    # httpx logs every request's URL at INFO, a response_url (a credential) among them; the
-    # Web API client logs each failed call at ERROR, which the gateway reports itself, once,
-    # with what happens next.
-    for chatty in ("httpx", "httpcore"):
+    # httpx (the console's sign-in) logs every request's URL at INFO, and urllib3 (Slack calls)
+    # at DEBUG, a response_url (a credential) among them; the Web API client logs each failed
+    # call at ERROR, which the gateway reports itself, once, with what happens next.
+    for chatty in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

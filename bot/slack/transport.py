@@ -3,7 +3,7 @@
 ``slack_sdk``'s ``WebClient`` opens a new connection for every call (urllib): a DNS lookup, a
 TCP connect and, on Slack's HTTPS, a TLS handshake each time, about half of the CPU a call costs
 Firebreak (bench/tls.py). ``KeepAliveWebClient`` sends the very request the SDK built through a
-pool of persistent HTTP/1.1 connections (httpx, one pool per client, shared by every thread) and
+pool of persistent HTTP/1.1 connections (urllib3, one pool per client, shared by every thread) and
 hands the SDK back what urllib would have: the answer, or an ``HTTPError`` for a 4xx or 5xx. So
 the SDK's parsing and errors, and the gateway's reading of them, stay exactly as they are. The
 answers sent to a request's ``response_url`` (``KeepAliveWebClient.webhook``: the SDK's
@@ -16,7 +16,6 @@ was written may have reached Slack, and the retry checks before repeating.
 
 from __future__ import annotations
 
-import socket
 import ssl
 import weakref
 from email.message import Message
@@ -26,13 +25,24 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.request import Request
 
-import httpx
+import urllib3
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient, WebhookResponse
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    EmptyPoolError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.exceptions import (
+    HTTPError as Urllib3Error,
+)
 
-POOL = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0)
-"""Connections kept open per client. Slack closes idle ones on its side; a connection found
-closed is replaced before the request is sent."""
+KEPT_OPEN = 16
+"""Connections kept open per Slack host. Slack closes idle ones on its side; a connection found
+closed is replaced before the request is sent (urllib3 checks before reusing one). More threads
+calling at once open more connections, closed after use."""
 
 
 class KeepAliveWebClient(WebClient):
@@ -40,14 +50,17 @@ class KeepAliveWebClient(WebClient):
 
     def __init__(self, *, ssl: ssl.SSLContext, timeout: int, **kwargs: Any) -> None:
         super().__init__(ssl=ssl, timeout=timeout, **kwargs)
-        # No Nagle: a request's headers and body are two writes, and the body must not wait
-        # for the acknowledgement of the headers (up to 40 ms on Linux).
-        transport = httpx.HTTPTransport(
-            verify=ssl, limits=POOL, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        # urllib3 turns Nagle off (TCP_NODELAY): a request's headers and body are two writes,
+        # and the body must not wait for the acknowledgement of the headers. No retries and no
+        # redirects: every retry is the effect runner's, which knows whether one is safe.
+        self._http = urllib3.PoolManager(
+            maxsize=KEPT_OPEN,
+            ssl_context=ssl,
+            timeout=urllib3.Timeout(total=float(timeout)),
+            retries=False,
         )
-        self._http = httpx.Client(transport=transport, timeout=float(timeout), trust_env=False)
         # Open connections are closed with the client, even one nobody closed.
-        self._close = weakref.finalize(self, self._http.close)
+        self._close = weakref.finalize(self, self._http.clear)
 
     def close(self) -> None:
         """Close the open connections; the client cannot be used afterwards."""
@@ -67,19 +80,15 @@ class KeepAliveWebClient(WebClient):
             return super()._perform_urllib_http_request_internal(url, req)
         answer, headers = _send(self._http, url, req)
         if headers.get_content_type() == "application/gzip":
-            return {"status": answer.status_code, "headers": headers, "body": answer.content}
+            return {"status": answer.status, "headers": headers, "body": answer.data}
         charset = headers.get_content_charset() or "utf-8"
-        return {
-            "status": answer.status_code,
-            "headers": headers,
-            "body": answer.content.decode(charset),
-        }
+        return {"status": answer.status, "headers": headers, "body": answer.data.decode(charset)}
 
 
 class _KeepAliveWebhookClient(WebhookClient):
     """A ``WebhookClient`` whose requests go through a ``KeepAliveWebClient``'s pool."""
 
-    def __init__(self, url: str, http: httpx.Client, *, timeout: int, ssl: Any) -> None:
+    def __init__(self, url: str, http: urllib3.PoolManager, *, timeout: int, ssl: Any) -> None:
         super().__init__(url, timeout=timeout, ssl=ssl, retry_handlers=[])
         self._http = http
 
@@ -90,37 +99,37 @@ class _KeepAliveWebhookClient(WebhookClient):
         charset = headers.get_content_charset() or "utf-8"
         return WebhookResponse(
             url=url,
-            status_code=answer.status_code,
-            body=answer.content.decode(charset),
+            status_code=answer.status,
+            body=answer.data.decode(charset),
             headers=headers,  # type: ignore[arg-type]  # what urllib gives the SDK
         )
 
 
-def _send(http: httpx.Client, url: str, req: Request) -> tuple[httpx.Response, Message]:
+def _send(
+    http: urllib3.PoolManager, url: str, req: Request
+) -> tuple[urllib3.BaseHTTPResponse, Message]:
     """Send the request the SDK built over ``http``'s open connections; fail as urllib would
     (``URLError``, or ``HTTPError`` for a 4xx or 5xx), so the SDK turns that into its errors."""
     data = req.data if isinstance(req.data, bytes) else None
     try:
-        answer = http.request(req.get_method(), url, content=data, headers=dict(req.header_items()))
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        # Nothing was sent (no connection, or none free in time): as urllib says of a
-        # refused connection.
+        answer = http.request(req.get_method(), url, body=data, headers=dict(req.header_items()))
+    except (NewConnectionError, ConnectTimeoutError, SSLError, EmptyPoolError) as exc:
+        # Nothing was sent (no connection, no DNS answer, no TLS handshake): as urllib says of
+        # a refused connection. (A name not resolved is a NewConnectionError.)
         raise URLError(ConnectionRefusedError(str(exc))) from None
-    except httpx.TimeoutException as exc:
+    except ReadTimeoutError as exc:
         raise URLError(TimeoutError(str(exc))) from None
-    except httpx.HTTPError as exc:  # broken after sending: reset, closed, garbled
+    except Urllib3Error as exc:  # broken after sending: reset, closed, garbled
         raise URLError(ConnectionResetError(str(exc))) from None
     headers = _message(answer.headers)
-    if answer.status_code >= 400:
-        raise HTTPError(
-            url, answer.status_code, answer.reason_phrase, headers, BytesIO(answer.content)
-        )
+    if answer.status >= 400:
+        raise HTTPError(url, answer.status, answer.reason or "", headers, BytesIO(answer.data))
     return answer, headers
 
 
-def _message(headers: httpx.Headers) -> Message:
+def _message(headers: urllib3.HTTPHeaderDict) -> Message:
     """The answer's headers as urllib gives them to the SDK."""
     message = HTTPMessage()
-    for name, value in headers.multi_items():
+    for name, value in headers.iteritems():
         message[name] = value
     return message

@@ -180,16 +180,21 @@ CHATTY_PROCESS = """
 import logging, sys
 from bot.observability import configure_logging
 
-configure_logging("INFO", "text", [])
+configure_logging("DEBUG", "text", [])
 logging.getLogger("httpx").info("HTTP Request: POST %s 200 OK", sys.argv[1])
+path = sys.argv[1].removeprefix("https://hooks.slack.com")
+logging.getLogger("urllib3.connectionpool").debug(
+    '%s://%s:%s "%s %s %s" %s %s', "https", "hooks.slack.com", 443, "POST", path, "HTTP/1.1", 200, 2
+)
 logging.getLogger("slack_sdk.web.base_client").error("Failed to send a request to Slack")
 logging.getLogger("bot.somewhere").warning("answer to %s failed", sys.argv[1])
 """
 
 
 def test_a_response_url_never_reaches_the_log() -> None:
-    """A ``response_url`` lets whoever holds it post as the app for 30 minutes: httpx's line
-    per request (which names it) is not logged, and any other line has it redacted. The Web
+    """A ``response_url`` lets whoever holds it post as the app for 30 minutes: the lines
+    httpx (INFO) and urllib3 (DEBUG) write per request, which name it, are not logged even at
+    DEBUG, and any other line has it redacted. The Web
     API client's own ERROR per failed call is left to the gateway, which reports it once."""
     result = subprocess.run(
         [sys.executable, "-c", CHATTY_PROCESS, RESPONSE_URL],
