@@ -75,9 +75,9 @@ def apply_alerts(
     for alert in message.alerts:  # a key listed twice: the last one wins
         latest[alert.key] = alert
     existing: dict[str, AlertRecord] = {}
-    # A group that never had an alert (``alert_count`` only grows, with the rows, under the
-    # group lock) has no rows to look up: the first message of every group skips the query.
-    keys = list(latest) if group.alert_count else []
+    # A group that never had an alert (``has_alerts`` changes with the rows, under the group
+    # lock) has no rows to look up: the first message of every group skips the query.
+    keys = list(latest) if group.has_alerts else []
     for start in range(0, len(keys), 500):
         rows = session.exec(
             select(AlertRecord).where(
@@ -165,7 +165,7 @@ def apply_alerts(
             if not recurred:  # a recurrence was firing and is: counted once
                 changes.firing_delta += 1 if status == Status.FIRING else -1
     changes.new = new
-    changes.new_rows = len(new)
+    changes.new_rows = sum(1 for row in new if not row["dropped"])  # dropped: never counted
     return changes
 
 

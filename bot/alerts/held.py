@@ -62,7 +62,7 @@ def adopt_strays(session: Session, group: AlertGroup, message: AlertMessage) -> 
             .where(col(AlertGroup.source) == message.source, col(AlertGroup.group_key) == key)
             .with_for_update()
         ).first()
-        if stray is None or stray.alert_count or stray.incident_id is not None:
+        if stray is None or stray.has_alerts or stray.incident_id is not None:
             continue
         entries = {entry["key"]: entry for entry in [*stray.held, *group.held]}
         if entries:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +40,7 @@ from bot.alerts.changes import (
     transition_key,
 )
 from bot.alerts.held import adopt_strays, hold
-from bot.alerts.model import PRINCIPAL_PREFIX, AlertMessage, Status
+from bot.alerts.model import PRINCIPAL_PREFIX, SOURCE_TITLES, AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord, label_value
 from bot.alerts.notices import (
     ALL_RESOLVED,
@@ -178,12 +179,26 @@ def _phase(policy: Policy, incident: Incident) -> str:
 
 def _summary(message: AlertMessage, firing: int) -> str:
     first = next((a for a in message.alerts if a.status == Status.FIRING), None)
-    lines = [f"Opened by {message.source} alerts ({firing} firing)."]
+    source = "" if message.source == "generic" else f"{SOURCE_TITLES[message.source]} "
+    lines = [f"Opened by {source}alerts ({firing} firing)."]
     if first is not None and first.description:
-        # The summary is Slack markup; the alert's text is shown as written, never as links
-        # or mentions ("nothing in an alert can format").
-        lines.append(escape_mrkdwn(first.description[:2000]))
+        lines.append(_description_shown(first.description))
     return "\n\n".join(lines)
+
+
+DESCRIPTION_SHOWN = 2000
+_CUT_ENTITY = re.compile(r"&[a-z]*$")
+
+
+def _description_shown(description: str) -> str:
+    """The alert's description in the summary: Slack markup, so shown as written, never as
+    links or mentions ("nothing in an alert can format"); at most ``DESCRIPTION_SHOWN``
+    characters once escaped (2,000 ``&`` are 10,000 characters of ``&amp;``), never cutting
+    an entity in two."""
+    shown = escape_mrkdwn(description[:DESCRIPTION_SHOWN])
+    if len(shown) <= DESCRIPTION_SHOWN:
+        return shown
+    return _CUT_ENTITY.sub("", shown[: DESCRIPTION_SHOWN - 1]) + "…"
 
 
 def _declare(
@@ -501,7 +516,7 @@ def ingest(
     group = _open_group(session, message, now)
     assert group.id is not None
     adopt_strays(session, group, message)
-    was_firing = group.firing_count
+    was_firing, was_counted = group.firing_count, group.alert_count
     group_was_firing = group.status == Status.FIRING.value
     changes = apply_alerts(session, group, message, plan, now)
     # Kept incrementally under the group lock (never re-counted: a storm group has thousands).
@@ -523,7 +538,9 @@ def ingest(
         with suppress(NotFound):
             incident = core.lock_incident(session, group.incident_id)
     held = incident
+    # Fired again: not when only alerts the policy drops came before (no episode to end).
     refired = bool(changes.fired) and was_firing == 0 and group.resolved_at is not None
+    refired = refired and was_counted > 0
     if _new_episode(policy, group, incident, changes, refired, now):
         group.episode += 1
         group.incident_id = None

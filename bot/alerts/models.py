@@ -43,6 +43,7 @@ class AlertGroup(SQLModel, table=True):
     service: str | None = Field(default=None, max_length=200)
     firing_count: int = Field(default=0)
     alert_count: int = Field(default=0)
+    """Alerts the group has had, firing or resolved; those the policy drops are not counted."""
     runbook_id: str | None = Field(default=None, max_length=200)
     links: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
@@ -54,6 +55,12 @@ class AlertGroup(SQLModel, table=True):
     first_seen_at: datetime = _utc()
     last_seen_at: datetime = _utc()
     resolved_at: datetime | None = _utc(default=None)
+
+    @property
+    def has_alerts(self) -> bool:
+        """Whether any alert row is stored for the group: a counted one, or only alerts the
+        policy drops (the group is then ``dropped`` until a counted one comes)."""
+        return bool(self.alert_count) or self.disposition == "dropped"
 
 
 class AlertRecord(SQLModel, table=True):

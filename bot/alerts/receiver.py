@@ -177,8 +177,12 @@ class AlertReceiver:
         except BodyTooLarge:
             return _error(413, f"the body is over {MAX_BODY // (1024 * 1024)} MB")
         except BodyTooSlow:
+            # A 5xx, not 408: Alertmanager and Datadog retry on 5xx only, and drop a 4xx for
+            # good; nothing was stored, and the same body sent again is welcome.
             return _error(
-                408, f"the body did not arrive within {BODY_SECONDS:.0f} s; send it again"
+                503,
+                f"the body did not arrive within {BODY_SECONDS:.0f} s; nothing was stored; "
+                "send it again",
             )
         refusal = authenticate(
             config.settings,

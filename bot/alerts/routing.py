@@ -98,7 +98,9 @@ def runbooks_named_by(catalog: RunbookCatalog, reference: str) -> list[Runbook]:
     if not found and anchor:
         found = catalog.named_by([anchor.removeprefix("alert-name-")])
     if not found and segments:
-        by_title = catalog.get(segments[-1])
+        # A wiki page's title: Confluence writes its spaces as "+" (``/display/SRE/Disk+full``).
+        title = segments[-1]
+        by_title = catalog.get(title) or (catalog.get(title.replace("+", " ")) if web else None)
         found = [by_title] if by_title is not None else []
     return found
 

@@ -386,7 +386,7 @@ def test_what_every_alert_says_and_its_links_do_not_choose_a_runbook(
     datadog = starter.suggest(
         title="Redis memory above 90%",
         summary=(
-            "Opened by datadog alerts (1 firing).\n\nRedis used memory is 93% of maxmemory on "
+            "Opened by Datadog alerts (1 firing).\n\nRedis used memory is 93% of maxmemory on "
             "host:cache-2 @webhook-firebreak @slack-ops-alerts\n\n[[Monitor Status]"
             "(https://app.datadoghq.com/monitors/42?group=host%3Acache-2)] · [[Edit Monitor]"
             "(https://app.datadoghq.com/monitors#42/edit)] https://status.example.com/incidents"
@@ -395,4 +395,4 @@ def test_what_every_alert_says_and_its_links_do_not_choose_a_runbook(
     reasons = {reason for match in datadog for reason in match.reasons}
     for noise in ("https", "monitor", "opened", "firing", "webhook", "firebreak", "datadoghq"):
         assert not any(noise in reason for reason in reasons), reasons
-    assert [w for w, _ in words("Opened by alertmanager alerts (3 firing).")] == ["alertmanager"]
+    assert [w for w, _ in words("Opened by Alertmanager alerts (3 firing).")] == ["alertmanager"]

@@ -82,7 +82,8 @@ _STATES = frozenset(
 
 def _datadog_tag(tag: str) -> bool:
     word = tag.split(" on ", 1)[0].strip().casefold().removeprefix("re-")
-    return word in _STATES or word in ("renotify", "test") or bool(_PRIORITY.match(word))
+    state = word.removesuffix(" recovered")  # "Warn Recovered", "Alert Recovered"
+    return state in _STATES or word in ("renotify", "test") or bool(_PRIORITY.match(word))
 
 
 def _strip_prefixes(title: str) -> tuple[str, list[str]]:
@@ -168,7 +169,11 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 break
     alert_type = (_value(data, "alert_type", "alert.alert_type") or "").lower()
     folded = (transition or "").casefold()
-    resolved = any(folded.startswith(t) for t in _RESOLVED_TRANSITIONS) or alert_type == "success"
+    resolved = (
+        any(folded.startswith(t) for t in _RESOLVED_TRANSITIONS)
+        or folded.endswith(" recovered")  # "Warn Recovered", "Alert Recovered"
+        or alert_type == "success"
+    )
     priority = _value(data, "alert_priority", "priority_level", "severity", "alert.alert_priority")
     if priority is None:
         priority = next((t.upper() for t in prefixes if _PRIORITY.match(t)), None)

@@ -329,6 +329,8 @@ def _ignored_test(message: AlertMessage, sender: str) -> AlertMessage:
     )
 
 
+_GO_QUOTED_META = re.compile(r"\\([\\.+*?()|\[\]{}^$])")
+"""A character Go's regexp.QuoteMeta escaped."""
 _GO_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+( m=[+-][\d.]+)?")
 """Go's ``time.Time.String()``: ``2022-08-31 05:54:04.52289368 +0000 UTC m=+42208.256292221``."""
 
@@ -364,9 +366,12 @@ def _contact_point_test(data: dict[str, Any]) -> bool:
         return shown == _TEST_LABELS and annotations.get("summary") == _TEST_SUMMARY
     given = raw.get("fingerprint")
     prints = {fingerprint(labels)} | ({given.strip()} if isinstance(given, str) else set())
+    # The key holds the contact point's name as written; the body's ``receiver`` is that name
+    # through Go's regexp.QuoteMeta (``ops\.firebreak`` for ``ops.firebreak``).
     receiver = str(data.get("receiver") or "")
+    names = {receiver, _GO_QUOTED_META.sub(r"\1", receiver)}
     newer = re.fullmatch(r"(.*)-([0-9a-f]{16})-\d+", key)
-    if newer and newer.group(1) == receiver and newer.group(2) in prints:
+    if newer and newer.group(1) in names and newer.group(2) in prints:
         return True
     # Prometheus' LabelSet.String(): sorted name="value" pairs, values quoted as Go quotes.
     pairs = ", ".join(
