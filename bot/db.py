@@ -54,6 +54,8 @@ TCP gives up. These bound both (new connections 10 s; an open one whose peer sto
 within about 15 to 25 s), so requests fail, readiness says so and shutdown is not held for
 minutes. Any of them given in the URL's query (``?connect_timeout=30``) wins."""
 READ_ONLY = "firebreak_read_only"
+WAIT_MS = "firebreak_wait_ms"
+"""Execution option: the longest a transaction waits to begin (SQLite's writer), in ms."""
 
 _Select = TypeVar("_Select", bound=GenerativeSelect)
 _T = TypeVar("_T")
@@ -172,10 +174,17 @@ def _prepare_sqlite(engine: Engine) -> None:
         statement = (
             "BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
         )
+        driver = connection.connection.driver_connection
+        wait = connection.get_execution_options().get(WAIT_MS)
         try:
-            connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+            if wait is not None:
+                driver.execute(f"PRAGMA busy_timeout={int(wait)}")  # type: ignore[union-attr]
+            driver.execute(statement)  # type: ignore[union-attr]
         except sqlite3.OperationalError as exc:
             raise OperationalError(statement, None, exc) from exc
+        finally:
+            if wait is not None:
+                driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # type: ignore[union-attr]
 
 
 def create_db_engine(url: str | URL, *, pool_size: int = 10) -> Engine:
@@ -277,15 +286,21 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed on success and rolled back on any error."""
+    def transaction(self, *, wait: float | None = None) -> Iterator[Session]:
+        """A session whose work is committed on success and rolled back on any error.
+        ``wait``: the longest, in seconds, it waits for SQLite's writer or, on PostgreSQL, for
+        a lock (else ``OperationalError``); unbounded but by the busy timeout if ``None``."""
         priority.pause_point()
+        ms = None if wait is None else max(1, int(wait * 1000))
+        bind = self.engine if ms is None else self.engine.execution_options(**{WAIT_MS: ms})
         with (
             priority.holding(),
             self._writer or nullcontext(),
-            Session(self.engine, expire_on_commit=False) as session,
+            Session(bind, expire_on_commit=False) as session,
             session.begin(),
         ):
+            if ms is not None and self.backend == "postgresql":
+                session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
             yield session
 
     def transact(

@@ -7,14 +7,22 @@ the writer; whoever gets there first writes everything queued so far in one tran
 others find theirs already written. Each effect keeps its own answer (written, or already there
 under its key); if the transaction fails, every effect in it gets the error and nothing of it
 was written.
+
+A write may carry a deadline (``time.monotonic()``): an effect still unwritten when its
+transaction finally has the database's writer after it (another process held SQLite's lock for
+seconds) is left out of it and fails with ``TooLate``: nothing of it is written, so whoever
+asked can say so truthfully.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from bot.db import Database
 from bot.effects import store
@@ -24,9 +32,17 @@ class WriteFailed(Exception):
     """The shared transaction failed: nothing of it was written."""
 
 
+ATTEMPTS = 3
+
+
+class TooLate(Exception):
+    """The effect's deadline passed before the database could be written: it was not."""
+
+
 @dataclass
 class _Pending:
     row: dict[str, Any]
+    deadline: float | None = None
     written: bool | None = None
     error: BaseException | None = None
     finished: bool = False
@@ -47,11 +63,13 @@ class GroupWriter:
         data: dict[str, Any],
         lane: str | None,
         now: datetime,
+        deadline: float | None = None,
     ) -> bool:
         """``store.enqueue`` in a transaction shared with other threads' effects. Returns
         whether the row was written (False: its key was taken); raises what the transaction
-        raised if it failed."""
-        mine = _Pending(store.new_row(kind=kind, key=key, data=data, lane=lane, now=now))
+        raised if it failed, and ``TooLate`` if it had the writer only after ``deadline``."""
+        row = store.new_row(kind=kind, key=key, data=data, lane=lane, now=now)
+        mine = _Pending(row, deadline)
         with self._queue_lock:
             self._queue.append(mine)
         with self._writer:
@@ -59,20 +77,47 @@ class GroupWriter:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
                 self._write(batch)
+        if isinstance(mine.error, TooLate):
+            raise mine.error
         if mine.error is not None:
             raise WriteFailed(f"{type(mine.error).__name__}: {mine.error}") from mine.error
         return bool(mine.written)
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
-            # A connection the server dropped is replaced and the batch written again (it
-            # rolled back; its keys make a second write harmless).
-            written = self.db.transact(
-                lambda session: store.enqueue_many(session, [item.row for item in batch])
-            )
+            timely = self._attempts(batch)
         except BaseException as exc:  # every waiter must hear of it, whatever it was
             for item in batch:
                 item.error, item.finished = exc, True
             return
-        for item, was_written in zip(batch, written, strict=True):
-            item.written, item.finished = was_written, True
+        written = {id(item) for item in timely}
+        for item in batch:
+            if id(item) not in written:
+                item.error = TooLate("the database could not be written in time")
+            item.finished = True
+
+    def _attempts(self, batch: list[_Pending]) -> list[_Pending]:
+        """Write the batch's effects still in time; returns them. A connection the server
+        dropped, or a wait for the writer that ran out, is tried again (the transaction rolled
+        back; keys make a second write harmless) while any deadline is left."""
+        for attempt in range(1, ATTEMPTS + 1):
+            deadlines = [item.deadline for item in batch if item.deadline is not None]
+            wait = min(deadlines) - time.monotonic() if deadlines else None
+            if wait is not None and wait <= 0:
+                return [item for item in batch if item.deadline is None]
+            try:
+                with self.db.transaction(wait=wait) as session:
+                    session.connection()  # begun: the writer is this transaction's
+                    now = time.monotonic()
+                    timely = [i for i in batch if i.deadline is None or now <= i.deadline]
+                    if timely:
+                        rows = [item.row for item in timely]
+                        for item, was_written in zip(
+                            timely, store.enqueue_many(session, rows), strict=True
+                        ):
+                            item.written = was_written
+                    return timely
+            except OperationalError:
+                if attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")

@@ -16,6 +16,7 @@ the fast path right after the acknowledgement; a form that fails to open changes
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from bot import observability
 from bot.clock import utcnow
 from bot.db_errors import OutageLog
 from bot.effects import kinds, store
-from bot.effects.group import GroupWriter
+from bot.effects.group import GroupWriter, TooLate
 from bot.effects.runner import Done, PermanentError, TransientError
 from bot.effects.store import Claimed
 from bot.errors import FirebreakError
@@ -45,9 +46,13 @@ FAILED = (
     "runs Firebreak."
 )
 NOT_SAVED = (
-    ":warning: Firebreak could not save this request (its database is unavailable), so "
-    "nothing was changed. Try again in a minute."
+    ":warning: Firebreak could not save this request (its database is unavailable or busy), "
+    "so nothing was changed. Try again in a minute."
 )
+SAVE_WITHIN = 2.0
+"""Seconds a request may wait to be saved: Slack shows the person an error after 3 s without
+an acknowledgement. One saved later would be done although the person saw it fail, and done
+twice when they type it again; it is not saved, and they are told so (``NOT_SAVED``)."""
 
 
 _AGAIN: ContextVar[bool] = ContextVar("firebreak_processing_again", default=False)
@@ -133,6 +138,7 @@ class Inbox:
         lane = f"in:{channel}:{user}"[:64] if channel and user else None
         try:
             recorded = self._writer.enqueue(
+                deadline=time.monotonic() + SAVE_WITHIN,
                 kind=kinds.SLACK_REQUEST,
                 key=f"in:{key}",
                 data={
@@ -144,6 +150,13 @@ class Inbox:
                 lane=lane,
                 now=utcnow(),
             )
+        except TooLate:
+            log.warning(
+                "a Slack request was not saved: the database was busy for %.1f s (another "
+                "process holding SQLite's writer?); the person is told nothing changed",
+                SAVE_WITHIN,
+            )
+            raise NotRecorded("the database was busy") from None
         except Exception as exc:
             observability.ERRORS.labels(where="inbox").inc()
             # A database outage: one warning when it starts, one line when it ends (each
