@@ -10,7 +10,7 @@ from bot.markup import neutralise_broadcasts
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.slack import blocks
 from bot.slack.blocks.elements import mention
-from bot.slack.limits import SECTION_TEXT, truncate
+from bot.slack.limits import BLOCKS_TEXT_BUDGET, SECTION_TEXT, chunk_text, truncate
 from bot.slack.runbook_messages.mrkdwn import title_mrkdwn
 
 Message = tuple[str, list[dict[str, Any]]]
@@ -35,13 +35,36 @@ def event_message(policy: Policy, kind: str, event: TimelineEvent, ref: str) -> 
     ``ref``, with who made it."""
     said = neutralise_broadcasts(event.text, allow=policy.slack.allow_broadcast_mentions)
     if kind == "status_update":
-        return (
-            f"Status update on {ref}: {truncate(said, 200)}",
-            [blocks.section(f":mega: *Status update* from {mention(event.actor_id)}\n" + said)],
-        )
+        head = f":mega: *Status update* from {mention(event.actor_id)}\n"
+        return f"Status update on {ref}: {truncate(said, 200)}", _long_text(head, said)
     who = f"{mention(event.actor_id)} " if event.actor_id else ""
     text = f"{CHANGE_MARKS.get(event.kind, ':information_source:')} {who}— {said}"
     return _notice(text)
+
+
+UPDATE_SHOWN = BLOCKS_TEXT_BUDGET - 300
+"""What of a status update one message shows (Slack counts all its blocks' text together),
+leaving room for the note that says where the rest is."""
+
+
+def _long_text(head: str, said: str) -> list[dict[str, Any]]:
+    """``head`` and ``said`` in as many sections as it takes (3,000 characters each), cut only
+    past what one message can show, with a note saying so and where the whole text is."""
+    pieces = chunk_text(head + said, SECTION_TEXT)
+    shown: list[str] = []
+    for piece in pieces:
+        if sum(map(len, shown)) + len(piece) > UPDATE_SHOWN:
+            break
+        shown.append(piece)
+    sections = [blocks.section(piece) for piece in shown]
+    if len(shown) == len(pieces):
+        return sections
+    kept = sum(map(len, shown)) - len(head)
+    note = (
+        f"_Cut here: a Slack message shows {kept:,} of its {len(said):,} characters. The whole "
+        "update is on the incident's timeline (its export and postmortem)._"
+    )
+    return [*sections, blocks.context(note)]
 
 
 def step_assigned(event: TimelineEvent, run_title: str) -> Message:
