@@ -41,14 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Policy
-from bot.runbooks.front_matter import _split_front_matter
+from bot.runbooks.front_matter import LIST_KEYS, _split_front_matter
 from bot.runbooks.headings import alert_heading
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
 from bot.runbooks.words import NAME_QUOTES, compact, fold, query_words, words
 
 log = logging.getLogger(__name__)
 
-NOT_RUNBOOKS = frozenset({"readme.md", "contributing.md", "changelog.md", "license.md"})
+NOT_RUNBOOKS = frozenset({"contributing.md", "changelog.md", "license.md"})
 
 ALERT_SCORE = 100.0
 IMPLICIT_ALERT_SCORE = 90.0
@@ -77,24 +77,46 @@ are ``mimir-runbooks/_index.md``. Other names starting with ``_`` are partials a
 
 
 def is_runbook_file(path: Path) -> bool:
-    name = path.name
-    if name.casefold() == HUGO_SECTION_PAGE:
+    name = path.name.casefold()
+    if name == HUGO_SECTION_PAGE:
         return _has_body(path)
-    if name.startswith(("_", ".")) or name.casefold() in NOT_RUNBOOKS:
+    if name == README:
+        return _names_alerts(path)
+    if name.startswith(("_", ".")) or name in NOT_RUNBOOKS:
         return False
-    return name.casefold().endswith(".md")
+    return name.endswith(".md")
+
+
+README = "readme.md"
+"""A directory's README is its index, not a runbook, unless its front matter names the alerts
+it answers (``alerts: [RedisDown]``): teams that keep one directory per service often write the
+service's runbook there."""
+
+
+def _lines(path: Path) -> list[str] | None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff")
+    except OSError:
+        return None  # unreadable: loading it says so
+    return text.splitlines()[:20_000]
 
 
 def _has_body(path: Path) -> bool:
     """Whether a section page says anything: most hold only front matter (a title, a menu
     weight) for the site's navigation."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff")
-        lines = text.splitlines()[:20_000]
-    except OSError:
-        return True  # unreadable: loading it says so
+    lines = _lines(path)
+    if lines is None:
+        return True
     body = lines[_split_front_matter(lines).lines :]
     return any(line.strip() for line in body)
+
+
+def _names_alerts(path: Path) -> bool:
+    lines = _lines(path)
+    if lines is None:
+        return True
+    data = _split_front_matter(lines).data
+    return isinstance(data, dict) and any(data.get(key) for key in LIST_KEYS["alerts"])
 
 
 def runbook_id(path: Path, root: Path) -> str:

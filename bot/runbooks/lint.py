@@ -133,11 +133,23 @@ def lint_paths(
                         0,
                         "error",
                         "no runbooks here: the bot reads files ending in .md, but not "
-                        "README.md, CHANGELOG.md, CONTRIBUTING.md, LICENSE.md or files "
-                        "starting with _ (a Hugo _index.md only when it has text)",
+                        "CHANGELOG.md, CONTRIBUTING.md, LICENSE.md, files starting with _ (a "
+                        "Hugo _index.md only when it has text) or a README.md whose front "
+                        "matter names no alerts",
                     )
                 )
         elif names_a_file(path):
+            if not is_runbook_file(path) and path.name.casefold() == "readme.md":
+                report.messages.append(
+                    LintMessage(
+                        _display(path),
+                        1,
+                        "warning",
+                        "the bot reads a README.md as its directory's index, not as a runbook: "
+                        "name the alerts it answers in its front matter (alerts: [...]) or "
+                        "rename it",
+                    )
+                )
             _lint_file(path, path.stem, policy, report, checked, checks)
         else:
             report.messages.append(LintMessage(str(path), 0, "error", "no such file or directory"))

@@ -380,3 +380,33 @@ def test_a_link_in_a_loop_is_a_file_that_cannot_be_read_not_a_crash(
     code, out, _ = run("runbooks", "lint", first)
     assert (code, out.splitlines()[0]) == (1, f"{first}:1: error: {unreadable}")
     assert run("runbooks", "show", first) == (1, "", f"firebreak: {first}:1: {unreadable}\n")
+
+
+REDIS = """---
+alerts: [RedisDown]
+---
+# Redis
+
+## Mitigation
+
+1. Restart the primary: `kubectl -n cache rollout restart statefulset/redis`
+"""
+
+INDEX = "# Kafka runbooks\n\nSee broker-down.md.\n"
+
+
+def test_a_readme_naming_its_alerts_is_a_runbook_an_index_readme_is_not(tmp_path: Path) -> None:
+    """One directory per service, its runbook in README.md (as GitLab's runbooks are kept): a
+    README whose front matter names the alerts it answers is catalogued and matched; a README
+    that is a directory's index is not, and linting it says why. Before, every README was
+    skipped while `lint` on the file said it was fine."""
+    write(tmp_path / "redis", "README.md", REDIS)
+    write(tmp_path / "kafka", "README.md", INDEX)
+    write(tmp_path / "kafka", "broker-down.md", GOOD)
+    catalog = RunbookCatalog.load([tmp_path])
+    assert sorted(r.id for r in catalog) == ["kafka/broker-down", "redis/README"]
+    [match] = catalog.suggest(alerts=["RedisDown"], limit=1)
+    assert match.runbook.id == "redis/README"
+    report = lint_paths([tmp_path / "kafka" / "README.md"], checks=SLACK_CHECKS)
+    [said] = [m for m in report.messages if m.level == "warning" and "README" in m.message]
+    assert said.message.startswith("the bot reads a README.md as its directory's index")
