@@ -341,6 +341,26 @@ def _duplicates(checked: Iterable[_Checked], report: LintReport) -> None:
                     "bot loads only the first; rename one",
                 )
             )
+    alerts: dict[str, list[_Checked]] = defaultdict(list)
+    for item in checked:
+        for alert in dict.fromkeys(a.casefold() for a in item.runbook.alerts):
+            alerts[alert].append(item)
+    for claimed in alerts.values():
+        if len(claimed) < 2:
+            continue
+        first, *others = sorted(claimed, key=lambda c: c.runbook.id)
+        name = next(a for a in first.runbook.alerts if a.casefold() in alerts)
+        for item in others:
+            report.messages.append(
+                LintMessage(
+                    item.display,
+                    1,
+                    "warning",
+                    f"alert {name!r} is also named by {first.display}: the alert chooses that "
+                    "runbook (its id sorts first), this one only as a further suggestion; "
+                    "name each alert in one runbook",
+                )
+            )
     for group in titles.values():
         for item in group[1:]:
             report.messages.append(

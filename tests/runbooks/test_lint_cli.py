@@ -410,3 +410,24 @@ def test_a_readme_naming_its_alerts_is_a_runbook_an_index_readme_is_not(tmp_path
     report = lint_paths([tmp_path / "kafka" / "README.md"], checks=SLACK_CHECKS)
     [said] = [m for m in report.messages if m.level == "warning" and "README" in m.message]
     assert said.message.startswith("the bot reads a README.md as its directory's index")
+
+
+def test_an_alert_named_by_two_runbooks_is_a_warning(tmp_path: Path) -> None:
+    """Two runbooks both claim ``DiskFull``: the alert opens only one of them (its id sorts
+    first), so the other's author is told. Before, lint said nothing."""
+
+    def runbook(title: str, alerts: str) -> str:
+        return f"---\ntitle: {title}\nalerts: [{alerts}]\n---\n# {title}\n\n- [ ] Check `df -h`\n"
+
+    write(tmp_path, "disk-full.md", runbook("Disk full", "DiskFull, NodeDiskPressure"))
+    write(tmp_path, "storage.md", runbook("Storage", "diskfull"))
+    report = lint_paths([tmp_path], checks=SLACK_CHECKS)
+    said = [(Path(m.path).name, m.message) for m in report.messages if "also named by" in m.message]
+    assert said == [
+        (
+            "storage.md",
+            f"alert 'DiskFull' is also named by {tmp_path / 'disk-full.md'}: the alert chooses "
+            "that runbook (its id sorts first), this one only as a further suggestion; name "
+            "each alert in one runbook",
+        )
+    ]
