@@ -151,8 +151,13 @@ def heading_kind(title: str) -> Kind | None:
 _ALERT_PREFIX = re.compile(
     r"^\s*(?:alert|alarm)(?:\s+name)?\s*[:\-–—]\s*(\S.*?)\s*$", re.IGNORECASE
 )
-_ALERT_NAME = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+$")
-"""An alert's name as Prometheus and most alerting tools write it: ``PaymentsHighErrorRate``."""
+_ALERT_NAME = re.compile(
+    r"^(?:[a-z][a-z0-9]*|[A-Z][a-z0-9]+|[A-Z]{2,}(?=[A-Z][a-z]))(?:[A-Z]+[a-z0-9]+)+[A-Z0-9]*$"
+)
+"""An alert's name as Prometheus and most alerting tools write it: words run together, each
+capitalised (``PaymentsHighErrorRate``, ``KubeAPIDown``), the first may be lower case or an
+acronym (etcd-mixin's ``etcdNoLeader``, ``CPUThrottlingHigh``). A product name ending in an
+acronym (``PostgreSQL``, ``MySQL``) is not one."""
 
 
 def alert_heading(title: str) -> str | None:
