@@ -192,3 +192,27 @@ def test_a_status_chosen_in_the_update_form_after_a_resolve_is_refused_the_updat
     assert told.startswith(
         f":no_entry: {incident.ref} is Resolved now, not Triage as your copy showed (changed by "
     )
+
+
+def test_a_summary_too_long_once_written_out_for_slack_is_refused_in_the_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """2,989 characters fit the field (3,000), but written out for Slack (``&amp;``, ``&lt;``)
+    they are over the 10,000 a summary holds: refused under the input, the form and the text
+    kept. Before, the form closed, nothing was declared, and a DM said the summary was 12,911
+    characters long, which the person had not typed."""
+    slack.global_shortcut("declare_incident", user="ana.garcia")
+    bot.settle()
+    view = fake.open_views("ana.garcia")[-1]
+    summary = "<!here> & <b>x</b> " + "&<>" * 990
+    reply = slack.submit_view(
+        view.id, {"title": "Payments down", "summary": summary}, user="ana.garcia"
+    )
+    bot.settle()
+    assert reply.problems == ()
+    errors = reply.validation_errors
+    assert list(errors) == ["summary"]
+    assert "the limit is 10,000: shorten it" in errors["summary"]
+    assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]  # typed text kept
+    assert fake.calls_to("conversations.create") == []
+    assert fake.messages(fake.im_channel("ana.garcia")) == []

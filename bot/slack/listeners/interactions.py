@@ -185,6 +185,10 @@ class InteractionListeners(CommandListeners):
         )
         self.run_view(ctx, str(view.get("callback_id")), _values(view), metadata)
 
+    def summary_as_stored(self, typed: str) -> str:
+        """A summary typed in the declare form as it is kept: Slack markup, shown as written."""
+        return self.quiet(escape_mrkdwn(typed))
+
     def _validate(self, callback: Any, values: dict[str, Any]) -> dict[str, str]:
         """What is wrong with a form, by input block, checked before it closes (Slack shows each
         message under its input, the form and what was typed stay): everything that needs no
@@ -201,6 +205,13 @@ class InteractionListeners(CommandListeners):
             known = [s.key for s in self.policy.severities]
             if severity and severity not in known:
                 return {"severity": _not_offered("severity", str(severity), known)}
+            summary = self.summary_as_stored(str(values.get("summary") or ""))
+            if len(summary) > core.SUMMARY_MAX:
+                return {
+                    "summary": f"Written out for Slack (each &, < and > takes 4 or 5 "
+                    f"characters) this summary is {len(summary):,} characters; the limit is "
+                    f"{core.SUMMARY_MAX:,}: shorten it."
+                }
         if callback == blocks.NOTE_VIEW and not core.shows_something(str(values.get("note") or "")):
             return {"note": "The note is empty."}
         if callback == blocks.UPDATE_VIEW:
@@ -258,7 +269,7 @@ class InteractionListeners(CommandListeners):
                 reporter=ctx.user,
                 title=self.quiet(str(values.get("title") or "")),
                 severity=str(values.get("severity") or "") or None,
-                summary=self.quiet(escape_mrkdwn(str(values.get("summary") or ""))),
+                summary=self.summary_as_stored(str(values.get("summary") or "")),
                 service=str(values.get("service") or "") or None,
                 private="private" in (values.get("private") or []),
                 impact_started_at=(
