@@ -316,6 +316,10 @@ def _announce(
     assert incident.id is not None and group.id is not None
     started = False
     runbook = plan.runbook
+    section = next(
+        (a for a in plan.runbook_alerts if runbook and runbook.first_step_for([a]) is not None),
+        None,
+    )
     if runbook is not None:
         group.runbook_id = runbook.id
         if policy.alerts.start_runbook and runbook.steps:
@@ -327,6 +331,7 @@ def _announce(
                 actor=reporter_of(group.source),
                 key=f"alerts:runbook:{group.id}:{group.episode}",
                 now=now,
+                alerts=plan.runbook_alerts,
             )
             started = True
     queue_notice(
@@ -342,6 +347,7 @@ def _announce(
             runbook_id=runbook.id if runbook else None,
             runbook_title=runbook.title if runbook else None,
             runbook_started=started,
+            runbook_alert=section[:200] if section else None,
         ),
         dedupe_key=f"links:{group.id}:{group.episode}:{incident.id}",
         now=now,

@@ -65,6 +65,9 @@ class AlertLinks:
     resolved: int = 0
     """With ``firing`` 0: the alerts, all resolved before the incident was declared (a Declare
     from triage after they resolved), so the post says they resolved, not "0 firing"."""
+    runbook_alert: str | None = None
+    """The alert whose section of the runbook its Start button opens the run at (a runbook
+    covering many alerts)."""
     kind: str = LINKS
 
 

@@ -26,6 +26,9 @@ class Route:
     """Keys of the alerts that drop rules remove."""
     runbook: Runbook | None
     runbook_reason: str
+    runbook_alerts: tuple[str, ...] = ()
+    """Where in the runbook the firing alerts point (``runbook_url`` anchors, alert names): a
+    run started for them opens at the section of the first one the runbook has."""
 
 
 def mapped_severity(policy: Policy, raw: str | None) -> str | None:
@@ -150,6 +153,17 @@ def runbook_for(
     return (named.runbook if named else None), reason
 
 
+def section_names(message: AlertMessage) -> tuple[str, ...]:
+    """The firing alerts' ``runbook_url`` anchors (``_index.md#mimiringesterunhealthy``) and
+    names, in order: what names the section of a runbook covering many alerts."""
+    firing = [a for a in message.alerts if a.status == Status.FIRING] or list(message.alerts)
+    found: list[str] = []
+    for alert in firing:
+        anchor = urlsplit(alert.runbook_url.strip()).fragment if alert.runbook_url else ""
+        found.extend(n for n in (anchor, alert.rule, alert.name) if n)
+    return tuple(dict.fromkeys(found))
+
+
 def route(policy: Policy, catalog: RunbookCatalog | None, message: AlertMessage) -> Route:
     dropped = dropped_keys(policy, message)
     kept = [a for a in message.alerts if a.key not in dropped]
@@ -164,4 +178,5 @@ def route(policy: Policy, catalog: RunbookCatalog | None, message: AlertMessage)
         dropped=dropped,
         runbook=runbook,
         runbook_reason=reason,
+        runbook_alerts=section_names(message),
     )

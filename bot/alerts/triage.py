@@ -52,6 +52,7 @@ def triage_declare(
         dropped=frozenset(),
         runbook=catalog.get(group.runbook_id) if catalog and group.runbook_id else None,
         runbook_reason="",
+        runbook_alerts=tuple(r.name for r in rows),
     )
     incident = _declare(
         session,

@@ -3,6 +3,8 @@ and the Markdown dialect every runbook is read with."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +22,15 @@ Level = Literal["error", "warning"]
 
 
 _MD = make_markdown()
+
+
+def alert_key(name: str) -> str:
+    """An alert name or a heading anchor as compared: letters and digits only, case ignored,
+    so ``MimirIngesterUnhealthy``, ``#mimiringesterunhealthy`` and
+    ``#alert-name-mimiringesterunhealthy`` are the same alert."""
+    return re.sub(
+        r"[\W_]", "", name.casefold().strip().removeprefix("#").removeprefix("alert-name-")
+    )
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,9 @@ class Step:
     step unless that step is titled with it, so a responder knows which part of the runbook
     they are in; under a chapter, the chapter's name first (``Removing an unhealthy replica ›
     Stop patroni service on the node``). Empty when one section holds every step."""
+    alert: str = ""
+    """The alert whose section (``## Alert: PaymentsHighErrorRate``) the step is in, in a file
+    with a section per alert; empty elsewhere. Not part of the snapshot."""
 
     def as_dict(self) -> dict[str, Any]:
         found = {"title": self.title, "markdown": self.markdown, "line": self.line}
@@ -91,6 +105,20 @@ class Runbook:
     """Front-matter keys the bot does not use (Hugo's weight, bookHidden...)."""
     empty: bool = False
     """No text at all besides front matter and the title heading."""
+
+    def first_step_for(self, alerts: Iterable[str]) -> int | None:
+        """The index of the first step under the section of the first of ``alerts`` (alert
+        names, or ``runbook_url`` anchors such as ``mimiringesterunhealthy`` or
+        ``alert-name-kubepodcrashlooping``) that has one; ``None`` when none has."""
+        for name in alerts:
+            wanted = alert_key(name)
+            found = next(
+                (i for i, s in enumerate(self.steps) if s.alert and alert_key(s.alert) == wanted),
+                None,
+            )
+            if wanted and found is not None:
+                return found
+        return None
 
     def snapshot(self) -> dict[str, Any]:
         """The shape stored in ``RunbookRun.snapshot`` (other modules read exactly these keys)."""

@@ -272,6 +272,20 @@ class _Parser(_Body):
         )
 
     def _walk(self, node: _Section, items: list[tuple[str, Any]], inherited: Kind | None) -> None:
+        """The steps and context of ``node`` and its sub-sections, added to ``items``; under a
+        heading naming an alert, each step knows that alert (the innermost one naming it)."""
+        start = len(items)
+        self._walk_section(node, items, inherited)
+        alert = alert_heading(node.title)
+        if alert:
+            items[start:] = [
+                (k, dataclasses.replace(v, alert=v.alert or alert) if k == "step" else v)
+                for k, v in items[start:]
+            ]
+
+    def _walk_section(
+        self, node: _Section, items: list[tuple[str, Any]], inherited: Kind | None
+    ) -> None:
         kind = heading_kind(node.title)
         alert = alert_heading(node.title)
         if inherited is None and node.children and (alert or self._holds_alerts(node, kind)):
@@ -369,7 +383,9 @@ class _Parser(_Body):
             self._walk(child, found, inherited=None)
         for kind, value in found:
             if alert and kind == "step":
-                value = Step(under_alert(alert, value.title), value.markdown, value.line)
+                value = Step(
+                    under_alert(alert, value.title), value.markdown, value.line, alert=value.alert
+                )
             elif alert and kind == "context":
                 value = (under_alert(alert, value[0]), value[1])
             elif alert and kind == "unknown":

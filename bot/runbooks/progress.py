@@ -286,11 +286,14 @@ def start_run(
     actor: str,
     key: str | None = None,
     now: datetime | None = None,
+    alerts: Sequence[str] = (),
 ) -> RunChange:
     """Start walking ``runbook`` in the incident, or return the run already started.
 
     The parsed runbook is snapshotted into the run, so editing the file mid-incident never
-    shifts the steps under the responders."""
+    shifts the steps under the responders. ``alerts``: the alerts (names, or ``runbook_url``
+    anchors) the run is started for: in a file with a section per alert, the run opens at the
+    page of the first step of the first of them that has a section, not at page 1."""
     actor = _actor(actor)
     if not runbook.steps:
         raise InvalidInput(
@@ -314,6 +317,7 @@ def start_run(
     incidents.require_open(policy, incident, "start a runbook")
 
     snapshot = runbook.snapshot()
+    first = runbook.first_step_for(alerts) or 0
     run = RunbookRun(
         incident_id=incident_id,
         runbook_id=runbook.id,
@@ -325,7 +329,7 @@ def start_run(
         status=RUN_ACTIVE,
         started_at=now,
         started_by=actor,
-        page=0,
+        page=first // policy.runbooks.steps_per_page,
     )
     session.add(run)
     session.flush()

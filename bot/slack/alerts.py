@@ -124,7 +124,10 @@ def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
         else:
             # The same Start button as the declare-time suggestions (handled by the
             # runbooks' Slack listener).
-            value = json.dumps({"incident": notice.incident_id, "runbook": notice.runbook_id})
+            named = {"incident": notice.incident_id, "runbook": notice.runbook_id}
+            if notice.runbook_alert:  # opens at that alert's section
+                named["alert"] = notice.runbook_alert
+            value = json.dumps(named)
             blocks.append(
                 section(
                     f"Runbook named by the alert: *{runbook}*",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt import App
@@ -91,9 +92,12 @@ class RunbookSlack:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def start(self, ctx: Ctx, incident: Incident, runbook: Runbook) -> None:
+    def start(
+        self, ctx: Ctx, incident: Incident, runbook: Runbook, alerts: Sequence[str] = ()
+    ) -> None:
         """Start the run and queue its message, in one transaction; a second start of the same
-        runbook (a double click, two people) points at the run already going."""
+        runbook (a double click, two people) points at the run already going. ``alerts``: the
+        alert it is started for, whose section of the runbook it opens at."""
         assert incident.id is not None
         with self.fb.db.transaction() as session:
             change = progress.start_run(
@@ -103,6 +107,7 @@ class RunbookSlack:
                 runbook,
                 actor=ctx.user,
                 key=f"runbook-start:{ctx.key}",
+                alerts=alerts,
             )
             run = change.run
             if change.changed:
@@ -163,7 +168,8 @@ class RunbookSlack:
                 self._point_at(ctx, incident, running)
                 return
             raise NotFound(f"The runbook {runbook_id!r} is no longer in the catalog.")
-        self.start(ctx, incident, runbook)
+        alert = value.get("alert") if isinstance(value, dict) else None
+        self.start(ctx, incident, runbook, alerts=[alert] if isinstance(alert, str) else [])
 
     # -- walking -----------------------------------------------------------------------------
 
