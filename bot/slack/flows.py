@@ -23,7 +23,7 @@ from bot.config import Policy
 from bot.effects import store
 from bot.effects.failures import describe
 from bot.effects.triggers import refresh
-from bot.errors import InvalidInput
+from bot.errors import NotFound
 from bot.models import EventKind, Incident, Postmortem
 from bot.runtime import Firebreak
 from bot.slack import blocks
@@ -289,7 +289,7 @@ class IncidentFlows:
         if message is None:
             message = self.gateway.find_message(channel, ts)
         if message is None:
-            raise InvalidInput("That message cannot be found any more (deleted?).")
+            raise NotFound("That message cannot be found any more (deleted?).")
         if pinned and not self._carries_capture_reaction(message):
             return None
         author = message_author(message)

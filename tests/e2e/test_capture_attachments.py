@@ -187,3 +187,29 @@ def test_a_reply_in_a_thread_is_captured_not_the_threads_first_message(
     slack.react(channel, reply, user="ana.garcia", reaction="pushpin")
     bot.settle()
     assert [text for _, text in captured(db, incident)] == ["root cause: expired cert on lb-2"]
+
+
+def test_a_pin_on_a_message_deleted_meanwhile_gives_no_advice_that_cannot_work(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """The :pushpin: arrives for a message deleted before Firebreak read it: the person is told
+    it is gone, not to "remove :pushpin: and add it again" on a message that no longer exists."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.join(channel, "ben.okafor")
+    bot.settle()
+    ts, _ = slack.say(channel, "ben.okafor", "will be deleted")
+    fake.user_reacts(channel, ts, "ben.okafor", "pushpin")
+    event = slack.reaction_added_event(channel, ts, user="ben.okafor", reaction="pushpin")
+    fake.delete_message(channel, ts)
+    assert slack.event(event).status == 200
+    bot.settle()
+    [said] = [
+        str(c.args.get("text"))
+        for c in fake.calls_to("chat.postEphemeral")
+        if "could not add" in str(c.args.get("text"))
+    ]
+    assert said == (
+        ":warning: Firebreak could not add that message to the incident timeline: That message "
+        "cannot be found any more (deleted?)."
+    )

@@ -12,7 +12,7 @@ from slack_bolt import App, BoltResponse
 
 from bot import incidents as core
 from bot import observability
-from bot.errors import FirebreakError
+from bot.errors import FirebreakError, NotFound
 from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError
@@ -90,11 +90,13 @@ class EventListeners(ListenerBase):
             if event.get("type") == "reaction_added"
             else "take that message off"
         )
-        replies(
-            f":warning: Firebreak could not {verb} the incident timeline: {exc} "
-            f"Remove :{self.policy.slack.capture_reaction}: and add it again, or use "
+        again = (
+            ""  # a message deleted meanwhile: nothing to try again on
+            if isinstance(exc, NotFound)
+            else f" Remove :{self.policy.slack.capture_reaction}: and add it again, or use "
             "the message shortcut *Add to incident timeline*."
         )
+        replies(f":warning: Firebreak could not {verb} the incident timeline: {exc}{again}")
 
     def _member_joined(self, event: dict[str, Any], key: str) -> None:
         """Someone joined an incident channel: show them, and only them, where things stand."""
