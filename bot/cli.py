@@ -59,7 +59,7 @@ def require_database(url: str) -> None:
         raise ConfigError(
             f"no Firebreak database at {path}; run `firebreak db upgrade` or check DATABASE_URL"
         )
-    engine = create_db_engine(url)
+    engine = create_db_engine(url, read_only=True)  # a check: it writes nothing
     try:
         with engine.connect() as connection:
             migrations.check_known_revision(connection)

@@ -20,6 +20,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.request import pathname2url
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -154,7 +155,7 @@ def _use_wal(cursor: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
 
 
-def _prepare_sqlite(engine: Engine) -> None:
+def _prepare_sqlite(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how transactions start.
@@ -164,7 +165,8 @@ def _prepare_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        _use_wal(cursor)
+        if not read_only:
+            _use_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -187,14 +189,46 @@ def _prepare_sqlite(engine: Engine) -> None:
                 driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # type: ignore[union-attr]
 
 
-def create_db_engine(url: str | URL, *, pool_size: int = 10) -> Engine:
+def _read_only_sqlite(path: str) -> Callable[[], sqlite3.Connection]:
+    """Connections that never write the file: for reading a copy (an auditor's snapshot, on
+    read-only media or in a directory they cannot write). A WAL database needs its -shm file
+    even to be read; where it cannot be made, the file is opened as immutable (nothing else
+    may be writing it then, as nothing writes a copy)."""
+    address = "file:" + pathname2url(str(Path(path).expanduser().resolve()))
+
+    def connect() -> sqlite3.Connection:
+        timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
+        connection = sqlite3.connect(
+            f"{address}?mode=ro", uri=True, check_same_thread=False, timeout=timeout
+        )
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            connection.close()
+            connection = sqlite3.connect(
+                f"{address}?immutable=1", uri=True, check_same_thread=False, timeout=timeout
+            )
+        return connection
+
+    return connect
+
+
+def create_db_engine(url: str | URL, *, pool_size: int = 10, read_only: bool = False) -> Engine:
     """Create an engine with the settings Firebreak relies on for either backend.
+    ``read_only`` (SQLite): never write the file, nor create its directory (see
+    ``_read_only_sqlite``); PostgreSQL is only read through such an engine anyway.
 
     ``hide_parameters``: database errors never carry the values of a statement into a log,
     because those values are incident text (titles, notes, captured messages)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
+        if read_only and database and database != ":memory:" and not database.startswith("file:"):
+            engine = create_engine(
+                "sqlite://", hide_parameters=True, creator=_read_only_sqlite(database)
+            )
+            _prepare_sqlite(engine, read_only=True)
+            return engine
         if database and database != ":memory:" and not database.startswith("file:"):
             folder = Path(database).expanduser().parent
             try:
@@ -272,9 +306,11 @@ class FairLock:
 class Database:
     """Owns the engine; hands out sessions that are one transaction each."""
 
-    def __init__(self, url: str | URL, *, pool_size: int = 10) -> None:
-        self.engine = create_db_engine(url, pool_size=pool_size)
-        self.url = self.engine.url
+    def __init__(self, url: str | URL, *, pool_size: int = 10, read_only: bool = False) -> None:
+        """``read_only``: for commands that only read (``audit verify``, ``export``), so they
+        also work on a copy nobody may write."""
+        self.engine = create_db_engine(url, pool_size=pool_size, read_only=read_only)
+        self.url = self.engine.url if not read_only else make_url(url)
         # SQLite has one writer at a time. Threads of this process queue on a lock instead of
         # polling in SQLite's busy handler, whose back-off sleeps stretch the tail latency to
         # hundreds of milliseconds; other processes still wait on the busy timeout.

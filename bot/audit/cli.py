@@ -52,7 +52,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if number is None:
                 raise InvalidInput(f"{ref[:40]!r} is not an incident number; write it like INC-42.")
             numbers.append(number)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, read_only=True)  # a copy too
     began = time.perf_counter()
     try:
         with db.read() as session:
@@ -82,7 +82,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = Path(args.output)
     check_output_file(output)
     key = _signing_key(settings)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, read_only=True)  # a copy too
     try:
         with db.read() as session:
             incident = find_incident(session, args.incident)
