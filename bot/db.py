@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -271,19 +271,31 @@ class FairLock:
         self._waiters: deque[threading.Lock] = deque()
 
     def __enter__(self) -> None:
+        self.acquire()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take the lock, waiting at most ``timeout`` seconds (``None``: as long as it takes);
+        False if it was not had in time."""
         me = threading.get_ident()
         with self._guard:
             if self._owner is None or self._owner == me:
                 self._owner = me
                 self._depth += 1
-                return
+                return True
             waiter = threading.Lock()
             waiter.acquire()
             self._waiters.append(waiter)
-        waiter.acquire()  # released by the holder when it hands the lock over
+        # Released by the holder when it hands the lock over.
+        if not waiter.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            with self._guard:
+                if waiter in self._waiters:  # not handed over: leave the queue
+                    self._waiters.remove(waiter)
+                    return False
+            waiter.acquire()  # handed over as the wait ran out: it is ours (at once)
         with self._guard:
             self._owner = me
             self._depth = 1
+        return True
 
     @property
     def waiting(self) -> int:
@@ -292,6 +304,9 @@ class FairLock:
             return len(self._waiters)
 
     def __exit__(self, *_: object) -> None:
+        self.release()
+
+    def release(self) -> None:
         with self._guard:
             self._depth -= 1
             if self._depth:
@@ -327,17 +342,30 @@ class Database:
         ``wait``: the longest, in seconds, it waits for SQLite's writer or, on PostgreSQL, for
         a lock (else ``OperationalError``); unbounded but by the busy timeout if ``None``."""
         priority.pause_point()
-        ms = None if wait is None else max(1, int(wait * 1000))
-        bind = self.engine if ms is None else self.engine.execution_options(**{WAIT_MS: ms})
-        with (
-            priority.holding(),
-            self._writer or nullcontext(),
-            Session(bind, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            if ms is not None and self.backend == "postgresql":
-                session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
-            yield session
+        until = None if wait is None else time.monotonic() + wait
+        with priority.holding(), self._writer_for(wait):
+            # What is left of the wait once this process's other writers are done.
+            ms = None if until is None else max(1, int((until - time.monotonic()) * 1000))
+            bind = self.engine if ms is None else self.engine.execution_options(**{WAIT_MS: ms})
+            with Session(bind, expire_on_commit=False) as session, session.begin():
+                if ms is not None and self.backend == "postgresql":
+                    session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                yield session
+
+    @contextmanager
+    def _writer_for(self, wait: float | None) -> Iterator[None]:
+        """This process's turn at SQLite's writer, waiting at most ``wait`` seconds (then the
+        error SQLite gives when its own wait runs out)."""
+        if self._writer is None:
+            yield
+            return
+        if not self._writer.acquire(timeout=wait):
+            locked = sqlite3.OperationalError("database is locked")
+            raise OperationalError("BEGIN IMMEDIATE", None, locked)
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     def transact(
         self,
