@@ -66,6 +66,7 @@ from bot.runbooks.headings import (
     IMPERATIVE_VERBS,
     Kind,
     _clean_title,
+    _opens_with_verb,
     alert_heading,
     heading_kind,
     is_section_name,
@@ -218,11 +219,17 @@ class _Parser(_Body):
 
         items: list[tuple[str, Any]] = []
         root_steps, root_context = self.body_steps(root.body, title, root.line, root=True)
+        sections: list[tuple[str, Any]] = []
+        for child in root.children:
+            self._walk(child, sections, inherited=None)
+        if root_steps and any(k == "step" for k, _ in sections) and self._overview(root.body):
+            # "This runbook covers: 1. Failing over 2. Restoring" over the sections that give
+            # the steps: the list tells what is in the runbook, it is not walked through.
+            root_steps, root_context = [], root.body
         if root_context:
             items.append(("context", ("Overview", root_context)))
         items.extend(("step", s) for s in root_steps)
-        for child in root.children:
-            self._walk(child, items, inherited=None)
+        items.extend(sections)
 
         steps = [s for kind, s in items if kind == "step"]
         contexts = [c for kind, c in items if kind == "context"]
@@ -392,6 +399,32 @@ class _Parser(_Body):
                 value = dataclasses.replace(value, title=under_alert(alert, value.title))
             items.append((kind, value))
 
+    def _overview(self, blocks: list[_Block]) -> bool:
+        """An introduction whose numbered lists tell what the runbook is about, not what to do:
+        each introduced by a sentence ending in ":" that says so ("This runbook covers:",
+        "It assumes:"), or whose items mirror the headings after it, or, under a lead-in
+        that is no instruction itself, none of whose items is one ("1. Failing over")."""
+        lists = [i for i, b in enumerate(blocks) if b.is_step_list]
+        if not lists or any(b.has_code() for b in blocks):
+            return False
+        headings = {_overview_key(_heading_text(b)) for b in self.blocks if b.kind == "heading"}
+        for index in lists:
+            block = blocks[index]
+            lead = self.block_plain(blocks[index - 1]) if index else ""
+            if block.kind != "ordered_list" or blocks[index - 1].kind != "paragraph":
+                return False
+            if not lead.rstrip().endswith(":"):
+                return False
+            texts = [self.item_title(item, "") for item in self.list_items(block)]
+            if _OVERVIEW_LEAD.search(lead):
+                continue
+            if all(_overview_key(t) in headings for t in texts):
+                continue
+            instructs = [lead, *texts]
+            if any(_opens_with_verb(t.casefold()) for t in instructs):
+                return False
+        return True
+
     def _procedural(self, blocks: list[_Block]) -> bool:
         """Blocks that hold steps of their own: a checklist, a command or "Step N:" paragraphs."""
         return any(b.is_step_list or b.has_code() for b in blocks) or bool(self.step_leads(blocks))
@@ -463,6 +496,18 @@ class _Parser(_Body):
 
 def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:
     return item[0].line
+
+
+_OVERVIEW_LEAD = re.compile(
+    r"\b(?:covers?|contains?|assumes?|assumptions?|describes?|explains?|includes?|outlines?|"
+    r"stored in|kept in)\b",
+    re.IGNORECASE,
+)
+"""A sentence introducing what a runbook is about ("This runbook covers:", "It assumes:")."""
+
+
+def _overview_key(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
 
 
 def _holds_actions(node: _Section) -> bool:
