@@ -25,6 +25,7 @@ from bot.runbooks.document import (
 from bot.runbooks.headings import (
     _NUMBERED,
     _is_label,
+    _opens_with_verb,
     _step_lead,
     _strip_step_number,
     bold_line,
@@ -282,6 +283,8 @@ class _Body:
                 if index == 0 and lead:
                     if root and not seen_list and not any(b.has_code() for b in lead):
                         context.extend(lead)
+                    elif steps and self._output_of_item(lead):
+                        steps[-1] = self._extended(steps[-1], lead)
                     elif any(b.has_code() for b in lead):
                         steps.append(self.group_step(lead, self._group_title(lead, heading)))
                     else:
@@ -292,7 +295,9 @@ class _Body:
             seen_list = block
             after_list = True
         if lead:
-            if any(b.has_code() for b in lead) or not steps:
+            if steps and self._output_of_item(lead):
+                steps[-1] = self._extended(steps[-1], lead)
+            elif any(b.has_code() for b in lead) or not steps:
                 steps.append(self.group_step(lead, self._group_title(lead, heading)))
             else:
                 last = steps[-1]
@@ -333,6 +338,11 @@ class _Body:
             if code_at >= 2:
                 groups[index - 1].extend(group[: code_at - 1])
                 groups[index] = group[code_at - 1 :]
+        for index in range(len(groups) - 1, 0, -1):
+            # Expected output ("Example output:", a ```text block right after the command) is
+            # read with the command it belongs to, not clicked through as a step of its own.
+            if self._shows_output(groups[index], groups[index - 1]):
+                groups[index - 1].extend(groups.pop(index))
         steps: list[Step] = []
         for number, group in enumerate(groups, start=1):
             code_at = next(i for i, b in enumerate(group) if b.is_code)
@@ -345,3 +355,39 @@ class _Body:
                 title = f"{heading}: {title}"
             steps.append(self.group_step(group, title))
         return steps
+
+    def _output_of_item(self, blocks: list[_Block]) -> bool:
+        """Text after a list item that is only what the item's command prints ("Example
+        output:" and its code block)."""
+        codes = [i for i, b in enumerate(blocks) if b.has_code()]
+        return codes == [len(blocks) - 1] and blocks[-1].is_code and self._shows_output(blocks, [])
+
+    def _shows_output(self, group: list[_Block], previous: list[_Block]) -> bool:
+        """A group whose code block is what the command before it prints: introduced by
+        "The output should look like this:", "Expected output:", "You should see:", "...,
+        which returns:", or tagged ``text``/``console``/``output`` right after that command."""
+        code_at = next(i for i, b in enumerate(group) if b.is_code)
+        code = group[code_at]
+        if code_at:
+            lead = self.block_plain(group[code_at - 1])
+            if group[code_at - 1].kind != "paragraph" or _opens_with_verb(lead.casefold()):
+                return False
+            return bool(_OUTPUT_LEAD.search(lead))
+        if not previous or not previous[-1].is_code or code.kind != "fence":
+            return False
+        info = (code.first.info or "").strip().casefold().split(maxsplit=1)
+        if not info or info[0] not in _OUTPUT_FENCES:
+            return False
+        return not any(line.lstrip().startswith("$ ") for line in code.first.content.splitlines())
+
+
+_OUTPUT_LEAD = re.compile(
+    r"\b(?:expected|example|sample|typical)\s+(?:output|response|result)"
+    r"|\b(?:the\s+)?output\s+(?:should|will|would|looks?|is|resembles)\b"
+    r"|\byou\s+should\s+see\b"
+    r"|\b(?:which|that|it|this)\s+(?:returns|prints|outputs|shows|gives)\b[^.]*:\s*$",
+    re.IGNORECASE,
+)
+"""A sentence introducing what a command prints ("Example output:", "You should see:")."""
+_OUTPUT_FENCES = frozenset({"text", "txt", "plaintext", "plain", "console", "output", "log"})
+"""Fence tags for what a command prints rather than what to run."""
