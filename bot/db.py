@@ -55,8 +55,9 @@ TCP gives up. These bound both (new connections 10 s; an open one whose peer sto
 within about 15 to 25 s), so requests fail, readiness says so and shutdown is not held for
 minutes. Any of them given in the URL's query (``?connect_timeout=30``) wins."""
 READ_ONLY = "firebreak_read_only"
-WAIT_MS = "firebreak_wait_ms"
-"""Execution option: the longest a transaction waits to begin (SQLite's writer), in ms."""
+_BEGIN = threading.local()
+"""``wait_ms``: the longest the calling thread's next transaction waits to begin (SQLite's
+writer), in ms; set by ``Database.transaction(wait=...)`` around its begin."""
 
 _Select = TypeVar("_Select", bound=GenerativeSelect)
 _T = TypeVar("_T")
@@ -177,7 +178,7 @@ def _prepare_sqlite(engine: Engine, *, read_only: bool = False) -> None:
             "BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
         )
         driver = connection.connection.driver_connection
-        wait = connection.get_execution_options().get(WAIT_MS)
+        wait = getattr(_BEGIN, "wait_ms", None)
         try:
             if wait is not None:
                 driver.execute(f"PRAGMA busy_timeout={int(wait)}")  # type: ignore[union-attr]
@@ -346,10 +347,16 @@ class Database:
         with priority.holding(), self._writer_for(wait):
             # What is left of the wait once this process's other writers are done.
             ms = None if until is None else max(1, int((until - time.monotonic()) * 1000))
-            bind = self.engine if ms is None else self.engine.execution_options(**{WAIT_MS: ms})
-            with Session(bind, expire_on_commit=False) as session, session.begin():
-                if ms is not None and self.backend == "postgresql":
-                    session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                if ms is not None:
+                    _BEGIN.wait_ms = ms
+                    try:
+                        if self.backend == "postgresql":
+                            session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                        else:
+                            session.connection()  # begins now, waiting at most ``ms``
+                    finally:
+                        _BEGIN.wait_ms = None
                 yield session
 
     @contextmanager
