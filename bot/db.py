@@ -338,12 +338,13 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self, *, wait: float | None = None) -> Iterator[Session]:
+    def transaction(self, *, until: float | None = None) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any error.
-        ``wait``: the longest, in seconds, it waits for SQLite's writer or, on PostgreSQL, for
-        a lock (else ``OperationalError``); unbounded but by the busy timeout if ``None``."""
+        ``until`` (``time.monotonic()``): how long it may wait for SQLite's writer or, on
+        PostgreSQL, for a lock (else ``OperationalError``); unbounded but by the busy timeout
+        if ``None``."""
         priority.pause_point()
-        until = None if wait is None else time.monotonic() + wait
+        wait = None if until is None else until - time.monotonic()
         with priority.holding(), self._writer_for(wait):
             # What is left of the wait once this process's other writers are done.
             ms = None if until is None else max(1, int((until - time.monotonic()) * 1000))
@@ -380,6 +381,7 @@ class Database:
         *,
         attempts: int = 3,
         retry_on: tuple[type[Exception], ...] = (OperationalError,),
+        until: float | None = None,
     ) -> _T:
         """``work`` in a transaction, tried again (``attempts`` in all) when it fails with one of
         ``retry_on``: the transaction rolled back, so nothing of it was written (a connection
@@ -387,7 +389,7 @@ class Database:
         again from the start."""
         for attempt in range(1, attempts + 1):
             try:
-                with self.transaction() as session:
+                with self.transaction(until=until) as session:
                     return work(session)
             except retry_on as exc:
                 if attempt == attempts:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
 from bot.db import Database
 from bot.effects import store
@@ -30,9 +30,6 @@ from bot.effects import store
 
 class WriteFailed(Exception):
     """The shared transaction failed: nothing of it was written."""
-
-
-ATTEMPTS = 3
 
 
 class TooLate(Exception):
@@ -84,40 +81,32 @@ class GroupWriter:
         return bool(mine.written)
 
     def _write(self, batch: list[_Pending]) -> None:
+        deadlines = [item.deadline for item in batch if item.deadline is not None]
+
+        def write(session: Session) -> list[_Pending]:
+            # Begun: the writer is this transaction's. What is past its deadline now is left out.
+            now = time.monotonic()
+            timely = [item for item in batch if item.deadline is None or now <= item.deadline]
+            if timely:
+                written = store.enqueue_many(session, [item.row for item in timely])
+                for item, was_written in zip(timely, written, strict=True):
+                    item.written = was_written
+            return timely
+
         try:
-            timely = self._attempts(batch)
+            # A connection the server dropped, or a wait for the writer that ran out, is tried
+            # again (it rolled back; keys make a second write harmless).
+            timely = self.db.transact(write, until=min(deadlines) if deadlines else None)
         except BaseException as exc:  # every waiter must hear of it, whatever it was
+            late = bool(deadlines) and time.monotonic() >= min(deadlines)
             for item in batch:
-                item.error, item.finished = exc, True
+                item.error = (
+                    TooLate(f"not written in time: {exc}") if late and item.deadline else exc
+                )
+                item.finished = True
             return
         written = {id(item) for item in timely}
         for item in batch:
             if id(item) not in written:
                 item.error = TooLate("the database could not be written in time")
             item.finished = True
-
-    def _attempts(self, batch: list[_Pending]) -> list[_Pending]:
-        """Write the batch's effects still in time; returns them. A connection the server
-        dropped, or a wait for the writer that ran out, is tried again (the transaction rolled
-        back; keys make a second write harmless) while any deadline is left."""
-        for attempt in range(1, ATTEMPTS + 1):
-            deadlines = [item.deadline for item in batch if item.deadline is not None]
-            wait = min(deadlines) - time.monotonic() if deadlines else None
-            if wait is not None and wait <= 0:
-                return [item for item in batch if item.deadline is None]
-            try:
-                with self.db.transaction(wait=wait) as session:
-                    session.connection()  # begun: the writer is this transaction's
-                    now = time.monotonic()
-                    timely = [i for i in batch if i.deadline is None or now <= i.deadline]
-                    if timely:
-                        rows = [item.row for item in timely]
-                        for item, was_written in zip(
-                            timely, store.enqueue_many(session, rows), strict=True
-                        ):
-                            item.written = was_written
-                    return timely
-            except OperationalError:
-                if attempt == ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
