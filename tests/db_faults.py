@@ -3,9 +3,12 @@ trigger that fails every insert (or update) of a table, on SQLite and on Postgre
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
+import psycopg
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot.db import Database
 
@@ -48,3 +51,23 @@ def refuse_writes(
                 connection.execute(text(f"DROP FUNCTION IF EXISTS {name}()"))
 
     return allow_writes
+
+
+def hold_writer(database_url: str, *, table: str) -> Callable[[], None]:
+    """Another connection takes the writer now, as a backup or a ``firebreak`` CLI run does
+    (SQLite), or an exclusive lock on ``table``, as a migration does (PostgreSQL). Returns the
+    call that lets go."""
+    url = make_url(database_url)
+    other: sqlite3.Connection | psycopg.Connection[tuple[object, ...]]
+    if url.get_backend_name() == "sqlite":
+        other = sqlite3.connect(url.database or "", isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+    else:
+        other = psycopg.connect(url.set(drivername="postgresql").render_as_string(False))
+        other.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+
+    def let_go() -> None:
+        other.rollback()
+        other.close()
+
+    return let_go

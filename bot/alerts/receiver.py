@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 5 * 1024 * 1024
 ATTEMPTS = 3
+STORE_WITHIN = 5.0
+"""Seconds from the body's arrival within which an alert is stored, or else answered 503 with
+nothing kept. Another process holding SQLite's writer (a backup, a CLI run) or a lock that
+PostgreSQL waits on (a migration) would otherwise keep the sender waiting for the busy timeout
+once per attempt (90 s), past the time senders wait for an answer; a 503 is retried by every
+one of them, and the retry is stored once."""
 STORE_THREADS = 4
 """Webhooks stored at once by one process. More only queue on the same row locks (a group's,
 the incident counter's) and the same interpreter while holding them: measured with
@@ -131,7 +137,9 @@ class AlertReceiver:
                 self._config = _Config(policy, catalog, settings or AlertSettings())
             return self._config
 
-    def store(self, message: AlertMessage) -> Outcome:
+    def store(self, message: AlertMessage, until: float | None = None) -> Outcome:
+        """Store ``message``, waiting for the database until ``until`` (``time.monotonic()``)
+        at most."""
         config = self.config()
         # A deadlock, a dropped connection or a lost race on a unique key: the transaction
         # rolled back, so trying again cannot store anything twice.
@@ -141,6 +149,7 @@ class AlertReceiver:
             ),
             attempts=ATTEMPTS,
             retry_on=(OperationalError, IntegrityError),
+            until=until,
         )
 
     async def receive(self, request: Request) -> Response:
@@ -205,7 +214,8 @@ class AlertReceiver:
         if message.ignored:
             return JSONResponse({"status": "ignored", "source": source, "note": message.note})
         try:
-            outcome = await to_thread.run_sync(self.store, message, limiter=self._storers())
+            until = time.monotonic() + STORE_WITHIN  # the queue for a store thread counts too
+            outcome = await to_thread.run_sync(self.store, message, until, limiter=self._storers())
         except FirebreakError as exc:
             return _error(422, str(exc))
         except (DBAPIError, OperationalError) as exc:

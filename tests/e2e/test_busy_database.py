@@ -5,20 +5,18 @@ back. Typed again once the database is free, it is done once."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from bot.db import Database
 from bot.models import EventKind, TimelineEvent
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.slack.inbound import NOT_SAVED
+from tests.db_faults import hold_writer as take_writer
 from tests.e2e.conftest import RunningBot
 from tests.e2e.helpers import answer, declare
 
@@ -32,21 +30,7 @@ def hold_writer(database_url: str) -> Iterator[Callable[[float], None]]:
     timers: list[threading.Timer] = []
 
     def hold(seconds: float) -> None:
-        url = make_url(database_url)
-        other: sqlite3.Connection | psycopg.Connection[tuple[object, ...]]
-        if url.get_backend_name() == "sqlite":
-            other = sqlite3.connect(
-                url.database or "", isolation_level=None, check_same_thread=False
-            )
-            other.execute("BEGIN IMMEDIATE")
-        else:
-            other = psycopg.connect(url.set(drivername="postgresql").render_as_string(False))
-            other.execute("LOCK TABLE effects IN ACCESS EXCLUSIVE MODE")
-
-        def let_go() -> None:
-            other.rollback()
-            other.close()
-
+        let_go = take_writer(database_url, table="effects")
         timer = threading.Timer(seconds, let_go)
         timers.append(timer)
         timer.start()
