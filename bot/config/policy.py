@@ -106,7 +106,9 @@ class SlackPolicy(_Strict):
     """How incidents look in Slack."""
 
     channel_name: str = "inc-{number}-{slug}"
-    """Placeholders: {number}, {slug} (from the title), {severity}, {date} (YYYYMMDD)."""
+    """Placeholders: {number}, {slug} (from the title, spelled in ASCII: `Arıza` -> `ariza`,
+    `Сбой` -> `sboy`; Chinese characters, right-to-left scripts and emoji are left out),
+    {severity}, {date} (YYYYMMDD)."""
     announcements_channel: str | None = None
     """Channel id (C...) that gets one message per non-private incident, edited in place; a
     reopen is also said there (an edit notifies nobody)."""

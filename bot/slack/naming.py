@@ -2,8 +2,11 @@
 
 Slack channel names are at most 80 characters of lowercase letters, digits, ``-`` and ``_``.
 Titles are anything people type at 3 a.m.: emoji, accents, Arabic, Chinese, 3,000 characters.
-Accented Latin letters are folded to ASCII; scripts without an ASCII form leave the slug empty, and
-the name falls back to the incident number alone (always unique on its own).
+Letters of alphabets are spelled in ASCII (``anyascii``): accented and other Latin letters
+(``ı``, ``ß``, ``ł``, ``ø``), Greek, Cyrillic, Armenian, Georgian, Korean and Japanese kana.
+Chinese characters (whose reading depends on the language) and right-to-left scripts (written
+without most vowels, so a spelling would be unreadable) are left out, as are emoji and
+symbols; a title of nothing else falls back to the incident number alone (always unique).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from functools import lru_cache
+
+from anyascii import anyascii
 
 from bot.slack.limits import CHANNEL_NAME
 
@@ -19,9 +25,22 @@ _DASHES = re.compile(r"-{2,}")
 SLUG_WORDS = 6
 
 
+@lru_cache(maxsize=4096)
+def _spelled(char: str) -> str:
+    """``char`` in ASCII, or a space where it is left out (see the module's docstring)."""
+    if char.isascii():
+        return char
+    category = unicodedata.category(char)
+    if category[0] not in "LNM" or unicodedata.bidirectional(char) in ("R", "AL"):
+        return " "
+    if "IDEOGRAPH" in unicodedata.name(char, "IDEOGRAPH"):
+        return " "
+    return anyascii(char)
+
+
 def slugify(text: str, *, max_words: int = SLUG_WORDS) -> str:
     """``"Checkout: 500s on /pay (EU)"`` -> ``"checkout-500s-on-pay-eu"``."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    folded = "".join(_spelled(c) for c in unicodedata.normalize("NFC", text))
     words = [w for w in _NOT_ALLOWED.split(folded.lower().replace("_", "-")) if w]
     slug = "-".join(words[:max_words])
     return _DASHES.sub("-", slug).strip("-_")

@@ -31,6 +31,16 @@ def name(
         ("支付服务中断", "inc-42"),
         ("  ", "inc-42"),
         ("a_b c--d", "inc-42-a-b-c-d"),
+        # Letters that have no accent to strip are spelled, not dropped ("arza", "strae").
+        ("Arıza: ödeme servisi çöktü", "inc-42-ariza-odeme-servisi-coktu"),
+        ("Straße gesperrt", "inc-42-strasse-gesperrt"),
+        ("Łódź: płatności nie działają", "inc-42-lodz-platnosci-nie-dzialaja"),
+        ("Сбой оплаты в ЕС", "inc-42-sboy-oplaty-v-es"),
+        ("Σφάλμα πληρωμών", "inc-42-sfalma-pliromon"),
+        ("결제 장애", "inc-42-gyeolje-jangae"),
+        # Chinese characters are read differently in Chinese and in Japanese: left out.
+        ("決済 API 障害", "inc-42-api"),
+        ("תקלה בתשלומים", "inc-42"),
     ],
 )
 def test_titles_become_valid_channel_names(title: str, expected: str) -> None:
