@@ -46,8 +46,11 @@ def on_effect_failed(
     *,
     incident_id: int | None = None,
     person: str | None = None,
+    problem: str | None = None,
 ) -> None:
     """Record the failure on its incident's timeline and tell someone, once per problem.
+    ``problem`` names what the failure is about when it is not only this effect's (the
+    channel archived: every effect in it fails alike); by default, what failed and why.
 
     ``incident_id`` and ``person``, for an effect written before anything was known but the
     request itself (a recorded Slack request): the incident it was about, if any, and who
@@ -79,8 +82,8 @@ def on_effect_failed(
         notice.update(incident=incident.ref, channel=incident.slack_channel_id)
         if person is None:
             person = commander_or_reporter(session, incident)
-            problem = hashlib.sha256(f"{what}\n{error}".encode()).hexdigest()[:16]
-            key = f"effect-failed:{incident_id}:{problem}:notice"
+            about = problem or hashlib.sha256(f"{what}\n{error}".encode()).hexdigest()[:16]
+            key = f"effect-failed:{incident_id}:{about}:notice"
     if not person or person.startswith(PRINCIPAL_PREFIX):
         return
     store.enqueue(

@@ -19,6 +19,7 @@ before repeating:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -57,6 +58,17 @@ def slack_failure(exc: SlackCallError) -> Exception:
     if exc.transient:
         return TransientError(str(exc), retry_after=exc.retry_after, reason=exc.error)
     return PermanentError(str(exc), reason=exc.error)
+
+
+_CHANNEL_PROBLEM = re.compile(r"\((is_archived|channel_not_found|not_in_channel)\)")
+"""Slack's answers that are about the incident's channel, not about one effect: every effect
+in that channel fails alike until someone acts, and the commander is told once."""
+
+
+def channel_problem(error: str) -> str | None:
+    """``channel:is_archived`` for a failure about the incident's channel, else None."""
+    found = _CHANNEL_PROBLEM.search(error)
+    return f"channel:{found.group(1)}" if found else None
 
 
 def _in_channel(row: Effect) -> bool:
@@ -128,7 +140,7 @@ class SlackEffects:
         """A recorded request that failed for good is told to the person who made it, and
         lands on the timeline of the incident whose channel it came from."""
         if row.kind != kinds.SLACK_REQUEST:
-            on_effect_failed(session, self.fb.policy, row, error)
+            on_effect_failed(session, self.fb.policy, row, error, problem=channel_problem(error))
             if row.incident_id is not None and "(is_archived)" in error and _in_channel(row):
                 # Archived without the event reaching Firebreak (an app without the event, a
                 # delivery lost): Slack's refusal says so; answers and the summary follow.

@@ -43,6 +43,8 @@ _ADVICE = {
     "channel_not_found": "Firebreak cannot see that channel: it was deleted, or Firebreak was "
     "removed from it. Invite it back with /invite @Firebreak.",
     "is_archived": "That channel is archived: unarchive it or open a new incident.",
+    "posting_to_channel_denied": "Firebreak may not share files in that channel (archived, or "
+    "posting there is restricted).",
     "user_not_found": "Slack does not know that user.",
     "ratelimited": "Slack is rate limiting Firebreak.",
     "rate_limited": "Slack is rate limiting Firebreak.",
@@ -58,6 +60,9 @@ _ADVICE = {
     "the next update pins the summary.",
 }
 
+
+CONNECTION_FAILED = "connection_failed"
+"""The error of a call that got no answer: refused, reset, or timed out."""
 
 TRANSIENT_ERRORS = frozenset(
     {
@@ -114,7 +119,11 @@ class SlackCallError(Exception):
         self.ambiguous = ambiguous
         self.retry_after = retry_after
         advice = _ADVICE.get(error, "")
-        message = f"Slack refused {method} ({error})."
+        message = (
+            f"No answer from Slack to {method} ({error})."
+            if error == CONNECTION_FAILED
+            else f"Slack refused {method} ({error})."
+        )
         if error == "missing_scope" and detail:
             message += f" {detail}"  # which scope: the one thing the reader needs
         if advice:
@@ -221,8 +230,12 @@ def _from_connection_error(method: str, exc: BaseException) -> SlackCallError:
     refused = isinstance(reason, ConnectionRefusedError | socket.gaierror)
     return SlackCallError(
         method,
-        "connection_failed",
-        "Slack could not be reached; Firebreak will try again shortly.",
+        CONNECTION_FAILED,
+        "Slack could not be reached; Firebreak will try again shortly."
+        if refused
+        # Sent, then cut off or not answered in time: done or not, only Slack knows.
+        else "The connection was cut or timed out after the request was sent: Slack may have "
+        "done it, so Firebreak checks before trying again.",
         transient=True,
         ambiguous=not refused,
     )

@@ -12,7 +12,7 @@ from bot import incidents as core
 from bot import postmortem
 from bot.clock import utcnow
 from bot.effects import kinds, store
-from bot.effects.runner import Done
+from bot.effects.runner import Done, PermanentError
 from bot.effects.store import Claimed
 from bot.models import Postmortem, TimelineEvent
 from bot.runtime import Firebreak
@@ -66,6 +66,17 @@ class PostmortemEffects:
             return Done({"skipped": "no channel"})
         if core.channel_deleted(incident):
             return Done({"skipped": "the incident's channel was deleted"})
+        if core.channel_archived(incident) and not draft.slack_file_id:
+            # Slack would take the file, then refuse to share it there, leaving it nowhere: the
+            # effect fails (told once with the channel's other failures) and `/incident retry`
+            # uploads it once the channel is unarchived.
+            raise PermanentError(
+                f"The incident's channel is archived (is_archived), so postmortem draft "
+                f"v{draft.version} was not uploaded there: it is in Firebreak "
+                f"(`firebreak postmortem {incident.ref}`). Unarchive the channel and type "
+                f"`/incident {incident.ref} retry` to upload it.",
+                reason="is_archived",
+            )
         if core.channel_shared(incident):
             # The draft quotes the whole timeline, notes never posted in the channel included:
             # not for another organisation's eyes. It stays in Firebreak (the console).

@@ -426,3 +426,42 @@ def test_after_the_channel_is_deleted_answers_say_so_and_retry_does_not_pretend(
     retry = ask(fake, bot, slack, "INC-1 retry", "general")
     assert retry.startswith(f":warning: INC-1's channel {name} was deleted")
     assert "Trying again" not in retry
+
+
+def test_an_archived_channel_is_told_to_the_commander_once_and_the_draft_waits_for_retry(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """The channel is archived without Firebreak hearing of it (an app without the event):
+    every change then fails in it alike. The commander hears of it once, not once per kind of
+    message, and the postmortem draft written on close is not uploaded where Slack would take
+    the file and refuse to share it; once the channel is unarchived, retry uploads it."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    dm = fake.im_channel("ana.garcia")
+    told_before = len(fake.messages(dm))
+    fake.archive(channel)
+
+    for command in ("INC-1 sev 2", "INC-1 sev 1", "INC-1 resolve", "INC-1 close"):
+        assert slack.slash_command(command, user="ana.garcia", channel="general").status == 200
+        bot.settle()
+
+    told = [texts(m) for m in fake.messages(dm)[told_before:]]
+    assert len(told) == 1, told
+    assert "is archived" in told[0]
+    assert fake.calls_to("files.getUploadURLExternal") == []
+    assert fake.calls_to("files.completeUploadExternal") == []
+    [upload] = [
+        e
+        for e in events_of(db, incident, "slack_failed")
+        if e.data.get("effect_kind") == "postmortem.upload"
+    ]
+    assert "archived" in upload.text and "/incident INC-1 retry" in upload.text
+    assert kinds(db, incident).count("channel_archived") == 1
+
+    fake.unarchive(channel)
+    slack.event({"type": "channel_unarchive", "channel": channel, "user": incident.reporter_id})
+    bot.settle()
+    ask(fake, bot, slack, "INC-1 retry", "general")
+    [shared] = [c for c in fake.calls_to("files.completeUploadExternal") if c.status == 200]
+    assert shared.args["channel_id"] == channel
+    assert len(fake.calls_to("files.getUploadURLExternal")) == 1

@@ -69,6 +69,13 @@ def test_a_connection_that_breaks_after_sending_may_have_reached_slack(
         True,
         True,
     )
+    # What the effects list and the timeline then say: not that Slack refused, or could not
+    # be reached (it did the work).
+    assert str(broken.value) == (
+        "No answer from Slack to chat.postMessage (connection_failed). The connection was cut "
+        "or timed out after the request was sent: Slack may have done it, so Firebreak checks "
+        "before trying again."
+    )
     gateway.post_message(channel, "after")  # a new connection
     assert _posted(slack, channel) == [
         "opens the connection",
@@ -89,6 +96,10 @@ def test_a_refused_connection_sent_nothing() -> None:
         "connection_failed",
         True,
         False,
+    )
+    assert str(refused.value) == (
+        "No answer from Slack to chat.postMessage (connection_failed). Slack could not be "
+        "reached; Firebreak will try again shortly."
     )
 
 
