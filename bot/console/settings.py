@@ -15,6 +15,7 @@ Without either, the console refuses every page with a message saying what to set
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -24,6 +25,11 @@ from bot.config import EnvironmentSettings
 from bot.errors import ConfigError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SESSION_SECRET_MIN = 32
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+_TEAM_ID = re.compile(r"^T[A-Z0-9]+$")
+_HTTP_URL = re.compile(r"^https?://[^/?#\s]+[^\s]*$")
 
 
 def _split(value: Any) -> Any:
@@ -71,10 +77,48 @@ class ConsoleSettings(EnvironmentSettings):
     )
     """Headers, separated by commas, in which a trusted proxy names the Slack user id."""
 
+    @field_validator("session_secret")
+    @classmethod
+    def _session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never carries the value: it is a secret.
+        if value is not None and len(value.get_secret_value()) < SESSION_SECRET_MIN:
+            raise ValueError(
+                f"too short: use at least {SESSION_SECRET_MIN} random characters "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
+
     @field_validator("proxy_user_headers", mode="before")
     @classmethod
     def _headers(cls, value: Any) -> Any:
-        return _split(value)
+        value = _split(value)
+        if isinstance(value, list):
+            for item in value:
+                if not isinstance(item, str) or not _HEADER_NAME.match(item):
+                    raise ValueError(
+                        f"{item!r} is not an HTTP header name: use letters, digits and '-' "
+                        "(e.g. X-Forwarded-User), several separated by commas"
+                    )
+        return value
+
+    @field_validator("oidc_redirect_url")
+    @classmethod
+    def _redirect_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.match(value.strip()):
+            raise ValueError(
+                "must be an http(s) URL such as https://firebreak.example.com/console/auth/callback"
+            )
+        return value.strip() if value is not None else None
+
+    @field_validator("oidc_team_id")
+    @classmethod
+    def _team_id(cls, value: str | None) -> str | None:
+        if value is not None and not _TEAM_ID.match(value.strip()):
+            raise ValueError(
+                f"{value!r} is not a Slack team id: T followed by capital letters and digits "
+                "(T0123ABCD; the workspace's id, not its name)"
+            )
+        return value.strip() if value is not None else None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

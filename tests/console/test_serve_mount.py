@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from bot import incidents
+from bot.cli import main
 from bot.config import Policy, Settings
 from bot.console.auth import Sessions
 from bot.db import Database
@@ -84,3 +85,25 @@ def test_a_bad_console_variable_stops_serve_with_one_line(
     with FakeSlack(seed=3) as fake, pytest.raises(ConfigError) as raised:
         build_service(settings_for(fake, database_url), Policy(), check_slack=False)
     assert str(raised.value).startswith("environment: FIREBREAK_CONSOLE_TRUSTED_PROXIES: ")
+
+
+def test_a_short_session_secret_stops_serve_with_exit_2_without_echoing_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = "hunter2-hunter2"
+    with FakeSlack(seed=3) as fake:
+        for name, value in {
+            "DATABASE_URL": database_url,
+            "SLACK_BOT_TOKEN": fake.token,
+            "SLACK_SIGNING_SECRET": "s3cret-s3cret",
+            "SLACK_API_URL": fake.api_url,
+            "FIREBREAK_CONSOLE_SESSION_SECRET": short,
+        }.items():
+            monkeypatch.setenv(name, value)
+        assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "firebreak: environment: FIREBREAK_CONSOLE_SESSION_SECRET: too short: use at least 32 "
+        "random characters (e.g. the output of `openssl rand -hex 32`)\n"
+    )
+    assert short not in err

@@ -57,6 +57,32 @@ def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
             "https://slack.com",
         ),
         (
+            "FIREBREAK_CONSOLE_SESSION_SECRET",
+            "hunter2-is-not-32-characters",
+            "environment: FIREBREAK_CONSOLE_SESSION_SECRET: too short: use at least 32 random "
+            "characters (e.g. the output of `openssl rand -hex 32`)",
+        ),
+        (
+            "FIREBREAK_CONSOLE_PROXY_USER_HEADERS",
+            "X-Forwarded-User, bad header",
+            "environment: FIREBREAK_CONSOLE_PROXY_USER_HEADERS: 'bad header' is not an HTTP "
+            "header name: use letters, digits and '-' (e.g. X-Forwarded-User), several "
+            "separated by commas",
+        ),
+        (
+            "FIREBREAK_CONSOLE_OIDC_REDIRECT_URL",
+            "javascript:alert1",
+            "environment: FIREBREAK_CONSOLE_OIDC_REDIRECT_URL: must be an http(s) URL such as "
+            "https://firebreak.example.com/console/auth/callback",
+        ),
+        (
+            "FIREBREAK_CONSOLE_OIDC_TEAM_ID",
+            "acme-corp",
+            "environment: FIREBREAK_CONSOLE_OIDC_TEAM_ID: 'acme-corp' is not a Slack team id: "
+            "T followed by capital letters and digits (T0123ABCD; the workspace's id, not its "
+            "name)",
+        ),
+        (
             "FIREBREAK_CONSOLE_OIDC_CLIENT_ID",
             "123.456",
             "environment: FIREBREAK_CONSOLE_OIDC_CLIENT_ID and "
