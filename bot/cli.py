@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from bot import __version__
+from bot.audit.retention import check_archive_dir
 from bot.config import (
     Policy,
     Settings,
@@ -142,6 +143,7 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 def cmd_policy_check(args: argparse.Namespace) -> int:
     settings, policy = _configuration(args)
     source = args.policy or settings.resolved_policy_file() or "built-in defaults"
+    check_archive_dir(policy)
     for path in policy.runbooks.paths:
         if not policy.resolve_path(path).is_dir():
             print(

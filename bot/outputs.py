@@ -20,12 +20,21 @@ def check_output_file(path: Path) -> None:
         raise FirebreakError(f"{path}: cannot write: permission denied")
 
 
-def check_output_dir(path: Path) -> None:
-    """Refuse a directory to write files in (created if missing) that could not be: its
-    parent does not exist, or it is a file."""
+def check_output_dir(path: Path, *, create: bool = True) -> None:
+    """Refuse a directory to write files in that could not be: its parent does not exist, it
+    is a file, or it may not be written. With ``create`` a missing directory is fine (the
+    caller makes it); without, it is refused too (an archive is a mount someone made: a typo
+    must not become a new directory)."""
     target = _in_existing_directory(path)
     if target.exists() and not target.is_dir():
         raise FirebreakError(f"{path}: not a directory; choose another path")
+    if not create and not target.exists():
+        raise FirebreakError(
+            f"{path}: the directory does not exist; create (or mount) it first or choose "
+            "another path"
+        )
+    if target.is_dir() and not os.access(target, os.W_OK | os.X_OK):
+        raise FirebreakError(f"{path}: cannot write in it: permission denied")
 
 
 def _in_existing_directory(path: Path) -> Path:

@@ -129,6 +129,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
     if rules.export_after is None and rules.remove_after is None:
         print("no retention policy: nothing is exported or removed ([retention] in the policy)")
         return EXIT_OK
+    retention.check_archive_dir(policy)  # a missing archive stops here, before anything
     # Parsed once for every incident; a bad key stops here, before anything is exported or
     # removed.
     key = _signing_key(settings) if args.apply else None

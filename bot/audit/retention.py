@@ -36,8 +36,9 @@ from bot.audit.verify import chain_head
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.db import Database
-from bot.errors import FirebreakError
+from bot.errors import ConfigError, FirebreakError
 from bot.models import EventKind, Incident, TimelineEvent
+from bot.outputs import check_output_dir
 
 REMOVED_TITLE = "(removed under the retention policy)"
 
@@ -70,6 +71,22 @@ class Due:
 
 def archive_dir(policy: Policy) -> Path:
     return policy.resolve_path(policy.retention.archive_dir)
+
+
+def check_archive_dir(policy: Policy) -> None:
+    """Refuse (``ConfigError``, ``file:line: retention.archive_dir: ...``) an archive directory
+    bundles could not be written to, when the policy exports or removes anything. It must
+    exist: a typo of the archive's mount would otherwise become a new directory, and the
+    incidents exported there would then be removed."""
+    rules = policy.retention
+    if rules.export_after is None and rules.remove_after is None:
+        return
+    try:
+        check_output_dir(archive_dir(policy), create=False)
+    except FirebreakError as exc:
+        raise ConfigError(
+            f"{policy.where('retention', 'archive_dir')}: retention.archive_dir: {exc}"
+        ) from None
 
 
 def bundle_path(policy: Policy, number: int) -> Path:
@@ -123,8 +140,7 @@ def export_incident(
     db: Database, policy: Policy, item: Due, signing_key: Ed25519PrivateKey | None
 ) -> Export:
     """Write the incident's bundle, signed with ``signing_key`` (parsed once by the caller, for
-    every incident it exports)."""
-    item.bundle.parent.mkdir(parents=True, exist_ok=True)
+    every incident it exports). The archive directory is not created (``check_archive_dir``)."""
     with db.read() as session:
         return write_bundle(session, policy, item.incident_id, item.bundle, signing_key=signing_key)
 

@@ -72,6 +72,8 @@ def policy_from_dict(
 ) -> Policy:
     """``data`` as a policy; ``text``, the TOML it was read from, lets errors name the line."""
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(source, exc, text)) from None
+    policy._source, policy._text = source, text  # for Policy.where
+    return policy

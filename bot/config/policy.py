@@ -21,6 +21,7 @@ from pydantic import (
 
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
+from bot.config.toml_lines import toml_line
 from bot.cron import UnsupportedCron, cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 from bot.durations import Duration, RetentionDuration
 from bot.markup import BROADCASTS
@@ -338,7 +339,9 @@ class RetentionPolicy(_Strict):
     remove_after: RetentionDuration | None = None
     """Remove an incident closed this long ago (after exporting it), leaving a tombstone."""
     archive_dir: Path = Path("evidence")
-    """Where bundles are written, relative to the policy file."""
+    """Where bundles are written, relative to the policy file. It must exist (it is not created:
+    a typo of the archive's mount would be); ``firebreak policy check`` and ``audit retention``
+    refuse, exit code 2, one that does not."""
 
 
 def _default_severities() -> list[SeverityPolicy]:
@@ -517,10 +520,18 @@ class Policy(_Strict):
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str = PrivateAttr(default="policy")
+    _text: str | None = PrivateAttr(default=None)
 
     def resolve_path(self, path: Path) -> Path:
         """A path from the policy, relative to the policy file's directory."""
         return path if path.is_absolute() else self._base_dir / path
+
+    def where(self, *loc: str | int) -> str:
+        """``file:line`` of the key at ``loc`` (``file`` when it is not written there), for a
+        problem found after loading (a directory that does not exist)."""
+        line = toml_line(self._text, loc) if self._text is not None else None
+        return f"{self._source}:{line}" if line else self._source
 
     @field_validator("timezone")
     @classmethod

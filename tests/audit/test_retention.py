@@ -67,6 +67,7 @@ def pci(tmp_path: Path) -> Path:
     path.write_text(
         '[retention]\nexport_after = "30d"\nremove_after = "90d"\narchive_dir = "archive"\n'
     )
+    (tmp_path / "archive").mkdir()
     return path
 
 
@@ -107,7 +108,7 @@ def test_retention_lists_then_exports_then_removes_leaving_a_chained_tombstone(
             "INC-2 closed 2026-04-22: export due",
             "run with --apply to export and remove",
         ]
-        assert not (tmp_path / "archive").exists()
+        assert list((tmp_path / "archive").iterdir()) == []
         old_events = count(db, TimelineEvent, old)
         assert old_events == 4  # declared, note, resolved, closed
         assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 0
@@ -170,8 +171,45 @@ def test_retention_apply_with_a_bad_signing_key_exits_2_before_exporting_or_remo
         "firebreak: environment: FIREBREAK_AUDIT_SIGNING_KEY: not an Ed25519 private key "
         "(give PEM or base64 of the 32 raw bytes)\n"
     )
-    assert not (tmp_path / "archive").exists()
+    assert list((tmp_path / "archive").iterdir()) == []
     assert count(db, TimelineEvent, old) == 4
+
+
+@pytest.mark.parametrize("archive", ["typo-mount/evidence", "evidnce"])
+@pytest.mark.parametrize("command", [["audit", "retention", "--apply"], ["policy", "check"]])
+def test_an_archive_dir_that_does_not_exist_is_refused_before_anything_is_exported_or_removed(
+    db: Database,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    archive: str,
+    command: list[str],
+) -> None:
+    """A typo of the archive's mount is not created (with its parents) to receive bundles of
+    incidents that are then removed: exit 2, the key and the path named, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    (tmp_path / "evidence").mkdir()
+    policy_file = tmp_path / "firebreak.toml"
+    policy_file.write_text(
+        f'[retention]\nexport_after = "30d"\nremove_after = "90d"\n\narchive_dir = "{archive}"\n'
+    )
+    old = incident(db, load_policy(policy_file), "Old", 100)
+    with freeze_time(NOW):
+        assert main(["--policy", str(policy_file), *command]) == 2
+    target = tmp_path / archive
+    reason = (
+        f"the directory {target.parent} does not exist; create it first or choose another path"
+        if "/" in archive
+        else "the directory does not exist; create (or mount) it first or choose another path"
+    )
+    assert capsys.readouterr().err == (
+        f"firebreak: {policy_file}:5: retention.archive_dir: {target}: {reason}\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evidence", "firebreak.toml"]
+    assert count(db, TimelineEvent, old) == 4
+    assert count(db, Postmortem, old) == 1
 
 
 def test_retention_reads_the_signing_key_once_and_signs_every_bundle_with_it(

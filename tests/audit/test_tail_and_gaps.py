@@ -217,6 +217,7 @@ def test_retention_removal_moves_the_head_to_the_tombstone(
         '[retention]\nexport_after = "30d"\nremove_after = "90d"\n'
         f'archive_dir = "{tmp_path / "archive"}"\n'
     )
+    (tmp_path / "archive").mkdir()
     policy = load_policy(policy_file)
     now = T0 + timedelta(days=200)
     old = declare(db, policy, 3, title="Old")
