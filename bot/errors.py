@@ -29,3 +29,13 @@ class NotAllowed(FirebreakError):
 
 class ConfigError(FirebreakError):
     """The configuration or the policy file is invalid; start-up stops with exit code 2."""
+
+
+class PlacedValueError(ValueError):
+    """A validator's complaint that knows where below its field the problem is written
+    (``(1, "starts_on")`` under ``clocks``): the policy loader adds ``at`` to the error's
+    location to find the line of ``firebreak.toml`` to name."""
+
+    def __init__(self, message: str, at: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.at = at

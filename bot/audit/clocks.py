@@ -30,12 +30,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 
 from bot.durations import format_duration
+from bot.errors import PlacedValueError
 
 # --------------------------------------------------------------------------------------------
 # Offsets: "4h", "72h", "1mo", "1d12h". Months are calendar months, so they are not timedeltas.
@@ -151,6 +153,16 @@ class ClockPolicy(_Strict):
     """May be completed again (DORA intermediate reports: the final report counts from the
     latest)."""
 
+    _entry: int | None = PrivateAttr(default=None)  # its [[clocks]] entry, for error lines
+    _preset: bool = PrivateAttr(default=False)
+
+    def at(self, *key: str | int) -> tuple[str | int, ...]:
+        """Where ``key`` of this clock is written under ``clocks``: the entry and the key, or
+        the entry alone for a preset's clock (its keys are not written)."""
+        if self._entry is None:
+            return ()
+        return (self._entry,) if self._preset else (self._entry, *key)
+
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
@@ -236,12 +248,14 @@ def _expand(value: object) -> object:
         if isinstance(item, ClockPolicy):
             out.append(item)
             continue
+        preset = False
         if isinstance(item, dict) and "preset" in item:
-            name = item["preset"]
+            preset, name = True, item["preset"]
             if set(item) != {"preset"} or name not in PRESETS:
-                raise ValueError(
+                raise PlacedValueError(
                     f"[[clocks]] {index + 1}: preset must be one of {', '.join(PRESETS)} "
-                    "and stand alone"
+                    "and stand alone",
+                    (index, "preset"),
                 )
             raws: list[Any] = PRESETS[name]()
         else:
@@ -249,44 +263,59 @@ def _expand(value: object) -> object:
         for raw in raws:
             label = raw.get("key", f"#{index + 1}") if isinstance(raw, dict) else f"#{index + 1}"
             try:
-                out.append(ClockPolicy.model_validate(raw))
+                clock = ClockPolicy.model_validate(raw)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
                 message = first["msg"].removeprefix("Value error, ")
                 if first["type"] == "extra_forbidden":
                     message = "unknown key"
-                raise ValueError(f"clock {label!r}: {where}: {message}") from None
+                raise PlacedValueError(
+                    f"clock {label!r}: {where}: {message}", (index, *first["loc"])
+                ) from None
+            clock._entry, clock._preset = index, preset
+            out.append(clock)
     return out
 
 
 def _consistent(clocks: list[ClockPolicy], info: ValidationInfo) -> list[ClockPolicy]:
     keys = [c.key for c in clocks]
-    for key in keys:
-        if keys.count(key) > 1:
-            raise ValueError(f"clock {key!r} is defined twice (a preset and a clock of yours?)")
+    for n, clock in enumerate(clocks):
+        if clock.key in keys[:n]:  # named at its second definition
+            raise PlacedValueError(
+                f"clock {clock.key!r} is defined twice (a preset and a clock of yours?)",
+                clock.at("key"),
+            )
     known = set(keys)
     severities = {str(getattr(s, "key", "")).casefold() for s in info.data.get("severities", [])}
     for clock in clocks:
         kind, value = clock.trigger
         if kind == "completed" and value not in known:
-            raise ValueError(
+            raise PlacedValueError(
                 f"clock {clock.key!r}: starts_on refers to unknown clock {value!r}; "
-                f"clocks are {', '.join(keys)}"
+                f"clocks are {', '.join(keys)}",
+                clock.at("starts_on"),
             )
         if kind == "completed" and value == clock.key:
-            raise ValueError(f"clock {clock.key!r}: starts_on cannot be its own completion")
+            raise PlacedValueError(
+                f"clock {clock.key!r}: starts_on cannot be its own completion",
+                clock.at("starts_on"),
+            )
         if kind == "severity" and severities and value.casefold() not in severities:
-            raise ValueError(f"clock {clock.key!r}: starts_on names unknown severity {value!r}")
+            raise PlacedValueError(
+                f"clock {clock.key!r}: starts_on names unknown severity {value!r}",
+                clock.at("starts_on"),
+            )
         for n, deadline in enumerate(clock.deadlines):
             since = deadline.since
             if since in TIME_REFERENCES:
                 continue
             if since not in known or since == clock.key:
-                raise ValueError(
+                raise PlacedValueError(
                     f"clock {clock.key!r}: deadlines.{n}.since refers to unknown clock {since!r}; "
                     f"use {', '.join(TIME_REFERENCES)} or another clock's key "
-                    f"({', '.join(k for k in keys if k != clock.key) or 'none'})"
+                    f"({', '.join(k for k in keys if k != clock.key) or 'none'})",
+                    clock.at("deadlines", n, "since"),
                 )
     return clocks
 

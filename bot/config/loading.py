@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from bot.config.policy import Policy
 from bot.config.toml_lines import toml_line
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PlacedValueError
 
 _NAMED_KEY = re.compile(r"([A-Za-z0-9_.-]+): ")
 
@@ -30,6 +30,9 @@ def _format_validation_error(source: str, error: ValidationError, text: str | No
         message = "unknown key (check the spelling against docs/configuration.md)"
     # A check of a whole table names the key in its message ("severity_map.P1: ...").
     path: list[str | int] = list(first["loc"])
+    raised = first.get("ctx", {}).get("error")
+    if isinstance(raised, PlacedValueError):  # a check of a list says which entry
+        path += raised.at
     rest = message
     while named := _NAMED_KEY.match(rest):
         path += named.group(1).split(".")

@@ -232,6 +232,58 @@ def test_no_clocks_by_default_and_presets_expand() -> None:
     assert [c.key for c in dora().clocks] == ["initial", "intermediate", "final", "gdpr"]
 
 
+DORA = '[[clocks]]\npreset = "dora"\n'
+MINE = '[[clocks]]\nkey = "a"\nstarts_on = "declared"\ndeadlines = [{ after = "4h" }]\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "line", "message"),
+    [
+        (DORA + DORA, 3, "clock 'initial' is defined twice (a preset and a clock of yours?)"),
+        (
+            MINE + '\n[[clocks]]\nname = "A again"\nkey = "a"\nstarts_on = "detected"\n'
+            'deadlines = [{ after = "1h" }]\n',
+            8,
+            "clock 'a' is defined twice (a preset and a clock of yours?)",
+        ),
+        (
+            MINE.replace('"4h" }', '"4h", since = "nope" }'),
+            4,
+            "clock 'a': deadlines.0.since refers to unknown clock 'nope'; use start, "
+            "awareness, declared, detected, impact or another clock's key (none)",
+        ),
+        (
+            DORA + MINE.replace('"declared"', '"bogus"'),
+            5,
+            "clock 'a': starts_on: starts_on 'bogus': use classified:<class>, severity:<key>, "
+            "label:<name>, declared, detected or completed:<clock>",
+        ),
+        (
+            MINE.replace('"declared"', '"severity:SEV9"'),
+            3,
+            "clock 'a': starts_on names unknown severity 'SEV9'",
+        ),
+        (
+            MINE.replace('[{ after = "4h" }]', "[]"),
+            4,
+            "clock 'a': deadlines: List should have at least 1 item after validation, not 0",
+        ),
+        (
+            DORA + '\n[[clocks]]\npreset = "hipaa"\n',
+            5,
+            "[[clocks]] 2: preset must be one of dora, gdpr and stand alone",
+        ),
+    ],
+)
+def test_a_bad_clock_is_named_with_the_line_it_is_written_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, line: int, message: str
+) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_text(toml)
+    assert main(["--policy", str(path), "policy", "check"]) == 2
+    assert capsys.readouterr().err == f"firebreak: {path}:{line}: clocks: {message}\n"
+
+
 def test_policy_check_exits_2_naming_the_clock(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -244,7 +296,7 @@ def test_policy_check_exits_2_naming_the_clock(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(
-        f"firebreak: {path}: clocks: clock 'brands': deadlines.0.since refers to unknown "
+        f"firebreak: {path}:7: clocks: clock 'brands': deadlines.0.since refers to unknown "
         "clock 'inital'; use start, awareness, declared, detected, impact or another clock's "
         "key (initial, intermediate, final)"
     )
