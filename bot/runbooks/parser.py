@@ -333,7 +333,9 @@ class _Parser(_Body):
                 items.extend(("step", s) for s in _under(steps, heading))
             items.extend(_in_chapter(child_items, node.title))
             return
-        if node.body and (self._procedural(node.body) or self._imperative(node.body)):
+        if node.body and (self._procedural(node.body) or self._imperative(node.body) or alert):
+            # An alert's section written as prose (Mimir's "This alert goes off when..." then
+            # "How to **investigate**:") is what to do about that alert: the run opens there.
             heading = _clean_title(node.title)
             steps, _ = self.body_steps(node.body, heading, node.line, root=False)
             items.extend(("step", s) for s in _under(steps, heading))
@@ -388,6 +390,11 @@ class _Parser(_Body):
             found.append(("context", (node.title, _Section(node.title, 0, node.line, node.body))))
         for child in node.children:
             self._walk(child, found, inherited=None)
+        if alert and node.body and not any(kind == "step" for kind, _ in found):
+            # Prose over sub-sections that give no step ("#### Dashboards"): the alert's own
+            # text is its step, so a run opened at the alert shows something of it.
+            steps, _ = self.body_steps(node.body, alert, node.line, root=False)
+            found[0:1] = [("step", s) for s in steps]
         for kind, value in found:
             if alert and kind == "step":
                 value = Step(
