@@ -292,3 +292,45 @@ def summarise(text: str, limit: int = STEP_TITLE_MAX) -> str:
     if space > limit // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;:-") + "…"
+
+
+_CALLOUT_WORDS = frozenset({"note", "notes", "nb", "important", "warning", "caution", "danger"})
+"""Bold words that open a call-out ("**Note**" then what to mind), not a section."""
+
+
+def bold_heading(block: _Block) -> str | None:
+    """The heading a bold line on its own stands for, as Google Docs and Confluence exports
+    write them: a section name (``**Diagnosis**``, ``**Mitigation:**``) or a step's title
+    (``**Step 1: Check the pods**``). ``None`` for other bold text (``**Note**``, a phrase)."""
+    if block.kind != "paragraph" or block.end - block.start != 1 or len(block.tokens) < 2:
+        return None
+    lead = _bold_lead(block.tokens[1])
+    if lead is None or lead[1].strip(" :"):
+        return None
+    text = " ".join(lead[0].split()).strip(" :")
+    if not text or text.casefold() in _CALLOUT_WORDS:
+        return None
+    return text if is_section_name(text) or _STEP_WORD.match(text) else None
+
+
+def with_bold_headings(blocks: list[_Block]) -> list[_Block]:
+    """``blocks`` with the bold lines that stand for headings (:func:`bold_heading`) made the
+    headings they stand for: one level under the heading before them, a step's title one
+    level under a bold section name before it (``**Mitigation**`` then ``**Step 1: ...**``)."""
+    found: list[_Block] = []
+    base = 1  # the level of the last real heading (the document's title at most)
+    section = False  # a bold section name is open since that heading
+    for block in blocks:
+        if block.kind == "heading":
+            base, section = int(block.first.tag[1:]), False
+        text = bold_heading(block)
+        if text is None:
+            found.append(block)
+            continue
+        step = bool(_STEP_WORD.match(text))
+        level = min(base + (2 if step and section else 1), 6)
+        section = section or not step
+        opener = Token("heading_open", f"h{level}", 1, map=[block.start, block.end])
+        closer = Token("heading_close", f"h{level}", -1)
+        found.append(_Block("heading", [opener, block.tokens[1], closer], block.start, block.end))
+    return found

@@ -73,6 +73,7 @@ from bot.runbooks.headings import (
     names_a_step,
     summarise,
     under_alert,
+    with_bold_headings,
 )
 from bot.runbooks.model import (
     _MD,
@@ -132,7 +133,7 @@ class _Parser(_Body):
         self.refs: dict[str, Any] = {
             _ref_key(k): v for k, v in self.env.get("references", {}).items()
         }
-        self.blocks = _without_toc(_top_level_blocks(self.tokens))
+        self.blocks = with_bold_headings(_without_toc(_top_level_blocks(self.tokens)))
 
     # -- the whole document
 
