@@ -8,7 +8,8 @@ others. Which files are runbooks:
 * ``*.md`` files anywhere under a runbook directory (hidden directories skipped);
 * not Hugo section files (``_index.md``) nor files starting with ``_`` or ``.`` (templates,
   drafts), and not ``README.md`` / ``CONTRIBUTING.md`` / ``CHANGELOG.md`` (docs about the
-  runbooks).
+  runbooks) nor templates (``TEMPLATE.md``, ``runbook-template.md``); a README or a template
+  whose front matter names alerts is a runbook.
 
 A runbook's id is its path relative to its directory without ``.md``
 (``kubernetes/KubePodCrashLooping``). When two directories hold the same id, the first directory
@@ -80,7 +81,7 @@ def is_runbook_file(path: Path) -> bool:
     name = path.name.casefold()
     if name == HUGO_SECTION_PAGE:
         return _has_body(path)
-    if name == README:
+    if name == README or is_template(path):
         return _names_alerts(path)
     if name.startswith(("_", ".")) or name in NOT_RUNBOOKS:
         return False
@@ -91,6 +92,17 @@ README = "readme.md"
 """A directory's README is its index, not a runbook, unless its front matter names the alerts
 it answers (``alerts: [RedisDown]``): teams that keep one directory per service often write the
 service's runbook there."""
+
+
+_TEMPLATE = re.compile(r"(?:_|runbook[-_.]?)?template\.md")
+"""The file a team copies to write a new runbook: ``TEMPLATE.md``, ``_template.md``,
+``runbook-template.md``. It is no runbook (its steps are placeholders), unless its front matter
+names the alerts it answers."""
+
+
+def is_template(path: Path) -> bool:
+    """A runbook template by its name (``templates/TEMPLATE.md``, ``_template.md``)."""
+    return _TEMPLATE.fullmatch(path.name.casefold()) is not None
 
 
 def _lines(path: Path) -> list[str] | None:

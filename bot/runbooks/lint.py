@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bot.config import Policy
-from bot.runbooks.catalog import is_runbook_file, iter_files, runbook_id
+from bot.runbooks.catalog import is_runbook_file, is_template, iter_files, runbook_id
 from bot.runbooks.document import markdown_has_text
 from bot.runbooks.files import names_a_file, real_path
 from bot.runbooks.parser import (
@@ -115,6 +115,8 @@ def lint_paths(
             for file in iter_files(path):
                 if is_runbook_file(file):
                     _lint_file(file, runbook_id(file, path), policy, report, checked, checks)
+                elif is_template(file):
+                    report.messages.append(LintMessage(_display(file), 0, "warning", _TEMPLATE))
                 elif _ignored_markdown(file):
                     report.messages.append(
                         LintMessage(
@@ -134,8 +136,8 @@ def lint_paths(
                         "error",
                         "no runbooks here: the bot reads files ending in .md, but not "
                         "CHANGELOG.md, CONTRIBUTING.md, LICENSE.md, files starting with _ (a "
-                        "Hugo _index.md only when it has text) or a README.md whose front "
-                        "matter names no alerts",
+                        "Hugo _index.md only when it has text), a template (TEMPLATE.md) or a "
+                        "README.md whose front matter names no alerts",
                     )
                 )
         elif names_a_file(path):
@@ -150,12 +152,20 @@ def lint_paths(
                         "rename it",
                     )
                 )
+            elif not is_runbook_file(path) and is_template(path):
+                report.messages.append(LintMessage(_display(path), 0, "warning", _TEMPLATE))
             _lint_file(path, path.stem, policy, report, checked, checks)
         else:
             report.messages.append(LintMessage(str(path), 0, "error", "no such file or directory"))
     _duplicates(checked, report)
     report.messages.sort()
     return report
+
+
+_TEMPLATE = (
+    "skipped: a runbook template, which the bot does not read as a runbook; to make it one, "
+    "name the alerts it answers in its front matter (alerts: [...]) or rename it"
+)
 
 
 def _ignored_markdown(path: Path) -> bool:

@@ -431,3 +431,37 @@ def test_an_alert_named_by_two_runbooks_is_a_warning(tmp_path: Path) -> None:
             "each alert in one runbook",
         )
     ]
+
+
+TEMPLATE = """\
+# <Alert name>
+
+## Meaning
+
+TODO: what the alert means.
+
+## Mitigation
+
+1. TODO: the first thing to do
+"""
+
+
+@pytest.mark.parametrize("name", ["templates/TEMPLATE.md", "_template.md", "runbook-template.md"])
+def test_a_runbook_template_is_skipped_and_lint_says_so(tmp_path: Path, name: str) -> None:
+    """The template a team copies to write a runbook was catalogued as a runbook: suggested
+    for incidents, its "TODO" steps offered to responders. It is skipped like an index
+    README, and linting the directory says it was; with alerts in its front matter it is a
+    runbook."""
+    write(tmp_path, "disk-full.md", GOOD)
+    write(tmp_path, name, TEMPLATE)
+    catalog = RunbookCatalog.load([tmp_path])
+    assert [r.id for r in catalog] == ["disk-full"]
+    said = [(m.path, m.level, m.message) for m in lint_paths([tmp_path]).messages]
+    assert [(Path(path).name, level) for path, level, _ in said] == [(Path(name).name, "warning")]
+    assert said[0][2].startswith("skipped: a runbook template")
+
+    write(tmp_path, name, "---\nalerts: [DiskFull]\n---\n" + TEMPLATE)
+    catalog = RunbookCatalog.load([tmp_path])
+    assert len(catalog) == 2
+    [match] = catalog.suggest(alerts=["DiskFull"], limit=1)
+    assert match.runbook.path == tmp_path / name
