@@ -88,7 +88,7 @@ from bot.runbooks.model import (
     Runbook,
     Step,
 )
-from bot.runbooks.site_syntax import to_commonmark
+from bot.runbooks.site_syntax import mend_quoted_fences, to_commonmark
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -124,7 +124,7 @@ class _Parser(_Body):
         self.path = path
         self.lines = _normalise(text).split("\n")
         self.fm = _split_front_matter(self.lines)
-        self.lines[self.fm.lines :] = to_commonmark(self.lines[self.fm.lines :])
+        self.lines[self.fm.lines :] = mend_quoted_fences(to_commonmark(self.lines[self.fm.lines :]))
         self.meta = _read_meta(self.fm)
         self.problems: list[Problem] = list(self.fm.problems)
         body_lines = [""] * self.fm.lines + self.lines[self.fm.lines :]

@@ -18,6 +18,9 @@ the tags themselves were shown to responders. So:
   of alternative tabs say which is which.
 * **Content tabs** (MkDocs Material ``=== "Kubernetes"`` with an indented body) become their
   label in bold, like a ``<TabItem>``, then their body un-indented, rewritten like the rest.
+* **A bare ``>`` in a quoted code fence** at less indentation than the quote (an editor's
+  empty quote line, at column 0 under a list item) gets the quote's indentation
+  (:func:`mend_quoted_fences`), so the command is not cut in two.
 
 Nothing inside a code fence (``` ```ansible -m ping all``` ``` on a line is inline code, not
 one: a backtick fence's info string holds no backtick) or a ``<pre>`` block is touched, nor a
@@ -246,3 +249,49 @@ def _content_tab(lines: list[str], index: int) -> list[str] | None:
     body = to_commonmark([_dedent(line, base + 4) for line in lines[index + 1 : end]])
     label = match.group("label").strip()
     return [f"{prefix}**{label}**" if label else "", *(prefix + b if b else "" for b in body)]
+
+
+_QUOTED_FENCE = re.compile(r"^([ \t]*(?:>[ \t]?)+)(`{3,}|~{3,})")
+"""A code fence opened inside a block quote (``   > ```sh`` under a list item)."""
+_BARE_QUOTE = re.compile(r"^[ \t]*(?:>[ \t]*)+$")
+
+
+def mend_quoted_fences(lines: list[str]) -> list[str]:
+    """``lines`` with the bare ``>`` lines inside a quoted code fence given the fence's own
+    indentation. An editor writes a quote's empty line as ``>`` at column 0 even when the quote
+    is indented under a list item; CommonMark then ends the item there, cutting the command in
+    two and leaving the rest of it as quoted text. As many lines as were given."""
+    out = list(lines)
+    fence: str | None = None  # a code fence outside any quote: nothing in it is touched
+    prefix: str | None = None  # the quote markers of the quoted fence the line is in
+    ticks = ""
+    for index, line in enumerate(lines):
+        if fence is not None:
+            closing = line.strip()
+            if (
+                closing[:1] == fence[0]
+                and set(closing) == {fence[0]}
+                and len(closing) >= len(fence)
+            ):
+                fence = None
+            continue
+        if prefix is None:
+            quoted = _QUOTED_FENCE.match(line)
+            if quoted and not (quoted.group(2)[0] == "`" and "`" in line[quoted.end() :]):
+                prefix, ticks = quoted.group(1), quoted.group(2)
+            else:
+                fence = _fence_opener(line)
+            continue
+        if line.startswith(prefix.rstrip()) and not _BARE_QUOTE.match(line):
+            closing = line[len(prefix.rstrip()) :].strip()
+            if (
+                closing[:1] == ticks[0]
+                and set(closing) == {ticks[0]}
+                and len(closing) >= len(ticks)
+            ):
+                prefix = None
+        elif _BARE_QUOTE.match(line):
+            out[index] = prefix.rstrip()
+        else:
+            prefix = None  # the quote ends here, as CommonMark reads it
+    return out

@@ -308,3 +308,34 @@ Check the dashboard.
     assert out.index("*Docker Compose*") < out.index("Run it on the host.") < out.index("docker ")
     assert "```\nkubectl -n api rollout restart deploy/api\n```" in out
     assert "!!!" not in out and "===" not in out
+
+
+QUOTED_FENCE = """\
+# Drain a node
+
+## Mitigation
+
+1. Cordon the node and check what still runs on it:
+   > ```sh
+   > kubectl cordon "$NODE"
+>
+   > kubectl get pods --all-namespaces --field-selector spec.nodeName="$NODE"
+   > ```
+2. Drain it: `kubectl drain "$NODE" --ignore-daemonsets`
+"""
+
+
+def test_a_bare_quote_line_inside_a_quoted_command_keeps_the_command_whole() -> None:
+    """A quote's empty line written as ``>`` at column 0 inside a quote indented under a list
+    item ended the item: the command was cut after its first line, the rest shown as quoted
+    text outside the code block (and lint said the fence was never closed)."""
+    runbook = parse_runbook(QUOTED_FENCE, runbook_id="drain")
+    cordon, drain = runbook.steps
+    assert cordon.title == "Cordon the node and check what still runs on it"
+    assert cordon.markdown == (
+        "Cordon the node and check what still runs on it:\n"
+        '> ```sh\n> kubectl cordon "$NODE"\n>\n'
+        '> kubectl get pods --all-namespaces --field-selector spec.nodeName="$NODE"\n> ```'
+    )
+    assert drain.title.startswith("Drain it")
+    assert runbook.problems == ()
