@@ -375,10 +375,35 @@ class _Body:
             return bool(_OUTPUT_LEAD.search(lead))
         if not previous or not previous[-1].is_code or code.kind != "fence":
             return False
-        info = (code.first.info or "").strip().casefold().split(maxsplit=1)
-        if not info or info[0] not in _OUTPUT_FENCES:
+        info = _fence_tag(code)
+        if info not in _OUTPUT_FENCES:
             return False
-        return not any(line.lstrip().startswith("$ ") for line in code.first.content.splitlines())
+        before = previous[-1]
+        if info == "console" and _fence_tag(before) == "console" and not _prompted(before):
+            # This author writes commands in ```console blocks without a "$" prompt: the next
+            # one is another command when it runs the same program (``kubectl get pods`` then
+            # ``kubectl logs ...``); what ``kubectl get pods`` prints starts with "NAME".
+            program = _program(before)
+            if program and _program(code) == program:
+                return False
+        return not _prompted(code)
+
+
+def _fence_tag(block: _Block) -> str:
+    """A fence's language tag, case ignored (``console``); empty for none."""
+    info = (block.first.info or "").strip().casefold().split(maxsplit=1)
+    return info[0] if info and block.kind == "fence" else ""
+
+
+def _program(block: _Block) -> str:
+    """The first word of a code block's first line (``kubectl``); empty for none."""
+    words = next((line.split() for line in block.first.content.splitlines() if line.strip()), [])
+    return words[0] if words else ""
+
+
+def _prompted(block: _Block) -> bool:
+    """A code block with a ``$ `` prompt line: what follows a prompt is the command's output."""
+    return any(line.lstrip().startswith("$ ") for line in block.first.content.splitlines())
 
 
 _OUTPUT_LEAD = re.compile(
