@@ -29,6 +29,7 @@ import json
 import os
 import zipfile
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.exc import DataError
 from sqlmodel import Session
 
 from bot.audit.chain import GENESIS
@@ -46,6 +48,7 @@ from bot.audit.verify import check_chain
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import FirebreakError
+from bot.incidents.queries import parse_incident_ref
 from bot.models import EventKind
 from bot.outputs import csv_cell
 
@@ -107,11 +110,19 @@ class Export:
 def build_files(
     session: Session, policy: Policy, incident_id: int, *, now: datetime
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """The bundle's files (name -> bytes) and the chain summary."""
-    incident = incident_row(session, incident_id)
-    if incident is None:
-        raise FirebreakError(f"No incident with id {incident_id}.")
-    tables = dict(iter_related(session, incident_id))
+    """The bundle's files (name -> bytes) and the chain summary. A stored value the database
+    types cannot decode (changed outside Firebreak) stops the export: ``FirebreakError``."""
+    try:
+        incident = incident_row(session, incident_id)
+        if incident is None:
+            raise FirebreakError(f"No incident with id {incident_id}.")
+        tables = dict(iter_related(session, incident_id))
+    except (ValueError, TypeError, DataError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:120]
+        raise FirebreakError(
+            f"incident id {incident_id}: a stored row cannot be read ({reason}): the database "
+            "was changed outside Firebreak; `firebreak audit verify` names the row"
+        ) from None
     events = tables.pop(TIMELINE, [])
     count, head, broken = check_chain(int(incident["number"]), events)
     chain = {
@@ -305,22 +316,33 @@ def _check_signature(
         )
 
 
+def _bundle_event(event: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    """One event of ``timeline.json`` as the values its hash covers (times parsed)."""
+    if not isinstance(event, dict):
+        raise ValueError(f"{str(event)[:40]!r} is not an event")
+    row = dict(event)
+    for name in ("occurred_at", "recorded_at"):
+        value = event[name]
+        if not isinstance(value, str):
+            raise ValueError(f"{name} {value!r} is not a time")
+        row[name] = datetime.fromisoformat(value)
+    return row
+
+
 def _check_timeline(report: BundleReport, manifest: dict[str, Any], data: bytes) -> None:
     try:
         events = json.loads(data)
-        rows = [
-            {
-                **event,
-                "occurred_at": datetime.fromisoformat(event["occurred_at"]),
-                "recorded_at": datetime.fromisoformat(event["recorded_at"]),
-            }
-            for event in events
-        ]
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
+        events = None
+    if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
         report.problems.append("timeline.json: not a list of timeline events")
         return
-    number = int(str(report.incident).removeprefix("INC-") or 0) if report.incident else 0
-    count, head, broken = check_chain(number, rows)
+    number = parse_incident_ref(report.incident)
+    if number is None:
+        report.problems.append(
+            f"{MANIFEST}: incident {report.incident[:40]!r} is not an incident number like INC-42"
+        )
+    count, head, broken = check_chain(number or 0, events, _bundle_event)
     report.events, report.chain_head = count, head
     if broken is not None:
         report.problems.append(f"timeline.json: {broken.describe()}")

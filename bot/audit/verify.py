@@ -17,7 +17,11 @@ What a mismatch means:
 * ``missing``: an incident number below the highest one handed out (the ``incident_number``
   counter) has no incident: numbers are gap-free (a declare that rolls back gives its number
   back), so the incident was deleted.
-* ``orphan``: events whose incident row is gone.
+* ``orphan``: events whose incident row is gone (named by the incident id they carry).
+* ``unreadable``: a stored value cannot be decoded at all (``data`` that is not JSON, a time
+  that is not a time, a head count that is not a number): the row was changed outside
+  Firebreak. Rows are read as stored text and decoded one by one, so such a row is named and
+  the other chains are still checked.
 
 An incident whose first remaining event is a retention tombstone starts its chain there: the
 tombstone's ``prev_hash`` is the head of the chain that was exported and removed, and retention
@@ -31,13 +35,15 @@ back). Only a head kept outside the database (a signed evidence bundle) shows th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlmodel import Session
 
 from bot.audit.chain import GENESIS, event_hash
@@ -47,6 +53,10 @@ from bot.models import Counter, EventKind, Incident, TimelineEvent
 _EVENTS = TimelineEvent.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _COUNTERS = Counter.__table__  # type: ignore[attr-defined]
+_TIMES = ("occurred_at", "recorded_at")
+# Read as the stored text and decoded row by row (``stored_event``): a value the column type
+# cannot decode would otherwise stop the whole read with an exception.
+_AS_TEXT = {*_TIMES, "data"}
 
 
 @dataclass(frozen=True)
@@ -57,13 +67,17 @@ class Break:
     event_id: int
     kind: str
     problem: str
-    """``content``, ``link``, ``unchained``, ``empty``, ``head``, ``missing`` or ``orphan``."""
+    """``content``, ``link``, ``unchained``, ``unreadable``, ``empty``, ``head``, ``missing`` or
+    ``orphan``."""
     detail: str
+    label: str = ""
+    """Names the incident when ``INC-<number>`` cannot (events whose incident row is gone)."""
 
     def describe(self) -> str:
         if self.problem == "missing":
             return self.detail
-        return f"INC-{self.incident_number} event {self.event_id} ({self.kind}): {self.detail}"
+        who = self.label or f"INC-{self.incident_number}"
+        return f"{who} event {self.event_id} ({self.kind}): {self.detail}"
 
 
 @dataclass
@@ -84,17 +98,41 @@ class ChainReport:
 
 
 def check_chain(
-    incident_number: int, rows: Iterable[Mapping[Any, Any]]
+    incident_number: int,
+    rows: Iterable[Mapping[Any, Any]],
+    decode: Callable[[Mapping[Any, Any]], Mapping[Any, Any]] | None = None,
 ) -> tuple[int, str, Break | None]:
-    """Check one incident's events, given in id order. Returns (events seen, head, first break)."""
+    """Check one incident's events, given in id order. Returns (events seen, head, first break).
+
+    ``decode`` turns each row as stored into the values its hash covers; a row it cannot
+    decode, or whose fields cannot be hashed, is the break (``unreadable``)."""
     expected = GENESIS
     count = 0
     for row in rows:
         count += 1
-        stored_prev, stored = row["prev_hash"], row["hash"]
-        if stored is None or stored_prev is None:
-            return count, expected, _break(incident_number, row, "unchained", "has no hash")
-        if count == 1 and row["kind"] == EventKind.RETENTION_TOMBSTONE:
+        try:
+            event = decode(row) if decode is not None else row
+            stored_prev, stored = event["prev_hash"], event["hash"]
+            if stored is None or stored_prev is None:
+                return count, expected, _break(incident_number, row, "unchained", "has no hash")
+            for name, value in (("prev_hash", stored_prev), ("hash", stored)):
+                if not isinstance(value, str):
+                    raise ValueError(f"{name} {_short(value)} is not a hash")
+            actual = event_hash(event, stored_prev)
+        except (KeyError, TypeError, ValueError) as exc:
+            reason = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
+            return (
+                count,
+                expected,
+                _break(
+                    incident_number,
+                    row,
+                    "unreadable",
+                    f"its content cannot be read ({reason}): the row was changed after it was "
+                    "written",
+                ),
+            )
+        if count == 1 and event["kind"] == EventKind.RETENTION_TOMBSTONE:
             expected = stored_prev  # the chain removed by retention ended here
         if stored_prev != expected:
             return (
@@ -108,7 +146,6 @@ def check_chain(
                     f"{expected[:12]}…: an event was removed, inserted out of order or rewritten",
                 ),
             )
-        actual = event_hash(row, stored_prev)
         if actual != stored:
             return (
                 count,
@@ -125,8 +162,48 @@ def check_chain(
     return count, expected, None
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _as_int(value: Any) -> int | None:
+    """A stored integer, or ``None`` when the value is not one (SQLite stores any text)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _break(number: int, row: Mapping[Any, Any], problem: str, detail: str) -> Break:
-    return Break(number, int(row["id"]), str(row["kind"]), problem, detail)
+    return Break(number, _as_int(row.get("id")) or 0, str(row.get("kind", "-")), problem, detail)
+
+
+def _stored_time(name: str, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} {_short(value)} is not a time") from None
+
+
+def stored_event(row: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    """A timeline row read with its times and ``data`` as stored text, decoded as the column
+    types would (times without an offset are UTC, as SQLite stores them). A value they could
+    not decode raises ``ValueError`` naming the column."""
+    event = dict(row)
+    for name in _TIMES:
+        event[name] = _stored_time(name, row[name])
+    data = row["data"]
+    if data is not None:
+        try:
+            event["data"] = json.loads(data)
+        except (TypeError, ValueError):
+            raise ValueError(f"data {_short(data)} is not JSON") from None
+    return event
 
 
 def verify_chains(
@@ -142,8 +219,23 @@ def verify_chains(
         select(_COUNTERS.c.value).where(_COUNTERS.c.name == INCIDENT_COUNTER)
     ).scalar_one_or_none()
     incident_numbers: dict[int, int] = {}
-    for incident_id, number in session.execute(select(_INCIDENTS.c.id, _INCIDENTS.c.number)):
-        incident_numbers[int(incident_id)] = int(number)
+    unnumbered: list[Break] = []
+    for incident_id, stored_number in session.execute(select(_INCIDENTS.c.id, _INCIDENTS.c.number)):
+        number = _as_int(stored_number)
+        if number is None:
+            unnumbered.append(
+                Break(
+                    0,
+                    0,
+                    "-",
+                    "unreadable",
+                    f"its number {_short(stored_number)} cannot be read: the incident row was "
+                    "changed outside Firebreak",
+                    label=f"incident id {incident_id}",
+                )
+            )
+            continue
+        incident_numbers[int(incident_id)] = number
     missing = _missing_numbers(int(counter or 0), set(incident_numbers.values()))
     if numbers is not None:
         wanted = set(numbers)
@@ -152,11 +244,16 @@ def verify_chains(
     report.missing = [n for low, high in missing for n in range(low, min(high, low + 1000) + 1)]
     for low, high in missing:
         report.breaks.append(_missing(low, high))
+    if numbers is None:
+        report.breaks.extend(unnumbered)
     # Each event row carries its incident's stored head, read in the same statement (one
     # snapshot: an append committed meanwhile cannot make the two disagree).
     events = (
         select(
-            _EVENTS,
+            *(
+                cast(column, Text).label(column.name) if column.name in _AS_TEXT else column
+                for column in _EVENTS.c
+            ),
             _INCIDENTS.c.number.label("_number"),
             _INCIDENTS.c.chain_head.label("_chain_head"),
             _INCIDENTS.c.chain_events.label("_chain_events"),
@@ -170,9 +267,10 @@ def verify_chains(
     for incident_id, group in groupby(result, key=itemgetter("incident_id")):
         rows = _Tail(group)
         first = rows.peek
-        joined = first["_number"]
-        number = int(joined) if joined is not None else -int(incident_id)
-        count, head, broken = check_chain(number, rows)
+        joined = _as_int(first["_number"])
+        # Events without a (readable) incident row are named by the incident id they carry.
+        number = joined if joined is not None else -(_as_int(incident_id) or 0)
+        count, head, broken = check_chain(number, rows, stored_event)
         count += sum(1 for _ in rows)  # the rest of a broken incident
         if broken is None and joined is None:
             broken = _break(
@@ -184,6 +282,8 @@ def verify_chains(
             )
         if broken is None:
             broken = _check_head(number, count, head, rows.last)
+        if broken is not None and joined is None:
+            broken = replace(broken, label=f"incident id {incident_id} (no incident row)")
         report.incidents += 1
         report.events += count
         report.heads[number] = head
@@ -223,7 +323,20 @@ class _Tail:
 
 def _check_head(number: int, count: int, head: str, last: Mapping[Any, Any]) -> Break | None:
     """Compare an intact chain's end with the head and count stored on its incident row."""
-    stored, stored_count = last["_chain_head"], int(last["_chain_events"] or 0)
+    stored, stored_count = last["_chain_head"], _as_int(last["_chain_events"] or 0)
+    unreadable = []
+    if stored_count is None:
+        unreadable.append(f"chain_events {_short(last['_chain_events'])} is not a count")
+    if not isinstance(stored, str | None):
+        unreadable.append(f"chain_head {_short(stored)} is not a hash")
+    if stored_count is None or unreadable:
+        return _break(
+            number,
+            last,
+            "unreadable",
+            f"the head on the incident row of INC-{number} cannot be read "
+            f"({'; '.join(unreadable)}): the incident row was changed outside Firebreak",
+        )
     if stored == head and stored_count == count:
         return None
     names = f"its head names event {stored[:12]}…" if stored else "it has no stored head"
