@@ -265,8 +265,11 @@ def change_status(
         return Change(incident, None)
     if seen is not None and seen != incident.status:
         latest = _latest_change(session, incident, EventKind.STATUS_CHANGED)
-        if latest is None or latest.actor_id != actor:
-            now_status = policy.find_status(incident.status)
+        current = policy.find_status(incident.status)
+        # One's own change one may correct from one's copy; never a reopen, unseen by all.
+        reopens = current is not None and current.phase != "active" and target.phase == "active"
+        if reopens or latest is None or latest.actor_id != actor:
+            now_status = current
             was = policy.find_status(seen)
             raise InvalidTransition(
                 f"{incident.ref} is {_name(now_status) if now_status else incident.status} now, "

@@ -514,7 +514,8 @@ def _step_doer(state: RunbookStepState | None, key: str) -> tuple[str | None, da
     if state is None:
         return None, None
     if key in ("done", "skipped"):
-        return state.assignee_id or state.updated_by, state.updated_at
+        # Who marked it, as the timeline says; not whom it was assigned to.
+        return state.updated_by or state.assignee_id, state.updated_at
     if key == "in_progress":
         return state.assignee_id, state.started_at or state.updated_at
     return None, None

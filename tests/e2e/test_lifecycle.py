@@ -465,6 +465,34 @@ def test_a_status_chosen_on_an_out_of_date_summary_never_reopens_a_resolved_inci
         assert core.get_incident(session, incident.id or 0).status == "monitoring"
 
 
+def test_a_status_chosen_on_ones_own_out_of_date_copy_never_reopens_a_closed_incident(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Ben resolved and closed the incident himself, then picks Investigating on a copy of the
+    summary drawn while it was in Triage (an old message scrolled back to). His own changes he
+    may correct from his copy, but a reopen of a closed incident from it would be unseen by
+    everyone: refused, and said to him."""
+    incident, _, copy = bens_copy_of_the_summary(fake, bot, slack, db, blocks.STATUS)
+    channel = incident.slack_channel_id or ""
+    for command in ("resolve rolled back", "close"):
+        slack.slash_command(command, user="ben.okafor", channel=channel)
+        bot.settle()
+    stale = slack.click_ephemeral(copy.ts, blocks.STATUS, user="ben.okafor", value="investigating")
+    bot.settle()
+    with db.read() as session:
+        now = core.get_incident(session, incident.id or 0)
+        reopened = [e for e in core.timeline(session, now.id or 0) if e.data.get("reopened")]
+    assert (now.status, reopened) == ("closed", [])
+    refused = answer(fake, stale)
+    assert refused.startswith(
+        f":no_entry: {incident.ref} is Closed now, not Triage as your copy showed"
+    )
+    assert refused.endswith(
+        "nothing changed. If you still mean Investigating, pick it again "
+        "from the summary as it is now."
+    )
+
+
 def test_a_reopen_is_said_in_the_announcements_channel_not_only_edited_in(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:

@@ -25,7 +25,7 @@ from bot.postmortem import generate_on_close, generate_postmortem
 from bot.runbooks import progress
 from bot.runbooks.parser import parse_runbook
 
-from .scenario import BOB, CLOSED_AT, FRANK, T0, Directory, build_incident
+from .scenario import BOB, CLOSED_AT, DAN, ERIN, FRANK, T0, Directory, build_incident
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -491,3 +491,32 @@ def test_a_runbook_steps_own_markup_is_shown_as_written_in_the_timeline(
     assert "@here" not in timeline and "U0QUOTED" in timeline
     assert "U0QUOTED" not in looked_up
     assert "Post \\<!here> and ping <@U0QUOTED>" in timeline  # as written, in Markdown
+
+
+def test_the_runbook_table_names_who_marked_a_step_not_whom_it_was_assigned_to(
+    db: Database, team_policy: Policy
+) -> None:
+    """Bob assigned step 1 to Dan, then marked it done himself; he skipped step 2, assigned
+    to Erin. The table says what the timeline says: Bob did both. Dan and Erin, who never
+    acted, are not made responders by it."""
+    incident_id = declare(db, team_policy)
+    runbook = parse_runbook(
+        "# Roll back\n\n- [ ] Pause deploys\n- [ ] Confirm timing\n", runbook_id="rb"
+    )
+    with freeze_time(T0), db.transaction() as session:
+        run_id = progress.start_run(session, team_policy, incident_id, runbook, actor=BOB).run.id
+        for index, person in ((0, DAN), (1, ERIN)):
+            progress.update_step(
+                session, team_policy, run_id, index, "assign", actor=BOB, assignee=person
+            )
+        progress.update_step(session, team_policy, run_id, 0, "done", actor=BOB)
+        progress.update_step(session, team_policy, run_id, 1, "skip", actor=BOB)
+    with freeze_time(CLOSED_AT), db.transaction() as session:
+        draft = generate_postmortem(
+            session, team_policy, incident_id, actor=FRANK, key="k", names=Directory()
+        )
+    table = section(draft.markdown, "Runbooks used")
+    assert "| 1 | Pause deploys | done | @Bob Okafor |" in table
+    assert "| 2 | Confirm timing | skipped | @Bob Okafor |" in table
+    responders = section(draft.markdown, "Responders and roles")
+    assert "Dan" not in responders and "Erin" not in responders
