@@ -115,10 +115,12 @@ def record_channel_lost(
     deleted: bool,
     key: str | None,
     now: datetime | None = None,
+    tell: bool = True,
 ) -> Change:
     """Firebreak lost the incident's channel in chat: it was deleted, or Firebreak was removed
     from it. On the timeline, once per ``key``, naming who is told (the commander, else the
-    reporter) while the incident is active: nothing posted there will reach anyone."""
+    reporter) while the incident is active: nothing posted there will reach anyone. ``tell``
+    False: the failure that revealed it is told already."""
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
@@ -130,7 +132,9 @@ def record_channel_lost(
     incident.slack_state = {**incident.slack_state, "lost": lost}
     name = f"#{incident.slack_channel_name}"
     # Told while it matters: deleting the channels of closed incidents is tidying up.
-    tell = commander_or_reporter(session, incident) if is_active(policy, incident) else None
+    told = (
+        commander_or_reporter(session, incident) if tell and is_active(policy, incident) else None
+    )
     event = append_event(
         session,
         policy,
@@ -143,7 +147,7 @@ def record_channel_lost(
         data={
             "channel": incident.slack_channel_id,
             "deleted": deleted,
-            "tell": tell,
+            "tell": told,
         },
     )
     return Change(incident, event)

@@ -141,9 +141,12 @@ class SlackEffects:
         lands on the timeline of the incident whose channel it came from."""
         if row.kind != kinds.SLACK_REQUEST:
             on_effect_failed(session, self.fb.policy, row, error, problem=channel_problem(error))
-            if row.incident_id is not None and "(is_archived)" in error and _in_channel(row):
-                # Archived without the event reaching Firebreak (an app without the event, a
-                # delivery lost): Slack's refusal says so; answers and the summary follow.
+            if row.incident_id is None or not _in_channel(row):
+                return
+            # Archived, or Firebreak removed, without the event reaching it (an app without
+            # the event, a delivery lost): Slack's refusal says so. Answers and the summary
+            # follow, and being invited back posts what failed meanwhile.
+            if "(is_archived)" in error:
                 core.record_channel_archived(
                     session,
                     self.fb.policy,
@@ -151,6 +154,15 @@ class SlackEffects:
                     archived=True,
                     actor=None,
                     key=f"effect:{row.id}:archived",
+                )
+            elif "(not_in_channel)" in error:
+                core.record_channel_lost(
+                    session,
+                    self.fb.policy,
+                    row.incident_id,
+                    deleted=False,
+                    key=f"effect:{row.id}:removed",
+                    tell=False,  # the failure is told to the commander already
                 )
             return
         person, channel = who_and_where(str(row.data.get("kind")), row.data.get("body") or {})

@@ -465,3 +465,39 @@ def test_an_archived_channel_is_told_to_the_commander_once_and_the_draft_waits_f
     [shared] = [c for c in fake.calls_to("files.completeUploadExternal") if c.status == 200]
     assert shared.args["channel_id"] == channel
     assert len(fake.calls_to("files.getUploadURLExternal")) == 1
+
+
+def test_removed_without_the_event_then_invited_back_posts_what_failed_meanwhile(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Firebreak is removed from the incident channel and Slack's ``channel_left`` never
+    arrives (an app without the event, a delivery lost). Slack's refusal of the next post says
+    so: it is on the timeline, and once someone invites Firebreak back, the update that could
+    not be posted is posted, once."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    pinned = summary_ts(fake, channel)
+
+    def updates() -> list[str]:
+        return [
+            texts(m)
+            for m in fake.messages(channel)
+            if m.ts != pinned and "rolled back v42" in texts(m)
+        ]
+
+    fake.remove_bot_from_channel(channel)
+    ask(fake, bot, slack, "INC-1 update rolled back v42", "general")
+    assert updates() == []
+    assert kinds(db, incident).count("channel_lost") == 1
+    with db.read() as session:
+        assert core.channel_lost(core.get_incident(session, incident.id or 0)) == "removed"
+    dm = fake.im_channel("ana.garcia")
+    told = [texts(m) for m in fake.messages(dm) if "not a member" in texts(m)]
+    assert len(told) == 1  # the failure, told once (not a second notice for the same news)
+
+    fake.invite_bot_back(channel)
+    joined = {"type": "member_joined_channel", "user": fake.bot_user_id, "channel": channel}
+    assert slack.event(joined).status == 200
+    bot.settle()
+    assert len(updates()) == 1
+    assert kinds(db, incident).count("channel_regained") == 1
