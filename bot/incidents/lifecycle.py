@@ -231,6 +231,24 @@ def allowed_next_statuses(policy: Policy, incident: Incident) -> list[StatusPoli
     return [policy.status(key) for key in current.next]
 
 
+def _stale_status(
+    incident: Incident,
+    policy: Policy,
+    target: StatusPolicy,
+    seen: str,
+    latest: TimelineEvent | None,
+) -> InvalidTransition:
+    """A status picked on a copy of the summary that showed ``seen``, out of date since."""
+    now_status = policy.find_status(incident.status)
+    was = policy.find_status(seen)
+    return InvalidTransition(
+        f"{incident.ref} is {_name(now_status) if now_status else incident.status} now, "
+        f"not {_name(was) if was else escape_mrkdwn(seen[:20])} as your copy showed"
+        f"{_changed_by(latest)}: nothing changed. If you still mean {_name(target)}, "
+        "pick it again from the summary as it is now."
+    )
+
+
 def change_status(
     session: Session,
     policy: Policy,
@@ -263,20 +281,12 @@ def change_status(
         return repeat
     if incident.status == target.key:
         return Change(incident, None)
-    if seen is not None and seen != incident.status:
-        latest = _latest_change(session, incident, EventKind.STATUS_CHANGED)
-        current = policy.find_status(incident.status)
-        # One's own change one may correct from one's copy; never a reopen, unseen by all.
-        reopens = current is not None and current.phase != "active" and target.phase == "active"
-        if reopens or latest is None or latest.actor_id != actor:
-            now_status = current
-            was = policy.find_status(seen)
-            raise InvalidTransition(
-                f"{incident.ref} is {_name(now_status) if now_status else incident.status} now, "
-                f"not {_name(was) if was else escape_mrkdwn(seen[:20])} as your copy showed"
-                f"{_changed_by(latest)}: nothing changed. If you still mean {_name(target)}, "
-                "pick it again from the summary as it is now."
-            )
+    previous = policy.find_status(incident.status)
+    reopened = previous is not None and previous.phase != "active" and target.phase == "active"
+    stale = seen is not None and seen != incident.status
+    latest = _latest_change(session, incident, EventKind.STATUS_CHANGED) if stale else None
+    if stale and (latest is None or latest.actor_id != actor):
+        raise _stale_status(incident, policy, target, seen or "", latest)
     allowed = allowed_next_statuses(policy, incident)
     if target.key not in {s.key for s in allowed}:
         choices = ", ".join(s.key for s in allowed) or "none"
@@ -284,8 +294,9 @@ def change_status(
             f"{incident.ref} is {incident.status}; it cannot move to {target.key}. "
             f"From {incident.status} it can move to: {choices}."
         )
-    previous = policy.find_status(incident.status)
-    reopened = previous is not None and previous.phase != "active" and target.phase == "active"
+    if stale and reopened:
+        # One's own change one may correct from one's copy; never a reopen, unseen by all.
+        raise _stale_status(incident, policy, target, seen or "", latest)
     incident.status = target.key
     if reopened:
         if incident.mitigated_at is not None and incident.mitigated_at == incident.resolved_at:

@@ -23,17 +23,19 @@ from bot.config import Policy
 from bot.effects import store
 from bot.effects.failures import describe
 from bot.effects.triggers import refresh
-from bot.errors import NotFound
+from bot.errors import InvalidInput, NotFound
 from bot.models import EventKind, Incident, Postmortem
 from bot.runtime import Firebreak
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.limits import message_author, message_text, same_emoji, truncate
+from bot.slack.metadata import posted_by_firebreak
 from bot.slack.postmortem_effects import queue_upload
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW = timedelta(minutes=2)
+OWN_MESSAGE = "That message is Firebreak's own: what it says is on the timeline already."
 
 
 @dataclass
@@ -292,6 +294,12 @@ class IncidentFlows:
             raise NotFound("That message cannot be found any more (deleted?).")
         if pinned and not self._carries_capture_reaction(message):
             return None
+        if message.get("user") == self.gateway.bot_user_id() and "metadata" not in message:
+            message = self.gateway.find_message(channel, ts) or message  # with its metadata
+        if posted_by_firebreak(message):
+            # A status update, the summary, a step: recorded when Firebreak posted it, under
+            # who did it (captured, it would be there twice, with Firebreak as a responder).
+            raise InvalidInput(OWN_MESSAGE)
         author = message_author(message)
         text = truncate(message_text(message), core.TEXT_MAX)
         permalink = self.gateway.permalink(channel, ts)

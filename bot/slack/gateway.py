@@ -32,6 +32,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot import leases, observability, priority
+from bot.slack.metadata import effect_metadata, posted_by_firebreak
 from bot.slack.transport import KeepAliveWebClient
 
 log = logging.getLogger(__name__)
@@ -477,7 +478,13 @@ class SlackGateway:
         puts the thread's first message ahead of the replies whatever ``oldest`` and
         ``latest`` say, so a reply is the second of two, found by its ts."""
         data = self.call(
-            "conversations.history", channel=channel, latest=ts, oldest=ts, inclusive=True, limit=1
+            "conversations.history",
+            channel=channel,
+            latest=ts,
+            oldest=ts,
+            inclusive=True,
+            limit=1,
+            include_all_metadata=True,  # Firebreak's own messages: posted_by_firebreak
         )
         for message in data.get("messages", []):
             if message.get("ts") == ts:
@@ -491,6 +498,7 @@ class SlackGateway:
                 oldest=ts,
                 inclusive=True,
                 limit=2,
+                include_all_metadata=True,
             )
         except SlackCallError as exc:
             if exc.error in ("thread_not_found", "message_not_found"):
@@ -523,7 +531,7 @@ class SlackGateway:
             thread_ts=thread_ts,
             unfurl_links=unfurl,
             unfurl_media=unfurl,
-            metadata=_metadata(effect),
+            metadata=effect_metadata(effect),
         )
         return str(data["ts"])
 
@@ -541,9 +549,7 @@ class SlackGateway:
                 cursor=cursor,
             )
             for message in data.get("messages", []):
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == EFFECT_EVENT and payload.get("effect") == effect:
+                if posted_by_firebreak(message, effect):
                     return str(message.get("ts"))
             cursor = (data.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
@@ -680,16 +686,6 @@ class SlackGateway:
             raise
         shares = (data.get("file") or {}).get("shares") or {}
         return any(channel in (shares.get(kind) or {}) for kind in ("public", "private"))
-
-
-EFFECT_EVENT = "firebreak_effect"
-"""Message metadata ``event_type`` of every message Firebreak posts for an effect."""
-
-
-def _metadata(effect: str | None) -> dict[str, Any] | None:
-    if effect is None:
-        return None
-    return {"event_type": EFFECT_EVENT, "event_payload": {"effect": effect}}
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:

@@ -147,6 +147,37 @@ def test_removing_a_pin_leaves_a_capture_made_with_the_shortcut(
     assert EventKind.RETRACTION not in kinds(db, incident)
 
 
+def test_firebreaks_own_messages_are_not_captured_twice_by_pin_or_shortcut(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """People pin the bot's status updates and its summary. What they say is on the timeline
+    already, under who said it: captured, it would be there twice, with Firebreak counted a
+    responder in the postmortem. Refused, and said to the person."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.slash_command("update rolled back deploy 4512", user="ana.garcia", channel=channel)
+    bot.settle()
+    [update] = [
+        m
+        for m in fake.messages(channel)
+        if "rolled back deploy 4512" in texts(m) and m.ts != incident.summary_message_ts
+    ]
+    before = kinds(db, incident)
+    slack.react(channel, update.ts, user="ana.garcia", reaction="pushpin")
+    slack.react(channel, incident.summary_message_ts or "", user="ana.garcia", reaction="pushpin")
+    bot.settle()
+    slack.message_shortcut("add_to_timeline", channel, update.ts, user="ana.garcia")
+    bot.settle()
+    assert kinds(db, incident) == before  # nothing captured
+    warned = [
+        texts(e) for e in fake.ephemerals(user=fake.user_id("ana.garcia")) if "own" in texts(e)
+    ]
+    own = "That message is Firebreak's own: what it says is on the timeline already."
+    pinned = f":warning: Firebreak could not add that message to the incident timeline: {own}"
+    assert warned[:2] == [pinned, pinned]
+    assert len(warned) == 3 and warned[2].endswith(own)  # the shortcut's answer
+
+
 def test_the_shortcut_on_a_pinned_message_says_the_pin_can_take_it_off(
     fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
 ) -> None:

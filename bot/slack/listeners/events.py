@@ -12,7 +12,7 @@ from slack_bolt import App, BoltResponse
 
 from bot import incidents as core
 from bot import observability
-from bot.errors import FirebreakError, NotFound
+from bot.errors import FirebreakError, InvalidInput, NotFound
 from bot.models import Incident
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError
@@ -91,8 +91,8 @@ class EventListeners(ListenerBase):
             else "take that message off"
         )
         again = (
-            ""  # a message deleted meanwhile: nothing to try again on
-            if isinstance(exc, NotFound)
+            ""  # a message deleted meanwhile, or Firebreak's own: trying again changes nothing
+            if isinstance(exc, NotFound | InvalidInput)
             else f" Remove :{self.policy.slack.capture_reaction}: and add it again, or use "
             "the message shortcut *Add to incident timeline*."
         )
