@@ -33,7 +33,8 @@ keys, files) and ``cli`` (``firebreak postmortem``, imported by the command line
 Variables a template receives (see ``PostmortemContext``): ``incident``, ``version``,
 ``generated_at``, ``generated_by``, ``timezone``, ``authors``, ``milestones`` and ``metrics``
 (dicts by key), ``timeline`` (days of entries, UTC), ``timeline_count``, ``responders``,
-``roles``, ``handovers``, ``runbooks``, ``action_items``, ``links``. Filters: ``cell`` (a table
+``roles``, ``handovers``, ``runbooks``, ``action_items``, ``links``, ``clocks``, ``reopens``
+(each with ``resolved``, ``reopened``, ``by``, ``reason``). Filters: ``cell`` (a table
 cell), ``inline`` (one line), ``block`` (a paragraph), ``item`` (a list item's text), ``url``
 and ``label`` (a Markdown link). A team template can also ``{% extends
 "firebreak/postmortem.md.j2" %}`` and override one block of the built-in template.

@@ -28,6 +28,7 @@ from bot.postmortem.facts import (
     Metric,
     Milestone,
     PostmortemContext,
+    Reopen,
     Responder,
     RoleSpell,
     RunbookStep,
@@ -233,7 +234,30 @@ def build_context(
         clocks=(
             tuple(regulatory.clock_summary(session, policy, incident, now)) if policy.clocks else ()
         ),
+        reopens=_reopens(events, people),
     )
+
+
+def _reopens(events: list[_Event], people: _People) -> tuple[Reopen, ...]:
+    """Each reopen, with the time the incident had left the active phase before it."""
+    found: list[Reopen] = []
+    ended: datetime | None = None
+    for event in events:
+        if event.kind != EventKind.STATUS_CHANGED:
+            continue
+        if event.data.get("reopened"):
+            found.append(
+                Reopen(
+                    resolved=_short(ended),
+                    reopened=_short(event.occurred_at),
+                    by=people.person(event.actor_id) if event.actor_id else "",
+                    reason=str(event.data.get("note") or ""),
+                )
+            )
+            ended = None
+        elif event.data.get("phase") != "active" and ended is None:
+            ended = event.occurred_at
+    return tuple(found)
 
 
 class _Event(NamedTuple):

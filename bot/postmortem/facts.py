@@ -92,6 +92,17 @@ class RoleSpell:
 
 
 @dataclass(frozen=True)
+class Reopen:
+    """The incident was reopened: when it had been resolved (or closed), when it was
+    reopened, by whom, and why if said (``YYYY-MM-DD HH:MM``, UTC)."""
+
+    resolved: str
+    reopened: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Handover:
     role: str
     from_person: str
@@ -172,6 +183,9 @@ class PostmortemContext:
     links: tuple[Link, ...]
     clocks: tuple[str, ...] = ()
     """Regulatory clocks (``[[clocks]]``): one line each, its state and deadlines."""
+    reopens: tuple[Reopen, ...] = ()
+    """Each reopen, in order: the impact window and the times to mitigate and resolve run to
+    the last resolve, across the time it was resolved in between."""
 
     def variables(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

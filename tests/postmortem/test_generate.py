@@ -184,6 +184,30 @@ def test_closing_again_after_a_reopen_makes_a_new_version(
     assert second is not None and second.version == 2
 
 
+def test_a_draft_after_a_reopen_says_when_it_was_resolved_and_reopened(
+    db: Database, team_policy: Policy
+) -> None:
+    """Resolved at 03:35, closed, reopened at 04:55 ("errors are back"), closed again at 05:25:
+    the impact window runs to the last resolve, across the 80 minutes it was resolved. The
+    draft says so, with both times, rather than showing one unbroken window."""
+    incident_id = declare(db, team_policy)
+    with freeze_time("2026-03-04 03:35:00"), db.transaction() as session:
+        core.resolve_incident(session, team_policy, incident_id, actor="U1")
+    with freeze_time("2026-03-04 03:55:00"):
+        first = close(db, team_policy, incident_id)
+    with freeze_time("2026-03-04 04:55:00"), db.transaction() as session:
+        core.reopen_incident(session, team_policy, incident_id, actor="U2", text="errors are back")
+    with freeze_time("2026-03-04 05:25:00"):
+        second = close(db, team_policy, incident_id)
+    assert first is not None and "Reopened" not in first.markdown
+    assert second is not None
+    assert (
+        "- **Reopened 1 time** (UTC): resolved 2026-03-04 03:35, reopened 2026-03-04 04:55 by "
+        'U2 ("errors are back"). The impact window and the times to mitigate and resolve run '
+        "to the last resolve, across the time between."
+    ) in second.markdown
+
+
 def test_no_draft_on_close_when_the_policy_says_so(db: Database, output_dir: Path) -> None:
     policy = policy_from_dict({"postmortem": {"on_close": False, "output_dir": str(output_dir)}})
     incident_id = declare(db, policy)
