@@ -189,7 +189,8 @@ def test_a_draft_after_a_reopen_says_when_it_was_resolved_and_reopened(
 ) -> None:
     """Resolved at 03:35, closed, reopened at 04:55 ("errors are back"), closed again at 05:25:
     the impact window runs to the last resolve, across the 80 minutes it was resolved. The
-    draft says so, with both times, rather than showing one unbroken window."""
+    draft says so, with both times, rather than showing one unbroken window; and that it is
+    written afresh, so what was filled into version 1 is not in it."""
     incident_id = declare(db, team_policy)
     with freeze_time("2026-03-04 03:35:00"), db.transaction() as session:
         core.resolve_incident(session, team_policy, incident_id, actor="U1")
@@ -200,7 +201,12 @@ def test_a_draft_after_a_reopen_says_when_it_was_resolved_and_reopened(
     with freeze_time("2026-03-04 05:25:00"):
         second = close(db, team_policy, incident_id)
     assert first is not None and "Reopened" not in first.markdown
+    assert "written afresh" not in first.markdown
     assert second is not None
+    assert (
+        "This version is written afresh from the record: answers written into version 1 are "
+        "not carried over; copy them across."
+    ) in second.markdown
     assert (
         "- **Reopened 1 time** (UTC): resolved 2026-03-04 03:35, reopened 2026-03-04 04:55 by "
         'U2 ("errors are back"). The impact window and the times to mitigate and resolve run '
