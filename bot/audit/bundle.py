@@ -29,7 +29,6 @@ import json
 import os
 import zipfile
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,7 @@ from bot.audit.chain import GENESIS
 from bot.audit.clocks import EventView, IncidentTimes, clock_board, clock_records
 from bot.audit.keys import public_key_text
 from bot.audit.records import INCIDENTS, TIMELINE, incident_row, iter_related, jsonable
-from bot.audit.verify import check_chain
+from bot.audit.verify import check_chain, stored_event
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import FirebreakError
@@ -316,19 +315,6 @@ def _check_signature(
         )
 
 
-def _bundle_event(event: Mapping[Any, Any]) -> Mapping[Any, Any]:
-    """One event of ``timeline.json`` as the values its hash covers (times parsed)."""
-    if not isinstance(event, dict):
-        raise ValueError(f"{str(event)[:40]!r} is not an event")
-    row = dict(event)
-    for name in ("occurred_at", "recorded_at"):
-        value = event[name]
-        if not isinstance(value, str):
-            raise ValueError(f"{name} {value!r} is not a time")
-        row[name] = datetime.fromisoformat(value)
-    return row
-
-
 def _check_timeline(report: BundleReport, manifest: dict[str, Any], data: bytes) -> None:
     try:
         events = json.loads(data)
@@ -342,7 +328,7 @@ def _check_timeline(report: BundleReport, manifest: dict[str, Any], data: bytes)
         report.problems.append(
             f"{MANIFEST}: incident {report.incident[:40]!r} is not an incident number like INC-42"
         )
-    count, head, broken = check_chain(number or 0, events, _bundle_event)
+    count, head, broken = check_chain(number or 0, events, stored_event)
     report.events, report.chain_head = count, head
     if broken is not None:
         report.problems.append(f"timeline.json: {broken.describe()}")

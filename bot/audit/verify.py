@@ -191,14 +191,15 @@ def _stored_time(name: str, value: Any) -> datetime:
 
 
 def stored_event(row: Mapping[Any, Any]) -> Mapping[Any, Any]:
-    """A timeline row read with its times and ``data`` as stored text, decoded as the column
-    types would (times without an offset are UTC, as SQLite stores them). A value they could
-    not decode raises ``ValueError`` naming the column."""
+    """A timeline row read with its times and ``data`` as stored text (or an event of a
+    bundle's ``timeline.json``, whose ``data`` is JSON already), decoded as the column types
+    would (times without an offset are UTC, as SQLite stores them). A value they could not
+    decode raises ``ValueError`` naming the column."""
     event = dict(row)
     for name in _TIMES:
         event[name] = _stored_time(name, row[name])
     data = row["data"]
-    if data is not None:
+    if isinstance(data, str):
         try:
             event["data"] = json.loads(data)
         except (TypeError, ValueError):

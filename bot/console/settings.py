@@ -23,13 +23,13 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from bot.config import EnvironmentSettings
 from bot.errors import ConfigError
+from bot.markup import safe_url
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SESSION_SECRET_MIN = 32
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
 _TEAM_ID = re.compile(r"^T[A-Z0-9]+$")
-_HTTP_URL = re.compile(r"^https?://[^/?#\s]+[^\s]*$")
 
 
 def _split(value: Any) -> Any:
@@ -104,11 +104,14 @@ class ConsoleSettings(EnvironmentSettings):
     @field_validator("oidc_redirect_url")
     @classmethod
     def _redirect_url(cls, value: str | None) -> str | None:
-        if value is not None and not _HTTP_URL.match(value.strip()):
+        if value is None:
+            return None
+        url = safe_url(value)
+        if url is None:
             raise ValueError(
                 "must be an http(s) URL such as https://firebreak.example.com/console/auth/callback"
             )
-        return value.strip() if value is not None else None
+        return url
 
     @field_validator("oidc_team_id")
     @classmethod

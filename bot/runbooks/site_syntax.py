@@ -267,12 +267,7 @@ def mend_quoted_fences(lines: list[str]) -> list[str]:
     ticks = ""
     for index, line in enumerate(lines):
         if fence is not None:
-            closing = line.strip()
-            if (
-                closing[:1] == fence[0]
-                and set(closing) == {fence[0]}
-                and len(closing) >= len(fence)
-            ):
+            if _closes(line, fence):
                 fence = None
             continue
         if prefix is None:
@@ -283,15 +278,17 @@ def mend_quoted_fences(lines: list[str]) -> list[str]:
                 fence = _fence_opener(line)
             continue
         if line.startswith(prefix.rstrip()) and not _BARE_QUOTE.match(line):
-            closing = line[len(prefix.rstrip()) :].strip()
-            if (
-                closing[:1] == ticks[0]
-                and set(closing) == {ticks[0]}
-                and len(closing) >= len(ticks)
-            ):
+            if _closes(line[len(prefix.rstrip()) :], ticks):
                 prefix = None
         elif _BARE_QUOTE.match(line):
             out[index] = prefix.rstrip()
         else:
             prefix = None  # the quote ends here, as CommonMark reads it
     return out
+
+
+def _closes(text: str, fence: str) -> bool:
+    """Whether ``text`` (a line, its quote markers taken off) closes a code fence opened with
+    ``fence``: that character only, at least as many."""
+    closing = text.strip()
+    return set(closing) == {fence[0]} and len(closing) >= len(fence)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -21,23 +20,7 @@ from bot.audit.verify import verify_chains
 from bot.config import Policy
 from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
-from tests.audit.helpers import forged_note
-
-T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
-
-
-def declare_with_notes(db: Database, policy: Policy, notes: int, title: str = "Checkout") -> int:
-    with freeze_time(T0), db.transaction() as session:
-        incident = core.declare_incident(session, policy, title=title, reporter="U1").incident
-        assert incident.id is not None
-        for n in range(notes):
-            core.add_note(session, policy, incident.id, f"note {n}", actor="U2")
-        return incident.id
-
-
-def rows(db: Database, incident_id: int) -> list[TimelineEvent]:
-    with db.transaction() as session:
-        return core.timeline(session, incident_id, include_retracted=True)
+from tests.audit.helpers import T0, declare_with_notes, forged_note, tamper, timeline_rows
 
 
 def raw(db: Database, sql: str, **params: object) -> None:
@@ -46,27 +29,19 @@ def raw(db: Database, sql: str, **params: object) -> None:
         session.execute(text(sql), params)
 
 
-def tamper(db: Database, sql: str, **params: object) -> None:
-    """What an attacker with database access who knows how to lift the guard would run."""
-    with db.transaction() as session:
-        guard.lift(session, "attack")
-        session.execute(text(sql), params)
-        guard.restore(session)
-
-
 def test_every_event_stores_its_hash_chained_to_the_previous_event(
     db: Database, policy: Policy
 ) -> None:
     first = declare_with_notes(db, policy, 3)
     second = declare_with_notes(db, policy, 1, title="Search")
-    events = rows(db, first)
+    events = timeline_rows(db, first)
     assert len(events) == 4
     assert events[0].prev_hash == GENESIS
     for before, after in pairwise(events):
         assert after.prev_hash == before.hash
     for event in events:
         assert event.hash == event_hash(event.model_dump(), event.prev_hash or "")
-    other = rows(db, second)
+    other = timeline_rows(db, second)
     assert other[0].prev_hash == GENESIS  # each incident has its own chain
     with db.read() as session:
         report = verify_chains(session)
@@ -91,7 +66,7 @@ def test_a_repeated_key_writes_nothing_and_keeps_the_chain(db: Database, policy:
     for _ in range(2):
         with db.transaction() as session:
             core.add_note(session, policy, incident_id, "once", actor="U2", key="k1")
-    assert len(rows(db, incident_id)) == 2
+    assert len(timeline_rows(db, incident_id)) == 2
     with db.read() as session:
         assert verify_chains(session).ok
 
@@ -100,7 +75,7 @@ def test_the_database_refuses_update_and_delete_of_timeline_events(
     db: Database, policy: Policy
 ) -> None:
     incident_id = declare_with_notes(db, policy, 1)
-    before = rows(db, incident_id)
+    before = timeline_rows(db, incident_id)
     for sql in (
         "UPDATE timeline_events SET text = 'nothing happened' WHERE incident_id = :i",
         "DELETE FROM timeline_events WHERE incident_id = :i",
@@ -110,7 +85,7 @@ def test_the_database_refuses_update_and_delete_of_timeline_events(
     if db.backend == "postgresql":
         with pytest.raises(DBAPIError, match="append-only"):
             raw(db, "TRUNCATE timeline_events CASCADE")
-    assert [(e.id, e.text, e.hash) for e in rows(db, incident_id)] == [
+    assert [(e.id, e.text, e.hash) for e in timeline_rows(db, incident_id)] == [
         (e.id, e.text, e.hash) for e in before
     ]
 
@@ -130,13 +105,13 @@ def test_the_guard_is_lifted_only_inside_the_lifting_transaction(
             session.execute(text("DELETE FROM timeline_events WHERE incident_id = :i"), {"i": 1})
     with pytest.raises(DBAPIError, match="append-only"):
         raw(db, "DELETE FROM timeline_events WHERE incident_id = :i", i=incident_id)
-    assert len(rows(db, incident_id)) == 2
+    assert len(timeline_rows(db, incident_id)) == 2
 
 
 def test_verify_names_a_row_edited_directly_in_the_database(db: Database, policy: Policy) -> None:
     incident_id = declare_with_notes(db, policy, 3)
     declare_with_notes(db, policy, 2, title="Search")
-    target = rows(db, incident_id)[2]
+    target = timeline_rows(db, incident_id)[2]
     tamper(db, "UPDATE timeline_events SET text = 'all fine' WHERE id = :id", id=target.id)
     with db.read() as session:
         report = verify_chains(session)
@@ -156,7 +131,7 @@ def test_verify_names_empty_data_replaced_by_another_empty_value(
         core.record_timeline_event(
             session, policy, incident_id, kind=EventKind.NOTE, text="no data", data={}
         )
-    target = rows(db, incident_id)[-1]
+    target = timeline_rows(db, incident_id)[-1]
     assert target.data == {}
     tamper(db, "UPDATE timeline_events SET data = :data WHERE id = :id", data=forged, id=target.id)
     with db.read() as session:
@@ -169,7 +144,7 @@ def test_verify_names_the_next_event_when_an_edited_row_was_rehashed(
     db: Database, policy: Policy
 ) -> None:
     incident_id = declare_with_notes(db, policy, 3)
-    events = rows(db, incident_id)
+    events = timeline_rows(db, incident_id)
     target = events[1]
     forged = target.model_dump()
     forged["text"] = "all fine"
@@ -186,7 +161,7 @@ def test_verify_names_the_next_event_when_an_edited_row_was_rehashed(
 
 def test_verify_names_an_event_inserted_out_of_order(db: Database, policy: Policy) -> None:
     incident_id = declare_with_notes(db, policy, 3)
-    events = rows(db, incident_id)
+    events = timeline_rows(db, incident_id)
     # A backdated event that claims to follow the declaration, with a correct content hash.
     fake = forged_note(incident_id, T0 + timedelta(seconds=1))
     prev = events[0].hash or ""
@@ -205,7 +180,7 @@ def test_verify_names_the_event_after_a_deleted_one_and_unchained_rows(
 ) -> None:
     first = declare_with_notes(db, policy, 3)
     second = declare_with_notes(db, policy, 1, title="Search")
-    events = rows(db, first)
+    events = timeline_rows(db, first)
     tamper(db, "DELETE FROM timeline_events WHERE id = :id", id=events[1].id)
     tamper(db, "UPDATE timeline_events SET hash = NULL WHERE incident_id = :i", i=second)
     with db.read() as session:
@@ -213,7 +188,7 @@ def test_verify_names_the_event_after_a_deleted_one_and_unchained_rows(
         only_second = verify_chains(session, [2])
     assert [(b.incident_number, b.event_id, b.problem) for b in report.breaks] == [
         (1, events[2].id, "link"),
-        (2, rows(db, second)[0].id, "unchained"),
+        (2, timeline_rows(db, second)[0].id, "unchained"),
     ]
     assert [b.incident_number for b in only_second.breaks] == [2]
 

@@ -17,7 +17,7 @@ from bot import migrations
 from bot.cli import main
 from bot.config import Policy
 from bot.db import Database
-from tests.audit.test_chain import declare_with_notes
+from tests.audit.helpers import declare_with_notes
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ chain's head), on the backend under test. Legitimate operations leave nothing to
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +15,15 @@ from sqlalchemy import text
 
 from bot import incidents as core
 from bot import migrations
-from bot.audit import guard, retention
+from bot.audit import retention
 from bot.audit.chain import GENESIS, event_hash
 from bot.audit.verify import verify_chains
 from bot.config import Policy, load_policy
 from bot.db import Database
 from bot.models import EventKind, Incident, TimelineEvent
-from tests.audit.helpers import forged_note
+from tests.audit.helpers import T0, forged_note, tamper
+from tests.audit.helpers import declare_with_notes as declare
 from tests.conftest import Run
-
-T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
-
-
-def declare(db: Database, policy: Policy, notes: int, title: str = "Checkout") -> int:
-    with freeze_time(T0), db.transaction() as session:
-        incident = core.declare_incident(session, policy, title=title, reporter="U1").incident
-        assert incident.id is not None
-        for n in range(notes):
-            core.add_note(session, policy, incident.id, f"note {n}", actor="U2")
-        return incident.id
-
-
-def tamper(db: Database, *statements: str, **params: object) -> None:
-    """What an attacker with database access who knows how to lift the guard would run."""
-    with db.transaction() as session:
-        guard.lift(session, "attack")
-        for sql in statements:
-            session.execute(text(sql), params)
-        guard.restore(session)
 
 
 def delete_incident(db: Database, incident_id: int) -> None:

@@ -9,7 +9,6 @@ import json
 import sqlite3
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,39 +17,15 @@ from freezegun import freeze_time
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bot import incidents as core
-from bot.audit import guard
 from bot.audit.bundle import write_bundle
 from bot.config import Policy
 from bot.db import Database
-from bot.models import TimelineEvent
+from tests.audit.helpers import T0, tamper, timeline_rows
+from tests.audit.helpers import declare_with_notes as declare
 from tests.conftest import Run
 
-T0 = datetime(2026, 3, 4, 2, 55, tzinfo=UTC)
 READ = "its content cannot be read"
 CHANGED = "the row was changed after it was written"
-
-
-def declare(db: Database, policy: Policy, notes: int, title: str) -> int:
-    with freeze_time(T0), db.transaction() as session:
-        incident = core.declare_incident(session, policy, title=title, reporter="U1").incident
-        assert incident.id is not None
-        for n in range(notes):
-            core.add_note(session, policy, incident.id, f"note {n}", actor="U2")
-        return incident.id
-
-
-def events(db: Database, incident_id: int) -> list[TimelineEvent]:
-    with db.read() as session:
-        return core.timeline(session, incident_id, include_retracted=True)
-
-
-def tamper(db: Database, sql: str, **params: object) -> None:
-    """With the guard lifted, as tests/audit do elsewhere."""
-    with db.transaction() as session:
-        guard.lift(session, "attack")
-        session.execute(text(sql), params)
-        guard.restore(session)
 
 
 def tamper_unchecked(db: Database, sql: str) -> None:
@@ -100,7 +75,7 @@ def test_verify_names_an_event_whose_stored_value_cannot_be_decoded(
 ) -> None:
     first = declare(db, policy, 3, "Checkout")
     declare(db, policy, 1, "Search")
-    target = events(db, first)[2]
+    target = timeline_rows(db, first)[2]
     change = f"UPDATE timeline_events SET {column} = :v WHERE id = :id"
     if db.backend == "postgresql" and value != "infinity":
         # The column's type refuses it (only 'infinity' is a timestamp Python lacks): the
@@ -125,7 +100,7 @@ def test_verify_names_an_incident_whose_head_count_cannot_be_read(
 ) -> None:
     declare(db, policy, 1, "Checkout")
     second = declare(db, policy, 2, "Search")
-    last = events(db, second)[-1]
+    last = timeline_rows(db, second)[-1]
     change = "UPDATE incidents SET chain_events = 'abc' WHERE id = :i"
     if db.backend == "postgresql":
         with pytest.raises(DBAPIError):  # text in an integer column: refused, chain whole
@@ -151,7 +126,7 @@ def test_export_of_an_unreadable_incident_is_one_line_and_writes_nothing(
     tmp_path: Path,
 ) -> None:
     first = declare(db, policy, 2, "Checkout")
-    target = events(db, first)[1]
+    target = timeline_rows(db, first)[1]
     if db.backend == "postgresql":
         tamper(
             db, "UPDATE timeline_events SET occurred_at = 'infinity' WHERE id = :id", id=target.id
@@ -176,7 +151,7 @@ def test_events_of_a_deleted_incident_row_are_named_by_its_id(
 ) -> None:
     declare(db, policy, 1, "Checkout")
     second = declare(db, policy, 1, "Search")
-    first_event = events(db, second)[0]
+    first_event = timeline_rows(db, second)[0]
     tamper_unchecked(db, f"DELETE FROM incidents WHERE id = {second}")
     code, lines = verify(run, monkeypatch, database_url)
     assert code == 1
