@@ -240,7 +240,8 @@ def on_timeline_event(
             incident_id=incident.id,
             now=now,
         )
-    if kind == EventKind.CHANNEL_SHARED and event.data.get("tell") and event.data.get("shared"):
+    shared = event.data.get("shared") and not event.data.get("removed")
+    if kind == EventKind.CHANNEL_SHARED and event.data.get("tell") and shared:
         store.enqueue(
             session,
             kind=kinds.POST,

@@ -291,33 +291,51 @@ def record_channel_shared(
     shared: bool,
     with_team: str,
     key: str | None,
+    removed: bool = False,
     now: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> Change:
-    """The incident's channel was shared with another organisation (Slack Connect), or no
-    longer is: on the timeline, naming the organisation, and the commander is told while the
-    incident is active. People outside the company now read what Firebreak posts there."""
+    """The incident's channel was shared with another organisation (Slack Connect), or one was
+    ``removed`` from it, after which it is still ``shared`` or no longer: on the timeline,
+    naming the organisation, and the commander is told of a share while the incident is
+    active. People outside the company now read what Firebreak posts there. News older
+    (``as_of``) than what is known changes nothing."""
     team = clean_text(with_team, label="team", max_length=64, multiline=False)
     incident, repeat, now = begin_change(session, incident_id, key, now)
     if repeat:
         return repeat
-    incident.slack_state = {**incident.slack_state, "shared": shared}
+    if _older(incident, "shared", as_of):
+        return Change(incident, None)
+    dated = {"shared_as_of": as_of.isoformat()} if as_of is not None else {}
+    incident.slack_state = {**incident.slack_state, "shared": shared, **dated}
     tell = commander_or_reporter(session, incident) if is_active(policy, incident) else None
     name = f"#{incident.slack_channel_name}"
     other = f" ({team})" if team else ""
+    if not removed:
+        text = f"{name} was shared with another organisation{other}"
+    elif shared:
+        text = (
+            f"{name}: an organisation{other} was removed from it; it is still shared with "
+            "another organisation"
+        )
+    else:
+        text = f"{name} is no longer shared with another organisation{other}"
     event = append_event(
         session,
         policy,
         incident,
         kind=EventKind.CHANNEL_SHARED,
-        text=(
-            f"{name} was shared with another organisation{other}"
-            if shared
-            else f"{name} is no longer shared with another organisation{other}"
-        ),
+        text=text,
         actor=None,
         now=now,
         key=key,
-        data={"channel": incident.slack_channel_id, "shared": shared, "team": team, "tell": tell},
+        data={
+            "channel": incident.slack_channel_id,
+            "shared": shared,
+            "removed": removed,
+            "team": team,
+            "tell": tell,
+        },
     )
     return Change(incident, event)
 

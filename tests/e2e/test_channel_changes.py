@@ -501,3 +501,88 @@ def test_removed_without_the_event_then_invited_back_posts_what_failed_meanwhile
     bot.settle()
     assert len(updates()) == 1
     assert kinds(db, incident).count("channel_regained") == 1
+
+
+def test_an_organisation_removed_from_a_channel_still_shared_keeps_the_channel_shared(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """``channel_unshared`` names the organisation removed (``previously_connected_team_id``)
+    and says whether others still share the channel (``is_ext_shared``). Before, any unshare
+    marked the channel no longer shared, without the organisation's name, and the postmortem
+    draft, which quotes the timeline's notes, was uploaded into a channel another company
+    still reads."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    name = f"#{incident.slack_channel_name}"
+    ask(fake, bot, slack, "note Globex affected, contract penalties possible", channel)
+    for team, at in (("T0OTHERA01", "1700000100.0"), ("E0OTHERB01", "1700000200.0")):
+        slack.event(
+            {
+                "type": "channel_shared",
+                "channel": channel,
+                "connected_team_id": team,
+                "event_ts": at,
+            }
+        )
+        bot.settle()
+    unshared = {
+        "type": "channel_unshared",
+        "channel": channel,
+        "previously_connected_team_id": "E0OTHERB01",
+        "is_ext_shared": True,
+        "event_ts": "1700000300.0",
+    }
+    slack.event(unshared)
+    bot.settle()
+
+    assert [e.text for e in events_of(db, incident, "channel_shared")][2:] == [
+        f"{name}: an organisation (E0OTHERB01) was removed from it; it is still shared with "
+        "another organisation"
+    ]
+    assert core.channel_shared(stored(db, incident))
+    told = [texts(m) for m in fake.messages(fake.im_channel(incident.reporter_id))]
+    assert sum("was shared with another organisation" in t for t in told) == 2, told
+    for command in ("resolve rolled back", "close"):
+        slack.slash_command(command, user="ana.garcia", channel=channel)
+        bot.settle()
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).status == "closed"
+    assert fake.files() == []  # still read by another company: the draft is not uploaded there
+
+    slack.event({**unshared, "is_ext_shared": False, "event_ts": "1700000400.0"})
+    bot.settle()
+    assert [e.text for e in events_of(db, incident, "channel_shared")][3:] == [
+        f"{name} is no longer shared with another organisation (E0OTHERB01)"
+    ]
+    assert not core.channel_shared(stored(db, incident))
+
+
+def test_a_late_redelivered_unshare_does_not_undo_a_newer_share(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Slack redelivers an event whose first delivery failed minutes later, after newer ones:
+    an unshare older than the share after it changes nothing, as with archives and renames."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    for at in ("1700000100.0", "1700000300.0"):
+        slack.event(
+            {
+                "type": "channel_shared",
+                "channel": channel,
+                "connected_team_id": "E0VENDOR001",
+                "event_ts": at,
+            }
+        )
+        bot.settle()
+    late = {
+        "type": "channel_unshared",
+        "channel": channel,
+        "previously_connected_team_id": "E0VENDOR001",
+        "is_ext_shared": False,
+        "event_ts": "1700000200.0",
+    }
+    slack.event(late, retry_num=2, retry_reason="http_timeout")
+    bot.settle()
+
+    assert core.channel_shared(stored(db, incident))
+    assert not any("no longer shared" in e.text for e in events_of(db, incident, "channel_shared"))

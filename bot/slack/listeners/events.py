@@ -63,7 +63,7 @@ class EventListeners(ListenerBase):
         elif event.get("type") == "channel_id_changed":
             self._channel_id_changed(event, f"event:{body.get('event_id', '')}")
         elif event.get("type") in ("channel_shared", "channel_unshared"):
-            self._channel_shared(event, f"event:{body.get('event_id', '')}")
+            self._channel_shared(event, f"event:{body.get('event_id', '')}", _event_time(body))
 
     def _reaction(self, event: dict[str, Any], body: dict[str, Any], replies: Replies) -> None:
         item = event.get("item") or {}
@@ -199,23 +199,34 @@ class EventListeners(ListenerBase):
             lambda s: core.change_channel_id(s, self.policy, incident_id, new, key=key),
         )
 
-    def _channel_shared(self, event: dict[str, Any], key: str) -> None:
-        """An incident channel shared with another organisation, or no longer: on the
-        timeline, and the commander is told what that means for what is posted there."""
+    def _channel_shared(self, event: dict[str, Any], key: str, as_of: datetime | None) -> None:
+        """An incident channel shared with another organisation, or one removed from it
+        (``is_ext_shared``: whether others still share it): on the timeline, and the
+        commander is told what a share means for what is posted there."""
         channel = str(event.get("channel") or "")
-        shared = event.get("type") == "channel_shared"
+        removed = event.get("type") == "channel_unshared"
+        shared = not removed or event.get("is_ext_shared") is True
         with self.fb.db.read() as session:
             incident = core.find_incident_by_channel(session, channel) if channel else None
-        if incident is None and channel and shared:
+        if incident is None and channel and not removed:
             incident = self._shared_under_new_id(channel, key)
         if incident is None or incident.id is None:
             return
         incident_id = incident.id
-        team = str(event.get("connected_team_id") or event.get("disconnected_team_id") or "")
+        team = str(
+            event.get("connected_team_id") or event.get("previously_connected_team_id") or ""
+        )
         self.flows.change(
             incident_id,
             lambda s: core.record_channel_shared(
-                s, self.policy, incident_id, shared=shared, with_team=team, key=key
+                s,
+                self.policy,
+                incident_id,
+                shared=shared,
+                removed=removed,
+                with_team=str(team or ""),
+                key=key,
+                as_of=as_of,
             ),
         )
 
