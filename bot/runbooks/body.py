@@ -24,6 +24,8 @@ from bot.runbooks.document import (
 )
 from bot.runbooks.headings import (
     _NUMBERED,
+    ADMONITION,
+    QUOTE_CALLOUT,
     _is_label,
     _opens_with_verb,
     _step_lead,
@@ -251,6 +253,7 @@ class _Body:
                     and (
                         block.is_code
                         or block.is_aside
+                        or self._call_out(block)
                         or self._indent(block) > self._indent(seen_list)
                     )
                 )
@@ -263,7 +266,8 @@ class _Body:
                 # is the item's command, as in prose the paragraph before a command introduces
                 # it; text indented under the item, if by fewer columns than its content, was
                 # written as a part of it too; so is a <details> block, lists in it included
-                # (the folded manual way of doing the item is no step of the runbook's own).
+                # (the folded manual way of doing the item is no step of the runbook's own);
+                # so is a call-out (``!!! warning "Data loss"``), which guards the item.
                 steps[-1] = self._extended(steps[-1], [block])
                 continue
             if not block.is_step_list:
@@ -295,15 +299,25 @@ class _Body:
             seen_list = block
             after_list = True
         if lead:
+            # What follows the last item at column 0 after a blank line is after the list, as
+            # CommonMark reads it: with a command or a list of its own ("Verification" then
+            # "- Post-fix checks pass."), it is a step of its own; prose alone (a closing
+            # remark) or what the item's command prints stays with the last item.
             if steps and self._output_of_item(lead):
                 steps[-1] = self._extended(steps[-1], lead)
-            elif any(b.has_code() for b in lead) or not steps:
+            elif not steps or any(b.has_code() or b.kind.endswith("_list") for b in lead):
                 steps.append(self.group_step(lead, self._group_title(lead, heading)))
             else:
                 last = steps[-1]
                 merged = last.markdown + _SEPARATOR + self.blocks_source(lead)
                 steps[-1] = Step(last.title, merged, last.line)
         return steps, context
+
+    def _call_out(self, block: _Block) -> bool:
+        """A MkDocs admonition (``!!! warning``, a quote once rewritten) or a GitHub call-out
+        (``> [!WARNING]``): what to mind about the item before it."""
+        text = self.first_text([block]) if block.kind == "blockquote" else ""
+        return bool(ADMONITION.match(text) or QUOTE_CALLOUT.match(text))
 
     def _indent(self, block: _Block | None) -> int:
         """The columns of indentation of a block's first line."""

@@ -44,6 +44,7 @@ from pathlib import Path
 from bot.config import Policy
 from bot.runbooks.front_matter import LIST_KEYS, _split_front_matter
 from bot.runbooks.headings import alert_heading
+from bot.runbooks.model import alert_names
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
 from bot.runbooks.words import NAME_QUOTES, compact, fold, query_words, words
 
@@ -280,8 +281,8 @@ class RunbookCatalog:
             stem_name = runbook.id.rsplit("/", 1)[-1]
             # A file with a section per alert (``## Alert: PaymentsHighErrorRate``) is a
             # runbook for each of them.
-            sections = [alert_heading(h) for h in runbook.headings]
-            for name in (stem_name, runbook.title, *(a for a in sections if a)):
+            sections = [alert_names(alert_heading(h) or "") for h in runbook.headings]
+            for name in (stem_name, runbook.title, *(a for names in sections for a in names)):
                 if _ALERT_LIKE.match(name) and compact(name) not in explicit:
                     implicit.add(compact(name))
             entry = _Entry(

@@ -151,8 +151,11 @@ def _load_toml(raw: str, fm: _FrontMatter) -> None:
     try:
         fm.data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
+        # "Unclosed array (at end of document)" gives no line: the front matter's last one,
+        # where the reader ran out of it (the first line inside is the file's second)
         found = re.search(r"line (\d+)", str(exc))
-        line = 1 + (int(found.group(1)) if found else 1)
+        last = len(raw.rstrip().split("\n"))
+        line = 1 + (int(found.group(1)) if found else last)
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         fm.problems.append(Problem(line, "error", f"invalid TOML front matter: {reason}"))
 

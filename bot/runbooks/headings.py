@@ -9,7 +9,7 @@ from typing import Literal
 from markdown_it.token import Token
 
 from bot.runbooks.document import HTML_BREAK, _Block, _plain
-from bot.runbooks.model import STEP_TITLE_MAX
+from bot.runbooks.model import ALERT_SEPARATOR, STEP_TITLE_MAX
 from bot.runbooks.words import NAME_QUOTES
 
 _ACTION = re.compile(
@@ -160,16 +160,29 @@ acronym (etcd-mixin's ``etcdNoLeader``, ``CPUThrottlingHigh``). A product name e
 acronym (``PostgreSQL``, ``MySQL``) is not one."""
 
 
+_ALERT_LIST = re.compile(r"\s*(?:/|,|&|\band\b)\s*")
+"""Between the alerts a heading names: ``KubePodCrashLooping / KubePodNotReady``, ``A, B``,
+``A and B``."""
+
+
 def alert_heading(title: str) -> str | None:
     """The alert a heading is about, for files that hold one section per alert of a service
     (``## Alert: PaymentsHighErrorRate`` or ``## PaymentsHighErrorRate``, each with its own
-    Meaning and Mitigation); ``None`` for any other heading."""
+    Meaning and Mitigation); ``None`` for any other heading. A heading naming several alerts,
+    each an alert's name by itself, is about all of them: their names joined by
+    :data:`ALERT_SEPARATOR` (read apart with :func:`alert_names`). "Read / write errors" names
+    none."""
     match = _ALERT_PREFIX.match(title)
     name = match.group(1) if match else title.strip()
-    name = name.strip("*_ " + NAME_QUOTES)  # **PaymentsHighErrorRate**, "KubeAPIDown"
-    if match and name:
-        return name
-    return name if _ALERT_NAME.match(name) and heading_kind(name) is None else None
+    names = [_unquoted(part) for part in _ALERT_LIST.split(_unquoted(name))]
+    if all(_ALERT_NAME.match(n) and heading_kind(n) is None for n in names):
+        return ALERT_SEPARATOR.join(names)
+    name = _unquoted(name)
+    return name if match and name else None
+
+
+def _unquoted(name: str) -> str:
+    return name.strip("*_ " + NAME_QUOTES)  # **PaymentsHighErrorRate**, "KubeAPIDown"
 
 
 def under_alert(alert: str, title: str) -> str:

@@ -33,6 +33,16 @@ def alert_key(name: str) -> str:
     )
 
 
+ALERT_SEPARATOR = " / "
+"""Between the names of the alerts one section is about (``KubePodCrashLooping /
+KubePodNotReady``), in :attr:`Step.alert`."""
+
+
+def alert_names(alert: str) -> list[str]:
+    """The names in a section's alert (:attr:`Step.alert`): one, or those a heading names."""
+    return [name for name in alert.split(ALERT_SEPARATOR) if name]
+
+
 @dataclass(frozen=True)
 class Problem:
     """Something lint reports. ``line`` is 1-based in the file (0: the whole file)."""
@@ -56,7 +66,8 @@ class Step:
     Stop patroni service on the node``). Empty when one section holds every step."""
     alert: str = ""
     """The alert whose section (``## Alert: PaymentsHighErrorRate``) the step is in, in a file
-    with a section per alert; empty elsewhere. Not part of the snapshot."""
+    with a section per alert (the alerts, for a heading naming several); empty elsewhere. Not
+    part of the snapshot."""
 
     def as_dict(self) -> dict[str, Any]:
         found = {"title": self.title, "markdown": self.markdown, "line": self.line}
@@ -113,7 +124,11 @@ class Runbook:
         for name in alerts:
             wanted = alert_key(name)
             found = next(
-                (i for i, s in enumerate(self.steps) if s.alert and alert_key(s.alert) == wanted),
+                (
+                    i
+                    for i, s in enumerate(self.steps)
+                    if any(alert_key(a) == wanted for a in alert_names(s.alert))
+                ),
                 None,
             )
             if wanted and found is not None:

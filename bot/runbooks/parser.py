@@ -294,8 +294,10 @@ class _Parser(_Body):
     def _walk_section(
         self, node: _Section, items: list[tuple[str, Any]], inherited: Kind | None
     ) -> None:
-        kind = heading_kind(node.title)
         alert = alert_heading(node.title)
+        # "Alert Name: KubeJobFailed" is no context for its word "alert": it is the alert's
+        # section, which says what to do about it (below), whatever its text is written as.
+        kind = None if alert else heading_kind(node.title)
         if inherited is None and node.children and (alert or self._holds_alerts(node, kind)):
             self._walk_group(node, items, alert)
             return
@@ -336,8 +338,9 @@ class _Parser(_Body):
             return
         if node.body and (self._procedural(node.body) or self._imperative(node.body) or alert):
             # An alert's section written as prose (Mimir's "This alert goes off when..." then
-            # "How to **investigate**:") is what to do about that alert: the run opens there.
-            heading = _clean_title(node.title)
+            # "How to **investigate**:") or as kubernetes-mixin's "+ *Action*: ..." bullets is
+            # what to do about that alert: the run opens there, at a step named after it.
+            heading = alert or _clean_title(node.title)
             steps, _ = self.body_steps(node.body, heading, node.line, root=False)
             items.extend(("step", s) for s in _under(steps, heading))
         elif node.body and node.children:
