@@ -59,7 +59,7 @@ building an ORM object and flushing it costs several times the insert itself."""
 _INSERT_STINTS = insert(AlertStint.__table__)  # type: ignore[attr-defined]
 
 
-def _moved(row: AlertRecord) -> Moved:
+def as_moved(row: AlertRecord) -> Moved:
     return Moved(row.key, row.name, row.title, row.transitions)
 
 
@@ -136,7 +136,7 @@ def apply_alerts(
             if before and not now_said and message.phase_label:  # a renotification: kept
                 row.labels = {**alert.labels, message.phase_label: before}
         if before and now_said and before != now_said and row.status == status and not row.dropped:
-            changes.rephrased.append((_moved(row), before, now_said))
+            changes.rephrased.append((as_moved(row), before, now_said))
         if alert.links:
             row.links = links(alert)
         if row.status == status and not recurred:
@@ -161,7 +161,7 @@ def apply_alerts(
             row.starts_at = alert.starts_at or row.starts_at
             changes.fired_rows.append(row)
         if not row.dropped:
-            (changes.fired if status == Status.FIRING else changes.resolved).append(_moved(row))
+            (changes.fired if status == Status.FIRING else changes.resolved).append(as_moved(row))
             if not recurred:  # a recurrence was firing and is: counted once
                 changes.firing_delta += 1 if status == Status.FIRING else -1
     changes.new = new

@@ -441,19 +441,18 @@ def _new_episode(
     return (late and phase != "active") or group.disposition in ("dropped", "none")
 
 
-def _firing_again(
+def firing_again(
     session: Session,
     policy: Policy,
     group: AlertGroup,
     incident: Incident,
-    changes: Changes,
+    fired: tuple[str, str],
     refired: bool,
     now: datetime,
 ) -> None:
-    """Alerts fired in the incident's group: an "all resolved" question still open is moot
-    (its message is edited), and when the group fires again (within its flap window) after
-    people said the impact was mitigated or resolved, they are told in the incident channel
-    (the incident is not reopened for them)."""
+    """Alerts fired in (or were attached from triage to) the incident: an open "all resolved"
+    question is moot (its message is edited); firing again after the impact was mitigated or
+    resolved, the channel is told, once per ``fired`` (what fired, key); it is not reopened."""
     assert incident.id is not None and group.id is not None
     answer_all_resolved(
         session, incident.id, outcome="Alerts fired again", actor=reporter_of(group.source), now=now
@@ -467,12 +466,12 @@ def _firing_again(
             incident_id=incident.id,
             group_id=group.id,
             source=group.source,
-            names=names(changes.fired),
+            names=fired[0],
             firing=group.firing_count,
             alerts=group.alert_count,
             status=status.label if status is not None else incident.status,
         ),
-        dedupe_key=f"again:{transition_key(group, changes)}",
+        dedupe_key=f"again:{fired[1]}",
         now=now,
     )
 
@@ -484,7 +483,7 @@ def _related_incident(
     and scope in an earlier alert cycle) that is still firing, or resolved within the flap
     window, or still being worked on (active), and not closed: a new group of a flapping
     monitor attaches to it. And whether that is the thing firing again (the other group had
-    resolved), as a group whose own alerts fire again is (``_firing_again``)."""
+    resolved), as a group whose own alerts fire again is (``firing_again``)."""
     if message.related is None:
         return None, False
     for other in session.exec(_labelled(message.source, *message.related).limit(20)).all():
@@ -624,7 +623,8 @@ def ingest(
         if declared:
             _announce(session, policy, group, incident, plan, firing, now)
         elif changes.fired:
-            _firing_again(session, policy, group, incident, changes, refired, now)
+            fired = (names(changes.fired), transition_key(group, changes))
+            firing_again(session, policy, group, incident, fired, refired, now)
         if changes.fired or changes.resolved:
             core.record_timeline_event(
                 session,
@@ -669,7 +669,7 @@ def ingest(
                 incident.id,
                 group,
                 info.key,
-                entry_text(info.text, severity, priority, info.key),
+                entry_text(info.text, severity, priority, info.key, incident),
                 None,
                 now=now,
                 held=held,

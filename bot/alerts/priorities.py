@@ -22,7 +22,7 @@ from bot.alerts.model import AlertMessage
 from bot.alerts.models import AlertGroup
 from bot.alerts.routing import mapped_severity
 from bot.config import Policy
-from bot.models import TimelineEvent
+from bot.models import Incident, TimelineEvent
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,17 @@ def assess(
     return newest(policy, message, late=late, seen=seen | {key for key in found if key})
 
 
-def entry_text(text: str, severity: str | None, priority: Priority, key: str) -> str:
+def entry_text(
+    text: str, severity: str | None, priority: Priority, key: str, incident: Incident | None = None
+) -> str:
     """The timeline's words for an entry: with the severity it set, or saying that it was
-    older than what was applied and changed nothing."""
+    older than what was applied and changed nothing. On an ``incident`` of another severity,
+    that the incident keeps its own (people set it, with ``/incident sev``)."""
     if not severity:
         return text
     if key in priority.late:
         return f"{text} (severity {severity} not applied: older than the latest change)"
+    if incident is not None and incident.severity != severity:
+        stays = f"{incident.ref} stays {incident.severity}: change it with /incident sev"
+        return f"{text} (maps to {severity}; {stays})"
     return f"{text} (severity {severity})"

@@ -7,10 +7,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import incidents as core
-from bot.alerts.intake import _all_resolved, _announce, _declare, carry_over, lock_group
+from bot.alerts.changes import as_moved, names
+from bot.alerts.intake import (
+    _all_resolved,
+    _announce,
+    _declare,
+    carry_over,
+    firing_again,
+    lock_group,
+)
 from bot.alerts.model import AlertMessage, Status
 from bot.alerts.models import AlertGroup, AlertRecord
 from bot.alerts.notices import TRIAGE, Answered, answer_triage
@@ -177,12 +185,19 @@ def triage_attach(
     actor: str,
     now: datetime | None = None,
 ) -> Incident:
-    """Attach a group waiting in triage to an existing incident."""
+    """Attach a group waiting in triage to an existing incident, never a closed one (a stale
+    button: refused, the group still waiting). Its firing alerts are alerts firing in the
+    incident, as its own firing again are (``firing_again``)."""
     now = now or utcnow()
     group = lock_group(session, group_id)
     incident = core.find_incident(session, incident_ref)
-    assert incident.id is not None
+    assert incident.id is not None and group.id is not None
     _undecided(session, group)
+    if policy.phase_of(incident.status) == "closed":
+        raise InvalidInput(
+            f"{incident.ref} is closed: a closed incident is never reused. "
+            "Declare a new incident for these alerts instead."
+        )
     group.incident_id = incident.id
     group.disposition = "incident"
     text = f"Alerts attached from triage: {group.title} ({group.firing_count} firing)"
@@ -197,6 +212,16 @@ def triage_attach(
         now=now,
     )
     carry_over(session, policy, group, incident, now)
+    if group.firing_count:
+        rows = session.exec(
+            select(AlertRecord).where(
+                AlertRecord.group_id == group.id,
+                AlertRecord.status == Status.FIRING.value,
+                col(AlertRecord.dropped).is_(False),
+            )
+        ).all()
+        fired = (names([as_moved(r) for r in rows]), f"alerts:attach:{group.id}:{group.episode}")
+        firing_again(session, policy, group, incident, fired, True, now)
     _answer_triage(session, group, f"Attached to {incident.ref}", actor, incident.id, now)
     return incident
 

@@ -597,7 +597,8 @@ def test_pagerduty_status_update_responder_and_priority_go_on_the_timeline(
             "A fix for this incident is being developed",
             "PagerDuty: responder added by Tenex Engineer: Maeve: "
             "Please help me make the tests pass",
-            "PagerDuty: priority updated by Tenex Engineer: P1 (severity SEV1)",
+            "PagerDuty: priority updated by Tenex Engineer: P1 "
+            "(maps to SEV1; INC-1 stays SEV3: change it with /incident sev)",
         ]
         assert session.exec(select(AlertGroup)).one().severity == "SEV1"
 

@@ -130,7 +130,8 @@ def test_a_late_priority_change_is_recorded_and_never_overrides_the_newest(
     assert incident_row(db).severity == "SEV3"
     assert texts(db, like="severity%") == []
     assert texts(db, like="alert_note") == [
-        "PagerDuty: priority updated by Ana: P2 (severity SEV2)",
+        "PagerDuty: priority updated by Ana: P2 "
+        "(maps to SEV2; INC-1 stays SEV3: change it with /incident sev)",
         "PagerDuty: priority updated by Ana: P1 (severity SEV1 not applied: older than the "
         "latest change)",
     ]
