@@ -208,3 +208,29 @@ def test_a_triage_question_queued_under_a_long_key_is_still_edited_when_answered
     with db.read() as session:
         rows = {e.kind: e for e in session.exec(select(Effect)).all()}
     assert rows[kinds.UPDATE].data["post"] == rows[kinds.POST].key
+
+
+def test_a_stale_attach_button_of_a_closed_incident_is_refused_and_declare_still_works(
+    db: Database,
+) -> None:
+    """The clicker is told the incident is closed and to declare instead; the triage message
+    keeps its buttons (nothing was decided), so Declare opens a new incident."""
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    with db.transaction() as session:
+        core.declare_incident(session, policy, title="Checkout down", reporter="U9")
+        core.resolve_incident(session, policy, 1, actor="U9")
+        core.close_incident(session, policy, 1, actor="U9")
+        waiting = ingest(
+            session, policy, parse("generic", {"title": "a", "dedupe_key": "a"}, now=NOW)
+        )
+    buttons = AlertButtons(db, policy, Directory())
+    click = Click()
+    buttons.attach(click.ack, body(f"{waiting.group_id}|INC-1"), click.respond)
+    with db.read() as session:
+        assert [n.state for n in session.exec(select(AlertNotice)).all()] == ["queued"]
+    buttons.declare(click.ack, body(str(waiting.group_id)), click.respond)
+    assert [r["text"] for r in click.responses] == [
+        "INC-1 is closed: a closed incident is never reused. "
+        "Declare a new incident for these alerts instead.",
+        "Declared INC-2 for these alerts.",
+    ]
