@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory, StepTickTimeFactory, TickingDateTimeFactory
+from sqlalchemy import func, make_url
 from sqlmodel import col, select
 
 from bot import migrations
@@ -35,9 +36,11 @@ from bot.clock import utcnow
 from bot.config import Policy, Settings, SeverityPolicy, format_duration
 from bot.console import DemoUser
 from bot.console.demo import serve_console_demo
+from bot.db import Database
 from bot.db_errors import describe_database
+from bot.errors import ConfigError
 from bot.incidents import find_incident, timeline
-from bot.models import Incident
+from bot.models import Counter, Incident
 from bot.reminders import PENDING, UPDATE, incident_reminders
 from bot.reminders.worker import ReminderWorker
 from bot.runbooks import progress
@@ -258,6 +261,11 @@ class Demo:
             directories, runbooks_from = runbook_directories(policy)
             catalog = load_catalog(policy, extra=directories)
             firebreak = Firebreak.create(settings, policy, catalog=catalog)
+            try:
+                played = demo_incidents(firebreak.db)
+            except BaseException:
+                firebreak.close()
+                raise
             bot = LocalBot(firebreak, signing_secret=secret).start()
             screen = Screen(fake, self.out)
             try:
@@ -269,6 +277,7 @@ class Demo:
                     self.serve_console(fake, firebreak, policy, screen, self.serve_port)
             finally:
                 bot.stop()
+                count_demo_incidents(firebreak.db, played)
                 firebreak.close()
         return 0
 
@@ -576,7 +585,7 @@ class Demo:
         written = sorted(self.output_dir.glob(f"{ref}-v*.md"))
         if written:
             screen.say(f"The draft is also in {written[-1].resolve()}.")
-        prefix = f"DATABASE_URL='{self.database_url}' " if self.hint_url else ""
+        prefix = f"DATABASE_URL='{shown_url(self.database_url)}' " if self.hint_url else ""
         screen.say(
             f"Done. {ref} is kept in {describe_database(self.database_url)}; try "
             f"`{prefix}firebreak postmortem {ref}`, `{prefix}firebreak export {ref}` or "
@@ -586,6 +595,43 @@ class Demo:
             "Run it for real: create the Slack app from slack-manifest.yaml, set "
             "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, and `firebreak serve`."
         )
+
+
+def shown_url(url: str) -> str:
+    """The database URL to print: its password never (``***`` in its place)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+DEMO_COUNTER = "demo_incidents"
+"""How many of the database's incidents the demo made (``counters``)."""
+
+
+def demo_incidents(db: Database) -> int:
+    """The demo's incidents so far, if every incident of the database is the demo's. The demo's
+    bot works through all of the database's pending Slack work and reminders against a fake
+    Slack: run on a database holding incidents it did not make, it would give them channels
+    that do not exist and remind their people in a workspace nobody reads."""
+    with db.read() as session:
+        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+        counter = session.get(Counter, DEMO_COUNTER)
+    played = counter.value if counter is not None else 0
+    if incidents != played:
+        raise ConfigError(
+            f"{describe_database(db.url)} holds {incidents - played} incident(s) not recorded "
+            "as the demo's; the demo plays against a fake Slack and would act on them. Run it "
+            "on a database of its own: firebreak demo --database-url sqlite:///firebreak-demo.db"
+        )
+    return played
+
+
+def count_demo_incidents(db: Database, played: int) -> None:
+    """Every incident the database holds is now the demo's: it held only the demo's before,
+    and only the demo's bot ran on it since."""
+    with db.transaction() as session:
+        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+        counter = session.get(Counter, DEMO_COUNTER) or Counter(name=DEMO_COUNTER)
+        counter.value = max(incidents, played)
+        session.add(counter)
 
 
 def run_demo(

@@ -376,3 +376,23 @@ def test_reminder_timers_shorter_than_a_minute_are_refused(
 def test_broadcast_words_are_not_escalation_targets(target: str) -> None:
     with pytest.raises(ConfigError, match=f"'{target}' is not a user group"):
         policy_from_dict({"reminders": {"escalate_to": [target]}})
+
+
+def test_a_capture_reaction_slack_can_never_send_is_refused_at_its_line(tmp_path: Path) -> None:
+    """Slack names a reaction (``fire``) in ``reaction_added``, never the emoji itself: before,
+    ``capture_reaction = "🔥"`` passed ``policy check`` and no reaction ever captured."""
+    path = tmp_path / "firebreak.toml"
+    path.write_text('[slack]\ncapture_reaction = "🔥"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert str(info.value) == (
+        f"{path}:2: slack.capture_reaction: '🔥' is not an emoji's name: write the name Slack "
+        "gives it (shown when you hover the reaction), e.g. pushpin or fire, not the emoji itself"
+    )
+    for written, read in (
+        (":Fire:", "fire"),
+        ("+1", "+1"),
+        ("raised_hand::skin-tone-3", "raised_hand::skin-tone-3"),
+    ):
+        slack = policy_from_dict({"slack": {"capture_reaction": written}}).slack
+        assert slack.capture_reaction == read

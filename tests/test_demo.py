@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from bot import incidents as core
+from bot import migrations
 from bot.cli import main
 from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import Database
-from bot.demo import STARTER_RUNBOOKS, run_demo
+from bot.demo import STARTER_RUNBOOKS, run_demo, shown_url
+from bot.effects.models import Effect
 from bot.models import Incident, Postmortem, RunbookRun
 from tests.conftest import DatabaseFactory
 from tests.ports import free_port
@@ -208,3 +211,47 @@ def test_an_unreachable_postgres_url_option_is_named_not_firebreak_db(
     assert "firebreak.db" not in err and "pw" not in err
     assert err.count("\n") == 1
     assert not (tmp_path / "firebreak.db").exists()
+
+
+def test_the_demo_refuses_a_database_holding_incidents_it_did_not_make(
+    database_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The demo's bot works through all of a database's pending Slack work against a fake
+    Slack. Before, run on the database of a real `firebreak serve`, it gave real incidents
+    channels that do not exist in Slack and failed their invites for good."""
+    url = database_factory.create()
+    migrations.upgrade(url)
+    db = Database(url)
+    try:
+        with db.transaction() as session:
+            core.declare_incident(session, Policy(), title="Real outage", reporter="U0REAL0001")
+        with db.read() as session:
+            pending = {e.id: e.state for e in session.exec(select(Effect)).all()}
+    finally:
+        db.dispose()
+    assert pending and set(pending.values()) == {"pending"}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    assert main(["demo", "--output-dir", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("firebreak: ") and captured.err.count("\n") == 1
+    assert "holds 1 incident(s) not recorded as the demo's" in captured.err
+    assert "firebreak demo --database-url sqlite:///firebreak-demo.db" in captured.err
+    db = Database(url)
+    try:
+        with db.read() as session:
+            [incident] = session.exec(select(Incident)).all()
+            assert incident.slack_channel_id is None
+            assert {e.id: e.state for e in session.exec(select(Effect)).all()} == pending
+    finally:
+        db.dispose()
+
+
+def test_the_demo_never_prints_the_database_password() -> None:
+    url = "postgresql+psycopg://fb:hunter2pw@db.internal:5432/firebreak"
+    assert shown_url(url) == "postgresql+psycopg://fb:***@db.internal:5432/firebreak"
+    assert shown_url("sqlite:////tmp/demo.db") == "sqlite:////tmp/demo.db"

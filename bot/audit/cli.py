@@ -64,7 +64,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if numbers is not None:
         missing = sorted(set(numbers) - report.found - set(report.missing))
         for number in missing:
-            print(f"INC-{number}: no such incident", file=sys.stderr)
+            print(f"firebreak: INC-{number}: no such incident", file=sys.stderr)
         if missing:
             return EXIT_FAILED
     for broken in report.breaks:

@@ -115,7 +115,7 @@ class SlackPolicy(_Strict):
     reopen is also said there (an edit notifies nobody)."""
     capture_reaction: str = "pushpin"
     """Reacting with this emoji to a message in an incident channel puts it on the timeline
-    (in any skin tone)."""
+    (in any skin tone). Its name, as Slack shows it on hover (`fire`), not the emoji itself."""
     allow_broadcast_mentions: bool = False
     """Let @channel, @here, @everyone and user-group mentions in text Firebreak re-posts
     (updates, resolve text, notes, captured messages) notify; by default they show but stay
@@ -142,10 +142,20 @@ class SlackPolicy(_Strict):
     @field_validator("capture_reaction")
     @classmethod
     def _reaction(cls, value: str) -> str:
-        value = value.strip().strip(":")
+        value = value.strip().strip(":").lower()
         if not value:
             raise ValueError("must name an emoji, e.g. pushpin")
+        if not _EMOJI_NAME.match(value):
+            raise ValueError(
+                f"{value[:40]!r} is not an emoji's name: write the name Slack gives it (shown "
+                "when you hover the reaction), e.g. pushpin or fire, not the emoji itself"
+            )
         return value
+
+
+_EMOJI_NAME = re.compile(r"^[\w+'.-]+(?:::skin-tone-[2-6])?$")
+"""An emoji's name as Slack sends it in ``reaction_added``: ``pushpin``, ``+1``, ``flag-us``,
+a custom ``ship-it``, a toned ``raised_hand::skin-tone-3``."""
 
 
 _SLACK_TARGET = re.compile(r"^(?:[UWS][A-Z0-9]{2,}|@[a-z0-9][a-z0-9._-]*)$")

@@ -61,7 +61,7 @@ def cmd_effects(args: argparse.Namespace) -> int:
         print("nothing pending or failed")
     for entry in [] if args.json else entries:
         due = entry["due_in_seconds"]
-        when = f"due in {due}s" if due > 0 else "due now"
+        when = "" if entry["state"] == store.FAILED else f"due in {due}s" if due > 0 else "due now"
         error = f"  {entry['last_error'][:160]}" if entry["last_error"] else ""
         print(
             f"{entry['incident'] or '-':<9} #{entry['id']:<6} {entry['state']:<8} "

@@ -329,7 +329,7 @@ def test_the_cli_exports_verifies_and_names_problems(
     assert captured.out.startswith("INC-1 event 2 (note): content does not match its hash")
     assert "1 chains broken" in captured.err
     assert main(["audit", "verify", "INC-9"]) == 1
-    assert "INC-9: no such incident" in capsys.readouterr().err
+    assert capsys.readouterr().err == "firebreak: INC-9: no such incident\n"
     assert main(["audit", "verify", "INC-99999999999"]) == 1  # larger than any number stored
     assert "INC-99999999999: no such incident" in capsys.readouterr().err
     monkeypatch.setenv("FIREBREAK_AUDIT_SIGNING_KEY", "nonsense")
