@@ -630,8 +630,8 @@ def test_policy_check_refuses_a_graph_where_incidents_never_resolve(tmp_path: Pa
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (
-        f"firebreak: {policy}: statuses: no resolved status can be reached from 'open', so an "
-        "incident there could never be resolved: extend its next\n"
+        f"firebreak: {policy}:1: statuses: no resolved status can be reached from 'open', so "
+        "an incident there could never be resolved: extend its next\n"
     )
 
 

@@ -249,6 +249,25 @@ def test_an_env_file_saved_as_utf16_is_one_line_naming_it(
         load_settings()
 
 
+def test_an_env_file_line_that_is_no_assignment_is_refused_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, python-dotenv printed a warning outside the logs, left the variable unset and
+    Firebreak started without it (its default database, say, instead of the one written)."""
+    (tmp_path / ".env").write_text(
+        "# Firebreak\nexport FIREBREAK_LOG_LEVEL=info\nPORT=8000 # the Service's\n"
+        "DATABASE_URL postgresql://fb@db/fb\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value) == (
+        ".env:4: cannot read this line: write NAME=value (a value with spaces or # in quotes)"
+    )
+    (tmp_path / ".env").write_text('export FIREBREAK_LOG_LEVEL=info\nPORT="8000" # comment\n')
+    assert load_settings().port == 8000
+
+
 def test_a_policy_file_saved_with_a_bom_reads_fine(tmp_path: Path) -> None:
     path = tmp_path / "firebreak.toml"
     path.write_bytes("\ufefftimezone = 'Europe/Berlin'\n".encode())
@@ -396,3 +415,37 @@ def test_a_capture_reaction_slack_can_never_send_is_refused_at_its_line(tmp_path
     ):
         slack = policy_from_dict({"slack": {"capture_reaction": written}}).slack
         assert slack.capture_reaction == read
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (  # a sub-table of an array entry: `x` of the latest [[severities]]
+            '[[severities]]\nkey = "SEV1"\n[severities.x]\ny = 1\n',
+            "3: severities.0.x: unknown key",
+        ),
+        (
+            'default_severity = "SEV1"\n[[severities]]\nkey = "SEV1"\n\n'
+            '[[severities]]\nkey = "sev1"\n',
+            "6: severities.1.key: duplicate key 'sev1'",
+        ),
+        (
+            '[[statuses]]\nkey = "open"\nphase = "active"\nnext = ["nope"]\n'
+            '[[statuses]]\nkey = "resolved"\nphase = "resolved"\n'
+            '[[statuses]]\nkey = "closed"\nphase = "closed"\n',
+            "4: statuses.0.next: 'open' lists unknown next status 'nope'",
+        ),
+        (  # a check of a whole array of tables: its first entry's header
+            '# roles\n[[roles]]\nkey = "scribe"\nname = "Scribe"\n',
+            "2: roles: a role with key 'commander' (the Incident Commander) is required",
+        ),
+    ],
+)
+def test_errors_about_arrays_of_tables_name_their_line(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    path = tmp_path / "firebreak.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert str(info.value).startswith(f"{path}:{message}")

@@ -564,22 +564,23 @@ class Policy(_Strict):
             if not items:
                 raise ValueError(f"{name}: at least one is required")
             seen: set[str] = set()
-            for item in items:
-                folded = item.key.casefold()
-                if folded in seen:
-                    raise ValueError(f"{name}: duplicate key {item.key!r}")
-                seen.add(folded)
+            written: list[str] = [item.key for item in items]
+            for index, key in enumerate(written):
+                if key.casefold() in seen:
+                    raise ValueError(f"{name}.{index}.key: duplicate key {key!r}")
+                seen.add(key.casefold())
         if self.find_severity(self.default_severity) is None:
             raise ValueError(
                 f"default_severity: {self.default_severity!r} is not one of the severities "
                 f"({', '.join(s.key for s in self.severities)})"
             )
         keys = {s.key for s in self.statuses}
-        for status in self.statuses:
+        for index, status in enumerate(self.statuses):
             for target in status.next:
                 if target not in keys:
                     raise ValueError(
-                        f"statuses: {status.key!r} lists unknown next status {target!r}"
+                        f"statuses.{index}.next: {status.key!r} lists unknown next status "
+                        f"{target!r}"
                     )
         if self.statuses[0].phase != "active":
             raise ValueError("statuses: the first status (where incidents start) must be active")

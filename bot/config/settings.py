@@ -4,9 +4,11 @@ sources at start-up."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv.parser import parse_stream
 from pydantic import (
     Field,
     SecretStr,
@@ -79,7 +81,8 @@ class Settings(EnvironmentSettings):
         default=None,
         alias="SLACK_APP_TOKEN",
         description="An app-level token with connections:write (xapp-...). When set, Slack's "
-        "requests arrive over Socket Mode: no public URL is needed.",
+        "requests arrive over Socket Mode: no public URL is needed, and SLACK_SIGNING_SECRET "
+        "is not used.",
     )
     slack_api_url: str = Field(
         default="https://slack.com/api/",
@@ -213,8 +216,24 @@ def check_port(value: int, option: str) -> int:
 _ENV_NAMES = {name: (field.alias or name.upper()) for name, field in Settings.model_fields.items()}
 
 
+def _check_env_file(path: Path = Path(".env")) -> None:
+    """A line of ``.env`` that is no ``NAME=value`` is refused: python-dotenv would print a
+    warning and leave the variable unset, and Firebreak would start without it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # none, or not UTF-8 (said by load_settings)
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"{path}:{binding.original.line}: cannot read this line: write NAME=value "
+                "(a value with spaces or # in quotes)"
+            )
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment, turning validation errors into one clear line."""
+    _check_env_file()
     try:
         return Settings(**overrides)
     except UnicodeDecodeError as exc:

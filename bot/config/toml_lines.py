@@ -40,7 +40,7 @@ def toml_line(text: str, loc: Sequence[str | int]) -> int | None:
         path: list[str] | None = None
         header = _HEADER.match(line)
         if header:
-            name = _parts(header.group(2))
+            name = _within_entries(_parts(header.group(2)), entries)
             if header.group(1) == "[[":
                 index = entries.get(tuple(name), -1) + 1
                 entries[tuple(name)] = index
@@ -56,8 +56,23 @@ def toml_line(text: str, loc: Sequence[str | int]) -> int | None:
                 for quote in ('"""', "'''"):
                     if rest.count(quote) % 2 == 1:
                         open_quote = quote
-        if path is None or path != wanted[: len(path)]:
+        if path is None:
             continue
-        if best is None or len(path) > best[0]:
-            best = (len(path), number)
+        # An array of tables is written as its first entry's header.
+        matched = len(wanted) if path[: len(wanted)] == wanted else len(path)
+        if path[:matched] != wanted[:matched]:
+            continue
+        if best is None or matched > best[0]:
+            best = (matched, number)
     return best[1] if best else None
+
+
+def _within_entries(name: list[str], entries: dict[tuple[str, ...], int]) -> list[str]:
+    """A header's path with the index of each array of tables it is under: after
+    ``[[severities]]``, ``[severities.x]`` is ``x`` of the latest entry (``severities.0.x``)."""
+    path: list[str] = []
+    for number, part in enumerate(name, start=1):
+        path.append(part)
+        if number < len(name) and tuple(path) in entries:
+            path.append(str(entries[tuple(path)]))
+    return path
