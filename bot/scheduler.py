@@ -120,12 +120,15 @@ class ReminderScheduler:
         return bool(self._scheduler.running)
 
     def start(self) -> None:
-        """Seed the cron rows, then tick now and every ``interval`` seconds.
+        """Seed the cron rows, time the open incidents' reminders by the policy as it is now,
+        then tick now and every ``interval`` seconds.
 
         The first tick runs at once, so reminders that fell due while no replica was running
         go out at start-up (each once)."""
         with self.database.transaction() as session:
             seed_recurring_reminders(session, self.policy, now=utcnow())
+        retimed = self.worker.retime_open_incidents()
+        log.info("reminders of %d open incidents timed by the current policy", retimed)
         self._stopping.clear()
         self._scheduler.add_job(
             self.tick,

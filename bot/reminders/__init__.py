@@ -9,6 +9,7 @@
 The package re-exports ``schedule``'s names (what other packages keep in step).
 """
 
+from bot.reminders.hours import next_working_time
 from bot.reminders.schedule import (
     ACK,
     ACTIONS,
@@ -28,7 +29,6 @@ from bot.reminders.schedule import (
     close_key,
     get_reminder,
     incident_reminders,
-    next_working_time,
     on_timeline_event,
     release_claims,
     schedule_reminder,

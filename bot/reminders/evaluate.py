@@ -29,6 +29,7 @@ from bot.models import (
     RunbookRun,
     TimelineEvent,
 )
+from bot.reminders.hours import next_working_time
 from bot.reminders.schedule import (
     ACK,
     ACTIONS,
@@ -42,7 +43,6 @@ from bot.reminders.schedule import (
     _latest_update_at,
     _parse_time,
     _phase,
-    next_working_time,
 )
 
 # --------------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ its ``dedupe_key`` (``ack:42``, ``update:42``, ``step:7:3``, ``close:42``, ``act
 ``digest``). Scheduling is an upsert on that key, so scheduling twice keeps one row.
 
 ``on_timeline_event`` is called by the core for every timeline event, in the same transaction,
-so a reminder can never disagree with the incident it is about (declared -> armed; acknowledged,
-commander named, update posted, resolved -> cancelled or reset; severity changed or reopened ->
-re-timed).
+so a reminder never disagrees with the incident it is about (declared -> armed; acknowledged,
+commander named, update posted, resolved -> cancelled or reset; severity changed, reopened or
+the policy edited (``retime`` at start-up) -> re-timed).
 
 When a reminder falls due, ``bot.reminders.worker`` claims it (one conditional ``UPDATE``; ``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL), re-checks its condition with ``bot.reminders.evaluate``, and
@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -43,6 +43,7 @@ from bot.models import (
     RunbookStepState,
     TimelineEvent,
 )
+from bot.reminders.hours import next_working_time
 
 log = logging.getLogger(__name__)
 
@@ -110,32 +111,6 @@ def close_key(incident_id: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Time rules: working hours and crons in the team's timezone
-
-_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def next_working_time(policy: Policy, when: datetime) -> datetime:
-    """``when`` if it falls in the team's working hours, else the next start of working hours
-    (``reminders.working_hours`` on ``reminders.working_days`` in ``policy.timezone``), in UTC."""
-    rules = policy.reminders
-    zone = policy.zone
-    opens_at, closes_at = (time.fromisoformat(p) for p in rules.working_hours.split("-"))
-    when = as_utc(when)
-    local_day = when.astimezone(zone).date()
-    for offset in range(8):
-        day = local_day + timedelta(days=offset)
-        if _DAY_NAMES[day.weekday()] not in rules.working_days:
-            continue
-        opens = datetime.combine(day, opens_at, tzinfo=zone).astimezone(UTC)
-        closes = datetime.combine(day, closes_at, tzinfo=zone).astimezone(UTC)
-        if when >= closes:
-            continue
-        return max(when, opens)
-    raise AssertionError("working_days is never empty")  # pragma: no cover - config validates
-
-
-# --------------------------------------------------------------------------------------------
 # Rows: schedule (upsert), cancel, read
 
 
@@ -162,18 +137,24 @@ def schedule_reminder(
     data: Mapping[str, Any],
     now: datetime,
     fresh: bool = False,
+    keep_overdue: bool = False,
 ) -> None:
     """Create the reminder ``key`` or re-time it: one row per key, however often it is called.
+    ``keep_overdue``: a pending row already due keeps its time when re-timed to "at once" (its
+    lateness is measured from it).
 
     Re-scheduling also takes the row back from a worker that claimed it; that worker notices at
     its next step and leaves the new schedule alone. ``fresh``: a new cycle (a reopen, another
     resolve): nothing of it was sent yet, so the buttons on earlier messages are out of date
     (``actions`` refuses them)."""
+    due = as_utc(due_at)
+    table = Reminder.__table__  # type: ignore[attr-defined]
+    kept = table.c.due_at if keep_overdue and due <= now else None
     values = {
         "dedupe_key": key,
         "kind": kind,
         "incident_id": incident_id,
-        "due_at": as_utc(due_at),
+        "due_at": due,
         "state": PENDING,
         "data": dict(data),
         "attempts": 0,
@@ -189,7 +170,9 @@ def schedule_reminder(
         set_={
             "kind": kind,
             "incident_id": incident_id,
-            "due_at": as_utc(due_at),
+            "due_at": due
+            if kept is None
+            else case((and_(table.c.state == PENDING, kept <= due), kept), else_=due),
             "state": PENDING,
             "data": dict(data),
             "attempts": 0,
@@ -311,12 +294,22 @@ def on_timeline_event(
     elif kind == EventKind.STATUS_UPDATE:
         _arm_update(session, policy, incident, now=now, since=now, restart=False)
     elif kind == EventKind.SEVERITY_CHANGED:
-        _arm_ack(session, policy, incident, now=now, restart_from=None)
-        _arm_update(session, policy, incident, now=now, since=None, restart=False)
+        retime(session, policy, incident, now=now)
     elif kind == EventKind.STATUS_CHANGED:
         _on_status_changed(session, policy, incident, event, now=now)
     elif kind == EventKind.RUNBOOK_STEP:
         _on_runbook_step(session, policy, incident, event, now=now)
+
+
+def retime(
+    session: Session, policy: Policy, incident: Incident, *, now: datetime, start_up: bool = False
+) -> None:
+    """The ack and update reminders timed by the current rules: after a severity change, and at
+    ``start_up`` for a policy edited meanwhile (what fell due while down keeps its due time)."""
+    _arm_ack(session, policy, incident, now=now, restart_from=None, keep_overdue=start_up)
+    _arm_update(
+        session, policy, incident, now=now, since=None, restart=False, keep_overdue=start_up
+    )
 
 
 def _on_status_changed(
@@ -407,6 +400,7 @@ def _arm_ack(
     now: datetime,
     restart_from: datetime | None,
     new: bool = False,
+    keep_overdue: bool = False,
 ) -> None:
     """Escalate when nobody acknowledges. ``restart_from`` starts a fresh first tier from that
     time (declare, reopen); without it the current tier is re-timed for the new severity.
@@ -461,7 +455,14 @@ def _arm_ack(
         due = max((row.last_sent_at or now) + sev.escalate_again_after, now)
     data = {**{k: v for k, v in row.data.items() if k != "delivered"}, "tier": tier}
     schedule_reminder(
-        session, key=key, kind=ACK, incident_id=incident.id, due_at=due, data=data, now=now
+        session,
+        key=key,
+        kind=ACK,
+        incident_id=incident.id,
+        due_at=due,
+        data=data,
+        now=now,
+        keep_overdue=keep_overdue,
     )
 
 
@@ -474,6 +475,7 @@ def _arm_update(
     since: datetime | None,
     restart: bool,
     origin: str = "declared",
+    keep_overdue: bool = False,
 ) -> None:
     """Nudge for a status update ``update_every`` after the last one.
 
@@ -523,6 +525,7 @@ def _arm_update(
         data=data,
         now=now,
         fresh=restart,
+        keep_overdue=keep_overdue,
     )
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.clock import utcnow
 from bot.config import Policy
@@ -44,6 +44,7 @@ from bot.reminders.schedule import (
     _lock_reminder,
     claim_due_reminders,
     release_claims,
+    retime,
 )
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,24 @@ class ReminderWorker:
         self.worker_id = worker_id[:128]
         self.lease = lease
         self.batch_size = batch_size
+
+    def retime_open_incidents(self) -> int:
+        """At start-up: the open incidents' ack and update reminders timed by the policy as it
+        is now. A policy edited while they were open (``ack_within`` shortened or added,
+        ``update_every`` changed) would otherwise apply only from their next change. One
+        transaction per incident, its lock first, as every change to it. Returns how many."""
+        with self.database.read() as session:
+            found = session.exec(select(Incident.id, Incident.status)).all()
+        retimed = 0
+        for incident_id, status in found:
+            if incident_id is None or self.policy.phase_of(status) != "active":
+                continue
+            with self.database.transaction() as session:
+                incident = _lock_incident(session, incident_id)
+                if incident is not None and self.policy.phase_of(incident.status) == "active":
+                    retime(session, self.policy, incident, now=utcnow(), start_up=True)
+                    retimed += 1
+        return retimed
 
     def tick(self, *, should_stop: Callable[[], bool] | None = None) -> TickReport:
         """Claim what is due and evaluate it. Never raises for a single bad reminder."""

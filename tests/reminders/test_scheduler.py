@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
+from bot import incidents as core
 from bot import reminders
 from bot.clock import utcnow
 from bot.config import Policy, policy_from_dict
@@ -167,3 +168,54 @@ def test_housekeeping_during_a_database_outage_logs_one_warning_not_one_per_run(
         "refresh-summaries: the database is available again",
     ]
     assert not any(r.exc_info for r in caplog.records)
+
+
+def _severities(sev3: Mapping[str, str], sev4: Mapping[str, str]) -> Policy:
+    return policy_from_dict(
+        {
+            **TEAM_POLICY,
+            "default_severity": "SEV3",
+            "severities": [
+                {"key": "SEV3", "name": "Minor", "update_every": "1h", **sev3},
+                {"key": "SEV4", "name": "Low", "update_every": "4h", **sev4},
+            ],
+        }
+    )
+
+
+def test_start_times_open_incidents_reminders_by_the_policy_as_edited(db: Database) -> None:
+    """Before, reminders were timed only when something happened to an incident: a policy
+    edited while incidents were open (an escalation made faster, an acknowledgement deadline
+    added, updates asked for more often) applied to them only at their next change, so the bot
+    restarted with it waited out the old deadline, or never escalated at all."""
+    old = _severities({"ack_within": "30m"}, {})
+    now = utcnow()
+    faster = declare(db, old, severity="SEV3", now=now - timedelta(minutes=6))
+    fresh = declare(db, old, severity="SEV3", now=now - timedelta(minutes=2))
+    quiet = declare(db, old, severity="SEV3", now=now - timedelta(minutes=20))
+    with db.transaction() as session:
+        core.acknowledge_incident(
+            session, old, quiet, actor="U0IC", now=now - timedelta(minutes=19)
+        )
+    unwatched = declare(db, old, severity="SEV4", now=now - timedelta(minutes=31))
+    with db.read() as session:  # SEV4 had no acknowledgement deadline: nothing armed
+        assert reminders.get_reminder(session, reminders.ack_key(unwatched)) is None
+
+    edited = _severities({"ack_within": "5m", "update_every": "10m"}, {"ack_within": "30m"})
+    scheduler = ReminderScheduler(db, edited, interval=3600)
+    scheduler.start()
+    wanted = [(faster, EventKind.ESCALATED), (unwatched, EventKind.ESCALATED)]
+    wanted.append((quiet, EventKind.REMINDER_SENT))
+    try:
+        deadline = time.monotonic() + 60
+        while not all(events_of(db, incident, kind) for incident, kind in wanted):
+            assert time.monotonic() < deadline, "the edited policy's reminders did not go out"
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown()
+
+    for incident, kind in wanted:
+        assert len(events_of(db, incident, kind)) == 1, (incident, kind)
+    assert events_of(db, fresh, EventKind.ESCALATED) == []  # its 5 minutes are not up
+    due = reminder(db, reminders.ack_key(fresh)).due_at
+    assert due == now - timedelta(minutes=2) + timedelta(minutes=5)
