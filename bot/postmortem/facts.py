@@ -184,8 +184,9 @@ class PostmortemContext:
     clocks: tuple[str, ...] = ()
     """Regulatory clocks (``[[clocks]]``): one line each, its state and deadlines."""
     reopens: tuple[Reopen, ...] = ()
-    """Each reopen, in order: the impact window and the times to mitigate and resolve run to
-    the last resolve, across the time it was resolved in between."""
+    """Each reopen, in order: the impact window and the time to resolve run to the last
+    resolve, across the time it was resolved in between; the time to mitigate to the last
+    resolve too, unless a mitigation apart from a resolve was recorded before the reopen."""
 
     def variables(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -209,9 +209,35 @@ def test_a_draft_after_a_reopen_says_when_it_was_resolved_and_reopened(
     ) in second.markdown
     assert (
         "- **Reopened 1 time** (UTC): resolved 2026-03-04 03:35, reopened 2026-03-04 04:55 by "
-        'U2 ("errors are back"). The impact window and the times to mitigate and resolve run '
-        "to the last resolve, across the time between."
+        'U2 ("errors are back"). The impact window and the time to resolve run to the last '
+        "resolve, across the time between; the time to mitigate runs to 2026-03-04 05:25 UTC "
+        "(the last resolve)."
     ) in second.markdown
+
+
+def test_a_mitigation_before_a_reopen_stays_the_time_to_mitigate_and_the_draft_says_so(
+    db: Database, team_policy: Policy
+) -> None:
+    """Mitigated at 03:10, resolved, reopened, mitigated and resolved again: the time to
+    mitigate counts to 03:10, which the reopen did not undo. Before, the draft said it ran to
+    the last resolve, as the time to resolve does."""
+    incident_id = declare(db, team_policy)
+    for at, change in (
+        ("03:10", lambda s: core.mitigate_incident(s, team_policy, incident_id, actor="U1")),
+        ("03:35", lambda s: core.resolve_incident(s, team_policy, incident_id, actor="U1")),
+        ("04:55", lambda s: core.reopen_incident(s, team_policy, incident_id, actor="U2")),
+        ("05:05", lambda s: core.mitigate_incident(s, team_policy, incident_id, actor="U1")),
+    ):
+        with freeze_time(f"2026-03-04 {at}:00"), db.transaction() as session:
+            change(session)
+    with freeze_time("2026-03-04 05:25:00"):
+        draft = close(db, team_policy, incident_id)
+    assert draft is not None
+    assert (
+        "the time to mitigate runs to 2026-03-04 03:10 UTC (the impact was mitigated then; the "
+        "reopen did not undo it)."
+    ) in draft.markdown
+    assert "- **Mitigated:** 2026-03-04 03:10 UTC" in draft.markdown
 
 
 def test_no_draft_on_close_when_the_policy_says_so(db: Database, output_dir: Path) -> None:
