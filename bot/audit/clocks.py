@@ -55,17 +55,12 @@ class Offset:
 
     def after(self, when: datetime) -> datetime:
         """``when`` plus this offset, in calendar time (UTC)."""
-        when = when.astimezone(UTC)
-        if self.months:
-            month_index = when.month - 1 + self.months
-            year, month = when.year + month_index // 12, month_index % 12 + 1
-            day = min(when.day, calendar.monthrange(year, month)[1])
-            when = when.replace(year=year, month=month, day=day)
-        return when + self.delta
+        return _add_months(when.astimezone(UTC), self.months) + self.delta
 
     def before(self, when: datetime) -> datetime:
-        """``when`` minus this offset (warnings: "1h before the deadline")."""
-        return when - self.delta if not self.months else when - (self.after(when) - when)
+        """``when`` minus this offset, in calendar time (warnings: "1mo before the deadline" of
+        31 March is 28 or 29 February, the month before's last day)."""
+        return _add_months(when.astimezone(UTC) - self.delta, -self.months)
 
     def __str__(self) -> str:
         if self.text:
@@ -74,6 +69,17 @@ class Offset:
         if months and self.delta < timedelta(seconds=1):
             return months
         return months + format_duration(self.delta)
+
+
+def _add_months(when: datetime, months: int) -> datetime:
+    """``when`` moved by calendar months, on the same day or the month's last."""
+    if not months:
+        return when
+    month_index = when.month - 1 + months
+    year, month = when.year + month_index // 12, month_index % 12 + 1
+    return when.replace(
+        year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1])
+    )
 
 
 LONGEST_MONTHS = 120

@@ -55,6 +55,14 @@ def test_offsets_are_positive_calendar_durations() -> None:
     assert parse_offset("2mo").after(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(
         2027, 2, 15, tzinfo=UTC
     )
+    # A warning a month before a deadline is the month before's same day, or its last: 31 March
+    # less a month is 28 February (it was 1 March, counting back the length of April).
+    assert parse_offset("1mo").before(datetime(2026, 3, 31, 12, tzinfo=UTC)) == datetime(
+        2026, 2, 28, 12, tzinfo=UTC
+    )
+    assert parse_offset("1mo").before(datetime(2026, 1, 15, tzinfo=UTC)) == datetime(
+        2025, 12, 15, tzinfo=UTC
+    )
     for bad, why in (
         ("-4h", "negative"),
         ("0h", "zero"),

@@ -222,14 +222,15 @@ def test_a_mitigation_before_a_reopen_stays_the_time_to_mitigate_and_the_draft_s
     mitigate counts to 03:10, which the reopen did not undo. Before, the draft said it ran to
     the last resolve, as the time to resolve does."""
     incident_id = declare(db, team_policy)
-    for at, change in (
-        ("03:10", lambda s: core.mitigate_incident(s, team_policy, incident_id, actor="U1")),
-        ("03:35", lambda s: core.resolve_incident(s, team_policy, incident_id, actor="U1")),
-        ("04:55", lambda s: core.reopen_incident(s, team_policy, incident_id, actor="U2")),
-        ("05:05", lambda s: core.mitigate_incident(s, team_policy, incident_id, actor="U1")),
-    ):
+    steps = (
+        ("03:10", core.mitigate_incident, "U1"),
+        ("03:35", core.resolve_incident, "U1"),
+        ("04:55", core.reopen_incident, "U2"),
+        ("05:05", core.mitigate_incident, "U1"),
+    )
+    for at, change, actor in steps:
         with freeze_time(f"2026-03-04 {at}:00"), db.transaction() as session:
-            change(session)
+            change(session, team_policy, incident_id, actor=actor)
     with freeze_time("2026-03-04 05:25:00"):
         draft = close(db, team_policy, incident_id)
     assert draft is not None
