@@ -386,22 +386,29 @@ class Database:
         """``work`` in a transaction, tried again (``attempts`` in all) when it fails with one of
         ``retry_on``: the transaction rolled back, so nothing of it was written (a connection
         the server dropped, a deadlock, a lock wait that ran out). ``work`` must be safe to run
-        again from the start."""
-        for attempt in range(1, attempts + 1):
+        again from the start. The database unreachable is waited out with a growing pause, and
+        with a deadline (``until``) for as long as it allows: a failover or a restart of a
+        second or so is then a slower answer, not a refusal."""
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with self.transaction(until=until) as session:
                     return work(session)
             except retry_on as exc:
-                if attempt == attempts:
+                unavailable = database_unavailable(exc)
+                pause = min(0.05 * 2 ** (attempt - 1), 0.4) if unavailable else 0.0
+                waiting_out = until is not None and time.monotonic() + pause < until
+                if attempt >= attempts and not (unavailable and waiting_out):
                     raise
                 # A deadlock or a lock wait is worth a warning; the database gone is reported
                 # by whoever waits it out, once per outage (``OutageLog``), not per attempt.
                 log.log(
-                    logging.DEBUG if database_unavailable(exc) else logging.WARNING,
+                    logging.DEBUG if unavailable else logging.WARNING,
                     "transaction rolled back, trying again",
                     extra={"error": type(getattr(exc, "orig", None) or exc).__name__},
                 )
-        raise AssertionError("unreachable")
+                time.sleep(pause)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
+from itertools import pairwise
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from bot import incidents as core
@@ -136,3 +138,45 @@ def test_a_database_that_never_answers_is_given_up_on_not_waited_for() -> None:
             for filler in fillers:
                 filler.close()
     assert "timeout expired" in str(failed.value.orig)
+
+
+def _unreachable_for(seconds: float) -> tuple[list[float], Callable[[Session], str]]:
+    """A transaction's work that finds the database unreachable (a failover, a restart) for
+    ``seconds`` from its first try, then writes; and the times it was tried."""
+    tried: list[float] = []
+
+    def work(session: Session) -> str:
+        tried.append(time.monotonic())
+        if tried[-1] - tried[0] < seconds:
+            raise OperationalError("BEGIN", None, Exception("connection refused"))
+        return "written"
+
+    return tried, work
+
+
+def test_a_write_with_a_deadline_waits_out_a_database_gone_for_a_moment(db: Database) -> None:
+    """Before, three attempts back to back, a few milliseconds apart: a database gone for half
+    a second (a failover) refused every Slack request of that half second, though Slack waits
+    3 seconds for the answer and the request may take 2 to be saved."""
+    tried, work = _unreachable_for(0.5)
+    started = time.monotonic()
+    assert db.transact(work, until=started + 2.0) == "written"
+    assert tried[-1] - started >= 0.5
+    assert len(tried) > 3
+    # Spaced out, not spinning: a growing pause between attempts.
+    gaps = [later - earlier for earlier, later in pairwise(tried)]
+    assert all(gap >= 0.04 for gap in gaps), gaps
+
+    # What the deadline does not allow is refused by it, not sooner and not much later.
+    tried, work = _unreachable_for(60)
+    started = time.monotonic()
+    with pytest.raises(OperationalError):
+        db.transact(work, until=started + 1.0)
+    assert 0.6 <= tried[-1] - started <= 1.0
+
+
+def test_a_write_without_a_deadline_gives_up_after_its_attempts(db: Database) -> None:
+    tried, work = _unreachable_for(60)
+    with pytest.raises(OperationalError):
+        db.transact(work)
+    assert len(tried) == 3
