@@ -358,7 +358,9 @@ def test_a_database_failure_is_503_and_nothing_stored(
     answer = serve().post("/alerts/generic", {"title": "x", "dedupe_key": "k"})
     assert answer.status == 503
     assert "nothing was kept, retry" in answer.json()["error"]
-    assert calls == 3
+    # A database that cannot be written is tried again while the store deadline allows (a
+    # failover of a second is a slower answer, not a refusal), then refused.
+    assert calls > 3
     assert counts(db) == (0, 0, 0)
 
 
