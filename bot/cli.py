@@ -25,6 +25,7 @@ from bot.config import (
     load_settings,
     normalise_database_url,
 )
+from bot.config_reference import unknown_variables
 from bot.db import Database, create_db_engine
 from bot.db_errors import describe_database, explain_database_error, sqlite_file
 from bot.errors import ConfigError, FirebreakError
@@ -427,6 +428,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:  # no command: usage, as for any other bad command line
         parser.print_help(sys.stderr)
         return EXIT_CONFIG
+    if handler is not cmd_serve:  # serve logs them, in its log format
+        for name, close in unknown_variables(os.environ):
+            hint = f" (did you mean {close}?)" if close else ""
+            print(f"firebreak: warning: {name} is not a Firebreak variable{hint}", file=sys.stderr)
     try:
         if getattr(args, "needs_database", False):
             require_database(load_settings().database_url)

@@ -774,3 +774,19 @@ def test_a_firebreak_toml_that_is_a_directory_is_an_error_not_the_defaults(
     assert result.stderr == (
         "firebreak: firebreak.toml: cannot read the policy file: Is a directory\n"
     )
+
+
+def test_every_command_warns_of_a_firebreak_variable_it_does_not_read(tmp_path: Path) -> None:
+    """Before, only `serve` said so: `FIREBREAK_POLICY_FIL=... firebreak policy check` checked
+    the built-in defaults, said ok and exited 0, the misspelt variable ignored without a word."""
+    policy = tmp_path / "team.toml"
+    policy.write_text('default_severity = "SEV2"\n')
+    env = {"FIREBREAK_POLICY_FIL": str(policy), "FIREBREAK_SERVICE_HOST": "10.0.0.1"}
+    result = run_cli("policy", "check", env=env, cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[0] == (
+        "firebreak: warning: FIREBREAK_POLICY_FIL is not a Firebreak variable "
+        "(did you mean FIREBREAK_POLICY_FILE?)"
+    )
+    assert "FIREBREAK_SERVICE_HOST" not in result.stderr  # Kubernetes sets it for a Service
+    assert result.stdout.startswith("built-in defaults: ok")
