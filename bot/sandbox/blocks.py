@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.sandbox.args import Args, deep_copy, error_lines
 from bot.sandbox.records import JSON, VIEW_SIZE_LIMIT, ApiError
-from bot.slack.limits import MESSAGE_TEXT, message_errors, view_errors
+from bot.slack.limits import MESSAGE_TEXT, message_errors, text_length, view_errors
 
 
 def short_id(rng: random.Random) -> str:
@@ -71,7 +71,7 @@ def message_content(
         raise ApiError("invalid_attachments")
     if required and not text and not blocks and not attachments:
         raise ApiError("no_text")
-    if text is not None and len(text) > MESSAGE_TEXT:
+    if text is not None and text_length(text) > MESSAGE_TEXT:
         raise ApiError("msg_too_long")
     if attachments is not None and len(attachments) > 100:
         raise ApiError("too_many_attachments")

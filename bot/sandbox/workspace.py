@@ -36,7 +36,7 @@ from bot.sandbox.records import (
     View,
     truthy,
 )
-from bot.slack.limits import MESSAGE_TEXT, message_errors
+from bot.slack.limits import MESSAGE_TEXT, message_errors, text_length
 
 
 class Workspace:
@@ -482,7 +482,7 @@ class Workspace:
         blocks = payload.get("blocks")
         if text is None and not blocks:
             return "no_text"
-        if isinstance(text, str) and len(text) > MESSAGE_TEXT:
+        if isinstance(text, str) and text_length(text) > MESSAGE_TEXT:
             return "msg_too_long"
         if blocks is not None and (not isinstance(blocks, list) or message_errors(None, blocks)):
             return "invalid_blocks"

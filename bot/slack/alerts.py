@@ -82,7 +82,7 @@ def render(notice: Notice) -> tuple[str, list[Block]]:
 
 
 def _title(notice: TriageRequest | AlertLinks | AllResolved | Answered) -> str:
-    return escape_mrkdwn(truncate(notice.title, 200))
+    return escape_mrkdwn(truncate(notice.title, 200, plain=True))
 
 
 def _triage_line(source: str, title: str) -> str:
@@ -118,7 +118,7 @@ def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
         lines.append(links)
     blocks = [section("\n".join(lines))]
     if notice.runbook_id and notice.runbook_title:
-        runbook = escape_mrkdwn(truncate(notice.runbook_title, 150))
+        runbook = escape_mrkdwn(truncate(notice.runbook_title, 150, plain=True))
         if notice.runbook_started:
             blocks.append(context(f"Runbook started: *{runbook}*"))
         else:
@@ -161,7 +161,7 @@ def _all_resolved(notice: AllResolved) -> tuple[str, list[Block]]:
 
 
 def _firing_again(notice: FiringAgain) -> tuple[str, list[Block]]:
-    names = escape_mrkdwn(truncate(notice.names, 300))
+    names = escape_mrkdwn(truncate(notice.names, 300, plain=True))
     counts = f"{notice.firing} of {notice.alerts} firing"
     status = escape_mrkdwn(notice.status)
     text = f"Alerts firing again: {names} ({counts})"

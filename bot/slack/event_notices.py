@@ -10,7 +10,7 @@ from bot.markup import neutralise_broadcasts
 from bot.models import EventKind, Incident, TimelineEvent
 from bot.slack import blocks
 from bot.slack.blocks.elements import mention
-from bot.slack.limits import BLOCKS_TEXT_BUDGET, SECTION_TEXT, chunk_text, truncate
+from bot.slack.limits import BLOCKS_TEXT_BUDGET, SECTION_TEXT, chunk_text, text_length, truncate
 from bot.slack.runbook_messages.mrkdwn import title_mrkdwn
 
 Message = tuple[str, list[dict[str, Any]]]
@@ -53,7 +53,7 @@ def _long_text(head: str, said: str) -> list[dict[str, Any]]:
     pieces = chunk_text(head + said, SECTION_TEXT)
     shown: list[str] = []
     for piece in pieces:
-        if sum(map(len, shown)) + len(piece) > UPDATE_SHOWN:
+        if sum(map(text_length, shown)) + text_length(piece) > UPDATE_SHOWN:
             break
         shown.append(piece)
     sections = [blocks.section(piece) for piece in shown]
@@ -72,10 +72,10 @@ def step_assigned(event: TimelineEvent, run_title: str) -> Message:
     message, and Slack notifies nobody of a mention an edit adds). The runbook's words are
     shown as written."""
     step = int(event.data.get("step") or 0) + 1
-    words = title_mrkdwn(truncate(str(event.data.get("step_title") or ""), 300))
+    words = title_mrkdwn(truncate(str(event.data.get("step_title") or ""), 300, plain=True))
     text = (
         f":bust_in_silhouette: {mention(str(event.data.get('assignee') or ''))}, step {step} "
-        f"of *{title_mrkdwn(truncate(run_title, 200))}* is yours (assigned by "
+        f"of *{title_mrkdwn(truncate(run_title, 200, plain=True))}* is yours (assigned by "
         f"{mention(event.actor_id)}): {words}"
     )
     return _notice(text)

@@ -3,7 +3,9 @@
 Slack rejects a payload over any of these limits (``invalid_blocks``, ``msg_too_long``), which in
 an incident means a summary that never appears. Firebreak's block builders are tested with this
 validator, and the fake Slack server applies it to every call, so a payload Slack would reject
-fails the tests first. The figures come from Slack's Block Kit reference.
+fails the tests first. The figures come from Slack's Block Kit reference; lengths are counted
+by ``text_length`` (UTF-16 code units, as Slack's clients count), and texts are cut by
+``truncate`` and ``chunk_text`` only between grapheme clusters.
 
 The validator is deliberately a little stricter than Slack where that costs nothing: ``action_id``
 values must be unique across the whole message or view (Slack requires it per block).
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import regex
 
 from bot.markup import escape_mrkdwn as escape_mrkdwn  # the one rule, for the Slack layer
 
@@ -109,8 +113,8 @@ class _Checker:
             return
         if required and len(value) == 0:
             self.error(path, "must not be empty")
-        if len(value) > limit:
-            self.error(path, f"must be at most {limit} characters (got {len(value)})")
+        if text_length(value) > limit:
+            self.error(path, f"must be at most {limit} characters (got {text_length(value)})")
 
     def text(
         self,
@@ -300,7 +304,7 @@ class _Checker:
             text = block.get("text")
             self.length(f"{path}.text", text, MARKDOWN_BLOCKS_TOTAL)
             if isinstance(text, str):
-                self.markdown_total += len(text)
+                self.markdown_total += text_length(text)
         elif kind == "image":
             self.length(f"{path}.image_url", block.get("image_url"), IMAGE_URL)
             self.length(f"{path}.alt_text", block.get("alt_text"), ALT_TEXT)
@@ -332,7 +336,7 @@ def blocks_text_length(value: Any) -> int:
         total = 0
         for key, item in value.items():
             if key == "text" and isinstance(item, str):
-                total += len(item)
+                total += text_length(item)
             elif isinstance(item, Mapping | list):
                 total += blocks_text_length(item)
         return total
@@ -405,12 +409,82 @@ def assert_valid_view(view: Any) -> None:
         raise AssertionError("invalid Slack view:\n  " + "\n  ".join(errors))
 
 
-def truncate(text: str, limit: int, marker: str = "…") -> str:
-    """Cut ``text`` to ``limit`` characters, marking the cut; never cuts inside a Slack entity
-    such as ``<@U123>`` or ``<https://...|label>``, or inside ``&amp;``, ``&lt;``, ``&gt;``."""
-    if len(text) <= limit:
+def text_length(text: str) -> int:
+    """How long ``text`` is for Slack's limits, the one measure every limit here uses: UTF-16
+    code units, as Slack's own clients count ("😀" is two). Slack documents its limits in
+    "characters" without saying how it counts; this count is never less than the code points,
+    so a text within a limit by it is within the limit by either."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+FENCE = "```"
+"""Opens and closes a code block in mrkdwn."""
+_CLOSE_FENCE = "\n" + FENCE
+_CLUSTER = regex.compile(r"\X")
+_PREPEND = regex.compile(r"\p{Grapheme_Cluster_Break=Prepend}")
+
+
+def truncate(text: str, limit: int, marker: str = "…", *, plain: bool = False) -> str:
+    """Cut ``text`` to ``limit`` (``text_length``), marking the cut; never inside a grapheme
+    cluster (an emoji with its skin tone or ZWJ sequence, a flag, a letter with its accents).
+
+    ``text`` is mrkdwn unless ``plain``: then the cut is also never inside a Slack entity such
+    as ``<@U123>`` or ``<https://...|label>``, or inside ``&amp;``, ``&lt;``, ``&gt;``, and a code
+    block it cuts short is closed. Plain text (a ``plain_text`` object, or a text about to be
+    escaped) has no entities: a ``<`` in it is just a character."""
+    if text_length(text) <= limit:
         return text
-    return text[: _entity_safe(text, max(limit - len(marker), 0))] + marker
+    room = max(limit - text_length(marker), 0)
+    head = text[: _safe_cut(text, _fit(text, room), plain=plain)]
+    if plain or not _open_fence(head):
+        return head + marker
+    head = text[: _safe_cut(text, _fit(text, max(room - len(_CLOSE_FENCE), 0)), plain=False)]
+    return head + marker + (_CLOSE_FENCE if _open_fence(head) else "")
+
+
+def _fit(text: str, units: int) -> int:
+    """The most code points of ``text`` whose ``text_length`` is at most ``units``."""
+    cut = min(max(units, 0), len(text))
+    while cut > 0 and (over := text_length(text[:cut]) - units) > 0:
+        cut -= (over + 1) // 2
+    return cut
+
+
+def _safe_cut(text: str, cut: int, *, plain: bool) -> int:
+    """``cut`` moved back to a grapheme cluster's start and, in mrkdwn, out of an entity, an
+    escape or a code fence's backticks."""
+    cut = grapheme_start(text, cut)
+    if plain:
+        return cut
+    fence = text.rfind(FENCE, max(cut - len(FENCE) + 1, 0), cut + len(FENCE) - 1)
+    if fence != -1 and fence < cut:
+        cut = fence
+    return _entity_safe(text, cut)
+
+
+def grapheme_start(text: str, cut: int) -> int:
+    """``cut`` moved back to the start of the grapheme cluster it falls in. Only the text from
+    the last sure cluster boundary before ``cut`` is segmented (usually a few characters)."""
+    if cut <= 0 or cut >= len(text):
+        return max(0, min(cut, len(text)))
+    start = cut
+    while start > 0 and not _sure_boundary(text, start):
+        start -= 1
+    for match in _CLUSTER.finditer(text, start):
+        if match.end() > cut:
+            return int(match.start())
+    return cut
+
+
+def _sure_boundary(text: str, at: int) -> bool:
+    """Whether a grapheme cluster surely starts at ``at`` whatever precedes: an ASCII character
+    (never an extender, joiner, flag half or emoji) after anything but CR or a prepended mark."""
+    before = text[at - 1]
+    return text[at] < "\x80" and before != "\r" and _PREPEND.match(before) is None
+
+
+def _open_fence(mrkdwn: str) -> bool:
+    return mrkdwn.count(FENCE) % 2 == 1
 
 
 def _entity_safe(text: str, cut: int) -> int:
@@ -427,20 +501,36 @@ def _entity_safe(text: str, cut: int) -> int:
 
 
 def chunk_text(text: str, limit: int) -> list[str]:
-    """Split text into pieces of at most ``limit`` characters, at line breaks where possible,
-    else at a space, never inside a Slack entity or escape."""
+    """Split mrkdwn into pieces of at most ``limit`` (``text_length``), at line breaks where
+    possible, else at a space, never inside a grapheme cluster, a Slack entity or an escape. A
+    code block split between pieces is closed at the end of one and reopened in the next."""
     pieces: list[str] = []
     remaining = text
-    while len(remaining) > limit:
-        cut = remaining.rfind("\n", 0, limit)
-        if cut <= limit // 2:
-            cut = remaining.rfind(" ", 0, limit)
-        if cut <= limit // 2:
-            cut = limit
-        safe = _entity_safe(remaining, cut)
-        cut = safe if safe > 0 else cut  # an entity longer than a whole piece is cut anyway
-        pieces.append(remaining[:cut])
-        remaining = remaining[cut:].lstrip("\n")
+    fenced = FENCE in text and limit > 8 * len(_CLOSE_FENCE)
+    while text_length(remaining) > limit:
+        end = _fit(remaining, limit - (len(_CLOSE_FENCE) if fenced else 0))
+        cut = remaining.rfind("\n", 0, end)
+        if cut <= end // 2:
+            cut = remaining.rfind(" ", 0, end)
+        if cut <= end // 2:
+            cut = end
+        safe = _safe_cut(remaining, cut, plain=False)
+        # an entity or a cluster longer than a whole piece is cut anyway
+        cut = safe or grapheme_start(remaining, cut) or max(end, 1)
+        piece, rest = remaining[:cut], remaining[cut:].lstrip("\n")
+        if fenced and _open_fence(piece):
+            opened = piece.rfind(FENCE)
+            if opened > 0 and "\n" not in piece[opened:].rstrip():
+                piece, rest = piece[:opened].rstrip("\n"), remaining[opened:]  # a fence alone
+            else:
+                piece += _CLOSE_FENCE
+                rest = (
+                    rest[len(FENCE) :].lstrip("\n")
+                    if rest.startswith(FENCE)
+                    else (FENCE + "\n" + rest)
+                )
+        pieces.append(piece)
+        remaining = rest
     if remaining or not pieces:
         pieces.append(remaining)
     return pieces
@@ -553,5 +643,5 @@ def message_author(message: Mapping[str, object]) -> str | None:
         message.get("bot_id"),
     ):
         if isinstance(found, str) and found.strip():
-            return truncate(" ".join(found.split()), ACTOR_MAX)
+            return truncate(" ".join(found.split()), ACTOR_MAX, plain=True)
     return None

@@ -155,7 +155,7 @@ def _button(
 
 
 def _title(title: str) -> str:
-    return escape_mrkdwn(truncate(" ".join(title.split()), TITLE_LIMIT))
+    return escape_mrkdwn(truncate(" ".join(title.split()), TITLE_LIMIT, plain=True))
 
 
 def _minutes_label(minutes: int) -> str:
@@ -317,8 +317,11 @@ def stale_step(
     snooze_choices: Sequence[timedelta],
 ) -> ReminderMessage:
     """A runbook step has been in progress for longer than the team expects."""
-    step = escape_mrkdwn(truncate(" ".join(step_title.split()), TITLE_LIMIT)) or "(untitled)"
-    runbook = escape_mrkdwn(truncate(" ".join(runbook_title.split()), TITLE_LIMIT))
+    step = (
+        escape_mrkdwn(truncate(" ".join(step_title.split()), TITLE_LIMIT, plain=True))
+        or "(untitled)"
+    )
+    runbook = escape_mrkdwn(truncate(" ".join(runbook_title.split()), TITLE_LIMIT, plain=True))
     body = (
         f":hourglass: {mention} step {step_number} *{step}* of runbook _{runbook}_ has been in "
         f"progress for {in_progress_for}. Mark it done or skipped, or hand it over."
@@ -417,7 +420,10 @@ def digest(*, entries: Sequence[DigestEntry], day: date) -> ReminderMessage:
     """The daily list of open incidents. The caller leaves private incidents out."""
     heading = f"Open incidents — {day.strftime('%A')} {day.day} {day.strftime('%B %Y')}"
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": truncate(heading, HEADER_TEXT)}}
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": truncate(heading, HEADER_TEXT, plain=True)},
+        }
     ]
     if not entries:
         blocks.append(_section("No open incidents. :tada:"))

@@ -217,3 +217,26 @@ def test_an_invite_slack_failed_is_tried_again_by_itself(
     assert fake.user_id("ana.garcia") in fake.members(channel)
     errors = [c for c in fake.calls_to("conversations.invite") if c.error == "internal_error"]
     assert len(errors) == 2
+
+
+def test_a_long_emoji_title_is_cut_between_emoji_and_the_channel_keeps_its_marker(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """A title with no space to cut at, of emoji Slack counts twice (UTF-16): the title keeps
+    whole flags, the header says what follows "<", and the purpose keeps Firebreak's marker
+    (by which a retried channel creation finds its channel) within Slack's 250."""
+    flags = "\U0001f1fa\U0001f1e6" * 200
+    slack.slash_command("p99<5ms!" + flags, user="ana.garcia", channel="general")
+    bot.settle()
+    [incident] = incidents(db)
+    assert incident.title.startswith("p99<5ms!\U0001f1fa\U0001f1e6")
+    assert incident.title.endswith("\U0001f1fa\U0001f1e6…")
+    channel = incident.slack_channel_id or ""
+    purpose = fake.channel_json(channel)["purpose"]["value"]
+    assert len(purpose.encode("utf-16-le")) // 2 <= 250
+    assert f"firebreak:{incident.id}:" in purpose.rsplit(" · ", 1)[1]
+    assert purpose.split(" · ")[0].endswith("\U0001f1fa\U0001f1e6…")
+    summary = fake.message(channel, incident.summary_message_ts or "")
+    header = summary.blocks[0]["text"]["text"]
+    assert "INC-1: p99<5ms!\U0001f1fa\U0001f1e6" in header
+    assert header.endswith("\U0001f1fa\U0001f1e6…")

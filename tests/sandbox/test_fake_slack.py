@@ -392,6 +392,11 @@ def test_topic_and_purpose_limits(fake: FakeSlack, client: WebClient) -> None:
     with pytest.raises(SlackApiError) as purpose:
         client.conversations_setPurpose(channel=channel, purpose="p" * 251)
     assert api_error(purpose) == "too_long"
+    # counted as Slack's clients count, in UTF-16 code units: an emoji is two
+    client.conversations_setPurpose(channel=channel, purpose="😀" * 125)
+    with pytest.raises(SlackApiError) as emoji:
+        client.conversations_setPurpose(channel=channel, purpose="p" + "😀" * 125)
+    assert api_error(emoji) == "too_long"
 
 
 def test_members_and_join(fake: FakeSlack, client: WebClient) -> None:

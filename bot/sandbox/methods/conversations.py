@@ -18,7 +18,7 @@ from bot.sandbox.records import (
     Channel,
 )
 from bot.sandbox.workspace import Workspace
-from bot.slack.limits import CHANNEL_NAME, PURPOSE, TOPIC
+from bot.slack.limits import CHANNEL_NAME, PURPOSE, TOPIC, text_length
 
 LIST_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})
 
@@ -99,7 +99,7 @@ class ConversationsMethods(Workspace):
     def _set_text_field(self, args: Args, name: str, limit: int, subtype: str) -> JSON:
         channel = self._visible_channel(args.text("channel"))
         value = args.text(name) or ""
-        if len(value) > limit:
+        if text_length(value) > limit:
             raise ApiError("too_long")
         self._require_active(channel)
         self._require_member(channel)

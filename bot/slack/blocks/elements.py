@@ -77,7 +77,11 @@ _SEVERITY_MARKS = ("🔴", "🟠", "🟡", "🔵", "⚪")
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": truncate(text.strip() or "-", limit), "emoji": True}
+    return {
+        "type": "plain_text",
+        "text": truncate(text.strip() or "-", limit, plain=True),
+        "emoji": True,
+    }
 
 
 def mrkdwn(text: str, limit: int = limits.SECTION_TEXT) -> dict[str, Any]:
@@ -99,15 +103,16 @@ def within_budget(
     if total <= budget:
         return blocks
     texts = {i: str(blocks[i]["text"]["text"]) for i in shrinkable}
-    left = budget - (total - sum(len(text) for text in texts.values()))
+    length = limits.text_length
+    left = budget - (total - sum(length(text) for text in texts.values()))
     fitted = list(blocks)
     waiting = sorted(texts, key=lambda i: len(texts[i]))
     while waiting:
         i = waiting.pop(0)
         share = max(left // (len(waiting) + 1), SHRUNK_MIN)
-        if len(texts[i]) > share:
+        if length(texts[i]) > share:
             fitted[i] = {**blocks[i], "text": mrkdwn(texts[i], share)}
-        left -= min(len(texts[i]), share)
+        left -= min(length(texts[i]), share)
     return fitted
 
 

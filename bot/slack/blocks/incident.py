@@ -244,8 +244,9 @@ def announcement(policy: Policy, snap: IncidentSnapshot) -> tuple[str, list[Bloc
 def channel_purpose(incident: Incident, marker: str) -> str:
     """The purpose of the incident's channel: what it is about, and the marker by which
     Firebreak recognises a channel it created."""
-    about = truncate(f"{incident.ref}: {escape_mrkdwn(incident.title)}", 200)
-    return f"{about} · {marker}"
+    tail = f" · {marker}"  # kept whole: the channel lookup relies on it
+    room = min(200, limits.PURPOSE - limits.text_length(tail))
+    return truncate(f"{incident.ref}: {escape_mrkdwn(incident.title)}", room) + tail
 
 
 def channel_topic(policy: Policy, incident: Incident, roles: dict[str, str]) -> str:

@@ -66,7 +66,7 @@ def did_you_mean(text: str, suggestion: str, key: str) -> tuple[str, list[Block]
     The button carries the typed text and the command's key, so however often it is clicked
     it declares one incident."""
     plain_text = " ".join(slack_to_plain(text).split())
-    shown = escape_mrkdwn(truncate(plain_text, 100))
+    shown = escape_mrkdwn(truncate(plain_text, 100, plain=True))
     question = (
         f":grey_question: Did you mean `/incident {suggestion}`? "
         f"Nothing was declared. Type `/incident help` for the commands."
@@ -78,7 +78,7 @@ def did_you_mean(text: str, suggestion: str, key: str) -> tuple[str, list[Block]
             "type": "actions",
             "elements": [
                 button(
-                    f"Declare “{truncate(plain_text, 40)}” anyway",
+                    f"Declare “{truncate(plain_text, 40, plain=True)}” anyway",
                     DECLARE_ANYWAY,
                     value,
                     style="danger",
@@ -102,7 +102,7 @@ def incident_list(
             f"{severity_mark(policy, incident.severity)} *{incident.ref}* {where} "
             f"{incident.severity} · {status_label(policy, incident.status)} · "
             f"IC {mention(ic)} · {humanize_duration(now - incident.declared_at)} — "
-            f"{escape_mrkdwn(truncate(incident.title, 200))}"
+            f"{escape_mrkdwn(truncate(incident.title, 200, plain=True))}"
         )
     if len(incidents) > 40:
         lines.append(f"…and {len(incidents) - 40} more")
@@ -237,7 +237,7 @@ def home_view(
         blocks.append(
             section(
                 f"{severity_mark(policy, incident.severity)} {lock}*{incident.ref}* "
-                f"{escape_mrkdwn(truncate(incident.title, 300))}\n"
+                f"{escape_mrkdwn(truncate(incident.title, 300, plain=True))}\n"
                 f"{incident.severity} · {status_label(policy, incident.status)} · IC "
                 f"{mention(commanders.get(incident.id or 0))} · open "
                 f"{humanize_duration(now - incident.declared_at)} · {where}"
@@ -259,8 +259,9 @@ def suggestions_blocks(
             section(
                 # The id as code, to copy into `/incident runbook <id>`: never through the
                 # title escaper, whose look-alike backticks would be copied with it.
-                f"*{title_mrkdwn(truncate(title, 200))}*\n_{title_mrkdwn(truncate(why, 300))}_"
-                f" · `{escape_mrkdwn(truncate(runbook_id.replace('`', ''), 200))}`",
+                f"*{title_mrkdwn(truncate(title, 200, plain=True))}*\n"
+                f"_{title_mrkdwn(truncate(why, 300, plain=True))}_"
+                f" · `{escape_mrkdwn(truncate(runbook_id.replace('`', ''), 200, plain=True))}`",
                 accessory=button(
                     "Start",
                     f"{START_SUGGESTED}:{index}",

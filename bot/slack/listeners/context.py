@@ -16,6 +16,7 @@ from bot.leases import LeaseExpired
 from bot.markup import slack_to_plain
 from bot.slack import blocks
 from bot.slack.gateway import SlackCallError
+from bot.slack.limits import grapheme_start
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ def split_title(text: str) -> tuple[str, str]:
     single = " ".join(slack_to_plain(text).split())
     if len(single) <= TITLE_MAX:
         return single, ""
-    cut = single[: TITLE_MAX - 1].rsplit(" ", 1)[0] or single[: TITLE_MAX - 1]
+    whole = single[: grapheme_start(single, TITLE_MAX - 1)]  # never half an emoji or a flag
+    cut = whole.rsplit(" ", 1)[0] or whole
     return cut + "…", text.strip()
 
 

@@ -50,7 +50,7 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _plain_text(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": truncate(text, limit) or " ", "emoji": True}
+    return {"type": "plain_text", "text": truncate(text, limit, plain=True) or " ", "emoji": True}
 
 
 def _button(label: str, action: str, value: str, style: str | None = None) -> dict[str, Any]:
