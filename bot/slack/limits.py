@@ -435,14 +435,14 @@ def truncate(text: str, limit: int, marker: str = "…", *, plain: bool = False)
     if text_length(text) <= limit:
         return text
     room = max(limit - text_length(marker), 0)
-    head = text[: _safe_cut(text, _fit(text, room), plain=plain)]
+    head = text[: safe_cut(text, fit_prefix(text, room), plain=plain)]
     if plain or not _open_fence(head):
         return head + marker
-    head = text[: _safe_cut(text, _fit(text, max(room - len(_CLOSE_FENCE), 0)), plain=False)]
+    head = text[: safe_cut(text, fit_prefix(text, max(room - len(_CLOSE_FENCE), 0)), plain=False)]
     return head + marker + (_CLOSE_FENCE if _open_fence(head) else "")
 
 
-def _fit(text: str, units: int) -> int:
+def fit_prefix(text: str, units: int) -> int:
     """The most code points of ``text`` whose ``text_length`` is at most ``units``."""
     cut = min(max(units, 0), len(text))
     while cut > 0 and (over := text_length(text[:cut]) - units) > 0:
@@ -450,7 +450,7 @@ def _fit(text: str, units: int) -> int:
     return cut
 
 
-def _safe_cut(text: str, cut: int, *, plain: bool) -> int:
+def safe_cut(text: str, cut: int, *, plain: bool) -> int:
     """``cut`` moved back to a grapheme cluster's start and, in mrkdwn, out of an entity, an
     escape or a code fence's backticks."""
     cut = grapheme_start(text, cut)
@@ -508,13 +508,13 @@ def chunk_text(text: str, limit: int) -> list[str]:
     remaining = text
     fenced = FENCE in text and limit > 8 * len(_CLOSE_FENCE)
     while text_length(remaining) > limit:
-        end = _fit(remaining, limit - (len(_CLOSE_FENCE) if fenced else 0))
+        end = fit_prefix(remaining, limit - (len(_CLOSE_FENCE) if fenced else 0))
         cut = remaining.rfind("\n", 0, end)
         if cut <= end // 2:
             cut = remaining.rfind(" ", 0, end)
         if cut <= end // 2:
             cut = end
-        safe = _safe_cut(remaining, cut, plain=False)
+        safe = safe_cut(remaining, cut, plain=False)
         # an entity or a cluster longer than a whole piece is cut anyway
         cut = safe or grapheme_start(remaining, cut) or max(end, 1)
         piece, rest = remaining[:cut], remaining[cut:].lstrip("\n")

@@ -12,11 +12,14 @@ import regex
 
 from bot.config import Policy
 from bot.models import EventKind, TimelineEvent
+from bot.runbooks.parser import parse_runbook
 from bot.slack import blocks
 from bot.slack.event_notices import event_message
 from bot.slack.limits import (
+    BLOCKS_TEXT_BUDGET,
     HEADER_TEXT,
     PURPOSE,
+    SECTION_TEXT,
     TOPIC,
     assert_valid_message,
     chunk_text,
@@ -25,6 +28,7 @@ from bot.slack.limits import (
     text_length,
     truncate,
 )
+from bot.slack.runbook_messages import mrkdwn_sections, render_runbook_pages
 from tests.slack.test_blocks import make_incident
 
 NOW = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
@@ -179,3 +183,49 @@ def test_the_limits_checker_counts_utf16_code_units() -> None:
         "blocks[0].text.text: must be at most 150 characters (got 200)"
     ]
     assert text_length("😀a") == 3
+
+
+# Runbook messages pack their sections with the same measure and the same cuts.
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "😀 " * 2500,
+        FAMILY * 900,
+        FLAG * 1001 + "x",
+        "Run:\n\n```\n" + "\n".join(f"echo 🇺🇦 {i} " + "😀" * 60 for i in range(60)) + "\n```\n",
+        "```\n" + THUMB * 2000 + "\n```\n",
+    ],
+)
+def test_runbook_sections_fit_in_utf16_and_keep_emoji_whole(markdown: str) -> None:
+    sections = mrkdwn_sections(markdown)
+    for section in sections:
+        assert text_length(section) <= SECTION_TEXT
+        assert fences_balanced(section)
+        assert not section.startswith(("\u200d", "\U0001f3fd"))
+        assert regex.fullmatch(r"(?:(?!\u200d$)\X)*", section)  # no trailing joiner
+        pairs = regex.sub(r"(?:[\U0001f1e6-\U0001f1ff]{2})+", "", section)
+        assert not regex.search(r"[\U0001f1e6-\U0001f1ff]", pairs), section[-8:]
+    runbook = parse_runbook("# Emoji runbook\n\n## Steps\n\n1. " + markdown, runbook_id="e")
+    for page in render_runbook_pages(runbook, steps_per_page=5):
+        assert message_errors(page.text, page.blocks) == []
+
+
+def test_a_timeline_of_emoji_events_stays_within_slacks_budget_in_utf16() -> None:
+    events = [
+        TimelineEvent(
+            id=i,
+            incident_id=7,
+            occurred_at=NOW,
+            recorded_at=NOW,
+            kind=EventKind.NOTE,
+            actor_id="U2",
+            text="😀" * 300,
+            idempotency_key=str(i),
+        )
+        for i in range(60)
+    ]
+    text, payload = blocks.timeline_blocks(make_incident(), events)
+    assert_valid_message(text, payload)
+    assert sum(text_length(t) for t in iter_texts(payload)) <= BLOCKS_TEXT_BUDGET

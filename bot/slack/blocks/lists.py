@@ -169,9 +169,9 @@ def timeline_blocks(
             f"`{event.occurred_at:%m-%d %H:%M}` {mark}{who} "
             f"{truncate(text.replace(chr(10), ' '), 400)}{link}"
         )
-        if len(line) + 1 > budget:
+        if limits.text_length(line) + 1 > budget:
             break
-        budget -= len(line) + 1
+        budget -= limits.text_length(line) + 1
         lines.append(line)
     lines.reverse()
     header = f"*Timeline of {incident.ref}* (UTC)"
@@ -195,14 +195,15 @@ def action_items_text(
             "`/incident action &lt;text&gt; [@owner] [YYYY-MM-DD]`."
         )
     lines = [f"*Action items of {incident.ref}*"]
-    budget = ACTION_ITEMS_TEXT - len(lines[0]) - 200  # room for the line saying what is left
+    # room for the line saying what is left
+    budget = ACTION_ITEMS_TEXT - limits.text_length(lines[0]) - 200
     for shown, item in enumerate(items):
         box = "☑" if item.status == "done" else "☐"
         owner = f" — <@{item.owner_id}>" if item.owner_id else ""
         due = f" (due {item.due_on:%Y-%m-%d})" if item.due_on else ""
         text = neutralise_broadcasts(truncate(item.text, 300), allow=allow_broadcasts)
         line = f"{box} {item.number}. {text}{owner}{due}"
-        budget -= len(line) + 1
+        budget -= limits.text_length(line) + 1
         if budget < 0:
             lines.append(
                 f"…and {len(items) - shown} more: the postmortem draft lists every one "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bot.config import Policy
 from bot.runbooks.lint import Add, RunbookCheck
 from bot.runbooks.parser import Runbook, make_markdown
-from bot.slack.limits import HEADER_TEXT, SECTION_TEXT, message_errors
+from bot.slack.limits import HEADER_TEXT, SECTION_TEXT, message_errors, text_length
 from bot.slack.runbook_messages.message import render_runbook_pages, steps_cut_when_next
 
 _MD = make_markdown()
@@ -31,20 +31,22 @@ def check_lines(runbook: Runbook, text: str, policy: Policy, add: Add) -> None:
     word of more than half a section is cut where it does not end."""
     code = _unsplittable_lines(text)
     for number, line in enumerate(text.splitlines(), start=1):
-        if len(line) <= SECTION_TEXT:
+        size = text_length(line)
+        if size <= SECTION_TEXT:
             continue
-        if number - 1 in code or max(len(word) for word in line.split()) > SECTION_TEXT // 2:
+        if number - 1 in code or max(map(text_length, line.split())) > SECTION_TEXT // 2:
             add(
                 number,
                 "error",
-                f"line is {len(line):,} characters long; Slack shows at most {SECTION_TEXT:,} "
+                f"line is {size:,} characters long; Slack shows at most {SECTION_TEXT:,} "
                 "in a block and cuts it where it does not end: break it into shorter lines",
             )
 
 
 def check_pages(runbook: Runbook, text: str, policy: Policy, add: Add) -> None:
-    if len(runbook.title) > HEADER_TEXT - len("Runbook: "):
-        add(1, "warning", f"title is {len(runbook.title)} characters; Slack shows the first 140")
+    size = text_length(runbook.title)
+    if size > HEADER_TEXT - len("Runbook: "):
+        add(1, "warning", f"title is {size} characters; Slack shows the first 140")
     for number, page in enumerate(
         render_runbook_pages(runbook, steps_per_page=policy.runbooks.steps_per_page), start=1
     ):

@@ -18,6 +18,7 @@ from bot.slack.limits import (
     HEADER_TEXT,
     MESSAGE_BLOCKS,
     blocks_text_length,
+    text_length,
     truncate,
 )
 from bot.slack.runbook_messages.actions import action_id, step_block_id
@@ -249,7 +250,7 @@ class _Packer:
         return self._whole[key]
 
     def need(self, owner: int | None, units: Sequence[Unit], max_sections: int, note: str) -> int:
-        return sum(len(t) for t in self.whole(owner, units, max_sections, note))
+        return sum(map(text_length, self.whole(owner, units, max_sections, note)))
 
     def pack(
         self, owner: int | None, units: Sequence[Unit], budget: int, max_sections: int, note: str
@@ -258,7 +259,7 @@ class _Packer:
         characters or ``max_sections`` sections. One rule for what is cut: the page budget,
         lint's "too long for Slack" warning and the rendering all follow it."""
         texts = self.whole(owner, units, max_sections, note)
-        if sum(len(t) for t in texts) <= budget:
+        if sum(map(text_length, texts)) <= budget:
             return texts
         texts, _ = pack_sections(units, total_limit=budget, max_sections=max_sections, note=note)
         return texts

@@ -7,7 +7,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
-from bot.slack.limits import SECTION_TEXT
+from bot.slack.limits import SECTION_TEXT, fit_prefix, grapheme_start, safe_cut, text_length
 from bot.slack.runbook_messages.mrkdwn import _FENCE, Unit, _separator, markdown_units
 
 MIN_SPLIT = 80
@@ -16,26 +16,17 @@ _CODE_OVERHEAD = len(_FENCE) * 2 + 2
 
 
 def _safe_cut(text: str, limit: int) -> int:
-    """Where to cut prose at or before ``limit``: a line break, else a space, never inside a
-    Slack entity (``<url|label>``, ``&amp;``)."""
-    if len(text) <= limit:
+    """Where to cut prose so that at most ``limit`` (``text_length``) is kept: a line break,
+    else a space, never inside a grapheme cluster, a Slack entity (``<url|label>``, ``&amp;``)."""
+    if text_length(text) <= limit:
         return len(text)
-    cut = text.rfind("\n", 0, limit + 1)
-    if cut < limit // 2:
-        cut = text.rfind(" ", 0, limit + 1)
-    if cut < limit // 2:
-        cut = limit
-    opened, closed = text.rfind("<", 0, cut), text.rfind(">", 0, cut)
-    if opened > closed and opened > 0:
-        cut = opened
-    return _entity_safe(text, cut) or limit
-
-
-def _entity_safe(text: str, cut: int) -> int:
-    amp = text.rfind("&", max(0, cut - 5), cut)
-    if amp != -1 and ";" not in text[amp:cut]:
-        return amp
-    return cut
+    end = fit_prefix(text, limit)
+    cut = text.rfind("\n", 0, end + 1)
+    if cut < end // 2:
+        cut = text.rfind(" ", 0, end + 1)
+    if cut < end // 2:
+        cut = end
+    return safe_cut(text, cut, plain=False) or grapheme_start(text, end) or end
 
 
 def _split_unit(unit: Unit, room: int, whole: int) -> tuple[Unit, Unit] | None:
@@ -53,7 +44,7 @@ def _split_unit(unit: Unit, room: int, whole: int) -> tuple[Unit, Unit] | None:
         taken: list[str] = []
         size = 0
         for line in lines:
-            extra = len(line) + (1 if taken else 0)
+            extra = text_length(line) + (1 if taken else 0)
             if size + extra > space:
                 break
             taken.append(line)
@@ -61,15 +52,17 @@ def _split_unit(unit: Unit, room: int, whole: int) -> tuple[Unit, Unit] | None:
         if taken and len(taken) < len(lines):
             return Unit(True, "\n".join(taken)), Unit(True, "\n".join(lines[len(taken) :]))
         first = lines[0]
-        if len(first) <= whole - _CODE_OVERHEAD:
+        if text_length(first) <= whole - _CODE_OVERHEAD:
             return None
-        cut = _entity_safe(first, min(space, len(first))) or min(space, len(first))
+        end = fit_prefix(first, space)
+        cut = safe_cut(first, end, plain=False) or grapheme_start(first, end) or end
         head, tail = first[:cut], "\n".join([first[cut:], *lines[1:]])
         return Unit(True, head), Unit(True, tail)
     cut = _safe_cut(unit.text, room)
     head, tail = unit.text[:cut].rstrip(), unit.text[cut:].lstrip(" \n")
     if not head:
-        head, tail = unit.text[:room], unit.text[room:]
+        cut = fit_prefix(unit.text, room)
+        head, tail = unit.text[:cut], unit.text[cut:]
     return Unit(False, head), Unit(False, tail)
 
 
@@ -86,7 +79,7 @@ def pack_sections(
     A code block that does not fit is closed at the end of one section and reopened in the next.
     With ``total_limit`` / ``max_sections`` the text is cut when the budget runs out and ``note``
     is added to the last section. Returns the texts and whether anything was cut."""
-    reserve = len(note) + 1 if note else 0
+    reserve = text_length(note) + 1 if note else 0
     section_cap = section_limit - reserve
     total_cap = (total_limit if total_limit is not None else math.inf) - reserve
     out: list[str] = []
@@ -98,20 +91,21 @@ def pack_sections(
         unit = queue.popleft()
         sep = _separator(last, unit) if current else ""
         rendered = unit.render()
-        room = int(min(section_cap - len(current) - len(sep), total_cap - used - len(sep)))
-        if len(rendered) <= room:
+        size = text_length(rendered)
+        room = int(min(section_cap - text_length(current) - len(sep), total_cap - used - len(sep)))
+        if size <= room:
             current += sep + rendered
-            used += len(sep) + len(rendered)
+            used += len(sep) + size
             last = unit
             continue
         can_open = max_sections is None or len(out) + 1 < max_sections
         fresh = int(min(section_cap, total_cap - used))
         # Split only a unit that a fresh section cannot take whole, with room enough here.
         parts = None
-        if room > 0 and not (current and can_open and (len(rendered) <= fresh or room < MIN_SPLIT)):
+        if room > 0 and not (current and can_open and (size <= fresh or room < MIN_SPLIT)):
             parts = _split_unit(unit, room, section_cap)
-        if current and can_open and (len(rendered) <= fresh or room < MIN_SPLIT or parts is None):
-            if fresh < MIN_SPLIT and len(rendered) > fresh:
+        if current and can_open and (size <= fresh or room < MIN_SPLIT or parts is None):
+            if fresh < MIN_SPLIT and size > fresh:
                 cut = True
                 break
             out.append(current)
@@ -127,7 +121,7 @@ def pack_sections(
         head, tail = parts
         rendered = head.render()
         current += sep + rendered
-        used += len(sep) + len(rendered)
+        used += len(sep) + text_length(rendered)
         last = head
         if tail.text.strip():
             queue.appendleft(tail)
