@@ -51,7 +51,8 @@ IMPERATIVE_VERBS = frozenset(
     terminate detach attach mount unmount free archive compress truncate rebuild reindex vacuum
     analyze analyse tune patch pin unpin hold lock unlock freeze unfreeze cancel abort retry rerun
     re-run go use get list describe search grep follow email message tell inform cut shut engage
-    coordinate record preserve quarantine liaise warn share""".split()  # noqa: SIM905
+    coordinate record preserve quarantine liaise warn share take file document ban
+    raise request suspend scan rebalance""".split()  # noqa: SIM905
 )
 _STEP_WORD = re.compile(r"^\s*step\s*\d+\b", re.IGNORECASE)
 """A heading its author numbered as a step: "Step 2: ...", "Step 3 - ..."."""

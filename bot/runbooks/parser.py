@@ -442,19 +442,18 @@ class _Parser(_Body):
 
     def _imperative(self, blocks: list[_Block]) -> bool:
         """Blocks that tell the reader what to do ("Delete all accounts except your own."): a
-        paragraph or a list whose first item starts with a verb in the imperative. Under a
-        heading the words do not classify ("Cut off the attack vector", "Forensic analysis"),
-        that makes the section steps, as the same text under "Mitigation" would be."""
+        paragraph that starts with a verb in the imperative, or a list whose first item or
+        most of whose items do. Under a heading the words do not classify ("Cut off the attack
+        vector", "Forensic analysis"), that makes the section steps, as the same text under
+        "Mitigation" would be."""
         for block in blocks:
-            if block.kind == "paragraph":
-                text = self.block_plain(block)
-            elif block.kind in ("bullet_list", "ordered_list"):
-                text = self.first_text([block])
-            else:
-                continue
-            words = re.findall(r"[a-z][a-z'-]*", text.casefold()[:40])
-            if words and words[0] in IMPERATIVE_VERBS:
+            if block.kind == "paragraph" and _starts_with_verb(self.block_plain(block)):
                 return True
+            if block.kind in ("bullet_list", "ordered_list"):
+                texts = [self.item_title(item, "") for item in self.list_items(block)]
+                verbs = [_starts_with_verb(t) for t in texts]
+                if verbs and (verbs[0] or 2 * sum(verbs) > len(verbs)):
+                    return True
         return False
 
     def _section_step(self, node: _Section) -> Step:
@@ -503,6 +502,12 @@ class _Parser(_Body):
                 yield Link(line, str(child.attrs.get("href", "")), image=False)
             elif child.type == "image":
                 yield Link(line, str(child.attrs.get("src", "")), image=True)
+
+
+def _starts_with_verb(text: str) -> bool:
+    """Text that opens with a verb in the imperative ("Take any read-only images...")."""
+    words = re.findall(r"[a-z][a-z'-]*", text.casefold()[:40])
+    return bool(words) and words[0] in IMPERATIVE_VERBS
 
 
 def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:
