@@ -171,16 +171,17 @@ class _Parser(_Body):
         ("# Check the disk" then "# Restart the pod") stays a section."""
         if self.meta.title or self.blocks[0] is not heading:
             return False
-        following = self.blocks[1] if len(self.blocks) > 1 else None
-        empty = following is None or following.kind == "heading"
-        return empty and self.heading_title() == _heading_text(heading)
+        return self._bare(heading) and self.heading_title() == _heading_text(heading)
 
     def heading_title(self) -> str:
         """The title a document without a front-matter title gives itself: its first heading
         (even a section word, ``# Rollback``), unless that heading is a level-2+ section before
         the document's level-1 title, or the first of a series of top-level sections
         (``# Meaning`` ... ``# Impact``); then the level-1 title, else nothing. A section word
-        under level 2 (``## Mitigation``) with no level-1 title is not a title either."""
+        under level 2 (``## Mitigation``) with no level-1 title is not a title either, nor is,
+        with no level-1 title, a first heading with text under it that other headings at its
+        level follow (``## docker system prune:`` then ``## Remove images:``): the file's
+        first section; the file name titles it."""
         headings = [b for b in self.blocks if b.kind == "heading"]
         if not headings:
             return ""
@@ -189,11 +190,17 @@ class _Parser(_Body):
             candidate = next((h for h in headings if _level(h) == 1), candidate)
         text = _heading_text(candidate)
         later = headings[headings.index(candidate) + 1 :]
-        if is_section_name(text) and (
-            _level(candidate) > 1 or any(_level(h) <= _level(candidate) for h in later)
-        ):
+        siblings = any(_level(h) <= _level(candidate) for h in later)
+        if is_section_name(text) and (_level(candidate) > 1 or siblings):
             return ""  # "## Mitigation" names a section of the file, not the file
+        if _level(candidate) > 1 and siblings and not self._bare(candidate):
+            return ""  # "## docker system prune:" with its command: the file's first section
         return text
+
+    def _bare(self, heading: _Block) -> bool:
+        """A heading with no text of its own: a heading or nothing follows it."""
+        following = next(i for i, b in enumerate(self.blocks) if b is heading) + 1
+        return following == len(self.blocks) or self.blocks[following].kind == "heading"
 
     def tree(self, title: _Block | None) -> _Section:
         start = self.fm.lines
@@ -477,7 +484,8 @@ class _Parser(_Body):
     def _title(self) -> str:
         name = self.runbook_id.rsplit("/", 1)[-1] or (self.path.stem if self.path else "")
         candidates = [self.meta.title, self.heading_title(), _humanise(name)]
-        title = next((c for c in candidates if c), "Runbook")
+        # "docker system prune:" introduces its text; as a title, its colon points at nothing
+        title = next((t for c in candidates if (t := (c or "").rstrip(": "))), "Runbook")
         return summarise(title, TITLE_MAX) if len(title) > TITLE_MAX else title
 
     def _description(self, context: list[tuple[ContextSection, list[_Block]]]) -> str:
