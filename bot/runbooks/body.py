@@ -345,13 +345,15 @@ class _Body:
         if tail:
             groups[-1].extend(tail)
         for index in range(1, len(groups)):
-            # Of the text between two commands, the last paragraph introduces the next command;
-            # what comes before it explains the output of the previous one.
+            # Of the text between two commands, the last paragraph introduces the next command,
+            # and so do the paragraphs ending in ":" right before it ("You can copy the tarball
+            # with:", then "(Replacing the pid if required)"); what comes before them explains
+            # the output of the previous one.
             group = groups[index]
-            code_at = next(i for i, b in enumerate(group) if b.is_code)
-            if code_at >= 2:
-                groups[index - 1].extend(group[: code_at - 1])
-                groups[index] = group[code_at - 1 :]
+            lead = self._lead_in(group)
+            if lead >= 1:
+                groups[index - 1].extend(group[:lead])
+                groups[index] = group[lead:]
         for index in range(len(groups) - 1, 0, -1):
             # Expected output ("Example output:", a ```text block right after the command) is
             # read with the command it belongs to, not clicked through as a step of its own.
@@ -360,8 +362,10 @@ class _Body:
         steps: list[Step] = []
         for number, group in enumerate(groups, start=1):
             code_at = next(i for i, b in enumerate(group) if b.is_code)
-            # The paragraph right before a command says what it does ("Cluster scoped:").
-            title = self._group_title(group[:code_at][::-1], "")
+            # The paragraph right before a command says what it does ("Cluster scoped:"), or
+            # the first of those ending in ":" before it, which it only adds a note to.
+            lead_in = group[self._lead_in(group) : code_at]
+            title = self._group_title(lead_in, "") or self._group_title(group[:code_at][::-1], "")
             if not title:
                 title = f"{heading} ({number})"
             elif _is_label(title) and heading and title.casefold() != heading.casefold():
@@ -369,6 +373,16 @@ class _Body:
                 title = f"{heading}: {title}"
             steps.append(self.group_step(group, title))
         return steps
+
+    def _lead_in(self, group: list[_Block]) -> int:
+        """Where the text introducing a group's command starts: at the last block before the
+        command, or at the paragraphs ending in ":" right before that block."""
+        lead = max(next(i for i, b in enumerate(group) if b.is_code) - 1, 0)
+        while lead >= 1 and group[lead - 1].kind == "paragraph":
+            if not self.block_plain(group[lead - 1]).rstrip().endswith(":"):
+                break
+            lead -= 1
+        return lead
 
     def _output_of_item(self, blocks: list[_Block]) -> bool:
         """Text after a list item that is only what the item's command prints ("Example
