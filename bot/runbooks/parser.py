@@ -77,6 +77,7 @@ from bot.runbooks.headings import (
 )
 from bot.runbooks.model import (
     _MD,
+    ALERT_SEPARATOR,
     DESCRIPTION_MAX,
     MAX_FILE_BYTES,
     STEP_TITLE_MAX,
@@ -211,6 +212,12 @@ class _Parser(_Body):
                 continue
             if block.kind == "heading":
                 level = int(block.first.tag[1:])
+                last = stack[-1]
+                alerts = [alert_heading(last.title), alert_heading(_heading_text(block))]
+                if last.level == level and not last.body and all(alerts):
+                    # "## TempoRequestErrors" then "## TempoRequestLatency": one text for both
+                    last.title = ALERT_SEPARATOR.join(a for a in alerts if a)
+                    continue
                 while stack[-1].level >= level:
                     stack.pop()
                 node = _Section(_heading_text(block), level, block.start)
