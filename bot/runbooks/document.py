@@ -186,6 +186,24 @@ def _is_anchor_list(block: _Block) -> bool:
     return bool(links) and all(link.startswith("#") for link in links)
 
 
+def _is_navigation(block: _Block) -> bool:
+    """A list each of whose items is only a link within the page (``1) [Check for
+    finalizers](#detailed-step-1)``): navigation to the sections, whatever its title."""
+    if block.kind not in ("bullet_list", "ordered_list"):
+        return False
+    for token in block.tokens:
+        if token.type != "inline":
+            continue
+        children = [c for c in token.children or [] if c.type != "softbreak"]
+        if not children or children[0].type != "link_open" or children[-1].type != "link_close":
+            return False
+        if not str(children[0].attrs.get("href", "")).startswith("#"):
+            return False
+        if sum(c.type == "link_open" for c in children) > 1:
+            return False
+    return True
+
+
 def _is_toc_title(block: _Block) -> bool:
     """``## Table of Contents`` or a paragraph ``**Table of Contents**``."""
     if block.kind not in ("heading", "paragraph") or len(block.tokens) < 2:
@@ -193,16 +211,37 @@ def _is_toc_title(block: _Block) -> bool:
     return bool(_TOC_NAME.match(_plain(block.tokens[1])))
 
 
+def _navigation_end(blocks: Sequence[_Block], index: int) -> int:
+    """After a heading whose section holds only navigation lists, where its section ends;
+    else ``index + 1``."""
+    heading, end = blocks[index], index + 1
+    if heading.kind != "heading":
+        return end
+    while end < len(blocks) and _is_navigation(blocks[end]):
+        end += 1
+    after = blocks[end] if end < len(blocks) else None
+    if after is not None and (after.kind != "heading" or _level(after) > _level(heading)):
+        return index + 1
+    return end
+
+
 def _without_toc(blocks: Sequence[_Block]) -> list[_Block]:
-    """The blocks without a table of contents: a marker the viewer replaces with one, or a
-    "Table of Contents" title followed by such a marker or by a list of links to anchors.
+    """The blocks without a table of contents: a marker the viewer replaces with one, a list
+    of nothing but links within the page, or a "Table of Contents" title followed by such a
+    marker or by a list of links to anchors.
     Slack shows none of it usefully, and a marker must not become the runbook's description."""
     kept: list[_Block] = []
     index = 0
     while index < len(blocks):
         block = blocks[index]
-        if _is_toc_marker(block):
+        if _is_toc_marker(block) or _is_navigation(block):
             index += 1
+            continue
+        end = _navigation_end(blocks, index)
+        if end > index + 1 and any(b.kind == "heading" for b in kept):
+            # "## Initial Steps Overview" over links to the steps below: the section is only
+            # navigation (the document's title heading stays, whatever follows it).
+            index = end
             continue
         if _is_toc_title(block):
             end = index + 1
