@@ -8,7 +8,8 @@ Firebreak's own on top:
   An inline tag is kept as HTML only when it is one runbooks use for formatting (``<br>``,
   ``<kbd>``, ``<details>``...) or carries an attribute with a value (``<span class="x">``);
   anything else (``<pod-name>``, ``<namespace>``, ``<title>``, ``<!here>``) is text, shown as
-  written. So is Slack's own markup written in a runbook (``<!subteam^S1|@oncall>``), which
+  written, also alone on a line (``<TBD>``, ``- <oncall-lead-handle>``), where CommonMark reads
+  a block of HTML. So is Slack's own markup written in a runbook (``<!subteam^S1|@oncall>``), which
   CommonMark would otherwise make an e-mail link.
 * **Task lists in linear time.** GFM task items (``- [ ] ...``) mark their item and their list
   as in markdown-it-py's plugin, but the plugin looks for each item's list by scanning back
@@ -48,6 +49,22 @@ def is_html(raw: str) -> bool:
         return True
     name, rest = match.group(1).lower(), match.group(2)
     return name in FORMATTING_TAGS or _VALUED_ATTRIBUTE.search(rest) is not None
+
+
+def _placeholder_blocks_as_text(state: StateCore) -> None:
+    """A placeholder on a line of its own (``<TBD>``, ``- <oncall-lead-handle>``), which
+    CommonMark reads as a block of HTML, is a paragraph, read as text like one inside a line."""
+    tokens: list[Token] = []
+    for token in state.tokens:
+        tag = token.content.strip() if token.type == "html_block" else ""
+        if not tag or "\n" in tag or is_html(tag):
+            tokens.append(token)
+            continue
+        opening = Token("paragraph_open", "p", 1, map=token.map, level=token.level)
+        inline = Token("inline", "", 0, map=token.map, level=token.level + 1, children=[])
+        inline.content = tag
+        tokens += [opening, inline, Token("paragraph_close", "p", -1, level=token.level)]
+    state.tokens = tokens
 
 
 def _placeholders_as_text(state: StateCore) -> None:
@@ -105,6 +122,7 @@ def _task_lists(state: StateCore) -> None:
 def make_markdown() -> MarkdownIt:
     """The markdown dialect runbooks are read in (see the module's docstring)."""
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.core.ruler.before("inline", "firebreak-placeholder-blocks", _placeholder_blocks_as_text)
     md.core.ruler.after("inline", "firebreak-placeholders", _placeholders_as_text)
     md.core.ruler.after("firebreak-placeholders", "firebreak-task-lists", _task_lists)
     return md

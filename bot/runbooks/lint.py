@@ -42,9 +42,11 @@ _MD = make_markdown()
 _PLACEHOLDER = re.compile(
     r"^\W*(?:TODO|TBD|TBC|FIXME|XXX)\b"  # the marker as people write it: TODO, TBD later
     r"|^\W*(?i:todo|tbd|tbc|fixme)\s*(?:[:!\-–—>)\]]|$)"  # todo: ..., <todo>, [tbd], "todo"
+    r"|^[^:]{1,40}:\s*[<\[(]?(?i:todo|tbd|tbc|fixme)[>\])]?\W*$"  # Owner: TODO, Pager: <TBD>
 )
-"""A placeholder left in: ``TODO``, ``TODO: write the command``, ``<tbd>``, ``FIXME``. Not the
-word in a name or a sentence ("Todo API latency", "todo list service")."""
+"""A placeholder left in: ``TODO``, ``TODO: write the command``, ``<tbd>``, ``FIXME``, or as
+the value of a label (``Owner: TODO``, ``Pager/Phone: <TBD>``). Not the word in a name or a
+sentence ("Todo API latency", "todo list service")."""
 
 Add = Callable[[int, Level, str], None]
 """Records a finding for the file being checked: ``add(line, level, message)``."""
