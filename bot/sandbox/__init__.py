@@ -4,7 +4,8 @@ end-to-end test.
 * ``FakeSlack``: the Web API (and upload and response URLs) over real HTTP, with Slack's
   argument checks, error codes, rate limits and expiring triggers.
 * ``SlackSimulator``: the requests Slack sends to the bot (commands, clicks, modal
-  submissions, shortcuts, events), signed and shaped as Slack sends them.
+  submissions, shortcuts, events), signed and shaped as Slack sends them; what a person types in
+  a command or a message is escaped as Slack escapes it (``typed.escape_typed``).
 * ``SocketModeServer`` (``fake.socket_mode``): Slack's side of Socket Mode, on a local
   websocket server.
 * ``sign`` / ``signed_headers``: Slack's ``v0`` request signature.

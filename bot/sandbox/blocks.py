@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.sandbox.args import Args, deep_copy, error_lines
 from bot.sandbox.records import JSON, VIEW_SIZE_LIMIT, ApiError
+from bot.sandbox.typed import rich_text_elements
 from bot.slack.limits import MESSAGE_TEXT, message_errors, text_length, view_errors
 
 
@@ -49,12 +50,13 @@ def with_view_ids(view: JSON, rng: random.Random) -> JSON:
     return result
 
 
-def rich_text_block(text: str, rng: random.Random) -> JSON:
-    """The ``rich_text`` block Slack attaches to a message a person typed."""
+def rich_text_block(escaped: str, rng: random.Random) -> JSON:
+    """The ``rich_text`` block Slack attaches to a message a person typed, whose ``text`` is
+    ``escaped`` (:func:`bot.sandbox.typed.escape_typed`)."""
     return {
         "type": "rich_text",
         "block_id": short_id(rng),
-        "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}],
+        "elements": [{"type": "rich_text_section", "elements": rich_text_elements(escaped)}],
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.sandbox.records import JSON, FakeSlackError
 from bot.sandbox.scenarios import Scenarios
+from bot.sandbox.typed import escape_typed
 
 DEFAULT_VERIFICATION_TOKEN = "legacy-verification-token"
 
@@ -61,7 +62,8 @@ def slash_command_fields(
     verification_token: str = DEFAULT_VERIFICATION_TOKEN,
 ) -> JSON:
     """What Slack sends for ``command text`` typed by ``user`` in ``channel`` (with a fresh
-    ``trigger_id`` and ``response_url``)."""
+    ``trigger_id`` and ``response_url``). ``text`` is escaped as Slack escapes it
+    (:func:`escape_typed`): a typed ``a < b`` arrives as ``a &lt; b``."""
     person = person_json(fake, user)
     place = place_json(fake, channel, person, typing=True)
     trigger_id = fake.issue_trigger(person["id"])
@@ -75,7 +77,7 @@ def slash_command_fields(
         "user_id": person["id"],
         "user_name": person["name"],
         "command": command,
-        "text": text,
+        "text": escape_typed(text),
         "api_app_id": fake.app_id,
         "is_enterprise_install": "false",
         "response_url": response_url,

@@ -31,6 +31,7 @@ from bot.sandbox.records import (
     Usergroup,
     View,
 )
+from bot.sandbox.typed import escape_typed
 from bot.sandbox.workspace import Workspace
 from bot.slack.limits import view_errors
 
@@ -464,7 +465,9 @@ class Scenarios(Workspace):
 
     def user_says(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
         """Store a message as a person posted it and return its ts. The simulator builds the
-        matching ``message`` event from the stored message (``message_event(channel, ts)``)."""
+        matching ``message`` event from the stored message (``message_event(channel, ts)``).
+        ``text`` is what the person typed (mentions and links written as the client's tokens);
+        it is stored escaped, as Slack stores it (:func:`escape_typed`)."""
         with self._lock:
             found, person = self._channel(channel), self._user(user)
             if person.deleted:
@@ -481,12 +484,13 @@ class Scenarios(Workspace):
                 if parent is None:
                     raise FakeSlackError(f"no message {thread_ts} in #{found.name} to reply to")
                 thread_ts = parent.thread_ts or parent.ts
+            escaped = escape_typed(text)
             message = Message(
                 channel=found.id,
                 ts=self._next_ts(),
                 user=person.id,
-                text=text,
-                blocks=[rich_text_block(text, self._random)],
+                text=escaped,
+                blocks=[rich_text_block(escaped, self._random)],
                 thread_ts=thread_ts,
                 client_msg_id=str(uuid.UUID(int=self._random.getrandbits(128), version=4)),
             )
