@@ -227,7 +227,9 @@ def body_digest(data: object) -> str:
 
 
 def labels_of(value: object, what: str, limit: int = LABEL_MAX) -> dict[str, str]:
-    """A JSON object of label -> text (null means empty); anything else is a payload error."""
+    """A JSON object of label -> text (null means empty; ``true`` and ``false`` as JSON writes
+    them, so a rule written against the payload matches; nested objects and lists are no
+    labels and are left out); anything else is a payload error."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -236,9 +238,8 @@ def labels_of(value: object, what: str, limit: int = LABEL_MAX) -> dict[str, str
     for name, item in list(value.items())[:MAX_LABELS]:
         if isinstance(item, dict | list):
             continue
-        out[clean(name, 200, multiline=False)] = clean(
-            "" if item is None else item, limit, multiline=limit > LABEL_MAX
-        )
+        written = json.dumps(item) if isinstance(item, bool) else "" if item is None else item
+        out[clean(name, 200, multiline=False)] = clean(written, limit, multiline=limit > LABEL_MAX)
     return out
 
 

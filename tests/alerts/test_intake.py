@@ -322,6 +322,20 @@ def test_drop_rules_store_but_never_open(db: Database) -> None:
         assert session.exec(select(AlertRecord)).one().dropped
 
 
+def test_a_drop_rule_matches_true_and_false_labels_as_json_writes_them(db: Database) -> None:
+    """Before, a JSON ``false`` became Python's ``"False"``: a rule ``paging = "false"`` never
+    matched it, and the alert it was written to silence opened an incident."""
+    policy = policy_from_dict({"alerts": {"drop": [{"labels": {"paging": "false"}}]}})
+    outcome = store(db, policy, generic("quiet", labels={"paging": False, "replicas": 3}))
+    assert outcome.disposition == "dropped" and outcome.incident_ref is None
+    outcome = store(db, policy, generic("loud", labels={"paging": True}))
+    assert outcome.disposition != "dropped" and outcome.incident_ref is not None
+    with db.read() as session:
+        labels = {r.key: r.labels for r in session.exec(select(AlertRecord)).all()}
+    assert labels["quiet"] == {"paging": "false", "replicas": "3"}
+    assert labels["loud"] == {"paging": "true"}
+
+
 def test_triage_asks_then_declare_attach_or_ignore(db: Database) -> None:
     policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
     first = store(db, policy, generic("one"))

@@ -216,3 +216,30 @@ def test_a_summary_too_long_once_written_out_for_slack_is_refused_in_the_form(
     assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]  # typed text kept
     assert fake.calls_to("conversations.create") == []
     assert fake.messages(fake.im_channel("ana.garcia")) == []
+
+
+def test_a_title_over_the_limit_once_its_broadcasts_are_silenced_is_refused_in_the_form(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """300 characters fit the field, but each @here is kept with an invisible mark that keeps it
+    silent: 301 stored. Before, the form closed, nothing was declared, and a DM said the title
+    was 301 characters long, which the person had not typed."""
+    slack.global_shortcut("declare_incident", user="ana.garcia")
+    bot.settle()
+    view = fake.open_views("ana.garcia")[-1]
+    title = "@here checkout down " + "x" * 280
+    reply = slack.submit_view(view.id, {"title": title}, user="ana.garcia")
+    bot.settle()
+    assert reply.problems == ()
+    assert reply.validation_errors == {
+        "title": "With @here, @channel and @everyone kept silent (a mark each) this title is 301 "
+        "characters; the limit is 300: shorten it."
+    }
+    assert [v.id for v in fake.open_views("ana.garcia")] == [view.id]  # typed text kept
+    assert fake.calls_to("conversations.create") == []
+    assert fake.messages(fake.im_channel("ana.garcia")) == []
+
+    reply = slack.submit_view(view.id, {"title": title[:-1]}, user="ana.garcia")
+    bot.settle()
+    assert reply.validation_errors == {}
+    assert len(fake.calls_to("conversations.create")) == 1

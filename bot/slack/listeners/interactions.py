@@ -198,6 +198,12 @@ class InteractionListeners(CommandListeners):
         if callback == blocks.DECLARE_VIEW:
             if not core.shows_something(str(values.get("title") or "")):
                 return {"title": "Say in a few words what is wrong."}
+            title = self.quiet(str(values.get("title") or ""))
+            if len(title) > core.TITLE_MAX:
+                return {
+                    "title": f"With @here, @channel and @everyone kept silent (a mark each) this "
+                    f"title is {len(title)} characters; the limit is {core.TITLE_MAX}: shorten it."
+                }
             impact = values.get("impact_started")
             if isinstance(impact, int) and impact > utcnow().timestamp() + 60:
                 return {"impact_started": "The impact cannot start in the future."}
