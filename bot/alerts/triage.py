@@ -143,11 +143,17 @@ def _declared_by(session: Session, group: AlertGroup, actor: str) -> Incident | 
 
 
 def _undecided(session: Session, group: AlertGroup) -> None:
-    """Refuse a triage decision on a group that has its incident already (another person
-    clicked first, or an older message's button): the answer says where the alerts are."""
+    """Refuse a triage decision on a group decided already (another person clicked first, or
+    an older message's button): the answer says where the alerts are, or that they were
+    ignored."""
     if group.incident_id is not None:
         ref = core.get_incident(session, group.incident_id).ref
         raise InvalidInput(f"These alerts already belong to {ref}.")
+    if group.disposition == "ignored":
+        raise InvalidInput(
+            "These alerts were ignored; they come back to triage if they fire again after "
+            "resolving. To open an incident for them now: `/incident <title>`."
+        )
 
 
 def _answer_triage(
@@ -231,6 +237,8 @@ def triage_ignore(
 ) -> AlertGroup:
     """Ignore a group waiting in triage until it fires again after its flap window."""
     group = lock_group(session, group_id)
+    if group.disposition == "ignored":
+        return group  # ignored already (a double click, or processed again): the same answer
     _undecided(session, group)
     group.disposition = "ignored"
     _answer_triage(session, group, "Ignored", actor, None, now or utcnow())

@@ -12,6 +12,7 @@ from bot.clock import as_utc, utcnow
 from bot.config import Policy, format_duration
 from bot.errors import InvalidInput, NotFound
 from bot.incidents.queries import earlier_event, latest_events
+from bot.incidents.text import user_id
 from bot.incidents.timeline import lock_incident, record_timeline_event
 from bot.models import (
     EventKind,
@@ -84,11 +85,15 @@ def _refuse_earlier_cycle(row: Reminder, incident: Incident) -> None:
         )
 
 
-def _stopped_by(session: Session, row: Reminder, incident: Incident) -> str:
-    """What to tell someone who snoozes a stopped reminder: who stopped it, and what (if
-    anything) starts it again."""
+def _stopper(session: Session, row: Reminder, incident: Incident) -> str | None:
     stops = latest_events(session, incident.id or 0, EventKind.REMINDER_STOPPED)
-    actor = next((e.actor_id for e in stops if e.data.get("reminder_id") == row.id), None)
+    return next((e.actor_id for e in stops if e.data.get("reminder_id") == row.id), None)
+
+
+def _stopped_by(session: Session, row: Reminder, incident: Incident) -> str:
+    """What to tell someone who snoozes or stops a stopped reminder: who stopped it, and what
+    (if anything) starts it again."""
+    actor = _stopper(session, row, incident)
     by = f" by <@{actor}>" if actor else ""
     if row.kind == UPDATE:
         return f"These reminders were stopped{by}; reopening {incident.ref} starts them again."
@@ -170,11 +175,21 @@ def stop_reminder(
     key: str | None = None,
 ) -> ReminderChange:
     """Stop a reminder for good (update nudges: until the incident is reopened); recorded on the
-    timeline. Stopping a stopped or finished reminder changes nothing."""
+    timeline. A stopped or finished reminder is refused, saying why (who stopped it, or that
+    it is no longer active); a repeated ``key`` changes nothing."""
     row, incident = _reminder_for_action(session, reminder_id)
     now = as_utc(now) if now is not None else utcnow()  # once locked: in lock order
-    if _seen_key(session, key, incident.id or 0) or row.state in (STOPPED, CANCELLED, SENT):
+    if _seen_key(session, key, incident.id or 0):
         return ReminderChange(row, None)
+    if row.state == STOPPED:
+        if _stopper(session, row, incident) == user_id(actor):  # their own double click
+            return ReminderChange(row, None)
+        raise InvalidInput(_stopped_by(session, row, incident))
+    wanted_phase = "resolved" if row.kind == CLOSE else "active"
+    if row.state in (CANCELLED, SENT) or _phase(policy, incident) != wanted_phase:
+        raise InvalidInput(
+            f"This reminder is no longer active: {incident.ref} is {incident.status}."
+        )
     _refuse_earlier_cycle(row, incident)
     row.state = STOPPED
     row.claimed_by = None

@@ -366,6 +366,26 @@ def test_triage_asks_then_declare_attach_or_ignore(db: Database) -> None:
         ]
 
 
+def test_alerts_ignored_in_triage_are_not_declared_from_an_older_copy(db: Database) -> None:
+    """Ignore, then Declare on a copy of the triage message from before it was answered:
+    before, it opened an incident while the message said "Ignored"."""
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    waiting = store(db, policy, generic("one"))
+    with db.transaction() as session:  # INC-1, which a stale Attach button offers
+        core.declare_incident(session, policy, title="Checkout down", reporter="U9")
+    for _ in range(2):  # a double click, or the click processed again, ignores once
+        with db.transaction() as session:
+            assert triage_ignore(session, waiting.group_id, actor="U1").disposition == "ignored"
+    with db.transaction() as session, pytest.raises(InvalidInput, match="were ignored"):
+        triage_declare(session, policy, waiting.group_id, actor="U2")
+    with db.transaction() as session, pytest.raises(InvalidInput, match="were ignored"):
+        triage_attach(session, policy, waiting.group_id, "INC-1", actor="U2")
+    with db.read() as session:
+        assert count(session, Incident) == 1
+        group = session.get(AlertGroup, waiting.group_id)
+        assert group is not None and group.disposition == "ignored"
+
+
 def test_a_declare_from_triage_processed_again_answers_with_its_incident(db: Database) -> None:
     """The Declare click was applied, then its answer lost (the process died): processed
     again, it is the same incident, said as declared; another person's later click is told

@@ -278,3 +278,35 @@ def test_a_severity_change_while_a_nudge_is_on_its_way_sends_it_once(
     at(clock, timedelta(hours=1, minutes=15))
     worker.tick()
     assert len(notifier.posts) == 2
+
+
+def test_stop_on_a_stopped_or_finished_reminder_says_why(
+    db: Database, policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """Before, Stop answered nothing: a second person's click on a reminder already stopped,
+    or a click after the incident resolved, left them wondering whether it worked."""
+    incident_id = _commanded(db, policy)
+    resolved = _commanded(db, policy)
+    at(clock, timedelta(minutes=30))
+    make_worker(db, policy, notifier).tick()  # each nudged: their Stop buttons are out
+    row_id = reminder(db, reminders.update_key(incident_id)).id
+    assert row_id is not None
+    with db.transaction() as session:
+        reminder_actions.stop_reminder(session, policy, row_id, actor="U0IC")
+    with db.transaction() as session:  # a double click of the same person: nothing more
+        reminder_actions.stop_reminder(session, policy, row_id, actor="U0IC")
+    with db.transaction() as session, pytest.raises(InvalidInput) as refused:
+        reminder_actions.stop_reminder(session, policy, row_id, actor="U0OTHER")
+    assert str(refused.value) == (
+        "These reminders were stopped by <@U0IC>; reopening INC-1 starts them again."
+    )
+
+    with db.transaction() as session:
+        core.resolve_incident(session, policy, resolved, actor="U0IC")
+    row_id = reminder(db, reminders.update_key(resolved)).id
+    assert row_id is not None
+    with db.transaction() as session, pytest.raises(InvalidInput) as refused:
+        reminder_actions.stop_reminder(session, policy, row_id, actor="U0IC")
+    assert str(refused.value) == "This reminder is no longer active: INC-2 is resolved."
+    assert len(events_of(db, incident_id, EventKind.REMINDER_STOPPED)) == 1
+    assert events_of(db, resolved, EventKind.REMINDER_STOPPED) == []
