@@ -45,7 +45,10 @@ DRAIN_SECONDS = 10.0
 PING_SECONDS = 5.0
 """How often the SDK pings Slack (Bolt's default is 10 s). A link that died without a close
 (a load balancer or NAT dropping it) is noticed from the missing pongs: ``/readyz`` says so
-after ``SILENT_SECONDS``, and the SDK reconnects after four intervals."""
+after ``SILENT_SECONDS`` (counted from when the link was first seen if no pong ever came: a
+link dropped before its first ping fails every ping with a broken pipe, and the SDK, which
+counts from its first ping sent, only gives up after five failed checks), and the SDK
+reconnects."""
 SILENT_SECONDS = 3 * PING_SECONDS
 RECEIVE_BUFFER = 64 * 1024
 """The SDK reads a frame in chunks of this size, recursing once per chunk: with its default
@@ -139,6 +142,8 @@ class SocketLink:
         self.max_delay = max_delay
         self.reason: str | None = "slack socket mode not connected yet"
         self._connected_once = False
+        self._first_seen: tuple[object, float] | None = None
+        """The session first seen without a pong yet, and when."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -197,8 +202,13 @@ class SocketLink:
             because += "; check SLACK_APP_TOKEN"
         if not client.is_connected():
             return f"slack socket mode disconnected{because}; reconnecting"
-        last_pong = getattr(client.current_session, "last_ping_pong_time", None)
-        if last_pong is not None and time.time() - last_pong > SILENT_SECONDS:
+        session = client.current_session
+        last_pong = getattr(session, "last_ping_pong_time", None)
+        if last_pong is None:  # no pong yet on this link: silent since it was first seen
+            if self._first_seen is None or self._first_seen[0] is not session:
+                self._first_seen = (session, time.time())
+            last_pong = self._first_seen[1]
+        if time.time() - last_pong > SILENT_SECONDS:
             return (
                 f"slack socket mode silent: no answer to pings for "
                 f"{time.time() - last_pong:.0f} s{because}; reconnecting"
