@@ -12,7 +12,9 @@ from bot.config import Policy
 from bot.errors import NotAllowed
 from bot.models import Incident
 
-Action = Literal["declare", "change_severity", "close", "reopen", "assign_roles"]
+Action = Literal[
+    "declare", "change_severity", "close", "reopen", "assign_roles", "silence_reminders"
+]
 
 _VERBS = {
     "declare": "declare incidents",
@@ -20,10 +22,17 @@ _VERBS = {
     "close": "close incidents",
     "reopen": "reopen incidents",
     "assign_roles": "change who holds incident roles",
+    "silence_reminders": "snooze or stop reminders",
 }
 
 # Actions on an incident, which a role can grant (``role:<key>`` or ``any-role``).
-INCIDENT_ACTIONS: tuple[Action, ...] = ("change_severity", "close", "reopen", "assign_roles")
+INCIDENT_ACTIONS: tuple[Action, ...] = (
+    "change_severity",
+    "close",
+    "reopen",
+    "assign_roles",
+    "silence_reminders",
+)
 
 
 class Directory(Protocol):

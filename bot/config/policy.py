@@ -322,6 +322,9 @@ class AccessPolicy(_Strict):
     """Who may close incidents."""
     reopen: list[str] = Field(default_factory=lambda: ["everyone"])
     """Who may reopen resolved or closed incidents."""
+    silence_reminders: list[str] = Field(default_factory=lambda: ["everyone"])
+    """Who may snooze or stop an incident's reminders (the nudges' Snooze and Stop buttons),
+    e.g. ``["role:commander"]`` so only the commander silences what chases them."""
     assign_roles: list[str] = Field(default_factory=lambda: ["everyone"])
     """Who may take or give a role that someone else holds (the holder may always hand their own
     role over). A role that grants an action here (``close = ["role:commander"]``) also needs
@@ -332,9 +335,9 @@ class AccessPolicy(_Strict):
     admins: list[str] = Field(default_factory=list)
     """Firebreak admins (user ids or group ids), besides Slack workspace admins and owners."""
 
-    _principals = field_validator("declare", "change_severity", "close", "reopen", "assign_roles")(
-        _check_principals
-    )
+    _principals = field_validator(
+        "declare", "change_severity", "close", "reopen", "assign_roles", "silence_reminders"
+    )(_check_principals)
     _admins = field_validator("admins")(_check_targets)
 
 
@@ -589,7 +592,14 @@ class Policy(_Strict):
                 raise ValueError(f"statuses: one status needs phase = {phase!r}")
         _check_status_graph(self.statuses)
         role_keys = {r.key for r in self.roles}
-        for action in ("declare", "change_severity", "close", "reopen", "assign_roles"):
+        for action in (
+            "declare",
+            "change_severity",
+            "close",
+            "reopen",
+            "assign_roles",
+            "silence_reminders",
+        ):
             for principal in getattr(self.access, action):
                 if principal.startswith("role:") and principal[5:] not in role_keys:
                     raise ValueError(

@@ -17,6 +17,7 @@ from bot import reminders
 from bot.clock import utcnow
 from bot.effects.store import prune
 from bot.errors import InvalidInput
+from bot.models import Reminder
 from bot.reminders import actions as reminder_actions
 from bot.runtime import Firebreak
 from bot.scheduler import ReminderScheduler, validate_targets
@@ -98,6 +99,12 @@ class ReminderButtons:
                 ctx.trigger_id, blocks.update_modal(self.policy, incident, channel=ctx.channel)
             )
             return
+        with self.fb.db.read() as session:
+            row = session.get(Reminder, decoded.target_id)
+            about = row.incident_id if row is not None else None
+            concerned = core.get_incident(session, about) if about is not None else None
+        if concerned is not None:  # who may silence what chases an incident's people
+            self.listeners.flows.require("silence_reminders", ctx.user, concerned, key=ctx.key)
         with self.fb.db.transaction() as session:
             if decoded.verb == "snooze":
                 minutes = decoded.minutes or 0

@@ -36,6 +36,7 @@ def e2e_policy(fake: FakeSlack, tmp_path: Path) -> Policy:
         access=AccessPolicy(
             close=["role:commander", "admins"],
             change_severity=["any-role", "group:@incident-commanders"],
+            silence_reminders=["role:commander"],
         ),
     )
 
@@ -123,6 +124,37 @@ def test_update_nudge_buttons_snooze_and_stop(
     said = [texts(p.payload) for p in fake.response_posts(stopped.request.response_url)]
     said += [e.text for e in fake.ephemerals(channel, user="ana.garcia")]
     assert any(t.startswith("Stopped: no more reminders to post an update.") for t in said), said
+
+
+def test_only_whom_the_policy_names_may_silence_an_incidents_reminders(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database, worker: ReminderWorker
+) -> None:
+    """`silence_reminders = ["role:commander"]`: the commander's nudges are stopped by the
+    commander, not by anyone else in the channel (before, anyone could; there was no rule)."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.click(channel, incident.summary_message_ts or "", "incident:ack_ic", user="ana.garcia")
+    bot.settle()
+    assert tick_later(worker, 61) == 1
+    nudge = fake.messages(channel)[-1]
+    buttons = [
+        e["action_id"] for b in nudge.blocks if b["type"] == "actions" for e in b["elements"]
+    ]
+    stop = next(a for a in buttons if a.startswith("reminder:stop:"))
+    dev = fake.user_id("dev.patel")
+    fake.join(channel, dev)
+    refused = slack.click(channel, nudge.ts, stop, user="dev.patel")
+    bot.settle()
+    said = [texts(p.payload) for p in fake.response_posts(refused.request.response_url)]
+    said += [e.text for e in fake.ephemerals(channel, user="dev.patel")]
+    assert any("You may not snooze or stop reminders" in t for t in said), said
+    assert "reminder_stopped" not in kinds(db, incident)
+    denied = [e for e in core_timeline(db, incident) if e.kind == EventKind.PERMISSION_DENIED]
+    assert [e.actor_id for e in denied] == [dev]
+
+    slack.click(channel, nudge.ts, stop, user="ana.garcia")
+    bot.settle()
+    assert "reminder_stopped" in kinds(db, incident)
 
 
 @pytest.mark.parametrize(
