@@ -262,7 +262,13 @@ class AlertButtons:
             if not access.can_see(self.policy, user, incident, self.directory):
                 raise FirebreakError(f"There is no incident {ref}.")
             with self.db.transaction() as session:
-                triage.triage_attach(session, self.policy, group_id, ref, actor=user)
+                attached = triage.triage_attach(session, self.policy, group_id, ref, actor=user)
+            if self.policy.phase_of(attached.status) == "resolved":  # said in its channel too
+                return (
+                    f"Attached these alerts to {ref}, which is {attached.status}: its channel is "
+                    f"told they fire again; reopen it if the impact is back (`/incident {ref} "
+                    "reopen`)."
+                )
             return f"Attached these alerts to {ref}."
 
         self._run(respond, work)

@@ -154,6 +154,26 @@ def test_notices_become_post_effects_once_and_render_through_the_renderers(db: D
     assert RENDERERS["alerts.links"](links.data["notice"]) is not None
 
 
+def test_attaching_to_a_resolved_incident_says_it_is_resolved(db: Database) -> None:
+    """Before, the clicker read only "Attached these alerts to INC-1.", as if the incident were
+    being worked on; the channel was told alerts fire again, the clicker was not."""
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    with db.transaction() as session:
+        incident = core.declare_incident(session, policy, title="Checkout down", reporter="U9")
+        core.resolve_incident(session, policy, incident.incident.id or 0, actor="U9")
+        waiting = ingest(
+            session, policy, parse("generic", {"title": "a", "dedupe_key": "a"}, now=NOW)
+        )
+    click = Click()
+    AlertButtons(db, policy, Directory()).attach(
+        click.ack, body(f"{waiting.group_id}|INC-1"), click.respond
+    )
+    assert [r["text"] for r in click.responses] == [
+        "Attached these alerts to INC-1, which is resolved: its channel is told they fire "
+        "again; reopen it if the impact is back (`/incident INC-1 reopen`)."
+    ]
+
+
 def test_attach_ignore_and_mitigate_buttons(db: Database) -> None:
     policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
     with db.transaction() as session:
