@@ -311,6 +311,17 @@ def _check_principals(values: list[str]) -> list[str]:
     return values
 
 
+ACCESS_ACTIONS = (
+    "declare",
+    "change_severity",
+    "close",
+    "reopen",
+    "assign_roles",
+    "silence_reminders",
+)
+"""The keys of ``[access]`` that list who may do something."""
+
+
 class AccessPolicy(_Strict):
     """Who may do what. A person may act when they match any listed principal."""
 
@@ -335,9 +346,7 @@ class AccessPolicy(_Strict):
     admins: list[str] = Field(default_factory=list)
     """Firebreak admins (user ids or group ids), besides Slack workspace admins and owners."""
 
-    _principals = field_validator(
-        "declare", "change_severity", "close", "reopen", "assign_roles", "silence_reminders"
-    )(_check_principals)
+    _principals = field_validator(*ACCESS_ACTIONS)(_check_principals)
     _admins = field_validator("admins")(_check_targets)
 
 
@@ -592,14 +601,7 @@ class Policy(_Strict):
                 raise ValueError(f"statuses: one status needs phase = {phase!r}")
         _check_status_graph(self.statuses)
         role_keys = {r.key for r in self.roles}
-        for action in (
-            "declare",
-            "change_severity",
-            "close",
-            "reopen",
-            "assign_roles",
-            "silence_reminders",
-        ):
+        for action in ACCESS_ACTIONS:
             for principal in getattr(self.access, action):
                 if principal.startswith("role:") and principal[5:] not in role_keys:
                     raise ValueError(

@@ -428,7 +428,7 @@ def truncate(text: str, limit: int, marker: str = "…", *, plain: bool = False)
     """Cut ``text`` to ``limit`` (``text_length``), marking the cut; never inside a grapheme
     cluster (an emoji with its skin tone or ZWJ sequence, a flag, a letter with its accents).
 
-    ``text`` is mrkdwn unless ``plain``: then the cut is also never inside a Slack entity such
+    ``text`` is mrkdwn unless ``plain``. Mrkdwn is also never cut inside a Slack entity such
     as ``<@U123>`` or ``<https://...|label>``, or inside ``&amp;``, ``&lt;``, ``&gt;``, and a code
     block it cuts short is closed. Plain text (a ``plain_text`` object, or a text about to be
     escaped) has no entities: a ``<`` in it is just a character."""
