@@ -185,8 +185,14 @@ def command_word(token: str) -> str:
 
 def unquoted(token: str) -> str:
     """A one-word argument as meant: ``“SEV2”`` (a phone's smart quotes), `` `2` `` and ``2``
-    followed by a zero-width space all read as typed without them (``SEV2``, ``2``)."""
-    return "".join(c for c in token if unicodedata.category(c) != "Cf").strip(_QUOTES)
+    followed by a zero-width space all read as typed without them (``SEV2``, ``2``), and
+    ``ＳＥＶ２`` or ``１`` as a Japanese or Chinese input method types them read ``SEV2``, ``1``."""
+    visible = "".join(c for c in token if unicodedata.category(c) != "Cf")
+    return visible.translate(_FULL_WIDTH).strip(_QUOTES)
+
+
+# Full-width forms of ASCII (U+FF01..U+FF5E) as plain ASCII. Not all of NFKC: ``²`` is not 2.
+_FULL_WIDTH = {0xFF01 + n: 0x21 + n for n in range(0x5E)}
 
 
 def _subcommand(word: str) -> str | None:

@@ -550,6 +550,14 @@ def iter_texts(blocks: Iterable[Mapping[str, Any]]) -> Iterable[str]:
         if block.get("type") == "rich_text":
             yield "\n".join(_rich_text(e) for e in block.get("elements") or [])
             continue
+        if block.get("type") in ("image", "video"):
+            # A picture shows its title, and what its alt text says it shows (escaped: it
+            # arrives as plain text, like a rich_text element's).
+            title = block.get("title")
+            if isinstance(title, Mapping) and title.get("text"):
+                yield escape_mrkdwn(str(title["text"]))
+            if block.get("alt_text"):
+                yield escape_mrkdwn(str(block["alt_text"]))
         for element in block.get("elements", []) or []:
             if isinstance(element, Mapping):
                 inner = element.get("text")

@@ -163,12 +163,27 @@ def test_pinning_messages_without_text_captures_their_attachments_and_blocks(
                 },
             ],
         )["ts"]
-    for ts in (alert, blocks_only):
+        # A dashboard's snapshot, as Grafana's Slack contact point posts one: a picture that
+        # shows what its title and alt text say.
+        picture = client.chat_postMessage(
+            channel=channel,
+            text="",
+            blocks=[
+                {
+                    "type": "image",
+                    "image_url": "https://grafana.example.com/render/checkout.png",
+                    "alt_text": "p99 latency > 2s since 03:10",
+                    "title": {"type": "plain_text", "text": "Checkout p99"},
+                }
+            ],
+        )["ts"]
+    for ts in (alert, blocks_only, picture):
         slack.react(channel, ts, user="ana.garcia", reaction="pushpin")
     bot.settle()
     assert [text for _, text in captured(db, incident)] == [
         ALERT_TEXT,
         f"*Deploy* of payments-api\nv1.2.3 &lt; v1.2.4 by <@{fake.user_id('ben.okafor')}>",
+        "Checkout p99\np99 latency &gt; 2s since 03:10",
     ]
 
 

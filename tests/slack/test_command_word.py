@@ -123,7 +123,7 @@ def test_ids_are_ascii_digits_within_the_database_range(text: str, number: int |
     assert whole_number(text) == number
 
 
-@pytest.mark.parametrize("typed", ["done \u00b2", "done 2147483648", "done \uff11"])
+@pytest.mark.parametrize("typed", ["done \u00b2", "done 2147483648", "done \u0661"])
 def test_done_with_a_number_it_cannot_use_says_how_to_write_it(typed: str) -> None:
     parsed = parse_command(typed, today=TODAY)
     assert parsed.name == "done"
@@ -137,6 +137,11 @@ def test_done_with_a_number_it_cannot_use_says_how_to_write_it(typed: str) -> No
         ("sev `SEV1`", ("sev", ("SEV1",))),
         ("sev 'sev3'\u200b", ("sev", ("sev3",))),
         ("done \u201c#3\u201d", ("done", ("3",))),
+        # As a Japanese or Chinese input method types them: full-width digits and letters.
+        ("sev \uff11", ("sev", ("1",))),
+        ("sev SEV\uff11", ("sev", ("SEV1",))),
+        ("\uff53\uff45\uff56\u3000\uff12", ("sev", ("2",))),
+        ("done \uff03\uff13", ("done", ("3",))),
     ],
 )
 def test_a_quoted_argument_reads_as_typed_without_its_quotes(
