@@ -332,6 +332,13 @@ class Database:
         # hundreds of milliseconds; other processes still wait on the busy timeout.
         self._writer = FairLock() if self.engine.dialect.name == "sqlite" else None
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
+        # A SQLite read transaction sees one snapshot already (WAL); PostgreSQL's default
+        # (READ COMMITTED) gives each statement its own.
+        self._snapshot_reader = (
+            self._reader.execution_options(isolation_level="REPEATABLE READ")
+            if self.backend == "postgresql"
+            else self._reader
+        )
 
     @property
     def backend(self) -> str:
@@ -411,13 +418,16 @@ class Database:
                 time.sleep(pause)
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self, *, snapshot: bool = False) -> Iterator[Session]:
         """A session for reading only: it takes no write lock, so on SQLite it neither waits for
-        writers nor makes them wait (WAL). Anything it writes is rolled back."""
+        writers nor makes them wait (WAL). Anything it writes is rolled back. ``snapshot``:
+        every statement sees the database as the first one did (a record read in several
+        statements that must agree with itself, such as an evidence bundle)."""
         priority.pause_point()
         # Closing the session hands the connection back to the pool, which rolls the read
         # transaction back; unlike an explicit rollback, it leaves loaded objects readable.
-        with Session(self._reader, expire_on_commit=False) as session:
+        reader = self._snapshot_reader if snapshot else self._reader
+        with Session(reader, expire_on_commit=False) as session:
             yield session
 
     def probe_write(self) -> None:

@@ -43,7 +43,7 @@ from bot.audit.chain import GENESIS
 from bot.audit.clocks import EventView, IncidentTimes, clock_board, clock_records
 from bot.audit.keys import public_key_text
 from bot.audit.records import INCIDENTS, TIMELINE, incident_row, iter_related, jsonable
-from bot.audit.verify import check_chain, stored_event
+from bot.audit.verify import check_chain, stored_event, stored_head_break
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import FirebreakError
@@ -123,7 +123,10 @@ def build_files(
             "was changed outside Firebreak; `firebreak audit verify` names the row"
         ) from None
     events = tables.pop(TIMELINE, [])
-    count, head, broken = check_chain(int(incident["number"]), events)
+    number = int(incident["number"])
+    count, head, broken = check_chain(number, events)
+    if broken is None:  # intact, but does it end where its incident row says it does?
+        broken = stored_head_break(number, count, head, events, incident)
     chain = {
         "incident": f"INC-{incident['number']}",
         "events": count,
@@ -274,10 +277,11 @@ def verify_bundle(path: Path, *, public_key: Ed25519PublicKey | None = None) -> 
                     f"({str(entry.get('sha256'))[:12]}…): the file was changed"
                 )
     for name in names:
-        if name not in listed and name not in (MANIFEST, SIGNATURE):
+        # A directory entry is no file: an archive unpacked and zipped again has them.
+        if name not in listed and name not in (MANIFEST, SIGNATURE) and not name.endswith("/"):
             report.problems.append(f"{name}: not in the manifest: added after the export")
     if "timeline.json" in contents:
-        _check_timeline(report, manifest, contents["timeline.json"])
+        _check_timeline(report, manifest, contents["timeline.json"], contents.get("incident.json"))
     return report
 
 
@@ -315,7 +319,9 @@ def _check_signature(
         )
 
 
-def _check_timeline(report: BundleReport, manifest: dict[str, Any], data: bytes) -> None:
+def _check_timeline(
+    report: BundleReport, manifest: dict[str, Any], data: bytes, incident_data: bytes | None
+) -> None:
     try:
         events = json.loads(data)
     except ValueError:
@@ -337,3 +343,17 @@ def _check_timeline(report: BundleReport, manifest: dict[str, Any], data: bytes)
             f"timeline.json: chain head {head[:12]}… differs from the manifest's "
             f"{str(manifest.get('chain_head'))[:12]}…"
         )
+    else:
+        # The incident row's head, exported with it: events deleted from the end of the
+        # timeline before the export leave a chain that holds but ends before it.
+        try:
+            incident = json.loads(incident_data) if incident_data is not None else None
+        except ValueError:
+            incident = None
+        if not isinstance(incident, dict) or "chain_events" not in incident:
+            # Missing, damaged or changed (named above, against the manifest), or exported
+            # before incident rows kept their chain's head.
+            return
+        short = stored_head_break(number or 0, count, head, events, incident)
+        if short is not None:
+            report.problems.append(f"timeline.json: {short.describe()}")

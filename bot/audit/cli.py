@@ -84,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     key = _signing_key(settings)
     db = Database(settings.database_url, read_only=True)  # a copy too
     try:
-        with db.read() as session:
+        with db.read(snapshot=True) as session:
             incident = find_incident(session, args.incident)
             assert incident.id is not None
             try:
@@ -148,6 +148,15 @@ def cmd_retention(args: argparse.Namespace) -> int:
                 if item.remove or not item.exported:  # a removal always exports afresh
                     exported = retention.export_incident(db, policy, item, key)
                     print(f"  exported to {exported.path} ({exported.events} events)")
+                    if not exported.chain_ok:
+                        print(
+                            f"  the chain of INC-{item.number} does not verify (see chain.json "
+                            f"in the bundle; `firebreak audit verify INC-{item.number}`): "
+                            "nothing removed",
+                            file=sys.stderr,
+                        )
+                        failed = True
+                        continue
                 if item.remove:
                     removed = retention.remove_incident(db, policy, item)
                     print(f"  removed {removed} events; tombstone recorded")

@@ -141,7 +141,7 @@ def export_incident(
 ) -> Export:
     """Write the incident's bundle, signed with ``signing_key`` (parsed once by the caller, for
     every incident it exports). The archive directory is not created (``check_archive_dir``)."""
-    with db.read() as session:
+    with db.read(snapshot=True) as session:
         return write_bundle(session, policy, item.incident_id, item.bundle, signing_key=signing_key)
 
 
@@ -161,12 +161,19 @@ def remove_incident(db: Database, policy: Policy, item: Due, *, now: datetime | 
         )
     digest = hashlib.sha256(item.bundle.read_bytes()).hexdigest()
     with db.transaction() as session:
-        core.lock_incident(session, item.incident_id)
+        stored = core.lock_incident(session, item.incident_id)
         events, head = chain_head(session, item.incident_id)
         if head != report.chain_head or events != report.events:
             raise RetentionError(
                 f"INC-{item.number}: the timeline changed since {item.bundle.name} was written "
                 "(export again); nothing removed"
+            )
+        if (stored.chain_head, stored.chain_events) != (head, events):
+            # Its latest events were deleted (or written around Firebreak): removing it would
+            # remove the evidence with them.
+            raise RetentionError(
+                f"INC-{item.number}: its timeline does not end at the head on its incident row "
+                f"(`firebreak audit verify INC-{item.number}` names the break); nothing removed"
             )
         change = core.record_timeline_event(
             session,

@@ -282,7 +282,7 @@ def verify_chains(
                 "incident was deleted",
             )
         if broken is None:
-            broken = _check_head(number, count, head, rows.last)
+            broken = check_head(number, count, head, rows.last)
         if broken is not None and joined is None:
             broken = replace(broken, label=f"incident id {incident_id} (no incident row)")
         report.incidents += 1
@@ -322,8 +322,9 @@ class _Tail:
         return self.last
 
 
-def _check_head(number: int, count: int, head: str, last: Mapping[Any, Any]) -> Break | None:
-    """Compare an intact chain's end with the head and count stored on its incident row."""
+def check_head(number: int, count: int, head: str, last: Mapping[Any, Any]) -> Break | None:
+    """Compare an intact chain's end with the head and count stored on its incident row
+    (``last``: its latest event, with the row's ``_chain_head`` and ``_chain_events``)."""
     stored, stored_count = last["_chain_head"], _as_int(last["_chain_events"] or 0)
     unreadable = []
     if stored_count is None:
@@ -391,6 +392,23 @@ def _missing(low: int, high: int) -> Break:
             "numbers are gap-free, so they were deleted"
         )
     return Break(low, 0, "-", "missing", detail)
+
+
+def stored_head_break(
+    number: int,
+    count: int,
+    head: str,
+    events: Sequence[Mapping[Any, Any]],
+    incident: Mapping[Any, Any],
+) -> Break | None:
+    """``check_head`` for a chain read apart from its incident row (``incident``: the row, or
+    a bundle's ``incident.json``)."""
+    last = {
+        **(events[-1] if events else {}),
+        "_chain_head": incident.get("chain_head"),
+        "_chain_events": incident.get("chain_events"),
+    }
+    return check_head(number, count, head, last)
 
 
 def chain_head(session: Session, incident_id: int) -> tuple[int, str]:

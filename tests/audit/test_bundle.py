@@ -399,6 +399,31 @@ def test_a_second_copy_of_a_file_placed_in_the_archive_is_named(
     ]
 
 
+def test_a_bundle_unpacked_and_zipped_again_still_verifies(
+    db: Database, dora: Policy, tmp_path: Path
+) -> None:
+    """``unzip`` then ``zip -r`` adds an entry for each directory (``tables/``): not a file
+    added after the export. A file added in one still is."""
+    iid = make_incident(db, dora)
+    path = tmp_path / "INC-1.zip"
+    export(db, dora, iid, path)
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(unpacked)
+    repacked = tmp_path / "INC-1-repacked.zip"
+    with zipfile.ZipFile(repacked, "w") as archive:
+        for item in sorted(unpacked.rglob("*")):
+            archive.write(item, item.relative_to(unpacked).as_posix())
+    with zipfile.ZipFile(repacked) as archive:
+        assert "tables/" in archive.namelist()
+    report = verify_bundle(repacked, public_key=load_public_key(public()))
+    assert report.problems == []
+    with zipfile.ZipFile(repacked, "a") as archive:
+        archive.writestr("tables/extra.json", b"[]")
+    report = verify_bundle(repacked, public_key=load_public_key(public()))
+    assert report.problems == ["tables/extra.json: not in the manifest: added after the export"]
+
+
 @pytest.mark.parametrize(
     ("files", "problem"),
     [

@@ -23,7 +23,7 @@ from bot.console.queries import incident_alerts
 from bot.db import Database
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from tests.alerts.test_episodes_and_order import FIRING, RESOLVED, alertmanager
-from tests.audit.helpers import project_with_dot_env
+from tests.audit.helpers import project_with_dot_env, tamper
 from tests.audit.test_bundle import public, raw_key
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -279,3 +279,55 @@ def test_an_incident_whose_alert_later_fired_in_another_is_removed_and_the_other
             ("ICMP ping failed", "resolved")
         ]
         assert incident_alerts(session, 2) == []
+
+
+def test_an_incident_whose_latest_events_were_deleted_is_flagged_at_export_and_never_removed(
+    db: Database,
+    pci: Path,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Deleting an incident's latest events leaves a chain that holds but ends before the head
+    its incident row names. The export says so, the bundle does not verify (its incident.json
+    names the head), and retention removes nothing: removing it would remove the evidence."""
+    policy = load_policy(pci)
+    old = incident(db, policy, "Old", 100)
+    with db.read() as session:
+        latest = core.timeline(session, old, include_retracted=True)[-1]
+    tamper(db, "DELETE FROM timeline_events WHERE id = :id", id=latest.id)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    bundle = tmp_path / "INC-1-export.zip"
+    assert main(["--policy", str(pci), "audit", "export", "INC-1", "--output", str(bundle)]) == 1
+    assert "the chain of INC-1 does not verify" in capsys.readouterr().err
+    with zipfile.ZipFile(bundle) as files:
+        chain = json.loads(files.read("chain.json"))
+    assert chain["verified_at_export"] is False
+    assert "the last 1 event(s) of INC-1 were deleted" in chain["first_break"]
+    report = verify_bundle(bundle)
+    assert not report.ok
+    assert "the last 1 event(s) of INC-1 were deleted" in report.problems[0]
+    with freeze_time(NOW):
+        assert main(["--policy", str(pci), "audit", "retention", "--apply"]) == 1
+    err = capsys.readouterr().err
+    assert "the chain of INC-1 does not verify" in err and "nothing removed" in err
+    assert count(db, TimelineEvent, old) == 3
+    with db.read() as session:
+        [broken] = verify_chains(session, [1]).breaks
+    assert "the last 1 event(s) of INC-1 were deleted" in broken.detail
+
+
+def test_removal_is_refused_when_the_incident_rows_head_disagrees_with_a_verified_bundle(
+    db: Database, pci: Path
+) -> None:
+    policy = load_policy(pci)
+    old = incident(db, policy, "Old", 100)
+    with db.read() as session:
+        [item] = retention.due(session, policy, now=NOW)
+    retention.export_incident(db, policy, item, None)
+    assert verify_bundle(item.bundle).ok
+    tamper(db, "UPDATE incidents SET chain_events = chain_events + 1 WHERE id = :i", i=old)
+    with pytest.raises(retention.RetentionError, match="does not end at the head on its incident"):
+        retention.remove_incident(db, policy, item, now=NOW)
+    assert count(db, TimelineEvent, old) == 4
