@@ -28,6 +28,7 @@ from bot.clock import utcnow
 from bot.config import Policy
 from bot.db import unicode_lower, whole_number
 from bot.errors import InvalidInput
+from bot.markup import escape_mrkdwn
 from bot.models import (
     ActionItem,
     EventKind,
@@ -220,9 +221,18 @@ class IncidentFilter:
         return params
 
 
+_PARAM_NAMES = {"q": "search text", "from": "from date", "to": "to date"}
+
+
 def _one(params: Mapping[str, Sequence[str]], name: str) -> str:
     values = params.get(name) or []
-    return values[-1].strip() if values else ""
+    value = values[-1].strip() if values else ""
+    if "\x00" in value:
+        # No stored text holds one (PostgreSQL's text cannot): a bad request, not a search.
+        raise InvalidInput(
+            f"The {_PARAM_NAMES.get(name, name)} contains a NUL character (%00): remove it."
+        )
+    return value
 
 
 DATE_RANGE = (date(1970, 1, 1), date(9998, 12, 31))
@@ -331,8 +341,11 @@ def _conditions(flt: IncidentFilter, zone_start: Callable[[date], datetime]) -> 
         pattern = _like(flt.text.lower())
         matches: list[ColumnElement[bool]] = [
             unicode_lower(column).like(pattern, escape="\\")
-            for column in (col(Incident.title), col(Incident.summary), col(Incident.service))
+            for column in (col(Incident.title), col(Incident.service))
         ]
+        # The summary is kept in Slack's markup (``<`` as ``&lt;``): searched as it reads.
+        shown = _like(escape_mrkdwn(flt.text.lower()))
+        matches.append(unicode_lower(col(Incident.summary)).like(shown, escape="\\"))
         if number is not None and number <= incidents.NUMBER_MAX:
             matches.append(col(Incident.number) == number)
         conditions.append(or_(*matches))

@@ -146,6 +146,10 @@ def test_pages_of_fifty(admin: TestClient, db: Database, policy: Policy) -> None
             "The to date 9999-12-31 is out of range: use a date from 1970-01-01 to 9998-12-31.",
         ),
         ({"from": "0001-01-01"}, "The from date 0001-01-01 is out of range"),
+        # PostgreSQL's text cannot hold a NUL: a query with one failed there (500).
+        ({"q": "INC-\x00"}, "The search text contains a NUL character (%00): remove it."),
+        ({"service": "\x00"}, "The service contains a NUL character (%00): remove it."),
+        ({"from": "2026-01-01\x00"}, "The from date contains a NUL character (%00): remove it."),
     ],
 )
 def test_bad_filters_are_refused_with_a_clear_message(
@@ -452,3 +456,26 @@ def test_a_retracted_event_and_its_retraction_are_not_shown(
     assert re.findall(r'<li class="ev ev-([a-z_]+)">', page) == ["declared", "note"]
     assert "Kept note" in page
     assert "Wrong note" not in page
+
+
+def test_the_summary_reads_as_typed_and_is_found_by_what_was_typed(
+    admin: TestClient, db: Database, policy: Policy
+) -> None:
+    """The summary is kept in Slack's markup, as the declare form stores it: shown and
+    searched as it reads in Slack, not as ``&lt;b&gt;``."""
+    with db.transaction() as session:
+        number = incidents.declare_incident(
+            session,
+            policy,
+            title="Card payments failing",
+            reporter=ADMIN,
+            summary="EU cards fail &lt;b&gt;at 3DS&lt;/b&gt; &amp; retries, seen by <@U0MEMBER>",
+        ).incident.number
+    declare(db, policy, "Checkout down")
+    page = admin.get(f"/console/incidents/{number}").text
+    assert (
+        '<p class="summary">EU cards fail &lt;b&gt;at 3DS&lt;/b&gt; &amp; retries, seen by @'
+    ) in page
+    assert "&amp;lt;" not in page
+    assert refs(admin.get("/console/incidents", params={"q": "<b>at 3DS"}).text) == [number]
+    assert refs(admin.get("/console/incidents", params={"q": "& retries"}).text) == [number]
