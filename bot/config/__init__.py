@@ -8,8 +8,9 @@ Two sources, on purpose:
   channel naming, reminder cadences. It lives in ``firebreak.toml``, which the team keeps under
   version control. Every key has a default, so an empty file (or no file) is a working policy.
 
-The package, by concept: ``durations`` (parse and format ``15m``, ``1h30m``), ``policy`` (the
-``firebreak.toml`` models) and ``settings`` (the environment, and loading both at start-up).
+The package, by concept: ``lifecycle`` (severities, statuses, roles), ``policy`` (the rest of
+the ``firebreak.toml`` models), ``loading`` and ``toml_lines`` (reading the file, naming its
+lines) and ``settings`` (the environment, and loading both at start-up).
 
 Any problem stops start-up with one line that names the key, and the policy file's line
 (``ConfigError``; exit code 2).
@@ -17,19 +18,16 @@ Any problem stops start-up with one line that names the key, and the policy file
 
 from __future__ import annotations
 
+from bot.config.lifecycle import COMMANDER, RolePolicy, SeverityPolicy, StatusPolicy
 from bot.config.loading import load_policy, policy_from_dict
 from bot.config.policy import (
-    COMMANDER,
     AccessPolicy,
     Policy,
     PostmortemPolicy,
     RemindersPolicy,
     RetentionPolicy,
-    RolePolicy,
     RunbooksPolicy,
-    SeverityPolicy,
     SlackPolicy,
-    StatusPolicy,
 )
 from bot.config.settings import (
     EnvironmentSettings,

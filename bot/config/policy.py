@@ -7,12 +7,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     field_validator,
@@ -21,89 +18,24 @@ from pydantic import (
 
 from bot.alerts.policy import AlertsPolicy
 from bot.audit.clocks import ClockList
+from bot.config.lifecycle import (
+    COMMANDER,
+    RolePolicy,
+    SeverityPolicy,
+    StatusPolicy,
+    Strict,
+    check_status_graph,
+    default_roles,
+    default_severities,
+    default_statuses,
+)
 from bot.config.toml_lines import toml_line
 from bot.cron import UnsupportedCron, cron_trigger  # crontab weekdays: 0 and 7 are Sunday
 from bot.durations import Duration, RetentionDuration
 from bot.markup import BROADCASTS
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-
-
-def _check_key(value: str) -> str:
-    if not _KEY.match(value):
-        raise ValueError(f"{value!r} is not a valid key: use up to 32 letters, digits, '-' or '_'")
-    return value
-
-
-class SeverityPolicy(_Strict):
-    key: str
-    """What people type and see (``SEV1``); ``sev 1`` and the name work too."""
-    name: str = ""
-    """A human name (``Critical``)."""
-    description: str = ""
-    """When to use this severity; shown in the declare form."""
-    update_every: Duration | None = None
-    """How often the commander is expected to post a status update (at least 1m); unset: no
-    update nudges."""
-    ack_within: Duration | None = None
-    """Escalate when nobody has acknowledged or taken the commander role after this long (at
-    least 1m)."""
-    escalate_again_after: Duration | None = None
-    """Escalate to the second tier when still unacknowledged this long after the first (at
-    least 1m)."""
-
-    _key = field_validator("key")(_check_key)
-
-    @field_validator("update_every", "ack_within", "escalate_again_after")
-    @classmethod
-    def _at_least_a_minute(cls, value: timedelta | None) -> timedelta | None:
-        # Shorter would page people every few seconds: a typo ("30s" for "30m"), not a plan.
-        if value is not None and value < timedelta(minutes=1):
-            raise ValueError("must be at least 1m: reminders this often are noise, not help")
-        return value
-
-
-class StatusPolicy(_Strict):
-    key: str
-    """What people choose and type (``investigating``)."""
-    name: str = ""
-    """A human name (``Investigating``)."""
-    description: str = ""
-    """What the status means, for the people choosing it."""
-    phase: Literal["active", "resolved", "closed"] = "active"
-    """Where the incident stands: reminders and lists treat every status of a phase alike."""
-    milestone: Literal["mitigated", "resolved", "closed"] | None = None
-    """Entering this status stamps this milestone (the first time)."""
-    next: list[str] = Field(default_factory=list)
-    """The statuses an incident may move to from this one."""
-
-    _key = field_validator("key")(_check_key)
-
-    @property
-    def label(self) -> str:
-        """What people read: the name, else the key."""
-        return self.name or self.key
-
-
-class RolePolicy(_Strict):
-    key: str
-    """What people type (``/incident role comms @dana``) and ``role:<key>`` in ``[access]``."""
-    name: str
-    """A human name (``Comms Lead``); a unique prefix of three letters or more also works."""
-    short: str = ""
-    """A short name people may type too (``IC``)."""
-    description: str = ""
-    """What the role does; shown in the role form."""
-
-    _key = field_validator("key")(_check_key)
-
-
-class SlackPolicy(_Strict):
+class SlackPolicy(Strict):
     """How incidents look in Slack."""
 
     channel_name: str = "inc-{number}-{slug}"
@@ -209,7 +141,7 @@ _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class RemindersPolicy(_Strict):
+class RemindersPolicy(Strict):
     """Nudges and escalations. Cadences per severity live on the severities."""
 
     escalate_to: list[str] = Field(default_factory=list)
@@ -271,7 +203,7 @@ class RemindersPolicy(_Strict):
         return days
 
 
-class RunbooksPolicy(_Strict):
+class RunbooksPolicy(Strict):
     """Where runbooks come from and how they are shown."""
 
     paths: list[Path] = Field(default_factory=lambda: [Path("runbooks")])
@@ -282,7 +214,7 @@ class RunbooksPolicy(_Strict):
     """How many matching runbooks to suggest when an incident is declared."""
 
 
-class PostmortemPolicy(_Strict):
+class PostmortemPolicy(Strict):
     """Postmortem drafts."""
 
     template_dir: Path | None = None
@@ -322,7 +254,7 @@ ACCESS_ACTIONS = (
 """The keys of ``[access]`` that list who may do something."""
 
 
-class AccessPolicy(_Strict):
+class AccessPolicy(Strict):
     """Who may do what. A person may act when they match any listed principal."""
 
     declare: list[str] = Field(default_factory=lambda: ["everyone"])
@@ -350,7 +282,7 @@ class AccessPolicy(_Strict):
     _admins = field_validator("admins")(_check_targets)
 
 
-class RetentionPolicy(_Strict):
+class RetentionPolicy(Strict):
     """How long closed incidents stay in the database and when their evidence bundle is
     exported (``firebreak audit retention``; docs/audit.md). Unset: nothing is exported or
     removed. PCI DSS 10.5.1 (12 months, 3 at hand): export_after = "1d", remove_after = "90d",
@@ -366,168 +298,18 @@ class RetentionPolicy(_Strict):
     refuse, exit code 2, one that does not."""
 
 
-def _default_severities() -> list[SeverityPolicy]:
-    return [
-        SeverityPolicy(
-            key="SEV1",
-            name="Critical",
-            description="Customer-facing outage or data loss; all hands, page now.",
-            update_every=timedelta(minutes=15),
-            ack_within=timedelta(minutes=5),
-            escalate_again_after=timedelta(minutes=10),
-        ),
-        SeverityPolicy(
-            key="SEV2",
-            name="Major",
-            description="Major feature degraded for many customers; respond immediately.",
-            update_every=timedelta(minutes=30),
-            ack_within=timedelta(minutes=10),
-            escalate_again_after=timedelta(minutes=15),
-        ),
-        SeverityPolicy(
-            key="SEV3",
-            name="Minor",
-            description="Partial or internal impact with a workaround; respond in hours.",
-            update_every=timedelta(hours=1),
-            ack_within=timedelta(minutes=30),
-            escalate_again_after=timedelta(hours=1),
-        ),
-        SeverityPolicy(
-            key="SEV4",
-            name="Low",
-            description="Little or no customer impact; track and fix in working hours.",
-            update_every=timedelta(hours=4),
-        ),
-    ]
-
-
-def _reachable(statuses: list[StatusPolicy], start: str) -> set[str]:
-    """The statuses an incident in ``start`` can reach by moves its ``next`` lists allow."""
-    following = {s.key: s.next for s in statuses}
-    seen = {start}
-    todo = [start]
-    while todo:
-        for target in following.get(todo.pop(), []):
-            if target not in seen:
-                seen.add(target)
-                todo.append(target)
-    return seen
-
-
-def _check_status_graph(statuses: list[StatusPolicy]) -> None:
-    """Refuse a graph that strands incidents: a status no incident can enter, or an active one
-    from which no incident could ever be resolved or closed (only moves ``next`` lists allow)."""
-    phases = {s.key: s.phase for s in statuses}
-    for status in statuses:
-        if status.phase != "active":
-            continue
-        reached = {phases[key] for key in _reachable(statuses, status.key)}
-        for phase in ("resolved", "closed"):
-            if phase not in reached:
-                raise ValueError(
-                    f"statuses: no {phase} status can be reached from {status.key!r}, so an "
-                    f"incident there could never be {phase}: extend its next"
-                )
-    first = statuses[0].key
-    from_first = _reachable(statuses, first)
-    for status in statuses:
-        if status.key not in from_first:
-            raise ValueError(
-                f"statuses: {status.key!r} cannot be reached from {first!r}, where incidents "
-                "start: list it in the next of a status that can"
-            )
-
-
-def _default_statuses() -> list[StatusPolicy]:
-    return [
-        StatusPolicy(
-            key="triage",
-            name="Triage",
-            description="Declared; establishing scope and impact.",
-            next=["investigating", "identified", "monitoring", "resolved"],
-        ),
-        StatusPolicy(
-            key="investigating",
-            name="Investigating",
-            description="Looking for the cause.",
-            next=["identified", "monitoring", "resolved"],
-        ),
-        StatusPolicy(
-            key="identified",
-            name="Identified",
-            description="Cause found; working on a fix.",
-            next=["investigating", "monitoring", "resolved"],
-        ),
-        StatusPolicy(
-            key="monitoring",
-            name="Monitoring",
-            description="Mitigated; watching that it holds.",
-            milestone="mitigated",
-            next=["investigating", "identified", "resolved"],
-        ),
-        StatusPolicy(
-            key="resolved",
-            name="Resolved",
-            description="Impact is over; follow-up and postmortem remain.",
-            phase="resolved",
-            milestone="resolved",
-            next=["closed", "investigating"],
-        ),
-        StatusPolicy(
-            key="closed",
-            name="Closed",
-            description="Done: postmortem drafted, follow-up tracked as action items.",
-            phase="closed",
-            milestone="closed",
-            next=["investigating"],
-        ),
-    ]
-
-
-def _default_roles() -> list[RolePolicy]:
-    return [
-        RolePolicy(
-            key="commander",
-            name="Incident Commander",
-            short="IC",
-            description="Owns the incident: decides, delegates, keeps everyone informed.",
-        ),
-        RolePolicy(
-            key="comms",
-            name="Comms Lead",
-            short="Comms",
-            description="Writes status updates for stakeholders and customers.",
-        ),
-        RolePolicy(
-            key="scribe",
-            name="Scribe",
-            short="Scribe",
-            description="Keeps the timeline: captures decisions and findings as they happen.",
-        ),
-        RolePolicy(
-            key="ops",
-            name="Ops Lead",
-            short="Ops",
-            description="Hands on keyboard: runs the commands and the runbook steps.",
-        ),
-    ]
-
-
-COMMANDER = "commander"
-
-
-class Policy(_Strict):
+class Policy(Strict):
     """How the team runs incidents. Loaded from firebreak.toml; every key has a default."""
 
     timezone: str = "UTC"
     """The team's IANA timezone (``Europe/Berlin``): working hours, cron schedules, due dates."""
     default_severity: str = "SEV3"
     """The severity of an incident declared without one."""
-    severities: list[SeverityPolicy] = Field(default_factory=_default_severities)
+    severities: list[SeverityPolicy] = Field(default_factory=default_severities)
     """Severities, most severe first."""
-    statuses: list[StatusPolicy] = Field(default_factory=_default_statuses)
+    statuses: list[StatusPolicy] = Field(default_factory=default_statuses)
     """Statuses, in the order they are offered; the first is where incidents start."""
-    roles: list[RolePolicy] = Field(default_factory=_default_roles)
+    roles: list[RolePolicy] = Field(default_factory=default_roles)
     """Incident roles; one with key ``commander`` is required."""
     slack: SlackPolicy = Field(default_factory=SlackPolicy)
     reminders: RemindersPolicy = Field(default_factory=RemindersPolicy)
@@ -599,7 +381,7 @@ class Policy(_Strict):
         for phase in ("resolved", "closed"):
             if not any(s.phase == phase for s in self.statuses):
                 raise ValueError(f"statuses: one status needs phase = {phase!r}")
-        _check_status_graph(self.statuses)
+        check_status_graph(self.statuses)
         role_keys = {r.key for r in self.roles}
         for action in ACCESS_ACTIONS:
             for principal in getattr(self.access, action):
