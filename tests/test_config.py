@@ -439,6 +439,31 @@ def test_a_capture_reaction_slack_can_never_send_is_refused_at_its_line(tmp_path
             '# roles\n[[roles]]\nkey = "scribe"\nname = "Scribe"\n',
             "2: roles: a role with key 'commander' (the Incident Commander) is required",
         ),
+        (  # `/incident role Commander @x` could mean either
+            '[[roles]]\nkey = "commander"\nname = "Commander"\n\n'
+            '[[roles]]\nkey = "deputy"\nname = "commander"\nshort = "DC"\n',
+            "5: roles.1: 'commander' already names roles 'commander': people type keys and "
+            "names, so each must name one",
+        ),
+        (  # the second tier counts from the first, which never comes without ack_within
+            'default_severity = "P1"\n[[severities]]\nkey = "P1"\nupdate_every = "15m"\n'
+            'escalate_again_after = "10m"\n',
+            "2: severities.0: escalate_again_after needs ack_within: the second escalation "
+            "counts from the first, which ack_within times",
+        ),
+        (  # nowhere to move incidents to when their alerts resolve
+            '[[statuses]]\nkey = "open"\nnext = ["resolved"]\n\n'
+            '[[statuses]]\nkey = "resolved"\nphase = "resolved"\nnext = ["closed"]\n\n'
+            '[[statuses]]\nkey = "closed"\nphase = "closed"\n\n'
+            '[alerts]\non_all_resolved = "mitigate"\n',
+            "15: alerts.on_all_resolved: 'mitigate' needs a status with milestone = "
+            '"mitigated" to move incidents to; add one, or use "ask"',
+        ),
+        (
+            '[alerts.severity_map]\nP1 = "SEV1"\np1 = "SEV2"\n',
+            "1: alerts.severity_map: 'P1' and 'p1' are the same source severity (case is "
+            "ignored): keep one",
+        ),
     ],
 )
 def test_errors_about_arrays_of_tables_name_their_line(

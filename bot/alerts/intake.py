@@ -394,12 +394,13 @@ def _all_resolved(
     ).one()
     key = f"alerts:resolved:{group.id}:{group.episode}:{turn}"
     if policy.alerts.on_all_resolved == "mitigate" and not unlisted:
-        # A policy with no way from here to mitigated: leave it to people.
+        # A policy with no way from here to mitigated: people are asked instead.
         with suppress(InvalidTransition, InvalidInput):
             core.mitigate_incident(
                 session, policy, incident.id, actor=reporter_of(group.source), key=key, now=now
             )
-    elif policy.alerts.on_all_resolved in ("ask", "mitigate"):
+            return
+    if policy.alerts.on_all_resolved in ("ask", "mitigate"):
         queue_notice(
             session,
             AllResolved(

@@ -155,7 +155,8 @@ class AlertsPolicy(BaseModel):
     """Labels read (in order) for the source's severity; sources with their own priority
     (Datadog, PagerDuty, Opsgenie) use it directly."""
     severity_map: dict[str, str] = Field(default_factory=_default_severity_map)
-    """Source severity or priority (any case) -> a severity key of this policy."""
+    """Source severity or priority (any case: two keys differing only in case are refused) -> a
+    severity key of this policy."""
     default_severity: str | None = None
     """Severity when nothing maps; unset: the policy's default_severity."""
     service_labels: list[str] = Field(
@@ -168,13 +169,27 @@ class AlertsPolicy(BaseModel):
     too while that incident is active (people are still working on it)."""
     on_all_resolved: Literal["ask", "mitigate", "nothing"] = "ask"
     """When every alert of an incident has resolved: ask the commander, mitigate, or nothing
-    (mitigate asks instead when the sender left alerts out of its message)."""
+    (mitigate needs a status with ``milestone = "mitigated"``; it asks instead when the sender
+    left alerts out of its message, or when no move leads there from the incident's status)."""
     start_runbook: bool = False
     """Start the runbook named by the alert instead of only suggesting it."""
     invite: list[str] = Field(default_factory=list)
     """Slack user ids (U...) invited to the channel of an incident that alerts declare (the
     on-call, say); nobody is invited otherwise."""
     drop: list[DropRule] = Field(default_factory=list)
+
+    @field_validator("severity_map")
+    @classmethod
+    def _one_entry_per_name(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for key in value:
+            first = seen.setdefault(key.strip().casefold(), key)
+            if first != key:
+                raise ValueError(
+                    f"{first!r} and {key!r} are the same source severity (case is ignored): "
+                    "keep one"
+                )
+        return value
 
     @field_validator("triage_channel")
     @classmethod

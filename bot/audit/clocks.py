@@ -284,6 +284,21 @@ def _expand(value: object) -> object:
     return out
 
 
+def _completion_loop(clock: ClockPolicy, by_key: dict[str, ClockPolicy]) -> list[str]:
+    """The clocks from ``clock`` back to itself when each starts on the completion of the next
+    (``a -> b -> a``); empty when the chain ends at another trigger."""
+    path = [clock.key]
+    kind, value = clock.trigger
+    while kind == "completed" and value in by_key:
+        path.append(value)
+        if value == clock.key:
+            return path
+        if value in path[:-1]:
+            return []  # a loop further on: named at one of its own clocks
+        kind, value = by_key[value].trigger
+    return []
+
+
 def _consistent(clocks: list[ClockPolicy], info: ValidationInfo) -> list[ClockPolicy]:
     keys = [c.key for c in clocks]
     for n, clock in enumerate(clocks):
@@ -305,6 +320,13 @@ def _consistent(clocks: list[ClockPolicy], info: ValidationInfo) -> list[ClockPo
         if kind == "completed" and value == clock.key:
             raise PlacedValueError(
                 f"clock {clock.key!r}: starts_on cannot be its own completion",
+                clock.at("starts_on"),
+            )
+        loop = _completion_loop(clock, {c.key: c for c in clocks})
+        if loop:
+            raise PlacedValueError(
+                f"clock {clock.key!r}: starts_on waits for a clock that waits for it "
+                f"({' -> '.join(loop)}): none of them can ever start",
                 clock.at("starts_on"),
             )
         if kind == "severity" and severities and value.casefold() not in severities:

@@ -4,10 +4,11 @@ and the defaults an empty ``firebreak.toml`` gets. ``bot.config.policy`` holds t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.durations import Duration
 
@@ -42,9 +43,18 @@ class SeverityPolicy(Strict):
     least 1m)."""
     escalate_again_after: Duration | None = None
     """Escalate to the second tier when still unacknowledged this long after the first (at
-    least 1m)."""
+    least 1m; needs ``ack_within``, which times the first)."""
 
     _key = field_validator("key")(check_key)
+
+    @model_validator(mode="after")
+    def _second_tier(self) -> SeverityPolicy:
+        if self.escalate_again_after is not None and self.ack_within is None:
+            raise ValueError(
+                "escalate_again_after needs ack_within: the second escalation counts from the "
+                "first, which ack_within times"
+            )
+        return self
 
     @field_validator("update_every", "ack_within", "escalate_again_after")
     @classmethod
@@ -81,7 +91,8 @@ class RolePolicy(Strict):
     key: str
     """What people type (``/incident role comms @dana``) and ``role:<key>`` in ``[access]``."""
     name: str
-    """A human name (``Comms Lead``); a unique prefix of three letters or more also works."""
+    """A human name (``Comms Lead``); a unique prefix of three letters or more also works. Keys,
+    names and short names each name one role (as severities' and statuses' keys and names)."""
     short: str = ""
     """A short name people may type too (``IC``)."""
     description: str = ""
@@ -238,3 +249,18 @@ def default_roles() -> list[RolePolicy]:
 
 
 COMMANDER = "commander"
+
+
+def check_names(kind: str, items: Sequence[SeverityPolicy | StatusPolicy | RolePolicy]) -> None:
+    """People type a key, a name (or a role's short name): each names one item. A name that is
+    also another item's key or name would pick whichever comes first."""
+    owner: dict[str, int] = {}
+    for index, item in enumerate(items):
+        names = {item.key, item.name, getattr(item, "short", "")} - {""}
+        for name in sorted(names):
+            other = owner.setdefault(name.casefold(), index)
+            if other != index:
+                raise ValueError(
+                    f"{kind}.{index}: {name!r} already names {kind} {items[other].key!r}: "
+                    "people type keys and names, so each must name one"
+                )

@@ -24,6 +24,7 @@ from bot.config.lifecycle import (
     SeverityPolicy,
     StatusPolicy,
     Strict,
+    check_names,
     check_status_graph,
     default_roles,
     default_severities,
@@ -363,6 +364,7 @@ class Policy(Strict):
                 if key.casefold() in seen:
                     raise ValueError(f"{name}.{index}.key: duplicate key {key!r}")
                 seen.add(key.casefold())
+            check_names(name, items)
         if self.find_severity(self.default_severity) is None:
             raise ValueError(
                 f"default_severity: {self.default_severity!r} is not one of the severities "
@@ -382,6 +384,13 @@ class Policy(Strict):
             if not any(s.phase == phase for s in self.statuses):
                 raise ValueError(f"statuses: one status needs phase = {phase!r}")
         check_status_graph(self.statuses)
+        if self.alerts.on_all_resolved == "mitigate" and not any(
+            s.milestone == "mitigated" for s in self.statuses
+        ):
+            raise ValueError(
+                "alerts.on_all_resolved: 'mitigate' needs a status with milestone = "
+                '"mitigated" to move incidents to; add one, or use "ask"'
+            )
         role_keys = {r.key for r in self.roles}
         for action in ACCESS_ACTIONS:
             for principal in getattr(self.access, action):

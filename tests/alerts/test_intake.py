@@ -161,6 +161,31 @@ def test_all_resolved_mitigates_when_the_policy_says_so(db: Database) -> None:
         assert count(session, AlertNotice) == 1  # the links; no question asked
 
 
+def test_all_resolved_asks_when_the_policy_has_no_way_from_the_status_to_mitigated(
+    db: Database,
+) -> None:
+    """``on_all_resolved = "mitigate"``, but from where the incident stands the policy's
+    ``next`` lists lead to resolved only: people are asked (nothing happened, silently)."""
+    policy = policy_from_dict(
+        {
+            "alerts": {"on_all_resolved": "mitigate"},
+            "statuses": [
+                {"key": "triage", "next": ["fixing", "resolved"]},
+                {"key": "fixing", "next": ["verifying"]},
+                {"key": "verifying", "milestone": "mitigated", "next": ["resolved"]},
+                {"key": "resolved", "phase": "resolved", "next": ["closed"]},
+                {"key": "closed", "phase": "closed"},
+            ],
+        }
+    )
+    store(db, policy, generic("x"))
+    store(db, policy, generic("x", "resolved"))
+    with db.read() as session:
+        assert session.exec(select(Incident)).one().status == "triage"
+        notices = session.exec(select(AlertNotice).order_by(col(AlertNotice.id))).all()
+        assert [n.kind for n in notices] == ["links", "all_resolved"]
+
+
 def test_all_resolved_does_nothing_when_the_policy_says_nothing(db: Database) -> None:
     policy = policy_from_dict({"alerts": {"on_all_resolved": "nothing"}})
     store(db, policy, generic("x"))

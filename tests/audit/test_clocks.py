@@ -281,6 +281,13 @@ MINE = '[[clocks]]\nkey = "a"\nstarts_on = "declared"\ndeadlines = [{ after = "4
             5,
             "[[clocks]] 2: preset must be one of dora, gdpr and stand alone",
         ),
+        (
+            MINE.replace('"declared"', '"completed:b"')
+            + MINE.replace('key = "a"', 'key = "b"').replace('"declared"', '"completed:a"'),
+            3,
+            "clock 'a': starts_on waits for a clock that waits for it (a -> b -> a): none of "
+            "them can ever start",
+        ),
     ],
 )
 def test_a_bad_clock_is_named_with_the_line_it_is_written_on(
