@@ -191,9 +191,14 @@ def cmd_incidents_list(args: argparse.Namespace) -> int:
             rows = incidents.list_incidents(
                 session, policy, phases=None if args.all else ("active", "resolved")
             )
+            # Columns as wide as the policy's longest key shown (``postmortem-review``).
+            ref = max([9, *(len(i.ref) for i in rows)])
+            sev = max([6, *(len(i.severity) for i in rows)])
+            status = max([14, *(len(i.status) for i in rows)])
             for incident in rows:
                 print(
-                    f"{incident.ref:<9} {incident.severity:<6} {incident.status:<14} "
+                    f"{incident.ref:<{ref}} {incident.severity:<{sev}} "
+                    f"{incident.status:<{status}} "
                     f"{incident.declared_at:%Y-%m-%d %H:%MZ}  {incident.title}"
                 )
             if not rows:

@@ -65,8 +65,8 @@ def validate_targets(
 ) -> None:
     """Stop start-up when an escalation target names a user group the workspace lacks.
 
-    Raises ``ConfigError`` with one line naming the key, e.g.
-    ``firebreak.toml: reminders.escalate_to: unknown user group @sre-oncall``. User ids are
+    Raises ``ConfigError`` with one line naming the key and its line, e.g.
+    ``firebreak.toml:12: reminders.escalate_to: unknown user group @sre-oncall``. User ids are
     not checked (Slack would need one call per user). A failure while listing the groups
     propagates as ``LookupError``."""
     groups = None
@@ -79,7 +79,9 @@ def validate_targets(
         unknown = unknown_targets(targets, groups)
         if unknown:
             noun = "user group" if len(unknown) == 1 else "user groups"
-            raise ConfigError(f"{source}: reminders.{key}: unknown {noun} {', '.join(unknown)}")
+            line = policy.line_of("reminders", key)
+            place = f"{source}:{line}" if line else source
+            raise ConfigError(f"{place}: reminders.{key}: unknown {noun} {', '.join(unknown)}")
 
 
 class ReminderScheduler:

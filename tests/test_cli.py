@@ -19,7 +19,7 @@ from bot import __version__, migrations
 from bot import incidents as core
 from bot.alerts.intake import ingest
 from bot.cli import main
-from bot.config import Policy
+from bot.config import Policy, load_policy
 from bot.db import Database
 from bot.models import Postmortem
 from tests.alerts.test_episodes_and_order import FIRING, RESOLVED, alertmanager
@@ -790,3 +790,34 @@ def test_every_command_warns_of_a_firebreak_variable_it_does_not_read(tmp_path: 
     )
     assert "FIREBREAK_SERVICE_HOST" not in result.stderr  # Kubernetes sets it for a Service
     assert result.stdout.startswith("built-in defaults: ok")
+
+
+def test_incidents_lines_up_however_long_the_policys_status_keys(
+    db: Database,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    toml = tmp_path / "firebreak.toml"
+    toml.write_text(
+        '[[statuses]]\nkey = "investigating"\nnext = ["resolved"]\n\n'
+        '[[statuses]]\nkey = "resolved"\nphase = "resolved"\nnext = ["postmortem-review"]\n\n'
+        '[[statuses]]\nkey = "postmortem-review"\nphase = "resolved"\nnext = ["closed"]\n\n'
+        '[[statuses]]\nkey = "closed"\nphase = "closed"\n'
+    )
+    policy = load_policy(toml)
+    with db.transaction() as session:
+        first = core.declare_incident(session, policy, title="Checkout down", reporter="U1")
+        core.declare_incident(session, policy, title="Search slow", reporter="U1")
+        assert first.incident.id is not None
+        core.resolve_incident(session, policy, first.incident.id, actor="U1")
+        core.change_status(session, policy, first.incident.id, "postmortem-review", actor="U1")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["--policy", str(toml), "incidents"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in lines] == ["investigating", "postmortem-review"]
+    dates = {line.index(" 20") for line in lines}
+    named = zip(lines, ["Search slow", "Checkout down"], strict=True)
+    titles = {line.index(title) for line, title in named}
+    assert len(dates) == 1 and len(titles) == 1  # one column each

@@ -572,3 +572,29 @@ def test_a_stale_severity_choice_names_the_day_of_a_change_made_before_today(
     ):
         core.change_severity(session, policy, incident_id, "SEV2", actor="U2", seen="SEV3")
     assert "(changed by <@U1> at 23:50 UTC)" in str(refused.value)
+
+
+def test_a_status_the_policy_no_longer_has_is_named_on_the_timeline_when_left(
+    db: Database, policy: Policy
+) -> None:
+    """The policy was edited while an incident stood at a status it dropped: the change away
+    from it says where it was, as stored (the tamper-evident record said "?" and None)."""
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        core.change_status(session, policy, incident.id, "investigating", actor="U1")
+    edited = policy_from_dict(
+        {
+            "statuses": [
+                {"key": "triage", "next": ["fixing", "resolved"]},
+                {"key": "fixing", "next": ["resolved"]},
+                {"key": "resolved", "phase": "resolved", "next": ["closed"]},
+                {"key": "closed", "phase": "closed"},
+            ]
+        }
+    )
+    with db.transaction() as session:
+        change = core.change_status(session, edited, incident.id, "fixing", actor="U1")
+    assert change.event is not None
+    assert change.event.text == "INC-1 status changed: investigating → fixing"
+    assert change.event.data["from"] == "investigating"

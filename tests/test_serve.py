@@ -114,7 +114,7 @@ def test_the_command_exits_2_with_one_line(
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"firebreak: {policy}: reminders.escalate_to: unknown user group @nobody-here"
+        f"firebreak: {policy}:2: reminders.escalate_to: unknown user group @nobody-here"
     )
 
 

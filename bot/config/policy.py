@@ -335,8 +335,12 @@ class Policy(Strict):
     def where(self, *loc: str | int) -> str:
         """``file:line`` of the key at ``loc`` (``file`` when it is not written there), for a
         problem found after loading (a directory that does not exist)."""
-        line = toml_line(self._text, loc) if self._text is not None else None
+        line = self.line_of(*loc)
         return f"{self._source}:{line}" if line else self._source
+
+    def line_of(self, *loc: str | int) -> int | None:
+        """The line of the policy file that writes the key at ``loc``, if it was read from one."""
+        return toml_line(self._text, loc) if self._text is not None else None
 
     @field_validator("timezone")
     @classmethod

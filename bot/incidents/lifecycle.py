@@ -297,6 +297,7 @@ def change_status(
     if stale and reopened:
         # One's own change one may correct from one's copy; never a reopen, unseen by all.
         raise _stale_status(incident, policy, target, seen or "", latest)
+    was = incident.status  # kept as stored: a status the policy no longer has is still named
     incident.status = target.key
     if reopened:
         if incident.mitigated_at is not None and incident.mitigated_at == incident.resolved_at:
@@ -321,14 +322,14 @@ def change_status(
         kind=EventKind.STATUS_CHANGED,
         text=(
             # Said with the names people see on the summary ("Triage → Monitoring").
-            f"{incident.ref} {verb}: {_name(previous) if previous else '?'} → {_name(target)}"
-            + (f" — {note}" if note else "")
+            f"{incident.ref} {verb}: {_name(previous) if previous else escape_mrkdwn(was)} → "
+            f"{_name(target)}" + (f" — {note}" if note else "")
         ),
         actor=actor,
         now=now,
         key=key,
         data={
-            "from": previous.key if previous else None,
+            "from": previous.key if previous else was,
             "to": target.key,
             "phase": target.phase,
             "reopened": reopened,
@@ -336,7 +337,7 @@ def change_status(
         },
     )
     return Change(
-        incident, event, {"from": previous.key if previous else None, "reopened": reopened}
+        incident, event, {"from": previous.key if previous else was, "reopened": reopened}
     )
 
 
@@ -346,6 +347,24 @@ def _name(status: StatusPolicy) -> str:
 
 def _status_in_phase(policy: Policy, phase: str) -> StatusPolicy:
     return next(s for s in policy.statuses if s.phase == phase)
+
+
+def can_resolve(policy: Policy, incident: Incident) -> bool:
+    """Whether ``resolve_incident`` may move the incident from where it stands."""
+    resolved = _status_in_phase(policy, "resolved")
+    return resolved.key in {s.key for s in allowed_next_statuses(policy, incident)}
+
+
+def can_close(policy: Policy, incident: Incident) -> bool:
+    """Whether ``close_incident`` may close the incident from where it stands (an active one
+    through the resolved status, as it does)."""
+    allowed = {s.key for s in allowed_next_statuses(policy, incident)}
+    closed, resolved = _status_in_phase(policy, "closed"), _status_in_phase(policy, "resolved")
+    if closed.key in allowed:
+        return True
+    current = policy.find_status(incident.status)
+    through = current is not None and current.phase == "active" and resolved.key in allowed
+    return through and closed.key in resolved.next
 
 
 def mitigate_incident(

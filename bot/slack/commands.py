@@ -323,9 +323,10 @@ def _shape(
             return bad(f"Give the incident a title: {USAGE['declare']}")
         return ParsedCommand("declare", incident_ref=ref, text=body)
     if name == "sev":
-        if len(args) != 1:
+        if not args:
             return bad(f"Say which severity: {USAGE['sev']}")
-        return ParsedCommand("sev", incident_ref=ref, args=(unquoted(args[0]),))
+        # A severity's name may be words ("P2 - High"), typed with or without quotes.
+        return ParsedCommand("sev", incident_ref=ref, args=(unquoted(" ".join(args)),))
     if name == "ic":
         if len(args) != 1:
             return bad(f"Say who is the commander: {USAGE['ic']}")

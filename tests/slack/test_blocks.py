@@ -314,3 +314,32 @@ def test_help_lists_the_clock_commands_only_when_clocks_are_configured(policy: P
     assert "`classify &lt;class&gt;` · `notified &lt;clock&gt; [note]`" in blocks.help_text(
         with_clocks
     )
+
+
+def test_the_summary_offers_resolve_and_close_only_where_the_policys_moves_allow_them() -> None:
+    """A team whose resolved incidents go to a postmortem review before closing: a Close on
+    the resolved summary would only be refused; nor is Resolve offered where ``next`` leads
+    elsewhere first."""
+    policy = policy_from_dict(
+        {
+            "statuses": [
+                {"key": "investigating", "next": ["fixing", "resolved"]},
+                {"key": "fixing", "next": ["verifying"]},
+                {"key": "verifying", "milestone": "mitigated", "next": ["resolved"]},
+                {"key": "resolved", "phase": "resolved", "next": ["review", "investigating"]},
+                {"key": "review", "phase": "resolved", "next": ["closed", "investigating"]},
+                {"key": "closed", "phase": "closed", "next": ["investigating"]},
+            ]
+        }
+    )
+
+    def actions(status: str) -> list[str]:
+        incident = make_incident(status=status, acknowledged_at=NOW)
+        block = blocks.incident_actions(policy, incident, {"commander": "U2"})
+        return [e["action_id"] for e in block["elements"] if e["type"] == "button"]
+
+    assert blocks.RESOLVE in actions("investigating")
+    assert blocks.RESOLVE not in actions("fixing")
+    assert blocks.CLOSE not in actions("resolved")
+    assert blocks.REOPEN in actions("resolved")
+    assert blocks.CLOSE in actions("review")

@@ -142,6 +142,9 @@ def test_done_with_a_number_it_cannot_use_says_how_to_write_it(typed: str) -> No
         ("sev SEV\uff11", ("sev", ("SEV1",))),
         ("\uff53\uff45\uff56\u3000\uff12", ("sev", ("2",))),
         ("done \uff03\uff13", ("done", ("3",))),
+        # A severity named in words, as a team's policy names it.
+        ("sev P2 - High", ("sev", ("P2 - High",))),
+        ("sev \u201cP2 - High\u201d", ("sev", ("P2 - High",))),
     ],
 )
 def test_a_quoted_argument_reads_as_typed_without_its_quotes(

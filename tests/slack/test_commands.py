@@ -98,7 +98,6 @@ def test_mentions_are_read_in_their_escaped_form() -> None:
         ("role comms dana", "not a person"),
         ("role", "Say which role"),
         ("sev", "Say which severity"),
-        ("sev 1 2", "Say which severity"),
         ("note", "Add the text"),
         ("update   ", "Add the text"),
         ("done x", "Say which action item"),

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.config import COMMANDER, Policy
 from bot.durations import humanize_duration
-from bot.incidents import incident_metrics
+from bot.incidents import can_close, can_resolve, incident_metrics
 from bot.markup import neutralise_broadcasts
 from bot.models import Incident, TimelineEvent
 from bot.slack import limits
@@ -137,6 +137,8 @@ def incident_actions(policy: Policy, incident: Incident, roles: dict[str, str]) 
     elements.append(button("Add note", ADD_NOTE, value))
     if _is_active(policy, incident):
         elements.append(button("Post update", POST_UPDATE, value))
+    # Offered only where the policy's moves allow them: a click would only be refused.
+    if _is_active(policy, incident) and can_resolve(policy, incident):
         elements.append(
             button(
                 "Resolve",
@@ -150,8 +152,8 @@ def incident_actions(policy: Policy, incident: Incident, roles: dict[str, str]) 
                 ),
             )
         )
-    else:
-        if incident.closed_at is None:
+    if not _is_active(policy, incident):
+        if incident.closed_at is None and can_close(policy, incident):
             elements.append(button("Close", CLOSE, value, style="primary"))
         elements.append(button("Reopen", REOPEN, value))
     # The severity and status shown travel with a choice from the menus (``seen_on_summary``).
