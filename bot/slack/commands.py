@@ -322,6 +322,9 @@ def _shape(
         if not body:
             return bad(f"Give the incident a title: {USAGE['declare']}")
         return ParsedCommand("declare", incident_ref=ref, text=body)
+    if name == "status" and args:
+        # "/incident status identified": a status people choose on the summary, typed.
+        return ParsedCommand("set_status", incident_ref=ref, args=(unquoted(" ".join(args)),))
     if name == "sev":
         if not args:
             return bad(f"Say which severity: {USAGE['sev']}")
@@ -361,7 +364,6 @@ def _shape(
     if (
         name
         in (
-            "status",
             "ack",
             "mitigate",
             "close",

@@ -69,7 +69,8 @@ def test_asking_for_help_or_a_severity_in_shorthand_declares_nothing(
         ("sev 9", "Unknown severity '9'"),
         ("ic bob", "mention them with @"),
         ("role janitor <@U0FAKE001|x>", "Unknown role 'janitor'"),
-        ("status please now", "takes no words"),
+        ("status please now", "Unknown status 'please now'. Choose one of: triage,"),
+        ("timeline please now", "takes no words"),
         ("frobnicate the widgets", "is not a command"),
     ],
 )
@@ -281,3 +282,28 @@ def test_a_form_sent_after_leaving_a_private_incident_is_refused(
 def timeline_of(db: Database, incident: Incident) -> list[TimelineEvent]:
     with db.read() as session:
         return list(core.timeline(session, incident.id or 0))
+
+
+def test_a_status_is_typed_as_it_is_chosen_on_the_summary(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """``/incident status identified``, as a team using Statuspage's words types it: the same
+    change, rules and answers as the summary's status menu, once however often Slack retries."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    for _ in range(2):  # Slack's retry of the same command
+        reply = slack.slash_command("status identified", user="ana.garcia", channel=channel)
+        assert reply.status == 200
+    bot.settle()
+    announced = [m for m in fake.messages(channel) if "→ Identified" in texts(m)]
+    assert len(announced) == 1
+    assert "INC-1 is already Identified." in ask(fake, bot, slack, "status Identified", channel)
+    said = ask(fake, bot, slack, "status closed INC-1", "general")
+    assert "it cannot move to closed" in said
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).status == "identified"
+        changes = [
+            e.text for e in core.timeline(session, incident.id or 0) if e.kind == "status_changed"
+        ]
+    assert changes == ["INC-1 status changed: Triage → Identified"]
+    assert "INC-1 [SEV3] Identified" in ask(fake, bot, slack, "status", channel)  # the summary

@@ -103,7 +103,7 @@ def test_mentions_are_read_in_their_escaped_form() -> None:
         ("done x", "Say which action item"),
         ("done 99999999999999999999", "Say which action item"),
         ("ic @ben.okafor", "Slack did not turn '@ben.okafor' into a mention"),
-        ("status now please", "takes no words"),
+        ("timeline now please", "takes no words"),
         ("action", "Describe the action item"),
         ("action fix it 2020-01-01", "in the past"),
     ],

@@ -34,6 +34,7 @@ from bot.slack.runbook_messages.mrkdwn import title_mrkdwn
 def help_text(policy: Policy) -> str:
     roles = ", ".join(r.key for r in policy.roles)
     severities = ", ".join(s.key for s in policy.severities)
+    statuses = ", ".join(s.key for s in policy.statuses)
     return "\n".join(
         [
             "*Firebreak* — `/incident` commands",
@@ -42,7 +43,8 @@ def help_text(policy: Policy) -> str:
             "or `/incident declare &lt;title&gt;`",
             "In an incident channel (elsewhere, name the incident by its number or its "
             "channel: `/incident INC-42 status`, `/incident resolve #inc-42-checkout`):",
-            "`status` · `ack` · `sev &lt;level&gt;` (" + severities + ")",
+            "`status` — the summary · `status &lt;status&gt;` (" + statuses + ")",
+            "`ack` · `sev &lt;level&gt;` (" + severities + ")",
             "`ic @person` (`ic me`) · `role &lt;role&gt; @person` (" + roles + ")",
             "`update &lt;text&gt;` — post a status update · "
             "`note &lt;text&gt;` — add to the timeline",

@@ -147,6 +147,10 @@ class CommandListeners(ListenerBase):
             f"{incident.ref} is already {target}.",
         )
 
+    def cmd_set_status(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+        """``/incident status identified``: as the summary's status menu (same rules)."""
+        self.set_status(ctx, incident, parsed.args[0])
+
     def cmd_ack(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
         self._apply(
             ctx,
@@ -374,6 +378,7 @@ CommandHandler = Callable[[CommandListeners, Ctx, ParsedCommand, Incident], None
 
 COMMANDS: dict[str, CommandHandler] = {
     "status": CommandListeners.cmd_status,
+    "set_status": CommandListeners.cmd_set_status,
     "sev": CommandListeners.cmd_sev,
     "ack": CommandListeners.cmd_ack,
     "ic": CommandListeners.cmd_ic,
