@@ -23,12 +23,23 @@ _ACTION = re.compile(
 _CONTEXT = re.compile(
     r"\b(?:meaning|impact\w*|summary|overview|background|mental models?|concepts?|"
     r"how it works|descriptions?|links?|see also|"
-    r"references?|related|about|context|symptoms?|what is|what does|why|alerts?|details?|"
+    r"references?|about|context|symptoms?|what is|what does|why|details?|"
     r"dashboards?|owners?|ownership|contacts?|pre-?requisites?|requirements?|notes?|faq|"
     r"glossary|architecture|history|causes?|purpose|scope|introduction|intro|definitions?|"
     r"further reading|more information|additional information|resources|documentation|docs|"
     r"tl;?dr|who|appendix|appendices)\b"
 )
+_CONTEXT_SUBJECT = re.compile(
+    r"\balerts?(?=[\s:.?!]*$)|^related\b|\brelated(?=\s+(?:runbooks?|alerts?|links?|docs?|"
+    r"documentation|dashboards?|pages?|resources|reading|articles?|information|topics?|"
+    r"incidents?|issues?)\b)"
+)
+"""Words that make a heading context only as its subject: "Alert", "Automatic alerts",
+"Related", "Related runbooks"; not where they qualify what the section is about ("Alert storm",
+"Alerts not firing", "x509 certificate related errors": a procedure)."""
+_ASIDE = re.compile(r"\([^()]*\)")
+"""A remark in brackets ("Alert storm (> 1000 alerts/minute)"): not the heading's subject."""
+
 # The same sections as Chinese and Japanese runbooks name them (kubesphere's alert runbooks:
 # 影响 / 诊断 / 缓解). Words run together in these scripts: matched anywhere in the heading.
 _ACTION_CJK = re.compile(
@@ -141,12 +152,21 @@ def heading_kind(title: str) -> Kind | None:
     if _opens_with_verb(text):
         return "action"
     action = _ACTION.search(text) or _ACTION_CJK.search(text)
-    context = _CONTEXT.search(text) or _CONTEXT_CJK.search(text)
+    context = _first(
+        _CONTEXT.search(text) or _CONTEXT_CJK.search(text),
+        _CONTEXT_SUBJECT.search(_ASIDE.sub(lambda m: " " * len(m.group()), text).rstrip()),
+    )
     if action and (not context or action.start() <= context.start()):
         return "action"
     if context:
         return "context"
     return "action" if numbered else None
+
+
+def _first(*matches: re.Match[str] | None) -> re.Match[str] | None:
+    """The match that starts first of those found."""
+    found = [m for m in matches if m is not None]
+    return min(found, key=lambda m: m.start()) if found else None
 
 
 _ALERT_PREFIX = re.compile(
