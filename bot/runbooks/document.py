@@ -186,15 +186,21 @@ def _is_anchor_list(block: _Block) -> bool:
     return bool(links) and all(link.startswith("#") for link in links)
 
 
+def _is_filler(token: Token) -> bool:
+    """A line break, or text that is only spaces and punctuation (the "." after a link)."""
+    return token.type == "softbreak" or (token.type == "text" and not token.content.strip(" .,;:"))
+
+
 def _is_navigation(block: _Block) -> bool:
     """A list each of whose items is only a link within the page (``1) [Check for
-    finalizers](#detailed-step-1)``): navigation to the sections, whatever its title."""
+    finalizers](#detailed-step-1)``, also with a full stop after it): navigation to the
+    sections, whatever its title."""
     if block.kind not in ("bullet_list", "ordered_list"):
         return False
     for token in block.tokens:
         if token.type != "inline":
             continue
-        children = [c for c in token.children or [] if c.type != "softbreak"]
+        children = [c for c in token.children or [] if not _is_filler(c)]
         if not children or children[0].type != "link_open" or children[-1].type != "link_close":
             return False
         if not str(children[0].attrs.get("href", "")).startswith("#"):
