@@ -65,9 +65,17 @@ IMPERATIVE_VERBS = frozenset(
     coordinate record preserve quarantine liaise warn share take file document ban
     raise request suspend scan rebalance""".split()  # noqa: SIM905
 )
-_STEP_WORD = re.compile(r"^\s*step\s*\d+\b", re.IGNORECASE)
-"""A heading its author numbered as a step: "Step 2: ...", "Step 3 - ..."."""
-_NUMBERED = re.compile(r"^\s*(?:step\s*\d+\b\s*[:.)\-–—]?|\d+\s*[.):\-–—])\s*", re.IGNORECASE)
+_CJK_STEP = (
+    r"(?:第\s*[\d一二三四五六七八九十百〇零两]+\s*(?:步|歩)|(?:步骤|步驟|ステップ|手順)\s*\d+)"
+)
+"""The same in Chinese and Japanese: 第一步, 第 2 步, 步骤3, ステップ1, 手順１ (digits full-width
+too; Python's ``\\d`` is any decimal digit)."""
+_STEP_WORD = re.compile(rf"^\s*(?:step\s*\d+\b|{_CJK_STEP})", re.IGNORECASE)
+"""A heading its author numbered as a step: "Step 2: ...", "Step 3 - ...", "第二步: ..."."""
+_NUMBERED = re.compile(
+    rf"^\s*(?:(?:step\s*\d+\b|{_CJK_STEP})\s*[:.)\-–—：、．）]?|\d+\s*[.):\-–—])\s*",
+    re.IGNORECASE,
+)
 
 _STEP_LEAD = re.compile(
     r"^\s*(?:step\s*(\d{1,4})\b\s*[:.)\-–—]?|(\d{1,4})\s*[.):\-–—])\s*", re.IGNORECASE
