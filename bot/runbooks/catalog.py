@@ -132,24 +132,36 @@ def _names_alerts(path: Path) -> bool:
     return isinstance(data, dict) and any(data.get(key) for key in LIST_KEYS["alerts"])
 
 
+_SOURCE_SUFFIX = re.compile(r"(?:\.html?)?\.md$", re.IGNORECASE)
+"""The ending of a runbook's file: ``.md``, or ``.html.md`` (GOV.UK's developer docs: the
+source of the ``.html`` page the site publishes)."""
+_PAGE_SUFFIX = re.compile(rf"{_SOURCE_SUFFIX.pattern}|\.html?$", re.IGNORECASE)
+"""The ending of a runbook's file or of the page a site publishes from it (``.html``)."""
+
+
 def runbook_id(path: Path, root: Path) -> str:
-    """The path under its runbook directory, without ``.md``; a Hugo section page is its
-    directory, as the site publishes it (``mimir-runbooks/_index.md`` is ``mimir-runbooks``)."""
+    """The path under its runbook directory, without ``.md`` (nor the ``.html`` of
+    ``.html.md``); a Hugo section page is its directory, as the site publishes it
+    (``mimir-runbooks/_index.md`` is ``mimir-runbooks``)."""
     relative = path.relative_to(root).as_posix()
     if path.name.casefold() == HUGO_SECTION_PAGE and "/" in relative:
         return relative.rsplit("/", 1)[0]
-    return relative[:-3] if relative.casefold().endswith(".md") else relative
+    return _SOURCE_SUFFIX.sub("", relative)
 
 
-_PAGE_SUFFIX = re.compile(r"\.(?:md|html?)$", re.IGNORECASE)
-"""The ending of a runbook's file (``.md``) or of the page a site publishes from it."""
+def file_id(path: Path) -> str:
+    """The id of a runbook file read outside its runbook directory: its name as
+    :func:`runbook_id` makes it."""
+    return runbook_id(path, path.parent)
+
+
 _INDEX_PAGES = frozenset({"index", "_index", "readme"})
 """Pages a site shows for their directory (``node/disk-full/index.html``)."""
 
 
 def typed_name(name: str) -> str:
-    """A runbook's name as typed, without the quotes around it or a ``.md`` (or published
-    ``.html``) ending."""
+    """A runbook's name as typed, without the quotes around it or a ``.md``, ``.html.md`` (or
+    published ``.html``) ending."""
     return _PAGE_SUFFIX.sub("", name.strip().strip(NAME_QUOTES).strip())
 
 
@@ -242,9 +254,8 @@ class RunbookCatalog:
                     continue
                 rid = runbook_id(path, directory)
                 if rid in catalog.runbooks:
-                    message = (
-                        f"duplicate runbook id {rid!r} (already loaded from an earlier directory)"
-                    )
+                    first = catalog.runbooks[rid].path
+                    message = f"duplicate runbook id {rid!r} (already loaded from {first})"
                     log.warning("skipping %s: %s", path, message)
                     catalog.skipped.append(FileProblem(path, message))
                     continue

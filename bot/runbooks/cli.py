@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.config import Policy, load_configuration
 from bot.errors import InvalidInput, NotFound
-from bot.runbooks.catalog import RunbookCatalog, runbook_id
+from bot.runbooks.catalog import RunbookCatalog, file_id, runbook_id
 from bot.runbooks.files import names_a_file, real_path
 from bot.runbooks.lint import lint_paths
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
@@ -53,7 +53,7 @@ def _load_for_show(path: Path, policy: Policy) -> Runbook:
         )
     if not names_a_file(path):
         raise NotFound(f"{path}: no such file")
-    rid = path.stem
+    rid = file_id(path)
     resolved = real_path(path)
     for directory in _runbook_dirs(policy):
         try:

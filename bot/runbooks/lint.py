@@ -21,7 +21,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bot.config import Policy
-from bot.runbooks.catalog import is_runbook_file, is_template, iter_files, runbook_id
+from bot.runbooks.catalog import (
+    file_id,
+    is_runbook_file,
+    is_template,
+    iter_files,
+    runbook_id,
+)
 from bot.runbooks.document import markdown_has_text
 from bot.runbooks.files import names_a_file, real_path
 from bot.runbooks.parser import (
@@ -156,7 +162,7 @@ def lint_paths(
                 )
             elif not is_runbook_file(path) and is_template(path):
                 report.messages.append(LintMessage(_display(path), 0, "warning", _TEMPLATE))
-            _lint_file(path, path.stem, policy, report, checked, checks)
+            _lint_file(path, file_id(path), policy, report, checked, checks)
         else:
             report.messages.append(LintMessage(str(path), 0, "error", "no such file or directory"))
     _duplicates(checked, report)
