@@ -397,10 +397,13 @@ class _Body:
         code_at = next(i for i, b in enumerate(group) if b.is_code)
         code = group[code_at]
         if code_at:
-            lead = self.block_plain(group[code_at - 1])
-            if group[code_at - 1].kind != "paragraph" or _opens_with_verb(lead.casefold()):
+            before = group[code_at - 1]
+            lead = self.block_plain(before)
+            if before.kind == "blockquote":  # "> Returns :" above what the command prints
+                return bool(_OUTPUT_WORD.match(lead))
+            if before.kind != "paragraph" or _opens_with_verb(lead.casefold()):
                 return False
-            return bool(_OUTPUT_LEAD.search(lead))
+            return bool(_OUTPUT_LEAD.search(lead) or _OUTPUT_WORD.match(lead))
         if not previous or not previous[-1].is_code or code.kind != "fence":
             return False
         info = _fence_tag(code)
@@ -442,5 +445,13 @@ _OUTPUT_LEAD = re.compile(
     re.IGNORECASE,
 )
 """A sentence introducing what a command prints ("Example output:", "You should see:")."""
+_OUTPUT_WORD = re.compile(
+    r"^\s*(?:(?:expected|example|sample|typical)\s+)?(?:returns?|output|result|response|"
+    r"retourne|renvoie|résultat|sortie(?:\s+attendue)?|resultado|salida|ausgabe|ergebnis|"
+    r"输出|返回|结果|出力|結果)\s*[:：]\s*$",
+    re.IGNORECASE,
+)
+"""A lead-in that is only a word for output ("Returns:", "Output:", "Retourne :", "输出："),
+also written as a quote ("> Returns :")."""
 _OUTPUT_FENCES = frozenset({"text", "txt", "plaintext", "plain", "console", "output", "log"})
 """Fence tags for what a command prints rather than what to run."""
