@@ -217,17 +217,33 @@ def _is_toc_title(block: _Block) -> bool:
     return bool(_TOC_NAME.match(_plain(block.tokens[1])))
 
 
-def _navigation_end(blocks: Sequence[_Block], index: int) -> int:
-    """After a heading whose section holds only navigation lists, where its section ends;
-    else ``index + 1``."""
+def _is_link_heading(block: _Block) -> bool:
+    """A heading that is only a link (``## [:back:](README.md#control-plane)``): a way back
+    to the site's index, not a section name."""
+    if block.kind != "heading" or len(block.tokens) < 2:
+        return False
+    children = [c for c in block.tokens[1].children or [] if not _is_filler(c)]
+    return (
+        len(children) >= 2
+        and children[0].type == "link_open"
+        and children[-1].type == "link_close"
+        and sum(c.type == "link_open" for c in children) == 1
+    )
+
+
+def _navigation_end(blocks: Sequence[_Block], index: int) -> int | None:
+    """After a heading whose section holds only navigation (lists of links within the page,
+    or nothing under a heading that is only a link), where its section ends; else ``None``."""
     heading, end = blocks[index], index + 1
     if heading.kind != "heading":
-        return end
+        return None
     while end < len(blocks) and _is_navigation(blocks[end]):
         end += 1
+    if end == index + 1 and not _is_link_heading(heading):
+        return None
     after = blocks[end] if end < len(blocks) else None
     if after is not None and (after.kind != "heading" or _level(after) > _level(heading)):
-        return index + 1
+        return None
     return end
 
 
@@ -244,9 +260,10 @@ def _without_toc(blocks: Sequence[_Block]) -> list[_Block]:
             index += 1
             continue
         end = _navigation_end(blocks, index)
-        if end > index + 1 and any(b.kind == "heading" for b in kept):
-            # "## Initial Steps Overview" over links to the steps below: the section is only
-            # navigation (the document's title heading stays, whatever follows it).
+        if end is not None and any(b.kind == "heading" for b in kept):
+            # "## Initial Steps Overview" over links to the steps below, or "## [:back:](..)"
+            # over nothing: the section is only navigation (the document's title heading
+            # stays, whatever follows it).
             index = end
             continue
         if _is_toc_title(block):
