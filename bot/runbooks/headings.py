@@ -73,9 +73,11 @@ too; Python's ``\\d`` is any decimal digit)."""
 _STEP_WORD = re.compile(rf"^\s*(?:step\s*\d+\b|{_CJK_STEP})", re.IGNORECASE)
 """A heading its author numbered as a step: "Step 2: ...", "Step 3 - ...", "第二步: ..."."""
 _NUMBERED = re.compile(
-    rf"^\s*(?:(?:step\s*\d+\b|{_CJK_STEP})\s*[:.)\-–—：、．）]?|\d+\s*[.):\-–—])\s*",
+    rf"^\s*(?:(?:step\s*\d+\b|{_CJK_STEP})\s*[:.)\-–—：、．）]?"
+    r"|\d{1,3}(?:\.\d{1,3}){1,2}\.?(?=\s)|\d+\s*[.):\-–—](?!\d))\s*",
     re.IGNORECASE,
 )
+"""The numbering people put in headings: "Step 3:", "2.", "6.1" (a sub-section's number)."""
 
 _STEP_LEAD = re.compile(
     r"^\s*(?:step\s*(\d{1,4})\b\s*[:.)\-–—]?|(\d{1,4})\s*[.):\-–—])\s*", re.IGNORECASE
