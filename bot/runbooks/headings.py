@@ -242,9 +242,24 @@ def names_a_step(title: str) -> bool:
     return bool(_STEP_WORD.match(text)) or _opens_with_verb(_NUMBERED.sub("", text, count=1))
 
 
+_NOUN_VERBS = frozenset(
+    {"contact", "call", "page", "log", "backup", "dump", "snapshot", "record", "document", "file"}
+    | {"message", "query", "request"}
+)
+"""Verbs that are nouns too, and are nouns in :data:`_NOUN_PHRASES`."""
+_NOUN_PHRASES = frozenset(
+    {"information", "info", "details", "list", "lists", "points", "people", "person", "persons"}
+    | {"sheet", "directory"}
+)
+"""Words that, after one of :data:`_NOUN_VERBS`, make a noun phrase: "Contact information",
+"Call list", "Backup details" name something; "Contact the DBA" says what to do."""
+
+
 def _opens_with_verb(text: str) -> bool:
     """Casefolded ``text`` whose first word is a verb in the imperative ("restart ...")."""
     words = re.findall(r"[a-z][a-z'-]*", text)
+    if len(words) > 1 and words[0] in _NOUN_VERBS and words[1] in _NOUN_PHRASES:
+        return False
     return bool(words) and words[0] in IMPERATIVE_VERBS
 
 

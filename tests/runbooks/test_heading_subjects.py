@@ -115,3 +115,42 @@ def test_a_fix_for_certificate_related_errors_is_a_step() -> None:
 )
 def test_headings_about_alerts_or_related_pages_stay_context(title: str) -> None:
     assert heading_kind(title) == "context"
+
+
+# The same runbook's last section.
+CONTACTS = """\
+# AlertManager Operations Runbook
+
+## Emergency Procedures
+
+### Restart AlertManager
+
+```bash
+kubectl delete pods -n monitoring -l app=alertmanager
+```
+
+## Contact Information
+
+- **On-Call Schedule**: https://pagerduty.sophia-intel-ai.com
+- **Slack Channel**: #alertmanager-ops
+"""
+
+
+def test_contact_information_is_context_not_a_step() -> None:
+    runbook = parse_runbook(CONTACTS, runbook_id="am")
+
+    assert [s.title for s in runbook.steps] == ["Restart AlertManager"]
+    assert [c.title for c in runbook.context] == ["Contact Information"]
+
+
+@pytest.mark.parametrize(
+    ("title", "kind"),
+    [
+        ("Contact details", "context"),
+        ("Contact the DBA team", "action"),
+        ("Contact", "action"),
+        ("Check details", "action"),
+    ],
+)
+def test_contact_as_a_noun_or_a_verb(title: str, kind: str) -> None:
+    assert heading_kind(title) == kind
