@@ -39,7 +39,8 @@ from bot.runbooks.model import (
 
 _LIST_MARKER = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])([ \t]{1,4}|$)")
 _TASK_BOX = re.compile(r"^\[[ xX]\][ \t]+")
-_REF_USE = re.compile(r"\]\[([^\]\n]+)\]|\[([^\]\n]+)\](?![(\[:])")
+_REF_USE = re.compile(r"\]\[([^\]\n]+)\]|\[([^\]\n]+)\](?:\[\])?(?![(\[:])")
+"""A link by reference: ``[text][label]``, ``[label][]`` or ``[label]``."""
 _SEPARATOR = "\n\n"
 
 
