@@ -496,15 +496,15 @@ class _Parser(_Body):
         return summarise(title, TITLE_MAX) if len(title) > TITLE_MAX else title
 
     def _description(self, context: list[tuple[ContextSection, list[_Block]]]) -> str:
-        """The first paragraph of Meaning / Summary / Overview (else of the first context)."""
+        """The first paragraph of Meaning / Summary / Overview (else of the first context with
+        one). An Overview written as a list is described by its first item; another list (the
+        alerts a section defines) is no description of the runbook."""
         preferred = ("meaning", "summary", "overview", "description", "about", "purpose")
-        ordered = sorted(
-            context,
-            key=lambda c: (not any(w in c[0].title.casefold() for w in preferred), c[0].line),
-        )
-        for _, blocks in ordered:
-            # an Overview written as a list is described by its first item
-            text = self.first_paragraph(blocks) or self.first_text(blocks)
+        ranked = [
+            (not any(w in c.title.casefold() for w in preferred), c.line, b) for c, b in context
+        ]
+        for other, _, blocks in sorted(ranked, key=lambda r: (r[0], r[1])):
+            text = self.first_paragraph(blocks) or ("" if other else self.first_text(blocks))
             if text:
                 return summarise(text, DESCRIPTION_MAX)
         return ""
