@@ -18,6 +18,7 @@ from bot.runbooks.headings import QUOTE_CALLOUT
 from bot.runbooks.parser import make_markdown
 from bot.slack.limits import escape_mrkdwn
 from bot.slack.runbook_messages import callouts
+from bot.slack.runbook_messages.columns import display_width, pad
 from bot.slack.runbook_messages.html_inline import image, shown_target, with_anchors
 
 _FENCE = "```"
@@ -352,15 +353,13 @@ class _Renderer:
         if not rows:
             return ""
         columns = max(len(r) for r in rows)
-        widths = [max((len(r[i]) for r in rows if i < len(r)), default=0) for i in range(columns)]
+        widths = [
+            max((display_width(r[i]) for r in rows if i < len(r)), default=0)
+            for i in range(columns)
+        ]
 
         def fit(text: str, i: int) -> str:
-            style = aligns[i] if i < len(aligns) else ""
-            if "right" in style:
-                return text.rjust(widths[i])
-            if "center" in style:
-                return text.center(widths[i])
-            return text.ljust(widths[i])
+            return pad(text, widths[i], aligns[i] if i < len(aligns) else "")
 
         lines = []
         for number, row in enumerate(rows):
