@@ -42,7 +42,10 @@ def hold(
             text, severity = entry_text(info.text, severity, priority, info.key), None
         else:
             text = info.text
-        held.append({"key": info.key, "text": text, "severity": severity, "at": now.isoformat()})
+        entry = {"key": info.key, "text": text, "severity": severity, "at": now.isoformat()}
+        if severity and info.at is not None:  # weighed against the alert that opens the group
+            entry["event_at"] = info.at.isoformat()
+        held.append(entry)
     if len(held) != len(group.held):
         group.held = held[-HELD_MAX:]
 

@@ -52,7 +52,7 @@ from bot.alerts.notices import (
     open_questions,
     queue_notice,
 )
-from bot.alerts.priorities import NONE, assess, entry_text
+from bot.alerts.priorities import NONE, assess, entry_text, opening_severity
 from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
@@ -570,7 +570,7 @@ def ingest(
 
     opening = incident is None and group.disposition in ("pending", "none", "dropped")
     if opening and firing:  # set before the alerts are written: one UPDATE of the group
-        group.severity = plan.severity
+        group.severity = opening_severity(group, message, plan.severity)
         group.service = plan.service
         group.title = message.title[:300] or group.title
     # Written before a declare takes its incident number (that holds the counter row until the

@@ -117,6 +117,10 @@ class Info:
     severity: str | None = None
     """A priority the event sets (PagerDuty's ``priority_updated``), unmapped: the policy maps
     it to a severity, which is recorded with the text and kept as the group's severity."""
+    at: datetime | None = None
+    """When the sender says it happened (Opsgenie's ``alert.updatedAt``), if it says: a
+    priority change that comes before the alert that opens its group is weighed against that
+    alert's own priority by it (``bot.alerts.priorities.prevails``)."""
 
 
 @dataclass(frozen=True)

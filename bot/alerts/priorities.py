@@ -7,14 +7,19 @@ said about the alert: one that comes with a status older than the newest applied
 (``Changes.late``: the rule of ``bot.alerts.model.stale``) is recorded on the timeline, saying
 it was not applied, and a retry of one already received (its key, the sender's event id)
 changes nothing. Changes with
-no time of their own (an Opsgenie ``UpdatePriority``, which carries no alert status) apply in
-the order they come. ``firebreak alerts replay`` asks the same function (``newest``).
+no alert status (an Opsgenie ``UpdatePriority``) apply in the order they come, but for one that
+comes before the alert that opens its group (Opsgenie delivers unordered): the group opens with
+the newer of the two priorities by the sender's dates (``prevails``), and a change that loses
+is recorded as not applied (``opening_severity``). ``firebreak alerts replay`` asks the same
+functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -35,6 +40,8 @@ class Priority:
     """The key of the entry that sets it (the sender's event id)."""
     late: frozenset[str] = frozenset()
     """Keys of the entries that are older than what was applied: recorded, not applied."""
+    at: datetime | None = None
+    """When the sender dated the change that sets ``severity`` (``Info.at``), if it did."""
 
 
 NONE = Priority()
@@ -44,19 +51,51 @@ def newest(policy: Policy, message: AlertMessage, *, late: bool, seen: Collectio
     """The severity ``message`` sets: its last priority entry not received before (``seen``),
     unless its alert status is older than the newest applied (``late``)."""
     wanted = [
-        (info.key, severity)
+        (info, severity)
         for info in message.info
         if (severity := mapped_severity(policy, info.severity)) is not None
     ]
     if not wanted:
         return NONE
     if late:
-        return Priority(late=frozenset(key for key, _ in wanted))
-    fresh = [(key, severity) for key, severity in wanted if key not in seen]
+        return Priority(late=frozenset(info.key for info, _ in wanted))
+    fresh = [(info, severity) for info, severity in wanted if info.key not in seen]
     if not fresh:
         return NONE  # a retry: applied when it first came
-    key, severity = fresh[-1]
-    return Priority(severity=severity, key=key)
+    info, severity = fresh[-1]
+    return Priority(severity=severity, key=info.key, at=info.at)
+
+
+def prevails(changed_at: datetime | None, message: AlertMessage) -> bool:
+    """Whether a priority change received before the alert that opens its group (``message``)
+    is newer than that alert's own priority: both dated, the change after the alert's event.
+    Otherwise the alert, which came after it, wins (undated events apply in arrival order)."""
+    dated = [alert.event_at for alert in message.alerts if alert.event_at is not None]
+    return changed_at is not None and bool(dated) and changed_at > max(dated)
+
+
+def opening_severity(group: AlertGroup, message: AlertMessage, routed: str) -> str:
+    """The severity ``group`` opens with when ``message`` fires it: ``routed`` (its alert's
+    own), unless the last priority change the group held is newer (``prevails``). The held
+    changes that are not applied say so, so the timeline never claims a severity the incident
+    did not get."""
+    setting = [entry for entry in group.held if entry.get("severity")]
+    if not setting:
+        return routed
+    last = setting[-1]
+    changed_at = last.get("event_at")
+    if prevails(datetime.fromisoformat(changed_at) if changed_at else None, message):
+        return str(last["severity"])
+    lost = Priority(late=frozenset(str(entry["key"]) for entry in setting))
+    group.held = [
+        _not_applied(entry, lost) if entry.get("severity") else entry for entry in group.held
+    ]
+    return routed
+
+
+def _not_applied(entry: dict[str, Any], lost: Priority) -> dict[str, Any]:
+    text = entry_text(str(entry["text"]), str(entry["severity"]), lost, str(entry["key"]))
+    return {**entry, "text": text, "severity": None}
 
 
 def assess(

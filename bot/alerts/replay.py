@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.alerts.model import AlertMessage, Status, stale
-from bot.alerts.priorities import newest
+from bot.alerts.priorities import Priority, newest, prevails
 from bot.alerts.routing import Route, route
 from bot.config import Policy
 from bot.runbooks.catalog import RunbookCatalog
@@ -36,6 +36,9 @@ class _Group:
     """The last message's status was older than the newest applied (its priority is not)."""
     seen: set[str] = field(default_factory=set)
     """The keys of the timeline entries received (a retry sets no priority)."""
+    held: Priority | None = None
+    """The last priority change received while the group had no incident, weighed against the
+    alert that opens it (``prevails``), as the receiver weighs the one it held."""
 
     def apply(self, message: AlertMessage, dropped: frozenset[str]) -> bool:
         """Apply the message's alerts as the receiver does (the newest event wins, a key listed
@@ -116,6 +119,8 @@ class Rehearsal:
         fired = group.apply(message, plan.dropped)
         priority = newest(self.policy, message, late=group.late, seen=group.seen)
         group.severity = priority.severity or group.severity
+        if priority.severity and group.incident is None and not group.triaged:
+            group.held = priority
         group.seen.update(info.key for info in message.info)
         if (
             fired
@@ -125,12 +130,15 @@ class Rehearsal:
         ):
             # Firing again after the flap window: a new episode, as the receiver starts one.
             group.incident, group.severity, group.triaged = None, None, False
+            group.held = None
         if group.firing:
             group.resolved_at = None
         elif was_firing and not message.truncated:
             group.resolved_at = now
         if group.incident is None and not group.triaged and group.firing:
-            group.severity = plan.severity
+            held, group.held = group.held, None
+            newer = held is not None and prevails(held.at, message)
+            group.severity = held.severity if held is not None and newer else plan.severity
             group.incident = self._related(message, group, now)
         if group.incident is not None:
             action = "attach"

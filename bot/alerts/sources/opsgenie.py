@@ -145,7 +145,14 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
             + (f": {about}" if about else "")
             + (f": {note}" if note else "")
         )
-        info = (Info(key=f"opsgenie:{digest}", text=text, severity=priority_set),)
+        info = (
+            Info(
+                key=f"opsgenie:{digest}",
+                text=text,
+                severity=priority_set,
+                at=event_time(alert.get("updatedAt"), now=now),
+            ),
+        )
     return AlertMessage(
         source="opsgenie",
         group_key=key,
