@@ -107,9 +107,10 @@ def _triage(notice: TriageRequest) -> tuple[str, list[Block]]:
 
 
 def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
+    firing = bool(notice.firing or not notice.resolved)
     count = (
         f"{notice.firing} alert(s) firing"
-        if notice.firing or not notice.resolved
+        if firing
         else f"{notice.resolved} alert(s) resolved"  # declared from triage after they resolved
     )
     lines = [f"*{count} from {escape_mrkdwn(notice.source)}:* {_title(notice)}"]
@@ -134,7 +135,8 @@ def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
                     accessory=button("Start", f"{START_SUGGESTED}:0", value),
                 )
             )
-    return f"Alerts firing: {_title(notice)}", blocks
+    # The notification's words (the top-level text) say what the message says.
+    return f"Alerts {'firing' if firing else 'resolved'}: {_title(notice)}", blocks
 
 
 def _all_resolved_line(resolved: str, source: str, title: str) -> str:

@@ -85,10 +85,17 @@ def test_every_notice_renders_within_slacks_limits_and_links_stay_safe() -> None
 
 
 def test_alerts_declared_after_they_resolved_are_said_to_have_resolved_not_zero_firing() -> None:
-    _, blocks = render(AlertLinks(1, 1, "pagerduty", "Checkout down", 0, [], None, None, False, 2))
+    """In the message and in its notification (the top-level text) alike."""
+    text, blocks = render(
+        AlertLinks(1, 1, "pagerduty", "Checkout down", 0, [], None, None, False, 2)
+    )
     assert blocks[0]["text"]["text"] == "*2 alert(s) resolved from pagerduty:* Checkout down"
-    _, blocks = render(AlertLinks(1, 1, "pagerduty", "Checkout down", 3, [], None, None, False, 1))
+    assert text == "Alerts resolved: Checkout down"
+    text, blocks = render(
+        AlertLinks(1, 1, "pagerduty", "Checkout down", 3, [], None, None, False, 1)
+    )
     assert blocks[0]["text"]["text"].startswith("*3 alert(s) firing from pagerduty:*")
+    assert text == "Alerts firing: Checkout down"
 
 
 def test_the_all_resolved_question_says_what_the_sender_left_out() -> None:
