@@ -131,11 +131,13 @@ def apply_alerts(
             row.event_at = alert.event_at
         row.ends_at = alert.ends_at
         before, now_said = _sender_word(message, row.labels), _sender_word(message, alert.labels)
+        # A renotification (no word, or the same state's: Re-Warned after Warn) keeps the word.
+        again = not now_said or (before is not None and _state(before) == _state(now_said))
         if alert.labels and alert.labels != row.labels:
             row.labels = alert.labels  # an Opsgenie alias re-created under a new alertId
-            if before and not now_said and message.phase_label:  # a renotification: kept
+            if before and again and message.phase_label:
                 row.labels = {**alert.labels, message.phase_label: before}
-        if before and now_said and before != now_said and row.status == status and not row.dropped:
+        if before and now_said and not again and row.status == status and not row.dropped:
             changes.rephrased.append((as_moved(row), before, now_said))
         if alert.links:
             row.links = links(alert)
@@ -176,6 +178,17 @@ def _sender_word(message: AlertMessage, labels: dict[str, str]) -> str | None:
     if word[:3].casefold() == "re-":
         word = word[3:]
     return word if word and word.casefold() != "renotify" else None
+
+
+_SAME_STATE = {"warned": "warn", "warning": "warn"}
+"""Words a sender uses for one state (Datadog's ``Warn``, and ``Re-Warned`` renotifying it)."""
+
+
+def _state(word: str) -> str:
+    """The state a sender's word (``_sender_word``) names, to tell a change from a
+    renotification: ``Re-Warned`` after ``Warn`` is the same state, said again."""
+    folded = word.casefold()
+    return _SAME_STATE.get(folded, folded)
 
 
 def rephrased_text(source: str, rephrased: list[tuple[Moved, str, str]]) -> str:

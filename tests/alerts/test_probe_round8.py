@@ -1,5 +1,6 @@
 """Defects a probe with two replicas found (round 8), each as a responder sees it: the severity
-an incident opens with when Opsgenie delivers a priority change before the alert's Create."""
+an incident opens with when Opsgenie delivers a priority change before the alert's Create, and
+a Datadog renotification of a warning taken for a change of state."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bot.alerts.sources import parse
 from bot.alerts.triage import triage_declare
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
-from tests.alerts.conftest import NOW
+from tests.alerts.conftest import NOW, datadog_cycle
 from tests.alerts.test_probe_round5 import TRIAGE, deliver, incident_row, texts
 
 CREATED_MS = int((NOW - timedelta(minutes=10)).timestamp() * 1000)
@@ -86,3 +87,17 @@ def test_a_priority_change_older_than_the_create_or_undated_is_said_not_applied(
         "Opsgenie: UpdatePriority by ana: priority P1 "
         "(severity SEV1 not applied: older than the latest change)"
     ]
+
+
+@pytest.mark.parametrize("renotified", ["Re-Warn", "Re-Warned", "re-warn"])
+def test_a_datadog_warning_renotified_is_no_change_of_state(
+    db: Database, policy: Policy, renotified: str
+) -> None:
+    """Datadog renotifies a monitor still warning (``Re-Warn``): the timeline says nothing, as
+    for ``Re-Triggered``. Before, ``Re-Warned`` went on it as the change "Warn → Warned". A
+    real change (Warn, then Triggered) still does."""
+    deliver(db, policy, "datadog", datadog_cycle("Warn", "c1", 0), 0)
+    deliver(db, policy, "datadog", datadog_cycle(renotified, "c1", 5), 5)
+    assert texts(db, like="alert_note") == []
+    deliver(db, policy, "datadog", datadog_cycle("Triggered", "c1", 10), 10)
+    assert texts(db, like="alert_note") == ["Datadog: CPU high on web: Warn → Triggered"]
