@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot import incidents as core
+from bot.alerts import triage_request
 from bot.alerts.changes import (
     Changes,
     apply_alerts,
@@ -47,7 +48,6 @@ from bot.alerts.notices import (
     AlertLinks,
     AllResolved,
     FiringAgain,
-    TriageRequest,
     answer_all_resolved,
     open_questions,
     queue_notice,
@@ -501,13 +501,6 @@ def _related_incident(
     return None, False
 
 
-def _open_incidents(session: Session, policy: Policy) -> list[str]:
-    """Active, non-private incidents a triage message offers to attach to (private ones are
-    not named in a shared channel)."""
-    active = core.list_incidents(session, policy, phases=("active",), limit=10)
-    return [i.ref for i in active if not i.private][:5]
-
-
 def ingest(
     session: Session,
     policy: Policy,
@@ -601,24 +594,15 @@ def ingest(
                 group.disposition = "triage"
                 # The runbook the alerts name, kept for a Declare from triage to open with.
                 group.runbook_id = plan.runbook.id if plan.runbook is not None else None
-                queue_notice(
-                    session,
-                    TriageRequest(
-                        group_id=group.id,
-                        channel=policy.alerts.triage_channel or "",
-                        source=group.source,
-                        title=group.title,
-                        severity=plan.severity,
-                        firing=firing,
-                        open_incidents=_open_incidents(session, policy),
-                    ),
-                    dedupe_key=f"triage:{group.id}:{group.episode}",
-                    now=now,
+                triage_request.ask(
+                    session, policy, group, group.severity or plan.severity, firing, now
                 )
         elif message.alerts:
             group.disposition = "dropped" if plan.dropped else "none"
         else:
             group.disposition = "none"
+    elif group.disposition == "triage" and (changes.fired or changes.resolved):
+        triage_request.refresh(session, group, firing, now)  # still waiting: says what fires
 
     if incident is not None and incident.id is not None:
         if declared:

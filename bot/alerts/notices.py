@@ -262,15 +262,37 @@ def _waiting(
     )
 
 
+def waiting_triage(session: Session, group_id: int) -> list[AlertNotice]:
+    """The group's triage requests still waiting for a decision."""
+    return _waiting(session, TRIAGE, group_id=group_id)
+
+
+def restate(session: Session, row: AlertNotice, notice: Notice, *, now: datetime) -> None:
+    """Edit the message of ``row``, a question still waiting for an answer, into ``notice`` (the
+    same question as things stand now, its buttons kept): one coalesced edit per question, the
+    latest wins, in its post's lane, so it follows the post and comes before any answer."""
+    row.payload = asdict(notice)
+    session.add(row)
+    store.arm(
+        session,
+        kind=kinds.UPDATE,
+        key=fit_key(f"alerts:restate:{fit_key(row.dedupe_key)}"),
+        data={"post": _post_key(row.dedupe_key), "notice": as_effect_notice(notice)},
+        incident_id=None if _triage(notice) else getattr(notice, "incident_id", None),
+        lane=_lane(notice),
+        now=now,
+    )
+
+
 def open_questions(session: Session, kind: str, incident_id: int) -> list[str]:
     """The dedupe keys of the ``kind`` notices about the incident still waiting for an answer."""
     return [notice.dedupe_key for notice in _waiting(session, kind, incident_id)]
 
 
 def answer_triage(session: Session, answer: Answered, *, now: datetime) -> None:
-    """Every triage request of ``answer.group_id`` still waiting is answered: a group that
-    fired again after its flap window while nobody decided was asked about again, and one
-    decision answers both."""
+    """Every triage request of ``answer.group_id`` still waiting is answered (one: a request
+    of an earlier episode says it was superseded when the next is posted,
+    ``bot.alerts.triage_request.ask``)."""
     for notice in _waiting(session, TRIAGE, group_id=answer.group_id):
         answer_notice(session, notice.dedupe_key, answer, now=now)
 

@@ -96,14 +96,22 @@ def _triage(notice: TriageRequest) -> tuple[str, list[Block]]:
     for ref in notice.open_incidents[:3]:
         actions.append(button(f"Attach to {ref}", f"{ATTACH}:{ref}", f"{notice.group_id}|{ref}"))
     actions.append(button("Ignore", IGNORE, str(notice.group_id)))
+    # Edited while it waits: alerts that all resolved are said so, the decision still open.
+    firing = (
+        f"{notice.firing} firing"
+        if notice.firing
+        else "0 firing: every alert resolved while it waited. Declare to investigate anyway, "
+        "or Ignore"
+    )
     blocks = [
         section(
             _triage_line(notice.source, _title(notice)) + "\n"
-            f"Severity {escape_mrkdwn(notice.severity)} · {notice.firing} firing"
+            f"Severity {escape_mrkdwn(notice.severity)} · {firing}"
         ),
         {"type": "actions", "elements": actions[: limits.ACTIONS_ELEMENTS]},
     ]
-    return f"Alert needs triage: {_title(notice)}", blocks
+    heading = "Alert needs triage" if notice.firing else "Alert resolved while waiting for triage"
+    return f"{heading}: {_title(notice)}", blocks
 
 
 def _links(notice: AlertLinks) -> tuple[str, list[Block]]:

@@ -444,9 +444,10 @@ def test_a_late_copy_of_an_old_datadog_cycle_does_not_split_the_next_cycle(db: D
     assert third.incident_ref == "INC-2"
 
 
-def test_a_decision_answers_every_triage_message_the_group_waits_on(db: Database) -> None:
-    """A group fired, resolved and fired again hours later while nobody decided: it was asked
-    about twice. Declaring from either message answers both; no live buttons stay behind."""
+def test_a_group_asked_about_again_leaves_no_live_buttons_behind(db: Database) -> None:
+    """A group fired, resolved and fired again hours later while nobody decided: it is asked
+    about again, and the earlier request says it was superseded (answered, no buttons). The
+    decision answers the newer one; no live buttons stay behind."""
     policy = policy_from_dict(TRIAGE)
 
     def generic(status: str) -> AlertMessage:
@@ -458,7 +459,7 @@ def test_a_decision_answers_every_triage_message_the_group_waits_on(db: Database
     store(db, policy, generic("firing"), 180)
     with db.read() as session:
         asked = session.exec(select(AlertNotice).where(AlertNotice.kind == "triage")).all()
-        assert [n.state for n in asked] == ["queued", "queued"]
+        assert [n.state for n in asked] == ["answered", "queued"]
     with db.transaction() as session:
         triage_declare(session, policy, first.group_id, actor="U1", now=NOW)
     with db.read() as session:

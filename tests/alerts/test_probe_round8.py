@@ -1,6 +1,7 @@
 """Defects a probe with two replicas found (round 8), each as a responder sees it: the severity
 an incident opens with when Opsgenie delivers a priority change before the alert's Create, and
-a Datadog renotification of a warning taken for a change of state."""
+a Datadog renotification of a warning taken for a change of state, and a triage request that
+went on offering a decision on alerts long resolved, or beside a newer request."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from sqlmodel import col, select
 
+from bot.alerts.models import AlertNotice
 from bot.alerts.replay import Rehearsal
 from bot.alerts.sources import parse
 from bot.alerts.triage import triage_declare
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
+from bot.effects import kinds
+from bot.effects.models import Effect
 from tests.alerts.conftest import NOW, datadog_cycle
 from tests.alerts.test_probe_round5 import TRIAGE, deliver, incident_row, texts
 
@@ -101,3 +106,70 @@ def test_a_datadog_warning_renotified_is_no_change_of_state(
     assert texts(db, like="alert_note") == []
     deliver(db, policy, "datadog", datadog_cycle("Triggered", "c1", 10), 10)
     assert texts(db, like="alert_note") == ["Datadog: CPU high on web: Warn → Triggered"]
+
+
+# -- a triage request says what its alerts do while it waits; one live request per group ---------
+
+
+def triage_edits(db: Database) -> list[tuple[str, str, Any]]:
+    """The edits of triage requests written so far: (what they edit, the notice type, firing)."""
+    with db.read() as session:
+        rows = session.exec(
+            select(Effect)
+            .where(Effect.kind == kinds.UPDATE, col(Effect.lane).like("alerts:group:%"))
+            .order_by(col(Effect.id))
+        ).all()
+        return [
+            (r.data["post"], r.data["notice"]["type"], r.data["notice"].get("firing")) for r in rows
+        ]
+
+
+def live_requests(db: Database, group_id: int) -> list[str]:
+    with db.read() as session:
+        waiting = select(AlertNotice).where(
+            AlertNotice.kind == "triage",
+            AlertNotice.group_id == group_id,
+            AlertNotice.state == "queued",
+        )
+        return [n.dedupe_key for n in session.exec(waiting)]
+
+
+def test_a_triage_request_is_edited_when_its_alerts_resolve_and_fire_again(db: Database) -> None:
+    """Opsgenie closes the alert while the request waits: the request is edited to 0 firing
+    (buttons kept, rendered from the same notice); the alert comes back within the flap window:
+    it says 1 firing again. One edit, the latest count wins; a retried Close edits nothing."""
+    policy = policy_from_dict(TRIAGE)
+    first = deliver(db, policy, "opsgenie", opsgenie("Create", "P3", updated_s=0), 0)
+    assert (first.disposition, triage_edits(db)) == ("triage", [])
+    closed = opsgenie("Close", "P3", updated_s=60)
+    deliver(db, policy, "opsgenie", closed, 1)
+    post = f"alerts:triage:{first.group_id}:1"
+    assert triage_edits(db) == [(post, "alerts.triage", 0)]
+    deliver(db, policy, "opsgenie", closed, 2)  # retried
+    assert triage_edits(db) == [(post, "alerts.triage", 0)]
+    deliver(db, policy, "opsgenie", opsgenie("Create", "P3", updated_s=180), 3)
+    assert triage_edits(db) == [(post, "alerts.triage", 1)]
+    assert live_requests(db, first.group_id) == [f"triage:{first.group_id}:1"]
+
+
+def test_a_new_episode_supersedes_the_request_still_waiting(db: Database) -> None:
+    """The alert resolves, nobody decides, and it fires again after the flap window: the new
+    request is posted and the earlier one is edited to say so, without buttons: never two
+    live requests for one group. A Declare then answers the new one."""
+    policy = policy_from_dict(TRIAGE)
+    first = deliver(db, policy, "opsgenie", opsgenie("Create", "P3", updated_s=0), 0)
+    deliver(db, policy, "opsgenie", opsgenie("Close", "P3", updated_s=60), 1)
+    later = 1 + 31  # past the flap window
+    deliver(db, policy, "opsgenie", opsgenie("Create", "P3", updated_s=later * 60), later)
+    group = first.group_id
+    assert live_requests(db, group) == [f"triage:{group}:2"]
+    earlier = f"alerts:triage:{group}:1"
+    assert triage_edits(db) == [(earlier, "alerts.triage", 0), (earlier, "alerts.answered", None)]
+    with db.read() as session:
+        answered = session.exec(
+            select(Effect).where(Effect.key == f"alerts:answer:triage:{group}:1")
+        ).one()
+    assert answered.data["notice"]["outcome"].startswith("Superseded: these alerts fired again")
+    with freeze_time(NOW + timedelta(minutes=later + 1)), db.transaction() as session:
+        triage_declare(session, policy, group, actor="U1")
+    assert live_requests(db, group) == []

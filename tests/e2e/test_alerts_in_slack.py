@@ -4,8 +4,10 @@ resolves; a storm makes a bounded number of Slack calls, not one per alert."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot import incidents as core
@@ -14,10 +16,13 @@ from bot.alerts.model import AlertMessage
 from bot.alerts.policy import AlertsPolicy
 from bot.alerts.sources import parse
 from bot.clock import utcnow
+from bot.config import Settings
 from bot.db import Database
 from bot.models import Incident
+from bot.runtime import Firebreak
 from bot.sandbox import FakeSlack, SlackSimulator
-from tests.e2e.conftest import RunningBot, texts
+from bot.testing.harness import LocalBot
+from tests.e2e.conftest import SECRET, RunningBot, texts
 from tests.e2e.helpers import answer, declare_private
 
 
@@ -91,6 +96,63 @@ def test_a_triage_decision_edits_the_request_into_its_outcome_without_buttons(
 
 def edits_of(fake: FakeSlack, ts: str) -> int:
     return sum(call.args.get("ts") == ts for call in fake.calls_to("chat.update", applied=True))
+
+
+@pytest.fixture
+def second_replica(fake: FakeSlack, bot: RunningBot, database_url: str) -> Iterator[RunningBot]:
+    """Another replica on the same database, claiming effects as the first does."""
+    settings = Settings(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+    )
+    database = Database(database_url, pool_size=5)
+    firebreak = Firebreak.create(settings, bot.firebreak.policy, database=database)
+    running = LocalBot(firebreak, signing_secret=SECRET, worker_id="replica-2").start()
+    yield running
+    running.stop()
+    database.dispose()
+
+
+def test_a_triage_request_says_its_alerts_resolved_and_fired_again_once_across_replicas(
+    fake: FakeSlack,
+    bot: RunningBot,
+    second_replica: RunningBot,
+    slack: SlackSimulator,
+    db: Database,
+) -> None:
+    """Nobody has decided yet when the alerts resolve: the request in the triage channel says
+    so, and still offers Declare and Ignore (someone may want to look anyway); when they fire
+    again it says so too. Each change is one edit, whichever replica makes it. Before, the
+    request kept saying "2 firing" with live buttons after everything had resolved."""
+    channel, request = triage_request(fake, bot, db)
+    triage = bot.firebreak.policy.model_copy(
+        update={"alerts": AlertsPolicy(declare="triage", triage_channel=channel)}
+    )
+    with db.transaction() as session:
+        ingest(session, triage, group_message(2, status="resolved"))
+    bot.settle()
+    second_replica.settle()
+    edited = fake.message(channel, request.ts)
+    assert "0 firing: every alert resolved while it waited" in texts(edited)
+    assert edited.text.startswith("Alert resolved while waiting for triage:")
+    assert [b["type"] for b in edited.blocks] == ["section", "actions"]  # still decidable
+    assert edits_of(fake, request.ts) == 1
+    with db.transaction() as session:
+        ingest(session, triage, group_message(2))
+    bot.settle()
+    second_replica.settle()
+    edited = fake.message(channel, request.ts)
+    assert "· 2 firing" in texts(edited) and edited.text.startswith("Alert needs triage:")
+    assert edits_of(fake, request.ts) == 2
+    slack.click(channel, request.ts, "alerts:declare", user="ana.garcia")
+    bot.settle()
+    second_replica.settle()
+    assert "Declared INC-1 by" in texts(fake.message(channel, request.ts))
+    assert edits_of(fake, request.ts) == 3
+    requests = [m.ts for m in fake.messages(channel) if "Alert from alertmanager" in texts(m)]
+    assert requests == [request.ts]  # edited, never posted again
 
 
 def test_automatic_mitigation_names_the_tool_and_firing_again_is_posted(
