@@ -30,6 +30,7 @@ from bot.db import Database, create_db_engine
 from bot.db_errors import describe_database, explain_database_error, sqlite_file
 from bot.errors import ConfigError, FirebreakError
 from bot.outputs import check_output_dir, check_output_file
+from bot.postmortem.render import team_template_error
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -145,6 +146,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     settings, policy = _configuration(args)
     source = args.policy or settings.resolved_policy_file() or "built-in defaults"
     check_archive_dir(policy)
+    problem = team_template_error(policy)
+    if problem is not None:
+        raise ConfigError(f"{problem} (postmortem.template_dir)")
     for path in policy.runbooks.paths:
         if not policy.resolve_path(path).is_dir():
             print(

@@ -147,10 +147,19 @@ def _convert_token(body: str, names: NameResolver | None, *, markdown: bool = Fa
         return text(_special(target[1:], label))
     if _SCHEME.match(target):
         url = unescape_entities(target)
+        if markdown and not _linkable(url):
+            # ``javascript:``, ``data:``: text, never a link in a draft pasted into a wiki.
+            return text(f"{label} ({url})" if label and label != url else url)
         if not label or label == url or spoofs(label, url):
             return url
         return f"[{escape_link_label(label)}]({escape_link_url(url)})"
     return text("<" + unescape_entities(body) + ">")
+
+
+def _linkable(url: str) -> bool:
+    """Whether a Markdown link may point at ``url``: by its scheme, http(s) or mailto (the
+    address itself is escaped for Markdown by ``escape_link_url``)."""
+    return url.split(":", 1)[0].casefold() in ("http", "https", "mailto")
 
 
 def _same(text: str) -> str:

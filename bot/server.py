@@ -31,6 +31,7 @@ from bot.config_reference import unknown_variables
 from bot.console import Console, load_console_settings
 from bot.errors import ConfigError
 from bot.observability import Workers, configure_logging
+from bot.postmortem.render import team_template_error
 from bot.runbooks.reloading import follow_catalog
 from bot.runtime import Firebreak
 from bot.slack.app import WORK_THREADS, SlackBot, build_bot
@@ -245,6 +246,9 @@ def serve(
     """Run the service until SIGTERM. ``prepare`` (the migration) runs first, as part of
     starting: a SIGTERM during it stops there as cleanly as one while waiting for Slack."""
     configure_service_logging(settings)
+    problem = team_template_error(policy)
+    if problem is not None:  # each draft falls back to the built-in template: say so now
+        log.warning("the postmortem template cannot be used: %s", problem)
     host = host or settings.host
     port = port if port is not None else settings.port
     check_listen(host, port)

@@ -164,3 +164,21 @@ def test_link_urls_cannot_end_the_link_early() -> None:
 )
 def test_block_text_never_leaves_a_code_fence_open(text: str, expected: str) -> None:
     assert escape_block(text) == expected
+
+
+def test_only_web_and_mail_addresses_become_links_in_markdown() -> None:
+    """A draft is pasted into wikis whose Markdown does not clean links: a ``javascript:`` or
+    ``data:`` target from an integration's message is shown as text, never a link."""
+    text = (
+        "<javascript:alert(document.cookie)|Open runbook> "
+        "<data:text/html;base64,PHNjcmlwdD4=|Dashboard> <https://grafana.example/d/1|Grafana> "
+        "<mailto:sre@bank.example|SRE>"
+    )
+    markdown = slack_to_markdown(text)
+    html = MarkdownIt("commonmark").render(markdown)
+    assert re.findall(r'href="([^"]*)"', html) == [
+        "https://grafana.example/d/1",
+        "mailto:sre@bank.example",
+    ]
+    assert "Open runbook (javascript:alert(document.cookie))" in html
+    assert "Dashboard (data:text/html;base64,PHNjcmlwdD4=)" in html

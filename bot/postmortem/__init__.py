@@ -27,16 +27,18 @@ Why it is built this way:
   version number.
 
 The package, by concept: ``facts`` (what a template receives), ``context`` (those facts
-gathered from the database), ``render`` (Jinja2, sandboxed), ``store`` (versions, generation
+gathered from the database), ``render`` (Jinja2, sandboxed), ``bounds`` (the limits a render
+runs within), ``store`` (versions, generation
 keys, files) and ``cli`` (``firebreak postmortem``, imported by the command line only).
 
 Variables a template receives (see ``PostmortemContext``): ``incident``, ``version``,
 ``generated_at``, ``generated_by``, ``timezone``, ``authors``, ``milestones`` and ``metrics``
 (dicts by key), ``timeline`` (days of entries, UTC), ``timeline_count``, ``responders``,
 ``roles``, ``handovers``, ``runbooks``, ``action_items``, ``links``, ``clocks``, ``reopens``
-(each with ``resolved``, ``reopened``, ``by``, ``reason``). Filters: ``cell`` (a table
-cell), ``inline`` (one line), ``block`` (a paragraph), ``item`` (a list item's text), ``url``
-and ``label`` (a Markdown link). A team template can also ``{% extends
+(each with ``resolved``, ``reopened``, ``by``, ``reason``, ``mitigated``); their fields are
+in docs/postmortems.md. A team template renders within limits (``bounds``). Filters:
+``cell`` (a table cell), ``inline`` (one line), ``block`` (a paragraph), ``item`` (a list
+item's text), ``url`` and ``label`` (a Markdown link). A team template can also ``{% extends
 "firebreak/postmortem.md.j2" %}`` and override one block of the built-in template.
 """
 

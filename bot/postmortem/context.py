@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot import incidents
+from bot.alerts.model import principal_title
 from bot.audit import regulatory
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy
@@ -104,13 +106,14 @@ class _People:
         return cleaned or None
 
     def person(self, user_id: str | None) -> str:
-        """``@Name`` for a Slack user, ``@U123ABC`` when the name is unknown; other actors
-        (``cli:alice``) as they are; ``Firebreak`` for the bot's own entries."""
+        """``@Name`` for a Slack user, ``@U123ABC`` when the name is unknown; an alerting tool
+        by its name (``Alertmanager``); other actors (``cli:alice``) as they are; ``Firebreak``
+        for the bot's own entries."""
         if not user_id:
             return "Firebreak"
         shown = self._persons.get(user_id)
         if shown is None:
-            shown = user_id
+            shown = principal_title(user_id) or user_id
             if _SLACK_ID.match(user_id):
                 shown = "@" + (self.user(user_id) or user_id).removeprefix("@")
             self._persons[user_id] = shown
@@ -234,12 +237,13 @@ def build_context(
         clocks=(
             tuple(regulatory.clock_summary(session, policy, incident, now)) if policy.clocks else ()
         ),
-        reopens=_reopens(events, people),
+        reopens=_reopens(events, people, policy),
     )
 
 
-def _reopens(events: list[_Event], people: _People) -> tuple[Reopen, ...]:
-    """Each reopen, with the time the incident had left the active phase before it."""
+def _reopens(events: list[_Event], people: _People, policy: Policy) -> tuple[Reopen, ...]:
+    """Each reopen, with the time the incident had left the active phase before it and the
+    time it was next mitigated."""
     found: list[Reopen] = []
     ended: datetime | None = None
     for event in events:
@@ -255,7 +259,11 @@ def _reopens(events: list[_Event], people: _People) -> tuple[Reopen, ...]:
                 )
             )
             ended = None
-        elif event.data.get("phase") != "active" and ended is None:
+            continue
+        to = str(event.data.get("to") or "")
+        if found and not found[-1].mitigated and policy.impact_mitigated(to):
+            found[-1] = replace(found[-1], mitigated=_short(event.occurred_at))
+        if event.data.get("phase") != "active" and ended is None:
             ended = event.occurred_at
     return tuple(found)
 
@@ -562,7 +570,7 @@ def _responders(
 
     for event in events:
         actor_id = event.actor_id
-        if actor_id:
+        if actor_id and principal_title(actor_id) is None:  # responders are people
             seen(actor_id, event.occurred_at)
             counts[actor_id] = counts.get(actor_id, 0) + 1
     for row in history:

@@ -94,12 +94,14 @@ class RoleSpell:
 @dataclass(frozen=True)
 class Reopen:
     """The incident was reopened: when it had been resolved (or closed), when it was
-    reopened, by whom, and why if said (``YYYY-MM-DD HH:MM``, UTC)."""
+    reopened, by whom, why if said, and when it was next mitigated (a mitigated status or a
+    resolve; empty if never) (``YYYY-MM-DD HH:MM``, UTC)."""
 
     resolved: str
     reopened: str
     by: str
     reason: str
+    mitigated: str = ""
 
 
 @dataclass(frozen=True)

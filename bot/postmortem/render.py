@@ -24,7 +24,6 @@ from jinja2 import (
     UndefinedError,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 from sqlmodel import Session
 
 from bot import incidents
@@ -38,6 +37,7 @@ from bot.markup import (
     escape_link_url,
     escape_table_cell,
 )
+from bot.postmortem.bounds import BoundedEnvironment, TooCostly, render_bounded
 from bot.postmortem.context import build_context
 from bot.postmortem.facts import PostmortemContext
 
@@ -95,8 +95,8 @@ _FILTERS: dict[str, Callable[[object], str]] = {
 }
 
 
-def _environment(loader: BaseLoader) -> SandboxedEnvironment:
-    environment = SandboxedEnvironment(
+def _environment(loader: BaseLoader) -> BoundedEnvironment:
+    environment = BoundedEnvironment(
         loader=loader,
         undefined=StrictUndefined,
         autoescape=False,
@@ -138,23 +138,46 @@ def render_context(policy: Policy, context: PostmortemContext) -> Rendered:
         directory = policy.resolve_path(policy.postmortem.template_dir)
         path = directory / TEMPLATE_NAME
         try:
-            markdown = _team_template(directory).render(variables)
+            markdown = render_bounded(_team_template(directory), variables)
             return Rendered(_finish(markdown), str(path)[:1000], None)
-        except TemplateSyntaxError as exc:
-            error = f"{exc.filename or path}:{exc.lineno}: syntax error: {exc.message}"
-        except TemplateNotFound as exc:
-            if exc.name == TEMPLATE_NAME:
-                error = (
-                    f"{path}: template not found; create it or unset "
-                    "[postmortem] template_dir in the policy file"
-                )
-            else:
-                error = _located(exc, path, directory, f"template {exc.name!r} not found")
         except Exception as exc:  # a team template can fail in any way while rendering
-            error = _located(exc, path, directory, _describe(exc))
+            error = _template_error(exc, path, directory)
         logger.warning("postmortem template failed, the built-in one was used: %s", error)
     markdown = _builtin_template().render(variables)
     return Rendered(_finish(markdown), DEFAULT_TEMPLATE, error)
+
+
+def team_template_error(policy: Policy) -> str | None:
+    """Why the team's template cannot be used, as ``file:line: message`` (``None``: it compiles,
+    or there is none): what ``firebreak policy check`` refuses. An error that only a render
+    meets (an unknown variable in one branch) shows at the first draft, which then uses the
+    built-in template."""
+    if policy.postmortem.template_dir is None:
+        return None
+    directory = policy.resolve_path(policy.postmortem.template_dir)
+    path = directory / TEMPLATE_NAME
+    if not path.is_file():
+        return None  # a warning of its own: the built-in template is used
+    try:
+        _team_template(directory)
+    except Exception as exc:  # compiling is reading and parsing a file people wrote
+        return _template_error(exc, path, directory)
+    return None
+
+
+def _template_error(exc: Exception, path: Path, directory: Path) -> str:
+    if isinstance(exc, TemplateSyntaxError):  # unknown filters too
+        return f"{exc.filename or path}:{exc.lineno}: syntax error: {exc.message}"
+    if isinstance(exc, TemplateNotFound):
+        if exc.name == TEMPLATE_NAME:
+            return (
+                f"{path}: template not found; create it or unset "
+                "[postmortem] template_dir in the policy file"
+            )
+        return _located(exc, path, directory, f"template {exc.name!r} not found")
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+    return _located(exc, path, directory, _describe(exc))
 
 
 def _describe(exc: Exception) -> str:
@@ -163,6 +186,8 @@ def _describe(exc: Exception) -> str:
         return f"undefined: {message}"
     if isinstance(exc, SecurityError):
         return f"not allowed in a template: {message}"
+    if isinstance(exc, TooCostly):
+        return f"too costly: {message}"
     return f"{type(exc).__name__}: {message}"
 
 

@@ -235,8 +235,9 @@ def test_a_mitigation_before_a_reopen_stays_the_time_to_mitigate_and_the_draft_s
         draft = close(db, team_policy, incident_id)
     assert draft is not None
     assert (
-        "the time to mitigate runs to 2026-03-04 03:10 UTC (the impact was mitigated then; the "
-        "reopen did not undo it)."
+        "the time to mitigate runs to 2026-03-04 03:10 UTC (the first mitigation: a reopen "
+        "does not move it; after the last reopen the incident was mitigated again at "
+        "2026-03-04 05:05 UTC)."
     ) in draft.markdown
     assert "- **Mitigated:** 2026-03-04 03:10 UTC" in draft.markdown
 
@@ -351,3 +352,31 @@ def test_a_file_is_replaced_whole_or_not_at_all(
         write_file_atomically(target, "third, interrupted\n")
     assert target.read_text() == "second\n"
     assert [p.name for p in tmp_path.iterdir()] == ["INC-1-v1.md"]
+
+
+def test_an_alerting_tool_is_named_as_people_call_it_and_is_no_responder(
+    db: Database, policy: Policy
+) -> None:
+    """An incident Alertmanager declared: the draft says "Alertmanager", not its principal
+    ``alerts:alertmanager``, and lists only people among the responders."""
+    with freeze_time(T0), db.transaction() as session:
+        declared = core.declare_incident(
+            session, policy, title="Checkout 5xx", reporter="alerts:alertmanager"
+        ).incident
+        assert declared.id is not None
+        core.record_timeline_event(
+            session,
+            policy,
+            declared.id,
+            kind=EventKind.ALERT_FIRING,
+            text="Alert firing: Checkout5xx (1 of 1 firing in this group)",
+            actor="alerts:alertmanager",
+        )
+        core.add_note(session, policy, declared.id, "rolling back", actor="U0ANA0001")
+    draft = generate(db, policy, declared.id, "pm:alerts").markdown
+    assert "- **Reported by:** Alertmanager" in draft
+    assert "alerts:alertmanager" not in draft
+    responders = draft.split("## Responders and roles", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in responders.splitlines() if line.startswith("| @")]
+    assert [row.split(" | ")[0] for row in rows] == ["| @U0ANA0001"]
+    assert "| Alertmanager |" not in responders

@@ -17,11 +17,12 @@ from sqlalchemy import insert
 
 from bot import incidents as core
 from bot.audit import chain
+from bot.cli import main
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.markup import escape_markdown_text
 from bot.models import EventKind, Postmortem, TimelineEvent
-from bot.postmortem import generate_on_close, generate_postmortem
+from bot.postmortem import bounds, generate_on_close, generate_postmortem
 from bot.runbooks import progress
 from bot.runbooks.parser import parse_runbook
 
@@ -401,6 +402,57 @@ def test_a_broken_team_template_falls_back_to_the_built_in_one(
     assert event.data["template_error"] == postmortem.template_error
 
 
+@pytest.mark.parametrize(
+    ("template", "line", "message"),
+    [
+        (  # 10^10 turns of an empty loop: minutes of CPU holding the incident lock
+            "# {{ incident.ref }}\n"
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n",
+            2,
+            "too costly: used more than 1 s of CPU without finishing (a loop that never ends?)",
+        ),
+        (
+            "# {{ incident.ref }}\n{{ 'x' * 10**10 }}\n",
+            2,
+            "too costly: '*' would build 10,000,000,000 characters or items",
+        ),
+        ("a\n\n{{ 7 ** 1000000000 }}\n", 3, "too costly: '**' would build a number of more than"),
+        (  # a string doubled 30 times: a gigabyte
+            "{% set s = namespace(v='xx') %}\n{% for i in range(30) %}\n"
+            "{% set s.v = s.v ~ s.v %}\n{% endfor %}{{ s.v | length }}\n",
+            3,
+            "too costly: built a value of more than 5,000,000 characters or items",
+        ),
+        (
+            "a\n{% for i in range(100000) %}{{ incident.title * 100 }}\n{% endfor %}\n",
+            None,  # the draft as a whole
+            "too costly: wrote more than 5,000,000 characters",
+        ),
+    ],
+    ids=["endless-loop", "huge-string", "huge-power", "doubling", "huge-output"],
+)
+def test_a_team_template_too_costly_to_render_falls_back_within_its_limits(
+    db: Database,
+    tmp_path: Path,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    template: str,
+    line: int | None,
+    message: str,
+) -> None:
+    """A template is code a team wrote: one that never ends, or builds gigabytes, costs its
+    draft (the built-in template is used, the error names its line), never the process or the
+    incident lock held while it renders (on SQLite, every writer waited for it)."""
+    monkeypatch.setattr(bounds, "TIME_LIMIT", 1.0)
+    policy, path = team_template(tmp_path, template, output_dir)
+    postmortem = generate(db, policy, declare(db, policy))
+    assert postmortem.template == "default"
+    assert postmortem.template_error is not None
+    where = f"{path}:{line}" if line else f"{path}"
+    assert postmortem.template_error.startswith(f"{where}: {message}")
+    assert postmortem.markdown.startswith("# INC-1: Search is slow\n")
+
+
 def test_a_missing_team_template_is_reported(
     db: Database, tmp_path: Path, output_dir: Path
 ) -> None:
@@ -520,3 +572,34 @@ def test_the_runbook_table_names_who_marked_a_step_not_whom_it_was_assigned_to(
     assert "| 2 | Confirm timing | skipped | @Bob Okafor |" in table
     responders = section(draft.markdown, "Responders and roles")
     assert "Dan" not in responders and "Erin" not in responders
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("# {{ incident.ref }\n", ":1: syntax error: unexpected '}'"),
+        ("# ok\n{{ incident.ref | nosuch }}\n", ":2: syntax error: No filter named 'nosuch'."),
+        ("# \xe9t\xe9\n".encode("latin-1"), ": not UTF-8 text (invalid continuation byte"),
+    ],
+    ids=["syntax", "unknown-filter", "latin-1"],
+)
+def test_policy_check_refuses_a_team_template_that_does_not_compile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str | bytes, message: str
+) -> None:
+    """Found when the policy is checked (exit 2, the file and line), not at the first close,
+    as a warning pasted into the incident channel."""
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    path = directory / "postmortem.md.j2"
+    if isinstance(template, bytes):
+        path.write_bytes(template)
+    else:
+        path.write_text(template, encoding="utf-8")
+    toml = tmp_path / "firebreak.toml"
+    toml.write_text('[postmortem]\ntemplate_dir = "templates"\n')
+    assert main(["--policy", str(toml), "policy", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"firebreak: {path}{message}")
+    assert "Traceback" not in err
+    path.write_text("# {{ incident.ref }}\n", encoding="utf-8")
+    assert main(["--policy", str(toml), "policy", "check"]) == 0
