@@ -379,7 +379,10 @@ def mitigate_incident(
     """Mark the impact as mitigated: move to the status that carries the mitigated milestone."""
     target = next((s for s in policy.statuses if s.milestone == "mitigated"), None)
     if target is None:
-        raise InvalidInput("The incident policy has no status with milestone = 'mitigated'.")
+        raise InvalidInput(
+            "This team's statuses have none for mitigated: move the incident with the "
+            "summary's status menu, or `/incident status` and the status's name."
+        )
     return change_status(session, policy, incident_id, target.key, actor=actor, key=key, now=now)
 
 

@@ -343,3 +343,18 @@ def test_the_summary_offers_resolve_and_close_only_where_the_policys_moves_allow
     assert blocks.CLOSE not in actions("resolved")
     assert blocks.REOPEN in actions("resolved")
     assert blocks.CLOSE in actions("review")
+
+
+def test_help_offers_mitigate_only_when_the_policy_has_a_mitigated_status() -> None:
+    without = policy_from_dict(
+        {
+            "statuses": [
+                {"key": "open", "next": ["resolved"]},
+                {"key": "resolved", "phase": "resolved", "next": ["closed"]},
+                {"key": "closed", "phase": "closed"},
+            ]
+        }
+    )
+    assert "`mitigate`" in blocks.help_text(Policy())
+    assert "`mitigate`" not in blocks.help_text(without)
+    assert "`status &lt;status&gt;` (open, resolved, closed)" in blocks.help_text(without)

@@ -48,7 +48,8 @@ def help_text(policy: Policy) -> str:
             "`ic @person` (`ic me`) · `role &lt;role&gt; @person` (" + roles + ")",
             "`update &lt;text&gt;` — post a status update · "
             "`note &lt;text&gt;` — add to the timeline",
-            "`mitigate` · `resolve [text]` · `close` · `reopen [text]`",
+            ("`mitigate` · " if any(s.milestone == "mitigated" for s in policy.statuses) else "")
+            + "`resolve [text]` · `close` · `reopen [text]`",
             "`timeline` · `runbook [words]` — list or start runbooks · `postmortem`",
             "`action &lt;text&gt; [@owner] [YYYY-MM-DD]` · `actions` · `done &lt;number&gt;`",
             "`list` — open incidents · `retry` — finish a Slack set-up that failed",
