@@ -6,6 +6,7 @@ Pure functions of (policy, catalog, message): the receiver uses them to store, a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -33,12 +34,21 @@ class Route:
 
 def mapped_severity(policy: Policy, raw: str | None) -> str | None:
     """The policy severity a source severity maps to (``P1`` -> ``SEV1``), or the one it
-    already names (``SEV2``); ``None`` when neither."""
+    already names (``SEV2``); ``None`` when neither. A level named with its description or a
+    dash (``P1 - Critical``, ``SEV-1``: PagerDuty priorities as accounts rename them) reads as
+    its short form when the whole does not map."""
     key = policy.alerts.severity_for(raw)
     found = policy.find_severity(key) if key else None
     if found is None and raw:
         found = policy.find_severity(raw)
+    short = _LEVEL.match(raw or "")
+    if found is None and short is not None and short.group(1) + short.group(2) != raw:
+        return mapped_severity(policy, short.group(1) + short.group(2))
     return found.key if found is not None else None
+
+
+_LEVEL = re.compile(r"^\s*([A-Za-z]{1,8})[\s_-]?(\d{1,2})(?![\w.])")
+"""A level's short form at the start of its name: ``P1 - Critical``, ``SEV-1``, ``sev 2``."""
 
 
 def severity_of(policy: Policy, alerts: list[Alert] | tuple[Alert, ...]) -> str:

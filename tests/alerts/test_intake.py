@@ -829,3 +829,16 @@ def test_a_pagerduty_incident_merged_away_is_not_taken_for_the_impact_ending(
         ), texts
         asked = session.exec(select(AlertNotice).where(AlertNotice.kind == "all_resolved"))
         assert asked.all() == []  # no "mitigate?" either
+
+
+@pytest.mark.parametrize(
+    ("severity", "declared"),
+    [("P1 - Critical", "SEV1"), ("SEV-1", "SEV1"), ("sev 2", "SEV2"), ("P2 (high)", "SEV2")],
+)
+def test_a_level_named_with_its_description_maps_as_its_short_form(
+    db: Database, policy: Policy, severity: str, declared: str
+) -> None:
+    """PagerDuty accounts rename their priorities ("P1 - Critical", "SEV-1"): the level still
+    maps, instead of every incident opening at the default severity."""
+    outcome = store(db, policy, generic("db", severity=severity))
+    assert outcome.declared and outcome.severity == declared
