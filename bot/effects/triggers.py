@@ -170,6 +170,10 @@ def on_timeline_event(
         return
     if kind in SHOWN_IN_SUMMARY and incident.slack_channel_id is not None:
         refresh(session, incident, now=now)
+    run_id = event.data.get("run_id")
+    if kind in (EventKind.RUNBOOK_STARTED, EventKind.RUNBOOK_STEP) and isinstance(run_id, int):
+        # However the run was started or moved (a person, an alert): its message shows it.
+        queue_runbook_message(session, run_id, incident.id)
     assignee = event.data.get("assignee") if kind == EventKind.RUNBOOK_STEP else None
     invited = event.data.get("user") if kind == EventKind.ROLE_ASSIGNED else assignee
     if invited and (kind == EventKind.ROLE_ASSIGNED or event.data.get("state") == "in_progress"):

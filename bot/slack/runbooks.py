@@ -95,7 +95,7 @@ class RunbookSlack:
     def start(
         self, ctx: Ctx, incident: Incident, runbook: Runbook, alerts: Sequence[str] = ()
     ) -> None:
-        """Start the run and queue its message, in one transaction; a second start of the same
+        """Start the run (its message is queued in the same transaction); a second start of the same
         runbook (a double click, two people) points at the run already going. ``alerts``: the
         alert it is started for, whose section of the runbook it opens at."""
         assert incident.id is not None
@@ -109,9 +109,7 @@ class RunbookSlack:
                 key=f"runbook-start:{ctx.key}",
                 alerts=alerts,
             )
-            run = change.run
-            if change.changed:
-                queue_runbook_message(session, run.id, incident.id)
+            run = change.run  # its message is queued with the run's timeline event
         if not change.changed:
             self._point_at(ctx, incident, run)
             return

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -533,3 +534,18 @@ def test_the_step_to_do_next_is_shown_whole_when_the_page_must_cut() -> None:
     step2 = page_text(second).split("Step 2", 1)[1].split("Step 3")[0]
     assert "kubectl -n pay-2 drain node-039" in step2
     assert "node-2-last is cordoned" in step2
+
+
+@pytest.mark.parametrize(
+    ("heading", "header", "text"),
+    [
+        ("# Network troubleshooting", "Runbook: Network troubleshooting", "Runbook Network"),
+        ("# Runbook: Network troubleshooting", "Runbook: Network troubleshooting", "Runbook: "),
+        ("# Playbook - Ransomware", "Playbook - Ransomware", "Playbook - Ransomware: 0/1"),
+    ],
+)
+def test_a_title_that_says_runbook_is_not_said_twice(heading: str, header: str, text: str) -> None:
+    message = render_run_message(make_view(f"{heading}\n\n- [ ] Check it\n"), steps_per_page=10)
+    assert message.blocks[0]["text"]["text"] == header
+    assert message.text.startswith(text)
+    assert "Runbook: Runbook" not in message.text

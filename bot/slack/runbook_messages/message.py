@@ -4,6 +4,7 @@ within Slack's limits and a per-page text budget."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,6 +36,8 @@ STEP_SECTIONS_MAX = 3
 CONTEXT_SECTIONS_MAX = 3
 """The context (Meaning, Impact...) shows in at most this many sections on the first page."""
 CONTEXT_CUT_NOTE = "_… more context in the runbook file._"
+_SAYS_RUNBOOK = re.compile(r"^\s*(?:run\s?book|playbook)\b", re.IGNORECASE)
+"""A title that says what it is already ("Runbook: Network troubleshooting")."""
 
 
 @dataclass(frozen=True)
@@ -287,8 +290,10 @@ def render_run_message(
         status += " · the incident is closed (reopen it to go on)"
     if pages > 1:
         status += f" · page {page + 1} of {pages}"
+    # "# Runbook: Network troubleshooting", as many are titled, is not said twice.
+    named = title if _SAYS_RUNBOOK.match(title) else f"Runbook: {title}"
     head: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain_text(f"Runbook: {title}", HEADER_TEXT)},
+        {"type": "header", "text": _plain_text(named, HEADER_TEXT)},
         {"type": "context", "elements": [_mrkdwn(status)]},
     ]
     context_units = _context_units(run.snapshot, full=page == 0)
@@ -386,7 +391,7 @@ def render_run_message(
 
     head += about + divider
     blocks = head + [b for group in step_blocks for b in group] + tail
-    text = f"Runbook {title}: {progress}"
+    text = f"{title if _SAYS_RUNBOOK.match(title) else f'Runbook {title}'}: {progress}"
     if next_index is not None and next_index < count:
         step_title = " ".join(str(steps[next_index].get("title", "")).split())
         text += f". Next: step {next_index + 1}: {step_title}"
