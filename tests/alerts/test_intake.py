@@ -842,3 +842,20 @@ def test_a_level_named_with_its_description_maps_as_its_short_form(
     maps, instead of every incident opening at the default severity."""
     outcome = store(db, policy, generic("db", severity=severity))
     assert outcome.declared and outcome.severity == declared
+
+
+def test_a_generic_alert_names_its_rule_by_the_alertname_label(tmp_path: Path) -> None:
+    """A script that posts the generic shape with Prometheus' ``alertname`` label gets the
+    runbook that lists that alert, as Alertmanager's alerts do."""
+    root = tmp_path / "runbooks"
+    root.mkdir()
+    (root / "disk.md").write_text(
+        "---\nalerts: [NodeFilesystemAlmostOutOfSpace]\n---\n# Disk full\n\n- [ ] Check df\n",
+        encoding="utf-8",
+    )
+    catalog = RunbookCatalog.load([root])
+    labelled = generic("db-1", labels={"alertname": "NodeFilesystemAlmostOutOfSpace"})
+    plan = route(Policy(), catalog, labelled)
+    assert plan.runbook is not None and plan.runbook.id == "disk"
+    assert labelled.alerts[0].name == "db-1 broken"  # the timeline still reads the title
+    assert route(Policy(), catalog, generic("db-1")).runbook is None

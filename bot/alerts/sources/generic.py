@@ -61,13 +61,17 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     status = (data.get("status") or "firing").strip().lower()
     if status not in ("firing", "resolved"):
         raise PayloadError(f"status must be 'firing' or 'resolved', not {status[:20]!r}")
+    labels = labels_of(data.get("labels"), "labels")
+    # A label ``alertname`` names the rule, as Prometheus names it: runbooks are matched by it.
+    rule = clean(labels.get("alertname"), TITLE_MAX, multiline=False) or None
     alert = Alert(
         key=short_key((data.get("alert_key") or key).strip()),
         status=Status(status),
         name=title,
         title=title,
+        rule=rule,
         description=clean(data.get("description")),
-        labels=labels_of(data.get("labels"), "labels"),
+        labels=labels,
         severity=(data.get("severity") or "").strip() or None,
         service=clean(data.get("service"), 200, multiline=False) or None,
         starts_at=parse_time(data.get("started_at"), now=now),
