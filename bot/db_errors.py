@@ -138,6 +138,13 @@ def explain_database_error(exc: DBAPIError, url: str | URL | None) -> FirebreakE
             f"database: {where} has no Firebreak schema (or an old one): run "
             "`firebreak db upgrade` or check DATABASE_URL"
         )
+    lost = ("server closed the connection", "terminating connection", "connection reset")
+    if any(text in message.lower() for text in lost) and " failed: " not in message:
+        # Connected, then cut off mid-way (a restart, a failover, an operator): not a wrong URL.
+        return FirebreakError(
+            f"database: the connection to {where} was lost ({_first_line(message)}): run the "
+            "command again (if it keeps happening, PostgreSQL's log says why)"
+        )
     unreachable = (
         "Connection refused",
         "failed to resolve host",

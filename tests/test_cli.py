@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from bot import __version__, migrations
@@ -21,6 +22,7 @@ from bot.alerts.intake import ingest
 from bot.cli import main
 from bot.config import Policy, load_policy
 from bot.db import Database
+from bot.db_errors import explain_database_error
 from bot.models import Postmortem
 from tests.alerts.test_episodes_and_order import FIRING, RESOLVED, alertmanager
 from tests.conftest import DatabaseFactory
@@ -821,3 +823,35 @@ def test_incidents_lines_up_however_long_the_policys_status_keys(
     named = zip(lines, ["Search slow", "Checkout down"], strict=True)
     titles = {line.index(title) for line, title in named}
     assert len(dates) == 1 and len(titles) == 1  # one column each
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (
+            "server closed the connection unexpectedly\n\tThis probably means the server "
+            "terminated abnormally",
+            "was lost (server closed the connection unexpectedly): run the command again",
+        ),
+        (
+            "terminating connection due to administrator command",
+            "was lost (terminating connection due to administrator command): run the command",
+        ),
+        (
+            'connection failed: connection to server at "127.0.0.1", port 5 failed: server '
+            "closed the connection unexpectedly",
+            "cannot reach",  # never connected: where it is, not a lost connection
+        ),
+    ],
+)
+def test_a_connection_lost_mid_command_is_told_apart_from_an_unreachable_database(
+    raised: str, said: str
+) -> None:
+    """Connected, then cut off (a failover, a restart): the database is there and the URL is
+    right, so the line says to run it again, not to check both."""
+    error = explain_database_error(
+        OperationalError("SELECT 1", None, Exception(raised)),
+        "postgresql://firebreak@db.internal:5432/firebreak",
+    )
+    assert said in str(error)
+    assert "\n" not in str(error)
