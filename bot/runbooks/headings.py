@@ -44,7 +44,8 @@ _ASIDE = re.compile(r"\([^()]*\)")
 # 影响 / 诊断 / 缓解). Words run together in these scripts: matched anywhere in the heading.
 _ACTION_CJK = re.compile(
     "诊断|診断|排查|排障|缓解|緩和|处理|処理|处置|解决|解決|修复|修復|恢复|復旧|回滚|步骤|手順|"
-    "操作|应对|対応|対処|调查|調査|止血|检查|確認"
+    "操作|应对|対応|対処|调查|調査|止血|检查|確認|确认|核实|重启|重啟|再起動|执行|実行|実施|"
+    "切换|切替|扩容|回退"
 )
 _CONTEXT_CJK = re.compile(
     "影响|影響|含义|意味|概述|概要|描述|说明|説明|背景|原因|参考|参照|链接|リンク|症状|告警|アラート"
@@ -161,6 +162,9 @@ def heading_kind(title: str) -> Kind | None:
     text = _NUMBERED.sub("", text, count=1).strip() if numbered else text
     if _opens_with_verb(text):
         return "action"
+    head = _cjk_head(text)
+    if head is not None and not (_ACTION.search(text) or _CONTEXT.search(text)):
+        return head
     action = _ACTION.search(text) or _ACTION_CJK.search(text)
     context = _first(
         _CONTEXT.search(text) or _CONTEXT_CJK.search(text),
@@ -171,6 +175,22 @@ def heading_kind(title: str) -> Kind | None:
     if context:
         return "context"
     return "action" if numbered else None
+
+
+def _cjk_head(text: str) -> Kind | None:
+    """What a Chinese or Japanese heading names: a verb first says what to do (确认用户影响,
+    "confirm the user impact"); otherwise the keyword it ends with, the head of a compound
+    (ユーザー影響確認, "user impact check", is a check; 告警影响, "alert impact", an impact).
+    ``None`` without such a keyword."""
+    if _ACTION_CJK.match(text):
+        return "action"
+    ends = {
+        kind: max((m.end() for m in pattern.finditer(text)), default=-1)
+        for kind, pattern in (("action", _ACTION_CJK), ("context", _CONTEXT_CJK))
+    }
+    if ends["action"] < 0 and ends["context"] < 0:
+        return None
+    return "action" if ends["action"] >= ends["context"] else "context"
 
 
 def _first(*matches: re.Match[str] | None) -> re.Match[str] | None:

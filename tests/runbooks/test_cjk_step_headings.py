@@ -58,3 +58,30 @@ def test_step_numbers_in_any_script_make_steps(first: str, second: str) -> None:
 
     assert [s.title for s in runbook.steps] == ["影響の確認", "初期診断"]
     assert runbook.context == ()
+
+
+@pytest.mark.parametrize(
+    ("headings", "context"),
+    [
+        # Japanese compounds end with their head: "user impact check" is a check.
+        (
+            ["1. サービス状態確認", "2. ユーザー影響確認", "3. 監視アラート確認", "4. APIの再起動"],
+            [],
+        ),
+        # Chinese puts the verb first: "confirm the user impact" is a confirmation.
+        (["1. 检查服务", "2. 确认用户影响", "3. 重启服务"], []),
+        # A heading whose head is a context word stays context.
+        (["告警影响", "1. 重启服务"], ["告警影响"]),
+    ],
+    ids=["japanese-head-last", "chinese-verb-first", "chinese-impact"],
+)
+def test_a_numbered_check_of_the_impact_is_a_step(headings: list[str], context: list[str]) -> None:
+    """Numbered steps that check the impact or the alerts (影響確認, 确认用户影响) were read as
+    background for their words "impact" and "alert": shown above step 1, with no buttons."""
+    text = "# API障害\n\n## 初期対応\n\n" + "".join(
+        f"### {h}\n\n```bash\nkubectl get pods\n```\n\n" for h in headings
+    )
+    runbook = parse_runbook(text, runbook_id="api")
+    steps = [h.split(". ", 1)[-1] for h in headings if h not in context]
+    assert [s.title for s in runbook.steps] == steps
+    assert [c.title for c in runbook.context] == context
