@@ -598,3 +598,48 @@ def test_a_status_the_policy_no_longer_has_is_named_on_the_timeline_when_left(
     assert change.event is not None
     assert change.event.text == "INC-1 status changed: investigating → fixing"
     assert change.event.data["from"] == "investigating"
+
+
+REVIEW_POLICY = {
+    "statuses": [
+        {"key": "investigating", "next": ["fixing", "resolved"]},
+        {"key": "fixing", "next": ["resolved"]},
+        {"key": "resolved", "phase": "resolved", "next": ["in_review", "investigating"]},
+        {"key": "in_review", "phase": "resolved", "next": ["closed", "investigating"]},
+        {"key": "closed", "phase": "closed", "next": ["in_review", "investigating"]},
+    ]
+}
+
+
+def test_a_close_the_policy_forbids_says_where_the_incident_really_stands(db: Database) -> None:
+    """Resolved incidents go to review before closing: a close from Fixing resolved it, then
+    failed, and the refusal (rolled back with the resolve) said it "is resolved"."""
+    policy = policy_from_dict(REVIEW_POLICY)
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        core.change_status(session, policy, incident.id, "fixing", actor="U1")
+    with pytest.raises(InvalidTransition) as refused, db.transaction() as session:
+        core.close_incident(session, policy, incident.id, actor="U1")
+    assert str(refused.value) == (
+        "INC-1 is fixing; it cannot be closed from there. From fixing it can move to: resolved."
+    )
+    assert events(db, incident)[-1].text == "INC-1 status changed: investigating → fixing"
+
+
+def test_a_move_that_reopens_or_unclose_is_decided_under_the_lock(db: Database) -> None:
+    """Whether a status change reopens the incident is known only under its lock: refused
+    there for someone [access] reopen does not name. Leaving the closed status for a review
+    one is an un-close: refused the same way, and when allowed it clears the closed time."""
+    policy = policy_from_dict(REVIEW_POLICY)
+    incident = declare(db, policy)
+    assert incident.id is not None
+    for status in ("resolved", "in_review", "closed"):
+        with db.transaction() as session:
+            core.change_status(session, policy, incident.id, status, actor="U1")
+    for status in ("investigating", "in_review"):
+        with pytest.raises(core.ReopenRefused), db.transaction() as session:
+            core.change_status(session, policy, incident.id, status, actor="U2", may_reopen=False)
+    with db.transaction() as session:
+        moved = core.change_status(session, policy, incident.id, "in_review", actor="U1")
+        assert (moved.incident.status, moved.incident.closed_at) == ("in_review", None)

@@ -33,6 +33,7 @@ from bot.incidents.chat import (
     save_slack_refs,
 )
 from bot.incidents.lifecycle import (
+    ReopenRefused,
     acknowledge_incident,
     allowed_next_statuses,
     assign_role,
@@ -101,6 +102,7 @@ __all__ = [
     "TITLE_MAX",
     "Change",
     "IncidentMetrics",
+    "ReopenRefused",
     "acknowledge_incident",
     "add_action_item",
     "add_note",

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import as_utc, said_at, utcnow
 from bot.config import COMMANDER, Policy, StatusPolicy
-from bot.errors import InvalidInput, InvalidTransition
+from bot.errors import InvalidInput, InvalidTransition, NotAllowed
 from bot.incidents.queries import (
     current_assignment,
     current_roles,
@@ -260,6 +260,7 @@ def change_status(
     key: str | None = None,
     now: datetime | None = None,
     seen: str | None = None,
+    may_reopen: bool = True,
 ) -> Change:
     """Move the incident to ``status`` if the policy allows it from the current status.
 
@@ -270,7 +271,11 @@ def change_status(
 
     ``seen``: the status the person was shown when they chose (a summary's menu). When someone
     else changed it since, nothing is changed: a pick on an old copy must not undo a resolve
-    or reopen a closed incident."""
+    or reopen a closed incident.
+
+    ``may_reopen``: whether the actor may reopen it (``[access] reopen``), decided here, under
+    the incident's lock, from where it stands: ``ReopenRefused`` when the move would reopen
+    it, or take a closed incident out of its closed status."""
     target = policy.find_status(status)
     if target is None:
         raise InvalidInput(_unknown("status", status, [s.key for s in policy.statuses]))
@@ -283,6 +288,9 @@ def change_status(
         return Change(incident, None)
     previous = policy.find_status(incident.status)
     reopened = previous is not None and previous.phase != "active" and target.phase == "active"
+    unclosed = previous is not None and previous.phase == "closed" and target.phase != "closed"
+    if (reopened or unclosed) and not may_reopen:
+        raise ReopenRefused(f"{incident.ref} is {_name(previous) if previous else incident.status}")
     stale = seen is not None and seen != incident.status
     latest = _latest_change(session, incident, EventKind.STATUS_CHANGED) if stale else None
     if stale and (latest is None or latest.actor_id != actor):
@@ -299,6 +307,8 @@ def change_status(
         raise _stale_status(incident, policy, target, seen or "", latest)
     was = incident.status  # kept as stored: a status the policy no longer has is still named
     incident.status = target.key
+    if unclosed:
+        incident.closed_at = None  # out of its closed status: closed again later, stamped again
     if reopened:
         if incident.mitigated_at is not None and incident.mitigated_at == incident.resolved_at:
             incident.mitigated_at = None  # only the resolve said so, and the impact is back
@@ -395,7 +405,9 @@ def resolve_incident(
     text: str = "",
     key: str | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> Change:
+    """``seen``: the status on the summary whose Resolve was clicked (see ``change_status``)."""
     return change_status(
         session,
         policy,
@@ -405,6 +417,7 @@ def resolve_incident(
         text=text,
         key=key,
         now=now,
+        seen=seen,
     )
 
 
@@ -416,13 +429,23 @@ def close_incident(
     actor: str,
     key: str | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> Change:
     """Close the incident. An active incident (a false alarm, say) is resolved first, so the
-    timeline shows both steps and the resolved milestone is set."""
+    timeline shows both steps and the resolved milestone is set. ``seen``: the status on the
+    summary whose Close was clicked (see ``change_status``)."""
     incident = get_incident(session, incident_id)
     current = policy.find_status(incident.status)
     closed = _status_in_phase(policy, "closed")
     resolved = _status_in_phase(policy, "resolved")
+    stale = seen is not None and seen != incident.status
+    if not stale and closed.key != incident.status and not can_close(policy, incident):
+        # Said before anything moves: a resolve that the close then undoes is never shown.
+        choices = ", ".join(s.key for s in allowed_next_statuses(policy, incident)) or "none"
+        raise InvalidTransition(
+            f"{incident.ref} is {incident.status}; it cannot be closed from there. From "
+            f"{incident.status} it can move to: {choices}."
+        )
     if (
         current is not None
         and current.phase == "active"
@@ -437,8 +460,12 @@ def close_incident(
             actor=actor,
             key=f"{key}:resolve" if key else None,
             now=now,
+            seen=seen,
         )
-    return change_status(session, policy, incident_id, closed.key, actor=actor, key=key, now=now)
+        seen = None  # checked by the resolve, under the lock the close keeps
+    return change_status(
+        session, policy, incident_id, closed.key, actor=actor, key=key, now=now, seen=seen
+    )
 
 
 def reopen_incident(
@@ -450,12 +477,19 @@ def reopen_incident(
     text: str = "",
     key: str | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> Change:
+    """``seen``: the status on the summary whose Reopen was clicked (see ``change_status``)."""
     incident = get_incident(session, incident_id)
     current = policy.find_status(incident.status)
+    target = next((s for s in allowed_next_statuses(policy, incident) if s.phase == "active"), None)
+    if seen is not None and seen != incident.status:
+        # The copy is out of date (reopened since, perhaps resolved again): a reopen is never
+        # made unseen, whoever changed it.
+        latest = _latest_change(session, incident, EventKind.STATUS_CHANGED)
+        raise _stale_status(incident, policy, target or policy.initial_status, seen, latest)
     if current is not None and current.phase == "active":
         return Change(incident, None)
-    target = next((s for s in allowed_next_statuses(policy, incident) if s.phase == "active"), None)
     if target is None:
         raise InvalidTransition(
             f"The policy does not allow reopening {incident.ref} from {incident.status}."
@@ -463,6 +497,10 @@ def reopen_incident(
     return change_status(
         session, policy, incident_id, target.key, actor=actor, text=text, key=key, now=now
     )
+
+
+class ReopenRefused(NotAllowed):
+    """A move that would reopen the incident, by someone ``[access] reopen`` does not name."""
 
 
 def is_active(policy: Policy, incident: Incident) -> bool:

@@ -23,7 +23,7 @@ from bot.config import Policy
 from bot.effects import store
 from bot.effects.failures import describe
 from bot.effects.triggers import refresh
-from bot.errors import InvalidInput, NotFound
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.models import EventKind, Incident, Postmortem
 from bot.runtime import Firebreak
 from bot.slack import blocks
@@ -119,15 +119,33 @@ class IncidentFlows:
         """``access.can_see`` with Slack as the directory."""
         return access.can_see(self.policy, user, incident, self.directory, channel=channel)
 
+    def _roles(self, incident: Incident | None) -> dict[str, str]:
+        if incident is None or incident.id is None:
+            return {}
+        with self.fb.db.read() as session:
+            return core.current_roles(session, incident.id)
+
+    def allows(self, action: Action, user: str, incident: Incident | None) -> bool:
+        """Whether ``user`` may perform ``action``; nothing is recorded (``require`` does)."""
+        try:
+            access.require(
+                self.policy,
+                action,
+                user,
+                incident=incident,
+                roles=self._roles(incident),
+                directory=self.directory,
+            )
+        except NotAllowed:
+            return False
+        return True
+
     def require(
         self, action: Action, user: str, incident: Incident | None, *, key: str | None = None
     ) -> None:
         """Check access; a refusal on an incident is recorded on its timeline (once per
         request: ``key`` names it)."""
-        roles: dict[str, str] = {}
-        if incident is not None and incident.id is not None:
-            with self.fb.db.read() as session:
-                roles = core.current_roles(session, incident.id)
+        roles = self._roles(incident)
         try:
             access.require(
                 self.policy, action, user, incident=incident, roles=roles, directory=self.directory

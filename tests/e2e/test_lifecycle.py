@@ -601,3 +601,51 @@ def test_the_shortcut_opens_its_form_before_asking_slack_who_sees_private_incide
         assert public.title in shown and "Checking" not in shown
         assert (private.title in shown) == (person == "ana.garcia"), person
         slack.close_view(view.id, user=person)
+
+
+def test_close_or_reopen_on_an_out_of_date_summary_changes_nothing(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """Ben's copy of the summary was drawn while the incident was resolved, so it offers
+    Close; Ana has since reopened it ("still failing"). His Close would close a live incident
+    unseen: refused, saying who changed it, as the status menu is. A Reopen on a copy drawn
+    while it was closed, since reopened and resolved again, is refused the same way."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    ben = fake.user_id("ben.okafor")
+    fake.join(channel, ben)
+    slack.slash_command("resolve rolled back", user="ana.garcia", channel=channel)
+    bot.settle()
+    ask(fake, bot, slack, "status", channel, user="ben.okafor")
+    [resolved_copy] = [e for e in fake.ephemerals(user=ben) if blocks.CLOSE in json.dumps(e.blocks)]
+    slack.slash_command("reopen still failing", user="ana.garcia", channel=channel)
+    bot.settle()
+    stale = slack.click_ephemeral(resolved_copy.ts, blocks.CLOSE, user="ben.okafor")
+    bot.settle()
+    with db.read() as session:
+        now = core.get_incident(session, incident.id or 0)
+    assert (now.status, now.closed_at) == ("investigating", None)
+    refused = answer(fake, stale)
+    assert refused.startswith(
+        f":no_entry: {incident.ref} is Investigating now, not Resolved as your copy showed "
+        f"(changed by <@{fake.user_id('ana.garcia')}> at "
+    )
+    for command in ("resolve fixed", "close"):
+        slack.slash_command(command, user="ana.garcia", channel=channel)
+        bot.settle()
+    ask(fake, bot, slack, "status", channel, user="ben.okafor")
+    [closed_copy] = [
+        e
+        for e in fake.ephemerals(user=ben)
+        if blocks.REOPEN in json.dumps(e.blocks) and blocks.CLOSE not in json.dumps(e.blocks)
+    ]
+    for command in ("reopen", "resolve fixed again"):
+        slack.slash_command(command, user="ana.garcia", channel=channel)
+        bot.settle()
+    stale = slack.click_ephemeral(closed_copy.ts, blocks.REOPEN, user="ben.okafor")
+    bot.settle()
+    with db.read() as session:
+        assert core.get_incident(session, incident.id or 0).status == "resolved"
+    assert answer(fake, stale).startswith(
+        f":no_entry: {incident.ref} is Resolved now, not Closed as your copy showed"
+    )

@@ -329,26 +329,32 @@ class ListenerBase:
     ) -> None:
         """``seen``: the status on the summary the menu was on (``seen_on_summary``)."""
         target = self.policy.find_status(status)
-        current = self.policy.find_status(incident.status)
         if target is not None and target.phase == "closed":
             self.flows.require("close", ctx.user, incident)
-        if (
-            target is not None
-            and current is not None
-            and current.phase != "active"
-            and target.phase == "active"
-        ):
-            self.flows.require("reopen", ctx.user, incident)
+        # Whether this is a reopen is known only under the incident's lock (another change may
+        # come first): the core refuses it there for someone [access] reopen does not name.
+        may_reopen = self.flows.allows("reopen", ctx.user, incident)
         name = target.name if target else status
-        self._apply(
-            ctx,
-            incident,
-            lambda s: core.change_status(
-                s, self.policy, incident.id or 0, status, actor=ctx.user, key=ctx.key, seen=seen
-            ),
-            f"{incident.ref} is now {name}.",
-            f"{incident.ref} is already {name}.",
-        )
+        try:
+            self._apply(
+                ctx,
+                incident,
+                lambda s: core.change_status(
+                    s,
+                    self.policy,
+                    incident.id or 0,
+                    status,
+                    actor=ctx.user,
+                    key=ctx.key,
+                    seen=seen,
+                    may_reopen=may_reopen,
+                ),
+                f"{incident.ref} is now {name}.",
+                f"{incident.ref} is already {name}.",
+            )
+        except core.ReopenRefused:
+            self.flows.require("reopen", ctx.user, incident, key=ctx.key)  # said and recorded
+            raise
 
     def _open(self, ctx: Ctx, view: dict[str, Any]) -> str | None:
         """Open ``view``; its id (``None``: a repeated delivery found it open already)."""

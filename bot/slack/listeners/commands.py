@@ -203,36 +203,55 @@ class CommandListeners(ListenerBase):
             f"{incident.ref} was already mitigated.",
         )
 
-    def cmd_resolve(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+    def cmd_resolve(
+        self, ctx: Ctx, parsed: ParsedCommand, incident: Incident, seen: str | None = None
+    ) -> None:
         self._apply(
             ctx,
             incident,
             lambda s: core.resolve_incident(
-                s, self.policy, incident.id or 0, actor=ctx.user, text=parsed.text, key=ctx.key
+                s,
+                self.policy,
+                incident.id or 0,
+                actor=ctx.user,
+                text=parsed.text,
+                key=ctx.key,
+                seen=seen,
             ),
             f"{incident.ref} is resolved.",
             f"{incident.ref} is already resolved.",
         )
 
-    def cmd_reopen(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+    def cmd_reopen(
+        self, ctx: Ctx, parsed: ParsedCommand, incident: Incident, seen: str | None = None
+    ) -> None:
         self.flows.require("reopen", ctx.user, incident)
         self._apply(
             ctx,
             incident,
             lambda s: core.reopen_incident(
-                s, self.policy, incident.id or 0, actor=ctx.user, text=parsed.text, key=ctx.key
+                s,
+                self.policy,
+                incident.id or 0,
+                actor=ctx.user,
+                text=parsed.text,
+                key=ctx.key,
+                seen=seen,
             ),
             f"{incident.ref} is reopened.",
             f"{incident.ref} is already open.",
         )
 
-    def cmd_close(self, ctx: Ctx, parsed: ParsedCommand, incident: Incident) -> None:
+    def cmd_close(
+        self, ctx: Ctx, parsed: ParsedCommand, incident: Incident, seen: str | None = None
+    ) -> None:
+        """``seen``: the status on the summary the Close was on (``seen_on_summary``)."""
         self.flows.require("close", ctx.user, incident)
         self._apply(
             ctx,
             incident,
             lambda s: core.close_incident(
-                s, self.policy, incident.id or 0, actor=ctx.user, key=ctx.key
+                s, self.policy, incident.id or 0, actor=ctx.user, key=ctx.key, seen=seen
             ),
             f"{incident.ref} is closed.",
             f"{incident.ref} is already closed.",

@@ -126,12 +126,16 @@ class InteractionListeners(CommandListeners):
             self._open(ctx, blocks.note_modal(incident, channel=ctx.channel))
         elif action_id == blocks.POST_UPDATE:
             self._open(ctx, blocks.update_modal(self.policy, incident, channel=ctx.channel))
-        elif action_id == blocks.RESOLVE:
-            self.cmd_resolve(ctx, ParsedCommand("resolve"), incident)
-        elif action_id == blocks.REOPEN:
-            self.cmd_reopen(ctx, ParsedCommand("reopen"), incident)
-        elif action_id == blocks.CLOSE:
-            self.cmd_close(ctx, ParsedCommand("close"), incident)
+        elif action_id in (blocks.RESOLVE, blocks.REOPEN, blocks.CLOSE):
+            # As the status menu: a copy of the summary drawn before someone else changed the
+            # status (a Close on one drawn before a reopen) changes nothing, and says why.
+            _, seen = seen_on_summary(str(action.get("block_id") or ""))
+            lifecycle = {
+                blocks.RESOLVE: self.cmd_resolve,
+                blocks.REOPEN: self.cmd_reopen,
+                blocks.CLOSE: self.cmd_close,
+            }[action_id]
+            lifecycle(ctx, ParsedCommand(action_id.rsplit(":", 1)[-1]), incident, seen)
         elif action_id == blocks.RETRY_SETUP:
             self.cmd_retry(ctx, ParsedCommand("retry"), incident)
         else:
