@@ -233,13 +233,27 @@ def triage_attach(
 
 
 def triage_ignore(
-    session: Session, group_id: int, *, actor: str, now: datetime | None = None
+    session: Session,
+    group_id: int,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    seen_firing: int | None = None,
 ) -> AlertGroup:
-    """Ignore a group waiting in triage until it fires again after its flap window."""
+    """Ignore a group waiting in triage until it fires again after its flap window.
+    ``seen_firing``: how many alerts the request clicked said were firing; more firing now
+    (they fired again since, perhaps a new episode's request replaced it) is refused: nobody
+    ignores alerts they have not seen fire."""
     group = lock_group(session, group_id)
     if group.disposition == "ignored":
         return group  # ignored already (a double click, or processed again): the same answer
     _undecided(session, group)
+    if seen_firing is not None and group.firing_count > seen_firing:
+        raise InvalidInput(
+            f"These alerts fired again since your copy of the request ({group.firing_count} "
+            "firing now, not "
+            f"{seen_firing}): nothing was ignored. Decide on the request as it is now."
+        )
     group.disposition = "ignored"
     _answer_triage(session, group, "Ignored", actor, None, now or utcnow())
     return group

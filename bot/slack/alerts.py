@@ -33,7 +33,7 @@ from bot.alerts.notices import (
     notice_from,
 )
 from bot.config import Policy
-from bot.db import Database
+from bot.db import Database, whole_number
 from bot.errors import FirebreakError
 from bot.markup import link_host, spoofs
 from bot.runbooks.catalog import RunbookCatalog
@@ -95,7 +95,8 @@ def _triage(notice: TriageRequest) -> tuple[str, list[Block]]:
     ]
     for ref in notice.open_incidents[:3]:
         actions.append(button(f"Attach to {ref}", f"{ATTACH}:{ref}", f"{notice.group_id}|{ref}"))
-    actions.append(button("Ignore", IGNORE, str(notice.group_id)))
+    # With the count this copy shows: an Ignore is refused once more alerts fire than it said.
+    actions.append(button("Ignore", IGNORE, f"{notice.group_id}|{notice.firing}"))
     # Edited while it waits: alerts that all resolved are said so, the decision still open.
     firing = (
         f"{notice.firing} firing"
@@ -291,9 +292,11 @@ class AlertButtons:
         value = body["actions"][0].get("value")
 
         def work() -> str:
-            group_id = id_from_value(value)
+            group, _, shown = str(value or "").partition("|")
+            group_id = id_from_value(group)
+            seen = 0 if shown == "0" else whole_number(shown)  # None: a copy that says none
             with self.db.transaction() as session:
-                triage.triage_ignore(session, group_id, actor=user)
+                triage.triage_ignore(session, group_id, actor=user, seen_firing=seen)
             return "Ignored: these alerts open nothing until they fire again later."
 
         self._run(respond, work)

@@ -859,3 +859,22 @@ def test_a_generic_alert_names_its_rule_by_the_alertname_label(tmp_path: Path) -
     assert plan.runbook is not None and plan.runbook.id == "disk"
     assert labelled.alerts[0].name == "db-1 broken"  # the timeline still reads the title
     assert route(Policy(), catalog, generic("db-1")).runbook is None
+
+
+def test_an_ignore_on_a_copy_that_showed_fewer_alerts_firing_is_refused(db: Database) -> None:
+    """The request said "0 firing: every alert resolved while it waited"; the alerts fired
+    again before the click reached Firebreak. Ignoring them would leave a firing alert with
+    no incident and nobody having seen it fire: refused, saying so. On a copy showing what
+    fires, the Ignore applies."""
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    waiting = store(db, policy, generic("db"))
+    store(db, policy, generic("db", "resolved"))
+    store(db, policy, generic("db"))  # fired again, within the flap window
+    with db.transaction() as session, pytest.raises(InvalidInput, match="fired again since"):
+        triage_ignore(session, waiting.group_id, actor="U1", seen_firing=0)
+    with db.read() as session:
+        group = session.get(AlertGroup, waiting.group_id)
+        assert group is not None and group.disposition == "triage"
+    with db.transaction() as session:
+        ignored = triage_ignore(session, waiting.group_id, actor="U1", seen_firing=1)
+        assert ignored.disposition == "ignored"

@@ -261,3 +261,29 @@ def test_a_stale_attach_button_of_a_closed_incident_is_refused_and_declare_still
         "Declare a new incident for these alerts instead.",
         "Declared INC-2 for these alerts.",
     ]
+
+
+def test_the_ignore_button_carries_the_count_its_request_shows(db: Database) -> None:
+    """What a person saw travels with the click: an Ignore on a request that said "0 firing",
+    clicked after the alerts fired again, ignores nothing and says why."""
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    firing = parse("generic", {"title": "db", "dedupe_key": "db"}, now=NOW)
+    resolved = parse("generic", {"title": "db", "dedupe_key": "db", "status": "resolved"}, now=NOW)
+    with db.transaction() as session:
+        outcome = ingest(session, policy, firing)
+    with db.transaction() as session:
+        ingest(session, policy, resolved)
+    with db.read() as session:
+        [request] = [n.payload for n in session.exec(select(AlertNotice)).all()]
+    _, shown = RENDERERS["alerts.triage"]({**request, "type": "alerts.triage"}) or ("", [])
+    [ignore] = [a for a in shown[-1]["elements"] if a["action_id"] == "alerts:ignore"]
+    assert ignore["value"] == f"{outcome.group_id}|0"
+    with db.transaction() as session:
+        ingest(session, policy, firing)  # fired again before the click arrived
+    click = Click()
+    AlertButtons(db, policy, Directory()).ignore(click.ack, body(ignore["value"]), click.respond)
+    assert click.responses[-1]["text"].startswith(
+        "These alerts fired again since your copy of the request (1 firing now, not 0)"
+    )
+    with db.read() as session:
+        assert session.exec(select(AlertGroup)).one().disposition == "triage"
