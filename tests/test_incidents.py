@@ -643,3 +643,16 @@ def test_a_move_that_reopens_or_unclose_is_decided_under_the_lock(db: Database) 
     with db.transaction() as session:
         moved = core.change_status(session, policy, incident.id, "in_review", actor="U1")
         assert (moved.incident.status, moved.incident.closed_at) == ("in_review", None)
+
+
+@pytest.mark.parametrize("typed", ["SEV-1", "sev 1", "SEV1 - Critical", "sev1", "1"])
+def test_a_severity_is_found_however_it_is_written(
+    db: Database, policy: Policy, typed: str
+) -> None:
+    """``/incident sev SEV1 - Critical``, as the summary shows it, or ``SEV-1`` as many teams
+    write it: the severity, not "Unknown severity"."""
+    incident = declare(db, policy)
+    assert incident.id is not None
+    with db.transaction() as session:
+        change = core.change_severity(session, policy, incident.id, typed, actor="U1")
+    assert change.incident.severity == "SEV1"

@@ -6,12 +6,12 @@ Pure functions of (policy, catalog, message): the receiver uses them to store, a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from bot.alerts.model import Alert, AlertMessage, Status
 from bot.config import Policy
+from bot.config.lifecycle import short_level
 from bot.runbooks.catalog import RunbookCatalog
 from bot.runbooks.parser import Runbook
 
@@ -41,14 +41,10 @@ def mapped_severity(policy: Policy, raw: str | None) -> str | None:
     found = policy.find_severity(key) if key else None
     if found is None and raw:
         found = policy.find_severity(raw)
-    short = _LEVEL.match(raw or "")
-    if found is None and short is not None and short.group(1) + short.group(2) != raw:
-        return mapped_severity(policy, short.group(1) + short.group(2))
+    short = short_level(raw or "")
+    if found is None and short is not None:
+        return mapped_severity(policy, short)
     return found.key if found is not None else None
-
-
-_LEVEL = re.compile(r"^\s*([A-Za-z]{1,8})[\s_-]?(\d{1,2})(?![\w.])")
-"""A level's short form at the start of its name: ``P1 - Critical``, ``SEV-1``, ``sev 2``."""
 
 
 def severity_of(policy: Policy, alerts: list[Alert] | tuple[Alert, ...]) -> str:

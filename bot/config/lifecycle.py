@@ -264,3 +264,15 @@ def check_names(kind: str, items: Sequence[SeverityPolicy | StatusPolicy | RoleP
                     f"{kind}.{index}: {name!r} already names {kind} {items[other].key!r}: "
                     "people type keys and names, so each must name one"
                 )
+
+
+_LEVEL = re.compile(r"^\s*([A-Za-z]{1,8})[\s_-]?(\d{1,2})(?![\w.])")
+
+
+def short_level(text: str) -> str | None:
+    """A level's short form at the start of its name, when it is written otherwise:
+    ``P1 - Critical`` -> ``P1``, ``SEV-1`` and ``sev 1`` -> ``SEV1``/``sev1``; ``None`` when
+    there is none, or it is written so already."""
+    match = _LEVEL.match(text or "")
+    short = match.group(1) + match.group(2) if match else None
+    return short if short != (text or "").strip() else None

@@ -29,6 +29,7 @@ from bot.config.lifecycle import (
     default_roles,
     default_severities,
     default_statuses,
+    short_level,
 )
 from bot.config.toml_lines import toml_line
 from bot.cron import UnsupportedCron, cron_trigger  # crontab weekdays: 0 and 7 are Sunday
@@ -421,7 +422,8 @@ class Policy(Strict):
                 digits = re.sub(r"\D", "", sev.key)
                 if digits and int(digits) == int(wanted):
                     return sev
-        return None
+        short = short_level(text)  # "SEV-1", "sev 1", "SEV1 - Critical" (as the summary says)
+        return self.find_severity(short) if short is not None else None
 
     def severity(self, key: str) -> SeverityPolicy:
         found = self.find_severity(key)
