@@ -358,3 +358,15 @@ def test_help_offers_mitigate_only_when_the_policy_has_a_mitigated_status() -> N
     assert "`mitigate`" in blocks.help_text(Policy())
     assert "`mitigate`" not in blocks.help_text(without)
     assert "`status &lt;status&gt;` (open, resolved, closed)" in blocks.help_text(without)
+
+
+def test_a_severity_named_with_its_key_is_not_shown_twice() -> None:
+    policy = policy_from_dict(
+        {
+            "default_severity": "P1",
+            "severities": [{"key": "P1", "name": "P1 - Critical"}, {"key": "P2", "name": "High"}],
+        }
+    )
+    assert blocks.severity_label(policy, "P1") == "P1 - Critical"
+    assert blocks.severity_label(policy, "P2") == "P2 — High"
+    assert blocks.severity_label(Policy(), "SEV1") == "SEV1 — Critical"

@@ -184,8 +184,13 @@ def severity_mark(policy: Policy, severity: str) -> str:
 
 
 def severity_label(policy: Policy, severity: str) -> str:
+    """``SEV1 — Critical``; a name that starts with its key (``P2 - High``) as it is."""
     found = policy.find_severity(severity)
-    return f"{found.key} — {found.name}" if found and found.name else severity
+    if found is None or not found.name:
+        return severity
+    if found.name.casefold().startswith(found.key.casefold()):
+        return found.name
+    return f"{found.key} — {found.name}"
 
 
 def status_label(policy: Policy, status: str) -> str:
