@@ -559,6 +559,10 @@ class SlackEffects:
             alerts=tuple(incident.slack_state.get("alerts") or ()),
             limit=policy.runbooks.suggestions,
         )
+        assert incident.id is not None
+        with self.fb.db.read() as session:  # one an alert started already is not suggested
+            running = {r.runbook_id for r in progress.list_runs(session, incident.id)}
+        matches = [m for m in matches if m.runbook.id not in running]
         if not matches:
             return None
         return blocks.suggestions_blocks(

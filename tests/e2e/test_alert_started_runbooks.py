@@ -67,3 +67,6 @@ def test_a_runbook_an_alert_starts_is_posted_with_its_buttons(
         m for m in fake.messages(incident.slack_channel_id or "") if m.ts == run.slack_message_ts
     ]
     assert f"runbook:done:{run.id}:0" in buttons(posted)
+    # Not also suggested, as if nobody had started it.
+    suggested = [m for m in fake.messages(incident.slack_channel_id or "") if "may help" in m.text]
+    assert all("disk-full" not in str(m.blocks) for m in suggested)
