@@ -184,12 +184,14 @@ class RunbookSlack:
             self.listeners.known_user(str(assignee))  # asks Slack: before the transaction
         with self.fb.db.transaction() as session:
             if decoded.verb == "page":
+                # A page turn is no timeline event: its message is queued here. A step's change
+                # queues it with its event (``bot.effects.triggers``).
                 run = progress.set_page(
                     session, decoded.run_id, decoded.page or 0, per_page=per_page
                 )
-                changed = True
+                queue_runbook_message(session, run.id, run.incident_id)
             else:
-                change = progress.update_step(
+                progress.update_step(
                     session,
                     self.policy,
                     decoded.run_id,
@@ -200,9 +202,6 @@ class RunbookSlack:
                     key=ctx.key,
                     seen=seen_version(action),
                 )
-                run, changed = change.run, change.changed
-            if changed:
-                queue_runbook_message(session, run.id, run.incident_id)
 
 
 def _why(runbook: Runbook, reasons: tuple[str, ...]) -> str:
