@@ -1,19 +1,21 @@
 """Timeline entries a group holds while it has no incident (a note, an acknowledgement or an
-escalation delivered ahead of the event that opens the incident): ``bot.alerts.intake``
-records them on the incident's timeline when the group is declared or attached
-(``carry_over``)."""
+escalation delivered ahead of the event that opens the incident), recorded on the incident's
+timeline when the group is declared or attached (``carry_over``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from bot.alerts.model import AlertMessage, short_key
-from bot.alerts.models import AlertGroup
-from bot.alerts.priorities import Priority, entry_text
+from bot import incidents as core
+from bot.alerts.model import AlertMessage, Status, short_key
+from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.priorities import NONE, Priority, entry_text
 from bot.alerts.routing import mapped_severity
 from bot.config import Policy
+from bot.models import EventKind, Incident
 
 HELD_MAX = 20
 """Timeline entries a group without an incident keeps (the latest): what a note or an
@@ -71,3 +73,76 @@ def adopt_strays(session: Session, group: AlertGroup, message: AlertMessage) -> 
         if entries:
             group.held = sorted(entries.values(), key=lambda e: str(e["at"]))[-HELD_MAX:]
         session.delete(stray)
+
+
+def record_note(
+    session: Session,
+    policy: Policy,
+    incident_id: int,
+    group: AlertGroup,
+    key: str,
+    text: str,
+    severity: str | None,
+    *,
+    now: datetime,
+    occurred_at: datetime | None = None,
+    held: Incident | None = None,
+) -> None:
+    """A note, acknowledgement or other entry of the group's sender on the incident's timeline
+    (once: its key), with the severity it set, if any. ``held``: the incident when this
+    transaction holds its lock."""
+    core.record_timeline_event(
+        session,
+        policy,
+        incident_id,
+        kind=EventKind.ALERT_NOTE,
+        text=entry_text(text, severity, NONE, key),
+        occurred_at=occurred_at,
+        data={"source": group.source, "group_id": group.id},
+        key=key,
+        now=now,
+        held=held,
+    )
+
+
+def carry_over(
+    session: Session,
+    policy: Policy,
+    group: AlertGroup,
+    incident: Incident,
+    now: datetime,
+    *,
+    since: datetime | None = None,
+) -> None:
+    """The group has just been declared or attached to ``incident``, in this transaction: its
+    alerts that have no incident get this one if they are firing, or came in the message that
+    opened it (first seen ``now``, or ``since`` for a declare that waited), and the entries it
+    held while it had none go on the incident's timeline, each once (their keys), dated when
+    they came."""
+    assert group.id is not None and incident.id is not None
+    session.execute(
+        update(AlertRecord)
+        .where(
+            col(AlertRecord.group_id) == group.id,
+            col(AlertRecord.incident_id).is_(None),
+            or_(
+                col(AlertRecord.status) == Status.FIRING.value,
+                col(AlertRecord.first_seen_at) >= (since or now),
+            ),
+        )
+        .values(incident_id=incident.id)
+    )
+    for entry in group.held:
+        record_note(
+            session,
+            policy,
+            incident.id,
+            group,
+            entry["key"],
+            entry["text"],
+            entry.get("severity"),
+            now=now,
+            occurred_at=datetime.fromisoformat(entry["at"]),
+        )
+    if group.held:
+        group.held = []

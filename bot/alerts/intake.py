@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import bindparam, func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -40,8 +40,8 @@ from bot.alerts.changes import (
     timeline_text,
     transition_key,
 )
-from bot.alerts.held import adopt_strays, hold
-from bot.alerts.model import PRINCIPAL_PREFIX, SOURCE_TITLES, AlertMessage, Status
+from bot.alerts.held import adopt_strays, carry_over, hold, record_note
+from bot.alerts.model import SOURCE_TITLES, AlertMessage, Status, reporter_of
 from bot.alerts.models import AlertGroup, AlertRecord, label_value
 from bot.alerts.notices import (
     ALL_RESOLVED,
@@ -52,10 +52,11 @@ from bot.alerts.notices import (
     open_questions,
     queue_notice,
 )
-from bot.alerts.priorities import NONE, assess, entry_text, opening_severity
+from bot.alerts.priorities import assess, entry_text, opening_severity
 from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
+from bot.effects import kinds, store
 from bot.errors import InvalidInput, InvalidTransition, NotFound
 from bot.markup import escape_mrkdwn
 from bot.models import EventKind, Incident
@@ -63,6 +64,8 @@ from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 
 DATA_LIST_MAX = 50
+DECLARING = "declaring"
+"""The disposition of a group whose declare waits in an effect (``_defer_declare``)."""
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,6 @@ class Outcome:
     fired: int
     resolved: int
     severity: str
-
-
-def reporter_of(source: str) -> str:
-    """The principal an alert-declared incident is reported by: ``alerts:<source>``."""
-    return f"{PRINCIPAL_PREFIX}{source}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +210,12 @@ def _declare(
     reporter: str,
     now: datetime,
     invite_also: tuple[str, ...] = (),
+    since: datetime | None = None,
+    started: datetime | None = None,
 ) -> Incident:
+    """Declare the group's incident. ``since``: when the alerts came that it is declared for
+    (by default now, in this message); ``started``: when they started firing, for a message
+    that lists none."""
     starts = [a.starts_at for a in message.alerts if a.starts_at is not None]
     change = core.declare_incident(
         session,
@@ -222,8 +225,8 @@ def _declare(
         severity=group.severity or plan.severity,
         summary=_summary(message, firing),
         service=group.service or plan.service,
-        impact_started_at=min(starts) if starts else None,
-        detected_at=now,
+        impact_started_at=min(starts) if starts else started,
+        detected_at=since or now,
         key=f"alerts:{group.id}:{group.episode}",
         invite=[*policy.alerts.invite, *invite_also],
         now=now,
@@ -232,74 +235,66 @@ def _declare(
     assert incident.id is not None
     group.incident_id = incident.id
     group.disposition = "incident"
-    carry_over(session, policy, group, incident, now)
+    carry_over(session, policy, group, incident, now, since=since)
     return incident
 
 
-def _record_note(
+def record_changes(
     session: Session,
     policy: Policy,
-    incident_id: int,
     group: AlertGroup,
-    key: str,
-    text: str,
-    severity: str | None,
+    incident: Incident,
+    changes: Changes,
+    counts: tuple[int, int, int],
     *,
+    key: str,
     now: datetime,
+    held: Incident | None,
     occurred_at: datetime | None = None,
-    held: Incident | None = None,
 ) -> None:
-    """A note, acknowledgement or other entry of the group's sender on the incident's timeline
-    (once: its key), with the severity it set, if any. ``held``: the incident when this
-    transaction holds its lock."""
+    """What fired and resolved, on the incident's timeline (once: ``key``). ``counts``: the
+    group's firing and counted alerts, and those the sender left out."""
+    assert incident.id is not None
+    firing, total, truncated = counts
     core.record_timeline_event(
         session,
         policy,
-        incident_id,
-        kind=EventKind.ALERT_NOTE,
-        text=entry_text(text, severity, NONE, key),
+        incident.id,
+        kind=EventKind.ALERT_FIRING if changes.fired else EventKind.ALERT_RESOLVED,
+        text=timeline_text(changes, firing, total, truncated, group.episode),
+        actor=reporter_of(group.source),
         occurred_at=occurred_at,
-        data={"source": group.source, "group_id": group.id},
+        data={
+            "source": group.source,
+            "group_id": group.id,
+            "firing": firing,
+            "alerts": total,
+            "fired": [r.key for r in changes.fired][:DATA_LIST_MAX],
+            "resolved": [r.key for r in changes.resolved][:DATA_LIST_MAX],
+            "truncated": truncated,
+        },
         key=key,
         now=now,
         held=held,
     )
 
 
-def carry_over(
-    session: Session, policy: Policy, group: AlertGroup, incident: Incident, now: datetime
-) -> None:
-    """The group has just been declared or attached to ``incident``, in this transaction: its
-    alerts that have no incident get this one if they are firing, or came in the message that
-    opened it (first seen ``now``), and the entries it held while it had none go on the
-    incident's timeline, each once (their keys), dated when they came."""
-    assert group.id is not None and incident.id is not None
-    session.execute(
-        update(AlertRecord)
-        .where(
-            col(AlertRecord.group_id) == group.id,
-            col(AlertRecord.incident_id).is_(None),
-            or_(
-                col(AlertRecord.status) == Status.FIRING.value,
-                col(AlertRecord.first_seen_at) == now,
-            ),
-        )
-        .values(incident_id=incident.id)
+def _defer_declare(session: Session, group: AlertGroup, plan: Route, now: datetime) -> None:
+    """Another declare holds the incident counter (PostgreSQL) until its commit: rather than
+    this webhook waiting for it, the group is declared by an effect moments later, on any
+    replica (``bot.alerts.declaring``). The alerts are stored now; messages that come
+    meanwhile are stored on the group, as while it waits in triage."""
+    assert group.id is not None
+    group.disposition = DECLARING
+    # The runbook the alerts name, kept for the declare (as for a Declare from triage).
+    group.runbook_id = plan.runbook.id if plan.runbook is not None else None
+    store.enqueue(
+        session,
+        kind=kinds.ALERTS_DECLARE,
+        key=f"alerts:declare:{group.id}:{group.episode}",
+        data={"group": group.id, "episode": group.episode, "since": now.isoformat()},
+        now=now,
     )
-    for entry in group.held:
-        _record_note(
-            session,
-            policy,
-            incident.id,
-            group,
-            entry["key"],
-            entry["text"],
-            entry.get("severity"),
-            now=now,
-            occurred_at=datetime.fromisoformat(entry["at"]),
-        )
-    if group.held:
-        group.held = []
 
 
 def _announce(
@@ -577,6 +572,8 @@ def ingest(
                 group.incident_id = incident.id
                 group.disposition = "incident"
                 carry_over(session, policy, group, incident, now)
+            elif policy.alerts.declare == "auto" and not core.number_free(session):
+                _defer_declare(session, group, plan, now)
             elif policy.alerts.declare == "auto":
                 incident = _declare(
                     session,
@@ -611,22 +608,13 @@ def ingest(
             fired = (names(changes.fired), transition_key(group, changes))
             firing_again(session, policy, group, incident, fired, refired, now)
         if changes.fired or changes.resolved:
-            core.record_timeline_event(
+            record_changes(
                 session,
                 policy,
-                incident.id,
-                kind=EventKind.ALERT_FIRING if changes.fired else EventKind.ALERT_RESOLVED,
-                text=timeline_text(changes, firing, total, message.truncated, group.episode),
-                actor=reporter_of(group.source),
-                data={
-                    "source": group.source,
-                    "group_id": group.id,
-                    "firing": firing,
-                    "alerts": total,
-                    "fired": [r.key for r in changes.fired][:DATA_LIST_MAX],
-                    "resolved": [r.key for r in changes.resolved][:DATA_LIST_MAX],
-                    "truncated": message.truncated,
-                },
+                group,
+                incident,
+                changes,
+                (firing, total, message.truncated),
                 key=transition_key(group, changes),
                 now=now,
                 held=held,
@@ -635,7 +623,7 @@ def ingest(
             said = [(m.key, old, new) for m, old, new in changes.rephrased]
             # Once: a repeat of this message finds the word already changed.
             digest = hashlib.sha256(repr((said, now.isoformat())).encode())
-            _record_note(
+            record_note(
                 session,
                 policy,
                 incident.id,
@@ -648,7 +636,7 @@ def ingest(
             )
         for info in message.info:
             severity = mapped_severity(policy, info.severity)
-            _record_note(
+            record_note(
                 session,
                 policy,
                 incident.id,

@@ -45,6 +45,11 @@ PRINCIPAL_PREFIX = "alerts:"
 """Alert-declared incidents are reported by ``alerts:<source>``, a principal that is no person."""
 
 
+def reporter_of(source: str) -> str:
+    """The principal an alert-declared incident is reported by: ``alerts:<source>``."""
+    return f"{PRINCIPAL_PREFIX}{source}"
+
+
 def principal_title(actor: str) -> str | None:
     """The tool an ``alerts:<source>`` principal stands for, as people call it (``Alertmanager``);
     ``None`` for any other principal."""

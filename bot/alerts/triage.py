@@ -11,19 +11,19 @@ from sqlmodel import Session, col, select
 
 from bot import incidents as core
 from bot.alerts.changes import as_moved, names
+from bot.alerts.declaring import group_plan, started_since
+from bot.alerts.held import carry_over
 from bot.alerts.intake import (
     _all_resolved,
     _announce,
     _declare,
-    carry_over,
     firing_again,
     lock_group,
 )
 from bot.alerts.model import AlertMessage, Status
-from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.models import AlertGroup, AlertNotice, AlertRecord
 from bot.alerts.notices import TRIAGE, Answered, answer_triage
-from bot.alerts.routing import Route
-from bot.clock import utcnow
+from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.errors import InvalidInput
 from bot.models import EventKind, Incident, TimelineEvent
@@ -54,14 +54,10 @@ def triage_declare(
         )
     ).all()
     message = AlertMessage(source=group.source, group_key=group.group_key, title=group.title)
-    plan = Route(
-        severity=group.severity or policy.default_severity,
-        service=group.service,
-        dropped=frozenset(),
-        runbook=catalog.get(group.runbook_id) if catalog and group.runbook_id else None,
-        runbook_reason="",
-        runbook_alerts=tuple(r.name for r in rows),
-    )
+    plan = group_plan(policy, group, list(rows), catalog)
+    # Detected when the alerts came (the request was asked then), not at the click; the impact
+    # started when they started firing.
+    since = _asked_at(session, group) or now
     incident = _declare(
         session,
         policy,
@@ -72,6 +68,8 @@ def triage_declare(
         reporter=actor,
         now=now,
         invite_also=(actor,),
+        since=since,
+        started=started_since(session, group, since),
     )
     assert incident.id is not None
     firing = (
@@ -96,6 +94,16 @@ def triage_declare(
         _all_resolved(session, policy, group, incident, now)
     _answer_triage(session, group, f"Declared {incident.ref}", actor, incident.id, now)
     return incident
+
+
+def _asked_at(session: Session, group: AlertGroup) -> datetime | None:
+    """When this episode of the group was put to triage: when its alerts came."""
+    asked = session.exec(
+        select(AlertNotice.created_at).where(
+            AlertNotice.dedupe_key == f"triage:{group.id}:{group.episode}"
+        )
+    ).first()
+    return as_utc(asked) if asked is not None else None
 
 
 def _record(

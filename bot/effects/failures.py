@@ -29,6 +29,7 @@ WHAT = {
     kinds.POSTMORTEM_DRAFT: "draft the postmortem",
     kinds.POSTMORTEM_UPLOAD: "upload the postmortem draft",
     kinds.SLACK_REQUEST: "finish a Slack request",
+    kinds.ALERTS_DECLARE: "declare the incident for alerts",
 }
 QUIET = frozenset({kinds.REPLY})
 """Failures nobody needs to be told about twice: a reply that could not be delivered."""

@@ -28,11 +28,17 @@ POSTMORTEM_DRAFT = "postmortem.draft"
 """Draft the postmortem after a close: ``{"event_id": ...}`` (no Slack call)."""
 POSTMORTEM_UPLOAD = "postmortem.upload"
 """Upload a stored postmortem version to the incident channel: ``{"postmortem_id": ...}``."""
+ALERTS_DECLARE = "alerts.declare"
+"""Declare the incident of a group of alerts whose webhook found the incident counter taken by
+another declare: ``{"group": ..., "episode": ..., "since": ...}`` (no Slack call)."""
 CLOCK_SYNC = "clock.sync"
 """Start the regulatory clocks an event triggers and schedule their warnings (no Slack call)."""
 
-FIRST = frozenset({SLACK_REQUEST, REPLY, CREATE_CHANNEL, INVITE, REFRESH, RUNBOOK_MESSAGE})
+FIRST = frozenset(
+    {SLACK_REQUEST, REPLY, CREATE_CHANNEL, INVITE, REFRESH, RUNBOOK_MESSAGE, ALERTS_DECLARE}
+)
 """Claimed before other due work: what someone is watching a screen for (their request, the
-answer to it, the channel being set up, the summary, the runbook step they clicked).
+answer to it, the channel being set up, the summary, the runbook step they clicked, the
+incident alerts are opening).
 Announcements, notices, reminders, clocks and postmortems follow, unless they have waited
 ``store.FIRST_AFTER`` already (so a steady stream of the first never starves the rest)."""

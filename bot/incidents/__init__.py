@@ -52,6 +52,7 @@ from bot.incidents.lifecycle import (
     unassign_role,
 )
 from bot.incidents.metrics import IncidentMetrics, incident_metrics
+from bot.incidents.numbers import number_free
 from bot.incidents.queries import (
     NUMBER_MAX,
     current_roles,
@@ -141,6 +142,7 @@ __all__ = [
     "list_incidents",
     "lock_incident",
     "mitigate_incident",
+    "number_free",
     "parse_incident_ref",
     "post_status_update",
     "record_channel_archived",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.clock import as_utc, said_at, utcnow
 from bot.config import COMMANDER, Policy, StatusPolicy
 from bot.errors import InvalidInput, InvalidTransition, NotAllowed
+from bot.incidents.numbers import counted_once_committed, give_back_number, take_next_number
 from bot.incidents.queries import (
     current_assignment,
     current_roles,
@@ -19,7 +19,6 @@ from bot.incidents.queries import (
     latest_events,
 )
 from bot.incidents.text import (
-    INCIDENT_COUNTER,
     SERVICE_MAX,
     SUMMARY_MAX,
     TEXT_MAX,
@@ -31,7 +30,7 @@ from bot.incidents.text import (
 from bot.incidents.timeline import Change, append_event, begin_change, require_open
 from bot.keys import fit_key
 from bot.markup import escape_mrkdwn
-from bot.models import Counter, EventKind, Incident, RoleAssignment, TimelineEvent
+from bot.models import EventKind, Incident, RoleAssignment, TimelineEvent
 
 # --------------------------------------------------------------------------------------------
 # Declare
@@ -78,11 +77,11 @@ def declare_incident(
     # Taking a number locks the counter row until the commit, which serialises concurrent
     # declares: a repeat of the same key that was committed while we waited is seen here (and
     # its number given back, so numbers stay gap-free).
-    number = _take_next_number(session)
+    number = take_next_number(session)
     if key is not None:
         existing = incident_by_key(session, key)
         if existing is not None:
-            _give_back_number(session)
+            give_back_number(session)
             return Change(existing, None, {"repeat": True})
 
     # Read again now that the number is ours, so that incidents are stamped in number order.
@@ -105,6 +104,7 @@ def declare_incident(
     )
     session.add(incident)
     session.flush()
+    counted_once_committed(session, sev.key)
     event = append_event(
         session,
         policy,
@@ -120,37 +120,13 @@ def declare_incident(
             "status": incident.status,
             "private": private,
             "service": incident.service,
+            # Chained with the rest: the times the figures (time to detect, to mitigate, ...)
+            # are counted from.
+            "impact_started_at": impact.isoformat() if impact else None,
+            "detected_at": detected.isoformat() if detected else None,
         },
     )
     return Change(incident, event)
-
-
-def _take_next_number(session: Session) -> int:
-    """Bump the counter and return its new value, in one statement that also locks its row
-    until the commit (a rollback gives the number back)."""
-    taken = session.execute(
-        update(Counter)
-        .where(col(Counter.name) == INCIDENT_COUNTER)
-        .values(value=col(Counter.value) + 1)
-        .returning(col(Counter.value))
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if taken is None:
-        # A database whose seed row is missing: continue after the highest number in use.
-        highest = int(session.exec(select(func.max(Incident.number))).one() or 0)
-        session.add(Counter(name=INCIDENT_COUNTER, value=highest + 1))
-        session.flush()
-        return highest + 1
-    return int(taken)
-
-
-def _give_back_number(session: Session) -> None:
-    session.execute(
-        update(Counter)
-        .where(col(Counter.name) == INCIDENT_COUNTER)
-        .values(value=col(Counter.value) - 1)
-        .execution_options(synchronize_session=False)
-    )
 
 
 def _unknown(what: str, given: str, choices: list[str]) -> str:

@@ -17,6 +17,7 @@ from slack_bolt.logger.messages import (
 from slack_sdk import WebClient
 
 from bot import observability
+from bot.alerts import declaring
 from bot.audit import regulatory
 from bot.effects import kinds
 from bot.effects.runner import EffectRunner
@@ -84,6 +85,9 @@ def build_bot(
     effects = SlackEffects(firebreak, names=flows.names, worker_id=worker_id or new_worker_id())
     effects.extra[kinds.SLACK_REQUEST] = inbox.handle
     effects.extra[kinds.CLOCK_SYNC] = regulatory.sync_handler(firebreak.db, firebreak.policy)
+    effects.extra[kinds.ALERTS_DECLARE] = declaring.handler(
+        firebreak.db, firebreak.policy, lambda: firebreak.catalog
+    )
     runner = effects.runner(threads=effect_threads, interval=effect_interval)
     # Listeners record what changes something and hand the rest to the worker pools
     # themselves, so Bolt answers Slack as soon as a listener returns.

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
-from bot import access, observability, postmortem
+from bot import access, postmortem
 from bot import incidents as core
 from bot.access import Action
 from bot.clock import utcnow
@@ -214,7 +214,6 @@ class IncidentFlows:
             incident = change.incident
         if not change.changed:
             return DeclareOutcome(incident, repeat=True)
-        observability.INCIDENTS_DECLARED.labels(severity=incident.severity).inc()
         log.info(
             "incident declared", extra={"incident": incident.ref, "severity": incident.severity}
         )

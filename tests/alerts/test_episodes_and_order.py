@@ -15,8 +15,8 @@ from sqlmodel import col, select
 
 from bot import incidents as core
 from bot import migrations
-from bot.alerts.held import HELD_MAX
-from bot.alerts.intake import Outcome, carry_over, ingest, lock_group
+from bot.alerts.held import HELD_MAX, carry_over
+from bot.alerts.intake import Outcome, ingest, lock_group
 from bot.alerts.listing import list_alerts
 from bot.alerts.model import AlertMessage
 from bot.alerts.models import AlertGroup, AlertNotice

@@ -3,6 +3,8 @@ requests from the simulator, and the fake Slack recording every Web API call."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,3 +72,15 @@ def texts(message: Any) -> str:
     if isinstance(message, dict):
         return "\n".join([str(message.get("text", "")), *iter_texts(message.get("blocks") or [])])
     return "\n".join([message.text, *iter_texts(message.blocks)])
+
+
+def send_alert(bot: RunningBot, source: str, body: dict[str, Any], token: str) -> dict[str, Any]:
+    """POST an alert webhook with a bearer token; the JSON answer (a 200 is required)."""
+    request = urllib.request.Request(
+        f"{bot.url}/alerts/{source}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+        return dict(json.loads(answer.read()))

@@ -3,8 +3,6 @@ with its buttons, as one a person starts: its steps can be ticked."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from bot.db import Database
 from bot.models import Incident, RunbookRun
 from bot.sandbox import FakeSlack
 from bot.sandbox.records import Message
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, send_alert
 
 TOKEN = "alerts-token-for-the-runbook-test"
 
@@ -50,13 +48,7 @@ def test_a_runbook_an_alert_starts_is_posted_with_its_buttons(
         "status": "firing",
         "runbook_url": "https://git.example.com/ops/runbooks/disk-full.md",
     }
-    request = urllib.request.Request(
-        f"{bot.url}/alerts/generic",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 200
+    send_alert(bot, "generic", body, TOKEN)
     bot.settle()
     with db.read() as session:
         incident = session.exec(select(Incident)).one()
