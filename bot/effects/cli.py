@@ -49,7 +49,12 @@ def cmd_effects(args: argparse.Namespace) -> int:
             "what": describe(r.kind),
             "state": r.state,
             "attempts": r.attempts,
-            "due_in_seconds": round((r.due_at - now).total_seconds()),
+            # Failed and done effects are never due.
+            "due_in_seconds": (
+                round((r.due_at - now).total_seconds())
+                if r.state in (store.PENDING, store.CLAIMED)
+                else None
+            ),
             "last_error": r.last_error,
         }
         for r in rows

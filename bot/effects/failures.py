@@ -91,7 +91,7 @@ def on_effect_failed(
         session,
         kind=kinds.POST,
         key=key,
-        data={"to": person, "notice": notice},
+        data={"to": person, "notice": notice, store.MOMENT: True},
         incident_id=incident_id,
         now=now,
     )

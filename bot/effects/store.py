@@ -519,13 +519,22 @@ def release(session: Session, worker_id: str, *, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
+MOMENT = "moment"
+"""``data`` flag of an effect that tells of a moment (a reminder, an escalation, a notice that
+something failed): one that failed is never run again later, when what it says ("none for 1h",
+"not acknowledged after 31m", "could not post") is no longer true; the next reminder says
+what is true then."""
+
+
 def retry_failed(session: Session, incident_id: int, *, now: datetime) -> int:
-    """Run an incident's failed effects again (``/incident retry``). Returns how many."""
+    """Run an incident's failed effects again (``/incident retry``, or Firebreak invited back
+    to the channel), but for those that told of a moment (``MOMENT``). Returns how many."""
     rows = session.exec(
         select(Effect)
         .where(col(Effect.incident_id) == incident_id, col(Effect.state) == FAILED)
         .with_for_update()
     ).all()
+    rows = [row for row in rows if not (row.data or {}).get(MOMENT)]
     for row in rows:
         _rearm(row, now)
         row.updated_at = now

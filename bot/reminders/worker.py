@@ -199,7 +199,7 @@ class ReminderWorker:
                 session,
                 kind=kinds.POST,
                 key=f"reminder:{row.id}:{plan.seq}:{message.ref}",
-                data={"to": message.channel, "notice": message.notice},
+                data={"to": message.channel, "notice": message.notice, store.MOMENT: True},
                 incident_id=about,
                 lane=store.incident_lane(about) if about is not None else None,
                 now=now,

@@ -71,14 +71,27 @@ def channel_problem(error: str) -> str | None:
     return f"channel:{found.group(1)}" if found else None
 
 
-def _in_channel(row: Effect) -> bool:
-    """Whether the effect acts in its incident's own channel."""
+def _in_channel(row: Effect, channel: str | None) -> bool:
+    """Whether the effect acts in its incident's own channel (``channel``): a post to
+    ``incident``, or to the channel by its id (a reminder names where it posts)."""
     if row.kind == kinds.POST:
-        return str(row.data.get("to") or "incident") == "incident"
+        to = str(row.data.get("to") or "incident")
+        return to == "incident" or (channel is not None and to == channel)
     return row.kind in (kinds.REFRESH, kinds.INVITE, kinds.RUNBOOK_MESSAGE)
 
 
 DELETED = "the incident's channel was deleted"
+
+_ANNOUNCEMENTS_ADVICE = {
+    "is_archived": "it is archived. Unarchive it, or name another channel there.",
+    "channel_not_found": "Firebreak cannot see it (deleted, or Firebreak was removed from a "
+    "private channel). Invite Firebreak back with /invite @Firebreak, or name another channel "
+    "there.",
+    "not_in_channel": "Firebreak is not a member of it. Invite it with /invite @Firebreak, or "
+    "name another channel there.",
+}
+"""What to do when the announcements channel refuses a post: its advice names the setting,
+not the incident's channel, which works."""
 
 
 def channel_marker(incident: Incident) -> str:
@@ -141,7 +154,10 @@ class SlackEffects:
         lands on the timeline of the incident whose channel it came from."""
         if row.kind != kinds.SLACK_REQUEST:
             on_effect_failed(session, self.fb.policy, row, error, problem=channel_problem(error))
-            if row.incident_id is None or not _in_channel(row):
+            if row.incident_id is None:
+                return
+            channel = core.get_incident(session, row.incident_id).slack_channel_id
+            if not _in_channel(row, channel):
                 return
             # Archived, or Firebreak removed, without the event reaching it (an app without
             # the event, a delivery lost): Slack's refusal says so. Answers and the summary
@@ -431,7 +447,18 @@ class SlackEffects:
         )
         if ts is None:
             text, payload = blocks.announcement(self.fb.policy, snap)
-            ts = self.gateway.post_message(channel, text, payload, effect=item.key)
+            try:
+                ts = self.gateway.post_message(channel, text, payload, effect=item.key)
+            except SlackCallError as exc:
+                if exc.error in _ANNOUNCEMENTS_ADVICE:
+                    raise PermanentError(
+                        f"Slack refused to post in the announcements channel {channel} "
+                        "(`announcements_channel` under [slack] in firebreak.toml): "
+                        f"{_ANNOUNCEMENTS_ADVICE[exc.error]} The incident and its channel are "
+                        "not affected.",
+                        reason=exc.error,
+                    ) from None
+                raise
 
         def save(session: Session) -> None:
             assert incident.id is not None

@@ -586,3 +586,19 @@ def test_a_late_redelivered_unshare_does_not_undo_a_newer_share(
 
     assert core.channel_shared(stored(db, incident))
     assert not any("no longer shared" in e.text for e in events_of(db, incident, "channel_shared"))
+
+
+def test_an_archived_announcements_channel_is_named_with_its_setting(
+    fake: FakeSlack, bot: RunningBot, slack: SlackSimulator, db: Database
+) -> None:
+    """The announcement fails, not the incident: the reporter is told which channel refused
+    and which setting names it, never to "open a new incident" (which would fail alike)."""
+    announcements = fake.channel_id("incidents")
+    fake.archive(announcements)
+    incident = declare(fake, bot, slack, db)
+    bot.settle()
+    told = [texts(m) for m in fake.messages(fake.im_channel(incident.reporter_id))]
+    [failure] = [t for t in told if "announce" in t]
+    assert f"announcements channel {announcements}" in failure
+    assert "announcements_channel" in failure and "open a new incident" not in failure
+    assert incident.slack_channel_id in {c.id for c in fake.channels()}

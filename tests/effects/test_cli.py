@@ -52,6 +52,7 @@ def test_pending_and_failed_effects_are_listed_per_incident(
         ("INC-2", "failed", "channel.create")
     ]
     assert "restricted_action" in listed[0]["last_error"]
+    assert listed[0]["due_in_seconds"] is None  # never due: /incident retry asks for it again
     assert main(["effects", "--failed"]) == 1
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith("INC-2") and " failed " in line and "restricted_action" in line
