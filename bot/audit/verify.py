@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -258,6 +258,8 @@ def verify_chains(
             _INCIDENTS.c.number.label("_number"),
             _INCIDENTS.c.chain_head.label("_chain_head"),
             _INCIDENTS.c.chain_events.label("_chain_events"),
+            cast(_INCIDENTS.c.impact_started_at, Text).label("_impact_started_at"),
+            cast(_INCIDENTS.c.detected_at, Text).label("_detected_at"),
         )
         .select_from(_EVENTS.outerjoin(_INCIDENTS, _INCIDENTS.c.id == _EVENTS.c.incident_id))
         .order_by(_EVENTS.c.incident_id, _EVENTS.c.id)
@@ -283,6 +285,8 @@ def verify_chains(
             )
         if broken is None:
             broken = check_head(number, count, head, rows.last)
+        if broken is None:
+            broken = check_declared_times(number, first)
         if broken is not None and joined is None:
             broken = replace(broken, label=f"incident id {incident_id} (no incident row)")
         report.incidents += 1
@@ -320,6 +324,47 @@ class _Tail:
             return self.peek
         self.last = next(self._rows)
         return self.last
+
+
+_DECLARED_TIMES = {"impact_started_at": "impact start", "detected_at": "detection time"}
+"""Times on the incident row that the figures (time to detect, mitigate, resolve) are counted
+from, which its declared event records in the chain."""
+
+
+def check_declared_times(number: int, first: Mapping[Any, Any]) -> Break | None:
+    """Compare an intact chain's declared event with the times on its incident row (``first``:
+    the event, with the row's ``_impact_started_at`` and ``_detected_at``). Events declared
+    before the chain recorded them say nothing, and are not compared."""
+    if first["kind"] != EventKind.DECLARED:
+        return None
+    data = stored_event(first)["data"] or {}
+    for name, what in _DECLARED_TIMES.items():
+        if name not in data:
+            continue
+        try:
+            recorded = _utc_or_none(name, data[name])
+            stored = _utc_or_none(name, first[f"_{name}"])
+        except ValueError as exc:
+            return _break(number, first, "unreadable", f"{exc}: the incident row was changed")
+        if recorded != stored:
+            return _break(
+                number,
+                first,
+                "content",
+                f"the incident row's {what} ({stored.isoformat() if stored else 'none'}) is not "
+                f"the one its declaration recorded ({recorded.isoformat() if recorded else 'none'})"
+                ": the row was changed outside Firebreak, and the figures counted from it are "
+                "not the recorded ones",
+            )
+    return None
+
+
+def _utc_or_none(name: str, value: Any) -> datetime | None:
+    """A stored time in UTC (SQLite stores UTC without an offset), or None."""
+    if value is None:
+        return None
+    time = _stored_time(name, value)
+    return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
 
 
 def check_head(number: int, count: int, head: str, last: Mapping[Any, Any]) -> Break | None:

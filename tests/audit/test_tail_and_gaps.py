@@ -294,3 +294,34 @@ def test_the_migration_backfills_the_head_of_existing_incidents(
         assert "the last 1 event(s) of INC-2 were deleted" in broken.detail
     finally:
         database.dispose()
+
+
+def test_verify_names_an_impact_start_changed_on_the_incident_row(
+    db: Database, policy: Policy, database_url: str, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The times to detect, mitigate and resolve are counted from the incident row's impact
+    start and detection time; its declared event records them in the chain, so a row edited to
+    make the figures look better does not verify."""
+    with freeze_time(T0), db.transaction() as session:
+        incident = core.declare_incident(
+            session,
+            policy,
+            title="Checkout errors",
+            reporter="U1",
+            impact_started_at=T0 - timedelta(minutes=40),
+            detected_at=T0 - timedelta(minutes=10),
+        ).incident
+    assert verify(run, monkeypatch, database_url)[0] == 0
+    moved = T0 - timedelta(minutes=15)
+    # The attacker needs no guard lifted: only timeline events are guarded.
+    with db.transaction() as session:
+        session.execute(
+            text("UPDATE incidents SET impact_started_at = :t WHERE id = :i"),
+            {"t": moved, "i": incident.id},
+        )
+    code, out = verify(run, monkeypatch, database_url)
+    assert code == 1
+    assert (
+        "INC-1 event 1 (declared): the incident row's impact start (2026-03-04T02:40:00+00:00) "
+        "is not the one its declaration recorded (2026-03-04T02:15:00+00:00)"
+    ) in out
