@@ -74,11 +74,30 @@ def _seen_key(session: Session, key: str | None, incident_id: int) -> bool:
     return earlier is not None
 
 
-def _refuse_earlier_cycle(row: Reminder, incident: Incident) -> None:
-    """Snooze and Stop are on the messages a reminder sends. A reminder armed again for a new
-    cycle (the incident reopened, or resolved again) has sent nothing yet: a click now is on a
-    message from before, and must not silence the new cycle."""
-    if row.last_sent_at is None:
+def _cycle_start(session: Session, incident_id: int) -> TimelineEvent | None:
+    """The change that began the reminders' current cycle: the last reopen or resolve (each
+    arms the incident's reminders afresh); ``None`` if there was none since the declare."""
+    changes = latest_events(session, incident_id, EventKind.STATUS_CHANGED)
+    return next(
+        (e for e in changes if e.data.get("reopened") or e.data.get("phase") == "resolved"), None
+    )
+
+
+def _refuse_earlier_cycle(
+    session: Session, row: Reminder, incident: Incident, seq: int | None
+) -> None:
+    """Snooze and Stop are on the messages a reminder sends. A click on a message of an earlier
+    cycle (sent before the incident reopened, or resolved again) must not silence the new
+    cycle. ``seq`` says which of the reminder's messages the button is on: the message was sent
+    before the current cycle began, or (a reminder armed again that has sent nothing yet) any
+    message is. Buttons without ``seq`` (posted before it was added) only have the second test."""
+    earlier = row.last_sent_at is None
+    if not earlier and seq is not None:
+        assert incident.id is not None
+        sent = earlier_event(session, f"reminder:{row.id}:{seq}:{incident.id}")
+        start = _cycle_start(session, incident.id)
+        earlier = sent is None or (start is not None and (sent.id or 0) < (start.id or 0))
+    if earlier:
         raise InvalidInput(
             f"That button is on an earlier reminder: {incident.ref} changed since "
             "(reopened or resolved again). Use the buttons on its next reminder."
@@ -109,11 +128,14 @@ def snooze_reminder(
     actor: str,
     now: datetime | None = None,
     key: str | None = None,
+    seq: int | None = None,
 ) -> ReminderChange:
     """Postpone a reminder by one of ``reminders.snooze_choices``; recorded on the timeline.
 
     A stopped reminder stays stopped (refused, saying who stopped it). A repeated ``key``
-    (Slack retry, double click) changes nothing the second time."""
+    (Slack retry, double click) changes nothing the second time. ``seq``: which of the
+    reminder's messages the button is on (``None``: not known); a message of an earlier cycle
+    is refused."""
     allowed = snooze_minutes(policy.reminders.snooze_choices)
     minutes = int(duration.total_seconds() // 60)
     if duration != timedelta(minutes=minutes) or minutes not in allowed:
@@ -138,7 +160,7 @@ def snooze_reminder(
         # Stop is for good (update nudges: until a reopen); a Snooze button left on an older
         # message, clicked by anyone, must not switch the reminder back on.
         raise InvalidInput(_stopped_by(session, row, incident))
-    _refuse_earlier_cycle(row, incident)
+    _refuse_earlier_cycle(session, row, incident, seq)
     until = now + duration
     row.state = PENDING
     row.due_at = until
@@ -173,10 +195,12 @@ def stop_reminder(
     actor: str,
     now: datetime | None = None,
     key: str | None = None,
+    seq: int | None = None,
 ) -> ReminderChange:
     """Stop a reminder for good (update nudges: until the incident is reopened); recorded on the
     timeline. A stopped or finished reminder is refused, saying why (who stopped it, or that
-    it is no longer active); a repeated ``key`` changes nothing."""
+    it is no longer active); a repeated ``key`` changes nothing. ``seq`` as for
+    ``snooze_reminder``."""
     row, incident = _reminder_for_action(session, reminder_id)
     now = as_utc(now) if now is not None else utcnow()  # once locked: in lock order
     if _seen_key(session, key, incident.id or 0):
@@ -190,7 +214,7 @@ def stop_reminder(
         raise InvalidInput(
             f"This reminder is no longer active: {incident.ref} is {incident.status}."
         )
-    _refuse_earlier_cycle(row, incident)
+    _refuse_earlier_cycle(session, row, incident, seq)
     row.state = STOPPED
     row.claimed_by = None
     row.claimed_until = None

@@ -281,6 +281,7 @@ def _evaluate_update(ctx: Context) -> Outcome:
     message = notice(
         "update_nudge",
         reminder_id=ctx.row.id,
+        seq=ctx.seq,  # on the buttons: which cycle the message is of
         incident_id=incident.id,
         incident_ref=incident.ref,
         title=incident.title,
@@ -365,6 +366,7 @@ def _evaluate_step(ctx: Context) -> Outcome:
     message = notice(
         "stale_step",
         reminder_id=ctx.row.id,
+        seq=ctx.seq,  # on the buttons: which cycle the message is of
         incident_ref=incident.ref,
         runbook_title=runbook,
         step_number=step + 1,
@@ -408,6 +410,7 @@ def _evaluate_close(ctx: Context) -> Outcome:
     message = notice(
         "close_reminder",
         reminder_id=ctx.row.id,
+        seq=ctx.seq,  # on the buttons: which cycle the message is of
         incident_ref=incident.ref,
         title=incident.title,
         mention=mention,

@@ -9,8 +9,12 @@ here, because a payload Slack rejects is a reminder that never arrives.
 Buttons carry the action ids the Slack layer routes on:
 
 * ``reminder:update:{incident_id}`` opens the status-update dialog;
-* ``reminder:snooze:{reminder_id}:{minutes}`` snoozes the reminder;
-* ``reminder:stop:{reminder_id}`` stops it.
+* ``reminder:snooze:{reminder_id}:{minutes}:{seq}`` snoozes the reminder;
+* ``reminder:stop:{reminder_id}:{seq}`` stops it.
+
+``seq`` numbers the message among the reminder's sends: it tells a click on a message of an
+earlier cycle (before a resolve or a reopen) from one on the current cycle's messages. Buttons
+posted before it was added (no ``seq``) still parse, with ``seq`` ``None``.
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ class ReminderAction:
     target_id: int
     """The incident id for ``update``; the reminder id for ``snooze`` and ``stop``."""
     minutes: int | None = None
+    seq: int | None = None
+    """Which of the reminder's messages the button is on (``None``: a button of the old
+    format, without it)."""
 
 
 @dataclass(frozen=True)
@@ -97,25 +104,39 @@ def update_action_id(incident_id: int) -> str:
     return f"{ACTION_PREFIX}:update:{incident_id}"
 
 
-def snooze_action_id(reminder_id: int, minutes: int) -> str:
-    return f"{ACTION_PREFIX}:snooze:{reminder_id}:{minutes}"
+def _seq(seq: int | None) -> str:
+    return f":{seq}" if seq is not None else ""
 
 
-def stop_action_id(reminder_id: int) -> str:
-    return f"{ACTION_PREFIX}:stop:{reminder_id}"
+def snooze_action_id(reminder_id: int, minutes: int, seq: int | None = None) -> str:
+    return f"{ACTION_PREFIX}:snooze:{reminder_id}:{minutes}{_seq(seq)}"
 
 
-_ACTION = re.compile(r"^reminder:(?:(update|stop):(\d{1,18})|(snooze):(\d{1,18}):(\d{1,9}))$")
+def stop_action_id(reminder_id: int, seq: int | None = None) -> str:
+    return f"{ACTION_PREFIX}:stop:{reminder_id}{_seq(seq)}"
+
+
+_ACTION = re.compile(
+    r"^reminder:(?:(update):(\d{1,18})|(stop):(\d{1,18})(?::(\d{1,9}))?"
+    r"|(snooze):(\d{1,18}):(\d{1,9})(?::(\d{1,9}))?)$"
+)
 
 
 def parse_action_id(action_id: str) -> ReminderAction | None:
-    """``reminder:snooze:7:15`` -> ``ReminderAction("snooze", 7, 15)``; ``None`` if not ours."""
+    """``reminder:snooze:7:15:2`` -> ``ReminderAction("snooze", 7, 15, seq=2)``; ``None`` if not
+    ours. The old formats (``reminder:snooze:7:15``, ``reminder:stop:7``) give ``seq`` ``None``."""
     match = _ACTION.match(action_id or "")
     if match is None:
         return None
     if match.group(1):
-        return ReminderAction(match.group(1), int(match.group(2)))
-    return ReminderAction("snooze", int(match.group(4)), int(match.group(5)))
+        return ReminderAction("update", int(match.group(2)))
+    if match.group(3):
+        seq = match.group(5)
+        return ReminderAction("stop", int(match.group(4)), seq=int(seq) if seq else None)
+    seq = match.group(9)
+    return ReminderAction(
+        "snooze", int(match.group(7)), int(match.group(8)), seq=int(seq) if seq else None
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,6 +196,7 @@ def _reminder_buttons(
     stop_label: str,
     stop_confirm: str,
     first: list[dict[str, Any]] | None = None,
+    seq: int | None = None,
 ) -> dict[str, Any]:
     elements = list(first or [])
     room = ACTIONS_ELEMENTS - len(elements) - 1
@@ -182,14 +204,14 @@ def _reminder_buttons(
         elements.append(
             _button(
                 f"Snooze {_minutes_label(minutes)}",
-                snooze_action_id(reminder_id, minutes),
+                snooze_action_id(reminder_id, minutes, seq),
                 f"{reminder_id}:{minutes}",
             )
         )
     elements.append(
         _button(
             stop_label,
-            stop_action_id(reminder_id),
+            stop_action_id(reminder_id, seq),
             str(reminder_id),
             style="danger",
             confirm={
@@ -223,6 +245,7 @@ def update_nudge(
     every: str,
     had_update: bool,
     snooze_choices: Sequence[timedelta],
+    seq: int | None = None,
     origin: str = "declared",
 ) -> ReminderMessage:
     """Ask the commander (``mention``: ``<@U..>`` or ``<!channel>``) for a status update."""
@@ -241,6 +264,7 @@ def update_nudge(
         _reminder_buttons(
             reminder_id,
             snooze_choices,
+            seq=seq,
             stop_label="Stop",
             stop_confirm=f"No more status-update reminders for {incident_ref}.",
             first=[
@@ -315,6 +339,7 @@ def stale_step(
     mention: str,
     in_progress_for: str,
     snooze_choices: Sequence[timedelta],
+    seq: int | None = None,
 ) -> ReminderMessage:
     """A runbook step has been in progress for longer than the team expects."""
     step = (
@@ -332,6 +357,7 @@ def stale_step(
         _reminder_buttons(
             reminder_id,
             snooze_choices,
+            seq=seq,
             stop_label="Stop",
             stop_confirm=f"No more reminders about step {step_number} of this runbook.",
         ),
@@ -348,6 +374,7 @@ def close_reminder(
     mention: str,
     resolved_for: str,
     snooze_choices: Sequence[timedelta],
+    seq: int | None = None,
 ) -> ReminderMessage:
     """The incident was resolved a while ago: close it and finish the postmortem."""
     body = (
@@ -360,6 +387,7 @@ def close_reminder(
         _reminder_buttons(
             reminder_id,
             snooze_choices,
+            seq=seq,
             stop_label="Stop",
             stop_confirm=f"No more reminders to close {incident_ref}.",
         ),

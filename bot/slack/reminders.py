@@ -115,11 +115,17 @@ class ReminderButtons:
                     timedelta(minutes=minutes),
                     actor=ctx.user,
                     key=ctx.key,
+                    seq=decoded.seq,
                 )
                 done = f"Snoozed for {minutes} minutes."
             else:
                 change = reminder_actions.stop_reminder(
-                    session, self.policy, decoded.target_id, actor=ctx.user, key=ctx.key
+                    session,
+                    self.policy,
+                    decoded.target_id,
+                    actor=ctx.user,
+                    key=ctx.key,
+                    seq=decoded.seq,
                 )
                 done = _STOPPED.get(change.reminder.kind, "Stopped.")
         if change.changed:

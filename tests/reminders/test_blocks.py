@@ -124,9 +124,45 @@ def test_nudge_buttons_route_to_update_snooze_and_stop() -> None:
     assert "none since it was declared 20m ago" in _texts(message)
 
 
+def test_snooze_and_stop_buttons_say_which_message_they_are_on() -> None:
+    """A nudge's buttons carry its number among the reminder's sends, so a click on a message
+    of an earlier cycle can be told from one on the current cycle's; buttons posted before,
+    without it, still work."""
+    message = rb.update_nudge(
+        reminder_id=9,
+        incident_id=4,
+        incident_ref="INC-4",
+        title="API down",
+        severity="SEV1",
+        mention="<!channel>",
+        quiet_for="20m",
+        every="15m",
+        had_update=False,
+        snooze_choices=[timedelta(minutes=15)],
+        seq=3,
+    )
+    ids = _action_ids(message)
+    assert ids == ["reminder:update:4", "reminder:snooze:9:15:3", "reminder:stop:9:3"]
+    assert [rb.parse_action_id(i) for i in ids] == [
+        rb.ReminderAction("update", 4),
+        rb.ReminderAction("snooze", 9, 15, seq=3),
+        rb.ReminderAction("stop", 9, seq=3),
+    ]
+    assert rb.parse_action_id("reminder:stop:9") == rb.ReminderAction("stop", 9, seq=None)
+    assert rb.parse_action_id("reminder:snooze:9:15") == rb.ReminderAction("snooze", 9, 15)
+
+
 @pytest.mark.parametrize(
     "action_id",
-    ["reminder:snooze:9", "reminder:stop:x", "incident:update:4", "reminder:update:4:5", ""],
+    [
+        "reminder:snooze:9",
+        "reminder:stop:x",
+        "incident:update:4",
+        "reminder:update:4:5",
+        "reminder:stop:9:1:2",
+        "reminder:snooze:9:15:1:2",
+        "",
+    ],
 )
 def test_other_action_ids_are_not_reminder_actions(action_id: str) -> None:
     assert rb.parse_action_id(action_id) is None

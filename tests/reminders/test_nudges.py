@@ -47,10 +47,10 @@ def test_the_commander_is_nudged_at_the_severity_cadence(
     row = reminder(db, reminders.update_key(incident_id))
     assert nudge.action_ids == [
         f"reminder:update:{incident_id}",
-        f"reminder:snooze:{row.id}:15",
-        f"reminder:snooze:{row.id}:30",
-        f"reminder:snooze:{row.id}:60",
-        f"reminder:stop:{row.id}",
+        f"reminder:snooze:{row.id}:15:1",  # the reminder's first message
+        f"reminder:snooze:{row.id}:30:1",
+        f"reminder:snooze:{row.id}:60:1",
+        f"reminder:stop:{row.id}:1",
     ]
 
     at(clock, timedelta(minutes=59))
