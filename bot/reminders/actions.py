@@ -31,6 +31,7 @@ from bot.reminders.schedule import (
     UPDATE,
     _iso,
     _lock_reminder,
+    _parse_time,
     _phase,
     snooze_minutes,
 )
@@ -40,12 +41,19 @@ from bot.reminders.schedule import (
 
 log = logging.getLogger(__name__)
 
+REPEAT_WINDOW = timedelta(minutes=1)
+"""A Snooze clicked again on the same message, for the same time, this soon after the first is
+the same intent (a double click, two people reacting at once): one snooze, not two."""
+
 
 @dataclass(frozen=True)
 class ReminderChange:
     reminder: Reminder
     event: TimelineEvent | None
     """The timeline event written, or ``None`` when nothing changed (a repeat)."""
+
+    note: str | None = None
+    """What to say when nothing changed because it was already done (``already snoozed``)."""
 
     @property
     def changed(self) -> bool:
@@ -104,6 +112,23 @@ def _refuse_earlier_cycle(
         )
 
 
+def _repeated_snooze(
+    session: Session, row: Reminder, minutes: int, seq: int | None, now: datetime
+) -> datetime | None:
+    """When the reminder's last snooze was this one again (same message, same duration, moments
+    ago, and still in force), until when it snoozed; else ``None``."""
+    assert row.incident_id is not None
+    snoozes = latest_events(session, row.incident_id, EventKind.REMINDER_SNOOZED)
+    last = next((e for e in snoozes if e.data.get("reminder_id") == row.id), None)
+    if last is None or last.data.get("minutes") != minutes or last.data.get("seq") != seq:
+        return None
+    until = _parse_time(last.data.get("until"))
+    in_force = row.state == PENDING and row.data.get("snoozed_until") == last.data.get("until")
+    if until is None or not in_force or now - as_utc(last.occurred_at) > REPEAT_WINDOW:
+        return None
+    return until
+
+
 def _stopper(session: Session, row: Reminder, incident: Incident) -> str | None:
     stops = latest_events(session, incident.id or 0, EventKind.REMINDER_STOPPED)
     return next((e.actor_id for e in stops if e.data.get("reminder_id") == row.id), None)
@@ -133,7 +158,9 @@ def snooze_reminder(
     """Postpone a reminder by one of ``reminders.snooze_choices``; recorded on the timeline.
 
     A stopped reminder stays stopped (refused, saying who stopped it). A repeated ``key``
-    (Slack retry, double click) changes nothing the second time. ``seq``: which of the
+    (Slack retry) changes nothing the second time, and neither does the same snooze clicked
+    again on the same message within ``REPEAT_WINDOW`` (a double click: two Slack actions; its
+    ``note`` says until when it is snoozed). ``seq``: which of the
     reminder's messages the button is on (``None``: not known); a message of an earlier cycle
     is refused."""
     allowed = snooze_minutes(policy.reminders.snooze_choices)
@@ -161,6 +188,9 @@ def snooze_reminder(
         # message, clicked by anyone, must not switch the reminder back on.
         raise InvalidInput(_stopped_by(session, row, incident))
     _refuse_earlier_cycle(session, row, incident, seq)
+    already = _repeated_snooze(session, row, minutes, seq, now)
+    if already is not None:
+        return ReminderChange(row, None, f"Already snoozed until {already:%H:%M} UTC.")
     until = now + duration
     row.state = PENDING
     row.due_at = until
@@ -180,7 +210,13 @@ def snooze_reminder(
         kind=EventKind.REMINDER_SNOOZED,
         text=f"{label} reminder snoozed for {format_duration(duration)}",
         actor=actor,
-        data={"reminder_id": row.id, "reminder": row.kind, "until": _iso(until)},
+        data={
+            "reminder_id": row.id,
+            "reminder": row.kind,
+            "until": _iso(until),
+            "minutes": minutes,
+            "seq": seq,
+        },
         key=key,
         now=now,
     )

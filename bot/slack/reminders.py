@@ -130,6 +130,8 @@ class ReminderButtons:
                 done = _STOPPED.get(change.reminder.kind, "Stopped.")
         if change.changed:
             reply(ctx, done)
+        elif change.note:
+            reply(ctx, change.note)
 
 
 _STOPPED = {

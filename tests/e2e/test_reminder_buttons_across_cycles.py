@@ -5,6 +5,7 @@ on Snooze is one snooze."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -15,7 +16,12 @@ from bot.sandbox import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
 from tests.e2e.conftest import texts
 from tests.e2e.helpers import ask, declare, kinds
-from tests.e2e.test_reminders_and_access import TickingWorker, e2e_policy, tick_later
+from tests.e2e.test_reminders_and_access import (
+    TickingWorker,
+    core_timeline,
+    e2e_policy,
+    tick_later,
+)
 
 __all__ = ["e2e_policy"]  # the team's policy (commanders silence reminders)
 
@@ -69,3 +75,27 @@ def test_buttons_on_a_nudge_from_before_a_resolve_never_silence_the_reopened_cyc
     slack.click(channel, second.ts, stop, user="ana.garcia")
     bot.settle()
     assert EventKind.REMINDER_STOPPED in kinds(db, incident)
+
+
+def test_a_double_click_on_snooze_is_one_snooze(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database, worker: ReminderWorker
+) -> None:
+    """Snooze 30m clicked twice on the same nudge (two Slack actions): one snooze on the
+    timeline, and the second click is told until when it is already snoozed."""
+    incident = declare(fake, bot, slack, db)
+    channel = incident.slack_channel_id or ""
+    slack.click(channel, incident.summary_message_ts or "", "incident:ack_ic", user="ana.garcia")
+    bot.settle()
+    assert tick_later(worker, 61) == 1
+    nudge = fake.messages(channel)[-1]
+    snooze = next(a for a in _buttons(nudge) if a.startswith("reminder:snooze:") and ":30:" in a)
+    first = slack.click(channel, nudge.ts, snooze, user="ana.garcia")
+    bot.settle()
+    second = slack.click(channel, nudge.ts, snooze, user="ana.garcia")
+    bot.settle()
+    snoozed = [e for e in core_timeline(db, incident) if e.kind == EventKind.REMINDER_SNOOZED]
+    assert len(snoozed) == 1
+    until = datetime.fromisoformat(snoozed[0].data["until"])
+    assert _said(fake, channel, first)[0] == "Snoozed for 30 minutes."
+    again = [texts(p.payload) for p in fake.response_posts(second.request.response_url)]
+    assert again == [f"Already snoozed until {until:%H:%M} UTC."]

@@ -135,3 +135,46 @@ def test_a_stop_clicked_on_a_nudge_from_before_a_reopen_does_not_silence_the_new
     # The new cycle's own buttons work.
     with db.transaction() as session:
         assert actions.stop_reminder(session, policy, row.id, actor="U0IC").changed
+
+
+def test_the_same_snooze_clicked_again_moments_later_is_one_snooze(
+    db: Database, policy: Policy, notifier: FakeNotifier, clock: FrozenDateTimeFactory
+) -> None:
+    """Snooze 30m on nudge 1 at +31:00 and again at +31:06 (a double click: two Slack actions,
+    two keys): one timeline row, the second told until when. Another duration, or the same
+    one a while later, is a new snooze."""
+    incident_id = commanded(db, policy, "SEV2")
+    worker = make_worker(db, policy, notifier)
+    at(clock, timedelta(minutes=30))
+    worker.tick()
+    row = reminder(db, reminders.update_key(incident_id))
+    assert row.id is not None
+
+    def snooze(minutes: int, key: str) -> actions.ReminderChange:
+        with db.transaction() as session:
+            return actions.snooze_reminder(
+                session,
+                policy,
+                row.id or 0,
+                timedelta(minutes=minutes),
+                actor="U0IC",
+                key=key,
+                seq=1,
+            )
+
+    at(clock, timedelta(minutes=31))
+    assert snooze(30, "click-1").changed
+    at(clock, timedelta(minutes=31, seconds=6))
+    again = snooze(30, "click-2")
+    assert not again.changed
+    assert again.note == "Already snoozed until 11:01 UTC."  # T0 is 10:00 UTC
+    assert len(events_of(db, incident_id, EventKind.REMINDER_SNOOZED)) == 1
+    assert reminder(db, reminders.update_key(incident_id)).due_at.replace(
+        tzinfo=UTC
+    ) == T0 + timedelta(minutes=61)
+
+    at(clock, timedelta(minutes=31, seconds=20))
+    assert snooze(60, "click-3").changed  # another duration: a new snooze
+    at(clock, timedelta(minutes=40))
+    assert snooze(60, "click-4").changed  # the same, minutes later: snoozed again from now
+    assert len(events_of(db, incident_id, EventKind.REMINDER_SNOOZED)) == 3
