@@ -137,6 +137,8 @@ class Table:
     columns: list[str]
     rows: list[list[Cell]]
     unit: str = ""
+    note: str = ""
+    """What is counted, said under the chart when it is not obvious."""
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -318,9 +320,12 @@ def time_in_status(
 ) -> Table:
     """Hours each incident spent in each status, from its declared and status_changed events.
 
-    A status counts until the next change; the current one until now. Statuses of the closed
-    phase are not counted (a closed incident stays closed forever)."""
+    A status counts until the next change; the current one until the end of the period shown,
+    or now if that is sooner: a past period's figures do not change with the day they are read
+    (an incident left in Resolved, not closed, would grow forever). Statuses of the closed phase
+    are not counted (a closed incident stays closed forever)."""
     now = now or utcnow()
+    cap = min(rng.end, now)
     closed = {s.key for s in policy.statuses if s.phase == "closed"}
     events = (
         session.connection()
@@ -355,19 +360,21 @@ def time_in_status(
     status: str | None = None
     since: datetime | None = None
     spent: dict[str, float] = defaultdict(float)
+
+    def count(until: datetime) -> None:
+        if status is not None and since is not None and status not in closed:
+            spent[status] += max((min(until, cap) - since).total_seconds(), 0) / 3600
+
     for incident_id, raw_at, new in events:
         occurred_at = as_time(raw_at)
         assert occurred_at is not None
         if incident_id != current_incident:
-            if status is not None and since is not None and status not in closed:
-                spent[status] += max((now - since).total_seconds(), 0) / 3600
+            count(cap)
             finish(spent)
             current_incident, status, since, spent = incident_id, None, None, defaultdict(float)
-        if status is not None and since is not None and status not in closed:
-            spent[status] += max((occurred_at - since).total_seconds(), 0) / 3600
+        count(occurred_at)
         status, since = (str(new) if new else status), occurred_at
-    if status is not None and since is not None and status not in closed:
-        spent[status] += max((now - since).total_seconds(), 0) / 3600
+    count(cap)
     finish(spent)
     order = [s.key for s in policy.statuses if s.key not in closed]
     order += sorted(set(per_status) - set(order))
@@ -386,6 +393,12 @@ def time_in_status(
             for status in order
         ],
         unit="hours",
+        note=(
+            "Hours each incident declared in the period spent in each status, up to the end of "
+            "the period shown (or now, if sooner), so a past period's figures do not change: an "
+            "incident still open, or left resolved and not closed, counts until then. Closed "
+            "statuses are not counted."
+        ),
     )
 
 

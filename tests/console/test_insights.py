@@ -128,6 +128,39 @@ def test_time_in_each_status(db: Database, policy: Policy) -> None:
     assert "closed" not in by_status
 
 
+def test_time_in_each_status_stops_at_the_end_of_the_period_shown(
+    db: Database, policy: Policy
+) -> None:
+    """An incident of week 47 left in Resolved (not closed), one still investigating: each
+    status counts up to the end of the period shown (Monday 23 November, 00:00), so last week's
+    figures are the same whenever they are read, and a range ending today stops at now."""
+    t0 = week_of("2026-11-16")  # Monday 10:00
+    left = declare(db, policy, "Awaiting its postmortem", at=t0)
+    open_one = declare(db, policy, "Still investigating", at=t0)
+    with db.transaction() as session:
+        for number, status in ((left, "resolved"), (open_one, "investigating")):
+            iid = incidents.find_incident(session, number).id
+            assert iid is not None
+            incidents.change_status(
+                session, policy, iid, status, actor=ADMIN, now=t0 + timedelta(minutes=30)
+            )
+    week = ins.make_range("week", date(2026, 11, 16), date(2026, 11, 22), ZoneInfo("UTC"))
+    seen = []
+    for now in (NOW, NOW + timedelta(days=40)):
+        with freeze_time(now), db.read() as session:
+            seen.append(ins.time_in_status(session, policy, EVERYONE, week).rows)
+    assert seen[0] == seen[1]
+    by_status = {row[0]: row[1:] for row in seen[0]}
+    # 10:30 on the 16th to 00:00 on the 23rd: 157.5 h
+    assert by_status["resolved"] == [1, 157.5, 157.5, 157.5]
+    assert by_status["investigating"] == [1, 157.5, 157.5, 157.5]
+    assert by_status["triage"] == [2, 0.5, 0.5, 1.0]
+    with freeze_time(t0 + timedelta(hours=2)), db.read() as session:
+        early = ins.time_in_status(session, policy, EVERYONE, week)  # the week is not over
+    assert {row[0]: row[1:] for row in early.rows}["resolved"] == [1, 1.5, 1.5, 1.5]
+    assert "end of the period shown" in early.note
+
+
 def test_action_items_open_overdue_and_done(db: Database, policy: Policy) -> None:
     at = week_of("2026-11-16")
     number = declare(db, policy, "With follow-up", at=at)

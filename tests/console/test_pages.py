@@ -422,6 +422,7 @@ def test_insights_page_and_csv(admin: TestClient, db: Database, policy: Policy) 
     assert page.status_code == 200
     assert page.text.count("<svg") == 9
     assert page.text.count("Download CSV") == 9
+    assert "up to the end of the period shown (or now, if sooner)" in page.text
     answer = admin.get("/console/insights/service.csv", params=params)
     assert answer.headers["content-type"] == "text/csv; charset=utf-8"
     rows = list(csv.reader(io.StringIO(answer.text)))
