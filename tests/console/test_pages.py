@@ -480,3 +480,23 @@ def test_the_summary_reads_as_typed_and_is_found_by_what_was_typed(
     assert "&amp;lt;" not in page
     assert refs(admin.get("/console/incidents", params={"q": "<b>at 3DS"}).text) == [number]
     assert refs(admin.get("/console/incidents", params={"q": "& retries"}).text) == [number]
+
+
+def test_the_role_table_of_a_closed_incident_ends_its_roles_at_the_close(
+    admin: TestClient, db: Database, policy: Policy
+) -> None:
+    """The commander kept the role until the incident closed at 11:00: the table says so (the
+    postmortem's "end of the incident"), not "now"."""
+    number = declare(db, policy, "Checkout down")
+    with db.transaction() as session:
+        iid = incidents.find_incident(session, number).id
+        assert iid is not None
+        incidents.assign_role(session, policy, iid, "commander", ADMIN, actor=ADMIN, now=T0)
+        incidents.close_incident(session, policy, iid, actor=ADMIN, now=T0 + timedelta(hours=2))
+    page = admin.get(f"/console/incidents/{number}")
+    assert page.status_code == 200
+    roles = page.text[page.text.index('<section id="roles">') :]
+    roles = roles[: roles.index("</section>")]
+    assert "<strong>now</strong>" not in roles
+    assert 'class="current"' not in roles
+    assert "2026-09-01 11:00 UTC</time> (end of the incident)" in roles
