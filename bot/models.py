@@ -55,6 +55,9 @@ class EventKind(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     SLACK_FAILED = "slack_failed"
     """Something Firebreak had to do in Slack failed for good (the effect names what)."""
+    SLACK_RECOVERED = "slack_recovered"
+    """Something that had failed for good was done after all, asked for again (a retry, an
+    invite back, a later change)."""
     REMINDER_SNOOZED = "reminder_snoozed"
     REMINDER_STOPPED = "reminder_stopped"
     REMINDER_WITHDRAWN = "reminder_withdrawn"

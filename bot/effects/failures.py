@@ -14,6 +14,7 @@ from bot.clock import utcnow
 from bot.config import Policy
 from bot.effects import kinds, store
 from bot.effects.models import Effect
+from bot.effects.store import Claimed
 from bot.incidents.queries import commander_or_reporter, get_incident
 from bot.incidents.timeline import record_timeline_event
 from bot.models import EventKind
@@ -94,4 +95,21 @@ def on_effect_failed(
         data={"to": person, "notice": notice, store.MOMENT: True},
         incident_id=incident_id,
         now=now,
+    )
+
+
+def on_effect_recovered(session: Session, policy: Policy, effect: Claimed) -> None:
+    """An effect that had failed for good (its failure is on the timeline) was done after all:
+    the timeline says so, once per time it was asked for again."""
+    if effect.incident_id is None or effect.kind in QUIET:
+        return
+    asked = str(effect.result.get(store.RETRIED))
+    record_timeline_event(
+        session,
+        policy,
+        effect.incident_id,
+        kind=EventKind.SLACK_RECOVERED,
+        text=f"Firebreak could {describe(effect.kind)} after all, asked again after it had failed",
+        data={"effect": effect.id, "effect_kind": effect.kind},
+        key=f"effect-recovered:{effect.id}:{asked}",
     )

@@ -103,6 +103,8 @@ class Retry:
 Outcome = Done | Retry
 Handler = Callable[[Claimed], Outcome]
 FailureHook = Callable[[Session, Effect, str], None]
+RecoveryHook = Callable[[Session, Claimed], None]
+"""Called in the transaction that records an effect done that had failed for good before."""
 
 RETRY_FIRST = 1.0
 RETRY_MAX = 300.0
@@ -151,6 +153,7 @@ class EffectRunner:
         max_attempts: int = 15,
         max_age: timedelta = timedelta(hours=1),
         on_failed: FailureHook | None = None,
+        on_recovered: RecoveryHook | None = None,
     ) -> None:
         self.database = database
         self.handlers = dict(handlers)
@@ -163,6 +166,7 @@ class EffectRunner:
         self.max_attempts = max_attempts
         self.max_age = max_age
         self.on_failed = on_failed
+        self.on_recovered = on_recovered
         self._wake = threading.Condition()
         self._kicked = False
         self._draining = threading.Event()
@@ -444,6 +448,8 @@ class EffectRunner:
                 return "lost"  # released at shutdown or taken after a lease ran out
             if outcome.then is not None:
                 outcome.then(session)
+            if self.on_recovered is not None and item.result.get(store.RETRIED):
+                self.on_recovered(session, item)
             return "done"
         failure = failure or "no outcome"
         row = store.lock_claim(session, item.id, item.by)

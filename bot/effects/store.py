@@ -39,6 +39,9 @@ TRYING_SINCE = "trying_since"
 8601, UTC). Its retries stop an hour after that: the hour counts time spent trying, not time
 nobody tried (every replica down, the lane held behind earlier work)."""
 RETRY_BUDGET = (RATE_LIMITED_ATTEMPTS, TRYING_SINCE)
+RETRIED = "retried_after_failure"
+"""``result`` of an effect that had failed and was asked for again: when. Done, the timeline
+records that it was done after all (the runner's ``on_recovered``)."""
 """What a retried effect keeps of its attempts, forgotten when it is done or armed again."""
 CANCELLED = "cancelled"
 LIVE = (PENDING, CLAIMED)
@@ -161,6 +164,8 @@ def _rearm(row: Effect, now: datetime) -> None:
     (Slack answered 500 after doing it, then the effect gave up): its next attempt counts as a
     repeat, which checks before doing it again."""
     maybe_done = row.state == FAILED and row.attempts > 0
+    if row.state == FAILED:  # when it is done, the timeline says so (``RETRIED``)
+        row.result = {**without_retry_budget(row.result or {}), RETRIED: now.isoformat()}
     row.state = PENDING
     row.due_at = now
     # Asked for now: how long it has been tried is counted from here, not from the first time

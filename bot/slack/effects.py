@@ -31,7 +31,7 @@ from bot import incidents as core
 from bot import postmortem
 from bot.clock import utcnow
 from bot.effects import kinds, store
-from bot.effects.failures import on_effect_failed
+from bot.effects.failures import on_effect_failed, on_effect_recovered
 from bot.effects.models import Effect
 from bot.effects.runner import Done, EffectRunner, Handler, PermanentError, TransientError
 from bot.effects.store import Claimed
@@ -147,6 +147,7 @@ class SlackEffects:
             threads=threads,
             interval=interval,
             on_failed=self._failed,
+            on_recovered=lambda session, item: on_effect_recovered(session, self.fb.policy, item),
         )
 
     def _failed(self, session: Session, row: Effect, error: str) -> None:
