@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 from bot.alerts.model import Alert, AlertMessage, Status
 from bot.config import Policy
 from bot.config.lifecycle import short_level
-from bot.runbooks.catalog import RunbookCatalog
+from bot.runbooks.catalog import GENERIC_NAMES, RunbookCatalog, typed_name
 from bot.runbooks.parser import Runbook
 
 
@@ -94,7 +94,9 @@ def runbooks_named_by(catalog: RunbookCatalog, reference: str) -> list[Runbook]:
     (``kubernetes/KubePodCrashLooping.md``), or a URL whose path ends in one; the id ending in
     most of the path wins (see ``RunbookCatalog.named_by``). A ``#heading`` is where in the
     runbook, not which: only when the path names nothing is an anchor read as an alert name
-    (``runbook.md#alert-name-kubepodcrashlooping``). Else the path's last segment as a title.
+    (``runbook.md#alert-name-kubepodcrashlooping``). Else the path's last segment as a
+    title, unless a generic one (``wiki/Runbook``): a path ending in ``runbook.md`` names a
+    runbook of that name only when a directory of it or the anchor agrees (``named_by``).
     Only looked up in the catalog, never opened: ``../../etc/passwd`` finds nothing."""
     text = reference.strip()
     if not text or len(text) > 2000:
@@ -103,10 +105,12 @@ def runbooks_named_by(catalog: RunbookCatalog, reference: str) -> list[Runbook]:
     web = parts.scheme in ("http", "https")
     path, anchor = (unquote(parts.path), parts.fragment) if web else text.partition("#")[::2]
     segments = [s for s in path.split("/") if s.strip() and s not in (".", "..")]
-    found = catalog.named_by(segments, around=(parts.hostname or "").split(".") if web else ())
+    around = (parts.hostname or "").split(".") if web else ()
+    found = catalog.named_by(segments, around=around, anchor=anchor)
     if not found and anchor:
         found = catalog.named_by([anchor.removeprefix("alert-name-")])
-    if not found and segments:
+    generic = bool(segments) and typed_name(segments[-1]).casefold() in GENERIC_NAMES
+    if not found and segments and not generic:
         # A wiki page's title: Confluence writes its spaces as "+" (``/display/SRE/Disk+full``).
         title = segments[-1]
         by_title = catalog.get(title) or (catalog.get(title.replace("+", " ")) if web else None)

@@ -44,7 +44,7 @@ from pathlib import Path
 from bot.config import Policy
 from bot.runbooks.front_matter import LIST_KEYS, _split_front_matter
 from bot.runbooks.headings import alert_heading
-from bot.runbooks.model import alert_names
+from bot.runbooks.model import alert_key, alert_names
 from bot.runbooks.parser import Runbook, RunbookFileError, load_runbook_file
 from bot.runbooks.words import NAME_QUOTES, compact, fold, query_words, words
 
@@ -157,6 +157,23 @@ def file_id(path: Path) -> str:
 
 _INDEX_PAGES = frozenset({"index", "_index", "readme"})
 """Pages a site shows for their directory (``node/disk-full/index.html``)."""
+
+GENERIC_NAMES = frozenset({*_INDEX_PAGES, "runbook", "runbooks", "home"})
+"""File names that say what a page is, not what it is about: Thanos', Linkerd's and
+kubernetes-mixin's ``.../mixin/runbook.md``, a GitHub wiki's ``Runbook`` page. A URL ending
+in one names a runbook of that name only when more than the name agrees (a directory of its
+id in the URL, or the URL's anchor naming a section the runbook has)."""
+
+
+def names_section(runbook: Runbook, anchor: str) -> bool:
+    """Whether a ``runbook_url`` anchor (``#alert-name-kubejobfailed``,
+    ``#replication-is-lagging``) names a section of the runbook: an alert's, or a heading."""
+    wanted = alert_key(anchor)
+    if not wanted:
+        return False
+    return runbook.first_step_for([anchor]) is not None or any(
+        alert_key(h) == wanted for h in runbook.headings
+    )
 
 
 def typed_name(name: str) -> str:
@@ -365,7 +382,9 @@ class RunbookCatalog:
                 return self.runbooks[ids[0]]
         return None
 
-    def named_by(self, path: Sequence[str], *, around: Sequence[str] = ()) -> list[Runbook]:
+    def named_by(
+        self, path: Sequence[str], *, around: Sequence[str] = (), anchor: str = ""
+    ) -> list[Runbook]:
         """The runbooks a path names (the segments of an alert's ``runbook_url``): those whose
         id ends in the most of its segments, case ignored (``.md`` or not). Each runbook
         repository vendored into one catalog has its ``kubernetes/KubePodNotReady``: the URL's
@@ -377,24 +396,31 @@ class RunbookCatalog:
         The page a site publishes from a file names it too: ``node/disk-full.html``, and
         ``node/disk-full/index.html`` (or ``README.md``, shown for the directory) when no
         runbook of that directory is called so; a directory (``node/``) names its
-        ``node/index.md``."""
+        ``node/index.md``.
+
+        A generic file name (:data:`GENERIC_NAMES`: ``mixin/runbook.md``) is not enough: the
+        URL must also name one of the runbook's directories, or its ``anchor`` a section of
+        it; and an anchor naming an alert (``#alert-name-kubestatemetricslisterrors``) that a
+        runbook of alerts' sections has no section for means the URL is about another runbook
+        (the alert's name then decides)."""
         wanted = [fold(s) for s in path if s.strip()]
         if not wanted:
             return []
         wanted[-1] = _PAGE_SUFFIX.sub("", wanted[-1])
         elsewhere = {fold(s) for s in (*around, *wanted)}
         if wanted[-1] in _INDEX_PAGES:
-            own = self._ending_in(wanted, elsewhere, least=min(2, len(wanted)))
+            own = self._ending_in(wanted, elsewhere, least=min(2, len(wanted)), anchor=anchor)
             return own or self._ending_in(wanted[:-1], elsewhere)
-        return self._ending_in(wanted, elsewhere) or self._ending_in(
+        return self._ending_in(wanted, elsewhere, anchor=anchor) or self._ending_in(
             [*wanted, "index"], elsewhere, least=2
         )
 
     def _ending_in(
-        self, wanted: list[str], elsewhere: set[str], *, least: int = 1
+        self, wanted: list[str], elsewhere: set[str], *, least: int = 1, anchor: str = ""
     ) -> list[Runbook]:
         """``named_by`` for ``wanted`` (folded segments): the runbooks whose ids end in the
-        most of them, and in ``least`` at least."""
+        most of them, and in ``least`` at least; one of generic name only when more agrees."""
+        generic = bool(wanted) and wanted[-1] in GENERIC_NAMES
         best, found = (0, 0), []
         for rid in self._by_stem.get(wanted[-1], []) if wanted else []:
             have = fold(rid).split("/")
@@ -404,11 +430,23 @@ class RunbookCatalog:
             if same < least:
                 continue
             score = (same, sum(1 for s in have[: len(have) - same] if s in elsewhere))
+            if generic and not self._generic_agrees(self.runbooks[rid], score, anchor):
+                continue
             if score > best:
                 best, found = score, [self.runbooks[rid]]
             elif score == best:
                 found.append(self.runbooks[rid])
         return found
+
+    @staticmethod
+    def _generic_agrees(runbook: Runbook, score: tuple[int, int], anchor: str) -> bool:
+        """For a URL ending in a generic name: whether it names ``runbook`` (``score``: the
+        segments its id ends in, its directories named elsewhere in the URL)."""
+        sections = names_section(runbook, anchor) if anchor else False
+        per_alert = any(step.alert for step in runbook.steps)
+        if anchor.casefold().startswith("alert-name-") and per_alert and not sections:
+            return False  # a file of alerts' sections, none for this alert
+        return sections or score[0] > 1 or score[1] > 0
 
     # -- matching
 
