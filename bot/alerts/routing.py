@@ -188,5 +188,18 @@ def route(policy: Policy, catalog: RunbookCatalog | None, message: AlertMessage)
         dropped=dropped,
         runbook=runbook,
         runbook_reason=reason,
-        runbook_alerts=section_names(message),
+        runbook_alerts=_as_sections(runbook, section_names(message)),
     )
+
+
+def _as_sections(runbook: Runbook | None, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` with each that names a section of the runbook spelled as the runbook spells
+    its alert (``#mimirrequesterrors`` is ``MimirRequestErrors``): what the alert's post
+    shows as the section a run opens at."""
+    if runbook is None:
+        return names
+    spelled = []
+    for name in names:
+        found = runbook.section_for([name])
+        spelled.append(found[1] if found is not None else name)
+    return tuple(dict.fromkeys(spelled))

@@ -121,18 +121,20 @@ class Runbook:
         """The index of the first step under the section of the first of ``alerts`` (alert
         names, or ``runbook_url`` anchors such as ``mimiringesterunhealthy`` or
         ``alert-name-kubepodcrashlooping``) that has one; ``None`` when none has."""
+        found = self.section_for(alerts)
+        return found[0] if found is not None else None
+
+    def section_for(self, alerts: Iterable[str]) -> tuple[int, str] | None:
+        """:meth:`first_step_for` and the alert that section is about, as the runbook spells
+        it (``MimirRequestErrors`` for the anchor ``#mimirrequesterrors``)."""
         for name in alerts:
             wanted = alert_key(name)
-            found = next(
-                (
-                    i
-                    for i, s in enumerate(self.steps)
-                    if any(alert_key(a) == wanted for a in alert_names(s.alert))
-                ),
-                None,
-            )
-            if wanted and found is not None:
-                return found
+            if not wanted:
+                continue
+            for i, step in enumerate(self.steps):
+                spelled = next((a for a in alert_names(step.alert) if alert_key(a) == wanted), None)
+                if spelled is not None:
+                    return i, spelled
         return None
 
     def snapshot(self) -> dict[str, Any]:

@@ -135,14 +135,34 @@ class RunView:
         return count_progress(self.steps)
 
     @property
+    def start_step(self) -> int:
+        """The step the run was started at: the first of the alert's section in a runbook
+        with a section per alert (Mimir's, kubernetes-mixin's), else 0."""
+        return start_step_of(self.snapshot)
+
+    @property
     def next_step(self) -> int | None:
         """Index of the step to do next: the first nobody has taken (a step assigned to
-        someone is theirs, not the team's next), else the first still in progress."""
-        return _next_index([(s.index, s.state) for s in self.steps])
+        someone is theirs, not the team's next), else the first still in progress; counted
+        from the step the run was started at (the alert's section), then from the top."""
+        return _next_index([(s.index, s.state) for s in self.steps], self.start_step)
 
 
-def _next_index(states: Sequence[tuple[int, str]]) -> int | None:
-    ordered = sorted(states)
+START_STEP_KEY = "start_step"
+"""In a run's snapshot: the step it was started at, when not the first (the alert's
+section). Not part of :meth:`Runbook.snapshot`: runs started before it have none."""
+
+
+def start_step_of(snapshot: object) -> int:
+    value = snapshot.get(START_STEP_KEY) if isinstance(snapshot, dict) else None
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _next_index(states: Sequence[tuple[int, str]], start: int = 0) -> int | None:
+    """The first step nobody has taken, else the first not finished; looking from ``start``
+    (the alert's section) to the end, then from the top, so a run started at an alert's
+    section points there even with the other alerts' steps above it open."""
+    ordered = sorted(states, key=lambda s: (s[0] < start, s[0]))
     pending = next((i for i, state in ordered if state == PENDING), None)
     if pending is not None:
         return pending
@@ -318,6 +338,8 @@ def start_run(
 
     snapshot = runbook.snapshot()
     first = runbook.first_step_for(alerts) or 0
+    if first:
+        snapshot[START_STEP_KEY] = first
     run = RunbookRun(
         incident_id=incident_id,
         runbook_id=runbook.id,
@@ -536,7 +558,7 @@ def _page_after(run: RunbookRun, states: Sequence[RunbookStepState], per_page: i
         return current
     # Nothing here for the team to take: the page of the next step nobody has taken; when
     # every step left is in someone's hands, this page while it has one of them.
-    following = _next_index([(s.step_index, s.state) for s in states])
+    following = _next_index([(s.step_index, s.state) for s in states], start_step_of(run.snapshot))
     if following is None:
         return current
     taken = next(s for s in states if s.step_index == following).state != PENDING

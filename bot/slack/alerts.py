@@ -129,8 +129,12 @@ def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
     blocks = [section("\n".join(lines))]
     if notice.runbook_id and notice.runbook_title:
         runbook = escape_mrkdwn(truncate(notice.runbook_title, 150, plain=True))
+        # A runbook covering many alerts (Mimir's): the section the run opens at is named,
+        # so nobody follows another alert's steps.
+        section_name = truncate(notice.runbook_alert or "", 150, plain=True)
+        at = f", at the section for *{escape_mrkdwn(section_name)}*" if section_name else ""
         if notice.runbook_started:
-            blocks.append(context(f"Runbook started: *{runbook}*"))
+            blocks.append(context(f"Runbook started: *{runbook}*{at}"))
         else:
             # The same Start button as the declare-time suggestions (handled by the
             # runbooks' Slack listener).
@@ -140,7 +144,7 @@ def _links(notice: AlertLinks) -> tuple[str, list[Block]]:
             value = json.dumps(named)
             blocks.append(
                 section(
-                    f"Runbook named by the alert: *{runbook}*",
+                    f"Runbook named by the alert: *{runbook}*{at}",
                     accessory=button("Start", f"{START_SUGGESTED}:0", value),
                 )
             )
