@@ -26,7 +26,7 @@ from tests.alerts.conftest import CORPUS, NOW, REFUSED, corpus_files, load, mess
 
 def test_the_corpus_is_copied_with_its_provenance() -> None:
     files = corpus_files()
-    assert len(files) == 69
+    assert len(files) == 70
     assert {p.parent.name for p in files} == {
         "alertmanager",
         "grafana",

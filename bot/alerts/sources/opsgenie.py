@@ -107,6 +107,12 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         # Looked up by (an Escalate names only it), so kept as a key: an index can hold it.
         **({"alertId": short_key(alert_id)} if alert_id else {}),
     }
+    # Prometheus alerts through Opsgenie's integration carry their labels and annotations in
+    # the details: ``alertname`` names the rule (runbooks are matched by it, as the generic
+    # source's ``labels.alertname``) and ``runbook_url`` (or ``runbook``) the runbook.
+    by_name = {k.casefold(): v for k, v in details.items()}
+    rule = clean(by_name.get("alertname"), TITLE_MAX, multiline=False) or None
+    runbook_url = (by_name.get("runbook_url") or by_name.get("runbook") or "").strip() or None
     verb = action.strip()
     folded = verb.casefold()
     key = short_key(alias)
@@ -119,6 +125,8 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
                 status=Status.RESOLVED if folded in _RESOLVE else Status.FIRING,
                 name=title,
                 title=title,
+                rule=rule,
+                runbook_url=runbook_url,
                 description=clean(_text(alert, "description") or ""),
                 labels=labels,
                 severity=severity,
