@@ -156,11 +156,20 @@ def runbook_for(
     if named is not None:
         reason = ", ".join(named.reasons)
     elif matches:
-        reason = f"none named by the alert; closest by words: {matches[0].runbook.id}"
+        reason = f"none named by the alert; closest {_ranked_by(matches[0].reasons)}: "
+        reason += matches[0].runbook.id
     else:
         reason = ""
     reason = "; ".join(r for r in (reason, unresolved) if r)
     return (named.runbook if named else None), reason
+
+
+def _ranked_by(reasons: tuple[str, ...]) -> str:
+    """What a runbook no alert names was ranked first by: ``by words``, ``by service
+    postgres``, ``by service postgres and words``."""
+    words = any(r.startswith("keywords") for r in reasons)
+    parts = [r for r in reasons if not r.startswith("keywords")] + (["words"] if words else [])
+    return "by " + " and ".join(parts or ["words"])
 
 
 def section_names(message: AlertMessage) -> tuple[str, ...]:
