@@ -70,8 +70,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if step.action == "ignore":
             print(f"{path}: ignore: {step.note}")
             continue
+        at = f", at the section for {step.runbook_section}" if step.runbook_section else ""
         runbook = (
-            f"runbook {step.runbook} ({step.runbook_reason})"
+            f"runbook {step.runbook} ({step.runbook_reason}){at}"
             if step.runbook
             else "no runbook" + (f" ({step.runbook_reason})" if step.runbook_reason else "")
         )

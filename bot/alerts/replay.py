@@ -78,6 +78,9 @@ class Step:
     firing: int
     alerts: int
     note: str | None
+    runbook_section: str | None = None
+    """The alert whose section of the runbook a run opens at (a runbook covering many alerts:
+    Mimir's, kubernetes-mixin's), as the runbook spells it."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -89,6 +92,7 @@ class Step:
             "service": self.service,
             "runbook": self.runbook,
             "runbook_reason": self.runbook_reason,
+            "runbook_section": self.runbook_section,
             "firing": self.firing,
             "alerts": self.alerts,
             "note": self.note,
@@ -195,4 +199,10 @@ def _step(
         firing=firing,
         alerts=len(message.alerts),
         note=message.note,
+        runbook_section=_section(plan),
     )
+
+
+def _section(plan: Route) -> str | None:
+    found = plan.runbook.section_for(plan.runbook_alerts) if plan.runbook else None
+    return found[1] if found is not None else None

@@ -14,6 +14,7 @@ from bot.alerts.intake import ingest
 from bot.alerts.model import AlertMessage
 from bot.alerts.models import AlertNotice
 from bot.alerts.notices import notice_from
+from bot.alerts.replay import Rehearsal
 from bot.alerts.sources import parse
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
@@ -152,3 +153,14 @@ def test_a_run_not_started_at_a_section_still_starts_at_step_one(
     )
     run, _ = started(db, load(tmp_path), message, per_page=20)
     assert (run.start_step, run.next_step) == (0, 0)
+
+
+def test_replay_says_at_which_section_a_run_would_open(tmp_path: Path) -> None:
+    """Tuning anchors (``#mimir-ingester-restarts`` or ``#mimiringesterrestarts``) is checked
+    with a replay, not live."""
+    rehearsal = Rehearsal(policy_from_dict({}), load(tmp_path))
+    errors = rehearsal.play(
+        alertmanager("MimirRequestErrors", f"{MIMIR}#mimirrequesterrors", "5xx"), NOW
+    )
+    assert (errors.runbook, errors.runbook_section) == ("mimir-runbooks", "MimirRequestErrors")
+    assert errors.as_dict()["runbook_section"] == "MimirRequestErrors"
