@@ -1,5 +1,5 @@
-"""Datadog: the ``runbook_url`` line docs/alerts.md adds to a monitor's webhook names the
-runbook (Datadog has no variable for it, and the body's link is not read); and when no
+"""Datadog: the runbook a monitor's message links (Datadog has no variable for it), or the
+``runbook_url`` line docs/alerts.md adds to a monitor's webhook, names the runbook; and when no
 runbook is named, replay says what the closest one was ranked by (a service, not words)."""
 
 from __future__ import annotations
@@ -70,11 +70,24 @@ def test_the_documented_runbook_url_line_names_the_runbook(catalog: RunbookCatal
     assert (decided.runbook.id, decided.runbook_reason) == ("disk-full", "runbook_url of the alert")
 
 
-def test_a_runbook_ranked_first_by_its_service_is_not_said_to_be_closest_by_words(
+def test_the_runbook_the_monitors_message_links_names_the_runbook(
     catalog: RunbookCatalog,
 ) -> None:
     policy = policy_from_dict({"alerts": {"service_labels": ["service"]}})
     decided = route(policy, catalog, parse("datadog", triggered(), now=NOW))
+    assert decided.runbook is not None
+    assert (decided.runbook.id, decided.runbook_reason) == ("disk-full", "runbook_url of the alert")
+    # A link on another line (the monitor's status page) is not a runbook.
+    unlinked = {**triggered(), "body": triggered()["body"].replace("Runbook: ", "See: ")}
+    assert route(policy, catalog, parse("datadog", unlinked, now=NOW)).runbook is None
+
+
+def test_a_runbook_ranked_first_by_its_service_is_not_said_to_be_closest_by_words(
+    catalog: RunbookCatalog,
+) -> None:
+    policy = policy_from_dict({"alerts": {"service_labels": ["service"]}})
+    body = {**triggered(), "body": "%%%\nDisk usage on db-1 is above 90%.\n%%%"}
+    decided = route(policy, catalog, parse("datadog", body, now=NOW))
     assert decided.runbook is None
     assert decided.runbook_reason.startswith("none named by the alert; closest by service ")
     assert "closest by words" not in decided.runbook_reason

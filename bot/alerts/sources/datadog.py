@@ -149,6 +149,20 @@ def _link_scope(urls: list[str], monitor: str | None) -> str | None:
     return None
 
 
+_RUNBOOK_LINE = re.compile(r"^.*\b(?:runbook|playbook)s?\b.*$", re.IGNORECASE | re.MULTILINE)
+
+
+def runbook_in(body: str) -> str | None:
+    """The runbook a monitor's message links, as teams write it there (Datadog has no runbook
+    field): the first https link on the first line that says "runbook" or "playbook"
+    (``Runbook: [Disk full](https://wiki.example.com/...)``, ``[Runbook](https://...)``)."""
+    for line in _RUNBOOK_LINE.finditer(body):
+        found = _URL.search(line.group(0))
+        if found is not None:
+            return found.group(0)
+    return None
+
+
 def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
     raw_title = _value(data, "title", "event_title", "alert_title", "alert.alert_title")
     body = _value(data, "body", "event_msg", "text_only_msg", "message") or ""
@@ -242,7 +256,7 @@ def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
         service=clean(service, 200, multiline=False) if service else None,
         starts_at=parse_time(date, now=now),
         links=tuple(links),
-        runbook_url=_value(data, "runbook_url", "runbook"),
+        runbook_url=_value(data, "runbook_url", "runbook") or runbook_in(body),
         event_at=event_at,  # $DATE: when this transition happened
     )
     return AlertMessage(
