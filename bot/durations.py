@@ -87,14 +87,19 @@ def format_duration(value: timedelta) -> str:
 def humanize_duration(value: timedelta | None) -> str:
     """How long something took, for people: ``2d 2h 30m``, ``1h 5m``, ``45s`` (seconds only
     under a minute); ``unknown`` for a missing value. The one way Firebreak shows a duration:
-    the pinned summary, lists, reminders, the console and postmortems."""
+    the pinned summary, lists, reminders, the console and postmortems.
+
+    Rounded to the nearest minute (half a minute up), so the figure agrees with the times
+    shown beside it: 00:05 to 00:12 is ``7m`` even when it was 6 minutes 59.9 seconds. Under
+    a minute it is rounded to the nearest second; 59.5 seconds or more is ``1m``, never
+    ``60s``, and a carry goes up a unit (``1h 59m 40s`` is ``2h``, never ``1h 60m``)."""
     if value is None:
         return "unknown"
-    seconds = int(value.total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)}s"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
+    seconds = max(value.total_seconds(), 0.0)
+    if seconds < 59.5:
+        return f"{int(seconds + 0.5)}s"
+    minutes = int(seconds / 60 + 0.5)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
     parts = ((days, "d"), (hours, "h"), (minutes, "m"))
     return " ".join(f"{amount}{unit}" for amount, unit in parts if amount)

@@ -141,6 +141,17 @@ def test_summary_shows_roles_elapsed_time_and_who_declared(policy: Policy) -> No
     assert "by <@U1>" in text
 
 
+def test_open_for_agrees_with_the_times_shown_beside_it(policy: Policy) -> None:
+    """Declared 23:55 (a fraction of a second past), shown at 02:10: open for 2h 15m, as a
+    reader computes from the two times, not a truncated 2h 14m."""
+    now = datetime(2026, 3, 29, 2, 10, tzinfo=UTC)
+    declared = datetime(2026, 3, 28, 23, 55, 0, 400_000, tzinfo=UTC)
+    snap = blocks.IncidentSnapshot(incident=make_incident(declared_at=declared), roles={}, now=now)
+    _, payload = blocks.incident_summary(policy, snap)
+    text = "\n".join(iter_texts(payload))
+    assert "*Open for*\n2h 15m (as of 02:10 UTC)" in text
+
+
 def test_titles_cannot_inject_mentions_and_slack_markup_survives(policy: Policy) -> None:
     """Titles are plain text and escaped wherever they land in mrkdwn (the notification text,
     the topic); summaries and updates are stored in Slack's markup, so mentions and links
