@@ -35,10 +35,11 @@ Variables a template receives (see ``PostmortemContext``): ``incident``, ``versi
 ``generated_at``, ``generated_by``, ``timezone``, ``authors``, ``milestones`` and ``metrics``
 (dicts by key), ``timeline`` (days of entries, UTC), ``timeline_count``, ``responders``,
 ``roles``, ``handovers``, ``runbooks``, ``action_items``, ``links``, ``clocks``, ``reopens``
-(each with ``resolved``, ``reopened``, ``by``, ``reason``, ``mitigated``); their fields are
-in docs/postmortems.md. A team template renders within limits (``bounds``). Filters:
-``cell`` (a table cell), ``inline`` (one line), ``block`` (a paragraph), ``item`` (a list
-item's text), ``url`` and ``label`` (a Markdown link). A team template can also ``{% extends
+(each with ``resolved``, ``reopened``, ``reopened_at``, ``by``, ``reason``, ``mitigated``);
+their fields are in docs/postmortems.md. A team template renders within limits
+(``bounds``). Filters: ``cell`` (a table cell), ``inline`` (one line), ``block`` (a
+paragraph), ``item`` (a list item's text), ``url`` and ``label`` (a Markdown link). A team
+template can also ``{% extends
 "firebreak/postmortem.md.j2" %}`` and override one block of the built-in template.
 """
 

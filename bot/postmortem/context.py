@@ -254,6 +254,7 @@ def _reopens(events: list[_Event], people: _People, policy: Policy) -> tuple[Reo
                 Reopen(
                     resolved=_short(ended),
                     reopened=_short(event.occurred_at),
+                    reopened_at=event.occurred_at,
                     by=people.person(event.actor_id) if event.actor_id else "",
                     reason=str(event.data.get("note") or ""),
                 )

@@ -102,6 +102,9 @@ class Reopen:
     by: str
     reason: str
     mitigated: str = ""
+    reopened_at: datetime | None = None
+    """When it was reopened, as a datetime (UTC): ``milestones.mitigated.at`` before it means
+    the time to mitigate counts to a mitigation the reopen kept."""
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,34 @@ def test_a_mitigation_before_a_reopen_stays_the_time_to_mitigate_and_the_draft_s
     assert "- **Mitigated:** 2026-03-04 03:10 UTC" in draft.markdown
 
 
+def test_a_mitigation_only_after_the_reopen_is_not_called_the_first(
+    db: Database, team_policy: Policy
+) -> None:
+    """Resolved at 03:35 (which stamps a mitigation), reopened at 04:55 (which takes it back),
+    mitigated at 05:05 and resolved again: the time to mitigate runs to 05:05, the mitigation
+    after the reopen. Before, the draft called 05:05 the first mitigation, one a reopen does
+    not move, and said it was "mitigated again" at the same minute."""
+    incident_id = declare(db, team_policy)
+    steps = (
+        ("03:35", core.resolve_incident, "U1"),
+        ("04:55", core.reopen_incident, "U2"),
+        ("05:05", core.mitigate_incident, "U1"),
+    )
+    for at, change, actor in steps:
+        with freeze_time(f"2026-03-04 {at}:00"), db.transaction() as session:
+            change(session, team_policy, incident_id, actor=actor)
+    with freeze_time("2026-03-04 05:25:00"):
+        draft = close(db, team_policy, incident_id)
+    assert draft is not None
+    assert (
+        "the time to mitigate runs to 2026-03-04 05:05 UTC (the mitigation after the last "
+        "reopen: the one before it was stamped by a resolve, and a reopen takes that back with "
+        "the resolution)."
+    ) in draft.markdown
+    assert "first mitigation" not in draft.markdown
+    assert "- **Mitigated:** 2026-03-04 05:05 UTC" in draft.markdown
+
+
 def test_no_draft_on_close_when_the_policy_says_so(db: Database, output_dir: Path) -> None:
     policy = policy_from_dict({"postmortem": {"on_close": False, "output_dir": str(output_dir)}})
     incident_id = declare(db, policy)
