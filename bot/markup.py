@@ -30,7 +30,9 @@ class NameResolver(Protocol):
     """Turns Slack ids into names people recognise.
 
     The Slack layer implements it with ``users.info`` / ``conversations.info``; the command line
-    has no Slack connection and passes nothing. ``None`` means "unknown": the raw id is shown."""
+    has no Slack connection and passes nothing (a draft then uses the names kept with the
+    incident's earlier drafts, ``bot.postmortem.names``). ``None`` means "unknown": the raw id
+    is shown."""
 
     def user(self, user_id: str) -> str | None: ...
 

@@ -23,6 +23,7 @@ from bot.keys import fit_key
 from bot.markup import NameResolver
 from bot.models import EventKind, Incident, Postmortem, TimelineEvent
 from bot.postmortem.context import build_context
+from bot.postmortem.names import RememberedNames
 from bot.postmortem.render import render_context
 
 logger = logging.getLogger("bot.postmortem")
@@ -139,8 +140,9 @@ def _generate(
         ).one()
         or 0
     )
+    shown = RememberedNames(names, session, incident_id)
     context = build_context(
-        session, policy, incident, version=version, actor=actor, names=names, now=now
+        session, policy, incident, version=version, actor=actor, names=shown, now=now
     )
     rendered = render_context(policy, context)
     postmortem = Postmortem(
@@ -186,6 +188,7 @@ def _generate(
             "template_error": rendered.template_error,
             "file": postmortem.file_path,
             "file_error": file_error,
+            "names": shown.kept(),
         },
         key=_bounded(f"postmortem:{key}", "timeline key"),
         now=now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ from bot import cli
 from bot import incidents as core
 from bot.config import Policy
 from bot.db import Database
-from bot.postmortem import list_postmortems
+from bot.postmortem import generate_postmortem, list_postmortems
 
-from .scenario import T0
+from .scenario import ALICE, BOB, GRACE, T0, Directory
 
 
 @pytest.fixture
@@ -164,3 +165,27 @@ def test_an_unwritable_output_directory_keeps_the_version_and_exits_1(
         "/INC-1-v1.md: cannot write the postmortem draft: "
     )
     assert len(stored(db, incident_id)) == 1
+
+
+@pytest.mark.usefixtures("run")
+def test_a_draft_from_the_command_line_names_people_as_the_bots_draft_did(
+    db: Database, policy: Policy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bot's draft named the reporter and commander from Slack; the command line has no
+    Slack, and its version showed raw ids, so the versions disagreed on who did what. It now
+    uses the names kept with the bot's draft; an id no draft named stays an id."""
+    with freeze_time(T0), db.transaction() as session:
+        incident = core.declare_incident(
+            session, policy, title="Queue lag", reporter=ALICE, severity="SEV2"
+        ).incident
+        assert incident.id is not None
+        core.assign_role(session, policy, incident.id, "commander", BOB, actor=ALICE)
+        generate_postmortem(session, policy, incident.id, actor=ALICE, key="bot", names=Directory())
+    with freeze_time(T0 + timedelta(minutes=5)), db.transaction() as session:
+        core.add_note(session, policy, incident.id, "over to Grace", actor=GRACE)
+    assert cli.main(["postmortem", "INC-1", "--output", "-"]) == 0
+    bots, from_cli = stored(db, incident.id)
+    assert "- **Reported by:** @Alice Ng" in bots and "- **Reported by:** @Alice Ng" in from_cli
+    assert "- **Incident commander:** @Bob Okafor" in from_cli
+    assert "@U01ALICE" not in from_cli and "@U02BOB" not in from_cli
+    assert "@U07GRACE" in from_cli  # no draft named Grace: the id is shown
