@@ -11,6 +11,8 @@ resolve."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -18,25 +20,29 @@ from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from bot.alerts.changes import Changes, as_moved
+from bot.alerts.changes import Changes, as_moved, names
+from bot.alerts.held import carry_over
 from bot.alerts.intake import (
-    DECLARING,
     _all_resolved,
     _announce,
     _declare,
+    firing_again,
     lock_group,
     record_changes,
 )
 from bot.alerts.model import AlertMessage, Status, reporter_of
-from bot.alerts.models import AlertGroup, AlertRecord
+from bot.alerts.models import DECLARING, AlertGroup, AlertRecord
+from bot.alerts.related import related_incident
 from bot.alerts.routing import Route
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.db import Database
-from bot.effects.runner import Done
+from bot.effects.runner import Done, TransientError
 from bot.effects.store import Claimed
 from bot.models import Incident
 from bot.runbooks.catalog import RunbookCatalog
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
 """A deadlock or a lost race on a unique key rolls the transaction back: tried again at once."""
@@ -75,6 +81,11 @@ def started_since(session: Session, group: AlertGroup, since: datetime) -> datet
     return started if started is not None and started <= since else None
 
 
+class StillWaiting(Exception):
+    """The declare of another group of the same thing (a Datadog monitor's earlier alert
+    cycle) still waits: this group attaches to its incident once it has one."""
+
+
 def declare_waiting(
     session: Session,
     policy: Policy,
@@ -82,18 +93,25 @@ def declare_waiting(
     episode: int,
     *,
     since: datetime,
+    related: tuple[str, str] | None = None,
     catalog: RunbookCatalog | None = None,
     now: datetime | None = None,
 ) -> Incident | None:
-    """Declare the incident a group's webhook left to an effect. ``since``: when that webhook
-    came. Nothing (None) if the group no longer waits: declared already (the effect processed
-    again), or a later episode of it."""
+    """Declare the incident a group's webhook left to an effect, or attach the group to the
+    incident of an earlier group of the same thing (``related``), as the webhook would have.
+    ``since``: when that webhook came. Nothing (None) if the group no longer waits: done
+    already (the effect processed again), or a later episode of it. Raises ``StillWaiting``
+    while the earlier group's own declare waits."""
     now = now or utcnow()
     group = lock_group(session, group_id)
     if group.episode != episode or group.disposition != DECLARING:
         return None
+    other = related_incident(session, policy, group, related, now, older_only=True)
+    if other.waiting:
+        raise StillWaiting(f"group {group_id} waits for the declare of an earlier group")
     rows = session.exec(
-        select(AlertRecord).where(
+        select(AlertRecord)
+        .where(
             AlertRecord.group_id == group_id,
             col(AlertRecord.dropped).is_(False),
             or_(
@@ -101,38 +119,34 @@ def declare_waiting(
                 col(AlertRecord.status) == Status.FIRING.value,
             ),
         )
+        .order_by(col(AlertRecord.id))
     ).all()
     firing = [r for r in rows if r.status == Status.FIRING.value]
-    resolved = [r for r in rows if r.status != Status.FIRING.value]
-    plan = group_plan(policy, group, firing, catalog)
-    incident = _declare(
-        session,
-        policy,
-        group,
-        AlertMessage(source=group.source, group_key=group.group_key, title=group.title),
-        plan,
-        group.firing_count,
-        reporter=reporter_of(group.source),
-        now=now,
-        since=since,
-        started=started_since(session, group, since),
-    )
-    assert incident.id is not None
-    _announce(session, policy, group, incident, plan, group.firing_count, now)
-    changes = Changes(fired=[as_moved(r) for r in firing], resolved=[as_moved(r) for r in resolved])
-    if changes.fired or changes.resolved:
-        record_changes(
+    incident = other.incident
+    if incident is not None:
+        group.incident_id = incident.id
+        group.disposition = "incident"
+        carry_over(session, policy, group, incident, now, since=since)
+    else:
+        plan = group_plan(policy, group, firing, catalog)
+        incident = _declare(
             session,
             policy,
             group,
-            incident,
-            changes,
-            (group.firing_count, group.alert_count, 0),
-            key=f"alerts:declared:{group_id}:{episode}",
+            AlertMessage(source=group.source, group_key=group.group_key, title=group.title),
+            plan,
+            group.firing_count,
+            reporter=reporter_of(group.source),
             now=now,
-            held=incident,
-            occurred_at=since,
+            since=since,
+            started=started_since(session, group, since),
+            description=next((r.description for r in firing if r.description), None),
         )
+        _announce(session, policy, group, incident, plan, group.firing_count, now)
+    _record_waited(session, policy, group, incident, list(rows), since, now)
+    if other.incident is not None and firing:
+        fired = (names([as_moved(r) for r in firing]), f"alerts:declared:{group_id}:{episode}")
+        firing_again(session, policy, group, incident, fired, other.refired, now)
     if not group.firing_count and group.alert_count:
         # Every alert resolved while the declare waited: asked (or mitigated), as when the
         # alerts of an incident they declared all resolve.
@@ -140,8 +154,79 @@ def declare_waiting(
     return incident
 
 
+def _record_waited(
+    session: Session,
+    policy: Policy,
+    group: AlertGroup,
+    incident: Incident,
+    rows: list[AlertRecord],
+    since: datetime,
+    now: datetime,
+) -> None:
+    """The alerts that came while the declare waited, on the incident's timeline: every one
+    fired (dated when the first came), and those that resolved meanwhile (dated when the last
+    of them did)."""
+    if not rows:
+        return
+    key = f"alerts:declared:{group.id}:{group.episode}"
+    fired = Changes(fired=[as_moved(r) for r in rows], resolved=[])
+    record_changes(
+        session,
+        policy,
+        group,
+        incident,
+        fired,
+        (len(rows), group.alert_count, 0),
+        key=key,
+        now=now,
+        held=incident,
+        occurred_at=since,
+    )
+    resolved = [r for r in rows if r.status != Status.FIRING.value]
+    if resolved:
+        ended = max((as_utc(r.resolved_at) for r in resolved if r.resolved_at), default=now)
+        record_changes(
+            session,
+            policy,
+            group,
+            incident,
+            Changes(fired=[], resolved=[as_moved(r) for r in resolved]),
+            (group.firing_count, group.alert_count, 0),
+            key=f"{key}:resolved",
+            now=now,
+            held=incident,
+            occurred_at=max(ended, since),
+        )
+
+
+def gave_up(session: Session, group_id: int, episode: int, error: str) -> None:
+    """The declare failed for good (its retries ran out): the group no longer waits, so the
+    next message of its alerts opens it again (Alertmanager and Datadog send them again while
+    they fire), and the log says so, as an error, for whoever runs Firebreak."""
+    group = lock_group(session, group_id)
+    if group.episode == episode and group.disposition == DECLARING:
+        group.disposition = "pending"
+        session.add(group)
+    log.error(
+        "alert group %s (%s) could not be declared: %s; the next message of its alerts tries again",
+        group_id,
+        group.source,
+        error[:300],
+    )
+
+
+WAIT = 5.0
+"""Seconds a declare waits for the incident counter (another declare's transaction holds it a
+few milliseconds, or one that is slow): past it, the effect is tried again later, and its
+runner thread goes on with other incidents' work meanwhile."""
+
+
 def handler(
-    database: Database, policy: Policy, catalog: Callable[[], RunbookCatalog | None]
+    database: Database,
+    policy: Policy,
+    catalog: Callable[[], RunbookCatalog | None],
+    *,
+    wait: float = WAIT,
 ) -> Callable[[Claimed], Done]:
     """The ``alerts.declare`` effect, in a transaction of its own (``catalog``: the runbook
     catalog as it is now, reloaded or not)."""
@@ -149,16 +234,29 @@ def handler(
     def run(item: Claimed) -> Done:
         group, episode = int(item.data["group"]), int(item.data["episode"])
         since = datetime.fromisoformat(str(item.data["since"]))
+        named = item.data.get("related")
+        related = (str(named[0]), str(named[1])) if isinstance(named, list) else None
 
         def declare(session: Session) -> str | None:
             incident = declare_waiting(
-                session, policy, group, episode, since=since, catalog=catalog()
+                session, policy, group, episode, since=since, related=related, catalog=catalog()
             )
             return incident.ref if incident is not None else None
 
-        ref = database.transact(
-            declare, attempts=ATTEMPTS, retry_on=(OperationalError, IntegrityError)
-        )
+        try:
+            ref = database.transact(
+                declare,
+                attempts=ATTEMPTS,
+                retry_on=(OperationalError, IntegrityError),
+                until=time.monotonic() + wait,
+            )
+        except StillWaiting as exc:
+            raise TransientError(str(exc), retry_after=1.0, reason="waiting") from None
+        except OperationalError:
+            # The counter (or the group) held past ``wait``, or the database away.
+            raise TransientError(
+                "the incident counter or the database is busy", retry_after=1.0, reason="busy"
+            ) from None
         return Done({"incident": ref})
 
     return run

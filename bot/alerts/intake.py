@@ -42,7 +42,7 @@ from bot.alerts.changes import (
 )
 from bot.alerts.held import adopt_strays, carry_over, hold, record_note
 from bot.alerts.model import SOURCE_TITLES, AlertMessage, Status, reporter_of
-from bot.alerts.models import AlertGroup, AlertRecord, label_value
+from bot.alerts.models import DECLARING, AlertGroup, AlertRecord
 from bot.alerts.notices import (
     ALL_RESOLVED,
     AlertLinks,
@@ -53,6 +53,7 @@ from bot.alerts.notices import (
     queue_notice,
 )
 from bot.alerts.priorities import assess, entry_text, opening_severity
+from bot.alerts.related import labelled, related_incident
 from bot.alerts.routing import Route, mapped_severity, route
 from bot.clock import utcnow
 from bot.config import Policy
@@ -64,8 +65,6 @@ from bot.runbooks import progress
 from bot.runbooks.catalog import RunbookCatalog
 
 DATA_LIST_MAX = 50
-DECLARING = "declaring"
-"""The disposition of a group whose declare waits in an effect (``_defer_declare``)."""
 
 
 @dataclass(frozen=True)
@@ -124,18 +123,6 @@ _LOCK_GROUP_BY_KEY = (
 )
 
 
-def _labelled(source: str, label: str, value: str) -> Any:
-    """The groups of ``source`` with an alert whose ``label`` (one of ``LOOKUP_LABELS``, each
-    indexed) is ``value``, newest first: by when the group was made, not when it was last
-    heard from, since a late copy of an old cycle's message must not make it the latest."""
-    return (
-        select(AlertGroup)
-        .join(AlertRecord, col(AlertRecord.group_id) == col(AlertGroup.id))
-        .where(col(AlertGroup.source) == source, label_value(label) == value)
-        .order_by(col(AlertGroup.id).desc())
-    )
-
-
 def _open_group(session: Session, message: AlertMessage, now: datetime) -> AlertGroup:
     """The message's group, locked; created first when it is new (a concurrent creator waits
     on the unique key and then finds the row). A message that names its group only by another
@@ -145,7 +132,7 @@ def _open_group(session: Session, message: AlertMessage, now: datetime) -> Alert
     if group is not None:
         return group
     if message.same_as is not None:
-        known = session.exec(_labelled(message.source, *message.same_as).limit(1)).first()
+        known = session.exec(labelled(message.source, *message.same_as).limit(1)).first()
         if known is not None and known.id is not None:
             return lock_group(session, known.id)
     created = session.scalars(
@@ -175,12 +162,15 @@ def _phase(policy: Policy, incident: Incident) -> str:
     return policy.phase_of(incident.status)
 
 
-def _summary(message: AlertMessage, firing: int) -> str:
+def _summary(message: AlertMessage, firing: int, description: str | None = None) -> str:
+    """``description``: the first firing alert's, for a message that lists none (a declare
+    after the webhook: from triage, or one that waited)."""
     first = next((a for a in message.alerts if a.status == Status.FIRING), None)
     source = "" if message.source == "generic" else f"{SOURCE_TITLES[message.source]} "
     lines = [f"Opened by {source}alerts ({firing} firing)."]
-    if first is not None and first.description:
-        lines.append(_description_shown(first.description))
+    description = first.description if first is not None else description
+    if description:
+        lines.append(_description_shown(description))
     return "\n\n".join(lines)
 
 
@@ -212,6 +202,7 @@ def _declare(
     invite_also: tuple[str, ...] = (),
     since: datetime | None = None,
     started: datetime | None = None,
+    description: str | None = None,
 ) -> Incident:
     """Declare the group's incident. ``since``: when the alerts came that it is declared for
     (by default now, in this message); ``started``: when they started firing, for a message
@@ -223,7 +214,7 @@ def _declare(
         title=group.title or message.title or f"{message.source} alert",
         reporter=reporter,
         severity=group.severity or plan.severity,
-        summary=_summary(message, firing),
+        summary=_summary(message, firing, description),
         service=group.service or plan.service,
         impact_started_at=min(starts) if starts else started,
         detected_at=since or now,
@@ -279,11 +270,15 @@ def record_changes(
     )
 
 
-def _defer_declare(session: Session, group: AlertGroup, plan: Route, now: datetime) -> None:
+def _defer_declare(
+    session: Session, group: AlertGroup, plan: Route, message: AlertMessage, now: datetime
+) -> None:
     """Another declare holds the incident counter (PostgreSQL) until its commit: rather than
     this webhook waiting for it, the group is declared by an effect moments later, on any
     replica (``bot.alerts.declaring``). The alerts are stored now; messages that come
-    meanwhile are stored on the group, as while it waits in triage."""
+    meanwhile are stored on the group, as while it waits in triage. Also when another group
+    of the same thing (``message.related``) is waiting so: it attaches to that one's incident
+    once it has one."""
     assert group.id is not None
     group.disposition = DECLARING
     # The runbook the alerts name, kept for the declare (as for a Declare from triage).
@@ -292,7 +287,12 @@ def _defer_declare(session: Session, group: AlertGroup, plan: Route, now: dateti
         session,
         kind=kinds.ALERTS_DECLARE,
         key=f"alerts:declare:{group.id}:{group.episode}",
-        data={"group": group.id, "episode": group.episode, "since": now.isoformat()},
+        data={
+            "group": group.id,
+            "episode": group.episode,
+            "since": now.isoformat(),
+            "related": list(message.related) if message.related else None,
+        },
         now=now,
     )
 
@@ -472,30 +472,6 @@ def firing_again(
     )
 
 
-def _related_incident(
-    session: Session, policy: Policy, group: AlertGroup, message: AlertMessage, now: datetime
-) -> tuple[Incident | None, bool]:
-    """The incident of another group of the same thing (``message.related``: a Datadog monitor
-    and scope in an earlier alert cycle) that is still firing, or resolved within the flap
-    window, or still being worked on (active), and not closed: a new group of a flapping
-    monitor attaches to it. And whether that is the thing firing again (the other group had
-    resolved), as a group whose own alerts fire again is (``firing_again``)."""
-    if message.related is None:
-        return None, False
-    for other in session.exec(_labelled(message.source, *message.related).limit(20)).all():
-        if other.id == group.id or other.incident_id is None:
-            continue
-        recent = other.firing_count > 0 or (
-            other.resolved_at is not None and now - other.resolved_at <= policy.alerts.flap_window
-        )
-        incident = session.get(Incident, other.incident_id)
-        phase = _phase(policy, incident) if incident is not None else "closed"
-        if (recent and phase != "closed") or phase == "active":
-            return incident, other.firing_count == 0
-        break  # only the latest group of the thing counts
-    return None, False
-
-
 def ingest(
     session: Session,
     policy: Policy,
@@ -567,13 +543,16 @@ def ingest(
     declared = False
     if opening:
         if firing:
-            incident, refired = _related_incident(session, policy, group, message, now)
+            other = related_incident(session, policy, group, message.related, now)
+            incident, refired = other.incident, other.refired
             if incident is not None:
                 group.incident_id = incident.id
                 group.disposition = "incident"
                 carry_over(session, policy, group, incident, now)
-            elif policy.alerts.declare == "auto" and not core.number_free(session):
-                _defer_declare(session, group, plan, now)
+            elif other.waiting or (
+                policy.alerts.declare == "auto" and not core.number_free(session)
+            ):
+                _defer_declare(session, group, plan, message, now)
             elif policy.alerts.declare == "auto":
                 incident = _declare(
                     session,

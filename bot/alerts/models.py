@@ -24,6 +24,10 @@ def _utc(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
 
 
+DECLARING = "declaring"
+"""The disposition of a group whose declare waits in an effect (``bot.alerts.declaring``)."""
+
+
 class AlertGroup(SQLModel, table=True):
     __tablename__ = "alert_groups"
     __table_args__ = (UniqueConstraint("source", "group_key"),)

@@ -49,9 +49,9 @@ def triage_declare(
         return declared  # this person's Declare, processed again (its answer was lost)
     _undecided(session, group)
     rows = session.exec(
-        select(AlertRecord).where(
-            AlertRecord.group_id == group_id, AlertRecord.status == Status.FIRING.value
-        )
+        select(AlertRecord)
+        .where(AlertRecord.group_id == group_id, AlertRecord.status == Status.FIRING.value)
+        .order_by(col(AlertRecord.id))
     ).all()
     message = AlertMessage(source=group.source, group_key=group.group_key, title=group.title)
     plan = group_plan(policy, group, list(rows), catalog)
@@ -70,6 +70,7 @@ def triage_declare(
         invite_also=(actor,),
         since=since,
         started=started_since(session, group, since),
+        description=next((r.description for r in rows if r.description), None),
     )
     assert incident.id is not None
     firing = (

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.alerts.declaring import gave_up
 from bot.alerts.model import PRINCIPAL_PREFIX
 from bot.clock import utcnow
 from bot.config import Policy
@@ -62,6 +63,9 @@ def on_effect_failed(
     the timeline records each."""
     incident_id = effect.incident_id or incident_id
     if effect.kind in QUIET:
+        return
+    if effect.kind == kinds.ALERTS_DECLARE:
+        gave_up(session, int(effect.data["group"]), int(effect.data["episode"]), error)
         return
     if effect.kind == kinds.POST and (effect.data.get("notice") or {}).get("type") == "failure":
         return  # the notice about a failure failed: do not loop

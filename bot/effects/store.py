@@ -531,6 +531,15 @@ something failed): one that failed is never run again later, when what it says (
 what is true then."""
 
 
+def tells_of_a_moment(row: Effect) -> bool:
+    """``MOMENT``; for rows written before the flag was, by what they are: a reminder's post
+    (its key) or a notice that something failed."""
+    data = row.data or {}
+    notice = data.get("notice")
+    failure = isinstance(notice, dict) and notice.get("type") == "failure"
+    return bool(data.get(MOMENT)) or row.key.startswith("reminder:") or failure
+
+
 def retry_failed(session: Session, incident_id: int, *, now: datetime) -> int:
     """Run an incident's failed effects again (``/incident retry``, or Firebreak invited back
     to the channel), but for those that told of a moment (``MOMENT``). Returns how many."""
@@ -539,7 +548,7 @@ def retry_failed(session: Session, incident_id: int, *, now: datetime) -> int:
         .where(col(Effect.incident_id) == incident_id, col(Effect.state) == FAILED)
         .with_for_update()
     ).all()
-    rows = [row for row in rows if not (row.data or {}).get(MOMENT)]
+    rows = [row for row in rows if not tells_of_a_moment(row)]
     for row in rows:
         _rearm(row, now)
         row.updated_at = now

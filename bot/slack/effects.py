@@ -157,8 +157,8 @@ class SlackEffects:
             on_effect_failed(session, self.fb.policy, row, error, problem=channel_problem(error))
             if row.incident_id is None:
                 return
-            channel = core.get_incident(session, row.incident_id).slack_channel_id
-            if not _in_channel(row, channel):
+            incident = core.get_incident(session, row.incident_id)
+            if not _in_channel(row, incident.slack_channel_id):
                 return
             # Archived, or Firebreak removed, without the event reaching it (an app without
             # the event, a delivery lost): Slack's refusal says so. Answers and the summary
@@ -172,7 +172,10 @@ class SlackEffects:
                     actor=None,
                     key=f"effect:{row.id}:archived",
                 )
-            elif "(not_in_channel)" in error:
+            elif "(not_in_channel)" in error or (
+                # What Slack answers for a private channel Firebreak was removed from.
+                "(channel_not_found)" in error and incident.private
+            ):
                 core.record_channel_lost(
                     session,
                     self.fb.policy,
@@ -183,13 +186,13 @@ class SlackEffects:
                 )
             return
         person, channel = who_and_where(str(row.data.get("kind")), row.data.get("body") or {})
-        incident = core.find_incident_by_channel(session, channel) if channel else None
+        about = core.find_incident_by_channel(session, channel) if channel else None
         on_effect_failed(
             session,
             self.fb.policy,
             row,
             error,
-            incident_id=incident.id if incident is not None else None,
+            incident_id=about.id if about is not None else None,
             person=person or None,
         )
 

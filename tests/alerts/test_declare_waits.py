@@ -15,18 +15,22 @@ from sqlmodel import col, select
 
 from bot import incidents as core
 from bot.alerts import declaring
-from bot.alerts.intake import DECLARING, Outcome, ingest
+from bot.alerts.intake import Outcome, ingest
 from bot.alerts.listing import list_alerts
 from bot.alerts.model import AlertMessage
-from bot.alerts.models import AlertGroup, AlertNotice
+from bot.alerts.models import DECLARING, AlertGroup, AlertNotice
 from bot.alerts.sources import parse
 from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.effects import kinds
+from bot.effects.failures import on_effect_failed
 from bot.effects.models import Effect
+from bot.effects.runner import TransientError
+from bot.effects.store import Claimed
 from bot.incidents.text import INCIDENT_COUNTER
 from bot.models import EventKind, Incident, TimelineEvent
-from tests.alerts.conftest import NOW
+from tests.alerts.conftest import NOW, datadog_cycle
+from tests.alerts.test_probe_round5 import deliver
 
 
 @contextmanager
@@ -97,6 +101,7 @@ def run_declare(db: Database, policy: Policy, effect: Effect, minutes: float) ->
             int(effect.data["group"]),
             int(effect.data["episode"]),
             since=NOW.fromisoformat(str(effect.data["since"])),
+            related=tuple(effect.data["related"]) if effect.data.get("related") else None,
             now=at,
         )
         session.expunge_all()
@@ -136,15 +141,26 @@ def test_the_webhook_stores_the_alerts_and_the_effect_declares_them_once(
     assert declared.detected_at == NOW  # when the first webhook came, not when it was declared
     assert declared.impact_started_at == NOW - timedelta(minutes=10)  # the alerts' startsAt
     assert (group.disposition, group.incident_id) == ("incident", declared.id)
-    assert [(e.kind, e.text) for e in events] == [
-        (EventKind.DECLARED, f"INC-1 declared as {policy.default_severity}: CheckoutErrors"),
+    assert [(e.kind, e.text, e.occurred_at) for e in events] == [
+        (
+            EventKind.DECLARED,
+            f"INC-1 declared as {policy.default_severity}: CheckoutErrors",
+            NOW + timedelta(minutes=0.5),
+        ),
+        # What came while it waited: both fired, dated when the first came; one resolved,
+        # dated when it did.
         (
             EventKind.ALERT_FIRING,
-            "Alert firing: CheckoutErrors; alert resolved: CheckoutErrors (1 of 2 firing in "
-            "this group)",
+            "2 alerts firing: CheckoutErrors ×2 (2 of 2 firing in this group)",
+            NOW,
+        ),
+        (
+            EventKind.ALERT_RESOLVED,
+            "Alert resolved: CheckoutErrors (1 of 2 firing in this group)",
+            NOW + timedelta(minutes=0.4),
         ),
     ]
-    assert events[1].occurred_at == NOW
+    assert declared.summary == "Opened by Alertmanager alerts (1 firing).\n\n5xx on web-1"
     assert listed == {"fp-web-1": "INC-1", "fp-web-2": "INC-1"}
 
     # Later messages attach as to any incident the alerts declared.
@@ -171,6 +187,7 @@ def test_alerts_that_all_resolved_while_the_declare_waited_are_asked_about(
         ).one()
     assert [n.incident_id for n in asked] == [incident.id]
     assert event.text == "Alert resolved: CheckoutErrors (0 of 1 firing in this group)"
+    assert event.occurred_at == NOW + timedelta(minutes=0.3)
 
 
 def test_a_declare_left_behind_by_a_later_episode_does_nothing(
@@ -204,3 +221,79 @@ def test_the_counter_is_free_unless_another_declare_holds_it(
         return  # SQLite: a transaction that writes holds the whole database
     with counter_taken(db, monkeypatch), db.transaction() as session:
         assert not core.number_free(session)
+
+
+def test_a_monitors_next_cycle_attaches_to_the_incident_its_waiting_cycle_declares(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Datadog monitor's cycle c1 waits for its declare; it recovers and cycle c2 triggers
+    before the declare ran. c2 waits too, and joins c1's incident: one incident for one
+    flapping monitor, as without the wait."""
+    policy = policy_from_dict({})
+    with counter_taken(db, monkeypatch):
+        first = deliver(db, policy, "datadog", datadog_cycle("Triggered", "c1", 0), 0)
+    deliver(db, policy, "datadog", datadog_cycle("Recovered", "c1", 0.1), 0.1)
+    second = deliver(db, policy, "datadog", datadog_cycle("Triggered", "c2", 0.2), 0.2)
+    assert (first.disposition, second.disposition) == (DECLARING, DECLARING)
+    first_effect, second_effect = waiting_effects(db)
+    # c2's declare runs first (another replica): it waits for c1's.
+    with pytest.raises(declaring.StillWaiting):
+        run_declare(db, policy, second_effect, 0.3)
+    incident = run_declare(db, policy, first_effect, 0.3)
+    assert incident is not None
+    attached = run_declare(db, policy, second_effect, 0.4)
+    assert attached is not None and attached.id == incident.id
+    with db.read() as session:
+        assert [i.ref for i in session.exec(select(Incident)).all()] == ["INC-1"]
+        groups = session.exec(select(AlertGroup).order_by(col(AlertGroup.id))).all()
+    assert [(g.disposition, g.incident_id) for g in groups] == [("incident", incident.id)] * 2
+
+
+def test_a_declare_that_failed_for_good_lets_the_next_message_open_the_incident(
+    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its retries ran out (the database away for an hour): the group no longer waits, the
+    log says so as an error, and the alerts' next message (Alertmanager sends it again while
+    they fire) declares the incident."""
+    policy = policy_from_dict({})
+    with counter_taken(db, monkeypatch):
+        store(db, policy, alertmanager(("web-1", "firing")))
+    [effect] = waiting_effects(db)
+    with db.transaction() as session:
+        row = session.get(Effect, effect.id)
+        assert row is not None
+        on_effect_failed(session, policy, row, "gave up after 15 attempts: the database")
+    assert any(
+        r.levelname == "ERROR" and "could not be declared" in r.getMessage() for r in caplog.records
+    )
+    later = store(db, policy, alertmanager(("web-1", "firing"), ("web-2", "firing")), 30)
+    assert (later.incident_ref, later.declared) == ("INC-1", True)
+
+
+def test_a_declare_waits_for_a_held_counter_only_so_long(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transaction holds the incident counter (a slow declare): the effect gives up
+    after its wait and is tried again later, so its runner thread goes on with other
+    incidents' Slack work meanwhile (on PostgreSQL; on SQLite nothing holds the counter apart
+    from the database, and the declare goes through)."""
+    policy = policy_from_dict({})
+    run = declaring.handler(db, policy, lambda: None, wait=0.5)
+    with counter_taken(db, monkeypatch):
+        store(db, policy, alertmanager(("web-1", "firing")))
+        [effect] = waiting_effects(db)
+        item = Claimed(
+            id=effect.id or 0,
+            key=effect.key,
+            kind=effect.kind,
+            incident_id=None,
+            data=dict(effect.data),
+            result={},
+            attempts=1,
+            created_at=NOW,
+        )
+        if db.engine.dialect.name == "postgresql":
+            with pytest.raises(TransientError) as busy:
+                run(item)
+            assert busy.value.reason == "busy"
+    assert run(item).result == {"incident": "INC-1"}  # the counter free again

@@ -14,7 +14,7 @@ from bot.models import EventKind
 from bot.reminders.worker import ReminderWorker
 from bot.sandbox import FakeSlack, SlackSimulator
 from bot.testing.harness import LocalBot
-from tests.e2e.helpers import declare
+from tests.e2e.helpers import declare, declare_private
 from tests.e2e.test_reminders_and_access import (  # noqa: F401  (fixtures)
     core_timeline,
     e2e_policy,
@@ -32,6 +32,18 @@ def test_a_reminder_refused_for_not_in_channel_marks_the_channel_lost(
     tick_later(worker, 31)  # the escalation: posted in the channel, refused
     kinds_seen = [e.kind for e in core_timeline(db, incident)]
     assert EventKind.CHANNEL_LOST in kinds_seen
+
+
+def test_a_reminder_refused_in_a_private_channel_firebreak_left_marks_it_lost(
+    fake: FakeSlack, bot: LocalBot, slack: SlackSimulator, db: Database, worker: ReminderWorker
+) -> None:
+    """Slack answers channel_not_found, not not_in_channel, for a private channel Firebreak is
+    no longer in."""
+    incident = declare_private(fake, bot, slack, db)
+    fake.remove_bot_from_channel(incident.slack_channel_id or "")
+    tick_later(worker, 31)
+    lost = [e for e in core_timeline(db, incident) if e.kind == EventKind.CHANNEL_LOST]
+    assert len(lost) == 1
 
 
 def test_a_reminder_refused_for_an_archived_channel_marks_it_archived(
