@@ -20,6 +20,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
+from bot import incidents as core
 from bot.alerts.changes import Changes, as_moved, names
 from bot.alerts.held import carry_over
 from bot.alerts.intake import (
@@ -103,6 +104,7 @@ def declare_waiting(
     already (the effect processed again), or a later episode of it. Raises ``StillWaiting``
     while the earlier group's own declare waits."""
     now = now or utcnow()
+    core.hold_counter(session)  # first: waiting for it, hold no group its webhooks wait for
     group = lock_group(session, group_id)
     if group.episode != episode or group.disposition != DECLARING:
         return None

@@ -52,7 +52,7 @@ from bot.incidents.lifecycle import (
     unassign_role,
 )
 from bot.incidents.metrics import IncidentMetrics, incident_metrics
-from bot.incidents.numbers import number_free
+from bot.incidents.numbers import hold_counter, number_free
 from bot.incidents.queries import (
     NUMBER_MAX,
     current_roles,
@@ -135,6 +135,7 @@ __all__ = [
     "find_incident_by_channel_name",
     "find_recent_duplicate",
     "get_incident",
+    "hold_counter",
     "humanize_duration",
     "incident_metrics",
     "is_active",

@@ -52,6 +52,16 @@ def number_free(session: Session) -> bool:
     return free is not None
 
 
+def hold_counter(session: Session) -> None:
+    """Wait for the counter and hold it until this transaction ends, before locking anything
+    else: a declare made after its webhook (``bot.alerts.declaring``) then holds no group of
+    alerts, which that group's webhooks would wait for, while it waits for other declares.
+    (Webhooks never wait for the counter, ``number_free``, so the order cannot deadlock.)"""
+    session.exec(
+        select(Counter.name).where(col(Counter.name) == INCIDENT_COUNTER).with_for_update()
+    ).first()
+
+
 def take_next_number(session: Session) -> int:
     """Bump the counter and return its new value, in one statement that also locks its row
     until the commit (a rollback gives the number back)."""
