@@ -126,6 +126,9 @@ def declare_waiting(
     firing = [r for r in rows if r.status == Status.FIRING.value]
     incident = other.incident
     if incident is not None:
+        assert incident.id is not None
+        # Locked (after the group, as every path takes them): its timeline is appended to.
+        incident = core.lock_incident(session, incident.id)
         group.incident_id = incident.id
         group.disposition = "incident"
         carry_over(session, policy, group, incident, now, since=since)
