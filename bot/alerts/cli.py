@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.alerts.listing import list_alerts
+from bot.alerts.listing import Entry, list_alerts
 from bot.alerts.model import PayloadError
+from bot.alerts.models import DECLARING
 from bot.alerts.receiver import decode
 from bot.alerts.replay import Rehearsal
 from bot.alerts.sources import SOURCES, parse
@@ -39,10 +40,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("no alerts")
     for entry in entries:
         print(
-            f"{entry.source:<12} {entry.status:<8} {entry.incident or '-':<9} "
+            f"{entry.source:<12} {entry.status:<8} {entry.incident or _waiting(entry):<9} "
             f"{entry.key[:24]:<24} {entry.title}"
         )
     return EXIT_OK
+
+
+def _waiting(entry: Entry) -> str:
+    """What an alert with no incident waits for: its declare, or people in triage."""
+    return entry.disposition if entry.disposition in (DECLARING, "triage") else "-"
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

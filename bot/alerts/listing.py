@@ -23,6 +23,8 @@ class Entry:
     title: str
     dropped: bool
     last_seen_at: datetime
+    disposition: str = "incident"
+    """Its group's: ``declaring`` while its incident is on its way, ``triage``, ``ignored``..."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +36,7 @@ class Entry:
             "title": self.title,
             "dropped": self.dropped,
             "last_seen_at": self.last_seen_at.isoformat(),
+            "disposition": self.disposition,
         }
 
 
@@ -56,6 +59,7 @@ def list_alerts(session: Session, *, limit: int = 1000) -> list[Entry]:
             title=alert.title,
             dropped=alert.dropped,
             last_seen_at=alert.last_seen_at,
+            disposition=group.disposition,
         )
         for alert, group, number in rows
     ]

@@ -122,6 +122,9 @@ def test_the_webhook_stores_the_alerts_and_the_effect_declares_them_once(
     third = store(db, policy, alertmanager(("web-2", "resolved")), 0.4)
     assert (second.disposition, third.disposition) == (DECLARING, DECLARING)
     assert (second.incident_ref, third.incident_ref) == (None, None)
+    with db.read() as session:  # `alerts list` says what they wait for
+        waiting = {(e.key, e.incident, e.disposition) for e in list_alerts(session)}
+    assert waiting == {("fp-web-1", None, DECLARING), ("fp-web-2", None, DECLARING)}
 
     [effect] = waiting_effects(db)
     incident = run_declare(db, policy, effect, 0.5)
