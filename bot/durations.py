@@ -89,8 +89,10 @@ def humanize_duration(value: timedelta | None) -> str:
     under a minute); ``unknown`` for a missing value. The one way Firebreak shows a duration:
     the pinned summary, lists, reminders, the console and postmortems.
 
-    Rounded to the nearest minute (half a minute up), so the figure agrees with the times
-    shown beside it: 00:05 to 00:12 is ``7m`` even when it was 6 minutes 59.9 seconds. Under
+    Rounded to the nearest minute (half a minute up), so the figure mostly agrees with the
+    times shown beside it: 00:05 to 00:12 is ``7m`` even when it was 6 minutes 59.9 seconds
+    (where the two times' seconds differ by more than half a minute, it is a minute off what a
+    reader subtracts: 00:05:20 to 00:12:50 is ``8m``). Under
     a minute it is rounded to the nearest second; 59.5 seconds or more is ``1m``, never
     ``60s``, and a carry goes up a unit (``1h 59m 40s`` is ``2h``, never ``1h 60m``)."""
     if value is None:

@@ -38,8 +38,10 @@ from bot.alerts.routing import Route
 from bot.clock import as_utc, utcnow
 from bot.config import Policy
 from bot.db import Database
+from bot.effects import kinds, store
 from bot.effects.runner import Done, TransientError
 from bot.effects.store import Claimed
+from bot.markup import escape_mrkdwn
 from bot.models import Incident
 from bot.runbooks.catalog import RunbookCatalog
 
@@ -204,19 +206,40 @@ def _record_waited(
         )
 
 
-def gave_up(session: Session, group_id: int, episode: int, error: str) -> None:
-    """The declare failed for good (its retries ran out): the group no longer waits, so the
-    next message of its alerts opens it again (Alertmanager and Datadog send them again while
-    they fire), and the log says so, as an error, for whoever runs Firebreak."""
+def gave_up(session: Session, policy: Policy, group_id: int, episode: int, error: str) -> None:
+    """The declare failed for good (its retries ran out): people are told in the triage
+    channel, else the announcements channel, to declare by hand (a Datadog monitor that stays
+    in alert sends nothing more), the log says so as an error, and the group no longer waits:
+    a later message of its alerts opens it again."""
     group = lock_group(session, group_id)
-    if group.episode == episode and group.disposition == DECLARING:
-        group.disposition = "pending"
-        session.add(group)
+    if group.episode != episode or group.disposition != DECLARING:
+        return
+    group.disposition = "pending"
+    session.add(group)
     log.error(
-        "alert group %s (%s) could not be declared: %s; the next message of its alerts tries again",
+        "alert group %s (%s) could not be declared: %s; people are told to declare it by hand",
         group_id,
         group.source,
         error[:300],
+    )
+    where = policy.alerts.triage_channel or policy.slack.announcements_channel
+    if not where:
+        return
+    title = escape_mrkdwn(group.title or f"{group.source} alerts")
+    store.enqueue(
+        session,
+        kind=kinds.POST,
+        key=f"alerts:gave-up:{group_id}:{episode}",
+        data={
+            "to": where,
+            "notice": {
+                "type": "failure",
+                "what": f"open an incident for the alerts *{title}* ({group.firing_count} firing)",
+                "error": f"{error[:300]} Declare it by hand: `/incident {title[:80]}`.",
+            },
+            store.MOMENT: True,
+        },
+        now=utcnow(),
     )
 
 

@@ -187,7 +187,13 @@ def queue_notice(session: Session, notice: Notice, *, dedupe_key: str, now: date
         session,
         kind=kinds.POST,
         key=_post_key(dedupe_key),
-        data={"to": to, "notice": as_effect_notice(notice)},
+        # A notice of alerts firing again, or asking to mitigate, tells of a moment: a retry
+        # hours later never posts it.
+        data={
+            "to": to,
+            "notice": as_effect_notice(notice),
+            store.MOMENT: notice.kind in (FIRING_AGAIN, ALL_RESOLVED),
+        },
         incident_id=incident_id,
         lane=_lane(notice),
         now=now,

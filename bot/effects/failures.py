@@ -65,7 +65,7 @@ def on_effect_failed(
     if effect.kind in QUIET:
         return
     if effect.kind == kinds.ALERTS_DECLARE:
-        gave_up(session, int(effect.data["group"]), int(effect.data["episode"]), error)
+        gave_up(session, policy, int(effect.data["group"]), int(effect.data["episode"]), error)
         return
     if effect.kind == kinds.POST and (effect.data.get("notice") or {}).get("type") == "failure":
         return  # the notice about a failure failed: do not loop

@@ -91,3 +91,24 @@ def test_a_runbook_ranked_first_by_its_service_is_not_said_to_be_closest_by_word
     assert decided.runbook is None
     assert decided.runbook_reason.startswith("none named by the alert; closest by service ")
     assert "closest by words" not in decided.runbook_reason
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Runbook: [Disk full](https://wiki.example.com/ops/disk-full)",
+        "See the runbook: https://wiki.example.com/ops/disk-full.",
+        "<https://wiki.example.com/ops/disk-full|Runbook>",
+        "runbook_url: https://wiki.example.com/ops/disk-full",
+        "Runbook:\nhttps://wiki.example.com/ops/disk-full",
+        "Dashboard: https://dash.example.com/d/disk Runbook: https://wiki.example.com/ops/disk-full",
+        "[Dashboard](https://dash.example.com/d/disk) · [Runbook](https://wiki.example.com/ops/disk-full)",
+    ],
+)
+def test_the_runbook_link_is_read_as_teams_write_it(message: str) -> None:
+    """The forms monitor messages use: a labelled link (Markdown or Slack's), a bare link after
+    the word (a sentence's full stop is not part of it), a heading with the link below, and
+    a dashboard link before it on the same line, which is not the runbook."""
+    body = {**triggered(), "body": f"%%%\nDisk usage on db-1 is above 90%.\n\n{message}\n%%%"}
+    parsed = parse("datadog", body, now=NOW)
+    assert [a.runbook_url for a in parsed.alerts] == ["https://wiki.example.com/ops/disk-full"]

@@ -252,23 +252,27 @@ def test_a_monitors_next_cycle_attaches_to_the_incident_its_waiting_cycle_declar
     assert [(g.disposition, g.incident_id) for g in groups] == [("incident", incident.id)] * 2
 
 
-def test_a_declare_that_failed_for_good_lets_the_next_message_open_the_incident(
+def test_a_declare_that_failed_for_good_is_told_and_the_next_message_declares(
     db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Its retries ran out (the database away for an hour): the group no longer waits, the
-    log says so as an error, and the alerts' next message (Alertmanager sends it again while
-    they fire) declares the incident."""
-    policy = policy_from_dict({})
+    """Its retries ran out (the database away for an hour): people are told in the
+    announcements channel to declare by hand (a Datadog monitor that stays in alert sends
+    nothing more), the log says so as an error, and the group no longer waits: the alerts'
+    next message (Alertmanager repeats it) declares the incident."""
+    policy = policy_from_dict({"slack": {"announcements_channel": "C0INCIDENTS"}})
     with counter_taken(db, monkeypatch):
         store(db, policy, alertmanager(("web-1", "firing")))
     [effect] = waiting_effects(db)
     with db.transaction() as session:
         row = session.get(Effect, effect.id)
         assert row is not None
-        on_effect_failed(session, policy, row, "gave up after 15 attempts: the database")
-    assert any(
-        r.levelname == "ERROR" and "could not be declared" in r.getMessage() for r in caplog.records
-    )
+        on_effect_failed(session, policy, row, "gave up after 15 attempts: the database.")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("could not be declared" in message for message in errors)
+    with db.read() as session:
+        [told] = session.exec(select(Effect).where(Effect.key == "alerts:gave-up:1:1")).all()
+    assert told.data["to"] == "C0INCIDENTS"
+    assert "Declare it by hand: `/incident CheckoutErrors`" in told.data["notice"]["error"]
     later = store(db, policy, alertmanager(("web-1", "firing"), ("web-2", "firing")), 30)
     assert (later.incident_ref, later.declared) == ("INC-1", True)
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from sqlmodel import select
 
 from bot import incidents as core
+from bot.alerts.models import AlertGroup
+from bot.alerts.notices import AlertLinks, AllResolved, FiringAgain, Notice, queue_notice
 from bot.config import Policy
 from bot.db import Database
 from bot.effects import kinds, store
@@ -66,3 +68,40 @@ def test_old_reminders_and_failure_notices_are_not_run_again(db: Database, polic
     assert states[f"effect-failed:{incident.id}:abc:notice"] == store.FAILED
     assert states["event:13:update"] == store.PENDING
     assert states["refresh:1"] == store.PENDING
+
+
+def test_alert_notices_of_a_moment_are_not_run_again(db: Database, policy: Policy) -> None:
+    """ "Alerts fire again" and "all alerts resolved: mitigate?" told of a moment; the post of
+    the alerts' links and runbook did not, and is tried again."""
+    with db.transaction() as session:
+        incident = core.declare_incident(
+            session, policy, title="Checkout down", reporter="U1", now=NOW
+        ).incident
+        assert incident.id is not None
+        group = AlertGroup(
+            source="generic",
+            group_key="checkout",
+            incident_id=incident.id,
+            first_seen_at=NOW,
+            last_seen_at=NOW,
+        )
+        session.add(group)
+        session.flush()
+        assert group.id is not None
+        notices: list[Notice] = [
+            AlertLinks(incident.id, group.id, "generic", "Checkout 5xx", 1),
+            FiringAgain(incident.id, group.id, "generic", "Checkout 5xx", 1, 1, "Mitigated"),
+            AllResolved(incident.id, group.id, "generic", "Checkout 5xx", 1),
+        ]
+        for n, notice in enumerate(notices):
+            queue_notice(session, notice, dedupe_key=f"notice-{n}", now=NOW)
+        session.flush()
+        for row in session.exec(select(Effect).where(Effect.kind == kinds.POST)).all():
+            row.state = store.FAILED
+            session.add(row)
+        session.flush()
+        assert store.retry_failed(session, incident.id, now=NOW) == 1
+        [again] = session.exec(
+            select(Effect).where(Effect.state == store.PENDING, Effect.kind == kinds.POST)
+        ).all()
+    assert again.data["notice"]["type"] == "alerts.links"

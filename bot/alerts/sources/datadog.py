@@ -149,18 +149,44 @@ def _link_scope(urls: list[str], monitor: str | None) -> str | None:
     return None
 
 
-_RUNBOOK_LINE = re.compile(r"^.*\b(?:runbook|playbook)s?\b.*$", re.IGNORECASE | re.MULTILINE)
+_RUNBOOK_WORD = re.compile(r"\b(?:runbook|playbook)(?:s|_url)?\b", re.IGNORECASE)
+_LABELLED = re.compile(
+    r"\[(?P<md_label>[^\]]*)\]\((?P<md_url>https://[^)\s]+)\)"
+    r"|<(?P<slack_url>https://[^|>\s]+)\|(?P<slack_label>[^>]*)>",
+    re.IGNORECASE,
+)
+_BARE = re.compile(r"https://[^\s()\[\]<>\"'|]+", re.IGNORECASE)
 
 
 def runbook_in(body: str) -> str | None:
     """The runbook a monitor's message links, as teams write it there (Datadog has no runbook
-    field): the first https link on the first line that says "runbook" or "playbook"
-    (``Runbook: [Disk full](https://wiki.example.com/...)``, ``[Runbook](https://...)``)."""
-    for line in _RUNBOOK_LINE.finditer(body):
-        found = _URL.search(line.group(0))
-        if found is not None:
-            return found.group(0)
+    field), on the first line that says "runbook" or "playbook": a link labelled so
+    (``[Runbook](https://...)``, Slack's ``<https://...|Runbook>``), else the first link after
+    the word (``Dashboard: https://... Runbook: https://...``), else the first link on the
+    next line that has one (a "Runbook:" heading). A sentence's closing punctuation is not
+    part of the link."""
+    lines = body.splitlines()
+    for n, line in enumerate(lines):
+        word = _RUNBOOK_WORD.search(line)
+        if word is None:
+            continue
+        for link in _LABELLED.finditer(line):
+            label = link.group("md_label") or link.group("slack_label") or ""
+            if _RUNBOOK_WORD.search(label):
+                return _trimmed(link.group("md_url") or link.group("slack_url"))
+        after = _BARE.search(line, word.end())
+        if after is not None:
+            return _trimmed(after.group(0))
+        for following in lines[n + 1 : n + 3]:
+            found = _BARE.search(following)
+            if found is not None:
+                return _trimmed(found.group(0))
+        return None
     return None
+
+
+def _trimmed(url: str) -> str:
+    return url.rstrip(".,;:!?")
 
 
 def parse(data: dict[str, Any], now: datetime) -> AlertMessage:
