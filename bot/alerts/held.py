@@ -52,6 +52,14 @@ def hold(
         group.held = held[-HELD_MAX:]
 
 
+def hold_entry(group: AlertGroup, key: str, text: str, now: datetime) -> None:
+    """Keep one timeline entry on a group that has no incident (yet), once (its key)."""
+    if any(entry["key"] == key for entry in group.held):
+        return
+    entry = {"key": key, "text": text, "severity": None, "at": now.isoformat()}
+    group.held = [*group.held, entry][-HELD_MAX:]
+
+
 def adopt_strays(session: Session, group: AlertGroup, message: AlertMessage) -> None:
     """A group of its own that a message naming ``group`` only by its alerts' label
     (``NAMED_BY``) made before any of them came, holding its entries and nothing else, is

@@ -40,7 +40,7 @@ from bot.alerts.changes import (
     timeline_text,
     transition_key,
 )
-from bot.alerts.held import adopt_strays, carry_over, hold, record_note
+from bot.alerts.held import adopt_strays, carry_over, hold, hold_entry, record_note
 from bot.alerts.model import SOURCE_TITLES, AlertMessage, Status, reporter_of
 from bot.alerts.models import DECLARING, AlertGroup, AlertRecord
 from bot.alerts.notices import (
@@ -268,6 +268,18 @@ def record_changes(
         now=now,
         held=held,
     )
+
+
+def _rephrased(group: AlertGroup, changes: Changes, now: datetime) -> tuple[str, str] | None:
+    """The timeline entry (key, text) for alerts whose sender's word for their state changed
+    while their status stayed (a Datadog Warn escalating to Triggered), if any."""
+    if not changes.rephrased:
+        return None
+    said = [(m.key, old, new) for m, old, new in changes.rephrased]
+    # Once: a repeat of this message finds the word already changed.
+    digest = hashlib.sha256(repr((said, now.isoformat())).encode())
+    key = f"alerts:phase:{group.id}:{digest.hexdigest()[:40]}"
+    return key, rephrased_text(group.source, changes.rephrased)
 
 
 def _defer_declare(
@@ -580,6 +592,7 @@ def ingest(
     elif group.disposition == "triage" and (changes.fired or changes.resolved):
         triage_request.refresh(session, group, firing, now)  # still waiting: says what fires
 
+    rephrased = _rephrased(group, changes, now)
     if incident is not None and incident.id is not None:
         if declared:
             _announce(session, policy, group, incident, plan, firing, now)
@@ -598,21 +611,9 @@ def ingest(
                 now=now,
                 held=held,
             )
-        if changes.rephrased:
-            said = [(m.key, old, new) for m, old, new in changes.rephrased]
-            # Once: a repeat of this message finds the word already changed.
-            digest = hashlib.sha256(repr((said, now.isoformat())).encode())
-            record_note(
-                session,
-                policy,
-                incident.id,
-                group,
-                f"alerts:phase:{group.id}:{digest.hexdigest()[:40]}",
-                rephrased_text(group.source, changes.rephrased),
-                None,
-                now=now,
-                held=held,
-            )
+        if rephrased is not None:
+            key, text = rephrased
+            record_note(session, policy, incident.id, group, key, text, None, now=now, held=held)
         for info in message.info:
             severity = mapped_severity(policy, info.severity)
             record_note(
@@ -635,8 +636,11 @@ def ingest(
             and not message.merged
         ):
             _all_resolved(session, policy, group, incident, now, unlisted=message.truncated)
-    elif message.info:
-        hold(policy, group, message, priority, now)
+    else:  # held until the group is declared or attached
+        if message.info:
+            hold(policy, group, message, priority, now)
+        if rephrased is not None:
+            hold_entry(group, *rephrased, now)
     session.flush()
     return Outcome(
         group_id=group.id,

@@ -20,6 +20,7 @@ from bot.config import Policy, policy_from_dict
 from bot.db import Database
 from bot.effects import kinds
 from bot.effects.models import Effect
+from bot.models import TimelineEvent
 from tests.alerts.conftest import NOW, datadog_cycle
 from tests.alerts.test_probe_round5 import TRIAGE, deliver, incident_row, texts
 
@@ -173,3 +174,24 @@ def test_a_new_episode_supersedes_the_request_still_waiting(db: Database) -> Non
     with freeze_time(NOW + timedelta(minutes=later + 1)), db.transaction() as session:
         triage_declare(session, policy, group, actor="U1")
     assert live_requests(db, group) == []
+
+
+def test_a_datadog_warning_escalating_while_in_triage_is_on_the_incident_declared_for_it(
+    db: Database,
+) -> None:
+    """Warn, then Triggered, while the group waits in triage: the escalation is held on the
+    group, and is on the timeline of the incident a Declare then opens, dated when it came."""
+    policy = policy_from_dict({"alerts": {"declare": "triage", "triage_channel": "C0TRIAGE"}})
+    group = deliver(db, policy, "datadog", datadog_cycle("Warn", "c1", 0), 0).group_id
+    deliver(db, policy, "datadog", datadog_cycle("Triggered", "c1", 10), 10)
+    with db.read() as session:  # no incident yet: held on the group
+        assert session.exec(select(TimelineEvent.id)).all() == []
+    at = NOW + timedelta(minutes=15)
+    with freeze_time(at), db.transaction() as session:
+        triage_declare(session, policy, group, actor="U1", now=at)
+    assert texts(db, like="alert_note") == ["Datadog: CPU high on web: Warn → Triggered"]
+    with db.read() as session:
+        note = session.exec(
+            select(TimelineEvent).where(col(TimelineEvent.kind) == "alert_note")
+        ).one()
+    assert note.occurred_at == NOW + timedelta(minutes=10)
