@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot import incidents
-from bot.alerts.model import principal_title
+from bot.alerts.model import SOURCE_TITLES, principal_title
+from bot.alerts.models import AlertGroup, AlertRecord, AlertStint
 from bot.audit import regulatory
 from bot.clock import as_utc, utcnow
 from bot.config import COMMANDER, Policy
@@ -24,6 +25,7 @@ from bot.markup import Markdown, NameResolver, safe_url, slack_to_markdown
 from bot.models import ActionItem, EventKind, Incident, RoleAssignment, RunbookRun, RunbookStepState
 from bot.postmortem.facts import (
     ActionItemRow,
+    AlertFired,
     Handover,
     IncidentFacts,
     Link,
@@ -238,7 +240,70 @@ def build_context(
             tuple(regulatory.clock_summary(session, policy, incident, now)) if policy.clocks else ()
         ),
         reopens=_reopens(events, people, policy),
+        **_alerts(session, incident.id),
     )
+
+
+ALERTS_SHOWN = 20
+"""Alert names a draft lists (a storm fires hundreds of alerts of a few names)."""
+
+
+def _alerts(session: Session, incident_id: int) -> dict[str, Any]:
+    """``alerts`` and ``alerts_left_out``: the alerts that fired in the incident (those still
+    in it, and those that left it for a later incident), by tool and name."""
+    rows = session.exec(
+        select(AlertRecord, AlertGroup.source)
+        .join(AlertGroup, col(AlertGroup.id) == col(AlertRecord.group_id))
+        .where(col(AlertRecord.incident_id) == incident_id, col(AlertRecord.dropped).is_(False))
+    ).all()
+    stints = session.exec(select(AlertStint).where(AlertStint.incident_id == incident_id)).all()
+    fired: list[tuple[str, str, datetime | None, datetime | None, bool, list[dict[str, str]]]] = [
+        (
+            source,
+            row.name or row.title or row.key,
+            row.starts_at or row.first_seen_at,
+            row.resolved_at,
+            row.status == "firing",
+            list(row.links or []),
+        )
+        for row, source in rows
+    ]
+    fired += [
+        (
+            stint.source,
+            stint.name or stint.title or stint.key,
+            stint.starts_at,
+            stint.resolved_at,
+            False,
+            [],
+        )
+        for stint in stints
+    ]
+    named: dict[tuple[str, str], list[Any]] = {}
+    for source, name, started, resolved, firing, links in fired:
+        named.setdefault((source, name), []).append((started, resolved, firing, links))
+    shown: list[AlertFired] = []
+    for (source, name), alerts in sorted(named.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        starts = [as_utc(a[0]) for a in alerts if a[0] is not None]
+        ends = [as_utc(a[1]) for a in alerts if a[1] is not None]
+        still = any(a[2] for a in alerts)
+        urls = dict.fromkeys(
+            (link.get("kind", "link"), link["url"]) for a in alerts for link in a[3]
+        )
+        shown.append(
+            AlertFired(
+                name=name,
+                source=SOURCE_TITLES.get(source, source),
+                count=len(alerts),
+                started=_utc(min(starts)) if starts else "",
+                resolved=_utc(max(ends)) if ends and not still else "",
+                links=tuple(Link(kind, url) for kind, url in list(urls)[:3]),
+            )
+        )
+    return {
+        "alerts": tuple(shown[:ALERTS_SHOWN]),
+        "alerts_left_out": max(len(shown) - ALERTS_SHOWN, 0),
+    }
 
 
 def _reopens(events: list[_Event], people: _People, policy: Policy) -> tuple[Reopen, ...]:

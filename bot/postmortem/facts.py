@@ -169,6 +169,20 @@ class Link:
 
 
 @dataclass(frozen=True)
+class AlertFired:
+    """Alerts of one name from one tool that fired in the incident: how many, when the first
+    started firing and the last resolved (empty: one still fired when this was drafted), and
+    the tool's links (the first three: the rule's graph, a dashboard, a silence)."""
+
+    name: str
+    source: str
+    count: int
+    started: str
+    resolved: str
+    links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True)
 class PostmortemContext:
     incident: IncidentFacts
     version: int
@@ -188,6 +202,10 @@ class PostmortemContext:
     links: tuple[Link, ...]
     clocks: tuple[str, ...] = ()
     """Regulatory clocks (``[[clocks]]``): one line each, its state and deadlines."""
+    alerts: tuple[AlertFired, ...] = ()
+    """The alerts that fired in the incident, by name and tool, most first (at most
+    ``ALERTS_SHOWN``); ``alerts_left_out`` names are not shown."""
+    alerts_left_out: int = 0
     reopens: tuple[Reopen, ...] = ()
     """Each reopen, in order: the impact window and the time to resolve run to the last
     resolve, across the time it was resolved in between; the time to mitigate to the last
