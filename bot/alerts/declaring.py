@@ -4,10 +4,10 @@ another declare (PostgreSQL, two groups opening at once) is declared by the
 another's commit (``bot.alerts.intake``, ``_defer_declare``).
 
 The incident is the one the webhook would have declared: the same key (a repeat, or a race
-with a second replica, finds it), the runbook the alerts named, the links, and one timeline
-entry for the alerts that came while it waited, dated when the first of them came. Alerts
-that all resolved meanwhile are asked about (or mitigated) as when an incident's alerts all
-resolve."""
+with a second replica, finds it), the runbook the alerts named, the links, and timeline
+entries for the alerts that came while it waited (what fired, dated when the first came; what
+resolved meanwhile, dated when the last did). Alerts that all resolved meanwhile are asked
+about (or mitigated) as when an incident's alerts all resolve."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -66,21 +66,31 @@ def group_plan(
     )
 
 
-def started_since(session: Session, group: AlertGroup, since: datetime) -> datetime | None:
-    """When the impact of the group's alerts that came ``since`` (or fire now) started: the
-    earliest time they say they started firing, if it is not after ``since`` (a clock
-    running ahead is not believed)."""
-    starts = session.exec(
-        select(func.min(AlertRecord.starts_at)).where(
-            AlertRecord.group_id == group.id,
-            col(AlertRecord.dropped).is_(False),
-            or_(
-                col(AlertRecord.first_seen_at) >= since,
-                col(AlertRecord.status) == Status.FIRING.value,
-            ),
-        )
-    ).one()
-    started = as_utc(starts) if starts is not None else None
+def alerts_since(session: Session, group_id: int, since: datetime) -> list[AlertRecord]:
+    """The group's alerts a declare made after its webhook is about: those that came
+    ``since`` (the webhook, or the triage request), and those firing now (an alert of an
+    earlier episode that fired again), in the order they came; dropped ones left out."""
+    return list(
+        session.exec(
+            select(AlertRecord)
+            .where(
+                AlertRecord.group_id == group_id,
+                col(AlertRecord.dropped).is_(False),
+                or_(
+                    col(AlertRecord.first_seen_at) >= since,
+                    col(AlertRecord.status) == Status.FIRING.value,
+                ),
+            )
+            .order_by(col(AlertRecord.id))
+        ).all()
+    )
+
+
+def impact_started(alerts: list[AlertRecord], since: datetime) -> datetime | None:
+    """When the impact of ``alerts`` started: the earliest time they say they started firing,
+    if it is not after ``since`` (a clock running ahead is not believed)."""
+    starts = [as_utc(r.starts_at) for r in alerts if r.starts_at is not None]
+    started = min(starts) if starts else None
     return started if started is not None and started <= since else None
 
 
@@ -113,18 +123,7 @@ def declare_waiting(
     other = related_incident(session, policy, group, related, now, older_only=True)
     if other.waiting:
         raise StillWaiting(f"group {group_id} waits for the declare of an earlier group")
-    rows = session.exec(
-        select(AlertRecord)
-        .where(
-            AlertRecord.group_id == group_id,
-            col(AlertRecord.dropped).is_(False),
-            or_(
-                col(AlertRecord.first_seen_at) >= since,
-                col(AlertRecord.status) == Status.FIRING.value,
-            ),
-        )
-        .order_by(col(AlertRecord.id))
-    ).all()
+    rows = alerts_since(session, group_id, since)
     firing = [r for r in rows if r.status == Status.FIRING.value]
     incident = other.incident
     if incident is not None:
@@ -146,11 +145,11 @@ def declare_waiting(
             reporter=reporter_of(group.source),
             now=now,
             since=since,
-            started=started_since(session, group, since),
+            started=impact_started(rows, since),
             description=next((r.description for r in firing if r.description), None),
         )
         _announce(session, policy, group, incident, plan, group.firing_count, now)
-    _record_waited(session, policy, group, incident, list(rows), since, now)
+    _record_waited(session, policy, group, incident, rows, since, now)
     if other.incident is not None and firing:
         fired = (names([as_moved(r) for r in firing]), f"alerts:declared:{group_id}:{episode}")
         firing_again(session, policy, group, incident, fired, other.refired, now)

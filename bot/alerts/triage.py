@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from bot import incidents as core
 from bot.alerts.changes import as_moved, names
-from bot.alerts.declaring import group_plan, started_since
+from bot.alerts.declaring import alerts_since, group_plan, impact_started
 from bot.alerts.held import carry_over
 from bot.alerts.intake import (
     _all_resolved,
@@ -69,7 +69,7 @@ def triage_declare(
         now=now,
         invite_also=(actor,),
         since=since,
-        started=started_since(session, group, since),
+        started=impact_started(alerts_since(session, group_id, since), since),
         description=next((r.description for r in rows if r.description), None),
     )
     assert incident.id is not None

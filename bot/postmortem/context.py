@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot import incidents
-from bot.alerts.model import SOURCE_TITLES, principal_title
+from bot.alerts.model import SOURCE_TITLES, Status, principal_title
 from bot.alerts.models import AlertGroup, AlertRecord, AlertStint
 from bot.audit import regulatory
 from bot.clock import as_utc, utcnow
@@ -263,7 +263,7 @@ def _alerts(session: Session, incident_id: int) -> dict[str, Any]:
             row.name or row.title or row.key,
             row.starts_at or row.first_seen_at,
             row.resolved_at,
-            row.status == "firing",
+            row.status == Status.FIRING.value,
             list(row.links or []),
         )
         for row, source in rows
