@@ -260,23 +260,34 @@ def create_db_engine(url: str | URL, *, pool_size: int = 10, read_only: bool = F
     )
 
 
+URGENT_IN_A_ROW = 8
+"""How many urgent waiters ``FairLock`` serves one after another while an ordinary one waits:
+a storm of requests delays background work, it never stops it."""
+
+
 class FairLock:
     """A first-come, first-served, re-entrant lock. ``threading.Lock`` lets the thread that
     just released it take it straight back, which starves the others and stretches tail
-    latency; here the lock is handed to the longest waiter, and only that waiter is woken."""
+    latency; here the lock is handed to the longest waiter, and only that waiter is woken.
+
+    Waiters that someone is waiting for (``urgent``: the write that must be done before Slack
+    or an alerting tool is answered) are served before ordinary ones (background work), up to
+    ``URGENT_IN_A_ROW`` of them in a row; each kind in its order of arrival."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
         self._waiters: deque[threading.Lock] = deque()
+        self._urgent: deque[threading.Lock] = deque()
+        self._urgent_in_a_row = 0
 
     def __enter__(self) -> None:
         self.acquire()
 
-    def acquire(self, timeout: float | None = None) -> bool:
+    def acquire(self, timeout: float | None = None, *, urgent: bool = False) -> bool:
         """Take the lock, waiting at most ``timeout`` seconds (``None``: as long as it takes);
-        False if it was not had in time."""
+        False if it was not had in time. ``urgent``: served before ordinary waiters."""
         me = threading.get_ident()
         with self._guard:
             if self._owner is None or self._owner == me:
@@ -285,12 +296,13 @@ class FairLock:
                 return True
             waiter = threading.Lock()
             waiter.acquire()
-            self._waiters.append(waiter)
+            queue = self._urgent if urgent else self._waiters
+            queue.append(waiter)
         # Released by the holder when it hands the lock over.
         if not waiter.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
             with self._guard:
-                if waiter in self._waiters:  # not handed over: leave the queue
-                    self._waiters.remove(waiter)
+                if waiter in queue:  # not handed over: leave the queue
+                    queue.remove(waiter)
                     return False
             waiter.acquire()  # handed over as the wait ran out: it is ours (at once)
         with self._guard:
@@ -302,7 +314,7 @@ class FairLock:
     def waiting(self) -> int:
         """How many threads are queued for the lock right now."""
         with self._guard:
-            return len(self._waiters)
+            return len(self._waiters) + len(self._urgent)
 
     def __exit__(self, *_: object) -> None:
         self.release()
@@ -312,9 +324,15 @@ class FairLock:
             self._depth -= 1
             if self._depth:
                 return
-            if self._waiters:
+            if self._urgent and not (self._waiters and self._urgent_in_a_row >= URGENT_IN_A_ROW):
+                self._urgent_in_a_row += 1
+                following = self._urgent
+            else:
+                self._urgent_in_a_row = 0
+                following = self._waiters
+            if following:
                 self._owner = -1  # handed over: taken by the woken waiter
-                self._waiters.popleft().release()
+                following.popleft().release()
             else:
                 self._owner = None
 
@@ -374,7 +392,8 @@ class Database:
         if self._writer is None:
             yield
             return
-        if not self._writer.acquire(timeout=wait):
+        # A request's own write (not background work) goes first: someone waits for its answer.
+        if not self._writer.acquire(timeout=wait, urgent=not priority.in_background()):
             locked = sqlite3.OperationalError("database is locked")
             raise OperationalError("BEGIN IMMEDIATE", None, locked)
         try:

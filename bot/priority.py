@@ -6,6 +6,8 @@ threads; at their pause points (before a database transaction, before a Slack ca
 effects) they wait while any Slack request is in flight, for a bounded moment, so a burst of
 requests is acknowledged first and its work follows. A pause point is never taken while the
 thread holds a transaction: a paused thread must not hold the lock a request is waiting for.
+At SQLite's writer, a request's own write goes before background transactions already waiting
+(``db.FairLock``, ``urgent``).
 """
 
 from __future__ import annotations
@@ -60,10 +62,15 @@ def run_in_background() -> None:
     _thread.background = True
 
 
+def in_background() -> bool:
+    """Whether the calling thread does background work (no request waits for it)."""
+    return bool(getattr(_thread, "background", False))
+
+
 def pause_point() -> None:
     """Where background work may wait for acknowledgements to be sent: a no-op in a request's
     own thread, and while this thread holds a transaction."""
-    if getattr(_thread, "background", False) and not getattr(_thread, "holding", 0):
+    if in_background() and not getattr(_thread, "holding", 0):
         REQUESTS_IN_FLIGHT.give_way(LONGEST_PAUSE)
 
 

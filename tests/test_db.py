@@ -1,5 +1,6 @@
 """The database layer: SQLite's pragmas, its writers served first come first served
-(``FairLock``), and reads that never wait for a writer."""
+(``FairLock``, a request's write before background work), and reads that never wait for a
+writer."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from bot import incidents as core
-from bot import migrations
+from bot import migrations, priority
 from bot.config import Policy
-from bot.db import Database, FairLock, create_db_engine
+from bot.db import URGENT_IN_A_ROW, Database, FairLock, create_db_engine
 from bot.models import Incident
 from bot.web import create_web_app
 
@@ -65,6 +67,85 @@ def test_sqlite_writers_are_served_in_arrival_order() -> None:
         thread.join(5)
     assert order == list(range(8))
     assert not overlap
+
+
+def _queue_behind(lock: FairLock, jobs: list[Callable[[], None]]) -> list[threading.Thread]:
+    """Start ``jobs`` one by one while the caller holds ``lock``, each queued before the next."""
+    threads = []
+    for n, job in enumerate(jobs):
+        thread = threading.Thread(target=job)
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 5
+        while lock.waiting < n + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert lock.waiting == n + 1
+    return threads
+
+
+def test_urgent_writers_go_before_background_ones_without_starving_them() -> None:
+    lock = FairLock()
+    order: list[str] = []
+
+    def writer(name: str, *, urgent: bool) -> Callable[[], None]:
+        def write() -> None:
+            assert lock.acquire(urgent=urgent)
+            try:
+                order.append(name)
+            finally:
+                lock.release()
+
+        return write
+
+    jobs = [writer("background 1", urgent=False), writer("background 2", urgent=False)]
+    jobs += [writer(f"urgent {n}", urgent=True) for n in range(1, URGENT_IN_A_ROW + 3)]
+    lock.acquire()
+    threads = _queue_behind(lock, jobs)
+    lock.release()
+    for thread in threads:
+        thread.join(5)
+    urgent = [f"urgent {n}" for n in range(1, URGENT_IN_A_ROW + 3)]
+    # Each kind in its order of arrival; the background waiter gets its turn after
+    # URGENT_IN_A_ROW urgent ones, however many more are queued.
+    assert order == [
+        *urgent[:URGENT_IN_A_ROW],
+        "background 1",
+        *urgent[URGENT_IN_A_ROW:],
+        "background 2",
+    ]
+
+
+def test_a_requests_write_is_not_queued_behind_background_work(tmp_path: object) -> None:
+    """The write a Slack request or an alert must finish before it is answered goes to SQLite's
+    writer before background work (the effect runner) that was waiting for it already."""
+    url = f"sqlite:///{tmp_path}/x.db"
+    migrations.upgrade(url)
+    db = Database(url)
+    order: list[str] = []
+
+    def write(name: str, *, background: bool) -> Callable[[], None]:
+        def run() -> None:
+            if background:
+                priority.run_in_background()
+            with db.transaction() as session:
+                session.execute(text("SELECT 1"))
+                order.append(name)
+
+        return run
+
+    writer = db._writer
+    assert writer is not None
+    try:
+        writer.acquire()
+        threads = _queue_behind(
+            writer, [write("effect", background=True), write("request", background=False)]
+        )
+        writer.release()
+        for thread in threads:
+            thread.join(5)
+    finally:
+        db.dispose()
+    assert order == ["request", "effect"]
 
 
 def test_reads_do_not_wait_for_writers(db: Database, policy: object) -> None:
