@@ -100,9 +100,11 @@ class GroupWriter:
         except BaseException as exc:  # every waiter must hear of it, whatever it was
             late = bool(deadlines) and time.monotonic() >= min(deadlines)
             for item in batch:
-                item.error = (
-                    TooLate(f"not written in time: {exc}") if late and item.deadline else exc
-                )
+                item.error = exc
+                if late and item.deadline:
+                    # Why it was late stays readable: the database gone, or a writer busy.
+                    item.error = TooLate(f"not written in time: {exc}")
+                    item.error.__cause__ = exc
                 item.finished = True
             return
         written = {id(item) for item in timely}

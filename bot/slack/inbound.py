@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from bot import observability
 from bot.clock import utcnow
-from bot.db_errors import OutageLog
+from bot.db_errors import OutageLog, database_unavailable
 from bot.effects import kinds, store
 from bot.effects.group import GroupWriter, TooLate
 from bot.effects.runner import Done, PermanentError, TransientError
@@ -150,7 +150,12 @@ class Inbox:
                 lane=lane,
                 now=utcnow(),
             )
-        except TooLate:
+        except TooLate as exc:
+            if exc.__cause__ is not None and database_unavailable(exc.__cause__):
+                # The database gone, its connection attempts outlasting the wait: an outage,
+                # told once when it starts (below), not a warning per request.
+                self._outage.failed(exc.__cause__, "a Slack request could not be recorded")
+                raise NotRecorded("the database is unavailable") from None
             log.warning(
                 "a Slack request was not saved: the database was busy for %.1f s (another "
                 "process holding SQLite's writer?); the person is told nothing changed",
