@@ -13,6 +13,7 @@ from typing import Any
 
 from markdown_it.token import Token
 
+from bot.runbooks.decisions import decision_start
 from bot.runbooks.document import (
     _Block,
     _columns,
@@ -49,6 +50,9 @@ class _Body:
 
     lines: list[str]
     refs: dict[str, Any]
+    decision_tails: list[tuple[int, str]]
+    """Decisions that end a section's text ("If the lag still grows, go to *Failover*"): the
+    line each starts on and its source, read with the step after it (:mod:`.decisions`)."""
 
     # -- source text
 
@@ -154,6 +158,8 @@ class _Body:
     ) -> tuple[list[Step], list[_Block]]:
         """Steps from the blocks under one heading. For the root (the text before the first
         section) the leading prose is not a step: it is returned to be shown as context."""
+        if not root:
+            self._note_decision_tail(blocks)
         leads = self.step_leads(blocks)
         if leads:
             return self._lead_mode(blocks, leads, heading, heading_line, root=root)
@@ -171,6 +177,34 @@ class _Body:
         if not blocks:
             return [Step(heading, "", heading_line + 1)], []
         return [self.group_step(blocks, heading, heading_line)], []
+
+    def decision_at(self, blocks: Sequence[_Block]) -> int | None:
+        """Where a decision starts among blocks of prose between steps (:mod:`.decisions`)."""
+        return decision_start([self._prose(b) for b in blocks])
+
+    def _prose(self, block: _Block) -> str:
+        """A paragraph's or quote's plain text, a bullet list's items one a line; nothing for
+        code, tables, checklists and numbered lists."""
+        if block.kind in ("paragraph", "blockquote"):
+            return self.block_plain(block)
+        if block.kind == "bullet_list" and not block.is_step_list:
+            firsts = [
+                next((t for t in item if t.type == "inline"), None)
+                for item in self.list_items(block)
+            ]
+            return "\n".join(_plain(t) for t in firsts if t is not None)
+        return ""
+
+    def _note_decision_tail(self, blocks: list[_Block]) -> None:
+        """Remember a decision that ends a section's text (prose after its last command or
+        item), so that the parser reads it with the step after the section's last one."""
+        start = len(blocks)
+        while start > 0 and not blocks[start - 1].has_code() and self._prose(blocks[start - 1]):
+            start -= 1
+        at = self.decision_at(blocks[start:])
+        if at is not None and start + at > 0:
+            tail = blocks[start + at :]
+            self.decision_tails.append((tail[0].start, self.blocks_source(tail)))
 
     @staticmethod
     def step_leads(blocks: Sequence[_Block]) -> list[int]:
@@ -277,9 +311,12 @@ class _Body:
                 continue
             if lead and seen_list is not None and _continues(seen_list, block):
                 # The numbering goes on after the interruption: it was written under the
-                # previous item, only indented too little to stay inside it.
-                steps[-1] = self._extended(steps[-1], lead)
-                lead = []
+                # previous item, only indented too little to stay inside it; but a decision
+                # there ("If the lag still grows, go to step 4") gates the next item.
+                at = self.decision_at(lead)
+                if at is None or at > 0:
+                    steps[-1] = self._extended(steps[-1], lead[:at])
+                lead = [] if at is None else lead[at:]
             for index, item in enumerate(self.list_items(block)):
                 markdown = self.item_source(item)
                 assert item[0].map is not None
@@ -350,11 +387,15 @@ class _Body:
             # and so do the paragraphs ending in ":" right before it ("You can copy the tarball
             # with:", then "(Replacing the pid if required)"); what comes before them explains
             # the output of the previous one.
+            # A decision there ("If the count keeps rising, skip to the next step") is read
+            # with the next command, which it decides about.
             group = groups[index]
             lead = self._lead_in(group)
             if lead >= 1:
-                groups[index - 1].extend(group[:lead])
-                groups[index] = group[lead:]
+                at = self.decision_at(group[:lead])
+                cut = lead if at is None else at
+                groups[index - 1].extend(group[:cut])
+                groups[index] = group[cut:]
         for index in range(len(groups) - 1, 0, -1):
             # Expected output ("Example output:", a ```text block right after the command) is
             # read with the command it belongs to, not clicked through as a step of its own.

@@ -39,6 +39,7 @@ from typing import Any
 
 from bot.runbooks.body import _SEPARATOR, _Body
 from bot.runbooks.checks import unclosed_fences, undefined_references
+from bot.runbooks.decisions import is_reference_item
 from bot.runbooks.dialect import make_markdown
 from bot.runbooks.document import (
     _Block,
@@ -130,6 +131,7 @@ class _Parser(_Body):
         self.problems: list[Problem] = list(self.fm.problems)
         body_lines = [""] * self.fm.lines + self.lines[self.fm.lines :]
         self.env: dict[str, Any] = {}
+        self.decision_tails = []
         self.tokens = _MD.parse("\n".join(body_lines), self.env)
         self.refs: dict[str, Any] = {
             _ref_key(k): v for k, v in self.env.get("references", {}).items()
@@ -263,6 +265,7 @@ class _Parser(_Body):
         if not steps and not empty:
             steps = [self.group_step(all_body, title, all_body[0].start)]
             contexts = []
+        steps = self._decisions_forward(steps)
         if len({s.section for s in steps}) == 1:
             # One section holds every step ("## Steps"): naming it says nothing.
             steps = [dataclasses.replace(s, section="") for s in steps]
@@ -327,6 +330,11 @@ class _Parser(_Body):
                 )
             for child in node.children:
                 self._walk(child, items, inherited=None)
+            return
+        if kind == "action" and self._only_references(node):
+            # "## Escalation contacts" with a list of on-call links: whom to call, shown as
+            # context; nothing in it to do and tick off.
+            items.append(("context", (node.title, node)))
             return
         if kind == "action" or inherited == "action":
             child_items: list[tuple[str, Any]] = []
@@ -450,6 +458,49 @@ class _Parser(_Body):
                 return False
         return True
 
+    def _decisions_forward(self, steps: list[Step]) -> list[Step]:
+        """Steps with each decision that ended a section's text ("**Decision:** if most
+        sessions are idle, go to *Kill idle sessions*") moved to the start of the next step
+        (of the same alert), the one it decides about: the step before it is ticked off, and
+        shown folded, by the time the responder decides."""
+        found = list(steps)
+        for start, text in self.decision_tails:
+            for index in range(len(found) - 1):
+                step, following = found[index], found[index + 1]
+                kept = step.markdown.removesuffix(text).rstrip()
+                if kept == step.markdown.rstrip() or not step.line <= start < following.line:
+                    continue
+                if following.alert != step.alert or not markdown_plain_text(kept).strip():
+                    break
+                markdown = text + _SEPARATOR + following.markdown if following.markdown else text
+                found[index] = dataclasses.replace(step, markdown=kept)
+                found[index + 1] = dataclasses.replace(following, markdown=markdown)
+                break
+        return found
+
+    def _only_references(self, node: _Section) -> bool:
+        """A section under a heading about whom to tell ("Escalation contacts",
+        "Communication channels") holding only bullet lists of links, handles, channels or
+        numbers (and sentences that give no instruction): nothing to do, whom to call. Not a
+        step's own title ("Contact the DBA team"), nor one with a command or a checklist."""
+        if node.children or not node.body or names_a_step(node.title):
+            return False
+        if not _WHOM.search(node.title):
+            return False  # "## Mitigation" with a link to the failover runbook: follow it
+        lists = [b for b in node.body if b.kind == "bullet_list" and not b.is_step_list]
+        if not lists or any(b.has_code() for b in node.body):
+            return False
+        for block in node.body:
+            if block.kind == "paragraph" and not _starts_with_verb(self.block_plain(block)):
+                continue
+            if block not in lists:
+                return False
+            for item in self.list_items(block):
+                inlines = [t for t in item if t.type == "inline"]
+                if len(inlines) != 1 or not _names_only(inlines[0]):
+                    return False
+        return True
+
     def _procedural(self, blocks: list[_Block]) -> bool:
         """Blocks that hold steps of their own: a checklist, a command or "Step N:" paragraphs."""
         return any(b.is_step_list or b.has_code() for b in blocks) or bool(self.step_leads(blocks))
@@ -523,6 +574,28 @@ def _starts_with_verb(text: str) -> bool:
     """Text that opens with a verb in the imperative ("Take any read-only images...")."""
     words = re.findall(r"[a-z][a-z'-]*", text.casefold()[:40])
     return bool(words) and words[0] in IMPERATIVE_VERBS
+
+
+_WHOM = re.compile(r"escalat|communicat|notif|contact|on-?call|channel", re.IGNORECASE)
+"""Action headings that are about whom to tell or call ("Escalation contacts")."""
+
+
+def _names_only(inline: Any) -> bool:
+    """A list item's text that only points somewhere: a link, a handle, an address."""
+    parts: list[str] = []
+    depth = 0
+    for child in inline.children or []:
+        if child.type == "link_open":
+            depth += 1
+            parts.append("<link>" if depth == 1 else "")
+        elif child.type == "link_close":
+            depth -= 1
+        elif depth == 0 and child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif depth == 0 and child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    text = "".join(parts).strip()
+    return text == "<link>" or is_reference_item(text, link_only=False)
 
 
 def _first_line(item: tuple[ContextSection, list[_Block]]) -> int:
