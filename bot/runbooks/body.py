@@ -195,15 +195,20 @@ class _Body:
             return "\n".join(_plain(t) for t in firsts if t is not None)
         return ""
 
-    def _note_decision_tail(self, blocks: list[_Block]) -> None:
-        """Remember a decision that ends a section's text (prose after its last command or
-        item), so that the parser reads it with the step after the section's last one."""
+    def _trailing_decision(self, blocks: list[_Block]) -> list[_Block]:
+        """The decision that ends ``blocks`` (prose after their last command or item), when
+        something comes before it."""
         start = len(blocks)
         while start > 0 and not blocks[start - 1].has_code() and self._prose(blocks[start - 1]):
             start -= 1
         at = self.decision_at(blocks[start:])
-        if at is not None and start + at > 0:
-            tail = blocks[start + at :]
+        return blocks[start + at :] if at is not None and start + at > 0 else []
+
+    def _note_decision_tail(self, blocks: list[_Block]) -> None:
+        """Remember a decision that ends a section's text, so that the parser reads it with
+        the step after the section's last one."""
+        tail = self._trailing_decision(blocks)
+        if tail:
             self.decision_tails.append((tail[0].start, self.blocks_source(tail)))
 
     @staticmethod
@@ -233,13 +238,18 @@ class _Body:
             intro = before
         bounds = [*leads, len(blocks)]
         for start, end in itertools.pairwise(bounds):
-            step = self._lead_step(blocks[start], blocks[start + 1 : end], heading, len(steps))
+            rest = blocks[start + 1 : end]
+            decision = self._trailing_decision(rest) if end < len(blocks) else []
+            rest = rest[: len(rest) - len(decision)]
+            step = self._lead_step(blocks[start], rest, heading, len(steps))
             if intro:
                 # An introduction ("Run these in order:") is read with the first step.
                 text = self.blocks_source(intro)
                 markdown = text + _SEPARATOR + step.markdown if step.markdown else text
                 step = Step(step.title, markdown, intro[0].start + 1)
-                intro = []
+            # A decision before the next "Step N:" ("If it answers PONG, go to Step 3") is
+            # read with that step, as an introduction is.
+            intro = decision
             steps.append(step)
         return steps, context
 

@@ -470,7 +470,7 @@ class _Parser(_Body):
                 kept = step.markdown.removesuffix(text).rstrip()
                 if kept == step.markdown.rstrip() or not step.line <= start < following.line:
                     continue
-                if following.alert != step.alert or not markdown_plain_text(kept).strip():
+                if following.alert != step.alert or not kept.strip():
                     break
                 markdown = text + _SEPARATOR + following.markdown if following.markdown else text
                 found[index] = dataclasses.replace(step, markdown=kept)
@@ -479,9 +479,9 @@ class _Parser(_Body):
         return found
 
     def _only_references(self, node: _Section) -> bool:
-        """A section under a heading about whom to tell ("Escalation contacts",
-        "Communication channels") holding only bullet lists of links, handles, channels or
-        numbers (and sentences that give no instruction): nothing to do, whom to call. Not a
+        """A section under a heading about whom to tell or where to look ("Escalation
+        contacts", "Troubleshooting dashboards") holding only bullet lists of links, handles,
+        channels or numbers (and sentences that give no instruction): nothing to do. Not a
         step's own title ("Contact the DBA team"), nor one with a command or a checklist."""
         if node.children or not node.body or names_a_step(node.title):
             return False
@@ -576,8 +576,14 @@ def _starts_with_verb(text: str) -> bool:
     return bool(words) and words[0] in IMPERATIVE_VERBS
 
 
-_WHOM = re.compile(r"escalat|communicat|notif|contact|on-?call|channel", re.IGNORECASE)
-"""Action headings that are about whom to tell or call ("Escalation contacts")."""
+_WHOM = re.compile(
+    r"escalat|communicat|notif|contact|on-?call|channel|owner|\bteams?\b|\bpeople\b|"
+    r"\blinks?\b|dashboard|\breferences?\b|\bdocs\b|documentation|\bresources\b",
+    re.IGNORECASE,
+)
+"""Headings with a word for actions that are about whom to tell or call ("Escalation
+contacts", "Response team") or where to look ("Troubleshooting dashboards", "Playbook
+links")."""
 
 
 def _names_only(inline: Any) -> bool:

@@ -92,3 +92,14 @@ def test_a_mitigation_that_links_to_another_runbook_stays_a_step() -> None:
     )
 
     assert [s.title for s in parse_runbook(text).steps] == ["Mitigation"]
+
+
+def test_where_to_look_under_an_action_word_is_context() -> None:
+    text = LATENCY.replace("## Related links", "## Troubleshooting dashboards").replace(
+        "## Owners\n\nTeam Payments (#payments-oncall).", "## Runbook owners\n\n- @payments-sre"
+    )
+
+    runbook = parse_runbook(text)
+
+    assert [s.title for s in runbook.steps] == ["Mitigation"]
+    assert {"Troubleshooting dashboards", "Runbook owners"} <= {c.title for c in runbook.context}

@@ -206,3 +206,50 @@ kubectl -n payments rollout undo deploy/payments-api
     queue, errors = runbook.steps
     assert queue.markdown.endswith("otherwise stop here.")
     assert errors.markdown.startswith("```")
+
+
+REDIS_STEPS = """\
+# Redis primary down
+
+## Recovery
+
+**Step 1:** Check that the primary answers:
+
+```
+redis-cli -h redis-primary ping
+```
+
+If it answers `PONG`, go to Step 3; otherwise continue with Step 2.
+
+**Step 2:** Promote the replica:
+
+```
+redis-cli -h redis-replica-1 replicaof no one
+```
+
+**Step 3:** Watch the connected clients on the Redis dashboard.
+"""
+
+
+def test_a_decision_between_numbered_step_paragraphs_opens_the_next_one() -> None:
+    runbook = parse_runbook(REDIS_STEPS)
+
+    check, promote, watch = runbook.steps
+    assert "PONG" not in check.markdown
+    assert promote.markdown.startswith("If it answers `PONG`, go to Step 3")
+    assert "replicaof no one" in promote.markdown
+    assert watch.title == "Watch the connected clients on the Redis dashboard."
+
+
+def test_a_decision_under_a_bold_step_title_opens_the_next_step() -> None:
+    text = (
+        REDIS_STEPS.replace("**Step 1:** Check that the primary answers:", "**Step 1: Ping**")
+        .replace("**Step 2:** Promote the replica:", "**Step 2: Promote the replica**")
+        .replace("**Step 3:** Watch", "**Step 3: Verify**\n\nWatch")
+    )
+    runbook = parse_runbook(text)
+
+    ping, promote, verify = runbook.steps
+    assert (ping.title, promote.title, verify.title) == ("Ping", "Promote the replica", "Verify")
+    assert ping.markdown.rstrip().endswith("```")
+    assert promote.markdown.startswith("If it answers `PONG`, go to Step 3")
