@@ -135,7 +135,7 @@ def runbook_for(
         if alert.runbook_url:
             found = runbooks_named_by(catalog, alert.runbook_url)
             if len(found) == 1:
-                return found[0], "runbook_url of the alert"
+                return found[0], _by_url(catalog, found[0], firing)
             if not unresolved:
                 url = alert.runbook_url.strip()[:200]
                 unresolved = (
@@ -162,6 +162,23 @@ def runbook_for(
         reason = ""
     reason = "; ".join(r for r in (reason, unresolved) if r)
     return (named.runbook if named else None), reason
+
+
+def _by_url(catalog: RunbookCatalog, runbook: Runbook, firing: list[Alert]) -> str:
+    """Why the runbook a ``runbook_url`` names was chosen; a weak match when it rests on a
+    generic file name (``runbook.md``, ``README.md``, ``index.md``: any repository has one)
+    and the runbook names none of the firing alerts, so the catalog's owner knows to name the
+    alert in it."""
+    names = list(dict.fromkeys(a.rule or a.name for a in firing if a.rule or a.name))
+    stem = runbook.id.rsplit("/", 1)[-1]
+    if stem.casefold() not in GENERIC_NAMES or catalog.names_alert(runbook, names):
+        return "runbook_url of the alert"
+    file = runbook.path.name if runbook.path is not None else stem
+    alert = names[0] if names else "the alert"
+    return (
+        f"runbook_url of the alert; weak: only by the generic file name {file}, and the "
+        f"runbook does not name {alert} (add it to its alerts: front matter)"
+    )
 
 
 def _ranked_by(reasons: tuple[str, ...]) -> str:

@@ -54,6 +54,11 @@ NOT_RUNBOOKS = frozenset({"contributing.md", "changelog.md", "license.md"})
 
 ALERT_SCORE = 100.0
 IMPLICIT_ALERT_SCORE = 90.0
+"""An alert the runbook names elsewhere than its front matter: its file name, title, a
+heading, an ``Alert:`` line of its body."""
+LISTED_ALERT_SCORE = 80.0
+"""An alert in a table of alerts the runbook holds: a service's page listing every alert it
+has, below the runbook of one of them."""
 SERVICE_SCORE = 60.0
 KEYWORD_MAX = 40.0
 """Keyword scores stay below a service match, so tiers never mix."""
@@ -204,14 +209,53 @@ class Match:
     reasons: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Named:
+    """How a runbook names an alert: the score a match on it gets, and where (empty for its
+    front matter), as the match's reason says it: ``alert X (its file name)``."""
+
+    score: float
+    where: str = ""
+
+    def reason(self, alert: str) -> str:
+        return f"alert {alert} ({self.where})" if self.where else f"alert {alert}"
+
+
 @dataclass
 class _Entry:
     runbook: Runbook
-    alerts: frozenset[str]
-    implicit_alerts: frozenset[str]
+    alerts: dict[str, _Named]
+    """Compacted alert name -> how the runbook names it (the strongest way)."""
     services: frozenset[str]
     severities: frozenset[str]
     weights: dict[str, float]
+
+
+def _named_alerts(runbook: Runbook, stem_name: str) -> dict[str, _Named]:
+    """The alerts a runbook names, each the strongest way it does: its front matter's
+    ``alerts:``; its file name or title when written as an alert's name (not a generic name:
+    ``README``); a heading naming alerts (``## Alert: PaymentsHighErrorRate``: a file with a
+    section per alert is a runbook for each); an ``Alert:`` line of its body; a table of
+    alerts."""
+    found: dict[str, _Named] = {}
+
+    def add(name: str, named: _Named) -> None:
+        key = compact(name)
+        if key and (key not in found or found[key].score < named.score):
+            found[key] = named
+
+    for name in runbook.alerts:
+        add(name, _Named(ALERT_SCORE))
+    implicit = [(stem_name, "its file name"), (runbook.title, "its title")]
+    for heading in runbook.headings:
+        implicit += [(a, "its heading") for a in alert_names(alert_heading(heading) or "")]
+    for name, where in implicit:
+        if _ALERT_LIKE.match(name) and fold(name) not in GENERIC_NAMES:
+            add(name, _Named(IMPLICIT_ALERT_SCORE, where))
+    for declared in runbook.declared_alerts:
+        score = LISTED_ALERT_SCORE if declared.how == "table" else IMPLICIT_ALERT_SCORE
+        add(declared.name, _Named(score, declared.where()))
+    return found
 
 
 def _weights(runbook: Runbook) -> dict[str, float]:
@@ -252,7 +296,7 @@ class RunbookCatalog:
     _by_stem: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _tokens: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
     _idf: dict[str, float] = field(default_factory=dict, repr=False)
-    _alerts: dict[str, list[tuple[int, bool]]] = field(default_factory=dict, repr=False)
+    _alerts: dict[str, list[tuple[int, _Named]]] = field(default_factory=dict, repr=False)
     _services: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     # -- loading
@@ -301,22 +345,13 @@ class RunbookCatalog:
         self._entries = []
         self._by_title, self._by_stem = defaultdict(list), defaultdict(list)
         tokens: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        alerts: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        alerts: dict[str, list[tuple[int, _Named]]] = defaultdict(list)
         services: dict[str, list[int]] = defaultdict(list)
         for number, runbook in enumerate(self.runbooks.values()):
-            explicit = frozenset(compact(a) for a in runbook.alerts)
-            implicit = set()
             stem_name = runbook.id.rsplit("/", 1)[-1]
-            # A file with a section per alert (``## Alert: PaymentsHighErrorRate``) is a
-            # runbook for each of them.
-            sections = [alert_names(alert_heading(h) or "") for h in runbook.headings]
-            for name in (stem_name, runbook.title, *(a for names in sections for a in names)):
-                if _ALERT_LIKE.match(name) and compact(name) not in explicit:
-                    implicit.add(compact(name))
             entry = _Entry(
                 runbook=runbook,
-                alerts=explicit,
-                implicit_alerts=frozenset(implicit),
+                alerts=_named_alerts(runbook, stem_name),
                 services=frozenset(fold(s) for s in runbook.services),
                 severities=frozenset(self._severity_key(s) for s in runbook.severities),
                 weights=_weights(runbook),
@@ -326,10 +361,8 @@ class RunbookCatalog:
             self._by_stem[fold(stem_name)].append(runbook.id)
             for token, weight in entry.weights.items():
                 tokens[token].append((number, weight))
-            for alert in entry.alerts:
-                alerts[alert].append((number, True))
-            for alert in entry.implicit_alerts:
-                alerts[alert].append((number, False))
+            for alert, named in entry.alerts.items():
+                alerts[alert].append((number, named))
             for service in entry.services:
                 services[service].append(number)
         total = max(1, len(self._entries))
@@ -448,6 +481,15 @@ class RunbookCatalog:
             return False  # a file of alerts' sections, none for this alert
         return sections or score[0] > 1 or score[1] > 0
 
+    def names_alert(self, runbook: Runbook, alerts: Sequence[str]) -> bool:
+        """Whether ``runbook`` names one of ``alerts`` (front matter, file name, title, a
+        heading, its body's ``Alert:`` lines or alert table), as matching reads them."""
+        return any(
+            self._entries[number].runbook.id == runbook.id
+            for alert in alerts
+            for number, _ in self._alerts.get(compact(alert), [])
+        )
+
     # -- matching
 
     def match(
@@ -466,9 +508,9 @@ class RunbookCatalog:
         reasons: dict[int, list[str]] = defaultdict(list)
 
         for alert in dict.fromkeys(a.strip() for a in alerts if a.strip()):
-            for number, explicit in self._alerts.get(compact(alert), []):
-                scores[number] += ALERT_SCORE if explicit else IMPLICIT_ALERT_SCORE
-                reasons[number].append(f"alert {alert}")
+            for number, named in self._alerts.get(compact(alert), []):
+                scores[number] += named.score
+                reasons[number].append(named.reason(alert))
         folded_service = fold(service) if service else ""
         if folded_service:
             for number in self._services.get(folded_service, []):

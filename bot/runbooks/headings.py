@@ -226,10 +226,16 @@ def alert_heading(title: str) -> str | None:
     match = _ALERT_PREFIX.match(title)
     name = match.group(1) if match else title.strip()
     names = [_unquoted(part) for part in _ALERT_LIST.split(_unquoted(name))]
-    if all(_ALERT_NAME.match(n) and heading_kind(n) is None for n in names):
+    if all(is_alert_name(n) for n in names):
         return ALERT_SEPARATOR.join(names)
     name = _unquoted(name)
     return name if match and name else None
+
+
+def is_alert_name(word: str) -> bool:
+    """Whether ``word`` is written as an alert's name (``KubeAPIDown``, ``etcdNoLeader``), not
+    as a product (``PostgreSQL``) or a section word."""
+    return _ALERT_NAME.match(word) is not None and heading_kind(word) is None
 
 
 def _unquoted(name: str) -> str:

@@ -44,6 +44,22 @@ def alert_names(alert: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class DeclaredAlert:
+    """An alert the body of a runbook says it covers (``**Alert:** `HighErrorRate```, a table
+    column headed *Alert*: ``bot.runbooks.declared``), at its 1-based line."""
+
+    name: str
+    line: int
+    how: Literal["line", "table"]
+
+    def where(self) -> str:
+        """Where it is, as a match on it is explained: ``its "Alert:" line 5``."""
+        if self.how == "table":
+            return f"its alert table, line {self.line}"
+        return f'its "Alert:" line {self.line}'
+
+
+@dataclass(frozen=True)
 class Problem:
     """Something lint reports. ``line`` is 1-based in the file (0: the whole file)."""
 
@@ -101,6 +117,9 @@ class Runbook:
     services: tuple[str, ...] = ()
     severities: tuple[str, ...] = ()
     alerts: tuple[str, ...] = ()
+    """The alerts its front matter names."""
+    declared_alerts: tuple[DeclaredAlert, ...] = ()
+    """The alerts its body says it covers (an ``Alert:`` line, an alert table)."""
     tags: tuple[str, ...] = ()
     owner: str | None = None
     context: tuple[ContextSection, ...] = ()

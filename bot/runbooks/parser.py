@@ -40,6 +40,7 @@ from typing import Any
 from bot.runbooks.body import _SEPARATOR, _Body
 from bot.runbooks.checks import unclosed_fences, undefined_references
 from bot.runbooks.decisions import is_reference_item
+from bot.runbooks.declared import declared_alerts
 from bot.runbooks.dialect import make_markdown
 from bot.runbooks.document import (
     _Block,
@@ -282,6 +283,7 @@ class _Parser(_Body):
             services=self.meta.lists.get("services", ()),
             severities=self.meta.lists.get("severities", ()),
             alerts=self.meta.lists.get("alerts", ()),
+            declared_alerts=declared_alerts(self.tokens),
             tags=self.meta.lists.get("tags", ()),
             owner=self.meta.owner,
             context=tuple(context_sections),

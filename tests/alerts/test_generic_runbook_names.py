@@ -150,10 +150,14 @@ def test_a_generic_name_under_its_own_directory_or_with_a_section_anchor_still_n
         "https://git.example.com/sre/runbooks/-/blob/main/payments/runbook.md",
         "Payments are failing in eu-west-1.",
     )
-    assert chosen(found, own) == ("payments/runbook", "runbook_url of the alert")
+    weak = (
+        "runbook_url of the alert; weak: only by the generic file name runbook.md, and the "
+        "runbook does not name PaymentsFailoverNeeded (add it to its alerts: front matter)"
+    )
+    assert chosen(found, own) == ("payments/runbook", weak)
     anchored = alertmanager(
         "PaymentsFailoverNeeded",
         "https://git.example.com/sre/handbook/-/blob/main/runbook.md#mitigation",
         "Payments are failing in eu-west-1.",
     )
-    assert chosen(found, anchored) == ("payments/runbook", "runbook_url of the alert")
+    assert chosen(found, anchored) == ("payments/runbook", weak)

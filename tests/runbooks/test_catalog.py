@@ -153,7 +153,7 @@ def test_alert_match_outranks_service_which_outranks_keywords(catalog: RunbookCa
         "payments/checkout-errors",
         "disk-full",
     ]
-    assert matches[0].reasons[0] == "alert KubePodCrashLooping"
+    assert matches[0].reasons[0] == "alert KubePodCrashLooping (its file name)"
     assert matches[1].reasons[0] == "service payments"
     assert matches[2].reasons == ("keywords: disk, full",)
     assert matches[0].score > matches[1].score > matches[2].score

@@ -38,7 +38,7 @@ def test_an_alert_named_in_quotes_in_its_heading_finds_the_runbook(
     for alert in ("KubeAPIDown", "KubeSchedulerDown"):
         [found] = catalog.match(alerts=[alert])
         assert found.runbook.id == "runbook"
-        assert f"alert {alert}" in found.reasons
+        assert f"alert {alert} (its heading)" in found.reasons
 
 
 # GitLab's docs/patroni/unhealthy_patroni_node_handling.md (runbooks repository), shortened:

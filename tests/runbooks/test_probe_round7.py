@@ -93,7 +93,7 @@ def test_a_heading_naming_two_alerts_is_about_both(tmp_path: Path, heading: str)
     catalog = RunbookCatalog.load([tmp_path])
     for alert in ("KubePodCrashLooping", "KubePodNotReady", "KubeJobFailed"):
         [found] = catalog.match(alerts=[alert])
-        assert f"alert {alert}" in found.reasons
+        assert f"alert {alert} (its heading)" in found.reasons
     runbook = parse_runbook(text, runbook_id="pods")
     for alert in ("KubePodCrashLooping", "KubePodNotReady"):
         index = runbook.first_step_for([alert])

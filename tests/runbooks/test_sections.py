@@ -195,7 +195,7 @@ def test_a_file_with_a_section_per_alert_matches_each_alert(tmp_path: object) ->
     catalog = RunbookCatalog.load([root])
     [best] = catalog.match(alerts=["PaymentsQueueBacklog"], limit=1)
     assert best.runbook.id == "payments"
-    assert "alert PaymentsQueueBacklog" in best.reasons
+    assert "alert PaymentsQueueBacklog (its heading)" in best.reasons
 
 
 def test_a_bold_first_line_is_the_title_of_its_item_and_a_heading_colon_is_dropped() -> None:
